@@ -1,0 +1,126 @@
+//! Shared fixtures: a hermetic git environment with a bare remote and clones acting as devices.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tempfile::TempDir;
+
+/// Environment every git and convosync process in the tests gets: no user or system config,
+/// fixed identity, no prompts.
+pub fn hermetic(cmd: &mut Command, home: &Path) {
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", home.join(".gitconfig"))
+        .env("GIT_AUTHOR_NAME", "Test User")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test User")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("LC_ALL", "C");
+}
+
+/// Run git in `dir` and return its stdout; panics with stderr on failure.
+pub fn git(dir: &Path, home: &Path, args: &[&str]) -> String {
+    let out = git_output(dir, home, args);
+    assert!(
+        out.status.success(),
+        "git {args:?} in {} failed: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+}
+
+pub fn git_output(dir: &Path, home: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new("git");
+    hermetic(&mut cmd, home);
+    cmd.current_dir(dir).args(args).output().expect("git runs")
+}
+
+/// A temp dir holding `remote.git` (bare) and any number of device clones, each with its own HOME
+/// (and so its own convosync config dir and device id).
+pub struct TestEnv {
+    pub root: TempDir,
+}
+
+/// One clone acting as a device.
+pub struct Device {
+    pub name: String,
+    pub dir: PathBuf,
+    pub home: PathBuf,
+}
+
+impl TestEnv {
+    /// A bare remote with one commit on `main`.
+    pub fn new() -> TestEnv {
+        let root = tempfile::tempdir().expect("tempdir");
+        let env = TestEnv { root };
+        let home = env.root.path().join("seed-home");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(home.join(".gitconfig"), "[init]\n\tdefaultBranch = main\n").unwrap();
+        git(env.root.path(), &home, &["init", "-q", "--bare", "remote.git"]);
+        let seed = env.root.path().join("seed");
+        git(env.root.path(), &home, &["clone", "-q", &env.remote_url(), "seed"]);
+        std::fs::write(seed.join("README.md"), "# project\n").unwrap();
+        git(&seed, &home, &["add", "README.md"]);
+        git(&seed, &home, &["commit", "-q", "-m", "initial commit"]);
+        git(&seed, &home, &["push", "-q", "origin", "HEAD:main"]);
+        env
+    }
+
+    pub fn path(&self) -> &Path {
+        self.root.path()
+    }
+
+    pub fn remote(&self) -> PathBuf {
+        self.root.path().join("remote.git")
+    }
+
+    pub fn remote_url(&self) -> String {
+        format!("file://{}", self.remote().display())
+    }
+
+    /// Clone the remote as device `name`.
+    pub fn device(&self, name: &str) -> Device {
+        let home = self.root.path().join(format!("home-{name}"));
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(home.join(".gitconfig"), "[init]\n\tdefaultBranch = main\n").unwrap();
+        git(self.root.path(), &home, &["clone", "-q", &self.remote_url(), name]);
+        Device {
+            name: name.to_string(),
+            dir: self.root.path().join(name),
+            home,
+        }
+    }
+}
+
+impl Device {
+    pub fn git(&self, args: &[&str]) -> String {
+        git(&self.dir, &self.home, args)
+    }
+
+    /// The `convosync` binary with this device's hermetic environment, run in its clone.
+    pub fn convosync(&self) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::cargo_bin("convosync").expect("binary built");
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", self.home.join(".config"))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", self.home.join(".gitconfig"))
+            .env("GIT_AUTHOR_NAME", "Test User")
+            .env("GIT_AUTHOR_EMAIL", "test@example.com")
+            .env("GIT_COMMITTER_NAME", "Test User")
+            .env("GIT_COMMITTER_EMAIL", "test@example.com")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("CONVOSYNC_DEVICE", &self.name)
+            .env("NO_COLOR", "1")
+            .current_dir(&self.dir);
+        cmd
+    }
+}
