@@ -1,1 +1,217 @@
-//! TODO
+//! Settings, resolved once per run: the `CONVOSYNC_*` environment variable wins, then
+//! `git config convosync.*`, then a named default. A bad value falls back to the default.
+
+use std::time::Duration;
+
+use git2::Repository;
+
+pub const DEFAULT_REF: &str = "refs/convosync/handoffs";
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+pub const DEFAULT_STOP_INTERVAL: Duration = Duration::from_secs(20 * 60);
+pub const DEFAULT_CONTEXT_LIMIT: usize = 9_500;
+pub const DEFAULT_WIP_LIMIT: u64 = 5 * 1024 * 1024;
+
+/// What the Stop hook does when no draft exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopMode {
+    /// Ask Claude to write the draft (`decision: block`).
+    Prompt,
+    /// Derive a handoff from the transcript without asking the model.
+    Auto,
+    /// Only commit drafts that already exist.
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TeamMode {
+    Show,
+    Hide,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The ref holding `devices/<device>.md`.
+    pub refname: String,
+    /// Remote to sync with; `None` means "the current branch's upstream remote, else origin".
+    pub remote: Option<String>,
+    /// Hard budget for each network step in a hook.
+    pub timeout: Duration,
+    pub stop: StopMode,
+    pub stop_interval: Duration,
+    pub redact: bool,
+    pub redact_patterns: Vec<String>,
+    pub redact_allow: Vec<String>,
+    pub team: TeamMode,
+    pub context_limit: usize,
+    pub wip_limit: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            refname: DEFAULT_REF.to_string(),
+            remote: None,
+            timeout: DEFAULT_TIMEOUT,
+            stop: StopMode::Prompt,
+            stop_interval: DEFAULT_STOP_INTERVAL,
+            redact: true,
+            redact_patterns: Vec::new(),
+            redact_allow: Vec::new(),
+            team: TeamMode::Show,
+            context_limit: DEFAULT_CONTEXT_LIMIT,
+            wip_limit: DEFAULT_WIP_LIMIT,
+        }
+    }
+}
+
+impl Settings {
+    /// Resolve every setting for `repo` (or from the environment alone when there is none).
+    pub fn load(repo: Option<&Repository>) -> Settings {
+        let cfg = repo.and_then(|r| r.config().ok().and_then(|mut c| c.snapshot().ok()));
+        let get = |env: &str, key: &str| -> Option<String> {
+            std::env::var(env)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .or_else(|| cfg.as_ref().and_then(|c| c.get_string(key).ok()))
+                .map(|v| v.trim().to_string())
+        };
+        let multi = |key: &str| -> Vec<String> {
+            let mut out = Vec::new();
+            if let Some(c) = repo.and_then(|r| r.config().ok()) {
+                if let Ok(mut entries) = c.multivar(key, None) {
+                    while let Some(Ok(e)) = entries.next() {
+                        if let Ok(v) = e.value() {
+                            out.push(v.to_string());
+                        }
+                    }
+                }
+            }
+            out
+        };
+        let d = Settings::default();
+        Settings {
+            refname: get("CONVOSYNC_REF", "convosync.ref")
+                .map(|r| normalize_ref(&r))
+                .unwrap_or(d.refname),
+            remote: get("CONVOSYNC_REMOTE", "convosync.remote"),
+            timeout: get("CONVOSYNC_TIMEOUT", "convosync.timeout")
+                .and_then(|v| parse_duration(&v))
+                .unwrap_or(d.timeout),
+            stop: get("CONVOSYNC_STOP", "convosync.stop")
+                .and_then(|v| match v.to_ascii_lowercase().as_str() {
+                    "prompt" => Some(StopMode::Prompt),
+                    "auto" => Some(StopMode::Auto),
+                    "off" | "false" | "no" => Some(StopMode::Off),
+                    _ => None,
+                })
+                .unwrap_or(d.stop),
+            stop_interval: get("CONVOSYNC_STOP_INTERVAL", "convosync.stopInterval")
+                .and_then(|v| parse_duration_minutes(&v))
+                .unwrap_or(d.stop_interval),
+            redact: get("CONVOSYNC_REDACT", "convosync.redact")
+                .and_then(|v| parse_bool(&v))
+                .unwrap_or(d.redact),
+            redact_patterns: multi("convosync.redactPattern"),
+            redact_allow: multi("convosync.redactAllow"),
+            team: get("CONVOSYNC_TEAM", "convosync.team")
+                .and_then(|v| match v.to_ascii_lowercase().as_str() {
+                    "show" => Some(TeamMode::Show),
+                    "hide" => Some(TeamMode::Hide),
+                    _ => None,
+                })
+                .unwrap_or(d.team),
+            context_limit: get("CONVOSYNC_CONTEXT_LIMIT", "convosync.contextLimit")
+                .and_then(|v| v.parse().ok())
+                .filter(|n: &usize| *n >= 500)
+                .unwrap_or(d.context_limit),
+            wip_limit: get("CONVOSYNC_WIP_LIMIT", "convosync.wipLimit")
+                .and_then(|v| parse_size(&v))
+                .unwrap_or(d.wip_limit),
+        }
+    }
+}
+
+/// `handoffs` → `refs/heads/handoffs`; full ref names are kept.
+fn normalize_ref(r: &str) -> String {
+    if r.starts_with("refs/") {
+        r.to_string()
+    } else {
+        format!("refs/heads/{r}")
+    }
+}
+
+/// `2`, `2s`, `1.5`, `500ms` → a duration; plain numbers are seconds.
+pub fn parse_duration(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    let (num, scale) = if let Some(n) = v.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = v.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (v, 1.0)
+    };
+    let secs: f64 = num.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0 && secs * scale <= 3600.0).then(|| Duration::from_secs_f64(secs * scale))
+}
+
+/// Like [`parse_duration`] but plain numbers are minutes (`convosync.stopInterval = 20`).
+fn parse_duration_minutes(v: &str) -> Option<Duration> {
+    match v.trim().parse::<f64>() {
+        Ok(m) if m.is_finite() && m >= 0.0 => Some(Duration::from_secs_f64(m * 60.0)),
+        Ok(_) => None,
+        Err(_) => parse_duration(v),
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Some(true),
+        "false" | "no" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// `5242880`, `5MB`, `512k` → bytes.
+fn parse_size(v: &str) -> Option<u64> {
+    let v = v.trim().to_ascii_lowercase();
+    let (num, mult) = [
+        ("gb", 1u64 << 30),
+        ("mb", 1 << 20),
+        ("kb", 1 << 10),
+        ("g", 1 << 30),
+        ("m", 1 << 20),
+        ("k", 1 << 10),
+        ("b", 1),
+    ]
+    .iter()
+    .find_map(|(s, m)| v.strip_suffix(s).map(|n| (n.trim().to_string(), *m)))
+    .unwrap_or((v.clone(), 1));
+    num.parse::<u64>().ok().map(|n| n.saturating_mul(mult))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("2"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_duration("-1"), None);
+        assert_eq!(parse_duration_minutes("20"), Some(Duration::from_secs(1200)));
+        assert_eq!(parse_duration_minutes("30s"), Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn sizes_and_refs() {
+        assert_eq!(parse_size("5MB"), Some(5 << 20));
+        assert_eq!(parse_size("512k"), Some(512 << 10));
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(normalize_ref("handoffs"), "refs/heads/handoffs");
+        assert_eq!(normalize_ref("refs/x/y"), "refs/x/y");
+    }
+}

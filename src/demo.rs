@@ -1,1 +1,187 @@
-//! TODO
+//! `convosync demo`: a complete two-device round trip on throwaway repositories.
+//!
+//! It builds a bare "remote" and two clones, "desktop" and "laptop", then runs this very binary
+//! in each the way a user (or Claude Code's hooks) would: the desktop writes a handoff that
+//! mentions the user's favourite pizza, it is committed to the handoff ref and pushed, and the
+//! laptop's next session receives it. Git runs with no global or system config so the user's own
+//! settings (signing, hooks) cannot interfere, and nothing outside the temp dir is touched.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::DemoArgs;
+
+const DRAFT: &str = "### Current Task
+Implementing OAuth 2.0 login with refresh-token support
+
+### Progress So Far
+- ✅ Login, logout and callback routes in src/auth.ts
+- ⏳ Refresh-token storage
+
+### Key Decisions Made
+- JWT access tokens with a 7-day expiry
+- Refresh tokens in Redis for fast lookup
+
+### Important Context
+- The user's favourite pizza is Margherita (they mentioned it while we worked)
+- TypeScript + Express; tests come after the core flow
+
+### Next Steps
+1. Finish the token refresh endpoint
+2. Handle OAuth provider errors
+
+### Files Modified
+- src/auth.ts: OAuth routes
+";
+
+struct Demo {
+    root: PathBuf,
+    exe: PathBuf,
+    config: PathBuf,
+}
+
+pub fn run(args: DemoArgs) -> Result<ExitCode> {
+    let tmp = tempfile::Builder::new()
+        .prefix("convosync-demo-")
+        .tempdir()
+        .context("could not create a temp dir")?;
+    let demo = Demo {
+        root: tmp.path().to_path_buf(),
+        exe: std::env::current_exe().context("could not find the convosync binary")?,
+        config: tmp.path().join("config"),
+    };
+    demo.play()?;
+    if args.keep {
+        let kept = tmp.keep();
+        println!("\nKept the demo repositories in {}", kept.display());
+    } else {
+        println!("\nRemoved the demo repositories (use --keep to look around).");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+impl Demo {
+    fn play(&self) -> Result<()> {
+        let remote = self.root.join("remote.git");
+        let desktop = self.root.join("desktop");
+        let laptop = self.root.join("laptop");
+
+        step("1. A shared remote and two clones of it, one per device");
+        self.git(&self.root, &["init", "-q", "--bare", "-b", "main", "remote.git"])?;
+        let url = format!("file://{}", remote.display());
+        self.git(&self.root, &["clone", "-q", &url, "desktop"])?;
+        std::fs::write(desktop.join("README.md"), "# demo project\n")?;
+        self.git(&desktop, &["add", "README.md"])?;
+        self.git(&desktop, &["commit", "-q", "-m", "initial commit"])?;
+        self.git(&desktop, &["push", "-q", "origin", "HEAD:main"])?;
+        self.git(&self.root, &["clone", "-q", &url, "laptop"])?;
+        println!(
+            "   remote:  {}\n   desktop: {}\n   laptop:  {}",
+            remote.display(),
+            desktop.display(),
+            laptop.display()
+        );
+
+        step("2. Desktop: Claude asks where and how to write the handoff");
+        let out = self.convosync(&desktop, "desktop", &["generate-handoff"])?;
+        println!(
+            "{}",
+            indent(out.lines().take(4).collect::<Vec<_>>().join("\n").as_str())
+        );
+        println!("   …");
+
+        step("3. Desktop: Claude writes the draft (it mentions the user's favourite pizza)");
+        let draft = desktop.join(crate::repo::DRAFT_PATH);
+        crate::fsutil::atomic_write(&draft, DRAFT.as_bytes())?;
+        println!("   wrote {}", draft.display());
+
+        step("4. Desktop: the draft becomes a handoff on its own ref and is pushed");
+        let out = self.convosync(
+            &desktop,
+            "desktop",
+            &["save-handoff", "--session", "demo-session-1"],
+        )?;
+        println!("{}", indent(&out));
+        let status = self.git(&desktop, &["status", "--porcelain"])?;
+        println!(
+            "   desktop's branch and worktree untouched: `git status` is {}",
+            if status.is_empty() { "clean" } else { "NOT clean" }
+        );
+        if !status.is_empty() {
+            bail!("the demo left changes in the desktop worktree:\n{status}");
+        }
+
+        step("5. Laptop: the next session opens and receives the handoff");
+        let out = self.convosync(&laptop, "laptop", &["resume"])?;
+        println!("{}", indent(&out));
+        if !out.contains("Margherita") {
+            bail!("the laptop did not receive the desktop's handoff");
+        }
+        println!("\nThe pizza test passes: the laptop knows the favourite pizza is Margherita.");
+        Ok(())
+    }
+
+    fn git(&self, dir: &Path, args: &[&str]) -> Result<String> {
+        let out = self
+            .env(Command::new("git"))
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .context("could not run git (is it installed?)")?;
+        if !out.status.success() {
+            bail!(
+                "git {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+    }
+
+    fn convosync(&self, dir: &Path, device: &str, args: &[&str]) -> Result<String> {
+        let mut cmd = self.env(Command::new(&self.exe));
+        let out = cmd
+            .current_dir(dir)
+            .env("CONVOSYNC_DEVICE", device)
+            .env("NO_COLOR", "1")
+            .args(args)
+            .output()
+            .context("could not run convosync")?;
+        if !out.status.success() {
+            bail!(
+                "convosync {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+    }
+
+    /// No user or system git config; a fixed identity; convosync state inside the temp dir.
+    fn env(&self, mut cmd: Command) -> Command {
+        cmd.env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "Demo User")
+            .env("GIT_AUTHOR_EMAIL", "demo@example.com")
+            .env("GIT_COMMITTER_NAME", "Demo User")
+            .env("GIT_COMMITTER_EMAIL", "demo@example.com")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("CONVOSYNC_CONFIG_DIR", &self.config)
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_WORK_TREE");
+        cmd
+    }
+}
+
+fn step(title: &str) {
+    println!("\n{title}");
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("   {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

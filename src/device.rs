@@ -1,1 +1,136 @@
-//! TODO
+//! Device identity: a short name for this machine, stored outside every repository.
+//!
+//! The original plugin kept the id in `.convosync/device-id` inside the repo, so it was committed
+//! and every machine ended up with the same id. Here it lives in the user's config dir
+//! (`<config>/convosync/device-id`), is created on first use from the hostname, and can be
+//! overridden per process with `CONVOSYNC_DEVICE`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+
+use crate::fsutil::atomic_write;
+
+const MAX_LEN: usize = 40;
+
+/// `<config dir>/convosync`, or `CONVOSYNC_CONFIG_DIR` when set.
+pub fn config_dir() -> Option<PathBuf> {
+    std::env::var_os("CONVOSYNC_CONFIG_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| dirs::config_dir().map(|d| d.join("convosync")))
+}
+
+fn id_file() -> Result<PathBuf> {
+    config_dir()
+        .map(|d| d.join("device-id"))
+        .context("could not find a config directory for the device id (set HOME or CONVOSYNC_DEVICE)")
+}
+
+/// Turn any string into a device id: lowercase `[a-z0-9-]`, no leading/trailing or doubled
+/// dashes, at most 40 characters. Returns `None` when nothing usable is left.
+pub fn sanitize(raw: &str) -> Option<String> {
+    let mut out = String::new();
+    for c in raw.trim().chars().flat_map(char::to_lowercase) {
+        let c = if c.is_ascii_alphanumeric() { c } else { '-' };
+        if c == '-' && (out.is_empty() || out.ends_with('-')) {
+            continue;
+        }
+        out.push(c);
+        if out.len() >= MAX_LEN {
+            break;
+        }
+    }
+    let out = out.trim_end_matches('-').to_string();
+    (!out.is_empty()).then_some(out)
+}
+
+/// Check a name given by the user, explaining what is wrong instead of silently changing it.
+pub fn validate(name: &str) -> Result<String> {
+    match sanitize(name) {
+        Some(id) if id == name => Ok(id),
+        Some(id) => bail!(
+            "invalid device name {name:?}: use lowercase letters, digits and dashes (for example {id:?})"
+        ),
+        None => bail!("invalid device name {name:?}: use lowercase letters, digits and dashes"),
+    }
+}
+
+/// This machine's device id: `CONVOSYNC_DEVICE`, else the stored id, else one created now from
+/// the hostname and stored.
+pub fn current() -> Result<String> {
+    if let Ok(v) = std::env::var("CONVOSYNC_DEVICE") {
+        if !v.trim().is_empty() {
+            return sanitize(&v)
+                .with_context(|| format!("CONVOSYNC_DEVICE={v:?} is not a usable device name"));
+        }
+    }
+    let file = id_file()?;
+    if let Ok(stored) = std::fs::read_to_string(&file) {
+        if let Some(id) = sanitize(&stored) {
+            return Ok(id);
+        }
+    }
+    let id = sanitize(&hostname()).unwrap_or_else(|| "device".to_string());
+    // A failure to persist is not fatal: the same hostname gives the same id next time.
+    let _ = atomic_write(&file, format!("{id}\n").as_bytes());
+    Ok(id)
+}
+
+/// Store `name` as this machine's device id.
+pub fn set(name: &str) -> Result<String> {
+    let id = validate(name)?;
+    let file = id_file()?;
+    atomic_write(&file, format!("{id}\n").as_bytes())?;
+    Ok(id)
+}
+
+/// Where the id comes from, for `convosync device show`.
+pub fn source() -> String {
+    if std::env::var("CONVOSYNC_DEVICE").is_ok_and(|v| !v.trim().is_empty()) {
+        "CONVOSYNC_DEVICE".to_string()
+    } else {
+        id_file().map(|p| p.display().to_string()).unwrap_or_default()
+    }
+}
+
+fn hostname() -> String {
+    if let Ok(h) = std::env::var("CONVOSYNC_HOSTNAME") {
+        return h;
+    }
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length and gethostname NUL-terminates within it (or
+    // truncates, which we tolerate by stopping at the first NUL or the end).
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..end]).into_owned();
+    // "laptop.local" → "laptop": the domain part only adds noise.
+    name.split('.').next().unwrap_or_default().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitizes() {
+        assert_eq!(sanitize("My MacBook Pro").as_deref(), Some("my-macbook-pro"));
+        assert_eq!(sanitize("--x__y--").as_deref(), Some("x-y"));
+        assert_eq!(sanitize("ÜBER").as_deref(), Some("ber"));
+        assert_eq!(sanitize("../../etc").as_deref(), Some("etc"));
+        assert_eq!(sanitize("  "), None);
+        assert_eq!(sanitize("!!!"), None);
+        assert_eq!(sanitize(&"a".repeat(100)).unwrap().len(), MAX_LEN);
+    }
+
+    #[test]
+    fn validate_explains() {
+        assert!(validate("laptop").is_ok());
+        let e = validate("My Laptop").unwrap_err().to_string();
+        assert!(e.contains("my-laptop"), "{e}");
+        assert!(validate("/").is_err());
+    }
+}

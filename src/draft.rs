@@ -1,1 +1,144 @@
-//! TODO
+//! The draft → handoff path: what Claude wrote into `.convosync/session-handoff-draft.md`
+//! becomes a committed handoff on the ref, with metadata filled in by convosync.
+//!
+//! Crash safety: the draft is deleted only after the ref points at a commit containing it. A
+//! process killed at any point leaves either the draft or the committed handoff (or both: then
+//! the next run sees the draft is already on the ref and only deletes it).
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use git2::Oid;
+
+use crate::handoff::template::Template;
+use crate::handoff::{format, Handoff, Section};
+use crate::redact::Redactor;
+use crate::repo::Repo;
+use crate::store::{commit_message, Store};
+
+/// Drafts larger than this are refused (a handoff is a short note).
+pub const MAX_DRAFT_BYTES: u64 = 512 * 1024;
+
+#[derive(Debug)]
+pub enum Outcome {
+    /// There is no draft.
+    NoDraft,
+    /// The draft is now on the ref (and deleted).
+    Committed {
+        handoff: Handoff,
+        commit: Oid,
+        redacted: usize,
+    },
+    /// An identical handoff was already on the ref (a previous run died before deleting the
+    /// draft); the draft was deleted.
+    AlreadyCommitted { handoff: Handoff },
+}
+
+/// The template in force for this repository.
+pub fn template(repo: &Repo) -> Result<Template> {
+    Template::load(repo.workdir(), crate::device::config_dir().as_deref())
+}
+
+/// Read and validate the draft into sections, redacted. Errors say what to fix.
+pub fn read_sections(repo: &Repo, path: &Path) -> Result<(Vec<Section>, usize)> {
+    let meta =
+        std::fs::symlink_metadata(path).with_context(|| format!("could not read {}", path.display()))?;
+    if !meta.file_type().is_file() {
+        bail!("{} is not a regular file; refusing to read it", path.display());
+    }
+    if meta.len() > MAX_DRAFT_BYTES {
+        bail!(
+            "{} is {} KB; a handoff should be a short note (at most {} KB)",
+            path.display(),
+            meta.len() / 1024,
+            MAX_DRAFT_BYTES / 1024
+        );
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("could not read {}", path.display()))?;
+    let text = String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text", path.display()))?;
+    let sections = format::parse_draft(&text)
+        .with_context(|| format!("the draft {} is not a handoff", path.display()))?;
+    let sections = template(repo)?.validate(&sections).map_err(|problems| {
+        anyhow::anyhow!(
+            "the draft {} is incomplete: {}",
+            path.display(),
+            problems.join("; ")
+        )
+    })?;
+    redact_sections(repo, sections)
+}
+
+/// Apply secret redaction to every section (unless `convosync.redact=false`).
+pub fn redact_sections(repo: &Repo, sections: Vec<Section>) -> Result<(Vec<Section>, usize)> {
+    if !repo.settings.redact {
+        return Ok((sections, 0));
+    }
+    let r = Redactor::new(&repo.settings.redact_patterns, &repo.settings.redact_allow)
+        .context("invalid convosync.redactPattern or convosync.redactAllow")?;
+    let mut count = 0;
+    let out = sections
+        .into_iter()
+        .map(|s| {
+            let title = r.redact(&s.title);
+            let body = r.redact(&s.body);
+            count += title.findings.len() + body.findings.len();
+            Section {
+                title: title.text,
+                body: body.text,
+            }
+        })
+        .collect();
+    Ok((out, count))
+}
+
+/// A handoff for this device and HEAD, now, with the given sections.
+pub fn build(repo: &Repo, sections: Vec<Section>, session: Option<&str>) -> Result<Handoff> {
+    let (commit, branch) = repo.head_info();
+    Ok(Handoff {
+        device: crate::device::current()?,
+        timestamp: crate::timefmt::now(),
+        commit,
+        branch,
+        session: session.map(str::to_string).filter(|s| !s.is_empty()),
+        sections,
+    })
+}
+
+/// Commit the draft of this worktree, if there is one.
+pub fn commit(repo: &Repo, session: Option<&str>, lock_wait: Duration) -> Result<Outcome> {
+    let path = repo.draft_path()?;
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Ok(Outcome::NoDraft);
+    }
+    let (sections, redacted) = read_sections(repo, &path)?;
+    let handoff = build(repo, sections, session)?;
+    let store = Store::new(&repo.git, &repo.settings.refname);
+    let _lock = repo.lock(lock_wait)?;
+    if let Some(current) = store.get(&handoff.device)? {
+        if current.sections == handoff.sections {
+            remove_draft(&path)?;
+            return Ok(Outcome::AlreadyCommitted { handoff: current });
+        }
+    }
+    let commit = store.put(&handoff, &commit_message(&handoff))?;
+    remove_draft(&path)?;
+    Ok(Outcome::Committed {
+        handoff,
+        commit,
+        redacted,
+    })
+}
+
+fn remove_draft(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| {
+            format!(
+                "the handoff is committed but {} could not be deleted",
+                path.display()
+            )
+        }),
+    }
+}

@@ -1,1 +1,185 @@
-//! TODO
+//! Running the `git` executable for network work (fetch and push of the handoff ref).
+//!
+//! The user's own `git push` already works with their ssh config, agent, credential helpers and
+//! proxies; libgit2 ignores most of that (libssh2 does not read `~/.ssh/config`), so all network
+//! traffic goes through `git` itself. Every call has a hard deadline: the child runs in its own
+//! process group and the whole group is killed when time is up, because a remote that accepts a
+//! connection and never answers would otherwise hang a hook forever. Output goes to temp files,
+//! not pipes, since an ssh ControlPersist master can hold a pipe open long after git exits.
+
+use std::ffi::OsStr;
+use std::io::{Read, Seek};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+/// A point in time by which all network work of one run must be done.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(Instant);
+
+impl Deadline {
+    pub fn after(d: Duration) -> Deadline {
+        Deadline(Instant::now() + d)
+    }
+
+    pub fn remaining(&self) -> Duration {
+        self.0.saturating_duration_since(Instant::now())
+    }
+
+    pub fn passed(&self) -> bool {
+        self.remaining().is_zero()
+    }
+}
+
+/// What a finished (or killed) git process left behind.
+#[derive(Debug)]
+pub struct GitOutput {
+    /// `None` when the process was killed at the deadline.
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl GitOutput {
+    pub fn success(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+
+    pub fn timed_out(&self) -> bool {
+        self.status.is_none()
+    }
+
+    /// The last meaningful stderr line, for one-line messages.
+    pub fn brief_error(&self) -> String {
+        self.stderr
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty() && !l.starts_with("hint:"))
+            .unwrap_or("git failed without a message")
+            .to_string()
+    }
+}
+
+/// Run `git --git-dir <git_dir> <args>` with a clean environment and kill it at `deadline`.
+pub fn run<I, S>(git_dir: &Path, args: I, deadline: Deadline) -> Result<GitOutput>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut out = tempfile::tempfile().context("could not create a temp file for git output")?;
+    let mut err = tempfile::tempfile().context("could not create a temp file for git output")?;
+    let mut cmd = Command::new(std::env::var_os("CONVOSYNC_GIT").unwrap_or_else(|| "git".into()));
+    cmd.arg("--git-dir")
+        .arg(git_dir)
+        // core.fsmonitor can start a daemon that hangs (jj-vcs/jj#6440); submodules are not ours.
+        .args(["-c", "core.fsmonitor=false", "-c", "submodule.recurse=false"])
+        .args(args)
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
+        .env_remove("GIT_OBJECT_DIRECTORY")
+        .env_remove("GIT_ALTERNATE_OBJECT_DIRECTORIES")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GCM_INTERACTIVE", "never")
+        .env("LC_ALL", "C")
+        .env("LANGUAGE", "C")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(err.try_clone()?)
+        .process_group(0);
+    if !ssh_configured(git_dir) {
+        // A prompt for a host key or passphrase would hang a hook; batch mode fails instead.
+        let secs = deadline.remaining().as_secs().clamp(1, 30);
+        cmd.env(
+            "GIT_SSH_COMMAND",
+            format!("ssh -o BatchMode=yes -o ConnectTimeout={secs} -o ServerAliveInterval=5"),
+        );
+    }
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .context("could not run git (is it installed and on PATH?)")?;
+    let pid = child.id() as i32;
+    let mut pause = Duration::from_millis(1);
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break Some(s);
+        }
+        if deadline.passed() {
+            // SAFETY: kill(2) on the process group we created for this child.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(pause.min(deadline.remaining()));
+        pause = (pause * 2).min(Duration::from_millis(20));
+    };
+    Ok(GitOutput {
+        status,
+        stdout: read_all(&mut out),
+        stderr: read_all(&mut err),
+        elapsed: start.elapsed(),
+    })
+}
+
+fn read_all(f: &mut std::fs::File) -> String {
+    let mut buf = Vec::new();
+    let _ = f.rewind().and_then(|()| f.read_to_end(&mut buf));
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// Whether the user chose their own ssh command, which we must not override.
+fn ssh_configured(git_dir: &Path) -> bool {
+    if std::env::var_os("GIT_SSH_COMMAND").is_some() || std::env::var_os("GIT_SSH").is_some() {
+        return true;
+    }
+    git2::Repository::open_bare(git_dir)
+        .or_else(|_| git2::Repository::open(git_dir))
+        .ok()
+        .and_then(|r| r.config().ok())
+        .is_some_and(|c| c.get_string("core.sshCommand").is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kills_at_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        git2::Repository::init(dir.path()).unwrap();
+        // `git -c alias.slow=!sleep 5 slow` runs a shell that sleeps: a stand-in for a hung remote.
+        let started = Instant::now();
+        let out = run(
+            &dir.path().join(".git"),
+            ["-c", "alias.slow=!sleep 5", "slow"],
+            Deadline::after(Duration::from_millis(300)),
+        )
+        .unwrap();
+        assert!(out.timed_out());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn captures_output() {
+        let dir = tempfile::tempdir().unwrap();
+        git2::Repository::init(dir.path()).unwrap();
+        let out = run(
+            &dir.path().join(".git"),
+            ["rev-parse", "--git-dir"],
+            Deadline::after(Duration::from_secs(10)),
+        )
+        .unwrap();
+        assert!(out.success(), "{}", out.stderr);
+        assert!(out.stdout.trim().ends_with(".git"));
+    }
+}

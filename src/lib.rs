@@ -6,6 +6,7 @@
 //! here ever touches the user's worktree, index, HEAD or branches, except the explicit `save` command.
 
 pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod context;
 pub mod demo;
@@ -21,3 +22,16 @@ pub mod repo;
 pub mod store;
 pub mod sync;
 pub mod timefmt;
+
+/// Process-wide git settings, called once at start-up before any thread exists: ask libgit2 to
+/// fsync objects and refs so a committed handoff survives a power cut as well as a crash.
+pub fn init() {
+    // SAFETY: git_libgit2_opts with an int flag; called before other threads use libgit2.
+    unsafe {
+        libgit2_sys::init();
+        libgit2_sys::git_libgit2_opts(
+            libgit2_sys::GIT_OPT_ENABLE_FSYNC_GITDIR as libc::c_int,
+            1 as libc::c_int,
+        );
+    }
+}

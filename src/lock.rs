@@ -1,1 +1,75 @@
-//! TODO
+//! The per-repository lock that guards draft → commit → ref update.
+//!
+//! It lives under the git common dir (`<common>/convosync/lock`), so every linked worktree of a
+//! clone, and every hook or command running at once, shares it. The OS releases it when the
+//! process dies, so a killed save can never leave it stuck.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// Held while alive; dropping it releases the lock.
+#[derive(Debug)]
+pub struct RepoLock {
+    file: File,
+}
+
+impl RepoLock {
+    /// Take the exclusive lock in `state_dir`, waiting at most `wait`.
+    pub fn acquire(state_dir: &Path, wait: Duration) -> Result<RepoLock> {
+        std::fs::create_dir_all(state_dir)
+            .with_context(|| format!("could not create {}", state_dir.display()))?;
+        let path = state_dir.join("lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("could not open lock file {}", path.display()))?;
+        let deadline = Instant::now() + wait;
+        let mut pause = Duration::from_millis(2);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(RepoLock { file }),
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Err(TryLockError::WouldBlock) => bail!(
+                    "another convosync process holds {} (waited {:.1}s)",
+                    path.display(),
+                    wait.as_secs_f64()
+                ),
+                Err(TryLockError::Error(e)) => {
+                    return Err(e).with_context(|| format!("could not lock {}", path.display()))
+                }
+            }
+        }
+    }
+}
+
+impl Drop for RepoLock {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_holder_waits_then_gets_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = RepoLock::acquire(dir.path(), Duration::from_millis(10)).unwrap();
+        assert!(RepoLock::acquire(dir.path(), Duration::from_millis(50)).is_err());
+        let path = dir.path().to_path_buf();
+        let waiter = std::thread::spawn(move || RepoLock::acquire(&path, Duration::from_secs(5)).is_ok());
+        std::thread::sleep(Duration::from_millis(100));
+        drop(first);
+        assert!(waiter.join().unwrap());
+    }
+}

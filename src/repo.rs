@@ -1,1 +1,159 @@
-//! TODO
+//! The repository convosync works in: discovery from a directory, where its local state lives,
+//! and what HEAD says (commit, branch) for a handoff's metadata. Read-only with respect to the
+//! user's worktree, index, HEAD and branches.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use git2::Repository;
+
+use crate::config::Settings;
+use crate::handoff::CommitRef;
+use crate::lock::RepoLock;
+
+/// Where Claude writes the draft, relative to the worktree root (the original plugin's name).
+pub const DRAFT_PATH: &str = ".convosync/session-handoff-draft.md";
+/// The original plugin's appended handoff file, still read by `resume` and `migrate`.
+pub const LEGACY_PATH: &str = ".convosync/session-handoff.md";
+
+/// An opened repository plus the settings resolved for it.
+pub struct Repo {
+    pub git: Repository,
+    pub settings: Settings,
+}
+
+impl Repo {
+    /// Find the repository containing `dir`; `Ok(None)` when there is none.
+    pub fn discover(dir: &Path) -> Result<Option<Repo>> {
+        match Repository::discover(dir) {
+            Ok(git) => {
+                let settings = Settings::load(Some(&git));
+                Ok(Some(Repo { git, settings }))
+            }
+            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+            Err(e) => {
+                Err(e).with_context(|| format!("could not open the git repository at {}", dir.display()))
+            }
+        }
+    }
+
+    /// Like [`Repo::discover`], but a missing repository is an error with a clear message.
+    pub fn open(dir: &Path) -> Result<Repo> {
+        Repo::discover(dir)?.with_context(|| {
+            format!(
+                "not inside a git repository: {} (run convosync from a clone of your project)",
+                dir.display()
+            )
+        })
+    }
+
+    /// Open the repository of the current directory.
+    pub fn open_cwd() -> Result<Repo> {
+        let cwd = std::env::current_dir().context("could not read the current directory")?;
+        Repo::open(&cwd)
+    }
+
+    /// The worktree root; `None` for a bare repository.
+    pub fn workdir(&self) -> Option<&Path> {
+        self.git.workdir()
+    }
+
+    /// convosync's local state, shared by all linked worktrees: `<git common dir>/convosync`.
+    pub fn state_dir(&self) -> PathBuf {
+        self.git.commondir().join("convosync")
+    }
+
+    /// The draft file of this worktree.
+    pub fn draft_path(&self) -> Result<PathBuf> {
+        self.workdir()
+            .map(|w| w.join(DRAFT_PATH))
+            .context("this is a bare repository: there is no worktree for a handoff draft")
+    }
+
+    /// Take the repository lock (see [`crate::lock`]).
+    pub fn lock(&self, wait: Duration) -> Result<RepoLock> {
+        RepoLock::acquire(&self.state_dir(), wait)
+    }
+
+    /// HEAD's commit (short sha and subject) and branch name; `None`s for an unborn or detached
+    /// HEAD respectively.
+    pub fn head_info(&self) -> (Option<CommitRef>, Option<String>) {
+        let head = match self.git.head() {
+            Ok(h) => h,
+            Err(_) => {
+                // Unborn branch: HEAD names a branch that has no commit yet.
+                let branch = self
+                    .git
+                    .find_reference("HEAD")
+                    .ok()
+                    .and_then(|r| r.symbolic_target().ok().flatten().map(str::to_string))
+                    .and_then(|t| t.strip_prefix("refs/heads/").map(str::to_string));
+                return (None, branch);
+            }
+        };
+        let branch = head
+            .is_branch()
+            .then(|| head.shorthand().ok().map(str::to_string))
+            .flatten();
+        let commit = head.peel_to_commit().ok().map(|c| CommitRef {
+            sha: short_id(&self.git, c.id()),
+            subject: c.summary().ok().flatten().unwrap_or_default().to_string(),
+        });
+        (commit, branch)
+    }
+
+    /// Make sure git ignores the draft (and other local files) in this clone without touching
+    /// `.gitignore`: append to `<common dir>/info/exclude` once.
+    pub fn ensure_excluded(&self) -> Result<()> {
+        let exclude = self.git.commondir().join("info").join("exclude");
+        let current = std::fs::read_to_string(&exclude).unwrap_or_default();
+        let wanted = ["/.convosync/session-handoff-draft.md", "/.convosync/*.tmp"];
+        let missing: Vec<&str> = wanted
+            .iter()
+            .copied()
+            .filter(|w| !current.lines().any(|l| l.trim() == *w))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut next = current;
+        if !next.is_empty() && !next.ends_with('\n') {
+            next.push('\n');
+        }
+        next.push_str("# convosync: local drafts, never committed\n");
+        for m in missing {
+            next.push_str(m);
+            next.push('\n');
+        }
+        crate::fsutil::atomic_write(&exclude, next.as_bytes())
+    }
+
+    /// The remote to sync with: `convosync.remote`, else the current branch's upstream remote,
+    /// else `origin`; `None` when that remote does not exist.
+    pub fn remote_name(&self) -> Option<String> {
+        if let Some(r) = &self.settings.remote {
+            return self.git.find_remote(r).ok().map(|_| r.clone());
+        }
+        let upstream = self
+            .git
+            .head()
+            .ok()
+            .filter(|h| h.is_branch())
+            .and_then(|h| h.name().ok().map(str::to_string))
+            .and_then(|name| self.git.branch_upstream_remote(&name).ok())
+            .and_then(|buf| buf.as_str().ok().map(str::to_string));
+        upstream
+            .or_else(|| Some("origin".to_string()))
+            .filter(|r| self.git.find_remote(r).is_ok())
+    }
+}
+
+/// A 7-character abbreviation (longer if needed to be unique, as git does).
+pub fn short_id(repo: &Repository, id: git2::Oid) -> String {
+    repo.find_object(id, None)
+        .ok()
+        .and_then(|o| o.short_id().ok())
+        .and_then(|b| b.as_str().ok().map(str::to_string))
+        .unwrap_or_else(|| id.to_string()[..7].to_string())
+}

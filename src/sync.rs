@@ -1,1 +1,340 @@
-//! TODO
+//! Exchanging the handoff ref with a remote: fetch only that ref, merge by path, push, retry.
+//!
+//! The local ref is also the offline queue: when it is ahead of the remote-tracking copy
+//! (`refs/convosync/remote/<remote>/…`), something is waiting to be pushed, and the next hook or
+//! `convosync sync` pushes it. Merges never conflict: each device writes only its own file, and
+//! when the same device wrote on both sides (two sessions), the newer timestamp wins while the
+//! other version stays in history.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use git2::{Oid, Repository, Tree, TreeWalkMode, TreeWalkResult};
+
+use crate::git::{self, Deadline, GitOutput};
+use crate::repo::Repo;
+use crate::store::{self, cas, is_race, tip_of};
+
+/// Rounds of fetch → merge → push when a push is rejected because another device pushed first.
+const PUSH_ROUNDS: usize = 5;
+
+/// How a fetch ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    /// The remote-tracking copy now matches the remote.
+    Ok,
+    /// The remote has no handoff ref yet.
+    NoRemoteRef,
+    /// Time ran out; the cached copy is used.
+    TimedOut,
+    /// The remote could not be reached or refused us; the cached copy is used.
+    Failed(String),
+}
+
+/// How a push ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pushed {
+    /// The remote now has our tip.
+    Ok,
+    /// Nothing to push.
+    UpToDate,
+    /// Someone else pushed first; fetch and merge, then try again.
+    Rejected,
+    TimedOut,
+    Failed(String),
+}
+
+/// The outcome of a whole sync, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub remote: String,
+    pub fetched: Fetched,
+    pub pushed: Pushed,
+    /// Whether local commits still wait to be pushed.
+    pub pending: bool,
+}
+
+impl Report {
+    /// One line for the user: empty when everything went fine.
+    pub fn problem(&self) -> Option<String> {
+        let r = &self.remote;
+        let fetch = match &self.fetched {
+            Fetched::TimedOut => Some(format!("{r} did not answer in time; using the cached handoffs")),
+            Fetched::Failed(m) => Some(format!("could not reach {r} ({m}); using the cached handoffs")),
+            _ => None,
+        };
+        let push = match &self.pushed {
+            Pushed::TimedOut => Some(format!("push to {r} timed out; the handoff is queued")),
+            Pushed::Failed(m) => Some(format!("push to {r} failed ({m}); the handoff is queued")),
+            Pushed::Rejected => Some(format!("{r} kept moving; the handoff is queued")),
+            _ => None,
+        };
+        fetch.or(push)
+    }
+}
+
+/// `refs/convosync/handoffs` + `origin` → `refs/convosync/remote/origin/convosync/handoffs`.
+pub fn tracking_ref(refname: &str, remote: &str) -> String {
+    format!(
+        "refs/convosync/remote/{remote}/{}",
+        refname.strip_prefix("refs/").unwrap_or(refname)
+    )
+}
+
+/// Fetch the remote's handoff ref into its tracking ref.
+pub fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Result<Fetched> {
+    let refname = &repo.settings.refname;
+    let spec = format!("+{refname}:{}", tracking_ref(refname, remote));
+    let out = git::run(
+        repo.git.path(),
+        [
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "--no-recurse-submodules",
+            "--no-auto-gc",
+            remote,
+            &spec,
+        ],
+        deadline,
+    )?;
+    Ok(classify_fetch(&out))
+}
+
+fn classify_fetch(out: &GitOutput) -> Fetched {
+    if out.timed_out() {
+        Fetched::TimedOut
+    } else if out.success() {
+        Fetched::Ok
+    } else if out.stderr.contains("couldn't find remote ref") {
+        Fetched::NoRemoteRef
+    } else {
+        Fetched::Failed(out.brief_error())
+    }
+}
+
+/// Push the local tip to the remote if it is ahead of what we last saw there.
+pub fn push(repo: &Repo, remote: &str, deadline: Deadline) -> Result<Pushed> {
+    let refname = &repo.settings.refname;
+    let Some(local) = tip_of(&repo.git, refname)?.map(|c| c.id()) else {
+        return Ok(Pushed::UpToDate);
+    };
+    let tracking = tracking_ref(refname, remote);
+    if tip_of(&repo.git, &tracking).ok().flatten().map(|c| c.id()) == Some(local) {
+        return Ok(Pushed::UpToDate);
+    }
+    let spec = format!("{local}:{refname}");
+    let out = git::run(
+        repo.git.path(),
+        ["push", "--porcelain", "--no-verify", "--quiet", remote, &spec],
+        deadline,
+    )?;
+    if out.timed_out() {
+        return Ok(Pushed::TimedOut);
+    }
+    if out.success() {
+        // The remote has it now; remember that so `status` shows nothing pending.
+        let _ = repo.git.reference(&tracking, local, true, "convosync: pushed");
+        return Ok(Pushed::Ok);
+    }
+    let text = format!("{}\n{}", out.stdout, out.stderr);
+    if text.contains("[rejected]")
+        || text.contains("non-fast-forward")
+        || text.contains("fetch first")
+        || text.contains("[remote rejected]") && text.contains("lock")
+    {
+        return Ok(Pushed::Rejected);
+    }
+    Ok(Pushed::Failed(out.brief_error()))
+}
+
+/// Bring the remote-tracking copy into the local ref: fast-forward, or merge by path.
+/// Takes the repository lock for the local ref update.
+pub fn integrate(repo: &Repo, remote: &str, lock_wait: Duration) -> Result<()> {
+    let refname = &repo.settings.refname;
+    let Some(theirs) = tip_of(&repo.git, &tracking_ref(refname, remote))
+        .ok()
+        .flatten()
+        .map(|c| c.id())
+    else {
+        return Ok(());
+    };
+    let _lock = repo.lock(lock_wait)?;
+    for _ in 0..5 {
+        let ours = tip_of(&repo.git, refname)?.map(|c| c.id());
+        let next = match ours {
+            None => theirs,
+            Some(o) if o == theirs || repo.git.graph_descendant_of(o, theirs)? => return Ok(()),
+            Some(o) if repo.git.graph_descendant_of(theirs, o)? => theirs,
+            Some(o) => merge_commit(&repo.git, o, theirs)?,
+        };
+        match cas(&repo.git, refname, ours, next, "merge handoffs from remote") {
+            Ok(()) => return Ok(()),
+            Err(e) if is_race(&e) => continue,
+            Err(e) => return Err(e).with_context(|| format!("could not update {refname}")),
+        }
+    }
+    anyhow::bail!("{refname} kept changing while merging")
+}
+
+/// A commit with both tips as parents whose tree is the path-wise merge of theirs and ours.
+fn merge_commit(repo: &Repository, ours: Oid, theirs: Oid) -> Result<Oid> {
+    let o = repo.find_commit(ours)?;
+    let t = repo.find_commit(theirs)?;
+    let base = repo
+        .merge_base(ours, theirs)
+        .ok()
+        .and_then(|b| repo.find_commit(b).ok());
+    let base_tree = base.as_ref().map(|b| b.tree()).transpose()?;
+    let tree_id = merge_trees(repo, base_tree.as_ref(), &o.tree()?, &t.tree()?)?;
+    let tree = repo.find_tree(tree_id)?;
+    let sig = store::signature(repo, crate::timefmt::now())?;
+    let msg = "merge handoffs\n\nEach device owns its own file; the newest handoff wins where a device wrote on both sides.\n";
+    Ok(repo.commit(None, &sig, &sig, msg, &tree, &[&o, &t])?)
+}
+
+/// Three-way merge of blob paths. A path changed on one side only takes that side (deletions
+/// included); changed on both, the handoff with the newer timestamp wins; a deletion on one side
+/// loses to a modification on the other.
+pub fn merge_trees(
+    repo: &Repository,
+    base: Option<&Tree<'_>>,
+    ours: &Tree<'_>,
+    theirs: &Tree<'_>,
+) -> Result<Oid> {
+    let b = blobs(base)?;
+    let o = blobs(Some(ours))?;
+    let t = blobs(Some(theirs))?;
+    let mut paths: Vec<&String> = o.keys().chain(t.keys()).collect();
+    paths.sort();
+    paths.dedup();
+    let mut merged = Vec::new();
+    for p in paths {
+        let (bo, oo, to) = (b.get(p).copied(), o.get(p).copied(), t.get(p).copied());
+        let pick = if oo == to {
+            oo
+        } else if oo == bo {
+            to
+        } else if to == bo {
+            oo
+        } else {
+            match (oo, to) {
+                (Some(x), Some(y)) => Some(newer(repo, x, y)),
+                (x, y) => x.or(y),
+            }
+        };
+        if let Some(id) = pick {
+            merged.push((p.clone(), id));
+        }
+    }
+    build_tree(repo, &merged)
+}
+
+/// The blob whose handoff is newer; ties and unparseable files fall back to the larger id so
+/// every device picks the same one.
+fn newer(repo: &Repository, a: Oid, b: Oid) -> Oid {
+    let ts = |id: Oid| {
+        repo.find_blob(id)
+            .ok()
+            .and_then(|bl| store::parse_blob(bl.content()).ok())
+            .map(|h| h.timestamp)
+    };
+    match (ts(a), ts(b)) {
+        (Some(x), Some(y)) if x != y => {
+            if x > y {
+                a
+            } else {
+                b
+            }
+        }
+        (Some(_), None) => a,
+        (None, Some(_)) => b,
+        _ => a.max(b),
+    }
+}
+
+fn blobs(tree: Option<&Tree<'_>>) -> Result<std::collections::BTreeMap<String, Oid>> {
+    let mut out = std::collections::BTreeMap::new();
+    if let Some(tree) = tree {
+        tree.walk(TreeWalkMode::PreOrder, |dir, e| {
+            if e.kind() == Some(git2::ObjectType::Blob) {
+                if let Ok(name) = e.name() {
+                    out.insert(format!("{dir}{name}"), e.id());
+                }
+            }
+            TreeWalkResult::Ok
+        })?;
+    }
+    Ok(out)
+}
+
+/// Build a tree from `dir/…/file` → blob pairs.
+fn build_tree(repo: &Repository, files: &[(String, Oid)]) -> Result<Oid> {
+    let mut root = repo.treebuilder(None)?;
+    let mut subdirs: std::collections::BTreeMap<&str, Vec<(String, Oid)>> = Default::default();
+    for (path, id) in files {
+        match path.split_once('/') {
+            Some((dir, rest)) => subdirs.entry(dir).or_default().push((rest.to_string(), *id)),
+            None => {
+                root.insert(path, *id, git2::FileMode::Blob.into())?;
+            }
+        }
+    }
+    for (dir, entries) in subdirs {
+        let sub = build_tree(repo, &entries)?;
+        root.insert(dir, sub, git2::FileMode::Tree.into())?;
+    }
+    Ok(root.write()?)
+}
+
+/// Whether the local ref holds commits the remote has not seen.
+pub fn pending(repo: &Repo, remote: &str) -> bool {
+    let refname = &repo.settings.refname;
+    let local = tip_of(&repo.git, refname).ok().flatten().map(|c| c.id());
+    let remote_tip = tip_of(&repo.git, &tracking_ref(refname, remote))
+        .ok()
+        .flatten()
+        .map(|c| c.id());
+    match (local, remote_tip) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(l), Some(r)) => l != r && !repo.git.graph_descendant_of(r, l).unwrap_or(false),
+    }
+}
+
+/// Fetch, merge, push, and on rejection go round again (a bounded number of times, with a
+/// little jitter so racing devices do not collide in lockstep). Stops at the first step that
+/// cannot reach the remote: a hung remote costs one deadline, not one per step.
+pub fn sync(repo: &Repo, remote: &str, deadline: Deadline, lock_wait: Duration) -> Result<Report> {
+    let mut report = Report {
+        remote: remote.to_string(),
+        fetched: Fetched::Ok,
+        pushed: Pushed::UpToDate,
+        pending: false,
+    };
+    for round in 0..PUSH_ROUNDS {
+        report.fetched = fetch(repo, remote, deadline)?;
+        match report.fetched {
+            Fetched::Ok => integrate(repo, remote, lock_wait)?,
+            Fetched::NoRemoteRef => {}
+            Fetched::TimedOut | Fetched::Failed(_) => break,
+        }
+        report.pushed = push(repo, remote, deadline)?;
+        if report.pushed != Pushed::Rejected || deadline.passed() {
+            break;
+        }
+        std::thread::sleep(jitter(round).min(deadline.remaining()));
+    }
+    report.pending = pending(repo, remote);
+    Ok(report)
+}
+
+/// 10–80 ms, growing with the round; the low bits of the clock are randomness enough here.
+fn jitter(round: usize) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    Duration::from_millis(10 + u64::from(nanos % 40) + 10 * round as u64)
+}

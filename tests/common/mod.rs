@@ -65,7 +65,11 @@ impl TestEnv {
         std::fs::write(home.join(".gitconfig"), "[init]\n\tdefaultBranch = main\n").unwrap();
         git(env.root.path(), &home, &["init", "-q", "--bare", "remote.git"]);
         let seed = env.root.path().join("seed");
-        git(env.root.path(), &home, &["clone", "-q", &env.remote_url(), "seed"]);
+        git(
+            env.root.path(),
+            &home,
+            &["clone", "-q", &env.remote_url(), "seed"],
+        );
         std::fs::write(seed.join("README.md"), "# project\n").unwrap();
         git(&seed, &home, &["add", "README.md"]);
         git(&seed, &home, &["commit", "-q", "-m", "initial commit"]);
@@ -90,7 +94,11 @@ impl TestEnv {
         let home = self.root.path().join(format!("home-{name}"));
         std::fs::create_dir_all(&home).unwrap();
         std::fs::write(home.join(".gitconfig"), "[init]\n\tdefaultBranch = main\n").unwrap();
-        git(self.root.path(), &home, &["clone", "-q", &self.remote_url(), name]);
+        git(
+            self.root.path(),
+            &home,
+            &["clone", "-q", &self.remote_url(), name],
+        );
         Device {
             name: name.to_string(),
             dir: self.root.path().join(name),

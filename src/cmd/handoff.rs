@@ -1,0 +1,96 @@
+//! `convosync generate-handoff` and `convosync save-handoff`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::{deadline, CLI_LOCK_WAIT};
+use crate::cli::SaveHandoffArgs;
+use crate::draft::{self, Outcome};
+use crate::repo::Repo;
+
+/// Print what Claude needs to write a draft: where, and in which sections.
+pub fn generate(dir: &Path) -> Result<ExitCode> {
+    let repo = Repo::open(dir)?;
+    let path = repo.draft_path()?;
+    repo.ensure_excluded()?;
+    let template = draft::template(&repo)?;
+    println!("{}", instructions(&template, &path));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The request for a draft, shared by `generate-handoff`, `save` and the Stop hook.
+pub fn instructions(template: &crate::handoff::template::Template, path: &Path) -> String {
+    let mut out = String::new();
+    if template.instructions.trim().is_empty() {
+        out.push_str(
+            "Write a short handoff note for the next session on another machine: what you were \
+             doing, what is done, what was decided and why, what the user told you about their \
+             preferences or constraints, and what comes next. Be concise (bullets, under 300 words). \
+             Do not include secrets, tokens or passwords.\n",
+        );
+    } else {
+        out.push_str(template.instructions.trim());
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "\nWrite it to {} with these sections (metadata such as time, commit and branch is added automatically):\n\n",
+        path.display()
+    ));
+    out.push_str(&template.skeleton());
+    out
+}
+
+pub fn save(dir: &Path, args: SaveHandoffArgs) -> Result<ExitCode> {
+    let repo = Repo::open(dir)?;
+    match draft::commit(&repo, args.session.as_deref(), CLI_LOCK_WAIT)? {
+        Outcome::NoDraft => {
+            anyhow::bail!(
+                "no handoff draft at {}; run `convosync generate-handoff` to see what to write",
+                repo.draft_path()?.display()
+            )
+        }
+        Outcome::AlreadyCommitted { handoff } => {
+            println!(
+                "handoff from {} was already committed; removed the leftover draft",
+                handoff.device
+            );
+        }
+        Outcome::Committed {
+            handoff,
+            commit,
+            redacted,
+        } => {
+            println!(
+                "handoff from {} committed to {} ({})",
+                handoff.device,
+                repo.settings.refname,
+                &commit.to_string()[..7]
+            );
+            if redacted > 0 {
+                println!("redacted {redacted} secret-looking value(s)");
+            }
+        }
+    }
+    if args.no_push {
+        return Ok(ExitCode::SUCCESS);
+    }
+    push_or_queue(&repo, deadline(args.net.timeout))
+}
+
+/// Sync after a local commit; an unreachable remote is not an error (the handoff is queued).
+pub fn push_or_queue(repo: &Repo, deadline: crate::git::Deadline) -> Result<ExitCode> {
+    let Some(remote) = repo.remote_name() else {
+        println!(
+            "no remote to push to; the handoff stays local (add one with `git remote add origin <url>`)"
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    let report = crate::sync::sync(repo, &remote, deadline, super::CLI_LOCK_WAIT)?;
+    match report.problem() {
+        Some(p) => println!("{p}"),
+        None => println!("pushed to {remote}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,58 @@
+//! One module per subcommand; [`run`] dispatches. Each command opens the repository once and
+//! hands it to a function that does the work, so tests and other commands can call that part.
+
+mod device;
+mod handoff;
+mod migrate;
+mod resume;
+mod sync;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::cli::{Cli, Command};
+use crate::repo::Repo;
+
+/// How long CLI commands wait for the repository lock.
+pub const CLI_LOCK_WAIT: Duration = Duration::from_secs(10);
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let dir = working_dir(cli.dir.as_deref())?;
+    match cli.command {
+        Command::Device(a) => device::run(a),
+        Command::GenerateHandoff => handoff::generate(&dir),
+        Command::SaveHandoff(a) => handoff::save(&dir, a),
+        Command::Sync(a) => sync::run(&dir, a),
+        Command::Resume(a) => resume::run(&dir, a),
+        Command::Migrate(a) => migrate::run(&dir, a),
+        Command::Demo(a) => crate::demo::run(a),
+    }
+}
+
+fn working_dir(dir: Option<&Path>) -> Result<PathBuf> {
+    match dir {
+        Some(d) => Ok(d.to_path_buf()),
+        None => std::env::current_dir().context("could not read the current directory"),
+    }
+}
+
+/// The remote to sync with, or an error that says how to add one.
+pub fn remote_or_explain(repo: &Repo) -> Result<String> {
+    repo.remote_name().with_context(|| match &repo.settings.remote {
+        Some(r) => format!("convosync.remote is {r:?} but this repository has no remote of that name (see `git remote -v`)"),
+        None => "this repository has no remote named origin; add one with `git remote add origin <url>` (handoffs stay local until then)".to_string(),
+    })
+}
+
+/// A CLI network deadline from `--timeout` seconds.
+pub fn deadline(secs: f64) -> crate::git::Deadline {
+    let secs = if secs.is_finite() && secs > 0.0 {
+        secs.min(3600.0)
+    } else {
+        30.0
+    };
+    crate::git::Deadline::after(Duration::from_secs_f64(secs))
+}

@@ -1,0 +1,40 @@
+//! `convosync sync`
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::{deadline, remote_or_explain, CLI_LOCK_WAIT};
+use crate::cli::NetArgs;
+use crate::repo::Repo;
+use crate::sync::{Fetched, Pushed};
+
+pub fn run(dir: &Path, args: NetArgs) -> Result<ExitCode> {
+    let repo = Repo::open(dir)?;
+    let remote = remote_or_explain(&repo)?;
+    let report = crate::sync::sync(&repo, &remote, deadline(args.timeout), CLI_LOCK_WAIT)?;
+    let fetched = match &report.fetched {
+        Fetched::Ok => format!("fetched handoffs from {remote}"),
+        Fetched::NoRemoteRef => format!("{remote} has no handoffs yet"),
+        Fetched::TimedOut => format!("{remote} did not answer within {}s", args.timeout),
+        Fetched::Failed(m) => format!("could not fetch from {remote}: {m}"),
+    };
+    println!("{fetched}");
+    match &report.pushed {
+        Pushed::Ok => println!("pushed handoffs to {remote}"),
+        Pushed::UpToDate => println!("nothing to push"),
+        Pushed::Rejected => println!("{remote} kept changing; run sync again"),
+        Pushed::TimedOut => println!("push to {remote} timed out"),
+        Pushed::Failed(m) => println!("could not push to {remote}: {m}"),
+    }
+    let failed = matches!(report.fetched, Fetched::TimedOut | Fetched::Failed(_)) || report.pending;
+    if report.pending {
+        println!("handoffs are waiting to be pushed; they will go with the next sync");
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
