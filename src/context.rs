@@ -47,8 +47,14 @@ pub fn render_one(s: &Shown, now: DateTime<Utc>) -> String {
     let mut out = format!("\n## From {} ({})\n", h.device, ago(h.timestamp, now));
     let branch = h.branch.as_deref().unwrap_or("(detached HEAD)");
     match &h.commit {
-        Some(c) if c.subject.is_empty() => out.push_str(&format!("Branch: {branch} · Commit: {}\n", c.sha)),
-        Some(c) => out.push_str(&format!("Branch: {branch} · Commit: {} ({})\n", c.sha, c.subject)),
+        Some(c) if c.subject.is_empty() => {
+            out.push_str(&format!("Branch: {branch} · Commit: {}\n", c.short()))
+        }
+        Some(c) => out.push_str(&format!(
+            "Branch: {branch} · Commit: {} ({})\n",
+            c.short(),
+            c.subject
+        )),
         None => out.push_str(&format!("Branch: {branch} · no commits yet\n")),
     }
     for n in &s.notes {

@@ -95,9 +95,12 @@ pub fn source() -> String {
 }
 
 fn hostname() -> String {
-    if let Ok(h) = std::env::var("CONVOSYNC_HOSTNAME") {
-        return h;
-    }
+    let name = std::env::var("CONVOSYNC_HOSTNAME").unwrap_or_else(|_| system_hostname());
+    // "laptop.local" → "laptop": the domain part only adds noise.
+    name.split('.').next().unwrap_or_default().to_string()
+}
+
+fn system_hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length and gethostname NUL-terminates within it (or
     // truncates, which we tolerate by stopping at the first NUL or the end).
@@ -106,9 +109,7 @@ fn hostname() -> String {
         return String::new();
     }
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    let name = String::from_utf8_lossy(&buf[..end]).into_owned();
-    // "laptop.local" → "laptop": the domain part only adds noise.
-    name.split('.').next().unwrap_or_default().to_string()
+    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 #[cfg(test)]

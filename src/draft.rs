@@ -115,6 +115,7 @@ pub fn commit(repo: &Repo, session: Option<&str>, lock_wait: Duration) -> Result
     let handoff = build(repo, sections, session)?;
     let store = Store::new(&repo.git, &repo.settings.refname);
     let _lock = repo.lock(lock_wait)?;
+    crate::fsutil::failpoint("locked");
     if let Some(current) = store.get(&handoff.device)? {
         if current.sections == handoff.sections {
             remove_draft(&path)?;
@@ -122,6 +123,7 @@ pub fn commit(repo: &Repo, session: Option<&str>, lock_wait: Duration) -> Result
         }
     }
     let commit = store.put(&handoff, &commit_message(&handoff))?;
+    crate::fsutil::failpoint("committed");
     remove_draft(&path)?;
     Ok(Outcome::Committed {
         handoff,

@@ -27,6 +27,14 @@ pub fn atomic_write(path: &Path, contents: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Crash-test hook: `CONVOSYNC_FAILPOINT=<name>` kills the process at that point, as a power cut
+/// or `kill -9` would, so tests can prove nothing is lost between the steps of a save.
+pub fn failpoint(name: &str) {
+    if std::env::var_os("CONVOSYNC_FAILPOINT").is_some_and(|v| v == name) {
+        std::process::abort();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

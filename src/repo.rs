@@ -96,8 +96,10 @@ impl Repo {
             .is_branch()
             .then(|| head.shorthand().ok().map(str::to_string))
             .flatten();
+        // The full id is stored (display abbreviates it): looking up a full id is one stat, while
+        // an abbreviation makes libgit2 scan loose-object directories, which grow with history.
         let commit = head.peel_to_commit().ok().map(|c| CommitRef {
-            sha: short_id(&self.git, c.id()),
+            sha: c.id().to_string(),
             subject: c.summary().ok().flatten().unwrap_or_default().to_string(),
         });
         (commit, branch)

@@ -109,6 +109,7 @@ impl<'r> Store<'r> {
             let tree = self.repo.find_tree(tree_id)?;
             let parents: Vec<&Commit<'_>> = tip.iter().collect();
             let id = self.repo.commit(None, sig, sig, message, &tree, &parents)?;
+            crate::fsutil::failpoint("object-written");
             match cas(
                 self.repo,
                 &self.refname,

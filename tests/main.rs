@@ -2,3 +2,4 @@
 //! clones acting as devices, and the real `convosync` binary run as Claude Code runs it.
 
 mod common;
+mod core;

@@ -20,10 +20,18 @@ pub struct Section {
 /// The commit HEAD pointed at when the handoff was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitRef {
-    /// Abbreviated object id (7+ hex digits).
+    /// Object id: full (40 hex digits) in handoffs written by convosync, abbreviated (7+) in
+    /// the original plugin's.
     pub sha: String,
     /// First line of the commit message; may be empty.
     pub subject: String,
+}
+
+impl CommitRef {
+    /// The id as people read it: 7 hex digits.
+    pub fn short(&self) -> &str {
+        self.sha.get(..7).unwrap_or(&self.sha)
+    }
 }
 
 /// A complete handoff. Metadata is always filled in by convosync, never taken from the model.

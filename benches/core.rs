@@ -1,0 +1,126 @@
+//! Core benchmark: `save-handoff` and `resume` on a repository whose handoff ref has a long
+//! history and many devices, run as the real binary. Prints medians; asserts nothing.
+//!
+//! cargo bench --bench core
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use convosync::handoff::{CommitRef, Handoff, Section};
+use convosync::store::{commit_message, Store};
+
+const REF: &str = "refs/convosync/handoffs";
+
+fn handoff(device: &str, i: i64) -> Handoff {
+    Handoff {
+        device: device.to_string(),
+        timestamp: Utc.timestamp_opt(1_700_000_000 + i * 60, 0).unwrap(),
+        commit: Some(CommitRef {
+            sha: format!("{:040x}", i),
+            subject: "work in progress".into(),
+        }),
+        branch: Some("main".into()),
+        session: Some(format!("session-{i}")),
+        sections: vec![
+            Section {
+                title: "Current Task".into(),
+                body: format!("Task number {i} on {device}"),
+            },
+            Section {
+                title: "Progress So Far".into(),
+                body: "- ✅ one\n- ⏳ two\n".repeat(5).trim().into(),
+            },
+            Section {
+                title: "Important Context".into(),
+                body: "- The user prefers small commits".into(),
+            },
+        ],
+    }
+}
+
+/// A clone-like repo whose handoff ref has `commits` commits spread over `devices` devices.
+fn build(dir: &Path, commits: usize, devices: usize) {
+    let repo = git2::Repository::init(dir).unwrap();
+    let mut cfg = repo.config().unwrap();
+    cfg.set_str("user.name", "Bench").unwrap();
+    cfg.set_str("user.email", "bench@example.com").unwrap();
+    let store = Store::new(&repo, REF);
+    for i in 0..commits {
+        let h = handoff(&format!("device-{}", i % devices), i as i64);
+        store.put(&h, &commit_message(&h)).unwrap();
+    }
+}
+
+fn time(runs: usize, mut f: impl FnMut()) -> (Duration, Duration) {
+    f();
+    let mut v: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    v.sort();
+    (v[v.len() / 2], v[v.len() * 95 / 100])
+}
+
+fn run(bin: &Path, dir: &Path, args: &[&str]) {
+    let out = Command::new(bin)
+        .current_dir(dir)
+        .env("CONVOSYNC_DEVICE", "bench-device")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn main() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_convosync"));
+    println!("{:<44} {:>10} {:>10}", "benchmark", "median", "p95");
+    for commits in [100usize, 10_000] {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = Instant::now();
+        build(tmp.path(), commits, 100);
+        if std::env::var_os("BENCH_KEEP").is_some() {
+            let _ = std::fs::remove_dir_all("/tmp/convosync-bench");
+            Command::new("cp")
+                .args(["-r"])
+                .arg(tmp.path())
+                .arg("/tmp/convosync-bench")
+                .status()
+                .unwrap();
+        }
+        eprintln!("(built {commits} commits in {:.1}s)", t.elapsed().as_secs_f64());
+        let draft = tmp.path().join(".convosync/session-handoff-draft.md");
+        std::fs::create_dir_all(draft.parent().unwrap()).unwrap();
+        let mut n = 0;
+        let (med, p95) = time(30, || {
+            n += 1;
+            std::fs::write(&draft, format!("### Current Task\nbench run {n}\n")).unwrap();
+            run(bin, tmp.path(), &["save-handoff", "--no-push"]);
+        });
+        report(
+            &format!("save-handoff ({commits} commits, 100 devices)"),
+            med,
+            p95,
+        );
+        let (med, p95) = time(30, || run(bin, tmp.path(), &["resume", "--offline"]));
+        report(
+            &format!("resume --offline ({commits} commits, 100 devices)"),
+            med,
+            p95,
+        );
+    }
+}
+
+fn report(name: &str, med: Duration, p95: Duration) {
+    println!(
+        "{name:<44} {:>8.2}ms {:>8.2}ms",
+        med.as_secs_f64() * 1e3,
+        p95.as_secs_f64() * 1e3
+    );
+}
