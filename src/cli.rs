@@ -21,6 +21,9 @@ pub struct Cli {
 pub enum Command {
     /// Show or set this machine's device name (stored outside every repository).
     Device(DeviceArgs),
+    /// Save the session: commit the handoff draft, commit your code changes with MESSAGE on the
+    /// current branch (never secret-looking files), and push both.
+    Save(SaveArgs),
     /// Print the handoff template and where to write the draft.
     GenerateHandoff,
     /// Commit the handoff draft to the handoff ref and push it.
@@ -98,4 +101,22 @@ pub struct DemoArgs {
     /// Keep the temporary repositories and print where they are.
     #[arg(long)]
     pub keep: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// Commit message for your code changes.
+    #[arg(value_name = "MESSAGE", num_args = 0.., trailing_var_arg = true)]
+    pub message: Vec<String>,
+    /// Commit this file even though it looks like a secret (repeatable).
+    #[arg(long = "include", value_name = "PATH")]
+    pub include: Vec<PathBuf>,
+    /// Save without a handoff when there is no draft.
+    #[arg(long)]
+    pub skip_handoff: bool,
+    /// Commit locally only; do not push.
+    #[arg(long)]
+    pub no_push: bool,
+    #[command(flatten)]
+    pub net: NetArgs,
 }

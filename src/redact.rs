@@ -24,3 +24,12 @@ impl Redactor {
         }
     }
 }
+
+pub fn looks_like_secret_file(path: &std::path::Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name.starts_with(".env") || name.ends_with(".pem") || name.ends_with(".key") || name.starts_with("id_rsa")
+}
+
+pub fn contains_private_key(bytes: &[u8]) -> bool {
+    String::from_utf8_lossy(bytes).contains("PRIVATE KEY-----")
+}

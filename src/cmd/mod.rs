@@ -5,6 +5,7 @@ mod device;
 mod handoff;
 mod migrate;
 mod resume;
+mod save;
 mod sync;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let dir = working_dir(cli.dir.as_deref())?;
     match cli.command {
         Command::Device(a) => device::run(a),
+        Command::Save(a) => save::run(&dir, a),
         Command::GenerateHandoff => handoff::generate(&dir),
         Command::SaveHandoff(a) => handoff::save(&dir, a),
         Command::Sync(a) => sync::run(&dir, a),

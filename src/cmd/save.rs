@@ -1,0 +1,294 @@
+//! `convosync save [MESSAGE]`: the original plugin's primary command, made safe.
+//!
+//! It ensures a handoff (commits the draft, or asks for one), commits the user's code changes on
+//! the current branch with MESSAGE, and pushes the branch and the handoff ref. Unlike the original
+//! (`git add .`), it stages only tracked changes and new files that `.gitignore` does not exclude,
+//! never convosync's own drafts and state, and refuses secret-looking files unless named with
+//! `--include`. The commit goes through `git commit`, so the user's hooks (pre-commit) run; the
+//! push is never forced.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{bail, Context, Result};
+use git2::{Status, StatusOptions};
+
+use super::{deadline, CLI_LOCK_WAIT};
+use crate::cli::SaveArgs;
+use crate::draft::{self, Outcome};
+use crate::repo::Repo;
+
+/// Exit code when a handoff draft must be written first (the slash command reacts to it).
+pub const NEEDS_DRAFT: u8 = 3;
+
+pub fn run(dir: &Path, args: SaveArgs) -> Result<ExitCode> {
+    let repo = Repo::open(dir)?;
+    let workdir = repo
+        .workdir()
+        .context("this is a bare repository: there is no code to save")?
+        .to_path_buf();
+    let message = args.message.join(" ");
+
+    // 1. The handoff.
+    repo.ensure_excluded()?;
+    match draft::commit(&repo, None, CLI_LOCK_WAIT)? {
+        Outcome::Committed {
+            handoff, redacted, ..
+        } => {
+            println!(
+                "✓ handoff from {} saved to {}",
+                handoff.device, repo.settings.refname
+            );
+            if redacted > 0 {
+                println!("  redacted {redacted} secret-looking value(s) from it");
+            }
+        }
+        Outcome::AlreadyCommitted { .. } => println!("✓ handoff already saved"),
+        Outcome::NoDraft if args.skip_handoff => println!("→ no handoff draft; saving code only"),
+        Outcome::NoDraft => {
+            println!("No handoff draft yet. Write one, then run save again.\n");
+            println!(
+                "{}",
+                super::handoff::instructions(&draft::template(&repo)?, &repo.draft_path()?)
+            );
+            return Ok(ExitCode::from(NEEDS_DRAFT));
+        }
+    }
+
+    // 2. The code.
+    let (branch_commit, branch) = repo.head_info();
+    let plan = plan(&repo, &workdir, &args.include)?;
+    for p in &plan.refused {
+        println!(
+            "  skipped {} (looks like a secret; pass --include {} to commit it)",
+            p.display(),
+            p.display()
+        );
+    }
+    let committed = if plan.stage.is_empty() && !plan.index_has_changes {
+        println!("✓ no code changes to commit");
+        false
+    } else {
+        if message.trim().is_empty() {
+            bail!("give a commit message for your code changes: convosync save \"what you did\"");
+        }
+        if branch.is_none() && branch_commit.is_some() {
+            bail!("HEAD is detached; check out a branch before saving code (the handoff is saved)");
+        }
+        stage(&workdir, &plan.stage)?;
+        let out = git_output(&workdir, &["commit", "--quiet", "-m", &message])?;
+        if !out.status.success() {
+            bail!(
+                "git commit failed (a pre-commit hook may have refused it): {}",
+                last_line(&out.stderr).unwrap_or_else(|| last_line(&out.stdout).unwrap_or_default())
+            );
+        }
+        let head = git(&workdir, &["log", "-1", "--format=%h %s"])?;
+        println!("✓ committed {head}");
+        for p in git(&workdir, &["show", "--name-status", "--format=", "HEAD"])?.lines() {
+            println!("    {p}");
+        }
+        true
+    };
+
+    if args.no_push {
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    // 3. Push the branch (never forced), then the handoff ref.
+    let mut ok = true;
+    if let (Some(branch), Some(remote)) = (&branch, repo.remote_name()) {
+        if committed || ahead_of_upstream(&repo) {
+            let has_upstream = git_output(&workdir, &["rev-parse", "--abbrev-ref", "@{upstream}"])?
+                .status
+                .success();
+            let push: Vec<&str> = if has_upstream {
+                vec!["push", "--quiet"]
+            } else {
+                vec!["push", "--quiet", "--set-upstream", &remote, branch]
+            };
+            let out = git_output(&workdir, &push)?;
+            if out.status.success() {
+                println!("✓ pushed {branch} to {remote}");
+            } else {
+                ok = false;
+                let text = String::from_utf8_lossy(&out.stderr);
+                if text.contains("rejected")
+                    || text.contains("fetch first")
+                    || text.contains("non-fast-forward")
+                {
+                    println!("✗ {remote} has commits on {branch} that you don't have: run `git pull --rebase`, then save again");
+                } else {
+                    println!(
+                        "✗ could not push {branch}: {}",
+                        last_line(&out.stderr).unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
+    super::handoff::push_or_queue(&repo, deadline(args.net.timeout))?;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// What to stage.
+struct Plan {
+    stage: Vec<PathBuf>,
+    refused: Vec<PathBuf>,
+    /// Changes already staged by the user (committed as they are).
+    index_has_changes: bool,
+}
+
+fn plan(repo: &Repo, workdir: &Path, include: &[PathBuf]) -> Result<Plan> {
+    let include: Vec<PathBuf> = include.iter().map(|p| normalize(workdir, p)).collect();
+    let mut opts = StatusOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false)
+        .renames_head_to_index(false);
+    let statuses = repo
+        .git
+        .statuses(Some(&mut opts))
+        .context("could not read the worktree status")?;
+    let mut plan = Plan {
+        stage: Vec::new(),
+        refused: Vec::new(),
+        index_has_changes: false,
+    };
+    for e in statuses.iter() {
+        let Ok(path) = e.path() else { continue };
+        let path = PathBuf::from(path);
+        let s = e.status();
+        if path.starts_with(".convosync") && path != Path::new(".convosync/template.md") {
+            continue;
+        }
+        let staged = s.intersects(
+            Status::INDEX_NEW
+                | Status::INDEX_MODIFIED
+                | Status::INDEX_DELETED
+                | Status::INDEX_RENAMED
+                | Status::INDEX_TYPECHANGE,
+        );
+        let unstaged = s.intersects(
+            Status::WT_NEW
+                | Status::WT_MODIFIED
+                | Status::WT_DELETED
+                | Status::WT_RENAMED
+                | Status::WT_TYPECHANGE,
+        );
+        let secret =
+            !s.contains(Status::WT_DELETED) && is_secret(&workdir.join(&path)) && !include.contains(&path);
+        if secret {
+            if staged && !s.contains(Status::INDEX_DELETED) {
+                bail!(
+                    "{} is staged and looks like a secret; unstage it (git restore --staged {}) or pass --include {}",
+                    path.display(),
+                    path.display(),
+                    path.display()
+                );
+            }
+            plan.refused.push(path);
+            continue;
+        }
+        plan.index_has_changes |= staged;
+        if unstaged {
+            plan.stage.push(path);
+        }
+    }
+    Ok(plan)
+}
+
+fn is_secret(path: &Path) -> bool {
+    if crate::redact::looks_like_secret_file(path) {
+        return true;
+    }
+    // Only small regular files are read: a private key is never megabytes long.
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() && m.len() <= 1 << 20 => std::fs::read(path)
+            .map(|b| crate::redact::contains_private_key(&b))
+            .unwrap_or(false),
+        _ => false,
+    }
+}
+
+fn normalize(workdir: &Path, p: &Path) -> PathBuf {
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|c| c.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    };
+    abs.strip_prefix(workdir)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn ahead_of_upstream(repo: &Repo) -> bool {
+    let Ok(head) = repo.git.head() else { return false };
+    let Ok(name) = head.shorthand() else { return false };
+    let Ok(branch) = repo.git.find_branch(name, git2::BranchType::Local) else {
+        return false;
+    };
+    match (
+        head.target(),
+        branch.upstream().ok().and_then(|u| u.get().target()),
+    ) {
+        (Some(l), Some(u)) => repo
+            .git
+            .graph_ahead_behind(l, u)
+            .map(|(a, _)| a > 0)
+            .unwrap_or(false),
+        (Some(_), None) => true,
+        _ => false,
+    }
+}
+
+/// `git add --all -- <paths>`; never called without paths (that would add everything).
+fn stage(workdir: &Path, paths: &[PathBuf]) -> Result<()> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let out = Command::new("git")
+        .current_dir(workdir)
+        .env("GIT_LITERAL_PATHSPECS", "1")
+        .args(["add", "--all", "--"])
+        .args(paths)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("could not run git add")?;
+    if !out.status.success() {
+        bail!("git add failed: {}", last_line(&out.stderr).unwrap_or_default());
+    }
+    Ok(())
+}
+
+fn git_output(dir: &Path, args: &[&str]) -> Result<std::process::Output> {
+    Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("could not run git {}", args.first().unwrap_or(&"")))
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<String> {
+    let out = git_output(dir, args)?;
+    if !out.status.success() {
+        bail!(
+            "git {} failed: {}",
+            args.join(" "),
+            last_line(&out.stderr).unwrap_or_default()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+}
+
+fn last_line(bytes: &[u8]) -> Option<String> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .map(str::to_string)
+}
