@@ -114,7 +114,75 @@ fn main() {
             med,
             p95,
         );
+        bench_sync(bin, commits);
     }
+}
+
+/// `sync` against a local bare remote that holds the same long history, with one new handoff
+/// from another device each time; reports time and the protocol bytes git traced.
+fn bench_sync(bin: &Path, commits: usize) {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    build(&work, commits, 100);
+    let remote = tmp.path().join("remote.git");
+    let git = |dir: &Path, args: &[&str]| {
+        let out = Command::new("git")
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    git(tmp.path(), &["init", "-q", "--bare", "remote.git"]);
+    let url = format!("file://{}", remote.display());
+    git(&work, &["remote", "add", "origin", &url]);
+    git(&work, &["push", "-q", "origin", REF]);
+    // A second device writes into the remote between our syncs.
+    let other = tmp.path().join("other");
+    git(tmp.path(), &["init", "-q", "other"]);
+    git(&other, &["remote", "add", "origin", &url]);
+    git(&other, &["fetch", "-q", "origin", &format!("{REF}:{REF}")]);
+    let trace = tmp.path().join("trace");
+    let mut bytes = Vec::new();
+    let mut times = Vec::new();
+    for n in 0..21 {
+        {
+            let repo = git2::Repository::open(&other).unwrap();
+            let h = handoff("remote-writer", 100_000 + n);
+            Store::new(&repo, REF).put(&h, &commit_message(&h)).unwrap();
+        }
+        git(&other, &["push", "-q", "origin", REF]);
+        let _ = std::fs::remove_file(&trace);
+        let t = Instant::now();
+        let out = Command::new(bin)
+            .current_dir(&work)
+            .env("CONVOSYNC_DEVICE", "bench-device")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_TRACE_PACKET", &trace)
+            .arg("sync")
+            .output()
+            .unwrap();
+        times.push(t.elapsed());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        bytes.push(std::fs::metadata(&trace).map(|m| m.len()).unwrap_or(0));
+    }
+    times.remove(0);
+    times.sort();
+    let (med, p95) = (times[times.len() / 2], times[times.len() * 95 / 100]);
+    bytes.sort();
+    report(
+        &format!("sync, 1 new remote handoff ({commits} commits)"),
+        med,
+        p95,
+    );
+    println!(
+        "{:<44} {:>8} bytes of protocol trace (median)",
+        "",
+        bytes[bytes.len() / 2]
+    );
 }
 
 fn report(name: &str, med: Duration, p95: Duration) {
