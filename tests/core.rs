@@ -327,3 +327,37 @@ fn diverged_refs_merge_by_path() {
     assert!(resume(&a).contains("from b"));
     assert!(resume(&b).contains("from a"));
 }
+
+#[test]
+fn legacy_file_is_read_and_migrated_whole() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let b = env.device("b");
+    let legacy = "---\n## Handoff from old-laptop\n**Timestamp:** 2025-10-22T14:30:00Z\n**Commit:** abc123d\n**Branch:** main\n\n### Current Task\nOAuth\n\n---\n\nAfter a rule.\n```\n---\n## Handoff from fake\n```\n\n### Important Context\n- favourite pizza: Margherita\n\n---\n## Handoff from old-laptop\n**Timestamp:** 2025-10-21T10:00:00Z\n**Commit:** 0000000\n**Branch:** main\n\n### Current Task\nolder\n";
+    std::fs::create_dir_all(a.dir.join(".convosync")).unwrap();
+    std::fs::write(a.dir.join(".convosync/session-handoff.md"), legacy).unwrap();
+    // resume reads the legacy file even before migrating.
+    let seen = String::from_utf8_lossy(
+        &a.convosync()
+            .args(["resume", "--offline"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .to_string();
+    assert!(
+        seen.contains("## From old-laptop") && seen.contains("After a rule."),
+        "{seen}"
+    );
+    assert!(!seen.contains("## From fake"), "{seen}");
+    a.convosync().args(["migrate"]).assert().success();
+    a.convosync().arg("sync").assert().success();
+    let file = b.convosync().arg("resume").output().unwrap();
+    let text = String::from_utf8_lossy(&file.stdout);
+    assert!(
+        text.contains("OAuth\n\n---\n\nAfter a rule.\n```\n---\n## Handoff from fake\n```"),
+        "{text}"
+    );
+    assert!(text.contains("Margherita"));
+    assert!(!text.contains("older"), "only the newest per device moves");
+}

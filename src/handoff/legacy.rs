@@ -1,26 +1,56 @@
-//! Placeholder legacy reader (replaced by the fence-aware implementation).
+//! Reader for the original plugin's `.convosync/session-handoff.md`: handoffs from every device
+//! appended to one file, each opened by a `---` line.
+//!
+//! The original split the file on `---`, so a note containing a horizontal rule was cut in two.
+//! Here a new handoff starts only at a `## Handoff from ` line outside fenced code; the `---`
+//! separator just before it belongs to no body, and every other `---` stays where it is.
 
+use super::format::{normalize_newlines, parse, Fence};
 use super::Handoff;
 
+/// What could be read from a legacy file.
+#[derive(Debug, Default)]
 pub struct LegacyFile {
     pub handoffs: Vec<Handoff>,
+    /// One reason (with the entry's line number) per entry that could not be parsed.
     pub skipped: Vec<String>,
 }
 
 pub fn parse_legacy(text: &str) -> LegacyFile {
-    let mut out = LegacyFile {
-        handoffs: Vec::new(),
-        skipped: Vec::new(),
-    };
-    for chunk in text.split("\n---\n") {
-        match super::format::parse(chunk.trim_start_matches("---\n")) {
+    let text = normalize_newlines(text);
+    let lines: Vec<&str> = text.split('\n').collect();
+    let mut starts = Vec::new();
+    let mut fence = Fence::default();
+    for (i, line) in lines.iter().enumerate() {
+        if !fence.line(line) && line.starts_with("## Handoff from ") {
+            starts.push(i);
+        }
+    }
+    let mut out = LegacyFile::default();
+    for (n, &start) in starts.iter().enumerate() {
+        let mut end = starts.get(n + 1).copied().unwrap_or(lines.len());
+        // Drop the separator (and blank lines around it) that opens the next entry.
+        while end > start + 1 && (lines[end - 1].trim().is_empty() || lines[end - 1].trim() == "---") {
+            let is_rule = lines[end - 1].trim() == "---";
+            end -= 1;
+            if is_rule {
+                break;
+            }
+        }
+        let chunk = lines[start..end].join("\n");
+        match parse(&chunk) {
             Ok(h) => out.handoffs.push(h),
-            Err(e) => out.skipped.push(e.to_string()),
+            Err(e) => out.skipped.push(format!(
+                "entry at line {} (from {}): {e}",
+                start + 1,
+                lines[start].trim_start_matches("## Handoff from ").trim()
+            )),
         }
     }
     out
 }
 
+/// The newest handoff of each device, newest first.
 pub fn newest_per_device(file: &LegacyFile) -> Vec<Handoff> {
     let mut out: Vec<Handoff> = Vec::new();
     for h in &file.handoffs {
@@ -32,4 +62,54 @@ pub fn newest_per_device(file: &LegacyFile) -> Vec<Handoff> {
     }
     out.sort_by_key(|h| std::cmp::Reverse(h.timestamp));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "# Session handoffs\n\n---\n## Handoff from desktop\n**Timestamp:** 2025-10-22T14:30:00Z\n**Commit:** abc123d\n**Branch:** main\n\n### Current Task\nOAuth\n\n---\n\nA horizontal rule above, and a fenced block below:\n```\n---\n## Handoff from fake\n```\n\n---\n## Handoff from laptop\n**Timestamp:** 2025-10-22T15:00:00Z\n**Commit:** def4567\n**Branch:** main\n\n### Current Task\nTests\n\n---\n## Handoff from broken\nno timestamp here\n\n---\n## Handoff from desktop\n**Timestamp:** 2025-10-23T09:00:00Z\n**Commit:** 0123abc\n**Branch:** main\n\n### Current Task\nRefresh tokens\n";
+
+    #[test]
+    fn bodies_with_rules_and_fences_stay_whole() {
+        let f = parse_legacy(FILE);
+        assert_eq!(f.handoffs.len(), 3, "{:?}", f.skipped);
+        let first = &f.handoffs[0];
+        let body = first.section("Current Task").unwrap();
+        assert!(body.contains("OAuth\n\n---\n\nA horizontal rule above"), "{body}");
+        assert!(body.contains("```\n---\n## Handoff from fake\n```"), "{body}");
+        assert!(
+            !body.trim_end().ends_with("---"),
+            "the separator is not part of the body: {body}"
+        );
+        assert_eq!(f.skipped.len(), 1);
+        assert!(
+            f.skipped[0].starts_with("entry at line 30 (from broken)"),
+            "{:?}",
+            f.skipped
+        );
+    }
+
+    #[test]
+    fn crlf_files_parse_the_same() {
+        let a = parse_legacy(FILE);
+        let b = parse_legacy(&FILE.replace('\n', "\r\n"));
+        assert_eq!(a.handoffs, b.handoffs);
+    }
+
+    #[test]
+    fn newest_per_device_sorted() {
+        let newest = newest_per_device(&parse_legacy(FILE));
+        let got: Vec<(&str, &str)> = newest
+            .iter()
+            .map(|h| (h.device.as_str(), h.section("Current Task").unwrap()))
+            .collect();
+        assert_eq!(got, [("desktop", "Refresh tokens"), ("laptop", "Tests")]);
+    }
+
+    #[test]
+    fn empty_and_garbage() {
+        assert!(parse_legacy("").handoffs.is_empty());
+        assert!(parse_legacy("---\n---\n").handoffs.is_empty());
+    }
 }
