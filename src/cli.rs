@@ -36,6 +36,16 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Run a complete two-device round trip on throwaway repositories.
     Demo(DemoArgs),
+    /// Say whether convosync is set up here: device, remote, last sync, pending pushes, hooks.
+    Status,
+    /// Register the Claude Code plugin for this user (prints the commands, or runs them).
+    Install(InstallArgs),
+    /// Run a Claude Code hook: reads the event's JSON on stdin, prints at most one JSON object.
+    #[command(hide = true)]
+    Hook {
+        /// session-start, stop or session-end.
+        event: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -119,4 +129,11 @@ pub struct SaveArgs {
     pub no_push: bool,
     #[command(flatten)]
     pub net: NetArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Run the `claude plugin` commands instead of printing them.
+    #[arg(long)]
+    pub run: bool,
 }

@@ -66,16 +66,26 @@ pub fn render_one(s: &Shown, now: DateTime<Utc>) -> String {
     out
 }
 
+/// At most this many handoffs are considered for the context: at ~200+ characters each, more
+/// never fit in the limit, and each costs a few object lookups.
+pub const MAX_SHOWN: usize = 40;
+
 /// The whole context text, at most `limit` characters. `None` when there is nothing to show.
 pub fn render(shown: &[Shown], now: DateTime<Utc>, limit: usize) -> Option<String> {
+    render_of(shown, shown.len(), now, limit)
+}
+
+/// [`render`] of the first handoffs of `total`; the rest are counted as omitted.
+pub fn render_of(shown: &[Shown], total: usize, now: DateTime<Utc>, limit: usize) -> Option<String> {
     if shown.is_empty() {
         return None;
     }
     let mut out = PREAMBLE.to_string();
     let parts: Vec<String> = shown.iter().map(|s| render_one(s, now)).collect();
     let mut included = 0;
+    let total = total.max(parts.len());
     for (i, part) in parts.iter().enumerate() {
-        let rest = parts.len() - i - 1;
+        let rest = total - i - 1;
         let tail = omitted_line(rest);
         let room = limit.saturating_sub(out.chars().count() + tail.chars().count());
         if part.chars().count() <= room {
@@ -96,7 +106,7 @@ pub fn render(shown: &[Shown], now: DateTime<Utc>, limit: usize) -> Option<Strin
             break;
         }
     }
-    out.push_str(&omitted_line(parts.len() - included));
+    out.push_str(&omitted_line(total - included));
     Some(out)
 }
 

@@ -113,14 +113,51 @@ impl Demo {
             bail!("the demo left changes in the desktop worktree:\n{status}");
         }
 
-        step("5. Laptop: the next session opens and receives the handoff");
-        let out = self.convosync(&laptop, "laptop", &["resume"])?;
-        println!("{}", indent(&out));
-        if !out.contains("Margherita") {
+        step("5. Laptop: a Claude Code session opens; the SessionStart hook runs");
+        let input = serde_json::json!({
+            "session_id": "demo-session-2",
+            "cwd": laptop,
+            "hook_event_name": "SessionStart",
+            "source": "startup",
+        });
+        let out = self.hook(&laptop, "laptop", "session-start", &input.to_string())?;
+        let reply: serde_json::Value = serde_json::from_str(&out)
+            .with_context(|| format!("the hook printed something that is not JSON: {out}"))?;
+        let context = reply["hookSpecificOutput"]["additionalContext"]
+            .as_str()
+            .unwrap_or_default();
+        println!(
+            "   the user sees: {}",
+            reply["systemMessage"].as_str().unwrap_or_default()
+        );
+        println!("   Claude's context receives:\n");
+        println!("{}", indent(context));
+        if !context.contains("Margherita") {
             bail!("the laptop did not receive the desktop's handoff");
         }
         println!("\nThe pizza test passes: the laptop knows the favourite pizza is Margherita.");
         Ok(())
+    }
+
+    /// Run a hook as Claude Code does: JSON on stdin, JSON on stdout.
+    fn hook(&self, dir: &Path, device: &str, event: &str, input: &str) -> Result<String> {
+        use std::io::Write;
+        let mut child = self
+            .env(Command::new(&self.exe))
+            .current_dir(dir)
+            .env("CONVOSYNC_DEVICE", device)
+            .args(["hook", event])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .context("could not run convosync")?;
+        child
+            .stdin
+            .take()
+            .context("no stdin")?
+            .write_all(input.as_bytes())?;
+        let out = child.wait_with_output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
     fn git(&self, dir: &Path, args: &[&str]) -> Result<String> {

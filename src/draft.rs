@@ -105,6 +105,28 @@ pub fn build(repo: &Repo, sections: Vec<Section>, session: Option<&str>) -> Resu
     })
 }
 
+/// The request for a draft, shared by `generate-handoff`, `save` and the Stop hook.
+pub fn instructions(template: &Template, path: &Path) -> String {
+    let mut out = String::new();
+    if template.instructions.trim().is_empty() {
+        out.push_str(
+            "Write a short handoff note for the next session on another machine: what you were \
+             doing, what is done, what was decided and why, what the user told you about their \
+             preferences or constraints, and what comes next. Be concise (bullets, under 300 words). \
+             Do not include secrets, tokens or passwords.\n",
+        );
+    } else {
+        out.push_str(template.instructions.trim());
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "\nWrite it to {} with these sections (metadata such as time, commit and branch is added automatically):\n\n",
+        path.display()
+    ));
+    out.push_str(&template.skeleton());
+    out
+}
+
 /// Commit the draft of this worktree, if there is one.
 pub fn commit(repo: &Repo, session: Option<&str>, lock_wait: Duration) -> Result<Outcome> {
     let path = repo.draft_path()?;

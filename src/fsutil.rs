@@ -6,8 +6,19 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-/// Atomically replace `path` with `contents`, creating parent directories as needed.
+/// Atomically replace `path` with `contents`, creating parent directories as needed, and make it
+/// durable (fsync) before the rename.
 pub fn atomic_write(path: &Path, contents: &[u8]) -> Result<()> {
+    write_via_temp(path, contents, true)
+}
+
+/// Like [`atomic_write`] without the fsync: for small state that is cheap to lose (a crash leaves
+/// the old or the new file, never a torn one) but is written on every hook run.
+pub fn replace_file(path: &Path, contents: &[u8]) -> Result<()> {
+    write_via_temp(path, contents, false)
+}
+
+fn write_via_temp(path: &Path, contents: &[u8], durable: bool) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -19,7 +30,7 @@ pub fn atomic_write(path: &Path, contents: &[u8]) -> Result<()> {
         .tempfile_in(dir)
         .with_context(|| format!("could not create a temp file in {}", dir.display()))?;
     tmp.write_all(contents)
-        .and_then(|()| tmp.as_file().sync_all())
+        .and_then(|()| if durable { tmp.as_file().sync_all() } else { Ok(()) })
         .with_context(|| format!("could not write {}", path.display()))?;
     tmp.persist(path)
         .map_err(|e| e.error)

@@ -59,6 +59,7 @@ impl GitOutput {
             .lines()
             .map(str::trim)
             .rfind(|l| !l.is_empty() && !l.starts_with("hint:"))
+            .map(|l| l.trim_start_matches("fatal: ").trim_start_matches("error: "))
             .unwrap_or("git failed without a message")
             .to_string()
     }

@@ -55,21 +55,23 @@ pub struct Report {
 }
 
 impl Report {
-    /// One line for the user: empty when everything went fine.
+    /// One line for the user: `None` when everything went fine.
     pub fn problem(&self) -> Option<String> {
         let r = &self.remote;
-        let fetch = match &self.fetched {
-            Fetched::TimedOut => Some(format!("{r} did not answer in time; using the cached handoffs")),
-            Fetched::Failed(m) => Some(format!("could not reach {r} ({m}); using the cached handoffs")),
-            _ => None,
+        let what = match (&self.fetched, &self.pushed) {
+            (Fetched::TimedOut, _) => format!("{r} did not answer in time"),
+            (Fetched::Failed(m), _) => format!("could not reach {r} ({m})"),
+            (_, Pushed::TimedOut) => format!("push to {r} timed out"),
+            (_, Pushed::Failed(m)) => format!("push to {r} failed ({m})"),
+            (_, Pushed::Rejected) => format!("{r} kept moving"),
+            _ => return None,
         };
-        let push = match &self.pushed {
-            Pushed::TimedOut => Some(format!("push to {r} timed out; the handoff is queued")),
-            Pushed::Failed(m) => Some(format!("push to {r} failed ({m}); the handoff is queued")),
-            Pushed::Rejected => Some(format!("{r} kept moving; the handoff is queued")),
-            _ => None,
+        let then = if self.pending {
+            "the handoff is queued and goes out with the next sync"
+        } else {
+            "using the cached handoffs"
         };
-        fetch.or(push)
+        Some(format!("{what}; {then}"))
     }
 }
 

@@ -3,5 +3,6 @@
 
 mod common;
 mod core;
+mod hooks;
 mod save;
 mod sync;

@@ -16,30 +16,8 @@ pub fn generate(dir: &Path) -> Result<ExitCode> {
     let path = repo.draft_path()?;
     repo.ensure_excluded()?;
     let template = draft::template(&repo)?;
-    println!("{}", instructions(&template, &path));
+    println!("{}", draft::instructions(&template, &path));
     Ok(ExitCode::SUCCESS)
-}
-
-/// The request for a draft, shared by `generate-handoff`, `save` and the Stop hook.
-pub fn instructions(template: &crate::handoff::template::Template, path: &Path) -> String {
-    let mut out = String::new();
-    if template.instructions.trim().is_empty() {
-        out.push_str(
-            "Write a short handoff note for the next session on another machine: what you were \
-             doing, what is done, what was decided and why, what the user told you about their \
-             preferences or constraints, and what comes next. Be concise (bullets, under 300 words). \
-             Do not include secrets, tokens or passwords.\n",
-        );
-    } else {
-        out.push_str(template.instructions.trim());
-        out.push('\n');
-    }
-    out.push_str(&format!(
-        "\nWrite it to {} with these sections (metadata such as time, commit and branch is added automatically):\n\n",
-        path.display()
-    ));
-    out.push_str(&template.skeleton());
-    out
 }
 
 pub fn save(dir: &Path, args: SaveHandoffArgs) -> Result<ExitCode> {

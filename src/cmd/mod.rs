@@ -6,6 +6,7 @@ mod handoff;
 mod migrate;
 mod resume;
 mod save;
+mod status;
 mod sync;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Resume(a) => resume::run(&dir, a),
         Command::Migrate(a) => migrate::run(&dir, a),
         Command::Demo(a) => crate::demo::run(a),
+        Command::Status => status::run(&dir),
+        Command::Install(a) => status::install(a),
+        Command::Hook { event } => {
+            // Hooks never fail a session: whatever happens, exit 0 with at most one JSON object.
+            if let Some(out) = crate::hook::run(&event, std::io::stdin().lock()) {
+                println!("{out}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

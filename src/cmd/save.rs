@@ -49,7 +49,7 @@ pub fn run(dir: &Path, args: SaveArgs) -> Result<ExitCode> {
             println!("No handoff draft yet. Write one, then run save again.\n");
             println!(
                 "{}",
-                super::handoff::instructions(&draft::template(&repo)?, &repo.draft_path()?)
+                draft::instructions(&draft::template(&repo)?, &repo.draft_path()?)
             );
             return Ok(ExitCode::from(NEEDS_DRAFT));
         }

@@ -1,1 +1,155 @@
-//! TODO
+//! `convosync hook <event>`: what runs inside every Claude Code session.
+//!
+//! Each event reads Claude Code's JSON on stdin and prints at most one JSON object on stdout.
+//! Nothing here may break or slow a session: every failure becomes at most one short line for the
+//! user (`systemMessage`) or a line in `<git dir>/convosync/convosync.log`, the exit code is always
+//! 0, and all network work shares one hard deadline.
+
+pub mod session_start;
+pub mod state;
+pub mod stop;
+pub mod transcript;
+pub mod wire;
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use crate::git::Deadline;
+use crate::repo::Repo;
+use crate::sync::{self, Fetched, Pushed};
+use state::Backoff;
+use wire::{HookInput, MAX_INPUT};
+
+/// Read stdin (bounded) and run the hook for `event`; returns what to print, if anything.
+pub fn run(event: &str, stdin: impl Read) -> Option<String> {
+    let mut buf = Vec::new();
+    let _ = stdin.take(MAX_INPUT as u64).read_to_end(&mut buf);
+    let input = HookInput::parse(&buf);
+    // A bug must not take a session down with it: a panic becomes "no output".
+    let out = std::panic::catch_unwind(|| dispatch(event, &input))
+        .ok()
+        .flatten()?;
+    serde_json::to_string(&out).ok()
+}
+
+fn dispatch(event: &str, input: &HookInput) -> Option<Value> {
+    let ctx = Ctx::new(input)?;
+    match event {
+        "session-start" | "SessionStart" => session_start::run(&ctx),
+        "stop" | "Stop" => stop::run(&ctx),
+        "session-end" | "SessionEnd" => stop::session_end(&ctx),
+        _ => None,
+    }
+}
+
+/// What every hook needs: the repository of the session, this device, the clock.
+pub struct Ctx<'a> {
+    pub input: &'a HookInput,
+    pub repo: Repo,
+    pub me: String,
+    pub now: DateTime<Utc>,
+    pub deadline: Deadline,
+}
+
+impl<'a> Ctx<'a> {
+    /// `None` (print nothing) outside a repository or when the device id cannot be had.
+    fn new(input: &'a HookInput) -> Option<Ctx<'a>> {
+        let cwd = input
+            .cwd
+            .as_ref()
+            .map(PathBuf::from)
+            .or_else(|| std::env::current_dir().ok())?;
+        let repo = Repo::discover(&cwd).ok().flatten()?;
+        let me = match crate::device::current() {
+            Ok(me) => me,
+            Err(e) => {
+                state::log(&repo.state_dir(), &format!("no device id: {e:#}"));
+                return None;
+            }
+        };
+        let deadline = Deadline::after(repo.settings.timeout);
+        Some(Ctx {
+            input,
+            repo,
+            me,
+            now: crate::timefmt::now(),
+            deadline,
+        })
+    }
+
+    pub fn log(&self, msg: &str) {
+        state::log(&self.repo.state_dir(), msg);
+    }
+
+    /// Fetch and merge the handoff ref, and push what is queued, within the deadline. Returns a
+    /// one-line note for the user when the remote could not be used. Skips the network while a
+    /// backoff from an earlier failure is in force, so nothing is retried in a tight loop.
+    pub fn refresh(&self, push: bool) -> Option<String> {
+        let remote = self.repo.remote_name()?;
+        let state_dir = self.repo.state_dir();
+        if Backoff::load(&state_dir).active(self.now) {
+            return Some(format!("{remote} unreachable recently; using cached handoffs"));
+        }
+        if self.deadline.passed() {
+            return None;
+        }
+        let fetched = match sync::fetch(&self.repo, &remote, self.deadline) {
+            Ok(f) => f,
+            Err(e) => {
+                self.log(&format!("fetch: {e:#}"));
+                return Some("could not run git; using cached handoffs".to_string());
+            }
+        };
+        match &fetched {
+            Fetched::Ok | Fetched::NoRemoteRef => Backoff::succeeded(&state_dir, self.now),
+            Fetched::TimedOut => {
+                Backoff::failed(&state_dir, self.now, "timed out");
+                return Some(format!("{remote} did not answer in time; using cached handoffs"));
+            }
+            Fetched::Failed(m) => {
+                self.log(&format!("fetch from {remote}: {m}"));
+                Backoff::failed(&state_dir, self.now, m);
+                return Some(format!("could not reach {remote}; using cached handoffs"));
+            }
+        }
+        if fetched == Fetched::Ok {
+            if let Err(e) = sync::integrate(&self.repo, &remote, self.deadline.remaining()) {
+                self.log(&format!("merge: {e:#}"));
+            }
+        }
+        if push && sync::pending(&self.repo, &remote) {
+            return self.push_pending(&remote);
+        }
+        None
+    }
+
+    /// Push queued handoffs (fetching and merging again if the remote moved), within the deadline.
+    pub fn push_pending(&self, remote: &str) -> Option<String> {
+        let report = match sync::sync(&self.repo, remote, self.deadline, self.deadline.remaining()) {
+            Ok(r) => r,
+            Err(e) => {
+                self.log(&format!("sync: {e:#}"));
+                return Some("handoff queued; it will be pushed later".to_string());
+            }
+        };
+        match (&report.fetched, &report.pushed) {
+            (Fetched::TimedOut | Fetched::Failed(_), _) | (_, Pushed::TimedOut | Pushed::Failed(_)) => {
+                Backoff::failed(
+                    &self.repo.state_dir(),
+                    self.now,
+                    &report.problem().unwrap_or_default(),
+                );
+            }
+            _ => Backoff::succeeded(&self.repo.state_dir(), self.now),
+        }
+        report.problem()
+    }
+}
+
+/// `{"systemMessage": "convosync: …"}`
+pub fn message(text: &str) -> Value {
+    json!({ "systemMessage": format!("convosync: {text}") })
+}

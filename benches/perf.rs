@@ -1,7 +1,8 @@
-//! Core benchmark: `save-handoff` and `resume` on a repository whose handoff ref has a long
-//! history and many devices, run as the real binary. Prints medians; asserts nothing.
+//! Benchmarks of the real binary on a repository whose handoff ref has a long history and many
+//! devices: the hooks (SessionStart with a warm cache, a Stop with nothing to do), `save-handoff`,
+//! `resume` and `sync`. Prints medians and p95; asserts nothing.
 //!
-//! cargo bench --bench core
+//! cargo bench --bench perf
 
 use std::path::Path;
 use std::process::Command;
@@ -66,6 +67,26 @@ fn time(runs: usize, mut f: impl FnMut()) -> (Duration, Duration) {
     (v[v.len() / 2], v[v.len() * 95 / 100])
 }
 
+/// Run a hook with `input` on stdin, as Claude Code does.
+fn hook(bin: &Path, dir: &Path, event: &str, input: &str) {
+    use std::io::Write;
+    let mut child = Command::new(bin)
+        .current_dir(dir)
+        .env("CONVOSYNC_DEVICE", "bench-device")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        // Warm cache: the handoffs are already fetched, so no network in the measured path.
+        .env("CONVOSYNC_TIMEOUT", "0")
+        .args(["hook", event])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+}
+
 fn run(bin: &Path, dir: &Path, args: &[&str]) {
     let out = Command::new(bin)
         .current_dir(dir)
@@ -95,6 +116,17 @@ fn main() {
                 .unwrap();
         }
         eprintln!("(built {commits} commits in {:.1}s)", t.elapsed().as_secs_f64());
+        let start = serde_json::json!({"session_id":"bench","cwd":tmp.path(),"source":"startup"}).to_string();
+        let (med, p95) = time(30, || hook(bin, tmp.path(), "session-start", &start));
+        report(
+            &format!("hook session-start ({commits} commits, 100 devices)"),
+            med,
+            p95,
+        );
+        let stop =
+            serde_json::json!({"session_id":"bench","cwd":tmp.path(),"stop_hook_active":false}).to_string();
+        let (med, p95) = time(30, || hook(bin, tmp.path(), "stop", &stop));
+        report(&format!("hook stop, nothing to do ({commits} commits)"), med, p95);
         let draft = tmp.path().join(".convosync/session-handoff-draft.md");
         std::fs::create_dir_all(draft.parent().unwrap()).unwrap();
         let mut n = 0;

@@ -1,0 +1,80 @@
+//! SessionStart: put the other devices' newest handoffs into Claude's context.
+
+use serde_json::{json, Value};
+
+use super::state::SessionState;
+use super::Ctx;
+use crate::context::{self, Shown};
+use crate::store::Store;
+
+pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
+    let source = ctx.input.source.as_deref().unwrap_or("startup");
+    let session = ctx.input.session_key();
+    let state_dir = ctx.repo.state_dir();
+    let mut state = session
+        .as_deref()
+        .map(|k| SessionState::load(&state_dir, k))
+        .unwrap_or_default();
+    let mut dirty = false;
+    if session.is_some() && state.worktree_fingerprint.is_none() && source == "startup" {
+        // Changes already in the worktree when the session opens are not this session's work.
+        state.worktree_fingerprint = super::stop::fingerprint(&ctx.repo);
+        dirty = state.worktree_fingerprint.is_some();
+    }
+    let save = |state: &SessionState| {
+        if let Some(k) = session.as_deref() {
+            state.save(&state_dir, k);
+        }
+    };
+    // After compact or clear the context is gone but the ref has not changed: no network.
+    let net_note = match source {
+        "compact" | "clear" => None,
+        _ => ctx.refresh(true),
+    };
+    let store = Store::new(&ctx.repo.git, &ctx.repo.settings.refname);
+    let entries = match store.entries() {
+        Ok(e) => e,
+        Err(e) => {
+            ctx.log(&format!("read handoffs: {e:#}"));
+            return Some(super::message(&format!("could not read handoffs ({e})")));
+        }
+    };
+    let keys: Vec<String> = entries
+        .iter()
+        .filter(|e| e.device != ctx.me && e.handoff.is_ok())
+        .map(|e| format!("{}:{}", e.device, e.blob))
+        .collect();
+    let (_, branch) = ctx.repo.head_info();
+    let handoffs = context::others(entries, &ctx.me, branch.as_deref());
+    if handoffs.is_empty() || (source == "resume" && state.injected == keys) {
+        // Nothing to show, or this session already has exactly these notes in its context.
+        if dirty {
+            save(&state);
+        }
+        return net_note.map(|n| super::message(&n));
+    }
+
+    let total = handoffs.len();
+    let mut shown: Vec<Shown> = handoffs
+        .into_iter()
+        .take(context::MAX_SHOWN)
+        .map(|h| Shown {
+            notes: context::code_notes(&ctx.repo, &h, branch.as_deref()),
+            handoff: h,
+        })
+        .collect();
+    if let (Some(first), Some(b)) = (shown.first_mut(), context::behind_upstream(&ctx.repo)) {
+        first.notes.push(b);
+    }
+    let text = context::render_of(&shown, total, ctx.now, ctx.repo.settings.context_limit)?;
+    let mut line = context::system_message(&shown, ctx.now).unwrap_or_default();
+    if let Some(n) = net_note {
+        line.push_str(&format!(" ({n})"));
+    }
+    state.injected = keys;
+    save(&state);
+    Some(json!({
+        "hookSpecificOutput": { "hookEventName": "SessionStart", "additionalContext": text },
+        "systemMessage": line,
+    }))
+}

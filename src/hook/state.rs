@@ -1,0 +1,174 @@
+//! Small local state the hooks keep between runs, under `<git common dir>/convosync/`:
+//! per-session memory (what was injected, when we last asked for a handoff), the network backoff,
+//! the time of the last successful sync, and a log. All writes are atomic; unreadable state is
+//! treated as empty, never as an error.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::replace_file as atomic_write;
+
+/// Per-session state files older than this are removed.
+const SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+const LOG_LIMIT: u64 = 512 * 1024;
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionState {
+    /// `device:blob` keys of the handoffs this session already received.
+    #[serde(default)]
+    pub injected: Vec<String>,
+    /// When the Stop hook last asked Claude for a handoff.
+    #[serde(default)]
+    pub last_block: Option<DateTime<Utc>>,
+    /// Whether the previous Stop of this session blocked.
+    #[serde(default)]
+    pub blocked_last_stop: bool,
+    /// Fingerprint of the worktree when we last asked or saved, to see new work.
+    #[serde(default)]
+    pub worktree_fingerprint: Option<u64>,
+}
+
+fn sessions_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("sessions")
+}
+
+impl SessionState {
+    pub fn load(state_dir: &Path, key: &str) -> SessionState {
+        std::fs::read(sessions_dir(state_dir).join(format!("{key}.json")))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn save(&self, state_dir: &Path, key: &str) {
+        let dir = sessions_dir(state_dir);
+        if let Ok(bytes) = serde_json::to_vec(self) {
+            if let Err(e) = atomic_write(&dir.join(format!("{key}.json")), &bytes) {
+                log(state_dir, &format!("could not save session state: {e:#}"));
+            }
+        }
+        prune(&dir);
+    }
+}
+
+/// Remove stale session files, at most now and then (cheap: one directory read).
+fn prune(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten().take(1000) {
+        let old = e
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok());
+        if old.is_some_and(|age| age > SESSION_TTL) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Backoff {
+    pub failures: u32,
+    pub next_try: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+impl Backoff {
+    fn path(state_dir: &Path) -> PathBuf {
+        state_dir.join("net-backoff.json")
+    }
+
+    pub fn load(state_dir: &Path) -> Backoff {
+        std::fs::read(Self::path(state_dir))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Whether hooks should leave the network alone for now.
+    pub fn active(&self, now: DateTime<Utc>) -> bool {
+        self.next_try.is_some_and(|t| t > now)
+    }
+
+    /// Record a failure: wait 30 s, then 1, 2, 4 … minutes, at most 15.
+    pub fn failed(state_dir: &Path, now: DateTime<Utc>, error: &str) {
+        let mut b = Backoff::load(state_dir);
+        b.failures = b.failures.saturating_add(1);
+        let secs = (30u64 << (b.failures - 1).min(5)).min(15 * 60);
+        b.next_try = Some(now + chrono::Duration::seconds(secs as i64));
+        b.last_error = Some(error.to_string());
+        if let Ok(bytes) = serde_json::to_vec(&b) {
+            let _ = atomic_write(&Self::path(state_dir), &bytes);
+        }
+    }
+
+    pub fn succeeded(state_dir: &Path, now: DateTime<Utc>) {
+        let _ = std::fs::remove_file(Self::path(state_dir));
+        let _ = atomic_write(
+            &state_dir.join("last-sync"),
+            crate::timefmt::rfc3339(now).as_bytes(),
+        );
+    }
+}
+
+/// When the handoff ref was last fetched successfully.
+pub fn last_sync(state_dir: &Path) -> Option<DateTime<Utc>> {
+    let s = std::fs::read_to_string(state_dir.join("last-sync")).ok()?;
+    DateTime::parse_from_rfc3339(s.trim())
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Append a line to `convosync.log` (hooks never print errors on stdout).
+pub fn log(state_dir: &Path, msg: &str) {
+    let path = state_dir.join("convosync.log");
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() > LOG_LIMIT) {
+        let _ = std::fs::rename(&path, state_dir.join("convosync.log.old"));
+    }
+    if std::fs::create_dir_all(state_dir).is_err() {
+        return;
+    }
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+        let _ = writeln!(f, "{} {msg}", crate::timefmt::rfc3339(Utc::now()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_clears() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        assert!(!Backoff::load(dir.path()).active(now));
+        Backoff::failed(dir.path(), now, "refused");
+        let b = Backoff::load(dir.path());
+        assert!(b.active(now) && !b.active(now + chrono::Duration::seconds(31)));
+        Backoff::failed(dir.path(), now, "refused");
+        assert!(Backoff::load(dir.path()).active(now + chrono::Duration::seconds(45)));
+        Backoff::succeeded(dir.path(), now);
+        assert!(!Backoff::load(dir.path()).active(now));
+        assert!(last_sync(dir.path()).is_some());
+    }
+
+    #[test]
+    fn session_state_round_trip_and_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SessionState {
+            injected: vec!["a:1".into()],
+            blocked_last_stop: true,
+            ..Default::default()
+        };
+        s.save(dir.path(), "sess");
+        assert_eq!(SessionState::load(dir.path(), "sess"), s);
+        std::fs::write(dir.path().join("sessions/bad.json"), "{{{").unwrap();
+        assert_eq!(SessionState::load(dir.path(), "bad"), SessionState::default());
+    }
+}

@@ -1,0 +1,261 @@
+//! Stop and SessionEnd: commit the draft Claude wrote, or ask for one when there was work worth
+//! handing off (rarely: once per interval, never twice in a row, never without new work), or in
+//! `auto` mode derive one from the transcript without asking the model.
+
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::state::SessionState;
+use super::transcript::Summary;
+use super::Ctx;
+use crate::config::StopMode;
+use crate::draft::{self, Outcome};
+use crate::handoff::Handoff;
+use crate::store::{commit_message, Store};
+
+/// User prompts since the last handoff that count as work even without file changes.
+const TURNS_FOR_WORK: usize = 6;
+/// Hooks wait at most this long for the repository lock; a busy lock leaves the draft for later.
+const HOOK_LOCK_WAIT: Duration = Duration::from_secs(1);
+/// Worktrees with more index entries than this are not fingerprinted (too slow for a hook).
+const MAX_FINGERPRINT_ENTRIES: usize = 20_000;
+
+pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
+    let key = ctx.input.session_key();
+    let state_dir = ctx.repo.state_dir();
+    let mut state = key
+        .as_deref()
+        .map(|k| SessionState::load(&state_dir, k))
+        .unwrap_or_default();
+    let save = |state: &SessionState| {
+        if let Some(k) = key.as_deref() {
+            state.save(&state_dir, k);
+        }
+    };
+
+    if let Some(reply) = commit_draft(ctx, true) {
+        state.blocked_last_stop = false;
+        state.worktree_fingerprint = fingerprint(&ctx.repo);
+        save(&state);
+        return reply;
+    }
+    let mode = ctx.repo.settings.stop;
+    let asked_before = std::mem::take(&mut state.blocked_last_stop);
+    if ctx.input.stop_hook_active || mode == StopMode::Off || asked_before {
+        if asked_before {
+            save(&state);
+        }
+        return push_queued(ctx);
+    }
+    if state.last_block.is_some_and(|t| {
+        ctx.now - t < chrono::Duration::from_std(ctx.repo.settings.stop_interval).unwrap_or_default()
+    }) {
+        return None;
+    }
+    let last = Store::new(&ctx.repo.git, &ctx.repo.settings.refname)
+        .get(&ctx.me)
+        .ok()
+        .flatten();
+    let summary = ctx
+        .input
+        .transcript_path
+        .as_deref()
+        .map(|p| Summary::read(Path::new(p)))
+        .unwrap_or_default();
+    let fp = fingerprint(&ctx.repo);
+    if !work_happened(ctx, &state, last.as_ref(), &summary, fp) {
+        return None;
+    }
+    state.worktree_fingerprint = fp;
+    match mode {
+        StopMode::Auto => {
+            save(&state);
+            auto_handoff(ctx, &summary)
+        }
+        _ => {
+            let Ok(path) = ctx.repo.draft_path() else {
+                return None;
+            };
+            let Ok(template) = draft::template(&ctx.repo) else {
+                return None;
+            };
+            let _ = ctx.repo.ensure_excluded();
+            state.last_block = Some(ctx.now);
+            state.blocked_last_stop = true;
+            save(&state);
+            let reason = format!(
+                "convosync: before stopping, leave a handoff note for the next session on another machine.\n{}\nUse the Write tool for that one file, keep it short, then stop: convosync commits and pushes it automatically.",
+                draft::instructions(&template, &path)
+            );
+            Some(json!({ "decision": "block", "reason": reason }))
+        }
+    }
+}
+
+/// SessionEnd: no one to ask any more; commit a leftover draft, or derive one in `auto` mode.
+pub fn session_end(ctx: &Ctx<'_>) -> Option<Value> {
+    if let Some(reply) = commit_draft(ctx, false) {
+        return reply;
+    }
+    if ctx.repo.settings.stop == StopMode::Auto {
+        let key = ctx.input.session_key();
+        let state = key
+            .as_deref()
+            .map(|k| SessionState::load(&ctx.repo.state_dir(), k))
+            .unwrap_or_default();
+        let last = Store::new(&ctx.repo.git, &ctx.repo.settings.refname)
+            .get(&ctx.me)
+            .ok()
+            .flatten();
+        let summary = ctx
+            .input
+            .transcript_path
+            .as_deref()
+            .map(|p| Summary::read(Path::new(p)))
+            .unwrap_or_default();
+        if work_happened(ctx, &state, last.as_ref(), &summary, fingerprint(&ctx.repo)) {
+            return auto_handoff(ctx, &summary);
+        }
+    }
+    push_queued(ctx)
+}
+
+/// `Some(reply)` when a draft was there (committed, or refused with a reason).
+fn commit_draft(ctx: &Ctx<'_>, may_block: bool) -> Option<Option<Value>> {
+    let path = ctx.repo.draft_path().ok()?;
+    std::fs::symlink_metadata(&path).ok()?;
+    match draft::commit(&ctx.repo, ctx.input.session_id.as_deref(), HOOK_LOCK_WAIT) {
+        Ok(Outcome::NoDraft) => None,
+        Ok(Outcome::AlreadyCommitted { .. }) => Some(push_queued(ctx)),
+        Ok(Outcome::Committed { redacted, .. }) => {
+            let pushed = ctx.repo.remote_name().map(|r| ctx.push_pending(&r));
+            let mut text = match pushed {
+                Some(None) => "handoff saved and pushed".to_string(),
+                Some(Some(problem)) => format!("handoff saved; {problem}"),
+                None => "handoff saved (no remote to push to)".to_string(),
+            };
+            if redacted > 0 {
+                text.push_str(&format!("; {redacted} secret-looking value(s) redacted"));
+            }
+            Some(Some(super::message(&text)))
+        }
+        Err(e) => {
+            ctx.log(&format!("draft: {e:#}"));
+            if may_block && !ctx.input.stop_hook_active && ctx.repo.settings.stop != StopMode::Off {
+                let reason = format!(
+                    "convosync: the handoff draft could not be saved: {e:#}. Fix {} and stop again.",
+                    path.display()
+                );
+                Some(Some(json!({ "decision": "block", "reason": reason })))
+            } else {
+                Some(Some(super::message(&format!(
+                    "handoff draft kept, not saved: {e:#}"
+                ))))
+            }
+        }
+    }
+}
+
+/// Push handoffs an earlier offline run left queued; silent when there are none.
+fn push_queued(ctx: &Ctx<'_>) -> Option<Value> {
+    let remote = ctx.repo.remote_name()?;
+    if !crate::sync::pending(&ctx.repo, &remote) {
+        return None;
+    }
+    if super::state::Backoff::load(&ctx.repo.state_dir()).active(ctx.now) {
+        return None;
+    }
+    match ctx.push_pending(&remote) {
+        None => Some(super::message("queued handoff pushed")),
+        Some(_) => None,
+    }
+}
+
+/// New commits since this device's last handoff, a worktree that changed since we last looked,
+/// or enough conversation.
+fn work_happened(
+    ctx: &Ctx<'_>,
+    state: &SessionState,
+    last: Option<&Handoff>,
+    summary: &Summary,
+    fp: Option<u64>,
+) -> bool {
+    let (head, _) = ctx.repo.head_info();
+    if let (Some(last), Some(head)) = (last, &head) {
+        let same = last
+            .commit
+            .as_ref()
+            .is_some_and(|c| head.sha.starts_with(&c.sha) || c.sha.starts_with(&head.sha));
+        if !same {
+            return true;
+        }
+    }
+    if fp.is_some() && fp != state.worktree_fingerprint {
+        return true;
+    }
+    let since = match (last.map(|h| h.timestamp), state.last_block) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    summary.prompts_since(since) >= TURNS_FOR_WORK
+}
+
+/// A hash of the worktree's changes (paths, kinds, sizes, mtimes); `None` when clean or too big
+/// to check quickly. Read-only: git2 `statuses` never writes the index.
+pub fn fingerprint(repo: &crate::repo::Repo) -> Option<u64> {
+    if repo.workdir().is_none() || repo.git.index().ok()?.len() > MAX_FINGERPRINT_ENTRIES {
+        return None;
+    }
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false)
+        .exclude_submodules(true);
+    let statuses = repo.git.statuses(Some(&mut opts)).ok()?;
+    let workdir = repo.workdir()?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut any = false;
+    for e in statuses.iter() {
+        let Ok(path) = e.path() else { continue };
+        if path.starts_with(".convosync/") {
+            continue;
+        }
+        any = true;
+        path.hash(&mut h);
+        e.status().bits().hash(&mut h);
+        if let Ok(m) = std::fs::symlink_metadata(workdir.join(path)) {
+            m.len().hash(&mut h);
+            m.modified().ok().hash(&mut h);
+        }
+    }
+    any.then(|| h.finish())
+}
+
+/// `auto` mode: a handoff derived from the transcript, redacted, committed and pushed.
+fn auto_handoff(ctx: &Ctx<'_>, summary: &Summary) -> Option<Value> {
+    let sections = summary.sections(ctx.repo.workdir());
+    if sections.is_empty() {
+        return None;
+    }
+    let result = (|| -> anyhow::Result<()> {
+        let (sections, _) = draft::redact_sections(&ctx.repo, sections)?;
+        let handoff = draft::build(&ctx.repo, sections, ctx.input.session_id.as_deref())?;
+        let _lock = ctx.repo.lock(HOOK_LOCK_WAIT)?;
+        Store::new(&ctx.repo.git, &ctx.repo.settings.refname).put(&handoff, &commit_message(&handoff))?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        ctx.log(&format!("auto handoff: {e:#}"));
+        return Some(super::message(&format!(
+            "could not write the automatic handoff: {e:#}"
+        )));
+    }
+    let note = ctx.repo.remote_name().and_then(|r| ctx.push_pending(&r));
+    Some(super::message(&match note {
+        None => "handoff written from this session and pushed".to_string(),
+        Some(p) => format!("handoff written from this session; {p}"),
+    }))
+}

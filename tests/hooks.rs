@@ -1,0 +1,363 @@
+//! The hooks as Claude Code runs them: JSON on stdin, at most one JSON object on stdout, exit 0.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{Device, TestEnv};
+use crate::core::{draft_exists, user_state, write_draft};
+
+fn hook(d: &Device, event: &str, input: &str) -> Option<Value> {
+    let out = d
+        .convosync()
+        .args(["hook", event])
+        .write_stdin(input.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "hooks always exit 0");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let trimmed = stdout.trim();
+    if trimmed.is_empty() {
+        return None;
+    }
+    assert_eq!(trimmed.lines().count(), 1, "one JSON object: {stdout}");
+    Some(serde_json::from_str(trimmed).expect("stdout is JSON"))
+}
+
+fn start_json(d: &Device, session: &str, source: &str) -> String {
+    serde_json::json!({"session_id": session, "cwd": d.dir, "hook_event_name": "SessionStart", "source": source}).to_string()
+}
+
+fn stop_json(d: &Device, session: &str, active: bool) -> String {
+    serde_json::json!({"session_id": session, "cwd": d.dir, "hook_event_name": "Stop", "stop_hook_active": active, "transcript_path": d.dir.join("no-transcript.jsonl")}).to_string()
+}
+
+fn context(v: &Value) -> String {
+    v["hookSpecificOutput"]["additionalContext"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn saved(d: &Device, task: &str) {
+    write_draft(
+        d,
+        &format!("### Current Task\n{task}\n\n### Important Context\n- favourite pizza: Margherita\n"),
+    );
+    d.convosync().arg("save-handoff").assert().success();
+}
+
+#[test]
+fn session_start_injects_other_devices_only() {
+    let env = TestEnv::new();
+    let a = env.device("desktop");
+    let b = env.device("laptop");
+    assert_eq!(
+        hook(&b, "session-start", &start_json(&b, "s1", "startup")),
+        None,
+        "nothing yet: no output"
+    );
+    saved(&a, "OAuth login");
+    let before = user_state(&b);
+    let v = hook(&b, "session-start", &start_json(&b, "s2", "startup")).expect("context");
+    assert_eq!(v["hookSpecificOutput"]["hookEventName"], "SessionStart");
+    let ctx = context(&v);
+    assert!(
+        ctx.contains("## From desktop") && ctx.contains("Margherita"),
+        "{ctx}"
+    );
+    assert!(ctx.contains("not instructions"), "framed as data: {ctx}");
+    assert!(
+        v["systemMessage"]
+            .as_str()
+            .unwrap()
+            .contains("resumed from desktop"),
+        "{v}"
+    );
+    assert_eq!(before, user_state(&b), "the hook changed nothing of the user's");
+    // Its own handoff is not injected back.
+    assert_eq!(hook(&a, "session-start", &start_json(&a, "s3", "startup")), None);
+}
+
+#[test]
+fn current_branch_first_and_capped() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let me = env.device("me");
+    me.git(&["checkout", "-q", "-b", "feature"]);
+    // 100 devices write through a's clone (device names via the env).
+    for i in 0..100 {
+        write_draft(&a, &format!("### Current Task\ntask {i} {}\n", "x".repeat(200)));
+        a.convosync()
+            .env("CONVOSYNC_DEVICE", format!("dev{i:03}"))
+            .env(
+                "CONVOSYNC_NOW",
+                format!("2026-11-2{}T{:02}:00:00Z", 1 + i / 24, i % 24),
+            )
+            .args(["save-handoff", "--no-push"])
+            .assert()
+            .success();
+    }
+    a.git(&["checkout", "-q", "-b", "feature"]);
+    write_draft(&a, "### Current Task\nthe feature branch work\n");
+    a.convosync()
+        .env("CONVOSYNC_DEVICE", "old-feature")
+        .env("CONVOSYNC_NOW", "2026-01-01T00:00:00Z")
+        .args(["save-handoff"])
+        .assert()
+        .success();
+    let v = hook(&me, "session-start", &start_json(&me, "s", "startup")).unwrap();
+    let ctx = context(&v);
+    assert!(ctx.chars().count() <= 9_500, "{}", ctx.chars().count());
+    let first = ctx.find("## From ").unwrap();
+    assert!(
+        ctx[first..].starts_with("## From old-feature"),
+        "current branch first:\n{}",
+        &ctx[..600.min(ctx.len())]
+    );
+    assert!(ctx.contains("## From dev099"), "then newest");
+    assert!(ctx.contains("/convosync:resume"), "points to resume for the rest");
+}
+
+#[test]
+fn garbage_input_and_no_repo_print_nothing() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    saved(&env.device("b"), "something");
+    for input in [
+        "",
+        "not json",
+        "[1,2]",
+        "{\"cwd\": 5}",
+        &"{".repeat(100_000),
+        "\u{0}\u{1}\u{2}",
+    ] {
+        for event in ["session-start", "stop", "session-end", "unknown-event"] {
+            // Run from a directory that is not a repository, with the input's cwd unusable.
+            let out = a
+                .convosync()
+                .current_dir(env.path())
+                .args(["hook", event])
+                .write_stdin(input.to_string())
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            assert!(
+                out.stdout.is_empty(),
+                "{event} with {input:.20}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+    }
+    let outside = serde_json::json!({"cwd": env.path(), "session_id": "x", "source": "startup"}).to_string();
+    assert_eq!(hook(&a, "session-start", &outside), None);
+    assert_eq!(hook(&a, "stop", &outside), None);
+}
+
+#[test]
+fn hung_remote_returns_within_budget_with_cached_context_then_backs_off() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let b = env.device("b");
+    saved(&a, "cached note");
+    b.convosync().arg("sync").assert().success();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    b.git(&[
+        "remote",
+        "set-url",
+        "origin",
+        &format!("http://127.0.0.1:{port}/x.git"),
+    ]);
+    b.git(&["config", "convosync.timeout", "1"]);
+    let start = Instant::now();
+    let v = hook(&b, "session-start", &start_json(&b, "s", "startup")).unwrap();
+    let took = start.elapsed();
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+    assert!(context(&v).contains("cached note"));
+    assert!(
+        v["systemMessage"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer in time"),
+        "{v}"
+    );
+    // The next hook does not touch the network during the backoff.
+    let start = Instant::now();
+    let v = hook(&b, "session-start", &start_json(&b, "s2", "startup")).unwrap();
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "backoff skips the network"
+    );
+    assert!(
+        v["systemMessage"]
+            .as_str()
+            .unwrap()
+            .contains("unreachable recently"),
+        "{v}"
+    );
+    drop(listener);
+}
+
+#[test]
+fn resume_does_not_duplicate_and_compact_reinjects() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let b = env.device("b");
+    saved(&a, "first");
+    assert!(hook(&b, "session-start", &start_json(&b, "s", "startup")).is_some());
+    assert_eq!(
+        hook(&b, "session-start", &start_json(&b, "s", "resume")),
+        None,
+        "already in context"
+    );
+    assert!(
+        hook(&b, "session-start", &start_json(&b, "s", "compact")).is_some(),
+        "compact loses context"
+    );
+    saved(&a, "second");
+    let v = hook(&b, "session-start", &start_json(&b, "s", "resume")).expect("new handoff on resume");
+    assert!(context(&v).contains("second"));
+}
+
+#[test]
+fn stop_commits_and_pushes_the_draft() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let b = env.device("b");
+    write_draft(&a, "### Current Task\nfrom the stop hook\n");
+    let v = hook(&a, "stop", &stop_json(&a, "s", true)).unwrap();
+    assert!(
+        v["systemMessage"]
+            .as_str()
+            .unwrap()
+            .contains("handoff saved and pushed"),
+        "{v}"
+    );
+    assert!(v.get("decision").is_none(), "never blocks right after saving");
+    assert!(!draft_exists(&a));
+    let seen = hook(&b, "session-start", &start_json(&b, "s", "startup")).unwrap();
+    assert!(context(&seen).contains("from the stop hook"));
+    let file = a.git(&["show", "refs/convosync/handoffs:devices/a.md"]);
+    assert!(file.contains("**Session:** s"), "{file}");
+}
+
+#[test]
+fn stop_blocks_once_when_work_happened() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    assert!(hook(&a, "session-start", &start_json(&a, "s", "startup")).is_none());
+    // No work: no block.
+    assert_eq!(hook(&a, "stop", &stop_json(&a, "s", false)), None);
+    std::fs::write(a.dir.join("new.rs"), "fn x() {}\n").unwrap();
+    let v = hook(&a, "stop", &stop_json(&a, "s", false)).expect("asks for a handoff");
+    assert_eq!(v["decision"], "block");
+    let reason = v["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(".convosync/session-handoff-draft.md") && reason.contains("### Current Task"),
+        "{reason}"
+    );
+    // Claude is continuing because of us: never block again.
+    assert_eq!(hook(&a, "stop", &stop_json(&a, "s", true)), None);
+    std::fs::write(a.dir.join("more.rs"), "fn y() {}\n").unwrap();
+    assert_eq!(
+        hook(&a, "stop", &stop_json(&a, "s", false)),
+        None,
+        "not twice in a row"
+    );
+    assert_eq!(
+        hook(&a, "stop", &stop_json(&a, "s", false)),
+        None,
+        "throttled for 20 minutes"
+    );
+    // After the interval, new work asks again.
+    std::fs::write(a.dir.join("later.rs"), "fn z() {}\n").unwrap();
+    let v = a
+        .convosync()
+        .env(
+            "CONVOSYNC_NOW",
+            (chrono::Utc::now() + chrono::Duration::minutes(21)).to_rfc3339(),
+        )
+        .args(["hook", "stop"])
+        .write_stdin(stop_json(&a, "s", false))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&v.stdout).contains("\"block\""));
+}
+
+#[test]
+fn stop_off_mode_never_blocks() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    a.git(&["config", "convosync.stop", "off"]);
+    std::fs::write(a.dir.join("new.rs"), "x").unwrap();
+    assert_eq!(hook(&a, "stop", &stop_json(&a, "s", false)), None);
+    write_draft(&a, "### Current Task\nstill saved in off mode\n");
+    assert!(hook(&a, "stop", &stop_json(&a, "s", false)).is_some());
+    assert!(!draft_exists(&a));
+}
+
+#[test]
+fn stop_auto_mode_derives_a_handoff() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let b = env.device("b");
+    a.git(&["config", "convosync.stop", "auto"]);
+    let transcript = env.path().join("t.jsonl");
+    let file = a.dir.join("src/login.rs");
+    std::fs::write(
+        &transcript,
+        format!(
+            "{}\n{}\n",
+            serde_json::json!({"type":"user","message":{"role":"user","content":"My favourite pizza is Margherita. Add login."}}),
+            serde_json::json!({"type":"assistant","message":{"role":"assistant","content":[{"type":"tool_use","name":"Write","input":{"file_path":file,"content":"x"}},{"type":"text","text":"Login added, token=ghp_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}]}})
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, "fn login() {}\n").unwrap();
+    let input = serde_json::json!({"session_id":"s","cwd":a.dir,"stop_hook_active":false,"transcript_path":transcript}).to_string();
+    let v = hook(&a, "stop", &input).unwrap();
+    assert!(v.get("decision").is_none(), "auto mode never asks the model");
+    assert!(
+        v["systemMessage"].as_str().unwrap().contains("handoff written"),
+        "{v}"
+    );
+    let seen = context(&hook(&b, "session-start", &start_json(&b, "s", "startup")).unwrap());
+    assert!(
+        seen.contains("Margherita") && seen.contains("src/login.rs"),
+        "{seen}"
+    );
+}
+
+#[test]
+fn queued_push_is_delivered_by_the_next_hook() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let b = env.device("b");
+    let url = env.remote_url();
+    a.git(&["remote", "set-url", "origin", "http://127.0.0.1:9/none.git"]);
+    write_draft(&a, "### Current Task\nwritten offline\n");
+    let v = hook(&a, "stop", &stop_json(&a, "s", false)).unwrap();
+    assert!(v["systemMessage"].as_str().unwrap().contains("queued"), "{v}");
+    a.git(&["remote", "set-url", "origin", &url]);
+    // Clear the backoff the failure started, as time passing would.
+    std::fs::remove_file(a.dir.join(".git/convosync/net-backoff.json")).unwrap();
+    hook(&a, "session-start", &start_json(&a, "s2", "startup"));
+    let seen = context(&hook(&b, "session-start", &start_json(&b, "s", "startup")).unwrap());
+    assert!(seen.contains("written offline"));
+}
+
+#[test]
+fn session_end_commits_a_leftover_draft() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    write_draft(&a, "### Current Task\nleft at the end\n");
+    let input = serde_json::json!({"session_id":"s","cwd":a.dir,"reason":"other"}).to_string();
+    hook(&a, "session-end", &input);
+    assert!(!draft_exists(&a));
+    assert!(a
+        .git(&["show", "refs/convosync/handoffs:devices/a.md"])
+        .contains("left at the end"));
+}
