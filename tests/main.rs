@@ -1,8 +1,10 @@
 //! One integration-test binary: real git repositories in temp dirs, a real bare remote, several
 //! clones acting as devices, and the real `convosync` binary run as Claude Code runs it.
 
+mod claude;
 mod common;
 mod core;
 mod hooks;
 mod save;
+mod shim;
 mod sync;

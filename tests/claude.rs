@@ -1,0 +1,331 @@
+//! End to end with the real Claude Code CLI (pinned by ../shared/claude-harness), offline against
+//! a scripted mock of the model API: the plugin as a user runs it. Skipped with a message only
+//! when the CLI cannot be installed here.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use crate::common::TestEnv;
+
+fn harness_dir() -> PathBuf {
+    std::env::var_os("CLAUDE_HARNESS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/claude-harness"))
+}
+
+/// The pinned Claude Code binary, installed once per test run; `None` (with the reason printed)
+/// when it cannot be had.
+fn claude_bin() -> Option<PathBuf> {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let r = BIN.get_or_init(|| {
+        let install = harness_dir().join("install");
+        if !install.exists() {
+            return Err(format!("no harness at {}", install.display()));
+        }
+        let out = Command::new(&install)
+            .arg("--quiet")
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+        Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    });
+    match r {
+        Ok(p) => Some(p.clone()),
+        Err(why) => {
+            eprintln!("skipped: Claude Code CLI unavailable: {why}");
+            None
+        }
+    }
+}
+
+/// One `claude -p` run through the harness.
+struct Session {
+    log: PathBuf,
+    exit: i32,
+    stdout: String,
+}
+
+impl Session {
+    fn run(
+        claude: &Path,
+        cwd: &Path,
+        log: &Path,
+        device: &str,
+        replies: &[Value],
+        env: &[(&str, String)],
+        prompt: &str,
+    ) -> Session {
+        let replies_file = log.with_extension("replies.json");
+        std::fs::write(&replies_file, serde_json::to_string(replies).unwrap()).unwrap();
+        let mut cmd = Command::new(harness_dir().join("run"));
+        cmd.arg("--plugin-dir")
+            .arg(env!("CARGO_MANIFEST_DIR"))
+            .arg("--cwd")
+            .arg(cwd)
+            .arg("--log")
+            .arg(log)
+            .arg("--replies")
+            .arg(&replies_file)
+            .arg("--claude")
+            .arg(claude)
+            .arg("--bypass")
+            .args([
+                "--env",
+                &format!("CONVOSYNC_BIN={}", env!("CARGO_BIN_EXE_convosync")),
+            ])
+            .args(["--env", &format!("CONVOSYNC_DEVICE={device}")])
+            .args(["--env", "GIT_CONFIG_NOSYSTEM=1"]);
+        for (k, v) in env {
+            cmd.args(["--env", &format!("{k}={v}")]);
+        }
+        cmd.arg("--").arg(prompt);
+        let out = cmd.output().expect("harness runs");
+        let stdout = std::fs::read_to_string(log.join("stdout")).unwrap_or_default();
+        assert!(
+            log.join("requests.jsonl").exists(),
+            "the session never reached the model: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Session {
+            log: log.to_path_buf(),
+            exit: out.status.code().unwrap_or(-1),
+            stdout,
+        }
+    }
+
+    /// Request bodies the model received (main requests, in order).
+    fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(self.log.join("requests.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|r| r["kind"] == "main")
+            .map(|r| r["body"].to_string())
+            .collect()
+    }
+
+    fn debug_log(&self) -> String {
+        std::fs::read_to_string(self.log.join("debug.log")).unwrap_or_default()
+    }
+}
+
+fn text(t: &str) -> Value {
+    serde_json::json!({ "text": t })
+}
+
+fn write(path: &Path, content: &str) -> Value {
+    serde_json::json!({ "tool": "Write", "input": { "file_path": path, "content": content } })
+}
+
+#[test]
+fn plugin_validates_with_the_real_cli() {
+    let Some(claude) = claude_bin() else { return };
+    let out = Command::new(harness_dir().join("validate"))
+        .arg(env!("CARGO_MANIFEST_DIR"))
+        .env("CLAUDE_BIN", &claude)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The pizza test: session 1 on the desktop hears the user's favourite pizza, the Stop hook asks
+/// for a handoff, the model writes it, the next Stop commits and pushes it; session 2 on the
+/// laptop opens and its very first request to the model already knows.
+#[test]
+fn pizza_test_end_to_end() {
+    let Some(claude) = claude_bin() else { return };
+    let env = TestEnv::new();
+    let desktop = env.device("desktop");
+    let laptop = env.device("laptop");
+    let logs = env.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let draft = desktop.dir.join(".convosync/session-handoff-draft.md");
+    let replies = [
+        write(&desktop.dir.join("src/menu.txt"), "pizza menu\n"),
+        text("Noted: your favourite pizza is Margherita. I created src/menu.txt."),
+        write(
+            &draft,
+            "### Current Task\nBuilding the pizza menu\n\n### Important Context\n- The user's favourite pizza is Margherita\n",
+        ),
+        text("Handoff written."),
+    ];
+    let s1 = Session::run(
+        &claude,
+        &desktop.dir,
+        &logs.join("s1"),
+        "desktop",
+        &replies,
+        &[],
+        "My favourite pizza is Margherita. Start a menu file.",
+    );
+    assert_eq!(s1.exit, 0, "{}", s1.stdout);
+    let asked = s1
+        .requests()
+        .last()
+        .map(|r| r.matches("Stop hook feedback").count())
+        .unwrap_or(0);
+    assert_eq!(asked, 1, "the Stop hook asked exactly once");
+    assert!(!draft.exists(), "the second Stop committed the draft");
+    let remote_file = crate::common::git(
+        &env.remote(),
+        &desktop.home,
+        &["show", "refs/convosync/handoffs:devices/desktop.md"],
+    );
+    assert!(
+        remote_file.contains("Margherita"),
+        "pushed to the remote: {remote_file}"
+    );
+
+    let s2 = Session::run(
+        &claude,
+        &laptop.dir,
+        &logs.join("s2"),
+        "laptop",
+        &[text("Margherita!")],
+        &[],
+        "What is my favourite pizza?",
+    );
+    assert_eq!(s2.exit, 0);
+    let first = s2.requests().into_iter().next().expect("a request");
+    assert!(
+        first.contains("favourite pizza is Margherita"),
+        "the first request carries the handoff"
+    );
+    assert!(first.contains("not instructions"));
+    assert_eq!(
+        laptop.git(&["status", "--porcelain"]),
+        "",
+        "the laptop's worktree is untouched"
+    );
+}
+
+#[test]
+fn sessions_run_normally_without_repo_remote_or_binary() {
+    let Some(claude) = claude_bin() else { return };
+    let env = TestEnv::new();
+    let logs = env.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    // Not a repository.
+    let plain = env.path().join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    let s = Session::run(
+        &claude,
+        &plain,
+        &logs.join("plain"),
+        "x",
+        &[text("hello from the model")],
+        &[],
+        "hi",
+    );
+    assert_eq!(s.exit, 0);
+    assert!(s.stdout.contains("hello from the model"));
+    // A repository without a remote, with a draft to commit.
+    let a = env.device("a");
+    a.git(&["remote", "remove", "origin"]);
+    std::fs::create_dir_all(a.dir.join(".convosync")).unwrap();
+    std::fs::write(
+        a.dir.join(".convosync/session-handoff-draft.md"),
+        "### Current Task\nlocal only\n",
+    )
+    .unwrap();
+    let s = Session::run(
+        &claude,
+        &a.dir,
+        &logs.join("noremote"),
+        "a",
+        &[text("fine")],
+        &[],
+        "hi",
+    );
+    assert_eq!(s.exit, 0);
+    assert!(s.stdout.contains("fine"));
+    assert!(a
+        .git(&["show", "refs/convosync/handoffs:devices/a.md"])
+        .contains("local only"));
+    // No binary anywhere (a copy of the plugin without a build, nothing on PATH): the shim tells
+    // the user once how to install it, and the sessions go on.
+    let plugin = env.path().join("plugin-copy");
+    std::fs::create_dir_all(&plugin).unwrap();
+    for dir in [".claude-plugin", "hooks", "commands"] {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        assert!(Command::new("cp")
+            .arg("-r")
+            .arg(src)
+            .arg(&plugin)
+            .status()
+            .unwrap()
+            .success());
+    }
+    let b = env.device("b");
+    let state = logs.join("shared-state");
+    let mut hints = Vec::new();
+    for name in ["nobin1", "nobin2"] {
+        let log = logs.join(name);
+        let out = Command::new(harness_dir().join("run"))
+            .arg("--plugin-dir")
+            .arg(&plugin)
+            .arg("--cwd")
+            .arg(&b.dir)
+            .arg("--log")
+            .arg(&log)
+            .arg("--state")
+            .arg(&state)
+            .arg("--claude")
+            .arg(&claude)
+            .args([
+                "--env",
+                "CONVOSYNC_BIN=/nonexistent/convosync",
+                "--env",
+                "PATH=/usr/bin:/bin",
+            ])
+            .args(["--", "hi"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            std::fs::read_to_string(log.join("stdout")).unwrap().trim(),
+            "OK",
+            "the session answered"
+        );
+        let debug = std::fs::read_to_string(log.join("debug.log")).unwrap_or_default();
+        hints.push(debug.contains("convosync: binary not found; install it with: cargo install --path"));
+    }
+    assert_eq!(hints, [true, false], "the install hint is shown once");
+}
+
+#[test]
+fn stop_never_blocks_more_than_once_per_turn() {
+    let Some(claude) = claude_bin() else { return };
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let logs = env.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    // The model keeps editing and never writes the draft.
+    let replies = [
+        write(&a.dir.join("one.txt"), "1"),
+        text("done one"),
+        write(&a.dir.join("two.txt"), "2"),
+        text("done two"),
+    ];
+    let s = Session::run(&claude, &a.dir, &logs.join("s"), "a", &replies, &[], "make files");
+    assert_eq!(s.exit, 0);
+    let asked = s
+        .requests()
+        .last()
+        .map(|r| r.matches("Stop hook feedback").count())
+        .unwrap_or(0);
+    assert_eq!(
+        asked, 1,
+        "one request for a handoff, then the session ends normally"
+    );
+}
