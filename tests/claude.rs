@@ -108,10 +108,6 @@ impl Session {
             .map(|r| r["body"].to_string())
             .collect()
     }
-
-    fn debug_log(&self) -> String {
-        std::fs::read_to_string(self.log.join("debug.log")).unwrap_or_default()
-    }
 }
 
 fn text(t: &str) -> Value {
