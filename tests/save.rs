@@ -142,3 +142,98 @@ fn pre_commit_hooks_run() {
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     assert!(stderr.contains("blocked by policy"), "{stderr}");
 }
+
+/// Every object reachable from any ref of the bare remote, as text.
+fn remote_objects(env: &TestEnv, home: &std::path::Path) -> String {
+    let list = crate::common::git(&env.remote(), home, &["rev-list", "--objects", "--all"]);
+    let mut all = String::new();
+    for line in list.lines() {
+        let oid = line.split_whitespace().next().unwrap();
+        let out = crate::common::git_output(&env.remote(), home, &["cat-file", "-p", oid]);
+        all.push_str(&String::from_utf8_lossy(&out.stdout));
+        all.push('\n');
+    }
+    all
+}
+
+const SECRETS: &[&str] = &[
+    "AKIAZ7QXN2LKD93JFH4W",
+    "aws_secret_access_key=Qm9vF3xL7pT2sR8kW1nB6yH4cJ0aZ5dE9gU3iO7v",
+    "AIzaSyB3kLm9Xq2Wv8Rt5Yp1Zs7Nc4Hd6Jf0GaQ",
+    "ghp_Xy9Kq2Lm8Np4Rs6Tv0Wz3Ab5Cd7Ef1Gh2Ij4",
+    "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuv",
+    "glpat-Qw3Er5Ty7Ui9Op1As3Df",
+    "xoxp-9876543210-1234567890-AbCdEf1234567890",
+    "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+    "sk-proj-Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2Rr1Qq0Pp",
+    "sk-ant-api03-Mm1Nn2Oo3Pp4Qq5Rr6Ss7Tt8Uu9Vv0",
+    "eyJhbGciOiJSUzI1NiJ9.eyJ1c2VyIjoiYWxpY2UifQ.c2lnbmF0dXJlX2lzX2hlcmVfMTIz",
+    "https://deploy:Tr0ub4dor-and-3@git.example.com/repo.git",
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA1c7+9z5Pad7OejecsQ0bu3aozN3tihPmljnnudb9G3HECdnH\n-----END RSA PRIVATE KEY-----",
+];
+
+const ORDINARY: &[&str] = &[
+    "Fixed in 3f2a9c1e8b7d6a5f4e3d2c1b0a9f8e7d6c5b4a39 (see abc1234)",
+    "Session 123e4567-e89b-12d3-a456-426614174000 expired",
+    "The password reset flow stores a token in Redis",
+    "password=${DB_PASSWORD} comes from the environment",
+];
+
+#[test]
+fn secrets_in_a_draft_never_reach_the_remote() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let mut draft = String::from("### Current Task\nWiring up deployment\n\n### Important Context\n");
+    for s in SECRETS.iter().chain(ORDINARY) {
+        draft.push_str(&format!("- seen: {s}\n"));
+    }
+    draft.push_str(
+        "- Authorization: Bearer 7fG2kL9mQ4xR8tW1zC5vB3nH6jP0sD\n- DB_PASSWORD=corr3ct-h0rse-battery\n",
+    );
+    write_draft(&a, &draft);
+    a.convosync().arg("save-handoff").assert().success();
+    let objects = remote_objects(&env, &a.home);
+    assert!(
+        objects.contains("Wiring up deployment"),
+        "the handoff reached the remote"
+    );
+    for s in SECRETS {
+        let needle = s.lines().nth(1).unwrap_or(s);
+        let needle = needle.rsplit(['=', ':']).next().unwrap_or(needle);
+        assert!(!objects.contains(needle), "{needle} reached the remote");
+    }
+    for secret in [
+        "7fG2kL9mQ4xR8tW1zC5vB3nH6jP0sD",
+        "corr3ct-h0rse-battery",
+        "Tr0ub4dor-and-3",
+    ] {
+        assert!(!objects.contains(secret), "{secret} reached the remote");
+    }
+    for o in ORDINARY {
+        assert!(objects.contains(o), "ordinary text was mangled: {o}");
+    }
+    assert!(objects.contains("[REDACTED:github-token]") && objects.contains("[REDACTED:private-key]"));
+}
+
+#[test]
+fn redaction_can_be_turned_off_and_extended() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    a.git(&["config", "--add", "convosync.redactPattern", "INTERNAL-[0-9]{4}"]);
+    write_draft(
+        &a,
+        "### Current Task\nticket INTERNAL-4242 and ghp_Xy9Kq2Lm8Np4Rs6Tv0Wz3Ab5Cd7Ef1Gh2Ij4\n",
+    );
+    a.convosync().arg("save-handoff").assert().success();
+    let file = a.git(&["show", "refs/convosync/handoffs:devices/a.md"]);
+    assert!(
+        file.contains("[REDACTED:custom]") && file.contains("[REDACTED:github-token]"),
+        "{file}"
+    );
+    a.git(&["config", "convosync.redact", "false"]);
+    write_draft(&a, "### Current Task\nticket INTERNAL-4242 stays\n");
+    a.convosync().arg("save-handoff").assert().success();
+    assert!(a
+        .git(&["show", "refs/convosync/handoffs:devices/a.md"])
+        .contains("INTERNAL-4242 stays"));
+}
