@@ -95,12 +95,15 @@ pub fn redact_sections(repo: &Repo, sections: Vec<Section>) -> Result<(Vec<Secti
 /// A handoff for this device and HEAD, now, with the given sections.
 pub fn build(repo: &Repo, sections: Vec<Section>, session: Option<&str>) -> Result<Handoff> {
     let (commit, branch) = repo.head_info();
+    let author = repo.user_email();
+    let device = crate::team::my_device(repo)?;
     Ok(Handoff {
-        device: crate::device::current()?,
+        device,
         timestamp: crate::timefmt::now(),
         commit,
         branch,
         session: session.map(str::to_string).filter(|s| !s.is_empty()),
+        author,
         sections,
     })
 }

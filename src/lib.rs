@@ -21,6 +21,7 @@ pub mod redact;
 pub mod repo;
 pub mod store;
 pub mod sync;
+pub mod team;
 pub mod timefmt;
 
 /// Process-wide git settings, called once at start-up before any thread exists: ask libgit2 to

@@ -211,7 +211,8 @@ pub fn merge_trees(
     let mut paths: Vec<&String> = o.keys().chain(t.keys()).collect();
     paths.sort();
     paths.dedup();
-    let mut merged = Vec::new();
+    let mut merged = std::collections::BTreeMap::new();
+    let mut moved = Vec::new();
     for p in paths {
         let (bo, oo, to) = (b.get(p).copied(), o.get(p).copied(), t.get(p).copied());
         let pick = if oo == to {
@@ -222,15 +223,65 @@ pub fn merge_trees(
             oo
         } else {
             match (oo, to) {
-                (Some(x), Some(y)) => Some(newer(repo, x, y)),
+                (Some(x), Some(y)) => match two_authors(repo, x, y)? {
+                    // Two people's devices with the same name wrote at once: the first keeps
+                    // the name, the other moves to its author-qualified name (as it would have
+                    // had it seen the first).
+                    Some((keep, other)) => {
+                        moved.push(other);
+                        Some(keep)
+                    }
+                    None => Some(newer(repo, x, y)),
+                },
                 (x, y) => x.or(y),
             }
         };
         if let Some(id) = pick {
-            merged.push((p.clone(), id));
+            merged.insert(p.clone(), id);
         }
     }
+    for (path, id) in moved {
+        // A newer handoff already at the qualified name wins over the moved one.
+        let keep = match merged.get(&path) {
+            Some(&existing) => newer(repo, existing, id),
+            None => id,
+        };
+        merged.insert(path, keep);
+    }
+    let merged: Vec<(String, Oid)> = merged.into_iter().collect();
     build_tree(repo, &merged)
+}
+
+/// When `a` and `b` are handoffs of one device name by two different authors: the blob to keep
+/// at the path (the older one) and the other rewritten under its author-qualified device name.
+fn two_authors(repo: &Repository, a: Oid, b: Oid) -> Result<Option<(Oid, (String, Oid))>> {
+    let parse = |id: Oid| {
+        repo.find_blob(id)
+            .ok()
+            .and_then(|bl| store::parse_blob(bl.content()).ok())
+    };
+    let (Some(x), Some(y)) = (parse(a), parse(b)) else {
+        return Ok(None);
+    };
+    let (Some(ax), Some(ay)) = (&x.author, &y.author) else {
+        return Ok(None);
+    };
+    if ax.eq_ignore_ascii_case(ay) {
+        return Ok(None);
+    }
+    let x_first = (x.timestamp, ax) <= (y.timestamp, ay);
+    let (keep, mut other) = if x_first { (a, y) } else { (b, x) };
+    let user = other
+        .author
+        .as_deref()
+        .and_then(|e| e.split('@').next())
+        .unwrap_or("other");
+    let Some(device) = crate::device::sanitize(&format!("{}-{user}", other.device)) else {
+        return Ok(None);
+    };
+    other.device = device;
+    let blob = repo.blob(crate::handoff::format::render(&other).as_bytes())?;
+    Ok(Some((keep, (store::device_path(&other.device), blob))))
 }
 
 /// The blob whose handoff is newer; ties and unparseable files fall back to the larger id so

@@ -361,3 +361,51 @@ fn session_end_commits_a_leftover_draft() {
         .git(&["show", "refs/convosync/handoffs:devices/a.md"])
         .contains("left at the end"));
 }
+
+#[test]
+fn two_peoples_laptops_never_collide_and_teammates_are_apart() {
+    let env = TestEnv::new();
+    let alice = env.device("laptop");
+    let bob_dir = env.device("bob-clone");
+    let bob = Device {
+        name: "laptop".into(),
+        dir: bob_dir.dir.clone(),
+        home: bob_dir.home.clone(),
+    };
+    let alice_desk = env.device("desk");
+    alice.git(&["config", "user.email", "alice@example.com"]);
+    alice_desk.git(&["config", "user.email", "alice@example.com"]);
+    bob.git(&["config", "user.email", "bob@example.com"]);
+    saved(&alice, "alice's task");
+    saved(&bob, "bob's task");
+    let files = bob.git(&["ls-tree", "-r", "--name-only", "refs/convosync/handoffs"]);
+    assert_eq!(
+        files, "devices/laptop-bob.md\ndevices/laptop.md",
+        "bob's laptop got its own file"
+    );
+    assert!(alice
+        .git(&["show", "refs/convosync/handoffs:devices/laptop.md"])
+        .contains("alice's task"));
+    // Alice's desk: her laptop in full, Bob in the short teammates block.
+    let v = hook(
+        &alice_desk,
+        "session-start",
+        &start_json(&alice_desk, "s", "startup"),
+    )
+    .unwrap();
+    let ctx = context(&v);
+    assert!(ctx.contains("## From laptop"), "{ctx}");
+    assert!(
+        ctx.contains("# Teammates") && ctx.contains("bob@example.com (laptop-bob"),
+        "{ctx}"
+    );
+    assert!(!ctx.contains("## From laptop-bob"), "{ctx}");
+    alice_desk.git(&["config", "convosync.team", "hide"]);
+    let v = hook(
+        &alice_desk,
+        "session-start",
+        &start_json(&alice_desk, "s2", "startup"),
+    )
+    .unwrap();
+    assert!(!context(&v).contains("bob"), "team = hide");
+}

@@ -26,7 +26,7 @@ pub fn run(dir: &Path, args: ResumeArgs) -> Result<ExitCode> {
             None => eprintln!("convosync: no remote; showing local handoffs only"),
         }
     }
-    let me = crate::device::current()?;
+    let me = crate::team::my_device(&repo)?;
     let (_, branch) = repo.head_info();
     let handoffs = gather(&repo, &me, branch.as_deref(), args.all)?;
     if handoffs.is_empty() {

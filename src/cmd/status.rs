@@ -13,8 +13,8 @@ use crate::sync::{pending, tracking_ref};
 
 pub fn run(dir: &Path) -> Result<ExitCode> {
     let now = crate::timefmt::now();
-    let me = crate::device::current()?;
-    println!("device:    {me} (from {})", crate::device::source());
+    let id = crate::device::current()?;
+    println!("device:    {id} (from {})", crate::device::source());
     println!("hooks:     {}", hooks_state());
     let Some(repo) = Repo::discover(dir)? else {
         println!(
@@ -27,6 +27,10 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
         "repo:      {}",
         repo.workdir().unwrap_or(repo.git.path()).display()
     );
+    let me = crate::team::my_device(&repo)?;
+    if me != id {
+        println!("           writes as {me} here ({id} belongs to another author on this ref)");
+    }
     let refname = &repo.settings.refname;
     let store = Store::new(&repo.git, refname);
     let entries = store.entries()?;

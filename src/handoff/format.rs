@@ -58,6 +58,9 @@ pub fn render(h: &Handoff) -> String {
     if let Some(id) = &h.session {
         s.push_str(&format!("**Session:** {id}\n"));
     }
+    if let Some(a) = &h.author {
+        s.push_str(&format!("**Author:** {a}\n"));
+    }
     for sec in &h.sections {
         s.push_str(&format!("\n### {}\n", sec.title));
         if !sec.body.is_empty() {
@@ -211,6 +214,7 @@ pub fn parse(text: &str) -> Result<Handoff, ParseError> {
         commit: None,
         branch: None,
         session: None,
+        author: None,
         sections: Vec::new(),
     };
     let mut timestamp = None;
@@ -228,6 +232,7 @@ pub fn parse(text: &str) -> Result<Handoff, ParseError> {
                 "commit" => h.commit = parse_commit(value),
                 "branch" => h.branch = (value != DETACHED && !value.is_empty()).then(|| value.to_string()),
                 "session" => h.session = (!value.is_empty()).then(|| value.to_string()),
+                "author" => h.author = (!value.is_empty()).then(|| value.to_string()),
                 _ => {}
             }
         } else if !line.trim().is_empty() {
@@ -272,6 +277,7 @@ mod tests {
             commit: Some(CommitRef { sha: "abc1234".into(), subject: "add (OAuth) routes".into() }),
             branch: Some("feature/oauth".into()),
             session: Some("s-1".into()),
+            author: Some("dev@example.com".into()),
             sections: vec![
                 Section { title: "Current Task".into(), body: "OAuth login".into() },
                 Section {
@@ -286,7 +292,7 @@ mod tests {
     fn renders_the_seed_layout() {
         let text = render(&sample());
         assert!(text.starts_with(
-            "## Handoff from desktop\n**Timestamp:** 2026-11-24T20:31:07Z\n**Commit:** abc1234 (add (OAuth) routes)\n**Branch:** feature/oauth\n**Session:** s-1\n\n### Current Task\nOAuth login\n"
+            "## Handoff from desktop\n**Timestamp:** 2026-11-24T20:31:07Z\n**Commit:** abc1234 (add (OAuth) routes)\n**Branch:** feature/oauth\n**Session:** s-1\n**Author:** dev@example.com\n\n### Current Task\nOAuth login\n"
         ));
         assert!(text.ends_with("#### sub\n"));
     }
@@ -409,25 +415,29 @@ mod tests {
             proptest::option::of(("[0-9a-f]{7,40}", "[^\r\n()]{0,30}")),
             proptest::option::of("[a-zA-Z0-9/._-]{1,30}"),
             proptest::option::of("[a-z0-9-]{1,36}"),
+            proptest::option::of("[a-z0-9.]{1,10}@[a-z]{1,10}\\.com"),
             prop::collection::vec(("[A-Za-z][A-Za-z ]{0,20}[A-Za-z]", body()), 0..6),
         )
-            .prop_map(|(device, ts, commit, branch, session, sections)| Handoff {
-                device,
-                timestamp: Utc.timestamp_opt(ts, 0).unwrap(),
-                commit: commit.map(|(sha, subject)| CommitRef {
-                    sha,
-                    subject: subject.trim().to_string(),
-                }),
-                branch,
-                session,
-                sections: sections
-                    .into_iter()
-                    .map(|(title, body)| Section {
-                        title: title.trim().to_string(),
-                        body: trim_blank_lines(&body.split('\n').collect::<Vec<_>>()),
-                    })
-                    .collect(),
-            })
+            .prop_map(
+                |(device, ts, commit, branch, session, author, sections)| Handoff {
+                    device,
+                    timestamp: Utc.timestamp_opt(ts, 0).unwrap(),
+                    commit: commit.map(|(sha, subject)| CommitRef {
+                        sha,
+                        subject: subject.trim().to_string(),
+                    }),
+                    branch,
+                    session,
+                    author,
+                    sections: sections
+                        .into_iter()
+                        .map(|(title, body)| Section {
+                            title: title.trim().to_string(),
+                            body: trim_blank_lines(&body.split('\n').collect::<Vec<_>>()),
+                        })
+                        .collect(),
+                },
+            )
     }
 
     proptest! {

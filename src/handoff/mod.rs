@@ -45,6 +45,9 @@ pub struct Handoff {
     pub branch: Option<String>,
     /// Claude Code session id, when known.
     pub session: Option<String>,
+    /// Who wrote it: the git `user.email` of the device's user, when configured. Two people's
+    /// "laptop" are told apart by it.
+    pub author: Option<String>,
     pub sections: Vec<Section>,
 }
 

@@ -63,7 +63,7 @@ impl<'a> Ctx<'a> {
             .map(PathBuf::from)
             .or_else(|| std::env::current_dir().ok())?;
         let repo = Repo::discover(&cwd).ok().flatten()?;
-        let me = match crate::device::current() {
+        let me = match crate::team::my_device(&repo) {
             Ok(me) => me,
             Err(e) => {
                 state::log(&repo.state_dir(), &format!("no device id: {e:#}"));

@@ -46,7 +46,12 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
         .collect();
     let (_, branch) = ctx.repo.head_info();
     let handoffs = context::others(entries, &ctx.me, branch.as_deref());
-    if handoffs.is_empty() || (source == "resume" && state.injected == keys) {
+    let (handoffs, teammates) = crate::team::split(handoffs, ctx.repo.user_email().as_deref());
+    let teammates = match ctx.repo.settings.team {
+        crate::config::TeamMode::Show => crate::team::render_teammates(&teammates, ctx.now),
+        crate::config::TeamMode::Hide => String::new(),
+    };
+    if handoffs.is_empty() && teammates.is_empty() || (source == "resume" && state.injected == keys) {
         // Nothing to show, or this session already has exactly these notes in its context.
         if dirty {
             save(&state);
@@ -66,8 +71,18 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
     if let (Some(first), Some(b)) = (shown.first_mut(), context::behind_upstream(&ctx.repo)) {
         first.notes.push(b);
     }
-    let text = context::render_of(&shown, total, ctx.now, ctx.repo.settings.context_limit)?;
-    let mut line = context::system_message(&shown, ctx.now).unwrap_or_default();
+    // Teammates' lines come first in the budget (they are short); the user's own devices get the rest.
+    let limit = ctx
+        .repo
+        .settings
+        .context_limit
+        .saturating_sub(teammates.chars().count());
+    let text = match context::render_of(&shown, total, ctx.now, limit) {
+        Some(t) => t + &teammates,
+        None => format!("{}{teammates}", context::PREAMBLE),
+    };
+    let mut line = context::system_message(&shown, ctx.now)
+        .unwrap_or_else(|| "convosync: teammates' recent sessions loaded".to_string());
     if let Some(n) = net_note {
         line.push_str(&format!(" ({n})"));
     }
