@@ -36,6 +36,18 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Run a complete two-device round trip on throwaway repositories.
     Demo(DemoArgs),
+    /// List past handoffs from the handoff ref's history, newest first.
+    History(HistoryArgs),
+    /// Every device that ever wrote a handoff; rename or forget one.
+    Devices(DevicesArgs),
+    /// Show the active handoff template or create one to customise.
+    Template(TemplateArgs),
+    /// Full-text search over every handoff in history.
+    Search(SearchArgs),
+    /// What changed between two handoffs, section by section.
+    Diff(DiffArgs),
+    /// Export handoffs as markdown, JSON or a self-contained HTML page.
+    Export(ExportArgs),
     /// Say whether convosync is set up here: device, remote, last sync, pending pushes, hooks.
     Status,
     /// Register the Claude Code plugin for this user (prints the commands, or runs them).
@@ -136,4 +148,118 @@ pub struct InstallArgs {
     /// Run the `claude plugin` commands instead of printing them.
     #[arg(long)]
     pub run: bool,
+}
+
+/// Filters shared by history, search and export.
+#[derive(Debug, Args, Clone, Default)]
+pub struct FilterArgs {
+    /// Only handoffs from this device.
+    #[arg(long, value_name = "NAME")]
+    pub device: Option<String>,
+    /// Only handoffs written on this branch.
+    #[arg(long, value_name = "BRANCH")]
+    pub branch: Option<String>,
+    /// Only handoffs since a date (2026-11-20) or an age (3 days, 2h).
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[command(subcommand)]
+    pub action: Option<HistoryAction>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// At most this many handoffs.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HistoryAction {
+    /// Print one handoff whole.
+    Show {
+        /// The id `convosync history` shows (optionally `id:device`).
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DevicesArgs {
+    #[command(subcommand)]
+    pub action: Option<DevicesAction>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevicesAction {
+    /// Move a device's newest handoff to a new name (history is kept).
+    Rename { old: String, new: String },
+    /// Remove a device's handoff from the ref (history is kept).
+    Forget { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct TemplateArgs {
+    #[command(subcommand)]
+    pub action: Option<TemplateAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplateAction {
+    /// Print the template in force and where it comes from.
+    Show,
+    /// Write the default template to .convosync/template.md (shared with the team) to edit.
+    Init {
+        /// Write it to your config dir instead (only for you, all repositories).
+        #[arg(long)]
+        user: bool,
+        /// Overwrite an existing template.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Words to find (all must appear; case-insensitive).
+    #[arg(required = true, num_args = 1..)]
+    pub query: Vec<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// At most this many results.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// A handoff id or a device name (its newest handoff). Default: this device's last handoff,
+    /// or with one device name only, that device's previous handoff.
+    pub a: Option<String>,
+    /// A handoff id or a device name. Default: the newest handoff of another device.
+    pub b: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// md, json or html.
+    #[arg(long, default_value = "md", value_parser = ["md", "json", "html"])]
+    pub format: String,
+    /// Write here instead of standard output (a folder with --split).
+    #[arg(long, short, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Markdown only: one file per handoff in the --output folder.
+    #[arg(long, requires = "output")]
+    pub split: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }

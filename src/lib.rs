@@ -15,6 +15,7 @@ pub mod draft;
 pub mod fsutil;
 pub mod git;
 pub mod handoff;
+pub mod history;
 pub mod hook;
 pub mod lock;
 pub mod redact;
@@ -22,6 +23,7 @@ pub mod repo;
 pub mod store;
 pub mod sync;
 pub mod team;
+pub mod term;
 pub mod timefmt;
 
 /// Process-wide git settings, called once at start-up before any thread exists: ask libgit2 to

@@ -88,6 +88,18 @@ impl<'r> Store<'r> {
         self.update(message, &sig, |tree| upsert(self.repo, tree, &path, None))
     }
 
+    /// Move `old`'s file to `handoff.device`'s in one commit.
+    pub fn rename(&self, old: &str, handoff: &Handoff, message: &str) -> Result<Oid> {
+        let blob = self.repo.blob(format::render(handoff).as_bytes())?;
+        let (from, to) = (device_path(old), device_path(&handoff.device));
+        let sig = signature(self.repo, crate::timefmt::now())?;
+        self.update(message, &sig, |tree| {
+            let without = upsert(self.repo, tree, &from, None)?;
+            let without = self.repo.find_tree(without)?;
+            upsert(self.repo, Some(&without), &to, Some(blob))
+        })
+    }
+
     /// Build a new tree from the tip with `edit`, commit it on top and move the ref with CAS.
     /// Retries a few times when another writer moved the ref in between.
     fn update(

@@ -5,6 +5,7 @@ mod claude;
 mod common;
 mod core;
 mod hooks;
+mod roadmap;
 mod save;
 mod shim;
 mod sync;

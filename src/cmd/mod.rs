@@ -2,12 +2,17 @@
 //! hands it to a function that does the work, so tests and other commands can call that part.
 
 mod device;
+mod devices;
+mod diff;
+mod export;
 mod handoff;
+mod history;
 mod migrate;
 mod resume;
 mod save;
 mod status;
 mod sync;
+mod template;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -33,6 +38,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Migrate(a) => migrate::run(&dir, a),
         Command::Demo(a) => crate::demo::run(a),
         Command::Status => status::run(&dir),
+        Command::History(a) => history::run(&dir, a),
+        Command::Search(a) => history::search(&dir, a),
+        Command::Devices(a) => devices::run(&dir, a),
+        Command::Template(a) => template::run(&dir, a),
+        Command::Diff(a) => diff::run(&dir, a),
+        Command::Export(a) => export::run(&dir, a),
         Command::Install(a) => status::install(a),
         Command::Hook { event } => {
             // Hooks never fail a session: whatever happens, exit 0 with at most one JSON object.
@@ -56,6 +67,20 @@ pub fn remote_or_explain(repo: &Repo) -> Result<String> {
     repo.remote_name().with_context(|| match &repo.settings.remote {
         Some(r) => format!("convosync.remote is {r:?} but this repository has no remote of that name (see `git remote -v`)"),
         None => "this repository has no remote named origin; add one with `git remote add origin <url>` (handoffs stay local until then)".to_string(),
+    })
+}
+
+/// Resolve `--device/--branch/--since` into a history filter.
+pub fn filter(args: &crate::cli::FilterArgs) -> Result<crate::history::Filter> {
+    let since = args
+        .since
+        .as_deref()
+        .map(|s| crate::history::parse_since(s, crate::timefmt::now()))
+        .transpose()?;
+    Ok(crate::history::Filter {
+        device: args.device.clone(),
+        branch: args.branch.clone(),
+        since,
     })
 }
 

@@ -1,0 +1,121 @@
+//! `convosync diff [A] [B]`: what changed between two handoffs, section by section.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use similar::{ChangeTag, TextDiff};
+
+use crate::cli::DiffArgs;
+use crate::handoff::Handoff;
+use crate::history::{self, Version};
+use crate::repo::Repo;
+use crate::term::{color, page, paint};
+
+pub fn run(dir: &Path, args: DiffArgs) -> Result<ExitCode> {
+    let repo = Repo::open(dir)?;
+    let all = history::versions(&repo.git, &repo.settings.refname)?;
+    let me = crate::team::my_device(&repo)?;
+    let newest_of = |d: &str| all.iter().find(|v| v.device == d);
+    let resolve = |spec: &str| -> Result<&Version> {
+        match newest_of(spec) {
+            Some(v) => Ok(v),
+            None => history::find(&all, spec),
+        }
+    };
+    let newest_other = || all.iter().find(|v| v.device != me);
+    let (a, b) = match (args.a.as_deref(), args.b.as_deref()) {
+        (Some(a), Some(b)) => (resolve(a)?, resolve(b)?),
+        (Some(d), None) if newest_of(d).is_some() => {
+            let mut mine = all.iter().filter(|v| v.device == d);
+            match (mine.next(), mine.next()) {
+                (Some(newest), Some(previous)) => (previous, newest),
+                _ => bail!("{d} has only one handoff; nothing to compare it with"),
+            }
+        }
+        (Some(a), None) => {
+            let a = resolve(a)?;
+            let Some(b) = all.iter().find(|v| v.device != a.device) else {
+                bail!("no handoff from another device")
+            };
+            (a, b)
+        }
+        (None, _) => {
+            let Some(a) = newest_of(&me) else {
+                bail!("{me} has no handoff yet; name two: convosync diff A B")
+            };
+            let Some(b) = newest_other() else {
+                bail!("no handoff from another device yet")
+            };
+            (a, b)
+        }
+    };
+    page(&render(a, b, color()));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn label(v: &Version) -> String {
+    format!(
+        "{} {} ({})",
+        v.device,
+        v.short_id(),
+        crate::timefmt::rfc3339(v.handoff.timestamp)
+    )
+}
+
+/// The section-by-section diff of `a` → `b`.
+pub fn render(a: &Version, b: &Version, c: bool) -> String {
+    let mut out = format!(
+        "{}\n{}\n",
+        paint(&format!("--- {}", label(a)), "31", c),
+        paint(&format!("+++ {}", label(b)), "32", c)
+    );
+    let meta = |h: &Handoff| {
+        format!(
+            "branch {} · commit {}",
+            h.branch.as_deref().unwrap_or("(detached)"),
+            h.commit.as_ref().map(|c| c.short()).unwrap_or("-")
+        )
+    };
+    if meta(&a.handoff) != meta(&b.handoff) {
+        out.push_str(&format!(
+            "{}\n{}\n",
+            paint(&format!("- {}", meta(&a.handoff)), "31", c),
+            paint(&format!("+ {}", meta(&b.handoff)), "32", c)
+        ));
+    }
+    let mut titles: Vec<&str> = a.handoff.sections.iter().map(|s| s.title.as_str()).collect();
+    for s in &b.handoff.sections {
+        if !titles.iter().any(|t| t.eq_ignore_ascii_case(&s.title)) {
+            titles.push(&s.title);
+        }
+    }
+    let mut changed = false;
+    for t in titles {
+        let (x, y) = (a.handoff.section(t), b.handoff.section(t));
+        if x == y {
+            continue;
+        }
+        changed = true;
+        let tag = match (x, y) {
+            (None, _) => " (added)",
+            (_, None) => " (removed)",
+            _ => "",
+        };
+        out.push_str(&format!("\n{}\n", paint(&format!("### {t}{tag}"), "1", c)));
+        let diff = TextDiff::from_lines(x.unwrap_or(""), y.unwrap_or(""));
+        for change in diff.iter_all_changes() {
+            let line = change.to_string_lossy();
+            let line = line.trim_end_matches('\n');
+            match change.tag() {
+                ChangeTag::Delete => out.push_str(&format!("{}\n", paint(&format!("- {line}"), "31", c))),
+                ChangeTag::Insert => out.push_str(&format!("{}\n", paint(&format!("+ {line}"), "32", c))),
+                ChangeTag::Equal => out.push_str(&format!("  {line}\n")),
+            }
+        }
+    }
+    if !changed {
+        out.push_str("\nThe sections are identical.\n");
+    }
+    out
+}

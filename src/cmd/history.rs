@@ -1,0 +1,198 @@
+//! `convosync history` and `convosync search`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::cli::{HistoryAction, HistoryArgs, SearchArgs};
+use crate::history::{self, Version};
+use crate::repo::Repo;
+use crate::term::{color, page, paint};
+use crate::timefmt::ago;
+
+pub fn run(dir: &Path, args: HistoryArgs) -> Result<ExitCode> {
+    let repo = Repo::open(dir)?;
+    let all = history::versions(&repo.git, &repo.settings.refname)?;
+    if let Some(HistoryAction::Show { id }) = args.action {
+        let v = history::find(&all, &id)?;
+        page(&crate::handoff::format::render(&v.handoff));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let f = super::filter(&args.filter)?;
+    let shown: Vec<&Version> = all.iter().filter(|v| f.accepts(v)).take(args.limit).collect();
+    if args.json {
+        let items: Vec<_> = shown.iter().map(|v| version_json(v)).collect();
+        println!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if shown.is_empty() {
+        println!(
+            "No handoffs yet{}.",
+            if all.is_empty() {
+                ""
+            } else {
+                " match those filters"
+            }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let now = crate::timefmt::now();
+    let c = color();
+    let mut out = String::new();
+    for v in shown {
+        out.push_str(&format!(
+            "{}  {:<16} {:<20} {:<16} {}\n",
+            paint(&v.short_id(), "33", c),
+            v.device,
+            v.handoff.branch.as_deref().unwrap_or("(detached)"),
+            ago(v.handoff.timestamp, now),
+            v.handoff.task_line(70)
+        ));
+    }
+    page(&out);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The stable JSON shape of one handoff version.
+pub fn version_json(v: &Version) -> serde_json::Value {
+    let h = &v.handoff;
+    json!({
+        "id": v.commit.to_string(),
+        "device": v.device,
+        "author": h.author,
+        "timestamp": crate::timefmt::rfc3339(h.timestamp),
+        "branch": h.branch,
+        "commit": h.commit.as_ref().map(|c| c.sha.clone()),
+        "commit_subject": h.commit.as_ref().map(|c| c.subject.clone()),
+        "session": h.session,
+        "task": h.task_line(200),
+        "sections": h.sections.iter().map(|s| json!({"title": s.title, "body": s.body})).collect::<Vec<_>>(),
+    })
+}
+
+/// One search hit: a line of a section that holds all the words.
+struct Hit<'v> {
+    version: &'v Version,
+    section: String,
+    lines: Vec<String>,
+}
+
+pub fn search(dir: &Path, args: SearchArgs) -> Result<ExitCode> {
+    let repo = Repo::open(dir)?;
+    let all = history::versions(&repo.git, &repo.settings.refname)?;
+    let f = super::filter(&args.filter)?;
+    let words: Vec<String> = args
+        .query
+        .iter()
+        .flat_map(|q| q.split_whitespace())
+        .map(str::to_lowercase)
+        .collect();
+    let mut hits = Vec::new();
+    for v in all.iter().filter(|v| f.accepts(v)) {
+        let whole = crate::handoff::format::render(&v.handoff).to_lowercase();
+        if !words.iter().all(|w| whole.contains(w.as_str())) {
+            continue;
+        }
+        for s in &v.handoff.sections {
+            let lines: Vec<String> = s
+                .body
+                .lines()
+                .filter(|l| {
+                    let l = l.to_lowercase();
+                    words.iter().any(|w| l.contains(w.as_str()))
+                })
+                .map(str::to_string)
+                .collect();
+            if !lines.is_empty() {
+                hits.push(Hit {
+                    version: v,
+                    section: s.title.clone(),
+                    lines,
+                });
+            }
+        }
+        if hits.len() >= args.limit {
+            break;
+        }
+    }
+    hits.truncate(args.limit);
+    if args.json {
+        let items: Vec<_> = hits
+            .iter()
+            .map(|h| json!({"id": h.version.commit.to_string(), "device": h.version.device, "timestamp": crate::timefmt::rfc3339(h.version.handoff.timestamp), "section": h.section, "lines": h.lines}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if hits.is_empty() {
+        println!("No handoff mentions {}.", args.query.join(" "));
+        return Ok(ExitCode::FAILURE);
+    }
+    let now = crate::timefmt::now();
+    let c = color();
+    let mut out = String::new();
+    for h in &hits {
+        out.push_str(&format!(
+            "{} {} ({}) · {}\n",
+            paint(&h.version.short_id(), "33", c),
+            paint(&h.version.device, "1", c),
+            ago(h.version.handoff.timestamp, now),
+            h.section
+        ));
+        for l in &h.lines {
+            out.push_str(&format!("    {}\n", highlight(l, &words, c)));
+        }
+    }
+    page(&out);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Wrap each occurrence of the words in bold red (case-insensitive, char-boundary safe).
+fn highlight(line: &str, words: &[String], on: bool) -> String {
+    if !on {
+        return line.to_string();
+    }
+    let lower = line.to_lowercase();
+    if lower.len() != line.len() {
+        return line.to_string(); // case mapping changed byte offsets; show it plain
+    }
+    let mut marks = vec![false; line.len()];
+    for w in words.iter().filter(|w| !w.is_empty()) {
+        let mut from = 0;
+        while let Some(i) = lower[from..].find(w.as_str()) {
+            let start = from + i;
+            marks[start..start + w.len()].iter_mut().for_each(|m| *m = true);
+            from = start + w.len();
+        }
+    }
+    let mut out = String::new();
+    let mut inside = false;
+    for (i, ch) in line.char_indices() {
+        if marks[i] != inside {
+            out.push_str(if marks[i] { "\x1b[1;31m" } else { "\x1b[0m" });
+            inside = marks[i];
+        }
+        out.push(ch);
+    }
+    if inside {
+        out.push_str("\x1b[0m");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::highlight;
+
+    #[test]
+    fn highlights_every_occurrence() {
+        let w = vec!["pizza".to_string()];
+        assert_eq!(
+            highlight("Pizza and pizza", &w, true),
+            "\x1b[1;31mPizza\x1b[0m and \x1b[1;31mpizza\x1b[0m"
+        );
+        assert_eq!(highlight("Pizza", &w, false), "Pizza");
+    }
+}

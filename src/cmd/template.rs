@@ -1,0 +1,62 @@
+//! `convosync template [show | init [--user] [--force]]`
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::{TemplateAction, TemplateArgs};
+use crate::handoff::template::{Template, REPO_TEMPLATE};
+use crate::repo::Repo;
+
+pub fn run(dir: &Path, args: TemplateArgs) -> Result<ExitCode> {
+    let repo = Repo::open(dir)?;
+    let workdir = repo.workdir().map(Path::to_path_buf);
+    let user_dir = crate::device::config_dir();
+    match args.action.unwrap_or(TemplateAction::Show) {
+        TemplateAction::Show => {
+            let repo_file = workdir
+                .as_ref()
+                .map(|w| w.join(REPO_TEMPLATE))
+                .filter(|p| p.exists());
+            let user_file = user_dir
+                .as_ref()
+                .map(|d| d.join("template.md"))
+                .filter(|p| p.exists());
+            let from = match (&repo_file, &user_file) {
+                (Some(p), _) | (None, Some(p)) => p.display().to_string(),
+                (None, None) => "built-in default".to_string(),
+            };
+            let t = Template::load(workdir.as_deref(), user_dir.as_deref())?;
+            println!("<!-- template from {from} -->");
+            print!("{}", t.render_template_file());
+        }
+        TemplateAction::Init { user, force } => {
+            let path = if user {
+                user_dir
+                    .context("no config directory (set HOME)")?
+                    .join("template.md")
+            } else {
+                workdir
+                    .context("bare repository: use --user")?
+                    .join(REPO_TEMPLATE)
+            };
+            if path.exists() && !force {
+                bail!("{} already exists (use --force to overwrite)", path.display());
+            }
+            let mut text = String::from(
+                "Write a short handoff note for the next session on another machine. Be concise; no secrets.\n\n",
+            );
+            text.push_str(&Template::default().render_template_file());
+            crate::fsutil::atomic_write(&path, text.as_bytes())?;
+            println!(
+                "wrote {}; edit its sections (a title ending in (required) must be filled in)",
+                path.display()
+            );
+            if !user {
+                println!("commit it to share it with everyone who works on this repository");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

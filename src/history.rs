@@ -1,0 +1,227 @@
+//! The history of handoffs: every version of every device file, read from the handoff ref's log.
+//!
+//! Each non-merge commit on the ref changes one or a few `devices/<id>.md` files; merges only
+//! bring together versions that their own commits already recorded, so they are skipped. Only the
+//! `devices` subtree of each commit and its first parent are compared, so walking 10,000 commits
+//! stays cheap.
+
+use std::collections::HashSet;
+
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Utc};
+use git2::{Oid, Repository, Sort, Tree};
+
+use crate::handoff::Handoff;
+use crate::store::{parse_blob, DEVICES_DIR};
+
+/// One saved version of a device's handoff.
+#[derive(Debug, Clone)]
+pub struct Version {
+    /// The commit on the handoff ref that wrote it.
+    pub commit: Oid,
+    pub device: String,
+    pub blob: Oid,
+    pub handoff: Handoff,
+}
+
+impl Version {
+    pub fn short_id(&self) -> String {
+        self.commit.to_string()[..8].to_string()
+    }
+}
+
+/// Which versions to keep.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub device: Option<String>,
+    pub branch: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+}
+
+impl Filter {
+    pub fn accepts(&self, v: &Version) -> bool {
+        self.device.as_deref().is_none_or(|d| v.device == d)
+            && self
+                .branch
+                .as_deref()
+                .is_none_or(|b| v.handoff.branch.as_deref() == Some(b))
+            && self.since.is_none_or(|s| v.handoff.timestamp >= s)
+    }
+}
+
+/// Every version on `refname`, newest first (by the handoff's own timestamp), each blob once.
+pub fn versions(repo: &Repository, refname: &str) -> Result<Vec<Version>> {
+    let Some(tip) = crate::store::tip_of(repo, refname)? else {
+        return Ok(Vec::new());
+    };
+    let mut walk = repo.revwalk()?;
+    walk.set_sorting(Sort::TOPOLOGICAL | Sort::TIME)?;
+    walk.push(tip.id())?;
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for id in walk {
+        let commit = repo.find_commit(id?)?;
+        if commit.parent_count() > 1 {
+            continue;
+        }
+        let now = devices_tree(repo, &commit.tree()?);
+        let before = match commit.parent(0) {
+            Ok(p) => devices_tree(repo, &p.tree()?),
+            Err(_) => None,
+        };
+        let Some(now) = now else { continue };
+        if before.as_ref().is_some_and(|b| b.id() == now.id()) {
+            continue;
+        }
+        for e in now.iter() {
+            let Ok(name) = e.name() else { continue };
+            let Some(device) = name.strip_suffix(".md") else {
+                continue;
+            };
+            let unchanged = before
+                .as_ref()
+                .and_then(|b| b.get_name(name))
+                .is_some_and(|old| old.id() == e.id());
+            if unchanged || !seen.insert(e.id()) {
+                continue;
+            }
+            let Ok(blob) = repo.find_blob(e.id()) else {
+                continue;
+            };
+            if let Ok(handoff) = parse_blob(blob.content()) {
+                out.push(Version {
+                    commit: commit.id(),
+                    device: device.to_string(),
+                    blob: e.id(),
+                    handoff,
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        b.handoff
+            .timestamp
+            .cmp(&a.handoff.timestamp)
+            .then(a.device.cmp(&b.device))
+    });
+    Ok(out)
+}
+
+fn devices_tree<'r>(repo: &'r Repository, root: &Tree<'_>) -> Option<Tree<'r>> {
+    root.get_name(DEVICES_DIR)
+        .and_then(|e| repo.find_tree(e.id()).ok())
+}
+
+/// Find one version by (a prefix of) its commit id, optionally `id:device`.
+pub fn find<'v>(versions: &'v [Version], spec: &str) -> Result<&'v Version> {
+    let (id, device) = spec.split_once(':').map_or((spec, None), |(i, d)| (i, Some(d)));
+    if id.len() < 4 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+        bail!("{spec:?} is not a handoff id (use the id `convosync history` shows)");
+    }
+    let id = id.to_ascii_lowercase();
+    let hits: Vec<&Version> = versions
+        .iter()
+        .filter(|v| v.commit.to_string().starts_with(&id) && device.is_none_or(|d| v.device == d))
+        .collect();
+    match hits.as_slice() {
+        [v] => Ok(v),
+        [] => bail!("no handoff with id {spec}"),
+        many => bail!(
+            "{spec} matches {} handoffs ({}); add more digits or `:device`",
+            many.len(),
+            many.iter()
+                .map(|v| format!("{}:{}", v.short_id(), v.device))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// `2026-11-20`, an RFC 3339 time, or an age like `3 days`, `2h`, `90m`, `1 week`.
+pub fn parse_since(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).context("midnight")?.and_utc());
+    }
+    let digits: String = s.chars().take_while(|c| c.is_ascii_digit()).collect();
+    let n: i64 = digits
+        .parse()
+        .with_context(|| format!("--since {s:?}: use a date (2026-11-20) or an age (3 days, 2h)"))?;
+    let unit = s[digits.len()..]
+        .trim()
+        .trim_end_matches(" ago")
+        .to_ascii_lowercase();
+    let secs = match unit.as_str() {
+        "s" | "sec" | "secs" | "second" | "seconds" => 1,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60,
+        "h" | "hr" | "hrs" | "hour" | "hours" => 3600,
+        "d" | "day" | "days" => 86_400,
+        "w" | "week" | "weeks" => 7 * 86_400,
+        _ => bail!("--since {s:?}: unknown unit {unit:?} (use minutes, hours, days or weeks)"),
+    };
+    Ok(now - chrono::Duration::seconds(n.saturating_mul(secs)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handoff::Section;
+    use crate::store::Store;
+    use chrono::TimeZone;
+
+    fn h(device: &str, hour: u32, task: &str) -> Handoff {
+        Handoff {
+            device: device.into(),
+            timestamp: Utc.with_ymd_and_hms(2026, 11, 20, hour, 0, 0).unwrap(),
+            commit: None,
+            branch: Some(if hour.is_multiple_of(2) { "main" } else { "feature" }.into()),
+            session: None,
+            author: None,
+            sections: vec![Section {
+                title: "Current Task".into(),
+                body: task.into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn every_version_once_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let store = Store::new(&repo, "refs/convosync/handoffs");
+        for (i, d) in ["a", "b", "a", "c", "a"].iter().enumerate() {
+            store.put(&h(d, i as u32, &format!("task {i}")), "m").unwrap();
+        }
+        store.put(&h("a", 4, "task 4"), "same again").unwrap();
+        let v = versions(&repo, "refs/convosync/handoffs").unwrap();
+        let tasks: Vec<String> = v.iter().map(|v| v.handoff.task_line(20)).collect();
+        assert_eq!(tasks, ["task 4", "task 3", "task 2", "task 1", "task 0"]);
+        let f = Filter {
+            device: Some("a".into()),
+            branch: Some("main".into()),
+            ..Default::default()
+        };
+        assert_eq!(v.iter().filter(|x| f.accepts(x)).count(), 3);
+        assert!(find(&v, &v[0].short_id()).is_ok());
+        assert!(find(&v, "zz").is_err());
+    }
+
+    #[test]
+    fn since_forms() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+        assert_eq!(parse_since("2h", now).unwrap(), now - chrono::Duration::hours(2));
+        assert_eq!(
+            parse_since("3 days", now).unwrap(),
+            now - chrono::Duration::days(3)
+        );
+        assert_eq!(
+            parse_since("2026-11-20", now).unwrap(),
+            Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap()
+        );
+        assert!(parse_since("soon", now).is_err());
+        assert!(parse_since("5 fortnights", now).is_err());
+    }
+}

@@ -1,0 +1,299 @@
+//! history, devices, search, diff, export and templates on a fixed history built in a temp repo.
+//! Outputs a user reads are snapshotted (ids and paths normalised).
+
+use crate::common::{Device, TestEnv};
+use crate::core::write_draft;
+
+const NOW: &str = "2026-11-25T12:00:00Z";
+
+/// desk and laptop trade handoffs over two days, one on a feature branch.
+fn history_env() -> (TestEnv, Device) {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let steps = [
+        (
+            "desk",
+            "2026-11-23T09:00:00Z",
+            "main",
+            "Set up the OAuth client",
+            "- favourite pizza: Margherita",
+        ),
+        (
+            "laptop",
+            "2026-11-23T18:30:00Z",
+            "main",
+            "Login routes",
+            "- tests run with `cargo test`",
+        ),
+        (
+            "desk",
+            "2026-11-24T10:00:00Z",
+            "feature/refresh",
+            "Refresh-token storage in Redis",
+            "- Redis chosen for speed",
+        ),
+        (
+            "laptop",
+            "2026-11-25T08:00:00Z",
+            "feature/refresh",
+            "Refresh endpoint and its tests",
+            "- the pizza question is settled",
+        ),
+    ];
+    for (device, when, branch, task, context) in steps {
+        if a.git(&["branch", "--show-current"]) != branch {
+            a.git(&["checkout", "-q", "-B", branch]);
+        }
+        write_draft(&a, &format!("### Current Task\n{task}\n\n### Important Context\n{context}\n\n### Next Steps\n1. keep going\n"));
+        a.convosync()
+            .env("CONVOSYNC_DEVICE", device)
+            .env("CONVOSYNC_NOW", when)
+            .args(["save-handoff", "--no-push"])
+            .assert()
+            .success();
+    }
+    (env, a)
+}
+
+fn run(d: &Device, device: &str, args: &[&str]) -> String {
+    normalize(&run_raw(d, device, args))
+}
+
+fn run_raw(d: &Device, device: &str, args: &[&str]) -> String {
+    let out = d
+        .convosync()
+        .env("CONVOSYNC_DEVICE", device)
+        .env("CONVOSYNC_NOW", NOW)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Commit ids → <id>, so snapshots do not depend on the clone's own initial commit.
+fn normalize(s: &str) -> String {
+    let re = regex::Regex::new(r"\b[0-9a-f]{40}\b|\b[0-9a-f]{8}\b|\b[0-9a-f]{7}\b").unwrap();
+    re.replace_all(s, "<id>").into_owned()
+}
+
+#[test]
+fn history_lists_filters_and_shows() {
+    let (_env, a) = history_env();
+    insta::assert_snapshot!("history", run(&a, "desk", &["history"]));
+    insta::assert_snapshot!(
+        "history_filtered",
+        run(
+            &a,
+            "desk",
+            &["history", "--device", "laptop", "--since", "2 days"]
+        )
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&run_raw(&a, "desk", &["history", "--json", "--limit", "2"])).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    assert_eq!(json[0]["device"], "laptop");
+    assert_eq!(json[0]["branch"], "feature/refresh");
+    assert_eq!(json[0]["task"], "Refresh endpoint and its tests");
+    assert_eq!(json[0]["timestamp"], "2026-11-25T08:00:00Z");
+    let id = json[1]["id"].as_str().unwrap()[..10].to_string();
+    let shown = a.convosync().args(["history", "show", &id]).output().unwrap();
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("Refresh-token storage in Redis"));
+    let bad = a
+        .convosync()
+        .args(["history", "show", "nothex"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}
+
+#[test]
+fn devices_list_rename_and_forget_keep_history() {
+    let (_env, a) = history_env();
+    insta::assert_snapshot!("devices", run(&a, "desk", &["devices"]));
+    a.convosync()
+        .args(["devices", "rename", "laptop", "travel-laptop"])
+        .assert()
+        .success();
+    a.convosync()
+        .args(["devices", "forget", "desk"])
+        .assert()
+        .success();
+    let files = a.git(&["ls-tree", "-r", "--name-only", "refs/convosync/handoffs"]);
+    assert_eq!(files, "devices/travel-laptop.md");
+    let renamed = a.git(&["show", "refs/convosync/handoffs:devices/travel-laptop.md"]);
+    assert!(renamed.starts_with("## Handoff from travel-laptop\n") && renamed.contains("Refresh endpoint"));
+    // History still has everything.
+    let history = run(&a, "desk", &["history", "--limit", "50"]);
+    assert!(
+        history.contains("Set up the OAuth client") && history.contains("Login routes"),
+        "{history}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&run(&a, "desk", &["devices", "--json"])).unwrap();
+    let desk = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["device"] == "desk")
+        .unwrap();
+    assert_eq!(desk["forgotten"], true);
+    assert_eq!(desk["this_machine"], true);
+    assert_eq!(desk["handoffs"], 2);
+    let err = a
+        .convosync()
+        .args(["devices", "rename", "nobody", "x"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&err.stderr).contains("no device named nobody"));
+}
+
+#[test]
+fn search_ranks_newest_first_and_highlights_only_on_a_terminal() {
+    let (_env, a) = history_env();
+    insta::assert_snapshot!("search", run(&a, "desk", &["search", "pizza"]));
+    assert!(
+        !run(&a, "desk", &["search", "pizza"]).contains('\x1b'),
+        "no colour when piped"
+    );
+    let none = a.convosync().args(["search", "sushi"]).output().unwrap();
+    assert!(
+        !none.status.success() && String::from_utf8_lossy(&none.stdout).contains("No handoff mentions sushi")
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&run_raw(&a, "desk", &["search", "redis", "--json"])).unwrap();
+    let hits = json.as_array().unwrap();
+    assert_eq!(hits.len(), 2, "two sections of one handoff");
+    assert!(hits
+        .iter()
+        .all(|h| h["id"] == hits[0]["id"] && h["device"] == "desk"));
+    let scoped = run(&a, "desk", &["search", "keep", "going", "--branch", "main"]);
+    assert_eq!(scoped.matches("Next Steps").count(), 2, "{scoped}");
+}
+
+#[test]
+fn diff_section_by_section() {
+    let (_env, a) = history_env();
+    insta::assert_snapshot!("diff_default", run(&a, "desk", &["diff"]));
+    let own = run(&a, "desk", &["diff", "laptop"]);
+    assert!(
+        own.contains("- Login routes") && own.contains("+ Refresh endpoint and its tests"),
+        "{own}"
+    );
+}
+
+#[test]
+fn export_markdown_json_and_html() {
+    let (env, a) = history_env();
+    let md = run(&a, "desk", &["export"]);
+    assert_eq!(md.matches("## Handoff from").count(), 4);
+    let json: serde_json::Value = serde_json::from_str(&run(
+        &a,
+        "desk",
+        &["export", "--format", "json", "--device", "desk"],
+    ))
+    .unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    let folder = env.path().join("export");
+    a.convosync()
+        .args(["export", "--split", "--output"])
+        .arg(&folder)
+        .assert()
+        .success();
+    assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 4);
+    let page = env.path().join("handoffs.html");
+    a.convosync()
+        .args(["export", "--format", "html", "--output"])
+        .arg(&page)
+        .assert()
+        .success();
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("<h2>Timeline</h2>") && html.contains("Margherita"));
+    assert!(
+        !html.contains("<script") && !html.contains("http://") && !html.contains("https://"),
+        "self-contained"
+    );
+    // Opened in a real browser, the page shows the handoffs.
+    let Some(dom) = chromium_dom(&page) else { return };
+    assert!(
+        dom.contains("Refresh-token storage in Redis"),
+        "rendered DOM lacks the handoff"
+    );
+    assert!(dom.contains("<td>laptop</td>") && dom.contains("favourite pizza: Margherita"));
+}
+
+/// The page's DOM after headless Chromium loaded it; `None` (with a message) without Chromium.
+fn chromium_dom(page: &std::path::Path) -> Option<String> {
+    let bin = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|b| std::path::Path::new(b).exists());
+    let Some(bin) = bin else {
+        eprintln!("skipped: chromium not installed (apt-get install chromium)");
+        return None;
+    };
+    let profile = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn templates_shape_drafts() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let shown = run(&a, "a", &["template", "show"]);
+    assert!(
+        shown.contains("built-in default") && shown.contains("### Current Task (required)"),
+        "{shown}"
+    );
+    a.convosync().args(["template", "init"]).assert().success();
+    assert!(
+        !a.convosync()
+            .args(["template", "init"])
+            .output()
+            .unwrap()
+            .status
+            .success(),
+        "no overwrite without --force"
+    );
+    std::fs::write(
+        a.dir.join(".convosync/template.md"),
+        "Answer in French.\n\n### Goal (required)\n### Risques\n",
+    )
+    .unwrap();
+    let generated = run(&a, "a", &["generate-handoff"]);
+    assert!(
+        generated.starts_with("Answer in French.")
+            && generated.contains("### Goal")
+            && generated.contains("### Risques"),
+        "{generated}"
+    );
+    write_draft(&a, "### Risques\naucun\n");
+    let out = a.convosync().arg("save-handoff").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the required section `### Goal` is missing"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    write_draft(&a, "### goal\nmigrer la base\n\n### Risques\naucun\n");
+    a.convosync().arg("save-handoff").assert().success();
+    assert!(a
+        .git(&["show", "refs/convosync/handoffs:devices/a.md"])
+        .contains("### Goal\nmigrer la base"));
+}
