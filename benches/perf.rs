@@ -150,7 +150,10 @@ fn main() {
         let (med, p95) = time(10, || run(bin, tmp.path(), &["history", "--limit", "20"]));
         report(&format!("history ({commits} handoffs)"), med, p95);
         let (med, p95) = time(10, || {
-            let _ = Command::new(bin).current_dir(tmp.path()).args(["search", "small", "commits"]).output();
+            let _ = Command::new(bin)
+                .current_dir(tmp.path())
+                .args(["search", "small", "commits"])
+                .output();
         });
         report(&format!("search ({commits} handoffs)"), med, p95);
         bench_sync(bin, commits);

@@ -48,6 +48,8 @@ pub enum Command {
     Diff(DiffArgs),
     /// Export handoffs as markdown, JSON or a self-contained HTML page.
     Export(ExportArgs),
+    /// Carry uncommitted work between devices without touching branches.
+    Wip(WipArgs),
     /// Say whether convosync is set up here: device, remote, last sync, pending pushes, hooks.
     Status,
     /// Register the Claude Code plugin for this user (prints the commands, or runs them).
@@ -136,6 +138,10 @@ pub struct SaveArgs {
     /// Save without a handoff when there is no draft.
     #[arg(long)]
     pub skip_handoff: bool,
+    /// Also snapshot uncommitted work for your other devices (see `convosync wip`); with
+    /// --wip and no MESSAGE, no code is committed.
+    #[arg(long)]
+    pub wip: bool,
     /// Commit locally only; do not push.
     #[arg(long)]
     pub no_push: bool,
@@ -262,4 +268,30 @@ pub struct ExportArgs {
     pub split: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WipArgs {
+    #[command(subcommand)]
+    pub action: Option<WipAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WipAction {
+    /// Every device's latest snapshot of uncommitted work.
+    List,
+    /// Snapshot this worktree's uncommitted changes now and push them.
+    Save,
+    /// The files in a device's snapshot.
+    Show { device: String },
+    /// A device's snapshot as a patch against its base commit.
+    Diff { device: String },
+    /// Bring a device's uncommitted changes into this worktree (a three-way merge; refuses on
+    /// conflicts). Checks nothing out; never touches the index or HEAD.
+    Apply {
+        device: String,
+        /// Write conflict markers instead of refusing.
+        #[arg(long)]
+        force: bool,
+    },
 }

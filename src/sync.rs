@@ -87,6 +87,11 @@ pub fn tracking_ref(refname: &str, remote: &str) -> String {
 pub fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Result<Fetched> {
     let refname = &repo.settings.refname;
     let spec = format!("+{refname}:{}", tracking_ref(refname, remote));
+    // Other devices' snapshots of uncommitted work travel in the same round trip.
+    let wip = format!(
+        "+{}*:refs/convosync/remote/{remote}/wip/*",
+        crate::wip::WIP_PREFIX
+    );
     let out = git::run(
         repo.git.path(),
         [
@@ -98,6 +103,7 @@ pub fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Result<Fetched> {
             "--no-auto-gc",
             remote,
             &spec,
+            &wip,
         ],
         deadline,
     )?;

@@ -27,6 +27,13 @@ pub struct UserState {
     status: String,
 }
 
+impl UserState {
+    /// HEAD, branches and index only (for checks where the worktree is meant to change).
+    pub fn head_and_index(&self) -> (&str, &str, &str, &[u8]) {
+        (&self.head, &self.head_ref, &self.branches, &self.index)
+    }
+}
+
 pub fn user_state(d: &Device) -> UserState {
     let git_dir = d.dir.join(".git");
     UserState {

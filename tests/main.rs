@@ -9,3 +9,4 @@ mod roadmap;
 mod save;
 mod shim;
 mod sync;
+mod wip;

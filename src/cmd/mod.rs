@@ -13,6 +13,7 @@ mod save;
 mod status;
 mod sync;
 mod template;
+mod wip;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -44,6 +45,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Template(a) => template::run(&dir, a),
         Command::Diff(a) => diff::run(&dir, a),
         Command::Export(a) => export::run(&dir, a),
+        Command::Wip(a) => wip::run(&dir, a),
         Command::Install(a) => status::install(a),
         Command::Hook { event } => {
             // Hooks never fail a session: whatever happens, exit 0 with at most one JSON object.

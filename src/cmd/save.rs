@@ -55,6 +55,17 @@ pub fn run(dir: &Path, args: SaveArgs) -> Result<ExitCode> {
         }
     }
 
+    // 1b. Uncommitted work for the other devices, when asked.
+    if args.wip {
+        super::wip::save(&repo)?;
+        if message.trim().is_empty() {
+            if !args.no_push {
+                super::handoff::push_or_queue(&repo, deadline(args.net.timeout))?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+
     // 2. The code.
     let (branch_commit, branch) = repo.head_info();
     let plan = plan(&repo, &workdir, &args.include)?;

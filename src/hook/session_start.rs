@@ -39,7 +39,7 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
             return Some(super::message(&format!("could not read handoffs ({e})")));
         }
     };
-    let keys: Vec<String> = entries
+    let mut keys: Vec<String> = entries
         .iter()
         .filter(|e| e.device != ctx.me && e.handoff.is_ok())
         .map(|e| format!("{}:{}", e.device, e.blob))
@@ -51,7 +51,16 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
         crate::config::TeamMode::Show => crate::team::render_teammates(&teammates, ctx.now),
         crate::config::TeamMode::Hide => String::new(),
     };
-    if handoffs.is_empty() && teammates.is_empty() || (source == "resume" && state.injected == keys) {
+    let wip = crate::wip::others_summary(&ctx.repo, &ctx.me);
+    keys.extend(wip.iter().cloned());
+    let wip: String = wip.iter().map(|l| format!("- {l}\n")).collect();
+    // Short blocks after the handoffs: other devices' uncommitted work, then teammates.
+    let extra = if wip.is_empty() {
+        teammates
+    } else {
+        format!("\n# Uncommitted work on other devices\n{wip}{teammates}")
+    };
+    if handoffs.is_empty() && extra.is_empty() || (source == "resume" && state.injected == keys) {
         // Nothing to show, or this session already has exactly these notes in its context.
         if dirty {
             save(&state);
@@ -71,18 +80,18 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
     if let (Some(first), Some(b)) = (shown.first_mut(), context::behind_upstream(&ctx.repo)) {
         first.notes.push(b);
     }
-    // Teammates' lines come first in the budget (they are short); the user's own devices get the rest.
+    // The short blocks come first in the budget; the user's own devices get the rest.
     let limit = ctx
         .repo
         .settings
         .context_limit
-        .saturating_sub(teammates.chars().count());
+        .saturating_sub(extra.chars().count());
     let text = match context::render_of(&shown, total, ctx.now, limit) {
-        Some(t) => t + &teammates,
-        None => format!("{}{teammates}", context::PREAMBLE),
+        Some(t) => t + &extra,
+        None => format!("{}{extra}", context::PREAMBLE),
     };
     let mut line = context::system_message(&shown, ctx.now)
-        .unwrap_or_else(|| "convosync: teammates' recent sessions loaded".to_string());
+        .unwrap_or_else(|| "convosync: notes from other devices loaded".to_string());
     if let Some(n) = net_note {
         line.push_str(&format!(" ({n})"));
     }

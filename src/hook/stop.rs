@@ -131,7 +131,14 @@ fn commit_draft(ctx: &Ctx<'_>, may_block: bool) -> Option<Option<Value>> {
         Ok(Outcome::NoDraft) => None,
         Ok(Outcome::AlreadyCommitted { .. }) => Some(push_queued(ctx)),
         Ok(Outcome::Committed { redacted, .. }) => {
-            let pushed = ctx.repo.remote_name().map(|r| ctx.push_pending(&r));
+            let wip_note = snapshot_wip(ctx);
+            let pushed = ctx.repo.remote_name().map(|r| {
+                let problem = ctx.push_pending(&r);
+                if problem.is_none() && !ctx.deadline.passed() {
+                    let _ = crate::wip::push(&ctx.repo, &r, &ctx.me, ctx.deadline);
+                }
+                problem
+            });
             let mut text = match pushed {
                 Some(None) => "handoff saved and pushed".to_string(),
                 Some(Some(problem)) => format!("handoff saved; {problem}"),
@@ -139,6 +146,9 @@ fn commit_draft(ctx: &Ctx<'_>, may_block: bool) -> Option<Option<Value>> {
             };
             if redacted > 0 {
                 text.push_str(&format!("; {redacted} secret-looking value(s) redacted"));
+            }
+            if let Some(n) = wip_note {
+                text.push_str(&format!("; {n}"));
             }
             Some(Some(super::message(&text)))
         }
@@ -155,6 +165,28 @@ fn commit_draft(ctx: &Ctx<'_>, may_block: bool) -> Option<Option<Value>> {
                     "handoff draft kept, not saved: {e:#}"
                 ))))
             }
+        }
+    }
+}
+
+/// With a handoff, a snapshot of uncommitted work for the other devices (see [`crate::wip`]).
+fn snapshot_wip(ctx: &Ctx<'_>) -> Option<String> {
+    let lock = ctx.repo.lock(HOOK_LOCK_WAIT).ok()?;
+    let outcome = crate::wip::snapshot(&ctx.repo, &ctx.me, ctx.repo.settings.wip_limit);
+    drop(lock);
+    match outcome {
+        Ok(crate::wip::Outcome::Saved { files, .. }) => {
+            Some(format!("uncommitted changes in {} file(s) shared", files.len()))
+        }
+        Ok(crate::wip::Outcome::TooLarge { bytes, limit }) => Some(format!(
+            "uncommitted changes not shared ({} MB over the {} MB limit)",
+            bytes >> 20,
+            limit >> 20
+        )),
+        Ok(_) => None,
+        Err(e) => {
+            ctx.log(&format!("wip snapshot: {e:#}"));
+            None
         }
     }
 }
