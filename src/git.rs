@@ -90,8 +90,16 @@ where
         .env("LANGUAGE", "C")
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
-        .stderr(err.try_clone()?)
-        .process_group(0);
+        .stderr(err.try_clone()?);
+    // A new session: its own process group (killed as a whole at the deadline) and no
+    // controlling terminal, so ssh cannot stop to ask for a passphrase or host key on the tty.
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
     if !ssh_configured(git_dir) {
         // A prompt for a host key or passphrase would hang a hook; batch mode fails instead.
         let secs = deadline.remaining().as_secs().clamp(1, 30);

@@ -5,8 +5,11 @@ mod claude;
 mod common;
 mod core;
 mod hooks;
+mod remotes;
 mod roadmap;
 mod save;
+#[path = "fixtures/servers.rs"]
+mod servers;
 mod shim;
 mod sync;
 mod wip;

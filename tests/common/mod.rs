@@ -1,7 +1,5 @@
 //! Shared fixtures: a hermetic git environment with a bare remote and clones acting as devices.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
