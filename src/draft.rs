@@ -42,6 +42,14 @@ pub fn template(repo: &Repo) -> Result<Template> {
 
 /// Read and validate the draft into sections, redacted. Errors say what to fix.
 pub fn read_sections(repo: &Repo, path: &Path) -> Result<(Vec<Section>, usize)> {
+    if let Some(dir) = path.parent() {
+        if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+            bail!(
+                "{} is a symlink; refusing to read a draft through it",
+                dir.display()
+            );
+        }
+    }
     let meta =
         std::fs::symlink_metadata(path).with_context(|| format!("could not read {}", path.display()))?;
     if !meta.file_type().is_file() {

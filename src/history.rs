@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use git2::{Oid, Repository, Sort, Tree};
 
 use crate::handoff::Handoff;
-use crate::store::{parse_blob, DEVICES_DIR};
+use crate::store::{read_handoff, DEVICES_DIR};
 
 /// One saved version of a device's handoff.
 #[derive(Debug, Clone)]
@@ -90,10 +90,7 @@ pub fn versions(repo: &Repository, refname: &str) -> Result<Vec<Version>> {
             if unchanged || !seen.insert(e.id()) {
                 continue;
             }
-            let Ok(blob) = repo.find_blob(e.id()) else {
-                continue;
-            };
-            if let Ok(handoff) = parse_blob(blob.content()) {
+            if let Ok(handoff) = read_handoff(repo, e.id()) {
                 out.push(Version {
                     commit: commit.id(),
                     device: device.to_string(),

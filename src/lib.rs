@@ -32,6 +32,9 @@ pub mod wip;
 pub fn init() {
     // SAFETY: git_libgit2_opts with an int flag; called before other threads use libgit2.
     unsafe {
+        // A file-size limit (ulimit -f) would otherwise kill us mid-write with SIGXFSZ; ignored,
+        // the write fails with EFBIG and the error is reported like any full disk.
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
         libgit2_sys::init();
         libgit2_sys::git_libgit2_opts(
             libgit2_sys::GIT_OPT_ENABLE_FSYNC_GITDIR as libc::c_int,

@@ -62,10 +62,7 @@ impl<'r> Store<'r> {
         let Some(tip) = self.tip()? else { return Ok(None) };
         let tree = tip.tree()?;
         match tree.get_path(std::path::Path::new(&device_path(device))) {
-            Ok(e) => {
-                let blob = self.repo.find_blob(e.id())?;
-                Ok(parse_blob(blob.content()).ok())
-            }
+            Ok(e) => Ok(read_handoff(self.repo, e.id()).ok()),
             Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -189,10 +186,7 @@ pub fn entries_of(repo: &Repository, tree: &Tree<'_>) -> Result<Vec<Entry>> {
         if e.kind() != Some(ObjectType::Blob) || crate::device::sanitize(device).as_deref() != Some(device) {
             continue;
         }
-        let handoff = match repo.find_blob(e.id()) {
-            Ok(b) => parse_blob(b.content()),
-            Err(err) => Err(format!("unreadable: {err}")),
-        };
+        let handoff = read_handoff(repo, e.id());
         out.push(Entry {
             device: device.to_string(),
             blob: e.id(),
@@ -213,6 +207,21 @@ fn sort_newest_first(entries: &mut [Entry]) {
         (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
         (Err(_), Err(_)) => a.device.cmp(&b.device),
     });
+}
+
+/// Read and parse the device file `id`, checking its size from the object header first so an
+/// enormous blob is never loaded.
+pub fn read_handoff(repo: &Repository, id: Oid) -> Result<Handoff, String> {
+    let odb = repo.odb().map_err(|e| format!("unreadable: {e}"))?;
+    let (size, kind) = odb.read_header(id).map_err(|e| format!("unreadable: {e}"))?;
+    if kind != ObjectType::Blob {
+        return Err("not a file".to_string());
+    }
+    if size > MAX_HANDOFF_BYTES {
+        return Err(format!("too large ({size} bytes)"));
+    }
+    let blob = repo.find_blob(id).map_err(|e| format!("unreadable: {e}"))?;
+    parse_blob(blob.content())
 }
 
 /// Parse a device file, refusing enormous or non-UTF-8 content with a reason.

@@ -261,11 +261,7 @@ pub fn merge_trees(
 /// When `a` and `b` are handoffs of one device name by two different authors: the blob to keep
 /// at the path (the older one) and the other rewritten under its author-qualified device name.
 fn two_authors(repo: &Repository, a: Oid, b: Oid) -> Result<Option<(Oid, (String, Oid))>> {
-    let parse = |id: Oid| {
-        repo.find_blob(id)
-            .ok()
-            .and_then(|bl| store::parse_blob(bl.content()).ok())
-    };
+    let parse = |id: Oid| store::read_handoff(repo, id).ok();
     let (Some(x), Some(y)) = (parse(a), parse(b)) else {
         return Ok(None);
     };
@@ -293,12 +289,7 @@ fn two_authors(repo: &Repository, a: Oid, b: Oid) -> Result<Option<(Oid, (String
 /// The blob whose handoff is newer; ties and unparseable files fall back to the larger id so
 /// every device picks the same one.
 fn newer(repo: &Repository, a: Oid, b: Oid) -> Oid {
-    let ts = |id: Oid| {
-        repo.find_blob(id)
-            .ok()
-            .and_then(|bl| store::parse_blob(bl.content()).ok())
-            .map(|h| h.timestamp)
-    };
+    let ts = |id: Oid| store::read_handoff(repo, id).ok().map(|h| h.timestamp);
     match (ts(a), ts(b)) {
         (Some(x), Some(y)) if x != y => {
             if x > y {
