@@ -1,15 +1,20 @@
-//! Benchmarks of the real binary on a repository whose handoff ref has a long history and many
-//! devices: the hooks (SessionStart with a warm cache, a Stop with nothing to do), `save-handoff`,
-//! `resume` and `sync`. Prints medians and p95; asserts nothing.
+//! Benchmarks of the real binary, as Claude Code and users run it, on repositories whose handoff
+//! ref has 100 and 10,000 commits over 100 devices: the hooks (SessionStart with a warm cache, a
+//! Stop with nothing to do), `save-handoff`, `resume`, `history`, `search`, `sync` against a local
+//! bare remote, and, for comparison, what the original plugin did on resume (`git pull`, then read
+//! and print the appended handoff file) on the same data. Prints a markdown table (median, p95,
+//! peak RSS of one process); asserts nothing.
 //!
 //! cargo bench --bench perf
 
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use convosync::handoff::{CommitRef, Handoff, Section};
+use convosync::handoff::{format, CommitRef, Handoff, Section};
 use convosync::store::{commit_message, Store};
 
 const REF: &str = "refs/convosync/handoffs";
@@ -42,7 +47,26 @@ fn handoff(device: &str, i: i64) -> Handoff {
     }
 }
 
-/// A clone-like repo whose handoff ref has `commits` commits spread over `devices` devices.
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "Bench")
+        .env("GIT_AUTHOR_EMAIL", "bench@example.com")
+        .env("GIT_COMMITTER_NAME", "Bench")
+        .env("GIT_COMMITTER_EMAIL", "bench@example.com")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A repo at `dir` whose handoff ref has `commits` commits spread over `devices` devices.
 fn build(dir: &Path, commits: usize, devices: usize) {
     let repo = git2::Repository::init(dir).unwrap();
     let mut cfg = repo.config().unwrap();
@@ -55,182 +79,228 @@ fn build(dir: &Path, commits: usize, devices: usize) {
     }
 }
 
-fn time(runs: usize, mut f: impl FnMut()) -> (Duration, Duration) {
-    f();
-    let mut v: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .collect();
-    v.sort();
-    (v[v.len() / 2], v[v.len() * 95 / 100])
+/// The same data as the original plugin kept it: every handoff appended to
+/// `.convosync/session-handoff.md` on the working branch, one commit each, the file holding the
+/// newest handoff of each device (its cleanup on resume).
+fn build_legacy(dir: &Path, commits: usize, devices: usize) {
+    let repo = git2::Repository::init(dir).unwrap();
+    let sig = git2::Signature::now("Bench", "bench@example.com").unwrap();
+    let mut newest: Vec<String> = vec![String::new(); devices];
+    let mut parent: Option<git2::Oid> = None;
+    for i in 0..commits {
+        newest[i % devices] = format!(
+            "---\n{}",
+            format::render(&handoff(&format!("device-{}", i % devices), i as i64))
+        );
+        let file: String = newest.concat();
+        let blob = repo.blob(file.as_bytes()).unwrap();
+        let mut sub = repo.treebuilder(None).unwrap();
+        sub.insert("session-handoff.md", blob, 0o100644).unwrap();
+        let sub = sub.write().unwrap();
+        let mut root = repo.treebuilder(None).unwrap();
+        root.insert(".convosync", sub, 0o040000).unwrap();
+        let tree = repo.find_tree(root.write().unwrap()).unwrap();
+        let parents: Vec<git2::Commit<'_>> =
+            parent.map(|p| repo.find_commit(p).unwrap()).into_iter().collect();
+        let refs: Vec<&git2::Commit<'_>> = parents.iter().collect();
+        parent = Some(
+            repo.commit(Some("refs/heads/main"), &sig, &sig, "handoff", &tree, &refs)
+                .unwrap(),
+        );
+    }
+    repo.set_head("refs/heads/main").unwrap();
+    repo.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
+        .unwrap();
 }
 
-/// Run a hook with `input` on stdin, as Claude Code does.
-fn hook(bin: &Path, dir: &Path, event: &str, input: &str) {
-    use std::io::Write;
-    let mut child = Command::new(bin)
-        .current_dir(dir)
+/// Median, p95 and the peak RSS of one run.
+struct Sample {
+    median: Duration,
+    p95: Duration,
+    rss_kb: i64,
+}
+
+/// Run `cmd` (with `stdin` piped in) and wait for it with wait4 to read its own peak RSS.
+fn run_once(mut cmd: Command, stdin: Option<&str>) -> (Duration, i64) {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    let t = Instant::now();
+    let mut child = cmd.spawn().unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    let mut status = 0;
+    // SAFETY: rusage is plain data filled in by the kernel; the pid is our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let elapsed = t.elapsed();
+    assert!(
+        std::process::ExitStatus::from_raw(status).success() || stdin.is_some(),
+        "{cmd:?} failed"
+    );
+    (elapsed, usage.ru_maxrss)
+}
+
+fn sample(runs: usize, mut setup: impl FnMut(usize) -> (Command, Option<String>)) -> Sample {
+    let (c, input) = setup(usize::MAX);
+    run_once(c, input.as_deref()); // warm-up
+    let mut times = Vec::new();
+    let mut rss = 0;
+    for i in 0..runs {
+        let (c, input) = setup(i);
+        let (t, r) = run_once(c, input.as_deref());
+        times.push(t);
+        rss = rss.max(r);
+    }
+    times.sort();
+    Sample {
+        median: times[times.len() / 2],
+        p95: times[(times.len() * 95 / 100).min(times.len() - 1)],
+        rss_kb: rss,
+    }
+}
+
+fn convosync(bin: &Path, dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(bin);
+    c.current_dir(dir)
         .env("CONVOSYNC_DEVICE", "bench-device")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        // Warm cache: the handoffs are already fetched, so no network in the measured path.
-        .env("CONVOSYNC_TIMEOUT", "0")
-        .args(["hook", event])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
+        .args(args);
+    c
 }
 
-fn run(bin: &Path, dir: &Path, args: &[&str]) {
-    let out = Command::new(bin)
-        .current_dir(dir)
-        .env("CONVOSYNC_DEVICE", "bench-device")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+fn row(name: &str, s: &Sample, target: &str) {
+    println!(
+        "| {name} | {:.1} ms | {:.1} ms | {:.1} MB | {target} |",
+        s.median.as_secs_f64() * 1e3,
+        s.p95.as_secs_f64() * 1e3,
+        s.rss_kb as f64 / 1024.0
+    );
 }
 
 fn main() {
     let bin = Path::new(env!("CARGO_BIN_EXE_convosync"));
-    println!("{:<44} {:>10} {:>10}", "benchmark", "median", "p95");
+    println!("| benchmark | median | p95 | peak RSS | target |");
+    println!("| --- | --- | --- | --- | --- |");
     for commits in [100usize, 10_000] {
         let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("work");
         let t = Instant::now();
-        build(tmp.path(), commits, 100);
-        if std::env::var_os("BENCH_KEEP").is_some() {
-            let _ = std::fs::remove_dir_all("/tmp/convosync-bench");
-            Command::new("cp")
-                .args(["-r"])
-                .arg(tmp.path())
-                .arg("/tmp/convosync-bench")
-                .status()
-                .unwrap();
-        }
-        eprintln!("(built {commits} commits in {:.1}s)", t.elapsed().as_secs_f64());
-        let start = serde_json::json!({"session_id":"bench","cwd":tmp.path(),"source":"startup"}).to_string();
-        let (med, p95) = time(30, || hook(bin, tmp.path(), "session-start", &start));
-        report(
-            &format!("hook session-start ({commits} commits, 100 devices)"),
-            med,
-            p95,
+        build(&dir, commits, 100);
+        eprintln!(
+            "(built a {commits}-commit handoff ref in {:.1}s)",
+            t.elapsed().as_secs_f64()
         );
-        let stop =
-            serde_json::json!({"session_id":"bench","cwd":tmp.path(),"stop_hook_active":false}).to_string();
-        let (med, p95) = time(30, || hook(bin, tmp.path(), "stop", &stop));
-        report(&format!("hook stop, nothing to do ({commits} commits)"), med, p95);
-        let draft = tmp.path().join(".convosync/session-handoff-draft.md");
+        let label = |what: &str| format!("{what} ({commits} commits, 100 devices)");
+
+        let start = serde_json::json!({"session_id":"bench","cwd":dir,"source":"startup"}).to_string();
+        let s = sample(30, |_| {
+            // Warm cache: the handoffs are fetched already, so no network in the measured path.
+            let mut c = convosync(bin, &dir, &["hook", "session-start"]);
+            c.env("CONVOSYNC_TIMEOUT", "0");
+            (c, Some(start.clone()))
+        });
+        row(&label("hook session-start, warm"), &s, "< 10 ms, < 20 MB");
+        let stop = serde_json::json!({"session_id":"bench","cwd":dir,"stop_hook_active":false}).to_string();
+        let s = sample(30, |_| {
+            (convosync(bin, &dir, &["hook", "stop"]), Some(stop.clone()))
+        });
+        row(&label("hook stop, nothing to do"), &s, "< 5 ms");
+        let draft = dir.join(".convosync/session-handoff-draft.md");
         std::fs::create_dir_all(draft.parent().unwrap()).unwrap();
-        let mut n = 0;
-        let (med, p95) = time(30, || {
-            n += 1;
-            std::fs::write(&draft, format!("### Current Task\nbench run {n}\n")).unwrap();
-            run(bin, tmp.path(), &["save-handoff", "--no-push"]);
+        let s = sample(30, |i| {
+            std::fs::write(&draft, format!("### Current Task\nbench run {i}\n")).unwrap();
+            (convosync(bin, &dir, &["save-handoff", "--no-push"]), None)
         });
-        report(
-            &format!("save-handoff ({commits} commits, 100 devices)"),
-            med,
-            p95,
-        );
-        let (med, p95) = time(30, || run(bin, tmp.path(), &["resume", "--offline"]));
-        report(
-            &format!("resume --offline ({commits} commits, 100 devices)"),
-            med,
-            p95,
-        );
-        let (med, p95) = time(10, || run(bin, tmp.path(), &["history", "--limit", "20"]));
-        report(&format!("history ({commits} handoffs)"), med, p95);
-        let (med, p95) = time(10, || {
-            let _ = Command::new(bin)
-                .current_dir(tmp.path())
-                .args(["search", "small", "commits"])
-                .output();
+        row(&label("save-handoff"), &s, "< 20 ms");
+        let s = sample(30, |_| (convosync(bin, &dir, &["resume", "--offline"]), None));
+        row(&label("resume --offline"), &s, "");
+        let s = sample(10, |_| {
+            (convosync(bin, &dir, &["history", "--limit", "20"]), None)
         });
-        report(&format!("search ({commits} handoffs)"), med, p95);
-        bench_sync(bin, commits);
-    }
-}
+        row(&label("history"), &s, "");
+        let s = sample(10, |_| {
+            (convosync(bin, &dir, &["search", "small", "commits"]), None)
+        });
+        row(&label("search"), &s, "");
 
-/// `sync` against a local bare remote that holds the same long history, with one new handoff
-/// from another device each time; reports time and the protocol bytes git traced.
-fn bench_sync(bin: &Path, commits: usize) {
-    let tmp = tempfile::tempdir().unwrap();
-    let work = tmp.path().join("work");
-    build(&work, commits, 100);
-    let remote = tmp.path().join("remote.git");
-    let git = |dir: &Path, args: &[&str]| {
-        let out = Command::new("git")
-            .current_dir(dir)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    };
-    git(tmp.path(), &["init", "-q", "--bare", "remote.git"]);
-    let url = format!("file://{}", remote.display());
-    git(&work, &["remote", "add", "origin", &url]);
-    git(&work, &["push", "-q", "origin", REF]);
-    // A second device writes into the remote between our syncs.
-    let other = tmp.path().join("other");
-    git(tmp.path(), &["init", "-q", "other"]);
-    git(&other, &["remote", "add", "origin", &url]);
-    git(&other, &["fetch", "-q", "origin", &format!("{REF}:{REF}")]);
-    let trace = tmp.path().join("trace");
-    let mut bytes = Vec::new();
-    let mut times = Vec::new();
-    for n in 0..21 {
-        {
+        // Sync against a local bare remote holding the same history; another device pushes one
+        // new handoff before each run.
+        git(tmp.path(), &["init", "-q", "--bare", "remote.git"]);
+        let url = format!("file://{}", tmp.path().join("remote.git").display());
+        git(&dir, &["remote", "add", "origin", &url]);
+        git(&dir, &["push", "-q", "origin", REF]);
+        let other = tmp.path().join("other");
+        git(tmp.path(), &["init", "-q", "other"]);
+        git(&other, &["remote", "add", "origin", &url]);
+        git(&other, &["fetch", "-q", "origin", &format!("{REF}:{REF}")]);
+        let writer = |n: usize| {
             let repo = git2::Repository::open(&other).unwrap();
-            let h = handoff("remote-writer", 100_000 + n);
+            let h = handoff("remote-writer", 1_000_000 + n as i64);
             Store::new(&repo, REF).put(&h, &commit_message(&h)).unwrap();
-        }
-        git(&other, &["push", "-q", "origin", REF]);
-        let _ = std::fs::remove_file(&trace);
-        let t = Instant::now();
-        let out = Command::new(bin)
-            .current_dir(&work)
-            .env("CONVOSYNC_DEVICE", "bench-device")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_TRACE_PACKET", &trace)
-            .arg("sync")
-            .output()
-            .unwrap();
-        times.push(t.elapsed());
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-        bytes.push(std::fs::metadata(&trace).map(|m| m.len()).unwrap_or(0));
-    }
-    times.remove(0);
-    times.sort();
-    let (med, p95) = (times[times.len() / 2], times[times.len() * 95 / 100]);
-    bytes.sort();
-    report(
-        &format!("sync, 1 new remote handoff ({commits} commits)"),
-        med,
-        p95,
-    );
-    println!(
-        "{:<44} {:>8} bytes of protocol trace (median)",
-        "",
-        bytes[bytes.len() / 2]
-    );
-}
+            git(&other, &["push", "-q", "origin", REF]);
+        };
+        let s = sample(20, |i| {
+            writer(i);
+            (convosync(bin, &dir, &["sync"]), None)
+        });
+        row(&label("sync, 1 new handoff, local remote"), &s, "< 50 ms");
+        let s = sample(20, |i| {
+            writer(10_000 + i);
+            (
+                convosync(bin, &dir, &["hook", "session-start"]),
+                Some(start.clone()),
+            )
+        });
+        row(&label("hook session-start, fetching 1 new handoff"), &s, "");
 
-fn report(name: &str, med: Duration, p95: Duration) {
-    println!(
-        "{name:<44} {:>8.2}ms {:>8.2}ms",
-        med.as_secs_f64() * 1e3,
-        p95.as_secs_f64() * 1e3
-    );
+        // The original plugin's resume on the same data: `git pull` of the working branch, then
+        // read and print the appended handoff file.
+        let legacy = tmp.path().join("legacy-seed");
+        let t = Instant::now();
+        build_legacy(&legacy, commits, 100);
+        eprintln!(
+            "(built the original plugin's layout in {:.1}s)",
+            t.elapsed().as_secs_f64()
+        );
+        git(tmp.path(), &["init", "-q", "--bare", "-b", "main", "legacy.git"]);
+        let lurl = format!("file://{}", tmp.path().join("legacy.git").display());
+        git(&legacy, &["push", "-q", &lurl, "main"]);
+        git(tmp.path(), &["clone", "-q", &lurl, "legacy-work"]);
+        let lwork = tmp.path().join("legacy-work");
+        let mut n = 0;
+        let s = sample(20, |_| {
+            n += 1;
+            let f = legacy.join(".convosync/session-handoff.md");
+            let mut text = std::fs::read_to_string(&f).unwrap();
+            text.push_str(&format!(
+                "---\n{}",
+                format::render(&handoff("remote-writer", 2_000_000 + n))
+            ));
+            std::fs::write(&f, text).unwrap();
+            git(&legacy, &["commit", "-q", "-am", "handoff"]);
+            git(&legacy, &["push", "-q", &lurl, "main"]);
+            let mut c = Command::new("sh");
+            c.current_dir(&lwork)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .args([
+                    "-c",
+                    "git pull -q --no-rebase origin main && cat .convosync/session-handoff.md",
+                ]);
+            (c, None)
+        });
+        row(
+            &label("original plugin's resume: git pull + print file"),
+            &s,
+            "comparison",
+        );
+    }
 }

@@ -71,9 +71,29 @@ impl Repo {
             .context("this is a bare repository: there is no worktree for a handoff draft")
     }
 
-    /// Take the repository lock (see [`crate::lock`]).
+    /// Take the repository lock (see [`crate::lock`]). Every convosync writer of the handoff and
+    /// wip refs holds it, so a git ref lock file (`<ref>.lock`) found once we have it was left by
+    /// a process that died mid-update, and would block every later update: it is removed.
     pub fn lock(&self, wait: Duration) -> Result<RepoLock> {
-        RepoLock::acquire(&self.state_dir(), wait)
+        let lock = RepoLock::acquire(&self.state_dir(), wait)?;
+        let common = self.git.commondir();
+        let mut stale = vec![common.join(format!("{}.lock", self.settings.refname))];
+        if let Ok(dir) = std::fs::read_dir(common.join(crate::wip::WIP_PREFIX)) {
+            stale.extend(
+                dir.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "lock")),
+            );
+        }
+        for path in stale.into_iter().filter(|p| p.exists()) {
+            if std::fs::remove_file(&path).is_ok() {
+                crate::hook::state::log(
+                    &self.state_dir(),
+                    &format!("removed stale ref lock {}", path.display()),
+                );
+            }
+        }
+        Ok(lock)
     }
 
     /// HEAD's commit (short sha and subject) and branch name; `None`s for an unborn or detached

@@ -388,3 +388,105 @@ fn jitter(round: usize) -> Duration {
         .unwrap_or(0);
     Duration::from_millis(10 + u64::from(nanos % 40) + 10 * round as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::{TimeZone, Utc};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::handoff::{Handoff, Section};
+
+    /// A tree of `devices/<name>.md` files, one handoff per (device, timestamp).
+    fn tree(repo: &Repository, files: &BTreeMap<u8, i64>) -> Oid {
+        let entries: Vec<(String, Oid)> = files
+            .iter()
+            .map(|(d, ts)| {
+                let h = Handoff {
+                    device: format!("d{d}"),
+                    timestamp: Utc.timestamp_opt(*ts, 0).unwrap(),
+                    commit: None,
+                    branch: None,
+                    session: None,
+                    author: None,
+                    sections: vec![Section {
+                        title: "Current Task".into(),
+                        body: format!("at {ts}"),
+                    }],
+                };
+                let blob = repo.blob(crate::handoff::format::render(&h).as_bytes()).unwrap();
+                (format!("devices/d{d}.md"), blob)
+            })
+            .collect();
+        build_tree(repo, &entries).unwrap()
+    }
+
+    fn side() -> impl Strategy<Value = BTreeMap<u8, i64>> {
+        prop::collection::btree_map(0u8..8, 0i64..1_000_000, 0..8)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn merge_keeps_every_device_and_the_newest(base in side(), ours in side(), theirs in side()) {
+            let dir = tempfile::tempdir().unwrap();
+            let repo = Repository::init(dir.path()).unwrap();
+            let (b, o, t) = (tree(&repo, &base), tree(&repo, &ours), tree(&repo, &theirs));
+            let (bt, ot, tt) = (repo.find_tree(b).unwrap(), repo.find_tree(o).unwrap(), repo.find_tree(t).unwrap());
+            let merged = repo.find_tree(merge_trees(&repo, Some(&bt), &ot, &tt).unwrap()).unwrap();
+            let got: BTreeMap<String, i64> = crate::store::entries_of(&repo, &merged)
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.device, e.handoff.unwrap().timestamp.timestamp()))
+                .collect();
+            for d in 0u8..8 {
+                let name = format!("d{d}");
+                let (bv, ov, tv) = (base.get(&d), ours.get(&d), theirs.get(&d));
+                let expected = if ov == tv {
+                    ov.copied()
+                } else if ov == bv {
+                    tv.copied()
+                } else if tv == bv {
+                    ov.copied()
+                } else {
+                    match (ov, tv) {
+                        (Some(x), Some(y)) => Some(*x.max(y)),
+                        (x, y) => x.or(y).copied(),
+                    }
+                };
+                prop_assert_eq!(got.get(&name).copied(), expected, "device {}", name);
+            }
+            // The same result whichever side merges, so every device converges on one tree.
+            let swapped = merge_trees(&repo, Some(&bt), &tt, &ot).unwrap();
+            prop_assert_eq!(swapped, merged.id());
+        }
+    }
+
+    #[test]
+    fn report_lines() {
+        let r = Report {
+            remote: "origin".into(),
+            fetched: Fetched::TimedOut,
+            pushed: Pushed::UpToDate,
+            pending: true,
+        };
+        assert_eq!(
+            r.problem().unwrap(),
+            "origin did not answer in time; the handoff is queued and goes out with the next sync"
+        );
+        let ok = Report {
+            remote: "origin".into(),
+            fetched: Fetched::Ok,
+            pushed: Pushed::Ok,
+            pending: false,
+        };
+        assert_eq!(ok.problem(), None);
+        assert_eq!(
+            tracking_ref("refs/convosync/handoffs", "origin"),
+            "refs/convosync/remote/origin/convosync/handoffs"
+        );
+    }
+}
