@@ -140,6 +140,8 @@ fn run_once(mut cmd: Command, stdin: Option<&str>) -> (Duration, i64) {
     let pid = child.id() as libc::pid_t;
     unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let elapsed = t.elapsed();
+    // Already reaped by wait4; this only lets the handle go.
+    let _ = child.try_wait();
     assert!(
         std::process::ExitStatus::from_raw(status).success() || stdin.is_some(),
         "{cmd:?} failed"
