@@ -77,6 +77,16 @@ pub fn render(shown: &[Shown], now: DateTime<Utc>, limit: usize) -> Option<Strin
 
 /// [`render`] of the first handoffs of `total`; the rest are counted as omitted.
 pub fn render_of(shown: &[Shown], total: usize, now: DateTime<Utc>, limit: usize) -> Option<String> {
+    render_counted(shown, total, now, limit).map(|(text, _)| text)
+}
+
+/// [`render_of`], and how many handoffs made it into the text.
+pub fn render_counted(
+    shown: &[Shown],
+    total: usize,
+    now: DateTime<Utc>,
+    limit: usize,
+) -> Option<(String, usize)> {
     if shown.is_empty() {
         return None;
     }
@@ -95,9 +105,7 @@ pub fn render_of(shown: &[Shown], total: usize, now: DateTime<Utc>, limit: usize
             if included == 0 {
                 // Even the newest does not fit whole: keep its beginning rather than nothing.
                 let room = limit.saturating_sub(
-                    out.chars().count()
-                        + omitted_line(parts.len() - 1).chars().count()
-                        + CUT_NOTE.chars().count(),
+                    out.chars().count() + omitted_line(total - 1).chars().count() + CUT_NOTE.chars().count(),
                 );
                 out.push_str(&truncate_chars(part, room));
                 out.push_str(CUT_NOTE);
@@ -107,7 +115,7 @@ pub fn render_of(shown: &[Shown], total: usize, now: DateTime<Utc>, limit: usize
         }
     }
     out.push_str(&omitted_line(total - included));
-    Some(out)
+    Some((out, included))
 }
 
 const CUT_NOTE: &str = "\n[… cut to fit; run /convosync:resume for the whole note]\n";

@@ -65,6 +65,21 @@ impl GitOutput {
     }
 }
 
+/// `git fetch` of exactly `refspecs` from `remote`: no tags, no FETCH_HEAD, no submodules, no gc.
+pub fn fetch(git_dir: &Path, remote: &str, refspecs: &[&str], deadline: Deadline) -> Result<GitOutput> {
+    let mut args = vec![
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--no-write-fetch-head",
+        "--no-recurse-submodules",
+        "--no-auto-gc",
+        remote,
+    ];
+    args.extend_from_slice(refspecs);
+    run(git_dir, args, deadline)
+}
+
 /// Run `git --git-dir <git_dir> <args>` with a clean environment and kill it at `deadline`.
 pub fn run<I, S>(git_dir: &Path, args: I, deadline: Deadline) -> Result<GitOutput>
 where

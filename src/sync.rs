@@ -88,25 +88,8 @@ pub fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Result<Fetched> {
     let refname = &repo.settings.refname;
     let spec = format!("+{refname}:{}", tracking_ref(refname, remote));
     // Other devices' snapshots of uncommitted work travel in the same round trip.
-    let wip = format!(
-        "+{}*:refs/convosync/remote/{remote}/wip/*",
-        crate::wip::WIP_PREFIX
-    );
-    let out = git::run(
-        repo.git.path(),
-        [
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            "--no-write-fetch-head",
-            "--no-recurse-submodules",
-            "--no-auto-gc",
-            remote,
-            &spec,
-            &wip,
-        ],
-        deadline,
-    )?;
+    let wip = crate::wip::fetch_refspec(remote);
+    let out = git::fetch(repo.git.path(), remote, &[&spec, &wip], deadline)?;
     Ok(classify_fetch(&out))
 }
 

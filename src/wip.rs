@@ -275,23 +275,14 @@ pub fn others_summary(repo: &Repo, me: &str) -> Vec<String> {
         .collect()
 }
 
-/// Fetch every device's wip ref into remote-tracking refs.
+/// The refspec that fetches every device's wip ref into remote-tracking refs.
+pub fn fetch_refspec(remote: &str) -> String {
+    format!("+{WIP_PREFIX}*:{}*", tracking_prefix(remote))
+}
+
+/// Fetch every device's wip ref.
 pub fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Result<bool> {
-    let spec = format!("+{WIP_PREFIX}*:{}*", tracking_prefix(remote));
-    let out = crate::git::run(
-        repo.git.path(),
-        [
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            "--no-write-fetch-head",
-            "--no-recurse-submodules",
-            "--no-auto-gc",
-            remote,
-            &spec,
-        ],
-        deadline,
-    )?;
+    let out = crate::git::fetch(repo.git.path(), remote, &[&fetch_refspec(remote)], deadline)?;
     Ok(out.success())
 }
 

@@ -73,19 +73,24 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
         .into_iter()
         .take(context::MAX_SHOWN)
         .map(|h| Shown {
-            notes: context::code_notes(&ctx.repo, &h, branch.as_deref()),
+            notes: Vec::new(),
             handoff: h,
         })
         .collect();
-    if let (Some(first), Some(b)) = (shown.first_mut(), context::behind_upstream(&ctx.repo)) {
-        first.notes.push(b);
-    }
     // The short blocks come first in the budget; the user's own devices get the rest.
     let limit = ctx
         .repo
         .settings
         .context_limit
         .saturating_sub(extra.chars().count());
+    // Where-the-code-stands notes cost object lookups: only for the handoffs that fit.
+    let fitting = context::render_counted(&shown, total, ctx.now, limit).map_or(0, |(_, n)| n);
+    for s in shown.iter_mut().take(fitting + 1) {
+        s.notes = context::code_notes(&ctx.repo, &s.handoff, branch.as_deref());
+    }
+    if let (Some(first), Some(b)) = (shown.first_mut(), context::behind_upstream(&ctx.repo)) {
+        first.notes.push(b);
+    }
     let text = match context::render_of(&shown, total, ctx.now, limit) {
         Some(t) => t + &extra,
         None => format!("{}{extra}", context::PREAMBLE),

@@ -55,16 +55,7 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
     }) {
         return None;
     }
-    let last = Store::new(&ctx.repo.git, &ctx.repo.settings.refname)
-        .get(&ctx.me)
-        .ok()
-        .flatten();
-    let summary = ctx
-        .input
-        .transcript_path
-        .as_deref()
-        .map(|p| Summary::read(Path::new(p)))
-        .unwrap_or_default();
+    let (last, summary) = evidence(ctx);
     let fp = fingerprint(&ctx.repo);
     if !work_happened(ctx, &state, last.as_ref(), &summary, fp) {
         return None;
@@ -106,21 +97,27 @@ pub fn session_end(ctx: &Ctx<'_>) -> Option<Value> {
             .as_deref()
             .map(|k| SessionState::load(&ctx.repo.state_dir(), k))
             .unwrap_or_default();
-        let last = Store::new(&ctx.repo.git, &ctx.repo.settings.refname)
-            .get(&ctx.me)
-            .ok()
-            .flatten();
-        let summary = ctx
-            .input
-            .transcript_path
-            .as_deref()
-            .map(|p| Summary::read(Path::new(p)))
-            .unwrap_or_default();
+        let (last, summary) = evidence(ctx);
         if work_happened(ctx, &state, last.as_ref(), &summary, fingerprint(&ctx.repo)) {
             return auto_handoff(ctx, &summary);
         }
     }
     push_queued(ctx)
+}
+
+/// What tells whether there was work: this device's last handoff and the session's transcript.
+fn evidence(ctx: &Ctx<'_>) -> (Option<Handoff>, Summary) {
+    let last = Store::new(&ctx.repo.git, &ctx.repo.settings.refname)
+        .get(&ctx.me)
+        .ok()
+        .flatten();
+    let summary = ctx
+        .input
+        .transcript_path
+        .as_deref()
+        .map(|p| Summary::read(Path::new(p)))
+        .unwrap_or_default();
+    (last, summary)
 }
 
 /// `Some(reply)` when a draft was there (committed, or refused with a reason).
