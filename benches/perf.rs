@@ -196,6 +196,9 @@ fn build_in_child(kind: &str, dir: &Path, commits: usize) {
         .status()
         .unwrap();
     assert!(status.success());
+    // Let the fsynced writes of the build settle before measuring anything.
+    let _ = Command::new("sync").status();
+    std::thread::sleep(Duration::from_secs(1));
 }
 
 fn main() {
@@ -278,6 +281,20 @@ fn main() {
             (convosync(bin, &dir, &["sync"]), None)
         });
         row(&label("sync, 1 new handoff, local remote"), &s, "< 50 ms");
+        // What crosses the wire for such a sync: git's packet trace (protocol lines, sizes).
+        writer(20_000);
+        let trace = tmp.path().join("packet-trace");
+        let mut c = convosync(bin, &dir, &["sync"]);
+        c.env("GIT_TRACE_PACKET", &trace);
+        run_once(c, None);
+        let lines = std::fs::read_to_string(&trace)
+            .unwrap_or_default()
+            .lines()
+            .count();
+        println!(
+            "| {} | {lines} packet lines | | | must not grow with history |",
+            label("sync, protocol traffic for 1 new handoff")
+        );
         let s = sample(20, |i| {
             writer(10_000 + i);
             (

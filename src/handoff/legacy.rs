@@ -107,6 +107,24 @@ mod tests {
         assert_eq!(got, [("desktop", "Refresh tokens"), ("laptop", "Tests")]);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn never_panics(s in proptest::prelude::any::<String>()) {
+            let f = parse_legacy(&s);
+            let _ = newest_per_device(&f);
+        }
+
+        #[test]
+        fn never_panics_on_handoff_like_text(lines in proptest::collection::vec(proptest::sample::select(vec![
+            "---", "## Handoff from a", "## Handoff from ", "**Timestamp:** 2026-01-01T00:00:00Z", "**Timestamp:** x",
+            "### Current Task", "```", "~~~~", "text", "", "\r",
+        ]), 0..60)) {
+            let _ = parse_legacy(&lines.join("\n"));
+        }
+    }
+
     #[test]
     fn empty_and_garbage() {
         assert!(parse_legacy("").handoffs.is_empty());

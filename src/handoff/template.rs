@@ -354,6 +354,17 @@ mod tests {
         assert!(err[0].contains("Current Task"), "{err:?}");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parse_and_validate_never_panic(s in proptest::prelude::any::<String>()) {
+            if let Ok(t) = Template::parse(&s) {
+                let _ = t.validate(&[sec("Current Task", &s)]);
+                let _ = t.skeleton();
+            }
+            let _ = strip_comments(&s);
+        }
+    }
+
     #[test]
     fn load_prefers_repo_then_user() {
         let repo = tempfile::tempdir().unwrap();
