@@ -64,16 +64,26 @@ pub fn versions(repo: &Repository, refname: &str) -> Result<Vec<Version>> {
     walk.push(tip.id())?;
     let mut seen = HashSet::new();
     let mut out = Vec::new();
+    // The walk goes from child to parent, so a commit's "before" is usually the next commit's
+    // "now": carry it over instead of reading the same trees twice.
+    let mut carried: Option<(Oid, Option<Tree<'_>>)> = None;
     for id in walk {
-        let commit = repo.find_commit(id?)?;
+        let id = id?;
+        let commit = repo.find_commit(id)?;
         if commit.parent_count() > 1 {
             continue;
         }
-        let now = devices_tree(repo, &commit.tree()?);
+        let now = match carried.take() {
+            Some((cid, tree)) if cid == id => tree,
+            _ => devices_tree(repo, &commit.tree()?),
+        };
         let before = match commit.parent(0) {
             Ok(p) => devices_tree(repo, &p.tree()?),
             Err(_) => None,
         };
+        if let Ok(pid) = commit.parent_id(0) {
+            carried = Some((pid, before.clone()));
+        }
         let Some(now) = now else { continue };
         if before.as_ref().is_some_and(|b| b.id() == now.id()) {
             continue;
