@@ -409,3 +409,30 @@ fn two_peoples_laptops_never_collide_and_teammates_are_apart() {
     .unwrap();
     assert!(!context(&v).contains("bob"), "team = hide");
 }
+
+#[test]
+fn status_reports_setup_and_pending_pushes() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let out = a.convosync().arg("status").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("device:    a (from CONVOSYNC_DEVICE)"), "{text}");
+    assert!(text.contains("hooks:     not installed in Claude Code"), "{text}");
+    assert!(text.contains("remote:    origin (file://"), "{text}");
+    assert!(text.contains("last save: none from this device yet"), "{text}");
+    write_draft(&a, "### Current Task\nqueued work\n");
+    a.convosync().args(["save-handoff", "--no-push"]).assert().success();
+    let text = String::from_utf8_lossy(&a.convosync().arg("status").output().unwrap().stdout).into_owned();
+    assert!(text.contains("pending:   1 commit(s) waiting to be pushed"), "{text}");
+    assert!(text.contains("queued work"), "{text}");
+    a.convosync().arg("sync").assert().success();
+    let text = String::from_utf8_lossy(&a.convosync().arg("status").output().unwrap().stdout).into_owned();
+    assert!(text.contains("pending:   nothing"), "{text}");
+    // Claude Code's own record of the plugin.
+    std::fs::create_dir_all(a.home.join(".claude/plugins")).unwrap();
+    std::fs::write(a.home.join(".claude/plugins/installed_plugins.json"), r#"{"plugins":{"convosync@convosync":{}}}"#).unwrap();
+    let text = String::from_utf8_lossy(&a.convosync().arg("status").output().unwrap().stdout).into_owned();
+    assert!(text.contains("hooks:     active"), "{text}");
+    let install = String::from_utf8_lossy(&a.convosync().arg("install").output().unwrap().stdout).into_owned();
+    assert!(install.contains("/plugin marketplace add ") && install.contains("/plugin install convosync@convosync"), "{install}");
+}
