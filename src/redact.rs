@@ -324,6 +324,20 @@ pub fn looks_like_secret_file(path: &Path) -> bool {
         || name.starts_with("service-account") && name.ends_with(".json")
 }
 
+/// A file that must never leave this machine: a secret-looking name, or (for small regular
+/// files; a private key is never megabytes long) a private key block inside.
+pub fn is_secret_file(path: &Path) -> bool {
+    if looks_like_secret_file(path) {
+        return true;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() && m.len() <= 1 << 20 => std::fs::read(path)
+            .map(|b| contains_private_key(&b))
+            .unwrap_or(false),
+        _ => false,
+    }
+}
+
 /// Whether `bytes` contain a private key block.
 pub fn contains_private_key(bytes: &[u8]) -> bool {
     let needle = b"PRIVATE KEY";

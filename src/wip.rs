@@ -59,18 +59,7 @@ pub enum Outcome {
 
 /// Whether a path must never leave this machine in a snapshot.
 fn excluded(path: &str, full: &Path) -> bool {
-    if path.starts_with(".convosync/") {
-        return true;
-    }
-    if crate::redact::looks_like_secret_file(Path::new(path)) {
-        return true;
-    }
-    match std::fs::symlink_metadata(full) {
-        Ok(m) if m.is_file() && m.len() <= 1 << 20 => std::fs::read(full)
-            .map(|b| crate::redact::contains_private_key(&b))
-            .unwrap_or(false),
-        _ => false,
-    }
+    path.starts_with(".convosync/") || crate::redact::is_secret_file(full)
 }
 
 fn entry(path: &str, id: Oid, mode: u32, size: u32) -> IndexEntry {

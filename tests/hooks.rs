@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::common::{Device, TestEnv};
 use crate::core::{draft_exists, user_state, write_draft};
 
-fn hook(d: &Device, event: &str, input: &str) -> Option<Value> {
+pub fn hook(d: &Device, event: &str, input: &str) -> Option<Value> {
     let out = d
         .convosync()
         .args(["hook", event])
@@ -33,7 +33,7 @@ fn stop_json(d: &Device, session: &str, active: bool) -> String {
     serde_json::json!({"session_id": session, "cwd": d.dir, "hook_event_name": "Stop", "stop_hook_active": active, "transcript_path": d.dir.join("no-transcript.jsonl")}).to_string()
 }
 
-fn context(v: &Value) -> String {
+pub fn context(v: &Value) -> String {
     v["hookSpecificOutput"]["additionalContext"]
         .as_str()
         .unwrap_or_default()
@@ -421,18 +421,33 @@ fn status_reports_setup_and_pending_pushes() {
     assert!(text.contains("remote:    origin (file://"), "{text}");
     assert!(text.contains("last save: none from this device yet"), "{text}");
     write_draft(&a, "### Current Task\nqueued work\n");
-    a.convosync().args(["save-handoff", "--no-push"]).assert().success();
+    a.convosync()
+        .args(["save-handoff", "--no-push"])
+        .assert()
+        .success();
     let text = String::from_utf8_lossy(&a.convosync().arg("status").output().unwrap().stdout).into_owned();
-    assert!(text.contains("pending:   1 commit(s) waiting to be pushed"), "{text}");
+    assert!(
+        text.contains("pending:   1 commit(s) waiting to be pushed"),
+        "{text}"
+    );
     assert!(text.contains("queued work"), "{text}");
     a.convosync().arg("sync").assert().success();
     let text = String::from_utf8_lossy(&a.convosync().arg("status").output().unwrap().stdout).into_owned();
     assert!(text.contains("pending:   nothing"), "{text}");
     // Claude Code's own record of the plugin.
     std::fs::create_dir_all(a.home.join(".claude/plugins")).unwrap();
-    std::fs::write(a.home.join(".claude/plugins/installed_plugins.json"), r#"{"plugins":{"convosync@convosync":{}}}"#).unwrap();
+    std::fs::write(
+        a.home.join(".claude/plugins/installed_plugins.json"),
+        r#"{"plugins":{"convosync@convosync":{}}}"#,
+    )
+    .unwrap();
     let text = String::from_utf8_lossy(&a.convosync().arg("status").output().unwrap().stdout).into_owned();
     assert!(text.contains("hooks:     active"), "{text}");
-    let install = String::from_utf8_lossy(&a.convosync().arg("install").output().unwrap().stdout).into_owned();
-    assert!(install.contains("/plugin marketplace add ") && install.contains("/plugin install convosync@convosync"), "{install}");
+    let install =
+        String::from_utf8_lossy(&a.convosync().arg("install").output().unwrap().stdout).into_owned();
+    assert!(
+        install.contains("/plugin marketplace add ")
+            && install.contains("/plugin install convosync@convosync"),
+        "{install}"
+    );
 }

@@ -189,14 +189,7 @@ fn stop_hook_shares_work_and_session_start_mentions_it() {
         String::from_utf8_lossy(&out.stdout)
     );
     let input = serde_json::json!({"session_id":"t","cwd":b.dir,"source":"startup"}).to_string();
-    let out = b
-        .convosync()
-        .args(["hook", "session-start"])
-        .write_stdin(input)
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let ctx = v["hookSpecificOutput"]["additionalContext"].as_str().unwrap();
+    let ctx = crate::hooks::context(&crate::hooks::hook(&b, "session-start", &input).unwrap());
     assert!(
         ctx.contains("a left uncommitted changes in 1 file on main (base"),
         "{ctx}"

@@ -187,8 +187,9 @@ fn plan(repo: &Repo, workdir: &Path, include: &[PathBuf]) -> Result<Plan> {
                 | Status::WT_RENAMED
                 | Status::WT_TYPECHANGE,
         );
-        let secret =
-            !s.contains(Status::WT_DELETED) && is_secret(&workdir.join(&path)) && !include.contains(&path);
+        let secret = !s.contains(Status::WT_DELETED)
+            && crate::redact::is_secret_file(&workdir.join(&path))
+            && !include.contains(&path);
         if secret {
             if staged && !s.contains(Status::INDEX_DELETED) {
                 bail!(
@@ -207,19 +208,6 @@ fn plan(repo: &Repo, workdir: &Path, include: &[PathBuf]) -> Result<Plan> {
         }
     }
     Ok(plan)
-}
-
-fn is_secret(path: &Path) -> bool {
-    if crate::redact::looks_like_secret_file(path) {
-        return true;
-    }
-    // Only small regular files are read: a private key is never megabytes long.
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_file() && m.len() <= 1 << 20 => std::fs::read(path)
-            .map(|b| crate::redact::contains_private_key(&b))
-            .unwrap_or(false),
-        _ => false,
-    }
 }
 
 fn normalize(workdir: &Path, p: &Path) -> PathBuf {

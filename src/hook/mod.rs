@@ -80,6 +80,16 @@ impl<'a> Ctx<'a> {
         })
     }
 
+    /// This session's key (when Claude Code sent an id) and its remembered state.
+    pub fn session_state(&self) -> (Option<String>, state::SessionState) {
+        let key = self.input.session_key();
+        let state = key
+            .as_deref()
+            .map(|k| state::SessionState::load(&self.repo.state_dir(), k))
+            .unwrap_or_default();
+        (key, state)
+    }
+
     pub fn log(&self, msg: &str) {
         state::log(&self.repo.state_dir(), msg);
     }

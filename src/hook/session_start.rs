@@ -9,12 +9,8 @@ use crate::store::Store;
 
 pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
     let source = ctx.input.source.as_deref().unwrap_or("startup");
-    let session = ctx.input.session_key();
+    let (session, mut state) = ctx.session_state();
     let state_dir = ctx.repo.state_dir();
-    let mut state = session
-        .as_deref()
-        .map(|k| SessionState::load(&state_dir, k))
-        .unwrap_or_default();
     let mut dirty = false;
     if session.is_some() && state.worktree_fingerprint.is_none() && source == "startup" {
         // Changes already in the worktree when the session opens are not this session's work.

@@ -24,12 +24,8 @@ const HOOK_LOCK_WAIT: Duration = Duration::from_secs(1);
 const MAX_FINGERPRINT_ENTRIES: usize = 20_000;
 
 pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
-    let key = ctx.input.session_key();
+    let (key, mut state) = ctx.session_state();
     let state_dir = ctx.repo.state_dir();
-    let mut state = key
-        .as_deref()
-        .map(|k| SessionState::load(&state_dir, k))
-        .unwrap_or_default();
     let save = |state: &SessionState| {
         if let Some(k) = key.as_deref() {
             state.save(&state_dir, k);
@@ -92,11 +88,7 @@ pub fn session_end(ctx: &Ctx<'_>) -> Option<Value> {
         return reply;
     }
     if ctx.repo.settings.stop == StopMode::Auto {
-        let key = ctx.input.session_key();
-        let state = key
-            .as_deref()
-            .map(|k| SessionState::load(&ctx.repo.state_dir(), k))
-            .unwrap_or_default();
+        let (_, state) = ctx.session_state();
         let (last, summary) = evidence(ctx);
         if work_happened(ctx, &state, last.as_ref(), &summary, fingerprint(&ctx.repo)) {
             return auto_handoff(ctx, &summary);
