@@ -5,6 +5,12 @@ use clap::Parser;
 fn main() -> ExitCode {
     convosync::init();
     let cli = convosync::cli::Cli::parse();
+    if !matches!(cli.command, convosync::cli::Command::Hook { .. }) {
+        // `convosync history | head` should end quietly, as other command-line tools do. Hooks
+        // keep SIGPIPE ignored so a closed pipe can never turn into a non-zero exit.
+        // SAFETY: setting a signal disposition at start-up, before any thread exists.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     match convosync::cmd::run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -49,8 +49,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Install(a) => status::install(a),
         Command::Hook { event } => {
             // Hooks never fail a session: whatever happens, exit 0 with at most one JSON object.
-            if let Some(out) = crate::hook::run(&event, std::io::stdin().lock()) {
-                println!("{out}");
+            use std::io::{IsTerminal, Write};
+            let stdin = std::io::stdin();
+            // Run by hand from a terminal there is no event to read: do not wait for one.
+            let input: Box<dyn std::io::Read> = if stdin.is_terminal() {
+                Box::new(std::io::empty())
+            } else {
+                Box::new(stdin.lock())
+            };
+            if let Some(out) = crate::hook::run(&event, input) {
+                let mut stdout = std::io::stdout().lock();
+                let _ = writeln!(stdout, "{out}").and_then(|()| stdout.flush());
             }
             Ok(ExitCode::SUCCESS)
         }

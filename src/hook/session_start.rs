@@ -56,8 +56,15 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
     } else {
         format!("\n# Uncommitted work on other devices\n{wip}{teammates}")
     };
-    if handoffs.is_empty() && extra.is_empty() || (source == "resume" && state.injected == keys) {
-        // Nothing to show, or this session already has exactly these notes in its context.
+    if handoffs.is_empty() && extra.is_empty() {
+        // Nothing from other devices: nothing at all, not even a network note.
+        if dirty {
+            save(&state);
+        }
+        return None;
+    }
+    if source == "resume" && state.injected == keys {
+        // This session already has exactly these notes in its context.
         if dirty {
             save(&state);
         }
