@@ -106,6 +106,10 @@ pub struct ResumeArgs {
     /// Include this device's own newest handoff too.
     #[arg(long)]
     pub all: bool,
+    /// Also bring the current branch up to date with its upstream, as the original plugin did:
+    /// fast-forward only, and only when the worktree has no uncommitted changes.
+    #[arg(long)]
+    pub pull: bool,
     #[command(flatten)]
     pub net: NetArgs,
 }

@@ -368,3 +368,31 @@ fn legacy_file_is_read_and_migrated_whole() {
     assert!(text.contains("Margherita"));
     assert!(!text.contains("older"), "only the newest per device moves");
 }
+
+#[test]
+fn resume_pull_fast_forwards_only_when_safe() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let b = env.device("b");
+    std::fs::write(a.dir.join("feature.txt"), "from a\n").unwrap();
+    a.git(&["add", "feature.txt"]);
+    a.git(&["commit", "-q", "-m", "feature"]);
+    a.git(&["push", "-q"]);
+    save(&a, DRAFT);
+    // Uncommitted changes on b: no pull.
+    std::fs::write(b.dir.join("README.md"), "# local edit\n").unwrap();
+    let before = b.git(&["rev-parse", "HEAD"]);
+    let out = b.convosync().args(["resume", "--pull"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("uncommitted changes; not pulling"));
+    assert_eq!(b.git(&["rev-parse", "HEAD"]), before);
+    b.git(&["checkout", "--", "README.md"]);
+    let out = b.convosync().args(["resume", "--pull"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("main fast-forwarded 1 commit(s) from origin"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("favourite pizza"), "{stdout}");
+    assert_eq!(b.git(&["rev-parse", "HEAD"]), a.git(&["rev-parse", "HEAD"]));
+    assert!(b.dir.join("feature.txt").exists());
+}

@@ -187,7 +187,7 @@ fn hung_remote_returns_within_budget_with_cached_context_then_backs_off() {
     let start = Instant::now();
     let v = hook(&b, "session-start", &start_json(&b, "s2", "startup")).unwrap();
     assert!(
-        start.elapsed() < Duration::from_millis(500),
+        start.elapsed() < Duration::from_millis(900),
         "backoff skips the network"
     );
     assert!(

@@ -26,6 +26,12 @@ pub fn run(dir: &Path, args: ResumeArgs) -> Result<ExitCode> {
             None => eprintln!("convosync: no remote; showing local handoffs only"),
         }
     }
+    if args.pull && !args.offline {
+        match fast_forward(&repo, args.net.timeout) {
+            Ok(msg) => println!("{msg}"),
+            Err(e) => eprintln!("convosync: {e:#}"),
+        }
+    }
     let me = crate::team::my_device(&repo)?;
     let (_, branch) = repo.head_info();
     let handoffs = gather(&repo, &me, branch.as_deref(), args.all)?;
@@ -75,4 +81,72 @@ pub fn gather(repo: &Repo, me: &str, branch: Option<&str>, include_me: bool) -> 
         same(b).cmp(&same(a)).then(b.timestamp.cmp(&a.timestamp))
     });
     Ok(handoffs)
+}
+
+/// Fetch the current branch's upstream and fast-forward to it when that is safe: a clean
+/// worktree and no local commits the upstream lacks. Anything else is left to the user.
+fn fast_forward(repo: &Repo, timeout: f64) -> Result<String> {
+    use anyhow::{bail, Context};
+    let workdir = repo.workdir().context("bare repository: nothing to pull into")?;
+    let head = repo.git.head().context("no commits yet")?;
+    if !head.is_branch() {
+        bail!("HEAD is detached; not pulling");
+    }
+    let name = head.shorthand().context("branch name is not UTF-8")?.to_string();
+    let branch = repo.git.find_branch(&name, git2::BranchType::Local)?;
+    let upstream = branch
+        .upstream()
+        .with_context(|| format!("{name} has no upstream; not pulling"))?;
+    let remote = repo
+        .git
+        .branch_upstream_remote(head.name().context("branch name is not UTF-8")?)?;
+    let remote = remote.as_str().context("remote name is not UTF-8")?.to_string();
+    let up_ref = upstream
+        .get()
+        .name()
+        .context("upstream name is not UTF-8")?
+        .to_string();
+    let src = repo
+        .git
+        .config()?
+        .get_string(&format!("branch.{name}.merge"))
+        .context("no branch.<name>.merge")?;
+    let out = crate::git::fetch(
+        repo.git.path(),
+        &remote,
+        &[&format!("+{src}:{up_ref}")],
+        deadline(timeout),
+    )?;
+    if !out.success() {
+        bail!("could not fetch {name} from {remote}: {}", out.brief_error());
+    }
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(false);
+    if !repo.git.statuses(Some(&mut opts))?.is_empty() {
+        bail!("the worktree has uncommitted changes; not pulling {name}");
+    }
+    let local = head.target().context("no commit")?;
+    let target = repo.git.refname_to_id(&up_ref)?;
+    let (ahead, behind) = repo.git.graph_ahead_behind(local, target)?;
+    if behind == 0 {
+        return Ok(format!("{name} is up to date with {remote}"));
+    }
+    if ahead > 0 {
+        bail!("{name} and {remote}/{name} have diverged; merge or rebase yourself");
+    }
+    // The user asked for this: `git merge --ff-only` moves the branch and the worktree together.
+    let out = std::process::Command::new("git")
+        .current_dir(workdir)
+        .args(["merge", "--ff-only", "--quiet", &up_ref])
+        .output()
+        .context("could not run git merge")?;
+    if !out.status.success() {
+        bail!(
+            "git merge --ff-only failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(format!(
+        "✓ {name} fast-forwarded {behind} commit(s) from {remote}"
+    ))
 }
