@@ -325,3 +325,117 @@ fn stop_never_blocks_more_than_once_per_turn() {
         "one request for a handoff, then the session ends normally"
     );
 }
+
+/// Slash commands run the CLI and pass their arguments through.
+#[test]
+fn slash_commands_run_the_cli_with_arguments() {
+    let Some(claude) = claude_bin() else { return };
+    let env = TestEnv::new();
+    let desktop = env.device("desktop");
+    let laptop = env.device("laptop");
+    let logs = env.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::create_dir_all(desktop.dir.join(".convosync")).unwrap();
+    std::fs::write(
+        desktop.dir.join(".convosync/session-handoff-draft.md"),
+        "### Current Task\nSlash commands\n\n### Important Context\n- favourite pizza: Margherita\n",
+    )
+    .unwrap();
+    desktop.convosync().arg("save-handoff").assert().success();
+    let s = Session::run(
+        &claude,
+        &laptop.dir,
+        &logs.join("resume"),
+        "laptop",
+        &[text("ok")],
+        &[],
+        "/convosync:resume",
+    );
+    assert_eq!(s.exit, 0);
+    let first = s.requests().into_iter().next().unwrap();
+    assert!(
+        first.contains("convosync: 1 handoff(s) from other devices (you are laptop)"),
+        "the command's output"
+    );
+    let s = Session::run(
+        &claude,
+        &laptop.dir,
+        &logs.join("history"),
+        "laptop",
+        &[text("ok")],
+        &[],
+        "/convosync:history --device desktop --json",
+    );
+    let first = s.requests().into_iter().next().unwrap();
+    assert!(
+        first.contains("\\\"device\\\": \\\"desktop\\\"") && first.contains("Slash commands"),
+        "arguments passed through"
+    );
+}
+
+/// `/convosync:save "message"`: Claude runs the CLI through the plugin's shim with the message as
+/// one argument; the code and the handoff are committed and pushed.
+#[test]
+fn save_slash_command_commits_code_and_handoff() {
+    let Some(claude) = claude_bin() else { return };
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let logs = env.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(a.dir.join("menu.txt"), "margherita\n").unwrap();
+    std::fs::write(a.dir.join(".env"), "TOKEN=abc123abc123\n").unwrap();
+    std::fs::create_dir_all(a.dir.join(".convosync")).unwrap();
+    std::fs::write(
+        a.dir.join(".convosync/session-handoff-draft.md"),
+        "### Current Task\nMenu\n",
+    )
+    .unwrap();
+    let message = r#"add the menu — "quoted" & it's fine"#;
+    let shell_quoted = format!("'{}'", message.replace('\'', r"'\''"));
+    let command = format!(
+        r#""{}/hooks/convosync-run" save -- {shell_quoted}"#,
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let replies = [
+        serde_json::json!({"tool": "Bash", "input": {"command": command, "description": "save the session"}}),
+        text("Saved."),
+    ];
+    let prompt = format!("/convosync:save {message}");
+    let identity = [
+        ("GIT_AUTHOR_NAME", "Test User".to_string()),
+        ("GIT_AUTHOR_EMAIL", "test@example.com".to_string()),
+        ("GIT_COMMITTER_NAME", "Test User".to_string()),
+        ("GIT_COMMITTER_EMAIL", "test@example.com".to_string()),
+    ];
+    let s = Session::run(
+        &claude,
+        &a.dir,
+        &logs.join("save"),
+        "a",
+        &replies,
+        &identity,
+        &prompt,
+    );
+    assert_eq!(s.exit, 0);
+    let reqs = s.requests();
+    assert!(reqs.len() >= 2, "Claude ran the command");
+    let result = &reqs[1];
+    assert!(
+        result.contains("committed"),
+        "tool result: {}",
+        &result[result.len().saturating_sub(1500)..]
+    );
+    let first = s.requests().into_iter().next().unwrap();
+    assert!(
+        first.contains("&amp;") || first.contains("& it"),
+        "the message reached Claude verbatim"
+    );
+    assert_eq!(a.git(&["log", "-1", "--format=%s"]), message);
+    let files = a.git(&["ls-tree", "-r", "--name-only", "HEAD"]);
+    assert!(files.contains("menu.txt") && !files.contains(".env"), "{files}");
+    let remote = crate::common::git(&env.remote(), &a.home, &["log", "-1", "--format=%s", "main"]);
+    assert_eq!(remote, message);
+    assert!(a
+        .git(&["show", "refs/convosync/handoffs:devices/a.md"])
+        .contains("Menu"));
+}
