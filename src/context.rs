@@ -148,15 +148,19 @@ pub fn system_message(shown: &[Shown], now: DateTime<Utc>) -> Option<String> {
 pub fn code_notes(repo: &crate::repo::Repo, h: &Handoff, current_branch: Option<&str>) -> Vec<String> {
     let mut notes = Vec::new();
     if let Some(c) = &h.commit {
-        let present = repo
-            .git
-            .revparse_single(&c.sha)
-            .and_then(|o| o.peel_to_commit())
-            .is_ok();
+        // A full id is one lookup; an abbreviation (the original plugin's) needs a prefix search.
+        let present = match git2::Oid::from_str(&c.sha) {
+            Ok(id) if c.sha.len() == 40 => repo.git.find_commit(id).is_ok(),
+            _ => repo
+                .git
+                .revparse_single(&c.sha)
+                .and_then(|o| o.peel_to_commit())
+                .is_ok(),
+        };
         if !present {
             notes.push(format!(
                 "its commit {} is not in this checkout yet (fetch or pull {} first)",
-                c.sha,
+                c.short(),
                 h.branch.as_deref().unwrap_or("that branch")
             ));
         }

@@ -329,6 +329,10 @@ fn stop_auto_mode_derives_a_handoff() {
         seen.contains("Margherita") && seen.contains("src/login.rs"),
         "{seen}"
     );
+    assert!(
+        !seen.contains("ghp_aaaa") && seen.contains("[REDACTED:github-token]"),
+        "derived handoffs are redacted: {seen}"
+    );
 }
 
 #[test]
@@ -449,5 +453,43 @@ fn status_reports_setup_and_pending_pushes() {
         install.contains("/plugin marketplace add ")
             && install.contains("/plugin install convosync@convosync"),
         "{install}"
+    );
+}
+
+#[test]
+fn session_start_says_where_the_code_stands() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let b = env.device("b");
+    // a commits without pushing, on a feature branch, then hands off.
+    a.git(&["checkout", "-q", "-b", "feature/oauth"]);
+    std::fs::write(a.dir.join("oauth.rs"), "fn oauth() {}\n").unwrap();
+    a.git(&["add", "oauth.rs"]);
+    a.git(&["commit", "-q", "-m", "oauth work"]);
+    saved(&a, "OAuth");
+    let short = &a.git(&["rev-parse", "HEAD"])[..7];
+    let ctx = context(&hook(&b, "session-start", &start_json(&b, "s", "startup")).unwrap());
+    assert!(
+        ctx.contains(&format!(
+            "its commit {short} is not in this checkout yet (fetch or pull feature/oauth first)"
+        )),
+        "{ctx}"
+    );
+    assert!(
+        ctx.contains("it was written on branch feature/oauth; this checkout is on main"),
+        "{ctx}"
+    );
+    // b's main falls behind origin/main.
+    a.git(&["checkout", "-q", "main"]);
+    std::fs::write(a.dir.join("x.txt"), "x\n").unwrap();
+    a.git(&["add", "x.txt"]);
+    a.git(&["commit", "-q", "-m", "x"]);
+    a.git(&["push", "-q", "origin", "main"]);
+    saved(&a, "on main now");
+    b.git(&["fetch", "-q"]);
+    let ctx = context(&hook(&b, "session-start", &start_json(&b, "s2", "startup")).unwrap());
+    assert!(
+        ctx.contains("this branch (main) is 1 commit behind origin/main"),
+        "{ctx}"
     );
 }
