@@ -57,6 +57,39 @@ impl<'r> Store<'r> {
         }
     }
 
+    /// [`Store::entries`] through a cache in `state_dir` keyed by the tip's tree id: a session
+    /// start in a repository whose handoffs did not change reads one small file instead of one
+    /// object per device. The key is content-addressed, so the cache can never be stale.
+    pub fn entries_cached(&self, state_dir: &std::path::Path) -> Result<Vec<Entry>> {
+        let Some(tip) = self.tip()? else {
+            return Ok(Vec::new());
+        };
+        let tree = tip.tree_id();
+        let path = state_dir.join("tip-cache.json");
+        if let Some(cached) = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Cache>(&b).ok())
+        {
+            if cached.version == CACHE_VERSION && cached.tree == tree.to_string() {
+                return Ok(cached
+                    .entries
+                    .into_iter()
+                    .filter_map(CachedEntry::into_entry)
+                    .collect());
+            }
+        }
+        let entries = entries_of(self.repo, &tip.tree()?)?;
+        let cache = Cache {
+            version: CACHE_VERSION,
+            tree: tree.to_string(),
+            entries: entries.iter().map(CachedEntry::from_entry).collect(),
+        };
+        if let Ok(bytes) = serde_json::to_vec(&cache) {
+            let _ = crate::fsutil::replace_file(&path, &bytes);
+        }
+        Ok(entries)
+    }
+
     /// The newest handoff of `device`, if any.
     pub fn get(&self, device: &str) -> Result<Option<Handoff>> {
         let Some(tip) = self.tip()? else { return Ok(None) };
@@ -132,6 +165,40 @@ impl<'r> Store<'r> {
             }
         }
         bail!("{} kept changing under us; try again", self.refname)
+    }
+}
+
+const CACHE_VERSION: u32 = 1;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Cache {
+    version: u32,
+    tree: String,
+    entries: Vec<CachedEntry>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CachedEntry {
+    device: String,
+    blob: String,
+    handoff: Result<Handoff, String>,
+}
+
+impl CachedEntry {
+    fn from_entry(e: &Entry) -> CachedEntry {
+        CachedEntry {
+            device: e.device.clone(),
+            blob: e.blob.to_string(),
+            handoff: e.handoff.clone(),
+        }
+    }
+
+    fn into_entry(self) -> Option<Entry> {
+        Some(Entry {
+            device: self.device,
+            blob: Oid::from_str(&self.blob).ok()?,
+            handoff: self.handoff,
+        })
     }
 }
 
@@ -311,4 +378,68 @@ pub fn commit_message(h: &Handoff) -> String {
         m.push_str(&format!("Convosync-Session: {s}\n"));
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::handoff::Section;
+
+    fn h(device: &str, n: i64) -> Handoff {
+        Handoff {
+            device: device.into(),
+            timestamp: Utc.timestamp_opt(1_700_000_000 + n, 0).unwrap(),
+            commit: None,
+            branch: Some("main".into()),
+            session: None,
+            author: None,
+            sections: vec![Section {
+                title: "Current Task".into(),
+                body: format!("{device} {n}"),
+            }],
+        }
+    }
+
+    fn summary(entries: &[Entry]) -> Vec<(String, String)> {
+        entries
+            .iter()
+            .map(|e| (e.device.clone(), e.handoff.as_ref().unwrap().task_line(40)))
+            .collect()
+    }
+
+    #[test]
+    fn cached_entries_match_and_follow_the_tip() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let store = Store::new(&repo, "refs/convosync/handoffs");
+        let state = dir.path().join("state");
+        assert!(store.entries_cached(&state).unwrap().is_empty());
+        store.put(&h("a", 1), "m").unwrap();
+        store.put(&h("b", 2), "m").unwrap();
+        let first = store.entries_cached(&state).unwrap();
+        assert_eq!(summary(&first), summary(&store.entries().unwrap()));
+        assert!(state.join("tip-cache.json").exists());
+        assert_eq!(
+            summary(&store.entries_cached(&state).unwrap()),
+            summary(&first),
+            "served from the cache"
+        );
+        store.put(&h("a", 3), "m").unwrap();
+        let after = store.entries_cached(&state).unwrap();
+        assert_eq!(
+            summary(&after),
+            [
+                ("a".to_string(), "a 3".to_string()),
+                ("b".to_string(), "b 2".to_string())
+            ]
+        );
+        std::fs::write(state.join("tip-cache.json"), "garbage").unwrap();
+        assert_eq!(
+            summary(&store.entries_cached(&state).unwrap()),
+            summary(&after),
+            "a broken cache is ignored"
+        );
+    }
 }

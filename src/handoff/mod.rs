@@ -11,14 +11,14 @@ pub mod template;
 use chrono::{DateTime, Utc};
 
 /// One `### Title` section of a handoff and its markdown body (no trailing blank lines).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Section {
     pub title: String,
     pub body: String,
 }
 
 /// The commit HEAD pointed at when the handoff was written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CommitRef {
     /// Object id: full (40 hex digits) in handoffs written by convosync, abbreviated (7+) in
     /// the original plugin's.
@@ -35,7 +35,7 @@ impl CommitRef {
 }
 
 /// A complete handoff. Metadata is always filled in by convosync, never taken from the model.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Handoff {
     pub device: String,
     pub timestamp: DateTime<Utc>,

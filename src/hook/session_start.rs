@@ -28,7 +28,7 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
         _ => ctx.refresh(true),
     };
     let store = Store::new(&ctx.repo.git, &ctx.repo.settings.refname);
-    let entries = match store.entries() {
+    let entries = match store.entries_cached(&state_dir) {
         Ok(e) => e,
         Err(e) => {
             ctx.log(&format!("read handoffs: {e:#}"));
