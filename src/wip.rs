@@ -11,6 +11,7 @@
 //! user has not touched take the snapshot's version, files both sides changed are merged, and any
 //! conflict refuses the whole apply (unless forced) so local work is never overwritten silently.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -80,7 +81,24 @@ fn entry(path: &str, id: Oid, mode: u32, size: u32) -> IndexEntry {
     }
 }
 
+/// One changed path of the worktree, as found by the status walk.
+enum Change {
+    /// Deleted from the worktree.
+    Gone(String),
+    /// A regular file or symlink to store; `size` is what it adds to the snapshot.
+    Put {
+        path: String,
+        full: PathBuf,
+        link: bool,
+        exec: bool,
+        size: u64,
+    },
+}
+
 /// Snapshot this worktree's uncommitted changes onto `refs/convosync/wip/<device>`.
+///
+/// The changed files are first only looked at (`lstat`), so a worktree over `limit` is refused
+/// before anything is read or written to the object database.
 pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
     let workdir = repo
         .workdir()
@@ -102,13 +120,12 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
         .git
         .statuses(Some(&mut opts))
         .context("could not read the worktree status")?;
-    let mut index = Index::new()?;
-    index.read_tree(&head.tree()?)?;
-    let (mut files, mut skipped, mut bytes) = (Vec::new(), Vec::new(), 0u64);
+    let (mut changes, mut skipped, mut bytes) = (Vec::new(), Vec::new(), 0u64);
     for e in statuses.iter() {
         let Ok(path) = e.path() else { continue };
         let s = e.status();
-        if s.is_empty() || s.contains(Status::IGNORED) {
+        if s.is_empty() || s.contains(Status::IGNORED) || path.ends_with('/') {
+            // A path ending in `/` is a nested repository or an unreadable directory.
             continue;
         }
         let full = workdir.join(path);
@@ -119,65 +136,89 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
             continue;
         }
         match std::fs::symlink_metadata(&full) {
-            Err(_) => {
-                index.remove_path(Path::new(path))?;
+            Err(_) => changes.push(Change::Gone(path.to_string())),
+            Ok(m) if m.file_type().is_symlink() || m.is_file() => {
+                let exec = std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0;
+                bytes += m.len();
+                changes.push(Change::Put {
+                    path: path.to_string(),
+                    full,
+                    link: m.file_type().is_symlink(),
+                    exec,
+                    size: m.len(),
+                });
             }
-            Ok(m) => {
-                let (data, mode) = if m.file_type().is_symlink() {
-                    let target = std::fs::read_link(&full)?;
-                    (
-                        target.to_string_lossy().into_owned().into_bytes(),
-                        u32::from(FileMode::Link),
-                    )
-                } else if m.is_file() {
-                    let exec = std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0;
-                    let mode = if exec {
-                        FileMode::BlobExecutable
-                    } else {
-                        FileMode::Blob
-                    };
-                    (
-                        std::fs::read(&full).with_context(|| format!("could not read {path}"))?,
-                        u32::from(mode),
-                    )
+            // Sockets, fifos, devices: not content git can carry.
+            Ok(_) => {}
+        }
+    }
+    if bytes > limit {
+        return Ok(Outcome::TooLarge { bytes, limit });
+    }
+    let mut index = Index::new()?;
+    index.read_tree(&head.tree()?)?;
+    // Removals first, so a file that becomes a directory (or the reverse) never meets its old self.
+    let mut files = Vec::with_capacity(changes.len());
+    for c in &changes {
+        if let Change::Gone(path) = c {
+            index.remove_path(Path::new(path))?;
+            files.push(path.clone());
+        }
+    }
+    for c in &changes {
+        let Change::Put {
+            path,
+            full,
+            link,
+            exec,
+            size,
+        } = c
+        else {
+            continue;
+        };
+        let (data, mode) = if *link {
+            let target =
+                std::fs::read_link(full).with_context(|| format!("could not read the link {path}"))?;
+            (target.as_os_str().as_bytes().to_vec(), FileMode::Link)
+        } else {
+            let data = std::fs::read(full).with_context(|| format!("could not read {path}"))?;
+            (
+                data,
+                if *exec {
+                    FileMode::BlobExecutable
                 } else {
-                    continue;
-                };
-                bytes += data.len() as u64;
-                if bytes > limit {
-                    return Ok(Outcome::TooLarge { bytes, limit });
-                }
-                let id = repo.git.blob(&data)?;
-                index.add(&entry(path, id, mode, data.len() as u32))?;
+                    FileMode::Blob
+                },
+            )
+        };
+        if data.len() as u64 > *size {
+            // Grew since we looked: count it again so the limit holds.
+            bytes += data.len() as u64 - size;
+            if bytes > limit {
+                return Ok(Outcome::TooLarge { bytes, limit });
             }
         }
-        files.push(path.to_string());
+        let id = repo.git.blob(&data)?;
+        index.add(&entry(path, id, u32::from(mode), data.len() as u32))?;
+        files.push(path.clone());
     }
-    let tree_id = index.write_tree_to(&repo.git)?;
+    files.sort();
     let refname = wip_ref(device);
     let previous = tip_of(&repo.git, &refname).ok().flatten();
+    let previous_files = previous.as_ref().map(|p| read(device, p).files.len());
+    if files.is_empty() && previous_files.unwrap_or(0) == 0 {
+        // Clean, and nothing (or an empty marker) was offered before: nothing to say again.
+        return Ok(Outcome::Clean);
+    }
+    let tree_id = index.write_tree_to(&repo.git)?;
     if let Some(p) = &previous {
         if p.tree_id() == tree_id && read(device, p).base == Some(head.id()) {
             return Ok(Outcome::Unchanged);
         }
     }
-    if files.is_empty() && previous.is_none() {
-        return Ok(Outcome::Clean);
-    }
     let tree = repo.git.find_tree(tree_id)?;
     let sig = crate::store::signature(&repo.git, crate::timefmt::now())?;
-    let mut msg = format!(
-        "wip from {device} on {} ({} file{})\n\nConvosync-Device: {device}\nConvosync-Base: {}\nConvosync-Branch: {}\nConvosync-Files: {}\n",
-        branch.as_deref().unwrap_or("detached HEAD"),
-        files.len(),
-        if files.len() == 1 { "" } else { "s" },
-        head.id(),
-        branch.as_deref().unwrap_or(""),
-        files.len()
-    );
-    for f in &files {
-        msg.push_str(&format!("Convosync-File: {f}\n"));
-    }
+    let msg = message(device, head.id(), branch.as_deref(), &files);
     let parents: Vec<&Commit<'_>> = previous.iter().collect();
     let id = repo.git.commit(None, &sig, &sig, &msg, &tree, &parents)?;
     match cas(
@@ -192,9 +233,27 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
         Err(e) => return Err(e).context("could not update the wip ref"),
     }
     if files.is_empty() {
+        // The worktree is clean again: the empty snapshot just written withdraws the last one,
+        // so no other device is offered changes that were since committed or thrown away.
         return Ok(Outcome::Clean);
     }
     Ok(Outcome::Saved { files, skipped })
+}
+
+/// The snapshot commit's message: a subject for `git log`, then trailers that [`read`] parses.
+fn message(device: &str, base: Oid, branch: Option<&str>, files: &[String]) -> String {
+    let mut msg = format!(
+        "wip from {device} on {} ({} file{})\n\nConvosync-Device: {device}\nConvosync-Base: {base}\nConvosync-Branch: {}\nConvosync-Files: {}\n",
+        branch.unwrap_or("detached HEAD"),
+        files.len(),
+        if files.len() == 1 { "" } else { "s" },
+        branch.unwrap_or(""),
+        files.len()
+    );
+    for f in files {
+        msg.push_str(&format!("Convosync-File: {f}\n"));
+    }
+    msg
 }
 
 fn trailer<'a>(msg: &'a str, key: &str) -> impl Iterator<Item = &'a str> + 'a {
