@@ -55,15 +55,21 @@ pub fn run(dir: &Path, args: WipArgs) -> Result<ExitCode> {
             let _lock = repo.lock(CLI_LOCK_WAIT)?;
             let applied = wip::apply(&repo, &device, force)?;
             for f in &applied.written {
-                println!("updated {f}");
+                if !applied.conflicts.iter().any(|c| &c.path == f) {
+                    println!("updated {f}");
+                }
             }
             for f in &applied.deleted {
                 println!("deleted {f}");
             }
-            for f in &applied.conflicts {
-                println!("CONFLICT {f} (conflict markers written)");
+            for c in &applied.conflicts {
+                if c.markers {
+                    println!("CONFLICT {} ({}; conflict markers written)", c.path, c.reason);
+                } else {
+                    println!("CONFLICT {} ({}; kept the local version)", c.path, c.reason);
+                }
             }
-            if applied.written.is_empty() && applied.deleted.is_empty() {
+            if applied.written.is_empty() && applied.deleted.is_empty() && applied.conflicts.is_empty() {
                 println!("nothing to apply: this worktree already has {device}'s changes");
             }
         }
