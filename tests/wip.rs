@@ -288,6 +288,31 @@ fn mode_changes_and_file_directory_swaps_arrive_exactly() {
 }
 
 #[test]
+fn show_lists_kinds_and_diff_prints_the_patch() {
+    let (_env, a, b) = setup();
+    make_changes(&a);
+    stdout(&a, &["wip", "save"]);
+    // With one other device offering work, the device name may be left out.
+    let shown = stdout(&b, &["wip", "show"]);
+    for line in [
+        "M keep.txt",
+        "D gone.txt",
+        "A new/dir/fresh.rs",
+        "A run.sh",
+        "A logo.bin",
+    ] {
+        assert!(shown.lines().any(|l| l == line), "{line:?} in {shown}");
+    }
+    assert!(!shown.contains(".env") && !shown.contains("id_rsa"), "{shown}");
+    let diff = stdout(&b, &["wip", "diff", "a"]);
+    assert!(diff.contains("-line 2\n+line 2 edited on a\n"), "{diff}");
+    assert!(diff.contains("+fn fresh() {}"), "{diff}");
+    assert!(diff.contains("-to be deleted"), "{diff}");
+    let err = fails(&b, &["wip", "show", "nobody"]);
+    assert!(err.contains("no snapshot from nobody"), "{err}");
+}
+
+#[test]
 fn apply_refuses_when_the_base_commit_is_not_here() {
     let (_env, a, b) = setup();
     a.git(&["checkout", "-q", "-b", "feature/oauth"]);
@@ -377,4 +402,30 @@ fn apply_never_writes_through_a_symlinked_directory() {
         0,
         "not even when forced"
     );
+}
+
+#[test]
+fn a_clean_worktree_withdraws_the_snapshot() {
+    let (_env, a, b) = setup();
+    std::fs::write(a.dir.join("keep.txt"), "edited\n").unwrap();
+    stdout(&a, &["wip", "save"]);
+    assert!(stdout(&b, &["wip", "list"]).contains("1 file(s)"));
+    a.git(&["checkout", "--", "keep.txt"]);
+    let out = stdout(&a, &["wip", "save"]);
+    assert!(out.contains("no uncommitted changes to share"), "{out}");
+    assert!(stdout(&b, &["wip", "list"]).contains("0 file(s)"));
+    let err = fails(&b, &["wip", "apply"]);
+    assert!(
+        err.contains("no other device has shared uncommitted work"),
+        "{err}"
+    );
+    let input = serde_json::json!({"session_id":"t","cwd":b.dir,"source":"startup"}).to_string();
+    let ctx = crate::hooks::hook(&b, "session-start", &input)
+        .map(|v| crate::hooks::context(&v))
+        .unwrap_or_default();
+    assert!(!ctx.contains("uncommitted changes"), "{ctx}");
+    // Saving a clean worktree again does not grow the history.
+    let count = a.git(&["rev-list", "--count", "refs/convosync/wip/a"]);
+    stdout(&a, &["wip", "save"]);
+    assert_eq!(count, a.git(&["rev-list", "--count", "refs/convosync/wip/a"]));
 }
