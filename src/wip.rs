@@ -5,7 +5,9 @@
 //! HEAD's tree with the changes applied, built in memory, so the index and worktree are never
 //! touched (like `git stash create`). Its message records the base commit and branch. Each new
 //! snapshot replaces the last (the ref moves; history stays as the parent chain). Secret-looking
-//! files and convosync's own files are never included.
+//! files and convosync's own files are never included. When the worktree is clean again, one
+//! empty snapshot withdraws the last, so other devices are not offered work that was since
+//! committed or thrown away.
 //!
 //! `apply` brings a snapshot into another worktree as a three-way merge from its base: files the
 //! user has not touched take the snapshot's version, files both sides changed are merged, and any
