@@ -286,15 +286,23 @@ pub enum WipAction {
     List,
     /// Snapshot this worktree's uncommitted changes now and push them.
     Save,
-    /// The files in a device's snapshot.
-    Show { device: String },
+    /// The files in a device's snapshot, each with A (added), M (modified) or D (deleted).
+    Show {
+        /// Whose snapshot; by default the one other device that has one.
+        device: Option<String>,
+    },
     /// A device's snapshot as a patch against its base commit.
-    Diff { device: String },
+    Diff {
+        /// Whose snapshot; by default the one other device that has one.
+        device: Option<String>,
+    },
     /// Bring a device's uncommitted changes into this worktree (a three-way merge; refuses on
     /// conflicts). Checks nothing out; never touches the index or HEAD.
     Apply {
-        device: String,
-        /// Write conflict markers instead of refusing.
+        /// Whose snapshot; by default the one other device that has one.
+        device: Option<String>,
+        /// Write conflict markers instead of refusing (files that cannot hold markers keep
+        /// their local version).
         #[arg(long)]
         force: bool,
     },

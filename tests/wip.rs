@@ -157,7 +157,17 @@ fn size_limit_and_replacement() {
     std::fs::write(a.dir.join("big.dat"), vec![b'x'; 2 << 20]).unwrap();
     a.git(&["config", "convosync.wipLimit", "1MB"]);
     let out = stdout(&a, &["wip", "save"]);
-    assert!(out.contains("exceed the 1.0 MB limit"), "{out}");
+    assert!(
+        out.contains("skipped: 2.0 MB of changes exceed the 1.0 MB limit"),
+        "{out}"
+    );
+    let big = a.git(&["hash-object", "big.dat"]);
+    assert!(
+        !crate::common::git_output(&a.dir, &a.home, &["cat-file", "-e", &big])
+            .status
+            .success(),
+        "nothing of a refused snapshot is stored"
+    );
     a.git(&["config", "convosync.wipLimit", "5MB"]);
     stdout(&a, &["wip", "save"]);
     std::fs::remove_file(a.dir.join("big.dat")).unwrap();
@@ -195,4 +205,227 @@ fn stop_hook_shares_work_and_session_start_mentions_it() {
         "{ctx}"
     );
     assert!(ctx.contains("/convosync:wip apply a"), "{ctx}");
+}
+
+/// Every file of a worktree outside `.git` and `.convosync`: content (a symlink's target) and
+/// whether it is executable or a symlink.
+fn files(d: &Device) -> std::collections::BTreeMap<String, (Vec<u8>, bool, bool)> {
+    fn walk(
+        root: &std::path::Path,
+        dir: &std::path::Path,
+        out: &mut std::collections::BTreeMap<String, (Vec<u8>, bool, bool)>,
+    ) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if rel == ".git" || rel == ".convosync" {
+                continue;
+            }
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            if m.file_type().is_symlink() {
+                let t = std::fs::read_link(&p).unwrap();
+                out.insert(rel, (t.to_string_lossy().into_owned().into_bytes(), false, true));
+            } else if m.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let exec = m.permissions().mode() & 0o111 != 0;
+                out.insert(rel, (std::fs::read(&p).unwrap(), exec, false));
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(&d.dir, &d.dir, &mut out);
+    out
+}
+
+fn fails(d: &Device, args: &[&str]) -> String {
+    let out = d.convosync().args(args).output().unwrap();
+    assert!(
+        !out.status.success(),
+        "{args:?} should fail: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn mode_changes_and_file_directory_swaps_arrive_exactly() {
+    let (_env, a, b) = setup();
+    std::fs::create_dir_all(a.dir.join("tree/deeper")).unwrap();
+    std::fs::write(a.dir.join("tree/deeper/leaf.txt"), "leaf\n").unwrap();
+    std::fs::write(a.dir.join("tool.sh"), "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(a.dir.join("tool.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    a.git(&["add", "."]);
+    a.git(&["commit", "-q", "-m", "more files"]);
+    a.git(&["push", "-q"]);
+    b.git(&["pull", "-q"]);
+
+    // Only the mode changes, both ways.
+    std::fs::set_permissions(a.dir.join("other.txt"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(a.dir.join("tool.sh"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    // A directory becomes a file, and a file becomes a directory.
+    std::fs::remove_dir_all(a.dir.join("tree")).unwrap();
+    std::fs::write(a.dir.join("tree"), "now a file\n").unwrap();
+    std::fs::remove_file(a.dir.join("gone.txt")).unwrap();
+    std::fs::create_dir(a.dir.join("gone.txt")).unwrap();
+    std::fs::write(a.dir.join("gone.txt/inside.txt"), "now a directory\n").unwrap();
+    let before = user_state(&a);
+    stdout(&a, &["wip", "save"]);
+    assert_eq!(before, user_state(&a), "wip save changed nothing of a's");
+
+    let b_before = user_state(&b);
+    stdout(&b, &["wip", "apply", "a"]);
+    assert_eq!(
+        files(&a),
+        files(&b),
+        "b's worktree is a's, byte for byte and mode for mode"
+    );
+    assert_eq!(b_before.head_and_index(), user_state(&b).head_and_index());
+    assert_eq!(
+        b.git(&["status", "--porcelain", "--untracked-files=all"]),
+        a.git(&["status", "--porcelain", "--untracked-files=all"])
+    );
+}
+
+#[test]
+fn show_lists_kinds_and_diff_prints_the_patch() {
+    let (_env, a, b) = setup();
+    make_changes(&a);
+    stdout(&a, &["wip", "save"]);
+    // With one other device offering work, the device name may be left out.
+    let shown = stdout(&b, &["wip", "show"]);
+    for line in [
+        "M keep.txt",
+        "D gone.txt",
+        "A new/dir/fresh.rs",
+        "A run.sh",
+        "A logo.bin",
+    ] {
+        assert!(shown.lines().any(|l| l == line), "{line:?} in {shown}");
+    }
+    assert!(!shown.contains(".env") && !shown.contains("id_rsa"), "{shown}");
+    let diff = stdout(&b, &["wip", "diff", "a"]);
+    assert!(diff.contains("-line 2\n+line 2 edited on a\n"), "{diff}");
+    assert!(diff.contains("+fn fresh() {}"), "{diff}");
+    assert!(diff.contains("-to be deleted"), "{diff}");
+    let err = fails(&b, &["wip", "show", "nobody"]);
+    assert!(err.contains("no snapshot from nobody"), "{err}");
+}
+
+#[test]
+fn apply_refuses_when_the_base_commit_is_not_here() {
+    let (_env, a, b) = setup();
+    a.git(&["checkout", "-q", "-b", "feature/oauth"]);
+    std::fs::write(a.dir.join("keep.txt"), "committed on a only\n").unwrap();
+    a.git(&["commit", "-q", "-am", "local commit, not pushed"]);
+    std::fs::write(a.dir.join("keep.txt"), "then edited\n").unwrap();
+    stdout(&a, &["wip", "save"]);
+    let before = files(&b);
+    let err = fails(&b, &["wip", "apply", "a"]);
+    assert!(err.contains("fetch or pull feature/oauth first"), "{err}");
+    assert_eq!(before, files(&b), "nothing written");
+    let err = fails(&b, &["wip", "diff", "a"]);
+    assert!(err.contains("fetch or pull feature/oauth first"), "{err}");
+}
+
+#[test]
+fn unmergeable_conflicts_keep_the_local_version_even_when_forced() {
+    let (_env, a, b) = setup();
+    std::fs::write(a.dir.join("data.bin"), [0u8, 1, 2]).unwrap();
+    a.git(&["add", "."]);
+    a.git(&["commit", "-q", "-m", "binary"]);
+    a.git(&["push", "-q"]);
+    b.git(&["pull", "-q"]);
+    std::fs::write(a.dir.join("data.bin"), [0u8, 1, 2, 3]).unwrap();
+    std::fs::remove_file(a.dir.join("other.txt")).unwrap();
+    std::fs::write(a.dir.join("added.txt"), "from a\n").unwrap();
+    std::fs::write(a.dir.join("keep.txt"), "line 1\nline 2\nline 3\nline 4 from a\n").unwrap();
+    stdout(&a, &["wip", "save"]);
+    std::fs::write(b.dir.join("data.bin"), [0u8, 9]).unwrap();
+    std::fs::write(b.dir.join("other.txt"), "alpha from b\nbeta\ngamma\n").unwrap();
+    std::fs::write(b.dir.join("added.txt"), "from b\n").unwrap();
+
+    let before = files(&b);
+    let err = fails(&b, &["wip", "apply", "a"]);
+    for line in [
+        "data.bin (a binary file changed on both sides)",
+        "other.txt (deleted in the snapshot, changed here)",
+        "added.txt (added on both sides with different content)",
+    ] {
+        assert!(err.contains(line), "{line:?} in {err}");
+    }
+    assert!(!err.contains("keep.txt"), "{err}");
+    assert_eq!(before, files(&b), "nothing written");
+
+    let out = stdout(&b, &["wip", "apply", "a", "--force"]);
+    assert!(
+        out.contains("CONFLICT data.bin (a binary file changed on both sides; kept the local version)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "CONFLICT added.txt (added on both sides with different content; conflict markers written)"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("updated keep.txt"), "{out}");
+    assert_eq!(std::fs::read(b.dir.join("data.bin")).unwrap(), [0u8, 9]);
+    assert_eq!(
+        std::fs::read_to_string(b.dir.join("other.txt")).unwrap(),
+        "alpha from b\nbeta\ngamma\n"
+    );
+    let added = std::fs::read_to_string(b.dir.join("added.txt")).unwrap();
+    assert!(
+        added.contains("<<<<<<< local") && added.contains("from a") && added.contains("from b"),
+        "{added}"
+    );
+}
+
+#[test]
+fn apply_never_writes_through_a_symlinked_directory() {
+    let (env, a, b) = setup();
+    std::fs::create_dir_all(a.dir.join("sub")).unwrap();
+    std::fs::write(a.dir.join("sub/new.txt"), "new\n").unwrap();
+    stdout(&a, &["wip", "save"]);
+    let outside = env.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, b.dir.join("sub")).unwrap();
+    let err = fails(&b, &["wip", "apply", "a"]);
+    assert!(
+        err.contains("sub/new.txt (a symlink is in the way here)"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    stdout(&b, &["wip", "apply", "a", "--force"]);
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "not even when forced"
+    );
+}
+
+#[test]
+fn a_clean_worktree_withdraws_the_snapshot() {
+    let (_env, a, b) = setup();
+    std::fs::write(a.dir.join("keep.txt"), "edited\n").unwrap();
+    stdout(&a, &["wip", "save"]);
+    assert!(stdout(&b, &["wip", "list"]).contains("1 file(s)"));
+    a.git(&["checkout", "--", "keep.txt"]);
+    let out = stdout(&a, &["wip", "save"]);
+    assert!(out.contains("no uncommitted changes to share"), "{out}");
+    assert!(stdout(&b, &["wip", "list"]).contains("0 file(s)"));
+    let err = fails(&b, &["wip", "apply"]);
+    assert!(
+        err.contains("no other device has shared uncommitted work"),
+        "{err}"
+    );
+    let input = serde_json::json!({"session_id":"t","cwd":b.dir,"source":"startup"}).to_string();
+    let ctx = crate::hooks::hook(&b, "session-start", &input)
+        .map(|v| crate::hooks::context(&v))
+        .unwrap_or_default();
+    assert!(!ctx.contains("uncommitted changes"), "{ctx}");
+    // Saving a clean worktree again does not grow the history.
+    let count = a.git(&["rev-list", "--count", "refs/convosync/wip/a"]);
+    stdout(&a, &["wip", "save"]);
+    assert_eq!(count, a.git(&["rev-list", "--count", "refs/convosync/wip/a"]));
 }

@@ -3,32 +3,37 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Result};
 
 use super::{deadline, CLI_LOCK_WAIT};
 use crate::cli::{WipAction, WipArgs};
 use crate::repo::Repo;
 use crate::wip::{self, Outcome};
 
+/// Time allowed for fetching or pushing wip refs from the command line.
+const NET_SECS: f64 = 30.0;
+
 pub fn run(dir: &Path, args: WipArgs) -> Result<ExitCode> {
     let repo = Repo::open(dir)?;
-    let remote = repo.remote_name();
-    let net = || deadline(30.0);
     match args.action.unwrap_or(WipAction::List) {
         WipAction::Save => return save(&repo),
         WipAction::List => {
-            if let Some(r) = &remote {
-                wip::fetch(&repo, r, net())?;
-            }
+            refresh(&repo);
+            let me = crate::team::my_device(&repo).unwrap_or_default();
             let now = crate::timefmt::now();
             let snaps = wip::list(&repo)?;
             if snaps.is_empty() {
                 println!("No device has shared uncommitted work yet (`convosync wip save` does).");
             }
             for s in snaps {
+                let who = if s.device == me {
+                    format!("{} (this device)", s.device)
+                } else {
+                    s.device.clone()
+                };
                 println!(
                     "{:<20} {:>3} file(s)  {:<20} base {}  {}",
-                    s.device,
+                    who,
                     s.files.len(),
                     s.branch.as_deref().unwrap_or("(detached)"),
                     s.base
@@ -39,31 +44,42 @@ pub fn run(dir: &Path, args: WipArgs) -> Result<ExitCode> {
             }
         }
         WipAction::Show { device } => {
-            let s = find(&repo, &device)?;
-            for f in &s.files {
-                println!("{f}");
+            refresh(&repo);
+            let s = find(&repo, device.as_deref())?;
+            let changes = wip::changes(&repo, &s)?;
+            if changes.is_empty() {
+                println!("{} has no uncommitted changes in its latest snapshot", s.device);
+            }
+            for (kind, path) in changes {
+                println!("{kind} {path}");
             }
         }
         WipAction::Diff { device } => {
-            let s = find(&repo, &device)?;
+            refresh(&repo);
+            let s = find(&repo, device.as_deref())?;
             crate::term::page(&wip::patch(&repo, &s)?);
         }
         WipAction::Apply { device, force } => {
-            if let Some(r) = &remote {
-                wip::fetch(&repo, r, net())?;
-            }
+            refresh(&repo);
+            let device = find(&repo, device.as_deref())?.device;
             let _lock = repo.lock(CLI_LOCK_WAIT)?;
             let applied = wip::apply(&repo, &device, force)?;
             for f in &applied.written {
-                println!("updated {f}");
+                if !applied.conflicts.iter().any(|c| &c.path == f) {
+                    println!("updated {f}");
+                }
             }
             for f in &applied.deleted {
                 println!("deleted {f}");
             }
-            for f in &applied.conflicts {
-                println!("CONFLICT {f} (conflict markers written)");
+            for c in &applied.conflicts {
+                if c.markers {
+                    println!("CONFLICT {} ({}; conflict markers written)", c.path, c.reason);
+                } else {
+                    println!("CONFLICT {} ({}; kept the local version)", c.path, c.reason);
+                }
             }
-            if applied.written.is_empty() && applied.deleted.is_empty() {
+            if applied.written.is_empty() && applied.deleted.is_empty() && applied.conflicts.is_empty() {
                 println!("nothing to apply: this worktree already has {device}'s changes");
             }
         }
@@ -71,11 +87,43 @@ pub fn run(dir: &Path, args: WipArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn find(repo: &Repo, device: &str) -> Result<wip::Snapshot> {
-    wip::list(repo)?
+/// Fetch every device's snapshot within the time limit; offline, say so and use the last copy.
+fn refresh(repo: &Repo) {
+    let Some(r) = repo.remote_name() else { return };
+    match wip::fetch(repo, &r, deadline(NET_SECS)) {
+        Ok(true) => {}
+        Ok(false) | Err(_) => {
+            eprintln!("note: could not fetch snapshots from {r}; using the last fetched copies")
+        }
+    }
+}
+
+/// The named device's snapshot, or without a name the one other device with changes to offer.
+fn find(repo: &Repo, device: Option<&str>) -> Result<wip::Snapshot> {
+    let snaps = wip::list(repo)?;
+    if let Some(d) = device {
+        return match snaps.into_iter().find(|s| s.device == d) {
+            Some(s) => Ok(s),
+            None => bail!("no snapshot from {d} (see `convosync wip list`)"),
+        };
+    }
+    let me = crate::team::my_device(repo)?;
+    let mut offered: Vec<_> = snaps
         .into_iter()
-        .find(|s| s.device == device)
-        .with_context(|| format!("no snapshot from {device} (see `convosync wip list`)"))
+        .filter(|s| s.device != me && !s.files.is_empty())
+        .collect();
+    match offered.len() {
+        0 => bail!("no other device has shared uncommitted work (see `convosync wip list`)"),
+        1 => Ok(offered.remove(0)),
+        _ => bail!(
+            "several devices have shared uncommitted work; name one: {}",
+            offered
+                .iter()
+                .map(|s| s.device.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 /// Snapshot and push; shared with `save --wip`.
@@ -107,7 +155,7 @@ pub fn save(repo: &Repo) -> Result<ExitCode> {
         }
     }
     if let Some(r) = repo.remote_name() {
-        if wip::push(repo, &r, &me, deadline(30.0))? {
+        if wip::push(repo, &r, &me, deadline(NET_SECS))? {
             println!("✓ pushed to {r}");
         } else {
             println!("could not push the snapshot to {r}; `convosync wip save` again later");
