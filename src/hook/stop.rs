@@ -168,9 +168,9 @@ fn snapshot_wip(ctx: &Ctx<'_>) -> Option<String> {
             Some(format!("uncommitted changes in {} file(s) shared", files.len()))
         }
         Ok(crate::wip::Outcome::TooLarge { bytes, limit }) => Some(format!(
-            "uncommitted changes not shared ({} MB over the {} MB limit)",
-            bytes >> 20,
-            limit >> 20
+            "uncommitted changes not shared ({:.1} MB over the {:.1} MB limit)",
+            bytes as f64 / 1_048_576.0,
+            limit as f64 / 1_048_576.0
         )),
         Ok(_) => None,
         Err(e) => {
