@@ -217,7 +217,8 @@ pub(crate) fn split_sections<'a>(lines: &[&'a str], heading: HeadingRule) -> (Ve
     (preamble, sections)
 }
 
-fn trim_blank_lines(lines: &[&str]) -> String {
+/// The lines joined, without leading and trailing blank (or whitespace-only) lines.
+pub(crate) fn trim_blank_lines(lines: &[&str]) -> String {
     let start = lines
         .iter()
         .position(|l| !l.trim().is_empty())
