@@ -5,7 +5,7 @@
 //! Here a new handoff starts only at a `## Handoff from ` line outside fenced code; the `---`
 //! separator just before it belongs to no body, and every other `---` stays where it is.
 
-use super::format::{normalize_newlines, parse, Fence};
+use super::format::{fenced_lines, normalize_newlines, parse};
 use super::Handoff;
 
 /// What could be read from a legacy file.
@@ -19,13 +19,14 @@ pub struct LegacyFile {
 pub fn parse_legacy(text: &str) -> LegacyFile {
     let text = normalize_newlines(text);
     let lines: Vec<&str> = text.split('\n').collect();
-    let mut starts = Vec::new();
-    let mut fence = Fence::default();
-    for (i, line) in lines.iter().enumerate() {
-        if !fence.line(line) && line.starts_with("## Handoff from ") {
-            starts.push(i);
-        }
-    }
+    // An unclosed fence in one entry opens nothing (see `fenced_lines`), so it cannot hide
+    // every later entry.
+    let starts: Vec<usize> = fenced_lines(&lines)
+        .into_iter()
+        .enumerate()
+        .filter(|&(i, fenced)| !fenced && lines[i].starts_with("## Handoff from "))
+        .map(|(i, _)| i)
+        .collect();
     let mut out = LegacyFile::default();
     for (n, &start) in starts.iter().enumerate() {
         let mut end = starts.get(n + 1).copied().unwrap_or(lines.len());
@@ -123,6 +124,28 @@ mod tests {
         ]), 0..60)) {
             let _ = parse_legacy(&lines.join("\n"));
         }
+    }
+
+    #[test]
+    fn an_unclosed_fence_does_not_hide_later_entries() {
+        let text = "---\n## Handoff from a\n**Timestamp:** 2025-10-22T14:30:00Z\n\n### Current Task\n```sh\nmake\n\n---\n## Handoff from b\n**Timestamp:** 2025-10-22T15:00:00Z\n\n### Current Task\nb's task\n";
+        let f = parse_legacy(text);
+        let devices: Vec<&str> = f.handoffs.iter().map(|h| h.device.as_str()).collect();
+        assert_eq!(devices, ["a", "b"], "{:?}", f.skipped);
+        assert_eq!(f.handoffs[0].section("Current Task"), Some("```sh\nmake"));
+    }
+
+    #[test]
+    fn seed_entries_with_a_bare_commit_and_lone_cr() {
+        let f = parse_legacy(&FILE.replace('\n', "\r"));
+        assert_eq!(f.handoffs.len(), 3);
+        assert_eq!(
+            f.handoffs[1]
+                .commit
+                .as_ref()
+                .map(|c| (c.sha.as_str(), c.subject.as_str())),
+            Some(("def4567", ""))
+        );
     }
 
     #[test]

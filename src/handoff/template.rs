@@ -10,7 +10,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use super::format::{normalize_newlines, parse_draft};
+use super::format::{draft_heading, normalize_newlines, split_sections, trim_blank_lines};
 use super::Section;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,30 +80,18 @@ impl Template {
     /// Parse a template file.
     pub fn parse(text: &str) -> Result<Template> {
         let text = normalize_newlines(text);
-        let first = text
-            .lines()
-            .position(|l| l.starts_with("### "))
-            .unwrap_or(usize::MAX);
-        let instructions = text
-            .lines()
-            .take(first)
-            .collect::<Vec<_>>()
-            .join("\n")
-            .trim()
-            .to_string();
-        let sections = parse_draft_keep_empty(&text);
+        let lines: Vec<&str> = text.split('\n').collect();
+        // The same fence-aware splitting as drafts, so a `### ` line in a fenced example inside
+        // the instructions or a hint is not taken for a section.
+        let (preamble, sections) = split_sections(&lines, draft_heading);
         if sections.is_empty() {
             bail!("a template needs at least one `### Section` heading");
         }
         let sections = sections
             .into_iter()
             .map(|s| {
-                let (title, required) = match s
-                    .title
-                    .strip_suffix("(required)")
-                    .or_else(|| s.title.strip_suffix('*'))
-                {
-                    Some(t) => (t.trim().to_string(), true),
+                let (title, required) = match required_marker(&s.title) {
+                    Some(t) => (t.to_string(), true),
                     None => (s.title.clone(), false),
                 };
                 TemplateSection {
@@ -115,7 +103,7 @@ impl Template {
             .collect();
         Ok(Template {
             sections,
-            instructions,
+            instructions: preamble.join("\n").trim().to_string(),
         })
     }
 
@@ -184,16 +172,17 @@ impl Template {
             .iter()
             .map(|s| Section {
                 title: s.title.clone(),
-                body: strip_comments(&s.body).trim().to_string(),
+                // Blank edges only: a body may start with indented code.
+                body: trim_blank_lines(&strip_comments(&s.body).split('\n').collect::<Vec<_>>()),
             })
-            .filter(|s| !s.body.is_empty())
+            .filter(|s| !s.body.trim().is_empty())
             .collect();
         let mut out = Vec::new();
         let mut problems = Vec::new();
         for t in &self.sections {
             let matching: Vec<&Section> = cleaned
                 .iter()
-                .filter(|s| s.title.eq_ignore_ascii_case(&t.title))
+                .filter(|s| title_key(&s.title) == title_key(&t.title))
                 .collect();
             if matching.is_empty() {
                 if t.required {
@@ -218,7 +207,7 @@ impl Template {
             if !self
                 .sections
                 .iter()
-                .any(|t| t.title.eq_ignore_ascii_case(&s.title))
+                .any(|t| title_key(&t.title) == title_key(&s.title))
             {
                 out.push(s.clone());
             }
@@ -233,27 +222,21 @@ impl Template {
     }
 }
 
-fn parse_draft_keep_empty(text: &str) -> Vec<Section> {
-    // parse_draft drops empty sections; a template's sections may have no hint, so mark them.
-    let marked: String = text
-        .lines()
-        .map(|l| {
-            if l.starts_with("### ") {
-                format!("{l}\n\u{1}")
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    parse_draft(&marked)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|s| Section {
-            title: s.title,
-            body: s.body.replace('\u{1}', "").trim().to_string(),
-        })
-        .collect()
+/// The title without its "required" marker (` (required)` or a trailing `*`), when it has one.
+fn required_marker(title: &str) -> Option<&str> {
+    title
+        .strip_suffix("(required)")
+        .or_else(|| title.strip_suffix('*'))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// What a draft's title is matched on: case-insensitive (Unicode, not only ASCII), and
+/// forgiving of a copied "required" marker or a trailing colon, which models sometimes add.
+fn title_key(title: &str) -> String {
+    let t = title.trim();
+    let t = required_marker(t).unwrap_or(t);
+    t.trim_end_matches(':').trim().to_lowercase()
 }
 
 /// Remove `<!-- … -->` comments (the template's hints) from a body.
@@ -362,6 +345,68 @@ mod tests {
                 let _ = t.skeleton();
             }
             let _ = strip_comments(&s);
+        }
+    }
+
+    #[test]
+    fn fenced_examples_in_instructions_are_not_sections() {
+        let t =
+            Template::parse("Example:\n```md\n### Not a section\n```\n\n### Goal*\n~~~\n### nor this\n~~~\n")
+                .unwrap();
+        assert!(t.instructions.ends_with("### Not a section\n```"), "{t:?}");
+        assert_eq!(t.sections.len(), 1);
+        assert!(t.sections[0].required);
+        assert_eq!(t.sections[0].hint, "~~~\n### nor this\n~~~");
+        // A title that is only a marker is a title, not an empty required one.
+        assert_eq!(Template::parse("### *\n").unwrap().sections[0].title, "*");
+    }
+
+    #[test]
+    fn validate_matches_titles_loosely_and_keeps_indented_code() {
+        let t = Template::parse("### Überblick (required)\n### Next Steps\n").unwrap();
+        let got = t
+            .validate(&[
+                sec("next steps:", "    cargo test\n<!-- hint -->"),
+                sec("ÜBERBLICK (required)", "x"),
+            ])
+            .unwrap();
+        assert_eq!(
+            got,
+            vec![sec("Überblick", "x"), sec("Next Steps", "    cargo test")]
+        );
+    }
+
+    fn line() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::strategy::Strategy;
+        // No heading, fence or comment markers at all: those are the file's own syntax. Nor a
+        // byte-order mark, which a file may only start with and which is dropped there.
+        "[^\\s#`~<\u{feff}][^\r\n#`~<]{0,30}".prop_map(|l| l.trim_end().to_string())
+    }
+
+    fn text(max: usize) -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::strategy::Strategy;
+        proptest::collection::vec(line(), 0..max).prop_map(|l| l.join("\n").trim().to_string())
+    }
+
+    fn template() -> impl proptest::strategy::Strategy<Value = Template> {
+        use proptest::strategy::Strategy;
+        let section = ("[A-Za-z0-9][A-Za-z0-9 ,/&'-]{0,20}", text(4), proptest::bool::ANY).prop_map(
+            |(title, hint, required)| TemplateSection {
+                title: title.trim().to_string(),
+                hint,
+                required,
+            },
+        );
+        (proptest::collection::vec(section, 1..8), text(5)).prop_map(|(sections, instructions)| Template {
+            sections,
+            instructions,
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn template_file_round_trip(t in template()) {
+            proptest::prop_assert_eq!(Template::parse(&t.render_template_file()).unwrap(), t);
         }
     }
 
