@@ -439,3 +439,6 @@ fn save_slash_command_commits_code_and_handoff() {
         .git(&["show", "refs/convosync/handoffs:devices/a.md"])
         .contains("Menu"));
 }
+
+#[path = "claude_install.rs"]
+mod install;
