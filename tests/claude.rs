@@ -294,7 +294,7 @@ fn sessions_run_normally_without_repo_remote_or_binary() {
             "the session answered"
         );
         let debug = std::fs::read_to_string(log.join("debug.log")).unwrap_or_default();
-        hints.push(debug.contains("convosync: binary not found; install it with: cargo install --path"));
+        hints.push(debug.contains("convosync: binary not found; install it with Rust"));
     }
     assert_eq!(hints, [true, false], "the install hint is shown once");
 }
@@ -439,3 +439,6 @@ fn save_slash_command_commits_code_and_handoff() {
         .git(&["show", "refs/convosync/handoffs:devices/a.md"])
         .contains("Menu"));
 }
+
+#[path = "claude_install.rs"]
+mod install;

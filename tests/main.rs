@@ -6,6 +6,7 @@ mod common;
 mod core;
 mod hooks;
 mod proof;
+mod release;
 mod remotes;
 mod roadmap;
 mod save;

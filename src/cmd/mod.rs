@@ -7,6 +7,7 @@ mod diff;
 mod export;
 mod handoff;
 mod history;
+mod install;
 mod migrate;
 mod resume;
 mod save;
@@ -46,7 +47,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Diff(a) => diff::run(&dir, a),
         Command::Export(a) => export::run(&dir, a),
         Command::Wip(a) => wip::run(&dir, a),
-        Command::Install(a) => status::install(a),
+        Command::Install(a) => install::run(a),
         Command::Hook { event } => {
             // Hooks never fail a session: whatever happens, exit 0 with at most one JSON object.
             use std::io::{IsTerminal, Write};

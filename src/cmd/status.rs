@@ -1,11 +1,10 @@
-//! `convosync status` and `convosync install`.
+//! `convosync status`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
-use crate::cli::InstallArgs;
 use crate::hook::state::{last_sync, Backoff};
 use crate::repo::Repo;
 use crate::store::Store;
@@ -113,43 +112,4 @@ fn hooks_state() -> String {
     } else {
         "not installed in Claude Code (run `convosync install`)".into()
     }
-}
-
-fn plugin_root() -> PathBuf {
-    std::env::var_os("CLAUDE_PLUGIN_ROOT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
-}
-
-pub fn install(args: InstallArgs) -> Result<ExitCode> {
-    let root = plugin_root();
-    if !root.join(".claude-plugin/plugin.json").exists() {
-        bail!(
-            "no plugin manifest under {}; run install from a checkout of convosync",
-            root.display()
-        );
-    }
-    let root_s = root.display().to_string();
-    let steps: [Vec<&str>; 2] = [
-        vec!["plugin", "marketplace", "add", &root_s],
-        vec!["plugin", "install", "convosync@convosync"],
-    ];
-    if !args.run {
-        println!("In Claude Code, run:\n");
-        println!("  /plugin marketplace add {root_s}");
-        println!("  /plugin install convosync@convosync\n");
-        println!("or from a shell: claude plugin marketplace add {root_s} && claude plugin install convosync@convosync");
-        println!("(`convosync install --run` does the latter for you)");
-        return Ok(ExitCode::SUCCESS);
-    }
-    for step in steps {
-        let status = Command::new("claude").args(&step).status();
-        match status {
-            Ok(s) if s.success() => {}
-            Ok(s) => bail!("`claude {}` failed ({s})", step.join(" ")),
-            Err(e) => bail!("could not run `claude` ({e}); is Claude Code installed and on PATH?"),
-        }
-    }
-    println!("convosync is installed; new Claude Code sessions will resume and save handoffs automatically.");
-    Ok(ExitCode::SUCCESS)
 }

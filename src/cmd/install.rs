@@ -1,0 +1,323 @@
+//! `convosync install`: registers the Claude Code plugin without build output.
+//!
+//! Adding a checkout as a marketplace makes Claude Code copy the whole directory, `target/`
+//! included, into its plugin cache. Instead, this assembles a clean plugin directory (manifest,
+//! hooks, commands: the files compiled into this binary, so any build can install itself) under
+//! the user's data dir, and copies the running binary into the plugin's persistent data dir
+//! (`${CLAUDE_PLUGIN_DATA}`), where the hook shims look first and which survives plugin updates.
+//! That directory is then added as a local marketplace and the plugin installed from it.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::InstallArgs;
+
+/// Marketplace and plugin name (`convosync@convosync`), as in `.claude-plugin/marketplace.json`.
+pub const PLUGIN_ID: &str = "convosync@convosync";
+
+/// The plugin's files, relative to its root, with their contents and whether they are executable.
+pub const FILES: &[(&str, &str, bool)] = &[
+    (
+        ".claude-plugin/plugin.json",
+        include_str!("../../.claude-plugin/plugin.json"),
+        false,
+    ),
+    (
+        ".claude-plugin/marketplace.json",
+        include_str!("../../.claude-plugin/marketplace.json"),
+        false,
+    ),
+    ("hooks/hooks.json", include_str!("../../hooks/hooks.json"), false),
+    (
+        "hooks/convosync-hook",
+        include_str!("../../hooks/convosync-hook"),
+        true,
+    ),
+    (
+        "hooks/convosync-run",
+        include_str!("../../hooks/convosync-run"),
+        true,
+    ),
+    (
+        "hooks/find-convosync",
+        include_str!("../../hooks/find-convosync"),
+        false,
+    ),
+    (
+        "commands/device.md",
+        include_str!("../../commands/device.md"),
+        false,
+    ),
+    (
+        "commands/devices.md",
+        include_str!("../../commands/devices.md"),
+        false,
+    ),
+    ("commands/diff.md", include_str!("../../commands/diff.md"), false),
+    (
+        "commands/export.md",
+        include_str!("../../commands/export.md"),
+        false,
+    ),
+    (
+        "commands/generate-handoff.md",
+        include_str!("../../commands/generate-handoff.md"),
+        false,
+    ),
+    (
+        "commands/history.md",
+        include_str!("../../commands/history.md"),
+        false,
+    ),
+    (
+        "commands/migrate.md",
+        include_str!("../../commands/migrate.md"),
+        false,
+    ),
+    (
+        "commands/resume.md",
+        include_str!("../../commands/resume.md"),
+        false,
+    ),
+    ("commands/save.md", include_str!("../../commands/save.md"), false),
+    (
+        "commands/search.md",
+        include_str!("../../commands/search.md"),
+        false,
+    ),
+    (
+        "commands/status.md",
+        include_str!("../../commands/status.md"),
+        false,
+    ),
+    ("commands/sync.md", include_str!("../../commands/sync.md"), false),
+    (
+        "commands/template.md",
+        include_str!("../../commands/template.md"),
+        false,
+    ),
+    ("commands/wip.md", include_str!("../../commands/wip.md"), false),
+];
+
+/// Directories of the plugin that [`FILES`] fills completely (anything else in them is stale).
+const OWNED_DIRS: &[&str] = &[".claude-plugin", "hooks", "commands"];
+
+/// Where the clean plugin directory goes: `<data dir>/convosync/plugin`.
+pub fn plugin_dir() -> Result<PathBuf> {
+    let data = dirs::data_dir().context("could not find your data directory (is HOME set?)")?;
+    Ok(data.join("convosync/plugin"))
+}
+
+/// Claude Code's plugins directory: `$CLAUDE_CODE_PLUGIN_CACHE_DIR`, else
+/// `$CLAUDE_CONFIG_DIR/plugins`, else `~/.claude/plugins`.
+fn claude_plugins_dir() -> Result<PathBuf> {
+    if let Some(d) = std::env::var_os("CLAUDE_CODE_PLUGIN_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d));
+    }
+    let config = match std::env::var_os("CLAUDE_CONFIG_DIR").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => dirs::home_dir()
+            .context("could not find your home directory (is HOME set?)")?
+            .join(".claude"),
+    };
+    Ok(config.join("plugins"))
+}
+
+/// The installed plugin's persistent data dir, as Claude Code names it for hooks
+/// (`${CLAUDE_PLUGIN_DATA}`): `<plugins>/data/<id with every other character than
+/// [A-Za-z0-9_-] replaced by ->`.
+pub fn plugin_data_dir() -> Result<PathBuf> {
+    let id: String = PLUGIN_ID
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    Ok(claude_plugins_dir()?.join("data").join(id))
+}
+
+/// Write `contents` to `path` through a temp file and a rename, with the given mode.
+fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    let dir = path.parent().context("a file path without a parent")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".convosync-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(|| format!("could not create a temp file in {}", dir.display()))?;
+    tmp.write_all(contents)
+        .and_then(|()| {
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(mode))
+        })
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("could not write {}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("could not replace {}", path.display()))?;
+    Ok(())
+}
+
+/// Write the plugin's files into `dir` and remove files left there by an older version.
+pub fn assemble(dir: &Path) -> Result<()> {
+    for (rel, contents, exec) in FILES {
+        write_file(
+            &dir.join(rel),
+            contents.as_bytes(),
+            if *exec { 0o755 } else { 0o644 },
+        )?;
+    }
+    for sub in OWNED_DIRS {
+        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let rel = format!("{sub}/{}", entry.file_name().to_string_lossy());
+            if !FILES.iter().any(|(f, _, _)| *f == rel) && entry.path().is_file() {
+                std::fs::remove_file(entry.path())
+                    .with_context(|| format!("could not remove {}", entry.path().display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Copy the running binary to `dest` (temp file + rename, so a running hook keeps its copy).
+fn copy_self(dest: &Path) -> Result<()> {
+    let me = std::env::current_exe().context("could not find the running convosync binary")?;
+    if let (Ok(a), Ok(b)) = (me.canonicalize(), dest.canonicalize()) {
+        if a == b {
+            return Ok(());
+        }
+    }
+    let bytes = std::fs::read(&me).with_context(|| format!("could not read {}", me.display()))?;
+    write_file(dest, &bytes, 0o755)
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@,=".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+pub fn run(args: InstallArgs) -> Result<ExitCode> {
+    let dir = plugin_dir()?;
+    assemble(&dir)?;
+    let bin = plugin_data_dir()?.join("bin/convosync");
+    copy_self(&bin)?;
+    println!("plugin:  {} (manifest, hooks, commands)", dir.display());
+    println!(
+        "binary:  {} (the hooks use this copy; run `convosync install` again after upgrading)",
+        bin.display()
+    );
+    let dir_s = dir.display().to_string();
+    let steps: [Vec<&str>; 2] = [
+        vec!["plugin", "marketplace", "add", &dir_s],
+        vec!["plugin", "install", PLUGIN_ID],
+    ];
+    let print_steps = || {
+        println!("\nIn Claude Code, run:\n");
+        println!("  /plugin marketplace add {dir_s}");
+        println!("  /plugin install {PLUGIN_ID}\n");
+        println!(
+            "or from a shell: claude plugin marketplace add {} && claude plugin install {PLUGIN_ID}",
+            shell_quote(&dir_s)
+        );
+    };
+    if !args.run {
+        print_steps();
+        println!("(`convosync install --run` does the latter for you)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for step in steps {
+        match Command::new("claude").args(&step).status() {
+            Ok(s) if s.success() => {}
+            Ok(s) => bail!("`claude {}` failed ({s})", step.join(" ")),
+            Err(e) => {
+                print_steps();
+                bail!("could not run `claude` ({e}); is Claude Code installed and on PATH? The commands above do the same by hand")
+            }
+        }
+    }
+    println!("convosync is installed; new Claude Code sessions will resume and save handoffs automatically.");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every file of the plugin in the checkout is compiled in, and nothing else.
+    #[test]
+    fn embedded_files_match_the_checkout() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut on_disk = Vec::new();
+        for sub in OWNED_DIRS {
+            for entry in std::fs::read_dir(root.join(sub)).unwrap() {
+                let entry = entry.unwrap();
+                if entry.path().is_file() {
+                    on_disk.push(format!("{sub}/{}", entry.file_name().to_string_lossy()));
+                }
+            }
+        }
+        on_disk.sort();
+        let mut embedded: Vec<String> = FILES.iter().map(|(f, _, _)| f.to_string()).collect();
+        embedded.sort();
+        assert_eq!(embedded, on_disk, "update FILES in src/cmd/install.rs");
+        for (rel, contents, exec) in FILES {
+            let meta = std::fs::metadata(root.join(rel)).unwrap();
+            assert_eq!(
+                meta.permissions().mode() & 0o111 != 0,
+                *exec,
+                "{rel}: executable bit"
+            );
+            assert_eq!(std::fs::read_to_string(root.join(rel)).unwrap(), *contents);
+        }
+    }
+
+    #[test]
+    fn assemble_writes_modes_and_removes_stale_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("plugin");
+        std::fs::create_dir_all(dir.join("commands")).unwrap();
+        std::fs::write(dir.join("commands/gone.md"), "old").unwrap();
+        std::fs::write(dir.join("keep.txt"), "not ours").unwrap();
+        assemble(&dir).unwrap();
+        assert!(!dir.join("commands/gone.md").exists());
+        assert!(dir.join("keep.txt").exists());
+        let mode = |p: &str| std::fs::metadata(dir.join(p)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode("hooks/convosync-hook"), 0o755);
+        assert_eq!(mode("commands/save.md"), 0o644);
+        let market: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(".claude-plugin/marketplace.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            market["plugins"][0]["source"], "./",
+            "the plugin is the directory itself"
+        );
+    }
+
+    #[test]
+    fn shell_quote_leaves_plain_paths_alone() {
+        assert_eq!(shell_quote("/home/a/.local/share"), "/home/a/.local/share");
+        assert_eq!(
+            shell_quote("/Users/a/Library/Application Support/x"),
+            "'/Users/a/Library/Application Support/x'"
+        );
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+}
