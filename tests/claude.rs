@@ -560,3 +560,100 @@ fn save_slash_command_commits_code_and_handoff() {
         .git(&["show", "refs/convosync/handoffs:devices/a.md"])
         .contains("Menu"));
 }
+
+/// The two-identity pizza test: one person, two machines, two git emails (work and home), the
+/// same name spelled differently. The home machine's first request carries the work machine's
+/// note in full, and the user is told their notes were loaded. A real teammate still gets a
+/// one-line entry.
+#[test]
+fn two_identity_pizza_test() {
+    let Some(claude) = claude_bin() else { return };
+    let env = TestEnv::new();
+    let work = env.device("work");
+    let home = env.device("home");
+    let grace = env.device("grace");
+    for (d, name, email) in [
+        (&work, "Ada Lovelace", "ada@work.example"),
+        (&home, "ada lovelace", "ada@home.example"),
+        (&grace, "Grace Hopper", "grace@navy.example"),
+    ] {
+        d.git(&["config", "user.name", name]);
+        d.git(&["config", "user.email", email]);
+    }
+    let logs = env.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let draft = work.dir.join(".convosync/session-handoff-draft.md");
+    let s = Session::run(
+        &claude,
+        &work.dir,
+        &logs.join("work"),
+        "work",
+        &[
+            write(
+                &draft,
+                "### Current Task\nPlanning the office party\n\n### Important Context\n- The user's favourite pizza is Quattro Formaggi\n",
+            ),
+            text("Noted, and the handoff is written."),
+        ],
+        &[],
+        "My favourite pizza is Quattro Formaggi. Write a handoff.",
+    );
+    assert_eq!(s.exit, 0, "{}", s.stdout);
+    let pushed = crate::common::git(
+        &env.remote(),
+        &work.home,
+        &["show", "refs/convosync/handoffs:devices/work.md"],
+    );
+    assert!(
+        pushed.contains("Quattro Formaggi") && pushed.contains("**Author:** Ada Lovelace <ada@work.example>"),
+        "{pushed}"
+    );
+
+    let s = Session::run(
+        &claude,
+        &home.dir,
+        &logs.join("home"),
+        "home",
+        &[text("Quattro Formaggi!")],
+        &[],
+        "What is my favourite pizza?",
+    );
+    assert_eq!(s.exit, 0);
+    let first = s.requests().into_iter().next().expect("a request");
+    assert!(
+        first.contains("## From work") && first.contains("favourite pizza is Quattro Formaggi"),
+        "the full note, not a teammate's line"
+    );
+    assert!(!first.contains("# Teammates"), "no teammates here");
+    let debug = std::fs::read_to_string(logs.join("home/debug.log")).unwrap_or_default();
+    assert!(
+        debug.contains("convosync: resumed from work"),
+        "the user is told their notes were loaded"
+    );
+
+    let s = Session::run(
+        &claude,
+        &grace.dir,
+        &logs.join("grace"),
+        "grace",
+        &[text("ok")],
+        &[],
+        "hello",
+    );
+    assert_eq!(s.exit, 0);
+    let first = s.requests().into_iter().next().expect("a request");
+    assert!(
+        first.contains("- Ada Lovelace (work, "),
+        "a teammate's one-line entry"
+    );
+    assert!(
+        !first.contains("Quattro Formaggi"),
+        "not the teammate's full note"
+    );
+    let debug = std::fs::read_to_string(logs.join("grace/debug.log")).unwrap_or_default();
+    assert!(
+        debug.contains("convosync: teammates' notes loaded: Ada Lovelace (work)")
+            && !debug.contains("resumed from"),
+        "the message says whose notes were loaded"
+    );
+}
