@@ -103,8 +103,9 @@ pub fn redact_sections(repo: &Repo, sections: Vec<Section>) -> Result<(Vec<Secti
 /// A handoff for this device and HEAD, now, with the given sections.
 pub fn build(repo: &Repo, sections: Vec<Section>, session: Option<&str>) -> Result<Handoff> {
     let (commit, branch) = repo.head_info();
-    let author = repo.user_email();
-    let device = crate::team::my_device(repo)?;
+    let me = crate::team::Me::load(repo);
+    let author = me.author_line();
+    let device = crate::team::my_device_as(repo, &me)?;
     Ok(Handoff {
         device,
         timestamp: crate::timefmt::now(),

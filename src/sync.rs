@@ -14,6 +14,7 @@ use git2::{Oid, Repository, Tree, TreeWalkMode, TreeWalkResult};
 use crate::git::{self, Deadline, GitOutput};
 use crate::repo::Repo;
 use crate::store::{self, cas, is_race, tip_of};
+use crate::team::Author;
 
 /// Rounds of fetch → merge → push when a push is rejected because another device pushed first.
 const PUSH_ROUNDS: usize = 5;
@@ -251,16 +252,13 @@ fn two_authors(repo: &Repository, a: Oid, b: Oid) -> Result<Option<(Oid, (String
     let (Some(ax), Some(ay)) = (&x.author, &y.author) else {
         return Ok(None);
     };
-    if ax.eq_ignore_ascii_case(ay) {
+    let (px, py) = (Author::parse(ax), Author::parse(ay));
+    if px.same_person(&py) {
         return Ok(None);
     }
     let x_first = (x.timestamp, ax) <= (y.timestamp, ay);
-    let (keep, mut other) = if x_first { (a, y) } else { (b, x) };
-    let user = other
-        .author
-        .as_deref()
-        .and_then(|e| e.split('@').next())
-        .unwrap_or("other");
+    let (keep, mut other, who) = if x_first { (a, y, py) } else { (b, x, px) };
+    let user = who.handle().unwrap_or_else(|| "other".into());
     let Some(device) = crate::device::sanitize(&format!("{}-{user}", other.device)) else {
         return Ok(None);
     };

@@ -121,17 +121,20 @@ fn write(path: &Path, content: &str) -> Value {
 #[test]
 fn plugin_validates_with_the_real_cli() {
     let Some(claude) = claude_bin() else { return };
+    // `--strict`: warnings (a missing marketplace description, icon, unknown fields) fail too.
     let out = Command::new(harness_dir().join("validate"))
         .arg(env!("CARGO_MANIFEST_DIR"))
+        .arg("--strict")
         .env("CLAUDE_BIN", &claude)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
+    let report = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("Validation passed"), "{report}");
 }
 
 /// The pizza test: session 1 on the desktop hears the user's favourite pizza, the Stop hook asks
@@ -326,7 +329,21 @@ fn stop_never_blocks_more_than_once_per_turn() {
     );
 }
 
-/// Slash commands run the CLI and pass their arguments through.
+/// The shim as Claude runs it with the Bash tool, arguments quoted one by one.
+fn shim_call(args: &[&str]) -> Value {
+    let quoted: Vec<String> = args
+        .iter()
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect();
+    let command = format!(
+        r#""{}/hooks/convosync-run" {}"#,
+        env!("CARGO_MANIFEST_DIR"),
+        quoted.join(" ")
+    );
+    serde_json::json!({"tool": "Bash", "input": {"command": command, "description": "run convosync"}})
+}
+
+/// Slash commands hand their arguments to Claude verbatim, and Claude runs the CLI with them.
 #[test]
 fn slash_commands_run_the_cli_with_arguments() {
     let Some(claude) = claude_bin() else { return };
@@ -347,29 +364,133 @@ fn slash_commands_run_the_cli_with_arguments() {
         &laptop.dir,
         &logs.join("resume"),
         "laptop",
-        &[text("ok")],
+        &[shim_call(&["resume"]), text("ok")],
         &[],
         "/convosync:resume",
     );
     assert_eq!(s.exit, 0);
-    let first = s.requests().into_iter().next().unwrap();
+    let reqs = s.requests();
+    assert!(reqs[0].contains("hooks/convosync-run resume"), "the instructions");
     assert!(
-        first.contains("convosync: 1 handoff(s) from other devices (you are laptop)"),
-        "the command's output"
+        reqs.get(1)
+            .is_some_and(|r| r.contains("convosync: 1 handoff(s) from other devices (you are laptop)")),
+        "the command's output reached Claude"
     );
     let s = Session::run(
         &claude,
         &laptop.dir,
         &logs.join("history"),
         "laptop",
-        &[text("ok")],
+        &[
+            shim_call(&["history", "--device", "desktop", "--json"]),
+            text("ok"),
+        ],
         &[],
         "/convosync:history --device desktop --json",
     );
-    let first = s.requests().into_iter().next().unwrap();
+    let reqs = s.requests();
     assert!(
-        first.contains("\\\"device\\\": \\\"desktop\\\"") && first.contains("Slash commands"),
+        reqs[0].contains("<arguments>\\n--device desktop --json\\n</arguments>"),
+        "arguments passed to Claude verbatim"
+    );
+    let result = reqs.get(1).expect("the tool result");
+    assert!(
+        result.contains("\\\"device\\\": \\\"desktop\\\"") && result.contains("Slash commands"),
         "arguments passed through"
+    );
+}
+
+/// Arguments with shell syntax never run anything: not in a `!` line of any command, even with
+/// permission checks bypassed.
+#[test]
+fn slash_command_arguments_never_reach_a_shell() {
+    let Some(claude) = claude_bin() else { return };
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let logs = env.path().join("logs");
+    let marks = env.path().join("marks");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::create_dir_all(&marks).unwrap();
+    let commands = Path::new(env!("CARGO_MANIFEST_DIR")).join("commands");
+    let mut names: Vec<String> = std::fs::read_dir(&commands)
+        .unwrap()
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .strip_suffix(".md")
+                .map(str::to_string)
+        })
+        .collect();
+    names.sort();
+    assert!(names.len() >= 14, "{names:?}");
+    for name in &names {
+        let m = marks.display();
+        let args = format!(
+            r#"foo & touch {m}/amp-{name}; touch {m}/semi-{name} "it's" $(touch {m}/subst-{name}) `touch {m}/tick-{name}`"#
+        );
+        let s = Session::run(
+            &claude,
+            &a.dir,
+            &logs.join(name),
+            "a",
+            &[text("ok")],
+            &[],
+            &format!("/convosync:{name} {args}"),
+        );
+        assert_eq!(s.exit, 0, "/convosync:{name}: {}", s.stdout);
+        let first = s.requests().into_iter().next().unwrap_or_default();
+        assert!(
+            first.contains(&format!("amp-{name}")),
+            "/convosync:{name}: the arguments reached Claude as text"
+        );
+    }
+    let ran: Vec<_> = std::fs::read_dir(&marks)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    assert!(ran.is_empty(), "shell syntax in arguments ran: {ran:?}");
+    // And no command pastes them into a shell line at all.
+    for name in &names {
+        let body = std::fs::read_to_string(commands.join(format!("{name}.md"))).unwrap();
+        for line in body.lines().filter(|l| l.trim_start().starts_with("!`")) {
+            assert!(
+                !line.contains("$ARGUMENTS") && !line.contains("$1"),
+                "{name}: {line}"
+            );
+        }
+    }
+}
+
+/// A command that fails still hands its message to Claude (the `!` line itself succeeds), so the
+/// command's instructions for failures can run.
+#[test]
+fn a_failing_slash_command_still_reaches_claude() {
+    let Some(claude) = claude_bin() else { return };
+    let env = TestEnv::new();
+    let a = env.device("a");
+    a.git(&["remote", "remove", "origin"]);
+    let logs = env.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let s = Session::run(
+        &claude,
+        &a.dir,
+        &logs.join("sync"),
+        "a",
+        &[text("no remote")],
+        &[],
+        "/convosync:sync",
+    );
+    assert_eq!(s.exit, 0);
+    let first = s
+        .requests()
+        .into_iter()
+        .next()
+        .expect("the command reached the model");
+    assert!(
+        first.contains("has no remote named origin"),
+        "the error is in the prompt"
     );
 }
 
@@ -438,6 +559,103 @@ fn save_slash_command_commits_code_and_handoff() {
     assert!(a
         .git(&["show", "refs/convosync/handoffs:devices/a.md"])
         .contains("Menu"));
+}
+
+/// The two-identity pizza test: one person, two machines, two git emails (work and home), the
+/// same name spelled differently. The home machine's first request carries the work machine's
+/// note in full, and the user is told their notes were loaded. A real teammate still gets a
+/// one-line entry.
+#[test]
+fn two_identity_pizza_test() {
+    let Some(claude) = claude_bin() else { return };
+    let env = TestEnv::new();
+    let work = env.device("work");
+    let home = env.device("home");
+    let grace = env.device("grace");
+    for (d, name, email) in [
+        (&work, "Ada Lovelace", "ada@work.example"),
+        (&home, "ada lovelace", "ada@home.example"),
+        (&grace, "Grace Hopper", "grace@navy.example"),
+    ] {
+        d.git(&["config", "user.name", name]);
+        d.git(&["config", "user.email", email]);
+    }
+    let logs = env.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let draft = work.dir.join(".convosync/session-handoff-draft.md");
+    let s = Session::run(
+        &claude,
+        &work.dir,
+        &logs.join("work"),
+        "work",
+        &[
+            write(
+                &draft,
+                "### Current Task\nPlanning the office party\n\n### Important Context\n- The user's favourite pizza is Quattro Formaggi\n",
+            ),
+            text("Noted, and the handoff is written."),
+        ],
+        &[],
+        "My favourite pizza is Quattro Formaggi. Write a handoff.",
+    );
+    assert_eq!(s.exit, 0, "{}", s.stdout);
+    let pushed = crate::common::git(
+        &env.remote(),
+        &work.home,
+        &["show", "refs/convosync/handoffs:devices/work.md"],
+    );
+    assert!(
+        pushed.contains("Quattro Formaggi") && pushed.contains("**Author:** Ada Lovelace <ada@work.example>"),
+        "{pushed}"
+    );
+
+    let s = Session::run(
+        &claude,
+        &home.dir,
+        &logs.join("home"),
+        "home",
+        &[text("Quattro Formaggi!")],
+        &[],
+        "What is my favourite pizza?",
+    );
+    assert_eq!(s.exit, 0);
+    let first = s.requests().into_iter().next().expect("a request");
+    assert!(
+        first.contains("## From work") && first.contains("favourite pizza is Quattro Formaggi"),
+        "the full note, not a teammate's line"
+    );
+    assert!(!first.contains("# Teammates"), "no teammates here");
+    let debug = std::fs::read_to_string(logs.join("home/debug.log")).unwrap_or_default();
+    assert!(
+        debug.contains("convosync: resumed from work"),
+        "the user is told their notes were loaded"
+    );
+
+    let s = Session::run(
+        &claude,
+        &grace.dir,
+        &logs.join("grace"),
+        "grace",
+        &[text("ok")],
+        &[],
+        "hello",
+    );
+    assert_eq!(s.exit, 0);
+    let first = s.requests().into_iter().next().expect("a request");
+    assert!(
+        first.contains("- Ada Lovelace (work, "),
+        "a teammate's one-line entry"
+    );
+    assert!(
+        !first.contains("Quattro Formaggi"),
+        "not the teammate's full note"
+    );
+    let debug = std::fs::read_to_string(logs.join("grace/debug.log")).unwrap_or_default();
+    assert!(
+        debug.contains("convosync: teammates' notes loaded: Ada Lovelace (work)")
+            && !debug.contains("resumed from"),
+        "the message says whose notes were loaded"
+    );
 }
 
 #[path = "claude_install.rs"]

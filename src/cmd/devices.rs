@@ -47,7 +47,8 @@ pub fn run(dir: &Path, args: DevicesArgs) -> Result<ExitCode> {
 }
 
 fn list(repo: &Repo, store: &Store<'_>, json_out: bool) -> Result<ExitCode> {
-    let me = crate::team::my_device(repo)?;
+    let who = crate::team::Me::load(repo);
+    let me = crate::team::my_device_as(repo, &who)?;
     let versions = crate::history::versions(&repo.git, &repo.settings.refname)?;
     let current: Vec<String> = store.entries()?.into_iter().map(|e| e.device).collect();
     // Newest first, so the first version seen per device is its latest.
@@ -73,6 +74,7 @@ fn list(repo: &Repo, store: &Store<'_>, json_out: bool) -> Result<ExitCode> {
                     "author": v.handoff.author,
                     "handoffs": n,
                     "this_machine": *d == me,
+                    "mine": who.owns(v.handoff.author.as_deref()),
                     "forgotten": !current.iter().any(|c| c == d),
                 })
             })
@@ -89,10 +91,13 @@ fn list(repo: &Repo, store: &Store<'_>, json_out: bool) -> Result<ExitCode> {
     for (d, n, v) in rows {
         let mut tags = Vec::new();
         if d == me {
-            tags.push("this machine");
+            tags.push("this machine".to_string());
+        }
+        if !who.owns(v.handoff.author.as_deref()) {
+            tags.push(format!("teammate: {}", crate::team::teammate_name(&v.handoff)));
         }
         if !current.iter().any(|c| c == d) {
-            tags.push("forgotten");
+            tags.push("forgotten".to_string());
         }
         out.push_str(&format!(
             "{:<20} {:<16} {:<20} {:<9} {:>3} handoff{}{}\n",

@@ -20,87 +20,108 @@ use crate::cli::InstallArgs;
 pub const PLUGIN_ID: &str = "convosync@convosync";
 
 /// The plugin's files, relative to its root, with their contents and whether they are executable.
-pub const FILES: &[(&str, &str, bool)] = &[
+pub const FILES: &[(&str, &[u8], bool)] = &[
     (
         ".claude-plugin/plugin.json",
-        include_str!("../../.claude-plugin/plugin.json"),
+        include_bytes!("../../.claude-plugin/plugin.json"),
+        false,
+    ),
+    (
+        ".claude-plugin/icon.png",
+        include_bytes!("../../.claude-plugin/icon.png"),
         false,
     ),
     (
         ".claude-plugin/marketplace.json",
-        include_str!("../../.claude-plugin/marketplace.json"),
+        include_bytes!("../../.claude-plugin/marketplace.json"),
         false,
     ),
-    ("hooks/hooks.json", include_str!("../../hooks/hooks.json"), false),
+    (
+        "hooks/hooks.json",
+        include_bytes!("../../hooks/hooks.json"),
+        false,
+    ),
     (
         "hooks/convosync-hook",
-        include_str!("../../hooks/convosync-hook"),
+        include_bytes!("../../hooks/convosync-hook"),
         true,
     ),
     (
         "hooks/convosync-run",
-        include_str!("../../hooks/convosync-run"),
+        include_bytes!("../../hooks/convosync-run"),
         true,
     ),
     (
         "hooks/find-convosync",
-        include_str!("../../hooks/find-convosync"),
+        include_bytes!("../../hooks/find-convosync"),
         false,
     ),
     (
         "commands/device.md",
-        include_str!("../../commands/device.md"),
+        include_bytes!("../../commands/device.md"),
         false,
     ),
     (
         "commands/devices.md",
-        include_str!("../../commands/devices.md"),
+        include_bytes!("../../commands/devices.md"),
         false,
     ),
-    ("commands/diff.md", include_str!("../../commands/diff.md"), false),
+    (
+        "commands/diff.md",
+        include_bytes!("../../commands/diff.md"),
+        false,
+    ),
     (
         "commands/export.md",
-        include_str!("../../commands/export.md"),
+        include_bytes!("../../commands/export.md"),
         false,
     ),
     (
         "commands/generate-handoff.md",
-        include_str!("../../commands/generate-handoff.md"),
+        include_bytes!("../../commands/generate-handoff.md"),
         false,
     ),
     (
         "commands/history.md",
-        include_str!("../../commands/history.md"),
+        include_bytes!("../../commands/history.md"),
         false,
     ),
     (
         "commands/migrate.md",
-        include_str!("../../commands/migrate.md"),
+        include_bytes!("../../commands/migrate.md"),
         false,
     ),
     (
         "commands/resume.md",
-        include_str!("../../commands/resume.md"),
+        include_bytes!("../../commands/resume.md"),
         false,
     ),
-    ("commands/save.md", include_str!("../../commands/save.md"), false),
+    (
+        "commands/save.md",
+        include_bytes!("../../commands/save.md"),
+        false,
+    ),
     (
         "commands/search.md",
-        include_str!("../../commands/search.md"),
+        include_bytes!("../../commands/search.md"),
         false,
     ),
     (
         "commands/status.md",
-        include_str!("../../commands/status.md"),
+        include_bytes!("../../commands/status.md"),
         false,
     ),
-    ("commands/sync.md", include_str!("../../commands/sync.md"), false),
+    (
+        "commands/sync.md",
+        include_bytes!("../../commands/sync.md"),
+        false,
+    ),
     (
         "commands/template.md",
-        include_str!("../../commands/template.md"),
+        include_bytes!("../../commands/template.md"),
         false,
     ),
-    ("commands/wip.md", include_str!("../../commands/wip.md"), false),
+    ("commands/wip.md", include_bytes!("../../commands/wip.md"), false),
 ];
 
 /// Directories of the plugin that [`FILES`] fills completely (anything else in them is stale).
@@ -169,11 +190,7 @@ fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
 /// Write the plugin's files into `dir` and remove files left there by an older version.
 pub fn assemble(dir: &Path) -> Result<()> {
     for (rel, contents, exec) in FILES {
-        write_file(
-            &dir.join(rel),
-            contents.as_bytes(),
-            if *exec { 0o755 } else { 0o644 },
-        )?;
+        write_file(&dir.join(rel), contents, if *exec { 0o755 } else { 0o644 })?;
     }
     for sub in OWNED_DIRS {
         let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
@@ -284,7 +301,7 @@ mod tests {
                 *exec,
                 "{rel}: executable bit"
             );
-            assert_eq!(std::fs::read_to_string(root.join(rel)).unwrap(), *contents);
+            assert_eq!(std::fs::read(root.join(rel)).unwrap(), *contents);
         }
     }
 

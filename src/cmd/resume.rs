@@ -32,30 +32,37 @@ pub fn run(dir: &Path, args: ResumeArgs) -> Result<ExitCode> {
             Err(e) => eprintln!("convosync: {e:#}"),
         }
     }
-    let me = crate::team::my_device(&repo)?;
+    let who = crate::team::Me::load(&repo);
+    let me = crate::team::my_device_as(&repo, &who)?;
     let (_, branch) = repo.head_info();
     let handoffs = gather(&repo, &me, branch.as_deref(), args.all)?;
-    if handoffs.is_empty() {
-        println!("No handoffs from other devices yet. They appear here after a session on another machine saves one.");
-        return Ok(ExitCode::SUCCESS);
-    }
+    // The same split as at session start: the user's own devices in full, teammates in brief.
+    let (handoffs, teammates) = crate::team::split(handoffs, &who);
     let now = crate::timefmt::now();
-    let shown: Vec<Shown> = handoffs
-        .into_iter()
-        .map(|h| Shown {
-            notes: context::code_notes(&repo, &h, branch.as_deref()),
-            handoff: h,
-        })
-        .collect();
-    println!(
-        "convosync: {} handoff(s) from other devices (you are {me})",
-        shown.len()
-    );
-    if let Some(b) = context::behind_upstream(&repo) {
-        println!("Note: {b}");
+    if handoffs.is_empty() {
+        println!("No handoffs from your other devices yet. They appear here after a session on another machine saves one.");
+    } else {
+        let shown: Vec<Shown> = handoffs
+            .into_iter()
+            .map(|h| Shown {
+                notes: context::code_notes(&repo, &h, branch.as_deref()),
+                handoff: h,
+            })
+            .collect();
+        println!(
+            "convosync: {} handoff(s) from other devices (you are {me})",
+            shown.len()
+        );
+        if let Some(b) = context::behind_upstream(&repo) {
+            println!("Note: {b}");
+        }
+        for s in &shown {
+            print!("{}", context::render_one(s, now));
+        }
     }
-    for s in &shown {
-        print!("{}", context::render_one(s, now));
+    if !teammates.is_empty() {
+        print!("{}", crate::team::render_teammates(&teammates, now));
+        println!("(Not yours: `convosync history --device NAME` shows a teammate's note in full; `convosync status` shows who counts as you.)");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -26,6 +26,7 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
         "repo:      {}",
         repo.workdir().unwrap_or(repo.git.path()).display()
     );
+    print_you(&repo);
     let me = crate::team::my_device(&repo)?;
     if me != id {
         println!("           writes as {me} here ({id} belongs to another author on this ref)");
@@ -90,6 +91,28 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
     };
     println!("stop mode: {stop} (git config convosync.stop)");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Who counts as "you" for this repository, and how to add another identity.
+fn print_you(repo: &Repo) {
+    let who = crate::team::Me::load(repo);
+    match who.identity.render() {
+        Some(id) => println!("you:       {id} (git user.name / user.email)"),
+        None => println!("you:       no git user.name or user.email here"),
+    }
+    let aliases: Vec<String> = who.aliases.iter().filter_map(|a| a.render()).collect();
+    if !aliases.is_empty() {
+        println!(
+            "           also you: {} (git config convosync.me)",
+            aliases.join(", ")
+        );
+    }
+    if who.is_unknown() {
+        println!("           every handoff counts as yours until you set one");
+    } else {
+        println!("           handoffs by the same name or email are yours; anyone else's are teammates'");
+    }
+    println!("           another identity of yours: git config --add convosync.me \"Name or email\"");
 }
 
 /// Whether Claude Code has the plugin enabled, from its settings files.

@@ -42,12 +42,15 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
         .collect();
     let (_, branch) = ctx.repo.head_info();
     let handoffs = context::others(entries, &ctx.me, branch.as_deref());
-    let (handoffs, teammates) = crate::team::split(handoffs, ctx.repo.user_email().as_deref());
+    let (handoffs, teammates) = crate::team::split(handoffs, &crate::team::Me::load(&ctx.repo));
     let teammates = match ctx.repo.settings.team {
-        crate::config::TeamMode::Show => crate::team::render_teammates(&teammates, ctx.now),
-        crate::config::TeamMode::Hide => String::new(),
+        crate::config::TeamMode::Show => teammates,
+        crate::config::TeamMode::Hide => Vec::new(),
     };
+    let teammates_line = teammates_message(&teammates);
+    let teammates = crate::team::render_teammates(&teammates, ctx.now);
     let wip = crate::wip::others_summary(&ctx.repo, &ctx.me);
+    let wip_devices = wip.len();
     keys.extend(wip.iter().cloned());
     let wip: String = wip.iter().map(|l| format!("- {l}\n")).collect();
     // Short blocks after the handoffs: other devices' uncommitted work, then teammates.
@@ -98,8 +101,15 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
         Some(t) => t + &extra,
         None => format!("{}{extra}", context::PREAMBLE),
     };
+    // Only the user's own notes make this a resumed session; say plainly when they are not there.
     let mut line = context::system_message(&shown, ctx.now)
-        .unwrap_or_else(|| "convosync: notes from other devices loaded".to_string());
+        .or(teammates_line)
+        .unwrap_or_else(|| {
+            format!(
+                "convosync: no notes from your other devices; uncommitted work on {wip_devices} other device{} noted",
+                if wip_devices == 1 { "" } else { "s" }
+            )
+        });
     if let Some(n) = net_note {
         line.push_str(&format!(" ({n})"));
     }
@@ -109,4 +119,26 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
         "hookSpecificOutput": { "hookEventName": "SessionStart", "additionalContext": text },
         "systemMessage": line,
     }))
+}
+
+/// "convosync: teammates' notes loaded: Bob (laptop-bob), …" when only teammates wrote.
+fn teammates_message(teammates: &[crate::handoff::Handoff]) -> Option<String> {
+    if teammates.is_empty() {
+        return None;
+    }
+    let mut names: Vec<String> = teammates
+        .iter()
+        .take(3)
+        .map(|h| {
+            let name = crate::timefmt::truncate_chars(&crate::team::teammate_name(h), 40);
+            format!("{name} ({})", h.device)
+        })
+        .collect();
+    if teammates.len() > 3 {
+        names.push(format!("+{} more", teammates.len() - 3));
+    }
+    Some(format!(
+        "convosync: teammates' notes loaded: {}; none from your other devices",
+        names.join(", ")
+    ))
 }
