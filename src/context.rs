@@ -1,15 +1,16 @@
 //! What a session receives: other devices' handoffs rendered as notes from earlier sessions,
 //! current branch first then newest first, with "2 hours ago" times, capped in size.
 //!
-//! Claude Code truncates `additionalContext` past 10,000 characters, so the whole text is kept
-//! under a limit (9,500 by default) by dropping the oldest handoffs, with a pointer to
-//! `/convosync:resume` for the rest.
+//! Claude Code replaces an `additionalContext` longer than 10,000 characters by a file and a 2 KB
+//! preview, counting UTF-16 code units (an emoji counts 2; measured on 2.1.331), so the whole text
+//! is kept under a limit (9,500 units by default) counted the same way, by dropping the oldest
+//! handoffs, with a pointer to `/convosync:resume` for the rest.
 
 use chrono::{DateTime, Utc};
 
 use crate::handoff::Handoff;
 use crate::store::Entry;
-use crate::timefmt::{ago, truncate_chars};
+use crate::timefmt::ago;
 
 /// A handoff to show, with notes about where the code stands relative to it.
 #[derive(Debug, Clone)]
@@ -97,17 +98,17 @@ pub fn render_counted(
     for (i, part) in parts.iter().enumerate() {
         let rest = total - i - 1;
         let tail = omitted_line(rest);
-        let room = limit.saturating_sub(out.chars().count() + tail.chars().count());
-        if part.chars().count() <= room {
+        let room = limit.saturating_sub(utf16_len(&out) + utf16_len(&tail));
+        if utf16_len(part) <= room {
             out.push_str(part);
             included += 1;
         } else {
             if included == 0 {
                 // Even the newest does not fit whole: keep its beginning rather than nothing.
                 let room = limit.saturating_sub(
-                    out.chars().count() + omitted_line(total - 1).chars().count() + CUT_NOTE.chars().count(),
+                    utf16_len(&out) + utf16_len(&omitted_line(total - 1)) + utf16_len(CUT_NOTE),
                 );
-                out.push_str(&truncate_chars(part, room));
+                out.push_str(&truncate_utf16(part, room));
                 out.push_str(CUT_NOTE);
                 included = 1;
             }
@@ -116,6 +117,33 @@ pub fn render_counted(
     }
     out.push_str(&omitted_line(total - included));
     Some((out, included))
+}
+
+/// Length as Claude Code measures hook output: UTF-16 code units (JavaScript's `length`).
+pub fn utf16_len(s: &str) -> usize {
+    s.chars().map(char::len_utf16).sum()
+}
+
+/// The longest prefix of `s` of at most `max` UTF-16 units, ending in `…` when cut; never splits
+/// a character.
+pub fn truncate_utf16(s: &str, max: usize) -> String {
+    if utf16_len(s) <= max {
+        return s.to_string();
+    }
+    let budget = max.saturating_sub(1);
+    let mut used = 0;
+    let mut out = String::new();
+    for c in s.chars() {
+        used += c.len_utf16();
+        if used > budget {
+            break;
+        }
+        out.push(c);
+    }
+    if max > 0 {
+        out.push('…');
+    }
+    out
 }
 
 const CUT_NOTE: &str = "\n[… cut to fit; run /convosync:resume for the whole note]\n";
@@ -226,7 +254,7 @@ mod tests {
             .map(|i| h(&format!("d{i}"), i, "main", &"x".repeat(300)))
             .collect();
         let text = render(&shown, Utc::now(), 9_500).unwrap();
-        assert!(text.chars().count() <= 9_500, "{}", text.chars().count());
+        assert!(utf16_len(&text) <= 9_500, "{}", utf16_len(&text));
         assert!(text.contains("## From d0 "));
         assert!(!text.contains("## From d99 "));
         assert!(text.contains("older handoffs omitted"));
@@ -236,8 +264,43 @@ mod tests {
     fn huge_single_handoff_is_cut_not_dropped() {
         let shown = vec![h("laptop", 1, "main", &"y".repeat(50_000))];
         let text = render(&shown, Utc::now(), 9_500).unwrap();
-        assert!(text.chars().count() <= 9_500);
+        assert!(utf16_len(&text) <= 9_500);
         assert!(text.contains("## From laptop"));
+        assert!(text.contains("cut to fit"));
+    }
+
+    #[test]
+    fn utf16_units_are_counted_as_claude_code_counts_them() {
+        assert_eq!(utf16_len("abc"), 3);
+        assert_eq!(utf16_len("é"), 1, "one unit, two UTF-8 bytes");
+        assert_eq!(utf16_len("🍕"), 2, "an emoji is a surrogate pair");
+        assert_eq!(utf16_len("a🍕b"), 4);
+        assert_eq!(truncate_utf16("🍕🍕🍕", 6), "🍕🍕🍕");
+        // Never half an emoji: 5 units leave room for two pizzas and the ellipsis.
+        assert_eq!(truncate_utf16("🍕🍕🍕", 5), "🍕🍕…");
+        assert_eq!(truncate_utf16("🍕🍕🍕", 4), "🍕…");
+        assert_eq!(truncate_utf16("🍕🍕🍕", 2), "…");
+        assert_eq!(truncate_utf16("abc", 0), "");
+    }
+
+    #[test]
+    fn emoji_heavy_handoffs_stay_under_the_cap_in_utf16_units() {
+        // 4,000 pizzas: 4,000 characters but 8,000 UTF-16 units each.
+        let one = vec![h("laptop", 1, "main", &"🍕".repeat(4_000))];
+        let text = render(&one, Utc::now(), 9_500).unwrap();
+        assert!(utf16_len(&text) <= 9_500, "{}", utf16_len(&text));
+        assert!(text.contains(&"🍕".repeat(4_000)), "fits whole");
+        let two: Vec<Shown> = (0..2)
+            .map(|i| h(&format!("d{i}"), i, "main", &"🍕".repeat(4_000)))
+            .collect();
+        let text = render(&two, Utc::now(), 9_500).unwrap();
+        // Counting characters, both would fit (about 8,700); counting units, only one does.
+        assert!(utf16_len(&text) <= 9_500, "{}", utf16_len(&text));
+        assert!(text.contains("## From d0 ") && !text.contains("## From d1 "));
+        assert!(text.contains("1 older handoff omitted"));
+        let huge = vec![h("laptop", 1, "main", &"🍕".repeat(20_000))];
+        let text = render(&huge, Utc::now(), 9_500).unwrap();
+        assert!(utf16_len(&text) <= 9_500, "{}", utf16_len(&text));
         assert!(text.contains("cut to fit"));
     }
 

@@ -42,6 +42,40 @@ pub fn template(repo: &Repo) -> Result<Template> {
 
 /// Read and validate the draft into sections, redacted. Errors say what to fix.
 pub fn read_sections(repo: &Repo, path: &Path) -> Result<(Vec<Section>, usize)> {
+    let (bytes, _) = read_draft(path)?;
+    parse_sections(repo, path, bytes)
+}
+
+/// What identifies one version of the draft file: a rewrite in place or a new file renamed over
+/// it changes at least one of these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Version {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Version {
+    fn of(m: &std::fs::Metadata) -> Version {
+        use std::os::unix::fs::MetadataExt;
+        Version {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+}
+
+/// The draft's bytes and the version they were read from, after the checks (no symlinks, a
+/// regular file, not too large). The file is opened without following a symlink and without
+/// blocking, and the version is taken from the open file.
+fn read_draft(path: &Path) -> Result<(Vec<u8>, Version)> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
         if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
             bail!(
@@ -55,6 +89,17 @@ pub fn read_sections(repo: &Repo, path: &Path) -> Result<(Vec<Section>, usize)> 
     if !meta.file_type().is_file() {
         bail!("{} is not a regular file; refusing to read it", path.display());
     }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .with_context(|| format!("could not read {}", path.display()))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("could not read {}", path.display()))?;
+    if !meta.file_type().is_file() {
+        bail!("{} is not a regular file; refusing to read it", path.display());
+    }
     if meta.len() > MAX_DRAFT_BYTES {
         bail!(
             "{} is {} KB; a handoff should be a short note (at most {} KB)",
@@ -63,7 +108,22 @@ pub fn read_sections(repo: &Repo, path: &Path) -> Result<(Vec<Section>, usize)> 
             MAX_DRAFT_BYTES / 1024
         );
     }
-    let bytes = std::fs::read(path).with_context(|| format!("could not read {}", path.display()))?;
+    let mut bytes = Vec::new();
+    (&file)
+        .take(MAX_DRAFT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("could not read {}", path.display()))?;
+    let after = file
+        .metadata()
+        .with_context(|| format!("could not read {}", path.display()))?;
+    if bytes.len() as u64 != after.len() || Version::of(&meta) != Version::of(&after) {
+        bail!("{} changed while it was read; try again", path.display());
+    }
+    Ok((bytes, Version::of(&after)))
+}
+
+/// Validate the draft's bytes into sections, redacted.
+fn parse_sections(repo: &Repo, path: &Path, bytes: Vec<u8>) -> Result<(Vec<Section>, usize)> {
     let text = String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text", path.display()))?;
     let sections = format::parse_draft(&text)
         .with_context(|| format!("the draft {} is not a handoff", path.display()))?;
@@ -140,25 +200,33 @@ pub fn instructions(template: &Template, path: &Path) -> String {
 }
 
 /// Commit the draft of this worktree, if there is one.
+///
+/// The draft is read, committed and removed under the repository lock, and removed only if it is
+/// still the very version that was committed: a draft written while this ran (Claude writing
+/// again, a second session) is kept for the next run.
 pub fn commit(repo: &Repo, session: Option<&str>, lock_wait: Duration) -> Result<Outcome> {
     let path = repo.draft_path()?;
     if std::fs::symlink_metadata(&path).is_err() {
         return Ok(Outcome::NoDraft);
     }
-    let (sections, redacted) = read_sections(repo, &path)?;
-    let handoff = build(repo, sections, session)?;
     let store = Store::new(&repo.git, &repo.settings.refname);
     let _lock = repo.lock(lock_wait)?;
     crate::fsutil::failpoint("locked");
+    let (bytes, version) = match read_draft(&path) {
+        Err(_) if std::fs::symlink_metadata(&path).is_err() => return Ok(Outcome::NoDraft),
+        r => r?,
+    };
+    let (sections, redacted) = parse_sections(repo, &path, bytes.clone())?;
+    let handoff = build(repo, sections, session)?;
     if let Some(current) = store.get(&handoff.device)? {
         if current.sections == handoff.sections {
-            remove_draft(&path)?;
+            remove_draft(&path, &bytes, &version)?;
             return Ok(Outcome::AlreadyCommitted { handoff: current });
         }
     }
     let commit = store.put(&handoff, &commit_message(&handoff))?;
     crate::fsutil::failpoint("committed");
-    remove_draft(&path)?;
+    remove_draft(&path, &bytes, &version)?;
     Ok(Outcome::Committed {
         handoff,
         commit,
@@ -166,7 +234,16 @@ pub fn commit(repo: &Repo, session: Option<&str>, lock_wait: Duration) -> Result
     })
 }
 
-fn remove_draft(path: &Path) -> Result<()> {
+/// Remove the draft if it is still the version (and the bytes) that was committed; a changed
+/// draft is left in place for the next run.
+fn remove_draft(path: &Path, committed: &[u8], version: &Version) -> Result<()> {
+    let same = match read_draft(path) {
+        Ok((bytes, v)) => bytes == committed && v == *version,
+        Err(_) => false,
+    };
+    if !same {
+        return Ok(());
+    }
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

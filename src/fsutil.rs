@@ -39,10 +39,22 @@ fn write_via_temp(path: &Path, contents: &[u8], durable: bool) -> Result<()> {
 }
 
 /// Crash-test hook: `CONVOSYNC_FAILPOINT=<name>` kills the process at that point, as a power cut
-/// or `kill -9` would, so tests can prove nothing is lost between the steps of a save.
+/// or `kill -9` would, so tests can prove nothing is lost between the steps of a save. With
+/// `CONVOSYNC_FAILPOINT_RUN=<shell command>` as well, the command runs there instead (and the
+/// process goes on): a race with another writer, made deterministic.
 pub fn failpoint(name: &str) {
     if std::env::var_os("CONVOSYNC_FAILPOINT").is_some_and(|v| v == name) {
-        std::process::abort();
+        match std::env::var_os("CONVOSYNC_FAILPOINT_RUN") {
+            Some(cmd) => {
+                let _ = std::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(cmd)
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .status();
+            }
+            None => std::process::abort(),
+        }
     }
 }
 

@@ -171,7 +171,7 @@ fn pizza_test_end_to_end() {
     let asked = s1
         .requests()
         .last()
-        .map(|r| r.matches("Stop hook feedback").count())
+        .map(|r| r.matches("Stop hook additional context").count())
         .unwrap_or(0);
     assert_eq!(asked, 1, "the Stop hook asked exactly once");
     assert!(!draft.exists(), "the second Stop committed the draft");
@@ -321,7 +321,7 @@ fn stop_never_blocks_more_than_once_per_turn() {
     let asked = s
         .requests()
         .last()
-        .map(|r| r.matches("Stop hook feedback").count())
+        .map(|r| r.matches("Stop hook additional context").count())
         .unwrap_or(0);
     assert_eq!(
         asked, 1,
@@ -660,3 +660,106 @@ fn two_identity_pizza_test() {
 
 #[path = "claude_install.rs"]
 mod install;
+/// The interactive TUI under tmux, through the harness's `tui` script.
+struct Tui {
+    log: PathBuf,
+}
+
+impl Tui {
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        Command::new(harness_dir().join("tui"))
+            .args(args)
+            .output()
+            .expect("tui runs")
+    }
+}
+
+impl Drop for Tui {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["stop", &self.log.display().to_string()]);
+    }
+}
+
+/// A routine request for a handoff, as the user sees it in the TUI: shown as the hook's words,
+/// never as a problem or an error, while Claude writes the draft and the next Stop commits it.
+#[test]
+fn routine_stop_request_is_not_an_error_in_the_tui() {
+    let Some(claude) = claude_bin() else { return };
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("skipped: tmux is missing, the TUI cannot be driven");
+        return;
+    }
+    let env = TestEnv::new();
+    let a = env.device("desktop");
+    let logs = env.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let draft = a.dir.join(".convosync/session-handoff-draft.md");
+    let replies = [
+        write(&a.dir.join("menu.txt"), "pizza menu\n"),
+        text("Created menu.txt."),
+        write(&draft, "### Current Task\nPizza menu from the TUI\n"),
+        text("HANDOFF-WRITTEN"),
+    ];
+    let replies_file = logs.join("replies.json");
+    std::fs::write(&replies_file, serde_json::to_string(&replies).unwrap()).unwrap();
+    let log = logs.join("tui");
+    let out = Command::new(harness_dir().join("tui"))
+        .arg("start")
+        .arg("--plugin-dir")
+        .arg(env!("CARGO_MANIFEST_DIR"))
+        .arg("--cwd")
+        .arg(&a.dir)
+        .arg("--log")
+        .arg(&log)
+        .arg("--replies")
+        .arg(&replies_file)
+        .arg("--claude")
+        .arg(&claude)
+        .args([
+            "--env",
+            &format!("CONVOSYNC_BIN={}", env!("CARGO_BIN_EXE_convosync")),
+        ])
+        .args(["--env", "CONVOSYNC_DEVICE=desktop"])
+        .args(["--env", "GIT_CONFIG_NOSYSTEM=1"])
+        .args(["--env", &format!("HOME={}", a.home.display())])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the TUI did not start: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tui = Tui { log };
+    let l = tui.log.display().to_string();
+    assert!(tui
+        .cmd(&["type", &l, "Start a pizza menu file."])
+        .status
+        .success());
+    let waited = tui.cmd(&["wait", &l, "HANDOFF-WRITTEN", "90"]);
+    assert!(
+        waited.status.success(),
+        "{}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
+    let _ = tui.cmd(&["idle", &l, "30"]);
+    let screen = String::from_utf8_lossy(&tui.cmd(&["screen", &l]).stdout).into_owned();
+    assert!(
+        screen.contains("Stop hook says: convosync:"),
+        "the request is shown as the hook's words: {screen}"
+    );
+    for bad in [
+        "reported a problem",
+        "blocking error",
+        "stop hook problem",
+        "Stop hook error",
+    ] {
+        assert!(
+            !screen.to_lowercase().contains(&bad.to_lowercase()),
+            "the user is shown {bad:?}: {screen}"
+        );
+    }
+    drop(tui);
+    assert!(!draft.exists(), "the draft was committed");
+    let committed = a.git(&["show", "refs/convosync/handoffs:devices/desktop.md"]);
+    assert!(committed.contains("Pizza menu from the TUI"), "{committed}");
+}

@@ -21,13 +21,12 @@ use crate::git::Deadline;
 use crate::repo::Repo;
 use crate::sync::{self, Fetched, Pushed};
 use state::Backoff;
-use wire::{HookInput, MAX_INPUT};
+use wire::HookInput;
 
 /// Read stdin (bounded) and run the hook for `event`; returns what to print, if anything.
+/// Input that cannot be read whole (over [`wire::MAX_INPUT`], truncated, not JSON) does nothing.
 pub fn run(event: &str, stdin: impl Read) -> Option<String> {
-    let mut buf = Vec::new();
-    let _ = stdin.take(MAX_INPUT as u64).read_to_end(&mut buf);
-    let input = HookInput::parse(&buf);
+    let input = HookInput::read(stdin)?;
     // A bug must not take a session down with it: a panic becomes "no output".
     let out = std::panic::catch_unwind(|| dispatch(event, &input))
         .ok()
@@ -41,6 +40,11 @@ fn dispatch(event: &str, input: &HookInput) -> Option<Value> {
         "session-start" | "SessionStart" => session_start::run(&ctx),
         "stop" | "Stop" => stop::run(&ctx),
         "session-end" | "SessionEnd" => stop::session_end(&ctx),
+        // Internal: the detached push SessionEnd starts.
+        "push" => stop::background_push(&Ctx {
+            deadline: Deadline::after(std::time::Duration::from_secs(stop::BACKGROUND_PUSH_SECS)),
+            ..ctx
+        }),
         _ => None,
     }
 }

@@ -22,6 +22,9 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
             state.save(&state_dir, k);
         }
     };
+    // Sources: `startup` (new), `resume`, `fork` (a new session id over an earlier transcript),
+    // `clear` and `compact` (the context is gone). Unknown ones are treated like `resume`: notes
+    // are injected unless this very session already received exactly these.
     // After compact or clear the context is gone but the ref has not changed: no network.
     let net_note = match source {
         "compact" | "clear" => None,
@@ -66,7 +69,14 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
         }
         return None;
     }
-    if source == "resume" && state.injected == keys {
+    let already_there = match source {
+        "startup" | "compact" | "clear" => false,
+        // A fork starts a new session from an earlier one's transcript.
+        "fork" => state.injected == keys || fork_parent_has(ctx, &keys),
+        // `resume`, and sources this version does not know: the session's own record decides.
+        _ => state.injected == keys,
+    };
+    if already_there {
         // This session already has exactly these notes in its context.
         if dirty {
             save(&state);
@@ -88,7 +98,7 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
         .repo
         .settings
         .context_limit
-        .saturating_sub(extra.chars().count());
+        .saturating_sub(context::utf16_len(&extra));
     // Where-the-code-stands notes cost object lookups: only for the handoffs that fit.
     let fitting = context::render_counted(&shown, total, ctx.now, limit).map_or(0, |(_, n)| n);
     for s in shown.iter_mut().take(fitting + 1) {
@@ -141,4 +151,47 @@ fn teammates_message(teammates: &[crate::handoff::Handoff]) -> Option<String> {
         "convosync: teammates' notes loaded: {}; none from your other devices",
         names.join(", ")
     ))
+}
+
+/// Transcripts of other sessions looked at when a session is forked; past this, inject.
+const MAX_FORK_CANDIDATES: usize = 100;
+
+/// Whether the session a fork came from already received exactly `keys`, so its transcript (which
+/// the fork carries) holds them. Claude Code does not say which session was forked, and the new
+/// transcript does not exist yet at SessionStart, so every other session of this project (its
+/// transcripts sit in the same directory) must have received exactly these notes; any doubt means
+/// "no", and the notes are injected (a second copy costs tokens, a missing one loses the thread).
+fn fork_parent_has(ctx: &Ctx<'_>, keys: &[String]) -> bool {
+    let Some(path) = ctx.input.transcript_path.as_deref().map(std::path::Path::new) else {
+        return false;
+    };
+    let (Some(dir), Some(own)) = (path.parent(), path.file_stem()) else {
+        return false;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let state_dir = ctx.repo.state_dir();
+    let mut seen = 0;
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.extension().is_none_or(|x| x != "jsonl") || p.file_stem() == Some(own) {
+            continue;
+        }
+        seen += 1;
+        if seen > MAX_FORK_CANDIDATES {
+            return false;
+        }
+        let input = super::wire::HookInput {
+            session_id: p.file_stem().map(|s| s.to_string_lossy().into_owned()),
+            ..Default::default()
+        };
+        let Some(key) = input.session_key() else {
+            return false;
+        };
+        if SessionState::load(&state_dir, &key).injected != keys {
+            return false;
+        }
+    }
+    seen > 0
 }

@@ -32,7 +32,7 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
         }
     };
 
-    if let Some(reply) = commit_draft(ctx, true) {
+    if let Some(reply) = commit_draft(ctx, true, Push::Now) {
         state.blocked_last_stop = false;
         state.worktree_fingerprint = fingerprint(&ctx.repo);
         save(&state);
@@ -44,6 +44,11 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
         if asked_before {
             save(&state);
         }
+        return push_queued(ctx);
+    }
+    if ctx.input.running_work > 0 {
+        // Background tasks or scheduled prompts are still going: the work is not done yet, and
+        // the request would interrupt it. Ask at a later Stop.
         return push_queued(ctx);
     }
     if state.last_block.is_some_and(|t| {
@@ -60,7 +65,7 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
     match mode {
         StopMode::Auto => {
             save(&state);
-            auto_handoff(ctx, &summary)
+            auto_handoff(ctx, &summary, Push::Now)
         }
         _ => {
             let Ok(path) = ctx.repo.draft_path() else {
@@ -73,28 +78,134 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
             state.last_block = Some(ctx.now);
             state.blocked_last_stop = true;
             save(&state);
-            let reason = format!(
-                "convosync: before stopping, leave a handoff note for the next session on another machine.\n{}\nUse the Write tool for that one file, keep it short, then stop: convosync commits and pushes it automatically.",
-                draft::instructions(&template, &path)
-            );
-            Some(json!({ "decision": "block", "reason": reason }))
+            Some(request(&draft::instructions(&template, &path)))
         }
     }
 }
 
+/// The routine request for a handoff: Stop `additionalContext`, which Claude Code 2.1.331 feeds
+/// to the model as hook context (the turn goes on, and the next Stop has `stop_hook_active`) and
+/// shows the user as "Stop hook says: …", whereas `decision: block` is shown as "Stop hook
+/// reported a problem" and sent to the model as a "blocking error".
+pub fn request(instructions: &str) -> Value {
+    let text = format!(
+        "convosync: {}\nThen stop: convosync commits and pushes it.",
+        instructions.trim_end()
+    );
+    json!({
+        "hookSpecificOutput": { "hookEventName": "Stop", "additionalContext": text }
+    })
+}
+
 /// SessionEnd: no one to ask any more; commit a leftover draft, or derive one in `auto` mode.
+/// Claude Code cancels a plugin's SessionEnd hook after about 1.5 s whatever its `timeout`, so
+/// everything here is local and the push goes to a detached process ([`spawn_push`]).
 pub fn session_end(ctx: &Ctx<'_>) -> Option<Value> {
-    if let Some(reply) = commit_draft(ctx, false) {
+    if let Some(reply) = commit_draft(ctx, false, Push::Background) {
         return reply;
     }
     if ctx.repo.settings.stop == StopMode::Auto {
         let (_, state) = ctx.session_state();
         let (last, summary) = evidence(ctx);
         if work_happened(ctx, &state, last.as_ref(), &summary, fingerprint(&ctx.repo)) {
-            return auto_handoff(ctx, &summary);
+            return auto_handoff(ctx, &summary, Push::Background);
         }
     }
-    push_queued(ctx)
+    if let Some(remote) = ctx.repo.remote_name() {
+        if crate::sync::pending(&ctx.repo, &remote)
+            && !super::state::Backoff::load(&ctx.repo.state_dir()).active(ctx.now)
+        {
+            spawn_push(ctx);
+        }
+    }
+    None
+}
+
+/// Where the push after a commit happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Push {
+    /// In this hook, within its deadline.
+    Now,
+    /// In a detached process, so the hook returns at once (SessionEnd).
+    Background,
+}
+
+/// How long the detached push of [`spawn_push`] may take.
+pub const BACKGROUND_PUSH_SECS: u64 = 60;
+
+/// Start `convosync hook push` detached: its own session (setsid), stdin a pipe closed right after
+/// the one line it needs, stdout to /dev/null, stderr to the log, so Claude Code waits on none of
+/// it. It pushes what is queued (and the wip snapshot) within its own deadline.
+fn spawn_push(ctx: &Ctx<'_>) -> bool {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let Some(dir) = ctx.repo.workdir().map(Path::to_path_buf) else {
+        return false;
+    };
+    let Ok(exe) = std::env::current_exe() else {
+        return false;
+    };
+    let state_dir = ctx.repo.state_dir();
+    let log = std::fs::create_dir_all(&state_dir)
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(state_dir.join("convosync.log"))
+        })
+        .map_or_else(|_| Stdio::null(), Stdio::from);
+    let mut cmd = Command::new(exe);
+    cmd.args(["hook", "push"])
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            ctx.log(&format!("background push: {e}"));
+            return false;
+        }
+    };
+    let input = json!({ "cwd": dir, "session_id": ctx.input.session_id }).to_string();
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    // Not waited for: it outlives this hook, and init reaps it.
+    drop(child);
+    true
+}
+
+/// `convosync hook push`: the detached half of SessionEnd. Pushes the queued handoffs, then the
+/// wip snapshot, with [`BACKGROUND_PUSH_SECS`] as its deadline; prints nothing.
+pub fn background_push(ctx: &Ctx<'_>) -> Option<Value> {
+    let remote = ctx.repo.remote_name()?;
+    if super::state::Backoff::load(&ctx.repo.state_dir()).active(ctx.now) {
+        return None;
+    }
+    let problem = if crate::sync::pending(&ctx.repo, &remote) {
+        ctx.push_pending(&remote)
+    } else {
+        None
+    };
+    match problem {
+        None if !ctx.deadline.passed() => {
+            if let Err(e) = crate::wip::push(&ctx.repo, &remote, &ctx.me, ctx.deadline) {
+                ctx.log(&format!("background wip push: {e:#}"));
+            }
+        }
+        None => {}
+        Some(p) => ctx.log(&format!("background push: {p}")),
+    }
+    None
 }
 
 /// What tells whether there was work: this device's last handoff and the session's transcript.
@@ -113,12 +224,31 @@ fn evidence(ctx: &Ctx<'_>) -> (Option<Handoff>, Summary) {
 }
 
 /// `Some(reply)` when a draft was there (committed, or refused with a reason).
-fn commit_draft(ctx: &Ctx<'_>, may_block: bool) -> Option<Option<Value>> {
+fn commit_draft(ctx: &Ctx<'_>, may_block: bool, push: Push) -> Option<Option<Value>> {
     let path = ctx.repo.draft_path().ok()?;
     std::fs::symlink_metadata(&path).ok()?;
     match draft::commit(&ctx.repo, ctx.input.session_id.as_deref(), HOOK_LOCK_WAIT) {
         Ok(Outcome::NoDraft) => None,
+        Ok(Outcome::AlreadyCommitted { .. }) if push == Push::Background => {
+            spawn_push(ctx);
+            Some(None)
+        }
         Ok(Outcome::AlreadyCommitted { .. }) => Some(push_queued(ctx)),
+        Ok(Outcome::Committed { redacted, .. }) if push == Push::Background => {
+            let wip_note = snapshot_wip(ctx);
+            let mut text = match ctx.repo.remote_name() {
+                Some(_) if spawn_push(ctx) => "handoff saved; pushing it in the background".to_string(),
+                Some(_) => "handoff saved; it will be pushed later".to_string(),
+                None => "handoff saved (no remote to push to)".to_string(),
+            };
+            if redacted > 0 {
+                text.push_str(&format!("; {redacted} secret-looking value(s) redacted"));
+            }
+            if let Some(n) = wip_note {
+                text.push_str(&format!("; {n}"));
+            }
+            Some(Some(super::message(&text)))
+        }
         Ok(Outcome::Committed { redacted, .. }) => {
             let wip_note = snapshot_wip(ctx);
             let pushed = ctx.repo.remote_name().map(|r| {
@@ -256,7 +386,7 @@ pub fn fingerprint(repo: &crate::repo::Repo) -> Option<u64> {
 }
 
 /// `auto` mode: a handoff derived from the transcript, redacted, committed and pushed.
-fn auto_handoff(ctx: &Ctx<'_>, summary: &Summary) -> Option<Value> {
+fn auto_handoff(ctx: &Ctx<'_>, summary: &Summary, push: Push) -> Option<Value> {
     let sections = summary.sections(ctx.repo.workdir());
     if sections.is_empty() {
         return None;
@@ -273,6 +403,10 @@ fn auto_handoff(ctx: &Ctx<'_>, summary: &Summary) -> Option<Value> {
         return Some(super::message(&format!(
             "could not write the automatic handoff: {e:#}"
         )));
+    }
+    if push == Push::Background {
+        spawn_push(ctx);
+        return Some(super::message("handoff written from this session"));
     }
     let note = ctx.repo.remote_name().and_then(|r| ctx.push_pending(&r));
     Some(super::message(&match note {

@@ -24,9 +24,33 @@ pub struct Summary {
     pub last_assistant: Option<String>,
 }
 
+/// Open `path` for reading only when it is a regular file (a symlink to one is fine), without
+/// ever waiting: a FIFO, socket or device is refused before it is opened, and the open itself is
+/// non-blocking (`O_NONBLOCK`) with the type checked again on the open file, so a path swapped
+/// for a FIFO in between cannot stall a hook either.
+pub fn open_regular(path: &Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let link = std::fs::symlink_metadata(path).ok()?;
+    let target = if link.file_type().is_symlink() {
+        std::fs::metadata(path).ok()?
+    } else {
+        link
+    };
+    if !target.file_type().is_file() {
+        return None;
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .ok()?;
+    f.metadata().ok().filter(|m| m.file_type().is_file())?;
+    Some(f)
+}
+
 impl Summary {
     pub fn read(path: &Path) -> Summary {
-        let Ok(mut f) = std::fs::File::open(path) else {
+        let Some(mut f) = open_regular(path) else {
             return Summary::default();
         };
         let len = f.metadata().map(|m| m.len()).unwrap_or(0);
@@ -212,6 +236,29 @@ garbage line
             .unwrap()
             .with_timezone(&Utc);
         assert_eq!(s.prompts_since(Some(since)), 1);
+    }
+
+    #[test]
+    fn fifo_socket_and_device_transcripts_never_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("t.fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo on a NUL-terminated path we own.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let sock = dir.path().join("t.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let link = dir.path().join("link.jsonl");
+        std::os::unix::fs::symlink(&fifo, &link).unwrap();
+        // A FIFO with no writer would block a plain open forever; a device would stream forever.
+        for p in [&fifo, &sock, &link, Path::new("/dev/zero"), Path::new("/dev/tty")] {
+            assert!(open_regular(p).is_none(), "{}", p.display());
+            assert_eq!(Summary::read(p), Summary::default());
+        }
+        let real = dir.path().join("t.jsonl");
+        std::fs::write(&real, SAMPLE).unwrap();
+        let to_real = dir.path().join("to-real.jsonl");
+        std::os::unix::fs::symlink(&real, &to_real).unwrap();
+        assert_eq!(Summary::read(&to_real).prompts.len(), 2);
     }
 
     #[test]

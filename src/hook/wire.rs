@@ -19,9 +19,25 @@ pub struct HookInput {
     pub last_assistant_message: Option<String>,
     /// SessionEnd: why the session ended.
     pub reason: Option<String>,
+    /// Stop: background tasks (`background_tasks`) and scheduled prompts (`session_crons`)
+    /// still running or pending; the session's work is not finished while there are any.
+    pub running_work: usize,
 }
 
 impl HookInput {
+    /// Read all of stdin, at most [`MAX_INPUT`] bytes. `None` when it cannot be had whole (over
+    /// the cap, a read error, not a JSON object): a hook then does nothing at all, since acting
+    /// on a part of the input (a Stop without `stop_hook_active`, say) could be wrong.
+    pub fn read(stdin: impl std::io::Read) -> Option<HookInput> {
+        use std::io::Read;
+        let mut buf = Vec::new();
+        stdin.take(MAX_INPUT as u64 + 1).read_to_end(&mut buf).ok()?;
+        if buf.len() > MAX_INPUT {
+            return None;
+        }
+        matches!(serde_json::from_slice::<Value>(&buf), Ok(Value::Object(_))).then(|| HookInput::parse(&buf))
+    }
+
     /// Parse stdin; anything that is not a JSON object gives the empty input.
     pub fn parse(bytes: &[u8]) -> HookInput {
         let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(bytes) else {
@@ -45,6 +61,7 @@ impl HookInput {
                 .unwrap_or(false),
             last_assistant_message: text("last_assistant_message"),
             reason: text("reason"),
+            running_work: running(map.get("background_tasks")) + running(map.get("session_crons")),
         }
     }
 
@@ -58,6 +75,30 @@ impl HookInput {
             .collect();
         (!key.is_empty()).then_some(key)
     }
+}
+
+/// Entries of a `background_tasks` / `session_crons` array that are not finished. Claude Code
+/// 2.1.331 sends `[{"id","type":"shell","status":"running","description","command"}]`; an entry
+/// without a known final status counts as running (a session cron has no status: it fires again).
+fn running(v: Option<&Value>) -> usize {
+    const DONE: [&str; 6] = [
+        "completed",
+        "failed",
+        "killed",
+        "stopped",
+        "cancelled",
+        "canceled",
+    ];
+    v.and_then(Value::as_array).map_or(0, |items| {
+        items
+            .iter()
+            .filter(|t| {
+                !t.get("status")
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| DONE.contains(&s))
+            })
+            .count()
+    })
 }
 
 #[cfg(test)]
@@ -89,6 +130,46 @@ mod tests {
                 .as_deref(),
             Some("etcpasswd")
         );
+    }
+
+    #[test]
+    fn running_work_from_stop_input() {
+        // As Claude Code 2.1.331 sends it while a `run_in_background` Bash task runs.
+        let i = HookInput::parse(br#"{"hook_event_name":"Stop","background_tasks":[{"id":"bs4mklyp8","type":"shell","status":"running","description":"long","command":"sleep 20"}],"session_crons":[]}"#);
+        assert_eq!(i.running_work, 1);
+        let i = HookInput::parse(br#"{"background_tasks":[{"status":"completed"},{"status":"killed"}],"session_crons":[{"id":"c1","cron":"*/5 * * * *"}]}"#);
+        assert_eq!(
+            i.running_work, 1,
+            "a scheduled prompt counts, finished tasks do not"
+        );
+        let i = HookInput::parse(br#"{"background_tasks":[],"session_crons":[]}"#);
+        assert_eq!(i.running_work, 0);
+        let i = HookInput::parse(br#"{"background_tasks":"junk","session_crons":7}"#);
+        assert_eq!(i.running_work, 0);
+    }
+
+    #[test]
+    fn input_not_read_whole_is_no_input() {
+        let ok = br#"{"session_id":"s","cwd":"/x"}"#;
+        assert!(HookInput::read(&ok[..]).is_some());
+        // Over the cap: even a valid object whose tail is padding is refused, not cut.
+        let mut big = br#"{"session_id":"s","pad":""#.to_vec();
+        big.extend(std::iter::repeat_n(b'x', MAX_INPUT));
+        big.extend(br#""}"#);
+        assert_eq!(HookInput::read(&big[..]), None);
+        // Truncated, garbage, empty, not an object.
+        assert_eq!(HookInput::read(&ok[..ok.len() - 1]), None);
+        assert_eq!(HookInput::read(&b"not json"[..]), None);
+        assert_eq!(HookInput::read(&b""[..]), None);
+        assert_eq!(HookInput::read(&b"[1]"[..]), None);
+        // A reader that fails midway.
+        struct Broken;
+        impl std::io::Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::other("broken pipe"))
+            }
+        }
+        assert_eq!(HookInput::read(Broken), None);
     }
 
     proptest! {
