@@ -20,7 +20,7 @@ pub fn run(dir: &Path, args: ResumeArgs) -> Result<ExitCode> {
             Some(remote) => {
                 let report = crate::sync::sync(&repo, &remote, deadline(args.net.timeout), CLI_LOCK_WAIT)?;
                 if let Some(p) = report.problem() {
-                    eprintln!("convosync: {p}");
+                    eprintln!("convosync: {}", crate::untrusted::line(&p));
                 }
             }
             None => eprintln!("convosync: no remote; showing local handoffs only"),
@@ -35,6 +35,7 @@ pub fn run(dir: &Path, args: ResumeArgs) -> Result<ExitCode> {
     let me = crate::team::my_device(&repo)?;
     let (_, branch) = repo.head_info();
     let handoffs = gather(&repo, &me, branch.as_deref(), args.all)?;
+    let claims = context::claims(&Store::new(&repo.git, &repo.settings.refname).entries()?);
     if handoffs.is_empty() {
         println!("No handoffs from other devices yet. They appear here after a session on another machine saves one.");
         return Ok(ExitCode::SUCCESS);
@@ -43,7 +44,12 @@ pub fn run(dir: &Path, args: ResumeArgs) -> Result<ExitCode> {
     let shown: Vec<Shown> = handoffs
         .into_iter()
         .map(|h| Shown {
-            notes: context::code_notes(&repo, &h, branch.as_deref()),
+            notes: claims
+                .get(&h.device)
+                .cloned()
+                .into_iter()
+                .chain(context::code_notes(&repo, &h, branch.as_deref()))
+                .collect(),
             handoff: h,
         })
         .collect();
@@ -68,7 +74,15 @@ pub fn gather(repo: &Repo, me: &str, branch: Option<&str>, include_me: bool) -> 
     let mut handoffs = context::others(entries, if include_me { "" } else { me }, branch);
     if let Some(w) = repo.workdir() {
         if let Ok(text) = std::fs::read_to_string(w.join(LEGACY_PATH)) {
-            for h in legacy::newest_per_device(&legacy::parse_legacy(&text)) {
+            // The legacy file arrives with the branch: as untrusted as the ref.
+            for h in legacy::newest_per_device(&legacy::parse_legacy(&text))
+                .into_iter()
+                .filter_map(|h| {
+                    let mut h = crate::untrusted::handoff(h);
+                    h.device = crate::device::sanitize(&h.device)?;
+                    Some(h)
+                })
+            {
                 if (include_me || h.device != me) && !devices.contains(&h.device) {
                     devices.push(h.device.clone());
                     handoffs.push(h);
