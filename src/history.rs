@@ -93,16 +93,7 @@ pub fn versions(repo: &Repository, refname: &str) -> Result<Vec<Version>> {
         }
         for e in now.iter() {
             // Only regular files named `<device id>.md`: anything else a push left is skipped.
-            let Some(device) = std::str::from_utf8(e.name_bytes())
-                .ok()
-                .and_then(|n| n.strip_suffix(".md"))
-                .filter(|d| crate::device::is_valid(d))
-                .filter(|_| e.kind() == Some(git2::ObjectType::Blob))
-            else {
-                crate::untrusted::skipped(format_args!(
-                    "skipped devices/{} in the handoff history (not a device file)",
-                    crate::untrusted::quoted(e.name_bytes())
-                ));
+            let Some(device) = crate::store::device_entry(&e) else {
                 continue;
             };
             let unchanged = before
@@ -113,10 +104,10 @@ pub fn versions(repo: &Repository, refname: &str) -> Result<Vec<Version>> {
                 continue;
             }
             if let Ok(handoff) = read_handoff(repo, e.id()) {
-                let (handoff, claimed) = crate::store::own_device(handoff, device);
+                let (handoff, claimed) = crate::store::own_device(handoff, &device);
                 out.push(Version {
                     commit: commit.id(),
-                    device: device.to_string(),
+                    device,
                     blob: e.id(),
                     handoff,
                     claimed,

@@ -298,7 +298,7 @@ pub fn devices_tree<'r>(repo: &'r Repository, root: &Tree<'_>) -> Option<Tree<'r
 
 /// Whether a `devices/` entry is a usable device file: a regular file named `<device id>.md`.
 /// Returns the device, or records why the entry is skipped.
-fn device_entry(e: &git2::TreeEntry<'_>) -> Option<String> {
+pub fn device_entry(e: &git2::TreeEntry<'_>) -> Option<String> {
     let bytes = e.name_bytes();
     let name = std::str::from_utf8(bytes).ok();
     let device = name.and_then(|n| n.strip_suffix(".md"));
