@@ -45,6 +45,12 @@ pub fn sanitize(raw: &str) -> Option<String> {
     (!out.is_empty()).then_some(out)
 }
 
+/// Whether `name` is already a device id (what [`sanitize`] leaves unchanged). Names read from
+/// the ref must pass this before they are shown, put into context or used in a path.
+pub fn is_valid(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_LEN && sanitize(name).as_deref() == Some(name)
+}
+
 /// Check a name given by the user, explaining what is wrong instead of silently changing it.
 pub fn validate(name: &str) -> Result<String> {
     match sanitize(name) {
@@ -133,5 +139,26 @@ mod tests {
         let e = validate("My Laptop").unwrap_err().to_string();
         assert!(e.contains("my-laptop"), "{e}");
         assert!(validate("/").is_err());
+    }
+
+    #[test]
+    fn valid_names() {
+        for ok in ["laptop", "a", "dev-01", &"a".repeat(MAX_LEN)] {
+            assert!(is_valid(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "Laptop",
+            "-a",
+            "a-",
+            "a--b",
+            "../x",
+            "a/b",
+            "a.md",
+            "x\u{1b}[2J",
+            &"a".repeat(MAX_LEN + 1),
+        ] {
+            assert!(!is_valid(bad), "{bad:?}");
+        }
     }
 }

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use git2::{Oid, Repository, Sort, Tree};
 
 use crate::handoff::Handoff;
-use crate::store::{read_handoff, DEVICES_DIR};
+use crate::store::{devices_tree, read_handoff};
 
 /// One saved version of a device's handoff.
 #[derive(Debug, Clone)]
@@ -21,7 +21,10 @@ pub struct Version {
     pub commit: Oid,
     pub device: String,
     pub blob: Oid,
+    /// Its `device` is the file name on the ref.
     pub handoff: Handoff,
+    /// The device named in the file's header when it differs from the file name.
+    pub claimed: Option<String>,
 }
 
 impl Version {
@@ -75,10 +78,10 @@ pub fn versions(repo: &Repository, refname: &str) -> Result<Vec<Version>> {
         }
         let now = match carried.take() {
             Some((cid, tree)) if cid == id => tree,
-            _ => devices_tree(repo, &commit.tree()?),
+            _ => crate::store::commit_tree(&commit).and_then(|t| devices_tree(repo, &t)),
         };
         let before = match commit.parent(0) {
-            Ok(p) => devices_tree(repo, &p.tree()?),
+            Ok(p) => crate::store::commit_tree(&p).and_then(|t| devices_tree(repo, &t)),
             Err(_) => None,
         };
         if let Ok(pid) = commit.parent_id(0) {
@@ -89,23 +92,25 @@ pub fn versions(repo: &Repository, refname: &str) -> Result<Vec<Version>> {
             continue;
         }
         for e in now.iter() {
-            let Ok(name) = e.name() else { continue };
-            let Some(device) = name.strip_suffix(".md") else {
+            // Only regular files named `<device id>.md`: anything else a push left is skipped.
+            let Some(device) = crate::store::device_entry(&e) else {
                 continue;
             };
             let unchanged = before
                 .as_ref()
-                .and_then(|b| b.get_name(name))
+                .and_then(|b| b.get_name(e.name().ok()?))
                 .is_some_and(|old| old.id() == e.id());
             if unchanged || !seen.insert(e.id()) {
                 continue;
             }
             if let Ok(handoff) = read_handoff(repo, e.id()) {
+                let (handoff, claimed) = crate::store::own_device(handoff, &device);
                 out.push(Version {
                     commit: commit.id(),
-                    device: device.to_string(),
+                    device,
                     blob: e.id(),
                     handoff,
+                    claimed,
                 });
             }
         }
@@ -117,11 +122,6 @@ pub fn versions(repo: &Repository, refname: &str) -> Result<Vec<Version>> {
             .then(a.device.cmp(&b.device))
     });
     Ok(out)
-}
-
-fn devices_tree<'r>(repo: &'r Repository, root: &Tree<'_>) -> Option<Tree<'r>> {
-    root.get_name(DEVICES_DIR)
-        .and_then(|e| repo.find_tree(e.id()).ok())
 }
 
 /// Find one version by (a prefix of) its commit id, optionally `id:device`.

@@ -25,6 +25,7 @@ pub mod sync;
 pub mod team;
 pub mod term;
 pub mod timefmt;
+pub mod untrusted;
 pub mod wip;
 
 /// Process-wide git settings, called once at start-up before any thread exists: ask libgit2 to

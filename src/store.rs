@@ -21,9 +21,13 @@ pub const MAX_HANDOFF_BYTES: usize = 256 * 1024;
 /// One device's file on the ref, parsed when possible.
 #[derive(Debug, Clone)]
 pub struct Entry {
+    /// The file name on the ref (a valid device id); the handoff's `device` is set to it.
     pub device: String,
     pub blob: Oid,
     pub handoff: Result<Handoff, String>,
+    /// The device named in the file's own `## Handoff from` header when it differs from the
+    /// file name: reported, never believed.
+    pub claimed: Option<String>,
 }
 
 /// Access to the handoff ref of one repository.
@@ -52,7 +56,10 @@ impl<'r> Store<'r> {
     /// Every device file on the tip, newest handoff first (unparseable files last).
     pub fn entries(&self) -> Result<Vec<Entry>> {
         match self.tip()? {
-            Some(c) => entries_of(self.repo, &c.tree()?),
+            Some(c) => match commit_tree(&c) {
+                Some(t) => entries_of(self.repo, &t),
+                None => Ok(Vec::new()),
+            },
             None => Ok(Vec::new()),
         }
     }
@@ -78,7 +85,10 @@ impl<'r> Store<'r> {
                     .collect());
             }
         }
-        let entries = entries_of(self.repo, &tip.tree()?)?;
+        let entries = match commit_tree(&tip) {
+            Some(t) => entries_of(self.repo, &t)?,
+            None => Vec::new(),
+        };
         let cache = Cache {
             version: CACHE_VERSION,
             tree: tree.to_string(),
@@ -93,40 +103,46 @@ impl<'r> Store<'r> {
     /// The newest handoff of `device`, if any.
     pub fn get(&self, device: &str) -> Result<Option<Handoff>> {
         let Some(tip) = self.tip()? else { return Ok(None) };
-        let tree = tip.tree()?;
-        match tree.get_path(std::path::Path::new(&device_path(device))) {
-            Ok(e) => Ok(read_handoff(self.repo, e.id()).ok()),
-            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        let Some(tree) = commit_tree(&tip) else {
+            return Ok(None);
+        };
+        Ok(device_files(self.repo, &tree)
+            .get(device)
+            .and_then(|&id| read_handoff(self.repo, id).ok())
+            .map(|mut h| {
+                h.device = device.to_string();
+                h
+            }))
     }
 
     /// Commit `handoff` as its device's file. Returns the new tip. The caller holds the repo lock;
     /// the ref update is still a compare-and-swap so a writer that does not is never overwritten.
     pub fn put(&self, handoff: &Handoff, message: &str) -> Result<Oid> {
-        let content = format::render(handoff);
+        // Drafts come from conversations: no control characters or escapes reach the ref.
+        let handoff = crate::untrusted::handoff(handoff.clone());
+        let content = format::render(&handoff);
         let blob = self.repo.blob(content.as_bytes())?;
-        let path = device_path(&handoff.device);
         let sig = signature(self.repo, handoff.timestamp)?;
-        self.update(message, &sig, |tree| upsert(self.repo, tree, &path, Some(blob)))
+        self.update(message, &sig, |tree| {
+            upsert(self.repo, tree, &handoff.device, Some(blob))
+        })
     }
 
     /// Remove `device`'s file (its history stays in the ref's log).
     pub fn remove(&self, device: &str, message: &str) -> Result<Oid> {
-        let path = device_path(device);
         let sig = signature(self.repo, crate::timefmt::now())?;
-        self.update(message, &sig, |tree| upsert(self.repo, tree, &path, None))
+        self.update(message, &sig, |tree| upsert(self.repo, tree, device, None))
     }
 
     /// Move `old`'s file to `handoff.device`'s in one commit.
     pub fn rename(&self, old: &str, handoff: &Handoff, message: &str) -> Result<Oid> {
-        let blob = self.repo.blob(format::render(handoff).as_bytes())?;
-        let (from, to) = (device_path(old), device_path(&handoff.device));
+        let handoff = crate::untrusted::handoff(handoff.clone());
+        let blob = self.repo.blob(format::render(&handoff).as_bytes())?;
         let sig = signature(self.repo, crate::timefmt::now())?;
         self.update(message, &sig, |tree| {
-            let without = upsert(self.repo, tree, &from, None)?;
+            let without = upsert(self.repo, tree, old, None)?;
             let without = self.repo.find_tree(without)?;
-            upsert(self.repo, Some(&without), &to, Some(blob))
+            upsert(self.repo, Some(&without), &handoff.device, Some(blob))
         })
     }
 
@@ -140,7 +156,8 @@ impl<'r> Store<'r> {
     ) -> Result<Oid> {
         for _ in 0..5 {
             let tip = self.tip()?;
-            let old_tree = tip.as_ref().map(|c| c.tree()).transpose()?;
+            // A tip whose tree cannot be read is rebuilt from nothing rather than blocking saves.
+            let old_tree = tip.as_ref().and_then(commit_tree);
             let tree_id = edit(old_tree.as_ref())?;
             if let (Some(t), Some(c)) = (&old_tree, &tip) {
                 if t.id() == tree_id {
@@ -168,7 +185,8 @@ impl<'r> Store<'r> {
     }
 }
 
-const CACHE_VERSION: u32 = 1;
+/// 2: entries are sanitised and carry the header's claimed device.
+const CACHE_VERSION: u32 = 2;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Cache {
@@ -182,6 +200,8 @@ struct CachedEntry {
     device: String,
     blob: String,
     handoff: Result<Handoff, String>,
+    #[serde(default)]
+    claimed: Option<String>,
 }
 
 impl CachedEntry {
@@ -190,14 +210,19 @@ impl CachedEntry {
             device: e.device.clone(),
             blob: e.blob.to_string(),
             handoff: e.handoff.clone(),
+            claimed: e.claimed.clone(),
         }
     }
 
     fn into_entry(self) -> Option<Entry> {
+        if !crate::device::is_valid(&self.device) {
+            return None;
+        }
         Some(Entry {
             device: self.device,
             blob: Oid::from_str(&self.blob).ok()?,
-            handoff: self.handoff,
+            handoff: self.handoff.map(crate::untrusted::handoff),
+            claimed: self.claimed.map(|c| crate::untrusted::line(&c).into_owned()),
         })
     }
 }
@@ -236,32 +261,127 @@ fn kind_name(k: Option<ObjectType>) -> &'static str {
     }
 }
 
-/// All device files of `tree`, newest first.
-pub fn entries_of(repo: &Repository, tree: &Tree<'_>) -> Result<Vec<Entry>> {
-    let Some(dir) = tree.get_name(DEVICES_DIR) else {
-        return Ok(Vec::new());
+/// The tree of a commit; `None` (recorded as skipped) when git cannot read it.
+pub fn commit_tree<'r>(c: &Commit<'r>) -> Option<Tree<'r>> {
+    match c.tree() {
+        Ok(t) => Some(t),
+        Err(e) => {
+            crate::untrusted::skipped(format_args!(
+                "skipped the unreadable tree of commit {} on the handoff ref ({})",
+                c.id(),
+                e.message()
+            ));
+            None
+        }
+    }
+}
+
+/// The `devices` subtree of a root tree of the ref; `None` when there is none or it is not a
+/// readable tree (recorded as skipped).
+pub fn devices_tree<'r>(repo: &'r Repository, root: &Tree<'_>) -> Option<Tree<'r>> {
+    // Iterate rather than look up by name: a hostile tree may hold the name twice, or unsorted.
+    let mut found = None;
+    for e in root.iter().filter(|e| e.name_bytes() == DEVICES_DIR.as_bytes()) {
+        match (e.kind(), repo.find_tree(e.id())) {
+            (Some(ObjectType::Tree), Ok(t)) if found.is_none() => found = Some(t),
+            (Some(ObjectType::Tree), Ok(_)) => {
+                crate::untrusted::skipped("skipped a second `devices` entry on the handoff ref")
+            }
+            _ => crate::untrusted::skipped(format_args!(
+                "skipped a `devices` entry on the handoff ref that is not a readable directory ({})",
+                e.id()
+            )),
+        }
+    }
+    found
+}
+
+/// Whether a `devices/` entry is a usable device file: a regular file named `<device id>.md`.
+/// Returns the device, or records why the entry is skipped.
+pub fn device_entry(e: &git2::TreeEntry<'_>) -> Option<String> {
+    let bytes = e.name_bytes();
+    let name = std::str::from_utf8(bytes).ok();
+    let device = name.and_then(|n| n.strip_suffix(".md"));
+    let regular =
+        e.kind() == Some(ObjectType::Blob) && matches!(e.filemode(), 0o100644 | 0o100755 | 0o100664);
+    match device {
+        Some(d) if regular && crate::device::is_valid(d) => Some(d.to_string()),
+        _ => {
+            crate::untrusted::skipped(format_args!(
+                "skipped devices/{} on the handoff ref (not a device file: a file named <device>.md, the device in lowercase letters, digits and dashes)",
+                crate::untrusted::quoted(bytes)
+            ));
+            None
+        }
+    }
+}
+
+/// The usable device files of a root tree of the ref: device → blob. Invalid entries (bad
+/// names, non-files, duplicates) are skipped and recorded; the first of duplicate names wins, so
+/// every device reads the same thing.
+pub fn device_files(repo: &Repository, root: &Tree<'_>) -> std::collections::BTreeMap<String, Oid> {
+    let mut out = std::collections::BTreeMap::new();
+    let Some(dir) = devices_tree(repo, root) else {
+        return out;
     };
-    let Ok(dir) = repo.find_tree(dir.id()) else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
     for e in dir.iter() {
-        let Ok(name) = e.name() else { continue };
-        let Some(device) = name.strip_suffix(".md") else {
-            continue;
-        };
-        if e.kind() != Some(ObjectType::Blob) || crate::device::sanitize(device).as_deref() != Some(device) {
+        let Some(device) = device_entry(&e) else { continue };
+        if out.contains_key(&device) {
+            crate::untrusted::skipped(format_args!(
+                "skipped a second devices/{device}.md on the handoff ref"
+            ));
             continue;
         }
-        let handoff = read_handoff(repo, e.id());
-        out.push(Entry {
-            device: device.to_string(),
-            blob: e.id(),
-            handoff,
-        });
+        out.insert(device, e.id());
     }
+    out
+}
+
+/// A root tree holding exactly `devices/<device>.md` for each pair: always valid for git and
+/// libgit2, whatever the tree it was read from held.
+pub fn write_device_files(repo: &Repository, files: &std::collections::BTreeMap<String, Oid>) -> Result<Oid> {
+    let mut root = repo.treebuilder(None)?;
+    if !files.is_empty() {
+        let mut dir = repo.treebuilder(None)?;
+        for (device, id) in files {
+            dir.insert(format!("{device}.md"), *id, FileMode::Blob.into())?;
+        }
+        root.insert(DEVICES_DIR, dir.write()?, FileMode::Tree.into())?;
+    }
+    Ok(root.write()?)
+}
+
+/// All device files of `tree`, newest first. Each handoff shows the device of its file name;
+/// a different name in its header is kept in [`Entry::claimed`].
+pub fn entries_of(repo: &Repository, tree: &Tree<'_>) -> Result<Vec<Entry>> {
+    let mut out: Vec<Entry> = device_files(repo, tree)
+        .into_iter()
+        .map(|(device, blob)| {
+            let (handoff, claimed) = match read_handoff(repo, blob) {
+                Ok(h) => {
+                    let (h, claimed) = own_device(h, &device);
+                    (Ok(h), claimed)
+                }
+                Err(e) => (Err(e), None),
+            };
+            Entry {
+                device,
+                blob,
+                handoff,
+                claimed,
+            }
+        })
+        .collect();
     sort_newest_first(&mut out);
     Ok(out)
+}
+
+/// Set the handoff's device to `device` (its file name on the ref); returns the name its header
+/// claimed when that differs.
+pub fn own_device(mut h: Handoff, device: &str) -> (Handoff, Option<String>) {
+    let claimed = (h.device != device).then(|| crate::timefmt::truncate_chars(&h.device, 60));
+    h.device = device.to_string();
+    (h, claimed)
 }
 
 fn sort_newest_first(entries: &mut [Entry]) {
@@ -297,38 +417,29 @@ pub fn parse_blob(bytes: &[u8]) -> Result<Handoff, String> {
         return Err(format!("too large ({} bytes)", bytes.len()));
     }
     let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
-    format::parse(text).map_err(|e| e.to_string())
+    // The ref is untrusted: every field is cleaned here, once, for every reader.
+    format::parse(text)
+        .map(crate::untrusted::handoff)
+        .map_err(|e| crate::untrusted::line(&e.to_string()).into_owned())
 }
 
-/// Replace (or with `None`, remove) the blob at `path` (`dir/file`) in `tree`, returning the new
-/// root tree id.
-fn upsert(repo: &Repository, tree: Option<&Tree<'_>>, path: &str, blob: Option<Oid>) -> Result<Oid> {
-    let (dir, file) = path.split_once('/').context("handoff paths are dir/file")?;
-    let subtree = tree
-        .and_then(|t| t.get_name(dir))
-        .filter(|e| e.kind() == Some(ObjectType::Tree))
-        .map(|e| repo.find_tree(e.id()))
-        .transpose()?;
-    let mut sub = repo.treebuilder(subtree.as_ref())?;
+/// Replace (or with `None`, remove) `device`'s file in `tree`, returning the new root tree id.
+/// The tree is rebuilt from its valid device files only, so whatever invalid entries a hostile
+/// push left on the ref are gone from the next commit, and a remote that checks objects accepts it.
+fn upsert(repo: &Repository, tree: Option<&Tree<'_>>, device: &str, blob: Option<Oid>) -> Result<Oid> {
+    if !crate::device::is_valid(device) {
+        bail!("invalid device name {device:?}");
+    }
+    let mut files = tree.map(|t| device_files(repo, t)).unwrap_or_default();
     match blob {
         Some(b) => {
-            sub.insert(file, b, FileMode::Blob.into())?;
+            files.insert(device.to_string(), b);
         }
         None => {
-            if sub.get(file)?.is_some() {
-                sub.remove(file)?;
-            }
+            files.remove(device);
         }
     }
-    let mut root = repo.treebuilder(tree)?;
-    if sub.is_empty() {
-        if root.get(dir)?.is_some() {
-            root.remove(dir)?;
-        }
-    } else {
-        root.insert(dir, sub.write()?, FileMode::Tree.into())?;
-    }
-    Ok(root.write()?)
+    write_device_files(repo, &files)
 }
 
 /// Move `refname` from `old` (`None`: must not exist) to `new`, failing if someone else moved it.

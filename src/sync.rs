@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use git2::{Oid, Repository, Tree, TreeWalkMode, TreeWalkResult};
+use git2::{Oid, Repository, Tree};
 
 use crate::git::{self, Deadline, GitOutput};
 use crate::repo::Repo;
@@ -171,6 +171,8 @@ pub fn integrate(repo: &Repo, remote: &str, lock_wait: Duration) -> Result<()> {
 }
 
 /// A commit with both tips as parents whose tree is the path-wise merge of theirs and ours.
+/// Trees git cannot read count as empty (and are recorded), so one hostile commit never stops a
+/// merge; the merged tree holds only valid device files.
 fn merge_commit(repo: &Repository, ours: Oid, theirs: Oid) -> Result<Oid> {
     let o = repo.find_commit(ours)?;
     let t = repo.find_commit(theirs)?;
@@ -178,33 +180,38 @@ fn merge_commit(repo: &Repository, ours: Oid, theirs: Oid) -> Result<Oid> {
         .merge_base(ours, theirs)
         .ok()
         .and_then(|b| repo.find_commit(b).ok());
-    let base_tree = base.as_ref().map(|b| b.tree()).transpose()?;
-    let tree_id = merge_trees(repo, base_tree.as_ref(), &o.tree()?, &t.tree()?)?;
+    let base_tree = base.as_ref().and_then(store::commit_tree);
+    let empty = repo.find_tree(repo.treebuilder(None)?.write()?)?;
+    let ours_tree = store::commit_tree(&o).unwrap_or_else(|| empty.clone());
+    let theirs_tree = store::commit_tree(&t).unwrap_or(empty);
+    let tree_id = merge_trees(repo, base_tree.as_ref(), &ours_tree, &theirs_tree)?;
     let tree = repo.find_tree(tree_id)?;
     let sig = store::signature(repo, crate::timefmt::now())?;
     let msg = "merge handoffs\n\nEach device owns its own file; the newest handoff wins where a device wrote on both sides.\n";
     Ok(repo.commit(None, &sig, &sig, msg, &tree, &[&o, &t])?)
 }
 
-/// Three-way merge of blob paths. A path changed on one side only takes that side (deletions
-/// included); changed on both, the handoff with the newer timestamp wins; a deletion on one side
-/// loses to a modification on the other.
+/// Three-way merge of device files. A device changed on one side only takes that side
+/// (deletions included); changed on both, the handoff with the newer timestamp wins; a deletion
+/// on one side loses to a modification on the other. Only valid device files
+/// ([`store::device_files`]) take part: anything else on either side is skipped and recorded, and
+/// the result is always a tree git accepts.
 pub fn merge_trees(
     repo: &Repository,
     base: Option<&Tree<'_>>,
     ours: &Tree<'_>,
     theirs: &Tree<'_>,
 ) -> Result<Oid> {
-    let b = blobs(base)?;
-    let o = blobs(Some(ours))?;
-    let t = blobs(Some(theirs))?;
-    let mut paths: Vec<&String> = o.keys().chain(t.keys()).collect();
-    paths.sort();
-    paths.dedup();
+    let b = base.map(|t| store::device_files(repo, t)).unwrap_or_default();
+    let o = store::device_files(repo, ours);
+    let t = store::device_files(repo, theirs);
+    let mut devices: Vec<&String> = o.keys().chain(t.keys()).collect();
+    devices.sort();
+    devices.dedup();
     let mut merged = std::collections::BTreeMap::new();
     let mut moved = Vec::new();
-    for p in paths {
-        let (bo, oo, to) = (b.get(p).copied(), o.get(p).copied(), t.get(p).copied());
+    for d in devices {
+        let (bo, oo, to) = (b.get(d).copied(), o.get(d).copied(), t.get(d).copied());
         let pick = if oo == to {
             oo
         } else if oo == bo {
@@ -213,7 +220,7 @@ pub fn merge_trees(
             oo
         } else {
             match (oo, to) {
-                (Some(x), Some(y)) => match two_authors(repo, x, y)? {
+                (Some(x), Some(y)) => match two_authors(repo, d, x, y)? {
                     // Two people's devices with the same name wrote at once: the first keeps
                     // the name, the other moves to its author-qualified name (as it would have
                     // had it seen the first).
@@ -227,24 +234,23 @@ pub fn merge_trees(
             }
         };
         if let Some(id) = pick {
-            merged.insert(p.clone(), id);
+            merged.insert(d.clone(), id);
         }
     }
-    for (path, id) in moved {
+    for (device, id) in moved {
         // A newer handoff already at the qualified name wins over the moved one.
-        let keep = match merged.get(&path) {
+        let keep = match merged.get(&device) {
             Some(&existing) => newer(repo, existing, id),
             None => id,
         };
-        merged.insert(path, keep);
+        merged.insert(device, keep);
     }
-    let merged: Vec<(String, Oid)> = merged.into_iter().collect();
-    build_tree(repo, &merged)
+    store::write_device_files(repo, &merged)
 }
 
-/// When `a` and `b` are handoffs of one device name by two different authors: the blob to keep
-/// at the path (the older one) and the other rewritten under its author-qualified device name.
-fn two_authors(repo: &Repository, a: Oid, b: Oid) -> Result<Option<(Oid, (String, Oid))>> {
+/// When `a` and `b` are handoffs of device `device` by two different authors: the blob to keep
+/// (the older one) and the other rewritten under its author-qualified device name.
+fn two_authors(repo: &Repository, device: &str, a: Oid, b: Oid) -> Result<Option<(Oid, (String, Oid))>> {
     let parse = |id: Oid| store::read_handoff(repo, id).ok();
     let (Some(x), Some(y)) = (parse(a), parse(b)) else {
         return Ok(None);
@@ -259,12 +265,13 @@ fn two_authors(repo: &Repository, a: Oid, b: Oid) -> Result<Option<(Oid, (String
     let x_first = (x.timestamp, ax) <= (y.timestamp, ay);
     let (keep, mut other, who) = if x_first { (a, y, py) } else { (b, x, px) };
     let user = who.handle().unwrap_or_else(|| "other".into());
-    let Some(device) = crate::device::sanitize(&format!("{}-{user}", other.device)) else {
+    // The file name, not the header, says whose device this is.
+    let Some(qualified) = crate::device::sanitize(&format!("{device}-{user}")) else {
         return Ok(None);
     };
-    other.device = device;
+    other.device = qualified;
     let blob = repo.blob(crate::handoff::format::render(&other).as_bytes())?;
-    Ok(Some((keep, (store::device_path(&other.device), blob))))
+    Ok(Some((keep, (other.device, blob))))
 }
 
 /// The blob whose handoff is newer; ties and unparseable files fall back to the larger id so
@@ -283,40 +290,6 @@ fn newer(repo: &Repository, a: Oid, b: Oid) -> Oid {
         (None, Some(_)) => b,
         _ => a.max(b),
     }
-}
-
-fn blobs(tree: Option<&Tree<'_>>) -> Result<std::collections::BTreeMap<String, Oid>> {
-    let mut out = std::collections::BTreeMap::new();
-    if let Some(tree) = tree {
-        tree.walk(TreeWalkMode::PreOrder, |dir, e| {
-            if e.kind() == Some(git2::ObjectType::Blob) {
-                if let Ok(name) = e.name() {
-                    out.insert(format!("{dir}{name}"), e.id());
-                }
-            }
-            TreeWalkResult::Ok
-        })?;
-    }
-    Ok(out)
-}
-
-/// Build a tree from `dir/…/file` → blob pairs.
-fn build_tree(repo: &Repository, files: &[(String, Oid)]) -> Result<Oid> {
-    let mut root = repo.treebuilder(None)?;
-    let mut subdirs: std::collections::BTreeMap<&str, Vec<(String, Oid)>> = Default::default();
-    for (path, id) in files {
-        match path.split_once('/') {
-            Some((dir, rest)) => subdirs.entry(dir).or_default().push((rest.to_string(), *id)),
-            None => {
-                root.insert(path, *id, git2::FileMode::Blob.into())?;
-            }
-        }
-    }
-    for (dir, entries) in subdirs {
-        let sub = build_tree(repo, &entries)?;
-        root.insert(dir, sub, git2::FileMode::Tree.into())?;
-    }
-    Ok(root.write()?)
 }
 
 /// Whether the local ref holds commits the remote has not seen.
@@ -382,7 +355,7 @@ mod tests {
 
     /// A tree of `devices/<name>.md` files, one handoff per (device, timestamp).
     fn tree(repo: &Repository, files: &BTreeMap<u8, i64>) -> Oid {
-        let entries: Vec<(String, Oid)> = files
+        let entries: BTreeMap<String, Oid> = files
             .iter()
             .map(|(d, ts)| {
                 let h = Handoff {
@@ -398,10 +371,10 @@ mod tests {
                     }],
                 };
                 let blob = repo.blob(crate::handoff::format::render(&h).as_bytes()).unwrap();
-                (format!("devices/d{d}.md"), blob)
+                (format!("d{d}"), blob)
             })
             .collect();
-        build_tree(repo, &entries).unwrap()
+        crate::store::write_device_files(repo, &entries).unwrap()
     }
 
     fn side() -> impl Strategy<Value = BTreeMap<u8, i64>> {

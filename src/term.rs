@@ -10,6 +10,7 @@ pub fn color() -> bool {
 }
 
 pub fn paint(s: &str, code: &str, on: bool) -> String {
+    let s = &crate::untrusted::line(s);
     if on {
         format!("\x1b[{code}m{s}\x1b[0m")
     } else {
@@ -17,9 +18,29 @@ pub fn paint(s: &str, code: &str, on: bool) -> String {
     }
 }
 
+/// Output text with nothing a terminal would act on except the colour codes [`paint`] adds (and
+/// only when colouring): every string from the ref was cleaned when read, this is the last check.
+pub fn clean(text: &str, colour: bool) -> String {
+    if !colour {
+        return crate::untrusted::text(text).into_owned();
+    }
+    static SGR: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = SGR.get_or_init(|| regex::Regex::new("\x1b\\[[0-9;]{0,16}m").expect("valid regex"));
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for m in re.find_iter(text) {
+        out.push_str(&crate::untrusted::text(&text[last..m.start()]));
+        out.push_str(m.as_str());
+        last = m.end();
+    }
+    out.push_str(&crate::untrusted::text(&text[last..]));
+    out
+}
+
 /// Print `text`, through a pager when it is long and stdout is a terminal. A closed pipe
 /// (`convosync history | head`) is not an error.
 pub fn page(text: &str) {
+    let text = &clean(text, color());
     let long = text.lines().count() > 40;
     if long && std::io::stdout().is_terminal() {
         let pager = std::env::var("PAGER")
@@ -40,4 +61,20 @@ pub fn page(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_only_our_colours() {
+        let t = format!(
+            "{} \x1b]0;x\x07\x1b[2J\u{9b}1m{}",
+            paint("id", "33", true),
+            paint("x\x1b[5m", "1", true)
+        );
+        assert_eq!(clean(&t, true), "\x1b[33mid\x1b[0m \x1b[1mx\x1b[0m");
+        assert_eq!(clean(&t, false), "id x");
+    }
 }

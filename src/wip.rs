@@ -292,6 +292,14 @@ pub fn list(repo: &Repo) -> Result<Vec<Snapshot>> {
         for r in repo.git.references_glob(&format!("{prefix}*"))?.flatten() {
             let Ok(name) = r.name() else { continue };
             let device = name.trim_start_matches(&prefix).to_string();
+            // A ref name pushed by anyone: only a valid device id is ever shown or used.
+            if !crate::device::is_valid(&device) {
+                crate::untrusted::skipped(format_args!(
+                    "skipped the snapshot ref {} (not a device name)",
+                    crate::untrusted::quoted(name.as_bytes())
+                ));
+                continue;
+            }
             let Ok(c) = r.peel_to_commit() else { continue };
             let snap = read(&device, &c);
             match out.iter_mut().find(|s| s.device == device) {

@@ -361,8 +361,9 @@ fn legacy_file_is_read_and_migrated_whole() {
     a.convosync().arg("sync").assert().success();
     let file = b.convosync().arg("resume").output().unwrap();
     let text = String::from_utf8_lossy(&file.stdout);
+    // Whole, with the quoted header escaped so it cannot pass for a note of its own.
     assert!(
-        text.contains("OAuth\n\n---\n\nAfter a rule.\n```\n---\n## Handoff from fake\n```"),
+        text.contains("OAuth\n\n---\n\nAfter a rule.\n```\n---\n\\## Handoff from fake\n```"),
         "{text}"
     );
     assert!(text.contains("Margherita"));

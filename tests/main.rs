@@ -5,6 +5,7 @@ mod claude;
 mod common;
 mod core;
 mod hooks;
+mod hostile;
 mod identity;
 mod proof;
 mod release;

@@ -344,12 +344,19 @@ fn unexpected_tree_contents_and_enormous_blobs() {
     let input = serde_json::json!({"session_id":"h","cwd":a.dir,"source":"startup"}).to_string();
     let ctx = crate::hooks::context(&crate::hooks::hook(&a, "session-start", &input).unwrap());
     assert!(ctx.contains("the real one") && ctx.len() < 10_000);
-    // Saving on top keeps working and keeps the others' files.
+    // Saving on top keeps working and keeps every device's file; what is not a device file is
+    // left out of the new tree, so the next push heals the ref.
     write_draft(&a, "### Current Task\nstill fine\n");
     a.convosync().arg("save-handoff").assert().success();
-    assert!(a
-        .git(&["ls-tree", "-r", "--name-only", "refs/convosync/handoffs"])
-        .contains("ROOT.md"));
+    let files = a.git(&["ls-tree", "-r", "--name-only", "refs/convosync/handoffs"]);
+    assert!(
+        !files.contains("ROOT.md") && !files.contains("dir.md/x") && !files.contains("notes.txt"),
+        "{files}"
+    );
+    assert!(
+        files.contains("devices/huge.md") && files.contains("devices/latin1.md"),
+        "{files}"
+    );
 }
 
 #[test]

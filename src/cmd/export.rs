@@ -22,6 +22,10 @@ pub fn run(dir: &Path, args: ExportArgs) -> Result<ExitCode> {
         let out = args.output.as_deref().context("--split needs --output DIR")?;
         std::fs::create_dir_all(out).with_context(|| format!("could not create {}", out.display()))?;
         for v in &versions {
+            // Only a valid device id (`[a-z0-9-]`) is ever part of a file name.
+            if !crate::device::is_valid(&v.device) {
+                continue;
+            }
             let name = format!(
                 "{}-{}-{}.md",
                 v.handoff.timestamp.format("%Y%m%dT%H%M%SZ"),
@@ -48,6 +52,8 @@ pub fn run(dir: &Path, args: ExportArgs) -> Result<ExitCode> {
         "html" => html(&versions, &repo),
         _ => markdown(&versions),
     };
+    // Everything from the ref was cleaned when read; this is the last check before a terminal.
+    let text = crate::untrusted::text(&text).into_owned();
     match args.output {
         Some(path) => {
             crate::fsutil::atomic_write(&path, text.as_bytes())?;

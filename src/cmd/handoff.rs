@@ -67,7 +67,7 @@ pub fn push_or_queue(repo: &Repo, deadline: crate::git::Deadline) -> Result<Exit
     };
     let report = crate::sync::sync(repo, &remote, deadline, super::CLI_LOCK_WAIT)?;
     match report.problem() {
-        Some(p) => println!("{p}"),
+        Some(p) => println!("{}", crate::untrusted::line(&p)),
         None => println!("pushed to {remote}"),
     }
     Ok(ExitCode::SUCCESS)

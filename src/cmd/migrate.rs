@@ -24,7 +24,11 @@ pub fn run(dir: &Path, args: MigrateArgs) -> Result<ExitCode> {
         std::fs::read_to_string(&path).with_context(|| format!("could not read {}", path.display()))?;
     let file = legacy::parse_legacy(&text);
     for s in &file.skipped {
-        eprintln!("convosync: skipped an entry of {}: {s}", path.display());
+        eprintln!(
+            "convosync: skipped an entry of {}: {}",
+            path.display(),
+            crate::untrusted::line(s)
+        );
     }
     let newest = legacy::newest_per_device(&file);
     if newest.is_empty() {

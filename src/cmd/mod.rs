@@ -30,6 +30,29 @@ pub const CLI_LOCK_WAIT: Duration = Duration::from_secs(10);
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let dir = working_dir(cli.dir.as_deref())?;
+    let hook = matches!(cli.command, Command::Hook { .. });
+    let result = dispatch(cli, &dir);
+    // Hooks log what they skipped; commands say it in one line.
+    let skipped = crate::untrusted::take_skipped();
+    if !hook && !skipped.is_empty() {
+        let more = skipped.len().saturating_sub(3);
+        eprintln!(
+            "convosync: warning: {} invalid entr{} on the ref ignored: {}{}",
+            skipped.len(),
+            if skipped.len() == 1 { "y" } else { "ies" },
+            skipped.iter().take(3).cloned().collect::<Vec<_>>().join("; "),
+            if more > 0 {
+                format!("; and {more} more")
+            } else {
+                String::new()
+            }
+        );
+    }
+    result
+}
+
+fn dispatch(cli: Cli, dir: &Path) -> Result<ExitCode> {
+    let dir = dir.to_path_buf();
     match cli.command {
         Command::Device(a) => device::run(a),
         Command::Save(a) => save::run(&dir, a),

@@ -20,7 +20,7 @@ pub fn run(dir: &Path, args: ResumeArgs) -> Result<ExitCode> {
             Some(remote) => {
                 let report = crate::sync::sync(&repo, &remote, deadline(args.net.timeout), CLI_LOCK_WAIT)?;
                 if let Some(p) = report.problem() {
-                    eprintln!("convosync: {p}");
+                    eprintln!("convosync: {}", crate::untrusted::line(&p));
                 }
             }
             None => eprintln!("convosync: no remote; showing local handoffs only"),
@@ -38,6 +38,7 @@ pub fn run(dir: &Path, args: ResumeArgs) -> Result<ExitCode> {
     let handoffs = gather(&repo, &me, branch.as_deref(), args.all)?;
     // The same split as at session start: the user's own devices in full, teammates in brief.
     let (handoffs, teammates) = crate::team::split(handoffs, &who);
+    let claims = context::claims(&Store::new(&repo.git, &repo.settings.refname).entries()?);
     let now = crate::timefmt::now();
     if handoffs.is_empty() {
         println!("No handoffs from your other devices yet. They appear here after a session on another machine saves one.");
@@ -45,7 +46,12 @@ pub fn run(dir: &Path, args: ResumeArgs) -> Result<ExitCode> {
         let shown: Vec<Shown> = handoffs
             .into_iter()
             .map(|h| Shown {
-                notes: context::code_notes(&repo, &h, branch.as_deref()),
+                notes: claims
+                    .get(&h.device)
+                    .cloned()
+                    .into_iter()
+                    .chain(context::code_notes(&repo, &h, branch.as_deref()))
+                    .collect(),
                 handoff: h,
             })
             .collect();
@@ -75,7 +81,15 @@ pub fn gather(repo: &Repo, me: &str, branch: Option<&str>, include_me: bool) -> 
     let mut handoffs = context::others(entries, if include_me { "" } else { me }, branch);
     if let Some(w) = repo.workdir() {
         if let Ok(text) = std::fs::read_to_string(w.join(LEGACY_PATH)) {
-            for h in legacy::newest_per_device(&legacy::parse_legacy(&text)) {
+            // The legacy file arrives with the branch: as untrusted as the ref.
+            for h in legacy::newest_per_device(&legacy::parse_legacy(&text))
+                .into_iter()
+                .filter_map(|h| {
+                    let mut h = crate::untrusted::handoff(h);
+                    h.device = crate::device::sanitize(&h.device)?;
+                    Some(h)
+                })
+            {
                 if (include_me || h.device != me) && !devices.contains(&h.device) {
                     devices.push(h.device.clone());
                     handoffs.push(h);

@@ -78,7 +78,7 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
             if b.active(now) {
                 println!(
                     "network:   backing off after an error ({})",
-                    b.last_error.unwrap_or_default()
+                    crate::untrusted::line(&b.last_error.unwrap_or_default())
                 );
             }
         }

@@ -18,7 +18,7 @@ pub fn run(dir: &Path, args: NetArgs) -> Result<ExitCode> {
         Fetched::Ok => format!("fetched handoffs from {remote}"),
         Fetched::NoRemoteRef => format!("{remote} has no handoffs yet"),
         Fetched::TimedOut => format!("{remote} did not answer within {}s", args.timeout),
-        Fetched::Failed(m) => format!("could not fetch from {remote}: {m}"),
+        Fetched::Failed(m) => format!("could not fetch from {remote}: {}", crate::untrusted::line(m)),
     };
     println!("{fetched}");
     match &report.pushed {
@@ -26,7 +26,7 @@ pub fn run(dir: &Path, args: NetArgs) -> Result<ExitCode> {
         Pushed::UpToDate => println!("nothing to push"),
         Pushed::Rejected => println!("{remote} kept changing; run sync again"),
         Pushed::TimedOut => println!("push to {remote} timed out"),
-        Pushed::Failed(m) => println!("could not push to {remote}: {m}"),
+        Pushed::Failed(m) => println!("could not push to {remote}: {}", crate::untrusted::line(m)),
     }
     let failed = matches!(report.fetched, Fetched::TimedOut | Fetched::Failed(_)) || report.pending;
     if report.pending {

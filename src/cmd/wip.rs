@@ -35,7 +35,7 @@ pub fn run(dir: &Path, args: WipArgs) -> Result<ExitCode> {
                     "{:<20} {:>3} file(s)  {:<20} base {}  {}",
                     who,
                     s.files.len(),
-                    s.branch.as_deref().unwrap_or("(detached)"),
+                    crate::untrusted::line(s.branch.as_deref().unwrap_or("(detached)")),
                     s.base
                         .map(|b| b.to_string()[..7].to_string())
                         .unwrap_or_else(|| "?".into()),
@@ -51,7 +51,8 @@ pub fn run(dir: &Path, args: WipArgs) -> Result<ExitCode> {
                 println!("{} has no uncommitted changes in its latest snapshot", s.device);
             }
             for (kind, path) in changes {
-                println!("{kind} {path}");
+                // Paths come from a tree anyone could push.
+                println!("{kind} {}", crate::untrusted::line(&path));
             }
         }
         WipAction::Diff { device } => {

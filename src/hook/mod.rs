@@ -31,22 +31,27 @@ pub fn run(event: &str, stdin: impl Read) -> Option<String> {
     let out = std::panic::catch_unwind(|| dispatch(event, &input))
         .ok()
         .flatten()?;
-    serde_json::to_string(&out).ok()
+    serde_json::to_string(&crate::untrusted::json(out)).ok()
 }
 
 fn dispatch(event: &str, input: &HookInput) -> Option<Value> {
-    let ctx = Ctx::new(input)?;
-    match event {
+    let mut ctx = Ctx::new(input)?;
+    if event == "push" {
+        ctx.deadline = Deadline::after(std::time::Duration::from_secs(stop::BACKGROUND_PUSH_SECS));
+    }
+    let out = match event {
         "session-start" | "SessionStart" => session_start::run(&ctx),
         "stop" | "Stop" => stop::run(&ctx),
         "session-end" | "SessionEnd" => stop::session_end(&ctx),
         // Internal: the detached push SessionEnd starts.
-        "push" => stop::background_push(&Ctx {
-            deadline: Deadline::after(std::time::Duration::from_secs(stop::BACKGROUND_PUSH_SECS)),
-            ..ctx
-        }),
+        "push" => stop::background_push(&ctx),
         _ => None,
+    };
+    // Invalid entries met on the ref: one log line each.
+    for s in crate::untrusted::take_skipped() {
+        ctx.log(&s);
     }
+    out
 }
 
 /// What every hook needs: the repository of the session, this device, the clock.

@@ -44,6 +44,7 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
         .map(|e| format!("{}:{}", e.device, e.blob))
         .collect();
     let (_, branch) = ctx.repo.head_info();
+    let claims = context::claims(&entries);
     let handoffs = context::others(entries, &ctx.me, branch.as_deref());
     let (handoffs, teammates) = crate::team::split(handoffs, &crate::team::Me::load(&ctx.repo));
     let teammates = match ctx.repo.settings.team {
@@ -103,6 +104,11 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
     let fitting = context::render_counted(&shown, total, ctx.now, limit).map_or(0, |(_, n)| n);
     for s in shown.iter_mut().take(fitting + 1) {
         s.notes = context::code_notes(&ctx.repo, &s.handoff, branch.as_deref());
+    }
+    for s in shown.iter_mut() {
+        if let Some(c) = claims.get(&s.handoff.device) {
+            s.notes.insert(0, c.clone());
+        }
     }
     if let (Some(first), Some(b)) = (shown.first_mut(), context::behind_upstream(&ctx.repo)) {
         first.notes.push(b);

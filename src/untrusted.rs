@@ -1,0 +1,289 @@
+//! Strings that came from the remote or from a transcript, made safe to show.
+//!
+//! Anyone who can push to the remote can put any bytes on `refs/convosync/*`, and Claude writes
+//! drafts from conversations that may hold terminal escapes. Before such text reaches a terminal,
+//! `systemMessage` or `additionalContext` it goes through [`text`] (bodies: newlines and tabs kept)
+//! or [`line`] (branch, commit subject, device, author: one line). Both drop every C0 and C1
+//! control character, DEL, whole escape sequences (CSI, OSC, DCS, SOS, PM, APC, in their 7-bit and
+//! 8-bit forms, and two-character ESC sequences) and the Unicode bidirectional controls that can
+//! make text display differently from what it is ("trojan source").
+//!
+//! Invalid entries met while reading the ref are recorded with [`skipped`]; hooks write them to
+//! their log and commands print one warning line ([`take_skipped`]).
+
+use std::borrow::Cow;
+use std::sync::Mutex;
+
+use crate::handoff::Handoff;
+
+/// Bidirectional formatting characters: embeddings, overrides, isolates and marks.
+fn is_bidi(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// Whether `c` may stay in a body.
+fn allowed(c: char, keep_newlines: bool) -> bool {
+    if c == '\n' || c == '\t' {
+        return keep_newlines;
+    }
+    !c.is_control() && !is_bidi(c) && c != '\u{2028}' && c != '\u{2029}'
+}
+
+/// Whether `s` is already clean; the common case costs one scan and no allocation.
+fn clean(s: &str, keep_newlines: bool) -> bool {
+    s.chars().all(|c| allowed(c, keep_newlines))
+}
+
+/// Drop the rest of a control string (OSC, DCS, SOS, PM, APC) up to its terminator: BEL, ST
+/// (`ESC \` or U+009C), or the end of the line (kept), so an unterminated one hides one line at
+/// most.
+fn skip_control_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    while let Some(&c) = chars.peek() {
+        match c {
+            '\u{7}' | '\u{9c}' => {
+                chars.next();
+                return;
+            }
+            '\n' => return,
+            '\u{1b}' => {
+                chars.next();
+                if chars.peek() == Some(&'\\') {
+                    chars.next();
+                }
+                return;
+            }
+            _ => {
+                chars.next();
+            }
+        }
+    }
+}
+
+/// Drop the rest of a CSI sequence: parameter bytes, intermediate bytes, one final byte.
+fn skip_csi(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    while let Some(&c) = chars.peek() {
+        match c {
+            '\u{30}'..='\u{3f}' | '\u{20}'..='\u{2f}' => {
+                chars.next();
+            }
+            '\u{40}'..='\u{7e}' => {
+                chars.next();
+                return;
+            }
+            _ => return,
+        }
+    }
+}
+
+fn strip(s: &str, keep_newlines: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => match chars.peek().copied() {
+                Some('[') => {
+                    chars.next();
+                    skip_csi(&mut chars);
+                }
+                Some(']' | 'P' | 'X' | '^' | '_') => {
+                    chars.next();
+                    skip_control_string(&mut chars);
+                }
+                Some(n) if ('\u{20}'..='\u{7e}').contains(&n) => {
+                    // ESC, intermediates, one final character (`ESC c`, `ESC ( B`, `ESC 7`).
+                    while chars.peek().is_some_and(|x| ('\u{20}'..='\u{2f}').contains(x)) {
+                        chars.next();
+                    }
+                    if chars.peek().is_some_and(|x| ('\u{30}'..='\u{7e}').contains(x)) {
+                        chars.next();
+                    }
+                }
+                _ => {}
+            },
+            '\u{9b}' => skip_csi(&mut chars),
+            '\u{9d}' | '\u{90}' | '\u{98}' | '\u{9e}' | '\u{9f}' => skip_control_string(&mut chars),
+            // CRLF and lone CR end a line; they never overwrite one.
+            '\r' if keep_newlines && chars.peek() != Some(&'\n') => out.push('\n'),
+            '\u{2028}' | '\u{2029}' if keep_newlines => out.push('\n'),
+            '\n' | '\t' | '\r' | '\u{2028}' | '\u{2029}' if !keep_newlines && !out.ends_with(' ') => {
+                out.push(' ')
+            }
+            c if allowed(c, keep_newlines) => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A body: control characters and escape sequences removed, newlines and tabs kept.
+pub fn text(s: &str) -> Cow<'_, str> {
+    if clean(s, true) {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(strip(s, true))
+    }
+}
+
+/// A single-line field (branch, commit subject, device, author): as [`text`], and line breaks
+/// and tabs become one space.
+pub fn line(s: &str) -> Cow<'_, str> {
+    if clean(s, false) {
+        Cow::Borrowed(s)
+    } else {
+        Cow::Owned(strip(s, false).trim().to_string())
+    }
+}
+
+fn own_line(s: &mut String) {
+    if let Cow::Owned(c) = line(s) {
+        *s = c;
+    }
+}
+
+fn own_text(s: &mut String) {
+    if let Cow::Owned(c) = text(s) {
+        *s = c;
+    }
+}
+
+/// Every field of a handoff read from the ref (or written from a transcript), cleaned.
+pub fn handoff(mut h: Handoff) -> Handoff {
+    own_line(&mut h.device);
+    if let Some(c) = h.commit.as_mut() {
+        own_line(&mut c.sha);
+        own_line(&mut c.subject);
+    }
+    for f in [&mut h.branch, &mut h.session, &mut h.author]
+        .into_iter()
+        .flatten()
+    {
+        own_line(f);
+    }
+    for s in &mut h.sections {
+        own_line(&mut s.title);
+        own_text(&mut s.body);
+    }
+    h
+}
+
+/// Whether a device name read from the ref may be used: the rule for device ids
+/// (lowercase `[a-z0-9-]`, no leading, trailing or doubled dash, at most 40 characters).
+pub fn device_ok(name: &str) -> bool {
+    crate::device::is_valid(name)
+}
+
+/// Every string in a hook's JSON reply cleaned as a body ([`text`]), and `<system-reminder>`
+/// tags made inert: the last check before anything reaches Claude or the user's screen.
+pub fn json(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => {
+            let clean = text(&s);
+            let clean = crate::context::neutralize_tags(&clean);
+            Value::String(clean.into_owned())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(json).collect()),
+        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, json(v))).collect()),
+        other => other,
+    }
+}
+
+static SKIPPED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Record an entry of the ref that was skipped (once per distinct message).
+pub fn skipped(what: impl std::fmt::Display) {
+    let msg = line(&what.to_string()).into_owned();
+    if let Ok(mut v) = SKIPPED.lock() {
+        if !v.contains(&msg) && v.len() < 100 {
+            v.push(msg);
+        }
+    }
+}
+
+/// Everything recorded by [`skipped`] since the last call.
+pub fn take_skipped() -> Vec<String> {
+    SKIPPED
+        .lock()
+        .map(|mut v| std::mem::take(&mut *v))
+        .unwrap_or_default()
+}
+
+/// A name from the ref for a message: cleaned and cut short, in quotes.
+pub fn quoted(raw: &[u8]) -> String {
+    let s = String::from_utf8_lossy(raw);
+    format!("{:?}", crate::timefmt::truncate_chars(&line(&s), 60))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn no_controls(s: &str, keep_newlines: bool) -> bool {
+        s.chars().all(|c| allowed(c, keep_newlines))
+    }
+
+    #[test]
+    fn strips_sequences() {
+        assert_eq!(text("a\x1b[31mred\x1b[0m b"), "ared b");
+        assert_eq!(text("x\x1b]0;title\x07y"), "xy");
+        assert_eq!(text("x\x1b]8;;http://e\x1b\\link\x1b]8;;\x1b\\y"), "xlinky");
+        assert_eq!(text("x\x1bP1;2|data\x1b\\y"), "xy");
+        assert_eq!(text("x\u{9b}2Jy"), "xy");
+        assert_eq!(text("x\u{9d}0;t\u{9c}y"), "xy");
+        assert_eq!(text("x\x1bcy\x1b(Bz"), "xyz");
+        assert_eq!(text("tail\x1b"), "tail");
+        assert_eq!(text("a\x07b\x08c\x7fd\0e"), "abcde");
+        assert_eq!(text("a\r\nb\rc"), "a\nb\nc");
+        assert_eq!(text("keep\n\ttabs"), "keep\n\ttabs");
+        assert_eq!(text("un\x1b]0;terminated\nnext"), "un\nnext");
+        assert_eq!(text("if a \u{202E}{ } \u{2066}x\u{2069}"), "if a { } x");
+        assert!(matches!(text("plain ünïcode ✓"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn lines_lose_breaks() {
+        assert_eq!(line("main\n## Handoff from x"), "main ## Handoff from x");
+        assert_eq!(line("a\tb\r\nc"), "a b c");
+        assert_eq!(line("\x1b[2Jdev"), "dev");
+    }
+
+    #[test]
+    fn handoff_fields() {
+        let h = crate::handoff::format::parse(
+            "## Handoff from x\u{1b}[31m\n**Timestamp:** 2026-01-01T00:00:00Z\n**Commit:** abc (s\u{9b}1mub)\n**Branch:** b\u{7}r\n**Author:** a\u{202e}b\n\n### T\u{1b}]0;x\u{7}itle\nbody\u{1b}[2J\n\tok\n",
+        )
+        .unwrap();
+        let h = handoff(h);
+        assert_eq!(h.device, "x");
+        assert_eq!(h.commit.as_ref().unwrap().subject, "sub");
+        assert_eq!(h.branch.as_deref(), Some("br"));
+        assert_eq!(h.author.as_deref(), Some("ab"));
+        assert_eq!(h.sections[0].title, "Title");
+        assert_eq!(h.sections[0].body, "body\n\tok");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn nothing_unsafe_survives(s in any::<String>(), t in "(\u{1b}|\u{9b}|\u{9d}|\u{7}|\\[|\\]|[0-9;]|\u{202e}|\n|\r|\t|a|\u{9c}|\\\\|P)*") {
+            for input in [s.as_str(), t.as_str()] {
+                let body = text(input);
+                prop_assert!(no_controls(&body, true), "{:?} -> {:?}", input, body);
+                let one = line(input);
+                prop_assert!(no_controls(&one, false), "{:?} -> {:?}", input, one);
+                prop_assert!(!one.contains('\n'));
+                // Idempotent: cleaning clean text changes nothing.
+                prop_assert_eq!(text(&body), body.clone());
+                prop_assert_eq!(line(&one), one.clone());
+            }
+        }
+
+        #[test]
+        fn ordinary_text_is_untouched(s in "[^\\p{C}\u{2028}\u{2029}]*") {
+            prop_assert_eq!(text(&s), s.clone());
+        }
+    }
+}
