@@ -59,7 +59,9 @@ fn uncommitted_work_arrives_exactly() {
     let out = stdout(&a, &["wip", "save"]);
     assert!(out.contains("snapshot of 6 uncommitted file(s)"), "{out}");
     assert!(
-        out.contains("skipped .env") && out.contains("skipped id_rsa") && out.contains("skipped notes.md"),
+        out.contains("left out .env")
+            && out.contains("left out id_rsa (an SSH key)")
+            && out.contains("left out notes.md (it contains a secret)"),
         "{out}"
     );
     assert_eq!(before, user_state(&a), "wip save changed nothing of a's");
@@ -178,7 +180,16 @@ fn size_limit_and_replacement() {
         a.git(&["for-each-ref", "--format=%(refname)", "refs/convosync/wip/"]),
         "refs/convosync/wip/a"
     );
-    assert_eq!(a.git(&["rev-list", "--count", "refs/convosync/wip/a"]), "2");
+    assert_eq!(
+        a.git(&[
+            "rev-list",
+            "--count",
+            "refs/convosync/wip/a",
+            "--not",
+            "origin/main"
+        ]),
+        "2"
+    );
 }
 
 #[test]
@@ -313,19 +324,72 @@ fn show_lists_kinds_and_diff_prints_the_patch() {
 }
 
 #[test]
-fn apply_refuses_when_the_base_commit_is_not_here() {
-    let (_env, a, b) = setup();
+fn unpushed_commits_never_reach_the_remote_but_their_changes_do() {
+    let (env, a, b) = setup();
     a.git(&["checkout", "-q", "-b", "feature/oauth"]);
     std::fs::write(a.dir.join("keep.txt"), "committed on a only\n").unwrap();
-    a.git(&["commit", "-q", "-am", "local commit, not pushed"]);
-    std::fs::write(a.dir.join("keep.txt"), "then edited\n").unwrap();
+    std::fs::write(a.dir.join("added.txt"), "added in a local commit\n").unwrap();
+    a.git(&["add", "."]);
+    a.git(&["commit", "-q", "-m", "local commit, not pushed"]);
+    let local = a.git(&["rev-parse", "HEAD"]);
+    std::fs::write(a.dir.join("other.txt"), "then edited\n").unwrap();
     stdout(&a, &["wip", "save"]);
-    let before = files(&b);
-    let err = fails(&b, &["wip", "apply", "a"]);
-    assert!(err.contains("fetch or pull feature/oauth first"), "{err}");
-    assert_eq!(before, files(&b), "nothing written");
-    let err = fails(&b, &["wip", "diff", "a"]);
-    assert!(err.contains("fetch or pull feature/oauth first"), "{err}");
+    let remote = env.remote();
+    let on_remote = |id: &str| {
+        crate::common::git_output(&remote, &a.home, &["cat-file", "-e", id])
+            .status
+            .success()
+    };
+    assert!(
+        on_remote(&a.git(&["rev-parse", "refs/convosync/wip/a"])),
+        "pushed"
+    );
+    assert!(
+        !on_remote(&local),
+        "the unpushed commit {local} reached the remote"
+    );
+    // The snapshot's base is the commit the remote has, and a parent of it.
+    let main = a.git(&["rev-parse", "origin/main"]);
+    let parents = a.git(&["rev-list", "--parents", "-n1", "refs/convosync/wip/a"]);
+    assert!(parents.contains(&main) && !parents.contains(&local), "{parents}");
+
+    let before = user_state(&b);
+    stdout(&b, &["wip", "apply", "a"]);
+    for f in ["keep.txt", "added.txt", "other.txt"] {
+        assert_eq!(
+            std::fs::read(a.dir.join(f)).unwrap(),
+            std::fs::read(b.dir.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    assert_eq!(before.head_and_index(), user_state(&b).head_and_index());
+}
+
+#[test]
+fn with_nothing_on_the_remote_the_snapshot_is_the_whole_tree() {
+    let env = crate::common::TestEnv::new();
+    let a = env.device("a");
+    let b = env.device("b");
+    // a's history shares nothing with the remote.
+    a.git(&["checkout", "-q", "--orphan", "fresh"]);
+    a.git(&["rm", "-rq", "--cached", "."]);
+    std::fs::write(a.dir.join("new.txt"), "orphan\n").unwrap();
+    a.git(&["add", "new.txt"]);
+    a.git(&["commit", "-q", "-m", "orphan root"]);
+    let local = a.git(&["rev-parse", "HEAD"]);
+    std::fs::write(a.dir.join("new.txt"), "orphan, edited\n").unwrap();
+    stdout(&a, &["wip", "save"]);
+    assert!(
+        !crate::common::git_output(&env.remote(), &a.home, &["cat-file", "-e", &local])
+            .status
+            .success()
+    );
+    assert!(stdout(&b, &["wip", "list"]).contains("base none"));
+    stdout(&b, &["wip", "apply", "a"]);
+    assert_eq!(
+        std::fs::read_to_string(b.dir.join("new.txt")).unwrap(),
+        "orphan, edited\n"
+    );
 }
 
 #[test]

@@ -36,9 +36,7 @@ pub fn run(dir: &Path, args: WipArgs) -> Result<ExitCode> {
                     who,
                     s.files.len(),
                     s.branch.as_deref().unwrap_or("(detached)"),
-                    s.base
-                        .map(|b| b.to_string()[..7].to_string())
-                        .unwrap_or_else(|| "?".into()),
+                    s.base_label(),
                     crate::timefmt::ago(s.time, now)
                 );
             }
@@ -50,8 +48,14 @@ pub fn run(dir: &Path, args: WipArgs) -> Result<ExitCode> {
             if changes.is_empty() {
                 println!("{} has no uncommitted changes in its latest snapshot", s.device);
             }
-            for (kind, path) in changes {
-                println!("{kind} {path}");
+            for c in &changes {
+                match c.steering {
+                    Some(why) => println!(
+                        "{} {}  [steers tools: {why}; applied only with --allow-steering]",
+                        c.kind, c.path
+                    ),
+                    None => println!("{} {}", c.kind, c.path),
+                }
             }
         }
         WipAction::Diff { device } => {
@@ -59,11 +63,19 @@ pub fn run(dir: &Path, args: WipArgs) -> Result<ExitCode> {
             let s = find(&repo, device.as_deref())?;
             crate::term::page(&wip::patch(&repo, &s)?);
         }
-        WipAction::Apply { device, force } => {
+        WipAction::Apply {
+            device,
+            force,
+            allow_steering,
+        } => {
             refresh(&repo);
             let device = find(&repo, device.as_deref())?.device;
             let _lock = repo.lock(CLI_LOCK_WAIT)?;
-            let applied = wip::apply(&repo, &device, force)?;
+            let opts = wip::ApplyOptions {
+                force,
+                allow_steering,
+            };
+            let applied = wip::apply(&repo, &device, opts)?;
             for f in &applied.written {
                 if !applied.conflicts.iter().any(|c| &c.path == f) {
                     println!("updated {f}");
@@ -134,17 +146,12 @@ pub fn save(repo: &Repo) -> Result<ExitCode> {
         wip::snapshot(repo, &me, repo.settings.wip_limit)?
     };
     match &outcome {
-        Outcome::Saved { files, skipped } => {
-            println!(
-                "✓ snapshot of {} uncommitted file(s) saved for your other devices",
-                files.len()
-            );
-            for s in skipped {
-                println!("  skipped {s} (looks like a secret)");
-            }
-        }
-        Outcome::Clean => println!("✓ no uncommitted changes to share"),
-        Outcome::Unchanged => println!("✓ snapshot already up to date"),
+        Outcome::Saved { files, .. } => println!(
+            "✓ snapshot of {} uncommitted file(s) saved for your other devices",
+            files.len()
+        ),
+        Outcome::Clean { .. } => println!("✓ no uncommitted changes to share"),
+        Outcome::Unchanged { .. } => println!("✓ snapshot already up to date"),
         Outcome::TooLarge { bytes, limit } => {
             println!(
                 "skipped: {:.1} MB of changes exceed the {:.1} MB limit (git config convosync.wipLimit)",
@@ -153,6 +160,9 @@ pub fn save(repo: &Repo) -> Result<ExitCode> {
             );
             return Ok(ExitCode::SUCCESS);
         }
+    }
+    for s in outcome.skipped() {
+        println!("  left out {} ({})", s.path, s.reason);
     }
     if let Some(r) = repo.remote_name() {
         if wip::push(repo, &r, &me, deadline(NET_SECS))? {
