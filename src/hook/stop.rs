@@ -168,7 +168,7 @@ fn snapshot_wip(ctx: &Ctx<'_>) -> Option<String> {
             let mut note = format!("uncommitted changes in {} file(s) shared", files.len());
             if !skipped.is_empty() {
                 let names: Vec<&str> = skipped.iter().map(|s| s.path.as_str()).collect();
-                note.push_str(&format!(" (left out as credentials: {})", names.join(", ")));
+                note.push_str(&format!(" (credential files left out: {})", names.join(", ")));
             }
             Some(note)
         }
