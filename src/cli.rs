@@ -305,5 +305,9 @@ pub enum WipAction {
         /// their local version).
         #[arg(long)]
         force: bool,
+        /// Also apply files that steer tools (`.claude/`, `.git*` files, `.envrc`, CI and editor
+        /// configuration, symlinks leaving the worktree); without it such a snapshot is refused.
+        #[arg(long)]
+        allow_steering: bool,
     },
 }

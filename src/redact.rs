@@ -338,6 +338,32 @@ pub fn is_secret_file(path: &Path) -> bool {
     }
 }
 
+/// Kinds whose match is a secret beyond reasonable doubt (key blocks, fixed token prefixes),
+/// unlike the heuristics on names and randomness: enough to keep a whole file off the remote.
+const HIGH_CONFIDENCE: &[&str] = &[
+    "private-key",
+    "aws-access-key",
+    "gcp-api-key",
+    "gcp-service-account",
+    "azure-storage-key",
+    "github-token",
+    "gitlab-token",
+    "slack-token",
+    "slack-webhook",
+    "stripe-key",
+    "anthropic-key",
+    "openai-key",
+];
+
+/// The kind of the first high-confidence secret in `text`, if any.
+pub fn high_confidence(text: &str) -> Option<&'static str> {
+    RULES
+        .iter()
+        .filter(|r| HIGH_CONFIDENCE.contains(&r.kind))
+        .find(|r| r.re.is_match(text))
+        .map(|r| r.kind)
+}
+
 /// Whether `bytes` contain a private key block.
 pub fn contains_private_key(bytes: &[u8]) -> bool {
     let needle = b"PRIVATE KEY";

@@ -36,9 +36,7 @@ pub fn run(dir: &Path, args: WipArgs) -> Result<ExitCode> {
                     who,
                     s.files.len(),
                     crate::untrusted::line(s.branch.as_deref().unwrap_or("(detached)")),
-                    s.base
-                        .map(|b| b.to_string()[..7].to_string())
-                        .unwrap_or_else(|| "?".into()),
+                    s.base_label(),
                     crate::timefmt::ago(s.time, now)
                 );
             }
@@ -50,9 +48,16 @@ pub fn run(dir: &Path, args: WipArgs) -> Result<ExitCode> {
             if changes.is_empty() {
                 println!("{} has no uncommitted changes in its latest snapshot", s.device);
             }
-            for (kind, path) in changes {
+            for c in &changes {
                 // Paths come from a tree anyone could push.
-                println!("{kind} {}", crate::untrusted::line(&path));
+                let path = crate::untrusted::line(&c.path);
+                match c.steering {
+                    Some(why) => println!(
+                        "{} {path}  [steers tools: {why}; applied only with --allow-steering]",
+                        c.kind
+                    ),
+                    None => println!("{} {path}", c.kind),
+                }
             }
         }
         WipAction::Diff { device } => {
@@ -60,11 +65,19 @@ pub fn run(dir: &Path, args: WipArgs) -> Result<ExitCode> {
             let s = find(&repo, device.as_deref())?;
             crate::term::page(&wip::patch(&repo, &s)?);
         }
-        WipAction::Apply { device, force } => {
+        WipAction::Apply {
+            device,
+            force,
+            allow_steering,
+        } => {
             refresh(&repo);
             let device = find(&repo, device.as_deref())?.device;
             let _lock = repo.lock(CLI_LOCK_WAIT)?;
-            let applied = wip::apply(&repo, &device, force)?;
+            let opts = wip::ApplyOptions {
+                force,
+                allow_steering,
+            };
+            let applied = wip::apply(&repo, &device, opts)?;
             for f in &applied.written {
                 if !applied.conflicts.iter().any(|c| &c.path == f) {
                     println!("updated {f}");
@@ -135,17 +148,12 @@ pub fn save(repo: &Repo) -> Result<ExitCode> {
         wip::snapshot(repo, &me, repo.settings.wip_limit)?
     };
     match &outcome {
-        Outcome::Saved { files, skipped } => {
-            println!(
-                "✓ snapshot of {} uncommitted file(s) saved for your other devices",
-                files.len()
-            );
-            for s in skipped {
-                println!("  skipped {s} (looks like a secret)");
-            }
-        }
-        Outcome::Clean => println!("✓ no uncommitted changes to share"),
-        Outcome::Unchanged => println!("✓ snapshot already up to date"),
+        Outcome::Saved { files, .. } => println!(
+            "✓ snapshot of {} uncommitted file(s) saved for your other devices",
+            files.len()
+        ),
+        Outcome::Clean { .. } => println!("✓ no uncommitted changes to share"),
+        Outcome::Unchanged { .. } => println!("✓ snapshot already up to date"),
         Outcome::TooLarge { bytes, limit } => {
             println!(
                 "skipped: {:.1} MB of changes exceed the {:.1} MB limit (git config convosync.wipLimit)",
@@ -154,6 +162,9 @@ pub fn save(repo: &Repo) -> Result<ExitCode> {
             );
             return Ok(ExitCode::SUCCESS);
         }
+    }
+    for s in outcome.skipped() {
+        println!("  left out {} ({})", s.path, s.reason);
     }
     if let Some(r) = repo.remote_name() {
         if wip::push(repo, &r, &me, deadline(NET_SECS))? {

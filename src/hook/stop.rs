@@ -294,8 +294,20 @@ fn snapshot_wip(ctx: &Ctx<'_>) -> Option<String> {
     let outcome = crate::wip::snapshot(&ctx.repo, &ctx.me, ctx.repo.settings.wip_limit);
     drop(lock);
     match outcome {
-        Ok(crate::wip::Outcome::Saved { files, .. }) => {
-            Some(format!("uncommitted changes in {} file(s) shared", files.len()))
+        Ok(crate::wip::Outcome::Saved { files, skipped }) => {
+            let mut note = format!("uncommitted changes in {} file(s) shared", files.len());
+            if !skipped.is_empty() {
+                let names: Vec<&str> = skipped.iter().map(|s| s.path.as_str()).collect();
+                note.push_str(&format!(" (credential files left out: {})", names.join(", ")));
+            }
+            Some(note)
+        }
+        Ok(o) if !o.skipped().is_empty() => {
+            let names: Vec<&str> = o.skipped().iter().map(|s| s.path.as_str()).collect();
+            Some(format!(
+                "uncommitted credential files not shared: {}",
+                names.join(", ")
+            ))
         }
         Ok(crate::wip::Outcome::TooLarge { bytes, limit }) => Some(format!(
             "uncommitted changes not shared ({:.1} MB over the {:.1} MB limit)",

@@ -3,21 +3,33 @@
 //! A snapshot of the worktree's uncommitted changes (tracked edits and deletions, untracked files
 //! that are not ignored) is written as a commit on `refs/convosync/wip/<device>`: its tree is
 //! HEAD's tree with the changes applied, built in memory, so the index and worktree are never
-//! touched (like `git stash create`). Its message records the base commit and branch. Each new
-//! snapshot replaces the last (the ref moves; history stays as the parent chain). Secret-looking
-//! files and convosync's own files are never included. When the worktree is clean again, one
-//! empty snapshot withdraws the last, so other devices are not offered work that was since
-//! committed or thrown away.
+//! touched (like `git stash create`). Its base is a commit the remote already has (HEAD when it
+//! is pushed, else its merge-base with the remote's branches), so local commits that were never
+//! pushed travel only as changes inside the snapshot, never as commits; with no such commit the
+//! snapshot is the whole tree against nothing. Its message records the base and branch; its
+//! parents are the previous snapshot and the base. Credential files and convosync's own files are
+//! never included (see [`check::credential`]). When the worktree is clean again, one empty
+//! snapshot withdraws the last, so other devices are not offered work that was since committed or
+//! thrown away.
 //!
 //! `apply` brings a snapshot into another worktree as a three-way merge from its base: files the
 //! user has not touched take the snapshot's version, files both sides changed are merged, and any
 //! conflict refuses the whole apply (unless forced) so local work is never overwritten silently.
+//! A snapshot is untrusted input from a shared remote: its trees (and its base's) must pass git's
+//! fsck tree checks ([`check`]), paths that steer tools need `--allow-steering`, and nothing is
+//! ever written through a symlink, under `.git` or outside the worktree.
 
+pub mod check;
+
+use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-use git2::{Commit, Delta, DiffOptions, FileMode, Index, IndexEntry, IndexTime, Oid, Status, StatusOptions};
+use anyhow::{anyhow, bail, Context, Result};
+use git2::{
+    Commit, Delta, DiffOptions, FileMode, Index, IndexEntry, IndexTime, ObjectType, Oid, Repository, Status,
+    StatusOptions, Tree,
+};
 
 use crate::git::Deadline;
 use crate::repo::Repo;
@@ -38,31 +50,63 @@ fn tracking_prefix(remote: &str) -> String {
 pub struct Snapshot {
     pub device: String,
     pub commit: Oid,
+    /// The commit the snapshot is a set of changes to.
     pub base: Option<Oid>,
+    /// Made against nothing (no commit of the branch was on the remote): the whole tree.
+    pub whole: bool,
     pub branch: Option<String>,
     pub files: Vec<String>,
     pub time: chrono::DateTime<chrono::Utc>,
+}
+
+impl Snapshot {
+    /// The base as shown to people: a short id, `none` for a whole-tree snapshot, `?` unknown.
+    pub fn base_label(&self) -> String {
+        match self.base {
+            Some(b) => b.to_string()[..7].to_string(),
+            None if self.whole => "none".into(),
+            None => "?".into(),
+        }
+    }
+}
+
+/// A file left out of a snapshot, and why.
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    pub path: String,
+    pub reason: &'static str,
 }
 
 #[derive(Debug)]
 pub enum Outcome {
     Saved {
         files: Vec<String>,
-        skipped: Vec<String>,
+        skipped: Vec<Skipped>,
     },
     /// Nothing uncommitted (an empty snapshot now tells other devices there is nothing to take).
-    Clean,
+    Clean {
+        skipped: Vec<Skipped>,
+    },
     /// Unchanged since the last snapshot.
-    Unchanged,
+    Unchanged {
+        skipped: Vec<Skipped>,
+    },
     TooLarge {
         bytes: u64,
         limit: u64,
     },
 }
 
-/// Whether a path must never leave this machine in a snapshot.
-fn excluded(path: &str, full: &Path) -> bool {
-    path.starts_with(".convosync/") || crate::redact::is_secret_file(full)
+impl Outcome {
+    /// The files left out, whatever the outcome.
+    pub fn skipped(&self) -> &[Skipped] {
+        match self {
+            Outcome::Saved { skipped, .. } | Outcome::Clean { skipped } | Outcome::Unchanged { skipped } => {
+                skipped
+            }
+            Outcome::TooLarge { .. } => &[],
+        }
+    }
 }
 
 fn entry(path: &str, id: Oid, mode: u32, size: u32) -> IndexEntry {
@@ -97,10 +141,69 @@ enum Change {
     },
 }
 
-/// Snapshot this worktree's uncommitted changes onto `refs/convosync/wip/<device>`.
+/// The commit to base a snapshot on: one `remote` already has, so the snapshot never carries a
+/// commit that exists only here. HEAD when a remote-tracking branch contains it, else the nearest
+/// merge-base of HEAD with them; `None` when HEAD shares no history with the remote. Without a
+/// remote, HEAD (nothing is pushed; [`push`] checks again).
+fn remote_base(repo: &Repo, head: Oid) -> Result<Option<Oid>> {
+    let Some(remote) = repo.remote_name() else {
+        return Ok(Some(head));
+    };
+    let tips = remote_tips(&repo.git, &remote)?;
+    if tips
+        .iter()
+        .any(|&t| t == head || repo.git.graph_descendant_of(t, head).unwrap_or(false))
+    {
+        return Ok(Some(head));
+    }
+    let mut best: Option<Oid> = None;
+    for t in tips {
+        let Ok(mb) = repo.git.merge_base(head, t) else {
+            continue;
+        };
+        best = match best {
+            Some(b) if b == mb || !repo.git.graph_descendant_of(mb, b).unwrap_or(false) => Some(b),
+            _ => Some(mb),
+        };
+    }
+    Ok(best)
+}
+
+/// Tips of `remote`'s branches as this clone last saw them.
+fn remote_tips(git: &Repository, remote: &str) -> Result<Vec<Oid>> {
+    let mut out = Vec::new();
+    for r in git
+        .references_glob(&format!("refs/remotes/{remote}/*"))?
+        .flatten()
+    {
+        if let Ok(c) = r.peel_to_commit() {
+            out.push(c.id());
+        }
+    }
+    Ok(out)
+}
+
+/// Read a worktree file or symlink for the snapshot: its bytes and git mode.
+fn read_change(path: &str, full: &Path, link: bool, exec: bool) -> Result<(Vec<u8>, FileMode)> {
+    if link {
+        let target = std::fs::read_link(full).with_context(|| format!("could not read the link {path}"))?;
+        return Ok((target.as_os_str().as_bytes().to_vec(), FileMode::Link));
+    }
+    let data = std::fs::read(full).with_context(|| format!("could not read {path}"))?;
+    let mode = if exec {
+        FileMode::BlobExecutable
+    } else {
+        FileMode::Blob
+    };
+    Ok((data, mode))
+}
+
+/// Snapshot this worktree's uncommitted changes (and unpushed commits' changes) onto
+/// `refs/convosync/wip/<device>`.
 ///
 /// The changed files are first only looked at (`lstat`), so a worktree over `limit` is refused
-/// before anything is read or written to the object database.
+/// before anything is read or written to the object database. A credential file is left out by
+/// name before it is read, or by content before it is stored.
 pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
     let workdir = repo
         .workdir()
@@ -122,24 +225,29 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
         .git
         .statuses(Some(&mut opts))
         .context("could not read the worktree status")?;
-    let (mut changes, mut skipped, mut bytes) = (Vec::new(), Vec::new(), 0u64);
+    let (mut changes, mut skipped, mut bytes) = (Vec::new(), Vec::<Skipped>::new(), 0u64);
     for e in statuses.iter() {
         let Ok(path) = e.path() else { continue };
         let s = e.status();
-        if s.is_empty() || s.contains(Status::IGNORED) || path.ends_with('/') {
+        if s.is_empty()
+            || s.contains(Status::IGNORED)
+            || path.ends_with('/')
+            || path.starts_with(".convosync/")
+        {
             // A path ending in `/` is a nested repository or an unreadable directory.
             continue;
         }
         let full = workdir.join(path);
-        if excluded(path, &full) {
-            if !path.starts_with(".convosync/") {
-                skipped.push(path.to_string());
-            }
-            continue;
-        }
         match std::fs::symlink_metadata(&full) {
             Err(_) => changes.push(Change::Gone(path.to_string())),
             Ok(m) if m.file_type().is_symlink() || m.is_file() => {
+                if let Some(reason) = check::credential(path, None) {
+                    skipped.push(Skipped {
+                        path: path.to_string(),
+                        reason,
+                    });
+                    continue;
+                }
                 let exec = std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0;
                 bytes += m.len();
                 changes.push(Change::Put {
@@ -160,11 +268,9 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
     let mut index = Index::new()?;
     index.read_tree(&head.tree()?)?;
     // Removals first, so a file that becomes a directory (or the reverse) never meets its old self.
-    let mut files = Vec::with_capacity(changes.len());
     for c in &changes {
         if let Change::Gone(path) = c {
             index.remove_path(Path::new(path))?;
-            files.push(path.clone());
         }
     }
     for c in &changes {
@@ -178,21 +284,7 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
         else {
             continue;
         };
-        let (data, mode) = if *link {
-            let target =
-                std::fs::read_link(full).with_context(|| format!("could not read the link {path}"))?;
-            (target.as_os_str().as_bytes().to_vec(), FileMode::Link)
-        } else {
-            let data = std::fs::read(full).with_context(|| format!("could not read {path}"))?;
-            (
-                data,
-                if *exec {
-                    FileMode::BlobExecutable
-                } else {
-                    FileMode::Blob
-                },
-            )
-        };
+        let (data, mode) = read_change(path, full, *link, *exec)?;
         if data.len() as u64 > *size {
             // Grew since we looked: count it again so the limit holds.
             bytes += data.len() as u64 - size;
@@ -200,28 +292,105 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
                 return Ok(Outcome::TooLarge { bytes, limit });
             }
         }
+        if !*link {
+            if let Some(reason) = check::credential(path, Some(&data)) {
+                // Not stored, and whatever HEAD had there stays as the base has it (below).
+                skipped.push(Skipped {
+                    path: path.clone(),
+                    reason,
+                });
+                continue;
+            }
+        }
         let id = repo.git.blob(&data)?;
         index.add(&entry(path, id, u32::from(mode), data.len() as u32))?;
-        files.push(path.clone());
     }
+    let base = remote_base(repo, head.id())?;
+    let base_tree = match base {
+        Some(b) => repo.git.find_commit(b)?.tree()?,
+        None => repo.git.find_tree(repo.git.treebuilder(None)?.write()?)?,
+    };
+    // Unpushed commits' changes travel too: leave out their credential files, and the worktree's
+    // skipped ones, by taking the base's version (or none).
+    let draft = repo.git.find_tree(index.write_tree_to(&repo.git)?)?;
+    let diff = repo.git.diff_tree_to_tree(Some(&base_tree), Some(&draft), None)?;
+    for d in diff.deltas() {
+        let Some(p) = d.new_file().path().and_then(Path::to_str) else {
+            continue;
+        };
+        let from_worktree_skip = skipped.iter().any(|s| s.path == p);
+        let link = u32::from(d.new_file().mode()) == u32::from(FileMode::Link);
+        let reason = if from_worktree_skip || d.status() == Delta::Deleted || link {
+            None
+        } else {
+            let content = repo
+                .git
+                .find_blob(d.new_file().id())
+                .map(|b| b.content().to_vec())
+                .ok();
+            check::credential(p, content.as_deref())
+        };
+        if from_worktree_skip || reason.is_some() {
+            match base_tree.get_path(Path::new(p)) {
+                Ok(e) if e.kind() == Some(ObjectType::Blob) => {
+                    index.add(&entry(p, e.id(), e.filemode() as u32, 0))?
+                }
+                _ => {
+                    let _ = index.remove_path(Path::new(p));
+                }
+            }
+            if let Some(reason) = reason {
+                skipped.push(Skipped {
+                    path: p.to_string(),
+                    reason,
+                });
+            }
+        }
+    }
+    skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    skipped.dedup_by(|a, b| a.path == b.path);
+    let tree_id = index.write_tree_to(&repo.git)?;
+    let tree = repo.git.find_tree(tree_id)?;
+    let mut files: Vec<String> = repo
+        .git
+        .diff_tree_to_tree(Some(&base_tree), Some(&tree), None)?
+        .deltas()
+        .filter_map(|d| {
+            d.new_file()
+                .path()
+                .or(d.old_file().path())?
+                .to_str()
+                .map(str::to_string)
+        })
+        .collect();
     files.sort();
     let refname = wip_ref(device);
     let previous = tip_of(&repo.git, &refname).ok().flatten();
     let previous_files = previous.as_ref().map(|p| read(device, p).files.len());
     if files.is_empty() && previous_files.unwrap_or(0) == 0 {
         // Clean, and nothing (or an empty marker) was offered before: nothing to say again.
-        return Ok(Outcome::Clean);
+        return Ok(Outcome::Clean { skipped });
     }
-    let tree_id = index.write_tree_to(&repo.git)?;
     if let Some(p) = &previous {
-        if p.tree_id() == tree_id && read(device, p).base == Some(head.id()) {
-            return Ok(Outcome::Unchanged);
+        let last = read(device, p);
+        if p.tree_id() == tree_id && last.base == base && last.whole == base.is_none() {
+            return Ok(Outcome::Unchanged { skipped });
         }
     }
-    let tree = repo.git.find_tree(tree_id)?;
     let sig = crate::store::signature(&repo.git, crate::timefmt::now())?;
-    let msg = message(device, head.id(), branch.as_deref(), &files);
-    let parents: Vec<&Commit<'_>> = previous.iter().collect();
+    let msg = message(device, base, branch.as_deref(), &files);
+    // The base is a parent only when the remote has it; the previous snapshot only when pushing
+    // it publishes nothing else (a snapshot made before there was a remote starts a new chain).
+    let remote = repo.remote_name();
+    let base_commit = base
+        .filter(|_| remote.is_some())
+        .map(|b| repo.git.find_commit(b))
+        .transpose()?;
+    let chained = previous.as_ref().filter(|p| match &remote {
+        Some(r) => matches!(unpublished(&repo.git, r, p.id()), Ok(None)),
+        None => true,
+    });
+    let parents: Vec<&Commit<'_>> = chained.into_iter().chain(base_commit.iter()).collect();
     let id = repo.git.commit(None, &sig, &sig, &msg, &tree, &parents)?;
     match cas(
         &repo.git,
@@ -237,18 +406,19 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
     if files.is_empty() {
         // The worktree is clean again: the empty snapshot just written withdraws the last one,
         // so no other device is offered changes that were since committed or thrown away.
-        return Ok(Outcome::Clean);
+        return Ok(Outcome::Clean { skipped });
     }
     Ok(Outcome::Saved { files, skipped })
 }
 
 /// The snapshot commit's message: a subject for `git log`, then trailers that [`read`] parses.
-fn message(device: &str, base: Oid, branch: Option<&str>, files: &[String]) -> String {
+fn message(device: &str, base: Option<Oid>, branch: Option<&str>, files: &[String]) -> String {
     let mut msg = format!(
-        "wip from {device} on {} ({} file{})\n\nConvosync-Device: {device}\nConvosync-Base: {base}\nConvosync-Branch: {}\nConvosync-Files: {}\n",
+        "wip from {device} on {} ({} file{})\n\nConvosync-Device: {device}\nConvosync-Base: {}\nConvosync-Branch: {}\nConvosync-Files: {}\n",
         branch.unwrap_or("detached HEAD"),
         files.len(),
         if files.len() == 1 { "" } else { "s" },
+        base.map(|b| b.to_string()).unwrap_or_else(|| "none".into()),
         branch.unwrap_or(""),
         files.len()
     );
@@ -264,19 +434,24 @@ fn trailer<'a>(msg: &'a str, key: &str) -> impl Iterator<Item = &'a str> + 'a {
         .filter_map(move |l| l.strip_prefix(prefix.as_str()).map(str::trim))
 }
 
+/// Text from a snapshot's message, safe to print: no control characters.
+fn printable(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).collect()
+}
+
 fn read(device: &str, c: &Commit<'_>) -> Snapshot {
     let msg = c.message().unwrap_or_default();
+    let base = trailer(msg, "Convosync-Base").next();
     Snapshot {
         device: device.to_string(),
         commit: c.id(),
-        base: trailer(msg, "Convosync-Base")
-            .next()
-            .and_then(|s| Oid::from_str(s).ok()),
+        base: base.and_then(|s| Oid::from_str(s).ok()),
+        whole: base == Some("none"),
         branch: trailer(msg, "Convosync-Branch")
             .next()
-            .filter(|b| !b.is_empty())
-            .map(str::to_string),
-        files: trailer(msg, "Convosync-File").map(str::to_string).collect(),
+            .map(printable)
+            .filter(|b| !b.is_empty()),
+        files: trailer(msg, "Convosync-File").map(printable).collect(),
         time: chrono::DateTime::from_timestamp(c.time().seconds(), 0).unwrap_or_default(),
     }
 }
@@ -326,7 +501,7 @@ pub fn others_summary(repo: &Repo, me: &str) -> Vec<String> {
                 s.files.len(),
                 if s.files.len() == 1 { "" } else { "s" },
                 s.branch.as_deref().unwrap_or("a detached HEAD"),
-                s.base.map(|b| b.to_string()[..7].to_string()).unwrap_or_else(|| "?".into()),
+                s.base_label(),
                 s.device
             )
         })
@@ -347,8 +522,14 @@ pub fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Result<bool> {
 /// Push this device's wip ref (each device owns its own, so a forced update is safe).
 pub fn push(repo: &Repo, remote: &str, device: &str, deadline: Deadline) -> Result<bool> {
     let refname = wip_ref(device);
-    if tip_of(&repo.git, &refname)?.is_none() {
+    let Some(tip) = tip_of(&repo.git, &refname)? else {
         return Ok(true);
+    };
+    if let Some(local) = unpublished(&repo.git, remote, tip.id())? {
+        bail!(
+            "not pushed: the snapshot would publish commit {} that {remote} does not have (`convosync wip save` makes a new one)",
+            &local.to_string()[..7]
+        );
     }
     let spec = format!("+{refname}:{refname}");
     let out = crate::git::run(
@@ -357,6 +538,32 @@ pub fn push(repo: &Repo, remote: &str, device: &str, deadline: Deadline) -> Resu
         deadline,
     )?;
     Ok(out.success())
+}
+
+/// A commit other than a snapshot that pushing `tip` would send to `remote`: one reachable from
+/// it but from none of the remote's branches or wip refs as last seen here.
+fn unpublished(git: &Repository, remote: &str, tip: Oid) -> Result<Option<Oid>> {
+    let mut walk = git.revwalk()?;
+    walk.push(tip)?;
+    for t in remote_tips(git, remote)? {
+        walk.hide(t)?;
+    }
+    for r in git
+        .references_glob(&format!("{}*", tracking_prefix(remote)))?
+        .flatten()
+    {
+        if let Ok(c) = r.peel_to_commit() {
+            walk.hide(c.id())?;
+        }
+    }
+    for id in walk {
+        let id = id?;
+        let c = git.find_commit(id)?;
+        if !c.message_bytes().windows(18).any(|w| w == b"\nConvosync-Device:") {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
 }
 
 /// One side of a three-way merge: a file's content and git mode, or `None` when absent.
@@ -425,7 +632,7 @@ pub struct Applied {
 fn blocked(workdir: &Path, rel: &str, deleting: &[String]) -> Result<Option<&'static str>> {
     let path = Path::new(rel);
     let unsafe_path = path.components().any(|c| match c {
-        Component::Normal(n) => n.eq_ignore_ascii_case(".git"),
+        Component::Normal(n) => check::bad_name(n.as_bytes()).is_some(),
         _ => true,
     });
     if unsafe_path || rel.is_empty() {
@@ -538,9 +745,106 @@ fn merge3(rel: &str, device: &str, base: &Side, ours: &Side, theirs: &Side) -> R
     }
 }
 
+/// Deepest tree nesting a snapshot may have.
+const MAX_DEPTH: usize = 256;
+
+/// Check every tree under `root` with [`check::check_entries`], reading raw objects so nothing
+/// libgit2 would tolerate slips past. Trees in `seen` passed already (a snapshot shares most of
+/// its trees with its base).
+fn validate_tree(git: &Repository, root: Oid, seen: &mut HashSet<Oid>) -> Result<(), String> {
+    let odb = git.odb().map_err(|e| e.message().to_string())?;
+    let mut stack = vec![(root, 0usize, String::new())];
+    while let Some((id, depth, at)) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let place = if at.is_empty() {
+            "at the top level".to_string()
+        } else {
+            format!("in {at}")
+        };
+        if depth > MAX_DEPTH {
+            return Err(format!("trees nested deeper than {MAX_DEPTH} {place}"));
+        }
+        let obj = odb.read(id).map_err(|_| format!("a missing tree {place}"))?;
+        if obj.kind() != ObjectType::Tree {
+            return Err(format!("a {} where a tree belongs {place}", obj.kind().str()));
+        }
+        let entries = check::parse_tree(obj.data()).map_err(|e| format!("{e} {place}"))?;
+        check::check_entries(&entries).map_err(|e| format!("{e} {place}"))?;
+        for e in entries {
+            if e.mode == check::MODE_TREE {
+                let sub = Oid::from_bytes(&e.id).map_err(|e| e.message().to_string())?;
+                let name = String::from_utf8_lossy(&e.name);
+                let path = if at.is_empty() {
+                    name.into_owned()
+                } else {
+                    format!("{at}/{name}")
+                };
+                stack.push((sub, depth + 1, path));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The snapshot's base tree and its own, both checked whole (see [`validate_tree`]).
+fn checked_trees<'r>(repo: &'r Repo, snap: &Snapshot) -> Result<(Tree<'r>, Tree<'r>)> {
+    let theirs = repo.git.find_commit(snap.commit)?;
+    let base = if snap.whole {
+        repo.git.find_tree(repo.git.treebuilder(None)?.write()?)?
+    } else {
+        base_commit(repo, snap)?.tree()?
+    };
+    let mut seen = HashSet::new();
+    validate_tree(&repo.git, theirs.tree_id(), &mut seen).map_err(|e| {
+        anyhow!(
+            "refused: {}'s snapshot is not a valid git tree ({e})",
+            snap.device
+        )
+    })?;
+    validate_tree(&repo.git, base.id(), &mut seen).map_err(|e| {
+        anyhow!(
+            "refused: the base of {}'s snapshot is not a valid git tree ({e})",
+            snap.device
+        )
+    })?;
+    Ok((base, repo.git.find_tree(theirs.tree_id())?))
+}
+
+/// Refuse to touch `rel` unless every directory on the way to it is a real directory (or not
+/// there yet) inside the worktree: checked again just before each write, whatever the plan said.
+fn guard(workdir: &Path, rel: &str) -> Result<()> {
+    let parts: Vec<&str> = rel.split('/').collect();
+    if let Some(why) = parts.iter().find_map(|p| check::bad_name(p.as_bytes())) {
+        bail!("refused to write {rel}: {why}");
+    }
+    let mut prefix = workdir.to_path_buf();
+    for p in &parts[..parts.len() - 1] {
+        prefix.push(p);
+        match std::fs::symlink_metadata(&prefix) {
+            Ok(m) if m.file_type().is_symlink() => {
+                bail!("refused to write {rel}: {} is a symlink", prefix.display())
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    Ok(())
+}
+
+/// Options of [`apply`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ApplyOptions {
+    /// Write conflict markers instead of refusing.
+    pub force: bool,
+    /// Also apply files that steer tools ([`check::steering`]).
+    pub allow_steering: bool,
+}
+
 /// Apply `device`'s snapshot onto this worktree (see the module doc). Every path is planned
 /// before anything is written, so a refused apply writes nothing.
-pub fn apply(repo: &Repo, device: &str, force: bool) -> Result<Applied> {
+pub fn apply(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Applied> {
     let workdir = repo
         .workdir()
         .context("bare repository: no worktree to apply to")?
@@ -552,16 +856,17 @@ pub fn apply(repo: &Repo, device: &str, force: bool) -> Result<Applied> {
     if snap.files.is_empty() {
         bail!("{device} has no uncommitted changes in its latest snapshot");
     }
-    let base = base_commit(repo, &snap)?;
-    let theirs = repo.git.find_commit(snap.commit)?;
+    let (base_tree, their_tree) = checked_trees(repo, &snap)?;
     let mut dopts = DiffOptions::new();
     dopts.include_typechange(true);
     let diff = repo
         .git
-        .diff_tree_to_tree(Some(&base.tree()?), Some(&theirs.tree()?), Some(&mut dopts))?;
+        .diff_tree_to_tree(Some(&base_tree), Some(&their_tree), Some(&mut dopts))?;
     let blob = |id: Oid| repo.git.find_blob(id).map(|b| b.content().to_vec());
-    // Three sides of every changed path, in the diff's (path) order.
+    let gitlink = u32::from(FileMode::Commit);
+    // Three sides of every changed path, in the diff's (path) order; submodule commits apart.
     let mut sides = Vec::new();
+    let mut submodules = Vec::new();
     for d in diff.deltas() {
         let Some(path) = d.new_file().path().or(d.old_file().path()) else {
             continue;
@@ -570,6 +875,10 @@ pub fn apply(repo: &Repo, device: &str, force: bool) -> Result<Applied> {
             .to_str()
             .context("the snapshot holds a path that is not UTF-8")?
             .to_string();
+        if u32::from(d.old_file().mode()) == gitlink || u32::from(d.new_file().mode()) == gitlink {
+            submodules.push(rel);
+            continue;
+        }
         let base_side = match d.status() {
             Delta::Added => None,
             _ => Some((blob(d.old_file().id())?, u32::from(d.old_file().mode()))),
@@ -579,6 +888,20 @@ pub fn apply(repo: &Repo, device: &str, force: bool) -> Result<Applied> {
             _ => Some((blob(d.new_file().id())?, u32::from(d.new_file().mode()))),
         };
         sides.push((rel, base_side, their_side));
+    }
+    let link = u32::from(FileMode::Link);
+    let steering: Vec<String> = sides
+        .iter()
+        .filter_map(|(rel, _, t)| {
+            let target = t.as_ref().filter(|(_, m)| *m == link).map(|(d, _)| d.as_slice());
+            check::steering(rel, target).map(|why| format!("{rel} ({why})"))
+        })
+        .collect();
+    if !steering.is_empty() && !opts.allow_steering {
+        bail!(
+            "not applied: {device}'s snapshot changes files that steer tools (run code or change how git, Claude Code, CI or an editor behave):\n  {}\n(read them with `convosync wip diff {device}`, then apply with --allow-steering)",
+            steering.join("\n  ")
+        );
     }
     // Paths the snapshot deletes and this worktree still has as the base had them.
     let deleting: Vec<String> = sides
@@ -597,6 +920,9 @@ pub fn apply(repo: &Repo, device: &str, force: bool) -> Result<Applied> {
             markers,
         })
     };
+    for rel in &submodules {
+        conflict(rel, "a submodule commit changed; not applied", false);
+    }
     for (rel, base_side, their_side) in &sides {
         let full = workdir.join(rel);
         if let Some(reason) = blocked(&workdir, rel, &deleting)? {
@@ -633,7 +959,23 @@ pub fn apply(repo: &Repo, device: &str, force: bool) -> Result<Applied> {
             Merged::Conflict(reason, None) => conflict(rel, reason, false),
         }
     }
-    if !result.conflicts.is_empty() && !force {
+    // A symlink this apply writes is in the way of every path below it, as a case-insensitive
+    // filesystem sees names: refuse the snapshot rather than write through it.
+    let links: Vec<String> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Write(rel, _, m) if *m == link => Some(check::fold_path(rel)),
+            _ => None,
+        })
+        .collect();
+    for a in &actions {
+        let (Action::Write(rel, ..) | Action::Delete(rel)) = a;
+        let folded = check::fold_path(rel);
+        if let Some(l) = links.iter().find(|l| folded.starts_with(&format!("{l}/"))) {
+            bail!("refused: {device}'s snapshot writes {rel} below a symlink it also writes ({l})");
+        }
+    }
+    if !result.conflicts.is_empty() && !opts.force {
         let list: Vec<String> = result
             .conflicts
             .iter()
@@ -645,14 +987,21 @@ pub fn apply(repo: &Repo, device: &str, force: bool) -> Result<Applied> {
         );
     }
     // Deletions first: a directory the snapshot turns into a file must be gone before the file.
-    actions.sort_by_key(|a| matches!(a, Action::Write(..)));
+    // Symlinks last, so no write can pass through one written here.
+    actions.sort_by_key(|a| match a {
+        Action::Delete(_) => 0,
+        Action::Write(_, _, m) if *m == link => 2,
+        Action::Write(..) => 1,
+    });
     for a in actions {
         match a {
             Action::Write(rel, data, mode) => {
+                guard(&workdir, &rel)?;
                 write_file(&workdir.join(&rel), &data, mode)?;
                 result.written.push(rel);
             }
             Action::Delete(rel) => {
+                guard(&workdir, &rel)?;
                 let full = workdir.join(&rel);
                 std::fs::remove_file(&full).with_context(|| format!("could not delete {rel}"))?;
                 remove_empty_parents(&full, &workdir);
@@ -725,39 +1074,76 @@ fn base_commit<'r>(repo: &'r Repo, snap: &Snapshot) -> Result<Commit<'r>> {
     })
 }
 
-/// The snapshot's files against its base, each with `A`, `M` or `D`, for `wip show`. Without
-/// the base here, the recorded file list with `?`.
-pub fn changes(repo: &Repo, snap: &Snapshot) -> Result<Vec<(char, String)>> {
-    let Ok(base) = base_commit(repo, snap) else {
-        return Ok(snap.files.iter().map(|f| ('?', f.clone())).collect());
-    };
-    let theirs = repo.git.find_commit(snap.commit)?;
+/// One path of a snapshot for `wip show`: `A`, `M` or `D` (`?` when the base is not here and
+/// only the recorded list is known), the path, and why it steers tools, if it does.
+#[derive(Debug, Clone)]
+pub struct Shown {
+    pub kind: char,
+    pub path: String,
+    pub steering: Option<&'static str>,
+}
+
+/// The snapshot's files against its base, for `wip show`. A snapshot whose trees fail the
+/// checks is an error. Without the base here, the recorded file list with `?`.
+pub fn changes(repo: &Repo, snap: &Snapshot) -> Result<Vec<Shown>> {
+    if !snap.whole && base_commit(repo, snap).is_err() {
+        return Ok(snap
+            .files
+            .iter()
+            .map(|f| Shown {
+                kind: '?',
+                path: f.clone(),
+                steering: check::steering(f, None),
+            })
+            .collect());
+    }
+    let (base, theirs) = checked_trees(repo, snap)?;
     let mut dopts = DiffOptions::new();
     dopts.include_typechange(true);
     let diff = repo
         .git
-        .diff_tree_to_tree(Some(&base.tree()?), Some(&theirs.tree()?), Some(&mut dopts))?;
+        .diff_tree_to_tree(Some(&base), Some(&theirs), Some(&mut dopts))?;
+    let link = u32::from(FileMode::Link);
     Ok(diff
         .deltas()
         .filter_map(|d| {
-            let path = d.new_file().path().or(d.old_file().path())?;
+            let path = d
+                .new_file()
+                .path()
+                .or(d.old_file().path())?
+                .to_string_lossy()
+                .into_owned();
             let kind = match d.status() {
                 Delta::Added => 'A',
                 Delta::Deleted => 'D',
                 _ => 'M',
             };
-            Some((kind, path.to_string_lossy().into_owned()))
+            let target = (u32::from(d.new_file().mode()) == link)
+                .then(|| repo.git.find_blob(d.new_file().id()).ok())
+                .flatten();
+            let steering = check::steering(&path, target.as_ref().map(|b| b.content()));
+            Some(Shown { kind, path, steering })
         })
         .collect())
 }
 
-/// The snapshot as a patch against its base, for `wip diff`.
+/// Text for a terminal: control characters other than newline and tab are shown escaped.
+fn terminal_safe(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The snapshot as a patch against its base, for `wip diff`, safe to print.
 pub fn patch(repo: &Repo, snap: &Snapshot) -> Result<String> {
-    let theirs = repo.git.find_commit(snap.commit)?;
-    let base = base_commit(repo, snap)?;
-    let diff = repo
-        .git
-        .diff_tree_to_tree(Some(&base.tree()?), Some(&theirs.tree()?), None)?;
+    let (base, theirs) = checked_trees(repo, snap)?;
+    let diff = repo.git.diff_tree_to_tree(Some(&base), Some(&theirs), None)?;
     let mut out = String::new();
     diff.print(git2::DiffFormat::Patch, |_, _, line| {
         let prefix = match line.origin() {
@@ -765,7 +1151,7 @@ pub fn patch(repo: &Repo, snap: &Snapshot) -> Result<String> {
             _ => String::new(),
         };
         out.push_str(&prefix);
-        out.push_str(&String::from_utf8_lossy(line.content()));
+        out.push_str(&terminal_safe(&String::from_utf8_lossy(line.content())));
         true
     })?;
     Ok(out)

@@ -1,0 +1,547 @@
+//! Pure checks on what a snapshot carries: raw tree objects from the remote (git's fsck tree
+//! rules, and the spellings of `.git` that HFS+ and NTFS treat as `.git`), paths that steer tools,
+//! and files that hold credentials. Nothing here touches the disk or a repository.
+
+/// One entry of a raw tree object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEntry {
+    pub mode: u32,
+    pub name: Vec<u8>,
+    pub id: [u8; 20],
+}
+
+pub const MODE_TREE: u32 = 0o040000;
+pub const MODE_BLOB: u32 = 0o100644;
+pub const MODE_BLOB_GROUP: u32 = 0o100664;
+pub const MODE_EXEC: u32 = 0o100755;
+pub const MODE_LINK: u32 = 0o120000;
+pub const MODE_GITLINK: u32 = 0o160000;
+
+/// Parse a raw tree object (`<octal mode> <name>\0<20-byte id>`, repeated). Zero-padded modes,
+/// empty modes and truncated entries are refused, as `git fsck` does.
+pub fn parse_tree(raw: &[u8]) -> Result<Vec<RawEntry>, String> {
+    let mut out = Vec::new();
+    let mut rest = raw;
+    while !rest.is_empty() {
+        let sp = rest
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or("a tree entry without a mode")?;
+        let mode_text = &rest[..sp];
+        if mode_text.is_empty()
+            || mode_text[0] == b'0'
+            || !mode_text.iter().all(|b| (b'0'..=b'7').contains(b))
+        {
+            return Err(format!(
+                "a malformed mode {:?}",
+                String::from_utf8_lossy(mode_text)
+            ));
+        }
+        if mode_text.len() > 6 {
+            return Err("a malformed mode".into());
+        }
+        let mode = mode_text.iter().fold(0u32, |m, b| m * 8 + u32::from(b - b'0'));
+        rest = &rest[sp + 1..];
+        let nul = rest
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or("a tree entry without a name terminator")?;
+        let name = rest[..nul].to_vec();
+        rest = &rest[nul + 1..];
+        if rest.len() < 20 {
+            return Err("a truncated tree entry".into());
+        }
+        let mut id = [0u8; 20];
+        id.copy_from_slice(&rest[..20]);
+        rest = &rest[20..];
+        out.push(RawEntry { mode, name, id });
+    }
+    Ok(out)
+}
+
+/// Code points HFS+ ignores when comparing names (git's `next_hfs_char`).
+fn hfs_ignorable(c: char) -> bool {
+    matches!(c as u32, 0x200c..=0x200f | 0x202a..=0x202e | 0x206a..=0x206f | 0xfeff)
+}
+
+/// Whether `name` is `needle` (lower-case ASCII) on HFS+: ASCII case and ignorable code points
+/// do not count.
+fn hfs_is(name: &str, needle: &str) -> bool {
+    let folded: String = name.chars().filter(|&c| !hfs_ignorable(c)).collect();
+    folded.eq_ignore_ascii_case(needle)
+}
+
+/// Whether `name` is `needle` (lower-case ASCII) on NTFS: ASCII case does not count, trailing
+/// dots and spaces are dropped, `:stream` names an alternate data stream of the same file, and
+/// `short` (a `~1`-style 8.3 alias prefix, without the digit) names it too.
+fn ntfs_is(name: &str, needle: &str, short: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    let tail_ok = |t: &str| {
+        let t = t.split(':').next().unwrap_or("");
+        t.chars().all(|c| c == '.' || c == ' ')
+    };
+    if let Some(t) = lower.strip_prefix(needle) {
+        if tail_ok(t) {
+            return true;
+        }
+    }
+    if let Some(t) = lower.strip_prefix(short) {
+        let mut cs = t.chars();
+        if matches!(cs.next(), Some('1'..='4')) && tail_ok(cs.as_str()) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether a name is `.git` in any spelling a filesystem could take for it.
+pub fn is_dotgit(name: &str) -> bool {
+    name.split('\\')
+        .any(|part| hfs_is(part, ".git") || ntfs_is(part, ".git", "git~"))
+}
+
+/// Files that git refuses as symlinks (fsck's `gitmodulesSymlink` and friends), with the short
+/// names NTFS gives them.
+const NO_SYMLINK: &[(&str, &str)] = &[
+    (".gitmodules", "gi7eba~"),
+    (".gitattributes", "gi7d29~"),
+    (".gitignore", "gi250a~"),
+    (".mailmap", "maba30~"),
+];
+
+/// Why one entry name is refused, or `None` when it is fine.
+pub fn bad_name(name: &[u8]) -> Option<&'static str> {
+    if name.is_empty() {
+        return Some("an empty name");
+    }
+    if name.contains(&b'/') {
+        return Some("a name containing '/'");
+    }
+    if name.contains(&0) {
+        return Some("a name containing NUL");
+    }
+    let Ok(name) = std::str::from_utf8(name) else {
+        return Some("a name that is not UTF-8");
+    };
+    if name == "." || name == ".." {
+        return Some("a '.' or '..' entry");
+    }
+    if name.chars().any(char::is_control) {
+        return Some("a name with control characters");
+    }
+    if is_dotgit(name) {
+        return Some("a .git entry (in some spelling)");
+    }
+    None
+}
+
+/// Git's tree order: names compared bytewise, a directory as if it ended in '/'.
+fn sort_key(e: &RawEntry) -> Vec<u8> {
+    let mut k = e.name.clone();
+    if e.mode == MODE_TREE {
+        k.push(b'/');
+    }
+    k
+}
+
+/// Check one tree's entries as `git fsck` does: names, modes, duplicates (a file or symlink and
+/// a directory of the same name count), order, and symlinked `.gitmodules`-like files.
+pub fn check_entries(entries: &[RawEntry]) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    for (i, e) in entries.iter().enumerate() {
+        let shown = String::from_utf8_lossy(&e.name).escape_debug().to_string();
+        if let Some(why) = bad_name(&e.name) {
+            return Err(format!("{why}: \"{shown}\""));
+        }
+        if ![
+            MODE_TREE,
+            MODE_BLOB,
+            MODE_BLOB_GROUP,
+            MODE_EXEC,
+            MODE_LINK,
+            MODE_GITLINK,
+        ]
+        .contains(&e.mode)
+        {
+            return Err(format!("a bad mode {:o} for \"{shown}\"", e.mode));
+        }
+        if !seen.insert(e.name.as_slice()) {
+            return Err(format!("a duplicate entry \"{shown}\""));
+        }
+        if e.mode == MODE_LINK {
+            let name = std::str::from_utf8(&e.name).unwrap_or_default();
+            if NO_SYMLINK
+                .iter()
+                .any(|(n, short)| hfs_is(name, n) || ntfs_is(name, n, short))
+            {
+                return Err(format!("a symlink named \"{shown}\""));
+            }
+        }
+        if i > 0 && sort_key(&entries[i - 1]) >= sort_key(e) {
+            return Err(format!("entries out of order at \"{shown}\""));
+        }
+    }
+    Ok(())
+}
+
+/// A name folded the way case-insensitive filesystems compare it (ASCII case, HFS+ ignorables,
+/// NTFS trailing dots and spaces), for matching names that steer tools.
+fn fold(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .filter(|&c| !hfs_ignorable(c))
+        .collect::<String>()
+        .to_ascii_lowercase();
+    s.trim_end_matches(['.', ' ']).to_string()
+}
+
+/// A path with each name folded as in [`steering`], for comparing paths the way a
+/// case-insensitive filesystem does.
+pub fn fold_path(path: &str) -> String {
+    path.split('/').map(fold).collect::<Vec<_>>().join("/")
+}
+
+/// Directories whose files steer a tool when present (anywhere in the worktree, or at the root
+/// when `root_only`).
+const STEERING_DIRS: &[(&str, bool, &str)] = &[
+    (".convosync", false, "convosync's own files"),
+    (".claude", false, "Claude Code settings, hooks and commands"),
+    (".vscode", false, "editor tasks and settings"),
+    (".idea", false, "editor run configurations"),
+    (".devcontainer", false, "dev container commands"),
+    (".husky", false, "git hooks"),
+    (".circleci", true, "CI configuration"),
+    (".buildkite", true, "CI configuration"),
+    (".woodpecker", true, "CI configuration"),
+];
+
+/// Files that steer a tool, by folded name.
+const STEERING_FILES: &[(&str, &str)] = &[
+    ("claude.md", "instructions Claude Code loads"),
+    ("claude.local.md", "instructions Claude Code loads"),
+    (".mcp.json", "MCP servers Claude Code starts"),
+    (".envrc", "a direnv script"),
+    (".mise.toml", "a mise configuration"),
+    ("mise.toml", "a mise configuration"),
+    (".pre-commit-config.yaml", "git hooks"),
+    ("lefthook.yml", "git hooks"),
+    (".lefthook.yml", "git hooks"),
+    ("jenkinsfile", "CI configuration"),
+    (".travis.yml", "CI configuration"),
+    (".drone.yml", "CI configuration"),
+    (".woodpecker.yml", "CI configuration"),
+    ("azure-pipelines.yml", "CI configuration"),
+    ("bitbucket-pipelines.yml", "CI configuration"),
+];
+
+/// Why a path steers a tool (git, Claude Code, CI, an editor, direnv), or `None`. Such files are
+/// applied only when asked for explicitly. `link` is a symlink's target: one that leaves the
+/// worktree or points into `.git` steers whatever later writes through it.
+pub fn steering(path: &str, link: Option<&[u8]>) -> Option<&'static str> {
+    let parts: Vec<String> = path.split('/').map(fold).collect();
+    let (name, dirs) = parts.split_last()?;
+    for (i, d) in dirs.iter().enumerate() {
+        if let Some((_, _, why)) = STEERING_DIRS
+            .iter()
+            .find(|(n, root_only, _)| d == n && (!root_only || i == 0))
+        {
+            return Some(why);
+        }
+    }
+    if dirs.first().is_some_and(|d| d == ".github")
+        && dirs.get(1).is_some_and(|d| d == "workflows" || d == "actions")
+    {
+        return Some("CI configuration");
+    }
+    if name.starts_with(".git") {
+        return Some("git configuration (attributes, ignores, submodules, CI)");
+    }
+    if let Some((_, why)) = STEERING_FILES.iter().find(|(n, _)| n == name) {
+        return Some(why);
+    }
+    if let Some(target) = link {
+        let target = String::from_utf8_lossy(target);
+        if target.starts_with('/') {
+            return Some("a symlink to an absolute path");
+        }
+        let mut depth = dirs.len() as i64;
+        for part in target.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => depth -= 1,
+                p if is_dotgit(p) => return Some("a symlink into .git"),
+                _ => depth += 1,
+            }
+            if depth < 0 {
+                return Some("a symlink out of the worktree");
+            }
+        }
+    }
+    None
+}
+
+/// Why a file must not leave this machine in a snapshot (a credential by name or content), or
+/// `None`. `content` is `None` when only the name is known yet.
+pub fn credential(path: &str, content: Option<&[u8]>) -> Option<&'static str> {
+    let lower = path.to_ascii_lowercase();
+    let name = lower.rsplit('/').next().unwrap_or(&lower);
+    let by_name = if [
+        ".git-credentials",
+        ".netrc",
+        "_netrc",
+        ".npmrc",
+        ".pypirc",
+        ".pgpass",
+    ]
+    .contains(&name)
+    {
+        Some("a credentials file")
+    } else if lower == ".docker/config.json" || lower.ends_with("/.docker/config.json") {
+        Some("Docker registry credentials")
+    } else if lower == ".kube/config" || lower.ends_with("/.kube/config") || name.starts_with("kubeconfig") {
+        Some("a kubeconfig")
+    } else if name.ends_with(".tfvars") || name.ends_with(".tfvars.json") {
+        Some("Terraform variables")
+    } else if name.starts_with("credentials") && name.ends_with(".json") {
+        Some("a credentials file")
+    } else if !name.ends_with(".pub")
+        && ["id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "id_xmss"]
+            .iter()
+            .any(|p| name.starts_with(p))
+    {
+        Some("an SSH key")
+    } else if [".pem", ".key", ".p12", ".pfx"].iter().any(|s| name.ends_with(s)) {
+        Some("a key or certificate store")
+    } else if crate::redact::looks_like_secret_file(std::path::Path::new(path)) {
+        Some("a secret-looking file")
+    } else {
+        None
+    };
+    if by_name.is_some() {
+        return by_name;
+    }
+    let text = String::from_utf8_lossy(content?);
+    if name.ends_with(".json") && text.contains("\"private_key\"") && service_account(&text) {
+        return Some("a service-account key");
+    }
+    crate::redact::high_confidence(&text).map(|_| "it contains a secret")
+}
+
+/// `"type": "service_account"`, allowing any spacing.
+fn service_account(text: &str) -> bool {
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    compact.contains("\"type\":\"service_account\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (mode, name) in entries {
+            out.extend_from_slice(mode.as_bytes());
+            out.push(b' ');
+            out.extend_from_slice(name);
+            out.push(0);
+            out.extend_from_slice(&[7u8; 20]);
+        }
+        out
+    }
+
+    fn check(entries: &[(&str, &[u8])]) -> Result<(), String> {
+        check_entries(&parse_tree(&raw(entries))?)
+    }
+
+    #[test]
+    fn a_plain_tree_passes() {
+        assert_eq!(
+            check(&[
+                ("100644", b"a"),
+                ("40000", b"a-b"),
+                ("40000", b"a.d"),
+                ("100755", b"run.sh"),
+                ("120000", b"z-link"),
+                ("160000", b"zz-sub"),
+            ]),
+            Ok(())
+        );
+        // A directory sorts as if its name ended in '/'.
+        assert_eq!(check(&[("100644", b"a.c"), ("40000", b"a")]), Ok(()));
+    }
+
+    #[test]
+    fn dotgit_in_every_spelling_is_refused() {
+        for name in [
+            ".git",
+            ".GIT",
+            ".Git",
+            ".g\u{200c}it",
+            "\u{feff}.git",
+            ".git\u{200d}",
+            ".\u{206a}GIT",
+            "git~1",
+            "GIT~1",
+            ".git.",
+            ".git ",
+            ".git. .",
+            ".git::$INDEX_ALLOCATION",
+            "GIT~1:stream",
+            "x\\.git",
+        ] {
+            assert!(is_dotgit(name), "{name:?}");
+            assert!(check(&[("40000", name.as_bytes())]).is_err(), "{name:?}");
+        }
+        for name in [
+            ".github",
+            ".gitx",
+            "git",
+            "git~5",
+            ".gi",
+            "a.git",
+            ".git-blame-ignore",
+        ] {
+            assert!(!is_dotgit(name), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn bad_names_are_refused() {
+        for name in [&b"."[..], b"..", b"a/b", b"/", b"", b"bad\x1b[31m", b"\xff\xfe"] {
+            assert!(bad_name(name).is_some(), "{name:?}");
+        }
+        // Raw parsing stops a name at NUL, and an entry whose id is cut short is refused.
+        assert!(parse_tree(b"100644 a\0short").is_err());
+        assert!(check(&[("100644", b"a/b")]).unwrap_err().contains("'/'"));
+        assert!(check(&[("100644", b"")]).unwrap_err().contains("empty"));
+    }
+
+    #[test]
+    fn duplicates_and_order_are_refused() {
+        let e = check(&[("100644", b"a"), ("100644", b"a")]).unwrap_err();
+        assert!(e.contains("duplicate"), "{e}");
+        // A symlink and a directory of the same name.
+        let e = check(&[("120000", b"sub"), ("40000", b"sub")]).unwrap_err();
+        assert!(e.contains("duplicate"), "{e}");
+        let e = check(&[("40000", b"sub"), ("120000", b"sub")]).unwrap_err();
+        assert!(e.contains("duplicate"), "{e}");
+        let e = check(&[("100644", b"b"), ("100644", b"a")]).unwrap_err();
+        assert!(e.contains("order"), "{e}");
+    }
+
+    #[test]
+    fn bad_modes_are_refused() {
+        for mode in [
+            "100600", "100777", "040000", "0100644", "12", "777777", "1006448", "10064a",
+        ] {
+            assert!(check(&[(mode, b"f")]).is_err(), "{mode}");
+        }
+        assert!(parse_tree(b" f\0aaaaaaaaaaaaaaaaaaaa").is_err());
+    }
+
+    #[test]
+    fn gitmodules_like_symlinks_are_refused() {
+        for name in [
+            ".gitmodules",
+            ".GITMODULES",
+            ".gitattributes ",
+            ".git\u{200c}ignore",
+            "GI7EBA~1",
+            ".mailmap",
+        ] {
+            assert!(check(&[("120000", name.as_bytes())]).is_err(), "{name:?}");
+        }
+        assert_eq!(check(&[("100644", b".gitmodules")]), Ok(()));
+    }
+
+    #[test]
+    fn steering_paths_are_named() {
+        for path in [
+            ".convosync/x",
+            ".claude/settings.json",
+            "sub/.claude/commands/a.md",
+            ".gitattributes",
+            "sub/.gitignore",
+            ".gitmodules",
+            ".GITATTRIBUTES.",
+            ".g\u{200c}itattributes",
+            ".gitlab-ci.yml",
+            ".envrc",
+            ".github/workflows/ci.yml",
+            ".github/actions/x/action.yml",
+            ".circleci/config.yml",
+            ".buildkite/pipeline.yml",
+            "Jenkinsfile",
+            ".vscode/tasks.json",
+            "CLAUDE.md",
+            ".mcp.json",
+            ".husky/pre-commit",
+        ] {
+            assert!(steering(path, None).is_some(), "{path}");
+        }
+        for path in [
+            "src/main.rs",
+            ".github/CODEOWNERS",
+            "docs/.circleci/x",
+            "Makefile",
+            "claude.rs",
+        ] {
+            assert_eq!(steering(path, None), None, "{path}");
+        }
+        assert!(steering("link", Some(b"/etc/passwd")).is_some());
+        assert!(steering("a/link", Some(b"../../x")).is_some());
+        assert!(steering("hooks", Some(b".git/hooks")).is_some());
+        assert!(steering("hooks", Some(b"./.GIT/hooks")).is_some());
+        assert_eq!(steering("a/link", Some(b"../b/c")), None);
+    }
+
+    #[test]
+    fn credential_files_are_named() {
+        for path in [
+            ".git-credentials",
+            ".netrc",
+            ".npmrc",
+            "sub/.pypirc",
+            ".docker/config.json",
+            ".kube/config",
+            "kubeconfig-prod.yaml",
+            "prod.tfvars",
+            "credentials.json",
+            "credentials-prod.json",
+            "server.pem",
+            "tls.key",
+            "cert.p12",
+            "cert.pfx",
+            "id_rsa",
+            "id_ed25519",
+            ".env",
+        ] {
+            assert!(credential(path, Some(b"x")).is_some(), "{path}");
+            assert!(credential(path, None).is_some(), "{path}");
+        }
+        for path in [
+            "id_map.rs",
+            "id_rsa.pub",
+            "config.json",
+            "src/key.rs",
+            "kube/config",
+            ".env.example",
+        ] {
+            assert_eq!(credential(path, Some(b"nothing here")), None, "{path}");
+        }
+        let sa = br#"{ "type" : "service_account", "project_id": "p", "private_key": "x" }"#;
+        assert!(credential("deploy.json", Some(sa)).is_some());
+        assert!(credential("deploy.json", Some(br#"{"type": "user", "private_key": "x"}"#)).is_none());
+        assert!(credential(
+            "notes.md",
+            Some(b"-----BEGIN RSA PRIVATE KEY-----\nMII\n-----END RSA PRIVATE KEY-----\n")
+        )
+        .is_some());
+        assert!(credential(
+            "main.py",
+            Some(b"token = 'ghp_16C7e42F292c6912E7710c838347Ae178B4a'")
+        )
+        .is_some());
+        assert!(credential("main.py", Some(b"max_tokens = 4096\ntokenizer = load()")).is_none());
+    }
+}
