@@ -190,11 +190,13 @@ fn hung_remote_returns_within_budget_with_cached_context_then_backs_off() {
         start.elapsed() < Duration::from_millis(900),
         "backoff skips the network"
     );
+    assert!(context(&v).contains("cached note"));
+    // The same problem is not told again at every session start.
     assert!(
-        v["systemMessage"]
+        !v["systemMessage"]
             .as_str()
-            .unwrap()
-            .contains("unreachable recently"),
+            .unwrap_or_default()
+            .contains("did not answer in time"),
         "{v}"
     );
     drop(listener);

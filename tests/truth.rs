@@ -170,3 +170,151 @@ fn migrate_keeps_the_file_when_an_entry_was_skipped_and_gives_no_sync_advice_wit
     );
     assert!(!text.contains("convosync sync"), "no remote: {text}");
 }
+
+/// A pre-receive hook on the bare remote that refuses every `refs/convosync/*` update.
+fn refuse_convosync_refs(env: &TestEnv, on: bool) {
+    let hook = env.remote().join("hooks/pre-receive");
+    if !on {
+        std::fs::remove_file(&hook).unwrap();
+        return;
+    }
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\nwhile read old new ref; do\n  case \"$ref\" in refs/convosync/*) echo \"policy: $ref is not allowed on this server\" >&2; exit 1;; esac\ndone\nexit 0\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn stop_json(d: &Device, session: &str) -> String {
+    serde_json::json!({"session_id": session, "cwd": d.dir, "hook_event_name": "Stop", "stop_hook_active": false, "transcript_path": d.dir.join("no-transcript.jsonl")}).to_string()
+}
+
+fn start_json(d: &Device, session: &str) -> String {
+    serde_json::json!({"session_id": session, "cwd": d.dir, "hook_event_name": "SessionStart", "source": "startup"}).to_string()
+}
+
+#[test]
+fn a_moved_remote_is_reported_with_gits_own_reason() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let gone = env.path().join("moved-away.git");
+    a.git(&[
+        "remote",
+        "set-url",
+        "origin",
+        &format!("file://{}", gone.display()),
+    ]);
+    let o = a.convosync().arg("sync").output().unwrap();
+    assert!(!o.status.success());
+    let text = out(&o);
+    assert!(
+        text.contains("could not fetch from origin:")
+            && text.contains("moved-away.git")
+            && text.contains("does not appear to be a git repository"),
+        "{text}"
+    );
+    assert!(!text.contains(": and the repository exists"), "{text}");
+}
+
+#[test]
+fn a_server_refusal_is_a_refusal_not_a_queue() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    refuse_convosync_refs(&env, true);
+    write_draft(&a, "### Current Task\nrefused work\n");
+    let o = a.convosync().arg("save-handoff").output().unwrap();
+    let text = out(&o);
+    assert!(
+        text.contains("origin refused the handoff ref")
+            && text.contains("refs/convosync/handoffs is not allowed on this server"),
+        "{text}"
+    );
+    assert!(!text.contains("queued") && !text.contains("next sync"), "{text}");
+    let o = a.convosync().arg("sync").output().unwrap();
+    assert!(!o.status.success(), "sync fails when the server refuses");
+    let text = out(&o);
+    assert!(
+        text.contains("refused the handoff ref") && text.contains("is not allowed on this server"),
+        "{text}"
+    );
+    assert!(!text.contains("next sync"), "{text}");
+    // The Stop hook saves the next draft and says the same, without promising a later push.
+    write_draft(&a, "### Current Task\nmore refused work\n");
+    let v = crate::hooks::hook(&a, "stop", &stop_json(&a, "s1")).unwrap();
+    let msg = v["systemMessage"].as_str().unwrap();
+    assert!(
+        msg.contains("handoff saved") && msg.contains("is not allowed on this server"),
+        "{msg}"
+    );
+    assert!(!msg.contains("queued"), "{msg}");
+}
+
+#[test]
+fn a_push_refusal_does_not_stop_fetching() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let b = env.device("b");
+    refuse_convosync_refs(&env, true);
+    write_draft(&a, "### Current Task\nrefused work\n");
+    let v = crate::hooks::hook(&a, "stop", &stop_json(&a, "s1")).unwrap();
+    assert!(v["systemMessage"].as_str().unwrap().contains("refused"), "{v}");
+    // Another device gets its handoff through while the policy is lifted.
+    refuse_convosync_refs(&env, false);
+    write_draft(&b, "### Current Task\nb's fresh note\n");
+    b.convosync().arg("save-handoff").assert().success();
+    refuse_convosync_refs(&env, true);
+    let v = crate::hooks::hook(&a, "session-start", &start_json(&a, "s2")).unwrap();
+    assert!(
+        crate::hooks::context(&v).contains("b's fresh note"),
+        "the fetch still ran: {v}"
+    );
+}
+
+#[test]
+fn the_same_network_problem_is_told_once() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let b = env.device("b");
+    write_draft(&b, "### Current Task\nb's note\n");
+    b.convosync().arg("save-handoff").assert().success();
+    a.convosync().arg("sync").assert().success();
+    let gone = env.path().join("gone.git");
+    a.git(&[
+        "remote",
+        "set-url",
+        "origin",
+        &format!("file://{}", gone.display()),
+    ]);
+    let first = crate::hooks::hook(&a, "session-start", &start_json(&a, "s1"));
+    let said = first
+        .as_ref()
+        .and_then(|v| v["systemMessage"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        said.contains("could not reach origin") && said.contains("does not appear to be a git repository"),
+        "{first:?}"
+    );
+    let second = crate::hooks::hook(&a, "session-start", &start_json(&a, "s2"));
+    let again = second
+        .as_ref()
+        .and_then(|v| v["systemMessage"].as_str())
+        .unwrap_or_default();
+    assert!(!again.contains("could not reach"), "said once: {again}");
+}
+
+#[test]
+fn status_tells_the_last_sync_of_any_command() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let status = || out(&a.convosync().arg("status").output().unwrap());
+    assert!(status().contains("last sync: never"), "{}", status());
+    a.convosync().arg("sync").assert().success();
+    let text = status();
+    assert!(
+        text.contains("last sync: ") && !text.contains("last sync: never"),
+        "{text}"
+    );
+}
