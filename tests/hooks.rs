@@ -447,8 +447,13 @@ fn status_reports_setup_and_pending_pushes() {
         r#"{"plugins":{"convosync@convosync":{}}}"#,
     )
     .unwrap();
+    std::fs::write(
+        a.home.join(".claude/settings.json"),
+        r#"{"enabledPlugins":{"convosync@convosync":true}}"#,
+    )
+    .unwrap();
     let text = String::from_utf8_lossy(&a.convosync().arg("status").output().unwrap().stdout).into_owned();
-    assert!(text.contains("hooks:     active"), "{text}");
+    assert!(text.contains("hooks:     installed, enabled"), "{text}");
     let install =
         String::from_utf8_lossy(&a.convosync().arg("install").output().unwrap().stdout).into_owned();
     assert!(

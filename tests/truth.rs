@@ -318,3 +318,129 @@ fn status_tells_the_last_sync_of_any_command() {
         "{text}"
     );
 }
+
+/// Claude Code 2.1.331's own files after `claude plugin install` and `claude plugin disable`
+/// (shapes taken from the pinned CLI).
+#[test]
+fn status_reads_the_plugin_state_from_claude_codes_settings() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let config = env.path().join("claude-config");
+    let status = || {
+        out(&a
+            .convosync()
+            .env("CLAUDE_CONFIG_DIR", &config)
+            .arg("status")
+            .output()
+            .unwrap())
+    };
+    assert!(status().contains("hooks:     not installed"), "{}", status());
+    std::fs::create_dir_all(config.join("plugins")).unwrap();
+    std::fs::write(
+        config.join("plugins/installed_plugins.json"),
+        r#"{"version":2,"plugins":{"convosync@convosync":[{"scope":"user","installPath":"/x","version":"2.0.0","installedAt":"2026-11-25T19:51:39.435Z","lastUpdated":"2026-11-25T19:51:39.435Z"}]}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        config.join("settings.json"),
+        r#"{"extraKnownMarketplaces":{"convosync":{"source":{"source":"directory","path":"/x"}}},"enabledPlugins":{"convosync@convosync":true}}"#,
+    )
+    .unwrap();
+    assert!(status().contains("hooks:     installed, enabled"), "{}", status());
+    std::fs::write(
+        config.join("settings.json"),
+        r#"{"enabledPlugins":{"convosync@convosync":false}}"#,
+    )
+    .unwrap();
+    assert!(
+        status().contains("hooks:     installed, disabled"),
+        "{}",
+        status()
+    );
+    // The project's local settings override the user's.
+    std::fs::create_dir_all(a.dir.join(".claude")).unwrap();
+    std::fs::write(
+        a.dir.join(".claude/settings.local.json"),
+        r#"{"enabledPlugins":{"convosync@convosync":true}}"#,
+    )
+    .unwrap();
+    assert!(status().contains("hooks:     installed, enabled"), "{}", status());
+}
+
+#[test]
+fn device_names_follow_one_rule_from_set_and_from_the_environment() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let o = a
+        .convosync()
+        .env_remove("CONVOSYNC_DEVICE")
+        .args(["device", "set", "Laptop"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).contains("device name set to laptop"), "{}", out(&o));
+    assert!(
+        err(&o).contains("\"Laptop\" is used as \"laptop\""),
+        "{}",
+        err(&o)
+    );
+    let o = a
+        .convosync()
+        .env("CONVOSYNC_DEVICE", "my laptop")
+        .args(["device", "show"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o).trim(), "my-laptop");
+    assert_eq!(
+        err(&o).matches("\"my laptop\" is used as \"my-laptop\"").count(),
+        1,
+        "{}",
+        err(&o)
+    );
+    // Nothing usable: both refuse.
+    let set = a
+        .convosync()
+        .env_remove("CONVOSYNC_DEVICE")
+        .args(["device", "set", "!!!"])
+        .output()
+        .unwrap();
+    let envd = a
+        .convosync()
+        .env("CONVOSYNC_DEVICE", "!!!")
+        .args(["device", "show"])
+        .output()
+        .unwrap();
+    assert!(!set.status.success() && !envd.status.success());
+}
+
+#[test]
+fn since_takes_the_words_people_type() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    save_as(
+        &a,
+        "desk",
+        "2026-11-25T09:00:00Z",
+        "### Current Task\ntoday's work\n",
+    );
+    save_as(&a, "desk", "2026-11-10T09:00:00Z", "### Current Task\nold work\n");
+    for since in [
+        "yesterday",
+        "today",
+        "last week",
+        "3 days",
+        "2 weeks ago",
+        "2026-11-24",
+    ] {
+        let o = a
+            .convosync()
+            .env("CONVOSYNC_NOW", "2026-11-25T12:00:00Z")
+            .args(["history", "--since", since])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{since}: {}", err(&o));
+        assert!(out(&o).contains("today's work"), "{since}: {}", out(&o));
+        assert!(!out(&o).contains("old work"), "{since}: {}", out(&o));
+    }
+}

@@ -29,6 +29,12 @@ pub const CLI_LOCK_WAIT: Duration = Duration::from_secs(10);
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let dir = working_dir(cli.dir.as_deref())?;
+    if !matches!(cli.command, Command::Hook { .. }) {
+        // Once per run, on stderr (hooks print nothing but their JSON).
+        if let Some(note) = crate::device::env_note() {
+            eprintln!("note: {note}");
+        }
+    }
     match cli.command {
         Command::Device(a) => device::run(a),
         Command::Save(a) => save::run(&dir, a),
