@@ -5,6 +5,11 @@ use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
+#[allow(dead_code)]
+mod tools;
+#[allow(unused_imports)]
+pub use tools::skip;
+
 /// Environment every git and convosync process in the tests gets: no user or system config,
 /// fixed identity, no prompts.
 pub fn hermetic(cmd: &mut Command, home: &Path) {
