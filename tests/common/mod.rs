@@ -5,10 +5,8 @@ use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
-#[allow(dead_code)]
-mod tools;
-#[allow(unused_imports)]
-pub use tools::skip;
+/// The one rule for a missing tool (the file lives here; the fixtures that benches share load it).
+pub use crate::servers::tools::skip;
 
 /// Environment every git and convosync process in the tests gets: no user or system config,
 /// fixed identity, no prompts.
