@@ -78,7 +78,8 @@ pub fn env_note() -> Option<String> {
 pub fn current() -> Result<String> {
     if let Ok(v) = std::env::var("CONVOSYNC_DEVICE") {
         if !v.trim().is_empty() {
-            return validate(&v).with_context(|| format!("CONVOSYNC_DEVICE={v:?} is not usable"));
+            return validate(&v)
+                .with_context(|| format!("CONVOSYNC_DEVICE={v:?} is not a usable device name"));
         }
     }
     let file = id_file()?;
