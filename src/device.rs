@@ -51,15 +51,32 @@ pub fn is_valid(name: &str) -> bool {
     !name.is_empty() && name.len() <= MAX_LEN && sanitize(name).as_deref() == Some(name)
 }
 
-/// Check a name given by the user, explaining what is wrong instead of silently changing it.
+/// A name given by the user (`device set`, `CONVOSYNC_DEVICE`) as a device id, by the same rule
+/// everywhere: normalised with [`sanitize`], refused only when nothing usable is left.
 pub fn validate(name: &str) -> Result<String> {
     match sanitize(name) {
-        Some(id) if id == name => Ok(id),
-        Some(id) => bail!(
-            "invalid device name {name:?}: use lowercase letters, digits and dashes (for example {id:?})"
+        Some(id) => Ok(id),
+        None => bail!(
+            "invalid device name {name:?}: use lowercase letters, digits and dashes (for example \"laptop\")"
         ),
-        None => bail!("invalid device name {name:?}: use lowercase letters, digits and dashes"),
     }
+}
+
+/// What to tell the user when `raw` was normalised into `id` (`None` when kept as given).
+pub fn normalised_note(raw: &str, id: &str) -> Option<String> {
+    (raw != id)
+        .then(|| format!("device name {raw:?} is used as {id:?} (lowercase letters, digits and dashes)"))
+}
+
+/// The note for a `CONVOSYNC_DEVICE` that is not already a device id, for commands to print
+/// once on stderr.
+pub fn env_note() -> Option<String> {
+    let v = std::env::var("CONVOSYNC_DEVICE").ok()?;
+    if v.trim().is_empty() {
+        return None;
+    }
+    let id = sanitize(&v)?;
+    normalised_note(&v, &id).map(|n| format!("CONVOSYNC_DEVICE: {n}"))
 }
 
 /// This machine's device id: `CONVOSYNC_DEVICE`, else the stored id, else one created now from
@@ -67,7 +84,7 @@ pub fn validate(name: &str) -> Result<String> {
 pub fn current() -> Result<String> {
     if let Ok(v) = std::env::var("CONVOSYNC_DEVICE") {
         if !v.trim().is_empty() {
-            return sanitize(&v)
+            return validate(&v)
                 .with_context(|| format!("CONVOSYNC_DEVICE={v:?} is not a usable device name"));
         }
     }
@@ -134,10 +151,14 @@ mod tests {
     }
 
     #[test]
-    fn validate_explains() {
-        assert!(validate("laptop").is_ok());
-        let e = validate("My Laptop").unwrap_err().to_string();
-        assert!(e.contains("my-laptop"), "{e}");
+    fn one_rule_for_every_name() {
+        assert_eq!(validate("laptop").unwrap(), "laptop");
+        assert_eq!(validate("My Laptop").unwrap(), "my-laptop");
+        assert_eq!(
+            normalised_note("My Laptop", "my-laptop").unwrap(),
+            "device name \"My Laptop\" is used as \"my-laptop\" (lowercase letters, digits and dashes)"
+        );
+        assert_eq!(normalised_note("laptop", "laptop"), None);
         assert!(validate("/").is_err());
     }
 

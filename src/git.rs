@@ -53,16 +53,50 @@ impl GitOutput {
         self.status.is_none()
     }
 
-    /// The last meaningful stderr line, for one-line messages.
+    /// git's own reason, on one line: every `fatal:`, `error:`, `ssh:` and `remote:` line of
+    /// stderr (without the `fatal: ` / `error: ` prefix), else the last non-hint line. Control
+    /// characters from the remote are replaced, so the text is safe for a terminal.
     pub fn brief_error(&self) -> String {
-        self.stderr
-            .lines()
-            .map(str::trim)
-            .rfind(|l| !l.is_empty() && !l.starts_with("hint:"))
-            .map(|l| l.trim_start_matches("fatal: ").trim_start_matches("error: "))
-            .unwrap_or("git failed without a message")
-            .to_string()
+        brief(&self.stderr)
     }
+}
+
+/// See [`GitOutput::brief_error`].
+pub fn brief(stderr: &str) -> String {
+    const MEANINGFUL: [&str; 4] = ["fatal:", "error:", "ssh:", "remote:"];
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("hint:"))
+        .collect();
+    let mut picked: Vec<String> = lines
+        .iter()
+        .filter(|l| MEANINGFUL.iter().any(|m| l.starts_with(m)))
+        .map(|l| {
+            l.trim_start_matches("fatal: ")
+                .trim_start_matches("error: ")
+                .trim()
+                .to_string()
+        })
+        .filter(|l| !l.is_empty() && l != "remote:")
+        .collect();
+    picked.dedup();
+    let text = if picked.is_empty() {
+        lines
+            .last()
+            .map(|l| l.to_string())
+            .unwrap_or_else(|| "git failed without a message".to_string())
+    } else {
+        picked.join("; ")
+    };
+    printable(&text)
+}
+
+/// `text` with control characters (terminal escapes included) replaced by `?`.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// `git fetch` of exactly `refspecs` from `remote`: no tags, no FETCH_HEAD, no submodules, no gc.
@@ -191,6 +225,22 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    #[test]
+    fn brief_keeps_the_meaningful_lines() {
+        let moved = "fatal: '/tmp/x/remote.git' does not appear to be a git repository\nfatal: Could not read from remote repository.\n\nPlease make sure you have the correct access rights\nand the repository exists.\n";
+        assert_eq!(
+            brief(moved),
+            "'/tmp/x/remote.git' does not appear to be a git repository; Could not read from remote repository."
+        );
+        let hook = "remote: refs/convosync/* are not allowed here\x1b[31m\nTo /tmp/r.git\n ! [remote rejected] abc -> refs/convosync/handoffs (pre-receive hook declined)\nerror: failed to push some refs to '/tmp/r.git'\n";
+        assert_eq!(
+            brief(hook),
+            "remote: refs/convosync/* are not allowed here?[31m; failed to push some refs to '/tmp/r.git'"
+        );
+        assert_eq!(brief("hint: nothing\n"), "git failed without a message");
+        assert_eq!(brief("something odd\n"), "something odd");
     }
 
     #[test]

@@ -149,30 +149,52 @@ pub fn find<'v>(versions: &'v [Version], spec: &str) -> Result<&'v Version> {
     }
 }
 
-/// `2026-11-20`, an RFC 3339 time, or an age like `3 days`, `2h`, `90m`, `1 week`.
+/// `today`, `yesterday`, `last week`, an age (`3 days`, `2 weeks ago`, `2h`, `90m`), a date
+/// (`2026-11-20`, midnight local time) or an RFC 3339 time.
 pub fn parse_since(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    const HELP: &str =
+        "use today, yesterday, last week, an age (3 days, 2 weeks ago, 2h) or a date (2026-11-20)";
     let s = s.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
+    let midnight = |d: chrono::NaiveDate| -> Result<DateTime<Utc>> {
+        let t = d.and_hms_opt(0, 0, 0).context("midnight")?;
+        Ok(t.and_local_timezone(chrono::Local)
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|| t.and_utc()))
+    };
     if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(0, 0, 0).context("midnight")?.and_utc());
+        return midnight(d);
     }
-    let digits: String = s.chars().take_while(|c| c.is_ascii_digit()).collect();
-    let n: i64 = digits
-        .parse()
-        .with_context(|| format!("--since {s:?}: use a date (2026-11-20) or an age (3 days, 2h)"))?;
-    let unit = s[digits.len()..]
-        .trim()
-        .trim_end_matches(" ago")
-        .to_ascii_lowercase();
-    let secs = match unit.as_str() {
+    let lower = s.to_ascii_lowercase();
+    let today = now.with_timezone(&chrono::Local).date_naive();
+    match lower.as_str() {
+        "today" => return midnight(today),
+        "yesterday" => return midnight(today.pred_opt().context("a day before")?),
+        _ => {}
+    }
+    let rest = lower.trim_end_matches(" ago").trim();
+    let (n, unit) = if let Some(unit) = rest.strip_prefix("last ") {
+        (1, unit.trim())
+    } else if let Some(unit) = rest.strip_prefix("an ").or_else(|| rest.strip_prefix("a ")) {
+        (1, unit.trim())
+    } else {
+        let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let n: i64 = digits
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--since {s:?}: {HELP}"))?;
+        (n, rest[digits.len()..].trim())
+    };
+    let secs = match unit {
         "s" | "sec" | "secs" | "second" | "seconds" => 1,
         "m" | "min" | "mins" | "minute" | "minutes" => 60,
         "h" | "hr" | "hrs" | "hour" | "hours" => 3600,
         "d" | "day" | "days" => 86_400,
         "w" | "week" | "weeks" => 7 * 86_400,
-        _ => bail!("--since {s:?}: unknown unit {unit:?} (use minutes, hours, days or weeks)"),
+        "month" | "months" => 30 * 86_400,
+        _ => bail!("--since {s:?}: unknown unit {unit:?}; {HELP}"),
     };
     Ok(now - chrono::Duration::seconds(n.saturating_mul(secs)))
 }
@@ -233,7 +255,24 @@ mod tests {
             parse_since("2026-11-20", now).unwrap(),
             Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap()
         );
-        assert!(parse_since("soon", now).is_err());
+        assert_eq!(
+            parse_since("2 weeks ago", now).unwrap(),
+            now - chrono::Duration::weeks(2)
+        );
+        assert_eq!(
+            parse_since("last week", now).unwrap(),
+            now - chrono::Duration::weeks(1)
+        );
+        assert_eq!(
+            parse_since("2026-11-20T10:00:00Z", now).unwrap(),
+            Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap()
+        );
+        let today = parse_since("today", now).unwrap();
+        let yesterday = parse_since("Yesterday", now).unwrap();
+        assert_eq!(today - yesterday, chrono::Duration::days(1));
+        assert!(today <= now && now - today < chrono::Duration::days(1));
+        let e = parse_since("soon", now).unwrap_err().to_string();
+        assert!(e.contains("yesterday") && !e.contains("invalid digit"), "{e}");
         assert!(parse_since("5 fortnights", now).is_err());
     }
 }

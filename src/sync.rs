@@ -41,6 +41,9 @@ pub enum Pushed {
     UpToDate,
     /// Someone else pushed first; fetch and merge, then try again.
     Rejected,
+    /// The server refused the ref by policy (a hook, a protected namespace): retrying does not
+    /// help. Holds the server's own words.
+    Refused(String),
     TimedOut,
     Failed(String),
 }
@@ -59,6 +62,11 @@ impl Report {
     /// One line for the user: `None` when everything went fine.
     pub fn problem(&self) -> Option<String> {
         let r = &self.remote;
+        if let Pushed::Refused(m) = &self.pushed {
+            return Some(format!(
+                "{r} refused the handoff ref ({m}); handoffs stay on this machine until the server accepts refs/convosync/*"
+            ));
+        }
         let what = match (&self.fetched, &self.pushed) {
             (Fetched::TimedOut, _) => format!("{r} did not answer in time"),
             (Fetched::Failed(m), _) => format!("could not reach {r} ({m})"),
@@ -91,7 +99,12 @@ pub fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Result<Fetched> {
     // Other devices' snapshots of uncommitted work travel in the same round trip.
     let wip = crate::wip::fetch_refspec(remote);
     let out = git::fetch(repo.git.path(), remote, &[&spec, &wip], deadline)?;
-    Ok(classify_fetch(&out))
+    let fetched = classify_fetch(&out);
+    if matches!(fetched, Fetched::Ok | Fetched::NoRemoteRef) {
+        // The one place that records a sync: every command and hook fetches through here.
+        crate::hook::state::record_sync(&repo.state_dir(), crate::timefmt::now());
+    }
+    Ok(fetched)
 }
 
 fn classify_fetch(out: &GitOutput) -> Fetched {
@@ -130,15 +143,54 @@ pub fn push(repo: &Repo, remote: &str, deadline: Deadline) -> Result<Pushed> {
         let _ = repo.git.reference(&tracking, local, true, "convosync: pushed");
         return Ok(Pushed::Ok);
     }
-    let text = format!("{}\n{}", out.stdout, out.stderr);
-    if text.contains("[rejected]")
+    Ok(classify_push(&out))
+}
+
+/// A failed push: another device got there first (try again), the server refused the ref by
+/// policy (say so, with its words), or something else (git's reason).
+fn classify_push(out: &GitOutput) -> Pushed {
+    // `--porcelain` reports each ref on stdout as `!<TAB>src:dst<TAB>[status] (reason)`.
+    let status = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with('!'))
+        .and_then(|l| l.split('\t').nth(2))
+        .unwrap_or("")
+        .to_string();
+    let text = format!("{status}\n{}", out.stderr);
+    let race = text.contains("[rejected]")
         || text.contains("non-fast-forward")
         || text.contains("fetch first")
-        || text.contains("[remote rejected]") && text.contains("lock")
-    {
-        return Ok(Pushed::Rejected);
+        || (text.contains("[remote rejected]")
+            && (text.contains("failed to update ref") || text.contains("cannot lock ref")));
+    if race {
+        return Pushed::Rejected;
     }
-    Ok(Pushed::Failed(out.brief_error()))
+    if text.contains("[remote rejected]") {
+        let mut words: Vec<String> = out
+            .stderr
+            .lines()
+            .map(str::trim)
+            .filter_map(|l| l.strip_prefix("remote:"))
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(git::printable)
+            .collect();
+        let reason = status
+            .trim_start_matches("[remote rejected]")
+            .trim()
+            .trim_start_matches('(')
+            .trim_end_matches(')')
+            .trim();
+        if !reason.is_empty() {
+            words.push(git::printable(reason));
+        }
+        if words.is_empty() {
+            words.push("no reason given".to_string());
+        }
+        return Pushed::Refused(words.join("; "));
+    }
+    Pushed::Failed(out.brief_error())
 }
 
 /// Bring the remote-tracking copy into the local ref: fast-forward, or merge by path.
@@ -417,6 +469,55 @@ mod tests {
             let swapped = merge_trees(&repo, Some(&bt), &tt, &ot).unwrap();
             prop_assert_eq!(swapped, merged.id());
         }
+    }
+
+    fn failed(stdout: &str, stderr: &str) -> GitOutput {
+        use std::os::unix::process::ExitStatusExt;
+        GitOutput {
+            status: Some(std::process::ExitStatus::from_raw(1 << 8)),
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn push_failures_are_told_apart() {
+        let hook = failed(
+            "To /r.git\n!\tabc:refs/convosync/handoffs\t[remote rejected] (pre-receive hook declined)\nDone\n",
+            "remote: refs/convosync/* is not allowed on this server\nerror: failed to push some refs to '/r.git'\n",
+        );
+        assert_eq!(
+            classify_push(&hook),
+            Pushed::Refused(
+                "refs/convosync/* is not allowed on this server; pre-receive hook declined".into()
+            )
+        );
+        let behind = failed(
+            "To /r.git\n!\tabc:refs/convosync/handoffs\t[rejected] (fetch first)\nDone\n",
+            "error: failed to push some refs to '/r.git'\nhint: Updates were rejected because the remote contains work\n",
+        );
+        assert_eq!(classify_push(&behind), Pushed::Rejected);
+        let race = failed(
+            "!\tabc:refs/convosync/handoffs\t[remote rejected] (failed to update ref)\n",
+            "",
+        );
+        assert_eq!(classify_push(&race), Pushed::Rejected);
+        let gone = failed("", "fatal: '/gone.git' does not appear to be a git repository\nfatal: Could not read from remote repository.\n");
+        assert!(
+            matches!(classify_push(&gone), Pushed::Failed(m) if m.contains("does not appear to be a git repository"))
+        );
+        let r = Report {
+            remote: "origin".into(),
+            fetched: Fetched::Ok,
+            pushed: classify_push(&hook),
+            pending: true,
+        };
+        let p = r.problem().unwrap();
+        assert!(
+            p.contains("refused") && p.contains("not allowed on this server") && !p.contains("queued"),
+            "{p}"
+        );
     }
 
     #[test]

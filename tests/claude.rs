@@ -37,7 +37,7 @@ fn claude_bin() -> Option<PathBuf> {
     match r {
         Ok(p) => Some(p.clone()),
         Err(why) => {
-            eprintln!("skipped: Claude Code CLI unavailable: {why}");
+            crate::common::skip(&format!("Claude Code CLI unavailable: {why}"));
             None
         }
     }

@@ -16,4 +16,5 @@ mod save;
 mod servers;
 mod shim;
 mod sync;
+mod truth;
 mod wip;

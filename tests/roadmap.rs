@@ -231,7 +231,7 @@ fn chromium_dom(page: &std::path::Path) -> Option<String> {
         .into_iter()
         .find(|b| std::path::Path::new(b).exists());
     let Some(bin) = bin else {
-        eprintln!("skipped: chromium not installed (apt-get install chromium)");
+        crate::common::skip("chromium not installed (apt-get install chromium)");
         return None;
     };
     let profile = tempfile::tempdir().unwrap();

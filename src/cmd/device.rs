@@ -16,6 +16,9 @@ pub fn run(args: DeviceArgs) -> Result<ExitCode> {
         DeviceAction::Set { name } => {
             let id = device::set(&name)?;
             println!("device name set to {id}");
+            if let Some(note) = device::normalised_note(&name, &id) {
+                eprintln!("note: {note}");
+            }
             if std::env::var("CONVOSYNC_DEVICE").is_ok_and(|v| !v.trim().is_empty()) {
                 eprintln!("note: CONVOSYNC_DEVICE is set in this environment and takes precedence");
             }

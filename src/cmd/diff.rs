@@ -20,7 +20,12 @@ pub fn run(dir: &Path, args: DiffArgs) -> Result<ExitCode> {
     let resolve = |spec: &str| -> Result<&Version> {
         match newest_of(spec) {
             Some(v) => Ok(v),
-            None => history::find(&all, spec),
+            None => history::find(&all, spec).map_err(|e| {
+                anyhow::anyhow!(
+                    "{spec:?} is neither a device with handoffs nor a handoff id ({e}); devices: {}",
+                    devices(&all)
+                )
+            }),
         }
     };
     let newest_other = || all.iter().find(|v| v.device != me);
@@ -38,7 +43,7 @@ pub fn run(dir: &Path, args: DiffArgs) -> Result<ExitCode> {
             let Some(b) = all.iter().find(|v| v.device != a.device) else {
                 bail!("no handoff from another device")
             };
-            (a, b)
+            older_first(a, b)
         }
         (None, _) => {
             let Some(a) = newest_of(&me) else {
@@ -47,11 +52,43 @@ pub fn run(dir: &Path, args: DiffArgs) -> Result<ExitCode> {
             let Some(b) = newest_other() else {
                 bail!("no handoff from another device yet")
             };
-            (a, b)
+            older_first(a, b)
         }
     };
     page(&render(a, b, color()));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The two versions ordered older → newer, as a diff reads when nobody chose an order.
+fn older_first<'v>(a: &'v Version, b: &'v Version) -> (&'v Version, &'v Version) {
+    if a.handoff.timestamp <= b.handoff.timestamp {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+/// The devices that have handoffs, for error messages.
+fn devices(all: &[Version]) -> String {
+    let mut names: Vec<&str> = all.iter().map(|v| v.device.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.is_empty() {
+        "none yet".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// A section body as whole lines: every line ends with exactly one newline, so the last line of
+/// a section compares equal to the same line in the middle of the other side.
+fn lines_of(body: Option<&str>) -> String {
+    let body = body.unwrap_or("").trim_end_matches(['\n', '\r']);
+    if body.is_empty() {
+        String::new()
+    } else {
+        format!("{body}\n")
+    }
 }
 
 fn label(v: &Version) -> String {
@@ -93,17 +130,19 @@ pub fn render(a: &Version, b: &Version, c: bool) -> String {
     let mut changed = false;
     for t in titles {
         let (x, y) = (a.handoff.section(t), b.handoff.section(t));
-        if x == y {
-            continue;
-        }
-        changed = true;
         let tag = match (x, y) {
+            (None, None) => continue,
             (None, _) => " (added)",
             (_, None) => " (removed)",
             _ => "",
         };
+        let (x, y) = (lines_of(x), lines_of(y));
+        if x == y && tag.is_empty() {
+            continue;
+        }
+        changed = true;
         out.push_str(&format!("\n{}\n", paint(&format!("### {t}{tag}"), "1", c)));
-        let diff = TextDiff::from_lines(x.unwrap_or(""), y.unwrap_or(""));
+        let diff = TextDiff::from_lines(&x, &y);
         for change in diff.iter_all_changes() {
             let line = change.to_string_lossy();
             let line = line.trim_end_matches('\n');

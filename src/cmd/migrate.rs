@@ -1,15 +1,22 @@
 //! `convosync migrate`: move the original plugin's appended handoff file onto the ref.
+//!
+//! Every handoff of the file becomes one commit (oldest first, dated with the handoff's own
+//! timestamp) on a line of history of its own, which is then merged into the handoff ref: the
+//! tree keeps each device's newest handoff and `convosync history` shows all of them.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use git2::{Oid, Repository};
 
 use super::CLI_LOCK_WAIT;
 use crate::cli::MigrateArgs;
-use crate::handoff::legacy;
+use crate::handoff::legacy::{self, Entry};
+use crate::handoff::Handoff;
 use crate::repo::{Repo, LEGACY_PATH};
-use crate::store::{commit_message, Store};
+use crate::store::{self, cas, commit_message, is_race, tip_of};
 
 pub fn run(dir: &Path, args: MigrateArgs) -> Result<ExitCode> {
     let repo = Repo::open(dir)?;
@@ -23,60 +30,133 @@ pub fn run(dir: &Path, args: MigrateArgs) -> Result<ExitCode> {
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("could not read {}", path.display()))?;
     let file = legacy::parse_legacy(&text);
-    for s in &file.skipped {
-        eprintln!(
-            "convosync: skipped an entry of {}: {}",
-            path.display(),
-            crate::untrusted::line(s)
-        );
+    let mut skipped: Vec<String> = file.skipped.clone();
+    let refname = &repo.settings.refname;
+    let _lock = (!args.dry_run).then(|| repo.lock(CLI_LOCK_WAIT)).transpose()?;
+    // Entries already in the ref's history (an earlier migrate) are not written twice.
+    let known: HashSet<(String, i64)> = crate::history::versions(&repo.git, refname)?
+        .into_iter()
+        .map(|v| (v.device, v.handoff.timestamp.timestamp()))
+        .collect();
+    let mut todo: Vec<Handoff> = Vec::new();
+    let mut already = 0;
+    for e in legacy::entries_oldest_first(&file) {
+        match e {
+            Entry::Skipped(why) => skipped.push(why),
+            Entry::Ready {
+                handoff,
+                renamed_from,
+            } => {
+                if known.contains(&(handoff.device.clone(), handoff.timestamp.timestamp())) {
+                    already += 1;
+                    continue;
+                }
+                if let Some(old) = renamed_from {
+                    println!(
+                        "device name {:?} becomes {} (lowercase letters, digits and dashes)",
+                        old, handoff.device
+                    );
+                }
+                let (sections, _) = crate::draft::redact_sections(&repo, handoff.sections.clone())?;
+                todo.push(Handoff { sections, ..handoff });
+            }
+        }
     }
-    let newest = legacy::newest_per_device(&file);
-    if newest.is_empty() {
+    if todo.is_empty() && already == 0 {
+        for s in &skipped {
+            eprintln!("convosync: skipped {}", crate::untrusted::line(s));
+        }
         anyhow::bail!("{} holds no readable handoffs", path.display());
     }
-    let store = Store::new(&repo.git, &repo.settings.refname);
-    let _lock = (!args.dry_run).then(|| repo.lock(CLI_LOCK_WAIT)).transpose()?;
-    let mut moved = 0;
-    for h in newest {
-        let Some(device) = crate::device::sanitize(&h.device) else {
-            eprintln!(
-                "convosync: skipped a handoff from {:?}: not a usable device name",
-                h.device
-            );
-            continue;
-        };
-        let h = crate::handoff::Handoff { device, ..h };
-        let (sections, _) = crate::draft::redact_sections(&repo, h.sections.clone())?;
-        let h = crate::handoff::Handoff { sections, ..h };
-        match store.get(&h.device)? {
-            Some(cur) if cur.timestamp >= h.timestamp => {
-                println!("{}: the ref already has a newer handoff; kept it", h.device);
-                continue;
-            }
-            _ => {}
-        }
-        if args.dry_run {
-            println!(
-                "would move the handoff from {} ({})",
-                h.device,
-                crate::timefmt::rfc3339(h.timestamp)
-            );
-        } else {
-            store.put(&h, &format!("migrate: {}", commit_message(&h)))?;
-            println!(
-                "moved the handoff from {} ({})",
-                h.device,
-                crate::timefmt::rfc3339(h.timestamp)
-            );
-        }
-        moved += 1;
-    }
-    if !args.dry_run && moved > 0 {
+    let verb = if args.dry_run { "would move" } else { "moved" };
+    for h in &todo {
         println!(
-            "{moved} handoff(s) now on {}; run `convosync sync` to share them. {} can be removed from your branch when every device has upgraded.",
-            repo.settings.refname,
-            path.display()
+            "{verb} the handoff from {} ({})",
+            h.device,
+            crate::timefmt::rfc3339(h.timestamp)
         );
     }
+    if !args.dry_run && !todo.is_empty() {
+        write(&repo.git, refname, &todo)?;
+    }
+    let devices: HashSet<&str> = todo.iter().map(|h| h.device.as_str()).collect();
+    println!(
+        "{verb} {} handoff(s) from {} device(s) into the history of {refname}; skipped {}{}",
+        todo.len(),
+        devices.len(),
+        skipped.len(),
+        if already > 0 {
+            format!(" ({already} already there)")
+        } else {
+            String::new()
+        }
+    );
+    for s in &skipped {
+        println!("  skipped {}", crate::untrusted::line(s));
+    }
+    if args.dry_run {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !todo.is_empty() && repo.remote_name().is_some() {
+        println!("Run `convosync sync` to share them.");
+    }
+    if skipped.is_empty() {
+        println!(
+            "Every entry is on the ref now; {} can be removed from your branch once every device has upgraded.",
+            path.display()
+        );
+    } else {
+        println!("Keep {}: the skipped entries exist only there.", path.display());
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Commit `handoffs` (oldest first) one by one on a new line of history, then merge that line
+/// into `refname` (the newest handoff of each device wins in the tree).
+fn write(repo: &Repository, refname: &str, handoffs: &[Handoff]) -> Result<()> {
+    let mut tree = repo.find_tree(repo.treebuilder(None)?.write()?)?;
+    let mut parent: Option<Oid> = None;
+    for h in handoffs {
+        let blob = repo.blob(crate::handoff::format::render(h).as_bytes())?;
+        let id = git2::build::TreeUpdateBuilder::new()
+            .upsert(store::device_path(&h.device), blob, git2::FileMode::Blob)
+            .create_updated(repo, &tree)?;
+        tree = repo.find_tree(id)?;
+        let sig = store::signature(repo, h.timestamp)?;
+        let parents: Vec<git2::Commit<'_>> = parent
+            .map(|p| repo.find_commit(p))
+            .transpose()?
+            .into_iter()
+            .collect();
+        let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
+        let msg = format!("migrate: {}", commit_message(h));
+        parent = Some(repo.commit(None, &sig, &sig, &msg, &tree, &parents)?);
+    }
+    let Some(line) = parent else { return Ok(()) };
+    for _ in 0..5 {
+        let tip = tip_of(repo, refname)?;
+        let new = match &tip {
+            None => line,
+            Some(t) => {
+                let theirs = repo.find_commit(line)?;
+                let merged = crate::sync::merge_trees(repo, None, &t.tree()?, &theirs.tree()?)?;
+                let merged = repo.find_tree(merged)?;
+                let sig = store::signature(repo, crate::timefmt::now())?;
+                repo.commit(
+                    None,
+                    &sig,
+                    &sig,
+                    "migrate: merge the original plugin's handoffs\n",
+                    &merged,
+                    &[t, &theirs],
+                )?
+            }
+        };
+        match cas(repo, refname, tip.map(|t| t.id()), new, "migrate handoffs") {
+            Ok(()) => return Ok(()),
+            Err(e) if is_race(&e) => continue,
+            Err(e) => return Err(e).with_context(|| format!("could not update {refname}")),
+        }
+    }
+    anyhow::bail!("{refname} kept changing while migrating")
 }

@@ -31,6 +31,12 @@ pub const CLI_LOCK_WAIT: Duration = Duration::from_secs(10);
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let dir = working_dir(cli.dir.as_deref())?;
     let hook = matches!(cli.command, Command::Hook { .. });
+    if !hook {
+        // Once per run, on stderr (hooks print nothing but their JSON).
+        if let Some(note) = crate::device::env_note() {
+            eprintln!("note: {note}");
+        }
+    }
     let result = dispatch(cli, &dir);
     // Hooks log what they skipped; commands say it in one line.
     let skipped = crate::untrusted::take_skipped();

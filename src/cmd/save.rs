@@ -267,6 +267,9 @@ fn git_output(dir: &Path, args: &[&str]) -> Result<std::process::Output> {
         .current_dir(dir)
         .args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
+        // English messages, so the push result can be told apart whatever the user's locale.
+        .env("LC_ALL", "C")
+        .env("LANGUAGE", "C")
         .stdin(std::process::Stdio::null())
         .output()
         .with_context(|| format!("could not run git {}", args.first().unwrap_or(&"")))

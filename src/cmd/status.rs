@@ -14,8 +14,10 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
     let now = crate::timefmt::now();
     let id = crate::device::current()?;
     println!("device:    {id} (from {})", crate::device::source());
-    println!("hooks:     {}", hooks_state());
-    let Some(repo) = Repo::discover(dir)? else {
+    let found = Repo::discover(dir)?;
+    let project = found.as_ref().and_then(|r| r.workdir().map(Path::to_path_buf));
+    println!("hooks:     {}", hooks_state(project.as_deref()));
+    let Some(repo) = found else {
         println!(
             "repo:      none here ({} is not inside a git repository)",
             dir.display()
@@ -115,24 +117,58 @@ fn print_you(repo: &Repo) {
     println!("           another identity of yours: git config --add convosync.me \"Name or email\"");
 }
 
-/// Whether Claude Code has the plugin enabled, from its settings files.
-fn hooks_state() -> String {
-    let Some(home) = dirs::home_dir() else {
-        return "unknown".into();
-    };
+/// The plugin's state as Claude Code sees it: installed (`plugins/installed_plugins.json` under
+/// its config dir, `CLAUDE_CONFIG_DIR` or `~/.claude`) and enabled (`enabledPlugins` in the user's
+/// `settings.json`, then the project's `.claude/settings.json` and `.claude/settings.local.json`,
+/// the later overriding the earlier).
+fn hooks_state(project: Option<&Path>) -> String {
     let config = std::env::var_os("CLAUDE_CONFIG_DIR")
+        .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| home.join(".claude"));
-    let files = [
-        config.join("plugins/installed_plugins.json"),
-        config.join("settings.json"),
-    ];
-    let found = files
-        .iter()
-        .any(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains("convosync@")));
-    if found {
-        "active (the convosync plugin is installed in Claude Code)".into()
-    } else {
-        "not installed in Claude Code (run `convosync install`)".into()
+        .or_else(|| dirs::home_dir().map(|h| h.join(".claude")));
+    let Some(config) = config else {
+        return "unknown (no home directory)".into();
+    };
+    let read = |p: PathBuf| -> Option<serde_json::Value> {
+        serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()
+    };
+    let ours = |k: &str| k.starts_with("convosync@");
+    let installed = read(config.join("plugins/installed_plugins.json")).is_some_and(|v| {
+        v["plugins"].as_object().is_some_and(|m| {
+            m.iter().filter(|(k, _)| ours(k)).any(|(_, installs)| {
+                // Project-scoped installs count only in their project.
+                installs.as_array().is_none_or(|list| {
+                    list.iter().any(|i| match i["projectPath"].as_str() {
+                        Some(p) => project.is_some_and(|here| here.starts_with(p)),
+                        None => true,
+                    })
+                })
+            })
+        })
+    });
+    let mut files = vec![config.join("settings.json")];
+    if let Some(p) = project {
+        files.push(p.join(".claude/settings.json"));
+        files.push(p.join(".claude/settings.local.json"));
+    }
+    let mut enabled = None;
+    for f in files {
+        if let Some(v) = read(f) {
+            if let Some(m) = v["enabledPlugins"].as_object() {
+                for (_, on) in m.iter().filter(|(k, _)| ours(k)) {
+                    if let Some(on) = on.as_bool() {
+                        enabled = Some(on);
+                    }
+                }
+            }
+        }
+    }
+    match (installed, enabled) {
+        (true, Some(true)) => "installed, enabled in Claude Code".into(),
+        (true, _) => {
+            "installed, disabled in Claude Code (enable it: `claude plugin enable convosync@convosync`)"
+                .into()
+        }
+        (false, _) => "not installed in Claude Code (run `convosync install`)".into(),
     }
 }

@@ -25,11 +25,14 @@ pub fn run(dir: &Path, args: NetArgs) -> Result<ExitCode> {
         Pushed::Ok => println!("pushed handoffs to {remote}"),
         Pushed::UpToDate => println!("nothing to push"),
         Pushed::Rejected => println!("{remote} kept changing; run sync again"),
+        Pushed::Refused(m) => println!(
+            "{remote} refused the handoff ref: {m}\nThe server does not accept refs/convosync/*; ask its admin to allow them, or set convosync.remote to another remote"
+        ),
         Pushed::TimedOut => println!("push to {remote} timed out"),
         Pushed::Failed(m) => println!("could not push to {remote}: {}", crate::untrusted::line(m)),
     }
     let failed = matches!(report.fetched, Fetched::TimedOut | Fetched::Failed(_)) || report.pending;
-    if report.pending {
+    if report.pending && !matches!(report.pushed, Pushed::Refused(_)) {
         println!("handoffs are waiting to be pushed; they will go with the next sync");
     }
     Ok(if failed {

@@ -51,6 +51,58 @@ pub fn parse_legacy(text: &str) -> LegacyFile {
     out
 }
 
+/// One legacy entry ready to move, or the reason it cannot.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    /// The handoff under its device id; `renamed_from` holds the name the file used when the
+    /// device-id rule changed it.
+    Ready {
+        handoff: Handoff,
+        renamed_from: Option<String>,
+    },
+    /// Not movable, and why.
+    Skipped(String),
+}
+
+/// Every handoff of the file, oldest first, each under a device id made with the same rule as
+/// this machine's own id (`crate::device::sanitize`); names with nothing usable are skipped,
+/// and so are exact repeats of an entry already listed.
+pub fn entries_oldest_first(file: &LegacyFile) -> Vec<Entry> {
+    let mut ready: Vec<Handoff> = Vec::new();
+    let mut out = Vec::new();
+    for h in &file.handoffs {
+        let Some(device) = crate::device::sanitize(&h.device) else {
+            out.push(Entry::Skipped(format!(
+                "the handoff from {:?} ({}): not a usable device name",
+                h.device,
+                crate::timefmt::rfc3339(h.timestamp)
+            )));
+            continue;
+        };
+        let renamed_from = (device != h.device).then(|| h.device.clone());
+        let h = Handoff { device, ..h.clone() };
+        if ready.contains(&h) {
+            out.push(Entry::Skipped(format!(
+                "the handoff from {} ({}): a repeat of an earlier entry",
+                h.device,
+                crate::timefmt::rfc3339(h.timestamp)
+            )));
+            continue;
+        }
+        ready.push(h.clone());
+        out.push(Entry::Ready {
+            handoff: h,
+            renamed_from,
+        });
+    }
+    // Stable: entries with one timestamp keep the file's order.
+    out.sort_by_key(|e| match e {
+        Entry::Ready { handoff, .. } => Some(handoff.timestamp),
+        Entry::Skipped(_) => None,
+    });
+    out
+}
+
 /// The newest handoff of each device, newest first.
 pub fn newest_per_device(file: &LegacyFile) -> Vec<Handoff> {
     let mut out: Vec<Handoff> = Vec::new();
@@ -146,6 +198,42 @@ mod tests {
                 .map(|c| (c.sha.as_str(), c.subject.as_str())),
             Some(("def4567", ""))
         );
+    }
+
+    #[test]
+    fn every_entry_oldest_first_under_device_ids() {
+        let text = format!(
+            "{FILE}\n---\n## Handoff from My Laptop\n**Timestamp:** 2025-10-20T08:00:00Z\n\n### Current Task\nfirst\n\n---\n## Handoff from !!!\n**Timestamp:** 2025-10-20T09:00:00Z\n\n### Current Task\nnameless\n"
+        );
+        let entries = entries_oldest_first(&parse_legacy(&text));
+        let ready: Vec<(&str, &str, Option<&str>)> = entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Ready {
+                    handoff,
+                    renamed_from,
+                } => Some((
+                    handoff.device.as_str(),
+                    handoff.section("Current Task").unwrap(),
+                    renamed_from.as_deref(),
+                )),
+                Entry::Skipped(_) => None,
+            })
+            .collect();
+        assert_eq!(
+            ready,
+            [
+                ("my-laptop", "first", Some("My Laptop")),
+                ("desktop", "OAuth\n\n---\n\nA horizontal rule above, and a fenced block below:\n```\n---\n## Handoff from fake\n```", None),
+                ("laptop", "Tests", None),
+                ("desktop", "Refresh tokens", None),
+            ]
+        );
+        let skipped: Vec<&Entry> = entries
+            .iter()
+            .filter(|e| matches!(e, Entry::Skipped(_)))
+            .collect();
+        assert_eq!(skipped.len(), 1, "{entries:?}");
     }
 
     #[test]

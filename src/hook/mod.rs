@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use crate::git::Deadline;
 use crate::repo::Repo;
 use crate::sync::{self, Fetched, Pushed};
-use state::Backoff;
+use state::{Backoff, Channel};
 use wire::HookInput;
 
 /// Read stdin (bounded) and run the hook for `event`; returns what to print, if anything.
@@ -104,13 +104,29 @@ impl<'a> Ctx<'a> {
     }
 
     /// Fetch and merge the handoff ref, and push what is queued, within the deadline. Returns a
-    /// one-line note for the user when the remote could not be used. Skips the network while a
+    /// one-line note for the user when the remote could not be used, once per distinct problem
+    /// (the same failure at the next session start stays in the log). Skips the network while a
     /// backoff from an earlier failure is in force, so nothing is retried in a tight loop.
     pub fn refresh(&self, push: bool) -> Option<String> {
+        let note = self.refresh_inner(push)?;
+        if state::note_is_new(&self.repo.state_dir(), &note) {
+            Some(note)
+        } else {
+            self.log(&format!("not repeated: {note}"));
+            None
+        }
+    }
+
+    fn refresh_inner(&self, push: bool) -> Option<String> {
         let remote = self.repo.remote_name()?;
         let state_dir = self.repo.state_dir();
-        if Backoff::load(&state_dir).active(self.now) {
-            return Some(format!("{remote} unreachable recently; using cached handoffs"));
+        let backoff = Backoff::load(&state_dir);
+        if backoff.active(self.now) {
+            return Some(
+                backoff
+                    .last_error
+                    .unwrap_or_else(|| format!("{remote} unreachable recently; using cached handoffs")),
+            );
         }
         if self.deadline.passed() {
             return None;
@@ -122,18 +138,19 @@ impl<'a> Ctx<'a> {
                 return Some("could not run git; using cached handoffs".to_string());
             }
         };
-        match &fetched {
-            Fetched::Ok | Fetched::NoRemoteRef => Backoff::succeeded(&state_dir, self.now),
-            Fetched::TimedOut => {
-                Backoff::failed(&state_dir, self.now, "timed out");
-                return Some(format!("{remote} did not answer in time; using cached handoffs"));
-            }
+        let failure = match &fetched {
+            Fetched::Ok | Fetched::NoRemoteRef => None,
+            Fetched::TimedOut => Some(format!("{remote} did not answer in time; using cached handoffs")),
             Fetched::Failed(m) => {
                 self.log(&format!("fetch from {remote}: {m}"));
-                Backoff::failed(&state_dir, self.now, m);
-                return Some(format!("could not reach {remote}; using cached handoffs"));
+                Some(format!("could not reach {remote} ({m}); using cached handoffs"))
             }
+        };
+        if let Some(note) = failure {
+            Backoff::failed(&state_dir, self.now, &note);
+            return Some(note);
         }
+        Backoff::succeeded(&state_dir, self.now);
         if fetched == Fetched::Ok {
             if let Err(e) = sync::integrate(&self.repo, &remote, self.deadline.remaining()) {
                 self.log(&format!("merge: {e:#}"));
@@ -146,7 +163,18 @@ impl<'a> Ctx<'a> {
     }
 
     /// Push queued handoffs (fetching and merging again if the remote moved), within the deadline.
+    /// Returns the problem when they did not go out. A failed or refused push backs off pushing
+    /// only; fetching goes on.
     pub fn push_pending(&self, remote: &str) -> Option<String> {
+        let state_dir = self.repo.state_dir();
+        let push_backoff = Backoff::load_for(&state_dir, Channel::Push);
+        if push_backoff.active(self.now) {
+            return Some(
+                push_backoff
+                    .last_error
+                    .unwrap_or_else(|| format!("push to {remote} failed recently; handoff queued")),
+            );
+        }
         let report = match sync::sync(&self.repo, remote, self.deadline, self.deadline.remaining()) {
             Ok(r) => r,
             Err(e) => {
@@ -154,17 +182,31 @@ impl<'a> Ctx<'a> {
                 return Some("handoff queued; it will be pushed later".to_string());
             }
         };
-        match (&report.fetched, &report.pushed) {
-            (Fetched::TimedOut | Fetched::Failed(_), _) | (_, Pushed::TimedOut | Pushed::Failed(_)) => {
-                Backoff::failed(
-                    &self.repo.state_dir(),
-                    self.now,
-                    &report.problem().unwrap_or_default(),
-                );
+        let problem = report.problem();
+        match &report.fetched {
+            Fetched::TimedOut | Fetched::Failed(_) => {
+                Backoff::failed(&state_dir, self.now, &problem.clone().unwrap_or_default())
             }
-            _ => Backoff::succeeded(&self.repo.state_dir(), self.now),
+            Fetched::Ok | Fetched::NoRemoteRef => {
+                Backoff::succeeded(&state_dir, self.now);
+                match &report.pushed {
+                    Pushed::TimedOut | Pushed::Failed(_) | Pushed::Refused(_) => {
+                        if let Some(p) = &problem {
+                            self.log(&format!("push to {remote}: {p}"));
+                        }
+                        Backoff::failed_for(
+                            &state_dir,
+                            Channel::Push,
+                            self.now,
+                            &problem.clone().unwrap_or_default(),
+                        )
+                    }
+                    Pushed::Ok | Pushed::UpToDate => Backoff::succeeded_for(&state_dir, Channel::Push),
+                    Pushed::Rejected => {}
+                }
+            }
         }
-        report.problem()
+        problem
     }
 }
 

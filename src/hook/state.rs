@@ -72,6 +72,14 @@ fn prune(dir: &Path) {
     }
 }
 
+/// Which half of the network work a backoff is for: a push refused or failing must not stop
+/// fetching other devices' handoffs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Fetch,
+    Push,
+}
+
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Backoff {
     pub failures: u32,
@@ -80,12 +88,20 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    fn path(state_dir: &Path) -> PathBuf {
-        state_dir.join("net-backoff.json")
+    fn path(state_dir: &Path, ch: Channel) -> PathBuf {
+        state_dir.join(match ch {
+            Channel::Fetch => "net-backoff.json",
+            Channel::Push => "push-backoff.json",
+        })
     }
 
+    /// The fetch backoff.
     pub fn load(state_dir: &Path) -> Backoff {
-        std::fs::read(Self::path(state_dir))
+        Self::load_for(state_dir, Channel::Fetch)
+    }
+
+    pub fn load_for(state_dir: &Path, ch: Channel) -> Backoff {
+        std::fs::read(Self::path(state_dir, ch))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default()
@@ -96,25 +112,42 @@ impl Backoff {
         self.next_try.is_some_and(|t| t > now)
     }
 
-    /// Record a failure: wait 30 s, then 1, 2, 4 … minutes, at most 15.
+    /// Record a fetch failure.
     pub fn failed(state_dir: &Path, now: DateTime<Utc>, error: &str) {
-        let mut b = Backoff::load(state_dir);
+        Self::failed_for(state_dir, Channel::Fetch, now, error);
+    }
+
+    /// Record a failure: wait 30 s, then 1, 2, 4 … minutes, at most 15.
+    pub fn failed_for(state_dir: &Path, ch: Channel, now: DateTime<Utc>, error: &str) {
+        let mut b = Backoff::load_for(state_dir, ch);
         b.failures = b.failures.saturating_add(1);
         let secs = (30u64 << (b.failures - 1).min(5)).min(15 * 60);
         b.next_try = Some(now + chrono::Duration::seconds(secs as i64));
         b.last_error = Some(error.to_string());
         if let Ok(bytes) = serde_json::to_vec(&b) {
-            let _ = atomic_write(&Self::path(state_dir), &bytes);
+            let _ = atomic_write(&Self::path(state_dir, ch), &bytes);
         }
     }
 
-    pub fn succeeded(state_dir: &Path, now: DateTime<Utc>) {
-        let _ = std::fs::remove_file(Self::path(state_dir));
-        let _ = atomic_write(
-            &state_dir.join("last-sync"),
-            crate::timefmt::rfc3339(now).as_bytes(),
-        );
+    /// A fetch worked: clear its backoff and the network note.
+    pub fn succeeded(state_dir: &Path, _now: DateTime<Utc>) {
+        Self::succeeded_for(state_dir, Channel::Fetch);
     }
+
+    pub fn succeeded_for(state_dir: &Path, ch: Channel) {
+        let _ = std::fs::remove_file(Self::path(state_dir, ch));
+        if ch == Channel::Fetch {
+            let _ = std::fs::remove_file(state_dir.join(NOTE_FILE));
+        }
+    }
+}
+
+/// Record a successful fetch of the handoff ref (what `status` shows as the last sync).
+pub fn record_sync(state_dir: &Path, now: DateTime<Utc>) {
+    let _ = atomic_write(
+        &state_dir.join("last-sync"),
+        crate::timefmt::rfc3339(now).as_bytes(),
+    );
 }
 
 /// When the handoff ref was last fetched successfully.
@@ -123,6 +156,19 @@ pub fn last_sync(state_dir: &Path) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s.trim())
         .ok()
         .map(|t| t.with_timezone(&Utc))
+}
+
+const NOTE_FILE: &str = "net-note";
+
+/// Whether the network note `note` is new: the same problem is told once, not at every session
+/// start. The note is remembered until the network works again (or another problem comes).
+pub fn note_is_new(state_dir: &Path, note: &str) -> bool {
+    let path = state_dir.join(NOTE_FILE);
+    if std::fs::read_to_string(&path).is_ok_and(|old| old == note) {
+        return false;
+    }
+    let _ = atomic_write(&path, note.as_bytes());
+    true
 }
 
 /// Append a line to `convosync.log` (hooks never print errors on stdout).
@@ -153,9 +199,25 @@ mod tests {
         assert!(b.active(now) && !b.active(now + chrono::Duration::seconds(31)));
         Backoff::failed(dir.path(), now, "refused");
         assert!(Backoff::load(dir.path()).active(now + chrono::Duration::seconds(45)));
+        // A push failure is apart from fetching.
+        Backoff::failed_for(dir.path(), Channel::Push, now, "refused");
         Backoff::succeeded(dir.path(), now);
         assert!(!Backoff::load(dir.path()).active(now));
+        assert!(Backoff::load_for(dir.path(), Channel::Push).active(now));
+        Backoff::succeeded_for(dir.path(), Channel::Push);
+        assert!(!Backoff::load_for(dir.path(), Channel::Push).active(now));
+        record_sync(dir.path(), now);
         assert!(last_sync(dir.path()).is_some());
+    }
+
+    #[test]
+    fn a_note_is_told_once_until_the_network_works() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(note_is_new(dir.path(), "origin is gone"));
+        assert!(!note_is_new(dir.path(), "origin is gone"));
+        assert!(note_is_new(dir.path(), "origin timed out"));
+        Backoff::succeeded(dir.path(), Utc::now());
+        assert!(note_is_new(dir.path(), "origin timed out"));
     }
 
     #[test]

@@ -5,6 +5,9 @@ use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
+/// The one rule for a missing tool (the file lives here; the fixtures that benches share load it).
+pub use crate::servers::tools::skip;
+
 /// Environment every git and convosync process in the tests gets: no user or system config,
 /// fixed identity, no prompts.
 pub fn hermetic(cmd: &mut Command, home: &Path) {
