@@ -100,13 +100,14 @@ pub fn versions(repo: &Repository, refname: &str) -> Result<Vec<Version>> {
             if unchanged || !seen.insert(e.id()) {
                 continue;
             }
-            if let Ok(handoff) = read_handoff(repo, e.id()) {
-                out.push(Version {
+            match read_handoff(repo, e.id()) {
+                Ok(handoff) => out.push(Version {
                     commit: commit.id(),
                     device: device.to_string(),
                     blob: e.id(),
                     handoff,
-                });
+                }),
+                Err(r) => crate::crypt::note_unreadable(device, &r),
             }
         }
     }

@@ -70,7 +70,12 @@ impl<'r> Store<'r> {
             .ok()
             .and_then(|b| serde_json::from_slice::<Cache>(&b).ok())
         {
-            if cached.version == CACHE_VERSION && cached.tree == tree.to_string() {
+            // Notes cached as unreadable for want of a key are read again once a key is added.
+            let keyless = || {
+                cached.entries.iter().any(|e| e.handoff.as_ref().is_err_and(|r| r == crate::crypt::NO_KEY))
+                    && crate::crypt::key_file_exists()
+            };
+            if cached.version == CACHE_VERSION && cached.tree == tree.to_string() && !keyless() {
                 return Ok(cached
                     .entries
                     .into_iter()
@@ -103,12 +108,47 @@ impl<'r> Store<'r> {
 
     /// Commit `handoff` as its device's file. Returns the new tip. The caller holds the repo lock;
     /// the ref update is still a compare-and-swap so a writer that does not is never overwritten.
+    /// On a ref that records encrypted notes, a device with a key commits the note encrypted to
+    /// its key (and records its key on the ref), with a message that names only the device.
     pub fn put(&self, handoff: &Handoff, message: &str) -> Result<Oid> {
-        let content = format::render(handoff);
-        let blob = self.repo.blob(content.as_bytes())?;
+        let (blob, key, message) = self.seal(handoff, message)?;
         let path = device_path(&handoff.device);
         let sig = signature(self.repo, handoff.timestamp)?;
-        self.update(message, &sig, |tree| upsert(self.repo, tree, &path, Some(blob)))
+        self.update(&message, &sig, |tree| {
+            let root = upsert(self.repo, tree, &path, Some(blob))?;
+            self.with_key(root, key.as_deref())
+        })
+    }
+
+    /// The blob for `handoff`, the recipient it was encrypted to, and the commit message to use.
+    fn seal(&self, handoff: &Handoff, message: &str) -> Result<(Oid, Option<String>, String)> {
+        let text = format::render(handoff).into_bytes();
+        let (content, key) = crate::crypt::seal(self.repo, &self.refname, text)?;
+        let message = match key {
+            Some(_) => crate::crypt::sealed_message(&handoff.device),
+            None => message.to_string(),
+        };
+        Ok((self.repo.blob(&content)?, key, message))
+    }
+
+    /// `root` with `keys/<recipient>` added when `recipient` is given.
+    fn with_key(&self, root: Oid, recipient: Option<&str>) -> Result<Oid> {
+        let Some(r) = recipient else { return Ok(root) };
+        let blob = self.repo.blob(format!("{r}\n").as_bytes())?;
+        let tree = self.repo.find_tree(root)?;
+        upsert(self.repo, Some(&tree), &crate::crypt::key_entry(r), Some(blob))
+    }
+
+    /// Record on the ref that notes are encrypted, to `recipient` among others.
+    pub fn record_key(&self, recipient: &str) -> Result<Oid> {
+        let sig = signature(self.repo, crate::timefmt::now())?;
+        self.update("encrypt handoffs", &sig, |tree| {
+            let root = match tree {
+                Some(t) => t.id(),
+                None => self.repo.treebuilder(None)?.write()?,
+            };
+            self.with_key(root, Some(recipient))
+        })
     }
 
     /// Remove `device`'s file (its history stays in the ref's log).
@@ -120,13 +160,14 @@ impl<'r> Store<'r> {
 
     /// Move `old`'s file to `handoff.device`'s in one commit.
     pub fn rename(&self, old: &str, handoff: &Handoff, message: &str) -> Result<Oid> {
-        let blob = self.repo.blob(format::render(handoff).as_bytes())?;
+        let (blob, key, message) = self.seal(handoff, message)?;
         let (from, to) = (device_path(old), device_path(&handoff.device));
         let sig = signature(self.repo, crate::timefmt::now())?;
-        self.update(message, &sig, |tree| {
+        self.update(&message, &sig, |tree| {
             let without = upsert(self.repo, tree, &from, None)?;
             let without = self.repo.find_tree(without)?;
-            upsert(self.repo, Some(&without), &to, Some(blob))
+            let root = upsert(self.repo, Some(&without), &to, Some(blob))?;
+            self.with_key(root, key.as_deref())
         })
     }
 
@@ -254,6 +295,9 @@ pub fn entries_of(repo: &Repository, tree: &Tree<'_>) -> Result<Vec<Entry>> {
             continue;
         }
         let handoff = read_handoff(repo, e.id());
+        if let Err(r) = &handoff {
+            crate::crypt::note_unreadable(device, r);
+        }
         out.push(Entry {
             device: device.to_string(),
             blob: e.id(),
@@ -296,7 +340,8 @@ pub fn parse_blob(bytes: &[u8]) -> Result<Handoff, String> {
     if bytes.len() > MAX_HANDOFF_BYTES {
         return Err(format!("too large ({} bytes)", bytes.len()));
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
+    let bytes = crate::crypt::open(bytes)?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| "not UTF-8 text".to_string())?;
     format::parse(text).map_err(|e| e.to_string())
 }
 

@@ -76,9 +76,11 @@ impl Report {
 }
 
 /// `refs/convosync/handoffs` + `origin` → `refs/convosync/remote/origin/convosync/handoffs`.
+/// A URL (a notes repository named by `convosync.remote`) becomes `url-<hash>`.
 pub fn tracking_ref(refname: &str, remote: &str) -> String {
     format!(
-        "refs/convosync/remote/{remote}/{}",
+        "refs/convosync/remote/{}/{}",
+        crate::repo::remote_component(remote),
         refname.strip_prefix("refs/").unwrap_or(refname)
     )
 }
@@ -87,9 +89,15 @@ pub fn tracking_ref(refname: &str, remote: &str) -> String {
 pub fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Result<Fetched> {
     let refname = &repo.settings.refname;
     let spec = format!("+{refname}:{}", tracking_ref(refname, remote));
-    // Other devices' snapshots of uncommitted work travel in the same round trip.
+    // Other devices' snapshots of uncommitted work travel in the same round trip (not through
+    // a notes repository shared by several projects: snapshots are not namespaced per project).
     let wip = crate::wip::fetch_refspec(remote);
-    let out = git::fetch(repo.git.path(), remote, &[&spec, &wip], deadline)?;
+    let specs: Vec<&str> = if repo.settings.notes_repo {
+        vec![&spec]
+    } else {
+        vec![&spec, &wip]
+    };
+    let out = git::fetch(repo.git.path(), remote, &specs, deadline)?;
     Ok(classify_fetch(&out))
 }
 
@@ -265,7 +273,14 @@ fn two_authors(repo: &Repository, a: Oid, b: Oid) -> Result<Option<(Oid, (String
         return Ok(None);
     };
     other.device = device;
-    let blob = repo.blob(crate::handoff::format::render(&other).as_bytes())?;
+    let mut text = crate::handoff::format::render(&other).into_bytes();
+    if let (Some(k), Ok(old)) = (crate::crypt::key(), repo.find_blob(if x_first { b } else { a })) {
+        // It was readable, so encrypted to our key: it stays encrypted under its new name.
+        if crate::crypt::is_encrypted(old.content()) {
+            text = k.encrypt(&text)?;
+        }
+    }
+    let blob = repo.blob(&text)?;
     Ok(Some((keep, (store::device_path(&other.device), blob))))
 }
 

@@ -6,6 +6,7 @@ mod devices;
 mod diff;
 mod export;
 mod handoff;
+mod key;
 mod history;
 mod migrate;
 mod resume;
@@ -29,7 +30,20 @@ pub const CLI_LOCK_WAIT: Duration = Duration::from_secs(10);
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let dir = working_dir(cli.dir.as_deref())?;
-    match cli.command {
+    let hook = matches!(cli.command, Command::Hook { .. });
+    let result = dispatch(&dir, cli.command);
+    if !hook {
+        // Every command names the notes it could not decrypt.
+        for line in crate::crypt::unreadable_summary() {
+            eprintln!("convosync: {line}");
+        }
+    }
+    result
+}
+
+fn dispatch(dir: &Path, command: Command) -> Result<ExitCode> {
+    let dir = dir.to_path_buf();
+    match command {
         Command::Device(a) => device::run(a),
         Command::Save(a) => save::run(&dir, a),
         Command::GenerateHandoff => handoff::generate(&dir),
@@ -39,6 +53,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Migrate(a) => migrate::run(&dir, a),
         Command::Demo(a) => crate::demo::run(a),
         Command::Status => status::run(&dir),
+        Command::Key(a) => key::run(&dir, a),
         Command::History(a) => history::run(&dir, a),
         Command::Search(a) => history::search(&dir, a),
         Command::Devices(a) => devices::run(&dir, a),

@@ -35,6 +35,13 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
             return Some(super::message(&format!("could not read handoffs ({e})")));
         }
     };
+    // Notes this device cannot decrypt for want of the key: say once per repository what to run.
+    let locked: Vec<String> = entries
+        .iter()
+        .filter(|e| e.device != ctx.me && e.handoff.as_ref().is_err_and(|r| r == crate::crypt::NO_KEY))
+        .map(|e| e.device.clone())
+        .collect();
+    let key_hint = crate::crypt::session_hint(&state_dir, &locked);
     let mut keys: Vec<String> = entries
         .iter()
         .filter(|e| e.device != ctx.me && e.handoff.is_ok())
@@ -61,14 +68,14 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
         if dirty {
             save(&state);
         }
-        return None;
+        return key_hint.map(|h| super::message(&h));
     }
     if source == "resume" && state.injected == keys {
         // This session already has exactly these notes in its context.
         if dirty {
             save(&state);
         }
-        return net_note.map(|n| super::message(&n));
+        return key_hint.or(net_note).map(|n| super::message(&n));
     }
 
     let total = handoffs.len();
@@ -102,6 +109,9 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
         .unwrap_or_else(|| "convosync: notes from other devices loaded".to_string());
     if let Some(n) = net_note {
         line.push_str(&format!(" ({n})"));
+    }
+    if let Some(h) = key_hint {
+        line = format!("{line}; {h}");
     }
     state.injected = keys;
     save(&state);
