@@ -109,9 +109,7 @@ impl Settings {
                 .unwrap_or_else(|| remote.as_deref().is_some_and(is_url)),
             project: get("CONVOSYNC_PROJECT", "convosync.project"),
             ref_explicit: explicit_ref.is_some(),
-            refname: explicit_ref
-                .map(|r| normalize_ref(&r))
-                .unwrap_or(d.refname),
+            refname: explicit_ref.map(|r| normalize_ref(&r)).unwrap_or(d.refname),
             remote,
             timeout: get("CONVOSYNC_TIMEOUT", "convosync.timeout")
                 .and_then(|v| parse_duration(&v))
@@ -158,7 +156,8 @@ pub fn is_url(v: &str) -> bool {
         || v.starts_with("./")
         || v.starts_with("../")
         || v.starts_with("~/")
-        || v.split_once(':').is_some_and(|(host, _)| !host.is_empty() && !host.contains('/'))
+        || v.split_once(':')
+            .is_some_and(|(host, _)| !host.is_empty() && !host.contains('/'))
 }
 
 /// `handoffs` → `refs/heads/handoffs`; full ref names are kept.
@@ -243,7 +242,13 @@ mod tests {
         assert_eq!(parse_size("100"), Some(100));
         assert_eq!(normalize_ref("handoffs"), "refs/heads/handoffs");
         assert_eq!(normalize_ref("refs/x/y"), "refs/x/y");
-        for url in ["https://h/x.git", "git@github.com:me/notes.git", "/srv/notes.git", "./n", "file:///n"] {
+        for url in [
+            "https://h/x.git",
+            "git@github.com:me/notes.git",
+            "/srv/notes.git",
+            "./n",
+            "file:///n",
+        ] {
             assert!(is_url(url), "{url}");
         }
         for name in ["origin", "notes", "my-notes"] {

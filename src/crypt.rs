@@ -47,10 +47,7 @@ impl Key {
 
     fn from_identity(identity: age::x25519::Identity) -> Key {
         let recipient = identity.to_public().to_string();
-        Key {
-            identity,
-            recipient,
-        }
+        Key { identity, recipient }
     }
 
     /// Parse `AGE-SECRET-KEY-1…` (surrounding whitespace and `#` comment lines are ignored).
@@ -63,10 +60,9 @@ impl Key {
         if !line.to_ascii_uppercase().starts_with("AGE-SECRET-KEY-1") {
             bail!("not a convosync key: it starts with AGE-SECRET-KEY-1 (print it with `convosync key show` on a device that has it)");
         }
-        let identity: age::x25519::Identity = line
-            .to_ascii_uppercase()
-            .parse()
-            .map_err(|e| anyhow::anyhow!("not a valid key ({e}); copy the whole line `convosync key show` prints"))?;
+        let identity: age::x25519::Identity = line.to_ascii_uppercase().parse().map_err(|e| {
+            anyhow::anyhow!("not a valid key ({e}); copy the whole line `convosync key show` prints")
+        })?;
         Ok(Key::from_identity(identity))
     }
 
@@ -292,11 +288,7 @@ pub fn session_hint(state_dir: &Path, devices: &[String]) -> Option<String> {
     let _ = crate::fsutil::replace_file(&marker, b"1\n");
     Some(format!(
         "notes from {} are encrypted and this device has no key; {KEY_HINT}",
-        devices
-            .iter()
-            .map(|d| clean(d))
-            .collect::<Vec<_>>()
-            .join(", ")
+        devices.iter().map(|d| clean(d)).collect::<Vec<_>>().join(", ")
     ))
 }
 

@@ -72,7 +72,10 @@ impl<'r> Store<'r> {
         {
             // Notes cached as unreadable for want of a key are read again once a key is added.
             let keyless = || {
-                cached.entries.iter().any(|e| e.handoff.as_ref().is_err_and(|r| r == crate::crypt::NO_KEY))
+                cached
+                    .entries
+                    .iter()
+                    .any(|e| e.handoff.as_ref().is_err_and(|r| r == crate::crypt::NO_KEY))
                     && crate::crypt::key_file_exists()
             };
             if cached.version == CACHE_VERSION && cached.tree == tree.to_string() && !keyless() {

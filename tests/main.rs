@@ -5,6 +5,7 @@ mod claude;
 mod common;
 mod core;
 mod hooks;
+mod private;
 mod proof;
 mod remotes;
 mod roadmap;

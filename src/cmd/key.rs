@@ -35,14 +35,18 @@ fn load() -> Result<Option<Key>> {
 }
 
 fn status(dir: &Path) -> Result<ExitCode> {
-    let path = crypt::key_path().map(|p| p.display().to_string()).unwrap_or_default();
+    let path = crypt::key_path()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     let mine = match load()? {
         Some(k) => {
             println!("key: {} ({path})", k.recipient());
             Some(k.recipient().to_string())
         }
         None => {
-            println!("key: none (create one with `convosync key init`, or bring yours with `convosync key add`)");
+            println!(
+                "key: none (create one with `convosync key init`, or bring yours with `convosync key add`)"
+            );
             None
         }
     };
@@ -54,7 +58,11 @@ fn status(dir: &Path) -> Result<ExitCode> {
             let list: Vec<String> = recorded
                 .iter()
                 .map(|r| {
-                    let yours = if mine.as_deref() == Some(r) { " (yours)" } else { "" };
+                    let yours = if mine.as_deref() == Some(r) {
+                        " (yours)"
+                    } else {
+                        ""
+                    };
                     format!("{}{yours}", fingerprint(r))
                 })
                 .collect();
@@ -76,7 +84,11 @@ fn init(dir: &Path) -> Result<ExitCode> {
         None => {
             let k = Key::generate();
             let path = crypt::store_key(&k)?;
-            println!("created your key {} in {}", fingerprint(k.recipient()), path.display());
+            println!(
+                "created your key {} in {}",
+                fingerprint(k.recipient()),
+                path.display()
+            );
             eprintln!("keep it safe: without it, notes encrypted with it cannot be read by anyone.");
             eprintln!("carry it to your other devices with `convosync key show` here and `convosync key add KEY` there.");
             k
@@ -98,7 +110,12 @@ fn enable(repo: &Repo, key: &Key) -> Result<()> {
         store.record_key(key.recipient())?;
         let me = crate::team::my_device(repo)?;
         let plain = store.tip()?.and_then(|tip| {
-            let blob = tip.tree().ok()?.get_path(Path::new(&crate::store::device_path(&me))).ok()?.id();
+            let blob = tip
+                .tree()
+                .ok()?
+                .get_path(Path::new(&crate::store::device_path(&me)))
+                .ok()?
+                .id();
             let bytes = repo.git.find_blob(blob).ok()?.content().to_vec();
             (!crypt::is_encrypted(&bytes)).then_some(())
         });
@@ -143,8 +160,16 @@ fn add(dir: &Path, text: &str) -> Result<ExitCode> {
     };
     let key = Key::parse(&text)?;
     let path = crypt::store_key(&key)?;
-    println!("stored your key {} in {}", fingerprint(key.recipient()), path.display());
+    println!(
+        "stored your key {} in {}",
+        fingerprint(key.recipient()),
+        path.display()
+    );
     if let Some(repo) = Repo::discover(dir)? {
+        if let Some(remote) = repo.remote_name() {
+            // Best effort: see what the ref records now.
+            let _ = crate::sync::sync(&repo, &remote, deadline(10.0), CLI_LOCK_WAIT);
+        }
         let recorded = crypt::recipients(&repo.git, &repo.settings.refname);
         if recorded.iter().any(|r| r == key.recipient()) {
             println!("this repository's notes are encrypted with it: this device reads and writes them now");
