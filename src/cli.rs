@@ -50,6 +50,9 @@ pub enum Command {
     Export(ExportArgs),
     /// Carry uncommitted work between devices without touching branches.
     Wip(WipArgs),
+    /// Your encryption key: create it, carry it to another device, see whether notes here are
+    /// encrypted.
+    Key(KeyArgs),
     /// Say whether convosync is set up here: device, remote, last sync, pending pushes, hooks.
     Status,
     /// Register the Claude Code plugin for this user (prints the commands, or runs them).
@@ -76,6 +79,27 @@ pub enum DeviceAction {
     Set {
         /// The new name, for example `laptop`.
         name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    #[command(subcommand)]
+    pub action: Option<KeyAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyAction {
+    /// Whether this device has a key and whether this repository's notes are encrypted.
+    Status,
+    /// Create your key (once; later runs reuse it) and encrypt this repository's notes.
+    Init,
+    /// Print your secret key as one line, to carry to another of your devices.
+    Show,
+    /// Store your key on this device (the line `convosync key show` printed; `-` reads stdin).
+    Add {
+        /// AGE-SECRET-KEY-1…, or `-` to read it from standard input.
+        key: String,
     },
 }
 

@@ -44,6 +44,15 @@ pub struct Settings {
     pub team: TeamMode,
     pub context_limit: usize,
     pub wip_limit: u64,
+    /// Whether the remote is a notes repository shared by several projects
+    /// (`convosync.notesRepo`; by default, when `convosync.remote` is a URL): the ref then lives
+    /// under a namespace of this project, `refs/convosync/p/<project>/handoffs`.
+    pub notes_repo: bool,
+    /// The project's name in a notes repository (`convosync.project`); by default derived from
+    /// the root commit.
+    pub project: Option<String>,
+    /// Whether `convosync.ref` was set explicitly (it then wins over the project namespace).
+    pub ref_explicit: bool,
 }
 
 impl Default for Settings {
@@ -60,6 +69,9 @@ impl Default for Settings {
             team: TeamMode::Show,
             context_limit: DEFAULT_CONTEXT_LIMIT,
             wip_limit: DEFAULT_WIP_LIMIT,
+            notes_repo: false,
+            project: None,
+            ref_explicit: false,
         }
     }
 }
@@ -89,11 +101,16 @@ impl Settings {
             out
         };
         let d = Settings::default();
+        let remote = get("CONVOSYNC_REMOTE", "convosync.remote");
+        let explicit_ref = get("CONVOSYNC_REF", "convosync.ref");
         Settings {
-            refname: get("CONVOSYNC_REF", "convosync.ref")
-                .map(|r| normalize_ref(&r))
-                .unwrap_or(d.refname),
-            remote: get("CONVOSYNC_REMOTE", "convosync.remote"),
+            notes_repo: get("CONVOSYNC_NOTES_REPO", "convosync.notesRepo")
+                .and_then(|v| parse_bool(&v))
+                .unwrap_or_else(|| remote.as_deref().is_some_and(is_url)),
+            project: get("CONVOSYNC_PROJECT", "convosync.project"),
+            ref_explicit: explicit_ref.is_some(),
+            refname: explicit_ref.map(|r| normalize_ref(&r)).unwrap_or(d.refname),
+            remote,
             timeout: get("CONVOSYNC_TIMEOUT", "convosync.timeout")
                 .and_then(|v| parse_duration(&v))
                 .unwrap_or(d.timeout),
@@ -129,6 +146,18 @@ impl Settings {
                 .unwrap_or(d.wip_limit),
         }
     }
+}
+
+/// Whether a `convosync.remote` value names a repository by URL or path rather than a remote:
+/// `https://…`, `ssh://…`, `file://…`, `user@host:path`, `/abs/path`, `./rel`, `~/…`.
+pub fn is_url(v: &str) -> bool {
+    v.contains("://")
+        || v.starts_with('/')
+        || v.starts_with("./")
+        || v.starts_with("../")
+        || v.starts_with("~/")
+        || v.split_once(':')
+            .is_some_and(|(host, _)| !host.is_empty() && !host.contains('/'))
 }
 
 /// `handoffs` → `refs/heads/handoffs`; full ref names are kept.
@@ -213,5 +242,17 @@ mod tests {
         assert_eq!(parse_size("100"), Some(100));
         assert_eq!(normalize_ref("handoffs"), "refs/heads/handoffs");
         assert_eq!(normalize_ref("refs/x/y"), "refs/x/y");
+        for url in [
+            "https://h/x.git",
+            "git@github.com:me/notes.git",
+            "/srv/notes.git",
+            "./n",
+            "file:///n",
+        ] {
+            assert!(is_url(url), "{url}");
+        }
+        for name in ["origin", "notes", "my-notes"] {
+            assert!(!is_url(name), "{name}");
+        }
     }
 }

@@ -103,15 +103,18 @@ pub fn versions(repo: &Repository, refname: &str) -> Result<Vec<Version>> {
             if unchanged || !seen.insert(e.id()) {
                 continue;
             }
-            if let Ok(handoff) = read_handoff(repo, e.id()) {
-                let (handoff, claimed) = crate::store::own_device(handoff, &device);
-                out.push(Version {
-                    commit: commit.id(),
-                    device,
-                    blob: e.id(),
-                    handoff,
-                    claimed,
-                });
+            match read_handoff(repo, e.id()) {
+                Ok(handoff) => {
+                    let (handoff, claimed) = crate::store::own_device(handoff, &device);
+                    out.push(Version {
+                        commit: commit.id(),
+                        device,
+                        blob: e.id(),
+                        handoff,
+                        claimed,
+                    });
+                }
+                Err(r) => crate::crypt::note_unreadable(&device, &r),
             }
         }
     }

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod context;
+pub mod crypt;
 pub mod demo;
 pub mod device;
 pub mod draft;

@@ -28,7 +28,10 @@ impl Repo {
     pub fn discover(dir: &Path) -> Result<Option<Repo>> {
         match Repository::discover(dir) {
             Ok(git) => {
-                let settings = Settings::load(Some(&git));
+                let mut settings = Settings::load(Some(&git));
+                if settings.notes_repo && !settings.ref_explicit {
+                    settings.refname = project_ref(&git, settings.project.as_deref());
+                }
                 Ok(Some(Repo { git, settings }))
             }
             Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
@@ -165,7 +168,22 @@ impl Repo {
     /// else `origin`; `None` when that remote does not exist.
     pub fn remote_name(&self) -> Option<String> {
         if let Some(r) = &self.settings.remote {
+            if crate::config::is_url(r) {
+                // A notes repository named by URL: git fetch and push take it in place of a name.
+                return Some(r.clone());
+            }
             return self.git.find_remote(r).ok().map(|_| r.clone());
+        }
+        self.code_remote()
+    }
+
+    /// The remote the project's code goes to: the handoffs' remote unless that is a notes
+    /// repository, else the current branch's upstream remote, else `origin`.
+    pub fn code_remote(&self) -> Option<String> {
+        if let Some(r) = &self.settings.remote {
+            if !self.settings.notes_repo {
+                return self.git.find_remote(r).ok().map(|_| r.clone());
+            }
         }
         let upstream = self
             .git
@@ -179,6 +197,59 @@ impl Repo {
             .or_else(|| Some("origin".to_string()))
             .filter(|r| self.git.find_remote(r).is_ok())
     }
+}
+
+/// The handoff ref of this project in a notes repository: `refs/convosync/p/<project>/handoffs`,
+/// where `<project>` is `convosync.project` (sanitised) or the first 12 hex digits of the root
+/// commit reached by following first parents from the default branch (`origin/HEAD`), else from
+/// HEAD. The id is remembered in `<common dir>/convosync/project-id` so the walk happens once per
+/// clone. Without any commit and without `convosync.project`, the worktree's directory name is
+/// used (not remembered).
+pub fn project_ref(git: &Repository, project: Option<&str>) -> String {
+    let id = project
+        .and_then(crate::device::sanitize)
+        .or_else(|| {
+            let file = git.commondir().join("convosync").join("project-id");
+            if let Some(id) = std::fs::read_to_string(&file)
+                .ok()
+                .and_then(|s| crate::device::sanitize(&s))
+            {
+                return Some(id);
+            }
+            let id = root_commit(git)?.to_string()[..12].to_string();
+            let _ = crate::fsutil::replace_file(&file, format!("{id}\n").as_bytes());
+            Some(id)
+        })
+        .or_else(|| {
+            git.workdir()
+                .and_then(|w| w.file_name())
+                .and_then(|n| crate::device::sanitize(&n.to_string_lossy()))
+        })
+        .unwrap_or_else(|| "default".to_string());
+    format!("refs/convosync/p/{id}/handoffs")
+}
+
+/// The root commit reached by first parents from the default branch, else from HEAD.
+fn root_commit(git: &Repository) -> Option<git2::Oid> {
+    let start = ["refs/remotes/origin/HEAD", "HEAD"]
+        .iter()
+        .find_map(|r| git.revparse_single(r).ok()?.peel_to_commit().ok())?;
+    let mut walk = git.revwalk().ok()?;
+    walk.simplify_first_parent().ok()?;
+    walk.push(start.id()).ok()?;
+    walk.filter_map(Result::ok).last()
+}
+
+/// A remote as one component of a tracking ref name: a remote name as it is, a URL as
+/// `url-<first 12 hex digits of its SHA-1>`.
+pub fn remote_component(remote: &str) -> String {
+    if git2::Remote::is_valid_name(remote) && !crate::config::is_url(remote) {
+        return remote.to_string();
+    }
+    let id = git2::Oid::hash_object(git2::ObjectType::Blob, remote.as_bytes())
+        .map(|o| o.to_string())
+        .unwrap_or_else(|_| "0".repeat(40));
+    format!("url-{}", &id[..12])
 }
 
 /// A 7-character abbreviation (longer if needed to be unique, as git does).

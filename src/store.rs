@@ -77,7 +77,15 @@ impl<'r> Store<'r> {
             .ok()
             .and_then(|b| serde_json::from_slice::<Cache>(&b).ok())
         {
-            if cached.version == CACHE_VERSION && cached.tree == tree.to_string() {
+            // Notes cached as unreadable for want of a key are read again once a key is added.
+            let keyless = || {
+                cached
+                    .entries
+                    .iter()
+                    .any(|e| e.handoff.as_ref().is_err_and(|r| r == crate::crypt::NO_KEY))
+                    && crate::crypt::key_file_exists()
+            };
+            if cached.version == CACHE_VERSION && cached.tree == tree.to_string() && !keyless() {
                 return Ok(cached
                     .entries
                     .into_iter()
@@ -117,14 +125,46 @@ impl<'r> Store<'r> {
 
     /// Commit `handoff` as its device's file. Returns the new tip. The caller holds the repo lock;
     /// the ref update is still a compare-and-swap so a writer that does not is never overwritten.
+    /// On a ref that records encrypted notes, a device with a key commits the note encrypted to
+    /// its key (and records its key on the ref), with a message that names only the device.
     pub fn put(&self, handoff: &Handoff, message: &str) -> Result<Oid> {
-        // Drafts come from conversations: no control characters or escapes reach the ref.
-        let handoff = crate::untrusted::handoff(handoff.clone());
-        let content = format::render(&handoff);
-        let blob = self.repo.blob(content.as_bytes())?;
+        let (blob, key, message) = self.seal(handoff, message)?;
         let sig = signature(self.repo, handoff.timestamp)?;
-        self.update(message, &sig, |tree| {
-            upsert(self.repo, tree, &handoff.device, Some(blob))
+        self.update(&message, &sig, |tree| {
+            let root = upsert(self.repo, tree, &handoff.device, Some(blob))?;
+            self.with_key(root, key.as_deref())
+        })
+    }
+
+    /// The blob for `handoff` (cleaned of control characters: drafts come from conversations),
+    /// the recipient it was encrypted to, and the commit message to use.
+    fn seal(&self, handoff: &Handoff, message: &str) -> Result<(Oid, Option<String>, String)> {
+        let handoff = crate::untrusted::handoff(handoff.clone());
+        let text = format::render(&handoff).into_bytes();
+        let (content, key) = crate::crypt::seal(self.repo, &self.refname, text)?;
+        let message = match key {
+            Some(_) => crate::crypt::sealed_message(&handoff.device),
+            None => message.to_string(),
+        };
+        Ok((self.repo.blob(&content)?, key, message))
+    }
+
+    /// `root` with `keys/<recipient>` added when `recipient` is given.
+    fn with_key(&self, root: Oid, recipient: Option<&str>) -> Result<Oid> {
+        let Some(r) = recipient else { return Ok(root) };
+        let tree = self.repo.find_tree(root)?;
+        upsert_key(self.repo, &tree, r)
+    }
+
+    /// Record on the ref that notes are encrypted, to `recipient` among others.
+    pub fn record_key(&self, recipient: &str) -> Result<Oid> {
+        let sig = signature(self.repo, crate::timefmt::now())?;
+        self.update("encrypt handoffs", &sig, |tree| {
+            let root = match tree {
+                Some(t) => t.id(),
+                None => self.repo.treebuilder(None)?.write()?,
+            };
+            self.with_key(root, Some(recipient))
         })
     }
 
@@ -136,13 +176,13 @@ impl<'r> Store<'r> {
 
     /// Move `old`'s file to `handoff.device`'s in one commit.
     pub fn rename(&self, old: &str, handoff: &Handoff, message: &str) -> Result<Oid> {
-        let handoff = crate::untrusted::handoff(handoff.clone());
-        let blob = self.repo.blob(format::render(&handoff).as_bytes())?;
+        let (blob, key, message) = self.seal(handoff, message)?;
         let sig = signature(self.repo, crate::timefmt::now())?;
-        self.update(message, &sig, |tree| {
+        self.update(&message, &sig, |tree| {
             let without = upsert(self.repo, tree, old, None)?;
             let without = self.repo.find_tree(without)?;
-            upsert(self.repo, Some(&without), &handoff.device, Some(blob))
+            let root = upsert(self.repo, Some(&without), &handoff.device, Some(blob))?;
+            self.with_key(root, key.as_deref())
         })
     }
 
@@ -337,18 +377,68 @@ pub fn device_files(repo: &Repository, root: &Tree<'_>) -> std::collections::BTr
     out
 }
 
+/// The recipients recorded under `keys/` of a root tree of the ref (see [`crate::crypt`]):
+/// recipient → blob. Entries that are not a file named like an age recipient are skipped and
+/// recorded, so a hostile entry there never reaches a path or an encryption call.
+pub fn key_files(repo: &Repository, root: &Tree<'_>) -> std::collections::BTreeMap<String, Oid> {
+    let mut out = std::collections::BTreeMap::new();
+    let Some(dir) = root
+        .iter()
+        .find(|e| e.name_bytes() == crate::crypt::KEYS_DIR.as_bytes())
+        .filter(|e| e.kind() == Some(ObjectType::Tree))
+        .and_then(|e| repo.find_tree(e.id()).ok())
+    else {
+        return out;
+    };
+    for e in dir.iter() {
+        match std::str::from_utf8(e.name_bytes()) {
+            Ok(name) if e.kind() == Some(ObjectType::Blob) && crate::crypt::is_recipient(name) => {
+                out.entry(name.to_string()).or_insert(e.id());
+            }
+            _ => crate::untrusted::skipped(format_args!(
+                "skipped keys/{} on the handoff ref (not an age recipient)",
+                crate::untrusted::quoted(e.name_bytes())
+            )),
+        }
+    }
+    out
+}
+
 /// A root tree holding exactly `devices/<device>.md` for each pair: always valid for git and
 /// libgit2, whatever the tree it was read from held.
 pub fn write_device_files(repo: &Repository, files: &std::collections::BTreeMap<String, Oid>) -> Result<Oid> {
+    write_ref_tree(repo, files, &std::collections::BTreeMap::new())
+}
+
+/// A root tree of `devices/<device>.md` files and `keys/<recipient>` records, nothing else.
+pub fn write_ref_tree(
+    repo: &Repository,
+    files: &std::collections::BTreeMap<String, Oid>,
+    keys: &std::collections::BTreeMap<String, Oid>,
+) -> Result<Oid> {
     let mut root = repo.treebuilder(None)?;
-    if !files.is_empty() {
-        let mut dir = repo.treebuilder(None)?;
-        for (device, id) in files {
-            dir.insert(format!("{device}.md"), *id, FileMode::Blob.into())?;
+    for (name, entries, suffix) in [(DEVICES_DIR, files, ".md"), (crate::crypt::KEYS_DIR, keys, "")] {
+        if entries.is_empty() {
+            continue;
         }
-        root.insert(DEVICES_DIR, dir.write()?, FileMode::Tree.into())?;
+        let mut dir = repo.treebuilder(None)?;
+        for (entry, id) in entries {
+            dir.insert(format!("{entry}{suffix}"), *id, FileMode::Blob.into())?;
+        }
+        root.insert(name, dir.write()?, FileMode::Tree.into())?;
     }
     Ok(root.write()?)
+}
+
+/// `tree` with `recipient` recorded under `keys/`.
+fn upsert_key(repo: &Repository, tree: &Tree<'_>, recipient: &str) -> Result<Oid> {
+    if !crate::crypt::is_recipient(recipient) {
+        bail!("invalid age recipient {recipient:?}");
+    }
+    let mut keys = key_files(repo, tree);
+    let blob = repo.blob(format!("{recipient}\n").as_bytes())?;
+    keys.entry(recipient.to_string()).or_insert(blob);
+    write_ref_tree(repo, &device_files(repo, tree), &keys)
 }
 
 /// All device files of `tree`, newest first. Each handoff shows the device of its file name;
@@ -416,7 +506,8 @@ pub fn parse_blob(bytes: &[u8]) -> Result<Handoff, String> {
     if bytes.len() > MAX_HANDOFF_BYTES {
         return Err(format!("too large ({} bytes)", bytes.len()));
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
+    let bytes = crate::crypt::open(bytes)?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| "not UTF-8 text".to_string())?;
     // The ref is untrusted: every field is cleaned here, once, for every reader.
     format::parse(text)
         .map(crate::untrusted::handoff)
@@ -431,6 +522,7 @@ fn upsert(repo: &Repository, tree: Option<&Tree<'_>>, device: &str, blob: Option
         bail!("invalid device name {device:?}");
     }
     let mut files = tree.map(|t| device_files(repo, t)).unwrap_or_default();
+    let keys = tree.map(|t| key_files(repo, t)).unwrap_or_default();
     match blob {
         Some(b) => {
             files.insert(device.to_string(), b);
@@ -439,7 +531,7 @@ fn upsert(repo: &Repository, tree: Option<&Tree<'_>>, device: &str, blob: Option
             files.remove(device);
         }
     }
-    write_device_files(repo, &files)
+    write_ref_tree(repo, &files, &keys)
 }
 
 /// Move `refname` from `old` (`None`: must not exist) to `new`, failing if someone else moved it.

@@ -85,9 +85,11 @@ impl Report {
 }
 
 /// `refs/convosync/handoffs` + `origin` → `refs/convosync/remote/origin/convosync/handoffs`.
+/// A URL (a notes repository named by `convosync.remote`) becomes `url-<hash>`.
 pub fn tracking_ref(refname: &str, remote: &str) -> String {
     format!(
-        "refs/convosync/remote/{remote}/{}",
+        "refs/convosync/remote/{}/{}",
+        crate::repo::remote_component(remote),
         refname.strip_prefix("refs/").unwrap_or(refname)
     )
 }
@@ -96,9 +98,15 @@ pub fn tracking_ref(refname: &str, remote: &str) -> String {
 pub fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Result<Fetched> {
     let refname = &repo.settings.refname;
     let spec = format!("+{refname}:{}", tracking_ref(refname, remote));
-    // Other devices' snapshots of uncommitted work travel in the same round trip.
+    // Other devices' snapshots of uncommitted work travel in the same round trip (not through
+    // a notes repository shared by several projects: snapshots are not namespaced per project).
     let wip = crate::wip::fetch_refspec(remote);
-    let out = git::fetch(repo.git.path(), remote, &[&spec, &wip], deadline)?;
+    let specs: Vec<&str> = if repo.settings.notes_repo {
+        vec![&spec]
+    } else {
+        vec![&spec, &wip]
+    };
+    let out = git::fetch(repo.git.path(), remote, &specs, deadline)?;
     let fetched = classify_fetch(&out);
     if matches!(fetched, Fetched::Ok | Fetched::NoRemoteRef) {
         // The one place that records a sync: every command and hook fetches through here.
@@ -297,7 +305,12 @@ pub fn merge_trees(
         };
         merged.insert(device, keep);
     }
-    store::write_device_files(repo, &merged)
+    // Recorded keys are only ever added: the union of both sides.
+    let mut keys = store::key_files(repo, ours);
+    for (k, id) in store::key_files(repo, theirs) {
+        keys.entry(k).or_insert(id);
+    }
+    store::write_ref_tree(repo, &merged, &keys)
 }
 
 /// When `a` and `b` are handoffs of device `device` by two different authors: the blob to keep
@@ -322,7 +335,14 @@ fn two_authors(repo: &Repository, device: &str, a: Oid, b: Oid) -> Result<Option
         return Ok(None);
     };
     other.device = qualified;
-    let blob = repo.blob(crate::handoff::format::render(&other).as_bytes())?;
+    let mut text = crate::handoff::format::render(&other).into_bytes();
+    if let (Some(k), Ok(old)) = (crate::crypt::key(), repo.find_blob(if x_first { b } else { a })) {
+        // It was readable, so encrypted to our key: it stays encrypted under its new name.
+        if crate::crypt::is_encrypted(old.content()) {
+            text = k.encrypt(&text)?;
+        }
+    }
+    let blob = repo.blob(&text)?;
     Ok(Some((keep, (other.device, blob))))
 }
 

@@ -117,7 +117,10 @@ fn write(repo: &Repository, refname: &str, handoffs: &[Handoff]) -> Result<()> {
     let mut tree = repo.find_tree(repo.treebuilder(None)?.write()?)?;
     let mut parent: Option<Oid> = None;
     for h in handoffs {
-        let blob = repo.blob(crate::handoff::format::render(h).as_bytes())?;
+        // On a ref whose notes are encrypted, migrated notes are sealed like every other.
+        let text = crate::handoff::format::render(h).into_bytes();
+        let (content, sealed) = crate::crypt::seal(repo, refname, text)?;
+        let blob = repo.blob(&content)?;
         let id = git2::build::TreeUpdateBuilder::new()
             .upsert(store::device_path(&h.device), blob, git2::FileMode::Blob)
             .create_updated(repo, &tree)?;
@@ -129,7 +132,10 @@ fn write(repo: &Repository, refname: &str, handoffs: &[Handoff]) -> Result<()> {
             .into_iter()
             .collect();
         let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
-        let msg = format!("migrate: {}", commit_message(h));
+        let msg = match sealed {
+            Some(_) => format!("migrate: {}", crate::crypt::sealed_message(&h.device)),
+            None => format!("migrate: {}", commit_message(h)),
+        };
         parent = Some(repo.commit(None, &sig, &sig, &msg, &tree, &parents)?);
     }
     let Some(line) = parent else { return Ok(()) };

@@ -8,6 +8,7 @@ mod export;
 mod handoff;
 mod history;
 mod install;
+mod key;
 mod migrate;
 mod resume;
 mod save;
@@ -54,6 +55,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
         );
     }
+    if !hook {
+        // Every command names the notes it could not decrypt.
+        for line in crate::crypt::unreadable_summary() {
+            eprintln!("convosync: {line}");
+        }
+    }
     result
 }
 
@@ -69,6 +76,7 @@ fn dispatch(cli: Cli, dir: &Path) -> Result<ExitCode> {
         Command::Migrate(a) => migrate::run(&dir, a),
         Command::Demo(a) => crate::demo::run(a),
         Command::Status => status::run(&dir),
+        Command::Key(a) => key::run(&dir, a),
         Command::History(a) => history::run(&dir, a),
         Command::Search(a) => history::search(&dir, a),
         Command::Devices(a) => devices::run(&dir, a),

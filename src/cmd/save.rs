@@ -108,7 +108,7 @@ pub fn run(dir: &Path, args: SaveArgs) -> Result<ExitCode> {
 
     // 3. Push the branch (never forced), then the handoff ref.
     let mut ok = true;
-    if let (Some(branch), Some(remote)) = (&branch, repo.remote_name()) {
+    if let (Some(branch), Some(remote)) = (&branch, repo.code_remote()) {
         if committed || ahead_of_upstream(&repo) {
             let has_upstream = git_output(&workdir, &["rev-parse", "--abbrev-ref", "@{upstream}"])?
                 .status

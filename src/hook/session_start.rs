@@ -38,6 +38,13 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
             return Some(super::message(&format!("could not read handoffs ({e})")));
         }
     };
+    // Notes this device cannot decrypt for want of the key: say once per repository what to run.
+    let locked: Vec<String> = entries
+        .iter()
+        .filter(|e| e.device != ctx.me && e.handoff.as_ref().is_err_and(|r| r == crate::crypt::NO_KEY))
+        .map(|e| e.device.clone())
+        .collect();
+    let key_hint = crate::crypt::session_hint(&state_dir, &locked);
     let mut keys: Vec<String> = entries
         .iter()
         .filter(|e| e.device != ctx.me && e.handoff.is_ok())
@@ -68,7 +75,7 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
         if dirty {
             save(&state);
         }
-        return None;
+        return key_hint.map(|h| super::message(&h));
     }
     let already_there = match source {
         "startup" | "compact" | "clear" => false,
@@ -82,7 +89,7 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
         if dirty {
             save(&state);
         }
-        return net_note.map(|n| super::message(&n));
+        return key_hint.or(net_note).map(|n| super::message(&n));
     }
 
     let total = handoffs.len();
@@ -128,6 +135,9 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
         });
     if let Some(n) = net_note {
         line.push_str(&format!(" ({n})"));
+    }
+    if let Some(h) = key_hint {
+        line = format!("{line}; {h}");
     }
     state.injected = keys;
     save(&state);

@@ -1,0 +1,181 @@
+//! `convosync key [status|init|show|add KEY]`: this person's encryption key.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use super::{deadline, CLI_LOCK_WAIT};
+use crate::cli::{KeyAction, KeyArgs};
+use crate::crypt::{self, fingerprint, Key};
+use crate::repo::Repo;
+use crate::store::Store;
+
+pub fn run(dir: &Path, args: KeyArgs) -> Result<ExitCode> {
+    match args.action.unwrap_or(KeyAction::Status) {
+        KeyAction::Status => status(dir),
+        KeyAction::Init => init(dir),
+        KeyAction::Show => show(),
+        KeyAction::Add { key } => add(dir, &key),
+    }
+}
+
+fn load() -> Result<Option<Key>> {
+    let Some(path) = crypt::key_path() else {
+        return Ok(None);
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Key::parse(&text)
+            .map(Some)
+            .with_context(|| format!("{} holds no valid key", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("could not read {}", path.display())),
+    }
+}
+
+fn status(dir: &Path) -> Result<ExitCode> {
+    let path = crypt::key_path()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let mine = match load()? {
+        Some(k) => {
+            println!("key: {} ({path})", k.recipient());
+            Some(k.recipient().to_string())
+        }
+        None => {
+            println!(
+                "key: none (create one with `convosync key init`, or bring yours with `convosync key add`)"
+            );
+            None
+        }
+    };
+    if let Some(repo) = Repo::discover(dir)? {
+        let recorded = crypt::recipients(&repo.git, &repo.settings.refname);
+        if recorded.is_empty() {
+            println!("this repository's notes: not encrypted (turn it on with `convosync key init`)");
+        } else {
+            let list: Vec<String> = recorded
+                .iter()
+                .map(|r| {
+                    let yours = if mine.as_deref() == Some(r) {
+                        " (yours)"
+                    } else {
+                        ""
+                    };
+                    format!("{}{yours}", fingerprint(r))
+                })
+                .collect();
+            println!("this repository's notes: encrypted, keys {}", list.join(", "));
+            if mine.is_none() {
+                println!("this device cannot read them: {}", crypt::KEY_HINT);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init(dir: &Path) -> Result<ExitCode> {
+    let key = match load()? {
+        Some(k) => {
+            println!("using your existing key {}", fingerprint(k.recipient()));
+            k
+        }
+        None => {
+            let k = Key::generate();
+            let path = crypt::store_key(&k)?;
+            println!(
+                "created your key {} in {}",
+                fingerprint(k.recipient()),
+                path.display()
+            );
+            eprintln!("keep it safe: without it, notes encrypted with it cannot be read by anyone.");
+            eprintln!("carry it to your other devices with `convosync key show` here and `convosync key add KEY` there.");
+            k
+        }
+    };
+    match Repo::discover(dir)? {
+        Some(repo) => enable(&repo, &key)?,
+        None => println!("run `convosync key init` inside a repository to encrypt its notes"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Record the key on the repository's ref, re-commit this device's own plain note encrypted, and
+/// push when a remote answers.
+fn enable(repo: &Repo, key: &Key) -> Result<()> {
+    let store = Store::new(&repo.git, &repo.settings.refname);
+    {
+        let _lock = repo.lock(CLI_LOCK_WAIT)?;
+        store.record_key(key.recipient())?;
+        let me = crate::team::my_device(repo)?;
+        let plain = store.tip()?.and_then(|tip| {
+            let blob = tip
+                .tree()
+                .ok()?
+                .get_path(Path::new(&crate::store::device_path(&me)))
+                .ok()?
+                .id();
+            let bytes = repo.git.find_blob(blob).ok()?.content().to_vec();
+            (!crypt::is_encrypted(&bytes)).then_some(())
+        });
+        if plain.is_some() {
+            if let Some(h) = store.get(&me)? {
+                // Its earlier versions stay readable in the ref's history.
+                store.put(&h, &crypt::sealed_message(&me))?;
+            }
+        }
+    }
+    println!(
+        "notes of this repository are now encrypted to {} (ref {})",
+        fingerprint(key.recipient()),
+        repo.settings.refname
+    );
+    if let Some(remote) = repo.remote_name() {
+        let report = crate::sync::sync(repo, &remote, deadline(30.0), CLI_LOCK_WAIT)?;
+        match report.problem() {
+            Some(p) => eprintln!("convosync: {p}"),
+            None => println!("shared with {remote}"),
+        }
+    }
+    Ok(())
+}
+
+fn show() -> Result<ExitCode> {
+    let key = load()?.context("no key on this device (create one with `convosync key init`)")?;
+    eprintln!("This is your SECRET key: anyone who has it can read your notes. Paste it only into `convosync key add` on your own devices.");
+    println!("{}", key.secret());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn add(dir: &Path, text: &str) -> Result<ExitCode> {
+    let text = if text == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("could not read the key from standard input")?;
+        s
+    } else {
+        text.to_string()
+    };
+    let key = Key::parse(&text)?;
+    let path = crypt::store_key(&key)?;
+    println!(
+        "stored your key {} in {}",
+        fingerprint(key.recipient()),
+        path.display()
+    );
+    if let Some(repo) = Repo::discover(dir)? {
+        if let Some(remote) = repo.remote_name() {
+            // Best effort: see what the ref records now.
+            let _ = crate::sync::sync(&repo, &remote, deadline(10.0), CLI_LOCK_WAIT);
+        }
+        let recorded = crypt::recipients(&repo.git, &repo.settings.refname);
+        if recorded.iter().any(|r| r == key.recipient()) {
+            println!("this repository's notes are encrypted with it: this device reads and writes them now");
+        } else if recorded.is_empty() {
+            println!("this repository's notes are not encrypted; turn it on with `convosync key init`");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

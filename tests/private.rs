@@ -1,0 +1,302 @@
+//! Private notes: handoffs encrypted to the person's own key, and a notes repository shared by
+//! several projects (issue 16).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::common::{git, Device, TestEnv};
+use crate::core::write_draft;
+
+const TASK: &str = "zebra-quantum-4711 rotate the signing keys";
+const PREF: &str = "favourite pizza: Margherita-8812";
+
+fn save(d: &Device, task: &str) {
+    write_draft(
+        d,
+        &format!("### Current Task\n{task}\n\n### Important Context\n- {PREF}\n"),
+    );
+    d.convosync().arg("save-handoff").assert().success();
+}
+
+fn start(d: &Device, session: &str) -> (Option<Value>, String) {
+    let input = serde_json::json!({"session_id": session, "cwd": d.dir, "hook_event_name": "SessionStart", "source": "startup"});
+    let out = d
+        .convosync()
+        .args(["hook", "session-start"])
+        .write_stdin(input.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "hooks always exit 0");
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    if stdout.is_empty() {
+        return (None, stderr);
+    }
+    assert_eq!(stdout.lines().count(), 1, "one JSON object: {stdout}");
+    (Some(serde_json::from_str(&stdout).expect("JSON")), stderr)
+}
+
+fn run(d: &Device, args: &[&str]) -> (bool, String, String) {
+    let out = d.convosync().args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// Every object of the bare repository `remote`, commits, trees and blobs, as raw bytes.
+fn all_objects(remote: &Path, home: &Path) -> Vec<u8> {
+    let mut cmd = std::process::Command::new("git");
+    crate::common::hermetic(&mut cmd, home);
+    let out = cmd
+        .current_dir(remote)
+        .args(["cat-file", "--batch-all-objects", "--batch"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+fn key_show(d: &Device) -> String {
+    let (ok, out, err) = run(d, &["key", "show"]);
+    assert!(ok, "{err}");
+    assert!(err.contains("SECRET"), "a warning on stderr: {err}");
+    assert_eq!(out.lines().count(), 1, "one line: {out}");
+    assert!(out.starts_with("AGE-SECRET-KEY-1"), "{out}");
+    out.trim().to_string()
+}
+
+#[test]
+fn keyed_devices_resume_and_the_remote_never_sees_the_text() {
+    let env = TestEnv::new();
+    let a = env.device("desktop");
+    let b = env.device("laptop");
+    let (ok, out, err) = run(&a, &["key", "init"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("created your key"), "{out}");
+    let key_file = a.home.join(".config/convosync/key.txt");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the key is readable by its owner only");
+    let (_, status, _) = run(&a, &["key"]);
+    assert!(
+        status.contains("encrypted, keys age1") && status.contains("(yours)"),
+        "{status}"
+    );
+    save(&a, TASK);
+
+    // The second device has no key yet; carrying it over is one line each way.
+    assert!(!run(&b, &["key", "show"]).0, "no key to show");
+    assert!(
+        !run(&b, &["key", "add", "AGE-SECRET-KEY-1NOTAKEY"]).0,
+        "a bad key is refused"
+    );
+    let secret = key_show(&a);
+    let (ok, out, err) = run(&b, &["key", "add", &secret]);
+    assert!(ok, "{err}");
+    assert!(out.contains("encrypted with it"), "{out}");
+
+    let (v, _) = start(&b, "s1");
+    let v = v.expect("context");
+    let ctx = v["hookSpecificOutput"]["additionalContext"].as_str().unwrap();
+    assert!(
+        ctx.contains(TASK) && ctx.contains(PREF),
+        "decrypted into the context: {ctx}"
+    );
+    assert!(v["systemMessage"].as_str().unwrap().contains("zebra-quantum"));
+
+    for args in [
+        vec!["resume"],
+        vec!["history", "show", "desktop"],
+        vec!["search", "zebra-quantum-4711"],
+        vec!["export", "--format", "json"],
+    ] {
+        let args: Vec<&str> = if args[0] == "history" {
+            let (_, list, _) = run(&b, &["history", "--json"]);
+            let list: Value = serde_json::from_str(&list).expect("history json");
+            let id = list[0]["id"].as_str().expect("an id").to_string();
+            let (ok, out, err) = run(&b, &["history", "show", &id]);
+            assert!(ok && out.contains(TASK), "history show: {out}{err}");
+            continue;
+        } else {
+            args
+        };
+        let (ok, out, err) = run(&b, &args);
+        assert!(ok && out.contains("zebra-quantum-4711"), "{args:?}: {out}\n{err}");
+        assert!(!err.contains("encrypted"), "{args:?}: {err}");
+    }
+    let (ok, out, _) = run(&b, &["devices"]);
+    assert!(ok && out.contains("desktop"), "{out}");
+
+    // The second device writes encrypted too, and the first reads it.
+    save(&b, "laptop-secret-9931 migrate the database");
+    let (ok, out, _) = run(&a, &["resume"]);
+    assert!(ok && out.contains("laptop-secret-9931"), "{out}");
+
+    let objects = all_objects(&env.remote(), &a.home);
+    for text in [TASK, "zebra-quantum", PREF, "Margherita", "laptop-secret-9931"] {
+        assert!(
+            !contains(&objects, text),
+            "{text:?} appears in an object on the remote"
+        );
+    }
+    assert!(
+        contains(&objects, "age-encryption.org/v1"),
+        "the notes are there, encrypted"
+    );
+    let log = git(
+        &env.remote(),
+        &a.home,
+        &["log", "--format=%B", "refs/convosync/handoffs"],
+    );
+    assert!(log.contains("handoff from desktop"), "{log}");
+}
+
+#[test]
+fn a_keyless_device_keeps_working_and_is_told_once() {
+    let env = TestEnv::new();
+    let a = env.device("desktop");
+    let c = env.device("borrowed");
+    assert!(run(&a, &["key", "init"]).0);
+    save(&a, TASK);
+
+    let (v, _) = start(&c, "s1");
+    let msg = v.expect("a hint")["systemMessage"].as_str().unwrap().to_string();
+    assert_eq!(msg.lines().count(), 1, "{msg}");
+    assert!(
+        msg.contains("desktop") && msg.contains("convosync key add"),
+        "{msg}"
+    );
+    let (again, _) = start(&c, "s2");
+    assert!(
+        again
+            .as_ref()
+            .and_then(|v| v["systemMessage"].as_str())
+            .is_none_or(|m| !m.contains("key add")),
+        "told once per repository: {again:?}"
+    );
+    for args in [
+        vec!["resume"],
+        vec!["history"],
+        vec!["search", "zebra"],
+        vec!["devices"],
+    ] {
+        let (ok, out, err) = run(&c, &args);
+        // search exits 1 when nothing matches, like grep.
+        assert!(ok || args[0] == "search", "{args:?} still works: {err}");
+        assert!(!out.contains("zebra-quantum"), "{out}");
+        assert!(
+            err.contains("could not read encrypted notes from desktop") && err.contains("key add"),
+            "{args:?} names the unreadable note: {err}"
+        );
+    }
+    let (_, status, _) = run(&c, &["key", "status"]);
+    assert!(status.contains("cannot read them"), "{status}");
+
+    // A teammate with a key of their own sees the note as encrypted, from which device.
+    assert!(run(&c, &["key", "init"]).0);
+    let (ok, _, err) = run(&c, &["resume"]);
+    assert!(
+        ok && err.contains("encrypted note from desktop (another person's key)"),
+        "{err}"
+    );
+    let (_, status, _) = run(&c, &["key", "status"]);
+    assert_eq!(
+        status.matches("age1").count(),
+        3,
+        "two keys listed, one ours: {status}"
+    );
+}
+
+/// A bare project remote whose root commit differs from every other's, and a clone of it.
+fn project(root: &Path, name: &str) -> PathBuf {
+    let home = root.join(format!("seed-home-{name}"));
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join(".gitconfig"), "[init]\n\tdefaultBranch = main\n").unwrap();
+    let remote = root.join(format!("{name}.git"));
+    git(root, &home, &["init", "-q", "--bare", remote.to_str().unwrap()]);
+    let seed = root.join(format!("seed-{name}"));
+    git(
+        root,
+        &home,
+        &["clone", "-q", remote.to_str().unwrap(), seed.to_str().unwrap()],
+    );
+    std::fs::write(seed.join("README.md"), format!("# {name}\n")).unwrap();
+    git(&seed, &home, &["add", "README.md"]);
+    git(&seed, &home, &["commit", "-q", "-m", "initial commit"]);
+    git(&seed, &home, &["push", "-q", "origin", "HEAD:main"]);
+    remote
+}
+
+fn clone(root: &Path, remote: &Path, name: &str, notes: &Path) -> Device {
+    let home = root.join(format!("home-{name}"));
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(home.join(".gitconfig"), "[init]\n\tdefaultBranch = main\n").unwrap();
+    git(root, &home, &["clone", "-q", remote.to_str().unwrap(), name]);
+    let d = Device {
+        name: name.to_string(),
+        dir: root.join(name),
+        home,
+    };
+    d.git(&["config", "convosync.remote", notes.to_str().unwrap()]);
+    d
+}
+
+#[test]
+fn two_projects_share_one_notes_repository() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let home = root.join("notes-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let notes = root.join("notes.git");
+    git(root, &home, &["init", "-q", "--bare", notes.to_str().unwrap()]);
+    let (web, api) = (project(root, "web"), project(root, "api"));
+    let web1 = clone(root, &web, "web-desktop", &notes);
+    let web2 = clone(root, &web, "web-laptop", &notes);
+    let api1 = clone(root, &api, "api-desktop", &notes);
+    let api2 = clone(root, &api, "api-laptop", &notes);
+
+    save(&web1, "web-task-1111 redesign the landing page");
+    save(&api1, "api-task-2222 paginate the orders endpoint");
+    let (ok, out, err) = run(&web2, &["resume"]);
+    assert!(
+        ok && out.contains("web-task-1111") && !out.contains("api-task-2222"),
+        "{out}{err}"
+    );
+    let (ok, out, err) = run(&api2, &["resume"]);
+    assert!(
+        ok && out.contains("api-task-2222") && !out.contains("web-task-1111"),
+        "{out}{err}"
+    );
+    let (v, _) = start(&web2, "s");
+    let ctx = v.expect("context")["hookSpecificOutput"]["additionalContext"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        ctx.contains("web-task-1111") && !ctx.contains("api-task-2222"),
+        "{ctx}"
+    );
+
+    let refs = git(&notes, &home, &["for-each-ref", "--format=%(refname)"]);
+    let namespaced: Vec<&str> = refs
+        .lines()
+        .filter(|r| r.starts_with("refs/convosync/p/"))
+        .collect();
+    assert_eq!(namespaced.len(), 2, "one ref per project: {refs}");
+    assert!(namespaced.iter().all(|r| r.ends_with("/handoffs")), "{refs}");
+    for remote in [&web, &api] {
+        let refs = git(remote, &home, &["for-each-ref", "refs/convosync"]);
+        assert!(refs.is_empty(), "the project's own remote holds no notes: {refs}");
+    }
+    // Both devices of one project derive the same namespace.
+    let ns = |d: &Device| std::fs::read_to_string(d.dir.join(".git/convosync/project-id")).unwrap();
+    assert_eq!(ns(&web1), ns(&web2));
+    assert_ne!(ns(&web1), ns(&api1));
+}
