@@ -452,7 +452,10 @@ pub fn entries_of(repo: &Repository, tree: &Tree<'_>) -> Result<Vec<Entry>> {
                     let (h, claimed) = own_device(h, &device);
                     (Ok(h), claimed)
                 }
-                Err(e) => (Err(e), None),
+                Err(e) => {
+                    crate::crypt::note_unreadable(&device, &e);
+                    (Err(e), None)
+                }
             };
             Entry {
                 device,
