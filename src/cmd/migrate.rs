@@ -41,9 +41,7 @@ pub fn run(dir: &Path, args: MigrateArgs) -> Result<ExitCode> {
             );
             continue;
         };
-        let h = crate::handoff::Handoff { device, ..h };
-        let (sections, _) = crate::draft::redact_sections(&repo, h.sections.clone())?;
-        let h = crate::handoff::Handoff { sections, ..h };
+        let (h, _) = crate::draft::redact_handoff(&repo, crate::handoff::Handoff { device, ..h })?;
         match store.get(&h.device)? {
             Some(cur) if cur.timestamp >= h.timestamp => {
                 println!("{}: the ref already has a newer handoff; kept it", h.device);

@@ -5,6 +5,8 @@ use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
+pub mod corpus;
+
 /// Environment every git and convosync process in the tests gets: no user or system config,
 /// fixed identity, no prompts.
 pub fn hermetic(cmd: &mut Command, home: &Path) {
