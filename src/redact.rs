@@ -1151,6 +1151,47 @@ mod tests {
         println!("{:>8.1} ms  near-name", t.elapsed().as_secs_f64() * 1e3);
     }
 
+    /// What redaction costs the Stop hook on a 10 KB draft, printed (`cargo test --release --lib
+    /// redact::tests::ten_kb_draft_timing -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn ten_kb_draft_timing() {
+        let secrets = corpus::secrets();
+        let looks = corpus::look_alikes();
+        let mut draft =
+            String::from("### Current Task\nWiring up the deployment pipeline\n\n### Important Context\n");
+        let mut i = 0;
+        while draft.len() < 10 * 1024 {
+            draft.push_str(
+                "- The user prefers small commits; tests run against a real bare remote, key: value.\n",
+            );
+            draft.push_str(&format!("- {}\n", looks[i % looks.len()]));
+            if i % 4 == 0 {
+                draft.push_str(&format!("- seen {}\n", secrets[i % secrets.len()].text));
+            }
+            i += 1;
+        }
+        let t = std::time::Instant::now();
+        let first = redact_default(&draft);
+        let cold = t.elapsed();
+        let mut times: Vec<std::time::Duration> = (0..50)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                redact_default(&draft);
+                t.elapsed()
+            })
+            .collect();
+        times.sort();
+        println!(
+            "10 KB draft ({} bytes, {} findings): first call (compiling the rules) {:.2} ms, then median {:.3} ms, p95 {:.3} ms",
+            draft.len(),
+            first.findings.len(),
+            cold.as_secs_f64() * 1e3,
+            times[25].as_secs_f64() * 1e3,
+            times[47].as_secs_f64() * 1e3
+        );
+    }
+
     #[test]
     fn large_input_is_linear() {
         let big = "ordinary words and numbers 12345 ".repeat(40_000);
