@@ -376,6 +376,7 @@ pub fn look_alikes() -> Vec<String> {
         "[REDACTED:github-token] was removed",
         "- Using JWT tokens with 7-day expiry (balanced security vs UX)",
         "export PATH=$HOME/.cargo/bin:$PATH",
+        "pip install sk-learn-compatible-estimators-extra",
     ]
     .iter()
     .map(|s| s.to_string())
