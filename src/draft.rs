@@ -13,6 +13,7 @@ use git2::Oid;
 
 use crate::handoff::template::Template;
 use crate::handoff::{format, Handoff, Section};
+use crate::hook::transcript::Summary;
 use crate::redact::Redactor;
 use crate::repo::Repo;
 use crate::store::{commit_message, Store};
@@ -40,8 +41,9 @@ pub fn template(repo: &Repo) -> Result<Template> {
     Template::load(repo.workdir(), crate::device::config_dir().as_deref())
 }
 
-/// Read and validate the draft into sections, redacted. Errors say what to fix.
-pub fn read_sections(repo: &Repo, path: &Path) -> Result<(Vec<Section>, usize)> {
+/// Read and validate the draft into sections (not yet redacted: `build` does it). Errors say
+/// what to fix.
+pub fn read_sections(repo: &Repo, path: &Path) -> Result<Vec<Section>> {
     let (bytes, _) = read_draft(path)?;
     parse_sections(repo, path, bytes)
 }
@@ -123,58 +125,88 @@ fn read_draft(path: &Path) -> Result<(Vec<u8>, Version)> {
 }
 
 /// Validate the draft's bytes into sections, redacted.
-fn parse_sections(repo: &Repo, path: &Path, bytes: Vec<u8>) -> Result<(Vec<Section>, usize)> {
+fn parse_sections(repo: &Repo, path: &Path, bytes: Vec<u8>) -> Result<Vec<Section>> {
     let text = String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text", path.display()))?;
     let sections = format::parse_draft(&text)
         .with_context(|| format!("the draft {} is not a handoff", path.display()))?;
-    let sections = template(repo)?.validate(&sections).map_err(|problems| {
+    template(repo)?.validate(&sections).map_err(|problems| {
         anyhow::anyhow!(
             "the draft {} is incomplete: {}",
             path.display(),
             problems.join("; ")
         )
-    })?;
-    redact_sections(repo, sections)
+    })
 }
 
-/// Apply secret redaction to every section (unless `convosync.redact=false`).
-pub fn redact_sections(repo: &Repo, sections: Vec<Section>) -> Result<(Vec<Section>, usize)> {
+/// The redactor configured for this repository, or `None` under `convosync.redact=false`.
+fn redactor(repo: &Repo) -> Result<Option<Redactor>> {
     if !repo.settings.redact {
-        return Ok((sections, 0));
+        return Ok(None);
     }
-    let r = Redactor::new(&repo.settings.redact_patterns, &repo.settings.redact_allow)
-        .context("invalid convosync.redactPattern or convosync.redactAllow")?;
-    let mut count = 0;
-    let out = sections
-        .into_iter()
-        .map(|s| {
-            let title = r.redact(&s.title);
-            let body = r.redact(&s.body);
-            count += title.findings.len() + body.findings.len();
-            Section {
-                title: title.text,
-                body: body.text,
-            }
-        })
-        .collect();
-    Ok((out, count))
+    Redactor::new(&repo.settings.redact_patterns, &repo.settings.redact_allow)
+        .context("invalid convosync.redactPattern or convosync.redactAllow")
+        .map(Some)
 }
 
-/// A handoff for this device and HEAD, now, with the given sections.
-pub fn build(repo: &Repo, sections: Vec<Section>, session: Option<&str>) -> Result<Handoff> {
+/// The one gate between a handoff and the ref: secrets are redacted from everything that is
+/// written there (section titles and bodies, the HEAD commit's subject, the branch name; the
+/// commit message of the ref is made from these). Every writer (a draft, auto mode, `migrate`,
+/// `devices rename`) passes through it. Returns the handoff and how many secrets were found.
+pub fn redact_handoff(repo: &Repo, mut h: Handoff) -> Result<(Handoff, usize)> {
+    let Some(r) = redactor(repo)? else {
+        return Ok((h, 0));
+    };
+    let mut count = 0;
+    let mut clean = |text: &mut String| {
+        let out = r.redact(text);
+        count += out.findings.len();
+        *text = out.text;
+    };
+    for s in &mut h.sections {
+        clean(&mut s.title);
+        clean(&mut s.body);
+    }
+    if let Some(c) = &mut h.commit {
+        clean(&mut c.subject);
+    }
+    if let Some(b) = &mut h.branch {
+        clean(b);
+    }
+    Ok((h, count))
+}
+
+/// An auto-mode summary with secrets redacted from the whole text, before it is cut to section
+/// length (a secret cut in half would no longer be recognised). Under an invalid user pattern the
+/// built-in rules still apply (writing the handoff then fails on the configuration).
+pub fn redact_summary(repo: &Repo, summary: &Summary) -> Summary {
+    if !repo.settings.redact {
+        return summary.clone();
+    }
+    match redactor(repo) {
+        Ok(Some(r)) => summary.map_text(|t| r.redact(t).text),
+        _ => summary.map_text(|t| crate::redact::redact_default(t).text),
+    }
+}
+
+/// A handoff for this device and HEAD, now, with the given sections, redacted (see
+/// `redact_handoff`). Returns it with the number of secrets redacted.
+pub fn build(repo: &Repo, sections: Vec<Section>, session: Option<&str>) -> Result<(Handoff, usize)> {
     let (commit, branch) = repo.head_info();
     let me = crate::team::Me::load(repo);
     let author = me.author_line();
     let device = crate::team::my_device_as(repo, &me)?;
-    Ok(Handoff {
-        device,
-        timestamp: crate::timefmt::now(),
-        commit,
-        branch,
-        session: session.map(str::to_string).filter(|s| !s.is_empty()),
-        author,
-        sections,
-    })
+    redact_handoff(
+        repo,
+        Handoff {
+            device,
+            timestamp: crate::timefmt::now(),
+            commit,
+            branch,
+            session: session.map(str::to_string).filter(|s| !s.is_empty()),
+            author,
+            sections,
+        },
+    )
 }
 
 /// The request for a draft, shared by `generate-handoff`, `save` and the Stop hook.
@@ -216,8 +248,8 @@ pub fn commit(repo: &Repo, session: Option<&str>, lock_wait: Duration) -> Result
         Err(_) if std::fs::symlink_metadata(&path).is_err() => return Ok(Outcome::NoDraft),
         r => r?,
     };
-    let (sections, redacted) = parse_sections(repo, &path, bytes.clone())?;
-    let handoff = build(repo, sections, session)?;
+    let sections = parse_sections(repo, &path, bytes.clone())?;
+    let (handoff, redacted) = build(repo, sections, session)?;
     if let Some(current) = store.get(&handoff.device)? {
         if current.sections == handoff.sections {
             remove_draft(&path, &bytes, &version)?;

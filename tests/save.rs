@@ -1,6 +1,7 @@
 //! `convosync save`: commits code safely (never secrets, never convosync's own files), keeps the
 //! message intact, and pushes the branch and the handoff ref.
 
+use crate::common::corpus;
 use crate::common::TestEnv;
 use crate::core::{draft_exists, write_draft};
 
@@ -179,10 +180,59 @@ const ORDINARY: &[&str] = &[
     "password=${DB_PASSWORD} comes from the environment",
 ];
 
+/// Every object in the bare remote (reachable or not), as text.
+fn all_remote_objects(env: &TestEnv, home: &std::path::Path) -> String {
+    let mut cmd = std::process::Command::new("git");
+    crate::common::hermetic(&mut cmd, home);
+    let out = cmd
+        .current_dir(env.remote())
+        .args(["cat-file", "--batch-all-objects", "--batch"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// No corpus secret anywhere on the remote; every look-alike intact.
+fn assert_remote_clean(env: &TestEnv, home: &std::path::Path, must_have_look_alikes: bool) {
+    let objects = all_remote_objects(env, home);
+    let reachable = remote_objects(env, home);
+    for s in corpus::secrets() {
+        for raw in &s.raw {
+            assert!(
+                !objects.contains(raw.as_str()),
+                "{}: {raw} reached the remote",
+                s.kind
+            );
+        }
+    }
+    if must_have_look_alikes {
+        for l in corpus::look_alikes() {
+            assert!(reachable.contains(&l), "a look-alike was mangled: {l}");
+        }
+    }
+}
+
+/// Every secret of the corpus, in the draft, the branch name and the HEAD commit's subject:
+/// nothing of them reaches any object of the remote, and every look-alike arrives intact.
 #[test]
 fn secrets_in_a_draft_never_reach_the_remote() {
     let env = TestEnv::new();
     let a = env.device("a");
+    let secrets = corpus::secrets();
+    let by_kind = |k: &str| secrets.iter().find(|s| s.kind == k).unwrap().text.clone();
+    a.git(&["checkout", "-q", "-b", &format!("fix/{}", by_kind("npm-token"))]);
+    a.git(&[
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        &format!(
+            "deploy with {} and {}",
+            by_kind("stripe-key"),
+            by_kind("env-password")
+        ),
+    ]);
     let mut draft = String::from("### Current Task\nWiring up deployment\n\n### Important Context\n");
     for s in SECRETS.iter().chain(ORDINARY) {
         draft.push_str(&format!("- seen: {s}\n"));
@@ -190,6 +240,12 @@ fn secrets_in_a_draft_never_reach_the_remote() {
     draft.push_str(
         "- Authorization: Bearer 7fG2kL9mQ4xR8tW1zC5vB3nH6jP0sD\n- DB_PASSWORD=corr3ct-h0rse-battery\n",
     );
+    for s in &secrets {
+        draft.push_str(&format!("- {}: seen\n\n```\n{}\n```\n\n", s.kind, s.text));
+    }
+    for l in corpus::look_alikes() {
+        draft.push_str(&format!("\n```\n{l}\n```\n"));
+    }
     write_draft(&a, &draft);
     a.convosync().arg("save-handoff").assert().success();
     let objects = remote_objects(&env, &a.home);
@@ -213,6 +269,53 @@ fn secrets_in_a_draft_never_reach_the_remote() {
         assert!(objects.contains(o), "ordinary text was mangled: {o}");
     }
     assert!(objects.contains("[REDACTED:github-token]") && objects.contains("[REDACTED:private-key]"));
+    // The branch and the subject are on the ref too, redacted.
+    assert!(objects.contains("fix/[REDACTED:npm-token]"), "{objects}");
+    assert!(objects.contains("deploy with [REDACTED:stripe-key]"));
+    assert_remote_clean(&env, &a.home, true);
+}
+
+/// Auto mode: the transcript is redacted before it is cut to section length, so a secret cut in
+/// half never reaches the remote either.
+#[test]
+fn secrets_in_an_auto_handoff_never_reach_the_remote() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    a.git(&["config", "convosync.stop", "auto"]);
+    let secrets = corpus::secrets();
+    let token = &secrets.iter().find(|s| s.kind == "github-token").unwrap().text;
+    // The task is cut at 600 characters: right inside the token.
+    let task = format!("{}{token} is the deploy token", "x ".repeat(295));
+    let reply: String = secrets.iter().map(|s| format!("{}\n", s.text)).collect();
+    let mut lines = Vec::new();
+    for s in &secrets {
+        lines.push(
+            serde_json::json!({"type":"user","message":{"role":"user","content":format!("use {}", s.text)}}),
+        );
+    }
+    lines.push(serde_json::json!({"type":"user","message":{"role":"user","content":task}}));
+    lines.push(serde_json::json!({"type":"assistant","message":{"role":"assistant","content":[{"type":"text","text":reply}]}}));
+    let transcript = env.path().join("t.jsonl");
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&transcript, text).unwrap();
+    let input = serde_json::json!({"session_id":"s","cwd":a.dir,"stop_hook_active":false,"transcript_path":transcript}).to_string();
+    let out = a
+        .convosync()
+        .args(["hook", "stop"])
+        .write_stdin(input)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("handoff written"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // The hook pushes within its deadline or queues the push; deliver it either way.
+    a.convosync().arg("sync").assert().success();
+    let objects = remote_objects(&env, &a.home);
+    assert!(objects.contains("x x x"), "the auto handoff reached the remote");
+    assert!(!objects.contains(&token[..8]), "a cut token reached the remote");
+    assert_remote_clean(&env, &a.home, false);
 }
 
 #[test]

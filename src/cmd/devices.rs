@@ -27,6 +27,8 @@ pub fn run(dir: &Path, args: DevicesArgs) -> Result<ExitCode> {
                 bail!("{new} already has a handoff; forget it first or pick another name");
             }
             h.device = new.clone();
+            // Re-rendered under the new name: redacted like any handoff written to the ref.
+            let (h, _) = crate::draft::redact_handoff(&repo, h)?;
             store.rename(&old, &h, &format!("rename device {old} to {new}"))?;
             println!("renamed {old} to {new}; run `convosync sync` to share it");
             if crate::device::current().is_ok_and(|me| me == old) {

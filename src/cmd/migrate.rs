@@ -57,8 +57,8 @@ pub fn run(dir: &Path, args: MigrateArgs) -> Result<ExitCode> {
                         old, handoff.device
                     );
                 }
-                let (sections, _) = crate::draft::redact_sections(&repo, handoff.sections.clone())?;
-                todo.push(Handoff { sections, ..handoff });
+                let (handoff, _) = crate::draft::redact_handoff(&repo, handoff)?;
+                todo.push(handoff);
             }
         }
     }

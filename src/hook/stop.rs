@@ -399,13 +399,12 @@ pub fn fingerprint(repo: &crate::repo::Repo) -> Option<u64> {
 
 /// `auto` mode: a handoff derived from the transcript, redacted, committed and pushed.
 fn auto_handoff(ctx: &Ctx<'_>, summary: &Summary, push: Push) -> Option<Value> {
-    let sections = summary.sections(ctx.repo.workdir());
+    let sections = draft::redact_summary(&ctx.repo, summary).sections(ctx.repo.workdir());
     if sections.is_empty() {
         return None;
     }
     let result = (|| -> anyhow::Result<()> {
-        let (sections, _) = draft::redact_sections(&ctx.repo, sections)?;
-        let handoff = draft::build(&ctx.repo, sections, ctx.input.session_id.as_deref())?;
+        let (handoff, _) = draft::build(&ctx.repo, sections, ctx.input.session_id.as_deref())?;
         let _lock = ctx.repo.lock(HOOK_LOCK_WAIT)?;
         Store::new(&ctx.repo.git, &ctx.repo.settings.refname).put(&handoff, &commit_message(&handoff))?;
         Ok(())

@@ -147,6 +147,15 @@ impl Summary {
         self.prompts.push((time, t.to_string()));
     }
 
+    /// The same summary with `f` applied to every text in it (prompts, last reply, file paths).
+    pub fn map_text(&self, f: impl Fn(&str) -> String) -> Summary {
+        Summary {
+            prompts: self.prompts.iter().map(|(t, p)| (*t, f(p))).collect(),
+            files: self.files.iter().map(|p| f(p)).collect(),
+            last_assistant: self.last_assistant.as_deref().map(&f),
+        }
+    }
+
     /// Prompts after `since` (all prompts when `since` is None or times are unknown).
     pub fn prompts_since(&self, since: Option<DateTime<Utc>>) -> usize {
         self.prompts

@@ -7,6 +7,7 @@ use tempfile::TempDir;
 
 /// The one rule for a missing tool (the file lives here; the fixtures that benches share load it).
 pub use crate::servers::tools::skip;
+pub mod corpus;
 
 /// Environment every git and convosync process in the tests gets: no user or system config,
 /// fixed identity, no prompts.
