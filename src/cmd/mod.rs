@@ -67,7 +67,7 @@ fn dispatch(cli: Cli, dir: &Path) -> Result<ExitCode> {
         Command::Sync(a) => sync::run(&dir, a),
         Command::Resume(a) => resume::run(&dir, a),
         Command::Migrate(a) => migrate::run(&dir, a),
-        Command::Demo(a) => crate::demo::run(a),
+        Command::Demo(a) => crate::demo::run(cli.dir.as_deref(), a),
         Command::Status => status::run(&dir),
         Command::History(a) => history::run(&dir, a),
         Command::Search(a) => history::search(&dir, a),
