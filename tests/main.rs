@@ -7,6 +7,7 @@ mod core;
 mod hooks;
 mod hostile;
 mod identity;
+mod polish;
 mod proof;
 mod release;
 mod remotes;
