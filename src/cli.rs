@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Carry a Claude Code session's thread from one machine to the next, through your project's own
 /// git remote.
@@ -285,17 +285,39 @@ pub struct DiffArgs {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// md, json or html.
-    #[arg(long, default_value = "md", value_parser = ["md", "json", "html"])]
-    pub format: String,
+    /// The output format.
+    #[arg(long, value_enum, default_value_t = ExportFormat::Md)]
+    pub format: ExportFormat,
     /// Write here instead of standard output (a folder with --split).
     #[arg(long, short, value_name = "PATH")]
     pub output: Option<PathBuf>,
-    /// Markdown only: one file per handoff in the --output folder.
+    /// One file per handoff in the --output folder, each in --format (.md, .json or .html).
     #[arg(long, requires = "output")]
     pub split: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
+}
+
+/// What `export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// Markdown, as the handoffs are written.
+    Md,
+    /// A JSON array (one object per handoff with --split), as `history --json` prints.
+    Json,
+    /// A self-contained HTML page.
+    Html,
+}
+
+impl ExportFormat {
+    /// The file extension for this format.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ExportFormat::Md => "md",
+            ExportFormat::Json => "json",
+            ExportFormat::Html => "html",
+        }
+    }
 }
 
 #[derive(Debug, Args)]

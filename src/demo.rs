@@ -4,7 +4,8 @@
 //! in each the way a user (or Claude Code's hooks) would: the desktop writes a handoff that
 //! mentions the user's favourite pizza, it is committed to the handoff ref and pushed, and the
 //! laptop's next session receives it. Git runs with no global or system config so the user's own
-//! settings (signing, hooks) cannot interfere, and nothing outside the temp dir is touched.
+//! settings (signing, hooks) cannot interfere, and nothing outside the temp dir is touched. With
+//! `-C DIR` the temp dir is made inside DIR.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -42,11 +43,23 @@ struct Demo {
     config: PathBuf,
 }
 
-pub fn run(args: DemoArgs) -> Result<ExitCode> {
-    let tmp = tempfile::Builder::new()
-        .prefix("convosync-demo-")
-        .tempdir()
-        .context("could not create a temp dir")?;
+/// Run the demo in a new temp dir: inside `parent` when given (`convosync -C DIR demo`, which
+/// must exist, as with git), else in the system's temp dir.
+pub fn run(parent: Option<&Path>, args: DemoArgs) -> Result<ExitCode> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("convosync-demo-");
+    let tmp = match parent {
+        Some(p) => {
+            if !p.is_dir() {
+                bail!("cannot run the demo in {}: not a directory", p.display());
+            }
+            let p = std::path::absolute(p)?;
+            builder
+                .tempdir_in(&p)
+                .with_context(|| format!("could not create a temp dir in {}", p.display()))?
+        }
+        None => builder.tempdir().context("could not create a temp dir")?,
+    };
     let demo = Demo {
         root: tmp.path().to_path_buf(),
         exe: std::env::current_exe().context("could not find the convosync binary")?,

@@ -127,14 +127,35 @@ fn read_draft(path: &Path) -> Result<(Vec<u8>, Version)> {
 /// Validate the draft's bytes into sections, redacted.
 fn parse_sections(repo: &Repo, path: &Path, bytes: Vec<u8>) -> Result<Vec<Section>> {
     let text = String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text", path.display()))?;
+    let template = template(repo)?;
+    if is_blank(&text, &template) {
+        bail!(
+            "the draft {} is empty: write the handoff under its headings (`convosync generate-handoff` shows them), or delete the file",
+            path.display()
+        );
+    }
     let sections = format::parse_draft(&text)
         .with_context(|| format!("the draft {} is not a handoff", path.display()))?;
-    template(repo)?.validate(&sections).map_err(|problems| {
+    template.validate(&sections).map_err(|problems| {
         anyhow::anyhow!(
             "the draft {} is incomplete: {}",
             path.display(),
             problems.join("; ")
         )
+    })
+}
+
+/// Whether a draft says nothing: only blank lines, headings, comments and the template's own
+/// hints (a template copied but not filled in).
+fn is_blank(text: &str, template: &Template) -> bool {
+    text.lines().map(str::trim).all(|l| {
+        l.is_empty()
+            || (l.starts_with('#') && {
+                let rest = l.trim_start_matches('#');
+                rest.is_empty() || rest.starts_with(' ')
+            })
+            || (l.starts_with("<!--") && l.ends_with("-->"))
+            || template.sections.iter().any(|s| s.hint.trim() == l)
     })
 }
 

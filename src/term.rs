@@ -9,6 +9,17 @@ pub fn color() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
 }
 
+/// Whether standard output is a terminal: tables then get a header line; piped output stays
+/// one record per line for scripts.
+pub fn interactive() -> bool {
+    std::io::stdout().is_terminal()
+}
+
+/// A table's header line, bold when colouring.
+pub fn header(line: &str, colour: bool) -> String {
+    format!("{}\n", paint(line.trim_end(), "1", colour))
+}
+
 pub fn paint(s: &str, code: &str, on: bool) -> String {
     let s = &crate::untrusted::line(s);
     if on {

@@ -7,6 +7,7 @@ mod core;
 mod hooks;
 mod hostile;
 mod identity;
+mod polish;
 mod private;
 mod proof;
 mod release;

@@ -193,13 +193,18 @@ fn crash(iterations: usize) {
         if draft {
             drafts_left += 1;
             // The lock is never stuck: finishing the save works at once.
-            let t = Instant::now();
-            a.convosync()
-                .arg("save-handoff")
-                .arg("--no-push")
-                .assert()
-                .success();
-            assert!(t.elapsed() < Duration::from_secs(5), "lock released by the kill");
+            // The kill released the lock: no wait for it, no error.
+            let out = a
+                .convosync()
+                .args(["save-handoff", "--no-push"])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                !String::from_utf8_lossy(&out.stderr).contains("lock"),
+                "lock released by the kill: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             assert!(a
                 .git(&["show", "refs/convosync/handoffs:devices/a.md"])
                 .contains(&marker));
@@ -327,19 +332,13 @@ fn unexpected_tree_contents_and_enormous_blobs() {
         &a.home,
         &["push", "-q", "origin", "HEAD:refs/convosync/handoffs"],
     );
-    let t = Instant::now();
-    let out = a.convosync().arg("resume").output().unwrap();
-    let took = t.elapsed();
+    let out = crate::common::within_guard(a.convosync().arg("resume"));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("the real one"), "{text}");
     assert!(
         !text.contains("xxxxxxxxxx") && !text.contains("stray"),
         "hostile files not shown"
-    );
-    assert!(
-        took < Duration::from_secs(5),
-        "a 50 MB blob is never loaded: {took:?}"
     );
     let input = serde_json::json!({"session_id":"h","cwd":a.dir,"source":"startup"}).to_string();
     let ctx = crate::hooks::context(&crate::hooks::hook(&a, "session-start", &input).unwrap());

@@ -5,7 +5,6 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use crate::common::{Device, TestEnv};
 use crate::core::write_draft;
@@ -95,8 +94,8 @@ fn http_with_credential_helper() {
     // A wrong password fails at once, without a prompt, and keeps the handoff.
     let store = b.home.join("git-credentials");
     std::fs::write(&store, format!("http://alice:wrong@127.0.0.1:{}\n", http.port)).unwrap();
-    let start = Instant::now();
+    // At once: refused for its credentials, not ended by the deadline.
     let out = save(&b, "bad password", &[]);
-    assert!(start.elapsed() < Duration::from_secs(5));
     assert!(out.contains("queued"), "{out}");
+    assert!(!out.contains("did not answer"), "{out}");
 }

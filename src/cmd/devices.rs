@@ -90,6 +90,15 @@ fn list(repo: &Repo, store: &Store<'_>, json_out: bool) -> Result<ExitCode> {
     }
     let now = crate::timefmt::now();
     let mut out = String::new();
+    if crate::term::interactive() {
+        out.push_str(&crate::term::header(
+            &format!(
+                "{:<20} {:<16} {:<20} {:<9} {}",
+                "DEVICE", "LAST SEEN", "BRANCH", "COMMIT", "HANDOFFS"
+            ),
+            crate::term::color(),
+        ));
+    }
     for (d, n, v) in rows {
         let mut tags = Vec::new();
         if d == me {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use crate::cli::ExportArgs;
+use crate::cli::{ExportArgs, ExportFormat};
 use crate::history::{self, Version};
 use crate::repo::Repo;
 
@@ -21,27 +21,33 @@ pub fn run(dir: &Path, args: ExportArgs) -> Result<ExitCode> {
     if args.split {
         let out = args.output.as_deref().context("--split needs --output DIR")?;
         std::fs::create_dir_all(out).with_context(|| format!("could not create {}", out.display()))?;
+        let mut written = 0;
         for v in &versions {
             // Only a valid device id (`[a-z0-9-]`) is ever part of a file name.
             if !crate::device::is_valid(&v.device) {
                 continue;
             }
             let name = format!(
-                "{}-{}-{}.md",
+                "{}-{}-{}.{}",
                 v.handoff.timestamp.format("%Y%m%dT%H%M%SZ"),
                 v.device,
-                &v.commit.to_string()[..8]
+                &v.commit.to_string()[..8],
+                args.format.extension()
             );
-            crate::fsutil::atomic_write(
-                &out.join(name),
-                crate::handoff::format::render(&v.handoff).as_bytes(),
-            )?;
+            let text = match args.format {
+                ExportFormat::Md => crate::handoff::format::render(&v.handoff),
+                ExportFormat::Json => serde_json::to_string_pretty(&super::history::version_json(v))? + "\n",
+                ExportFormat::Html => html(std::slice::from_ref(v), &repo),
+            };
+            let text = crate::untrusted::text(&text).into_owned();
+            crate::fsutil::atomic_write(&out.join(name), text.as_bytes())?;
+            written += 1;
         }
-        println!("wrote {} handoff(s) to {}", versions.len(), out.display());
+        println!("wrote {written} handoff(s) to {}", out.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let text = match args.format.as_str() {
-        "json" => {
+    let text = match args.format {
+        ExportFormat::Json => {
             serde_json::to_string_pretty(
                 &versions
                     .iter()
@@ -49,8 +55,8 @@ pub fn run(dir: &Path, args: ExportArgs) -> Result<ExitCode> {
                     .collect::<Vec<_>>(),
             )? + "\n"
         }
-        "html" => html(&versions, &repo),
-        _ => markdown(&versions),
+        ExportFormat::Html => html(&versions, &repo),
+        ExportFormat::Md => markdown(&versions),
     };
     // Everything from the ref was cleaned when read; this is the last check before a terminal.
     let text = crate::untrusted::text(&text).into_owned();

@@ -59,6 +59,12 @@ pub fn save(dir: &Path, args: SaveHandoffArgs) -> Result<ExitCode> {
 
 /// Sync after a local commit; an unreachable remote is not an error (the handoff is queued).
 pub fn push_or_queue(repo: &Repo, deadline: crate::git::Deadline) -> Result<ExitCode> {
+    push_or_queue_saying(repo, deadline, "pushed to")
+}
+
+/// [`push_or_queue`], saying `{pushed} {remote}` on success (`save` names what it pushed, as it
+/// pushes more than one thing).
+pub fn push_or_queue_saying(repo: &Repo, deadline: crate::git::Deadline, pushed: &str) -> Result<ExitCode> {
     let Some(remote) = repo.remote_name() else {
         println!(
             "no remote to push to; the handoff stays local (add one with `git remote add origin <url>`)"
@@ -68,7 +74,7 @@ pub fn push_or_queue(repo: &Repo, deadline: crate::git::Deadline) -> Result<Exit
     let report = crate::sync::sync(repo, &remote, deadline, super::CLI_LOCK_WAIT)?;
     match report.problem() {
         Some(p) => println!("{}", crate::untrusted::line(&p)),
-        None => println!("pushed to {remote}"),
+        None => println!("{pushed} {remote}"),
     }
     Ok(ExitCode::SUCCESS)
 }

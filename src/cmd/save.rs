@@ -31,7 +31,45 @@ pub fn run(dir: &Path, args: SaveArgs) -> Result<ExitCode> {
 
     // 1. The handoff.
     repo.ensure_excluded()?;
-    match draft::commit(&repo, None, CLI_LOCK_WAIT)? {
+    if !commit_handoff(&repo, args.skip_handoff)? {
+        return Ok(ExitCode::from(NEEDS_DRAFT));
+    }
+
+    // 1b. Uncommitted work for the other devices, when asked.
+    if args.wip {
+        super::wip::save(&repo)?;
+        if message.trim().is_empty() {
+            if !args.no_push {
+                push_handoff(&repo, &args)?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+
+    // 2. The code.
+    let (branch_commit, branch) = repo.head_info();
+    let detached = branch.is_none() && branch_commit.is_some();
+    let committed = commit_code(&repo, &workdir, &args, &message, detached)?;
+    if args.no_push {
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    // 3. Push the branch (never forced), then the handoff ref.
+    let mut ok = true;
+    if let (Some(branch), Some(remote)) = (&branch, repo.code_remote()) {
+        if committed || ahead_of_upstream(&repo) {
+            ok = push_branch(&workdir, branch, &remote)?;
+        }
+    }
+    push_handoff(&repo, &args)?;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Commit the draft to the handoff ref and say so. `false` when there is no draft and one is
+/// needed: at a terminal the person is told what to do; otherwise (Claude, through the slash
+/// command) the template and where to write the draft are printed.
+fn commit_handoff(repo: &Repo, skip_handoff: bool) -> Result<bool> {
+    match draft::commit(repo, None, CLI_LOCK_WAIT)? {
         Outcome::Committed {
             handoff, redacted, ..
         } => {
@@ -44,31 +82,33 @@ pub fn run(dir: &Path, args: SaveArgs) -> Result<ExitCode> {
             }
         }
         Outcome::AlreadyCommitted { .. } => println!("✓ handoff already saved"),
-        Outcome::NoDraft if args.skip_handoff => println!("→ no handoff draft; saving code only"),
+        Outcome::NoDraft if skip_handoff => println!("→ no handoff draft; saving code only"),
+        Outcome::NoDraft if crate::term::interactive() => {
+            let path = repo.draft_path()?;
+            println!("No handoff draft at {}.", path.display());
+            println!("  In Claude Code, run /convosync:save: Claude writes the draft, then saves.");
+            println!(
+                "  Or write it yourself (`convosync generate-handoff` shows the sections), then run save again."
+            );
+            println!("  Or save the code without a handoff: convosync save --skip-handoff \"message\"");
+            return Ok(false);
+        }
         Outcome::NoDraft => {
             println!("No handoff draft yet. Write one, then run save again.\n");
             println!(
                 "{}",
-                draft::instructions(&draft::template(&repo)?, &repo.draft_path()?)
+                draft::instructions(&draft::template(repo)?, &repo.draft_path()?)
             );
-            return Ok(ExitCode::from(NEEDS_DRAFT));
+            return Ok(false);
         }
     }
+    Ok(true)
+}
 
-    // 1b. Uncommitted work for the other devices, when asked.
-    if args.wip {
-        super::wip::save(&repo)?;
-        if message.trim().is_empty() {
-            if !args.no_push {
-                super::handoff::push_or_queue(&repo, deadline(args.net.timeout))?;
-            }
-            return Ok(ExitCode::SUCCESS);
-        }
-    }
-
-    // 2. The code.
-    let (branch_commit, branch) = repo.head_info();
-    let plan = plan(&repo, &workdir, &args.include)?;
+/// Stage what the plan allows and commit it with `message`; `false` when there was nothing to
+/// commit.
+fn commit_code(repo: &Repo, workdir: &Path, args: &SaveArgs, message: &str, detached: bool) -> Result<bool> {
+    let plan = plan(repo, workdir, &args.include)?;
     for p in &plan.refused {
         println!(
             "  skipped {} (looks like a secret; pass --include {} to commit it)",
@@ -76,70 +116,64 @@ pub fn run(dir: &Path, args: SaveArgs) -> Result<ExitCode> {
             p.display()
         );
     }
-    let committed = if plan.stage.is_empty() && !plan.index_has_changes {
+    if plan.stage.is_empty() && !plan.index_has_changes {
         println!("✓ no code changes to commit");
-        false
+        return Ok(false);
+    }
+    if message.trim().is_empty() {
+        bail!("give a commit message for your code changes: convosync save \"what you did\"");
+    }
+    if detached {
+        bail!("HEAD is detached; check out a branch before saving code (the handoff is saved)");
+    }
+    stage(workdir, &plan.stage)?;
+    let out = git_output(workdir, &["commit", "--quiet", "-m", message])?;
+    if !out.status.success() {
+        bail!(
+            "git commit failed (a pre-commit hook may have refused it): {}",
+            last_line(&out.stderr).unwrap_or_else(|| last_line(&out.stdout).unwrap_or_default())
+        );
+    }
+    let head = git(workdir, &["log", "-1", "--format=%h %s"])?;
+    println!("✓ committed {head}");
+    for p in git(workdir, &["show", "--name-status", "--format=", "HEAD"])?.lines() {
+        println!("    {p}");
+    }
+    Ok(true)
+}
+
+/// Push `branch` to `remote` (setting its upstream the first time); `false` when the push failed,
+/// with the reason said.
+fn push_branch(workdir: &Path, branch: &str, remote: &str) -> Result<bool> {
+    let has_upstream = git_output(workdir, &["rev-parse", "--abbrev-ref", "@{upstream}"])?
+        .status
+        .success();
+    let push: Vec<&str> = if has_upstream {
+        vec!["push", "--quiet"]
     } else {
-        if message.trim().is_empty() {
-            bail!("give a commit message for your code changes: convosync save \"what you did\"");
-        }
-        if branch.is_none() && branch_commit.is_some() {
-            bail!("HEAD is detached; check out a branch before saving code (the handoff is saved)");
-        }
-        stage(&workdir, &plan.stage)?;
-        let out = git_output(&workdir, &["commit", "--quiet", "-m", &message])?;
-        if !out.status.success() {
-            bail!(
-                "git commit failed (a pre-commit hook may have refused it): {}",
-                last_line(&out.stderr).unwrap_or_else(|| last_line(&out.stdout).unwrap_or_default())
-            );
-        }
-        let head = git(&workdir, &["log", "-1", "--format=%h %s"])?;
-        println!("✓ committed {head}");
-        for p in git(&workdir, &["show", "--name-status", "--format=", "HEAD"])?.lines() {
-            println!("    {p}");
-        }
-        true
+        vec!["push", "--quiet", "--set-upstream", remote, branch]
     };
-
-    if args.no_push {
-        return Ok(ExitCode::SUCCESS);
+    let out = git_output(workdir, &push)?;
+    if out.status.success() {
+        println!("✓ pushed {branch} to {remote}");
+        return Ok(true);
     }
-
-    // 3. Push the branch (never forced), then the handoff ref.
-    let mut ok = true;
-    if let (Some(branch), Some(remote)) = (&branch, repo.code_remote()) {
-        if committed || ahead_of_upstream(&repo) {
-            let has_upstream = git_output(&workdir, &["rev-parse", "--abbrev-ref", "@{upstream}"])?
-                .status
-                .success();
-            let push: Vec<&str> = if has_upstream {
-                vec!["push", "--quiet"]
-            } else {
-                vec!["push", "--quiet", "--set-upstream", &remote, branch]
-            };
-            let out = git_output(&workdir, &push)?;
-            if out.status.success() {
-                println!("✓ pushed {branch} to {remote}");
-            } else {
-                ok = false;
-                let text = String::from_utf8_lossy(&out.stderr);
-                if text.contains("rejected")
-                    || text.contains("fetch first")
-                    || text.contains("non-fast-forward")
-                {
-                    println!("✗ {remote} has commits on {branch} that you don't have: run `git pull --rebase`, then save again");
-                } else {
-                    println!(
-                        "✗ could not push {branch}: {}",
-                        last_line(&out.stderr).unwrap_or_default()
-                    );
-                }
-            }
-        }
+    let text = String::from_utf8_lossy(&out.stderr);
+    if text.contains("rejected") || text.contains("fetch first") || text.contains("non-fast-forward") {
+        println!("✗ {remote} has commits on {branch} that you don't have: run `git pull --rebase`, then save again");
+    } else {
+        println!(
+            "✗ could not push {branch}: {}",
+            last_line(&out.stderr).unwrap_or_default()
+        );
     }
-    super::handoff::push_or_queue(&repo, deadline(args.net.timeout))?;
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(false)
+}
+
+/// Push the handoff ref (or queue it), saying that it was the handoff that went out.
+fn push_handoff(repo: &Repo, args: &SaveArgs) -> Result<()> {
+    super::handoff::push_or_queue_saying(repo, deadline(args.net.timeout), "✓ pushed the handoff to")?;
+    Ok(())
 }
 
 /// What to stage.

@@ -24,6 +24,17 @@ pub fn run(dir: &Path, args: WipArgs) -> Result<ExitCode> {
             let snaps = wip::list(&repo)?;
             if snaps.is_empty() {
                 println!("No device has shared uncommitted work yet (`convosync wip save` does).");
+            } else if crate::term::interactive() {
+                print!(
+                    "{}",
+                    crate::term::header(
+                        &format!(
+                            "{:<20} {:>11}  {:<20} {}",
+                            "DEVICE", "FILES", "BRANCH", "BASE, SAVED"
+                        ),
+                        crate::term::color()
+                    )
+                );
             }
             for s in snaps {
                 let who = if s.device == me {
@@ -79,9 +90,15 @@ pub fn run(dir: &Path, args: WipArgs) -> Result<ExitCode> {
             };
             let applied = wip::apply(&repo, &device, opts)?;
             for f in &applied.written {
-                if !applied.conflicts.iter().any(|c| &c.path == f) {
-                    println!("updated {f}");
+                if applied.conflicts.iter().any(|c| &c.path == f) {
+                    continue;
                 }
+                let verb = if applied.added.contains(f) {
+                    "added"
+                } else {
+                    "updated"
+                };
+                println!("{verb} {f}");
             }
             for f in &applied.deleted {
                 println!("deleted {f}");
@@ -168,7 +185,7 @@ pub fn save(repo: &Repo) -> Result<ExitCode> {
     }
     if let Some(r) = repo.remote_name() {
         if wip::push(repo, &r, &me, deadline(NET_SECS))? {
-            println!("✓ pushed to {r}");
+            println!("✓ pushed the snapshot to {r}");
         } else {
             println!("could not push the snapshot to {r}; `convosync wip save` again later");
         }

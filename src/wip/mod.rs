@@ -621,7 +621,10 @@ pub struct Conflict {
 /// Result of an apply.
 #[derive(Debug, Default)]
 pub struct Applied {
+    /// Every file written, new or not.
     pub written: Vec<String>,
+    /// The written files that did not exist here before.
+    pub added: Vec<String>,
     pub deleted: Vec<String>,
     pub conflicts: Vec<Conflict>,
 }
@@ -997,7 +1000,12 @@ pub fn apply(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Applied> {
         match a {
             Action::Write(rel, data, mode) => {
                 guard(&workdir, &rel)?;
-                write_file(&workdir.join(&rel), &data, mode)?;
+                let full = workdir.join(&rel);
+                let existed = std::fs::symlink_metadata(&full).is_ok();
+                write_file(&full, &data, mode)?;
+                if !existed {
+                    result.added.push(rel.clone());
+                }
                 result.written.push(rel);
             }
             Action::Delete(rel) => {

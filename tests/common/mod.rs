@@ -134,3 +134,29 @@ impl Device {
         cmd
     }
 }
+
+/// Only a guard against a hang, never a measure of speed: a command held up by a remote that
+/// never answers is killed after this long, and the test fails on its missing exit code.
+pub const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Run `cmd` under [`HANG_GUARD`]; panics if it had to be killed.
+pub fn within_guard(cmd: &mut assert_cmd::Command) -> Output {
+    let out = cmd.timeout(HANG_GUARD).output().expect("runs");
+    assert!(
+        out.status.code().is_some(),
+        "killed after {HANG_GUARD:?}: the command ignored its deadline; stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out
+}
+
+/// How many connections reached `listener` (which never answers) since the last call: proof
+/// that a command talked to the hung remote and returned while it was still blocked.
+pub fn contacts(listener: &std::net::TcpListener) -> usize {
+    listener.set_nonblocking(true).unwrap();
+    let mut n = 0;
+    while listener.accept().is_ok() {
+        n += 1;
+    }
+    n
+}

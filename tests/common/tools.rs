@@ -49,5 +49,8 @@ pub fn missing() -> Vec<String> {
     {
         out.push("chromium (apt-get install chromium)".into());
     }
+    if Command::new("script").arg("--version").output().is_err() {
+        out.push("script, to run a command on a terminal (apt-get install util-linux)".into());
+    }
     out
 }
