@@ -207,6 +207,26 @@ impl<'a> Ctx<'a> {
         None
     }
 
+    /// Wait for a detached fetch in flight, but no longer than a synchronous start would have
+    /// waited from when it began (the network timeout, at most 5 s). A prompt typed by a person
+    /// comes long after the fetch ended and never waits; `claude -p`, whose prompt follows the
+    /// session start at once, gets what the fetch brought whenever a synchronous start would
+    /// have.
+    pub fn wait_for_background_fetch(&self) {
+        let marker = self.repo.state_dir().join(FETCHING);
+        let budget = self.repo.settings.timeout.min(std::time::Duration::from_secs(5));
+        loop {
+            let age = std::fs::metadata(&marker)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok());
+            match age {
+                Some(a) if a < budget => std::thread::sleep(std::time::Duration::from_millis(10)),
+                _ => return,
+            }
+        }
+    }
+
     /// Push queued handoffs and this device's wip snapshot in one `git push`, within the
     /// deadline; only when the remote moved meanwhile (rejected) fetch, merge and go round again.
     /// Returns the problem when they did not go out. A failed or refused push backs off pushing
@@ -230,8 +250,9 @@ impl<'a> Ctx<'a> {
         };
         let report = (|| -> anyhow::Result<sync::Report> {
             let pushed = sync::push_with(&self.repo, remote, &extra, self.deadline)?;
-            if pushed == Pushed::Rejected && !self.deadline.passed() {
-                // Another device pushed first.
+            if matches!(pushed, Pushed::Rejected | Pushed::Failed(_)) && !self.deadline.passed() {
+                // Another device pushed first, or the remote may be out of reach: fetch (which
+                // tells the two apart and backs off as it should), merge, and go round again.
                 return sync::sync_with(
                     &self.repo,
                     remote,
