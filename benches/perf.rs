@@ -248,6 +248,16 @@ fn main() {
             (c, Some(start.clone()))
         });
         row(&label("hook session-start, warm"), &s, "< 10 ms, < 20 MB");
+        let s = sample(30, |_| {
+            let mut c = Command::new("git");
+            c.current_dir(&dir).args(["rev-parse", "HEAD"]);
+            (c, None)
+        });
+        row(
+            &label("git rev-parse HEAD (comparison)"),
+            &s,
+            "session start without network < 2x this",
+        );
         let stop = serde_json::json!({"session_id":"bench","cwd":dir,"stop_hook_active":false}).to_string();
         let s = sample(30, |_| {
             (convosync(bin, &dir, &["hook", "stop"]), Some(stop.clone()))
@@ -306,14 +316,39 @@ fn main() {
             "| {} | {lines} packet lines | | | must not grow with history |",
             label("sync, protocol traffic for 1 new handoff")
         );
+        let fetch_spec = format!("+{REF}:refs/convosync/remote/origin/convosync/handoffs");
         let s = sample(20, |i| {
             writer(10_000 + i);
-            (
-                convosync(bin, &dir, &["hook", "session-start"]),
-                Some(start.clone()),
-            )
+            let mut c = Command::new("git");
+            c.current_dir(&dir)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .args(["fetch", "-q", "origin", &fetch_spec]);
+            (c, None)
         });
-        row(&label("hook session-start, fetching 1 new handoff"), &s, "");
+        row(
+            &label("git fetch of the handoff ref, 1 new handoff (comparison)"),
+            &s,
+            "",
+        );
+        for (mode, i0, target) in [
+            ("sync", 10_100, "< 1.5x the git fetch"),
+            ("async", 10_200, "no network in the hook"),
+        ] {
+            let s = sample(20, |i| {
+                writer(i0 + i % 100);
+                let mut c = convosync(bin, &dir, &["hook", "session-start"]);
+                c.env("CONVOSYNC_START", mode);
+                (c, Some(start.clone()))
+            });
+            row(
+                &label(&format!(
+                    "hook session-start, local bare remote, 1 new handoff, {mode}"
+                )),
+                &s,
+                target,
+            );
+        }
 
         // The original plugin's resume on the same data: `git pull` of the working branch, then
         // read and print the appended handoff file.

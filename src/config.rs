@@ -22,6 +22,16 @@ pub enum StopMode {
     Off,
 }
 
+/// How SessionStart treats the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartMode {
+    /// Answer at once from the local ref; fetch in a detached process; notes that arrive
+    /// reach Claude with the next prompt (UserPromptSubmit).
+    Async,
+    /// Fetch (within the timeout) before answering.
+    Sync,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TeamMode {
     Show,
@@ -37,6 +47,7 @@ pub struct Settings {
     /// Hard budget for each network step in a hook.
     pub timeout: Duration,
     pub stop: StopMode,
+    pub start: StartMode,
     pub stop_interval: Duration,
     pub redact: bool,
     pub redact_patterns: Vec<String>,
@@ -62,6 +73,7 @@ impl Default for Settings {
             remote: None,
             timeout: DEFAULT_TIMEOUT,
             stop: StopMode::Prompt,
+            start: StartMode::Async,
             stop_interval: DEFAULT_STOP_INTERVAL,
             redact: true,
             redact_patterns: Vec::new(),
@@ -122,6 +134,13 @@ impl Settings {
                     _ => None,
                 })
                 .unwrap_or(d.stop),
+            start: get("CONVOSYNC_START", "convosync.start")
+                .and_then(|v| match v.to_ascii_lowercase().as_str() {
+                    "async" => Some(StartMode::Async),
+                    "sync" => Some(StartMode::Sync),
+                    _ => None,
+                })
+                .unwrap_or(d.start),
             stop_interval: get("CONVOSYNC_STOP_INTERVAL", "convosync.stopInterval")
                 .and_then(|v| parse_duration_minutes(&v))
                 .unwrap_or(d.stop_interval),

@@ -129,26 +129,33 @@ fn classify_fetch(out: &GitOutput) -> Fetched {
 
 /// Push the local tip to the remote if it is ahead of what we last saw there.
 pub fn push(repo: &Repo, remote: &str, deadline: Deadline) -> Result<Pushed> {
+    push_with(repo, remote, &[], deadline)
+}
+
+/// [`push`], with `extra` refspecs (this device's wip snapshot) in the same `git push`: one round
+/// trip for everything a hook has to publish. Pushes only the extras when the handoff ref is up
+/// to date; `UpToDate` when there is nothing at all.
+pub fn push_with(repo: &Repo, remote: &str, extra: &[String], deadline: Deadline) -> Result<Pushed> {
     let refname = &repo.settings.refname;
-    let Some(local) = tip_of(&repo.git, refname)?.map(|c| c.id()) else {
-        return Ok(Pushed::UpToDate);
-    };
     let tracking = tracking_ref(refname, remote);
-    if tip_of(&repo.git, &tracking).ok().flatten().map(|c| c.id()) == Some(local) {
+    let local = tip_of(&repo.git, refname)?.map(|c| c.id());
+    let ahead = local.filter(|l| tip_of(&repo.git, &tracking).ok().flatten().map(|c| c.id()) != Some(*l));
+    let mut specs: Vec<String> = ahead.map(|l| format!("{l}:{refname}")).into_iter().collect();
+    specs.extend(extra.iter().cloned());
+    if specs.is_empty() {
         return Ok(Pushed::UpToDate);
     }
-    let spec = format!("{local}:{refname}");
-    let out = git::run(
-        repo.git.path(),
-        ["push", "--porcelain", "--no-verify", "--quiet", remote, &spec],
-        deadline,
-    )?;
+    let mut args = vec!["push", "--porcelain", "--no-verify", "--quiet", remote];
+    args.extend(specs.iter().map(String::as_str));
+    let out = git::run(repo.git.path(), args, deadline)?;
     if out.timed_out() {
         return Ok(Pushed::TimedOut);
     }
     if out.success() {
-        // The remote has it now; remember that so `status` shows nothing pending.
-        let _ = repo.git.reference(&tracking, local, true, "convosync: pushed");
+        if let Some(l) = ahead {
+            // The remote has it now; remember that so `status` shows nothing pending.
+            let _ = repo.git.reference(&tracking, l, true, "convosync: pushed");
+        }
         return Ok(Pushed::Ok);
     }
     Ok(classify_push(&out))
@@ -383,6 +390,17 @@ pub fn pending(repo: &Repo, remote: &str) -> bool {
 /// little jitter so racing devices do not collide in lockstep). Stops at the first step that
 /// cannot reach the remote: a hung remote costs one deadline, not one per step.
 pub fn sync(repo: &Repo, remote: &str, deadline: Deadline, lock_wait: Duration) -> Result<Report> {
+    sync_with(repo, remote, &[], deadline, lock_wait)
+}
+
+/// [`sync`], pushing `extra` refspecs in the same `git push` as the handoff ref.
+pub fn sync_with(
+    repo: &Repo,
+    remote: &str,
+    extra: &[String],
+    deadline: Deadline,
+    lock_wait: Duration,
+) -> Result<Report> {
     let mut report = Report {
         remote: remote.to_string(),
         fetched: Fetched::Ok,
@@ -396,7 +414,7 @@ pub fn sync(repo: &Repo, remote: &str, deadline: Deadline, lock_wait: Duration) 
             Fetched::NoRemoteRef => {}
             Fetched::TimedOut | Fetched::Failed(_) => break,
         }
-        report.pushed = push(repo, remote, deadline)?;
+        report.pushed = push_with(repo, remote, extra, deadline)?;
         if report.pushed != Pushed::Rejected || deadline.passed() {
             break;
         }

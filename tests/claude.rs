@@ -98,6 +98,50 @@ impl Session {
         }
     }
 
+    /// A second `claude -p --continue` run in the same harness state (the same session).
+    fn run_continue(
+        claude: &Path,
+        cwd: &Path,
+        log: &Path,
+        state: &Path,
+        device: &str,
+        env: &[(&str, String)],
+        prompt: &str,
+    ) -> Session {
+        let replies_file = log.with_extension("replies.json");
+        std::fs::write(&replies_file, "[\"ok\"]").unwrap();
+        let mut cmd = Command::new(harness_dir().join("run"));
+        cmd.arg("--plugin-dir")
+            .arg(env!("CARGO_MANIFEST_DIR"))
+            .arg("--cwd")
+            .arg(cwd)
+            .arg("--log")
+            .arg(log)
+            .arg("--state")
+            .arg(state)
+            .arg("--replies")
+            .arg(&replies_file)
+            .arg("--claude")
+            .arg(claude)
+            .arg("--bypass")
+            .args([
+                "--env",
+                &format!("CONVOSYNC_BIN={}", env!("CARGO_BIN_EXE_convosync")),
+            ])
+            .args(["--env", &format!("CONVOSYNC_DEVICE={device}")])
+            .args(["--env", "GIT_CONFIG_NOSYSTEM=1"]);
+        for (k, v) in env {
+            cmd.args(["--env", &format!("{k}={v}")]);
+        }
+        cmd.arg("--continue").arg("--").arg(prompt);
+        let out = cmd.output().expect("harness runs");
+        Session {
+            log: log.to_path_buf(),
+            exit: out.status.code().unwrap_or(-1),
+            stdout: std::fs::read_to_string(log.join("stdout")).unwrap_or_default(),
+        }
+    }
+
     /// Request bodies the model received (main requests, in order).
     fn requests(&self) -> Vec<String> {
         std::fs::read_to_string(self.log.join("requests.jsonl"))
@@ -762,4 +806,82 @@ fn routine_stop_request_is_not_an_error_in_the_tui() {
     assert!(!draft.exists(), "the draft was committed");
     let committed = a.git(&["show", "refs/convosync/handoffs:devices/desktop.md"]);
     assert!(committed.contains("Pizza menu from the TUI"), "{committed}");
+}
+
+/// A remote that answers slowly (3 s, past the 2 s network timeout): the session starts without
+/// waiting, the first request lacks the note another device pushed (the fetch was still under
+/// way), and the note reaches the model with the next prompt of the same session, exactly once.
+#[test]
+fn slow_remote_note_reaches_the_model_with_the_next_prompt_once() {
+    let Some(claude) = claude_bin() else { return };
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let b = env.device("b");
+    crate::core::write_draft(&a, "### Current Task\nLate pizza: Diavola\n");
+    a.convosync().arg("save-handoff").assert().success();
+    let ssh = env.path().join("slow-ssh");
+    std::fs::write(
+        &ssh,
+        "#!/bin/sh\nsleep 3\nfor last; do :; done\nexec sh -c \"$last\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
+    b.git(&[
+        "remote",
+        "set-url",
+        "origin",
+        &format!("ssh://slow{}", env.remote().display()),
+    ]);
+    let logs = env.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let net = [
+        ("GIT_SSH_COMMAND", ssh.display().to_string()),
+        ("GIT_SSH_VARIANT", "simple".to_string()),
+    ];
+    let s = Session::run(
+        &claude,
+        &b.dir,
+        &logs.join("one"),
+        "b",
+        &[text("ok")],
+        &net,
+        "hello",
+    );
+    assert_eq!(s.exit, 0, "{}", s.stdout);
+    let first = s.requests().concat();
+    assert!(
+        !first.contains("Late pizza: Diavola"),
+        "the fetch could not have finished"
+    );
+    // The detached fetch outlives the session and brings the note.
+    let arrived = || {
+        crate::common::git_output(&b.dir, &b.home, &["show", "refs/convosync/handoffs:devices/a.md"])
+            .status
+            .success()
+    };
+    for _ in 0..300 {
+        if arrived() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(arrived(), "the background fetch delivered the note");
+    let s2 = Session::run_continue(
+        &claude,
+        &b.dir,
+        &logs.join("two"),
+        &logs.join("one/state"),
+        "b",
+        &net,
+        "and now?",
+    );
+    assert_eq!(s2.exit, 0, "{}", s2.stdout);
+    let reqs = s2.requests();
+    let last = reqs.last().expect("a request");
+    assert_eq!(
+        last.matches("Late pizza: Diavola").count(),
+        1,
+        "the note reaches the model once: {last}"
+    );
 }

@@ -848,3 +848,77 @@ fn what_claude_reads_at_session_start_and_at_stop() {
     Then stop: convosync commits and pushes it.
     "#);
 }
+
+/// Asynchronous start (the default): SessionStart answers from the local ref while the remote is
+/// held shut; the note another device pushed arrives by the detached fetch and reaches Claude with
+/// the next prompt, once.
+#[test]
+fn async_start_answers_at_once_and_newer_notes_come_with_the_next_prompt_once() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let b = env.device("b");
+    saved(&a, "the note that travels late");
+    let (gate, ssh) = gated_ssh(&env);
+    b.git(&[
+        "remote",
+        "set-url",
+        "origin",
+        &format!("ssh://gated{}", env.remote().display()),
+    ]);
+    let run = |event: &str, input: String| -> Option<Value> {
+        let out = b
+            .convosync()
+            .args(["hook", event])
+            .env("CONVOSYNC_START", "async")
+            .env("CONVOSYNC_TIMEOUT", "500ms")
+            .env("GIT_SSH_COMMAND", &ssh)
+            .env("GIT_SSH_VARIANT", "simple")
+            .write_stdin(input)
+            .timeout(Duration::from_secs(60))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (!s.is_empty()).then(|| serde_json::from_str(&s).expect("JSON"))
+    };
+    let prompt = || {
+        serde_json::json!({"session_id": "s1", "cwd": b.dir, "hook_event_name": "UserPromptSubmit", "prompt": "hi"}).to_string()
+    };
+    // The remote has not answered, yet the session start has: nothing local to show.
+    assert_eq!(run("session-start", start_json(&b, "s1", "startup")), None);
+    assert!(!gate.join("release").exists());
+    wait_for(|| gate.join("started").exists(), "the background fetch to start");
+    // A prompt while the remote is still shut: nothing yet.
+    assert_eq!(run("user-prompt-submit", prompt()), None);
+    std::fs::write(gate.join("release"), "").unwrap();
+    wait_for(
+        || {
+            crate::common::git_output(&b.dir, &b.home, &["show", "refs/convosync/handoffs:devices/a.md"])
+                .status
+                .success()
+        },
+        "the note to arrive",
+    );
+    let v = run("user-prompt-submit", prompt()).expect("the newer note");
+    assert_eq!(v["hookSpecificOutput"]["hookEventName"], "UserPromptSubmit");
+    let ctx = context(&v);
+    assert!(
+        ctx.contains("the note that travels late") && ctx.contains("newer notes arrived"),
+        "{ctx}"
+    );
+    // Once: the next prompt adds nothing, nor does a resume of the same session.
+    assert_eq!(run("user-prompt-submit", prompt()), None);
+    assert_eq!(run("session-start", start_json(&b, "s1", "resume")), None);
+    // Another session that never had it gets it at its start.
+    let v = run("session-start", start_json(&b, "s2", "startup")).expect("context");
+    assert!(context(&v).contains("the note that travels late"));
+    // An event this version does not know does nothing, even outside a repository.
+    let out = b
+        .convosync()
+        .args(["hook", "PreToolUse"])
+        .current_dir(env.path())
+        .write_stdin("{}")
+        .output()
+        .unwrap();
+    assert!(out.status.success() && out.stdout.is_empty());
+}

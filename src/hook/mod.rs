@@ -5,6 +5,7 @@
 //! user (`systemMessage`) or a line in `<git dir>/convosync/convosync.log`, the exit code is always
 //! 0, and all network work shares one hard deadline.
 
+pub mod prompt;
 pub mod session_start;
 pub mod state;
 pub mod stop;
@@ -21,11 +22,14 @@ use crate::git::Deadline;
 use crate::repo::Repo;
 use crate::sync::{self, Fetched, Pushed};
 use state::{Backoff, Channel};
-use wire::HookInput;
+use wire::{Event, HookInput};
 
 /// Read stdin (bounded) and run the hook for `event`; returns what to print, if anything.
-/// Input that cannot be read whole (over [`wire::MAX_INPUT`], truncated, not JSON) does nothing.
+/// An event this version does not answer does nothing, before reading stdin or looking for a
+/// repository. Input that cannot be read whole (over [`wire::MAX_INPUT`], truncated, not JSON)
+/// does nothing.
 pub fn run(event: &str, stdin: impl Read) -> Option<String> {
+    let event = Event::parse(event)?;
     let input = HookInput::read(stdin)?;
     // A bug must not take a session down with it: a panic becomes "no output".
     let out = std::panic::catch_unwind(|| dispatch(event, &input))
@@ -34,18 +38,25 @@ pub fn run(event: &str, stdin: impl Read) -> Option<String> {
     serde_json::to_string(&crate::untrusted::json(out)).ok()
 }
 
-fn dispatch(event: &str, input: &HookInput) -> Option<Value> {
+fn dispatch(event: Event, input: &HookInput) -> Option<Value> {
     let mut ctx = Ctx::new(input)?;
-    if event == "push" {
+    if event.is_background() {
         ctx.deadline = Deadline::after(std::time::Duration::from_secs(stop::BACKGROUND_PUSH_SECS));
     }
     let out = match event {
-        "session-start" | "SessionStart" => session_start::run(&ctx),
-        "stop" | "Stop" => stop::run(&ctx),
-        "session-end" | "SessionEnd" => stop::session_end(&ctx),
-        // Internal: the detached push SessionEnd starts.
-        "push" => stop::background_push(&ctx),
-        _ => None,
+        Event::SessionStart => session_start::run(&ctx),
+        Event::UserPromptSubmit => prompt::run(&ctx),
+        Event::Stop => stop::run(&ctx),
+        Event::SessionEnd => stop::session_end(&ctx),
+        Event::Push => stop::background_push(&ctx),
+        Event::Fetch => {
+            let note = ctx.refresh(true);
+            let _ = std::fs::remove_file(ctx.repo.state_dir().join(FETCHING));
+            if let Some(n) = note {
+                ctx.log(&format!("background fetch: {n}"));
+            }
+            None
+        }
     };
     // Invalid entries met on the ref: one log line each.
     for s in crate::untrusted::take_skipped() {
@@ -157,12 +168,67 @@ impl<'a> Ctx<'a> {
             }
         }
         if push && sync::pending(&self.repo, &remote) {
+            // No second fetch: the push goes out at once, and only a rejection fetches again.
             return self.push_pending(&remote);
         }
         None
     }
 
-    /// Push queued handoffs (fetching and merging again if the remote moved), within the deadline.
+    /// Asynchronous session start: start `convosync hook fetch` detached (one fetch, merge and
+    /// push of what is queued, with a longer deadline of its own) and return at once. Returns the
+    /// note of an earlier failure while its backoff is in force (once per distinct problem), as
+    /// the synchronous start would. At most one such fetch runs at a time.
+    pub fn refresh_in_background(&self) -> Option<String> {
+        let remote = self.repo.remote_name()?;
+        let state_dir = self.repo.state_dir();
+        let backoff = Backoff::load(&state_dir);
+        if backoff.active(self.now) {
+            let note = backoff
+                .last_error
+                .unwrap_or_else(|| format!("{remote} unreachable recently; using cached handoffs"));
+            if state::note_is_new(&state_dir, &note) {
+                return Some(note);
+            }
+            self.log(&format!("not repeated: {note}"));
+            return None;
+        }
+        let marker = state_dir.join(FETCHING);
+        let running = std::fs::metadata(&marker)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age.as_secs() < stop::BACKGROUND_PUSH_SECS);
+        if running {
+            return None;
+        }
+        if crate::fsutil::replace_file(&marker, b"").is_ok() && !spawn_hook(self, "fetch") {
+            let _ = std::fs::remove_file(&marker);
+        }
+        None
+    }
+
+    /// Wait for a detached fetch in flight, but no longer than a synchronous start would have
+    /// waited from when it began (the network timeout, at most 5 s). A prompt typed by a person
+    /// comes long after the fetch ended and never waits; `claude -p`, whose prompt follows the
+    /// session start at once, gets what the fetch brought whenever a synchronous start would
+    /// have.
+    pub fn wait_for_background_fetch(&self) {
+        let marker = self.repo.state_dir().join(FETCHING);
+        let budget = self.repo.settings.timeout.min(std::time::Duration::from_secs(5));
+        loop {
+            let age = std::fs::metadata(&marker)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok());
+            match age {
+                Some(a) if a < budget => std::thread::sleep(std::time::Duration::from_millis(10)),
+                _ => return,
+            }
+        }
+    }
+
+    /// Push queued handoffs and this device's wip snapshot in one `git push`, within the
+    /// deadline; only when the remote moved meanwhile (rejected) fetch, merge and go round again.
     /// Returns the problem when they did not go out. A failed or refused push backs off pushing
     /// only; fetching goes on.
     pub fn push_pending(&self, remote: &str) -> Option<String> {
@@ -175,13 +241,48 @@ impl<'a> Ctx<'a> {
                     .unwrap_or_else(|| format!("push to {remote} failed recently; handoff queued")),
             );
         }
-        let report = match sync::sync(&self.repo, remote, self.deadline, self.deadline.remaining()) {
+        let extra: Vec<String> = match crate::wip::push_spec(&self.repo, remote, &self.me) {
+            Ok(spec) => spec.into_iter().collect(),
+            Err(e) => {
+                self.log(&format!("wip push: {e:#}"));
+                Vec::new()
+            }
+        };
+        let report = (|| -> anyhow::Result<sync::Report> {
+            let pushed = sync::push_with(&self.repo, remote, &extra, self.deadline)?;
+            if matches!(pushed, Pushed::Rejected | Pushed::Failed(_)) && !self.deadline.passed() {
+                // Another device pushed first, or the remote may be out of reach: fetch (which
+                // tells the two apart and backs off as it should), merge, and go round again.
+                return sync::sync_with(
+                    &self.repo,
+                    remote,
+                    &extra,
+                    self.deadline,
+                    self.deadline.remaining(),
+                );
+            }
+            let fetched = match &pushed {
+                // The remote did not answer: as a fetch would have found it.
+                Pushed::TimedOut => Fetched::TimedOut,
+                _ => Fetched::Ok,
+            };
+            Ok(sync::Report {
+                remote: remote.to_string(),
+                fetched,
+                pushed,
+                pending: sync::pending(&self.repo, remote),
+            })
+        })();
+        let report = match report {
             Ok(r) => r,
             Err(e) => {
                 self.log(&format!("sync: {e:#}"));
                 return Some("handoff queued; it will be pushed later".to_string());
             }
         };
+        if report.pushed == Pushed::Ok && !extra.is_empty() {
+            crate::wip::pushed(&self.repo, remote, &self.me);
+        }
         let problem = report.problem();
         match &report.fetched {
             Fetched::TimedOut | Fetched::Failed(_) => {
@@ -208,6 +309,60 @@ impl<'a> Ctx<'a> {
         }
         problem
     }
+}
+
+/// Marker of a detached fetch in flight (under the state directory).
+const FETCHING: &str = "fetching";
+
+/// Start `convosync hook <event>` detached: its own session (setsid), stdin a pipe closed right
+/// after the one line it needs, stdout to /dev/null, stderr to the log, so Claude Code waits on
+/// none of it.
+pub(crate) fn spawn_hook(ctx: &Ctx<'_>, event: &str) -> bool {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    let Some(dir) = ctx.repo.workdir().map(std::path::Path::to_path_buf) else {
+        return false;
+    };
+    let Ok(exe) = std::env::current_exe() else {
+        return false;
+    };
+    let state_dir = ctx.repo.state_dir();
+    let log = std::fs::create_dir_all(&state_dir)
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(state_dir.join("convosync.log"))
+        })
+        .map_or_else(|_| std::process::Stdio::null(), Stdio::from);
+    let mut cmd = Command::new(exe);
+    cmd.args(["hook", event])
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            ctx.log(&format!("background {event}: {e}"));
+            return false;
+        }
+    };
+    let input = json!({ "cwd": dir, "session_id": ctx.input.session_id }).to_string();
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input.as_bytes());
+    }
+    // Not waited for: it outlives this hook, and init reaps it.
+    drop(child);
+    true
 }
 
 /// `{"systemMessage": "convosync: …"}`

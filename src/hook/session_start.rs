@@ -1,18 +1,226 @@
-//! SessionStart: put the other devices' newest handoffs into Claude's context.
+//! SessionStart: put the other devices' newest handoffs into Claude's context, and the pure
+//! decision of what to inject ([`decide`]) that UserPromptSubmit shares.
+
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Value};
 
 use super::state::SessionState;
+use super::wire::Source;
 use super::Ctx;
+use crate::config::StartMode;
 use crate::context::{self, Shown};
+use crate::handoff::Handoff;
 use crate::store::Store;
 
+/// When notes are offered to a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moment {
+    /// SessionStart, with its source.
+    Start(Source),
+    /// UserPromptSubmit: only what arrived since the session last received notes.
+    Prompt,
+}
+
+/// What a hook adds to the session's context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inject {
+    /// Nothing: no notes, or the session already has exactly these.
+    Skip,
+    /// Every note.
+    All,
+    /// Only these keys (`device:blob`, or a wip line), which the session has not received.
+    Only(Vec<String>),
+}
+
+/// The pure decision: what to inject at `moment`, given the keys of the notes on the local ref,
+/// the keys this session already received, and (for a fork) whether the parent session had them.
+pub fn decide(
+    moment: Moment,
+    keys: &[String],
+    injected: &[String],
+    fork_parent_has: impl FnOnce() -> bool,
+) -> Inject {
+    if keys.is_empty() {
+        return Inject::Skip;
+    }
+    match moment {
+        Moment::Start(source) if source.context_is_empty() => Inject::All,
+        Moment::Start(Source::Fork) if injected == keys || fork_parent_has() => Inject::Skip,
+        // `resume`, a fork whose parent did not have these, and sources this version does not
+        // know: the session's own record decides.
+        Moment::Start(_) if injected == keys => Inject::Skip,
+        Moment::Start(_) => Inject::All,
+        Moment::Prompt => {
+            let had: HashSet<&String> = injected.iter().collect();
+            let new: Vec<String> = keys.iter().filter(|k| !had.contains(k)).cloned().collect();
+            if new.is_empty() {
+                Inject::Skip
+            } else {
+                Inject::Only(new)
+            }
+        }
+    }
+}
+
+/// Other devices' notes on the local ref, with the key of each.
+pub(super) struct Notes {
+    pub keys: Vec<String>,
+    key_of: HashMap<String, String>,
+    handoffs: Vec<Handoff>,
+    teammates: Vec<Handoff>,
+    wip: Vec<String>,
+    claims: HashMap<String, String>,
+    branch: Option<String>,
+}
+
+impl Notes {
+    /// Read from the local ref only (no network).
+    pub fn load(ctx: &Ctx<'_>) -> Result<Notes, String> {
+        let store = Store::new(&ctx.repo.git, &ctx.repo.settings.refname);
+        let entries = store.entries_cached(&ctx.repo.state_dir()).map_err(|e| {
+            ctx.log(&format!("read handoffs: {e:#}"));
+            format!("could not read handoffs ({e})")
+        })?;
+        let key_of: HashMap<String, String> = entries
+            .iter()
+            .filter(|e| e.device != ctx.me && e.handoff.is_ok())
+            .map(|e| (e.device.clone(), format!("{}:{}", e.device, e.blob)))
+            .collect();
+        let mut keys: Vec<String> = entries
+            .iter()
+            .filter_map(|e| key_of.get(&e.device).filter(|_| e.handoff.is_ok()).cloned())
+            .collect();
+        let (_, branch) = ctx.repo.head_info();
+        let claims = context::claims(&entries);
+        let handoffs = context::others(entries, &ctx.me, branch.as_deref());
+        let (handoffs, teammates) = crate::team::split(handoffs, &crate::team::Me::load(&ctx.repo));
+        let teammates = match ctx.repo.settings.team {
+            crate::config::TeamMode::Show => teammates,
+            crate::config::TeamMode::Hide => Vec::new(),
+        };
+        let wip = crate::wip::others_summary(&ctx.repo, &ctx.me);
+        keys.extend(wip.iter().cloned());
+        Ok(Notes {
+            keys,
+            key_of,
+            handoffs,
+            teammates,
+            wip,
+            claims,
+            branch,
+        })
+    }
+
+    /// Keep only the notes whose keys are in `only`.
+    fn retain(&mut self, only: &[String]) {
+        let only: HashSet<&String> = only.iter().collect();
+        let key_of = &self.key_of;
+        let keep = |h: &Handoff| key_of.get(&h.device).is_some_and(|k| only.contains(k));
+        self.handoffs.retain(keep);
+        self.teammates.retain(keep);
+        self.wip.retain(|l| only.contains(l));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.handoffs.is_empty() && self.teammates.is_empty() && self.wip.is_empty()
+    }
+
+    /// The context text and the one line for the user.
+    fn render(self, ctx: &Ctx<'_>) -> (String, String) {
+        let teammates_line = teammates_message(&self.teammates);
+        let teammates = crate::team::render_teammates(&self.teammates, ctx.now);
+        let wip_devices = self.wip.len();
+        let wip: String = self.wip.iter().map(|l| format!("- {l}\n")).collect();
+        // Short blocks after the handoffs: other devices' uncommitted work, then teammates.
+        let extra = if wip.is_empty() {
+            teammates
+        } else {
+            format!("\n# Uncommitted work on other devices\n{wip}{teammates}")
+        };
+        let total = self.handoffs.len();
+        let mut shown: Vec<Shown> = self
+            .handoffs
+            .into_iter()
+            .take(context::MAX_SHOWN)
+            .map(|h| Shown {
+                notes: Vec::new(),
+                handoff: h,
+            })
+            .collect();
+        // The short blocks come first in the budget; the user's own devices get the rest.
+        let limit = ctx
+            .repo
+            .settings
+            .context_limit
+            .saturating_sub(context::utf16_len(&extra));
+        // Where-the-code-stands notes cost object lookups: only for the handoffs that fit.
+        let fitting = context::render_counted(&shown, total, ctx.now, limit).map_or(0, |(_, n)| n);
+        let branch = self.branch.as_deref();
+        for s in shown.iter_mut().take(fitting + 1) {
+            s.notes = context::code_notes(&ctx.repo, &s.handoff, branch);
+        }
+        for s in shown.iter_mut() {
+            if let Some(c) = self.claims.get(&s.handoff.device) {
+                s.notes.insert(0, c.clone());
+            }
+        }
+        if let (Some(first), Some(b)) = (shown.first_mut(), context::behind_upstream(&ctx.repo)) {
+            first.notes.push(b);
+        }
+        let text = match context::render_of(&shown, total, ctx.now, limit) {
+            Some(t) => t + &extra,
+            None => format!("{}{extra}", context::PREAMBLE),
+        };
+        // Only the user's own notes make this a resumed session; say plainly when they are not there.
+        let line = context::system_message(&shown, ctx.now)
+            .or(teammates_line)
+            .unwrap_or_else(|| {
+                format!(
+                    "convosync: no notes from your other devices; uncommitted work on {wip_devices} other device{} noted",
+                    if wip_devices == 1 { "" } else { "s" }
+                )
+            });
+        (text, line)
+    }
+}
+
+/// What [`offer`] found.
+pub(super) enum Offer {
+    /// No notes from other devices at all.
+    Nothing,
+    /// Notes, but the session already has them.
+    AlreadyThere,
+    /// The context text, the line for the user, and the keys the session now has.
+    Inject(String, String, Vec<String>),
+}
+
+/// Read the local ref and decide what to inject at `moment` into a session that already
+/// received `injected`.
+pub(super) fn offer(ctx: &Ctx<'_>, moment: Moment, injected: &[String]) -> Result<Offer, String> {
+    let mut notes = Notes::load(ctx)?;
+    let keys = notes.keys.clone();
+    if keys.is_empty() {
+        return Ok(Offer::Nothing);
+    }
+    match decide(moment, &keys, injected, || fork_parent_has(ctx, &keys)) {
+        Inject::Skip => return Ok(Offer::AlreadyThere),
+        Inject::All => {}
+        Inject::Only(only) => notes.retain(&only),
+    }
+    if notes.is_empty() {
+        return Ok(Offer::AlreadyThere);
+    }
+    let (text, line) = notes.render(ctx);
+    Ok(Offer::Inject(text, line, keys))
+}
+
 pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
-    let source = ctx.input.source.as_deref().unwrap_or("startup");
+    let source = ctx.input.source();
     let (session, mut state) = ctx.session_state();
     let state_dir = ctx.repo.state_dir();
     let mut dirty = false;
-    if session.is_some() && state.worktree_fingerprint.is_none() && source == "startup" {
+    if session.is_some() && state.worktree_fingerprint.is_none() && source == Source::Startup {
         // Changes already in the worktree when the session opens are not this session's work.
         state.worktree_fingerprint = super::stop::fingerprint(&ctx.repo);
         dirty = state.worktree_fingerprint.is_some();
@@ -22,117 +230,33 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
             state.save(&state_dir, k);
         }
     };
-    // Sources: `startup` (new), `resume`, `fork` (a new session id over an earlier transcript),
-    // `clear` and `compact` (the context is gone). Unknown ones are treated like `resume`: notes
-    // are injected unless this very session already received exactly these.
     // After compact or clear the context is gone but the ref has not changed: no network.
-    let net_note = match source {
-        "compact" | "clear" => None,
-        _ => ctx.refresh(true),
+    // Asynchronous start: the fetch runs detached and what it brings reaches Claude with the
+    // next prompt (see `prompt`); the answer below uses the local ref only.
+    let net_note = match (source.wants_network(), ctx.repo.settings.start) {
+        (false, _) => None,
+        (true, StartMode::Sync) => ctx.refresh(true),
+        (true, StartMode::Async) => ctx.refresh_in_background(),
     };
-    let store = Store::new(&ctx.repo.git, &ctx.repo.settings.refname);
-    let entries = match store.entries_cached(&state_dir) {
-        Ok(e) => e,
-        Err(e) => {
-            ctx.log(&format!("read handoffs: {e:#}"));
-            return Some(super::message(&format!("could not read handoffs ({e})")));
+    let offered = match offer(ctx, Moment::Start(source), &state.injected) {
+        Ok(o) => o,
+        Err(e) => return Some(super::message(&e)),
+    };
+    let key_hint = key_hint(ctx);
+    let (text, mut line, keys) = match offered {
+        Offer::Inject(text, line, keys) => (text, line, keys),
+        other => {
+            if dirty {
+                save(&state);
+            }
+            // Nothing from other devices: nothing at all, not even a network note. When this
+            // session already has exactly these notes: only the network note.
+            return match other {
+                Offer::AlreadyThere => key_hint.or(net_note).map(|n| super::message(&n)),
+                _ => key_hint.map(|h| super::message(&h)),
+            };
         }
     };
-    // Notes this device cannot decrypt for want of the key: say once per repository what to run.
-    let locked: Vec<String> = entries
-        .iter()
-        .filter(|e| e.device != ctx.me && e.handoff.as_ref().is_err_and(|r| r == crate::crypt::NO_KEY))
-        .map(|e| e.device.clone())
-        .collect();
-    let key_hint = crate::crypt::session_hint(&state_dir, &locked);
-    let mut keys: Vec<String> = entries
-        .iter()
-        .filter(|e| e.device != ctx.me && e.handoff.is_ok())
-        .map(|e| format!("{}:{}", e.device, e.blob))
-        .collect();
-    let (_, branch) = ctx.repo.head_info();
-    let claims = context::claims(&entries);
-    let handoffs = context::others(entries, &ctx.me, branch.as_deref());
-    let (handoffs, teammates) = crate::team::split(handoffs, &crate::team::Me::load(&ctx.repo));
-    let teammates = match ctx.repo.settings.team {
-        crate::config::TeamMode::Show => teammates,
-        crate::config::TeamMode::Hide => Vec::new(),
-    };
-    let teammates_line = teammates_message(&teammates);
-    let teammates = crate::team::render_teammates(&teammates, ctx.now);
-    let wip = crate::wip::others_summary(&ctx.repo, &ctx.me);
-    let wip_devices = wip.len();
-    keys.extend(wip.iter().cloned());
-    let wip: String = wip.iter().map(|l| format!("- {l}\n")).collect();
-    // Short blocks after the handoffs: other devices' uncommitted work, then teammates.
-    let extra = if wip.is_empty() {
-        teammates
-    } else {
-        format!("\n# Uncommitted work on other devices\n{wip}{teammates}")
-    };
-    if handoffs.is_empty() && extra.is_empty() {
-        // Nothing from other devices: nothing at all, not even a network note.
-        if dirty {
-            save(&state);
-        }
-        return key_hint.map(|h| super::message(&h));
-    }
-    let already_there = match source {
-        "startup" | "compact" | "clear" => false,
-        // A fork starts a new session from an earlier one's transcript.
-        "fork" => state.injected == keys || fork_parent_has(ctx, &keys),
-        // `resume`, and sources this version does not know: the session's own record decides.
-        _ => state.injected == keys,
-    };
-    if already_there {
-        // This session already has exactly these notes in its context.
-        if dirty {
-            save(&state);
-        }
-        return key_hint.or(net_note).map(|n| super::message(&n));
-    }
-
-    let total = handoffs.len();
-    let mut shown: Vec<Shown> = handoffs
-        .into_iter()
-        .take(context::MAX_SHOWN)
-        .map(|h| Shown {
-            notes: Vec::new(),
-            handoff: h,
-        })
-        .collect();
-    // The short blocks come first in the budget; the user's own devices get the rest.
-    let limit = ctx
-        .repo
-        .settings
-        .context_limit
-        .saturating_sub(context::utf16_len(&extra));
-    // Where-the-code-stands notes cost object lookups: only for the handoffs that fit.
-    let fitting = context::render_counted(&shown, total, ctx.now, limit).map_or(0, |(_, n)| n);
-    for s in shown.iter_mut().take(fitting + 1) {
-        s.notes = context::code_notes(&ctx.repo, &s.handoff, branch.as_deref());
-    }
-    for s in shown.iter_mut() {
-        if let Some(c) = claims.get(&s.handoff.device) {
-            s.notes.insert(0, c.clone());
-        }
-    }
-    if let (Some(first), Some(b)) = (shown.first_mut(), context::behind_upstream(&ctx.repo)) {
-        first.notes.push(b);
-    }
-    let text = match context::render_of(&shown, total, ctx.now, limit) {
-        Some(t) => t + &extra,
-        None => format!("{}{extra}", context::PREAMBLE),
-    };
-    // Only the user's own notes make this a resumed session; say plainly when they are not there.
-    let mut line = context::system_message(&shown, ctx.now)
-        .or(teammates_line)
-        .unwrap_or_else(|| {
-            format!(
-                "convosync: no notes from your other devices; uncommitted work on {wip_devices} other device{} noted",
-                if wip_devices == 1 { "" } else { "s" }
-            )
-        });
     if let Some(n) = net_note {
         line.push_str(&format!(" ({n})"));
     }
@@ -145,6 +269,18 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
         "hookSpecificOutput": { "hookEventName": "SessionStart", "additionalContext": text },
         "systemMessage": line,
     }))
+}
+
+/// Notes this device cannot decrypt for want of the key: once per repository, what to run.
+fn key_hint(ctx: &Ctx<'_>) -> Option<String> {
+    let store = Store::new(&ctx.repo.git, &ctx.repo.settings.refname);
+    let entries = store.entries_cached(&ctx.repo.state_dir()).ok()?;
+    let locked: Vec<String> = entries
+        .iter()
+        .filter(|e| e.device != ctx.me && e.handoff.as_ref().is_err_and(|r| r == crate::crypt::NO_KEY))
+        .map(|e| e.device.clone())
+        .collect();
+    crate::crypt::session_hint(&ctx.repo.state_dir(), &locked)
 }
 
 /// "convosync: teammates' notes loaded: Bob (laptop-bob), …" when only teammates wrote.
@@ -210,4 +346,95 @@ fn fork_parent_has(ctx: &Ctx<'_>, keys: &[String]) -> bool {
         }
     }
     seen > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Every moment against every relation between what is on the ref and what the session has.
+    #[test]
+    fn what_to_inject_matrix() {
+        let ab = k(&["a:1", "b:1"]);
+        let a2b = k(&["a:2", "b:1"]);
+        let none: Vec<String> = Vec::new();
+        let sources = [
+            Source::Startup,
+            Source::Resume,
+            Source::Fork,
+            Source::Clear,
+            Source::Compact,
+            Source::Unknown,
+        ];
+        for &src in &sources {
+            let m = Moment::Start(src);
+            // Nothing on the ref: nothing, whatever the session had.
+            assert_eq!(decide(m, &none, &none, || true), Inject::Skip, "{src:?}");
+            assert_eq!(decide(m, &none, &ab, || true), Inject::Skip, "{src:?}");
+            // A session that has nothing yet gets everything.
+            let fresh = decide(m, &ab, &none, || false);
+            assert_eq!(fresh, Inject::All, "{src:?}");
+            // Exactly these already received.
+            let same = decide(m, &ab, &ab, || false);
+            let expect = if src.context_is_empty() {
+                Inject::All
+            } else {
+                Inject::Skip
+            };
+            assert_eq!(same, expect, "{src:?} with the same notes");
+            // A newer note since: everything again at start (the context is rebuilt whole).
+            assert_eq!(decide(m, &a2b, &ab, || false), Inject::All, "{src:?} newer");
+        }
+        // A fork whose parent session had exactly these carries them in its transcript.
+        assert_eq!(
+            decide(Moment::Start(Source::Fork), &ab, &none, || true),
+            Inject::Skip
+        );
+        assert_eq!(
+            decide(Moment::Start(Source::Fork), &ab, &none, || false),
+            Inject::All
+        );
+        // The parent is only asked about for a fork.
+        for src in [Source::Resume, Source::Unknown, Source::Startup] {
+            let asked = std::cell::Cell::new(false);
+            decide(Moment::Start(src), &ab, &none, || {
+                asked.set(true);
+                true
+            });
+            assert!(!asked.get(), "{src:?}");
+        }
+        // At a prompt: only what the session has not received, once.
+        assert_eq!(decide(Moment::Prompt, &ab, &ab, || false), Inject::Skip);
+        assert_eq!(
+            decide(Moment::Prompt, &a2b, &ab, || false),
+            Inject::Only(k(&["a:2"]))
+        );
+        assert_eq!(
+            decide(Moment::Prompt, &ab, &none, || false),
+            Inject::All.min_of(&ab)
+        );
+        assert_eq!(decide(Moment::Prompt, &none, &ab, || false), Inject::Skip);
+        // A note gone from the ref is no reason to inject.
+        assert_eq!(decide(Moment::Prompt, &k(&["b:1"]), &ab, || false), Inject::Skip);
+        // A wip line that changed is new.
+        let with_wip = k(&["a:1", "b:1", "laptop: 2 files"]);
+        assert_eq!(
+            decide(Moment::Prompt, &with_wip, &ab, || false),
+            Inject::Only(k(&["laptop: 2 files"]))
+        );
+    }
+
+    impl Inject {
+        /// At a prompt "everything" is spelt as the list of all keys.
+        fn min_of(self, keys: &[String]) -> Inject {
+            match self {
+                Inject::All => Inject::Only(keys.to_vec()),
+                other => other,
+            }
+        }
+    }
 }

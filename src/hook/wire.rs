@@ -6,13 +6,84 @@ use serde_json::Value;
 /// Hook input is small; anything beyond this is not read (a hook must never stall on stdin).
 pub const MAX_INPUT: usize = 1 << 20;
 
+/// The hook events this binary answers; anything else does nothing, before any repository work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    SessionStart,
+    UserPromptSubmit,
+    Stop,
+    SessionEnd,
+    /// Internal: the detached push SessionEnd starts.
+    Push,
+    /// Internal: the detached fetch an asynchronous SessionStart starts.
+    Fetch,
+}
+
+impl Event {
+    /// `session-start` (as `hooks.json` names it) or `SessionStart` (Claude Code's own name).
+    pub fn parse(name: &str) -> Option<Event> {
+        Some(match name {
+            "session-start" | "SessionStart" => Event::SessionStart,
+            "user-prompt-submit" | "UserPromptSubmit" => Event::UserPromptSubmit,
+            "stop" | "Stop" => Event::Stop,
+            "session-end" | "SessionEnd" => Event::SessionEnd,
+            "push" => Event::Push,
+            "fetch" => Event::Fetch,
+            _ => return None,
+        })
+    }
+
+    /// The internal events run detached, with a longer deadline of their own.
+    pub fn is_background(self) -> bool {
+        matches!(self, Event::Push | Event::Fetch)
+    }
+}
+
+/// Why a session (re)started, from SessionStart's `source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A new session (also when Claude Code sent no source).
+    Startup,
+    Resume,
+    /// A new session id over an earlier session's transcript.
+    Fork,
+    /// The context is gone, the ref has not changed.
+    Clear,
+    Compact,
+    /// A source this version does not know: treated like `resume`.
+    Unknown,
+}
+
+impl Source {
+    pub fn parse(source: Option<&str>) -> Source {
+        match source {
+            None | Some("startup") => Source::Startup,
+            Some("resume") => Source::Resume,
+            Some("fork") => Source::Fork,
+            Some("clear") => Source::Clear,
+            Some("compact") => Source::Compact,
+            Some(_) => Source::Unknown,
+        }
+    }
+
+    /// Whether the session's context is known to hold none of our notes.
+    pub fn context_is_empty(self) -> bool {
+        matches!(self, Source::Startup | Source::Clear | Source::Compact)
+    }
+
+    /// After `clear` or `compact` the ref has not changed: no network.
+    pub fn wants_network(self) -> bool {
+        !matches!(self, Source::Clear | Source::Compact)
+    }
+}
+
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct HookInput {
     pub session_id: Option<String>,
     pub transcript_path: Option<String>,
     pub cwd: Option<String>,
     pub hook_event_name: Option<String>,
-    /// SessionStart: `startup`, `resume`, `clear` or `compact`.
+    /// SessionStart: `startup`, `resume`, `fork`, `clear` or `compact` (see [`Source`]).
     pub source: Option<String>,
     /// Stop: true when Claude is already continuing because of a Stop hook.
     pub stop_hook_active: bool,
@@ -63,6 +134,11 @@ impl HookInput {
             reason: text("reason"),
             running_work: running(map.get("background_tasks")) + running(map.get("session_crons")),
         }
+    }
+
+    /// SessionStart's source as the closed set.
+    pub fn source(&self) -> Source {
+        Source::parse(self.source.as_deref())
     }
 
     /// The session id made safe for a file name.
@@ -170,6 +246,23 @@ mod tests {
             }
         }
         assert_eq!(HookInput::read(Broken), None);
+    }
+
+    #[test]
+    fn events_and_sources_are_closed_sets() {
+        assert_eq!(Event::parse("session-start"), Some(Event::SessionStart));
+        assert_eq!(Event::parse("SessionStart"), Some(Event::SessionStart));
+        assert_eq!(Event::parse("UserPromptSubmit"), Some(Event::UserPromptSubmit));
+        assert_eq!(Event::parse("fetch"), Some(Event::Fetch));
+        assert_eq!(Event::parse("PreToolUse"), None);
+        assert_eq!(Event::parse(""), None);
+        assert!(Event::Push.is_background() && !Event::Stop.is_background());
+        assert_eq!(Source::parse(None), Source::Startup);
+        assert_eq!(Source::parse(Some("fork")), Source::Fork);
+        assert_eq!(Source::parse(Some("compact")), Source::Compact);
+        assert_eq!(Source::parse(Some("teleport")), Source::Unknown);
+        assert!(!Source::Clear.wants_network() && Source::Unknown.wants_network());
+        assert!(Source::Clear.context_is_empty() && !Source::Resume.context_is_empty());
     }
 
     proptest! {

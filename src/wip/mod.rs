@@ -521,23 +521,54 @@ pub fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Result<bool> {
 
 /// Push this device's wip ref (each device owns its own, so a forced update is safe).
 pub fn push(repo: &Repo, remote: &str, device: &str, deadline: Deadline) -> Result<bool> {
-    let refname = wip_ref(device);
-    let Some(tip) = tip_of(&repo.git, &refname)? else {
+    let Some(spec) = push_spec(repo, remote, device)? else {
         return Ok(true);
     };
+    let out = crate::git::run(
+        repo.git.path(),
+        ["push", "--porcelain", "--no-verify", "--quiet", remote, &spec],
+        deadline,
+    )?;
+    if out.success() {
+        pushed(repo, remote, device);
+    }
+    Ok(out.success())
+}
+
+/// The refspec that publishes this device's wip snapshot, so it can ride in the same `git push`
+/// as the handoff ref; `None` when there is none or `remote` already has it. An error when the
+/// snapshot would publish a commit the remote does not have.
+pub fn push_spec(repo: &Repo, remote: &str, device: &str) -> Result<Option<String>> {
+    let refname = wip_ref(device);
+    let Some(tip) = tip_of(&repo.git, &refname)? else {
+        return Ok(None);
+    };
+    let seen = tip_of(&repo.git, &format!("{}{device}", tracking_prefix(remote)))
+        .ok()
+        .flatten()
+        .map(|c| c.id());
+    if seen == Some(tip.id()) {
+        return Ok(None);
+    }
     if let Some(local) = unpublished(&repo.git, remote, tip.id())? {
         bail!(
             "not pushed: the snapshot would publish commit {} that {remote} does not have (`convosync wip save` makes a new one)",
             &local.to_string()[..7]
         );
     }
-    let spec = format!("+{refname}:{refname}");
-    let out = crate::git::run(
-        repo.git.path(),
-        ["push", "--porcelain", "--no-verify", "--quiet", remote, &spec],
-        deadline,
-    )?;
-    Ok(out.success())
+    Ok(Some(format!("+{refname}:{refname}")))
+}
+
+/// Remember that `remote` now has this device's snapshot, so the next push skips it.
+pub fn pushed(repo: &Repo, remote: &str, device: &str) {
+    if let Ok(Some(tip)) = tip_of(&repo.git, &wip_ref(device)) {
+        let _ = repo.git.reference(
+            &format!("{}{device}", tracking_prefix(remote)),
+            tip.id(),
+            true,
+            "convosync: wip pushed",
+        );
+    }
 }
 
 /// A commit other than a snapshot that pushing `tip` would send to `remote`: one reachable from

@@ -129,6 +129,10 @@ impl Device {
             .env("GIT_COMMITTER_EMAIL", "test@example.com")
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("CONVOSYNC_DEVICE", &self.name)
+            // The hook tests read what a session start fetched in the same run: they pin the
+            // synchronous start. The asynchronous start (the default) has tests of its own that
+            // set `CONVOSYNC_START=async`.
+            .env("CONVOSYNC_START", "sync")
             .env("NO_COLOR", "1")
             .current_dir(&self.dir);
         cmd

@@ -1,0 +1,29 @@
+//! UserPromptSubmit: notes that reached the local ref after the session received its notes (the
+//! detached fetch of an asynchronous SessionStart, or a `convosync sync` meanwhile) go to Claude
+//! with the next prompt, once. Local only: no network, no lock.
+
+use serde_json::{json, Value};
+
+use super::session_start::{offer, Moment, Offer};
+use super::Ctx;
+
+/// The preface of notes added at a prompt: they supersede earlier notes of the same devices.
+const NEWER: &str = "# convosync: newer notes arrived from other devices since this session started \
+(they replace earlier notes from the same devices)\n\n";
+
+pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
+    // Without a session id there is no record of what the session has: never guess.
+    let key = ctx.input.session_key()?;
+    ctx.wait_for_background_fetch();
+    let (_, mut state) = ctx.session_state();
+    let Ok(Offer::Inject(text, line, keys)) = offer(ctx, Moment::Prompt, &state.injected) else {
+        return None;
+    };
+    state.injected = keys;
+    state.save(&ctx.repo.state_dir(), &key);
+    let line = line.replacen("convosync: ", "convosync: newer notes: ", 1);
+    Some(json!({
+        "hookSpecificOutput": { "hookEventName": "UserPromptSubmit", "additionalContext": format!("{NEWER}{text}") },
+        "systemMessage": line,
+    }))
+}
