@@ -20,6 +20,7 @@ pub mod hook;
 pub mod lock;
 pub mod redact;
 pub mod repo;
+pub mod state;
 pub mod store;
 pub mod sync;
 pub mod team;

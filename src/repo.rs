@@ -87,7 +87,7 @@ impl Repo {
         }
         for path in stale.into_iter().filter(|p| p.exists()) {
             if std::fs::remove_file(&path).is_ok() {
-                crate::hook::state::log(
+                crate::state::log(
                     &self.state_dir(),
                     &format!("removed stale ref lock {}", path.display()),
                 );

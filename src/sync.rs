@@ -102,7 +102,7 @@ pub fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Result<Fetched> {
     let fetched = classify_fetch(&out);
     if matches!(fetched, Fetched::Ok | Fetched::NoRemoteRef) {
         // The one place that records a sync: every command and hook fetches through here.
-        crate::hook::state::record_sync(&repo.state_dir(), crate::timefmt::now());
+        crate::state::record_sync(&repo.state_dir(), crate::timefmt::now());
     }
     Ok(fetched)
 }

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::hook::state::{last_sync, Backoff};
 use crate::repo::Repo;
+use crate::state::{last_sync, Backoff};
 use crate::store::Store;
 use crate::sync::{pending, tracking_ref};
 

@@ -6,7 +6,7 @@
 //! 0, and all network work shares one hard deadline.
 
 pub mod session_start;
-pub mod state;
+use crate::state;
 pub mod stop;
 pub mod transcript;
 pub mod wire;
