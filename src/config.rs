@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use git2::Repository;
 
-pub const DEFAULT_REF: &str = "refs/convosync/handoffs";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_STOP_INTERVAL: Duration = Duration::from_secs(20 * 60);
 pub const DEFAULT_CONTEXT_LIMIT: usize = 9_500;
@@ -49,7 +48,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            refname: DEFAULT_REF.to_string(),
+            refname: crate::refs::DEFAULT_HANDOFFS.to_string(),
             remote: None,
             timeout: DEFAULT_TIMEOUT,
             stop: StopMode::Prompt,
@@ -91,7 +90,7 @@ impl Settings {
         let d = Settings::default();
         Settings {
             refname: get("CONVOSYNC_REF", "convosync.ref")
-                .map(|r| normalize_ref(&r))
+                .map(|r| crate::refs::normalize(&r))
                 .unwrap_or(d.refname),
             remote: get("CONVOSYNC_REMOTE", "convosync.remote"),
             timeout: get("CONVOSYNC_TIMEOUT", "convosync.timeout")
@@ -128,15 +127,6 @@ impl Settings {
                 .and_then(|v| parse_size(&v))
                 .unwrap_or(d.wip_limit),
         }
-    }
-}
-
-/// `handoffs` → `refs/heads/handoffs`; full ref names are kept.
-fn normalize_ref(r: &str) -> String {
-    if r.starts_with("refs/") {
-        r.to_string()
-    } else {
-        format!("refs/heads/{r}")
     }
 }
 
@@ -207,11 +197,9 @@ mod tests {
     }
 
     #[test]
-    fn sizes_and_refs() {
+    fn sizes() {
         assert_eq!(parse_size("5MB"), Some(5 << 20));
         assert_eq!(parse_size("512k"), Some(512 << 10));
         assert_eq!(parse_size("100"), Some(100));
-        assert_eq!(normalize_ref("handoffs"), "refs/heads/handoffs");
-        assert_eq!(normalize_ref("refs/x/y"), "refs/x/y");
     }
 }

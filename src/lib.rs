@@ -19,6 +19,7 @@ pub mod history;
 pub mod hook;
 pub mod lock;
 pub mod redact;
+pub mod refs;
 pub mod repo;
 pub mod state;
 pub mod store;

@@ -78,7 +78,7 @@ impl Repo {
         let lock = RepoLock::acquire(&self.state_dir(), wait)?;
         let common = self.git.commondir();
         let mut stale = vec![common.join(format!("{}.lock", self.settings.refname))];
-        if let Ok(dir) = std::fs::read_dir(common.join(crate::wip::WIP_PREFIX)) {
+        if let Ok(dir) = std::fs::read_dir(common.join(crate::refs::WIP_PREFIX)) {
             stale.extend(
                 dir.flatten()
                     .map(|e| e.path())

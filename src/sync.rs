@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use git2::{Oid, Repository, Tree};
 
 use crate::git::{self, Deadline, GitOutput};
+use crate::refs;
 use crate::repo::Repo;
 use crate::store::{self, cas, is_race, tip_of};
 use crate::team::Author;
@@ -84,20 +85,12 @@ impl Report {
     }
 }
 
-/// `refs/convosync/handoffs` + `origin` → `refs/convosync/remote/origin/convosync/handoffs`.
-pub fn tracking_ref(refname: &str, remote: &str) -> String {
-    format!(
-        "refs/convosync/remote/{remote}/{}",
-        refname.strip_prefix("refs/").unwrap_or(refname)
-    )
-}
-
 /// Fetch the remote's handoff ref into its tracking ref.
 pub fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Result<Fetched> {
     let refname = &repo.settings.refname;
-    let spec = format!("+{refname}:{}", tracking_ref(refname, remote));
+    let spec = format!("+{refname}:{}", refs::tracking(refname, remote));
     // Other devices' snapshots of uncommitted work travel in the same round trip.
-    let wip = crate::wip::fetch_refspec(remote);
+    let wip = refs::wip_fetch_refspec(remote);
     let out = git::fetch(repo.git.path(), remote, &[&spec, &wip], deadline)?;
     let fetched = classify_fetch(&out);
     if matches!(fetched, Fetched::Ok | Fetched::NoRemoteRef) {
@@ -125,7 +118,7 @@ pub fn push(repo: &Repo, remote: &str, deadline: Deadline) -> Result<Pushed> {
     let Some(local) = tip_of(&repo.git, refname)?.map(|c| c.id()) else {
         return Ok(Pushed::UpToDate);
     };
-    let tracking = tracking_ref(refname, remote);
+    let tracking = refs::tracking(refname, remote);
     if tip_of(&repo.git, &tracking).ok().flatten().map(|c| c.id()) == Some(local) {
         return Ok(Pushed::UpToDate);
     }
@@ -197,7 +190,7 @@ fn classify_push(out: &GitOutput) -> Pushed {
 /// Takes the repository lock for the local ref update.
 pub fn integrate(repo: &Repo, remote: &str, lock_wait: Duration) -> Result<()> {
     let refname = &repo.settings.refname;
-    let Some(theirs) = tip_of(&repo.git, &tracking_ref(refname, remote))
+    let Some(theirs) = tip_of(&repo.git, &refs::tracking(refname, remote))
         .ok()
         .flatten()
         .map(|c| c.id())
@@ -348,7 +341,7 @@ fn newer(repo: &Repository, a: Oid, b: Oid) -> Oid {
 pub fn pending(repo: &Repo, remote: &str) -> bool {
     let refname = &repo.settings.refname;
     let local = tip_of(&repo.git, refname).ok().flatten().map(|c| c.id());
-    let remote_tip = tip_of(&repo.git, &tracking_ref(refname, remote))
+    let remote_tip = tip_of(&repo.git, &refs::tracking(refname, remote))
         .ok()
         .flatten()
         .map(|c| c.id());
@@ -539,9 +532,5 @@ mod tests {
             pending: false,
         };
         assert_eq!(ok.problem(), None);
-        assert_eq!(
-            tracking_ref("refs/convosync/handoffs", "origin"),
-            "refs/convosync/remote/origin/convosync/handoffs"
-        );
     }
 }

@@ -5,10 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+use crate::refs;
 use crate::repo::Repo;
 use crate::state::{last_sync, Backoff};
 use crate::store::Store;
-use crate::sync::{pending, tracking_ref};
+use crate::sync::pending;
 
 pub fn run(dir: &Path) -> Result<ExitCode> {
     let now = crate::timefmt::now();
@@ -62,7 +63,7 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
                 .map(|t| crate::timefmt::ago(t, now))
                 .unwrap_or_else(|| "never".into());
             println!("last sync: {synced}");
-            let tracking = crate::store::tip_of(&repo.git, &tracking_ref(refname, &r))
+            let tracking = crate::store::tip_of(&repo.git, &refs::tracking(refname, &r))
                 .ok()
                 .flatten();
             let queued = if pending(&repo, &r) {

@@ -32,18 +32,9 @@ use git2::{
 };
 
 use crate::git::Deadline;
+use crate::refs;
 use crate::repo::Repo;
 use crate::store::{cas, is_race, tip_of};
-
-pub const WIP_PREFIX: &str = "refs/convosync/wip/";
-
-pub fn wip_ref(device: &str) -> String {
-    format!("{WIP_PREFIX}{device}")
-}
-
-fn tracking_prefix(remote: &str) -> String {
-    format!("refs/convosync/remote/{remote}/wip/")
-}
 
 /// A snapshot commit, read back.
 #[derive(Debug, Clone)]
@@ -364,7 +355,7 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
         })
         .collect();
     files.sort();
-    let refname = wip_ref(device);
+    let refname = refs::wip(device);
     let previous = tip_of(&repo.git, &refname).ok().flatten();
     let previous_files = previous.as_ref().map(|p| read(device, p).files.len());
     if files.is_empty() && previous_files.unwrap_or(0) == 0 {
@@ -459,9 +450,9 @@ fn read(device: &str, c: &Commit<'_>) -> Snapshot {
 /// Every device's newest snapshot: remote-tracking copies, and local ones not fetched from there.
 pub fn list(repo: &Repo) -> Result<Vec<Snapshot>> {
     let mut out: Vec<Snapshot> = Vec::new();
-    let mut prefixes = vec![WIP_PREFIX.to_string()];
+    let mut prefixes = vec![refs::WIP_PREFIX.to_string()];
     if let Some(r) = repo.remote_name() {
-        prefixes.insert(0, tracking_prefix(&r));
+        prefixes.insert(0, refs::wip_tracking_prefix(&r));
     }
     for prefix in prefixes {
         for r in repo.git.references_glob(&format!("{prefix}*"))?.flatten() {
@@ -508,20 +499,20 @@ pub fn others_summary(repo: &Repo, me: &str) -> Vec<String> {
         .collect()
 }
 
-/// The refspec that fetches every device's wip ref into remote-tracking refs.
-pub fn fetch_refspec(remote: &str) -> String {
-    format!("+{WIP_PREFIX}*:{}*", tracking_prefix(remote))
-}
-
 /// Fetch every device's wip ref.
 pub fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Result<bool> {
-    let out = crate::git::fetch(repo.git.path(), remote, &[&fetch_refspec(remote)], deadline)?;
+    let out = crate::git::fetch(
+        repo.git.path(),
+        remote,
+        &[&refs::wip_fetch_refspec(remote)],
+        deadline,
+    )?;
     Ok(out.success())
 }
 
 /// Push this device's wip ref (each device owns its own, so a forced update is safe).
 pub fn push(repo: &Repo, remote: &str, device: &str, deadline: Deadline) -> Result<bool> {
-    let refname = wip_ref(device);
+    let refname = refs::wip(device);
     let Some(tip) = tip_of(&repo.git, &refname)? else {
         return Ok(true);
     };
@@ -549,7 +540,7 @@ fn unpublished(git: &Repository, remote: &str, tip: Oid) -> Result<Option<Oid>> 
         walk.hide(t)?;
     }
     for r in git
-        .references_glob(&format!("{}*", tracking_prefix(remote)))?
+        .references_glob(&format!("{}*", refs::wip_tracking_prefix(remote)))?
         .flatten()
     {
         if let Ok(c) = r.peel_to_commit() {
