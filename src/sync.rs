@@ -128,20 +128,24 @@ pub fn push(repo: &Repo, remote: &str, deadline: Deadline) -> Result<Pushed> {
         ["push", "--porcelain", "--no-verify", "--quiet", remote, &spec],
         deadline,
     )?;
-    if out.timed_out() {
-        return Ok(Pushed::TimedOut);
-    }
-    if out.success() {
+    let pushed = classify_push(&out);
+    if pushed == Pushed::Ok {
         // The remote has it now; remember that so `status` shows nothing pending.
         let _ = repo.git.reference(&tracking, local, true, "convosync: pushed");
-        return Ok(Pushed::Ok);
     }
-    Ok(classify_push(&out))
+    Ok(pushed)
 }
 
-/// A failed push: another device got there first (try again), the server refused the ref by
-/// policy (say so, with its words), or something else (git's reason).
-fn classify_push(out: &GitOutput) -> Pushed {
+/// How a `git push` ended, for any push (the handoff ref, or `save`'s push of the user's branch;
+/// with or without `--porcelain`): done, timed out, another push got there first (fetch, then try
+/// again), the server refused the ref by policy (with its words), or something else (git's reason).
+pub fn classify_push(out: &GitOutput) -> Pushed {
+    if out.timed_out() {
+        return Pushed::TimedOut;
+    }
+    if out.success() {
+        return Pushed::Ok;
+    }
     // `--porcelain` reports each ref on stdout as `!<TAB>src:dst<TAB>[status] (reason)`.
     let status = out
         .stdout
@@ -500,6 +504,12 @@ mod tests {
         assert!(
             matches!(classify_push(&gone), Pushed::Failed(m) if m.contains("does not appear to be a git repository"))
         );
+        // `save` pushes the user's branch without --porcelain: the same words, on stderr only.
+        let branch_behind = failed(
+            "",
+            "To /r.git\n ! [rejected]        main -> main (fetch first)\nerror: failed to push some refs to '/r.git'\n",
+        );
+        assert_eq!(classify_push(&branch_behind), Pushed::Rejected);
         let r = Report {
             remote: "origin".into(),
             fetched: Fetched::Ok,
