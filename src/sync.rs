@@ -8,13 +8,13 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use git2::{Oid, Repository, Tree};
 
 use crate::git::{self, Deadline, GitOutput};
 use crate::refs;
 use crate::repo::Repo;
-use crate::store::{self, cas, is_race, tip_of};
+use crate::store::{self, retry_cas, tip_of, Cas};
 use crate::team::Author;
 
 /// Rounds of fetch → merge → push when a push is rejected because another device pushed first.
@@ -202,21 +202,17 @@ pub fn integrate(repo: &Repo, remote: &str, lock_wait: Duration) -> Result<()> {
         return Ok(());
     };
     let _lock = repo.lock(lock_wait)?;
-    for _ in 0..5 {
+    retry_cas(&repo.git, refname, "merge handoffs from remote", || {
         let ours = tip_of(&repo.git, refname)?.map(|c| c.id());
         let next = match ours {
             None => theirs,
-            Some(o) if o == theirs || repo.git.graph_descendant_of(o, theirs)? => return Ok(()),
+            Some(o) if o == theirs || repo.git.graph_descendant_of(o, theirs)? => return Ok(Cas::Done(o)),
             Some(o) if repo.git.graph_descendant_of(theirs, o)? => theirs,
             Some(o) => merge_commit(&repo.git, o, theirs)?,
         };
-        match cas(&repo.git, refname, ours, next, "merge handoffs from remote") {
-            Ok(()) => return Ok(()),
-            Err(e) if is_race(&e) => continue,
-            Err(e) => return Err(e).with_context(|| format!("could not update {refname}")),
-        }
-    }
-    anyhow::bail!("{refname} kept changing while merging")
+        Ok(Cas::Move { from: ours, to: next })
+    })?;
+    Ok(())
 }
 
 /// A commit with both tips as parents whose tree is the path-wise merge of theirs and ours.
