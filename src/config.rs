@@ -21,6 +21,29 @@ pub enum StopMode {
     Off,
 }
 
+impl StopMode {
+    /// The `convosync.stop` value: `prompt`, `auto`, `off` (or `false`/`no`), any case.
+    pub fn parse(v: &str) -> Option<StopMode> {
+        match v.to_ascii_lowercase().as_str() {
+            "prompt" => Some(StopMode::Prompt),
+            "auto" => Some(StopMode::Auto),
+            "off" | "false" | "no" => Some(StopMode::Off),
+            _ => None,
+        }
+    }
+}
+
+/// The setting's own spelling, as `git config convosync.stop` takes it.
+impl std::fmt::Display for StopMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StopMode::Prompt => "prompt",
+            StopMode::Auto => "auto",
+            StopMode::Off => "off",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TeamMode {
     Show,
@@ -97,12 +120,7 @@ impl Settings {
                 .and_then(|v| parse_duration(&v))
                 .unwrap_or(d.timeout),
             stop: get("CONVOSYNC_STOP", "convosync.stop")
-                .and_then(|v| match v.to_ascii_lowercase().as_str() {
-                    "prompt" => Some(StopMode::Prompt),
-                    "auto" => Some(StopMode::Auto),
-                    "off" | "false" | "no" => Some(StopMode::Off),
-                    _ => None,
-                })
+                .and_then(|v| StopMode::parse(&v))
                 .unwrap_or(d.stop),
             stop_interval: get("CONVOSYNC_STOP_INTERVAL", "convosync.stopInterval")
                 .and_then(|v| parse_duration_minutes(&v))
@@ -194,6 +212,15 @@ mod tests {
         assert_eq!(parse_duration("-1"), None);
         assert_eq!(parse_duration_minutes("20"), Some(Duration::from_secs(1200)));
         assert_eq!(parse_duration_minutes("30s"), Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn stop_modes_print_as_they_are_set() {
+        for m in [StopMode::Prompt, StopMode::Auto, StopMode::Off] {
+            assert_eq!(StopMode::parse(&m.to_string()), Some(m));
+        }
+        assert_eq!(StopMode::parse("No"), Some(StopMode::Off));
+        assert_eq!(StopMode::parse("sometimes"), None);
     }
 
     #[test]
