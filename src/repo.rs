@@ -180,12 +180,3 @@ impl Repo {
             .filter(|r| self.git.find_remote(r).is_ok())
     }
 }
-
-/// A 7-character abbreviation (longer if needed to be unique, as git does).
-pub fn short_id(repo: &Repository, id: git2::Oid) -> String {
-    repo.find_object(id, None)
-        .ok()
-        .and_then(|o| o.short_id().ok())
-        .and_then(|b| b.as_str().ok().map(str::to_string))
-        .unwrap_or_else(|| id.to_string()[..7].to_string())
-}

@@ -54,7 +54,7 @@ impl Snapshot {
     /// The base as shown to people: a short id, `none` for a whole-tree snapshot, `?` unknown.
     pub fn base_label(&self) -> String {
         match self.base {
-            Some(b) => b.to_string()[..7].to_string(),
+            Some(b) => crate::git::short_id(&b.to_string()).to_string(),
             None if self.whole => "none".into(),
             None => "?".into(),
         }
@@ -519,7 +519,7 @@ pub fn push(repo: &Repo, remote: &str, device: &str, deadline: Deadline) -> Resu
     if let Some(local) = unpublished(&repo.git, remote, tip.id())? {
         bail!(
             "not pushed: the snapshot would publish commit {} that {remote} does not have (`convosync wip save` makes a new one)",
-            &local.to_string()[..7]
+            crate::git::short_id(&local.to_string())
         );
     }
     let spec = format!("+{refname}:{refname}");
@@ -1059,7 +1059,7 @@ fn base_commit<'r>(repo: &'r Repo, snap: &Snapshot) -> Result<Commit<'r>> {
     repo.git.find_commit(base_id).map_err(|_| {
         anyhow::anyhow!(
             "the snapshot's base commit {} is not in this clone: fetch or pull {} first",
-            &base_id.to_string()[..7],
+            crate::git::short_id(&base_id.to_string()),
             snap.branch.as_deref().unwrap_or("the branch it was on")
         )
     })
