@@ -51,7 +51,6 @@ pub struct GitOutput {
     pub status: Option<ExitStatus>,
     pub stdout: String,
     pub stderr: String,
-    pub elapsed: Duration,
 }
 
 impl GitOutput {
@@ -207,7 +206,6 @@ fn execute(mut cmd: Command, repo: &Path, deadline: Deadline) -> Result<GitOutpu
             format!("ssh -o BatchMode=yes -o ConnectTimeout={secs} -o ServerAliveInterval=5"),
         );
     }
-    let start = Instant::now();
     let mut child = cmd
         .spawn()
         .context("could not run git (is it installed and on PATH?)")?;
@@ -231,7 +229,6 @@ fn execute(mut cmd: Command, repo: &Path, deadline: Deadline) -> Result<GitOutpu
         status,
         stdout: read_all(&mut out),
         stderr: read_all(&mut err),
-        elapsed: start.elapsed(),
     })
 }
 

@@ -272,7 +272,8 @@ fn line_of(text: &str, needle: &str) -> usize {
 }
 
 /// Redact with the built-in rules only.
-pub fn redact_default(text: &str) -> Redacted {
+#[cfg(test)]
+fn redact_default(text: &str) -> Redacted {
     static DEFAULT: LazyLock<Redactor> = LazyLock::new(|| Redactor::new(&[], &[]).expect("no user patterns"));
     DEFAULT.redact(text)
 }

@@ -125,16 +125,6 @@ impl Repo {
         (commit, branch)
     }
 
-    /// The user's git `user.email`, if configured.
-    pub fn user_email(&self) -> Option<String> {
-        self.git
-            .config()
-            .ok()?
-            .get_string("user.email")
-            .ok()
-            .filter(|e| !e.trim().is_empty())
-    }
-
     /// Make sure git ignores the draft (and other local files) in this clone without touching
     /// `.gitignore`: append to `<common dir>/info/exclude` once.
     pub fn ensure_excluded(&self) -> Result<()> {

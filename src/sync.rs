@@ -470,7 +470,6 @@ mod tests {
             status: Some(std::process::ExitStatus::from_raw(1 << 8)),
             stdout: stdout.into(),
             stderr: stderr.into(),
-            elapsed: Duration::ZERO,
         }
     }
 
