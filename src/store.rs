@@ -167,7 +167,10 @@ impl<'r> Store<'r> {
             }
             let tree = self.repo.find_tree(tree_id)?;
             let parents: Vec<&Commit<'_>> = tip.iter().collect();
-            let id = self.repo.commit(None, sig, sig, message, &tree, &parents)?;
+            let id = self
+                .repo
+                .commit(None, sig, sig, message, &tree, &parents)
+                .with_context(|| format!("could not write a commit for {}", self.refname))?;
             crate::fsutil::failpoint("object-written");
             Ok(Cas::Move {
                 from: tip.as_ref().map(|c| c.id()),

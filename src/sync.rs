@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use git2::{Oid, Repository, Tree};
 
 use crate::git::{self, Deadline, GitOutput};
@@ -219,8 +219,12 @@ pub fn integrate(repo: &Repo, remote: &str, lock_wait: Duration) -> Result<()> {
 /// Trees git cannot read count as empty (and are recorded), so one hostile commit never stops a
 /// merge; the merged tree holds only valid device files.
 fn merge_commit(repo: &Repository, ours: Oid, theirs: Oid) -> Result<Oid> {
-    let o = repo.find_commit(ours)?;
-    let t = repo.find_commit(theirs)?;
+    let o = repo
+        .find_commit(ours)
+        .with_context(|| format!("could not read our handoff commit {ours}"))?;
+    let t = repo
+        .find_commit(theirs)
+        .with_context(|| format!("could not read the remote's handoff commit {theirs}"))?;
     let base = repo
         .merge_base(ours, theirs)
         .ok()

@@ -298,7 +298,11 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
     }
     let base = remote_base(repo, head.id())?;
     let base_tree = match base {
-        Some(b) => repo.git.find_commit(b)?.tree()?,
+        Some(b) => repo
+            .git
+            .find_commit(b)
+            .and_then(|c| c.tree())
+            .with_context(|| format!("could not read the tree of base commit {b}"))?,
         None => repo.git.find_tree(repo.git.treebuilder(None)?.write()?)?,
     };
     // Unpushed commits' changes travel too: leave out their credential files, and the worktree's
@@ -375,7 +379,11 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
     let remote = repo.remote_name();
     let base_commit = base
         .filter(|_| remote.is_some())
-        .map(|b| repo.git.find_commit(b))
+        .map(|b| {
+            repo.git
+                .find_commit(b)
+                .with_context(|| format!("could not read base commit {b}"))
+        })
         .transpose()?;
     let chained = previous.as_ref().filter(|p| match &remote {
         Some(r) => matches!(unpublished(&repo.git, r, p.id()), Ok(None)),
@@ -392,7 +400,7 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
     ) {
         Ok(()) => {}
         Err(e) if is_race(&e) => bail!("another snapshot was written at the same time; try again"),
-        Err(e) => return Err(e).context("could not update the wip ref"),
+        Err(e) => return Err(e).with_context(|| format!("could not update {refname}")),
     }
     if files.is_empty() {
         // The worktree is clean again: the empty snapshot just written withdraws the last one,
@@ -549,7 +557,9 @@ fn unpublished(git: &Repository, remote: &str, tip: Oid) -> Result<Option<Oid>> 
     }
     for id in walk {
         let id = id?;
-        let c = git.find_commit(id)?;
+        let c = git
+            .find_commit(id)
+            .with_context(|| format!("could not read commit {id}"))?;
         if !c.message_bytes().windows(18).any(|w| w == b"\nConvosync-Device:") {
             return Ok(Some(id));
         }
@@ -781,7 +791,12 @@ fn validate_tree(git: &Repository, root: Oid, seen: &mut HashSet<Oid>) -> Result
 
 /// The snapshot's base tree and its own, both checked whole (see [`validate_tree`]).
 fn checked_trees<'r>(repo: &'r Repo, snap: &Snapshot) -> Result<(Tree<'r>, Tree<'r>)> {
-    let theirs = repo.git.find_commit(snap.commit)?;
+    let theirs = repo.git.find_commit(snap.commit).with_context(|| {
+        format!(
+            "could not read the snapshot commit {} of {}",
+            snap.commit, snap.device
+        )
+    })?;
     let base = if snap.whole {
         repo.git.find_tree(repo.git.treebuilder(None)?.write()?)?
     } else {
