@@ -992,6 +992,13 @@ pub fn apply(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Applied> {
             list.join("\n  ")
         );
     }
+    execute(&workdir, actions, &mut result)?;
+    Ok(result)
+}
+
+/// Carry out the planned `actions` in `workdir`, recording what was written and deleted.
+fn execute(workdir: &Path, mut actions: Vec<Action>, result: &mut Applied) -> Result<()> {
+    let link = u32::from(FileMode::Link);
     // Deletions first: a directory the snapshot turns into a file must be gone before the file.
     // Symlinks last, so no write can pass through one written here.
     actions.sort_by_key(|a| match a {
@@ -1002,20 +1009,20 @@ pub fn apply(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Applied> {
     for a in actions {
         match a {
             Action::Write(rel, data, mode) => {
-                guard(&workdir, &rel)?;
+                guard(workdir, &rel)?;
                 write_file(&workdir.join(&rel), &data, mode)?;
                 result.written.push(rel);
             }
             Action::Delete(rel) => {
-                guard(&workdir, &rel)?;
+                guard(workdir, &rel)?;
                 let full = workdir.join(&rel);
                 std::fs::remove_file(&full).with_context(|| format!("could not delete {rel}"))?;
-                remove_empty_parents(&full, &workdir);
+                remove_empty_parents(&full, workdir);
                 result.deleted.push(rel);
             }
         }
     }
-    Ok(result)
+    Ok(())
 }
 
 /// After a deletion, remove the directories it left empty, as `git checkout` does.
