@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use git2::Repository;
 
-pub const DEFAULT_REF: &str = "refs/convosync/handoffs";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_STOP_INTERVAL: Duration = Duration::from_secs(20 * 60);
 pub const DEFAULT_CONTEXT_LIMIT: usize = 9_500;
@@ -20,6 +19,29 @@ pub enum StopMode {
     Auto,
     /// Only commit drafts that already exist.
     Off,
+}
+
+impl StopMode {
+    /// The `convosync.stop` value: `prompt`, `auto`, `off` (or `false`/`no`), any case.
+    pub fn parse(v: &str) -> Option<StopMode> {
+        match v.to_ascii_lowercase().as_str() {
+            "prompt" => Some(StopMode::Prompt),
+            "auto" => Some(StopMode::Auto),
+            "off" | "false" | "no" => Some(StopMode::Off),
+            _ => None,
+        }
+    }
+}
+
+/// The setting's own spelling, as `git config convosync.stop` takes it.
+impl std::fmt::Display for StopMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StopMode::Prompt => "prompt",
+            StopMode::Auto => "auto",
+            StopMode::Off => "off",
+        })
+    }
 }
 
 /// How SessionStart treats the network.
@@ -69,7 +91,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            refname: DEFAULT_REF.to_string(),
+            refname: crate::refs::DEFAULT_HANDOFFS.to_string(),
             remote: None,
             timeout: DEFAULT_TIMEOUT,
             stop: StopMode::Prompt,
@@ -121,18 +143,15 @@ impl Settings {
                 .unwrap_or_else(|| remote.as_deref().is_some_and(is_url)),
             project: get("CONVOSYNC_PROJECT", "convosync.project"),
             ref_explicit: explicit_ref.is_some(),
-            refname: explicit_ref.map(|r| normalize_ref(&r)).unwrap_or(d.refname),
+            refname: explicit_ref
+                .map(|r| crate::refs::normalize(&r))
+                .unwrap_or(d.refname),
             remote,
             timeout: get("CONVOSYNC_TIMEOUT", "convosync.timeout")
                 .and_then(|v| parse_duration(&v))
                 .unwrap_or(d.timeout),
             stop: get("CONVOSYNC_STOP", "convosync.stop")
-                .and_then(|v| match v.to_ascii_lowercase().as_str() {
-                    "prompt" => Some(StopMode::Prompt),
-                    "auto" => Some(StopMode::Auto),
-                    "off" | "false" | "no" => Some(StopMode::Off),
-                    _ => None,
-                })
+                .and_then(|v| StopMode::parse(&v))
                 .unwrap_or(d.stop),
             start: get("CONVOSYNC_START", "convosync.start")
                 .and_then(|v| match v.to_ascii_lowercase().as_str() {
@@ -177,15 +196,6 @@ pub fn is_url(v: &str) -> bool {
         || v.starts_with("~/")
         || v.split_once(':')
             .is_some_and(|(host, _)| !host.is_empty() && !host.contains('/'))
-}
-
-/// `handoffs` → `refs/heads/handoffs`; full ref names are kept.
-fn normalize_ref(r: &str) -> String {
-    if r.starts_with("refs/") {
-        r.to_string()
-    } else {
-        format!("refs/heads/{r}")
-    }
 }
 
 /// `2`, `2s`, `1.5`, `500ms` → a duration; plain numbers are seconds.
@@ -255,12 +265,19 @@ mod tests {
     }
 
     #[test]
-    fn sizes_and_refs() {
+    fn stop_modes_print_as_they_are_set() {
+        for m in [StopMode::Prompt, StopMode::Auto, StopMode::Off] {
+            assert_eq!(StopMode::parse(&m.to_string()), Some(m));
+        }
+        assert_eq!(StopMode::parse("No"), Some(StopMode::Off));
+        assert_eq!(StopMode::parse("sometimes"), None);
+    }
+
+    #[test]
+    fn sizes() {
         assert_eq!(parse_size("5MB"), Some(5 << 20));
         assert_eq!(parse_size("512k"), Some(512 << 10));
         assert_eq!(parse_size("100"), Some(100));
-        assert_eq!(normalize_ref("handoffs"), "refs/heads/handoffs");
-        assert_eq!(normalize_ref("refs/x/y"), "refs/x/y");
         for url in [
             "https://h/x.git",
             "git@github.com:me/notes.git",

@@ -170,11 +170,12 @@ fn render_inner(s: &Shown, now: DateTime<Utc>) -> String {
 pub const MAX_SHOWN: usize = 40;
 
 /// The whole context text, at most `limit` characters. `None` when there is nothing to show.
+#[cfg(test)]
 pub fn render(shown: &[Shown], now: DateTime<Utc>, limit: usize) -> Option<String> {
     render_of(shown, shown.len(), now, limit)
 }
 
-/// [`render`] of the first handoffs of `total`; the rest are counted as omitted.
+/// The whole context text of the first handoffs of `total`; the rest are counted as omitted.
 pub fn render_of(shown: &[Shown], total: usize, now: DateTime<Utc>, limit: usize) -> Option<String> {
     render_counted(shown, total, now, limit).map(|(text, _)| text)
 }

@@ -217,11 +217,6 @@ pub fn sealed_message(device: &str) -> String {
     format!("handoff from {device}\n\nConvosync-Device: {device}\nConvosync-Encrypted: yes\n")
 }
 
-/// The `keys/<recipient>` path of the ref's tree.
-pub fn key_entry(recipient: &str) -> String {
-    format!("{KEYS_DIR}/{recipient}")
-}
-
 static UNREADABLE: Mutex<BTreeSet<(String, String)>> = Mutex::new(BTreeSet::new());
 
 /// Remember that `device`'s note could not be read because of `reason` (only encryption

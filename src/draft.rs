@@ -41,13 +41,6 @@ pub fn template(repo: &Repo) -> Result<Template> {
     Template::load(repo.workdir(), crate::device::config_dir().as_deref())
 }
 
-/// Read and validate the draft into sections (not yet redacted: `build` does it). Errors say
-/// what to fix.
-pub fn read_sections(repo: &Repo, path: &Path) -> Result<Vec<Section>> {
-    let (bytes, _) = read_draft(path)?;
-    parse_sections(repo, path, bytes)
-}
-
 /// What identifies one version of the draft file: a rewrite in place or a new file renamed over
 /// it changes at least one of these.
 #[derive(Debug, Clone, PartialEq, Eq)]

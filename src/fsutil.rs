@@ -41,7 +41,9 @@ fn write_via_temp(path: &Path, contents: &[u8], durable: bool) -> Result<()> {
 /// Crash-test hook: `CONVOSYNC_FAILPOINT=<name>` kills the process at that point, as a power cut
 /// or `kill -9` would, so tests can prove nothing is lost between the steps of a save. With
 /// `CONVOSYNC_FAILPOINT_RUN=<shell command>` as well, the command runs there instead (and the
-/// process goes on): a race with another writer, made deterministic.
+/// process goes on): a race with another writer, made deterministic. Only in builds with the
+/// `failpoints` feature (the tests'); elsewhere it does nothing.
+#[cfg(feature = "failpoints")]
 pub fn failpoint(name: &str) {
     if std::env::var_os("CONVOSYNC_FAILPOINT").is_some_and(|v| v == name) {
         match std::env::var_os("CONVOSYNC_FAILPOINT_RUN") {
@@ -57,6 +59,10 @@ pub fn failpoint(name: &str) {
         }
     }
 }
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn failpoint(_name: &str) {}
 
 #[cfg(test)]
 mod tests {

@@ -1,4 +1,6 @@
-//! Running the `git` executable for network work (fetch and push of the handoff ref).
+//! Running the `git` executable: every child git process of convosync goes through here. Network
+//! work (fetch and push of the handoff and wip refs) uses [`run`]; `save`, which commits and pushes
+//! the user's own branch, uses the worktree mode ([`run_in`], [`run_in_with_hooks`]).
 //!
 //! The user's own `git push` already works with their ssh config, agent, credential helpers and
 //! proxies; libgit2 ignores most of that (libssh2 does not read `~/.ssh/config`), so all network
@@ -15,6 +17,14 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+
+/// How many hex digits of an object id people are shown (git's own default).
+pub const SHORT_LEN: usize = 7;
+
+/// An object id, in hex, as people read it: its first [`SHORT_LEN`] digits.
+pub fn short_id(hex: &str) -> &str {
+    hex.get(..SHORT_LEN).unwrap_or(hex)
+}
 
 /// A point in time by which all network work of one run must be done.
 #[derive(Debug, Clone, Copy)]
@@ -41,7 +51,6 @@ pub struct GitOutput {
     pub status: Option<ExitStatus>,
     pub stdout: String,
     pub stderr: String,
-    pub elapsed: Duration,
 }
 
 impl GitOutput {
@@ -120,15 +129,48 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let mut out = tempfile::tempfile().context("could not create a temp file for git output")?;
-    let mut err = tempfile::tempfile().context("could not create a temp file for git output")?;
-    let mut cmd = Command::new(std::env::var_os("CONVOSYNC_GIT").unwrap_or_else(|| "git".into()));
+    let mut cmd = command();
     cmd.arg("--git-dir")
         .arg(git_dir)
         // core.fsmonitor can start a daemon that hangs (jj-vcs/jj#6440); submodules are not ours.
         .args(["-c", "core.fsmonitor=false", "-c", "submodule.recurse=false"])
-        .args(args)
-        .env_remove("GIT_DIR")
+        .args(args);
+    execute(cmd, git_dir, deadline)
+}
+
+/// Run `git -C <workdir> <args>` on the user's worktree, as [`run`] does (clean environment,
+/// `LC_ALL=C`, stdin null, no terminal prompts, killed at `deadline`), with the repository's own
+/// git hooks turned off: for commands that only read or stage.
+pub fn run_in<I, S>(workdir: &Path, args: I, deadline: Deadline) -> Result<GitOutput>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = command();
+    cmd.arg("-C")
+        .arg(workdir)
+        .args(["-c", "core.hooksPath=/dev/null"])
+        .args(args);
+    execute(cmd, workdir, deadline)
+}
+
+/// Like [`run_in`], but the user's git hooks run (a `commit` with its pre-commit hook, a `push`
+/// with its pre-push hook), as they would from the user's own shell.
+pub fn run_in_with_hooks<I, S>(workdir: &Path, args: I, deadline: Deadline) -> Result<GitOutput>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = command();
+    cmd.arg("-C").arg(workdir).args(args);
+    execute(cmd, workdir, deadline)
+}
+
+/// `git` (or `$CONVOSYNC_GIT`) with the environment every run shares: no inherited repository
+/// selection, no prompts, messages in English so their words can be matched.
+fn command() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CONVOSYNC_GIT").unwrap_or_else(|| "git".into()));
+    cmd.env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE")
         .env_remove("GIT_INDEX_FILE")
         .env_remove("GIT_OBJECT_DIRECTORY")
@@ -137,9 +179,16 @@ where
         .env("GCM_INTERACTIVE", "never")
         .env("LC_ALL", "C")
         .env("LANGUAGE", "C")
-        .stdin(Stdio::null())
-        .stdout(out.try_clone()?)
-        .stderr(err.try_clone()?);
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Spawn `cmd` in its own session, collect its output in temp files, kill it at `deadline`.
+/// `repo` (a git dir or worktree) is where the user's ssh settings are looked up.
+fn execute(mut cmd: Command, repo: &Path, deadline: Deadline) -> Result<GitOutput> {
+    let mut out = tempfile::tempfile().context("could not create a temp file for git output")?;
+    let mut err = tempfile::tempfile().context("could not create a temp file for git output")?;
+    cmd.stdout(out.try_clone()?).stderr(err.try_clone()?);
     // A new session: its own process group (killed as a whole at the deadline) and no
     // controlling terminal, so ssh cannot stop to ask for a passphrase or host key on the tty.
     // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
@@ -149,7 +198,7 @@ where
             Ok(())
         });
     }
-    if !ssh_configured(git_dir) {
+    if !ssh_configured(repo) {
         // A prompt for a host key or passphrase would hang a hook; batch mode fails instead.
         let secs = deadline.remaining().as_secs().clamp(1, 30);
         cmd.env(
@@ -157,7 +206,6 @@ where
             format!("ssh -o BatchMode=yes -o ConnectTimeout={secs} -o ServerAliveInterval=5"),
         );
     }
-    let start = Instant::now();
     let mut child = cmd
         .spawn()
         .context("could not run git (is it installed and on PATH?)")?;
@@ -181,7 +229,6 @@ where
         status,
         stdout: read_all(&mut out),
         stderr: read_all(&mut err),
-        elapsed: start.elapsed(),
     })
 }
 
@@ -192,12 +239,12 @@ fn read_all(f: &mut std::fs::File) -> String {
 }
 
 /// Whether the user chose their own ssh command, which we must not override.
-fn ssh_configured(git_dir: &Path) -> bool {
+fn ssh_configured(repo: &Path) -> bool {
     if std::env::var_os("GIT_SSH_COMMAND").is_some() || std::env::var_os("GIT_SSH").is_some() {
         return true;
     }
-    git2::Repository::open_bare(git_dir)
-        .or_else(|_| git2::Repository::open(git_dir))
+    git2::Repository::open_bare(repo)
+        .or_else(|_| git2::Repository::open(repo))
         .ok()
         .and_then(|r| r.config().ok())
         .is_some_and(|c| c.get_string("core.sshCommand").is_ok())
@@ -255,5 +302,37 @@ mod tests {
         .unwrap();
         assert!(out.success(), "{}", out.stderr);
         assert!(out.stdout.trim().ends_with(".git"));
+    }
+
+    #[test]
+    fn worktree_mode_runs_in_the_worktree_and_hooks_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        git2::Repository::init(dir.path()).unwrap();
+        let hook = dir.path().join(".git/hooks/pre-commit");
+        std::fs::create_dir_all(hook.parent().unwrap()).unwrap();
+        std::fs::write(&hook, "#!/bin/sh\necho refused by hook >&2\nexit 1\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let deadline = Deadline::after(Duration::from_secs(20));
+        let commit = [
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@x",
+            "commit",
+            "--allow-empty",
+            "-m",
+            "x",
+        ];
+        let out = run_in_with_hooks(dir.path(), commit, deadline).unwrap();
+        assert!(!out.success());
+        assert!(out.stderr.contains("refused by hook"), "{}", out.stderr);
+        let out = run_in(dir.path(), commit, deadline).unwrap();
+        assert!(out.success(), "{}", out.stderr);
+        let top = run_in(dir.path(), ["rev-parse", "--show-toplevel"], deadline).unwrap();
+        assert_eq!(
+            std::fs::canonicalize(top.stdout.trim()).unwrap(),
+            std::fs::canonicalize(dir.path()).unwrap()
+        );
     }
 }

@@ -7,27 +7,29 @@
 
 pub mod cli;
 pub mod cmd;
-pub mod config;
-pub mod context;
+pub(crate) mod config;
+pub(crate) mod context;
 pub mod crypt;
-pub mod demo;
-pub mod device;
-pub mod draft;
-pub mod fsutil;
-pub mod git;
+pub(crate) mod demo;
+pub(crate) mod device;
+pub(crate) mod draft;
+pub(crate) mod fsutil;
+pub(crate) mod git;
 pub mod handoff;
-pub mod history;
-pub mod hook;
-pub mod lock;
-pub mod redact;
-pub mod repo;
+pub(crate) mod history;
+pub(crate) mod hook;
+pub(crate) mod lock;
+pub(crate) mod redact;
+pub(crate) mod refs;
+pub(crate) mod repo;
+pub(crate) mod state;
 pub mod store;
-pub mod sync;
-pub mod team;
-pub mod term;
-pub mod timefmt;
-pub mod untrusted;
-pub mod wip;
+pub(crate) mod sync;
+pub(crate) mod team;
+pub(crate) mod term;
+pub(crate) mod timefmt;
+pub(crate) mod untrusted;
+pub(crate) mod wip;
 
 /// Process-wide git settings, called once at start-up before any thread exists: ask libgit2 to
 /// fsync objects and refs so a committed handoff survives a power cut as well as a crash.

@@ -811,7 +811,7 @@ fn line_of(text: &str, needle: &str) -> usize {
 }
 
 /// Redact with the built-in rules only.
-pub fn redact_default(text: &str) -> Redacted {
+pub(crate) fn redact_default(text: &str) -> Redacted {
     static DEFAULT: LazyLock<Redactor> = LazyLock::new(|| Redactor::new(&[], &[]).expect("no user patterns"));
     DEFAULT.redact(text)
 }
@@ -885,11 +885,6 @@ pub fn high_confidence(text: &str) -> Option<&'static str> {
         .filter(|r| r.high && r.may_match(&present))
         .find(|r| !spans(text, r.re(), |c| r.secret(c), |c| r.resume(c)).is_empty())
         .map(|r| r.kind)
-}
-
-/// Whether `text` holds a high-confidence secret (see [`high_confidence`]).
-pub fn has_high_confidence_secret(text: &str) -> bool {
-    high_confidence(text).is_some()
 }
 
 /// Whether `bytes` contain a private key block.
@@ -1001,7 +996,7 @@ mod tests {
                 "databricks",
             ];
             if high.iter().any(|h| s.kind.starts_with(h)) {
-                assert!(has_high_confidence_secret(&s.text), "{}", s.kind);
+                assert!(high_confidence(&s.text).is_some(), "{}", s.kind);
             }
         }
         for not in [
@@ -1009,10 +1004,10 @@ mod tests {
             "the password is hunter2x",
             "password: changeme",
         ] {
-            assert!(!has_high_confidence_secret(not), "{not}");
+            assert!(!high_confidence(not).is_some(), "{not}");
         }
         for l in corpus::look_alikes() {
-            assert!(!has_high_confidence_secret(&l), "{l}");
+            assert!(!high_confidence(&l).is_some(), "{l}");
         }
     }
 

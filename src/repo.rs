@@ -81,7 +81,7 @@ impl Repo {
         let lock = RepoLock::acquire(&self.state_dir(), wait)?;
         let common = self.git.commondir();
         let mut stale = vec![common.join(format!("{}.lock", self.settings.refname))];
-        if let Ok(dir) = std::fs::read_dir(common.join(crate::wip::WIP_PREFIX)) {
+        if let Ok(dir) = std::fs::read_dir(common.join(crate::refs::WIP_PREFIX)) {
             stale.extend(
                 dir.flatten()
                     .map(|e| e.path())
@@ -90,7 +90,7 @@ impl Repo {
         }
         for path in stale.into_iter().filter(|p| p.exists()) {
             if std::fs::remove_file(&path).is_ok() {
-                crate::hook::state::log(
+                crate::state::log(
                     &self.state_dir(),
                     &format!("removed stale ref lock {}", path.display()),
                 );
@@ -126,16 +126,6 @@ impl Repo {
             subject: c.summary().ok().flatten().unwrap_or_default().to_string(),
         });
         (commit, branch)
-    }
-
-    /// The user's git `user.email`, if configured.
-    pub fn user_email(&self) -> Option<String> {
-        self.git
-            .config()
-            .ok()?
-            .get_string("user.email")
-            .ok()
-            .filter(|e| !e.trim().is_empty())
     }
 
     /// Make sure git ignores the draft (and other local files) in this clone without touching
@@ -238,25 +228,4 @@ fn root_commit(git: &Repository) -> Option<git2::Oid> {
     walk.simplify_first_parent().ok()?;
     walk.push(start.id()).ok()?;
     walk.filter_map(Result::ok).last()
-}
-
-/// A remote as one component of a tracking ref name: a remote name as it is, a URL as
-/// `url-<first 12 hex digits of its SHA-1>`.
-pub fn remote_component(remote: &str) -> String {
-    if git2::Remote::is_valid_name(remote) && !crate::config::is_url(remote) {
-        return remote.to_string();
-    }
-    let id = git2::Oid::hash_object(git2::ObjectType::Blob, remote.as_bytes())
-        .map(|o| o.to_string())
-        .unwrap_or_else(|_| "0".repeat(40));
-    format!("url-{}", &id[..12])
-}
-
-/// A 7-character abbreviation (longer if needed to be unique, as git does).
-pub fn short_id(repo: &Repository, id: git2::Oid) -> String {
-    repo.find_object(id, None)
-        .ok()
-        .and_then(|o| o.short_id().ok())
-        .and_then(|b| b.as_str().ok().map(str::to_string))
-        .unwrap_or_else(|| id.to_string()[..7].to_string())
 }

@@ -194,7 +194,7 @@ impl<'r> Store<'r> {
         sig: &Signature<'_>,
         edit: impl Fn(Option<&Tree<'_>>) -> Result<Oid>,
     ) -> Result<Oid> {
-        for _ in 0..5 {
+        retry_cas(self.repo, &self.refname, message, || {
             let tip = self.tip()?;
             // A tip whose tree cannot be read is rebuilt from nothing rather than blocking saves.
             let old_tree = tip.as_ref().and_then(commit_tree);
@@ -202,26 +202,21 @@ impl<'r> Store<'r> {
             if let (Some(t), Some(c)) = (&old_tree, &tip) {
                 if t.id() == tree_id {
                     // Nothing changed: no empty commit.
-                    return Ok(c.id());
+                    return Ok(Cas::Done(c.id()));
                 }
             }
             let tree = self.repo.find_tree(tree_id)?;
             let parents: Vec<&Commit<'_>> = tip.iter().collect();
-            let id = self.repo.commit(None, sig, sig, message, &tree, &parents)?;
+            let id = self
+                .repo
+                .commit(None, sig, sig, message, &tree, &parents)
+                .with_context(|| format!("could not write a commit for {}", self.refname))?;
             crate::fsutil::failpoint("object-written");
-            match cas(
-                self.repo,
-                &self.refname,
-                tip.as_ref().map(|c| c.id()),
-                id,
-                message,
-            ) {
-                Ok(()) => return Ok(id),
-                Err(e) if is_race(&e) => continue,
-                Err(e) => return Err(e).with_context(|| format!("could not update {}", self.refname)),
-            }
-        }
-        bail!("{} kept changing under us; try again", self.refname)
+            Ok(Cas::Move {
+                from: tip.as_ref().map(|c| c.id()),
+                to: id,
+            })
+        })
     }
 }
 
@@ -550,6 +545,40 @@ pub fn cas(
         Some(old) => repo.reference_matching(refname, new, true, old, &log).map(|_| ()),
         None => repo.reference(refname, new, false, &log).map(|_| ()),
     }
+}
+
+/// What one round of a [`retry_cas`] loop found.
+pub enum Cas {
+    /// Nothing to write: the ref already is where it should be (this tip).
+    Done(Oid),
+    /// Move the ref from `from` (`None`: it must not exist yet) to `to`.
+    Move { from: Option<Oid>, to: Oid },
+}
+
+/// Rounds of [`retry_cas`] before giving up.
+const CAS_ROUNDS: usize = 5;
+
+/// The one compare-and-swap loop: `round` reads the ref's tip and says where it should move;
+/// when another writer moved it in between, the round runs again on the new tip (a few times).
+/// Returns the ref's new tip.
+pub fn retry_cas(
+    repo: &Repository,
+    refname: &str,
+    msg: &str,
+    mut round: impl FnMut() -> Result<Cas>,
+) -> Result<Oid> {
+    for _ in 0..CAS_ROUNDS {
+        let (from, to) = match round()? {
+            Cas::Done(tip) => return Ok(tip),
+            Cas::Move { from, to } => (from, to),
+        };
+        match cas(repo, refname, from, to, msg) {
+            Ok(()) => return Ok(to),
+            Err(e) if is_race(&e) => continue,
+            Err(e) => return Err(e).with_context(|| format!("could not update {refname}")),
+        }
+    }
+    bail!("{refname} kept changing under us; try again")
 }
 
 /// Whether a ref update failed because another writer got there first.

@@ -12,8 +12,9 @@ use anyhow::{Context, Result};
 use git2::{Oid, Repository, Tree};
 
 use crate::git::{self, Deadline, GitOutput};
+use crate::refs;
 use crate::repo::Repo;
-use crate::store::{self, cas, is_race, tip_of};
+use crate::store::{self, retry_cas, tip_of, Cas};
 use crate::team::Author;
 
 /// Rounds of fetch → merge → push when a push is rejected because another device pushed first.
@@ -84,23 +85,13 @@ impl Report {
     }
 }
 
-/// `refs/convosync/handoffs` + `origin` → `refs/convosync/remote/origin/convosync/handoffs`.
-/// A URL (a notes repository named by `convosync.remote`) becomes `url-<hash>`.
-pub fn tracking_ref(refname: &str, remote: &str) -> String {
-    format!(
-        "refs/convosync/remote/{}/{}",
-        crate::repo::remote_component(remote),
-        refname.strip_prefix("refs/").unwrap_or(refname)
-    )
-}
-
 /// Fetch the remote's handoff ref into its tracking ref.
 pub fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Result<Fetched> {
     let refname = &repo.settings.refname;
-    let spec = format!("+{refname}:{}", tracking_ref(refname, remote));
+    let spec = format!("+{refname}:{}", refs::tracking(refname, remote));
     // Other devices' snapshots of uncommitted work travel in the same round trip (not through
     // a notes repository shared by several projects: snapshots are not namespaced per project).
-    let wip = crate::wip::fetch_refspec(remote);
+    let wip = refs::wip_fetch_refspec(remote);
     let specs: Vec<&str> = if repo.settings.notes_repo {
         vec![&spec]
     } else {
@@ -110,7 +101,7 @@ pub fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Result<Fetched> {
     let fetched = classify_fetch(&out);
     if matches!(fetched, Fetched::Ok | Fetched::NoRemoteRef) {
         // The one place that records a sync: every command and hook fetches through here.
-        crate::hook::state::record_sync(&repo.state_dir(), crate::timefmt::now());
+        crate::state::record_sync(&repo.state_dir(), crate::timefmt::now());
     }
     Ok(fetched)
 }
@@ -127,17 +118,12 @@ fn classify_fetch(out: &GitOutput) -> Fetched {
     }
 }
 
-/// Push the local tip to the remote if it is ahead of what we last saw there.
-pub fn push(repo: &Repo, remote: &str, deadline: Deadline) -> Result<Pushed> {
-    push_with(repo, remote, &[], deadline)
-}
-
-/// [`push`], with `extra` refspecs (this device's wip snapshot) in the same `git push`: one round
+/// Push the local tip to the remote if it is ahead of what we last saw there, with `extra` refspecs (this device's wip snapshot) in the same `git push`: one round
 /// trip for everything a hook has to publish. Pushes only the extras when the handoff ref is up
 /// to date; `UpToDate` when there is nothing at all.
 pub fn push_with(repo: &Repo, remote: &str, extra: &[String], deadline: Deadline) -> Result<Pushed> {
     let refname = &repo.settings.refname;
-    let tracking = tracking_ref(refname, remote);
+    let tracking = refs::tracking(refname, remote);
     let local = tip_of(&repo.git, refname)?.map(|c| c.id());
     let ahead = local.filter(|l| tip_of(&repo.git, &tracking).ok().flatten().map(|c| c.id()) != Some(*l));
     let mut specs: Vec<String> = ahead.map(|l| format!("{l}:{refname}")).into_iter().collect();
@@ -148,22 +134,26 @@ pub fn push_with(repo: &Repo, remote: &str, extra: &[String], deadline: Deadline
     let mut args = vec!["push", "--porcelain", "--no-verify", "--quiet", remote];
     args.extend(specs.iter().map(String::as_str));
     let out = git::run(repo.git.path(), args, deadline)?;
-    if out.timed_out() {
-        return Ok(Pushed::TimedOut);
-    }
-    if out.success() {
+    let pushed = classify_push(&out);
+    if pushed == Pushed::Ok {
         if let Some(l) = ahead {
             // The remote has it now; remember that so `status` shows nothing pending.
             let _ = repo.git.reference(&tracking, l, true, "convosync: pushed");
         }
-        return Ok(Pushed::Ok);
     }
-    Ok(classify_push(&out))
+    Ok(pushed)
 }
 
-/// A failed push: another device got there first (try again), the server refused the ref by
-/// policy (say so, with its words), or something else (git's reason).
-fn classify_push(out: &GitOutput) -> Pushed {
+/// How a `git push` ended, for any push (the handoff ref, or `save`'s push of the user's branch;
+/// with or without `--porcelain`): done, timed out, another push got there first (fetch, then try
+/// again), the server refused the ref by policy (with its words), or something else (git's reason).
+pub fn classify_push(out: &GitOutput) -> Pushed {
+    if out.timed_out() {
+        return Pushed::TimedOut;
+    }
+    if out.success() {
+        return Pushed::Ok;
+    }
     // `--porcelain` reports each ref on stdout as `!<TAB>src:dst<TAB>[status] (reason)`.
     let status = out
         .stdout
@@ -212,7 +202,7 @@ fn classify_push(out: &GitOutput) -> Pushed {
 /// Takes the repository lock for the local ref update.
 pub fn integrate(repo: &Repo, remote: &str, lock_wait: Duration) -> Result<()> {
     let refname = &repo.settings.refname;
-    let Some(theirs) = tip_of(&repo.git, &tracking_ref(refname, remote))
+    let Some(theirs) = tip_of(&repo.git, &refs::tracking(refname, remote))
         .ok()
         .flatten()
         .map(|c| c.id())
@@ -220,29 +210,29 @@ pub fn integrate(repo: &Repo, remote: &str, lock_wait: Duration) -> Result<()> {
         return Ok(());
     };
     let _lock = repo.lock(lock_wait)?;
-    for _ in 0..5 {
+    retry_cas(&repo.git, refname, "merge handoffs from remote", || {
         let ours = tip_of(&repo.git, refname)?.map(|c| c.id());
         let next = match ours {
             None => theirs,
-            Some(o) if o == theirs || repo.git.graph_descendant_of(o, theirs)? => return Ok(()),
+            Some(o) if o == theirs || repo.git.graph_descendant_of(o, theirs)? => return Ok(Cas::Done(o)),
             Some(o) if repo.git.graph_descendant_of(theirs, o)? => theirs,
             Some(o) => merge_commit(&repo.git, o, theirs)?,
         };
-        match cas(&repo.git, refname, ours, next, "merge handoffs from remote") {
-            Ok(()) => return Ok(()),
-            Err(e) if is_race(&e) => continue,
-            Err(e) => return Err(e).with_context(|| format!("could not update {refname}")),
-        }
-    }
-    anyhow::bail!("{refname} kept changing while merging")
+        Ok(Cas::Move { from: ours, to: next })
+    })?;
+    Ok(())
 }
 
 /// A commit with both tips as parents whose tree is the path-wise merge of theirs and ours.
 /// Trees git cannot read count as empty (and are recorded), so one hostile commit never stops a
 /// merge; the merged tree holds only valid device files.
 fn merge_commit(repo: &Repository, ours: Oid, theirs: Oid) -> Result<Oid> {
-    let o = repo.find_commit(ours)?;
-    let t = repo.find_commit(theirs)?;
+    let o = repo
+        .find_commit(ours)
+        .with_context(|| format!("could not read our handoff commit {ours}"))?;
+    let t = repo
+        .find_commit(theirs)
+        .with_context(|| format!("could not read the remote's handoff commit {theirs}"))?;
     let base = repo
         .merge_base(ours, theirs)
         .ok()
@@ -375,7 +365,7 @@ fn newer(repo: &Repository, a: Oid, b: Oid) -> Oid {
 pub fn pending(repo: &Repo, remote: &str) -> bool {
     let refname = &repo.settings.refname;
     let local = tip_of(&repo.git, refname).ok().flatten().map(|c| c.id());
-    let remote_tip = tip_of(&repo.git, &tracking_ref(refname, remote))
+    let remote_tip = tip_of(&repo.git, &refs::tracking(refname, remote))
         .ok()
         .flatten()
         .map(|c| c.id());
@@ -515,7 +505,6 @@ mod tests {
             status: Some(std::process::ExitStatus::from_raw(1 << 8)),
             stdout: stdout.into(),
             stderr: stderr.into(),
-            elapsed: Duration::ZERO,
         }
     }
 
@@ -545,6 +534,12 @@ mod tests {
         assert!(
             matches!(classify_push(&gone), Pushed::Failed(m) if m.contains("does not appear to be a git repository"))
         );
+        // `save` pushes the user's branch without --porcelain: the same words, on stderr only.
+        let branch_behind = failed(
+            "",
+            "To /r.git\n ! [rejected]        main -> main (fetch first)\nerror: failed to push some refs to '/r.git'\n",
+        );
+        assert_eq!(classify_push(&branch_behind), Pushed::Rejected);
         let r = Report {
             remote: "origin".into(),
             fetched: Fetched::Ok,
@@ -577,9 +572,5 @@ mod tests {
             pending: false,
         };
         assert_eq!(ok.problem(), None);
-        assert_eq!(
-            tracking_ref("refs/convosync/handoffs", "origin"),
-            "refs/convosync/remote/origin/convosync/handoffs"
-        );
     }
 }

@@ -166,12 +166,6 @@ pub fn handoff(mut h: Handoff) -> Handoff {
     h
 }
 
-/// Whether a device name read from the ref may be used: the rule for device ids
-/// (lowercase `[a-z0-9-]`, no leading, trailing or doubled dash, at most 40 characters).
-pub fn device_ok(name: &str) -> bool {
-    crate::device::is_valid(name)
-}
-
 /// Every string in a hook's JSON reply cleaned as a body ([`text`]), and `<system-reminder>`
 /// tags made inert: the last check before anything reaches Claude or the user's screen.
 pub fn json(v: serde_json::Value) -> serde_json::Value {

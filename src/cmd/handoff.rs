@@ -44,7 +44,7 @@ pub fn save(dir: &Path, args: SaveHandoffArgs) -> Result<ExitCode> {
                 "handoff from {} committed to {} ({})",
                 handoff.device,
                 repo.settings.refname,
-                &commit.to_string()[..7]
+                crate::git::short_id(&commit.to_string())
             );
             if redacted > 0 {
                 println!("redacted {redacted} secret-looking value(s)");

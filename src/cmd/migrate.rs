@@ -16,7 +16,7 @@ use crate::cli::MigrateArgs;
 use crate::handoff::legacy::{self, Entry};
 use crate::handoff::Handoff;
 use crate::repo::{Repo, LEGACY_PATH};
-use crate::store::{self, cas, commit_message, is_race, tip_of};
+use crate::store::{self, commit_message, tip_of};
 
 pub fn run(dir: &Path, args: MigrateArgs) -> Result<ExitCode> {
     let repo = Repo::open(dir)?;
@@ -139,9 +139,9 @@ fn write(repo: &Repository, refname: &str, handoffs: &[Handoff]) -> Result<()> {
         parent = Some(repo.commit(None, &sig, &sig, &msg, &tree, &parents)?);
     }
     let Some(line) = parent else { return Ok(()) };
-    for _ in 0..5 {
+    store::retry_cas(repo, refname, "migrate handoffs", || {
         let tip = tip_of(repo, refname)?;
-        let new = match &tip {
+        let to = match &tip {
             None => line,
             Some(t) => {
                 let theirs = repo.find_commit(line)?;
@@ -158,11 +158,10 @@ fn write(repo: &Repository, refname: &str, handoffs: &[Handoff]) -> Result<()> {
                 )?
             }
         };
-        match cas(repo, refname, tip.map(|t| t.id()), new, "migrate handoffs") {
-            Ok(()) => return Ok(()),
-            Err(e) if is_race(&e) => continue,
-            Err(e) => return Err(e).with_context(|| format!("could not update {refname}")),
-        }
-    }
-    anyhow::bail!("{refname} kept changing while migrating")
+        Ok(store::Cas::Move {
+            from: tip.map(|t| t.id()),
+            to,
+        })
+    })?;
+    Ok(())
 }

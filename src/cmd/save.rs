@@ -8,7 +8,7 @@
 //! push is never forced.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use git2::{Status, StatusOptions};
@@ -282,14 +282,12 @@ fn stage(workdir: &Path, paths: &[PathBuf]) -> Result<()> {
     if paths.is_empty() {
         return Ok(());
     }
-    let out = Command::new("git")
-        .current_dir(workdir)
-        .env("GIT_LITERAL_PATHSPECS", "1")
-        .args(["add", "--all", "--"])
-        .args(paths)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .context("could not run git add")?;
+    let mut args: Vec<&std::ffi::OsStr> = ["--literal-pathspecs", "add", "--all", "--"]
+        .iter()
+        .map(std::ffi::OsStr::new)
+        .collect();
+    args.extend(paths.iter().map(|p| p.as_os_str()));
+    let out = git_output_in(workdir, args, false)?;
     if !out.status.success() {
         bail!("git add failed: {}", last_line(&out.stderr).unwrap_or_default());
     }
@@ -297,16 +295,41 @@ fn stage(workdir: &Path, paths: &[PathBuf]) -> Result<()> {
 }
 
 fn git_output(dir: &Path, args: &[&str]) -> Result<std::process::Output> {
-    Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        // English messages, so the push result can be told apart whatever the user's locale.
-        .env("LC_ALL", "C")
-        .env("LANGUAGE", "C")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .with_context(|| format!("could not run git {}", args.first().unwrap_or(&"")))
+    // A commit runs the user's pre-commit hook and a push their pre-push hook, as from their shell.
+    git_output_in(dir, args, true)
+}
+
+/// `git -C <dir> <args>` through [`crate::git`]'s runner (no prompts, `LC_ALL=C`, a deadline),
+/// as a [`std::process::Output`]; a run killed at the deadline says so on stderr.
+fn git_output_in<I, S>(dir: &Path, args: I, hooks: bool) -> Result<std::process::Output>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    use std::os::unix::process::ExitStatusExt;
+    // Generous: a pre-commit hook may run a formatter or tests, a push may be large.
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+    let deadline = crate::git::Deadline::after(WAIT);
+    let out = if hooks {
+        crate::git::run_in_with_hooks(dir, args, deadline)?
+    } else {
+        crate::git::run_in(dir, args, deadline)?
+    };
+    let timed_out = out.timed_out();
+    let mut stderr = out.stderr;
+    if timed_out {
+        stderr.push_str(&format!(
+            "\ngit did not finish within {} minutes\n",
+            WAIT.as_secs() / 60
+        ));
+    }
+    Ok(std::process::Output {
+        status: out
+            .status
+            .unwrap_or_else(|| std::process::ExitStatus::from_raw(libc::SIGKILL)),
+        stdout: out.stdout.into_bytes(),
+        stderr: stderr.into_bytes(),
+    })
 }
 
 fn git(dir: &Path, args: &[&str]) -> Result<String> {

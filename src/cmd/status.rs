@@ -4,11 +4,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
+use chrono::{DateTime, Utc};
 
-use crate::hook::state::{last_sync, Backoff};
+use crate::refs;
 use crate::repo::Repo;
+use crate::state::{last_sync, Backoff};
 use crate::store::Store;
-use crate::sync::{pending, tracking_ref};
+use crate::sync::pending;
 
 pub fn run(dir: &Path) -> Result<ExitCode> {
     let now = crate::timefmt::now();
@@ -33,9 +35,19 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
     if me != id {
         println!("           writes as {me} here ({id} belongs to another author on this ref)");
     }
+    print_ref(&repo, &me, now)?;
+    match repo.remote_name() {
+        Some(r) => print_remote(&repo, &r, now)?,
+        None => println!("remote:    none (add one with `git remote add origin <url>`)"),
+    }
+    println!("stop mode: {} (git config convosync.stop)", repo.settings.stop);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The handoff ref and this device's last save on it.
+fn print_ref(repo: &Repo, me: &str, now: DateTime<Utc>) -> Result<()> {
     let refname = &repo.settings.refname;
-    let store = Store::new(&repo.git, refname);
-    let entries = store.entries()?;
+    let entries = Store::new(&repo.git, refname).entries()?;
     println!("ref:       {refname} ({} device file(s))", entries.len());
     match entries
         .iter()
@@ -49,50 +61,45 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
         ),
         None => println!("last save: none from this device yet"),
     }
-    match repo.remote_name() {
-        Some(r) => {
-            let url = repo
-                .git
-                .find_remote(&r)
-                .ok()
-                .and_then(|x| x.url().ok().map(str::to_string))
-                .unwrap_or_default();
-            println!("remote:    {r} ({url})");
-            let synced = last_sync(&repo.state_dir())
-                .map(|t| crate::timefmt::ago(t, now))
-                .unwrap_or_else(|| "never".into());
-            println!("last sync: {synced}");
-            let tracking = crate::store::tip_of(&repo.git, &tracking_ref(refname, &r))
-                .ok()
-                .flatten();
-            let queued = if pending(&repo, &r) {
-                let local = crate::store::tip_of(&repo.git, refname)?.map(|c| c.id());
-                let n = match (local, tracking.map(|c| c.id())) {
-                    (Some(l), Some(t)) => repo.git.graph_ahead_behind(l, t).map(|(a, _)| a).unwrap_or(1),
-                    _ => 1,
-                };
-                format!("{n} commit(s) waiting to be pushed (run `convosync sync`)")
-            } else {
-                "nothing".to_string()
-            };
-            println!("pending:   {queued}");
-            let b = Backoff::load(&repo.state_dir());
-            if b.active(now) {
-                println!(
-                    "network:   backing off after an error ({})",
-                    crate::untrusted::line(&b.last_error.unwrap_or_default())
-                );
-            }
-        }
-        None => println!("remote:    none (add one with `git remote add origin <url>`)"),
-    }
-    let stop = match repo.settings.stop {
-        crate::config::StopMode::Prompt => "prompt",
-        crate::config::StopMode::Auto => "auto",
-        crate::config::StopMode::Off => "off",
+    Ok(())
+}
+
+/// The remote, when this device last synced with it, what waits to be pushed, and a backoff.
+fn print_remote(repo: &Repo, r: &str, now: DateTime<Utc>) -> Result<()> {
+    let refname = &repo.settings.refname;
+    let url = repo
+        .git
+        .find_remote(r)
+        .ok()
+        .and_then(|x| x.url().ok().map(str::to_string))
+        .unwrap_or_default();
+    println!("remote:    {r} ({url})");
+    let synced = last_sync(&repo.state_dir())
+        .map(|t| crate::timefmt::ago(t, now))
+        .unwrap_or_else(|| "never".into());
+    println!("last sync: {synced}");
+    let tracking = crate::store::tip_of(&repo.git, &refs::tracking(refname, r))
+        .ok()
+        .flatten();
+    let queued = if pending(repo, r) {
+        let local = crate::store::tip_of(&repo.git, refname)?.map(|c| c.id());
+        let n = match (local, tracking.map(|c| c.id())) {
+            (Some(l), Some(t)) => repo.git.graph_ahead_behind(l, t).map(|(a, _)| a).unwrap_or(1),
+            _ => 1,
+        };
+        format!("{n} commit(s) waiting to be pushed (run `convosync sync`)")
+    } else {
+        "nothing".to_string()
     };
-    println!("stop mode: {stop} (git config convosync.stop)");
-    Ok(ExitCode::SUCCESS)
+    println!("pending:   {queued}");
+    let b = Backoff::load(&repo.state_dir());
+    if b.active(now) {
+        println!(
+            "network:   backing off after an error ({})",
+            crate::untrusted::line(&b.last_error.unwrap_or_default())
+        );
+    }
+    Ok(())
 }
 
 /// Who counts as "you" for this repository, and how to add another identity.

@@ -7,7 +7,7 @@
 
 pub mod prompt;
 pub mod session_start;
-pub mod state;
+use crate::state;
 pub mod stop;
 pub mod transcript;
 pub mod wire;

@@ -32,18 +32,9 @@ use git2::{
 };
 
 use crate::git::Deadline;
+use crate::refs;
 use crate::repo::Repo;
 use crate::store::{cas, is_race, tip_of};
-
-pub const WIP_PREFIX: &str = "refs/convosync/wip/";
-
-pub fn wip_ref(device: &str) -> String {
-    format!("{WIP_PREFIX}{device}")
-}
-
-fn tracking_prefix(remote: &str) -> String {
-    format!("refs/convosync/remote/{remote}/wip/")
-}
 
 /// A snapshot commit, read back.
 #[derive(Debug, Clone)]
@@ -63,7 +54,7 @@ impl Snapshot {
     /// The base as shown to people: a short id, `none` for a whole-tree snapshot, `?` unknown.
     pub fn base_label(&self) -> String {
         match self.base {
-            Some(b) => b.to_string()[..7].to_string(),
+            Some(b) => crate::git::short_id(&b.to_string()).to_string(),
             None if self.whole => "none".into(),
             None => "?".into(),
         }
@@ -307,7 +298,11 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
     }
     let base = remote_base(repo, head.id())?;
     let base_tree = match base {
-        Some(b) => repo.git.find_commit(b)?.tree()?,
+        Some(b) => repo
+            .git
+            .find_commit(b)
+            .and_then(|c| c.tree())
+            .with_context(|| format!("could not read the tree of base commit {b}"))?,
         None => repo.git.find_tree(repo.git.treebuilder(None)?.write()?)?,
     };
     // Unpushed commits' changes travel too: leave out their credential files, and the worktree's
@@ -364,7 +359,7 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
         })
         .collect();
     files.sort();
-    let refname = wip_ref(device);
+    let refname = refs::wip(device);
     let previous = tip_of(&repo.git, &refname).ok().flatten();
     let previous_files = previous.as_ref().map(|p| read(device, p).files.len());
     if files.is_empty() && previous_files.unwrap_or(0) == 0 {
@@ -384,7 +379,11 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
     let remote = repo.remote_name();
     let base_commit = base
         .filter(|_| remote.is_some())
-        .map(|b| repo.git.find_commit(b))
+        .map(|b| {
+            repo.git
+                .find_commit(b)
+                .with_context(|| format!("could not read base commit {b}"))
+        })
         .transpose()?;
     let chained = previous.as_ref().filter(|p| match &remote {
         Some(r) => matches!(unpublished(&repo.git, r, p.id()), Ok(None)),
@@ -401,7 +400,7 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
     ) {
         Ok(()) => {}
         Err(e) if is_race(&e) => bail!("another snapshot was written at the same time; try again"),
-        Err(e) => return Err(e).context("could not update the wip ref"),
+        Err(e) => return Err(e).with_context(|| format!("could not update {refname}")),
     }
     if files.is_empty() {
         // The worktree is clean again: the empty snapshot just written withdraws the last one,
@@ -459,9 +458,9 @@ fn read(device: &str, c: &Commit<'_>) -> Snapshot {
 /// Every device's newest snapshot: remote-tracking copies, and local ones not fetched from there.
 pub fn list(repo: &Repo) -> Result<Vec<Snapshot>> {
     let mut out: Vec<Snapshot> = Vec::new();
-    let mut prefixes = vec![WIP_PREFIX.to_string()];
+    let mut prefixes = vec![refs::WIP_PREFIX.to_string()];
     if let Some(r) = repo.remote_name() {
-        prefixes.insert(0, tracking_prefix(&r));
+        prefixes.insert(0, refs::wip_tracking_prefix(&r));
     }
     for prefix in prefixes {
         for r in repo.git.references_glob(&format!("{prefix}*"))?.flatten() {
@@ -508,14 +507,14 @@ pub fn others_summary(repo: &Repo, me: &str) -> Vec<String> {
         .collect()
 }
 
-/// The refspec that fetches every device's wip ref into remote-tracking refs.
-pub fn fetch_refspec(remote: &str) -> String {
-    format!("+{WIP_PREFIX}*:{}*", tracking_prefix(remote))
-}
-
 /// Fetch every device's wip ref.
 pub fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Result<bool> {
-    let out = crate::git::fetch(repo.git.path(), remote, &[&fetch_refspec(remote)], deadline)?;
+    let out = crate::git::fetch(
+        repo.git.path(),
+        remote,
+        &[&refs::wip_fetch_refspec(remote)],
+        deadline,
+    )?;
     Ok(out.success())
 }
 
@@ -539,21 +538,24 @@ pub fn push(repo: &Repo, remote: &str, device: &str, deadline: Deadline) -> Resu
 /// as the handoff ref; `None` when there is none or `remote` already has it. An error when the
 /// snapshot would publish a commit the remote does not have.
 pub fn push_spec(repo: &Repo, remote: &str, device: &str) -> Result<Option<String>> {
-    let refname = wip_ref(device);
+    let refname = refs::wip(device);
     let Some(tip) = tip_of(&repo.git, &refname)? else {
         return Ok(None);
     };
-    let seen = tip_of(&repo.git, &format!("{}{device}", tracking_prefix(remote)))
-        .ok()
-        .flatten()
-        .map(|c| c.id());
+    let seen = tip_of(
+        &repo.git,
+        &format!("{}{device}", refs::wip_tracking_prefix(remote)),
+    )
+    .ok()
+    .flatten()
+    .map(|c| c.id());
     if seen == Some(tip.id()) {
         return Ok(None);
     }
     if let Some(local) = unpublished(&repo.git, remote, tip.id())? {
         bail!(
             "not pushed: the snapshot would publish commit {} that {remote} does not have (`convosync wip save` makes a new one)",
-            &local.to_string()[..7]
+            crate::git::short_id(&local.to_string())
         );
     }
     Ok(Some(format!("+{refname}:{refname}")))
@@ -561,9 +563,9 @@ pub fn push_spec(repo: &Repo, remote: &str, device: &str) -> Result<Option<Strin
 
 /// Remember that `remote` now has this device's snapshot, so the next push skips it.
 pub fn pushed(repo: &Repo, remote: &str, device: &str) {
-    if let Ok(Some(tip)) = tip_of(&repo.git, &wip_ref(device)) {
+    if let Ok(Some(tip)) = tip_of(&repo.git, &refs::wip(device)) {
         let _ = repo.git.reference(
-            &format!("{}{device}", tracking_prefix(remote)),
+            &format!("{}{device}", refs::wip_tracking_prefix(remote)),
             tip.id(),
             true,
             "convosync: wip pushed",
@@ -580,7 +582,7 @@ fn unpublished(git: &Repository, remote: &str, tip: Oid) -> Result<Option<Oid>> 
         walk.hide(t)?;
     }
     for r in git
-        .references_glob(&format!("{}*", tracking_prefix(remote)))?
+        .references_glob(&format!("{}*", refs::wip_tracking_prefix(remote)))?
         .flatten()
     {
         if let Ok(c) = r.peel_to_commit() {
@@ -589,7 +591,9 @@ fn unpublished(git: &Repository, remote: &str, tip: Oid) -> Result<Option<Oid>> 
     }
     for id in walk {
         let id = id?;
-        let c = git.find_commit(id)?;
+        let c = git
+            .find_commit(id)
+            .with_context(|| format!("could not read commit {id}"))?;
         if !c.message_bytes().windows(18).any(|w| w == b"\nConvosync-Device:") {
             return Ok(Some(id));
         }
@@ -824,7 +828,12 @@ fn validate_tree(git: &Repository, root: Oid, seen: &mut HashSet<Oid>) -> Result
 
 /// The snapshot's base tree and its own, both checked whole (see [`validate_tree`]).
 fn checked_trees<'r>(repo: &'r Repo, snap: &Snapshot) -> Result<(Tree<'r>, Tree<'r>)> {
-    let theirs = repo.git.find_commit(snap.commit)?;
+    let theirs = repo.git.find_commit(snap.commit).with_context(|| {
+        format!(
+            "could not read the snapshot commit {} of {}",
+            snap.commit, snap.device
+        )
+    })?;
     let base = if snap.whole {
         repo.git.find_tree(repo.git.treebuilder(None)?.write()?)?
     } else {
@@ -1020,6 +1029,13 @@ pub fn apply(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Applied> {
             list.join("\n  ")
         );
     }
+    execute(&workdir, actions, &mut result)?;
+    Ok(result)
+}
+
+/// Carry out the planned `actions` in `workdir`, recording what was written and deleted.
+fn execute(workdir: &Path, mut actions: Vec<Action>, result: &mut Applied) -> Result<()> {
+    let link = u32::from(FileMode::Link);
     // Deletions first: a directory the snapshot turns into a file must be gone before the file.
     // Symlinks last, so no write can pass through one written here.
     actions.sort_by_key(|a| match a {
@@ -1030,7 +1046,7 @@ pub fn apply(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Applied> {
     for a in actions {
         match a {
             Action::Write(rel, data, mode) => {
-                guard(&workdir, &rel)?;
+                guard(workdir, &rel)?;
                 let full = workdir.join(&rel);
                 let existed = std::fs::symlink_metadata(&full).is_ok();
                 write_file(&full, &data, mode)?;
@@ -1040,15 +1056,15 @@ pub fn apply(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Applied> {
                 result.written.push(rel);
             }
             Action::Delete(rel) => {
-                guard(&workdir, &rel)?;
+                guard(workdir, &rel)?;
                 let full = workdir.join(&rel);
                 std::fs::remove_file(&full).with_context(|| format!("could not delete {rel}"))?;
-                remove_empty_parents(&full, &workdir);
+                remove_empty_parents(&full, workdir);
                 result.deleted.push(rel);
             }
         }
     }
-    Ok(result)
+    Ok(())
 }
 
 /// After a deletion, remove the directories it left empty, as `git checkout` does.
@@ -1107,7 +1123,7 @@ fn base_commit<'r>(repo: &'r Repo, snap: &Snapshot) -> Result<Commit<'r>> {
     repo.git.find_commit(base_id).map_err(|_| {
         anyhow::anyhow!(
             "the snapshot's base commit {} is not in this clone: fetch or pull {} first",
-            &base_id.to_string()[..7],
+            crate::git::short_id(&base_id.to_string()),
             snap.branch.as_deref().unwrap_or("the branch it was on")
         )
     })
