@@ -229,6 +229,11 @@ pub fn note_unreadable(device: &str, reason: &str) {
     }
 }
 
+/// The notes this process could not decrypt so far: (device, reason).
+pub fn unreadable() -> BTreeSet<(String, String)> {
+    UNREADABLE.lock().map(|s| s.clone()).unwrap_or_default()
+}
+
 /// Lines for the user naming the notes this process could not decrypt, if any.
 pub fn unreadable_summary() -> Vec<String> {
     let Ok(set) = UNREADABLE.lock() else {

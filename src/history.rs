@@ -3,7 +3,10 @@
 //! Each non-merge commit on the ref changes one or a few `devices/<id>.md` files; merges only
 //! bring together versions that their own commits already recorded, so they are skipped. Only the
 //! `devices` subtree of each commit and its first parent are compared, so walking 10,000 commits
-//! stays cheap.
+//! stays cheap. What the walk finds is kept in a cache keyed by the ref's tip ([`cache`]), so
+//! only the commits added since the last listing are walked.
+
+mod cache;
 
 use std::collections::HashSet;
 
@@ -15,11 +18,13 @@ use crate::handoff::Handoff;
 use crate::store::{devices_tree, read_handoff};
 
 /// One saved version of a device's handoff.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Version {
     /// The commit on the handoff ref that wrote it.
+    #[serde(with = "oid_hex")]
     pub commit: Oid,
     pub device: String,
+    #[serde(with = "oid_hex")]
     pub blob: Oid,
     /// Its `device` is the file name on the ref.
     pub handoff: Handoff,
@@ -53,10 +58,28 @@ impl Filter {
 }
 
 /// Every version on `refname`, newest first (by the handoff's own timestamp), each blob once.
+/// Served from the history cache in the repository's state dir, brought up to the ref's tip first.
 pub fn versions(repo: &Repository, refname: &str) -> Result<Vec<Version>> {
     let Some(tip) = crate::store::tip_of(repo, refname)? else {
         return Ok(Vec::new());
     };
+    // The state dir of `Repo::state_dir`: the cache is shared by every worktree.
+    let state = repo.commondir().join("convosync");
+    cache::versions(repo, &state, refname, tip.id())
+}
+
+fn sort_newest_first(versions: &mut [Version]) {
+    versions.sort_by(|a, b| {
+        b.handoff
+            .timestamp
+            .cmp(&a.handoff.timestamp)
+            .then(a.device.cmp(&b.device))
+    });
+}
+
+/// The versions written by the commits reachable from `tip` but not from `known` (all of them
+/// without it), in no particular order, each blob once (the newest commit that wrote it).
+fn walk(repo: &Repository, tip: Oid, known: Option<Oid>) -> Result<Vec<Version>> {
     // Re-hashing every object read costs a fifth of a 10,000-commit walk; this is a read-only
     // listing and every blob is still parsed, so corruption shows as a skipped version.
     git2::opts::strict_hash_verification(false);
@@ -64,7 +87,10 @@ pub fn versions(repo: &Repository, refname: &str) -> Result<Vec<Version>> {
     git2::opts::enable_caching(false);
     let mut walk = repo.revwalk()?;
     walk.set_sorting(Sort::TOPOLOGICAL | Sort::TIME)?;
-    walk.push(tip.id())?;
+    walk.push(tip)?;
+    if let Some(k) = known {
+        walk.hide(k)?;
+    }
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     // The walk goes from child to parent, so a commit's "before" is usually the next commit's
@@ -118,13 +144,22 @@ pub fn versions(repo: &Repository, refname: &str) -> Result<Vec<Version>> {
             }
         }
     }
-    out.sort_by(|a, b| {
-        b.handoff
-            .timestamp
-            .cmp(&a.handoff.timestamp)
-            .then(a.device.cmp(&b.device))
-    });
     Ok(out)
+}
+
+/// Object ids as hex in the cache.
+mod oid_hex {
+    use git2::Oid;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(id: &Oid, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(id)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Oid, D::Error> {
+        let hex = std::borrow::Cow::<str>::deserialize(d)?;
+        Oid::from_str(&hex).map_err(D::Error::custom)
+    }
 }
 
 /// Find one version by (a prefix of) its commit id, optionally `id:device`.

@@ -1,0 +1,142 @@
+//! The history cache: every version on the handoff ref, as [`super::walk`] found and
+//! [`crate::store::parse_blob`] parsed and cleaned it, keyed by the ref's tip.
+//!
+//! One JSON file per ref in the repository's state dir (`<git common dir>/convosync`), replaced
+//! atomically. When the tip has only moved forward (new handoffs saved or fetched, merges from
+//! sync), only the commits the cached tip cannot reach are walked; when it was moved anywhere else
+//! (a rewrite, a reset), the history is walked again from scratch. A file that cannot be read, or
+//! that another format or another convosync release wrote, is ignored and replaced. Losing it
+//! costs one walk, so writing it is best-effort.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use git2::{Oid, Repository};
+use serde::{Deserialize, Serialize};
+
+use super::Version;
+
+/// Bump whenever the layout changes or a blob would parse to something else (a new field, other
+/// cleaning, decryption): every older file is then ignored and rebuilt.
+const FORMAT: u32 = 2;
+
+#[derive(Serialize, Deserialize)]
+struct CacheFile {
+    format: u32,
+    /// The release that wrote it: another release may parse or clean blobs differently.
+    writer: String,
+    refname: String,
+    #[serde(with = "super::oid_hex")]
+    tip: Oid,
+    /// What the walk that found these versions skipped, told again on every read.
+    skipped: Vec<String>,
+    /// Notes the walk could not decrypt (device, reason), told again on every read; a key added
+    /// since makes the whole cache stale.
+    unreadable: Vec<(String, String)>,
+    /// Newest first, as [`super::versions`] returns them.
+    versions: Vec<Version>,
+}
+
+/// Where the cache of `refname` lives in the state dir `state`.
+pub fn path(state: &Path, refname: &str) -> PathBuf {
+    let name: String = refname
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    state.join(format!("history-{name}.json"))
+}
+
+fn load(path: &Path, refname: &str) -> Option<CacheFile> {
+    let bytes = std::fs::read(path).ok()?;
+    let file: CacheFile = serde_json::from_slice(&bytes).ok()?;
+    let current =
+        file.format == FORMAT && file.writer == env!("CARGO_PKG_VERSION") && file.refname == refname;
+    // Notes cached as unreadable for want of a key are read again once there is one.
+    let keyless = file.unreadable.iter().any(|(_, r)| r == crate::crypt::NO_KEY);
+    (current && !(keyless && crate::crypt::key().is_some())).then_some(file)
+}
+
+fn store(path: &Path, file: &CacheFile) {
+    // Best-effort: a read-only repository still lists its history, walking it each time.
+    if let Ok(bytes) = serde_json::to_vec(file) {
+        let _ = crate::fsutil::replace_file(path, &bytes);
+    }
+}
+
+/// Every version on `refname` whose tip is `tip`, newest first: from the cache in `state` when it
+/// is up to date, else brought up to date (and saved) first.
+pub fn versions(repo: &Repository, state: &Path, refname: &str, tip: Oid) -> Result<Vec<Version>> {
+    let path = path(state, refname);
+    let cached = load(&path, refname);
+    if let Some(c) = cached.as_ref().filter(|c| c.tip == tip) {
+        for s in &c.skipped {
+            crate::untrusted::skipped(s);
+        }
+        for (device, reason) in &c.unreadable {
+            crate::crypt::note_unreadable(device, reason);
+        }
+        return Ok(cached.map(|c| c.versions).unwrap_or_default());
+    }
+    // Only a tip that descends from the cached one keeps the cached versions: anything else
+    // (a rewrite, a reset, a cached commit gone) walks everything again.
+    let base = cached.filter(|c| repo.graph_descendant_of(tip, c.tip).unwrap_or(false));
+    let earlier = crate::untrusted::take_skipped();
+    let locked_before = crate::crypt::unreadable();
+    let found = super::walk(repo, tip, base.as_ref().map(|c| c.tip));
+    let mut unreadable: Vec<(String, String)> = crate::crypt::unreadable()
+        .difference(&locked_before)
+        .cloned()
+        .collect();
+    let mut skipped = crate::untrusted::take_skipped();
+    for s in &earlier {
+        crate::untrusted::skipped(s);
+    }
+    let found = found?;
+    let versions = match base {
+        Some(old) => {
+            for s in old.skipped {
+                if !skipped.contains(&s) {
+                    skipped.push(s);
+                }
+            }
+            for u in old.unreadable {
+                if !unreadable.contains(&u) {
+                    crate::crypt::note_unreadable(&u.0, &u.1);
+                    unreadable.push(u);
+                }
+            }
+            // A blob the new commits wrote again belongs to the newest of them, as in a full walk.
+            let fresh: HashSet<Oid> = found.iter().map(|v| v.blob).collect();
+            let mut all = found;
+            all.extend(old.versions.into_iter().filter(|v| !fresh.contains(&v.blob)));
+            super::sort_newest_first(&mut all);
+            all
+        }
+        None => {
+            let mut all = found;
+            super::sort_newest_first(&mut all);
+            all
+        }
+    };
+    for s in &skipped {
+        crate::untrusted::skipped(s);
+    }
+    let file = CacheFile {
+        format: FORMAT,
+        writer: env!("CARGO_PKG_VERSION").to_string(),
+        refname: refname.to_string(),
+        tip,
+        skipped,
+        unreadable,
+        versions,
+    };
+    store(&path, &file);
+    Ok(file.versions)
+}
