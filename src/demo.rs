@@ -133,9 +133,26 @@ impl Demo {
             "hook_event_name": "SessionStart",
             "source": "startup",
         });
+        // The session opens at once from the laptop's local copy (it has no note yet) while the
+        // hook fetches in the background; what arrives reaches Claude with the first prompt.
         let out = self.hook(&laptop, "laptop", "session-start", &input.to_string())?;
+        if out.is_empty() {
+            println!(
+                "   nothing local yet: the session opens at once, the note is fetched in the background"
+            );
+        } else {
+            println!("   the hook answered from the local copy: {out}");
+        }
+        step("6. Laptop: the user types the first prompt; the UserPromptSubmit hook runs");
+        let input = serde_json::json!({
+            "session_id": "demo-session-2",
+            "cwd": laptop,
+            "hook_event_name": "UserPromptSubmit",
+            "prompt": "What is my favourite pizza?",
+        });
+        let out = self.hook(&laptop, "laptop", "user-prompt-submit", &input.to_string())?;
         let reply: serde_json::Value = serde_json::from_str(&out)
-            .with_context(|| format!("the hook printed something that is not JSON: {out}"))?;
+            .with_context(|| format!("the hook printed something that is not JSON: {out:?}"))?;
         let context = reply["hookSpecificOutput"]["additionalContext"]
             .as_str()
             .unwrap_or_default();
