@@ -121,29 +121,59 @@ fn classify_fetch(out: &GitOutput) -> Fetched {
 
 /// Push the local tip to the remote if it is ahead of what we last saw there.
 pub fn push(repo: &Repo, remote: &str, deadline: Deadline) -> Result<Pushed> {
+    push_with(repo, remote, deadline, &[])
+}
+
+/// Another ref to force-push in the same `git push` as the handoff ref (a device's own wip ref),
+/// and the remote-tracking ref that records it once the remote has it.
+#[derive(Debug, Clone)]
+pub struct Extra {
+    pub refname: String,
+    pub tip: Oid,
+    pub tracking: String,
+}
+
+/// [`push`], with `extra` refs in the same invocation: one round trip for everything. The result
+/// is the handoff ref's (or, when it had nothing to push, the extras'); each ref the remote took
+/// is recorded in its tracking ref.
+pub fn push_with(repo: &Repo, remote: &str, deadline: Deadline, extra: &[Extra]) -> Result<Pushed> {
     let refname = &repo.settings.refname;
-    let Some(local) = tip_of(&repo.git, refname)?.map(|c| c.id()) else {
-        return Ok(Pushed::UpToDate);
-    };
     let tracking = tracking_ref(refname, remote);
-    if tip_of(&repo.git, &tracking).ok().flatten().map(|c| c.id()) == Some(local) {
+    let local = tip_of(&repo.git, refname)?.map(|c| c.id());
+    let ahead = local.filter(|&l| tip_of(&repo.git, &tracking).ok().flatten().map(|c| c.id()) != Some(l));
+    let mut specs: Vec<String> = ahead.iter().map(|l| format!("{l}:{refname}")).collect();
+    specs.extend(extra.iter().map(|e| format!("+{}:{}", e.tip, e.refname)));
+    if specs.is_empty() {
         return Ok(Pushed::UpToDate);
     }
-    let spec = format!("{local}:{refname}");
-    let out = git::run(
-        repo.git.path(),
-        ["push", "--porcelain", "--no-verify", "--quiet", remote, &spec],
-        deadline,
-    )?;
+    let mut args = vec!["push", "--porcelain", "--no-verify", "--quiet", remote];
+    args.extend(specs.iter().map(String::as_str));
+    let out = git::run(repo.git.path(), args, deadline)?;
     if out.timed_out() {
         return Ok(Pushed::TimedOut);
     }
-    if out.success() {
-        // The remote has it now; remember that so `status` shows nothing pending.
-        let _ = repo.git.reference(&tracking, local, true, "convosync: pushed");
-        return Ok(Pushed::Ok);
+    // `--porcelain`: one `<flag>\t<src>:<dst>\t<summary>` line per ref; `!` is a refusal.
+    let taken = |dst: &str| {
+        out.success()
+            || out.stdout.lines().any(|l| {
+                let mut f = l.split('\t');
+                let (flag, pair) = (f.next().unwrap_or(""), f.next().unwrap_or(""));
+                flag != "!" && !flag.is_empty() && pair.rsplit(':').next() == Some(dst)
+            })
+    };
+    for e in extra.iter().filter(|e| taken(&e.refname)) {
+        let _ = repo.git.reference(&e.tracking, e.tip, true, "convosync: pushed");
     }
-    Ok(classify_push(&out))
+    match ahead {
+        Some(l) if taken(refname) => {
+            // The remote has it now; remember that so `status` shows nothing pending.
+            let _ = repo.git.reference(&tracking, l, true, "convosync: pushed");
+            Ok(Pushed::Ok)
+        }
+        Some(_) => Ok(classify_push(&out)),
+        // Only extras went: the handoff ref had nothing to push (the caller checks the extras).
+        None => Ok(Pushed::UpToDate),
+    }
 }
 
 /// A failed push: another device got there first (try again), the server refused the ref by

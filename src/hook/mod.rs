@@ -182,6 +182,12 @@ impl<'a> Ctx<'a> {
                 return Some("handoff queued; it will be pushed later".to_string());
             }
         };
+        self.settle(remote, &report)
+    }
+
+    /// Record how an exchange with `remote` went in the backoffs; returns the problem, if any.
+    pub fn settle(&self, remote: &str, report: &sync::Report) -> Option<String> {
+        let state_dir = self.repo.state_dir();
         let problem = report.problem();
         match &report.fetched {
             Fetched::TimedOut | Fetched::Failed(_) => {

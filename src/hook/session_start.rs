@@ -11,12 +11,6 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
     let source = ctx.input.source.as_deref().unwrap_or("startup");
     let (session, mut state) = ctx.session_state();
     let state_dir = ctx.repo.state_dir();
-    let mut dirty = false;
-    if session.is_some() && state.worktree_fingerprint.is_none() && source == "startup" {
-        // Changes already in the worktree when the session opens are not this session's work.
-        state.worktree_fingerprint = super::stop::fingerprint(&ctx.repo);
-        dirty = state.worktree_fingerprint.is_some();
-    }
     let save = |state: &SessionState| {
         if let Some(k) = session.as_deref() {
             state.save(&state_dir, k);
@@ -65,9 +59,6 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
     };
     if handoffs.is_empty() && extra.is_empty() {
         // Nothing from other devices: nothing at all, not even a network note.
-        if dirty {
-            save(&state);
-        }
         return None;
     }
     let already_there = match source {
@@ -79,9 +70,6 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
     };
     if already_there {
         // This session already has exactly these notes in its context.
-        if dirty {
-            save(&state);
-        }
         return net_note.map(|n| super::message(&n));
     }
 

@@ -519,18 +519,42 @@ pub fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Result<bool> {
     Ok(out.success())
 }
 
+/// This device's wip ref as one more ref for the handoff push ([`crate::sync::push_with`]): `None`
+/// when there is none or `remote` has it already (as last seen here). The same checks as [`push`].
+pub fn push_extra(repo: &Repo, remote: &str, device: &str) -> Result<Option<crate::sync::Extra>> {
+    let refname = wip_ref(device);
+    let Some(tip) = tip_of(&repo.git, &refname)? else {
+        return Ok(None);
+    };
+    let tracking = format!("{}{device}", tracking_prefix(remote));
+    if tip_of(&repo.git, &tracking).ok().flatten().map(|c| c.id()) == Some(tip.id()) {
+        return Ok(None);
+    }
+    check_publishable(repo, remote, tip.id())?;
+    Ok(Some(crate::sync::Extra {
+        refname,
+        tip: tip.id(),
+        tracking,
+    }))
+}
+
+fn check_publishable(repo: &Repo, remote: &str, tip: Oid) -> Result<()> {
+    if let Some(local) = unpublished(&repo.git, remote, tip)? {
+        bail!(
+            "not pushed: the snapshot would publish commit {} that {remote} does not have (`convosync wip save` makes a new one)",
+            &local.to_string()[..7]
+        );
+    }
+    Ok(())
+}
+
 /// Push this device's wip ref (each device owns its own, so a forced update is safe).
 pub fn push(repo: &Repo, remote: &str, device: &str, deadline: Deadline) -> Result<bool> {
     let refname = wip_ref(device);
     let Some(tip) = tip_of(&repo.git, &refname)? else {
         return Ok(true);
     };
-    if let Some(local) = unpublished(&repo.git, remote, tip.id())? {
-        bail!(
-            "not pushed: the snapshot would publish commit {} that {remote} does not have (`convosync wip save` makes a new one)",
-            &local.to_string()[..7]
-        );
-    }
+    check_publishable(repo, remote, tip.id())?;
     let spec = format!("+{refname}:{refname}");
     let out = crate::git::run(
         repo.git.path(),
