@@ -7,6 +7,8 @@
 //!
 //! `history` and `search` rows are warm (the history cache is built by a run before the timed
 //! ones); the "cold" row deletes the cache before each run, so it times building it.
+//! Also the hooks on worktrees of 100 and 100,000 files (and 1,000,000 with
+//! `CONVOSYNC_BENCH_HUGE=1`; `CONVOSYNC_BENCH_WORKTREE_ONLY=1` runs only those).
 //!
 //! cargo bench --bench perf
 //!
@@ -237,6 +239,12 @@ fn main() {
     };
     println!("| benchmark | median | p95 | peak RSS | target |");
     println!("| --- | --- | --- | --- | --- |");
+    if want("worktree") {
+        worktree_sizes(bin);
+    }
+    if std::env::var_os("CONVOSYNC_BENCH_WORKTREE_ONLY").is_some() {
+        return;
+    }
     if want("encrypted") {
         encrypted(bin);
     }
@@ -479,5 +487,100 @@ fn encrypted(bin: &Path) {
                 "encrypted: < 1 ms over plain",
             );
         }
+    }
+}
+
+/// A committed worktree of `files` small files in directories of 1,000, written directly, then
+/// one `git add -A` and commit.
+fn big_worktree(dir: &Path, files: usize) {
+    git(
+        dir.parent().unwrap(),
+        &["init", "-q", dir.file_name().unwrap().to_str().unwrap()],
+    );
+    for i in 0..files {
+        let sub = dir.join(format!("d{:04}", i / 1000));
+        if i % 1000 == 0 {
+            std::fs::create_dir_all(&sub).unwrap();
+        }
+        std::fs::write(sub.join(format!("f{i}.txt")), format!("file {i}\n")).unwrap();
+    }
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", "many files"]);
+}
+
+/// The hooks on worktrees of 100, 100,000 and (with `CONVOSYNC_BENCH_HUGE=1`) 1,000,000 files:
+/// neither looks at the worktree, so their cost must not grow with it.
+fn worktree_sizes(bin: &Path) {
+    let mut sizes = vec![100usize, 100_000];
+    if std::env::var_os("CONVOSYNC_BENCH_HUGE").is_some() {
+        sizes.push(1_000_000);
+    }
+    for files in sizes {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("work");
+        let t = Instant::now();
+        big_worktree(&dir, files);
+        eprintln!(
+            "(built a worktree of {files} files in {:.1}s)",
+            t.elapsed().as_secs_f64()
+        );
+        let _ = Command::new("sync").status();
+        // One handoff from another device, so session start has something to inject.
+        {
+            let repo = git2::Repository::open(&dir).unwrap();
+            let h = handoff("other-device", 1);
+            Store::new(&repo, REF).put(&h, &commit_message(&h)).unwrap();
+        }
+        let label = |what: &str| format!("{what} ({files} files)");
+        let transcript = tmp.path().join("transcript.jsonl");
+        std::fs::write(&transcript, "").unwrap();
+        let start = serde_json::json!({"session_id":"bench","cwd":dir,"source":"startup","transcript_path":transcript}).to_string();
+        let s = sample(20, |_| {
+            let mut c = convosync(bin, &dir, &["hook", "session-start"]);
+            c.env("CONVOSYNC_TIMEOUT", "0");
+            (c, Some(start.clone()))
+        });
+        row(
+            &label("hook session-start, no network"),
+            &s,
+            "within 2x of 100 files",
+        );
+        let stop = serde_json::json!({"session_id":"bench","cwd":dir,"stop_hook_active":false,"transcript_path":transcript}).to_string();
+        let s = sample(20, |_| {
+            (convosync(bin, &dir, &["hook", "stop"]), Some(stop.clone()))
+        });
+        row(&label("hook stop, nothing to do"), &s, "within 2x of 100 files");
+        // Claude edits a file: the Stop notices it from the transcript and asks (a new session
+        // each run, so the interval between requests does not hide it).
+        let edit = serde_json::json!({"type":"assistant","timestamp":Utc::now().to_rfc3339(),
+            "message":{"role":"assistant","content":[{"type":"tool_use","name":"Edit","input":{"file_path":dir.join("d0000/f1.txt")}}]}});
+        std::fs::write(&transcript, format!("{edit}\n")).unwrap();
+        std::fs::write(dir.join("d0000/f1.txt"), "edited\n").unwrap();
+        let s = sample(20, |i| {
+            let input = serde_json::json!({"session_id":format!("edit-{i}"),"cwd":dir,"stop_hook_active":false,"transcript_path":transcript}).to_string();
+            (convosync(bin, &dir, &["hook", "stop"]), Some(input))
+        });
+        let out = convosync(bin, &dir, &["hook", "stop"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                let input = serde_json::json!({"session_id":"edit-check","cwd":dir,"stop_hook_active":false,"transcript_path":transcript}).to_string();
+                c.stdin.take().unwrap().write_all(input.as_bytes())?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        let asked = String::from_utf8_lossy(&out.stdout).contains("session-handoff-draft.md");
+        row(
+            &label(if asked {
+                "hook stop, an edit in the transcript (asks)"
+            } else {
+                "hook stop, an edit in the transcript (DID NOT ASK)"
+            }),
+            &s,
+            "noticed at any size",
+        );
+        // Leave the temp dir removal out of the measurements.
+        drop(tmp);
     }
 }

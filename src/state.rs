@@ -27,9 +27,29 @@ pub struct SessionState {
     /// Whether the previous Stop of this session blocked.
     #[serde(default)]
     pub blocked_last_stop: bool,
-    /// Fingerprint of the worktree when we last asked or saved, to see new work.
+    /// Where the Stop hook stopped reading the transcript, so the next reads only new lines.
     #[serde(default)]
-    pub worktree_fingerprint: Option<u64>,
+    pub transcript: Option<crate::hook::transcript::Mark>,
+    /// Times of the user's latest prompts (at most [`RECENT_PROMPTS`]), from the transcript.
+    #[serde(default)]
+    pub recent_prompts: Vec<DateTime<Utc>>,
+    /// Time of the latest edit or shell command seen in the transcript.
+    #[serde(default)]
+    pub last_work: Option<DateTime<Utc>>,
+    /// HEAD (commit id and branch) when the session last asked, saved, or first looked.
+    #[serde(default)]
+    pub head: Option<HeadMark>,
+}
+
+/// How many of the latest prompt times a session remembers: enough for the "enough
+/// conversation" rule of the Stop hook.
+pub const RECENT_PROMPTS: usize = 16;
+
+/// Where HEAD was: its commit (full id, `None` on an unborn branch) and branch (`None` detached).
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HeadMark {
+    pub commit: Option<String>,
+    pub branch: Option<String>,
 }
 
 fn sessions_dir(state_dir: &Path) -> PathBuf {
@@ -232,5 +252,19 @@ mod tests {
         assert_eq!(SessionState::load(dir.path(), "sess"), s);
         std::fs::write(dir.path().join("sessions/bad.json"), "{{{").unwrap();
         assert_eq!(SessionState::load(dir.path(), "bad"), SessionState::default());
+    }
+
+    #[test]
+    fn session_state_of_an_older_version_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("sessions")).unwrap();
+        std::fs::write(
+            dir.path().join("sessions/old.json"),
+            r#"{"injected":["a:1"],"last_block":null,"blocked_last_stop":true,"worktree_fingerprint":42}"#,
+        )
+        .unwrap();
+        let s = SessionState::load(dir.path(), "old");
+        assert_eq!(s.injected, vec!["a:1".to_string()]);
+        assert!(s.blocked_last_stop && s.transcript.is_none() && s.head.is_none());
     }
 }

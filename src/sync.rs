@@ -118,30 +118,57 @@ fn classify_fetch(out: &GitOutput) -> Fetched {
     }
 }
 
-/// Push the local tip to the remote if it is ahead of what we last saw there, with `extra` refspecs (this device's wip snapshot) in the same `git push`: one round
-/// trip for everything a hook has to publish. Pushes only the extras when the handoff ref is up
-/// to date; `UpToDate` when there is nothing at all.
-pub fn push_with(repo: &Repo, remote: &str, extra: &[String], deadline: Deadline) -> Result<Pushed> {
+/// Another ref to force-push in the same `git push` as the handoff ref (a device's own wip ref),
+/// and the remote-tracking ref that records it once the remote has it.
+#[derive(Debug, Clone)]
+pub struct Extra {
+    pub refname: String,
+    pub tip: Oid,
+    pub tracking: String,
+}
+
+/// Push the local tip to the remote if it is ahead of what we last saw there, with `extra` refs
+/// in the same invocation: one round trip for everything. The result
+/// is the handoff ref's (or, when it had nothing to push, the extras'); each ref the remote took
+/// is recorded in its tracking ref.
+pub fn push_with(repo: &Repo, remote: &str, deadline: Deadline, extra: &[Extra]) -> Result<Pushed> {
     let refname = &repo.settings.refname;
     let tracking = refs::tracking(refname, remote);
     let local = tip_of(&repo.git, refname)?.map(|c| c.id());
-    let ahead = local.filter(|l| tip_of(&repo.git, &tracking).ok().flatten().map(|c| c.id()) != Some(*l));
-    let mut specs: Vec<String> = ahead.map(|l| format!("{l}:{refname}")).into_iter().collect();
-    specs.extend(extra.iter().cloned());
+    let ahead = local.filter(|&l| tip_of(&repo.git, &tracking).ok().flatten().map(|c| c.id()) != Some(l));
+    let mut specs: Vec<String> = ahead.iter().map(|l| format!("{l}:{refname}")).collect();
+    specs.extend(extra.iter().map(|e| format!("+{}:{}", e.tip, e.refname)));
     if specs.is_empty() {
         return Ok(Pushed::UpToDate);
     }
     let mut args = vec!["push", "--porcelain", "--no-verify", "--quiet", remote];
     args.extend(specs.iter().map(String::as_str));
     let out = git::run(repo.git.path(), args, deadline)?;
-    let pushed = classify_push(&out);
-    if pushed == Pushed::Ok {
-        if let Some(l) = ahead {
+    if out.timed_out() {
+        return Ok(Pushed::TimedOut);
+    }
+    // `--porcelain`: one `<flag>\t<src>:<dst>\t<summary>` line per ref; `!` is a refusal.
+    let taken = |dst: &str| {
+        out.success()
+            || out.stdout.lines().any(|l| {
+                let mut f = l.split('\t');
+                let (flag, pair) = (f.next().unwrap_or(""), f.next().unwrap_or(""));
+                flag != "!" && !flag.is_empty() && pair.rsplit(':').next() == Some(dst)
+            })
+    };
+    for e in extra.iter().filter(|e| taken(&e.refname)) {
+        let _ = repo.git.reference(&e.tracking, e.tip, true, "convosync: pushed");
+    }
+    match ahead {
+        Some(l) if taken(refname) => {
             // The remote has it now; remember that so `status` shows nothing pending.
             let _ = repo.git.reference(&tracking, l, true, "convosync: pushed");
+            Ok(Pushed::Ok)
         }
+        Some(_) => Ok(classify_push(&out)),
+        // Only extras went: the handoff ref had nothing to push (the caller checks the extras).
+        None => Ok(Pushed::UpToDate),
     }
-    Ok(pushed)
 }
 
 /// How a `git push` ended, for any push (the handoff ref, or `save`'s push of the user's branch;
@@ -383,11 +410,11 @@ pub fn sync(repo: &Repo, remote: &str, deadline: Deadline, lock_wait: Duration) 
     sync_with(repo, remote, &[], deadline, lock_wait)
 }
 
-/// [`sync`], pushing `extra` refspecs in the same `git push` as the handoff ref.
+/// [`sync`], pushing `extra` refs in the same `git push` as the handoff ref.
 pub fn sync_with(
     repo: &Repo,
     remote: &str,
-    extra: &[String],
+    extra: &[Extra],
     deadline: Deadline,
     lock_wait: Duration,
 ) -> Result<Report> {
@@ -404,7 +431,7 @@ pub fn sync_with(
             Fetched::NoRemoteRef => {}
             Fetched::TimedOut | Fetched::Failed(_) => break,
         }
-        report.pushed = push_with(repo, remote, extra, deadline)?;
+        report.pushed = push_with(repo, remote, deadline, extra)?;
         if report.pushed != Pushed::Rejected || deadline.passed() {
             break;
         }

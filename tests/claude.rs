@@ -671,7 +671,8 @@ fn two_identity_pizza_test() {
     assert!(!first.contains("# Teammates"), "no teammates here");
     let debug = std::fs::read_to_string(logs.join("home/debug.log")).unwrap_or_default();
     assert!(
-        debug.contains("convosync: resumed from work"),
+        debug.contains("convosync: resumed from work")
+            || debug.contains("convosync: newer notes: resumed from work"),
         "the user is told their notes were loaded"
     );
 

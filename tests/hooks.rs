@@ -40,7 +40,27 @@ fn start_json(d: &Device, session: &str, source: &str) -> String {
 }
 
 fn stop_json(d: &Device, session: &str, active: bool) -> String {
-    serde_json::json!({"session_id": session, "cwd": d.dir, "hook_event_name": "Stop", "stop_hook_active": active, "transcript_path": d.dir.join("no-transcript.jsonl")}).to_string()
+    serde_json::json!({"session_id": session, "cwd": d.dir, "hook_event_name": "Stop", "stop_hook_active": active, "transcript_path": transcript(d)}).to_string()
+}
+
+/// The session's transcript (outside the worktree, as Claude Code keeps it).
+fn transcript(d: &Device) -> std::path::PathBuf {
+    d.dir.join(".git/test-transcript.jsonl")
+}
+
+/// Claude writes `file` with its Write tool: the file changes, and the transcript says so (the
+/// Stop hook's evidence of work is the transcript, never the worktree).
+fn edit(d: &Device, file: &str) {
+    let path = d.dir.join(file);
+    std::fs::write(&path, format!("// {file}\n")).unwrap();
+    let line = serde_json::json!({"type": "assistant", "timestamp": chrono::Utc::now().to_rfc3339(),
+        "message": {"role": "assistant", "content": [{"type": "tool_use", "name": "Write", "input": {"file_path": path, "content": "x"}}]}});
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(transcript(d))
+        .unwrap();
+    std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()).unwrap();
 }
 
 /// The Stop hook's request for a handoff, as Claude reads it.
@@ -267,7 +287,10 @@ fn stop_blocks_once_when_work_happened() {
     assert!(hook(&a, "session-start", &start_json(&a, "s", "startup")).is_none());
     // No work: no block.
     assert_eq!(hook(&a, "stop", &stop_json(&a, "s", false)), None);
-    std::fs::write(a.dir.join("new.rs"), "fn x() {}\n").unwrap();
+    // A change in the worktree that the session did not make is not its work.
+    std::fs::write(a.dir.join("stray.rs"), "fn s() {}\n").unwrap();
+    assert_eq!(hook(&a, "stop", &stop_json(&a, "s", false)), None);
+    edit(&a, "new.rs");
     let v = hook(&a, "stop", &stop_json(&a, "s", false)).expect("asks for a handoff");
     assert!(
         v.get("decision").is_none(),
@@ -280,7 +303,7 @@ fn stop_blocks_once_when_work_happened() {
     );
     // Claude is continuing because of us: never block again.
     assert_eq!(hook(&a, "stop", &stop_json(&a, "s", true)), None);
-    std::fs::write(a.dir.join("more.rs"), "fn y() {}\n").unwrap();
+    edit(&a, "more.rs");
     assert_eq!(
         hook(&a, "stop", &stop_json(&a, "s", false)),
         None,
@@ -292,7 +315,7 @@ fn stop_blocks_once_when_work_happened() {
         "throttled for 20 minutes"
     );
     // After the interval, new work asks again.
-    std::fs::write(a.dir.join("later.rs"), "fn z() {}\n").unwrap();
+    edit(&a, "later.rs");
     let v = a
         .convosync()
         .env(
@@ -306,12 +329,40 @@ fn stop_blocks_once_when_work_happened() {
     assert!(String::from_utf8_lossy(&v.stdout).contains("session-handoff-draft.md"));
 }
 
+/// Commits and branch switches count as work with nothing in the transcript (a commit made in a
+/// terminal beside the session); the draft Claude writes on request does not.
+#[test]
+fn stop_sees_head_moving_and_not_its_own_draft() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    assert!(hook(&a, "session-start", &start_json(&a, "s", "startup")).is_none());
+    assert_eq!(hook(&a, "stop", &stop_json(&a, "s", false)), None);
+    // Writing the handoff draft is not work on the code.
+    let draft = a.dir.join(".convosync/session-handoff-draft.md");
+    let line = serde_json::json!({"type": "assistant", "timestamp": chrono::Utc::now().to_rfc3339(),
+        "message": {"role": "assistant", "content": [{"type": "tool_use", "name": "Write", "input": {"file_path": draft}}]}});
+    std::fs::write(transcript(&a), format!("{line}\n")).unwrap();
+    assert_eq!(hook(&a, "stop", &stop_json(&a, "s", false)), None);
+    std::fs::write(a.dir.join("c.rs"), "fn c() {}\n").unwrap();
+    a.git(&["add", "c.rs"]);
+    a.git(&["commit", "-q", "-m", "c"]);
+    let v = hook(&a, "stop", &stop_json(&a, "s", false)).expect("a new commit is work");
+    assert!(stop_request(&v).contains("session-handoff-draft.md"));
+    // A new session: a branch switch alone is work too.
+    assert_eq!(hook(&a, "stop", &stop_json(&a, "s2", false)), None);
+    a.git(&["checkout", "-q", "-b", "elsewhere"]);
+    assert!(
+        hook(&a, "stop", &stop_json(&a, "s2", false)).is_some(),
+        "a branch switch is work"
+    );
+}
+
 #[test]
 fn stop_off_mode_never_blocks() {
     let env = TestEnv::new();
     let a = env.device("a");
     a.git(&["config", "convosync.stop", "off"]);
-    std::fs::write(a.dir.join("new.rs"), "x").unwrap();
+    edit(&a, "new.rs");
     assert_eq!(hook(&a, "stop", &stop_json(&a, "s", false)), None);
     write_draft(&a, "### Current Task\nstill saved in off mode\n");
     assert!(hook(&a, "stop", &stop_json(&a, "s", false)).is_some());
@@ -522,7 +573,7 @@ fn session_start_says_where_the_code_stands() {
 /// A Stop input as Claude Code 2.1.331 sends it, with the given background work.
 fn stop_with_work(d: &Device, session: &str, tasks: Value, crons: Value) -> String {
     serde_json::json!({"session_id": session, "cwd": d.dir, "hook_event_name": "Stop", "stop_hook_active": false,
-        "transcript_path": d.dir.join("no-transcript.jsonl"), "background_tasks": tasks, "session_crons": crons})
+        "transcript_path": transcript(d), "background_tasks": tasks, "session_crons": crons})
     .to_string()
 }
 
@@ -531,7 +582,7 @@ fn stop_does_not_ask_while_background_work_runs() {
     let env = TestEnv::new();
     let a = env.device("a");
     assert!(hook(&a, "session-start", &start_json(&a, "s", "startup")).is_none());
-    std::fs::write(a.dir.join("new.rs"), "fn x() {}\n").unwrap();
+    edit(&a, "new.rs");
     let shell = serde_json::json!([{"id":"bs4mklyp8","type":"shell","status":"running","description":"long","command":"sleep 20"}]);
     assert_eq!(
         hook(&a, "stop", &stop_with_work(&a, "s", shell, serde_json::json!([]))),
@@ -818,7 +869,7 @@ fn what_claude_reads_at_session_start_and_at_stop() {
     - favourite pizza: Margherita
     [end of convosync note [sha]]
     "#);
-    std::fs::write(b.dir.join("new.rs"), "fn x() {}\n").unwrap();
+    edit(&b, "new.rs");
     let v = hook(&b, "stop", &stop_json(&b, "s", false)).unwrap();
     insta::assert_snapshot!(normalise(&stop_request(&v), &env), @r#"
     convosync: Write a short handoff note for the next session on another machine: what you were doing, what is done, what was decided and why, what the user told you about their preferences or constraints, and what comes next. Be concise (bullets, under 300 words). Do not include secrets, tokens or passwords.

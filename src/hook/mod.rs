@@ -241,15 +241,15 @@ impl<'a> Ctx<'a> {
                     .unwrap_or_else(|| format!("push to {remote} failed recently; handoff queued")),
             );
         }
-        let extra: Vec<String> = match crate::wip::push_spec(&self.repo, remote, &self.me) {
-            Ok(spec) => spec.into_iter().collect(),
+        let extra: Vec<sync::Extra> = match crate::wip::push_extra(&self.repo, remote, &self.me) {
+            Ok(e) => e.into_iter().collect(),
             Err(e) => {
                 self.log(&format!("wip push: {e:#}"));
                 Vec::new()
             }
         };
         let report = (|| -> anyhow::Result<sync::Report> {
-            let pushed = sync::push_with(&self.repo, remote, &extra, self.deadline)?;
+            let pushed = sync::push_with(&self.repo, remote, self.deadline, &extra)?;
             if matches!(pushed, Pushed::Rejected | Pushed::Failed(_)) && !self.deadline.passed() {
                 // Another device pushed first, or the remote may be out of reach: fetch (which
                 // tells the two apart and backs off as it should), merge, and go round again.
@@ -280,9 +280,12 @@ impl<'a> Ctx<'a> {
                 return Some("handoff queued; it will be pushed later".to_string());
             }
         };
-        if report.pushed == Pushed::Ok && !extra.is_empty() {
-            crate::wip::pushed(&self.repo, remote, &self.me);
-        }
+        self.settle(remote, &report)
+    }
+
+    /// Record how an exchange with `remote` went in the backoffs; returns the problem, if any.
+    pub fn settle(&self, remote: &str, report: &sync::Report) -> Option<String> {
+        let state_dir = self.repo.state_dir();
         let problem = report.problem();
         match &report.fetched {
             Fetched::TimedOut | Fetched::Failed(_) => {

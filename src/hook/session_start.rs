@@ -219,12 +219,6 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
     let source = ctx.input.source();
     let (session, mut state) = ctx.session_state();
     let state_dir = ctx.repo.state_dir();
-    let mut dirty = false;
-    if session.is_some() && state.worktree_fingerprint.is_none() && source == Source::Startup {
-        // Changes already in the worktree when the session opens are not this session's work.
-        state.worktree_fingerprint = super::stop::fingerprint(&ctx.repo);
-        dirty = state.worktree_fingerprint.is_some();
-    }
     let save = |state: &SessionState| {
         if let Some(k) = session.as_deref() {
             state.save(&state_dir, k);
@@ -246,9 +240,6 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
     let (text, mut line, keys) = match offered {
         Offer::Inject(text, line, keys) => (text, line, keys),
         other => {
-            if dirty {
-                save(&state);
-            }
             // Nothing from other devices: nothing at all, not even a network note. When this
             // session already has exactly these notes: only the network note.
             return match other {

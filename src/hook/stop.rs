@@ -2,26 +2,101 @@
 //! handing off (rarely: once per interval, never twice in a row, never without new work), or in
 //! `auto` mode derive one from the transcript without asking the model.
 
-use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use super::state::SessionState;
-use super::transcript::Summary;
+use super::state::{HeadMark, SessionState, RECENT_PROMPTS};
+use super::transcript::{Activity, Summary};
 use super::Ctx;
 use crate::config::StopMode;
 use crate::draft::{self, Outcome};
 use crate::handoff::Handoff;
 use crate::store::{commit_message, Store};
+use crate::sync::{Fetched, Pushed, Report};
 
-/// User prompts since the last handoff that count as work even without file changes.
+/// User prompts since the last handoff that count as work even without edits.
 const TURNS_FOR_WORK: usize = 6;
 /// Hooks wait at most this long for the repository lock; a busy lock leaves the draft for later.
 const HOOK_LOCK_WAIT: Duration = Duration::from_secs(1);
-/// Worktrees with more index entries than this are not fingerprinted (too slow for a hook).
-const MAX_FINGERPRINT_ENTRIES: usize = 20_000;
+
+/// What a Stop decides to do (see [`decide`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Not the time to ask (Claude goes on because of us, we asked at the last Stop, Stop mode
+    /// is off, or background work still runs): only push what an earlier run queued.
+    PushQueued,
+    /// Nothing: asked within the interval, or no new work.
+    Nothing,
+    /// Ask Claude for a handoff.
+    Ask,
+    /// Write a handoff from the transcript (`auto` mode).
+    Auto,
+}
+
+/// Everything [`decide`] looks at.
+#[derive(Debug, Clone)]
+pub struct Situation {
+    pub mode: StopMode,
+    pub stop_hook_active: bool,
+    /// The previous Stop of this session asked.
+    pub asked_before: bool,
+    /// Background tasks or scheduled prompts still running.
+    pub running_work: bool,
+    /// When this session last asked.
+    pub last_block: Option<DateTime<Utc>>,
+    pub interval: chrono::Duration,
+    pub now: DateTime<Utc>,
+    pub evidence: Evidence,
+}
+
+/// What tells whether there was work: cheap and certain, never the worktree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Evidence {
+    /// HEAD's commit or branch moved since the session last looked (or, before it ever looked,
+    /// HEAD is not the commit of this device's last handoff).
+    pub head_moved: bool,
+    /// When this device last wrote a handoff.
+    pub last_handoff: Option<DateTime<Utc>>,
+    /// The latest edit or shell command in the transcript.
+    pub last_work: Option<DateTime<Utc>>,
+    /// Times of the latest prompts.
+    pub recent_prompts: Vec<DateTime<Utc>>,
+}
+
+impl Evidence {
+    /// New commits or a branch switch, an edit or command, or enough conversation since this
+    /// device's last handoff and the session's last request.
+    pub fn work_since(&self, last_block: Option<DateTime<Utc>>) -> bool {
+        if self.head_moved {
+            return true;
+        }
+        let since = self.last_handoff.max(last_block);
+        let after = |t: &DateTime<Utc>| since.is_none_or(|s| *t > s);
+        self.last_work.as_ref().is_some_and(after)
+            || self.recent_prompts.iter().filter(|t| after(t)).count() >= TURNS_FOR_WORK
+    }
+}
+
+/// When to ask for a handoff: rarely (once per interval), never twice in a row, never while
+/// Claude goes on because of us or background work runs, never without new work.
+pub fn decide(s: &Situation) -> Decision {
+    if s.stop_hook_active || s.mode == StopMode::Off || s.asked_before || s.running_work {
+        return Decision::PushQueued;
+    }
+    if s.last_block.is_some_and(|t| s.now - t < s.interval) {
+        return Decision::Nothing;
+    }
+    if !s.evidence.work_since(s.last_block) {
+        return Decision::Nothing;
+    }
+    match s.mode {
+        StopMode::Auto => Decision::Auto,
+        _ => Decision::Ask,
+    }
+}
 
 pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
     let (key, mut state) = ctx.session_state();
@@ -33,53 +108,108 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
     };
 
     if let Some(reply) = commit_draft(ctx, true, Push::Now) {
+        observe(ctx, &mut state);
         state.blocked_last_stop = false;
-        state.worktree_fingerprint = fingerprint(&ctx.repo);
+        state.head = Some(head_now(ctx));
         save(&state);
         return reply;
     }
-    let mode = ctx.repo.settings.stop;
-    let asked_before = std::mem::take(&mut state.blocked_last_stop);
-    if ctx.input.stop_hook_active || mode == StopMode::Off || asked_before {
-        if asked_before {
-            save(&state);
+    let mut changed = observe(ctx, &mut state);
+    let head = head_now(ctx);
+    let evidence = evidence(ctx, &state, &head);
+    if state.head.is_none() && !evidence.head_moved {
+        // The first look: later moves are measured from here.
+        state.head = Some(head.clone());
+        changed = true;
+    }
+    let decision = decide(&Situation {
+        mode: ctx.repo.settings.stop,
+        stop_hook_active: ctx.input.stop_hook_active,
+        asked_before: state.blocked_last_stop,
+        running_work: ctx.input.running_work > 0,
+        last_block: state.last_block,
+        interval: chrono::Duration::from_std(ctx.repo.settings.stop_interval).unwrap_or_default(),
+        now: ctx.now,
+        evidence,
+    });
+    changed |= std::mem::take(&mut state.blocked_last_stop);
+    match decision {
+        Decision::PushQueued | Decision::Nothing => {
+            if changed {
+                save(&state);
+            }
+            (decision == Decision::PushQueued)
+                .then(|| push_queued(ctx))
+                .flatten()
         }
-        return push_queued(ctx);
-    }
-    if ctx.input.running_work > 0 {
-        // Background tasks or scheduled prompts are still going: the work is not done yet, and
-        // the request would interrupt it. Ask at a later Stop.
-        return push_queued(ctx);
-    }
-    if state.last_block.is_some_and(|t| {
-        ctx.now - t < chrono::Duration::from_std(ctx.repo.settings.stop_interval).unwrap_or_default()
-    }) {
-        return None;
-    }
-    let (last, summary) = evidence(ctx);
-    let fp = fingerprint(&ctx.repo);
-    if !work_happened(ctx, &state, last.as_ref(), &summary, fp) {
-        return None;
-    }
-    state.worktree_fingerprint = fp;
-    match mode {
-        StopMode::Auto => {
+        Decision::Auto => {
+            state.head = Some(head);
             save(&state);
-            auto_handoff(ctx, &summary, Push::Now)
+            auto_handoff(ctx, Push::Now)
         }
-        _ => {
-            let Ok(path) = ctx.repo.draft_path() else {
-                return None;
-            };
-            let Ok(template) = draft::template(&ctx.repo) else {
-                return None;
-            };
+        Decision::Ask => {
+            if changed {
+                save(&state);
+            }
+            let path = ctx.repo.draft_path().ok()?;
+            let template = draft::template(&ctx.repo).ok()?;
             let _ = ctx.repo.ensure_excluded();
             state.last_block = Some(ctx.now);
             state.blocked_last_stop = true;
+            state.head = Some(head);
             save(&state);
             Some(request(&draft::instructions(&template, &path)))
         }
+    }
+}
+
+/// Read the transcript lines not read before into `state`; whether `state` changed.
+fn observe(ctx: &Ctx<'_>, state: &mut SessionState) -> bool {
+    let Some(path) = ctx.input.transcript_path.as_deref() else {
+        return false;
+    };
+    let Some((activity, mark)) = Activity::read_new(Path::new(path), state.transcript.as_ref(), ctx.now)
+    else {
+        return false;
+    };
+    if state.transcript.as_ref() == Some(&mark) {
+        return false;
+    }
+    state.transcript = Some(mark);
+    state.recent_prompts.extend(activity.prompts);
+    let extra = state.recent_prompts.len().saturating_sub(RECENT_PROMPTS);
+    state.recent_prompts.drain(..extra);
+    state.last_work = state.last_work.max(activity.last_work);
+    true
+}
+
+fn head_now(ctx: &Ctx<'_>) -> HeadMark {
+    let (commit, branch) = ctx.repo.head_info();
+    HeadMark {
+        commit: commit.map(|c| c.sha),
+        branch,
+    }
+}
+
+/// The evidence of work: the session's memory of the transcript and HEAD, and this device's last
+/// handoff (one blob of the handoff ref).
+fn evidence(ctx: &Ctx<'_>, state: &SessionState, head: &HeadMark) -> Evidence {
+    let last: Option<Handoff> = Store::new(&ctx.repo.git, &ctx.repo.settings.refname)
+        .get(&ctx.me)
+        .ok()
+        .flatten();
+    let head_moved = match &state.head {
+        Some(seen) => seen != head,
+        None => match (last.as_ref().and_then(|l| l.commit.as_ref()), &head.commit) {
+            (Some(c), Some(h)) => !(h.starts_with(&c.sha) || c.sha.starts_with(h.as_str())),
+            _ => false,
+        },
+    };
+    Evidence {
+        head_moved,
+        last_handoff: last.map(|h| h.timestamp),
+        last_work: state.last_work,
+        recent_prompts: state.recent_prompts.clone(),
     }
 }
 
@@ -105,10 +235,15 @@ pub fn session_end(ctx: &Ctx<'_>) -> Option<Value> {
         return reply;
     }
     if ctx.repo.settings.stop == StopMode::Auto {
-        let (_, state) = ctx.session_state();
-        let (last, summary) = evidence(ctx);
-        if work_happened(ctx, &state, last.as_ref(), &summary, fingerprint(&ctx.repo)) {
-            return auto_handoff(ctx, &summary, Push::Background);
+        let (key, mut state) = ctx.session_state();
+        observe(ctx, &mut state);
+        let head = head_now(ctx);
+        if evidence(ctx, &state, &head).work_since(state.last_block) {
+            state.head = Some(head);
+            if let Some(k) = key.as_deref() {
+                state.save(&ctx.repo.state_dir(), k);
+            }
+            return auto_handoff(ctx, Push::Background);
         }
     }
     if let Some(remote) = ctx.repo.remote_name() {
@@ -184,84 +319,155 @@ fn spawn_push(ctx: &Ctx<'_>) -> bool {
     true
 }
 
-/// `convosync hook push`: the detached half of SessionEnd. Pushes the queued handoffs, then the
-/// wip snapshot, with [`BACKGROUND_PUSH_SECS`] as its deadline; prints nothing.
+/// `convosync hook push`: the detached half of SessionEnd. Pushes the queued handoffs and the
+/// wip snapshot in one round trip, with [`BACKGROUND_PUSH_SECS`] as its deadline; prints nothing.
 pub fn background_push(ctx: &Ctx<'_>) -> Option<Value> {
-    let remote = ctx.repo.remote_name()?;
+    ctx.repo.remote_name()?;
     if super::state::Backoff::load(&ctx.repo.state_dir()).active(ctx.now) {
         return None;
     }
-    let problem = if crate::sync::pending(&ctx.repo, &remote) {
-        ctx.push_pending(&remote)
-    } else {
-        None
-    };
-    match problem {
-        None if !ctx.deadline.passed() => {
-            if let Err(e) = crate::wip::push(&ctx.repo, &remote, &ctx.me, ctx.deadline) {
-                ctx.log(&format!("background wip push: {e:#}"));
-            }
-        }
-        None => {}
-        Some(p) => ctx.log(&format!("background push: {p}")),
+    if let ((), Some(Exchanged { problem: Some(p), .. })) = exchange(ctx, || ()) {
+        ctx.log(&format!("background push: {p}"));
     }
     None
 }
 
-/// What tells whether there was work: this device's last handoff and the session's transcript.
-fn evidence(ctx: &Ctx<'_>) -> (Option<Handoff>, Summary) {
-    let last = Store::new(&ctx.repo.git, &ctx.repo.settings.refname)
-        .get(&ctx.me)
-        .ok()
-        .flatten();
-    let summary = ctx
-        .input
-        .transcript_path
-        .as_deref()
-        .map(|p| Summary::read(Path::new(p)))
-        .unwrap_or_default();
-    (last, summary)
+/// How the network half of [`exchange`] went.
+struct Exchanged {
+    /// What went wrong, for the user.
+    problem: Option<String>,
+    /// Whether the handoff ref went out.
+    pushed: bool,
 }
 
-/// `Some(reply)` when a draft was there (committed, or refused with a reason).
+/// One round trip and one lock: fetch the handoff and wip refs, then, under the repository lock,
+/// merge what came and run `locked` (which may take the lock again at no cost), then push the
+/// handoff ref and this device's wip ref in one `git push`. Without a remote only `locked` runs
+/// (second value `None`); while pushing is backed off, no network at all.
+fn exchange<T>(ctx: &Ctx<'_>, locked: impl FnOnce() -> T) -> (T, Option<Exchanged>) {
+    use super::state::{Backoff, Channel};
+    let run_locked = |fetched: &Fetched, remote: Option<&str>| {
+        let _lock = ctx.repo.lock(HOOK_LOCK_WAIT).ok();
+        if let (Fetched::Ok, Some(r)) = (fetched, remote) {
+            if let Err(e) = crate::sync::integrate(&ctx.repo, r, HOOK_LOCK_WAIT) {
+                ctx.log(&format!("merge: {e:#}"));
+            }
+        }
+        locked()
+    };
+    let Some(remote) = ctx.repo.remote_name() else {
+        return (run_locked(&Fetched::NoRemoteRef, None), None);
+    };
+    let backoff = Backoff::load_for(&ctx.repo.state_dir(), Channel::Push);
+    if backoff.active(ctx.now) {
+        let t = run_locked(&Fetched::NoRemoteRef, None);
+        let problem = backoff
+            .last_error
+            .unwrap_or_else(|| format!("push to {remote} failed recently; handoff queued"));
+        return (
+            t,
+            Some(Exchanged {
+                problem: Some(problem),
+                pushed: false,
+            }),
+        );
+    }
+    let fetched = crate::sync::fetch(&ctx.repo, &remote, ctx.deadline).unwrap_or_else(|e| {
+        ctx.log(&format!("fetch: {e:#}"));
+        Fetched::Failed("could not run git".into())
+    });
+    let t = run_locked(&fetched, Some(&remote));
+    let mut report = Report {
+        remote: remote.clone(),
+        fetched,
+        pushed: Pushed::UpToDate,
+        pending: false,
+    };
+    if matches!(report.fetched, Fetched::Ok | Fetched::NoRemoteRef) {
+        let extra = crate::wip::push_extra(&ctx.repo, &remote, &ctx.me).unwrap_or_else(|e| {
+            ctx.log(&format!("wip push: {e:#}"));
+            None
+        });
+        report.pushed = crate::sync::push_with(&ctx.repo, &remote, ctx.deadline, extra.as_slice())
+            .unwrap_or_else(|e| {
+                ctx.log(&format!("push: {e:#}"));
+                Pushed::Failed("could not run git".into())
+            });
+        if report.pushed == Pushed::Rejected && !ctx.deadline.passed() {
+            // Another device pushed in between: the full fetch, merge, push loop (rare).
+            let problem = ctx.push_pending(&remote);
+            if problem.is_none() && !ctx.deadline.passed() {
+                if let Err(e) = crate::wip::push(&ctx.repo, &remote, &ctx.me, ctx.deadline) {
+                    ctx.log(&format!("wip push: {e:#}"));
+                }
+            }
+            let pushed = problem.is_none();
+            return (t, Some(Exchanged { problem, pushed }));
+        }
+        if let Some(e) = &extra {
+            let tracked = crate::store::tip_of(&ctx.repo.git, &e.tracking)
+                .ok()
+                .flatten()
+                .map(|c| c.id());
+            if tracked != Some(e.tip) {
+                ctx.log(&format!("wip push to {remote}: not taken ({:?})", report.pushed));
+            }
+        }
+    }
+    report.pending = crate::sync::pending(&ctx.repo, &remote);
+    let problem = ctx.settle(&remote, &report);
+    let pushed = report.pushed == Pushed::Ok;
+    (t, Some(Exchanged { problem, pushed }))
+}
+
+/// `Some(reply)` when a draft was there (committed, or refused with a reason). The draft commit,
+/// the wip snapshot and the merge of what the fetch brought share one lock; the handoff and the
+/// snapshot go out in one push ([`exchange`]), or from a detached process ([`Push::Background`]).
 fn commit_draft(ctx: &Ctx<'_>, may_block: bool, push: Push) -> Option<Option<Value>> {
     let path = ctx.repo.draft_path().ok()?;
     std::fs::symlink_metadata(&path).ok()?;
-    match draft::commit(&ctx.repo, ctx.input.session_id.as_deref(), HOOK_LOCK_WAIT) {
+    let step = || {
+        let outcome = draft::commit(&ctx.repo, ctx.input.session_id.as_deref(), HOOK_LOCK_WAIT);
+        // Only with a new handoff does anything look at the worktree.
+        let wip = match &outcome {
+            Ok(Outcome::Committed { .. }) => snapshot_wip(ctx),
+            _ => None,
+        };
+        (outcome, wip)
+    };
+    let ((outcome, wip_note), exchanged) = match push {
+        Push::Now => exchange(ctx, step),
+        Push::Background => {
+            let _lock = ctx.repo.lock(HOOK_LOCK_WAIT).ok();
+            (step(), None)
+        }
+    };
+    match outcome {
         Ok(Outcome::NoDraft) => None,
         Ok(Outcome::AlreadyCommitted { .. }) if push == Push::Background => {
             spawn_push(ctx);
             Some(None)
         }
-        Ok(Outcome::AlreadyCommitted { .. }) => Some(push_queued(ctx)),
-        Ok(Outcome::Committed { redacted, .. }) if push == Push::Background => {
-            let wip_note = snapshot_wip(ctx);
-            let mut text = match ctx.repo.remote_name() {
-                Some(_) if spawn_push(ctx) => "handoff saved; pushing it in the background".to_string(),
-                Some(_) => "handoff saved; it will be pushed later".to_string(),
-                None => "handoff saved (no remote to push to)".to_string(),
-            };
-            if redacted > 0 {
-                text.push_str(&format!("; {redacted} secret-looking value(s) redacted"));
-            }
-            if let Some(n) = wip_note {
-                text.push_str(&format!("; {n}"));
-            }
-            Some(Some(super::message(&text)))
-        }
+        Ok(Outcome::AlreadyCommitted { .. }) => Some(
+            exchanged
+                .filter(|x| x.pushed)
+                .map(|_| super::message("queued handoff pushed")),
+        ),
         Ok(Outcome::Committed { redacted, .. }) => {
-            let wip_note = snapshot_wip(ctx);
-            let pushed = ctx.repo.remote_name().map(|r| {
-                let problem = ctx.push_pending(&r);
-                if problem.is_none() && !ctx.deadline.passed() {
-                    let _ = crate::wip::push(&ctx.repo, &r, &ctx.me, ctx.deadline);
+            let mut text = match (push, ctx.repo.remote_name(), exchanged) {
+                (_, None, _) => "handoff saved (no remote to push to)".to_string(),
+                (Push::Background, Some(_), _) if spawn_push(ctx) => {
+                    "handoff saved; pushing it in the background".to_string()
                 }
-                problem
-            });
-            let mut text = match pushed {
-                Some(None) => "handoff saved and pushed".to_string(),
-                Some(Some(problem)) => format!("handoff saved; {problem}"),
-                None => "handoff saved (no remote to push to)".to_string(),
+                (Push::Background, Some(_), _) | (Push::Now, Some(_), None) => {
+                    "handoff saved; it will be pushed later".to_string()
+                }
+                (Push::Now, Some(_), Some(Exchanged { problem: None, .. })) => {
+                    "handoff saved and pushed".to_string()
+                }
+                (Push::Now, Some(_), Some(Exchanged { problem: Some(p), .. })) => {
+                    format!("handoff saved; {p}")
+                }
             };
             if redacted > 0 {
                 text.push_str(&format!("; {redacted} secret-looking value(s) redacted"));
@@ -337,78 +543,29 @@ fn push_queued(ctx: &Ctx<'_>) -> Option<Value> {
     }
 }
 
-/// New commits since this device's last handoff, a worktree that changed since we last looked,
-/// or enough conversation.
-fn work_happened(
-    ctx: &Ctx<'_>,
-    state: &SessionState,
-    last: Option<&Handoff>,
-    summary: &Summary,
-    fp: Option<u64>,
-) -> bool {
-    let (head, _) = ctx.repo.head_info();
-    if let (Some(last), Some(head)) = (last, &head) {
-        let same = last
-            .commit
-            .as_ref()
-            .is_some_and(|c| head.sha.starts_with(&c.sha) || c.sha.starts_with(&head.sha));
-        if !same {
-            return true;
-        }
-    }
-    if fp.is_some() && fp != state.worktree_fingerprint {
-        return true;
-    }
-    let since = match (last.map(|h| h.timestamp), state.last_block) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    };
-    summary.prompts_since(since) >= TURNS_FOR_WORK
-}
-
-/// A hash of the worktree's changes (paths, kinds, sizes, mtimes); `None` when clean or too big
-/// to check quickly. Read-only: git2 `statuses` never writes the index.
-pub fn fingerprint(repo: &crate::repo::Repo) -> Option<u64> {
-    if repo.workdir().is_none() || repo.git.index().ok()?.len() > MAX_FINGERPRINT_ENTRIES {
-        return None;
-    }
-    let mut opts = git2::StatusOptions::new();
-    opts.include_untracked(true)
-        .recurse_untracked_dirs(true)
-        .include_ignored(false)
-        .exclude_submodules(true);
-    let statuses = repo.git.statuses(Some(&mut opts)).ok()?;
-    let workdir = repo.workdir()?;
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    let mut any = false;
-    for e in statuses.iter() {
-        let Ok(path) = e.path() else { continue };
-        if path.starts_with(".convosync/") {
-            continue;
-        }
-        any = true;
-        path.hash(&mut h);
-        e.status().bits().hash(&mut h);
-        if let Ok(m) = std::fs::symlink_metadata(workdir.join(path)) {
-            m.len().hash(&mut h);
-            m.modified().ok().hash(&mut h);
-        }
-    }
-    any.then(|| h.finish())
-}
-
 /// `auto` mode: a handoff derived from the transcript, redacted, committed and pushed.
-fn auto_handoff(ctx: &Ctx<'_>, summary: &Summary, push: Push) -> Option<Value> {
-    let sections = draft::redact_summary(&ctx.repo, summary).sections(ctx.repo.workdir());
+fn auto_handoff(ctx: &Ctx<'_>, push: Push) -> Option<Value> {
+    let summary = ctx
+        .input
+        .transcript_path
+        .as_deref()
+        .map(|p| Summary::read(Path::new(p)))
+        .unwrap_or_default();
+    // Redacted before it is cut to section length: a secret cut in half is not recognised.
+    let sections = draft::redact_summary(&ctx.repo, &summary).sections(ctx.repo.workdir());
     if sections.is_empty() {
         return None;
     }
-    let result = (|| -> anyhow::Result<()> {
+    let write = || -> anyhow::Result<()> {
         let (handoff, _) = draft::build(&ctx.repo, sections, ctx.input.session_id.as_deref())?;
         let _lock = ctx.repo.lock(HOOK_LOCK_WAIT)?;
         Store::new(&ctx.repo.git, &ctx.repo.settings.refname).put(&handoff, &commit_message(&handoff))?;
         Ok(())
-    })();
+    };
+    let (result, exchanged) = match push {
+        Push::Now => exchange(ctx, write),
+        Push::Background => (write(), None),
+    };
     if let Err(e) = result {
         ctx.log(&format!("auto handoff: {e:#}"));
         return Some(super::message(&format!(
@@ -419,9 +576,209 @@ fn auto_handoff(ctx: &Ctx<'_>, summary: &Summary, push: Push) -> Option<Value> {
         spawn_push(ctx);
         return Some(super::message("handoff written from this session"));
     }
-    let note = ctx.repo.remote_name().and_then(|r| ctx.push_pending(&r));
-    Some(super::message(&match note {
-        None => "handoff written from this session and pushed".to_string(),
-        Some(p) => format!("handoff written from this session; {p}"),
+    Some(super::message(&match exchanged {
+        None => "handoff written from this session (no remote to push to)".to_string(),
+        Some(Exchanged { problem: None, .. }) => "handoff written from this session and pushed".to_string(),
+        Some(Exchanged { problem: Some(p), .. }) => format!("handoff written from this session; {p}"),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(min: i64) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-24T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+            + chrono::Duration::minutes(min)
+    }
+
+    /// A Stop at minute 100 with a 20-minute interval, nothing asked before, no evidence.
+    fn base() -> Situation {
+        Situation {
+            mode: StopMode::Prompt,
+            stop_hook_active: false,
+            asked_before: false,
+            running_work: false,
+            last_block: None,
+            interval: chrono::Duration::minutes(20),
+            now: at(100),
+            evidence: Evidence::default(),
+        }
+    }
+
+    fn with(f: impl FnOnce(&mut Situation)) -> Situation {
+        let mut s = base();
+        f(&mut s);
+        s
+    }
+
+    #[test]
+    fn when_to_ask_for_a_handoff() {
+        let edit = |s: &mut Situation| s.evidence.last_work = Some(at(90));
+        let cases: Vec<(&str, Situation, Decision)> = vec![
+            ("no evidence", base(), Decision::Nothing),
+            ("an edit", with(edit), Decision::Ask),
+            (
+                "an edit, auto mode",
+                with(|s| {
+                    edit(s);
+                    s.mode = StopMode::Auto
+                }),
+                Decision::Auto,
+            ),
+            (
+                "an edit, off mode",
+                with(|s| {
+                    edit(s);
+                    s.mode = StopMode::Off
+                }),
+                Decision::PushQueued,
+            ),
+            (
+                "an edit while Claude goes on because of us",
+                with(|s| {
+                    edit(s);
+                    s.stop_hook_active = true
+                }),
+                Decision::PushQueued,
+            ),
+            (
+                "an edit, asked at the last Stop",
+                with(|s| {
+                    edit(s);
+                    s.asked_before = true
+                }),
+                Decision::PushQueued,
+            ),
+            (
+                "an edit, background work running",
+                with(|s| {
+                    edit(s);
+                    s.running_work = true
+                }),
+                Decision::PushQueued,
+            ),
+            (
+                "an edit, asked 10 minutes ago",
+                with(|s| {
+                    edit(s);
+                    s.last_block = Some(at(90))
+                }),
+                Decision::Nothing,
+            ),
+            (
+                "an edit before the request 30 minutes ago",
+                with(|s| {
+                    edit(s);
+                    s.last_block = Some(at(70));
+                    s.evidence.last_work = Some(at(60))
+                }),
+                Decision::Nothing,
+            ),
+            (
+                "an edit after the request 30 minutes ago",
+                with(|s| {
+                    s.last_block = Some(at(70));
+                    s.evidence.last_work = Some(at(80))
+                }),
+                Decision::Ask,
+            ),
+            (
+                "an edit before the last handoff",
+                with(|s| {
+                    edit(s);
+                    s.evidence.last_handoff = Some(at(95))
+                }),
+                Decision::Nothing,
+            ),
+            (
+                "an edit after the last handoff",
+                with(|s| {
+                    edit(s);
+                    s.evidence.last_handoff = Some(at(85))
+                }),
+                Decision::Ask,
+            ),
+            (
+                "HEAD moved",
+                with(|s| s.evidence.head_moved = true),
+                Decision::Ask,
+            ),
+            (
+                "HEAD moved, just after a handoff",
+                with(|s| {
+                    s.evidence.head_moved = true;
+                    s.evidence.last_handoff = Some(at(99))
+                }),
+                Decision::Ask,
+            ),
+            (
+                "HEAD moved, asked 19 minutes ago",
+                with(|s| {
+                    s.evidence.head_moved = true;
+                    s.last_block = Some(at(81))
+                }),
+                Decision::Nothing,
+            ),
+            (
+                "HEAD moved, asked exactly 20 minutes ago",
+                with(|s| {
+                    s.evidence.head_moved = true;
+                    s.last_block = Some(at(80))
+                }),
+                Decision::Ask,
+            ),
+            (
+                "5 prompts",
+                with(|s| s.evidence.recent_prompts = (0..5).map(at).collect()),
+                Decision::Nothing,
+            ),
+            (
+                "6 prompts",
+                with(|s| s.evidence.recent_prompts = (0..6).map(at).collect()),
+                Decision::Ask,
+            ),
+            (
+                "6 prompts, 3 before the last handoff",
+                with(|s| {
+                    s.evidence.recent_prompts = (0..6).map(at).collect();
+                    s.evidence.last_handoff = Some(at(2))
+                }),
+                Decision::Nothing,
+            ),
+            (
+                "8 prompts, 2 before the request",
+                with(|s| {
+                    s.evidence.recent_prompts = (0..8).map(|m| at(m * 10)).collect();
+                    s.last_block = Some(at(15))
+                }),
+                Decision::Ask,
+            ),
+            (
+                "6 prompts, auto mode",
+                with(|s| {
+                    s.evidence.recent_prompts = (0..6).map(at).collect();
+                    s.mode = StopMode::Auto
+                }),
+                Decision::Auto,
+            ),
+        ];
+        for (name, situation, want) in cases {
+            assert_eq!(decide(&situation), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn evidence_is_measured_from_the_later_of_handoff_and_request() {
+        let e = Evidence {
+            last_work: Some(at(50)),
+            last_handoff: Some(at(40)),
+            ..Default::default()
+        };
+        assert!(e.work_since(None) && e.work_since(Some(at(45))));
+        assert!(!e.work_since(Some(at(50))) && !e.work_since(Some(at(60))));
+        assert!(!Evidence::default().work_since(None));
+    }
 }

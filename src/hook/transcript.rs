@@ -1,13 +1,16 @@
-//! Reading Claude Code's transcript (JSONL) for the Stop hook: how many prompts the user typed
-//! since a point in time, and, for `auto` mode, a handoff derived without asking the model (the
-//! last requests, the files touched by editing tools, the last assistant message).
+//! Reading Claude Code's transcript (JSONL) for the Stop hook: the evidence of work (the user's
+//! prompts, edits and shell commands, with their times), read incrementally from where the last
+//! Stop of the session stopped, and, for `auto` mode, a handoff derived without asking the model
+//! (the last requests, the files touched by editing tools, the last assistant message).
 //!
-//! Transcripts can be large; only the tail is read. Lines that are not what we expect are skipped.
+//! Transcripts can be large; at most the last [`TAIL_BYTES`] are read at once. Lines that are not
+//! what we expect are skipped.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::handoff::Section;
@@ -48,6 +51,156 @@ pub fn open_regular(path: &Path) -> Option<std::fs::File> {
     Some(f)
 }
 
+/// Tools whose use is work on the code: the editing tools and the shell.
+const EDIT_TOOLS: [&str; 4] = ["Write", "Edit", "MultiEdit", "NotebookEdit"];
+
+/// Where the previous read of a transcript stopped: the file (device and inode, so a transcript
+/// replaced by another file is read from its start) and the byte after the last whole line read.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Mark {
+    pub dev: u64,
+    pub ino: u64,
+    pub offset: u64,
+}
+
+/// What the transcript tells about work, from the lines not read before.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Activity {
+    /// Times of the user's prompts, oldest first (`now` for a line without a time).
+    pub prompts: Vec<DateTime<Utc>>,
+    /// Time of the newest use of an editing tool or of the shell.
+    pub last_work: Option<DateTime<Utc>>,
+}
+
+impl Activity {
+    /// Read the lines of `path` after `mark` (all of it, up to the last [`TAIL_BYTES`], when the
+    /// file is another one, or shorter than the mark: rotated or truncated). Returns what they
+    /// tell and the new mark; a partial last line is left for the next read. `None` for a path
+    /// that is not a readable regular file.
+    pub fn read_new(path: &Path, mark: Option<&Mark>, now: DateTime<Utc>) -> Option<(Activity, Mark)> {
+        use std::os::unix::fs::MetadataExt;
+        let mut f = open_regular(path)?;
+        let meta = f.metadata().ok()?;
+        let (dev, ino, len) = (meta.dev(), meta.ino(), meta.len());
+        let mut start = match mark {
+            Some(m) if m.dev == dev && m.ino == ino && m.offset <= len => m.offset,
+            _ => 0,
+        };
+        let mut partial_first = false;
+        if len - start > TAIL_BYTES {
+            start = len - TAIL_BYTES;
+            partial_first = true;
+        }
+        f.seek(SeekFrom::Start(start)).ok()?;
+        let mut buf = Vec::new();
+        f.take(len - start).read_to_end(&mut buf).ok()?;
+        // Only whole lines: what follows the last newline is read again next time.
+        let whole = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let mut body = &buf[..whole];
+        if partial_first {
+            let cut = body
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(body.len(), |i| i + 1);
+            body = &body[cut..];
+        }
+        let text = String::from_utf8_lossy(body);
+        let activity = Activity::parse(text.lines(), now);
+        Some((
+            activity,
+            Mark {
+                dev,
+                ino,
+                offset: start + whole as u64,
+            },
+        ))
+    }
+
+    pub fn parse<'a>(lines: impl Iterator<Item = &'a str>, now: DateTime<Utc>) -> Activity {
+        let mut a = Activity::default();
+        for line in lines {
+            // Most lines are tool results and assistant text: not parsed at all.
+            if !line.contains("\"user\"") && !line.contains("\"tool_use\"") {
+                continue;
+            }
+            let Ok(v) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            let time = line_time(&v).unwrap_or(now);
+            match line_role(&v) {
+                (Some("user"), Some(content)) if prompt_text(content).is_some_and(|t| is_prompt(&t)) => {
+                    a.prompts.push(time);
+                }
+                (Some("assistant"), Some(Value::Array(blocks))) if blocks.iter().any(is_work) => {
+                    a.last_work = a.last_work.max(Some(time));
+                }
+                _ => {}
+            }
+        }
+        a
+    }
+}
+
+/// Whether an assistant content block is a use of an editing tool or the shell that is not
+/// convosync's own handoff draft being written.
+fn is_work(block: &Value) -> bool {
+    if block.get("type").and_then(Value::as_str) != Some("tool_use") {
+        return false;
+    }
+    let name = block.get("name").and_then(Value::as_str).unwrap_or("");
+    let input = block.get("input");
+    let field = |k: &str| input.and_then(|i| i.get(k)).and_then(Value::as_str).unwrap_or("");
+    let own = |s: &str| s.contains(".convosync/");
+    if EDIT_TOOLS.contains(&name) {
+        let path = if name == "NotebookEdit" && !field("notebook_path").is_empty() {
+            field("notebook_path")
+        } else {
+            field("file_path")
+        };
+        !own(path)
+    } else {
+        name == "Bash" && !own(field("command"))
+    }
+}
+
+fn line_time(v: &Value) -> Option<DateTime<Utc>> {
+    v.get("timestamp")
+        .and_then(Value::as_str)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn line_role(v: &Value) -> (Option<&str>, Option<&Value>) {
+    let msg = v.get("message");
+    let role = msg
+        .and_then(|m| m.get("role"))
+        .and_then(Value::as_str)
+        .or(v.get("type").and_then(Value::as_str));
+    (role, msg.and_then(|m| m.get("content")))
+}
+
+/// The text a user line carries (not tool results), if any.
+fn prompt_text(content: &Value) -> Option<String> {
+    match content {
+        Value::String(t) => Some(t.clone()),
+        Value::Array(blocks) => {
+            let text: Vec<&str> = blocks
+                .iter()
+                .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
+                .filter_map(|b| b.get("text").and_then(Value::as_str))
+                .collect();
+            (!text.is_empty()).then(|| text.join("\n"))
+        }
+        _ => None,
+    }
+}
+
+/// Command wrappers and hook feedback are not the user's words.
+fn is_prompt(text: &str) -> bool {
+    let t = text.trim();
+    !(t.is_empty() || t.starts_with("<system-reminder>") || t.starts_with("<local-command"))
+}
+
 impl Summary {
     pub fn read(path: &Path) -> Summary {
         let Some(mut f) = open_regular(path) else {
@@ -76,27 +229,11 @@ impl Summary {
             let Ok(v) = serde_json::from_str::<Value>(line) else {
                 continue;
             };
-            let time = v
-                .get("timestamp")
-                .and_then(Value::as_str)
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.with_timezone(&Utc));
-            let msg = v.get("message");
-            let role = msg
-                .and_then(|m| m.get("role"))
-                .and_then(Value::as_str)
-                .or(v.get("type").and_then(Value::as_str));
-            let content = msg.and_then(|m| m.get("content"));
-            match (role, content) {
-                (Some("user"), Some(Value::String(t))) => s.push_prompt(time, t),
-                (Some("user"), Some(Value::Array(blocks))) => {
-                    let text: Vec<&str> = blocks
-                        .iter()
-                        .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
-                        .filter_map(|b| b.get("text").and_then(Value::as_str))
-                        .collect();
-                    if !text.is_empty() {
-                        s.push_prompt(time, &text.join("\n"));
+            let time = line_time(&v);
+            match line_role(&v) {
+                (Some("user"), Some(content)) => {
+                    if let Some(t) = prompt_text(content) {
+                        s.push_prompt(time, &t);
                     }
                 }
                 (Some("assistant"), Some(Value::Array(blocks))) => {
@@ -113,7 +250,7 @@ impl Summary {
                             }
                             Some("tool_use") => {
                                 let name = b.get("name").and_then(Value::as_str).unwrap_or("");
-                                if matches!(name, "Write" | "Edit" | "MultiEdit" | "NotebookEdit") {
+                                if EDIT_TOOLS.contains(&name) {
                                     let input = b.get("input");
                                     let path = input
                                         .and_then(|i| i.get("file_path").or_else(|| i.get("notebook_path")))
@@ -139,12 +276,9 @@ impl Summary {
     }
 
     fn push_prompt(&mut self, time: Option<DateTime<Utc>>, text: &str) {
-        let t = text.trim();
-        // Command wrappers and hook feedback are not the user's words.
-        if t.is_empty() || t.starts_with("<system-reminder>") || t.starts_with("<local-command") {
-            return;
+        if is_prompt(text) {
+            self.prompts.push((time, text.trim().to_string()));
         }
-        self.prompts.push((time, t.to_string()));
     }
 
     /// The same summary with `f` applied to every text in it (prompts, last reply, file paths).
@@ -156,6 +290,7 @@ impl Summary {
         }
     }
 
+    #[cfg(test)]
     /// Prompts after `since` (all prompts when `since` is None or times are unknown).
     pub fn prompts_since(&self, since: Option<DateTime<Utc>>) -> usize {
         self.prompts
@@ -268,6 +403,65 @@ garbage line
         let to_real = dir.path().join("to-real.jsonl");
         std::os::unix::fs::symlink(&real, &to_real).unwrap();
         assert_eq!(Summary::read(&to_real).prompts.len(), 2);
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-25T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn activity_is_prompts_edits_and_commands_not_the_draft() {
+        let a = Activity::parse(SAMPLE.lines(), now());
+        assert_eq!(a.prompts.len(), 2);
+        // The Edit and the Bash of the last line have no time: read now.
+        assert_eq!(a.last_work, Some(now()));
+        let draft = r#"{"type":"assistant","timestamp":"2026-11-24T11:00:00Z","message":{"role":"assistant","content":[{"type":"tool_use","name":"Write","input":{"file_path":"/repo/.convosync/session-handoff-draft.md"}},{"type":"tool_use","name":"Read","input":{"file_path":"/repo/a.rs"}}]}}"#;
+        assert_eq!(Activity::parse([draft].into_iter(), now()), Activity::default());
+        let bash = r#"{"type":"assistant","timestamp":"2026-11-24T11:00:00Z","message":{"role":"assistant","content":[{"type":"tool_use","name":"Bash","input":{"command":"cargo fmt"}}]}}"#;
+        assert_eq!(
+            Activity::parse([bash].into_iter(), now())
+                .last_work
+                .map(|t| t.to_rfc3339()),
+            Some("2026-11-24T11:00:00+00:00".into())
+        );
+    }
+
+    #[test]
+    fn reads_only_new_whole_lines_and_starts_over_on_truncation_or_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        let (first, rest) = SAMPLE.split_at(SAMPLE.find("garbage").unwrap());
+        std::fs::write(&path, first).unwrap();
+        let (a, mark) = Activity::read_new(&path, None, now()).unwrap();
+        assert_eq!((a.prompts.len(), mark.offset), (1, first.len() as u64));
+        // Nothing new: nothing read.
+        let (a, same) = Activity::read_new(&path, Some(&mark), now()).unwrap();
+        assert_eq!((a, &same), (Activity::default(), &mark));
+        // A line still being written is left for the next read.
+        let (whole, partial) = rest.split_at(rest.len() - 20);
+        std::fs::write(&path, format!("{first}{whole}")).unwrap();
+        let (a, mark2) = Activity::read_new(&path, Some(&mark), now()).unwrap();
+        assert_eq!(a.prompts.len(), 1);
+        assert_eq!(
+            mark2.offset,
+            (first.len() + whole.rfind('\n').unwrap() + 1) as u64
+        );
+        std::fs::write(&path, format!("{first}{whole}{partial}")).unwrap();
+        let (a, mark3) = Activity::read_new(&path, Some(&mark2), now()).unwrap();
+        assert_eq!(a.prompts.len(), 0);
+        assert!(a.last_work.is_some() && mark3.offset == SAMPLE.len() as u64);
+        // Truncated: read from the start again.
+        std::fs::write(&path, first).unwrap();
+        let (a, _) = Activity::read_new(&path, Some(&mark3), now()).unwrap();
+        assert_eq!(a.prompts.len(), 1);
+        // Replaced by another file, longer than the mark: from the start too.
+        let other = dir.path().join("other.jsonl");
+        std::fs::write(&other, SAMPLE.repeat(2)).unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        let (a, _) = Activity::read_new(&path, Some(&mark3), now()).unwrap();
+        assert_eq!(a.prompts.len(), 4);
     }
 
     #[test]

@@ -518,59 +518,56 @@ pub fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Result<bool> {
     Ok(out.success())
 }
 
+/// This device's wip ref as one more ref for the handoff push ([`crate::sync::push_with`]): `None`
+/// when there is none or `remote` has it already (as last seen here). The same checks as [`push`].
+pub fn push_extra(repo: &Repo, remote: &str, device: &str) -> Result<Option<crate::sync::Extra>> {
+    let refname = refs::wip(device);
+    let Some(tip) = tip_of(&repo.git, &refname)? else {
+        return Ok(None);
+    };
+    let tracking = format!("{}{device}", refs::wip_tracking_prefix(remote));
+    if tip_of(&repo.git, &tracking).ok().flatten().map(|c| c.id()) == Some(tip.id()) {
+        return Ok(None);
+    }
+    check_publishable(repo, remote, tip.id())?;
+    Ok(Some(crate::sync::Extra {
+        refname,
+        tip: tip.id(),
+        tracking,
+    }))
+}
+
+fn check_publishable(repo: &Repo, remote: &str, tip: Oid) -> Result<()> {
+    if let Some(local) = unpublished(&repo.git, remote, tip)? {
+        bail!(
+            "not pushed: the snapshot would publish commit {} that {remote} does not have (`convosync wip save` makes a new one)",
+            crate::git::short_id(&local.to_string())
+        );
+    }
+    Ok(())
+}
+
 /// Push this device's wip ref (each device owns its own, so a forced update is safe).
 pub fn push(repo: &Repo, remote: &str, device: &str, deadline: Deadline) -> Result<bool> {
-    let Some(spec) = push_spec(repo, remote, device)? else {
+    let refname = refs::wip(device);
+    let Some(tip) = tip_of(&repo.git, &refname)? else {
         return Ok(true);
     };
+    check_publishable(repo, remote, tip.id())?;
+    let spec = format!("+{refname}:{refname}");
     let out = crate::git::run(
         repo.git.path(),
         ["push", "--porcelain", "--no-verify", "--quiet", remote, &spec],
         deadline,
     )?;
     if out.success() {
-        pushed(repo, remote, device);
+        // Remember that the remote has it, so the next push skips it.
+        let tracking = format!("{}{device}", refs::wip_tracking_prefix(remote));
+        let _ = repo
+            .git
+            .reference(&tracking, tip.id(), true, "convosync: wip pushed");
     }
     Ok(out.success())
-}
-
-/// The refspec that publishes this device's wip snapshot, so it can ride in the same `git push`
-/// as the handoff ref; `None` when there is none or `remote` already has it. An error when the
-/// snapshot would publish a commit the remote does not have.
-pub fn push_spec(repo: &Repo, remote: &str, device: &str) -> Result<Option<String>> {
-    let refname = refs::wip(device);
-    let Some(tip) = tip_of(&repo.git, &refname)? else {
-        return Ok(None);
-    };
-    let seen = tip_of(
-        &repo.git,
-        &format!("{}{device}", refs::wip_tracking_prefix(remote)),
-    )
-    .ok()
-    .flatten()
-    .map(|c| c.id());
-    if seen == Some(tip.id()) {
-        return Ok(None);
-    }
-    if let Some(local) = unpublished(&repo.git, remote, tip.id())? {
-        bail!(
-            "not pushed: the snapshot would publish commit {} that {remote} does not have (`convosync wip save` makes a new one)",
-            crate::git::short_id(&local.to_string())
-        );
-    }
-    Ok(Some(format!("+{refname}:{refname}")))
-}
-
-/// Remember that `remote` now has this device's snapshot, so the next push skips it.
-pub fn pushed(repo: &Repo, remote: &str, device: &str) {
-    if let Ok(Some(tip)) = tip_of(&repo.git, &refs::wip(device)) {
-        let _ = repo.git.reference(
-            &format!("{}{device}", refs::wip_tracking_prefix(remote)),
-            tip.id(),
-            true,
-            "convosync: wip pushed",
-        );
-    }
 }
 
 /// A commit other than a snapshot that pushing `tip` would send to `remote`: one reachable from
