@@ -268,55 +268,10 @@ enum Push {
 /// How long the detached push of [`spawn_push`] may take.
 pub const BACKGROUND_PUSH_SECS: u64 = 60;
 
-/// Start `convosync hook push` detached: its own session (setsid), stdin a pipe closed right after
-/// the one line it needs, stdout to /dev/null, stderr to the log, so Claude Code waits on none of
-/// it. It pushes what is queued (and the wip snapshot) within its own deadline.
+/// Start `convosync hook push` detached (see [`super::spawn_hook`]): it pushes what is queued
+/// (and the wip snapshot) within its own deadline.
 fn spawn_push(ctx: &Ctx<'_>) -> bool {
-    use std::io::Write;
-    use std::os::unix::process::CommandExt;
-    use std::process::{Command, Stdio};
-    let Some(dir) = ctx.repo.workdir().map(Path::to_path_buf) else {
-        return false;
-    };
-    let Ok(exe) = std::env::current_exe() else {
-        return false;
-    };
-    let state_dir = ctx.repo.state_dir();
-    let log = std::fs::create_dir_all(&state_dir)
-        .and_then(|()| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(state_dir.join("convosync.log"))
-        })
-        .map_or_else(|_| Stdio::null(), Stdio::from);
-    let mut cmd = Command::new(exe);
-    cmd.args(["hook", "push"])
-        .current_dir(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(log);
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            ctx.log(&format!("background push: {e}"));
-            return false;
-        }
-    };
-    let input = json!({ "cwd": dir, "session_id": ctx.input.session_id }).to_string();
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(input.as_bytes());
-    }
-    // Not waited for: it outlives this hook, and init reaps it.
-    drop(child);
-    true
+    super::spawn_hook(ctx, "push")
 }
 
 /// `convosync hook push`: the detached half of SessionEnd. Pushes the queued handoffs and the
