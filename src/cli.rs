@@ -330,8 +330,13 @@ pub struct WipArgs {
 pub enum WipAction {
     /// Every device's latest snapshot of uncommitted work.
     List,
-    /// Snapshot this worktree's uncommitted changes now and push them.
-    Save,
+    /// Snapshot this worktree's uncommitted changes now; pushed when encrypted or when
+    /// `convosync.wipPush` is true.
+    Save {
+        /// Push the snapshot even when it is not encrypted and `convosync.wipPush` is unset.
+        #[arg(long)]
+        push: bool,
+    },
     /// The files in a device's snapshot, each with A (added), M (modified) or D (deleted).
     Show {
         /// Whose snapshot; by default the one other device that has one.

@@ -77,6 +77,9 @@ pub struct Settings {
     pub team: TeamMode,
     pub context_limit: usize,
     pub wip_limit: u64,
+    /// Whether snapshots of uncommitted work are pushed without being asked
+    /// (`convosync.wipPush`): `None` (unset) pushes them only when they are encrypted.
+    pub wip_push: Option<bool>,
     /// Whether the remote is a notes repository shared by several projects
     /// (`convosync.notesRepo`; by default, when `convosync.remote` is a URL): the ref then lives
     /// under a namespace of this project, `refs/convosync/p/<project>/handoffs`.
@@ -103,6 +106,7 @@ impl Default for Settings {
             team: TeamMode::Show,
             context_limit: DEFAULT_CONTEXT_LIMIT,
             wip_limit: DEFAULT_WIP_LIMIT,
+            wip_push: None,
             notes_repo: false,
             project: None,
             ref_explicit: false,
@@ -182,6 +186,7 @@ impl Settings {
             wip_limit: get("CONVOSYNC_WIP_LIMIT", "convosync.wipLimit")
                 .and_then(|v| parse_size(&v))
                 .unwrap_or(d.wip_limit),
+            wip_push: get("CONVOSYNC_WIP_PUSH", "convosync.wipPush").and_then(|v| parse_bool(&v)),
         }
     }
 }

@@ -52,11 +52,6 @@ pub fn wip_tracking_prefix(remote: &str) -> String {
     format!("{}wip/", remote_prefix(remote))
 }
 
-/// The refspec that fetches every device's wip ref into remote-tracking refs.
-pub fn wip_fetch_refspec(remote: &str) -> String {
-    format!("+{WIP_PREFIX}*:{}*", wip_tracking_prefix(remote))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,9 +68,6 @@ mod tests {
         let url = tracking(DEFAULT_HANDOFFS, "git@host:me/notes.git");
         assert!(url.starts_with("refs/convosync/remote/url-"), "{url}");
         assert!(git2::Reference::is_valid_name(&url), "{url}");
-        assert_eq!(
-            wip_fetch_refspec("origin"),
-            "+refs/convosync/wip/*:refs/convosync/remote/origin/wip/*"
-        );
+        assert_eq!(wip_tracking_prefix("origin"), "refs/convosync/remote/origin/wip/");
     }
 }

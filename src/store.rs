@@ -73,6 +73,7 @@ impl<'r> Store<'r> {
         };
         let tree = tip.tree_id();
         let path = state_dir.join("tip-cache.json");
+        let mut reusable = std::collections::HashMap::new();
         if let Some(cached) = std::fs::read(&path)
             .ok()
             .and_then(|b| serde_json::from_slice::<Cache>(&b).ok())
@@ -92,9 +93,21 @@ impl<'r> Store<'r> {
                     .filter_map(CachedEntry::into_entry)
                     .collect());
             }
+            if cached.version == CACHE_VERSION {
+                // The tip moved: notes whose blob is unchanged are taken as they were, so only
+                // changed notes are read (and decrypted) again.
+                let key_now = crate::crypt::key_file_exists();
+                reusable = cached
+                    .entries
+                    .into_iter()
+                    .filter(|e| !(key_now && e.handoff.as_ref().is_err_and(|r| r == crate::crypt::NO_KEY)))
+                    .filter_map(CachedEntry::into_entry)
+                    .map(|e| ((e.device.clone(), e.blob), e))
+                    .collect();
+            }
         }
         let entries = match commit_tree(&tip) {
-            Some(t) => entries_of(self.repo, &t)?,
+            Some(t) => entries_reusing(self.repo, &t, reusable)?,
             None => Vec::new(),
         };
         let cache = Cache {
@@ -439,9 +452,24 @@ fn upsert_key(repo: &Repository, tree: &Tree<'_>, recipient: &str) -> Result<Oid
 /// All device files of `tree`, newest first. Each handoff shows the device of its file name;
 /// a different name in its header is kept in [`Entry::claimed`].
 pub fn entries_of(repo: &Repository, tree: &Tree<'_>) -> Result<Vec<Entry>> {
+    entries_reusing(repo, tree, std::collections::HashMap::new())
+}
+
+/// [`entries_of`], taking entries from `known` (by device and blob id) instead of reading them.
+fn entries_reusing(
+    repo: &Repository,
+    tree: &Tree<'_>,
+    mut known: std::collections::HashMap<(String, Oid), Entry>,
+) -> Result<Vec<Entry>> {
     let mut out: Vec<Entry> = device_files(repo, tree)
         .into_iter()
         .map(|(device, blob)| {
+            if let Some(e) = known.remove(&(device.clone(), blob)) {
+                if let Err(r) = &e.handoff {
+                    crate::crypt::note_unreadable(&device, r);
+                }
+                return e;
+            }
             let (handoff, claimed) = match read_handoff(repo, blob) {
                 Ok(h) => {
                     let (h, claimed) = own_device(h, &device);

@@ -89,14 +89,10 @@ impl Report {
 pub fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Result<Fetched> {
     let refname = &repo.settings.refname;
     let spec = format!("+{refname}:{}", refs::tracking(refname, remote));
-    // Other devices' snapshots of uncommitted work travel in the same round trip (not through
-    // a notes repository shared by several projects: snapshots are not namespaced per project).
-    let wip = refs::wip_fetch_refspec(remote);
-    let specs: Vec<&str> = if repo.settings.notes_repo {
-        vec![&spec]
-    } else {
-        vec![&spec, &wip]
-    };
+    // Other devices' snapshots of uncommitted work travel in the same round trip (in a notes
+    // repository, from this project's namespace).
+    let wip = crate::wip::fetch_refspec(repo, remote);
+    let specs: Vec<&str> = vec![&spec, &wip];
     let out = git::fetch(repo.git.path(), remote, &specs, deadline)?;
     let fetched = classify_fetch(&out);
     if matches!(fetched, Fetched::Ok | Fetched::NoRemoteRef) {

@@ -127,7 +127,7 @@ fn tables_have_a_header_on_a_terminal_and_not_in_a_pipe() {
     save_handoff(&a, "table work");
     save_handoff(&b, "more table work");
     std::fs::write(a.dir.join("README.md"), "# project\nchanged\n").unwrap();
-    ok(&a, &["wip", "save"]);
+    ok(&a, &["wip", "save", "--push"]);
     ok(&b, &["sync"]);
     for (args, header, record) in [
         (&["history"][..], "ID        DEVICE", "table work"),
@@ -222,7 +222,7 @@ fn wip_apply_says_added_updated_and_deleted() {
     std::fs::remove_file(a.dir.join("gone.txt")).unwrap();
     std::fs::create_dir_all(a.dir.join("src")).unwrap();
     std::fs::write(a.dir.join("src/new.rs"), "fn new() {}\n").unwrap();
-    ok(&a, &["wip", "save"]);
+    ok(&a, &["wip", "save", "--push"]);
     let out = ok(&b, &["wip", "apply", "a"]);
     let mut lines: Vec<&str> = out.lines().collect();
     lines.sort();
@@ -277,6 +277,7 @@ fn save_says_each_push_once_and_names_it() {
     std::fs::write(a.dir.join("README.md"), "# project\nedited\n").unwrap();
     a.git(&["add", "code.rs"]);
     write_draft(&a, "### Current Task\npush once\n");
+    a.git(&["config", "convosync.wipPush", "true"]);
     let out = ok(&a, &["save", "--wip", "add code"]);
     for line in [
         "✓ pushed the snapshot to origin",

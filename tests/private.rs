@@ -300,3 +300,243 @@ fn two_projects_share_one_notes_repository() {
     assert_eq!(ns(&web1), ns(&web2));
     assert_ne!(ns(&web1), ns(&api1));
 }
+
+const SECRET_FILE: &str = "unreleased/patch-7733.rs";
+const SECRET_CODE: &str = "fn cve_fix_9182() {}";
+const SECRET_EDIT: &str = "embargoed-5521 fix the overflow";
+
+/// A device with a committed `plan.txt` on the remote, and a second device cloned after it.
+fn with_plan(env: &TestEnv) -> (Device, Device) {
+    let a = env.device("desktop");
+    std::fs::write(a.dir.join("plan.txt"), "step 1\nstep 2\n").unwrap();
+    a.git(&["add", "plan.txt"]);
+    a.git(&["commit", "-q", "-m", "plan"]);
+    a.git(&["push", "-q"]);
+    let b = env.device("laptop");
+    (a, b)
+}
+
+fn secret_changes(a: &Device) {
+    std::fs::write(a.dir.join("plan.txt"), format!("step 1\n{SECRET_EDIT}\nstep 2\n")).unwrap();
+    std::fs::create_dir_all(a.dir.join("unreleased")).unwrap();
+    std::fs::write(a.dir.join(SECRET_FILE), format!("{SECRET_CODE}\n")).unwrap();
+}
+
+/// The Stop hook after a session that wrote a draft: its systemMessage.
+fn stop(d: &Device, task: &str) -> String {
+    write_draft(d, &format!("### Current Task\n{task}\n"));
+    let input = serde_json::json!({"session_id": "s", "cwd": d.dir, "stop_hook_active": true});
+    let out = d
+        .convosync()
+        .args(["hook", "stop"])
+        .write_stdin(input.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "hooks always exit 0");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let v: Value = serde_json::from_str(stdout.trim()).expect("JSON");
+    v["systemMessage"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn encrypted_snapshots_hide_uncommitted_work_from_the_remote() {
+    let env = TestEnv::new();
+    let (a, b) = with_plan(&env);
+    let c = env.device("borrowed");
+    assert!(run(&a, &["key", "init"]).0);
+    save(&a, TASK);
+    secret_changes(&a);
+    let msg = stop(&a, "keep going");
+    assert!(
+        msg.contains("uncommitted changes in 2 file(s) shared"),
+        "encrypted snapshots are pushed without asking: {msg}"
+    );
+
+    let objects = all_objects(&env.remote(), &a.home);
+    for text in [
+        SECRET_CODE,
+        "cve_fix_9182",
+        SECRET_EDIT,
+        "embargoed-5521",
+        "patch-7733",
+        "unreleased/",
+    ] {
+        assert!(
+            !contains(&objects, text),
+            "{text:?} appears in an object on the remote"
+        );
+    }
+    let log = git(
+        &env.remote(),
+        &a.home,
+        &["log", "-1", "--format=%B", "refs/convosync/wip/desktop"],
+    );
+    assert!(
+        log.contains("Convosync-Encrypted: yes") && !log.contains("main"),
+        "{log}"
+    );
+
+    // A device with the key reads and applies it exactly.
+    let secret = key_show(&a);
+    assert!(run(&b, &["key", "add", &secret]).0);
+    let (ok, out, err) = run(&b, &["wip", "list"]);
+    assert!(
+        ok && out.contains("desktop") && out.contains("2 file(s)") && out.contains("main"),
+        "{out}{err}"
+    );
+    let (ok, out, err) = run(&b, &["wip", "show", "desktop"]);
+    assert!(
+        ok && out.contains(&format!("A {SECRET_FILE}")) && out.contains("M plan.txt"),
+        "{out}{err}"
+    );
+    let (ok, out, err) = run(&b, &["wip", "diff", "desktop"]);
+    assert!(ok && out.contains(&format!("+{SECRET_CODE}")), "{out}{err}");
+    let (v, _) = start(&b, "s2");
+    let ctx = v.expect("context")["hookSpecificOutput"]["additionalContext"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        ctx.contains("desktop left uncommitted changes in 2 files on main"),
+        "{ctx}"
+    );
+    let (ok, out, err) = run(&b, &["wip", "apply", "desktop"]);
+    assert!(ok, "{out}{err}");
+    for f in ["plan.txt", SECRET_FILE] {
+        assert_eq!(
+            std::fs::read(b.dir.join(f)).unwrap(),
+            std::fs::read(a.dir.join(f)).unwrap(),
+            "{f} arrives exactly"
+        );
+    }
+    // What was decrypted stays local: the remote still holds no plaintext.
+    let objects = all_objects(&env.remote(), &a.home);
+    assert!(!contains(&objects, SECRET_CODE));
+
+    // A device without the key keeps working and is told which key it needs.
+    let (ok, out, err) = run(&c, &["wip", "list"]);
+    assert!(
+        ok && out.contains("encrypted snapshot from desktop"),
+        "{out}{err}"
+    );
+    assert!(!out.contains("patch-7733"), "{out}");
+    for args in [
+        ["wip", "show", "desktop"],
+        ["wip", "diff", "desktop"],
+        ["wip", "apply", "desktop"],
+    ] {
+        let (ok, out, err) = run(&c, &args);
+        assert!(!ok, "{args:?}: {out}");
+        assert!(
+            err.contains("encrypted") && err.contains("convosync key add"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!c.dir.join(SECRET_FILE).exists());
+    let (v, _) = start(&c, "s3");
+    let ctx = v
+        .as_ref()
+        .and_then(|v| v["hookSpecificOutput"]["additionalContext"].as_str())
+        .unwrap_or_default();
+    assert!(!ctx.contains("patch-7733") && !ctx.contains("cve_fix"), "{ctx}");
+}
+
+#[test]
+fn plain_snapshots_stay_local_unless_turned_on() {
+    let env = TestEnv::new();
+    let (a, _b) = with_plan(&env);
+    secret_changes(&a);
+    let first = stop(&a, "first");
+    assert!(
+        first.contains("convosync.wipPush true"),
+        "says how to turn it on: {first}"
+    );
+    std::fs::write(a.dir.join("more.txt"), "more\n").unwrap();
+    let second = stop(&a, "second");
+    assert!(!second.contains("wipPush"), "said once: {second}");
+    assert!(second.contains("handoff saved"), "{second}");
+    let (ok, out, _) = run(&a, &["wip", "save"]);
+    assert!(
+        ok && out.contains("not pushed") && out.contains("--push"),
+        "{out}"
+    );
+    let refs = git(&env.remote(), &a.home, &["for-each-ref", "refs/convosync/wip"]);
+    assert!(refs.is_empty(), "no snapshot on the remote: {refs}");
+    let objects = all_objects(&env.remote(), &a.home);
+    for text in [SECRET_CODE, SECRET_EDIT, "patch-7733"] {
+        assert!(!contains(&objects, text), "{text:?} reached the remote");
+    }
+    // Turned on, the next one goes.
+    a.git(&["config", "convosync.wipPush", "true"]);
+    std::fs::write(a.dir.join("more.txt"), "more, again\n").unwrap();
+    let (ok, out, err) = run(&a, &["wip", "save"]);
+    assert!(ok && out.contains("pushed the snapshot"), "{out}{err}");
+    let objects = all_objects(&env.remote(), &a.home);
+    assert!(contains(&objects, SECRET_CODE), "now shared as asked");
+}
+
+#[test]
+fn a_notes_repository_keeps_projects_snapshots_apart() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path();
+    let home = root.join("notes-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let notes = root.join("notes.git");
+    git(root, &home, &["init", "-q", "--bare", notes.to_str().unwrap()]);
+    let (web, api) = (project(root, "web"), project(root, "api"));
+    let web1 = clone(root, &web, "web-desktop", &notes);
+    let web2 = clone(root, &web, "web-laptop", &notes);
+    let api1 = clone(root, &api, "api-desktop", &notes);
+    let api2 = clone(root, &api, "api-laptop", &notes);
+    std::fs::write(web1.dir.join("README.md"), "# web\nweb-wip-3131\n").unwrap();
+    std::fs::write(api1.dir.join("README.md"), "# api\napi-wip-4141\n").unwrap();
+    for d in [&web1, &api1] {
+        let (ok, out, err) = run(d, &["wip", "save", "--push"]);
+        assert!(ok && out.contains("pushed the snapshot"), "{out}{err}");
+    }
+    let (ok, out, err) = run(&web2, &["wip", "list"]);
+    assert!(
+        ok && out.contains("web-desktop") && !out.contains("api-desktop"),
+        "{out}{err}"
+    );
+    let (ok, out, err) = run(&api2, &["wip", "list"]);
+    assert!(
+        ok && out.contains("api-desktop") && !out.contains("web-desktop"),
+        "{out}{err}"
+    );
+    let (ok, out, err) = run(&web2, &["wip", "apply", "web-desktop"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(
+        std::fs::read_to_string(web2.dir.join("README.md")).unwrap(),
+        "# web\nweb-wip-3131\n"
+    );
+    let (ok, out, err) = run(&api2, &["wip", "apply", "api-desktop"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(
+        std::fs::read_to_string(api2.dir.join("README.md")).unwrap(),
+        "# api\napi-wip-4141\n"
+    );
+
+    let refs = git(&notes, &home, &["for-each-ref", "--format=%(refname)"]);
+    let wip: Vec<&str> = refs.lines().filter(|r| r.contains("/wip/")).collect();
+    assert_eq!(wip.len(), 2, "{refs}");
+    assert!(
+        wip.iter().all(|r| r.starts_with("refs/convosync/p/")),
+        "namespaced: {refs}"
+    );
+    let ns = |r: &str| r.split('/').nth(3).unwrap().to_string();
+    assert_ne!(ns(wip[0]), ns(wip[1]), "one namespace per project: {refs}");
+    for remote in [&web, &api] {
+        let refs = git(remote, &home, &["for-each-ref", "refs/convosync"]);
+        assert!(
+            refs.is_empty(),
+            "the project's own remote holds no snapshot: {refs}"
+        );
+    }
+    // Tracking refs of a URL are valid ref names.
+    let tracking = web2.git(&["for-each-ref", "--format=%(refname)", "refs/convosync/remote"]);
+    assert!(
+        tracking.contains("/url-") && tracking.contains("/wip/web-desktop"),
+        "{tracking}"
+    );
+}

@@ -8,6 +8,8 @@ use crate::core::{user_state, write_draft};
 fn setup() -> (TestEnv, Device, Device) {
     let env = TestEnv::new();
     let a = env.device("a");
+    // Plain snapshots are pushed only when turned on (see tests/private.rs for the default).
+    a.git(&["config", "convosync.wipPush", "true"]);
     std::fs::write(a.dir.join("keep.txt"), "line 1\nline 2\nline 3\n").unwrap();
     std::fs::write(a.dir.join("gone.txt"), "to be deleted\n").unwrap();
     std::fs::write(a.dir.join("other.txt"), "alpha\nbeta\ngamma\n").unwrap();
@@ -369,6 +371,7 @@ fn unpushed_commits_never_reach_the_remote_but_their_changes_do() {
 fn with_nothing_on_the_remote_the_snapshot_is_the_whole_tree() {
     let env = crate::common::TestEnv::new();
     let a = env.device("a");
+    a.git(&["config", "convosync.wipPush", "true"]);
     let b = env.device("b");
     // a's history shares nothing with the remote.
     a.git(&["checkout", "-q", "--orphan", "fresh"]);

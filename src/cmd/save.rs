@@ -37,7 +37,7 @@ pub fn run(dir: &Path, args: SaveArgs) -> Result<ExitCode> {
 
     // 1b. Uncommitted work for the other devices, when asked.
     if args.wip {
-        super::wip::save(&repo)?;
+        super::wip::save(&repo, false)?;
         if message.trim().is_empty() {
             if !args.no_push {
                 push_handoff(&repo, &args)?;

@@ -16,7 +16,7 @@ const NET_SECS: f64 = 30.0;
 pub fn run(dir: &Path, args: WipArgs) -> Result<ExitCode> {
     let repo = Repo::open(dir)?;
     match args.action.unwrap_or(WipAction::List) {
-        WipAction::Save => return save(&repo),
+        WipAction::Save { push } => return save(&repo, push),
         WipAction::List => {
             refresh(&repo);
             let me = crate::team::my_device(&repo).unwrap_or_default();
@@ -37,6 +37,10 @@ pub fn run(dir: &Path, args: WipArgs) -> Result<ExitCode> {
                 );
             }
             for s in snaps {
+                if s.is_locked() {
+                    println!("encrypted snapshot from {}", s.device);
+                    continue;
+                }
                 let who = if s.device == me {
                     format!("{} (this device)", s.device)
                 } else {
@@ -134,18 +138,27 @@ fn find(repo: &Repo, device: Option<&str>) -> Result<wip::Snapshot> {
     let snaps = wip::list(repo)?;
     if let Some(d) = device {
         return match snaps.into_iter().find(|s| s.device == d) {
-            Some(s) => Ok(s),
+            Some(s) => match wip::sealed::locked_reason(&s) {
+                Some(reason) => bail!("{reason}"),
+                None => Ok(s),
+            },
             None => bail!("no snapshot from {d} (see `convosync wip list`)"),
         };
     }
     let me = crate::team::my_device(repo)?;
     let mut offered: Vec<_> = snaps
         .into_iter()
-        .filter(|s| s.device != me && !s.files.is_empty())
+        .filter(|s| s.device != me && (!s.files.is_empty() || s.is_locked()))
         .collect();
     match offered.len() {
         0 => bail!("no other device has shared uncommitted work (see `convosync wip list`)"),
-        1 => Ok(offered.remove(0)),
+        1 => {
+            let s = offered.remove(0);
+            match wip::sealed::locked_reason(&s) {
+                Some(reason) => bail!("{reason}"),
+                None => Ok(s),
+            }
+        }
         _ => bail!(
             "several devices have shared uncommitted work; name one: {}",
             offered
@@ -157,8 +170,9 @@ fn find(repo: &Repo, device: Option<&str>) -> Result<wip::Snapshot> {
     }
 }
 
-/// Snapshot and push; shared with `save --wip`.
-pub fn save(repo: &Repo) -> Result<ExitCode> {
+/// Snapshot, and push when the snapshot pushes itself (encrypted, or `convosync.wipPush`) or
+/// `push` asks; shared with `save --wip`.
+pub fn save(repo: &Repo, push: bool) -> Result<ExitCode> {
     let me = crate::team::my_device(repo)?;
     let outcome = {
         let _lock = repo.lock(CLI_LOCK_WAIT)?;
@@ -184,7 +198,11 @@ pub fn save(repo: &Repo) -> Result<ExitCode> {
         println!("  left out {} ({})", s.path, s.reason);
     }
     if let Some(r) = repo.remote_name() {
-        if wip::push(repo, &r, &me, deadline(NET_SECS))? {
+        if !push && wip::stays_local(repo, &me) == Some(true) {
+            println!("  kept on this device, not pushed (it is not encrypted): `convosync wip save --push` pushes it, `git config convosync.wipPush true` always, `convosync key init` encrypts it");
+            return Ok(ExitCode::SUCCESS);
+        }
+        if wip::push_with(repo, &r, &me, push, deadline(NET_SECS))? {
             println!("✓ pushed the snapshot to {r}");
         } else {
             println!("could not push the snapshot to {r}; `convosync wip save` again later");

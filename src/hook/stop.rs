@@ -456,7 +456,20 @@ fn snapshot_wip(ctx: &Ctx<'_>) -> Option<String> {
     drop(lock);
     match outcome {
         Ok(crate::wip::Outcome::Saved { files, skipped }) => {
-            let mut note = format!("uncommitted changes in {} file(s) shared", files.len());
+            let local =
+                ctx.repo.remote_name().is_some() && crate::wip::stays_local(&ctx.repo, &ctx.me) == Some(true);
+            let mut note = if !local {
+                format!("uncommitted changes in {} file(s) shared", files.len())
+            } else {
+                match wip_push_hint(ctx) {
+                    Some(hint) => hint,
+                    None if skipped.is_empty() => return None,
+                    None => format!(
+                        "uncommitted changes in {} file(s) kept on this device",
+                        files.len()
+                    ),
+                }
+            };
             if !skipped.is_empty() {
                 let names: Vec<&str> = skipped.iter().map(|s| s.path.as_str()).collect();
                 note.push_str(&format!(" (credential files left out: {})", names.join(", ")));
@@ -481,6 +494,22 @@ fn snapshot_wip(ctx: &Ctx<'_>) -> Option<String> {
             None
         }
     }
+}
+
+/// Once per repository (remembered in the state dir), when a snapshot stays local because it is
+/// neither encrypted nor allowed to be pushed: how to share snapshots.
+fn wip_push_hint(ctx: &Ctx<'_>) -> Option<String> {
+    if ctx.repo.settings.wip_push == Some(false) {
+        return None;
+    }
+    let marker = ctx.repo.state_dir().join("wip-push-hint-shown");
+    if marker.exists() {
+        return None;
+    }
+    let _ = crate::fsutil::replace_file(&marker, b"1\n");
+    Some(
+        "uncommitted changes kept on this device, not pushed: to share them with your other devices, `convosync key init` (encrypted) or `git config convosync.wipPush true`".to_string(),
+    )
 }
 
 /// Push handoffs an earlier offline run left queued; silent when there are none.

@@ -20,6 +20,7 @@
 //! ever written through a symlink, under `.git` or outside the worktree.
 
 pub mod check;
+pub mod sealed;
 
 use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
@@ -36,6 +37,19 @@ use crate::refs;
 use crate::repo::Repo;
 use crate::store::{cas, is_race, tip_of};
 
+/// Where the devices' wip refs live on the remote: `refs/convosync/wip/`, or in a notes
+/// repository the project's namespace next to its handoff ref (`refs/convosync/p/<id>/wip/`).
+pub fn remote_prefix(repo: &Repo) -> String {
+    if !repo.settings.notes_repo {
+        return refs::WIP_PREFIX.to_string();
+    }
+    let r = &repo.settings.refname;
+    match r.strip_suffix("/handoffs") {
+        Some(ns) => format!("{ns}/wip/"),
+        None => format!("{r}-wip/"),
+    }
+}
+
 /// A snapshot commit, read back.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -48,9 +62,16 @@ pub struct Snapshot {
     pub branch: Option<String>,
     pub files: Vec<String>,
     pub time: chrono::DateTime<chrono::Utc>,
+    /// Whether it was encrypted, and whether this device could read it.
+    pub sealed: sealed::Sealed,
 }
 
 impl Snapshot {
+    /// Encrypted, and this device cannot read it.
+    pub fn is_locked(&self) -> bool {
+        matches!(self.sealed, sealed::Sealed::Locked(_))
+    }
+
     /// The base as shown to people: a short id, `none` for a whole-tree snapshot, `?` unknown.
     pub fn base_label(&self) -> String {
         match self.base {
@@ -100,7 +121,7 @@ impl Outcome {
     }
 }
 
-fn entry(path: &str, id: Oid, mode: u32, size: u32) -> IndexEntry {
+pub(crate) fn entry(path: &str, id: Oid, mode: u32, size: u32) -> IndexEntry {
     let t = IndexTime::new(0, 0);
     IndexEntry {
         ctime: t,
@@ -137,7 +158,7 @@ enum Change {
 /// merge-base of HEAD with them; `None` when HEAD shares no history with the remote. Without a
 /// remote, HEAD (nothing is pushed; [`push`] checks again).
 fn remote_base(repo: &Repo, head: Oid) -> Result<Option<Oid>> {
-    let Some(remote) = repo.remote_name() else {
+    let Some(remote) = repo.code_remote() else {
         return Ok(Some(head));
     };
     let tips = remote_tips(&repo.git, &remote)?;
@@ -361,36 +382,61 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
     files.sort();
     let refname = refs::wip(device);
     let previous = tip_of(&repo.git, &refname).ok().flatten();
-    let previous_files = previous.as_ref().map(|p| read(device, p).files.len());
+    let previous_files = previous
+        .as_ref()
+        .map(|p| sealed::read(repo, device, p).files.len());
     if files.is_empty() && previous_files.unwrap_or(0) == 0 {
         // Clean, and nothing (or an empty marker) was offered before: nothing to say again.
         return Ok(Outcome::Clean { skipped });
     }
-    if let Some(p) = &previous {
-        let last = read(device, p);
-        if p.tree_id() == tree_id && last.base == base && last.whole == base.is_none() {
+    let key = sealed::key_for(repo);
+    let last = previous.as_ref().map(|p| sealed::read(repo, device, p));
+    if let Some(last) = &last {
+        if sealed::tree_id(repo, last).ok() == Some(tree_id)
+            && last.base == base
+            && last.whole == base.is_none()
+            && (last.sealed == sealed::Sealed::Plain) == key.is_none()
+        {
             return Ok(Outcome::Unchanged { skipped });
         }
     }
     let sig = crate::store::signature(&repo.git, crate::timefmt::now())?;
-    let msg = message(device, base, branch.as_deref(), &files);
+    // Encrypted when the notes are: the committed tree then holds only age files.
+    let (commit_tree, msg) = match key {
+        Some(k) => match sealed::seal(repo, k, &base_tree, &tree, branch.as_deref(), &files, limit)? {
+            Ok(t) => (
+                repo.git.find_tree(t)?,
+                sealed::message(device, base, files.is_empty()),
+            ),
+            Err(bytes) => return Ok(Outcome::TooLarge { bytes, limit }),
+        },
+        None => (tree, message(device, base, branch.as_deref(), &files)),
+    };
     // The base is a parent only when the remote has it; the previous snapshot only when pushing
     // it publishes nothing else (a snapshot made before there was a remote starts a new chain).
     let remote = repo.remote_name();
+    // In a notes repository the base stays out: the project's commits do not go there.
     let base_commit = base
-        .filter(|_| remote.is_some())
+        .filter(|_| remote.is_some() && !repo.settings.notes_repo)
         .map(|b| {
             repo.git
                 .find_commit(b)
                 .with_context(|| format!("could not read base commit {b}"))
         })
         .transpose()?;
-    let chained = previous.as_ref().filter(|p| match &remote {
-        Some(r) => matches!(unpublished(&repo.git, r, p.id()), Ok(None)),
-        None => true,
+    // An encrypted snapshot never chains to a plain one, which would publish it.
+    let chained = previous.as_ref().filter(|p| {
+        (key.is_none() || sealed::is_sealed(p))
+            && match &remote {
+                Some(r) => matches!(unpublished(&repo.git, r, p.id()), Ok(None)),
+                None => true,
+            }
     });
     let parents: Vec<&Commit<'_>> = chained.into_iter().chain(base_commit.iter()).collect();
-    let id = repo.git.commit(None, &sig, &sig, &msg, &tree, &parents)?;
+    let id = repo.git.commit(None, &sig, &sig, &msg, &commit_tree, &parents)?;
+    if key.is_some() {
+        sealed::remember(repo, id, tree_id);
+    }
     match cas(
         &repo.git,
         &refname,
@@ -434,11 +480,11 @@ fn trailer<'a>(msg: &'a str, key: &str) -> impl Iterator<Item = &'a str> + 'a {
 }
 
 /// Text from a snapshot's message, safe to print: no control characters.
-fn printable(s: &str) -> String {
+pub(crate) fn printable(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).collect()
 }
 
-fn read(device: &str, c: &Commit<'_>) -> Snapshot {
+pub(crate) fn read(device: &str, c: &Commit<'_>) -> Snapshot {
     let msg = c.message().unwrap_or_default();
     let base = trailer(msg, "Convosync-Base").next();
     Snapshot {
@@ -452,6 +498,7 @@ fn read(device: &str, c: &Commit<'_>) -> Snapshot {
             .filter(|b| !b.is_empty()),
         files: trailer(msg, "Convosync-File").map(printable).collect(),
         time: chrono::DateTime::from_timestamp(c.time().seconds(), 0).unwrap_or_default(),
+        sealed: sealed::Sealed::Plain,
     }
 }
 
@@ -475,7 +522,7 @@ pub fn list(repo: &Repo) -> Result<Vec<Snapshot>> {
                 continue;
             }
             let Ok(c) = r.peel_to_commit() else { continue };
-            let snap = read(&device, &c);
+            let snap = sealed::read(repo, &device, &c);
             match out.iter_mut().find(|s| s.device == device) {
                 Some(existing) if existing.time < snap.time => *existing = snap,
                 Some(_) => {}
@@ -492,8 +539,14 @@ pub fn others_summary(repo: &Repo, me: &str) -> Vec<String> {
     list(repo)
         .unwrap_or_default()
         .into_iter()
-        .filter(|s| s.device != me && !s.files.is_empty())
+        .filter(|s| s.device != me && (!s.files.is_empty() || s.is_locked()))
         .map(|s| {
+            if s.is_locked() {
+                return format!(
+                    "{} left an encrypted snapshot of uncommitted work that this device cannot read",
+                    s.device
+                );
+            }
             format!(
                 "{} left uncommitted changes in {} file{} on {} (base {}): run /convosync:wip apply {} to bring them here",
                 s.device,
@@ -507,31 +560,55 @@ pub fn others_summary(repo: &Repo, me: &str) -> Vec<String> {
         .collect()
 }
 
+/// The refspec that fetches every device's wip ref into remote-tracking refs.
+pub fn fetch_refspec(repo: &Repo, remote: &str) -> String {
+    format!("+{}*:{}*", remote_prefix(repo), refs::wip_tracking_prefix(remote))
+}
+
 /// Fetch every device's wip ref.
 pub fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Result<bool> {
-    let out = crate::git::fetch(
-        repo.git.path(),
-        remote,
-        &[&refs::wip_fetch_refspec(remote)],
-        deadline,
-    )?;
+    let out = crate::git::fetch(repo.git.path(), remote, &[&fetch_refspec(repo, remote)], deadline)?;
     Ok(out.success())
 }
 
+/// Whether this device's snapshot `tip` goes to the remote without being asked: when it is
+/// encrypted (unless `convosync.wipPush` is false), or when `convosync.wipPush` is true.
+pub fn pushes_itself(repo: &Repo, tip: &Commit<'_>) -> bool {
+    match repo.settings.wip_push {
+        Some(on) => on,
+        None => sealed::is_sealed(tip),
+    }
+}
+
+/// Whether this device's latest snapshot stays local under the push setting (`None`: there is
+/// none).
+pub fn stays_local(repo: &Repo, device: &str) -> Option<bool> {
+    let tip = tip_of(&repo.git, &refs::wip(device)).ok().flatten()?;
+    Some(!pushes_itself(repo, &tip))
+}
+
 /// This device's wip ref as one more ref for the handoff push ([`crate::sync::push_with`]): `None`
-/// when there is none or `remote` has it already (as last seen here). The same checks as [`push`].
+/// when there is none, the push setting keeps it local, or `remote` has it already (as last seen
+/// here). An error when the snapshot would publish a commit the remote does not have.
 pub fn push_extra(repo: &Repo, remote: &str, device: &str) -> Result<Option<crate::sync::Extra>> {
-    let refname = refs::wip(device);
-    let Some(tip) = tip_of(&repo.git, &refname)? else {
+    extra(repo, remote, device, false)
+}
+
+/// [`push_extra`]; `asked`: the user asked for it (`wip save --push`), whatever the setting.
+fn extra(repo: &Repo, remote: &str, device: &str, asked: bool) -> Result<Option<crate::sync::Extra>> {
+    let Some(tip) = tip_of(&repo.git, &refs::wip(device))? else {
         return Ok(None);
     };
+    if !asked && !pushes_itself(repo, &tip) {
+        return Ok(None);
+    }
     let tracking = format!("{}{device}", refs::wip_tracking_prefix(remote));
     if tip_of(&repo.git, &tracking).ok().flatten().map(|c| c.id()) == Some(tip.id()) {
         return Ok(None);
     }
     check_publishable(repo, remote, tip.id())?;
     Ok(Some(crate::sync::Extra {
-        refname,
+        refname: format!("{}{device}", remote_prefix(repo)),
         tip: tip.id(),
         tracking,
     }))
@@ -547,14 +624,18 @@ fn check_publishable(repo: &Repo, remote: &str, tip: Oid) -> Result<()> {
     Ok(())
 }
 
-/// Push this device's wip ref (each device owns its own, so a forced update is safe).
+/// Push this device's wip ref (each device owns its own, so a forced update is safe), when
+/// [`pushes_itself`] says so.
 pub fn push(repo: &Repo, remote: &str, device: &str, deadline: Deadline) -> Result<bool> {
-    let refname = refs::wip(device);
-    let Some(tip) = tip_of(&repo.git, &refname)? else {
+    push_with(repo, remote, device, false, deadline)
+}
+
+/// [`push`]; `asked`: the user asked for it (`wip save --push`), whatever the setting.
+pub fn push_with(repo: &Repo, remote: &str, device: &str, asked: bool, deadline: Deadline) -> Result<bool> {
+    let Some(e) = extra(repo, remote, device, asked)? else {
         return Ok(true);
     };
-    check_publishable(repo, remote, tip.id())?;
-    let spec = format!("+{refname}:{refname}");
+    let spec = format!("+{}:{}", e.tip, e.refname);
     let out = crate::git::run(
         repo.git.path(),
         ["push", "--porcelain", "--no-verify", "--quiet", remote, &spec],
@@ -562,10 +643,9 @@ pub fn push(repo: &Repo, remote: &str, device: &str, deadline: Deadline) -> Resu
     )?;
     if out.success() {
         // Remember that the remote has it, so the next push skips it.
-        let tracking = format!("{}{device}", refs::wip_tracking_prefix(remote));
         let _ = repo
             .git
-            .reference(&tracking, tip.id(), true, "convosync: wip pushed");
+            .reference(&e.tracking, e.tip, true, "convosync: wip pushed");
     }
     Ok(out.success())
 }
@@ -825,19 +905,14 @@ fn validate_tree(git: &Repository, root: Oid, seen: &mut HashSet<Oid>) -> Result
 
 /// The snapshot's base tree and its own, both checked whole (see [`validate_tree`]).
 fn checked_trees<'r>(repo: &'r Repo, snap: &Snapshot) -> Result<(Tree<'r>, Tree<'r>)> {
-    let theirs = repo.git.find_commit(snap.commit).with_context(|| {
-        format!(
-            "could not read the snapshot commit {} of {}",
-            snap.commit, snap.device
-        )
-    })?;
+    let their_id = sealed::tree_id(repo, snap)?;
     let base = if snap.whole {
         repo.git.find_tree(repo.git.treebuilder(None)?.write()?)?
     } else {
         base_commit(repo, snap)?.tree()?
     };
     let mut seen = HashSet::new();
-    validate_tree(&repo.git, theirs.tree_id(), &mut seen).map_err(|e| {
+    validate_tree(&repo.git, their_id, &mut seen).map_err(|e| {
         anyhow!(
             "refused: {}'s snapshot is not a valid git tree ({e})",
             snap.device
@@ -849,7 +924,7 @@ fn checked_trees<'r>(repo: &'r Repo, snap: &Snapshot) -> Result<(Tree<'r>, Tree<
             snap.device
         )
     })?;
-    Ok((base, repo.git.find_tree(theirs.tree_id())?))
+    Ok((base, repo.git.find_tree(their_id)?))
 }
 
 /// Refuse to touch `rel` unless every directory on the way to it is a real directory (or not
@@ -893,6 +968,9 @@ pub fn apply(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Applied> {
         .into_iter()
         .find(|s| s.device == device)
         .with_context(|| format!("no snapshot from {device} (see `convosync wip list`)"))?;
+    if let Some(reason) = sealed::locked_reason(&snap) {
+        bail!("{reason}");
+    }
     if snap.files.is_empty() {
         bail!("{device} has no uncommitted changes in its latest snapshot");
     }
@@ -1113,7 +1191,7 @@ fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 }
 
 /// The snapshot's base commit, which must be here: the snapshot is a set of changes to it.
-fn base_commit<'r>(repo: &'r Repo, snap: &Snapshot) -> Result<Commit<'r>> {
+pub(crate) fn base_commit<'r>(repo: &'r Repo, snap: &Snapshot) -> Result<Commit<'r>> {
     let base_id = snap
         .base
         .context("the snapshot does not record its base commit")?;

@@ -1,0 +1,335 @@
+//! Encrypted snapshots of uncommitted work.
+//!
+//! When the handoff ref records that notes are encrypted (see [`crate::crypt`]) and this device
+//! has the key, a snapshot is sealed before it is committed: the commit's tree holds two age
+//! files, `meta.age` (the branch and the changed paths, small, so listing snapshots decrypts
+//! little) and `snapshot.age` (every changed path with its mode and content, and every deleted
+//! path, against the base). The commit message carries only the device, the base commit and
+//! `Convosync-Encrypted: yes`. A device with the key [`open`]s a snapshot by decrypting it into
+//! the local object database as the very tree the snapshot was made of (base tree plus changes),
+//! never referenced by a ref nor pushed, so the checks, `show`, `diff` and `apply` run on it
+//! unchanged.
+//!
+//! `snapshot.age` decrypts to `convosync-wip-1\n` followed by records: a kind byte (`P` put, `D`
+//! delete), the git mode (u32), the path length (u32) and path, the data length (u64) and data,
+//! all big-endian. A submodule entry's data is its commit id (20 bytes).
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use git2::{Commit, Delta, DiffOptions, FileMode, Index, Oid, Repository, Tree};
+use serde::{Deserialize, Serialize};
+
+use super::Snapshot;
+use crate::crypt::{self, Key};
+use crate::repo::Repo;
+
+/// The tree entry with the snapshot's branch and file list.
+pub const META: &str = "meta.age";
+/// The tree entry with the snapshot's changes.
+pub const DATA: &str = "snapshot.age";
+const MAGIC: &[u8] = b"convosync-wip-1\n";
+
+/// Whether a snapshot was encrypted and, if so, whether this device could read it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Sealed {
+    #[default]
+    Plain,
+    /// Encrypted, and this device has the key.
+    Open,
+    /// Encrypted, and this device could not read it: the reason.
+    Locked(String),
+}
+
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    branch: Option<String>,
+    files: Vec<String>,
+}
+
+/// The key to seal this repository's snapshots with: when its handoff ref records that notes
+/// are encrypted and this device has a key.
+pub fn key_for(repo: &Repo) -> Option<&'static Key> {
+    if crypt::recipients(&repo.git, &repo.settings.refname).is_empty() {
+        return None;
+    }
+    crypt::key()
+}
+
+/// The commit message of a sealed snapshot: nothing from the worktree. An empty snapshot (the
+/// worktree is clean again) says so, so keyless devices are not offered it.
+pub fn message(device: &str, base: Option<Oid>, empty: bool) -> String {
+    let mut msg = format!(
+        "wip from {device} (encrypted)\n\nConvosync-Device: {device}\nConvosync-Base: {}\nConvosync-Encrypted: yes\n",
+        base.map(|b| b.to_string()).unwrap_or_else(|| "none".into()),
+    );
+    if empty {
+        msg.push_str("Convosync-Files: 0\n");
+    }
+    msg
+}
+
+fn is_sealed_message(msg: &str) -> bool {
+    msg.lines().any(|l| l.trim() == "Convosync-Encrypted: yes")
+}
+
+/// Whether the commit is a sealed snapshot.
+pub fn is_sealed(c: &Commit<'_>) -> bool {
+    is_sealed_message(c.message().unwrap_or_default())
+}
+
+/// The serialised changes from `base` to `tree`.
+fn payload(git: &Repository, base: &Tree<'_>, tree: &Tree<'_>) -> Result<Vec<u8>> {
+    let mut dopts = DiffOptions::new();
+    dopts.include_typechange(true);
+    let diff = git.diff_tree_to_tree(Some(base), Some(tree), Some(&mut dopts))?;
+    let mut out = MAGIC.to_vec();
+    let mut record = |kind: u8, mode: u32, path: &[u8], data: &[u8]| {
+        out.push(kind);
+        out.extend_from_slice(&mode.to_be_bytes());
+        out.extend_from_slice(&(path.len() as u32).to_be_bytes());
+        out.extend_from_slice(path);
+        out.extend_from_slice(&(data.len() as u64).to_be_bytes());
+        out.extend_from_slice(data);
+    };
+    let gitlink = u32::from(FileMode::Commit);
+    for d in diff.deltas() {
+        if d.status() == Delta::Deleted {
+            let path = d
+                .old_file()
+                .path_bytes()
+                .context("a deleted path without a name")?;
+            record(b'D', 0, path, &[]);
+            continue;
+        }
+        let new = d.new_file();
+        let path = new.path_bytes().context("a changed path without a name")?;
+        let mode = u32::from(new.mode());
+        if mode == gitlink {
+            record(b'P', mode, path, new.id().as_bytes());
+        } else {
+            let blob = git.find_blob(new.id())?;
+            record(b'P', mode, path, blob.content());
+        }
+    }
+    Ok(out)
+}
+
+/// One record of a payload.
+struct Record<'a> {
+    put: bool,
+    mode: u32,
+    path: &'a [u8],
+    data: &'a [u8],
+}
+
+fn parse(bytes: &[u8]) -> Result<Vec<Record<'_>>> {
+    fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
+        if rest.len() < n {
+            bail!("the snapshot is cut short");
+        }
+        let (head, tail) = rest.split_at(n);
+        *rest = tail;
+        Ok(head)
+    }
+    let mut rest = bytes
+        .strip_prefix(MAGIC)
+        .context("not a convosync snapshot (unknown format)")?;
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let kind = take(&mut rest, 1)?[0];
+        let mode = u32::from_be_bytes(take(&mut rest, 4)?.try_into()?);
+        let plen = u32::from_be_bytes(take(&mut rest, 4)?.try_into()?) as usize;
+        let path = take(&mut rest, plen)?;
+        let dlen = u64::from_be_bytes(take(&mut rest, 8)?.try_into()?);
+        let data = take(&mut rest, usize::try_from(dlen)?)?;
+        match kind {
+            b'P' | b'D' => out.push(Record {
+                put: kind == b'P',
+                mode,
+                path,
+                data,
+            }),
+            _ => bail!("the snapshot holds an unknown record"),
+        }
+    }
+    Ok(out)
+}
+
+/// Seal the snapshot `tree` (made against `base`): the tree to commit in its place, holding
+/// only the two age files, or `Err(bytes)` when the changes exceed `limit`.
+pub fn seal(
+    repo: &Repo,
+    key: &Key,
+    base: &Tree<'_>,
+    tree: &Tree<'_>,
+    branch: Option<&str>,
+    files: &[String],
+    limit: u64,
+) -> Result<std::result::Result<Oid, u64>> {
+    let data = payload(&repo.git, base, tree)?;
+    if data.len() as u64 > limit {
+        return Ok(Err(data.len() as u64));
+    }
+    let meta = serde_json::to_vec(&Meta {
+        branch: branch.map(str::to_string),
+        files: files.to_vec(),
+    })?;
+    let mut tb = repo.git.treebuilder(None)?;
+    tb.insert(META, repo.git.blob(&key.encrypt(&meta)?)?, FileMode::Blob.into())?;
+    tb.insert(DATA, repo.git.blob(&key.encrypt(&data)?)?, FileMode::Blob.into())?;
+    Ok(Ok(tb.write()?))
+}
+
+fn age_blob(git: &Repository, c: &Commit<'_>, name: &str) -> Result<Vec<u8>, String> {
+    let tree = c.tree().map_err(|e| e.to_string())?;
+    let entry = tree
+        .get_name(name)
+        .ok_or_else(|| format!("the encrypted snapshot has no {name}"))?;
+    let blob = git.find_blob(entry.id()).map_err(|e| e.to_string())?;
+    if !crypt::is_encrypted(blob.content()) {
+        return Err(format!("{name} is not encrypted"));
+    }
+    crypt::open(blob.content()).map(|b| b.into_owned())
+}
+
+/// A snapshot read from its commit, with a sealed one's branch and files decrypted when this
+/// device can.
+pub fn read(repo: &Repo, device: &str, c: &Commit<'_>) -> Snapshot {
+    let mut snap = super::read(device, c);
+    if !is_sealed(c) {
+        return snap;
+    }
+    let msg = c.message().unwrap_or_default();
+    if msg.lines().any(|l| l.trim() == "Convosync-Files: 0") {
+        // A clean worktree: nothing to read, nothing to offer.
+        snap.sealed = Sealed::Open;
+        return snap;
+    }
+    snap.sealed = match age_blob(&repo.git, c, META)
+        .and_then(|m| serde_json::from_slice::<Meta>(&m).map_err(|e| format!("{} ({e})", crypt::ENCRYPTED)))
+    {
+        Ok(meta) => {
+            snap.branch = meta
+                .branch
+                .map(|b| super::printable(&b))
+                .filter(|b| !b.is_empty());
+            snap.files = meta.files.iter().map(|f| super::printable(f)).collect();
+            Sealed::Open
+        }
+        Err(reason) => Sealed::Locked(reason),
+    };
+    snap
+}
+
+/// Why this device cannot read `snap`, as a message for the user; `None` when it can.
+pub fn locked_reason(snap: &Snapshot) -> Option<String> {
+    match &snap.sealed {
+        Sealed::Locked(r) if r == crypt::NO_KEY => Some(format!(
+            "{}'s snapshot is encrypted and this device has no key: {}",
+            snap.device,
+            crypt::KEY_HINT
+        )),
+        Sealed::Locked(r) if r == crypt::OTHER_KEY => Some(format!(
+            "{}'s snapshot is encrypted to another person's key",
+            snap.device
+        )),
+        Sealed::Locked(r) => Some(format!("{}'s snapshot could not be read: {r}", snap.device)),
+        _ => None,
+    }
+}
+
+/// Where the tree a sealed snapshot opened to is remembered: `<state>/wip-open/<commit>`.
+fn cache_path(repo: &Repo, commit: Oid) -> std::path::PathBuf {
+    repo.state_dir().join("wip-open").join(commit.to_string())
+}
+
+/// Remember that the sealed snapshot `commit` opens to `tree` (written by this device).
+pub fn remember(repo: &Repo, commit: Oid, tree: Oid) {
+    let path = cache_path(repo, commit);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = crate::fsutil::replace_file(&path, format!("{tree}\n").as_bytes());
+}
+
+/// The tree the snapshot is made of: its commit's tree when plain; when sealed, its changes
+/// decrypted and applied to its base tree in the local object database (remembered per commit,
+/// so each snapshot is decrypted once). Nothing written here is ever referenced by a ref.
+pub fn tree_id(repo: &Repo, snap: &Snapshot) -> Result<Oid> {
+    let c = repo.git.find_commit(snap.commit)?;
+    if !is_sealed(&c) {
+        return Ok(c.tree_id());
+    }
+    if let Some(reason) = locked_reason(snap) {
+        bail!("{reason}");
+    }
+    let cached = std::fs::read_to_string(cache_path(repo, snap.commit))
+        .ok()
+        .and_then(|s| Oid::from_str(s.trim()).ok())
+        .filter(|t| repo.git.find_tree(*t).is_ok());
+    if let Some(t) = cached {
+        return Ok(t);
+    }
+    let base = if snap.whole {
+        repo.git.find_tree(repo.git.treebuilder(None)?.write()?)?
+    } else {
+        super::base_commit(repo, snap)?.tree()?
+    };
+    let tree = open(repo, &c, &base).map_err(|e| anyhow!("{}'s snapshot: {e:#}", snap.device))?;
+    remember(repo, snap.commit, tree);
+    Ok(tree)
+}
+
+/// Decrypt the sealed snapshot `c` and apply its records to `base`: the resulting tree's id.
+fn open(repo: &Repo, c: &Commit<'_>, base: &Tree<'_>) -> Result<Oid> {
+    let bytes = age_blob(&repo.git, c, DATA).map_err(|e| anyhow!("{e}"))?;
+    let records = parse(&bytes)?;
+    let mut index = Index::new()?;
+    index.read_tree(base)?;
+    for r in records.iter().filter(|r| !r.put) {
+        let path = std::str::from_utf8(r.path).context("a path that is not UTF-8")?;
+        index.remove_path(Path::new(path))?;
+    }
+    let gitlink = u32::from(FileMode::Commit);
+    for r in records.iter().filter(|r| r.put) {
+        let path = std::str::from_utf8(r.path).context("a path that is not UTF-8")?;
+        let id = if r.mode == gitlink {
+            Oid::from_bytes(r.data)?
+        } else {
+            repo.git.blob(r.data)?
+        };
+        let size = if r.mode == gitlink { 0 } else { r.data.len() as u32 };
+        index
+            .add(&super::entry(path, id, r.mode, size))
+            .with_context(|| format!("refused: the snapshot holds an invalid entry {path:?}"))?;
+    }
+    Ok(index.write_tree_to(&repo.git)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_round_trip_and_cut_short() {
+        let mut out = MAGIC.to_vec();
+        for (k, m, p, d) in [
+            (b'P', 0o100644u32, &b"a/b.txt"[..], &b"hello"[..]),
+            (b'D', 0, b"gone", b""),
+        ] {
+            out.push(k);
+            out.extend_from_slice(&m.to_be_bytes());
+            out.extend_from_slice(&(p.len() as u32).to_be_bytes());
+            out.extend_from_slice(p);
+            out.extend_from_slice(&(d.len() as u64).to_be_bytes());
+            out.extend_from_slice(d);
+        }
+        let r = parse(&out).unwrap();
+        assert_eq!(r.len(), 2);
+        assert!(r[0].put && r[0].path == b"a/b.txt" && r[0].data == b"hello" && r[0].mode == 0o100644);
+        assert!(!r[1].put && r[1].path == b"gone");
+        assert!(parse(&out[..out.len() - 3]).is_err());
+        assert!(parse(b"nope").is_err());
+    }
+}
