@@ -176,6 +176,8 @@ impl Demo {
             .env(Command::new(&self.exe))
             .current_dir(dir)
             .env("CONVOSYNC_DEVICE", device)
+            // The default start, whatever this shell says: answer at once, fetch behind.
+            .env("CONVOSYNC_START", "async")
             .args(["hook", event])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())

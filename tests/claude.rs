@@ -697,8 +697,7 @@ fn two_identity_pizza_test() {
     );
     let debug = std::fs::read_to_string(logs.join("grace/debug.log")).unwrap_or_default();
     assert!(
-        debug.contains("convosync: teammates' notes loaded: Ada Lovelace (work)")
-            && !debug.contains("resumed from"),
+        debug.contains("teammates' notes loaded: Ada Lovelace (work)") && !debug.contains("resumed from"),
         "the message says whose notes were loaded"
     );
 }
