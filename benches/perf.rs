@@ -275,11 +275,11 @@ fn main() {
         if want("git rev-parse") {
             let s = sample(30, |_| {
                 let mut c = Command::new("git");
-                c.current_dir(&dir).args(["rev-parse", "HEAD"]);
+                c.current_dir(&dir).args(["rev-parse", "--git-dir"]);
                 (c, None)
             });
             row(
-                &label("git rev-parse HEAD (comparison)"),
+                &label("git rev-parse --git-dir (comparison)"),
                 &s,
                 "session start without network < 2x this",
             );
