@@ -347,7 +347,9 @@ fn two_authors(repo: &Repository, device: &str, a: Oid, b: Oid) -> Result<Option
     if px.same_person(&py) {
         return Ok(None);
     }
-    let x_first = (x.timestamp, ax) <= (y.timestamp, ay);
+    // The older note keeps the name. Times are kept to the second, so two saves can tie: then
+    // `b`, the side already on the remote (theirs in a merge), was there first and keeps it.
+    let x_first = x.timestamp < y.timestamp;
     let (keep, mut other, who) = if x_first { (a, y, py) } else { (b, x, px) };
     let user = who.handle().unwrap_or_else(|| "other".into());
     // The file name, not the header, says whose device this is.
