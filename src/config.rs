@@ -144,7 +144,7 @@ impl Settings {
         Settings {
             notes_repo: get("CONVOSYNC_NOTES_REPO", "convosync.notesRepo")
                 .and_then(|v| parse_bool(&v))
-                .unwrap_or_else(|| remote.as_deref().is_some_and(is_url)),
+                .unwrap_or_else(|| remote.as_deref().is_some_and(crate::refs::is_url)),
             project: get("CONVOSYNC_PROJECT", "convosync.project"),
             ref_explicit: explicit_ref.is_some(),
             refname: explicit_ref
@@ -189,18 +189,6 @@ impl Settings {
             wip_push: get("CONVOSYNC_WIP_PUSH", "convosync.wipPush").and_then(|v| parse_bool(&v)),
         }
     }
-}
-
-/// Whether a `convosync.remote` value names a repository by URL or path rather than a remote:
-/// `https://…`, `ssh://…`, `file://…`, `user@host:path`, `/abs/path`, `./rel`, `~/…`.
-pub fn is_url(v: &str) -> bool {
-    v.contains("://")
-        || v.starts_with('/')
-        || v.starts_with("./")
-        || v.starts_with("../")
-        || v.starts_with("~/")
-        || v.split_once(':')
-            .is_some_and(|(host, _)| !host.is_empty() && !host.contains('/'))
 }
 
 /// `2`, `2s`, `1.5`, `500ms` → a duration; plain numbers are seconds.
@@ -283,17 +271,5 @@ mod tests {
         assert_eq!(parse_size("5MB"), Some(5 << 20));
         assert_eq!(parse_size("512k"), Some(512 << 10));
         assert_eq!(parse_size("100"), Some(100));
-        for url in [
-            "https://h/x.git",
-            "git@github.com:me/notes.git",
-            "/srv/notes.git",
-            "./n",
-            "file:///n",
-        ] {
-            assert!(is_url(url), "{url}");
-        }
-        for name in ["origin", "notes", "my-notes"] {
-            assert!(!is_url(name), "{name}");
-        }
     }
 }

@@ -88,15 +88,6 @@ fn frame_like(line: &str) -> bool {
         || t.starts_with("[end of convosync")
 }
 
-/// `<system-reminder>`, `</system-reminder>` and look-alikes (case, spaces) made inert, so text
-/// from the ref can neither close the block Claude Code wraps context in nor open one.
-pub fn neutralize_tags(text: &str) -> std::borrow::Cow<'_, str> {
-    static TAG: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let re =
-        TAG.get_or_init(|| regex::Regex::new(r"(?i)<(\s*/?\s*system[-_\s]*reminder)").expect("valid regex"));
-    re.replace_all(text, "&lt;$1")
-}
-
 /// A note's text with every line that could forge the frame escaped (a leading `\`, as
 /// markdown escapes a heading) and reminder tags made inert.
 pub fn neutralize(body: &str) -> String {
@@ -110,7 +101,7 @@ pub fn neutralize(body: &str) -> String {
         }
         out.push_str(line);
     }
-    neutralize_tags(&out).into_owned()
+    crate::untrusted::neutralize_tags(&out).into_owned()
 }
 
 /// The note about a handoff whose header names another device than its file on the ref.
@@ -158,11 +149,11 @@ fn render_inner(s: &Shown, now: DateTime<Utc>) -> String {
     for sec in &h.sections {
         out.push_str(&format!(
             "\n### {}\n{}\n",
-            neutralize_tags(&sec.title),
+            crate::untrusted::neutralize_tags(&sec.title),
             neutralize(&sec.body)
         ));
     }
-    neutralize_tags(&out).into_owned()
+    crate::untrusted::neutralize_tags(&out).into_owned()
 }
 
 /// At most this many handoffs are considered for the context: at ~200+ characters each, more

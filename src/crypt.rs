@@ -17,7 +17,6 @@ use std::sync::{Mutex, OnceLock};
 
 use age::secrecy::ExposeSecret;
 use anyhow::{bail, Context, Result};
-use git2::Repository;
 
 /// The directory in the ref's tree with one `<recipient>` file per person whose notes are
 /// encrypted.
@@ -184,26 +183,11 @@ pub fn is_recipient(name: &str) -> bool {
         && name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
 }
 
-/// The recipients recorded on the ref's tree `tree` (empty: notes are not encrypted).
-pub fn recipients_of(repo: &Repository, tree: &git2::Tree<'_>) -> Vec<String> {
-    crate::store::key_files(repo, tree).into_keys().collect()
-}
-
-/// The recipients recorded on `refname`'s tip.
-pub fn recipients(repo: &Repository, refname: &str) -> Vec<String> {
-    crate::store::tip_of(repo, refname)
-        .ok()
-        .flatten()
-        .and_then(|c| c.tree().ok())
-        .map(|t| recipients_of(repo, &t))
-        .unwrap_or_default()
-}
-
-/// What to commit for a rendered note on `refname`: encrypted to this person's key when the ref
-/// records that notes are encrypted and this device has a key (`Some(recipient)` then), else the
-/// text as it is.
-pub fn seal(repo: &Repository, refname: &str, text: Vec<u8>) -> Result<(Vec<u8>, Option<String>)> {
-    if recipients(repo, refname).is_empty() {
+/// What to commit for a rendered note: encrypted to this person's key when the ref records that
+/// notes are encrypted (`encrypted_ref`) and this device has a key (`Some(recipient)` then), else
+/// the text as it is.
+pub fn seal(encrypted_ref: bool, text: Vec<u8>) -> Result<(Vec<u8>, Option<String>)> {
+    if !encrypted_ref {
         return Ok((text, None));
     }
     match key() {

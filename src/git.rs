@@ -250,6 +250,15 @@ fn ssh_configured(repo: &Path) -> bool {
         .is_some_and(|c| c.get_string("core.sshCommand").is_ok())
 }
 
+/// Another ref to force-push in the same `git push` as the handoff ref (a device's own wip ref),
+/// and the remote-tracking ref that records it once the remote has it.
+#[derive(Debug, Clone)]
+pub struct Extra {
+    pub refname: String,
+    pub tip: git2::Oid,
+    pub tracking: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@ fn remote_prefix(remote: &str) -> String {
 /// A remote as one component of a tracking ref name: a remote name as it is, a URL as
 /// `url-<first 12 hex digits of its SHA-1>`.
 pub fn remote_component(remote: &str) -> String {
-    if git2::Remote::is_valid_name(remote) && !crate::config::is_url(remote) {
+    if git2::Remote::is_valid_name(remote) && !is_url(remote) {
         return remote.to_string();
     }
     let id = git2::Oid::hash_object(git2::ObjectType::Blob, remote.as_bytes())
@@ -47,9 +47,43 @@ pub fn wip(device: &str) -> String {
     format!("{WIP_PREFIX}{device}")
 }
 
+/// Where the devices' wip refs live on the remote (`handoffs`: the handoff ref): `refs/convosync/wip/`, or in a notes
+/// repository the project's namespace next to its handoff ref (`refs/convosync/p/<id>/wip/`).
+pub fn wip_remote_prefix(notes_repo: bool, handoffs: &str) -> String {
+    if !notes_repo {
+        return WIP_PREFIX.to_string();
+    }
+    let r = handoffs;
+    match r.strip_suffix("/handoffs") {
+        Some(ns) => format!("{ns}/wip/"),
+        None => format!("{r}-wip/"),
+    }
+}
+
+/// The refspec that fetches every device's wip ref into remote-tracking refs.
+pub fn wip_fetch_refspec(notes_repo: bool, handoffs: &str, remote: &str) -> String {
+    format!(
+        "+{}*:{}*",
+        wip_remote_prefix(notes_repo, handoffs),
+        wip_tracking_prefix(remote)
+    )
+}
+
 /// Where fetched wip refs from `remote` live: `<prefix><device>`.
 pub fn wip_tracking_prefix(remote: &str) -> String {
     format!("{}wip/", remote_prefix(remote))
+}
+
+/// Whether a `convosync.remote` value names a repository by URL or path rather than a remote:
+/// `https://…`, `ssh://…`, `file://…`, `user@host:path`, `/abs/path`, `./rel`, `~/…`.
+pub fn is_url(v: &str) -> bool {
+    v.contains("://")
+        || v.starts_with('/')
+        || v.starts_with("./")
+        || v.starts_with("../")
+        || v.starts_with("~/")
+        || v.split_once(':')
+            .is_some_and(|(host, _)| !host.is_empty() && !host.contains('/'))
 }
 
 #[cfg(test)]
@@ -65,6 +99,18 @@ mod tests {
             "refs/convosync/remote/origin/convosync/handoffs"
         );
         assert_eq!(wip("laptop"), "refs/convosync/wip/laptop");
+        for url in [
+            "https://h/x.git",
+            "git@github.com:me/notes.git",
+            "/srv/notes.git",
+            "./n",
+            "file:///n",
+        ] {
+            assert!(is_url(url), "{url}");
+        }
+        for name in ["origin", "notes", "my-notes"] {
+            assert!(!is_url(name), "{name}");
+        }
         let url = tracking(DEFAULT_HANDOFFS, "git@host:me/notes.git");
         assert!(url.starts_with("refs/convosync/remote/url-"), "{url}");
         assert!(git2::Reference::is_valid_name(&url), "{url}");

@@ -158,7 +158,7 @@ impl Repo {
     /// else `origin`; `None` when that remote does not exist.
     pub fn remote_name(&self) -> Option<String> {
         if let Some(r) = &self.settings.remote {
-            if crate::config::is_url(r) {
+            if crate::refs::is_url(r) {
                 // A notes repository named by URL: git fetch and push take it in place of a name.
                 return Some(r.clone());
             }

@@ -154,7 +154,7 @@ impl<'r> Store<'r> {
     fn seal(&self, handoff: &Handoff, message: &str) -> Result<(Oid, Option<String>, String)> {
         let handoff = crate::untrusted::handoff(handoff.clone());
         let text = format::render(&handoff).into_bytes();
-        let (content, key) = crate::crypt::seal(self.repo, &self.refname, text)?;
+        let (content, key) = crate::crypt::seal(!recipients(self.repo, &self.refname).is_empty(), text)?;
         let message = match key {
             Some(_) => crate::crypt::sealed_message(&handoff.device),
             None => message.to_string(),
@@ -410,6 +410,16 @@ pub fn key_files(repo: &Repository, root: &Tree<'_>) -> std::collections::BTreeM
         }
     }
     out
+}
+
+/// The recipients recorded on `refname`'s tip (empty: notes are not encrypted).
+pub fn recipients(repo: &Repository, refname: &str) -> Vec<String> {
+    tip_of(repo, refname)
+        .ok()
+        .flatten()
+        .and_then(|c| c.tree().ok())
+        .map(|t| key_files(repo, &t).into_keys().collect())
+        .unwrap_or_default()
 }
 
 /// A root tree holding exactly `devices/<device>.md` for each pair: always valid for git and

@@ -91,7 +91,7 @@ pub fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Result<Fetched> {
     let spec = format!("+{refname}:{}", refs::tracking(refname, remote));
     // Other devices' snapshots of uncommitted work travel in the same round trip (in a notes
     // repository, from this project's namespace).
-    let wip = crate::wip::fetch_refspec(repo, remote);
+    let wip = refs::wip_fetch_refspec(repo.settings.notes_repo, &repo.settings.refname, remote);
     let specs: Vec<&str> = vec![&spec, &wip];
     let out = git::fetch(repo.git.path(), remote, &specs, deadline)?;
     let fetched = classify_fetch(&out);
@@ -114,20 +114,16 @@ fn classify_fetch(out: &GitOutput) -> Fetched {
     }
 }
 
-/// Another ref to force-push in the same `git push` as the handoff ref (a device's own wip ref),
-/// and the remote-tracking ref that records it once the remote has it.
-#[derive(Debug, Clone)]
-pub struct Extra {
-    pub refname: String,
-    pub tip: Oid,
-    pub tracking: String,
-}
-
 /// Push the local tip to the remote if it is ahead of what we last saw there, with `extra` refs
 /// in the same invocation: one round trip for everything. The result
 /// is the handoff ref's (or, when it had nothing to push, the extras'); each ref the remote took
 /// is recorded in its tracking ref.
-pub fn push_with(repo: &Repo, remote: &str, deadline: Deadline, extra: &[Extra]) -> Result<Pushed> {
+pub fn push_with(
+    repo: &Repo,
+    remote: &str,
+    deadline: Deadline,
+    extra: &[crate::git::Extra],
+) -> Result<Pushed> {
     let refname = &repo.settings.refname;
     let tracking = refs::tracking(refname, remote);
     let local = tip_of(&repo.git, refname)?.map(|c| c.id());
@@ -412,7 +408,7 @@ pub fn sync(repo: &Repo, remote: &str, deadline: Deadline, lock_wait: Duration) 
 pub fn sync_with(
     repo: &Repo,
     remote: &str,
-    extra: &[Extra],
+    extra: &[crate::git::Extra],
     deadline: Deadline,
     lock_wait: Duration,
 ) -> Result<Report> {

@@ -173,7 +173,7 @@ pub fn json(v: serde_json::Value) -> serde_json::Value {
     match v {
         Value::String(s) => {
             let clean = text(&s);
-            let clean = crate::context::neutralize_tags(&clean);
+            let clean = neutralize_tags(&clean);
             Value::String(clean.into_owned())
         }
         Value::Array(a) => Value::Array(a.into_iter().map(json).collect()),
@@ -206,6 +206,15 @@ pub fn take_skipped() -> Vec<String> {
 pub fn quoted(raw: &[u8]) -> String {
     let s = String::from_utf8_lossy(raw);
     format!("{:?}", crate::timefmt::truncate_chars(&line(&s), 60))
+}
+
+/// `<system-reminder>`, `</system-reminder>` and look-alikes (case, spaces) made inert, so text
+/// from the ref can neither close the block Claude Code wraps context in nor open one.
+pub fn neutralize_tags(text: &str) -> std::borrow::Cow<'_, str> {
+    static TAG: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re =
+        TAG.get_or_init(|| regex::Regex::new(r"(?i)<(\s*/?\s*system[-_\s]*reminder)").expect("valid regex"));
+    re.replace_all(text, "&lt;$1")
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ fn status(dir: &Path) -> Result<ExitCode> {
         }
     };
     if let Some(repo) = Repo::discover(dir)? {
-        let recorded = crypt::recipients(&repo.git, &repo.settings.refname);
+        let recorded = crate::store::recipients(&repo.git, &repo.settings.refname);
         if recorded.is_empty() {
             println!("this repository's notes: not encrypted (turn it on with `convosync key init`)");
         } else {
@@ -170,7 +170,7 @@ fn add(dir: &Path, text: &str) -> Result<ExitCode> {
             // Best effort: see what the ref records now.
             let _ = crate::sync::sync(&repo, &remote, deadline(10.0), CLI_LOCK_WAIT);
         }
-        let recorded = crypt::recipients(&repo.git, &repo.settings.refname);
+        let recorded = crate::store::recipients(&repo.git, &repo.settings.refname);
         if recorded.iter().any(|r| r == key.recipient()) {
             println!("this repository's notes are encrypted with it: this device reads and writes them now");
         } else if recorded.is_empty() {

@@ -119,7 +119,8 @@ fn write(repo: &Repository, refname: &str, handoffs: &[Handoff]) -> Result<()> {
     for h in handoffs {
         // On a ref whose notes are encrypted, migrated notes are sealed like every other.
         let text = crate::handoff::format::render(h).into_bytes();
-        let (content, sealed) = crate::crypt::seal(repo, refname, text)?;
+        let encrypted = !store::recipients(repo, refname).is_empty();
+        let (content, sealed) = crate::crypt::seal(encrypted, text)?;
         let blob = repo.blob(&content)?;
         let id = git2::build::TreeUpdateBuilder::new()
             .upsert(store::device_path(&h.device), blob, git2::FileMode::Blob)

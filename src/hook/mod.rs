@@ -241,7 +241,7 @@ impl<'a> Ctx<'a> {
                     .unwrap_or_else(|| format!("push to {remote} failed recently; handoff queued")),
             );
         }
-        let extra: Vec<sync::Extra> = match crate::wip::push_extra(&self.repo, remote, &self.me) {
+        let extra: Vec<crate::git::Extra> = match crate::wip::push_extra(&self.repo, remote, &self.me) {
             Ok(e) => e.into_iter().collect(),
             Err(e) => {
                 self.log(&format!("wip push: {e:#}"));

@@ -37,19 +37,6 @@ use crate::refs;
 use crate::repo::Repo;
 use crate::store::{cas, is_race, tip_of};
 
-/// Where the devices' wip refs live on the remote: `refs/convosync/wip/`, or in a notes
-/// repository the project's namespace next to its handoff ref (`refs/convosync/p/<id>/wip/`).
-pub fn remote_prefix(repo: &Repo) -> String {
-    if !repo.settings.notes_repo {
-        return refs::WIP_PREFIX.to_string();
-    }
-    let r = &repo.settings.refname;
-    match r.strip_suffix("/handoffs") {
-        Some(ns) => format!("{ns}/wip/"),
-        None => format!("{r}-wip/"),
-    }
-}
-
 /// A snapshot commit, read back.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -560,14 +547,18 @@ pub fn others_summary(repo: &Repo, me: &str) -> Vec<String> {
         .collect()
 }
 
-/// The refspec that fetches every device's wip ref into remote-tracking refs.
-pub fn fetch_refspec(repo: &Repo, remote: &str) -> String {
-    format!("+{}*:{}*", remote_prefix(repo), refs::wip_tracking_prefix(remote))
-}
-
 /// Fetch every device's wip ref.
 pub fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Result<bool> {
-    let out = crate::git::fetch(repo.git.path(), remote, &[&fetch_refspec(repo, remote)], deadline)?;
+    let out = crate::git::fetch(
+        repo.git.path(),
+        remote,
+        &[&refs::wip_fetch_refspec(
+            repo.settings.notes_repo,
+            &repo.settings.refname,
+            remote,
+        )],
+        deadline,
+    )?;
     Ok(out.success())
 }
 
@@ -590,12 +581,12 @@ pub fn stays_local(repo: &Repo, device: &str) -> Option<bool> {
 /// This device's wip ref as one more ref for the handoff push ([`crate::sync::push_with`]): `None`
 /// when there is none, the push setting keeps it local, or `remote` has it already (as last seen
 /// here). An error when the snapshot would publish a commit the remote does not have.
-pub fn push_extra(repo: &Repo, remote: &str, device: &str) -> Result<Option<crate::sync::Extra>> {
+pub fn push_extra(repo: &Repo, remote: &str, device: &str) -> Result<Option<crate::git::Extra>> {
     extra(repo, remote, device, false)
 }
 
 /// [`push_extra`]; `asked`: the user asked for it (`wip save --push`), whatever the setting.
-fn extra(repo: &Repo, remote: &str, device: &str, asked: bool) -> Result<Option<crate::sync::Extra>> {
+fn extra(repo: &Repo, remote: &str, device: &str, asked: bool) -> Result<Option<crate::git::Extra>> {
     let Some(tip) = tip_of(&repo.git, &refs::wip(device))? else {
         return Ok(None);
     };
@@ -607,8 +598,11 @@ fn extra(repo: &Repo, remote: &str, device: &str, asked: bool) -> Result<Option<
         return Ok(None);
     }
     check_publishable(repo, remote, tip.id())?;
-    Ok(Some(crate::sync::Extra {
-        refname: format!("{}{device}", remote_prefix(repo)),
+    Ok(Some(crate::git::Extra {
+        refname: format!(
+            "{}{device}",
+            refs::wip_remote_prefix(repo.settings.notes_repo, &repo.settings.refname)
+        ),
         tip: tip.id(),
         tracking,
     }))

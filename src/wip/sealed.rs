@@ -50,7 +50,7 @@ struct Meta {
 /// The key to seal this repository's snapshots with: when its handoff ref records that notes
 /// are encrypted and this device has a key.
 pub fn key_for(repo: &Repo) -> Option<&'static Key> {
-    if crypt::recipients(&repo.git, &repo.settings.refname).is_empty() {
+    if crate::store::recipients(&repo.git, &repo.settings.refname).is_empty() {
         return None;
     }
     crypt::key()
