@@ -182,15 +182,17 @@ pub fn render_counted(
         return None;
     }
     let mut out = PREAMBLE.to_string();
-    let parts: Vec<String> = shown.iter().map(|s| render_one(s, now)).collect();
+    // Rendered one at a time, up to the first that does not fit, and counted as they go.
+    let mut used = utf16_len(&out);
     let mut included = 0;
-    let total = total.max(parts.len());
-    for (i, part) in parts.iter().enumerate() {
-        let rest = total - i - 1;
-        let tail = omitted_line(rest);
-        let room = limit.saturating_sub(utf16_len(&out) + utf16_len(&tail));
-        if utf16_len(part) <= room {
-            out.push_str(part);
+    let total = total.max(shown.len());
+    for (i, s) in shown.iter().enumerate() {
+        let part = render_one(s, now);
+        let len = utf16_len(&part);
+        let room = limit.saturating_sub(used + utf16_len(&omitted_line(total - i - 1)));
+        if len <= room {
+            out.push_str(&part);
+            used += len;
             included += 1;
         } else {
             if included == 0 {
