@@ -197,23 +197,9 @@ fn read_change(path: &str, full: &Path, link: bool, exec: bool) -> Result<(Vec<u
     Ok((data, mode))
 }
 
-/// Snapshot this worktree's uncommitted changes (and unpushed commits' changes) onto
-/// `refs/convosync/wip/<device>`.
-///
-/// The changed files are first only looked at (`lstat`), so a worktree over `limit` is refused
-/// before anything is read or written to the object database. A credential file is left out by
-/// name before it is read, or by content before it is stored.
-pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
-    let workdir = repo
-        .workdir()
-        .context("bare repository: no worktree to snapshot")?
-        .to_path_buf();
-    let head = repo
-        .git
-        .head()
-        .and_then(|h| h.peel_to_commit())
-        .context("no commits yet: nothing to base a snapshot on")?;
-    let (_, branch) = repo.head_info();
+/// The worktree's uncommitted changes (what `git status` lists, untracked files included), with
+/// credential files set aside by name and the total size of what would be stored.
+fn worktree_changes(repo: &Repo, workdir: &Path) -> Result<(Vec<Change>, Vec<Skipped>, u64)> {
     let mut opts = StatusOptions::new();
     opts.include_untracked(true)
         .recurse_untracked_dirs(true)
@@ -224,7 +210,8 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
         .git
         .statuses(Some(&mut opts))
         .context("could not read the worktree status")?;
-    let (mut changes, mut skipped, mut bytes) = (Vec::new(), Vec::<Skipped>::new(), 0u64);
+    let (mut changes, mut skipped, mut bytes): (Vec<Change>, Vec<Skipped>, u64) =
+        (Vec::new(), Vec::<Skipped>::new(), 0u64);
     for e in statuses.iter() {
         let Ok(path) = e.path() else { continue };
         let s = e.status();
@@ -261,6 +248,73 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
             Ok(_) => {}
         }
     }
+    Ok((changes, skipped, bytes))
+}
+
+/// Files of the snapshot that must not travel (the worktree's skipped credential files, and those
+/// that unpushed commits added) take the base's version, or none.
+fn keep_base_for_secrets(
+    repo: &Repo,
+    index: &mut Index,
+    base_tree: &Tree<'_>,
+    skipped: &mut Vec<Skipped>,
+) -> Result<()> {
+    let draft = repo.git.find_tree(index.write_tree_to(&repo.git)?)?;
+    let diff = repo.git.diff_tree_to_tree(Some(base_tree), Some(&draft), None)?;
+    for d in diff.deltas() {
+        let Some(p) = d.new_file().path().and_then(Path::to_str) else {
+            continue;
+        };
+        let from_worktree_skip = skipped.iter().any(|s| s.path == p);
+        let link = u32::from(d.new_file().mode()) == u32::from(FileMode::Link);
+        let reason = if from_worktree_skip || d.status() == Delta::Deleted || link {
+            None
+        } else {
+            let content = repo
+                .git
+                .find_blob(d.new_file().id())
+                .map(|b| b.content().to_vec())
+                .ok();
+            check::credential(p, content.as_deref())
+        };
+        if from_worktree_skip || reason.is_some() {
+            match base_tree.get_path(Path::new(p)) {
+                Ok(e) if e.kind() == Some(ObjectType::Blob) => {
+                    index.add(&entry(p, e.id(), e.filemode() as u32, 0))?
+                }
+                _ => {
+                    let _ = index.remove_path(Path::new(p));
+                }
+            }
+            if let Some(reason) = reason {
+                skipped.push(Skipped {
+                    path: p.to_string(),
+                    reason,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Snapshot this worktree's uncommitted changes (and unpushed commits' changes) onto
+/// `refs/convosync/wip/<device>`.
+///
+/// The changed files are first only looked at (`lstat`), so a worktree over `limit` is refused
+/// before anything is read or written to the object database. A credential file is left out by
+/// name before it is read, or by content before it is stored.
+pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
+    let workdir = repo
+        .workdir()
+        .context("bare repository: no worktree to snapshot")?
+        .to_path_buf();
+    let head = repo
+        .git
+        .head()
+        .and_then(|h| h.peel_to_commit())
+        .context("no commits yet: nothing to base a snapshot on")?;
+    let (_, branch) = repo.head_info();
+    let (changes, mut skipped, mut bytes) = worktree_changes(repo, &workdir)?;
     if bytes > limit {
         return Ok(Outcome::TooLarge { bytes, limit });
     }
@@ -315,41 +369,7 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
     };
     // Unpushed commits' changes travel too: leave out their credential files, and the worktree's
     // skipped ones, by taking the base's version (or none).
-    let draft = repo.git.find_tree(index.write_tree_to(&repo.git)?)?;
-    let diff = repo.git.diff_tree_to_tree(Some(&base_tree), Some(&draft), None)?;
-    for d in diff.deltas() {
-        let Some(p) = d.new_file().path().and_then(Path::to_str) else {
-            continue;
-        };
-        let from_worktree_skip = skipped.iter().any(|s| s.path == p);
-        let link = u32::from(d.new_file().mode()) == u32::from(FileMode::Link);
-        let reason = if from_worktree_skip || d.status() == Delta::Deleted || link {
-            None
-        } else {
-            let content = repo
-                .git
-                .find_blob(d.new_file().id())
-                .map(|b| b.content().to_vec())
-                .ok();
-            check::credential(p, content.as_deref())
-        };
-        if from_worktree_skip || reason.is_some() {
-            match base_tree.get_path(Path::new(p)) {
-                Ok(e) if e.kind() == Some(ObjectType::Blob) => {
-                    index.add(&entry(p, e.id(), e.filemode() as u32, 0))?
-                }
-                _ => {
-                    let _ = index.remove_path(Path::new(p));
-                }
-            }
-            if let Some(reason) = reason {
-                skipped.push(Skipped {
-                    path: p.to_string(),
-                    reason,
-                });
-            }
-        }
-    }
+    keep_base_for_secrets(repo, &mut index, &base_tree, &mut skipped)?;
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
     skipped.dedup_by(|a, b| a.path == b.path);
     let tree_id = index.write_tree_to(&repo.git)?;
