@@ -11,7 +11,6 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
@@ -135,26 +134,12 @@ pub fn store_key(key: &Key) -> Result<PathBuf> {
             ),
         }
     }
-    let dir = path.parent().context("key path has no parent")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
-    use std::os::unix::fs::PermissionsExt;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".convosync-key-")
-        .suffix(".tmp")
-        .permissions(std::fs::Permissions::from_mode(0o600))
-        .tempfile_in(dir)
-        .with_context(|| format!("could not create a temp file in {}", dir.display()))?;
     let text = format!(
         "# convosync key (age X25519). Keep it secret; without it your encrypted notes cannot be read.\n# public key: {}\n{}\n",
         key.recipient(),
         key.secret()
     );
-    tmp.write_all(text.as_bytes())
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("could not write {}", path.display()))?;
-    tmp.persist(&path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("could not write {}", path.display()))?;
+    crate::fsutil::atomic_write_mode(&path, text.as_bytes(), 0o600)?;
     Ok(path)
 }
 

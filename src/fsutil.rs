@@ -9,27 +9,42 @@ use anyhow::{Context, Result};
 /// Atomically replace `path` with `contents`, creating parent directories as needed, and make it
 /// durable (fsync) before the rename.
 pub fn atomic_write(path: &Path, contents: &[u8]) -> Result<()> {
-    write_via_temp(path, contents, true)
+    write_via_temp(path, contents, true, None)
+}
+
+/// [`atomic_write`] of a file with permissions `mode` (`0o600` for a secret, `0o755` for a
+/// program): the temp file has them from its creation, so the contents are never readable by
+/// anyone the mode excludes, and they are set again after writing so the umask cannot narrow them.
+pub fn atomic_write_mode(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    write_via_temp(path, contents, true, Some(mode))
 }
 
 /// Like [`atomic_write`] without the fsync: for small state that is cheap to lose (a crash leaves
 /// the old or the new file, never a torn one) but is written on every hook run.
 pub fn replace_file(path: &Path, contents: &[u8]) -> Result<()> {
-    write_via_temp(path, contents, false)
+    write_via_temp(path, contents, false, None)
 }
 
-fn write_via_temp(path: &Path, contents: &[u8], durable: bool) -> Result<()> {
+fn write_via_temp(path: &Path, contents: &[u8], durable: bool, mode: Option<u32>) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".convosync-")
-        .suffix(".tmp")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".convosync-").suffix(".tmp");
+    if let Some(m) = mode {
+        builder.permissions(std::fs::Permissions::from_mode(m));
+    }
+    let mut tmp = builder
         .tempfile_in(dir)
         .with_context(|| format!("could not create a temp file in {}", dir.display()))?;
     tmp.write_all(contents)
+        .and_then(|()| match mode {
+            Some(m) => tmp.as_file().set_permissions(std::fs::Permissions::from_mode(m)),
+            None => Ok(()),
+        })
         .and_then(|()| if durable { tmp.as_file().sync_all() } else { Ok(()) })
         .with_context(|| format!("could not write {}", path.display()))?;
     tmp.persist(path)

@@ -7,8 +7,6 @@
 //! (`${CLAUDE_PLUGIN_DATA}`), where the hook shims look first and which survives plugin updates.
 //! That directory is then added as a local marketplace and the plugin installed from it.
 
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -165,32 +163,10 @@ pub fn plugin_data_dir() -> Result<PathBuf> {
     Ok(claude_plugins_dir()?.join("data").join(id))
 }
 
-/// Write `contents` to `path` through a temp file and a rename, with the given mode.
-fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
-    let dir = path.parent().context("a file path without a parent")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".convosync-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .with_context(|| format!("could not create a temp file in {}", dir.display()))?;
-    tmp.write_all(contents)
-        .and_then(|()| {
-            tmp.as_file()
-                .set_permissions(std::fs::Permissions::from_mode(mode))
-        })
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("could not write {}", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("could not replace {}", path.display()))?;
-    Ok(())
-}
-
 /// Write the plugin's files into `dir` and remove files left there by an older version.
 pub fn assemble(dir: &Path) -> Result<()> {
     for (rel, contents, exec) in FILES {
-        write_file(&dir.join(rel), contents, if *exec { 0o755 } else { 0o644 })?;
+        crate::fsutil::atomic_write_mode(&dir.join(rel), contents, if *exec { 0o755 } else { 0o644 })?;
     }
     for sub in OWNED_DIRS {
         let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
@@ -216,7 +192,7 @@ fn copy_self(dest: &Path) -> Result<()> {
         }
     }
     let bytes = std::fs::read(&me).with_context(|| format!("could not read {}", me.display()))?;
-    write_file(dest, &bytes, 0o755)
+    crate::fsutil::atomic_write_mode(dest, &bytes, 0o755)
 }
 
 fn shell_quote(s: &str) -> String {
@@ -276,6 +252,7 @@ pub fn run(args: InstallArgs) -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     /// Every file of the plugin in the checkout is compiled in, and nothing else.
     #[test]
