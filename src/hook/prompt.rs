@@ -16,7 +16,7 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
     let key = ctx.input.session_key()?;
     ctx.wait_for_background_fetch();
     let (_, mut state) = ctx.session_state();
-    let Ok(Offer::Inject(text, line, keys)) = offer(ctx, Moment::Prompt, &state.injected) else {
+    let Ok((Offer::Inject(text, line, keys), _)) = offer(ctx, Moment::Prompt, &state.injected) else {
         return None;
     };
     state.injected = keys;

@@ -71,6 +71,8 @@ pub(super) struct Notes {
     teammates: Vec<Handoff>,
     wip: Vec<String>,
     claims: HashMap<String, String>,
+    /// Other devices whose notes this device cannot decrypt for want of the key.
+    locked: Vec<String>,
     branch: Option<String>,
 }
 
@@ -93,6 +95,11 @@ impl Notes {
             .collect();
         let (_, branch) = ctx.repo.head_info();
         let claims = context::claims(&entries);
+        let locked: Vec<String> = entries
+            .iter()
+            .filter(|e| e.device != ctx.me && e.handoff.as_ref().is_err_and(|r| r == crate::crypt::NO_KEY))
+            .map(|e| e.device.clone())
+            .collect();
         let handoffs = context::others(entries, &ctx.me, branch.as_deref());
         let (handoffs, teammates) = crate::team::split(handoffs, &crate::team::Me::load(&ctx.repo));
         let teammates = match ctx.repo.settings.team {
@@ -108,6 +115,7 @@ impl Notes {
             teammates,
             wip,
             claims,
+            locked,
             branch,
         })
     }
@@ -196,23 +204,28 @@ pub(super) enum Offer {
 }
 
 /// Read the local ref and decide what to inject at `moment` into a session that already
-/// received `injected`.
-pub(super) fn offer(ctx: &Ctx<'_>, moment: Moment, injected: &[String]) -> Result<Offer, String> {
+/// received `injected`; also the devices whose notes could not be decrypted here.
+pub(super) fn offer(
+    ctx: &Ctx<'_>,
+    moment: Moment,
+    injected: &[String],
+) -> Result<(Offer, Vec<String>), String> {
     let mut notes = Notes::load(ctx)?;
+    let locked = std::mem::take(&mut notes.locked);
     let keys = notes.keys.clone();
     if keys.is_empty() {
-        return Ok(Offer::Nothing);
+        return Ok((Offer::Nothing, locked));
     }
     match decide(moment, &keys, injected, || fork_parent_has(ctx, &keys)) {
-        Inject::Skip => return Ok(Offer::AlreadyThere),
+        Inject::Skip => return Ok((Offer::AlreadyThere, locked)),
         Inject::All => {}
         Inject::Only(only) => notes.retain(&only),
     }
     if notes.is_empty() {
-        return Ok(Offer::AlreadyThere);
+        return Ok((Offer::AlreadyThere, locked));
     }
     let (text, line) = notes.render(ctx);
-    Ok(Offer::Inject(text, line, keys))
+    Ok((Offer::Inject(text, line, keys), locked))
 }
 
 pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
@@ -232,11 +245,12 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
         (true, StartMode::Sync) => ctx.refresh(true),
         (true, StartMode::Async) => ctx.refresh_in_background(),
     };
-    let offered = match offer(ctx, Moment::Start(source), &state.injected) {
+    let (offered, locked) = match offer(ctx, Moment::Start(source), &state.injected) {
         Ok(o) => o,
         Err(e) => return Some(super::message(&e)),
     };
-    let key_hint = key_hint(ctx);
+    // Notes this device cannot decrypt for want of the key: once per repository, what to run.
+    let key_hint = crate::crypt::session_hint(&ctx.repo.state_dir(), &locked);
     let (text, mut line, keys) = match offered {
         Offer::Inject(text, line, keys) => (text, line, keys),
         other => {
@@ -260,18 +274,6 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
         "hookSpecificOutput": { "hookEventName": "SessionStart", "additionalContext": text },
         "systemMessage": line,
     }))
-}
-
-/// Notes this device cannot decrypt for want of the key: once per repository, what to run.
-fn key_hint(ctx: &Ctx<'_>) -> Option<String> {
-    let store = Store::new(&ctx.repo.git, &ctx.repo.settings.refname);
-    let entries = store.entries_cached(&ctx.repo.state_dir()).ok()?;
-    let locked: Vec<String> = entries
-        .iter()
-        .filter(|e| e.device != ctx.me && e.handoff.as_ref().is_err_and(|r| r == crate::crypt::NO_KEY))
-        .map(|e| e.device.clone())
-        .collect();
-    crate::crypt::session_hint(&ctx.repo.state_dir(), &locked)
 }
 
 /// "convosync: teammates' notes loaded: Bob (laptop-bob), …" when only teammates wrote.
