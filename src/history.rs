@@ -63,8 +63,8 @@ pub fn versions(repo: &Repository, refname: &str) -> Result<Vec<Version>> {
     let Some(tip) = crate::store::tip_of(repo, refname)? else {
         return Ok(Vec::new());
     };
-    // The state dir of `Repo::state_dir`: the cache is shared by every worktree.
-    let state = repo.commondir().join("convosync");
+    // The cache is shared by every worktree.
+    let state = crate::repo::state_dir_of(repo);
     cache::versions(repo, &state, refname, tip.id())
 }
 

@@ -64,7 +64,7 @@ impl Repo {
 
     /// convosync's local state, shared by all linked worktrees: `<git common dir>/convosync`.
     pub fn state_dir(&self) -> PathBuf {
-        self.git.commondir().join("convosync")
+        state_dir_of(&self.git)
     }
 
     /// The draft file of this worktree.
@@ -199,7 +199,7 @@ pub fn project_ref(git: &Repository, project: Option<&str>) -> String {
     let id = project
         .and_then(crate::device::sanitize)
         .or_else(|| {
-            let file = git.commondir().join("convosync").join("project-id");
+            let file = state_dir_of(git).join("project-id");
             if let Some(id) = std::fs::read_to_string(&file)
                 .ok()
                 .and_then(|s| crate::device::sanitize(&s))
@@ -228,4 +228,9 @@ fn root_commit(git: &Repository) -> Option<git2::Oid> {
     walk.simplify_first_parent().ok()?;
     walk.push(start.id()).ok()?;
     walk.filter_map(Result::ok).last()
+}
+
+/// [`Repo::state_dir`] of a bare `git2::Repository`.
+pub fn state_dir_of(git: &Repository) -> PathBuf {
+    git.commondir().join("convosync")
 }
