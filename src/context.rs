@@ -79,13 +79,16 @@ fn close_line() -> String {
 /// context's own `# convosync` and `## From` headers, a `## Handoff from` header) or a line
 /// shaped like a frame line.
 fn frame_like(line: &str) -> bool {
-    let t = line.trim_start().to_ascii_lowercase();
-    let heading = t.starts_with("# ") || t.starts_with("## ") || t == "#" || t == "##";
-    heading
-        || t.starts_with(OPEN.trim_end())
-        || t.starts_with(CLOSE.trim_end())
-        || t.starts_with("[convosync")
-        || t.starts_with("[end of convosync")
+    let t = line.trim_start();
+    let starts = |p: &str| t.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
+    // The frame's own lines ("[convosync note …", "[end of convosync note …") are covered by
+    // the shorter prefixes.
+    starts("# ")
+        || starts("## ")
+        || t == "#"
+        || t == "##"
+        || starts("[convosync")
+        || starts("[end of convosync")
 }
 
 /// A note's text with every line that could forge the frame escaped (a leading `\`, as
@@ -101,7 +104,7 @@ pub fn neutralize(body: &str) -> String {
         }
         out.push_str(line);
     }
-    crate::untrusted::neutralize_tags(&out).into_owned()
+    crate::untrusted::neutralize_tags_in(out)
 }
 
 /// The note about a handoff whose header names another device than its file on the ref.
@@ -129,31 +132,41 @@ pub fn render_one(s: &Shown, now: DateTime<Utc>) -> String {
 
 /// One handoff without its frame; every string from the ref is cleaned and neutralised.
 fn render_inner(s: &Shown, now: DateTime<Utc>) -> String {
-    let h = &crate::untrusted::handoff(s.handoff.clone());
-    let mut out = format!("## From {} ({})\n", h.device, ago(h.timestamp, now));
-    let branch = h.branch.as_deref().unwrap_or("(detached HEAD)");
+    use crate::untrusted::{line, neutralize_tags, text};
+    use std::fmt::Write;
+    let h = &s.handoff;
+    let mut out = String::with_capacity(256 + h.sections.iter().map(|s| s.body.len() + 8).sum::<usize>());
+    let _ = writeln!(out, "## From {} ({})", line(&h.device), ago(h.timestamp, now));
+    let branch = h.branch.as_deref().map_or("(detached HEAD)".into(), line);
     match &h.commit {
         Some(c) if c.subject.is_empty() => {
-            out.push_str(&format!("Branch: {branch} · Commit: {}\n", c.short()))
+            let _ = writeln!(out, "Branch: {branch} · Commit: {}", line(c.short()));
         }
-        Some(c) => out.push_str(&format!(
-            "Branch: {branch} · Commit: {} ({})\n",
-            c.short(),
-            c.subject
-        )),
-        None => out.push_str(&format!("Branch: {branch} · no commits yet\n")),
+        Some(c) => {
+            let _ = writeln!(
+                out,
+                "Branch: {branch} · Commit: {} ({})",
+                line(c.short()),
+                line(&c.subject)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "Branch: {branch} · no commits yet");
+        }
     }
     for n in &s.notes {
-        out.push_str(&format!("Note: {}\n", crate::untrusted::line(n)));
+        let _ = writeln!(out, "Note: {}", line(n));
     }
     for sec in &h.sections {
-        out.push_str(&format!(
+        let title = line(&sec.title);
+        let _ = write!(
+            out,
             "\n### {}\n{}\n",
-            crate::untrusted::neutralize_tags(&sec.title),
-            neutralize(&sec.body)
-        ));
+            neutralize_tags(&title),
+            neutralize(&text(&sec.body))
+        );
     }
-    crate::untrusted::neutralize_tags(&out).into_owned()
+    crate::untrusted::neutralize_tags_in(out)
 }
 
 /// At most this many handoffs are considered for the context: at ~200+ characters each, more

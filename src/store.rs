@@ -53,6 +53,11 @@ impl<'r> Store<'r> {
         tip_of(self.repo, &self.refname)
     }
 
+    /// The id of the ref's tip commit, read from the ref alone; `None` when there is none.
+    pub fn tip_id(&self) -> Option<Oid> {
+        self.repo.refname_to_id(&self.refname).ok()
+    }
+
     /// Every device file on the tip, newest handoff first (unparseable files last).
     pub fn entries(&self) -> Result<Vec<Entry>> {
         match self.tip()? {
@@ -127,9 +132,8 @@ impl<'r> Store<'r> {
         let Some(tree) = commit_tree(&tip) else {
             return Ok(None);
         };
-        Ok(device_files(self.repo, &tree)
-            .get(device)
-            .and_then(|&id| read_handoff(self.repo, id).ok())
+        Ok(device_file(self.repo, &tree, device)
+            .and_then(|id| read_handoff(self.repo, id).ok())
             .map(|mut h| {
                 h.device = device.to_string();
                 h
@@ -383,6 +387,16 @@ pub fn device_files(repo: &Repository, root: &Tree<'_>) -> std::collections::BTr
         out.insert(device, e.id());
     }
     out
+}
+
+/// The blob of `device`'s file in a root tree of the ref, the one [`device_files`] would give
+/// (the first usable entry of that name), without looking at the other devices' entries.
+pub fn device_file(repo: &Repository, root: &Tree<'_>, device: &str) -> Option<Oid> {
+    let name = format!("{device}.md");
+    devices_tree(repo, root)?
+        .iter()
+        .filter(|e| e.name_bytes() == name.as_bytes())
+        .find_map(|e| device_entry(&e).map(|_| e.id()))
 }
 
 /// The recipients recorded under `keys/` of a root tree of the ref (see [`crate::crypt`]):
@@ -714,5 +728,43 @@ mod tests {
             summary(&after),
             "a broken cache is ignored"
         );
+    }
+
+    /// A raw tree object, entries in the order given (a hostile one may repeat a name).
+    fn raw_tree(repo: &Repository, entries: &[(&str, &str, Oid)]) -> Oid {
+        let mut bytes = Vec::new();
+        for (mode, name, id) in entries {
+            bytes.extend_from_slice(format!("{mode} {name}\0").as_bytes());
+            bytes.extend_from_slice(id.as_bytes());
+        }
+        repo.odb().unwrap().write(ObjectType::Tree, &bytes).unwrap()
+    }
+
+    #[test]
+    fn one_device_file_is_the_one_all_of_them_give() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let blob = |t: &str| repo.blob(format::render(&h(t, 1)).as_bytes()).unwrap();
+        let (first, second, other) = (blob("a"), blob("a-again"), blob("b"));
+        let sub = raw_tree(&repo, &[("100644", "x", other)]);
+        let devices = raw_tree(
+            &repo,
+            &[
+                ("40000", "a.md", sub),
+                ("100644", "a.md", first),
+                ("100644", "a.md", second),
+                ("100644", "b.md", other),
+                ("100644", "Bad Name.md", other),
+            ],
+        );
+        let root = repo
+            .find_tree(raw_tree(&repo, &[("40000", "devices", devices)]))
+            .unwrap();
+        let all = device_files(&repo, &root);
+        for d in ["a", "b", "c", "Bad Name", ""] {
+            assert_eq!(device_file(&repo, &root, d), all.get(d).copied(), "{d:?}");
+        }
+        assert_eq!(device_file(&repo, &root, "a"), Some(first));
+        crate::untrusted::take_skipped();
     }
 }

@@ -173,14 +173,16 @@ impl Me {
 
 /// The device id this user writes under: `id`, or `id-<user>` when `id` belongs to another author.
 pub fn device_for_author(store: &Store<'_>, id: &str, me: &Me) -> String {
+    device_for(id, me, |id| store.get(id).ok().flatten().map(|h| h.author))
+}
+
+/// [`device_for_author`] with the author of the note filed under `id` from `note_author`
+/// (`None`: no readable note there).
+fn device_for(id: &str, me: &Me, note_author: impl FnOnce(&str) -> Option<Option<String>>) -> String {
     let Some(handle) = me.identity.handle() else {
         return id.to_string();
     };
-    let taken_by_other = store
-        .get(id)
-        .ok()
-        .flatten()
-        .is_some_and(|h| !me.owns(h.author.as_deref()));
+    let taken_by_other = note_author(id).is_some_and(|a| !me.owns(a.as_deref()));
     if !taken_by_other {
         return id.to_string();
     }
@@ -197,6 +199,18 @@ pub fn my_device_as(repo: &Repo, me: &Me) -> anyhow::Result<String> {
     let id = crate::device::current()?;
     let store = Store::new(&repo.git, &repo.settings.refname);
     Ok(device_for_author(&store, &id, me))
+}
+
+/// [`my_device_as`] with the notes of the ref already read.
+pub fn my_device_among(me: &Me, entries: &[crate::store::Entry]) -> anyhow::Result<String> {
+    let id = crate::device::current()?;
+    Ok(device_for(&id, me, |id| {
+        entries
+            .iter()
+            .find(|e| e.device == id)
+            .and_then(|e| e.handoff.as_ref().ok())
+            .map(|h| h.author.clone())
+    }))
 }
 
 /// Split other devices' handoffs into the user's own and teammates'.

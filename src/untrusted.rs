@@ -29,9 +29,36 @@ fn allowed(c: char, keep_newlines: bool) -> bool {
     !c.is_control() && !is_bidi(c) && c != '\u{2028}' && c != '\u{2029}'
 }
 
-/// Whether `s` is already clean; the common case costs one scan and no allocation.
+/// Whether `s` is already clean; the common case costs one scan and no allocation. ASCII is
+/// judged sixteen bytes at a time (a loop the compiler turns into vector code); only a chunk that
+/// holds something else is looked at a character at a time.
 fn clean(s: &str, keep_newlines: bool) -> bool {
-    s.chars().all(|c| allowed(c, keep_newlines))
+    let plain = |b: u8| (0x20..0x7f).contains(&b) || (keep_newlines && (b == b'\n' || b == b'\t'));
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let end = (i + 16).min(bytes.len());
+        if bytes[i..end].iter().fold(true, |ok, &b| ok & plain(b)) {
+            i = end;
+            continue;
+        }
+        while i < end {
+            if bytes[i].is_ascii() {
+                if !plain(bytes[i]) {
+                    return false;
+                }
+                i += 1;
+            } else {
+                // `i` starts a character: every byte before it belongs to a whole one.
+                let Some(c) = s[i..].chars().next() else { break };
+                if !allowed(c, keep_newlines) {
+                    return false;
+                }
+                i += c.len_utf8();
+            }
+        }
+    }
+    true
 }
 
 /// Drop the rest of a control string (OSC, DCS, SOS, PM, APC) up to its terminator: BEL, ST
@@ -171,11 +198,7 @@ pub fn handoff(mut h: Handoff) -> Handoff {
 pub fn json(v: serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     match v {
-        Value::String(s) => {
-            let clean = text(&s);
-            let clean = neutralize_tags(&clean);
-            Value::String(clean.into_owned())
-        }
+        Value::String(s) => Value::String(neutralize_tags_in(changed_or(s, text))),
         Value::Array(a) => Value::Array(a.into_iter().map(json).collect()),
         Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, json(v))).collect()),
         other => other,
@@ -211,10 +234,38 @@ pub fn quoted(raw: &[u8]) -> String {
 /// `<system-reminder>`, `</system-reminder>` and look-alikes (case, spaces) made inert, so text
 /// from the ref can neither close the block Claude Code wraps context in nor open one.
 pub fn neutralize_tags(text: &str) -> std::borrow::Cow<'_, str> {
+    if !may_hold_tag(text) {
+        return Cow::Borrowed(text);
+    }
     static TAG: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let re =
         TAG.get_or_init(|| regex::Regex::new(r"(?i)<(\s*/?\s*system[-_\s]*reminder)").expect("valid regex"));
     re.replace_all(text, "&lt;$1")
+}
+
+/// [`neutralize_tags`] of an owned string, without a copy when there is nothing to change.
+pub fn neutralize_tags_in(text: String) -> String {
+    changed_or(text, neutralize_tags)
+}
+
+/// `f(s)` as an owned string, reusing `s` when `f` changed nothing.
+fn changed_or(s: String, f: impl for<'a> Fn(&'a str) -> Cow<'a, str>) -> String {
+    let changed = match f(&s) {
+        Cow::Owned(c) => Some(c),
+        Cow::Borrowed(_) => None,
+    };
+    changed.unwrap_or(s)
+}
+
+/// Whether `text` could hold what [`neutralize_tags`] looks for: a `<` and, in any case,
+/// `reminder` (whose letters have no case variants outside ASCII: tested below). Most text has
+/// neither, and is passed over without building the pattern.
+fn may_hold_tag(text: &str) -> bool {
+    text.contains('<')
+        && text
+            .as_bytes()
+            .windows(8)
+            .any(|w| w.eq_ignore_ascii_case(b"reminder"))
 }
 
 #[cfg(test)]
@@ -267,8 +318,49 @@ mod tests {
         assert_eq!(h.sections[0].body, "body\n\tok");
     }
 
+    #[test]
+    fn reminder_tags_are_made_inert() {
+        for t in [
+            "<system-reminder>",
+            "</system-reminder>",
+            "< / SYSTEM_Reminder >",
+            "x <system reminder> y",
+            "<System-REMINDER",
+        ] {
+            let out = neutralize_tags(t);
+            assert!(!out.contains('<'), "{t:?} -> {out:?}");
+        }
+        for t in ["Vec<String>", "a reminder", "<b>reminders</b> are not tags", ""] {
+            assert!(matches!(neutralize_tags(t), Cow::Borrowed(_)), "{t:?}");
+        }
+    }
+
+    /// The quick test before the pattern is sound: no character outside ASCII matches a letter
+    /// of `reminder` case-insensitively, as the pattern's Unicode case folding sees it.
+    #[test]
+    fn tag_prefilter_misses_nothing() {
+        let all: String = (0u32..=0x10FFFF).filter_map(char::from_u32).collect();
+        let letters = regex::Regex::new("(?i)[reminder]").unwrap();
+        let odd: Vec<char> = letters
+            .find_iter(&all)
+            .flat_map(|m| m.as_str().chars())
+            .filter(|c| !c.is_ascii())
+            .collect();
+        assert!(odd.is_empty(), "{odd:?}");
+        // And the pattern itself needs a literal `<` and these letters.
+        assert!(!may_hold_tag("\u{FF1C}system-reminder>"));
+        assert!(may_hold_tag("<system-REMINDER"));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn tags_found_with_or_without_the_prefilter(s in "[<>/ a-zA-Z_-]{0,12}(system)?[-_ ]{0,2}(reminder|REMINDER|Reminder)?[<>a-z]{0,4}") {
+            static TAG: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+            let re = TAG.get_or_init(|| regex::Regex::new(r"(?i)<(\s*/?\s*system[-_\s]*reminder)").unwrap());
+            prop_assert_eq!(neutralize_tags(&s).into_owned(), re.replace_all(&s, "&lt;$1").into_owned());
+        }
 
         #[test]
         fn nothing_unsafe_survives(s in any::<String>(), t in "(\u{1b}|\u{9b}|\u{9d}|\u{7}|\\[|\\]|[0-9;]|\u{202e}|\n|\r|\t|a|\u{9c}|\\\\|P)*") {

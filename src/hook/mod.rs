@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 
 use crate::git::Deadline;
 use crate::repo::Repo;
+use crate::store::{Entry, Store};
 use crate::sync::{self, Fetched, Pushed};
 use state::{Backoff, Channel};
 use wire::{Event, HookInput};
@@ -39,7 +40,7 @@ pub fn run(event: &str, stdin: impl Read) -> Option<String> {
 }
 
 fn dispatch(event: Event, input: &HookInput) -> Option<Value> {
-    let mut ctx = Ctx::new(input)?;
+    let mut ctx = Ctx::new(input, event)?;
     if event.is_background() {
         ctx.deadline = Deadline::after(std::time::Duration::from_secs(stop::BACKGROUND_PUSH_SECS));
     }
@@ -70,20 +71,39 @@ pub struct Ctx<'a> {
     pub input: &'a HookInput,
     pub repo: Repo,
     pub me: String,
+    /// The user's identity (name, email, aliases), to tell their notes from teammates'.
+    pub who: crate::team::Me,
     pub now: DateTime<Utc>,
     pub deadline: Deadline,
+    /// The ref's notes, when they were read to find this device's id, and the tip they were
+    /// read at: read once per hook.
+    entries: std::cell::RefCell<Option<(Option<git2::Oid>, Vec<Entry>)>>,
 }
 
 impl<'a> Ctx<'a> {
     /// `None` (print nothing) outside a repository or when the device id cannot be had.
-    fn new(input: &'a HookInput) -> Option<Ctx<'a>> {
+    fn new(input: &'a HookInput, event: Event) -> Option<Ctx<'a>> {
         let cwd = input
             .cwd
             .as_ref()
             .map(PathBuf::from)
             .or_else(|| std::env::current_dir().ok())?;
         let repo = Repo::discover(&cwd).ok().flatten()?;
-        let me = match crate::team::my_device(&repo) {
+        let who = crate::team::Me::load(&repo);
+        // The events that show notes read them all anyway: this device's id comes from them.
+        let mut entries = None;
+        if event.reads_notes() {
+            let store = Store::new(&repo.git, &repo.settings.refname);
+            let tip = store.tip_id();
+            if let Ok(e) = store.entries_cached(&repo.state_dir()) {
+                entries = Some((tip, e));
+            }
+        }
+        let me = match &entries {
+            Some((_, e)) => crate::team::my_device_among(&who, e),
+            None => crate::team::my_device_as(&repo, &who),
+        };
+        let me = match me {
             Ok(me) => me,
             Err(e) => {
                 state::log(&repo.state_dir(), &format!("no device id: {e:#}"));
@@ -95,9 +115,23 @@ impl<'a> Ctx<'a> {
             input,
             repo,
             me,
+            who,
             now: crate::timefmt::now(),
             deadline,
+            entries: std::cell::RefCell::new(entries),
         })
+    }
+
+    /// Every note on the local ref, through the tip cache; those read by [`Ctx::new`] when the
+    /// ref has not moved since (a fetch may have moved it).
+    pub fn entries(&self) -> anyhow::Result<Vec<Entry>> {
+        let store = Store::new(&self.repo.git, &self.repo.settings.refname);
+        if let Some((tip, entries)) = self.entries.borrow_mut().take() {
+            if tip == store.tip_id() {
+                return Ok(entries);
+            }
+        }
+        store.entries_cached(&self.repo.state_dir())
     }
 
     /// This session's key (when Claude Code sent an id) and its remembered state.

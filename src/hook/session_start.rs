@@ -11,7 +11,6 @@ use super::Ctx;
 use crate::config::StartMode;
 use crate::context::{self, Shown};
 use crate::handoff::Handoff;
-use crate::store::Store;
 
 /// When notes are offered to a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,8 +78,7 @@ pub(super) struct Notes {
 impl Notes {
     /// Read from the local ref only (no network).
     pub fn load(ctx: &Ctx<'_>) -> Result<Notes, String> {
-        let store = Store::new(&ctx.repo.git, &ctx.repo.settings.refname);
-        let entries = store.entries_cached(&ctx.repo.state_dir()).map_err(|e| {
+        let entries = ctx.entries().map_err(|e| {
             ctx.log(&format!("read handoffs: {e:#}"));
             format!("could not read handoffs ({e})")
         })?;
@@ -101,7 +99,7 @@ impl Notes {
             .map(|e| e.device.clone())
             .collect();
         let handoffs = context::others(entries, &ctx.me, branch.as_deref());
-        let (handoffs, teammates) = crate::team::split(handoffs, &crate::team::Me::load(&ctx.repo));
+        let (handoffs, teammates) = crate::team::split(handoffs, &ctx.who);
         let teammates = match ctx.repo.settings.team {
             crate::config::TeamMode::Show => teammates,
             crate::config::TeamMode::Hide => Vec::new(),

@@ -33,6 +33,11 @@ impl Event {
         })
     }
 
+    /// The events that show other devices' notes, and so read them all.
+    pub fn reads_notes(self) -> bool {
+        matches!(self, Event::SessionStart | Event::UserPromptSubmit)
+    }
+
     /// The internal events run detached, with a longer deadline of their own.
     pub fn is_background(self) -> bool {
         matches!(self, Event::Push | Event::Fetch)
