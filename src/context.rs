@@ -19,8 +19,7 @@ pub struct Shown {
     pub notes: Vec<String>,
 }
 
-/// Parsed handoffs of devices other than `me`, ordered: same branch as `current_branch` first,
-/// then newest first.
+/// Parsed handoffs of devices other than `me`, in the order they are offered ([`offer_order`]).
 pub fn others(entries: Vec<Entry>, me: &str, current_branch: Option<&str>) -> Vec<Handoff> {
     let mut hs: Vec<Handoff> = entries
         .into_iter()
@@ -28,13 +27,27 @@ pub fn others(entries: Vec<Entry>, me: &str, current_branch: Option<&str>) -> Ve
         .filter_map(|e| e.handoff.ok())
         .collect();
     hs.sort_by(|a, b| {
-        let same = |h: &Handoff| current_branch.is_some() && h.branch.as_deref() == current_branch;
-        same(b)
-            .cmp(&same(a))
-            .then(b.timestamp.cmp(&a.timestamp))
-            .then(a.device.cmp(&b.device))
+        offer_order(
+            current_branch,
+            (a.branch.as_deref(), a.timestamp, &a.device),
+            (b.branch.as_deref(), b.timestamp, &b.device),
+        )
     });
     hs
+}
+
+/// The order notes are offered in, each given as (branch, time, device): those written on
+/// `current_branch` first, then newest first.
+pub fn offer_order(
+    current_branch: Option<&str>,
+    a: (Option<&str>, DateTime<Utc>, &str),
+    b: (Option<&str>, DateTime<Utc>, &str),
+) -> std::cmp::Ordering {
+    let same = |branch: Option<&str>| current_branch.is_some() && branch == current_branch;
+    same(b.0)
+        .cmp(&same(a.0))
+        .then(b.1.cmp(&a.1))
+        .then(a.2.cmp(b.2))
 }
 
 pub const PREAMBLE: &str = "# convosync: handoff notes from earlier sessions on other devices\n\
@@ -112,11 +125,13 @@ pub fn claim_note(claimed: &str) -> String {
     format!("its header claims it is from {claimed:?}; shown under the name of its file on the ref")
 }
 
-/// Devices whose header claims another name (see [`claim_note`]).
-pub fn claims(entries: &[Entry]) -> std::collections::HashMap<String, String> {
+/// Devices whose header claims another name (see [`claim_note`]), from (device, claimed) pairs.
+pub fn claims<'e>(
+    entries: impl IntoIterator<Item = (&'e str, Option<&'e str>)>,
+) -> std::collections::HashMap<String, String> {
     entries
-        .iter()
-        .filter_map(|e| Some((e.device.clone(), claim_note(e.claimed.as_deref()?))))
+        .into_iter()
+        .filter_map(|(device, claimed)| Some((device.to_string(), claim_note(claimed?))))
         .collect()
 }
 
@@ -176,61 +191,60 @@ pub const MAX_SHOWN: usize = 40;
 /// The whole context text, at most `limit` characters. `None` when there is nothing to show.
 #[cfg(test)]
 pub fn render(shown: &[Shown], now: DateTime<Utc>, limit: usize) -> Option<String> {
-    render_of(shown, shown.len(), now, limit)
+    render_counted(shown.to_vec(), shown.len(), now, limit, |_| {}).map(|(text, _)| text)
 }
 
-/// The whole context text of the first handoffs of `total`; the rest are counted as omitted.
-pub fn render_of(shown: &[Shown], total: usize, now: DateTime<Utc>, limit: usize) -> Option<String> {
-    render_counted(shown, total, now, limit).map(|(text, _)| text)
-}
-
-/// [`render_of`], and how many handoffs made it into the text.
+/// The whole context text of the first handoffs of `total` (the rest are counted as omitted),
+/// and the handoffs that made it in. Handoffs are taken and rendered one at a time, up to the
+/// first that does not fit; `prepare` completes each just before (notes that cost object
+/// lookups are only looked up for handoffs that may be shown).
 pub fn render_counted(
-    shown: &[Shown],
+    shown: impl IntoIterator<Item = Shown>,
     total: usize,
     now: DateTime<Utc>,
     limit: usize,
-) -> Option<(String, usize)> {
-    if shown.is_empty() {
-        return None;
-    }
+    mut prepare: impl FnMut(&mut Shown),
+) -> Option<(String, Vec<Shown>)> {
     let mut out = PREAMBLE.to_string();
-    // Rendered one at a time, up to the first that does not fit, and counted as they go.
     let mut used = utf16_len(&out);
-    let mut included = 0;
-    let total = total.max(shown.len());
-    for (i, s) in shown.iter().enumerate() {
-        let part = render_one(s, now);
+    let mut included: Vec<Shown> = Vec::new();
+    let mut seen = 0;
+    for (i, mut s) in shown.into_iter().enumerate() {
+        seen = i + 1;
+        prepare(&mut s);
+        let part = render_one(&s, now);
         let len = utf16_len(&part);
-        let room = limit.saturating_sub(used + utf16_len(&omitted_line(total - i - 1)));
+        let room = limit.saturating_sub(used + utf16_len(&omitted_line(total.max(seen) - seen)));
         if len <= room {
             out.push_str(&part);
             used += len;
-            included += 1;
-        } else {
-            if included == 0 {
-                // Even the newest does not fit whole: keep its beginning rather than nothing,
-                // inside a whole frame.
-                let s = &shown[0];
-                let open = format!("\n{}", open_line(&s.handoff.device));
-                let close = close_line();
-                let room = limit.saturating_sub(
-                    utf16_len(&out)
-                        + utf16_len(&omitted_line(total - 1))
-                        + utf16_len(CUT_NOTE)
-                        + utf16_len(&open)
-                        + utf16_len(&close),
-                );
-                out.push_str(&open);
-                out.push_str(&truncate_utf16(&render_inner(s, now), room));
-                out.push_str(CUT_NOTE);
-                out.push_str(&close);
-                included = 1;
-            }
-            break;
+            included.push(s);
+            continue;
         }
+        if included.is_empty() {
+            // Even the newest does not fit whole: keep its beginning rather than nothing,
+            // inside a whole frame.
+            let open = format!("\n{}", open_line(&s.handoff.device));
+            let close = close_line();
+            let room = limit.saturating_sub(
+                utf16_len(&out)
+                    + utf16_len(&omitted_line(total.max(1) - 1))
+                    + utf16_len(CUT_NOTE)
+                    + utf16_len(&open)
+                    + utf16_len(&close),
+            );
+            out.push_str(&open);
+            out.push_str(&truncate_utf16(&render_inner(&s, now), room));
+            out.push_str(CUT_NOTE);
+            out.push_str(&close);
+            included.push(s);
+        }
+        break;
     }
-    out.push_str(&omitted_line(total - included));
+    if seen == 0 {
+        return None;
+    }
+    out.push_str(&omitted_line(total.max(seen) - included.len()));
     Some((out, included))
 }
 
@@ -271,11 +285,11 @@ fn omitted_line(n: usize) -> String {
     }
 }
 
-/// The one-line message shown to the user when a session opens.
-pub fn system_message(shown: &[Shown], now: DateTime<Utc>) -> Option<String> {
-    let first = &shown.first()?.handoff;
-    let more = match shown.len() {
-        1 => String::new(),
+/// The one-line message shown to the user when a session opens: the newest note `first`, of
+/// `devices` devices' notes.
+pub fn system_message(first: &Handoff, devices: usize, now: DateTime<Utc>) -> String {
+    let more = match devices {
+        0 | 1 => String::new(),
         n => format!(" (+{} more device{})", n - 1, if n == 2 { "" } else { "s" }),
     };
     let line = format!(
@@ -284,7 +298,7 @@ pub fn system_message(shown: &[Shown], now: DateTime<Utc>) -> Option<String> {
         ago(first.timestamp, now),
         first.task_line(80)
     );
-    Some(crate::untrusted::line(&line).into_owned())
+    crate::untrusted::line(&line).into_owned()
 }
 
 /// Where the code stands relative to `h`: its commit missing here, another branch, or this

@@ -11,6 +11,9 @@ use git2::{Commit, ErrorCode, FileMode, ObjectType, Oid, Repository, Signature, 
 
 use crate::handoff::{format, Handoff};
 
+mod cache;
+pub use cache::{Head, Note};
+
 /// The directory in the ref's tree that holds one file per device.
 pub const DEVICES_DIR: &str = "devices";
 
@@ -67,63 +70,6 @@ impl<'r> Store<'r> {
             },
             None => Ok(Vec::new()),
         }
-    }
-
-    /// [`Store::entries`] through a cache in `state_dir` keyed by the tip's tree id: a session
-    /// start in a repository whose handoffs did not change reads one small file instead of one
-    /// object per device. The key is content-addressed, so the cache can never be stale.
-    pub fn entries_cached(&self, state_dir: &std::path::Path) -> Result<Vec<Entry>> {
-        let Some(tip) = self.tip()? else {
-            return Ok(Vec::new());
-        };
-        let tree = tip.tree_id();
-        let path = state_dir.join("tip-cache.json");
-        let mut reusable = std::collections::HashMap::new();
-        if let Some(cached) = std::fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Cache>(&b).ok())
-        {
-            // Notes cached as unreadable for want of a key are read again once a key is added.
-            let keyless = || {
-                cached
-                    .entries
-                    .iter()
-                    .any(|e| e.handoff.as_ref().is_err_and(|r| r == crate::crypt::NO_KEY))
-                    && crate::crypt::key_file_exists()
-            };
-            if cached.version == CACHE_VERSION && cached.tree == tree.to_string() && !keyless() {
-                return Ok(cached
-                    .entries
-                    .into_iter()
-                    .filter_map(CachedEntry::into_entry)
-                    .collect());
-            }
-            if cached.version == CACHE_VERSION {
-                // The tip moved: notes whose blob is unchanged are taken as they were, so only
-                // changed notes are read (and decrypted) again.
-                let key_now = crate::crypt::key_file_exists();
-                reusable = cached
-                    .entries
-                    .into_iter()
-                    .filter(|e| !(key_now && e.handoff.as_ref().is_err_and(|r| r == crate::crypt::NO_KEY)))
-                    .filter_map(CachedEntry::into_entry)
-                    .map(|e| ((e.device.clone(), e.blob), e))
-                    .collect();
-            }
-        }
-        let entries = match commit_tree(&tip) {
-            Some(t) => entries_reusing(self.repo, &t, reusable)?,
-            None => Vec::new(),
-        };
-        let cache = Cache {
-            version: CACHE_VERSION,
-            tree: tree.to_string(),
-            entries: entries.iter().map(CachedEntry::from_entry).collect(),
-        };
-        if let Ok(bytes) = serde_json::to_vec(&cache) {
-            let _ = crate::fsutil::replace_file(&path, &bytes);
-        }
-        Ok(entries)
     }
 
     /// The newest handoff of `device`, if any.
@@ -233,48 +179,6 @@ impl<'r> Store<'r> {
                 from: tip.as_ref().map(|c| c.id()),
                 to: id,
             })
-        })
-    }
-}
-
-/// 2: entries are sanitised and carry the header's claimed device.
-const CACHE_VERSION: u32 = 2;
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Cache {
-    version: u32,
-    tree: String,
-    entries: Vec<CachedEntry>,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct CachedEntry {
-    device: String,
-    blob: String,
-    handoff: Result<Handoff, String>,
-    #[serde(default)]
-    claimed: Option<String>,
-}
-
-impl CachedEntry {
-    fn from_entry(e: &Entry) -> CachedEntry {
-        CachedEntry {
-            device: e.device.clone(),
-            blob: e.blob.to_string(),
-            handoff: e.handoff.clone(),
-            claimed: e.claimed.clone(),
-        }
-    }
-
-    fn into_entry(self) -> Option<Entry> {
-        if !crate::device::is_valid(&self.device) {
-            return None;
-        }
-        Some(Entry {
-            device: self.device,
-            blob: Oid::from_str(&self.blob).ok()?,
-            handoff: self.handoff.map(crate::untrusted::handoff),
-            claimed: self.claimed.map(|c| crate::untrusted::line(&c).into_owned()),
         })
     }
 }
@@ -722,6 +626,23 @@ mod tests {
                 ("b".to_string(), "b 2".to_string())
             ]
         );
+        // Heads whose notes lie outside the file, or a file cut short: read from the ref again.
+        let text = std::fs::read_to_string(state.join("tip-cache.json")).unwrap();
+        let (heads, bodies) = text.split_once('\n').unwrap();
+        for broken in [
+            format!("{}\n{bodies}", heads.replace("\"at\":0", "\"at\":999999")),
+            format!("{heads}\n{}", &bodies[..bodies.len() / 2]),
+            heads.to_string(),
+        ] {
+            std::fs::write(state.join("tip-cache.json"), broken).unwrap();
+            assert_eq!(summary(&store.entries_cached(&state).unwrap()), summary(&after));
+        }
+        // The notes' heads say what their bodies do.
+        let notes = store.notes_cached(&state).unwrap();
+        for n in &notes {
+            let (head, h) = (n.head.as_ref().unwrap(), n.handoff().unwrap());
+            assert_eq!((head.timestamp, &head.branch, &h.device), (h.timestamp, &h.branch, &n.device));
+        }
         std::fs::write(state.join("tip-cache.json"), "garbage").unwrap();
         assert_eq!(
             summary(&store.entries_cached(&state).unwrap()),

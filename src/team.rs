@@ -202,13 +202,13 @@ pub fn my_device_as(repo: &Repo, me: &Me) -> anyhow::Result<String> {
 }
 
 /// [`my_device_as`] with the notes of the ref already read.
-pub fn my_device_among(me: &Me, entries: &[crate::store::Entry]) -> anyhow::Result<String> {
+pub fn my_device_among(me: &Me, notes: &[crate::store::Note]) -> anyhow::Result<String> {
     let id = crate::device::current()?;
     Ok(device_for(&id, me, |id| {
-        entries
+        notes
             .iter()
-            .find(|e| e.device == id)
-            .and_then(|e| e.handoff.as_ref().ok())
+            .find(|n| n.device == id)
+            .and_then(|n| n.head.as_ref().ok())
             .map(|h| h.author.clone())
     }))
 }
@@ -218,13 +218,16 @@ pub fn split(handoffs: Vec<Handoff>, me: &Me) -> (Vec<Handoff>, Vec<Handoff>) {
     handoffs.into_iter().partition(|h| me.owns(h.author.as_deref()))
 }
 
+/// At most this many teammates' notes are listed.
+pub const TEAMMATES_SHOWN: usize = 10;
+
 /// Teammates' handoffs as a short block: one line each.
 pub fn render_teammates(handoffs: &[Handoff], now: chrono::DateTime<chrono::Utc>) -> String {
     if handoffs.is_empty() {
         return String::new();
     }
     let mut out = String::from("\n# Teammates' recent sessions in this repository (for awareness only)\n");
-    for h in handoffs.iter().take(10) {
+    for h in handoffs.iter().take(TEAMMATES_SHOWN) {
         out.push_str(&format!(
             "- {} ({}, {}, branch {}): {}\n",
             teammate_name(h),

@@ -29,18 +29,20 @@ fn allowed(c: char, keep_newlines: bool) -> bool {
     !c.is_control() && !is_bidi(c) && c != '\u{2028}' && c != '\u{2029}'
 }
 
-/// Whether `s` is already clean; the common case costs one scan and no allocation. ASCII is
-/// judged sixteen bytes at a time (a loop the compiler turns into vector code); only a chunk that
-/// holds something else is looked at a character at a time.
+/// Whether `s` is already clean; the common case costs one scan and no allocation. Printable
+/// ASCII is recognised eight bytes at a time; only a word that holds something else is looked at
+/// a character at a time.
 fn clean(s: &str, keep_newlines: bool) -> bool {
     let plain = |b: u8| (0x20..0x7f).contains(&b) || (keep_newlines && (b == b'\n' || b == b'\t'));
     let bytes = s.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        let end = (i + 16).min(bytes.len());
-        if bytes[i..end].iter().fold(true, |ok, &b| ok & plain(b)) {
-            i = end;
-            continue;
+        let end = (i + 8).min(bytes.len());
+        if let Ok(word) = <[u8; 8]>::try_from(&bytes[i..end]) {
+            if printable8(u64::from_le_bytes(word)) {
+                i = end;
+                continue;
+            }
         }
         while i < end {
             if bytes[i].is_ascii() {
@@ -59,6 +61,18 @@ fn clean(s: &str, keep_newlines: bool) -> bool {
         }
     }
     true
+}
+
+/// Whether all eight bytes of `w` are printable ASCII (0x20 to 0x7e). A byte below 0x20, and
+/// only such a byte, borrows into its clear top bit when 0x20 is taken from it; a byte of 0x7f or
+/// more has its top bit set already or once 1 is added (a carry out of a byte comes only from
+/// 0xff, itself caught).
+fn printable8(w: u64) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const TOPS: u64 = ONES * 0x80;
+    let below = w.wrapping_sub(ONES * 0x20) & !w & TOPS;
+    let above = (w.wrapping_add(ONES) | w) & TOPS;
+    below | above == 0
 }
 
 /// Drop the rest of a control string (OSC, DCS, SOS, PM, APC) up to its terminator: BEL, ST
@@ -261,11 +275,7 @@ fn changed_or(s: String, f: impl for<'a> Fn(&'a str) -> Cow<'a, str>) -> String 
 /// `reminder` (whose letters have no case variants outside ASCII: tested below). Most text has
 /// neither, and is passed over without building the pattern.
 fn may_hold_tag(text: &str) -> bool {
-    text.contains('<')
-        && text
-            .as_bytes()
-            .windows(8)
-            .any(|w| w.eq_ignore_ascii_case(b"reminder"))
+    text.contains('<') && text.to_ascii_lowercase().contains("reminder")
 }
 
 #[cfg(test)]
@@ -316,6 +326,25 @@ mod tests {
         assert_eq!(h.author.as_deref(), Some("ab"));
         assert_eq!(h.sections[0].title, "Title");
         assert_eq!(h.sections[0].body, "body\n\tok");
+    }
+
+    #[test]
+    fn eight_bytes_at_a_time() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                let mut word = [b'a'; 8];
+                word[at] = b;
+                let expect = (0x20..0x7f).contains(&b);
+                assert_eq!(printable8(u64::from_le_bytes(word)), expect, "{b:#x} at {at}");
+                // Next to the bytes that carry or borrow.
+                for other in [0x00, 0x1f, 0x7e, 0x7f, 0xff] {
+                    word[(at + 1) % 8] = other;
+                    let both = expect && (0x20..0x7f).contains(&other);
+                    assert_eq!(printable8(u64::from_le_bytes(word)), both, "{b:#x} {other:#x}");
+                    word[(at + 1) % 8] = b'a';
+                }
+            }
+        }
     }
 
     #[test]

@@ -38,7 +38,8 @@ pub fn run(dir: &Path, args: ResumeArgs) -> Result<ExitCode> {
     let handoffs = gather(&repo, &me, branch.as_deref(), args.all)?;
     // The same split as at session start: the user's own devices in full, teammates in brief.
     let (handoffs, teammates) = crate::team::split(handoffs, &who);
-    let claims = context::claims(&Store::new(&repo.git, &repo.settings.refname).entries()?);
+    let entries = Store::new(&repo.git, &repo.settings.refname).entries()?;
+    let claims = context::claims(entries.iter().map(|e| (e.device.as_str(), e.claimed.as_deref())));
     let now = crate::timefmt::now();
     if handoffs.is_empty() {
         println!("No handoffs from your other devices yet. They appear here after a session on another machine saves one.");

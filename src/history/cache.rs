@@ -54,8 +54,9 @@ pub fn path(state: &Path, refname: &str) -> PathBuf {
 }
 
 fn load(path: &Path, refname: &str) -> Option<CacheFile> {
-    let bytes = std::fs::read(path).ok()?;
-    let file: CacheFile = serde_json::from_slice(&bytes).ok()?;
+    // Read as text: the JSON parser then need not check each string's UTF-8 again.
+    let text = std::fs::read_to_string(path).ok()?;
+    let file: CacheFile = serde_json::from_str(&text).ok()?;
     let current =
         file.format == FORMAT && file.writer == env!("CARGO_PKG_VERSION") && file.refname == refname;
     // Notes cached as unreadable for want of a key are read again once there is one.

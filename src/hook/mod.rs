@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use crate::git::Deadline;
 use crate::repo::Repo;
-use crate::store::{Entry, Store};
+use crate::store::{Note, Store};
 use crate::sync::{self, Fetched, Pushed};
 use state::{Backoff, Channel};
 use wire::{Event, HookInput};
@@ -77,7 +77,7 @@ pub struct Ctx<'a> {
     pub deadline: Deadline,
     /// The ref's notes, when they were read to find this device's id, and the tip they were
     /// read at: read once per hook.
-    entries: std::cell::RefCell<Option<(Option<git2::Oid>, Vec<Entry>)>>,
+    notes: std::cell::RefCell<Option<(Option<git2::Oid>, Vec<Note>)>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -91,15 +91,15 @@ impl<'a> Ctx<'a> {
         let repo = Repo::discover(&cwd).ok().flatten()?;
         let who = crate::team::Me::load(&repo);
         // The events that show notes read them all anyway: this device's id comes from them.
-        let mut entries = None;
+        let mut notes = None;
         if event.reads_notes() {
             let store = Store::new(&repo.git, &repo.settings.refname);
             let tip = store.tip_id();
-            if let Ok(e) = store.entries_cached(&repo.state_dir()) {
-                entries = Some((tip, e));
+            if let Ok(n) = store.notes_cached(&repo.state_dir()) {
+                notes = Some((tip, n));
             }
         }
-        let me = match &entries {
+        let me = match &notes {
             Some((_, e)) => crate::team::my_device_among(&who, e),
             None => crate::team::my_device_as(&repo, &who),
         };
@@ -118,20 +118,20 @@ impl<'a> Ctx<'a> {
             who,
             now: crate::timefmt::now(),
             deadline,
-            entries: std::cell::RefCell::new(entries),
+            notes: std::cell::RefCell::new(notes),
         })
     }
 
     /// Every note on the local ref, through the tip cache; those read by [`Ctx::new`] when the
     /// ref has not moved since (a fetch may have moved it).
-    pub fn entries(&self) -> anyhow::Result<Vec<Entry>> {
+    pub fn notes(&self) -> anyhow::Result<Vec<Note>> {
         let store = Store::new(&self.repo.git, &self.repo.settings.refname);
-        if let Some((tip, entries)) = self.entries.borrow_mut().take() {
+        if let Some((tip, notes)) = self.notes.borrow_mut().take() {
             if tip == store.tip_id() {
-                return Ok(entries);
+                return Ok(notes);
             }
         }
-        store.entries_cached(&self.repo.state_dir())
+        store.notes_cached(&self.repo.state_dir())
     }
 
     /// This session's key (when Claude Code sent an id) and its remembered state.

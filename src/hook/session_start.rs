@@ -11,6 +11,7 @@ use super::Ctx;
 use crate::config::StartMode;
 use crate::context::{self, Shown};
 use crate::handoff::Handoff;
+use crate::store::{Head, Note};
 
 /// When notes are offered to a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,12 +63,14 @@ pub fn decide(
     }
 }
 
-/// Other devices' notes on the local ref, with the key of each.
+/// Other devices' notes on the local ref, with the key of each, in the order they are offered;
+/// a note's body is parsed only when it is rendered.
 pub(super) struct Notes {
     pub keys: Vec<String>,
     key_of: HashMap<String, String>,
-    handoffs: Vec<Handoff>,
-    teammates: Vec<Handoff>,
+    /// The user's own other devices.
+    own: Vec<Note>,
+    teammates: Vec<Note>,
     wip: Vec<String>,
     claims: HashMap<String, String>,
     /// Other devices whose notes this device cannot decrypt for want of the key.
@@ -78,28 +81,43 @@ pub(super) struct Notes {
 impl Notes {
     /// Read from the local ref only (no network).
     pub fn load(ctx: &Ctx<'_>) -> Result<Notes, String> {
-        let entries = ctx.entries().map_err(|e| {
+        let notes = ctx.notes().map_err(|e| {
             ctx.log(&format!("read handoffs: {e:#}"));
             format!("could not read handoffs ({e})")
         })?;
-        let key_of: HashMap<String, String> = entries
+        let key_of: HashMap<String, String> = notes
             .iter()
-            .filter(|e| e.device != ctx.me && e.handoff.is_ok())
-            .map(|e| (e.device.clone(), format!("{}:{}", e.device, e.blob)))
+            .filter(|n| n.device != ctx.me && n.head.is_ok())
+            .map(|n| (n.device.clone(), format!("{}:{}", n.device, n.blob)))
             .collect();
-        let mut keys: Vec<String> = entries
+        let mut keys: Vec<String> = notes
             .iter()
-            .filter_map(|e| key_of.get(&e.device).filter(|_| e.handoff.is_ok()).cloned())
+            .filter_map(|n| key_of.get(&n.device).filter(|_| n.head.is_ok()).cloned())
             .collect();
         let (_, branch) = ctx.repo.head_info();
-        let claims = context::claims(&entries);
-        let locked: Vec<String> = entries
+        let claims = context::claims(notes.iter().map(|n| (n.device.as_str(), n.claimed.as_deref())));
+        let locked: Vec<String> = notes
             .iter()
-            .filter(|e| e.device != ctx.me && e.handoff.as_ref().is_err_and(|r| r == crate::crypt::NO_KEY))
-            .map(|e| e.device.clone())
+            .filter(|n| n.device != ctx.me && n.lacks_key())
+            .map(|n| n.device.clone())
             .collect();
-        let handoffs = context::others(entries, &ctx.me, branch.as_deref());
-        let (handoffs, teammates) = crate::team::split(handoffs, &ctx.who);
+        let mut others: Vec<(Note, Head)> = notes
+            .into_iter()
+            .filter(|n| n.device != ctx.me)
+            .filter_map(|n| {
+                let head = n.head.clone().ok()?;
+                Some((n, head))
+            })
+            .collect();
+        others.sort_by(|(a, ah), (b, bh)| {
+            context::offer_order(
+                branch.as_deref(),
+                (ah.branch.as_deref(), ah.timestamp, &a.device),
+                (bh.branch.as_deref(), bh.timestamp, &b.device),
+            )
+        });
+        let (own, teammates): (Vec<_>, Vec<_>) =
+            others.into_iter().partition(|(_, h)| ctx.who.owns(h.author.as_deref()));
         let teammates = match ctx.repo.settings.team {
             crate::config::TeamMode::Show => teammates,
             crate::config::TeamMode::Hide => Vec::new(),
@@ -109,8 +127,8 @@ impl Notes {
         Ok(Notes {
             keys,
             key_of,
-            handoffs,
-            teammates,
+            own: own.into_iter().map(|(n, _)| n).collect(),
+            teammates: teammates.into_iter().map(|(n, _)| n).collect(),
             wip,
             claims,
             locked,
@@ -122,20 +140,24 @@ impl Notes {
     fn retain(&mut self, only: &[String]) {
         let only: HashSet<&String> = only.iter().collect();
         let key_of = &self.key_of;
-        let keep = |h: &Handoff| key_of.get(&h.device).is_some_and(|k| only.contains(k));
-        self.handoffs.retain(keep);
+        let keep = |n: &Note| key_of.get(&n.device).is_some_and(|k| only.contains(k));
+        self.own.retain(keep);
         self.teammates.retain(keep);
         self.wip.retain(|l| only.contains(l));
     }
 
     fn is_empty(&self) -> bool {
-        self.handoffs.is_empty() && self.teammates.is_empty() && self.wip.is_empty()
+        self.own.is_empty() && self.teammates.is_empty() && self.wip.is_empty()
     }
 
     /// The context text and the one line for the user.
     fn render(self, ctx: &Ctx<'_>) -> (String, String) {
-        let teammates_line = teammates_message(&self.teammates);
-        let teammates = crate::team::render_teammates(&self.teammates, ctx.now);
+        let parsed = |notes: &[Note], n: usize| -> Vec<Handoff> {
+            notes.iter().take(n).filter_map(|n| n.handoff().ok()).collect()
+        };
+        let mates = parsed(&self.teammates, crate::team::TEAMMATES_SHOWN);
+        let teammates_line = teammates_message(&mates, self.teammates.len());
+        let teammates = crate::team::render_teammates(&mates, ctx.now);
         let wip_devices = self.wip.len();
         let wip: String = self.wip.iter().map(|l| format!("- {l}\n")).collect();
         // Short blocks after the handoffs: other devices' uncommitted work, then teammates.
@@ -144,42 +166,43 @@ impl Notes {
         } else {
             format!("\n# Uncommitted work on other devices\n{wip}{teammates}")
         };
-        let total = self.handoffs.len();
-        let mut shown: Vec<Shown> = self
-            .handoffs
-            .into_iter()
+        let total = self.own.len();
+        // Parsed one at a time, as the rendering reaches them.
+        let shown = self
+            .own
+            .iter()
             .take(context::MAX_SHOWN)
+            .filter_map(|n| n.handoff().ok())
             .map(|h| Shown {
                 notes: Vec::new(),
                 handoff: h,
-            })
-            .collect();
+            });
         // The short blocks come first in the budget; the user's own devices get the rest.
         let limit = ctx
             .repo
             .settings
             .context_limit
             .saturating_sub(context::utf16_len(&extra));
-        // Where-the-code-stands notes cost object lookups: only for the handoffs that fit.
-        let fitting = context::render_counted(&shown, total, ctx.now, limit).map_or(0, |(_, n)| n);
         let branch = self.branch.as_deref();
-        for s in shown.iter_mut().take(fitting + 1) {
-            s.notes = context::code_notes(&ctx.repo, &s.handoff, branch);
-        }
-        for s in shown.iter_mut() {
+        let mut first = true;
+        // Where the code stands costs object lookups: only for the handoffs rendered.
+        let rendered = context::render_counted(shown, total, ctx.now, limit, |s| {
             if let Some(c) = self.claims.get(&s.handoff.device) {
-                s.notes.insert(0, c.clone());
+                s.notes.push(c.clone());
             }
-        }
-        if let (Some(first), Some(b)) = (shown.first_mut(), context::behind_upstream(&ctx.repo)) {
-            first.notes.push(b);
-        }
-        let text = match context::render_of(&shown, total, ctx.now, limit) {
-            Some(t) => t + &extra,
+            s.notes.extend(context::code_notes(&ctx.repo, &s.handoff, branch));
+            if std::mem::take(&mut first) {
+                s.notes.extend(context::behind_upstream(&ctx.repo));
+            }
+        });
+        let first = rendered.as_ref().and_then(|(_, shown)| shown.first());
+        let text = match &rendered {
+            Some((t, _)) => format!("{t}{extra}"),
             None => format!("{}{extra}", context::PREAMBLE),
         };
         // Only the user's own notes make this a resumed session; say plainly when they are not there.
-        let line = context::system_message(&shown, ctx.now)
+        let line = first
+            .map(|s| context::system_message(&s.handoff, total, ctx.now))
             .or(teammates_line)
             .unwrap_or_else(|| {
                 format!(
@@ -275,7 +298,7 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
 }
 
 /// "convosync: teammates' notes loaded: Bob (laptop-bob), …" when only teammates wrote.
-fn teammates_message(teammates: &[crate::handoff::Handoff]) -> Option<String> {
+fn teammates_message(teammates: &[crate::handoff::Handoff], total: usize) -> Option<String> {
     if teammates.is_empty() {
         return None;
     }
@@ -287,8 +310,8 @@ fn teammates_message(teammates: &[crate::handoff::Handoff]) -> Option<String> {
             format!("{name} ({})", h.device)
         })
         .collect();
-    if teammates.len() > 3 {
-        names.push(format!("+{} more", teammates.len() - 3));
+    if total > 3 {
+        names.push(format!("+{} more", total - 3));
     }
     Some(format!(
         "convosync: teammates' notes loaded: {}; none from your other devices",

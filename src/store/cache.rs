@@ -1,0 +1,219 @@
+//! The tip cache: the notes of the ref's tip, kept in `<state dir>/tip-cache.json` under the tip's
+//! tree id, so a session start in a repository whose handoffs did not change reads one file
+//! instead of one object per device. The key is content-addressed, so the cache is never stale.
+//!
+//! The file is one line of JSON with what choosing notes needs of each (time, branch, author)
+//! and where its whole note lies in the rest of the file, then the notes, each its own JSON text:
+//! reading the cache parses the first line only, and a note is parsed when it is shown
+//! ([`Note::handoff`]).
+
+use std::path::Path;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use git2::Oid;
+use std::ops::Range;
+use std::sync::Arc;
+
+use super::{commit_tree, entries_reusing, Entry, Store};
+use crate::handoff::Handoff;
+
+/// 3: a line of heads, then the notes.
+const VERSION: u32 = 3;
+
+const FILE: &str = "tip-cache.json";
+
+/// What choosing notes needs of a readable one.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Head {
+    /// In the file as milliseconds since the epoch (quicker to read than a date).
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub timestamp: DateTime<Utc>,
+    pub branch: Option<String>,
+    pub author: Option<String>,
+}
+
+/// One device's note on the tip, its body parsed only on demand.
+#[derive(Debug, Clone)]
+pub struct Note {
+    /// The file name on the ref (a valid device id).
+    pub device: String,
+    pub blob: Oid,
+    /// As [`Entry::claimed`].
+    pub claimed: Option<String>,
+    /// The readable note's head, or why it cannot be read.
+    pub head: Result<Head, String>,
+    /// The whole note as JSON (`Result<Handoff, String>`): `span` of `text`.
+    text: Arc<str>,
+    span: Range<usize>,
+}
+
+impl Note {
+    fn of(e: &Entry) -> Option<Note> {
+        let head = e.handoff.as_ref().map(|h| Head {
+            timestamp: h.timestamp,
+            branch: h.branch.clone(),
+            author: h.author.clone(),
+        });
+        let text: Arc<str> = serde_json::to_string(&e.handoff).ok()?.into();
+        Some(Note {
+            device: e.device.clone(),
+            blob: e.blob,
+            claimed: e.claimed.clone(),
+            head: head.map_err(Clone::clone),
+            span: 0..text.len(),
+            text,
+        })
+    }
+
+    fn body(&self) -> &str {
+        // Spans are checked when the file is read.
+        self.text.get(self.span.clone()).unwrap_or_default()
+    }
+
+    /// The whole note, cleaned as everything read from the ref is.
+    pub fn handoff(&self) -> Result<Handoff, String> {
+        match serde_json::from_str::<Result<Handoff, String>>(self.body()) {
+            Ok(Ok(mut h)) => {
+                h.device = self.device.clone();
+                Ok(crate::untrusted::handoff(h))
+            }
+            Ok(Err(reason)) => Err(reason),
+            Err(e) => Err(format!("the local cache of this note is unreadable ({e})")),
+        }
+    }
+
+    /// The note as an [`Entry`] (its body parsed).
+    pub fn entry(&self) -> Entry {
+        Entry {
+            device: self.device.clone(),
+            blob: self.blob,
+            handoff: self.handoff(),
+            claimed: self.claimed.clone(),
+        }
+    }
+
+    /// Whether the note could not be read for want of a key.
+    pub fn lacks_key(&self) -> bool {
+        self.head.as_ref().is_err_and(|r| r == crate::crypt::NO_KEY)
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Heads {
+    version: u32,
+    tree: String,
+    notes: Vec<Cached>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Cached {
+    device: String,
+    blob: String,
+    #[serde(default)]
+    claimed: Option<String>,
+    head: Result<Head, String>,
+    /// Where the whole note lies in the text after the first line.
+    at: usize,
+    len: usize,
+}
+
+/// The file's text for `notes` of `tree`.
+fn write(tree: &str, notes: &[Note]) -> Option<String> {
+    let mut bodies = String::new();
+    let mut heads = Vec::with_capacity(notes.len());
+    for n in notes {
+        heads.push(Cached {
+            device: n.device.clone(),
+            blob: n.blob.to_string(),
+            claimed: n.claimed.clone(),
+            head: n.head.clone(),
+            at: bodies.len(),
+            len: n.body().len(),
+        });
+        bodies.push_str(n.body());
+    }
+    let heads = Heads {
+        version: VERSION,
+        tree: tree.to_string(),
+        notes: heads,
+    };
+    // Compact JSON has no line break: the first one ends the heads.
+    Some(format!("{}\n{bodies}", serde_json::to_string(&heads).ok()?))
+}
+
+/// The notes of a file's text, with the tree they are of; `None` for a file of another version or
+/// one that does not hold together.
+fn read(text: String) -> Option<(String, Vec<Note>)> {
+    let (first, _) = text.split_once('\n')?;
+    let heads: Heads = serde_json::from_str(first).ok()?;
+    if heads.version != VERSION {
+        return None;
+    }
+    let start = first.len() + 1;
+    let text: Arc<str> = text.into();
+    let line = |s: String| crate::untrusted::line(&s).into_owned();
+    let mut notes = Vec::with_capacity(heads.notes.len());
+    for c in heads.notes {
+        let span = start.checked_add(c.at)?..start.checked_add(c.at)?.checked_add(c.len)?;
+        text.get(span.clone())?;
+        // An entry no valid ref holds is left out.
+        if !crate::device::is_valid(&c.device) {
+            continue;
+        }
+        notes.push(Note {
+            blob: Oid::from_str(&c.blob).ok()?,
+            claimed: c.claimed.map(line),
+            head: c.head.map(|h| Head {
+                timestamp: h.timestamp,
+                branch: h.branch.map(line),
+                author: h.author.map(line),
+            }),
+            device: c.device,
+            text: text.clone(),
+            span,
+        });
+    }
+    Some((heads.tree, notes))
+}
+
+impl Store<'_> {
+    /// The notes of the tip, newest first, through the tip cache in `state_dir`.
+    pub fn notes_cached(&self, state_dir: &Path) -> Result<Vec<Note>> {
+        let Some(tip) = self.tip()? else {
+            return Ok(Vec::new());
+        };
+        let tree = tip.tree_id().to_string();
+        let path = state_dir.join(FILE);
+        let mut reusable = std::collections::HashMap::new();
+        // Read as text: the JSON parser then need not check each string's UTF-8 again.
+        if let Some((cached_tree, notes)) = std::fs::read_to_string(&path).ok().and_then(read) {
+            // Notes cached as unreadable for want of a key are read again once a key is added.
+            let key_now = notes.iter().any(Note::lacks_key) && crate::crypt::key_file_exists();
+            if cached_tree == tree && !key_now {
+                return Ok(notes);
+            }
+            // The tip moved: notes whose blob is unchanged are taken as they were, so only
+            // changed notes are read (and decrypted) again.
+            reusable = notes
+                .iter()
+                .filter(|n| !(key_now && n.lacks_key()))
+                .map(|n| ((n.device.clone(), n.blob), n.entry()))
+                .collect();
+        }
+        let entries = match commit_tree(&tip) {
+            Some(t) => entries_reusing(self.repo, &t, reusable)?,
+            None => Vec::new(),
+        };
+        let notes: Vec<Note> = entries.iter().filter_map(Note::of).collect();
+        if let Some(text) = write(&tree, &notes) {
+            let _ = crate::fsutil::replace_file(&path, text.as_bytes());
+        }
+        Ok(notes)
+    }
+
+    /// [`Store::entries`] through the tip cache (every note parsed).
+    pub fn entries_cached(&self, state_dir: &Path) -> Result<Vec<Entry>> {
+        Ok(self.notes_cached(state_dir)?.iter().map(Note::entry).collect())
+    }
+}
