@@ -44,10 +44,7 @@ pub fn offer_order(
     b: (Option<&str>, DateTime<Utc>, &str),
 ) -> std::cmp::Ordering {
     let same = |branch: Option<&str>| current_branch.is_some() && branch == current_branch;
-    same(b.0)
-        .cmp(&same(a.0))
-        .then(b.1.cmp(&a.1))
-        .then(a.2.cmp(b.2))
+    same(b.0).cmp(&same(a.0)).then(b.1.cmp(&a.1)).then(a.2.cmp(b.2))
 }
 
 pub const PREAMBLE: &str = "# convosync: handoff notes from earlier sessions on other devices\n\

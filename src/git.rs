@@ -210,21 +210,22 @@ fn execute(mut cmd: Command, repo: &Path, deadline: Deadline) -> Result<GitOutpu
         .spawn()
         .context("could not run git (is it installed and on PATH?)")?;
     let pid = child.id() as i32;
-    let mut pause = Duration::from_millis(1);
-    let status = loop {
-        if let Some(s) = child.try_wait()? {
-            break Some(s);
-        }
-        if deadline.passed() {
+    // Waited for on a thread of its own, so its end is seen the moment it comes (no polling
+    // interval added to every git command) and the deadline is kept all the same.
+    let (done, ended) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let _ = done.send(child.wait());
+    });
+    let status = match ended.recv_timeout(deadline.remaining()) {
+        Ok(status) => Some(status?),
+        Err(_) => {
             // SAFETY: kill(2) on the process group we created for this child.
             unsafe { libc::kill(-pid, libc::SIGKILL) };
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
+            None
         }
-        std::thread::sleep(pause.min(deadline.remaining()));
-        pause = (pause * 2).min(Duration::from_millis(20));
     };
+    // The child is reaped either way (killed, its wait returns at once).
+    let _ = waiter.join();
     Ok(GitOutput {
         status,
         stdout: read_all(&mut out),

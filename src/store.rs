@@ -641,7 +641,10 @@ mod tests {
         let notes = store.notes_cached(&state).unwrap();
         for n in &notes {
             let (head, h) = (n.head.as_ref().unwrap(), n.handoff().unwrap());
-            assert_eq!((head.timestamp, &head.branch, &h.device), (h.timestamp, &h.branch, &n.device));
+            assert_eq!(
+                (head.timestamp, &head.branch, &h.device),
+                (h.timestamp, &h.branch, &n.device)
+            );
         }
         std::fs::write(state.join("tip-cache.json"), "garbage").unwrap();
         assert_eq!(

@@ -116,8 +116,9 @@ impl Notes {
                 (bh.branch.as_deref(), bh.timestamp, &b.device),
             )
         });
-        let (own, teammates): (Vec<_>, Vec<_>) =
-            others.into_iter().partition(|(_, h)| ctx.who.owns(h.author.as_deref()));
+        let (own, teammates): (Vec<_>, Vec<_>) = others
+            .into_iter()
+            .partition(|(_, h)| ctx.who.owns(h.author.as_deref()));
         let teammates = match ctx.repo.settings.team {
             crate::config::TeamMode::Show => teammates,
             crate::config::TeamMode::Hide => Vec::new(),
