@@ -21,6 +21,7 @@
 
 pub mod check;
 pub mod sealed;
+mod status;
 
 use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
@@ -28,8 +29,7 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use git2::{
-    Commit, Delta, DiffOptions, FileMode, Index, IndexEntry, IndexTime, ObjectType, Oid, Repository, Status,
-    StatusOptions, Tree,
+    Commit, Delta, DiffOptions, FileMode, Index, IndexEntry, IndexTime, ObjectType, Oid, Repository, Tree,
 };
 
 use crate::git::Deadline;
@@ -197,29 +197,16 @@ fn read_change(path: &str, full: &Path, link: bool, exec: bool) -> Result<(Vec<u
     Ok((data, mode))
 }
 
-/// The worktree's uncommitted changes (what `git status` lists, untracked files included), with
-/// credential files set aside by name and the total size of what would be stored.
+/// The worktree's uncommitted changes (what `git status` lists, untracked files included, read
+/// as [`status`] says), with credential files set aside by name and the total size of what would
+/// be stored.
 fn worktree_changes(repo: &Repo, workdir: &Path) -> Result<(Vec<Change>, Vec<Skipped>, u64)> {
-    let mut opts = StatusOptions::new();
-    opts.include_untracked(true)
-        .recurse_untracked_dirs(true)
-        .include_ignored(false)
-        .exclude_submodules(true)
-        .renames_head_to_index(false);
-    let statuses = repo
-        .git
-        .statuses(Some(&mut opts))
-        .context("could not read the worktree status")?;
+    let paths = status::changed_paths(&repo.git, workdir)?;
     let (mut changes, mut skipped, mut bytes): (Vec<Change>, Vec<Skipped>, u64) =
         (Vec::new(), Vec::<Skipped>::new(), 0u64);
-    for e in statuses.iter() {
-        let Ok(path) = e.path() else { continue };
-        let s = e.status();
-        if s.is_empty()
-            || s.contains(Status::IGNORED)
-            || path.ends_with('/')
-            || path.starts_with(".convosync/")
-        {
+    for path in &paths {
+        let path = path.as_str();
+        if path.ends_with('/') || path.starts_with(".convosync/") {
             // A path ending in `/` is a nested repository or an unreadable directory.
             continue;
         }
