@@ -301,19 +301,60 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
         .and_then(|h| h.peel_to_commit())
         .context("no commits yet: nothing to base a snapshot on")?;
     let (_, branch) = repo.head_info();
-    let (changes, mut skipped, mut bytes) = worktree_changes(repo, &workdir)?;
+    let (changes, mut skipped, bytes) = worktree_changes(repo, &workdir)?;
     if bytes > limit {
         return Ok(Outcome::TooLarge { bytes, limit });
     }
+    let mut index = match stage_changes(repo, &head, &changes, &mut skipped, bytes, limit)? {
+        Ok(index) => index,
+        Err(bytes) => return Ok(Outcome::TooLarge { bytes, limit }),
+    };
+    let base = remote_base(repo, head.id())?;
+    let base_tree = match base {
+        Some(b) => repo
+            .git
+            .find_commit(b)
+            .and_then(|c| c.tree())
+            .with_context(|| format!("could not read the tree of base commit {b}"))?,
+        None => repo.git.find_tree(repo.git.treebuilder(None)?.write()?)?,
+    };
+    // Unpushed commits' changes travel too: leave out their credential files, and the worktree's
+    // skipped ones, by taking the base's version (or none).
+    keep_base_for_secrets(repo, &mut index, &base_tree, &mut skipped)?;
+    skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    skipped.dedup_by(|a, b| a.path == b.path);
+    let tree = repo.git.find_tree(index.write_tree_to(&repo.git)?)?;
+    let files = changed_files(repo, &base_tree, &tree)?;
+    let made = Made {
+        base,
+        base_tree,
+        tree,
+        branch,
+        files,
+    };
+    record(repo, device, made, skipped, limit)
+}
+
+/// HEAD's tree with the worktree's `changes` applied, in an in-memory index: each file read,
+/// checked for credentials by content (those go to `skipped`, not stored) and written as a blob.
+/// `Err` with the new total when files grew past `limit` since they were looked at.
+fn stage_changes(
+    repo: &Repo,
+    head: &Commit<'_>,
+    changes: &[Change],
+    skipped: &mut Vec<Skipped>,
+    mut bytes: u64,
+    limit: u64,
+) -> Result<Result<Index, u64>> {
     let mut index = Index::new()?;
     index.read_tree(&head.tree()?)?;
     // Removals first, so a file that becomes a directory (or the reverse) never meets its old self.
-    for c in &changes {
+    for c in changes {
         if let Change::Gone(path) = c {
             index.remove_path(Path::new(path))?;
         }
     }
-    for c in &changes {
+    for c in changes {
         let Change::Put {
             path,
             full,
@@ -329,12 +370,13 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
             // Grew since we looked: count it again so the limit holds.
             bytes += data.len() as u64 - size;
             if bytes > limit {
-                return Ok(Outcome::TooLarge { bytes, limit });
+                return Ok(Err(bytes));
             }
         }
         if !*link {
             if let Some(reason) = check::credential(path, Some(&data)) {
-                // Not stored, and whatever HEAD had there stays as the base has it (below).
+                // Not stored, and whatever HEAD had there stays as the base has it (see
+                // [`keep_base_for_secrets`]).
                 skipped.push(Skipped {
                     path: path.clone(),
                     reason,
@@ -345,25 +387,14 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
         let id = repo.git.blob(&data)?;
         index.add(&entry(path, id, u32::from(mode), data.len() as u32))?;
     }
-    let base = remote_base(repo, head.id())?;
-    let base_tree = match base {
-        Some(b) => repo
-            .git
-            .find_commit(b)
-            .and_then(|c| c.tree())
-            .with_context(|| format!("could not read the tree of base commit {b}"))?,
-        None => repo.git.find_tree(repo.git.treebuilder(None)?.write()?)?,
-    };
-    // Unpushed commits' changes travel too: leave out their credential files, and the worktree's
-    // skipped ones, by taking the base's version (or none).
-    keep_base_for_secrets(repo, &mut index, &base_tree, &mut skipped)?;
-    skipped.sort_by(|a, b| a.path.cmp(&b.path));
-    skipped.dedup_by(|a, b| a.path == b.path);
-    let tree_id = index.write_tree_to(&repo.git)?;
-    let tree = repo.git.find_tree(tree_id)?;
+    Ok(Ok(index))
+}
+
+/// The paths that differ between the base's tree and the snapshot's, sorted.
+fn changed_files(repo: &Repo, base_tree: &Tree<'_>, tree: &Tree<'_>) -> Result<Vec<String>> {
     let mut files: Vec<String> = repo
         .git
-        .diff_tree_to_tree(Some(&base_tree), Some(&tree), None)?
+        .diff_tree_to_tree(Some(base_tree), Some(tree), None)?
         .deltas()
         .filter_map(|d| {
             d.new_file()
@@ -374,26 +405,46 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
         })
         .collect();
     files.sort();
+    Ok(files)
+}
+
+/// A snapshot built, not yet recorded.
+struct Made<'r> {
+    base: Option<Oid>,
+    base_tree: Tree<'r>,
+    tree: Tree<'r>,
+    branch: Option<String>,
+    files: Vec<String>,
+}
+
+/// Record `made` on `refs/convosync/wip/<device>` (encrypted when the notes are), unless it says
+/// nothing the last snapshot did not.
+fn record(repo: &Repo, device: &str, made: Made<'_>, skipped: Vec<Skipped>, limit: u64) -> Result<Outcome> {
     let refname = refs::wip(device);
     let previous = tip_of(&repo.git, &refname).ok().flatten();
-    let previous_files = previous
-        .as_ref()
-        .map(|p| sealed::read(repo, device, p).files.len());
-    if files.is_empty() && previous_files.unwrap_or(0) == 0 {
+    let last = previous.as_ref().map(|p| sealed::read(repo, device, p));
+    if made.files.is_empty() && last.as_ref().map_or(0, |l| l.files.len()) == 0 {
         // Clean, and nothing (or an empty marker) was offered before: nothing to say again.
         return Ok(Outcome::Clean { skipped });
     }
     let key = sealed::key_for(repo);
-    let last = previous.as_ref().map(|p| sealed::read(repo, device, p));
+    let tree_id = made.tree.id();
     if let Some(last) = &last {
         if sealed::tree_id(repo, last).ok() == Some(tree_id)
-            && last.base == base
-            && last.whole == base.is_none()
+            && last.base == made.base
+            && last.whole == made.base.is_none()
             && (last.sealed == sealed::Sealed::Plain) == key.is_none()
         {
             return Ok(Outcome::Unchanged { skipped });
         }
     }
+    let Made {
+        base,
+        base_tree,
+        tree,
+        branch,
+        files,
+    } = made;
     let sig = crate::store::signature(&repo.git, crate::timefmt::now())?;
     // Encrypted when the notes are: the committed tree then holds only age files.
     let (commit_tree, msg) = match key {
@@ -406,27 +457,8 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
         },
         None => (tree, message(device, base, branch.as_deref(), &files)),
     };
-    // The base is a parent only when the remote has it; the previous snapshot only when pushing
-    // it publishes nothing else (a snapshot made before there was a remote starts a new chain).
-    let remote = repo.remote_name();
-    // In a notes repository the base stays out: the project's commits do not go there.
-    let base_commit = base
-        .filter(|_| remote.is_some() && !repo.settings.notes_repo)
-        .map(|b| {
-            repo.git
-                .find_commit(b)
-                .with_context(|| format!("could not read base commit {b}"))
-        })
-        .transpose()?;
-    // An encrypted snapshot never chains to a plain one, which would publish it.
-    let chained = previous.as_ref().filter(|p| {
-        (key.is_none() || sealed::is_sealed(p))
-            && match &remote {
-                Some(r) => matches!(unpublished(&repo.git, r, p.id()), Ok(None)),
-                None => true,
-            }
-    });
-    let parents: Vec<&Commit<'_>> = chained.into_iter().chain(base_commit.iter()).collect();
+    let parents = parents(repo, base, previous.as_ref(), key.is_some())?;
+    let parents: Vec<&Commit<'_>> = parents.iter().collect();
     let id = repo.git.commit(None, &sig, &sig, &msg, &commit_tree, &parents)?;
     if key.is_some() {
         sealed::remember(repo, id, tree_id);
@@ -448,6 +480,35 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
         return Ok(Outcome::Clean { skipped });
     }
     Ok(Outcome::Saved { files, skipped })
+}
+
+/// The parents of a new snapshot commit: the previous snapshot only when pushing it publishes
+/// nothing else (a snapshot made before there was a remote starts a new chain, and an encrypted
+/// one never chains to a plain one, which would publish it), then the base when the remote has
+/// it (never in a notes repository: the project's commits do not go there).
+fn parents<'r>(
+    repo: &'r Repo,
+    base: Option<Oid>,
+    previous: Option<&Commit<'r>>,
+    encrypted: bool,
+) -> Result<Vec<Commit<'r>>> {
+    let remote = repo.remote_name();
+    let base_commit = base
+        .filter(|_| remote.is_some() && !repo.settings.notes_repo)
+        .map(|b| {
+            repo.git
+                .find_commit(b)
+                .with_context(|| format!("could not read base commit {b}"))
+        })
+        .transpose()?;
+    let chained = previous.filter(|p| {
+        (!encrypted || sealed::is_sealed(p))
+            && match &remote {
+                Some(r) => matches!(unpublished(&repo.git, r, p.id()), Ok(None)),
+                None => true,
+            }
+    });
+    Ok(chained.cloned().into_iter().chain(base_commit).collect())
 }
 
 /// The snapshot commit's message: a subject for `git log`, then trailers that [`read`] parses.
