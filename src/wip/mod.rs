@@ -20,6 +20,7 @@
 //! ever written through a symlink, under `.git` or outside the worktree.
 
 pub mod check;
+mod mode;
 pub mod sealed;
 mod status;
 
@@ -28,14 +29,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use git2::{
-    Commit, Delta, DiffOptions, FileMode, Index, IndexEntry, IndexTime, ObjectType, Oid, Repository, Tree,
-};
+use git2::{Commit, Delta, DiffOptions, Index, IndexEntry, IndexTime, ObjectType, Oid, Repository, Tree};
 
 use crate::git::Deadline;
 use crate::refs;
 use crate::repo::Repo;
 use crate::store::{cas, is_race, tip_of};
+use mode::Mode;
 
 /// A snapshot commit, read back.
 #[derive(Debug, Clone)]
@@ -134,8 +134,7 @@ enum Change {
     Put {
         path: String,
         full: PathBuf,
-        link: bool,
-        exec: bool,
+        mode: Mode,
         size: u64,
     },
 }
@@ -182,19 +181,13 @@ fn remote_tips(git: &Repository, remote: &str) -> Result<Vec<Oid>> {
     Ok(out)
 }
 
-/// Read a worktree file or symlink for the snapshot: its bytes and git mode.
-fn read_change(path: &str, full: &Path, link: bool, exec: bool) -> Result<(Vec<u8>, FileMode)> {
-    if link {
+/// Read a worktree file, or a symlink's target, for the snapshot.
+fn read_change(path: &str, full: &Path, mode: Mode) -> Result<Vec<u8>> {
+    if mode == Mode::Symlink {
         let target = std::fs::read_link(full).with_context(|| format!("could not read the link {path}"))?;
-        return Ok((target.as_os_str().as_bytes().to_vec(), FileMode::Link));
+        return Ok(target.as_os_str().as_bytes().to_vec());
     }
-    let data = std::fs::read(full).with_context(|| format!("could not read {path}"))?;
-    let mode = if exec {
-        FileMode::BlobExecutable
-    } else {
-        FileMode::Blob
-    };
-    Ok((data, mode))
+    std::fs::read(full).with_context(|| format!("could not read {path}"))
 }
 
 /// The worktree's uncommitted changes (what `git status` lists, untracked files included, read
@@ -221,13 +214,11 @@ fn worktree_changes(repo: &Repo, workdir: &Path) -> Result<(Vec<Change>, Vec<Ski
                     });
                     continue;
                 }
-                let exec = std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0;
                 bytes += m.len();
                 changes.push(Change::Put {
                     path: path.to_string(),
                     full,
-                    link: m.file_type().is_symlink(),
-                    exec,
+                    mode: Mode::of_file(&m),
                     size: m.len(),
                 });
             }
@@ -253,7 +244,7 @@ fn keep_base_for_secrets(
             continue;
         };
         let from_worktree_skip = skipped.iter().any(|s| s.path == p);
-        let link = u32::from(d.new_file().mode()) == u32::from(FileMode::Link);
+        let link = mode::is(d.new_file().mode(), Mode::Symlink);
         let reason = if from_worktree_skip || d.status() == Delta::Deleted || link {
             None
         } else {
@@ -358,14 +349,13 @@ fn stage_changes(
         let Change::Put {
             path,
             full,
-            link,
-            exec,
+            mode,
             size,
         } = c
         else {
             continue;
         };
-        let (data, mode) = read_change(path, full, *link, *exec)?;
+        let data = read_change(path, full, *mode)?;
         if data.len() as u64 > *size {
             // Grew since we looked: count it again so the limit holds.
             bytes += data.len() as u64 - size;
@@ -373,7 +363,7 @@ fn stage_changes(
                 return Ok(Err(bytes));
             }
         }
-        if !*link {
+        if *mode != Mode::Symlink {
             if let Some(reason) = check::credential(path, Some(&data)) {
                 // Not stored, and whatever HEAD had there stays as the base has it (see
                 // [`keep_base_for_secrets`]).
@@ -385,7 +375,7 @@ fn stage_changes(
             }
         }
         let id = repo.git.blob(&data)?;
-        index.add(&entry(path, id, u32::from(mode), data.len() as u32))?;
+        index.add(&entry(path, id, mode.raw(), data.len() as u32))?;
     }
     Ok(Ok(index))
 }
@@ -741,11 +731,11 @@ fn unpublished(git: &Repository, remote: &str, tip: Oid) -> Result<Option<Oid>> 
 }
 
 /// One side of a three-way merge: a file's content and git mode, or `None` when absent.
-type Side = Option<(Vec<u8>, u32)>;
+type Side = Option<(Vec<u8>, Mode)>;
 
 /// What is at a path in this worktree.
 enum Here {
-    File(Vec<u8>, u32),
+    File(Vec<u8>, Mode),
     Absent,
     /// A directory (or something unreadable) where the snapshot has a file.
     InTheWay,
@@ -757,21 +747,15 @@ fn here(path: &Path) -> Here {
     };
     if m.file_type().is_symlink() {
         return match std::fs::read_link(path) {
-            Ok(t) => Here::File(t.as_os_str().as_bytes().to_vec(), FileMode::Link.into()),
+            Ok(t) => Here::File(t.as_os_str().as_bytes().to_vec(), Mode::Symlink),
             Err(_) => Here::InTheWay,
         };
     }
     if !m.is_file() {
         return Here::InTheWay;
     }
-    let exec = std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0;
-    let mode = if exec {
-        FileMode::BlobExecutable
-    } else {
-        FileMode::Blob
-    };
     match std::fs::read(path) {
-        Ok(data) => Here::File(data, mode.into()),
+        Ok(data) => Here::File(data, Mode::of_file(&m)),
         Err(_) => Here::InTheWay,
     }
 }
@@ -779,7 +763,7 @@ fn here(path: &Path) -> Here {
 /// What apply will do with one path.
 #[derive(Debug)]
 enum Action {
-    Write(String, Vec<u8>, u32),
+    Write(String, Vec<u8>, Mode),
     Delete(String),
 }
 
@@ -881,7 +865,7 @@ fn merge3(rel: &str, device: &str, base: &Side, ours: &Side, theirs: &Side) -> R
     } else {
         *tm
     };
-    let link = u32::from(FileMode::Link);
+    let link = Mode::Symlink;
     if o == t {
         return Ok(Merged::Clean(Some((o.clone(), mode))));
     }
@@ -1043,7 +1027,6 @@ pub fn apply(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Applied> {
         .git
         .diff_tree_to_tree(Some(&base_tree), Some(&their_tree), Some(&mut dopts))?;
     let blob = |id: Oid| repo.git.find_blob(id).map(|b| b.content().to_vec());
-    let gitlink = u32::from(FileMode::Commit);
     // Three sides of every changed path, in the diff's (path) order; submodule commits apart.
     let mut sides = Vec::new();
     let mut submodules = Vec::new();
@@ -1055,25 +1038,27 @@ pub fn apply(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Applied> {
             .to_str()
             .context("the snapshot holds a path that is not UTF-8")?
             .to_string();
-        if u32::from(d.old_file().mode()) == gitlink || u32::from(d.new_file().mode()) == gitlink {
+        if mode::is(d.old_file().mode(), Mode::Submodule) || mode::is(d.new_file().mode(), Mode::Submodule) {
             submodules.push(rel);
             continue;
         }
         let base_side = match d.status() {
             Delta::Added => None,
-            _ => Some((blob(d.old_file().id())?, u32::from(d.old_file().mode()))),
+            _ => Some((blob(d.old_file().id())?, Mode::of(d.old_file().mode())?)),
         };
         let their_side = match d.status() {
             Delta::Deleted => None,
-            _ => Some((blob(d.new_file().id())?, u32::from(d.new_file().mode()))),
+            _ => Some((blob(d.new_file().id())?, Mode::of(d.new_file().mode())?)),
         };
         sides.push((rel, base_side, their_side));
     }
-    let link = u32::from(FileMode::Link);
     let steering: Vec<String> = sides
         .iter()
         .filter_map(|(rel, _, t)| {
-            let target = t.as_ref().filter(|(_, m)| *m == link).map(|(d, _)| d.as_slice());
+            let target = t
+                .as_ref()
+                .filter(|(_, m)| *m == Mode::Symlink)
+                .map(|(d, _)| d.as_slice());
             check::steering(rel, target).map(|why| format!("{rel} ({why})"))
         })
         .collect();
@@ -1144,7 +1129,7 @@ pub fn apply(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Applied> {
     let links: Vec<String> = actions
         .iter()
         .filter_map(|a| match a {
-            Action::Write(rel, _, m) if *m == link => Some(check::fold_path(rel)),
+            Action::Write(rel, _, Mode::Symlink) => Some(check::fold_path(rel)),
             _ => None,
         })
         .collect();
@@ -1172,12 +1157,11 @@ pub fn apply(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Applied> {
 
 /// Carry out the planned `actions` in `workdir`, recording what was written and deleted.
 fn execute(workdir: &Path, mut actions: Vec<Action>, result: &mut Applied) -> Result<()> {
-    let link = u32::from(FileMode::Link);
     // Deletions first: a directory the snapshot turns into a file must be gone before the file.
     // Symlinks last, so no write can pass through one written here.
     actions.sort_by_key(|a| match a {
         Action::Delete(_) => 0,
-        Action::Write(_, _, m) if *m == link => 2,
+        Action::Write(_, _, Mode::Symlink) => 2,
         Action::Write(..) => 1,
     });
     for a in actions {
@@ -1221,7 +1205,7 @@ fn is_binary(b: &[u8]) -> bool {
 
 /// Write a file or symlink with the given git mode. An existing file keeps its permission bits
 /// apart from the executable ones, which follow the mode, as git does on checkout.
-fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+fn write_file(path: &Path, data: &[u8], mode: Mode) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
 
     if let Some(dir) = path.parent() {
@@ -1231,7 +1215,7 @@ fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     if existing.as_ref().is_some_and(|m| m.file_type().is_symlink()) {
         std::fs::remove_file(path).with_context(|| format!("could not replace {}", path.display()))?;
     }
-    if mode == u32::from(FileMode::Link) {
+    if mode == Mode::Symlink {
         let _ = std::fs::remove_file(path);
         std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(data), path)
             .with_context(|| format!("could not create symlink {}", path.display()))?;
@@ -1241,7 +1225,7 @@ fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
         .filter(|m| m.is_file())
         .map(|m| m.permissions().mode() & 0o666)
         .unwrap_or(0o644);
-    let perm = if mode == u32::from(FileMode::BlobExecutable) {
+    let perm = if mode == Mode::Executable {
         rw | (rw & 0o444) >> 2
     } else {
         rw
@@ -1295,7 +1279,6 @@ pub fn changes(repo: &Repo, snap: &Snapshot) -> Result<Vec<Shown>> {
     let diff = repo
         .git
         .diff_tree_to_tree(Some(&base), Some(&theirs), Some(&mut dopts))?;
-    let link = u32::from(FileMode::Link);
     Ok(diff
         .deltas()
         .filter_map(|d| {
@@ -1310,7 +1293,7 @@ pub fn changes(repo: &Repo, snap: &Snapshot) -> Result<Vec<Shown>> {
                 Delta::Deleted => 'D',
                 _ => 'M',
             };
-            let target = (u32::from(d.new_file().mode()) == link)
+            let target = mode::is(d.new_file().mode(), Mode::Symlink)
                 .then(|| repo.git.find_blob(d.new_file().id()).ok())
                 .flatten();
             let steering = check::steering(&path, target.as_ref().map(|b| b.content()));
