@@ -7,8 +7,9 @@
 //!
 //! `history` and `search` rows are warm (the history cache is built by a run before the timed
 //! ones); the "cold" row deletes the cache before each run, so it times building it.
-//! Also the hooks on worktrees of 100 and 100,000 files (and 1,000,000 with
-//! `CONVOSYNC_BENCH_HUGE=1`; `CONVOSYNC_BENCH_WORKTREE_ONLY=1` runs only those).
+//! Also the hooks and `wip save` on worktrees of 100 and 100,000 files (and 1,000,000 with
+//! `CONVOSYNC_BENCH_HUGE=1`; `CONVOSYNC_BENCH_WORKTREE_ONLY=1` runs only those), `wip save` with
+//! the untracked cache off and on.
 //!
 //! cargo bench --bench perf
 //!
@@ -580,7 +581,46 @@ fn worktree_sizes(bin: &Path) {
             &s,
             "noticed at any size",
         );
+        wip_snapshot(bin, &dir, &label);
         // Leave the temp dir removal out of the measurements.
         drop(tmp);
     }
+}
+
+/// `wip save` on the worktree (one file edited), read by libgit2, then with the untracked cache
+/// on (read by `git status`), each after one `git status` so the index and cache are fresh; and
+/// that `git status` itself for comparison.
+fn wip_snapshot(bin: &Path, dir: &Path, label: &dyn Fn(&str) -> String) {
+    git(dir, &["status", "--porcelain"]);
+    let s = sample(10, |_| (convosync(bin, dir, &["wip", "save"]), None));
+    row(
+        &label("wip save, 1 edited file, untracked cache off (libgit2 status)"),
+        &s,
+        "",
+    );
+    git(dir, &["config", "core.untrackedCache", "true"]);
+    git(dir, &["update-index", "--untracked-cache"]);
+    git(dir, &["status", "--porcelain"]);
+    let s = sample(10, |_| (convosync(bin, dir, &["wip", "save"]), None));
+    row(
+        &label("wip save, 1 edited file, core.untrackedCache=true (git status)"),
+        &s,
+        "faster than with the cache off",
+    );
+    let s = sample(10, |_| {
+        let mut c = Command::new("git");
+        c.current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_OPTIONAL_LOCKS", "0")
+            .args(["status", "--porcelain=v2", "-z", "--untracked-files=all"]);
+        (c, None)
+    });
+    row(
+        &label("git status --porcelain=v2 -uall, untracked cache on (comparison)"),
+        &s,
+        "",
+    );
+    git(dir, &["config", "core.untrackedCache", "false"]);
+    git(dir, &["update-index", "--no-untracked-cache"]);
 }

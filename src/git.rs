@@ -1,6 +1,7 @@
 //! Running the `git` executable: every child git process of convosync goes through here. Network
 //! work (fetch and push of the handoff and wip refs) uses [`run`]; `save`, which commits and pushes
-//! the user's own branch, uses the worktree mode ([`run_in`], [`run_in_with_hooks`]).
+//! the user's own branch, uses the worktree mode ([`run_in`], [`run_in_with_hooks`]); the wip
+//! snapshot's `git status` uses [`read_in`].
 //!
 //! The user's own `git push` already works with their ssh config, agent, credential helpers and
 //! proxies; libgit2 ignores most of that (libssh2 does not read `~/.ssh/config`), so all network
@@ -154,6 +155,25 @@ where
     execute(cmd, workdir, deadline)
 }
 
+/// Run a read-only `git -C <workdir> <args>` as [`run_in`] does, with `GIT_OPTIONAL_LOCKS=0` so
+/// git never writes the index (not even to refresh its stat data), and the repository's own
+/// `core.fsmonitor` left as it is (the only runner that does not turn it off, since a status read
+/// is what the monitor speeds up). Returns stdout as bytes: paths need not be UTF-8.
+pub fn read_in<I, S>(workdir: &Path, args: I, deadline: Deadline) -> Result<(Option<ExitStatus>, Vec<u8>)>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = command();
+    cmd.env("GIT_OPTIONAL_LOCKS", "0")
+        .arg("-C")
+        .arg(workdir)
+        .args(["-c", "core.hooksPath=/dev/null", "-c", "submodule.recurse=false"])
+        .args(args);
+    let (status, stdout, _) = execute_raw(cmd, workdir, deadline)?;
+    Ok((status, stdout))
+}
+
 /// Like [`run_in`], but the user's git hooks run (a `commit` with its pre-commit hook, a `push`
 /// with its pre-push hook), as they would from the user's own shell.
 pub fn run_in_with_hooks<I, S>(workdir: &Path, args: I, deadline: Deadline) -> Result<GitOutput>
@@ -183,9 +203,22 @@ fn command() -> Command {
     cmd
 }
 
+/// [`execute_raw`], with its output as text.
+fn execute(cmd: Command, repo: &Path, deadline: Deadline) -> Result<GitOutput> {
+    let (status, stdout, stderr) = execute_raw(cmd, repo, deadline)?;
+    Ok(GitOutput {
+        status,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    })
+}
+
+/// Exit status (`None`: killed at the deadline), stdout and stderr.
+type Raw = (Option<ExitStatus>, Vec<u8>, Vec<u8>);
+
 /// Spawn `cmd` in its own session, collect its output in temp files, kill it at `deadline`.
 /// `repo` (a git dir or worktree) is where the user's ssh settings are looked up.
-fn execute(mut cmd: Command, repo: &Path, deadline: Deadline) -> Result<GitOutput> {
+fn execute_raw(mut cmd: Command, repo: &Path, deadline: Deadline) -> Result<Raw> {
     let mut out = tempfile::tempfile().context("could not create a temp file for git output")?;
     let mut err = tempfile::tempfile().context("could not create a temp file for git output")?;
     cmd.stdout(out.try_clone()?).stderr(err.try_clone()?);
@@ -226,17 +259,13 @@ fn execute(mut cmd: Command, repo: &Path, deadline: Deadline) -> Result<GitOutpu
     };
     // The child is reaped either way (killed, its wait returns at once).
     let _ = waiter.join();
-    Ok(GitOutput {
-        status,
-        stdout: read_all(&mut out),
-        stderr: read_all(&mut err),
-    })
+    Ok((status, read_all(&mut out), read_all(&mut err)))
 }
 
-fn read_all(f: &mut std::fs::File) -> String {
+fn read_all(f: &mut std::fs::File) -> Vec<u8> {
     let mut buf = Vec::new();
     let _ = f.rewind().and_then(|()| f.read_to_end(&mut buf));
-    String::from_utf8_lossy(&buf).into_owned()
+    buf
 }
 
 /// Whether the user chose their own ssh command, which we must not override.

@@ -968,3 +968,41 @@ fn credential_files_never_enter_a_snapshot() {
     let tree = a.git(&["ls-tree", "-r", "--name-only", "refs/convosync/wip/a"]);
     assert!(!tree.lines().any(|l| l == "tls.pem"), "{tree}");
 }
+
+/// With the untracked cache on, the snapshot reads the status with `git status`, which must not
+/// refresh (rewrite) the user's index even though its stat data is stale.
+#[test]
+fn stop_hook_snapshot_with_untracked_cache_leaves_the_index_alone() {
+    let (_env, a, b) = setup();
+    a.git(&["config", "core.untrackedCache", "true"]);
+    a.git(&["update-index", "--untracked-cache"]);
+    a.git(&["status", "--porcelain"]);
+    // Changes after the index was last written: a refreshing status would rewrite it.
+    std::fs::write(a.dir.join("keep.txt"), "line 1\nline 2 edited\nline 3\n").unwrap();
+    std::fs::write(a.dir.join("other.txt"), "alpha\nbeta\ngamma\n").unwrap();
+    std::fs::create_dir_all(a.dir.join("fresh/dir")).unwrap();
+    std::fs::write(a.dir.join("fresh/dir/new file.txt"), "new\n").unwrap();
+    write_draft(&a, "### Current Task\nuntracked cache\n");
+    let index = a.dir.join(".git/index");
+    let bytes = std::fs::read(&index).unwrap();
+    let mtime = std::fs::metadata(&index).unwrap().modified().unwrap();
+    let head = a.git(&["rev-parse", "HEAD"]);
+    let input = serde_json::json!({"session_id":"s","cwd":a.dir,"stop_hook_active":true}).to_string();
+    let out = a
+        .convosync()
+        .args(["hook", "stop"])
+        .write_stdin(input)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("uncommitted changes in 2 file(s) shared"), "{said}");
+    assert_eq!(std::fs::read(&index).unwrap(), bytes, "index bytes unchanged");
+    assert_eq!(
+        std::fs::metadata(&index).unwrap().modified().unwrap(),
+        mtime,
+        "index mtime unchanged"
+    );
+    assert_eq!(head, a.git(&["rev-parse", "HEAD"]));
+    let applied = stdout(&b, &["wip", "apply", "a"]);
+    assert!(applied.contains("fresh/dir/new file.txt"), "{applied}");
+}

@@ -20,22 +20,22 @@
 //! ever written through a symlink, under `.git` or outside the worktree.
 
 pub mod check;
+mod mode;
 pub mod sealed;
+mod status;
 
 use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use git2::{
-    Commit, Delta, DiffOptions, FileMode, Index, IndexEntry, IndexTime, ObjectType, Oid, Repository, Status,
-    StatusOptions, Tree,
-};
+use git2::{Commit, Delta, DiffOptions, Index, IndexEntry, IndexTime, ObjectType, Oid, Repository, Tree};
 
 use crate::git::Deadline;
 use crate::refs;
 use crate::repo::Repo;
 use crate::store::{cas, is_race, tip_of};
+use mode::Mode;
 
 /// A snapshot commit, read back.
 #[derive(Debug, Clone)]
@@ -134,8 +134,7 @@ enum Change {
     Put {
         path: String,
         full: PathBuf,
-        link: bool,
-        exec: bool,
+        mode: Mode,
         size: u64,
     },
 }
@@ -182,44 +181,25 @@ fn remote_tips(git: &Repository, remote: &str) -> Result<Vec<Oid>> {
     Ok(out)
 }
 
-/// Read a worktree file or symlink for the snapshot: its bytes and git mode.
-fn read_change(path: &str, full: &Path, link: bool, exec: bool) -> Result<(Vec<u8>, FileMode)> {
-    if link {
+/// Read a worktree file, or a symlink's target, for the snapshot.
+fn read_change(path: &str, full: &Path, mode: Mode) -> Result<Vec<u8>> {
+    if mode == Mode::Symlink {
         let target = std::fs::read_link(full).with_context(|| format!("could not read the link {path}"))?;
-        return Ok((target.as_os_str().as_bytes().to_vec(), FileMode::Link));
+        return Ok(target.as_os_str().as_bytes().to_vec());
     }
-    let data = std::fs::read(full).with_context(|| format!("could not read {path}"))?;
-    let mode = if exec {
-        FileMode::BlobExecutable
-    } else {
-        FileMode::Blob
-    };
-    Ok((data, mode))
+    std::fs::read(full).with_context(|| format!("could not read {path}"))
 }
 
-/// The worktree's uncommitted changes (what `git status` lists, untracked files included), with
-/// credential files set aside by name and the total size of what would be stored.
+/// The worktree's uncommitted changes (what `git status` lists, untracked files included, read
+/// as [`status`] says), with credential files set aside by name and the total size of what would
+/// be stored.
 fn worktree_changes(repo: &Repo, workdir: &Path) -> Result<(Vec<Change>, Vec<Skipped>, u64)> {
-    let mut opts = StatusOptions::new();
-    opts.include_untracked(true)
-        .recurse_untracked_dirs(true)
-        .include_ignored(false)
-        .exclude_submodules(true)
-        .renames_head_to_index(false);
-    let statuses = repo
-        .git
-        .statuses(Some(&mut opts))
-        .context("could not read the worktree status")?;
+    let paths = status::changed_paths(&repo.git, workdir)?;
     let (mut changes, mut skipped, mut bytes): (Vec<Change>, Vec<Skipped>, u64) =
         (Vec::new(), Vec::<Skipped>::new(), 0u64);
-    for e in statuses.iter() {
-        let Ok(path) = e.path() else { continue };
-        let s = e.status();
-        if s.is_empty()
-            || s.contains(Status::IGNORED)
-            || path.ends_with('/')
-            || path.starts_with(".convosync/")
-        {
+    for path in &paths {
+        let path = path.as_str();
+        if path.ends_with('/') || path.starts_with(".convosync/") {
             // A path ending in `/` is a nested repository or an unreadable directory.
             continue;
         }
@@ -234,13 +214,11 @@ fn worktree_changes(repo: &Repo, workdir: &Path) -> Result<(Vec<Change>, Vec<Ski
                     });
                     continue;
                 }
-                let exec = std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0;
                 bytes += m.len();
                 changes.push(Change::Put {
                     path: path.to_string(),
                     full,
-                    link: m.file_type().is_symlink(),
-                    exec,
+                    mode: Mode::of_file(&m),
                     size: m.len(),
                 });
             }
@@ -266,7 +244,7 @@ fn keep_base_for_secrets(
             continue;
         };
         let from_worktree_skip = skipped.iter().any(|s| s.path == p);
-        let link = u32::from(d.new_file().mode()) == u32::from(FileMode::Link);
+        let link = mode::is(d.new_file().mode(), Mode::Symlink);
         let reason = if from_worktree_skip || d.status() == Delta::Deleted || link {
             None
         } else {
@@ -314,50 +292,14 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
         .and_then(|h| h.peel_to_commit())
         .context("no commits yet: nothing to base a snapshot on")?;
     let (_, branch) = repo.head_info();
-    let (changes, mut skipped, mut bytes) = worktree_changes(repo, &workdir)?;
+    let (changes, mut skipped, bytes) = worktree_changes(repo, &workdir)?;
     if bytes > limit {
         return Ok(Outcome::TooLarge { bytes, limit });
     }
-    let mut index = Index::new()?;
-    index.read_tree(&head.tree()?)?;
-    // Removals first, so a file that becomes a directory (or the reverse) never meets its old self.
-    for c in &changes {
-        if let Change::Gone(path) = c {
-            index.remove_path(Path::new(path))?;
-        }
-    }
-    for c in &changes {
-        let Change::Put {
-            path,
-            full,
-            link,
-            exec,
-            size,
-        } = c
-        else {
-            continue;
-        };
-        let (data, mode) = read_change(path, full, *link, *exec)?;
-        if data.len() as u64 > *size {
-            // Grew since we looked: count it again so the limit holds.
-            bytes += data.len() as u64 - size;
-            if bytes > limit {
-                return Ok(Outcome::TooLarge { bytes, limit });
-            }
-        }
-        if !*link {
-            if let Some(reason) = check::credential(path, Some(&data)) {
-                // Not stored, and whatever HEAD had there stays as the base has it (below).
-                skipped.push(Skipped {
-                    path: path.clone(),
-                    reason,
-                });
-                continue;
-            }
-        }
-        let id = repo.git.blob(&data)?;
-        index.add(&entry(path, id, u32::from(mode), data.len() as u32))?;
-    }
+    let mut index = match stage_changes(repo, &head, &changes, &mut skipped, bytes, limit)? {
+        Ok(index) => index,
+        Err(bytes) => return Ok(Outcome::TooLarge { bytes, limit }),
+    };
     let base = remote_base(repo, head.id())?;
     let base_tree = match base {
         Some(b) => repo
@@ -372,11 +314,77 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
     keep_base_for_secrets(repo, &mut index, &base_tree, &mut skipped)?;
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
     skipped.dedup_by(|a, b| a.path == b.path);
-    let tree_id = index.write_tree_to(&repo.git)?;
-    let tree = repo.git.find_tree(tree_id)?;
+    let tree = repo.git.find_tree(index.write_tree_to(&repo.git)?)?;
+    let files = changed_files(repo, &base_tree, &tree)?;
+    let made = Made {
+        base,
+        base_tree,
+        tree,
+        branch,
+        files,
+    };
+    record(repo, device, made, skipped, limit)
+}
+
+/// HEAD's tree with the worktree's `changes` applied, in an in-memory index: each file read,
+/// checked for credentials by content (those go to `skipped`, not stored) and written as a blob.
+/// `Err` with the new total when files grew past `limit` since they were looked at.
+fn stage_changes(
+    repo: &Repo,
+    head: &Commit<'_>,
+    changes: &[Change],
+    skipped: &mut Vec<Skipped>,
+    mut bytes: u64,
+    limit: u64,
+) -> Result<Result<Index, u64>> {
+    let mut index = Index::new()?;
+    index.read_tree(&head.tree()?)?;
+    // Removals first, so a file that becomes a directory (or the reverse) never meets its old self.
+    for c in changes {
+        if let Change::Gone(path) = c {
+            index.remove_path(Path::new(path))?;
+        }
+    }
+    for c in changes {
+        let Change::Put {
+            path,
+            full,
+            mode,
+            size,
+        } = c
+        else {
+            continue;
+        };
+        let data = read_change(path, full, *mode)?;
+        if data.len() as u64 > *size {
+            // Grew since we looked: count it again so the limit holds.
+            bytes += data.len() as u64 - size;
+            if bytes > limit {
+                return Ok(Err(bytes));
+            }
+        }
+        if *mode != Mode::Symlink {
+            if let Some(reason) = check::credential(path, Some(&data)) {
+                // Not stored, and whatever HEAD had there stays as the base has it (see
+                // [`keep_base_for_secrets`]).
+                skipped.push(Skipped {
+                    path: path.clone(),
+                    reason,
+                });
+                continue;
+            }
+        }
+        let id = repo.git.blob(&data)?;
+        index.add(&entry(path, id, mode.raw(), data.len() as u32))?;
+    }
+    Ok(Ok(index))
+}
+
+/// The paths that differ between the base's tree and the snapshot's, sorted.
+fn changed_files(repo: &Repo, base_tree: &Tree<'_>, tree: &Tree<'_>) -> Result<Vec<String>> {
     let mut files: Vec<String> = repo
         .git
-        .diff_tree_to_tree(Some(&base_tree), Some(&tree), None)?
+        .diff_tree_to_tree(Some(base_tree), Some(tree), None)?
         .deltas()
         .filter_map(|d| {
             d.new_file()
@@ -387,26 +395,46 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
         })
         .collect();
     files.sort();
+    Ok(files)
+}
+
+/// A snapshot built, not yet recorded.
+struct Made<'r> {
+    base: Option<Oid>,
+    base_tree: Tree<'r>,
+    tree: Tree<'r>,
+    branch: Option<String>,
+    files: Vec<String>,
+}
+
+/// Record `made` on `refs/convosync/wip/<device>` (encrypted when the notes are), unless it says
+/// nothing the last snapshot did not.
+fn record(repo: &Repo, device: &str, made: Made<'_>, skipped: Vec<Skipped>, limit: u64) -> Result<Outcome> {
     let refname = refs::wip(device);
     let previous = tip_of(&repo.git, &refname).ok().flatten();
-    let previous_files = previous
-        .as_ref()
-        .map(|p| sealed::read(repo, device, p).files.len());
-    if files.is_empty() && previous_files.unwrap_or(0) == 0 {
+    let last = previous.as_ref().map(|p| sealed::read(repo, device, p));
+    if made.files.is_empty() && last.as_ref().map_or(0, |l| l.files.len()) == 0 {
         // Clean, and nothing (or an empty marker) was offered before: nothing to say again.
         return Ok(Outcome::Clean { skipped });
     }
     let key = sealed::key_for(repo);
-    let last = previous.as_ref().map(|p| sealed::read(repo, device, p));
+    let tree_id = made.tree.id();
     if let Some(last) = &last {
         if sealed::tree_id(repo, last).ok() == Some(tree_id)
-            && last.base == base
-            && last.whole == base.is_none()
+            && last.base == made.base
+            && last.whole == made.base.is_none()
             && (last.sealed == sealed::Sealed::Plain) == key.is_none()
         {
             return Ok(Outcome::Unchanged { skipped });
         }
     }
+    let Made {
+        base,
+        base_tree,
+        tree,
+        branch,
+        files,
+    } = made;
     let sig = crate::store::signature(&repo.git, crate::timefmt::now())?;
     // Encrypted when the notes are: the committed tree then holds only age files.
     let (commit_tree, msg) = match key {
@@ -419,27 +447,8 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
         },
         None => (tree, message(device, base, branch.as_deref(), &files)),
     };
-    // The base is a parent only when the remote has it; the previous snapshot only when pushing
-    // it publishes nothing else (a snapshot made before there was a remote starts a new chain).
-    let remote = repo.remote_name();
-    // In a notes repository the base stays out: the project's commits do not go there.
-    let base_commit = base
-        .filter(|_| remote.is_some() && !repo.settings.notes_repo)
-        .map(|b| {
-            repo.git
-                .find_commit(b)
-                .with_context(|| format!("could not read base commit {b}"))
-        })
-        .transpose()?;
-    // An encrypted snapshot never chains to a plain one, which would publish it.
-    let chained = previous.as_ref().filter(|p| {
-        (key.is_none() || sealed::is_sealed(p))
-            && match &remote {
-                Some(r) => matches!(unpublished(&repo.git, r, p.id()), Ok(None)),
-                None => true,
-            }
-    });
-    let parents: Vec<&Commit<'_>> = chained.into_iter().chain(base_commit.iter()).collect();
+    let parents = parents(repo, base, previous.as_ref(), key.is_some())?;
+    let parents: Vec<&Commit<'_>> = parents.iter().collect();
     let id = repo.git.commit(None, &sig, &sig, &msg, &commit_tree, &parents)?;
     if key.is_some() {
         sealed::remember(repo, id, tree_id);
@@ -461,6 +470,35 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
         return Ok(Outcome::Clean { skipped });
     }
     Ok(Outcome::Saved { files, skipped })
+}
+
+/// The parents of a new snapshot commit: the previous snapshot only when pushing it publishes
+/// nothing else (a snapshot made before there was a remote starts a new chain, and an encrypted
+/// one never chains to a plain one, which would publish it), then the base when the remote has
+/// it (never in a notes repository: the project's commits do not go there).
+fn parents<'r>(
+    repo: &'r Repo,
+    base: Option<Oid>,
+    previous: Option<&Commit<'r>>,
+    encrypted: bool,
+) -> Result<Vec<Commit<'r>>> {
+    let remote = repo.remote_name();
+    let base_commit = base
+        .filter(|_| remote.is_some() && !repo.settings.notes_repo)
+        .map(|b| {
+            repo.git
+                .find_commit(b)
+                .with_context(|| format!("could not read base commit {b}"))
+        })
+        .transpose()?;
+    let chained = previous.filter(|p| {
+        (!encrypted || sealed::is_sealed(p))
+            && match &remote {
+                Some(r) => matches!(unpublished(&repo.git, r, p.id()), Ok(None)),
+                None => true,
+            }
+    });
+    Ok(chained.cloned().into_iter().chain(base_commit).collect())
 }
 
 /// The snapshot commit's message: a subject for `git log`, then trailers that [`read`] parses.
@@ -693,11 +731,11 @@ fn unpublished(git: &Repository, remote: &str, tip: Oid) -> Result<Option<Oid>> 
 }
 
 /// One side of a three-way merge: a file's content and git mode, or `None` when absent.
-type Side = Option<(Vec<u8>, u32)>;
+type Side = Option<(Vec<u8>, Mode)>;
 
 /// What is at a path in this worktree.
 enum Here {
-    File(Vec<u8>, u32),
+    File(Vec<u8>, Mode),
     Absent,
     /// A directory (or something unreadable) where the snapshot has a file.
     InTheWay,
@@ -709,21 +747,15 @@ fn here(path: &Path) -> Here {
     };
     if m.file_type().is_symlink() {
         return match std::fs::read_link(path) {
-            Ok(t) => Here::File(t.as_os_str().as_bytes().to_vec(), FileMode::Link.into()),
+            Ok(t) => Here::File(t.as_os_str().as_bytes().to_vec(), Mode::Symlink),
             Err(_) => Here::InTheWay,
         };
     }
     if !m.is_file() {
         return Here::InTheWay;
     }
-    let exec = std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0;
-    let mode = if exec {
-        FileMode::BlobExecutable
-    } else {
-        FileMode::Blob
-    };
     match std::fs::read(path) {
-        Ok(data) => Here::File(data, mode.into()),
+        Ok(data) => Here::File(data, Mode::of_file(&m)),
         Err(_) => Here::InTheWay,
     }
 }
@@ -731,7 +763,7 @@ fn here(path: &Path) -> Here {
 /// What apply will do with one path.
 #[derive(Debug)]
 enum Action {
-    Write(String, Vec<u8>, u32),
+    Write(String, Vec<u8>, Mode),
     Delete(String),
 }
 
@@ -833,7 +865,7 @@ fn merge3(rel: &str, device: &str, base: &Side, ours: &Side, theirs: &Side) -> R
     } else {
         *tm
     };
-    let link = u32::from(FileMode::Link);
+    let link = Mode::Symlink;
     if o == t {
         return Ok(Merged::Clean(Some((o.clone(), mode))));
     }
@@ -995,7 +1027,6 @@ pub fn apply(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Applied> {
         .git
         .diff_tree_to_tree(Some(&base_tree), Some(&their_tree), Some(&mut dopts))?;
     let blob = |id: Oid| repo.git.find_blob(id).map(|b| b.content().to_vec());
-    let gitlink = u32::from(FileMode::Commit);
     // Three sides of every changed path, in the diff's (path) order; submodule commits apart.
     let mut sides = Vec::new();
     let mut submodules = Vec::new();
@@ -1007,25 +1038,27 @@ pub fn apply(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Applied> {
             .to_str()
             .context("the snapshot holds a path that is not UTF-8")?
             .to_string();
-        if u32::from(d.old_file().mode()) == gitlink || u32::from(d.new_file().mode()) == gitlink {
+        if mode::is(d.old_file().mode(), Mode::Submodule) || mode::is(d.new_file().mode(), Mode::Submodule) {
             submodules.push(rel);
             continue;
         }
         let base_side = match d.status() {
             Delta::Added => None,
-            _ => Some((blob(d.old_file().id())?, u32::from(d.old_file().mode()))),
+            _ => Some((blob(d.old_file().id())?, Mode::of(d.old_file().mode())?)),
         };
         let their_side = match d.status() {
             Delta::Deleted => None,
-            _ => Some((blob(d.new_file().id())?, u32::from(d.new_file().mode()))),
+            _ => Some((blob(d.new_file().id())?, Mode::of(d.new_file().mode())?)),
         };
         sides.push((rel, base_side, their_side));
     }
-    let link = u32::from(FileMode::Link);
     let steering: Vec<String> = sides
         .iter()
         .filter_map(|(rel, _, t)| {
-            let target = t.as_ref().filter(|(_, m)| *m == link).map(|(d, _)| d.as_slice());
+            let target = t
+                .as_ref()
+                .filter(|(_, m)| *m == Mode::Symlink)
+                .map(|(d, _)| d.as_slice());
             check::steering(rel, target).map(|why| format!("{rel} ({why})"))
         })
         .collect();
@@ -1096,7 +1129,7 @@ pub fn apply(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Applied> {
     let links: Vec<String> = actions
         .iter()
         .filter_map(|a| match a {
-            Action::Write(rel, _, m) if *m == link => Some(check::fold_path(rel)),
+            Action::Write(rel, _, Mode::Symlink) => Some(check::fold_path(rel)),
             _ => None,
         })
         .collect();
@@ -1124,12 +1157,11 @@ pub fn apply(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Applied> {
 
 /// Carry out the planned `actions` in `workdir`, recording what was written and deleted.
 fn execute(workdir: &Path, mut actions: Vec<Action>, result: &mut Applied) -> Result<()> {
-    let link = u32::from(FileMode::Link);
     // Deletions first: a directory the snapshot turns into a file must be gone before the file.
     // Symlinks last, so no write can pass through one written here.
     actions.sort_by_key(|a| match a {
         Action::Delete(_) => 0,
-        Action::Write(_, _, m) if *m == link => 2,
+        Action::Write(_, _, Mode::Symlink) => 2,
         Action::Write(..) => 1,
     });
     for a in actions {
@@ -1173,7 +1205,7 @@ fn is_binary(b: &[u8]) -> bool {
 
 /// Write a file or symlink with the given git mode. An existing file keeps its permission bits
 /// apart from the executable ones, which follow the mode, as git does on checkout.
-fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+fn write_file(path: &Path, data: &[u8], mode: Mode) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
 
     if let Some(dir) = path.parent() {
@@ -1183,7 +1215,7 @@ fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     if existing.as_ref().is_some_and(|m| m.file_type().is_symlink()) {
         std::fs::remove_file(path).with_context(|| format!("could not replace {}", path.display()))?;
     }
-    if mode == u32::from(FileMode::Link) {
+    if mode == Mode::Symlink {
         let _ = std::fs::remove_file(path);
         std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(data), path)
             .with_context(|| format!("could not create symlink {}", path.display()))?;
@@ -1193,7 +1225,7 @@ fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
         .filter(|m| m.is_file())
         .map(|m| m.permissions().mode() & 0o666)
         .unwrap_or(0o644);
-    let perm = if mode == u32::from(FileMode::BlobExecutable) {
+    let perm = if mode == Mode::Executable {
         rw | (rw & 0o444) >> 2
     } else {
         rw
@@ -1247,7 +1279,6 @@ pub fn changes(repo: &Repo, snap: &Snapshot) -> Result<Vec<Shown>> {
     let diff = repo
         .git
         .diff_tree_to_tree(Some(&base), Some(&theirs), Some(&mut dopts))?;
-    let link = u32::from(FileMode::Link);
     Ok(diff
         .deltas()
         .filter_map(|d| {
@@ -1262,7 +1293,7 @@ pub fn changes(repo: &Repo, snap: &Snapshot) -> Result<Vec<Shown>> {
                 Delta::Deleted => 'D',
                 _ => 'M',
             };
-            let target = (u32::from(d.new_file().mode()) == link)
+            let target = mode::is(d.new_file().mode(), Mode::Symlink)
                 .then(|| repo.git.find_blob(d.new_file().id()).ok())
                 .flatten();
             let steering = check::steering(&path, target.as_ref().map(|b| b.content()));

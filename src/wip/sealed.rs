@@ -20,6 +20,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use git2::{Commit, Delta, DiffOptions, FileMode, Index, Oid, Repository, Tree};
 use serde::{Deserialize, Serialize};
 
+use super::mode::Mode;
 use super::Snapshot;
 use crate::crypt::{self, Key};
 use crate::repo::Repo;
@@ -92,7 +93,6 @@ fn payload(git: &Repository, base: &Tree<'_>, tree: &Tree<'_>) -> Result<Vec<u8>
         out.extend_from_slice(&(data.len() as u64).to_be_bytes());
         out.extend_from_slice(data);
     };
-    let gitlink = u32::from(FileMode::Commit);
     for d in diff.deltas() {
         if d.status() == Delta::Deleted {
             let path = d
@@ -104,8 +104,9 @@ fn payload(git: &Repository, base: &Tree<'_>, tree: &Tree<'_>) -> Result<Vec<u8>
         }
         let new = d.new_file();
         let path = new.path_bytes().context("a changed path without a name")?;
+        // The mode as git has it: the record carries git's raw mode.
         let mode = u32::from(new.mode());
-        if mode == gitlink {
+        if super::mode::is(new.mode(), Mode::Submodule) {
             record(b'P', mode, path, new.id().as_bytes());
         } else {
             let blob = git.find_blob(new.id())?;
@@ -118,6 +119,7 @@ fn payload(git: &Repository, base: &Tree<'_>, tree: &Tree<'_>) -> Result<Vec<u8>
 /// One record of a payload.
 struct Record<'a> {
     put: bool,
+    /// git's raw mode, as the payload carries it (see [`super::mode`]).
     mode: u32,
     path: &'a [u8],
     data: &'a [u8],
@@ -291,15 +293,15 @@ fn open(repo: &Repo, c: &Commit<'_>, base: &Tree<'_>) -> Result<Oid> {
         let path = std::str::from_utf8(r.path).context("a path that is not UTF-8")?;
         index.remove_path(Path::new(path))?;
     }
-    let gitlink = u32::from(FileMode::Commit);
     for r in records.iter().filter(|r| r.put) {
         let path = std::str::from_utf8(r.path).context("a path that is not UTF-8")?;
-        let id = if r.mode == gitlink {
+        let submodule = Mode::from_raw(r.mode).is_ok_and(|m| m == Mode::Submodule);
+        let id = if submodule {
             Oid::from_bytes(r.data)?
         } else {
             repo.git.blob(r.data)?
         };
-        let size = if r.mode == gitlink { 0 } else { r.data.len() as u32 };
+        let size = if submodule { 0 } else { r.data.len() as u32 };
         index
             .add(&super::entry(path, id, r.mode, size))
             .with_context(|| format!("refused: the snapshot holds an invalid entry {path:?}"))?;
