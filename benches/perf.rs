@@ -261,6 +261,8 @@ fn main() {
             "(built a {commits}-commit handoff ref in {:.1}s)",
             t.elapsed().as_secs_f64()
         );
+        // A project with a commit on its branch, as users' are.
+        git(&dir, &["commit", "-q", "--allow-empty", "-m", "project"]);
         let label = |what: &str| format!("{what} ({commits} commits, 100 devices)");
 
         let start = serde_json::json!({"session_id":"bench","cwd":dir,"source":"startup"}).to_string();
@@ -276,11 +278,11 @@ fn main() {
         if want("git rev-parse") {
             let s = sample(30, |_| {
                 let mut c = Command::new("git");
-                c.current_dir(&dir).args(["rev-parse", "--git-dir"]);
+                c.current_dir(&dir).args(["rev-parse", "HEAD"]);
                 (c, None)
             });
             row(
-                &label("git rev-parse --git-dir (comparison)"),
+                &label("git rev-parse HEAD (comparison)"),
                 &s,
                 "session start without network < 2x this",
             );

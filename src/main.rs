@@ -4,6 +4,14 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     convosync::init();
+    // Hooks run at every session start and every turn: `convosync hook <event>` goes straight to
+    // the hook, without building the parser of the whole command line.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if let [hook, event] = &args[..] {
+        if let (Some("hook"), Some(event)) = (hook.to_str(), event.to_str()) {
+            return convosync::cmd::run_hook(event);
+        }
+    }
     let cli = convosync::cli::Cli::parse();
     if !matches!(cli.command, convosync::cli::Command::Hook { .. }) {
         // `convosync history | head` should end quietly, as other command-line tools do. Hooks

@@ -85,23 +85,25 @@ fn dispatch(cli: Cli, dir: &Path) -> Result<ExitCode> {
         Command::Export(a) => export::run(&dir, a),
         Command::Wip(a) => wip::run(&dir, a),
         Command::Install(a) => install::run(a),
-        Command::Hook { event } => {
-            // Hooks never fail a session: whatever happens, exit 0 with at most one JSON object.
-            use std::io::{IsTerminal, Write};
-            let stdin = std::io::stdin();
-            // Run by hand from a terminal there is no event to read: do not wait for one.
-            let input: Box<dyn std::io::Read> = if stdin.is_terminal() {
-                Box::new(std::io::empty())
-            } else {
-                Box::new(stdin.lock())
-            };
-            if let Some(out) = crate::hook::run(&event, input) {
-                let mut stdout = std::io::stdout().lock();
-                let _ = writeln!(stdout, "{out}").and_then(|()| stdout.flush());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Hook { event } => Ok(run_hook(&event)),
     }
+}
+
+/// `convosync hook <event>`: whatever happens, exit 0 with at most one JSON object on stdout.
+pub fn run_hook(event: &str) -> ExitCode {
+    use std::io::{IsTerminal, Write};
+    let stdin = std::io::stdin();
+    // Run by hand from a terminal there is no event to read: do not wait for one.
+    let input: Box<dyn std::io::Read> = if stdin.is_terminal() {
+        Box::new(std::io::empty())
+    } else {
+        Box::new(stdin.lock())
+    };
+    if let Some(out) = crate::hook::run(event, input) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{out}").and_then(|()| stdout.flush());
+    }
+    ExitCode::SUCCESS
 }
 
 fn working_dir(dir: Option<&Path>) -> Result<PathBuf> {

@@ -44,7 +44,7 @@ pub struct Note {
     /// The readable note's head, or why it cannot be read.
     pub head: Result<Head, String>,
     /// The whole note as JSON (`Result<Handoff, String>`): `span` of `text`.
-    text: Arc<str>,
+    text: Arc<String>,
     span: Range<usize>,
 }
 
@@ -55,7 +55,7 @@ impl Note {
             branch: h.branch.clone(),
             author: h.author.clone(),
         });
-        let text: Arc<str> = serde_json::to_string(&e.handoff).ok()?.into();
+        let text = Arc::new(serde_json::to_string(&e.handoff).ok()?);
         Some(Note {
             device: e.device.clone(),
             blob: e.blob,
@@ -151,7 +151,7 @@ fn read(text: String) -> Option<(String, Vec<Note>)> {
         return None;
     }
     let start = first.len() + 1;
-    let text: Arc<str> = text.into();
+    let text = Arc::new(text);
     let line = |s: String| crate::untrusted::line(&s).into_owned();
     let mut notes = Vec::with_capacity(heads.notes.len());
     for c in heads.notes {
