@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use git2::Repository;
-
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_STOP_INTERVAL: Duration = Duration::from_secs(20 * 60);
 pub const DEFAULT_CONTEXT_LIMIT: usize = 9_500;
@@ -115,19 +113,19 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Resolve every setting for `repo` (or from the environment alone when there is none).
-    pub fn load(repo: Option<&Repository>) -> Settings {
-        let cfg = repo.and_then(|r| r.config().ok().and_then(|mut c| c.snapshot().ok()));
+    /// Resolve every setting from a snapshot of a repository's configuration (or from the
+    /// environment alone when there is none).
+    pub fn load(cfg: Option<&git2::Config>) -> Settings {
         let get = |env: &str, key: &str| -> Option<String> {
             std::env::var(env)
                 .ok()
                 .filter(|v| !v.trim().is_empty())
-                .or_else(|| cfg.as_ref().and_then(|c| c.get_string(key).ok()))
+                .or_else(|| cfg.and_then(|c| c.get_string(key).ok()))
                 .map(|v| v.trim().to_string())
         };
         let multi = |key: &str| -> Vec<String> {
             let mut out = Vec::new();
-            if let Some(c) = repo.and_then(|r| r.config().ok()) {
+            if let Some(c) = cfg {
                 if let Ok(mut entries) = c.multivar(key, None) {
                     while let Some(Ok(e)) = entries.next() {
                         if let Ok(v) = e.value() {

@@ -48,7 +48,16 @@ pub fn sanitize(raw: &str) -> Option<String> {
 /// Whether `name` is already a device id (what [`sanitize`] leaves unchanged). Names read from
 /// the ref must pass this before they are shown, put into context or used in a path.
 pub fn is_valid(name: &str) -> bool {
-    !name.is_empty() && name.len() <= MAX_LEN && sanitize(name).as_deref() == Some(name)
+    // Lowercase letters, digits and single dashes between them: checked directly, as this runs
+    // for every note at every session start.
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= MAX_LEN
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+        && !name.contains("--")
 }
 
 /// A name given by the user (`device set`, `CONVOSYNC_DEVICE`) as a device id, by the same rule
@@ -180,6 +189,14 @@ mod tests {
             &"a".repeat(MAX_LEN + 1),
         ] {
             assert!(!is_valid(bad), "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// A device id is exactly what [`sanitize`] leaves unchanged.
+        #[test]
+        fn valid_is_what_sanitize_keeps(name in "[a-z0-9-]{1,42}|[a-zA-Z0-9 _./-]{0,42}|\\PC{0,6}") {
+            proptest::prop_assert_eq!(is_valid(&name), sanitize(&name).as_deref() == Some(name.as_str()));
         }
     }
 }

@@ -21,6 +21,8 @@ pub const LEGACY_PATH: &str = ".convosync/session-handoff.md";
 pub struct Repo {
     pub git: Repository,
     pub settings: Settings,
+    /// One snapshot of its configuration (with the global and system files), read once.
+    config: Option<git2::Config>,
 }
 
 impl Repo {
@@ -28,11 +30,16 @@ impl Repo {
     pub fn discover(dir: &Path) -> Result<Option<Repo>> {
         match Repository::discover(dir) {
             Ok(git) => {
-                let mut settings = Settings::load(Some(&git));
+                let config = git.config().and_then(|mut c| c.snapshot()).ok();
+                let mut settings = Settings::load(config.as_ref());
                 if settings.notes_repo && !settings.ref_explicit {
                     settings.refname = project_ref(&git, settings.project.as_deref());
                 }
-                Ok(Some(Repo { git, settings }))
+                Ok(Some(Repo {
+                    git,
+                    settings,
+                    config,
+                }))
             }
             Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
             Err(e) => {
@@ -55,6 +62,11 @@ impl Repo {
     pub fn open_cwd() -> Result<Repo> {
         let cwd = std::env::current_dir().context("could not read the current directory")?;
         Repo::open(&cwd)
+    }
+
+    /// The snapshot of the repository's configuration taken when it was opened.
+    pub fn config(&self) -> Option<&git2::Config> {
+        self.config.as_ref()
     }
 
     /// The worktree root; `None` for a bare repository.

@@ -18,16 +18,14 @@ use std::sync::Arc;
 use super::{commit_tree, entries_reusing, Entry, Store};
 use crate::handoff::Handoff;
 
-/// 3: a line of heads, then the notes.
-const VERSION: u32 = 3;
+/// 4: a line of flat heads, then the notes.
+const VERSION: u32 = 4;
 
 const FILE: &str = "tip-cache.json";
 
 /// What choosing notes needs of a readable one.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Head {
-    /// In the file as milliseconds since the epoch (quicker to read than a date).
-    #[serde(with = "chrono::serde::ts_milliseconds")]
     pub timestamp: DateTime<Utc>,
     pub branch: Option<String>,
     pub author: Option<String>,
@@ -106,13 +104,23 @@ struct Heads {
     notes: Vec<Cached>,
 }
 
+/// A note's line in the heads: flat, with what is absent left out, to be quick to read.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Cached {
     device: String,
     blob: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     claimed: Option<String>,
-    head: Result<Head, String>,
+    /// Why the note cannot be read; else its time (milliseconds since the epoch), branch and
+    /// author.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    time: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    branch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    author: Option<String>,
     /// Where the whole note lies in the text after the first line.
     at: usize,
     len: usize,
@@ -123,11 +131,15 @@ fn write(tree: &str, notes: &[Note]) -> Option<String> {
     let mut bodies = String::new();
     let mut heads = Vec::with_capacity(notes.len());
     for n in notes {
+        let head = n.head.as_ref().ok();
         heads.push(Cached {
             device: n.device.clone(),
             blob: n.blob.to_string(),
             claimed: n.claimed.clone(),
-            head: n.head.clone(),
+            error: n.head.as_ref().err().cloned(),
+            time: head.map(|h| h.timestamp.timestamp_millis()),
+            branch: head.and_then(|h| h.branch.clone()),
+            author: head.and_then(|h| h.author.clone()),
             at: bodies.len(),
             len: n.body().len(),
         });
@@ -161,14 +173,18 @@ fn read(text: String) -> Option<(String, Vec<Note>)> {
         if !crate::device::is_valid(&c.device) {
             continue;
         }
+        let head = match (c.error, c.time) {
+            (Some(reason), _) => Err(reason),
+            (None, time) => Ok(Head {
+                timestamp: DateTime::from_timestamp_millis(time?)?,
+                branch: c.branch.map(line),
+                author: c.author.map(line),
+            }),
+        };
         notes.push(Note {
             blob: Oid::from_str(&c.blob).ok()?,
             claimed: c.claimed.map(line),
-            head: c.head.map(|h| Head {
-                timestamp: h.timestamp,
-                branch: h.branch.map(line),
-                author: h.author.map(line),
-            }),
+            head,
             device: c.device,
             text: text.clone(),
             span,
