@@ -194,23 +194,25 @@ fn size_limit_and_replacement() {
     );
 }
 
-#[test]
-fn stop_hook_shares_work_and_session_start_mentions_it() {
-    let (_env, a, b) = setup();
-    std::fs::write(a.dir.join("keep.txt"), "half-written\n").unwrap();
-    write_draft(&a, "### Current Task\nrefresh tokens\n");
-    let input = serde_json::json!({"session_id":"s","cwd":a.dir,"stop_hook_active":true}).to_string();
-    let out = a
+/// The Stop hook of a turn after which Claude wrote the draft; what it printed.
+fn stop_after_draft(d: &Device) -> String {
+    let input = serde_json::json!({"session_id":"s","cwd":d.dir,"stop_hook_active":true}).to_string();
+    let out = d
         .convosync()
         .args(["hook", "stop"])
         .write_stdin(input)
         .output()
         .unwrap();
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("uncommitted changes in 1 file(s) shared"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn stop_hook_shares_work_and_session_start_mentions_it() {
+    let (_env, a, b) = setup();
+    std::fs::write(a.dir.join("keep.txt"), "half-written\n").unwrap();
+    write_draft(&a, "### Current Task\nrefresh tokens\n");
+    let said = stop_after_draft(&a);
+    assert!(said.contains("uncommitted changes in 1 file(s) shared"), "{said}");
     let input = serde_json::json!({"session_id":"t","cwd":b.dir,"source":"startup"}).to_string();
     let ctx = crate::hooks::context(&crate::hooks::hook(&b, "session-start", &input).unwrap());
     assert!(
@@ -952,14 +954,7 @@ fn credential_files_never_enter_a_snapshot() {
     a.git(&["commit", "-q", "-m", "local"]);
     std::fs::write(a.dir.join("other.txt"), "edited after the commit\n").unwrap();
     write_draft(&a, "### Current Task\nkeys\n");
-    let input = serde_json::json!({"session_id":"s","cwd":a.dir,"stop_hook_active":true}).to_string();
-    let hook = a
-        .convosync()
-        .args(["hook", "stop"])
-        .write_stdin(input)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&hook.stdout);
+    let said = stop_after_draft(&a);
     assert!(
         said.contains("uncommitted changes in 2 file(s) shared (credential files left out: ")
             && said.contains("tls.pem"),
@@ -987,14 +982,7 @@ fn stop_hook_snapshot_with_untracked_cache_leaves_the_index_alone() {
     let bytes = std::fs::read(&index).unwrap();
     let mtime = std::fs::metadata(&index).unwrap().modified().unwrap();
     let head = a.git(&["rev-parse", "HEAD"]);
-    let input = serde_json::json!({"session_id":"s","cwd":a.dir,"stop_hook_active":true}).to_string();
-    let out = a
-        .convosync()
-        .args(["hook", "stop"])
-        .write_stdin(input)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout);
+    let said = stop_after_draft(&a);
     assert!(said.contains("uncommitted changes in 2 file(s) shared"), "{said}");
     assert_eq!(std::fs::read(&index).unwrap(), bytes, "index bytes unchanged");
     assert_eq!(
