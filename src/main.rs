@@ -8,8 +8,9 @@ fn main() -> ExitCode {
     // the hook, without building the parser of the whole command line.
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     if let [hook, event] = &args[..] {
-        if let (Some("hook"), Some(event)) = (hook.to_str(), event.to_str()) {
-            return convosync::cmd::run_hook(event);
+        match (hook.to_str(), event.to_str()) {
+            (Some("hook"), Some(event)) if !event.starts_with('-') => return convosync::cmd::run_hook(event),
+            _ => {}
         }
     }
     let cli = convosync::cli::Cli::parse();
