@@ -77,18 +77,24 @@ pub fn run(parent: Option<&Path>, args: DemoArgs) -> Result<ExitCode> {
 
 impl Demo {
     fn play(&self) -> Result<()> {
-        let remote = self.root.join("remote.git");
         let desktop = self.root.join("desktop");
         let laptop = self.root.join("laptop");
+        self.clones(&desktop, &laptop)?;
+        self.desktop_hands_off(&desktop)?;
+        self.laptop_receives(&laptop)
+    }
 
+    /// Step 1: the bare remote with one commit, cloned as `desktop` and `laptop`.
+    fn clones(&self, desktop: &Path, laptop: &Path) -> Result<()> {
+        let remote = self.root.join("remote.git");
         step("1. A shared remote and two clones of it, one per device");
         self.git(&self.root, &["init", "-q", "--bare", "-b", "main", "remote.git"])?;
         let url = format!("file://{}", remote.display());
         self.git(&self.root, &["clone", "-q", &url, "desktop"])?;
         std::fs::write(desktop.join("README.md"), "# demo project\n")?;
-        self.git(&desktop, &["add", "README.md"])?;
-        self.git(&desktop, &["commit", "-q", "-m", "initial commit"])?;
-        self.git(&desktop, &["push", "-q", "origin", "HEAD:main"])?;
+        self.git(desktop, &["add", "README.md"])?;
+        self.git(desktop, &["commit", "-q", "-m", "initial commit"])?;
+        self.git(desktop, &["push", "-q", "origin", "HEAD:main"])?;
         self.git(&self.root, &["clone", "-q", &url, "laptop"])?;
         println!(
             "   remote:  {}\n   desktop: {}\n   laptop:  {}",
@@ -96,9 +102,13 @@ impl Demo {
             desktop.display(),
             laptop.display()
         );
+        Ok(())
+    }
 
+    /// Steps 2 to 4: the desktop's session writes a handoff, which is committed and pushed.
+    fn desktop_hands_off(&self, desktop: &Path) -> Result<()> {
         step("2. Desktop: Claude asks where and how to write the handoff");
-        let out = self.convosync(&desktop, "desktop", &["generate-handoff"])?;
+        let out = self.convosync(desktop, "desktop", &["generate-handoff"])?;
         println!(
             "{}",
             indent(out.lines().take(4).collect::<Vec<_>>().join("\n").as_str())
@@ -112,12 +122,12 @@ impl Demo {
 
         step("4. Desktop: the draft becomes a handoff on its own ref and is pushed");
         let out = self.convosync(
-            &desktop,
+            desktop,
             "desktop",
             &["save-handoff", "--session", "demo-session-1"],
         )?;
         println!("{}", indent(&out));
-        let status = self.git(&desktop, &["status", "--porcelain"])?;
+        let status = self.git(desktop, &["status", "--porcelain"])?;
         println!(
             "   desktop's branch and worktree untouched: `git status` is {}",
             if status.is_empty() { "clean" } else { "NOT clean" }
@@ -125,7 +135,11 @@ impl Demo {
         if !status.is_empty() {
             bail!("the demo left changes in the desktop worktree:\n{status}");
         }
+        Ok(())
+    }
 
+    /// Steps 5 and 6: the laptop's next session receives the handoff.
+    fn laptop_receives(&self, laptop: &Path) -> Result<()> {
         step("5. Laptop: a Claude Code session opens; the SessionStart hook runs");
         let input = serde_json::json!({
             "session_id": "demo-session-2",
@@ -135,7 +149,7 @@ impl Demo {
         });
         // The session opens at once from the laptop's local copy (it has no note yet) while the
         // hook fetches in the background; what arrives reaches Claude with the first prompt.
-        let out = self.hook(&laptop, "laptop", "session-start", &input.to_string())?;
+        let out = self.hook(laptop, "laptop", "session-start", &input.to_string())?;
         if out.is_empty() {
             println!(
                 "   nothing local yet: the session opens at once, the note is fetched in the background"
@@ -150,7 +164,7 @@ impl Demo {
             "hook_event_name": "UserPromptSubmit",
             "prompt": "What is my favourite pizza?",
         });
-        let out = self.hook(&laptop, "laptop", "user-prompt-submit", &input.to_string())?;
+        let out = self.hook(laptop, "laptop", "user-prompt-submit", &input.to_string())?;
         let reply: serde_json::Value = serde_json::from_str(&out)
             .with_context(|| format!("the hook printed something that is not JSON: {out:?}"))?;
         let context = reply["hookSpecificOutput"]["additionalContext"]

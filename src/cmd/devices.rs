@@ -61,33 +61,48 @@ fn list(repo: &Repo, store: &Store<'_>, json_out: bool) -> Result<ExitCode> {
             .and_modify(|e| e.0 += 1)
             .or_insert((1, v));
     }
-    let mut rows: Vec<(&str, usize, &crate::history::Version)> =
-        devices.into_iter().map(|(d, (n, v))| (d, n, v)).collect();
+    let mut rows: Vec<Row<'_>> = devices.into_iter().map(|(d, (n, v))| (d, n, v)).collect();
     rows.sort_by_key(|r| std::cmp::Reverse(r.2.handoff.timestamp));
     if json_out {
-        let items: Vec<_> = rows
-            .iter()
-            .map(|(d, n, v)| {
-                json!({
-                    "device": d,
-                    "last_seen": crate::timefmt::rfc3339(v.handoff.timestamp),
-                    "branch": v.handoff.branch,
-                    "commit": v.handoff.commit.as_ref().map(|c| c.sha.clone()),
-                    "author": v.handoff.author,
-                    "handoffs": n,
-                    "this_machine": *d == me,
-                    "mine": who.owns(v.handoff.author.as_deref()),
-                    "forgotten": !current.iter().any(|c| c == d),
-                })
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&items)?);
+        print_json(&rows, &me, &who, &current)?;
         return Ok(ExitCode::SUCCESS);
     }
     if rows.is_empty() {
         println!("No device has written a handoff yet.");
         return Ok(ExitCode::SUCCESS);
     }
+    print_table(rows, &me, &who, &current);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A device, its number of handoffs, and its latest.
+type Row<'a> = (&'a str, usize, &'a crate::history::Version);
+
+/// `devices --json`: every row as a JSON object; `current`: the devices whose note is on the
+/// ref (the others were forgotten).
+fn print_json(rows: &[Row<'_>], me: &str, who: &crate::team::Me, current: &[String]) -> Result<()> {
+    let items: Vec<_> = rows
+        .iter()
+        .map(|(d, n, v)| {
+            json!({
+                "device": d,
+                "last_seen": crate::timefmt::rfc3339(v.handoff.timestamp),
+                "branch": v.handoff.branch,
+                "commit": v.handoff.commit.as_ref().map(|c| c.sha.clone()),
+                "author": v.handoff.author,
+                "handoffs": n,
+                "this_machine": *d == me,
+                "mine": who.owns(v.handoff.author.as_deref()),
+                "forgotten": !current.iter().any(|c| c == d),
+            })
+        })
+        .collect();
+    println!("{}", serde_json::to_string_pretty(&items)?);
+    Ok(())
+}
+
+/// The devices as a table, paged.
+fn print_table(rows: Vec<Row<'_>>, me: &str, who: &crate::team::Me, current: &[String]) {
     let now = crate::timefmt::now();
     let mut out = String::new();
     if crate::term::interactive() {
@@ -126,5 +141,4 @@ fn list(repo: &Repo, store: &Store<'_>, json_out: bool) -> Result<ExitCode> {
         ));
     }
     crate::term::page(&out);
-    Ok(ExitCode::SUCCESS)
 }

@@ -13,7 +13,7 @@ use git2::{Oid, Repository};
 
 use super::CLI_LOCK_WAIT;
 use crate::cli::MigrateArgs;
-use crate::handoff::legacy::{self, Entry};
+use crate::handoff::legacy::{self, Entry, LegacyFile};
 use crate::handoff::Handoff;
 use crate::repo::{Repo, LEGACY_PATH};
 use crate::store::{self, commit_message, tip_of};
@@ -30,17 +30,55 @@ pub fn run(dir: &Path, args: MigrateArgs) -> Result<ExitCode> {
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("could not read {}", path.display()))?;
     let file = legacy::parse_legacy(&text);
-    let mut skipped: Vec<String> = file.skipped.clone();
     let refname = &repo.settings.refname;
     let _lock = (!args.dry_run).then(|| repo.lock(CLI_LOCK_WAIT)).transpose()?;
+    let pending = pending(&repo, &file)?;
+    if pending.todo.is_empty() && pending.already == 0 {
+        for s in &pending.skipped {
+            eprintln!("convosync: skipped {}", crate::untrusted::line(s));
+        }
+        anyhow::bail!("{} holds no readable handoffs", path.display());
+    }
+    let verb = if args.dry_run { "would move" } else { "moved" };
+    for h in &pending.todo {
+        println!(
+            "{verb} the handoff from {} ({})",
+            h.device,
+            crate::timefmt::rfc3339(h.timestamp)
+        );
+    }
+    if !args.dry_run && !pending.todo.is_empty() {
+        write(&repo.git, refname, &pending.todo)?;
+    }
+    summary(&pending, verb, refname);
+    if !args.dry_run {
+        next_steps(&repo, &pending, &path);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The legacy file's handoffs to migrate, and what is left out.
+struct Pending {
+    /// Redacted, oldest first.
+    todo: Vec<Handoff>,
+    /// Entries already in the ref's history (an earlier migrate).
+    already: usize,
+    /// Why each unreadable entry was skipped.
+    skipped: Vec<String>,
+}
+
+/// Sort the legacy `file`'s entries into those to write (redacted) and those that are already on
+/// the ref's history or cannot be read; a renamed device is said as it is met.
+fn pending(repo: &Repo, file: &LegacyFile) -> Result<Pending> {
+    let mut skipped: Vec<String> = file.skipped.clone();
     // Entries already in the ref's history (an earlier migrate) are not written twice.
-    let known: HashSet<(String, i64)> = crate::history::versions(&repo.git, refname)?
+    let known: HashSet<(String, i64)> = crate::history::versions(&repo.git, &repo.settings.refname)?
         .into_iter()
         .map(|v| (v.device, v.handoff.timestamp.timestamp()))
         .collect();
     let mut todo: Vec<Handoff> = Vec::new();
     let mut already = 0;
-    for e in legacy::entries_oldest_first(&file) {
+    for e in legacy::entries_oldest_first(file) {
         match e {
             Entry::Skipped(why) => skipped.push(why),
             Entry::Ready {
@@ -57,50 +95,43 @@ pub fn run(dir: &Path, args: MigrateArgs) -> Result<ExitCode> {
                         old, handoff.device
                     );
                 }
-                let (handoff, _) = crate::draft::redact_handoff(&repo, handoff)?;
+                let (handoff, _) = crate::draft::redact_handoff(repo, handoff)?;
                 todo.push(handoff);
             }
         }
     }
-    if todo.is_empty() && already == 0 {
-        for s in &skipped {
-            eprintln!("convosync: skipped {}", crate::untrusted::line(s));
-        }
-        anyhow::bail!("{} holds no readable handoffs", path.display());
-    }
-    let verb = if args.dry_run { "would move" } else { "moved" };
-    for h in &todo {
-        println!(
-            "{verb} the handoff from {} ({})",
-            h.device,
-            crate::timefmt::rfc3339(h.timestamp)
-        );
-    }
-    if !args.dry_run && !todo.is_empty() {
-        write(&repo.git, refname, &todo)?;
-    }
-    let devices: HashSet<&str> = todo.iter().map(|h| h.device.as_str()).collect();
+    Ok(Pending {
+        todo,
+        already,
+        skipped,
+    })
+}
+
+/// The line saying how many handoffs moved (or would), then each skipped entry.
+fn summary(pending: &Pending, verb: &str, refname: &str) {
+    let devices: HashSet<&str> = pending.todo.iter().map(|h| h.device.as_str()).collect();
     println!(
         "{verb} {} handoff(s) from {} device(s) into the history of {refname}; skipped {}{}",
-        todo.len(),
+        pending.todo.len(),
         devices.len(),
-        skipped.len(),
-        if already > 0 {
-            format!(" ({already} already there)")
+        pending.skipped.len(),
+        if pending.already > 0 {
+            format!(" ({} already there)", pending.already)
         } else {
             String::new()
         }
     );
-    for s in &skipped {
+    for s in &pending.skipped {
         println!("  skipped {}", crate::untrusted::line(s));
     }
-    if args.dry_run {
-        return Ok(ExitCode::SUCCESS);
-    }
-    if !todo.is_empty() && repo.remote_name().is_some() {
+}
+
+/// After a migration: whether to sync, and whether the legacy file at `path` can go.
+fn next_steps(repo: &Repo, pending: &Pending, path: &Path) {
+    if !pending.todo.is_empty() && repo.remote_name().is_some() {
         println!("Run `convosync sync` to share them.");
     }
-    if skipped.is_empty() {
+    if pending.skipped.is_empty() {
         println!(
             "Every entry is on the ref now; {} can be removed from your branch once every device has upgraded.",
             path.display()
@@ -108,7 +139,6 @@ pub fn run(dir: &Path, args: MigrateArgs) -> Result<ExitCode> {
     } else {
         println!("Keep {}: the skipped entries exist only there.", path.display());
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Commit `handoffs` (oldest first) one by one on a new line of history, then merge that line

@@ -17,109 +17,127 @@ pub fn run(dir: &Path, args: WipArgs) -> Result<ExitCode> {
     let repo = Repo::open(dir)?;
     match args.action.unwrap_or(WipAction::List) {
         WipAction::Save { push } => return save(&repo, push),
-        WipAction::List => {
-            refresh(&repo);
-            let me = crate::team::my_device(&repo).unwrap_or_default();
-            let now = crate::timefmt::now();
-            let snaps = wip::list(&repo)?;
-            if snaps.is_empty() {
-                println!("No device has shared uncommitted work yet (`convosync wip save` does).");
-            } else if crate::term::interactive() {
-                print!(
-                    "{}",
-                    crate::term::header(
-                        &format!(
-                            "{:<20} {:>11}  {:<20} {}",
-                            "DEVICE", "FILES", "BRANCH", "BASE, SAVED"
-                        ),
-                        crate::term::color()
-                    )
-                );
-            }
-            for s in snaps {
-                if s.is_locked() {
-                    println!("encrypted snapshot from {}", s.device);
-                    continue;
-                }
-                let who = if s.device == me {
-                    format!("{} (this device)", s.device)
-                } else {
-                    s.device.clone()
-                };
-                println!(
-                    "{:<20} {:>3} file(s)  {:<20} base {}  {}",
-                    who,
-                    s.files.len(),
-                    crate::untrusted::line(s.branch.as_deref().unwrap_or("(detached)")),
-                    s.base_label(),
-                    crate::timefmt::ago(s.time, now)
-                );
-            }
-        }
-        WipAction::Show { device } => {
-            refresh(&repo);
-            let s = find(&repo, device.as_deref())?;
-            let changes = wip::changes(&repo, &s)?;
-            if changes.is_empty() {
-                println!("{} has no uncommitted changes in its latest snapshot", s.device);
-            }
-            for c in &changes {
-                // Paths come from a tree anyone could push.
-                let path = crate::untrusted::line(&c.path);
-                match c.steering {
-                    Some(why) => println!(
-                        "{} {path}  [steers tools: {why}; applied only with --allow-steering]",
-                        c.kind
-                    ),
-                    None => println!("{} {path}", c.kind),
-                }
-            }
-        }
-        WipAction::Diff { device } => {
-            refresh(&repo);
-            let s = find(&repo, device.as_deref())?;
-            crate::term::page(&wip::patch(&repo, &s)?);
-        }
+        WipAction::List => list(&repo)?,
+        WipAction::Show { device } => show(&repo, device.as_deref())?,
+        WipAction::Diff { device } => diff(&repo, device.as_deref())?,
         WipAction::Apply {
             device,
             force,
             allow_steering,
         } => {
-            refresh(&repo);
-            let device = find(&repo, device.as_deref())?.device;
-            let _lock = repo.lock(CLI_LOCK_WAIT)?;
             let opts = wip::ApplyOptions {
                 force,
                 allow_steering,
             };
-            let applied = wip::apply(&repo, &device, opts)?;
-            for f in &applied.written {
-                if applied.conflicts.iter().any(|c| &c.path == f) {
-                    continue;
-                }
-                let verb = if applied.added.contains(f) {
-                    "added"
-                } else {
-                    "updated"
-                };
-                println!("{verb} {f}");
-            }
-            for f in &applied.deleted {
-                println!("deleted {f}");
-            }
-            for c in &applied.conflicts {
-                if c.markers {
-                    println!("CONFLICT {} ({}; conflict markers written)", c.path, c.reason);
-                } else {
-                    println!("CONFLICT {} ({}; kept the local version)", c.path, c.reason);
-                }
-            }
-            if applied.written.is_empty() && applied.deleted.is_empty() && applied.conflicts.is_empty() {
-                println!("nothing to apply: this worktree already has {device}'s changes");
-            }
+            apply(&repo, device.as_deref(), opts)?
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `wip list`: every device's latest snapshot.
+fn list(repo: &Repo) -> Result<()> {
+    refresh(repo);
+    let me = crate::team::my_device(repo).unwrap_or_default();
+    let now = crate::timefmt::now();
+    let snaps = wip::list(repo)?;
+    if snaps.is_empty() {
+        println!("No device has shared uncommitted work yet (`convosync wip save` does).");
+    } else if crate::term::interactive() {
+        print!(
+            "{}",
+            crate::term::header(
+                &format!(
+                    "{:<20} {:>11}  {:<20} {}",
+                    "DEVICE", "FILES", "BRANCH", "BASE, SAVED"
+                ),
+                crate::term::color()
+            )
+        );
+    }
+    for s in snaps {
+        if s.is_locked() {
+            println!("encrypted snapshot from {}", s.device);
+            continue;
+        }
+        let who = if s.device == me {
+            format!("{} (this device)", s.device)
+        } else {
+            s.device.clone()
+        };
+        println!(
+            "{:<20} {:>3} file(s)  {:<20} base {}  {}",
+            who,
+            s.files.len(),
+            crate::untrusted::line(s.branch.as_deref().unwrap_or("(detached)")),
+            s.base_label(),
+            crate::timefmt::ago(s.time, now)
+        );
+    }
+    Ok(())
+}
+
+/// `wip show`: the files of a snapshot, and which of them steer tools.
+fn show(repo: &Repo, device: Option<&str>) -> Result<()> {
+    refresh(repo);
+    let s = find(repo, device)?;
+    let changes = wip::changes(repo, &s)?;
+    if changes.is_empty() {
+        println!("{} has no uncommitted changes in its latest snapshot", s.device);
+    }
+    for c in &changes {
+        // Paths come from a tree anyone could push.
+        let path = crate::untrusted::line(&c.path);
+        match c.steering {
+            Some(why) => println!(
+                "{} {path}  [steers tools: {why}; applied only with --allow-steering]",
+                c.kind
+            ),
+            None => println!("{} {path}", c.kind),
+        }
+    }
+    Ok(())
+}
+
+/// `wip diff`: a snapshot as a patch against its base.
+fn diff(repo: &Repo, device: Option<&str>) -> Result<()> {
+    refresh(repo);
+    let s = find(repo, device)?;
+    crate::term::page(&wip::patch(repo, &s)?);
+    Ok(())
+}
+
+/// `wip apply`: bring a snapshot into this worktree and say what changed.
+fn apply(repo: &Repo, device: Option<&str>, opts: wip::ApplyOptions) -> Result<()> {
+    refresh(repo);
+    let device = find(repo, device)?.device;
+    let _lock = repo.lock(CLI_LOCK_WAIT)?;
+    let applied = wip::apply(repo, &device, opts)?;
+    for f in &applied.written {
+        if applied.conflicts.iter().any(|c| &c.path == f) {
+            continue;
+        }
+        let verb = if applied.added.contains(f) {
+            "added"
+        } else {
+            "updated"
+        };
+        println!("{verb} {f}");
+    }
+    for f in &applied.deleted {
+        println!("deleted {f}");
+    }
+    for c in &applied.conflicts {
+        if c.markers {
+            println!("CONFLICT {} ({}; conflict markers written)", c.path, c.reason);
+        } else {
+            println!("CONFLICT {} ({}; kept the local version)", c.path, c.reason);
+        }
+    }
+    if applied.written.is_empty() && applied.deleted.is_empty() && applied.conflicts.is_empty() {
+        println!("nothing to apply: this worktree already has {device}'s changes");
+    }
+    Ok(())
 }
 
 /// Fetch every device's snapshot within the time limit; offline, say so and use the last copy.

@@ -761,7 +761,7 @@ fn here(path: &Path) -> Here {
 }
 
 /// What apply will do with one path.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 enum Action {
     Write(String, Vec<u8>, Mode),
     Delete(String),
@@ -787,31 +787,34 @@ pub struct Applied {
     pub conflicts: Vec<Conflict>,
 }
 
-/// Why a path cannot be applied as it stands, or `Ok(None)` when it can. A snapshot is data
-/// from a shared remote: a path that would leave the worktree or enter `.git` refuses the
-/// whole apply, and nothing is ever written through a symlinked directory.
-fn blocked(workdir: &Path, rel: &str, deleting: &[String]) -> Result<Option<&'static str>> {
-    let path = Path::new(rel);
-    let unsafe_path = path.components().any(|c| match c {
-        Component::Normal(n) => check::bad_name(n.as_bytes()).is_some(),
-        _ => true,
-    });
-    if unsafe_path || rel.is_empty() {
-        bail!("not applied: the snapshot holds an unsafe path {rel:?}");
-    }
+/// Whether `rel`, a path from a snapshot, would leave the worktree or enter `.git` (a snapshot is
+/// data from a shared remote: such a path refuses the whole apply).
+fn unsafe_path(rel: &str) -> bool {
+    rel.is_empty()
+        || Path::new(rel).components().any(|c| match c {
+            Component::Normal(n) => check::bad_name(n.as_bytes()).is_some(),
+            _ => true,
+        })
+}
+
+/// Why the path `rel` cannot be applied as it stands, or `None` when it can: nothing is ever
+/// written through a symlinked directory, or where a file stands for a directory (unless the
+/// apply deletes it).
+fn blocked(workdir: &Path, rel: &str, deleting: &[String]) -> Option<&'static str> {
     let mut prefix = PathBuf::new();
-    let parents: Vec<_> = path.components().collect();
-    for c in &parents[..parents.len() - 1] {
+    let parents: Vec<_> = Path::new(rel).components().collect();
+    let (_, dirs) = parents.split_last()?;
+    for c in dirs {
         prefix.push(c);
         match std::fs::symlink_metadata(workdir.join(&prefix)) {
             Err(_) => break,
-            Ok(m) if m.file_type().is_symlink() => return Ok(Some("a symlink is in the way here")),
+            Ok(m) if m.file_type().is_symlink() => return Some("a symlink is in the way here"),
             Ok(m) if m.is_dir() => {}
             Ok(_) if deleting.iter().any(|d| Path::new(d) == prefix) => break,
-            Ok(_) => return Ok(Some("a file is in the way here")),
+            Ok(_) => return Some("a file is in the way here"),
         }
     }
-    Ok(None)
+    None
 }
 
 /// Whether every file under `dir` is about to be deleted, so the directory goes with them.
@@ -1006,10 +1009,86 @@ pub struct ApplyOptions {
 /// Apply `device`'s snapshot onto this worktree (see the module doc). Every path is planned
 /// before anything is written, so a refused apply writes nothing.
 pub fn apply(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Applied> {
+    execute(plan(repo, device, opts)?)
+}
+
+/// What applying a snapshot would do, worked out by [`plan`] before anything is written and
+/// carried out by [`execute`].
+#[derive(Debug)]
+struct Plan {
+    workdir: PathBuf,
+    device: String,
+    /// Files to write (the snapshot's version, a clean merge, or one with conflict markers) and
+    /// files to delete, in path order.
+    actions: Vec<Action>,
+    /// Paths that do not combine cleanly or cannot be applied here. Those with `markers` are
+    /// also in `actions`; the others keep the local version.
+    conflicts: Vec<Conflict>,
+    /// Why the whole apply is refused, the first reason first; empty when it can go ahead.
+    refused: Vec<Refusal>,
+}
+
+/// A reason to refuse a whole apply.
+#[derive(Debug, PartialEq)]
+enum Refusal {
+    /// Paths that steer tools, each with why, without `allow_steering`.
+    Steering(Vec<String>),
+    /// A path that would leave the worktree or enter `.git`.
+    UnsafePath(String),
+    /// A path written or deleted below a symlink the same apply writes.
+    BelowSymlink { path: String, link: String },
+    /// The plan's conflicts, without `force`.
+    Conflicts,
+}
+
+/// One path the snapshot changes: its base's side and the snapshot's.
+struct Sides {
+    rel: String,
+    base: Side,
+    theirs: Side,
+}
+
+/// Plan the apply of `device`'s snapshot onto this worktree from the snapshot, its base and the
+/// worktree as they are: files the user has not touched take the snapshot's version, files both
+/// sides changed are merged, and every reason to refuse is listed. Nothing is written to the
+/// worktree, the index or any ref (reading an encrypted snapshot may leave its decrypted tree in
+/// the object database, unreferenced, as [`sealed::tree_id`] says).
+fn plan(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Plan> {
     let workdir = repo
         .workdir()
         .context("bare repository: no worktree to apply to")?
         .to_path_buf();
+    let snap = applicable(repo, device)?;
+    let (sides, submodules) = changed_sides(repo, &snap)?;
+    let mut plan = Plan {
+        workdir,
+        device: device.to_string(),
+        actions: Vec::new(),
+        conflicts: Vec::new(),
+        refused: Vec::new(),
+    };
+    let steering = steering_paths(&sides);
+    if !steering.is_empty() && !opts.allow_steering {
+        plan.refused.push(Refusal::Steering(steering));
+    }
+    for rel in &submodules {
+        plan.conflict(rel, "a submodule commit changed; not applied", false);
+    }
+    let deleting = deleting(&plan.workdir, &sides);
+    for s in &sides {
+        plan.path(s, &deleting)?;
+    }
+    if let Some(r) = below_symlink(&plan.actions) {
+        plan.refused.push(r);
+    }
+    if !plan.conflicts.is_empty() && !opts.force {
+        plan.refused.push(Refusal::Conflicts);
+    }
+    Ok(plan)
+}
+
+/// `device`'s snapshot, when it can be applied: readable here and not empty.
+fn applicable(repo: &Repo, device: &str) -> Result<Snapshot> {
     let snap = list(repo)?
         .into_iter()
         .find(|s| s.device == device)
@@ -1020,14 +1099,19 @@ pub fn apply(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Applied> {
     if snap.files.is_empty() {
         bail!("{device} has no uncommitted changes in its latest snapshot");
     }
-    let (base_tree, their_tree) = checked_trees(repo, &snap)?;
+    Ok(snap)
+}
+
+/// The base's and the snapshot's side of every path the snapshot changes, in the diff's (path)
+/// order, and apart from them the paths where a submodule commit changed.
+fn changed_sides(repo: &Repo, snap: &Snapshot) -> Result<(Vec<Sides>, Vec<String>)> {
+    let (base_tree, their_tree) = checked_trees(repo, snap)?;
     let mut dopts = DiffOptions::new();
     dopts.include_typechange(true);
     let diff = repo
         .git
         .diff_tree_to_tree(Some(&base_tree), Some(&their_tree), Some(&mut dopts))?;
     let blob = |id: Oid| repo.git.find_blob(id).map(|b| b.content().to_vec());
-    // Three sides of every changed path, in the diff's (path) order; submodule commits apart.
     let mut sides = Vec::new();
     let mut submodules = Vec::new();
     for d in diff.deltas() {
@@ -1042,90 +1126,49 @@ pub fn apply(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Applied> {
             submodules.push(rel);
             continue;
         }
-        let base_side = match d.status() {
+        let base = match d.status() {
             Delta::Added => None,
             _ => Some((blob(d.old_file().id())?, Mode::of(d.old_file().mode())?)),
         };
-        let their_side = match d.status() {
+        let theirs = match d.status() {
             Delta::Deleted => None,
             _ => Some((blob(d.new_file().id())?, Mode::of(d.new_file().mode())?)),
         };
-        sides.push((rel, base_side, their_side));
+        sides.push(Sides { rel, base, theirs });
     }
-    let steering: Vec<String> = sides
+    Ok((sides, submodules))
+}
+
+/// The paths among `sides` that steer tools, each with why.
+fn steering_paths(sides: &[Sides]) -> Vec<String> {
+    sides
         .iter()
-        .filter_map(|(rel, _, t)| {
-            let target = t
+        .filter_map(|s| {
+            let target = s
+                .theirs
                 .as_ref()
                 .filter(|(_, m)| *m == Mode::Symlink)
                 .map(|(d, _)| d.as_slice());
-            check::steering(rel, target).map(|why| format!("{rel} ({why})"))
+            check::steering(&s.rel, target).map(|why| format!("{} ({why})", s.rel))
         })
-        .collect();
-    if !steering.is_empty() && !opts.allow_steering {
-        bail!(
-            "not applied: {device}'s snapshot changes files that steer tools (run code or change how git, Claude Code, CI or an editor behave):\n  {}\n(read them with `convosync wip diff {device}`, then apply with --allow-steering)",
-            steering.join("\n  ")
-        );
-    }
-    // Paths the snapshot deletes and this worktree still has as the base had them.
-    let deleting: Vec<String> = sides
+        .collect()
+}
+
+/// Paths the snapshot deletes and this worktree still has as the base had them.
+fn deleting(workdir: &Path, sides: &[Sides]) -> Vec<String> {
+    sides
         .iter()
-        .filter(|(rel, b, t)| {
-            t.is_none() && matches!(here(&workdir.join(rel)), Here::File(d, m) if b.as_ref().is_some_and(|(bd, bm)| *bd == d && *bm == m))
+        .filter(|s| {
+            s.theirs.is_none() && matches!(here(&workdir.join(&s.rel)), Here::File(d, m) if s.base.as_ref().is_some_and(|(bd, bm)| *bd == d && *bm == m))
         })
-        .map(|(rel, _, _)| rel.clone())
-        .collect();
-    let mut actions = Vec::new();
-    let mut result = Applied::default();
-    let mut conflict = |path: &str, reason, markers| {
-        result.conflicts.push(Conflict {
-            path: path.to_string(),
-            reason,
-            markers,
-        })
-    };
-    for rel in &submodules {
-        conflict(rel, "a submodule commit changed; not applied", false);
-    }
-    for (rel, base_side, their_side) in &sides {
-        let full = workdir.join(rel);
-        if let Some(reason) = blocked(&workdir, rel, &deleting)? {
-            conflict(rel, reason, false);
-            continue;
-        }
-        let ours = match here(&full) {
-            Here::File(d, m) => Some((d, m)),
-            Here::Absent => None,
-            Here::InTheWay if their_side.is_none() => continue,
-            Here::InTheWay if full.is_dir() && emptied_by(&full, &workdir, &deleting) => None,
-            Here::InTheWay => {
-                conflict(rel, "a directory is in the way here", false);
-                continue;
-            }
-        };
-        if ours == *their_side {
-            continue;
-        }
-        if ours == *base_side {
-            actions.push(match their_side {
-                Some((data, mode)) => Action::Write(rel.clone(), data.clone(), *mode),
-                None => Action::Delete(rel.clone()),
-            });
-            continue;
-        }
-        match merge3(rel, device, base_side, &ours, their_side)? {
-            Merged::Clean(Some((data, mode))) => actions.push(Action::Write(rel.clone(), data, mode)),
-            Merged::Clean(None) => actions.push(Action::Delete(rel.clone())),
-            Merged::Conflict(reason, Some((data, mode))) => {
-                conflict(rel, reason, true);
-                actions.push(Action::Write(rel.clone(), data, mode));
-            }
-            Merged::Conflict(reason, None) => conflict(rel, reason, false),
-        }
-    }
-    // A symlink this apply writes is in the way of every path below it, as a case-insensitive
-    // filesystem sees names: refuse the snapshot rather than write through it.
+        .map(|s| s.rel.clone())
+        .collect()
+}
+
+/// A symlink the plan writes is in the way of every path below it, as a case-insensitive
+/// filesystem sees names: the first path of `actions` below one refuses the snapshot rather than
+/// be written through it.
+fn below_symlink(actions: &[Action]) -> Option<Refusal> {
     let links: Vec<String> = actions
         .iter()
         .filter_map(|a| match a {
@@ -1133,30 +1176,114 @@ pub fn apply(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Applied> {
             _ => None,
         })
         .collect();
-    for a in &actions {
+    actions.iter().find_map(|a| {
         let (Action::Write(rel, ..) | Action::Delete(rel)) = a;
         let folded = check::fold_path(rel);
-        if let Some(l) = links.iter().find(|l| folded.starts_with(&format!("{l}/"))) {
-            bail!("refused: {device}'s snapshot writes {rel} below a symlink it also writes ({l})");
-        }
-    }
-    if !result.conflicts.is_empty() && !opts.force {
-        let list: Vec<String> = result
-            .conflicts
+        links
             .iter()
-            .map(|c| format!("{} ({})", c.path, c.reason))
-            .collect();
-        bail!(
-            "not applied: these files changed here and in {device}'s snapshot and do not combine cleanly:\n  {}\n(commit or stash your changes first, or use --force to write conflict markers and keep the local version of the rest)",
-            list.join("\n  ")
-        );
-    }
-    execute(&workdir, actions, &mut result)?;
-    Ok(result)
+            .find(|l| folded.starts_with(&format!("{l}/")))
+            .map(|l| Refusal::BelowSymlink {
+                path: rel.clone(),
+                link: l.clone(),
+            })
+    })
 }
 
-/// Carry out the planned `actions` in `workdir`, recording what was written and deleted.
-fn execute(workdir: &Path, mut actions: Vec<Action>, result: &mut Applied) -> Result<()> {
+impl Plan {
+    fn conflict(&mut self, path: &str, reason: &'static str, markers: bool) {
+        self.conflicts.push(Conflict {
+            path: path.to_string(),
+            reason,
+            markers,
+        })
+    }
+
+    /// Plan one path against what this worktree has there. `deleting`: see [`deleting`].
+    fn path(&mut self, s: &Sides, deleting: &[String]) -> Result<()> {
+        let Sides { rel, base, theirs } = s;
+        if unsafe_path(rel) {
+            self.refused.push(Refusal::UnsafePath(rel.clone()));
+            return Ok(());
+        }
+        if let Some(reason) = blocked(&self.workdir, rel, deleting) {
+            self.conflict(rel, reason, false);
+            return Ok(());
+        }
+        let full = self.workdir.join(rel);
+        let ours = match here(&full) {
+            Here::File(d, m) => Some((d, m)),
+            Here::Absent => None,
+            Here::InTheWay if theirs.is_none() => return Ok(()),
+            Here::InTheWay if full.is_dir() && emptied_by(&full, &self.workdir, deleting) => None,
+            Here::InTheWay => {
+                self.conflict(rel, "a directory is in the way here", false);
+                return Ok(());
+            }
+        };
+        if ours == *theirs {
+            return Ok(());
+        }
+        if ours == *base {
+            self.actions.push(match theirs {
+                Some((data, mode)) => Action::Write(rel.clone(), data.clone(), *mode),
+                None => Action::Delete(rel.clone()),
+            });
+            return Ok(());
+        }
+        match merge3(rel, &self.device, base, &ours, theirs)? {
+            Merged::Clean(Some((data, mode))) => self.actions.push(Action::Write(rel.clone(), data, mode)),
+            Merged::Clean(None) => self.actions.push(Action::Delete(rel.clone())),
+            Merged::Conflict(reason, Some((data, mode))) => {
+                self.conflict(rel, reason, true);
+                self.actions.push(Action::Write(rel.clone(), data, mode));
+            }
+            Merged::Conflict(reason, None) => self.conflict(rel, reason, false),
+        }
+        Ok(())
+    }
+
+    /// Why the apply is refused, for the user (the first reason); `None` when it can go ahead.
+    fn refusal(&self) -> Option<String> {
+        let device = &self.device;
+        Some(match self.refused.first()? {
+            Refusal::Steering(paths) => format!(
+                "not applied: {device}'s snapshot changes files that steer tools (run code or change how git, Claude Code, CI or an editor behave):\n  {}\n(read them with `convosync wip diff {device}`, then apply with --allow-steering)",
+                paths.join("\n  ")
+            ),
+            Refusal::UnsafePath(rel) => format!("not applied: the snapshot holds an unsafe path {rel:?}"),
+            Refusal::BelowSymlink { path, link } => {
+                format!("refused: {device}'s snapshot writes {path} below a symlink it also writes ({link})")
+            }
+            Refusal::Conflicts => {
+                let list: Vec<String> = self
+                    .conflicts
+                    .iter()
+                    .map(|c| format!("{} ({})", c.path, c.reason))
+                    .collect();
+                format!(
+                    "not applied: these files changed here and in {device}'s snapshot and do not combine cleanly:\n  {}\n(commit or stash your changes first, or use --force to write conflict markers and keep the local version of the rest)",
+                    list.join("\n  ")
+                )
+            }
+        })
+    }
+}
+
+/// Carry out `plan` unless it is refused, recording what was written and deleted.
+fn execute(plan: Plan) -> Result<Applied> {
+    if let Some(why) = plan.refusal() {
+        bail!("{why}");
+    }
+    let Plan {
+        workdir,
+        mut actions,
+        conflicts,
+        ..
+    } = plan;
+    let mut result = Applied {
+        conflicts,
+        ..Applied::default()
+    };
     // Deletions first: a directory the snapshot turns into a file must be gone before the file.
     // Symlinks last, so no write can pass through one written here.
     actions.sort_by_key(|a| match a {
@@ -1167,7 +1294,7 @@ fn execute(workdir: &Path, mut actions: Vec<Action>, result: &mut Applied) -> Re
     for a in actions {
         match a {
             Action::Write(rel, data, mode) => {
-                guard(workdir, &rel)?;
+                guard(&workdir, &rel)?;
                 let full = workdir.join(&rel);
                 let existed = std::fs::symlink_metadata(&full).is_ok();
                 write_file(&full, &data, mode)?;
@@ -1177,15 +1304,15 @@ fn execute(workdir: &Path, mut actions: Vec<Action>, result: &mut Applied) -> Re
                 result.written.push(rel);
             }
             Action::Delete(rel) => {
-                guard(workdir, &rel)?;
+                guard(&workdir, &rel)?;
                 let full = workdir.join(&rel);
                 std::fs::remove_file(&full).with_context(|| format!("could not delete {rel}"))?;
-                remove_empty_parents(&full, workdir);
+                remove_empty_parents(&full, &workdir);
                 result.deleted.push(rel);
             }
         }
     }
-    Ok(())
+    Ok(result)
 }
 
 /// After a deletion, remove the directories it left empty, as `git checkout` does.
@@ -1330,4 +1457,334 @@ pub fn patch(repo: &Repo, snap: &Snapshot) -> Result<String> {
         true
     })?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use git2::build::TreeUpdateBuilder;
+    use git2::{FileMode, Signature};
+    use std::collections::BTreeMap;
+
+    const OTHER: &str = "other";
+
+    /// A repository whose one commit (the base) holds `files`, checked out.
+    struct Fixture {
+        _tmp: tempfile::TempDir,
+        dir: PathBuf,
+        git: Repository,
+        base: Oid,
+    }
+
+    fn write(dir: &Path, rel: &str, text: &str) {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    fn fixture(files: &[(&str, &str)]) -> Fixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("w");
+        let git = Repository::init(&dir).unwrap();
+        let mut index = git.index().unwrap();
+        for (rel, text) in files {
+            write(&dir, rel, text);
+            index.add_path(Path::new(rel)).unwrap();
+        }
+        index.write().unwrap();
+        let tree = git.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = Signature::now("T", "t@example.com").unwrap();
+        let base = git.commit(Some("HEAD"), &sig, &sig, "base", &tree, &[]).unwrap();
+        drop(tree);
+        Fixture {
+            _tmp: tmp,
+            dir,
+            git,
+            base,
+        }
+    }
+
+    /// A change in the other device's snapshot: a file, a symlink, or a deletion.
+    enum Their<'a> {
+        File(&'a str, &'a str),
+        Link(&'a str, &'a str),
+        Gone(&'a str),
+    }
+
+    /// Record a snapshot from [`OTHER`]: the base's tree with `changes`, as `snapshot` writes it.
+    fn their_snapshot(f: &Fixture, changes: &[Their<'_>]) {
+        let base = f.git.find_commit(f.base).unwrap();
+        let mut update = TreeUpdateBuilder::new();
+        let mut files = Vec::new();
+        for c in changes {
+            let path = match c {
+                Their::File(p, text) => {
+                    let blob = f.git.blob(text.as_bytes()).unwrap();
+                    update.upsert(*p, blob, FileMode::Blob);
+                    p
+                }
+                Their::Link(p, target) => {
+                    let blob = f.git.blob(target.as_bytes()).unwrap();
+                    update.upsert(*p, blob, FileMode::Link);
+                    p
+                }
+                Their::Gone(p) => {
+                    update.remove(*p);
+                    p
+                }
+            };
+            files.push(path.to_string());
+        }
+        files.sort();
+        let tree = update.create_updated(&f.git, &base.tree().unwrap()).unwrap();
+        let tree = f.git.find_tree(tree).unwrap();
+        let sig = Signature::now("T", "t@example.com").unwrap();
+        let msg = message(OTHER, Some(f.base), Some("main"), &files);
+        let id = f.git.commit(None, &sig, &sig, &msg, &tree, &[&base]).unwrap();
+        f.git.reference(&refs::wip(OTHER), id, true, "test").unwrap();
+    }
+
+    /// Every file under `dir`, `.git` included: its content, or a symlink's target.
+    fn files_under(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                files_under(&p, out);
+            } else if t.is_symlink() {
+                out.insert(
+                    p.clone(),
+                    std::fs::read_link(&p).unwrap().as_os_str().as_bytes().to_vec(),
+                );
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+
+    /// Plan the apply of [`OTHER`]'s snapshot, checking that planning writes nothing at all.
+    fn plan_of(f: &Fixture, force: bool, allow_steering: bool) -> Plan {
+        let repo = Repo::open(&f.dir).unwrap();
+        let mut before = BTreeMap::new();
+        files_under(f._tmp.path(), &mut before);
+        let opts = ApplyOptions {
+            force,
+            allow_steering,
+        };
+        let p = plan(&repo, OTHER, opts).unwrap();
+        let mut after = BTreeMap::new();
+        files_under(f._tmp.path(), &mut after);
+        assert_eq!(before, after, "planning wrote something");
+        p
+    }
+
+    fn put(rel: &str, text: &str) -> Action {
+        Action::Write(rel.into(), text.as_bytes().to_vec(), Mode::Regular)
+    }
+
+    fn conflicts(p: &Plan) -> Vec<(&str, &str, bool)> {
+        p.conflicts
+            .iter()
+            .map(|c| (c.path.as_str(), c.reason, c.markers))
+            .collect()
+    }
+
+    #[test]
+    fn files_untouched_here_take_the_snapshots_version() {
+        let f = fixture(&[("a.txt", "one\n"), ("same.txt", "same\n")]);
+        their_snapshot(
+            &f,
+            &[Their::File("a.txt", "two\n"), Their::File("new/b.txt", "new\n")],
+        );
+        let p = plan_of(&f, false, false);
+        assert_eq!(p.actions, vec![put("a.txt", "two\n"), put("new/b.txt", "new\n")]);
+        assert!(p.conflicts.is_empty() && p.refused.is_empty(), "{p:?}");
+        assert_eq!(p.refusal(), None);
+    }
+
+    #[test]
+    fn a_file_already_as_the_snapshot_has_it_is_left_alone() {
+        let f = fixture(&[("a.txt", "one\n")]);
+        their_snapshot(&f, &[Their::File("a.txt", "two\n")]);
+        write(&f.dir, "a.txt", "two\n");
+        let p = plan_of(&f, false, false);
+        assert!(
+            p.actions.is_empty() && p.conflicts.is_empty() && p.refused.is_empty(),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn changes_on_both_sides_that_combine_are_merged() {
+        let f = fixture(&[("a.txt", "1\n2\n3\n4\n5\n6\n")]);
+        their_snapshot(&f, &[Their::File("a.txt", "1\n2\n3\n4\n5\nsix\n")]);
+        write(&f.dir, "a.txt", "one\n2\n3\n4\n5\n6\n");
+        let p = plan_of(&f, false, false);
+        assert_eq!(p.actions, vec![put("a.txt", "one\n2\n3\n4\n5\nsix\n")]);
+        assert!(p.conflicts.is_empty() && p.refused.is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn changes_to_the_same_lines_conflict_and_refuse_unless_forced() {
+        let f = fixture(&[("a.txt", "base\n"), ("b.txt", "b\n")]);
+        their_snapshot(
+            &f,
+            &[Their::File("a.txt", "theirs\n"), Their::File("b.txt", "b2\n")],
+        );
+        write(&f.dir, "a.txt", "local\n");
+        let p = plan_of(&f, false, false);
+        assert_eq!(
+            conflicts(&p),
+            vec![("a.txt", "both sides changed the same lines", true)]
+        );
+        assert_eq!(p.refused, vec![Refusal::Conflicts]);
+        let why = p.refusal().unwrap();
+        assert!(
+            why.starts_with("not applied: these files changed here and in other's snapshot")
+                && why.contains("\n  a.txt (both sides changed the same lines)\n"),
+            "{why}"
+        );
+        // Forced: written with conflict markers, the rest as usual.
+        let p = plan_of(&f, true, false);
+        assert!(p.refused.is_empty(), "{p:?}");
+        let Action::Write(rel, data, Mode::Regular) = &p.actions[0] else {
+            panic!("{p:?}")
+        };
+        let text = String::from_utf8_lossy(data);
+        assert_eq!(rel, "a.txt");
+        assert!(
+            text.contains("<<<<<<< local\nlocal\n") && text.contains("theirs\n>>>>>>> other"),
+            "{text}"
+        );
+        assert_eq!(p.actions[1], put("b.txt", "b2\n"));
+    }
+
+    #[test]
+    fn deletions_in_the_snapshot() {
+        let f = fixture(&[
+            ("gone.txt", "g\n"),
+            ("edited.txt", "e\n"),
+            ("gone-here-too.txt", "h\n"),
+            ("dir/only.txt", "o\n"),
+        ]);
+        their_snapshot(
+            &f,
+            &[
+                Their::Gone("gone.txt"),
+                Their::Gone("edited.txt"),
+                Their::Gone("gone-here-too.txt"),
+                Their::Gone("dir/only.txt"),
+            ],
+        );
+        write(&f.dir, "edited.txt", "changed here\n");
+        std::fs::remove_file(f.dir.join("gone-here-too.txt")).unwrap();
+        let p = plan_of(&f, false, false);
+        assert_eq!(
+            p.actions,
+            vec![
+                Action::Delete("dir/only.txt".into()),
+                Action::Delete("gone.txt".into())
+            ]
+        );
+        assert_eq!(
+            conflicts(&p),
+            vec![("edited.txt", "deleted in the snapshot, changed here", false)]
+        );
+        assert_eq!(p.refused, vec![Refusal::Conflicts]);
+        // Forced, the local version stays: nothing is written for it.
+        let p = plan_of(&f, true, false);
+        assert!(p.refused.is_empty() && p.actions.len() == 2, "{p:?}");
+    }
+
+    #[test]
+    fn a_steering_file_is_refused_without_the_allow_flag() {
+        let f = fixture(&[("a.txt", "one\n")]);
+        their_snapshot(
+            &f,
+            &[
+                Their::File(".claude/settings.json", "{}\n"),
+                Their::File("a.txt", "two\n"),
+            ],
+        );
+        let why = check::steering(".claude/settings.json", None).unwrap();
+        let p = plan_of(&f, true, false);
+        assert_eq!(
+            p.refused,
+            vec![Refusal::Steering(vec![format!(".claude/settings.json ({why})")])]
+        );
+        assert!(p
+            .refusal()
+            .unwrap()
+            .starts_with("not applied: other's snapshot changes files that steer tools"));
+        let p = plan_of(&f, false, true);
+        assert!(p.refused.is_empty(), "{p:?}");
+        assert_eq!(
+            p.actions,
+            vec![put(".claude/settings.json", "{}\n"), put("a.txt", "two\n")]
+        );
+    }
+
+    #[test]
+    fn a_path_below_a_symlink_here_is_not_written() {
+        let f = fixture(&[("sub/a.txt", "one\n"), ("b.txt", "b\n")]);
+        their_snapshot(
+            &f,
+            &[Their::File("sub/a.txt", "two\n"), Their::File("b.txt", "b2\n")],
+        );
+        let outside = f._tmp.path().join("outside");
+        write(&outside, "a.txt", "one\n");
+        std::fs::remove_dir_all(f.dir.join("sub")).unwrap();
+        std::os::unix::fs::symlink(&outside, f.dir.join("sub")).unwrap();
+        let p = plan_of(&f, false, false);
+        assert_eq!(
+            conflicts(&p),
+            vec![("sub/a.txt", "a symlink is in the way here", false)]
+        );
+        assert_eq!(p.refused, vec![Refusal::Conflicts]);
+        let p = plan_of(&f, true, true);
+        assert!(p.refused.is_empty(), "{p:?}");
+        assert_eq!(p.actions, vec![put("b.txt", "b2\n")]);
+    }
+
+    #[test]
+    fn a_path_below_a_symlink_the_snapshot_writes_is_refused() {
+        let f = fixture(&[("a.txt", "one\n")]);
+        // On a case-insensitive filesystem `Sub` and `sub` are one name.
+        their_snapshot(
+            &f,
+            &[Their::Link("Sub", "a.txt"), Their::File("sub/x.txt", "x\n")],
+        );
+        for (force, allow_steering) in [(false, false), (true, true)] {
+            let p = plan_of(&f, force, allow_steering);
+            assert_eq!(
+                p.refused,
+                vec![Refusal::BelowSymlink {
+                    path: "sub/x.txt".into(),
+                    link: "sub".into()
+                }]
+            );
+            assert_eq!(
+                p.refusal().unwrap(),
+                "refused: other's snapshot writes sub/x.txt below a symlink it also writes (sub)"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refused_plan_writes_nothing() {
+        let f = fixture(&[("a.txt", "base\n"), ("b.txt", "b\n")]);
+        their_snapshot(
+            &f,
+            &[Their::File("a.txt", "theirs\n"), Their::File("b.txt", "b2\n")],
+        );
+        write(&f.dir, "a.txt", "local\n");
+        let p = plan_of(&f, false, false);
+        let why = p.refusal().unwrap();
+        let err = execute(p).unwrap_err();
+        assert_eq!(err.to_string(), why);
+        assert_eq!(std::fs::read_to_string(f.dir.join("b.txt")).unwrap(), "b\n");
+        let applied = execute(plan_of(&f, true, false)).unwrap();
+        assert_eq!(applied.written, vec!["a.txt", "b.txt"]);
+        assert_eq!(std::fs::read_to_string(f.dir.join("b.txt")).unwrap(), "b2\n");
+    }
 }
