@@ -13,10 +13,10 @@ use git2::Oid;
 
 use crate::handoff::template::Template;
 use crate::handoff::{format, Handoff, Section};
-use crate::hook::transcript::Summary;
 use crate::redact::Redactor;
 use crate::repo::Repo;
 use crate::store::{commit_message, Store};
+use crate::transcript::Summary;
 
 /// Drafts larger than this are refused (a handoff is a short note).
 pub const MAX_DRAFT_BYTES: u64 = 512 * 1024;

@@ -28,6 +28,7 @@ pub(crate) mod sync;
 pub(crate) mod team;
 pub(crate) mod term;
 pub(crate) mod timefmt;
+pub(crate) mod transcript;
 pub(crate) mod untrusted;
 pub(crate) mod wip;
 

@@ -29,7 +29,7 @@ pub struct SessionState {
     pub blocked_last_stop: bool,
     /// Where the Stop hook stopped reading the transcript, so the next reads only new lines.
     #[serde(default)]
-    pub transcript: Option<crate::hook::transcript::Mark>,
+    pub transcript: Option<crate::transcript::Mark>,
     /// Times of the user's latest prompts (at most [`RECENT_PROMPTS`]), from the transcript.
     #[serde(default)]
     pub recent_prompts: Vec<DateTime<Utc>>,

@@ -9,7 +9,6 @@ pub mod prompt;
 pub mod session_start;
 use crate::state;
 pub mod stop;
-pub mod transcript;
 pub mod wire;
 
 use std::io::Read;

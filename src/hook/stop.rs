@@ -9,13 +9,13 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::state::{HeadMark, SessionState, RECENT_PROMPTS};
-use super::transcript::{Activity, Summary};
 use super::Ctx;
 use crate::config::StopMode;
 use crate::draft::{self, Outcome};
 use crate::handoff::Handoff;
 use crate::store::{commit_message, Store};
 use crate::sync::{Fetched, Pushed, Report};
+use crate::transcript::{Activity, Summary};
 
 /// User prompts since the last handoff that count as work even without edits.
 const TURNS_FOR_WORK: usize = 6;

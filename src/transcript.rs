@@ -1,7 +1,8 @@
-//! Reading Claude Code's transcript (JSONL) for the Stop hook: the evidence of work (the user's
-//! prompts, edits and shell commands, with their times), read incrementally from where the last
-//! Stop of the session stopped, and, for `auto` mode, a handoff derived without asking the model
-//! (the last requests, the files touched by editing tools, the last assistant message).
+//! Reading Claude Code's transcript (JSONL), for the Stop hook, drafts and the hooks' state: the
+//! evidence of work (the user's prompts, edits and shell commands, with their times), read
+//! incrementally from where the last Stop of the session stopped, and, for `auto` mode, a handoff
+//! derived without asking the model (the last requests, the files touched by editing tools, the
+//! last assistant message).
 //!
 //! Transcripts can be large; at most the last [`TAIL_BYTES`] are read at once. Lines that are not
 //! what we expect are skipped.
