@@ -33,8 +33,9 @@ pub struct Version {
 }
 
 impl Version {
+    /// The version's commit as people read it ([`crate::git::short_id`]).
     pub fn short_id(&self) -> String {
-        self.commit.to_string()[..8].to_string()
+        crate::git::short_id(&self.commit.to_string()).to_string()
     }
 }
 

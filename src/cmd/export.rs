@@ -31,7 +31,7 @@ pub fn run(dir: &Path, args: ExportArgs) -> Result<ExitCode> {
                 "{}-{}-{}.{}",
                 v.handoff.timestamp.format("%Y%m%dT%H%M%SZ"),
                 v.device,
-                &v.commit.to_string()[..8],
+                v.short_id(),
                 args.format.extension()
             );
             let text = match args.format {
