@@ -305,7 +305,16 @@ pub fn code_notes(repo: &crate::repo::Repo, h: &Handoff, current_branch: Option<
     if let Some(c) = &h.commit {
         // A full id is one lookup; an abbreviation (the original plugin's) needs a prefix search.
         let present = match git2::Oid::from_str(&c.sha) {
-            Ok(id) if c.sha.len() == 40 => repo.git.find_commit(id).is_ok(),
+            // Looked up without rescanning the object directory when missing (libgit2 does so
+            // for every miss otherwise); packs added by a fetch of this process are seen (see
+            // `sync::fetch`).
+            Ok(id) if c.sha.len() == 40 => {
+                let known = repo
+                    .git
+                    .odb()
+                    .is_ok_and(|o| o.exists_ext(id, git2::OdbLookupFlags::NO_REFRESH));
+                known && repo.git.find_commit(id).is_ok()
+            }
             _ => repo
                 .git
                 .revparse_single(&c.sha)

@@ -94,6 +94,11 @@ pub fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Result<Fetched> {
     let wip = refs::wip_fetch_refspec(repo.settings.notes_repo, &repo.settings.refname, remote);
     let specs: Vec<&str> = vec![&spec, &wip];
     let out = git::fetch(repo.git.path(), remote, &specs, deadline)?;
+    // The fetch may have added a pack: libgit2 sees it from now on even in lookups that do not
+    // rescan the object directory for a missing object (see `context::code_notes`).
+    if let Ok(odb) = repo.git.odb() {
+        let _ = odb.refresh();
+    }
     let fetched = classify_fetch(&out);
     if matches!(fetched, Fetched::Ok | Fetched::NoRemoteRef) {
         // The one place that records a sync: every command and hook fetches through here.
