@@ -933,7 +933,8 @@ fn merge3(rel: &str, device: &str, base: &Side, ours: &Side, theirs: &Side) -> R
     ti.content(t).path(rel);
     let mut mopts = git2::MergeFileOptions::new();
     mopts.our_label("local").their_label(device);
-    let merged = git2::merge_file(&bi, &oi, &ti, Some(&mut mopts))?;
+    let merged = git2::merge_file(&bi, &oi, &ti, Some(&mut mopts))
+        .with_context(|| format!("could not merge {rel}"))?;
     let content = merged.content().to_vec();
     if merged.is_automergeable() {
         Ok(Merged::Clean(Some((content, mode))))
@@ -971,7 +972,7 @@ fn validate_tree(git: &Repository, root: Oid, seen: &mut HashSet<Oid>) -> Result
         if depth > MAX_DEPTH {
             return Err(format!("trees nested deeper than {MAX_DEPTH} {place}"));
         }
-        let obj = odb.read(id).map_err(|_| format!("a missing tree {place}"))?;
+        let obj = odb.read(id).map_err(|_| format!("a missing tree {id} {place}"))?;
         if obj.kind() != ObjectType::Tree {
             return Err(format!("a {} where a tree belongs {place}", obj.kind().str()));
         }
