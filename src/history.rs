@@ -80,17 +80,21 @@ fn sort_newest_first(versions: &mut [Version]) {
 
 /// The versions written by the commits reachable from `tip` but not from `known` (all of them
 /// without it), in no particular order, each blob once (the newest commit that wrote it).
-fn walk(repo: &Repository, tip: Oid, known: Option<Oid>) -> Result<Vec<Version>> {
+fn walk(repo: &Repository, refname: &str, tip: Oid, known: Option<Oid>) -> Result<Vec<Version>> {
     // Re-hashing every object read costs a fifth of a 10,000-commit walk; this is a read-only
     // listing and every blob is still parsed, so corruption shows as a skipped version.
     git2::opts::strict_hash_verification(false);
     // Every object is read once; libgit2's object cache would only grow.
     git2::opts::enable_caching(false);
-    let mut walk = repo.revwalk()?;
-    walk.set_sorting(Sort::TOPOLOGICAL | Sort::TIME)?;
-    walk.push(tip)?;
+    let mut walk = repo
+        .revwalk()
+        .and_then(|mut w| w.set_sorting(Sort::TOPOLOGICAL | Sort::TIME).map(|()| w))
+        .with_context(|| format!("could not walk the history of {refname}"))?;
+    walk.push(tip)
+        .with_context(|| format!("could not walk the history of {refname} from {tip}"))?;
     if let Some(k) = known {
-        walk.hide(k)?;
+        walk.hide(k)
+            .with_context(|| format!("could not walk the history of {refname} past {k}"))?;
     }
     let mut seen = HashSet::new();
     let mut out = Vec::new();
@@ -98,8 +102,10 @@ fn walk(repo: &Repository, tip: Oid, known: Option<Oid>) -> Result<Vec<Version>>
     // "now": carry it over instead of reading the same trees twice.
     let mut carried: Option<(Oid, Option<Tree<'_>>)> = None;
     for id in walk {
-        let id = id?;
-        let commit = repo.find_commit(id)?;
+        let id = id.with_context(|| format!("could not walk the history of {refname} from {tip}"))?;
+        let commit = repo
+            .find_commit(id)
+            .with_context(|| format!("could not read commit {id} in the history of {refname}"))?;
         if commit.parent_count() > 1 {
             continue;
         }

@@ -94,7 +94,7 @@ impl<'r> Store<'r> {
         let (blob, key, message) = self.seal(handoff, message)?;
         let sig = signature(self.repo, handoff.timestamp)?;
         self.update(&message, &sig, |tree| {
-            let root = upsert(self.repo, tree, &handoff.device, Some(blob))?;
+            let root = upsert(self.repo, &self.refname, tree, &handoff.device, Some(blob))?;
             self.with_key(root, key.as_deref())
         })
     }
@@ -109,14 +109,23 @@ impl<'r> Store<'r> {
             Some(_) => crate::crypt::sealed_message(&handoff.device),
             None => message.to_string(),
         };
-        Ok((self.repo.blob(&content)?, key, message))
+        let blob = self.repo.blob(&content).with_context(|| {
+            format!(
+                "could not write the note of {} for {}",
+                handoff.device, self.refname
+            )
+        })?;
+        Ok((blob, key, message))
     }
 
     /// `root` with `keys/<recipient>` added when `recipient` is given.
     fn with_key(&self, root: Oid, recipient: Option<&str>) -> Result<Oid> {
         let Some(r) = recipient else { return Ok(root) };
-        let tree = self.repo.find_tree(root)?;
-        upsert_key(self.repo, &tree, r)
+        let tree = self
+            .repo
+            .find_tree(root)
+            .with_context(|| format!("could not read tree {root} for {}", self.refname))?;
+        upsert_key(self.repo, &self.refname, &tree, r)
     }
 
     /// Record on the ref that notes are encrypted, to `recipient` among others.
@@ -125,7 +134,11 @@ impl<'r> Store<'r> {
         self.update("encrypt handoffs", &sig, |tree| {
             let root = match tree {
                 Some(t) => t.id(),
-                None => self.repo.treebuilder(None)?.write()?,
+                None => self
+                    .repo
+                    .treebuilder(None)
+                    .and_then(|b| b.write())
+                    .with_context(|| format!("could not write an empty tree for {}", self.refname))?,
             };
             self.with_key(root, Some(recipient))
         })
@@ -134,7 +147,9 @@ impl<'r> Store<'r> {
     /// Remove `device`'s file (its history stays in the ref's log).
     pub fn remove(&self, device: &str, message: &str) -> Result<Oid> {
         let sig = signature(self.repo, crate::timefmt::now())?;
-        self.update(message, &sig, |tree| upsert(self.repo, tree, device, None))
+        self.update(message, &sig, |tree| {
+            upsert(self.repo, &self.refname, tree, device, None)
+        })
     }
 
     /// Move `old`'s file to `handoff.device`'s in one commit.
@@ -142,9 +157,18 @@ impl<'r> Store<'r> {
         let (blob, key, message) = self.seal(handoff, message)?;
         let sig = signature(self.repo, crate::timefmt::now())?;
         self.update(&message, &sig, |tree| {
-            let without = upsert(self.repo, tree, old, None)?;
-            let without = self.repo.find_tree(without)?;
-            let root = upsert(self.repo, Some(&without), &handoff.device, Some(blob))?;
+            let without = upsert(self.repo, &self.refname, tree, old, None)?;
+            let without = self
+                .repo
+                .find_tree(without)
+                .with_context(|| format!("could not read tree {without} for {}", self.refname))?;
+            let root = upsert(
+                self.repo,
+                &self.refname,
+                Some(&without),
+                &handoff.device,
+                Some(blob),
+            )?;
             self.with_key(root, key.as_deref())
         })
     }
@@ -168,7 +192,10 @@ impl<'r> Store<'r> {
                     return Ok(Cas::Done(c.id()));
                 }
             }
-            let tree = self.repo.find_tree(tree_id)?;
+            let tree = self
+                .repo
+                .find_tree(tree_id)
+                .with_context(|| format!("could not read tree {tree_id} for {}", self.refname))?;
             let parents: Vec<&Commit<'_>> = tip.iter().collect();
             let id = self
                 .repo
@@ -352,29 +379,37 @@ pub fn write_ref_tree(
     files: &std::collections::BTreeMap<String, Oid>,
     keys: &std::collections::BTreeMap<String, Oid>,
 ) -> Result<Oid> {
-    let mut root = repo.treebuilder(None)?;
+    let mut root = repo.treebuilder(None).context("could not start a tree")?;
     for (name, entries, suffix) in [(DEVICES_DIR, files, ".md"), (crate::crypt::KEYS_DIR, keys, "")] {
         if entries.is_empty() {
             continue;
         }
-        let mut dir = repo.treebuilder(None)?;
+        let mut dir = repo.treebuilder(None).context("could not start a tree")?;
         for (entry, id) in entries {
-            dir.insert(format!("{entry}{suffix}"), *id, FileMode::Blob.into())?;
+            dir.insert(format!("{entry}{suffix}"), *id, FileMode::Blob.into())
+                .with_context(|| format!("could not add {name}/{entry}{suffix} ({id}) to a tree"))?;
         }
-        root.insert(name, dir.write()?, FileMode::Tree.into())?;
+        let id = dir
+            .write()
+            .with_context(|| format!("could not write the {name} tree"))?;
+        root.insert(name, id, FileMode::Tree.into())
+            .with_context(|| format!("could not add {name} ({id}) to a tree"))?;
     }
-    Ok(root.write()?)
+    root.write().context("could not write a root tree")
 }
 
 /// `tree` with `recipient` recorded under `keys/`.
-fn upsert_key(repo: &Repository, tree: &Tree<'_>, recipient: &str) -> Result<Oid> {
+fn upsert_key(repo: &Repository, refname: &str, tree: &Tree<'_>, recipient: &str) -> Result<Oid> {
     if !crate::crypt::is_recipient(recipient) {
         bail!("invalid age recipient {recipient:?}");
     }
     let mut keys = key_files(repo, tree);
-    let blob = repo.blob(format!("{recipient}\n").as_bytes())?;
+    let blob = repo
+        .blob(format!("{recipient}\n").as_bytes())
+        .with_context(|| format!("could not write the key record of {recipient} for {refname}"))?;
     keys.entry(recipient.to_string()).or_insert(blob);
     write_ref_tree(repo, &device_files(repo, tree), &keys)
+        .with_context(|| format!("could not write the tree of {refname} with key {recipient}"))
 }
 
 /// All device files of `tree`, newest first. Each handoff shows the device of its file name;
@@ -471,21 +506,30 @@ pub fn parse_blob(bytes: &[u8]) -> Result<Handoff, String> {
 /// Replace (or with `None`, remove) `device`'s file in `tree`, returning the new root tree id.
 /// The tree is rebuilt from its valid device files only, so whatever invalid entries a hostile
 /// push left on the ref are gone from the next commit, and a remote that checks objects accepts it.
-fn upsert(repo: &Repository, tree: Option<&Tree<'_>>, device: &str, blob: Option<Oid>) -> Result<Oid> {
+fn upsert(
+    repo: &Repository,
+    refname: &str,
+    tree: Option<&Tree<'_>>,
+    device: &str,
+    blob: Option<Oid>,
+) -> Result<Oid> {
     if !crate::device::is_valid(device) {
         bail!("invalid device name {device:?}");
     }
     let mut files = tree.map(|t| device_files(repo, t)).unwrap_or_default();
     let keys = tree.map(|t| key_files(repo, t)).unwrap_or_default();
-    match blob {
+    let what = match blob {
         Some(b) => {
             files.insert(device.to_string(), b);
+            "with"
         }
         None => {
             files.remove(device);
+            "without"
         }
-    }
+    };
     write_ref_tree(repo, &files, &keys)
+        .with_context(|| format!("could not write the tree of {refname} {what} the note of {device}"))
 }
 
 /// Move `refname` from `old` (`None`: must not exist) to `new`, failing if someone else moved it.
@@ -554,7 +598,8 @@ pub fn signature(repo: &Repository, when: chrono::DateTime<chrono::Utc>) -> Resu
         .ok()
         .and_then(|s| Some((s.name().ok()?.to_string(), s.email().ok()?.to_string())))
         .unwrap_or_else(|| ("convosync".to_string(), "convosync@localhost".to_string()));
-    Ok(Signature::new(&name, &email, &time)?)
+    Signature::new(&name, &email, &time)
+        .with_context(|| format!("could not make a commit signature from {name:?} <{email:?}>"))
 }
 
 /// The commit message for a handoff: a summary line plus trailers that history and search read.

@@ -238,13 +238,20 @@ pub fn integrate(repo: &Repo, remote: &str, lock_wait: Duration) -> Result<()> {
         let ours = tip_of(&repo.git, refname)?.map(|c| c.id());
         let next = match ours {
             None => theirs,
-            Some(o) if o == theirs || repo.git.graph_descendant_of(o, theirs)? => return Ok(Cas::Done(o)),
-            Some(o) if repo.git.graph_descendant_of(theirs, o)? => theirs,
-            Some(o) => merge_commit(&repo.git, o, theirs)?,
+            Some(o) if o == theirs || descends(&repo.git, refname, o, theirs)? => return Ok(Cas::Done(o)),
+            Some(o) if descends(&repo.git, refname, theirs, o)? => theirs,
+            Some(o) => merge_commit(&repo.git, o, theirs)
+                .with_context(|| format!("could not merge the remote's {theirs} into {refname} at {o}"))?,
         };
         Ok(Cas::Move { from: ours, to: next })
     })?;
     Ok(())
+}
+
+/// Whether `commit` descends from `ancestor`, two commits of the history of `refname`.
+fn descends(repo: &Repository, refname: &str, commit: Oid, ancestor: Oid) -> Result<bool> {
+    repo.graph_descendant_of(commit, ancestor)
+        .with_context(|| format!("could not compare commits {commit} and {ancestor} of {refname}"))
 }
 
 /// A commit with both tips as parents whose tree is the path-wise merge of theirs and ours.
@@ -262,14 +269,21 @@ fn merge_commit(repo: &Repository, ours: Oid, theirs: Oid) -> Result<Oid> {
         .ok()
         .and_then(|b| repo.find_commit(b).ok());
     let base_tree = base.as_ref().and_then(store::commit_tree);
-    let empty = repo.find_tree(repo.treebuilder(None)?.write()?)?;
+    let empty = repo
+        .treebuilder(None)
+        .and_then(|b| b.write())
+        .and_then(|id| repo.find_tree(id))
+        .context("could not write an empty tree")?;
     let ours_tree = store::commit_tree(&o).unwrap_or_else(|| empty.clone());
     let theirs_tree = store::commit_tree(&t).unwrap_or(empty);
     let tree_id = merge_trees(repo, base_tree.as_ref(), &ours_tree, &theirs_tree)?;
-    let tree = repo.find_tree(tree_id)?;
+    let tree = repo
+        .find_tree(tree_id)
+        .with_context(|| format!("could not read the merged tree {tree_id}"))?;
     let sig = store::signature(repo, crate::timefmt::now())?;
     let msg = "merge handoffs\n\nEach device owns its own file; the newest handoff wins where a device wrote on both sides.\n";
-    Ok(repo.commit(None, &sig, &sig, msg, &tree, &[&o, &t])?)
+    repo.commit(None, &sig, &sig, msg, &tree, &[&o, &t])
+        .with_context(|| format!("could not write the merge commit of tree {tree_id}"))
 }
 
 /// Three-way merge of device files. A device changed on one side only takes that side
@@ -365,7 +379,9 @@ fn two_authors(repo: &Repository, device: &str, a: Oid, b: Oid) -> Result<Option
             text = k.encrypt(&text)?;
         }
     }
-    let blob = repo.blob(&text)?;
+    let blob = repo
+        .blob(&text)
+        .with_context(|| format!("could not write the note of {device} moved to {}", other.device))?;
     Ok(Some((keep, (other.device, blob))))
 }
 

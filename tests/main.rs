@@ -4,6 +4,7 @@
 mod claude;
 mod common;
 mod core;
+mod corrupt;
 mod history_cache;
 mod hooks;
 mod hostile;

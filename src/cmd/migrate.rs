@@ -144,21 +144,37 @@ fn next_steps(repo: &Repo, pending: &Pending, path: &Path) {
 /// Commit `handoffs` (oldest first) one by one on a new line of history, then merge that line
 /// into `refname` (the newest handoff of each device wins in the tree).
 fn write(repo: &Repository, refname: &str, handoffs: &[Handoff]) -> Result<()> {
-    let mut tree = repo.find_tree(repo.treebuilder(None)?.write()?)?;
+    let mut tree = repo
+        .treebuilder(None)
+        .and_then(|b| b.write())
+        .and_then(|id| repo.find_tree(id))
+        .context("could not write an empty tree")?;
     let mut parent: Option<Oid> = None;
     for h in handoffs {
         // On a ref whose notes are encrypted, migrated notes are sealed like every other.
         let text = crate::handoff::format::render(h).into_bytes();
         let encrypted = !store::recipients(repo, refname).is_empty();
         let (content, sealed) = crate::crypt::seal(encrypted, text)?;
-        let blob = repo.blob(&content)?;
+        let blob = repo
+            .blob(&content)
+            .with_context(|| format!("could not write the note of {} for {refname}", h.device))?;
         let id = git2::build::TreeUpdateBuilder::new()
             .upsert(store::device_path(&h.device), blob, git2::FileMode::Blob)
-            .create_updated(repo, &tree)?;
-        tree = repo.find_tree(id)?;
+            .create_updated(repo, &tree)
+            .and_then(|id| repo.find_tree(id))
+            .with_context(|| {
+                format!(
+                    "could not write a tree with the note of {} for {refname}",
+                    h.device
+                )
+            })?;
+        tree = id;
         let sig = store::signature(repo, h.timestamp)?;
         let parents: Vec<git2::Commit<'_>> = parent
-            .map(|p| repo.find_commit(p))
+            .map(|p| {
+                repo.find_commit(p)
+                    .with_context(|| format!("could not read migrated commit {p}"))
+            })
             .transpose()?
             .into_iter()
             .collect();
@@ -167,7 +183,15 @@ fn write(repo: &Repository, refname: &str, handoffs: &[Handoff]) -> Result<()> {
             Some(_) => format!("migrate: {}", crate::crypt::sealed_message(&h.device)),
             None => format!("migrate: {}", commit_message(h)),
         };
-        parent = Some(repo.commit(None, &sig, &sig, &msg, &tree, &parents)?);
+        let id = repo
+            .commit(None, &sig, &sig, &msg, &tree, &parents)
+            .with_context(|| {
+                format!(
+                    "could not write a commit with the note of {} for {refname}",
+                    h.device
+                )
+            })?;
+        parent = Some(id);
     }
     let Some(line) = parent else { return Ok(()) };
     store::retry_cas(repo, refname, "migrate handoffs", || {
@@ -175,9 +199,21 @@ fn write(repo: &Repository, refname: &str, handoffs: &[Handoff]) -> Result<()> {
         let to = match &tip {
             None => line,
             Some(t) => {
-                let theirs = repo.find_commit(line)?;
-                let merged = crate::sync::merge_trees(repo, None, &t.tree()?, &theirs.tree()?)?;
-                let merged = repo.find_tree(merged)?;
+                let theirs = repo
+                    .find_commit(line)
+                    .with_context(|| format!("could not read migrated commit {line}"))?;
+                let ours_tree = t
+                    .tree()
+                    .with_context(|| format!("could not read the tree of {} on {refname}", t.id()))?;
+                let theirs_tree = theirs
+                    .tree()
+                    .with_context(|| format!("could not read the tree of migrated commit {line}"))?;
+                let merged = crate::sync::merge_trees(repo, None, &ours_tree, &theirs_tree)
+                    .and_then(|id| {
+                        repo.find_tree(id)
+                            .with_context(|| format!("could not read the merged tree {id}"))
+                    })
+                    .with_context(|| format!("could not merge the migrated handoffs into {refname}"))?;
                 let sig = store::signature(repo, crate::timefmt::now())?;
                 repo.commit(
                     None,
@@ -186,7 +222,8 @@ fn write(repo: &Repository, refname: &str, handoffs: &[Handoff]) -> Result<()> {
                     "migrate: merge the original plugin's handoffs\n",
                     &merged,
                     &[t, &theirs],
-                )?
+                )
+                .with_context(|| format!("could not write a merge commit for {refname}"))?
             }
         };
         Ok(store::Cas::Move {

@@ -115,7 +115,10 @@ fn fast_forward(repo: &Repo, timeout: f64) -> Result<String> {
         bail!("HEAD is detached; not pulling");
     }
     let name = head.shorthand().context("branch name is not UTF-8")?.to_string();
-    let branch = repo.git.find_branch(&name, git2::BranchType::Local)?;
+    let branch = repo
+        .git
+        .find_branch(&name, git2::BranchType::Local)
+        .with_context(|| format!("could not read branch {name}"))?;
     let upstream = branch
         .upstream()
         .with_context(|| format!("{name} has no upstream; not pulling"))?;
@@ -148,8 +151,14 @@ fn fast_forward(repo: &Repo, timeout: f64) -> Result<String> {
         bail!("the worktree has uncommitted changes; not pulling {name}");
     }
     let local = head.target().context("no commit")?;
-    let target = repo.git.refname_to_id(&up_ref)?;
-    let (ahead, behind) = repo.git.graph_ahead_behind(local, target)?;
+    let target = repo
+        .git
+        .refname_to_id(&up_ref)
+        .with_context(|| format!("could not resolve {up_ref}"))?;
+    let (ahead, behind) = repo
+        .git
+        .graph_ahead_behind(local, target)
+        .with_context(|| format!("could not compare {name} at {local} with {up_ref} at {target}"))?;
     if behind == 0 {
         return Ok(format!("{name} is up to date with {remote}"));
     }

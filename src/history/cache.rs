@@ -90,7 +90,7 @@ pub fn versions(repo: &Repository, state: &Path, refname: &str, tip: Oid) -> Res
     let base = cached.filter(|c| repo.graph_descendant_of(tip, c.tip).unwrap_or(false));
     let earlier = crate::untrusted::take_skipped();
     let locked_before = crate::crypt::unreadable();
-    let found = super::walk(repo, tip, base.as_ref().map(|c| c.tip));
+    let found = super::walk(repo, refname, tip, base.as_ref().map(|c| c.tip));
     let mut unreadable: Vec<(String, String)> = crate::crypt::unreadable()
         .difference(&locked_before)
         .cloned()

@@ -171,7 +171,8 @@ fn remote_base(repo: &Repo, head: Oid) -> Result<Option<Oid>> {
 fn remote_tips(git: &Repository, remote: &str) -> Result<Vec<Oid>> {
     let mut out = Vec::new();
     for r in git
-        .references_glob(&format!("refs/remotes/{remote}/*"))?
+        .references_glob(&format!("refs/remotes/{remote}/*"))
+        .with_context(|| format!("could not list refs/remotes/{remote}/*"))?
         .flatten()
     {
         if let Ok(c) = r.peel_to_commit() {
@@ -237,8 +238,14 @@ fn keep_base_for_secrets(
     base_tree: &Tree<'_>,
     skipped: &mut Vec<Skipped>,
 ) -> Result<()> {
-    let draft = repo.git.find_tree(index.write_tree_to(&repo.git)?)?;
-    let diff = repo.git.diff_tree_to_tree(Some(base_tree), Some(&draft), None)?;
+    let draft = index
+        .write_tree_to(&repo.git)
+        .and_then(|id| repo.git.find_tree(id))
+        .context("could not write the tree of the snapshot")?;
+    let diff = repo
+        .git
+        .diff_tree_to_tree(Some(base_tree), Some(&draft), None)
+        .with_context(|| format!("could not compare the snapshot with base tree {}", base_tree.id()))?;
     for d in diff.deltas() {
         let Some(p) = d.new_file().path().and_then(Path::to_str) else {
             continue;
@@ -257,9 +264,9 @@ fn keep_base_for_secrets(
         };
         if from_worktree_skip || reason.is_some() {
             match base_tree.get_path(Path::new(p)) {
-                Ok(e) if e.kind() == Some(ObjectType::Blob) => {
-                    index.add(&entry(p, e.id(), e.filemode() as u32, 0))?
-                }
+                Ok(e) if e.kind() == Some(ObjectType::Blob) => index
+                    .add(&entry(p, e.id(), e.filemode() as u32, 0))
+                    .with_context(|| format!("could not put back the base's {p}"))?,
                 _ => {
                     let _ = index.remove_path(Path::new(p));
                 }
@@ -307,14 +314,17 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
             .find_commit(b)
             .and_then(|c| c.tree())
             .with_context(|| format!("could not read the tree of base commit {b}"))?,
-        None => repo.git.find_tree(repo.git.treebuilder(None)?.write()?)?,
+        None => empty_tree(&repo.git)?,
     };
     // Unpushed commits' changes travel too: leave out their credential files, and the worktree's
     // skipped ones, by taking the base's version (or none).
     keep_base_for_secrets(repo, &mut index, &base_tree, &mut skipped)?;
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
     skipped.dedup_by(|a, b| a.path == b.path);
-    let tree = repo.git.find_tree(index.write_tree_to(&repo.git)?)?;
+    let tree = index
+        .write_tree_to(&repo.git)
+        .and_then(|id| repo.git.find_tree(id))
+        .context("could not write the tree of the snapshot")?;
     let files = changed_files(repo, &base_tree, &tree)?;
     let made = Made {
         base,
@@ -338,11 +348,15 @@ fn stage_changes(
     limit: u64,
 ) -> Result<Result<Index, u64>> {
     let mut index = Index::new()?;
-    index.read_tree(&head.tree()?)?;
+    head.tree()
+        .and_then(|t| index.read_tree(&t))
+        .with_context(|| format!("could not read the tree of HEAD commit {}", head.id()))?;
     // Removals first, so a file that becomes a directory (or the reverse) never meets its old self.
     for c in changes {
         if let Change::Gone(path) = c {
-            index.remove_path(Path::new(path))?;
+            index
+                .remove_path(Path::new(path))
+                .with_context(|| format!("could not leave out {path}"))?;
         }
     }
     for c in changes {
@@ -374,8 +388,13 @@ fn stage_changes(
                 continue;
             }
         }
-        let id = repo.git.blob(&data)?;
-        index.add(&entry(path, id, mode.raw(), data.len() as u32))?;
+        let id = repo
+            .git
+            .blob(&data)
+            .with_context(|| format!("could not store {path}"))?;
+        index
+            .add(&entry(path, id, mode.raw(), data.len() as u32))
+            .with_context(|| format!("could not add {path} ({id})"))?;
     }
     Ok(Ok(index))
 }
@@ -384,7 +403,14 @@ fn stage_changes(
 fn changed_files(repo: &Repo, base_tree: &Tree<'_>, tree: &Tree<'_>) -> Result<Vec<String>> {
     let mut files: Vec<String> = repo
         .git
-        .diff_tree_to_tree(Some(base_tree), Some(tree), None)?
+        .diff_tree_to_tree(Some(base_tree), Some(tree), None)
+        .with_context(|| {
+            format!(
+                "could not compare tree {} with base tree {}",
+                tree.id(),
+                base_tree.id()
+            )
+        })?
         .deltas()
         .filter_map(|d| {
             d.new_file()
@@ -440,7 +466,9 @@ fn record(repo: &Repo, device: &str, made: Made<'_>, skipped: Vec<Skipped>, limi
     let (commit_tree, msg) = match key {
         Some(k) => match sealed::seal(repo, k, &base_tree, &tree, branch.as_deref(), &files, limit)? {
             Ok(t) => (
-                repo.git.find_tree(t)?,
+                repo.git
+                    .find_tree(t)
+                    .with_context(|| format!("could not read the sealed tree {t} for {refname}"))?,
                 sealed::message(device, base, files.is_empty()),
             ),
             Err(bytes) => return Ok(Outcome::TooLarge { bytes, limit }),
@@ -449,7 +477,10 @@ fn record(repo: &Repo, device: &str, made: Made<'_>, skipped: Vec<Skipped>, limi
     };
     let parents = parents(repo, base, previous.as_ref(), key.is_some())?;
     let parents: Vec<&Commit<'_>> = parents.iter().collect();
-    let id = repo.git.commit(None, &sig, &sig, &msg, &commit_tree, &parents)?;
+    let id = repo
+        .git
+        .commit(None, &sig, &sig, &msg, &commit_tree, &parents)
+        .with_context(|| format!("could not write a commit for {refname}"))?;
     if key.is_some() {
         sealed::remember(repo, id, tree_id);
     }
@@ -555,7 +586,11 @@ pub fn list(repo: &Repo) -> Result<Vec<Snapshot>> {
         prefixes.insert(0, refs::wip_tracking_prefix(&r));
     }
     for prefix in prefixes {
-        for r in repo.git.references_glob(&format!("{prefix}*"))?.flatten() {
+        let refs = repo
+            .git
+            .references_glob(&format!("{prefix}*"))
+            .with_context(|| format!("could not list {prefix}*"))?;
+        for r in refs.flatten() {
             let Ok(name) = r.name() else { continue };
             let device = name.trim_start_matches(&prefix).to_string();
             // A ref name pushed by anyone: only a valid device id is ever shown or used.
@@ -705,24 +740,30 @@ pub fn push_with(repo: &Repo, remote: &str, device: &str, asked: bool, deadline:
 /// A commit other than a snapshot that pushing `tip` would send to `remote`: one reachable from
 /// it but from none of the remote's branches or wip refs as last seen here.
 fn unpublished(git: &Repository, remote: &str, tip: Oid) -> Result<Option<Oid>> {
-    let mut walk = git.revwalk()?;
-    walk.push(tip)?;
+    let walking = || format!("could not walk the history of snapshot {tip}");
+    let mut walk = git.revwalk().with_context(walking)?;
+    walk.push(tip).with_context(walking)?;
     for t in remote_tips(git, remote)? {
-        walk.hide(t)?;
+        walk.hide(t)
+            .with_context(|| format!("could not walk the history of snapshot {tip} past {t}"))?;
     }
+    let prefix = refs::wip_tracking_prefix(remote);
     for r in git
-        .references_glob(&format!("{}*", refs::wip_tracking_prefix(remote)))?
+        .references_glob(&format!("{prefix}*"))
+        .with_context(|| format!("could not list {prefix}*"))?
         .flatten()
     {
         if let Ok(c) = r.peel_to_commit() {
-            walk.hide(c.id())?;
+            let id = c.id();
+            walk.hide(id)
+                .with_context(|| format!("could not walk the history of snapshot {tip} past {id}"))?;
         }
     }
     for id in walk {
-        let id = id?;
+        let id = id.with_context(walking)?;
         let c = git
             .find_commit(id)
-            .with_context(|| format!("could not read commit {id}"))?;
+            .with_context(|| format!("could not read commit {id} in the history of snapshot {tip}"))?;
         if !c.message_bytes().windows(18).any(|w| w == b"\nConvosync-Device:") {
             return Ok(Some(id));
         }
@@ -892,7 +933,8 @@ fn merge3(rel: &str, device: &str, base: &Side, ours: &Side, theirs: &Side) -> R
     ti.content(t).path(rel);
     let mut mopts = git2::MergeFileOptions::new();
     mopts.our_label("local").their_label(device);
-    let merged = git2::merge_file(&bi, &oi, &ti, Some(&mut mopts))?;
+    let merged = git2::merge_file(&bi, &oi, &ti, Some(&mut mopts))
+        .with_context(|| format!("could not merge {rel}"))?;
     let content = merged.content().to_vec();
     if merged.is_automergeable() {
         Ok(Merged::Clean(Some((content, mode))))
@@ -930,7 +972,7 @@ fn validate_tree(git: &Repository, root: Oid, seen: &mut HashSet<Oid>) -> Result
         if depth > MAX_DEPTH {
             return Err(format!("trees nested deeper than {MAX_DEPTH} {place}"));
         }
-        let obj = odb.read(id).map_err(|_| format!("a missing tree {place}"))?;
+        let obj = odb.read(id).map_err(|_| format!("a missing tree {id} {place}"))?;
         if obj.kind() != ObjectType::Tree {
             return Err(format!("a {} where a tree belongs {place}", obj.kind().str()));
         }
@@ -956,9 +998,9 @@ fn validate_tree(git: &Repository, root: Oid, seen: &mut HashSet<Oid>) -> Result
 fn checked_trees<'r>(repo: &'r Repo, snap: &Snapshot) -> Result<(Tree<'r>, Tree<'r>)> {
     let their_id = sealed::tree_id(repo, snap)?;
     let base = if snap.whole {
-        repo.git.find_tree(repo.git.treebuilder(None)?.write()?)?
+        empty_tree(&repo.git)?
     } else {
-        base_commit(repo, snap)?.tree()?
+        base_tree(repo, snap)?
     };
     let mut seen = HashSet::new();
     validate_tree(&repo.git, their_id, &mut seen).map_err(|e| {
@@ -973,7 +1015,31 @@ fn checked_trees<'r>(repo: &'r Repo, snap: &Snapshot) -> Result<(Tree<'r>, Tree<
             snap.device
         )
     })?;
-    Ok((base, repo.git.find_tree(their_id)?))
+    let theirs = repo
+        .git
+        .find_tree(their_id)
+        .with_context(|| format!("could not read tree {their_id} of {}'s snapshot", snap.device))?;
+    Ok((base, theirs))
+}
+
+/// The empty tree, written to the object database.
+pub(crate) fn empty_tree(git: &Repository) -> Result<Tree<'_>> {
+    git.treebuilder(None)
+        .and_then(|b| b.write())
+        .and_then(|id| git.find_tree(id))
+        .context("could not write an empty tree")
+}
+
+/// The tree of the snapshot's base commit.
+pub(crate) fn base_tree<'r>(repo: &'r Repo, snap: &Snapshot) -> Result<Tree<'r>> {
+    let c = base_commit(repo, snap)?;
+    c.tree().with_context(|| {
+        format!(
+            "could not read the tree of {}'s snapshot base {}",
+            snap.device,
+            c.id()
+        )
+    })
 }
 
 /// Refuse to touch `rel` unless every directory on the way to it is a real directory (or not
@@ -1110,8 +1176,14 @@ fn changed_sides(repo: &Repo, snap: &Snapshot) -> Result<(Vec<Sides>, Vec<String
     dopts.include_typechange(true);
     let diff = repo
         .git
-        .diff_tree_to_tree(Some(&base_tree), Some(&their_tree), Some(&mut dopts))?;
-    let blob = |id: Oid| repo.git.find_blob(id).map(|b| b.content().to_vec());
+        .diff_tree_to_tree(Some(&base_tree), Some(&their_tree), Some(&mut dopts))
+        .with_context(|| format!("could not compare {}'s snapshot with its base", snap.device))?;
+    let blob = |id: Oid| {
+        repo.git
+            .find_blob(id)
+            .map(|b| b.content().to_vec())
+            .with_context(|| format!("could not read blob {id} of {}'s snapshot", snap.device))
+    };
     let mut sides = Vec::new();
     let mut submodules = Vec::new();
     for d in diff.deltas() {
@@ -1405,7 +1477,8 @@ pub fn changes(repo: &Repo, snap: &Snapshot) -> Result<Vec<Shown>> {
     dopts.include_typechange(true);
     let diff = repo
         .git
-        .diff_tree_to_tree(Some(&base), Some(&theirs), Some(&mut dopts))?;
+        .diff_tree_to_tree(Some(&base), Some(&theirs), Some(&mut dopts))
+        .with_context(|| format!("could not compare {}'s snapshot with its base", snap.device))?;
     Ok(diff
         .deltas()
         .filter_map(|d| {
@@ -1445,7 +1518,10 @@ fn terminal_safe(s: &str) -> String {
 /// The snapshot as a patch against its base, for `wip diff`, safe to print.
 pub fn patch(repo: &Repo, snap: &Snapshot) -> Result<String> {
     let (base, theirs) = checked_trees(repo, snap)?;
-    let diff = repo.git.diff_tree_to_tree(Some(&base), Some(&theirs), None)?;
+    let diff = repo
+        .git
+        .diff_tree_to_tree(Some(&base), Some(&theirs), None)
+        .with_context(|| format!("could not compare {}'s snapshot with its base", snap.device))?;
     let mut out = String::new();
     diff.print(git2::DiffFormat::Patch, |_, _, line| {
         let prefix = match line.origin() {

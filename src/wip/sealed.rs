@@ -83,7 +83,15 @@ pub fn is_sealed(c: &Commit<'_>) -> bool {
 fn payload(git: &Repository, base: &Tree<'_>, tree: &Tree<'_>) -> Result<Vec<u8>> {
     let mut dopts = DiffOptions::new();
     dopts.include_typechange(true);
-    let diff = git.diff_tree_to_tree(Some(base), Some(tree), Some(&mut dopts))?;
+    let diff = git
+        .diff_tree_to_tree(Some(base), Some(tree), Some(&mut dopts))
+        .with_context(|| {
+            format!(
+                "could not compare tree {} with base tree {}",
+                tree.id(),
+                base.id()
+            )
+        })?;
     let mut out = MAGIC.to_vec();
     let mut record = |kind: u8, mode: u32, path: &[u8], data: &[u8]| {
         out.push(kind);
@@ -109,7 +117,13 @@ fn payload(git: &Repository, base: &Tree<'_>, tree: &Tree<'_>) -> Result<Vec<u8>
         if super::mode::is(new.mode(), Mode::Submodule) {
             record(b'P', mode, path, new.id().as_bytes());
         } else {
-            let blob = git.find_blob(new.id())?;
+            let blob = git.find_blob(new.id()).with_context(|| {
+                format!(
+                    "could not read blob {} of {}",
+                    new.id(),
+                    String::from_utf8_lossy(path)
+                )
+            })?;
             record(b'P', mode, path, blob.content());
         }
     }
@@ -177,10 +191,18 @@ pub fn seal(
         branch: branch.map(str::to_string),
         files: files.to_vec(),
     })?;
-    let mut tb = repo.git.treebuilder(None)?;
-    tb.insert(META, repo.git.blob(&key.encrypt(&meta)?)?, FileMode::Blob.into())?;
-    tb.insert(DATA, repo.git.blob(&key.encrypt(&data)?)?, FileMode::Blob.into())?;
-    Ok(Ok(tb.write()?))
+    let mut tb = repo.git.treebuilder(None).context("could not start a tree")?;
+    for (name, plain) in [(META, &meta), (DATA, &data)] {
+        let blob = repo
+            .git
+            .blob(&key.encrypt(plain)?)
+            .with_context(|| format!("could not write the sealed {name}"))?;
+        tb.insert(name, blob, FileMode::Blob.into())
+            .with_context(|| format!("could not add the sealed {name} ({blob}) to a tree"))?;
+    }
+    Ok(Ok(tb
+        .write()
+        .context("could not write the sealed snapshot's tree")?))
 }
 
 fn age_blob(git: &Repository, c: &Commit<'_>, name: &str) -> Result<Vec<u8>, String> {
@@ -259,7 +281,12 @@ pub fn remember(repo: &Repo, commit: Oid, tree: Oid) {
 /// decrypted and applied to its base tree in the local object database (remembered per commit,
 /// so each snapshot is decrypted once). Nothing written here is ever referenced by a ref.
 pub fn tree_id(repo: &Repo, snap: &Snapshot) -> Result<Oid> {
-    let c = repo.git.find_commit(snap.commit)?;
+    let c = repo.git.find_commit(snap.commit).with_context(|| {
+        format!(
+            "could not read commit {} of {}'s snapshot",
+            snap.commit, snap.device
+        )
+    })?;
     if !is_sealed(&c) {
         return Ok(c.tree_id());
     }
@@ -274,9 +301,9 @@ pub fn tree_id(repo: &Repo, snap: &Snapshot) -> Result<Oid> {
         return Ok(t);
     }
     let base = if snap.whole {
-        repo.git.find_tree(repo.git.treebuilder(None)?.write()?)?
+        super::empty_tree(&repo.git)?
     } else {
-        super::base_commit(repo, snap)?.tree()?
+        super::base_tree(repo, snap)?
     };
     let tree = open(repo, &c, &base).map_err(|e| anyhow!("{}'s snapshot: {e:#}", snap.device))?;
     remember(repo, snap.commit, tree);
@@ -288,10 +315,14 @@ fn open(repo: &Repo, c: &Commit<'_>, base: &Tree<'_>) -> Result<Oid> {
     let bytes = age_blob(&repo.git, c, DATA).map_err(|e| anyhow!("{e}"))?;
     let records = parse(&bytes)?;
     let mut index = Index::new()?;
-    index.read_tree(base)?;
+    index
+        .read_tree(base)
+        .with_context(|| format!("could not read base tree {}", base.id()))?;
     for r in records.iter().filter(|r| !r.put) {
         let path = std::str::from_utf8(r.path).context("a path that is not UTF-8")?;
-        index.remove_path(Path::new(path))?;
+        index
+            .remove_path(Path::new(path))
+            .with_context(|| format!("could not leave out {path}"))?;
     }
     for r in records.iter().filter(|r| r.put) {
         let path = std::str::from_utf8(r.path).context("a path that is not UTF-8")?;
@@ -299,14 +330,18 @@ fn open(repo: &Repo, c: &Commit<'_>, base: &Tree<'_>) -> Result<Oid> {
         let id = if submodule {
             Oid::from_bytes(r.data)?
         } else {
-            repo.git.blob(r.data)?
+            repo.git
+                .blob(r.data)
+                .with_context(|| format!("could not store {path}"))?
         };
         let size = if submodule { 0 } else { r.data.len() as u32 };
         index
             .add(&super::entry(path, id, r.mode, size))
             .with_context(|| format!("refused: the snapshot holds an invalid entry {path:?}"))?;
     }
-    Ok(index.write_tree_to(&repo.git)?)
+    index
+        .write_tree_to(&repo.git)
+        .with_context(|| format!("could not write the tree of snapshot {}", c.id()))
 }
 
 #[cfg(test)]
