@@ -83,7 +83,7 @@ impl Notes {
     pub fn load(ctx: &Ctx<'_>) -> Result<Notes, String> {
         let notes = ctx.notes().map_err(|e| {
             ctx.log(&format!("read handoffs: {e:#}"));
-            format!("could not read handoffs ({e})")
+            format!("could not read handoffs ({e:#})")
         })?;
         let key_of: HashMap<String, String> = notes
             .iter()
