@@ -60,6 +60,9 @@ fn handoff(device: &str, i: i64) -> Handoff {
 fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
         .current_dir(dir)
+        // No automatic gc or maintenance started in the background of a measured loop (with
+        // 10,000 loose objects it would, and hold the repository's locks).
+        .args(["-c", "gc.auto=0", "-c", "maintenance.auto=false"])
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_AUTHOR_NAME", "Bench")
@@ -344,6 +347,11 @@ fn main() {
         // Sync against a local bare remote holding the same history; another device pushes one
         // new handoff before each run.
         git(tmp.path(), &["init", "-q", "--bare", "remote.git"]);
+        // No gc in the remote's background after each push, between measured runs.
+        git(
+            &tmp.path().join("remote.git"),
+            &["config", "receive.autogc", "false"],
+        );
         let url = format!("file://{}", tmp.path().join("remote.git").display());
         git(&dir, &["remote", "add", "origin", &url]);
         git(&dir, &["push", "-q", "origin", REF]);
@@ -383,7 +391,8 @@ fn main() {
             c.current_dir(&dir)
                 .env("GIT_CONFIG_NOSYSTEM", "1")
                 .env("GIT_CONFIG_GLOBAL", "/dev/null")
-                .args(["fetch", "-q", "origin", &fetch_spec]);
+                // As convosync fetches: no gc started in the background afterwards.
+                .args(["fetch", "-q", "--no-auto-gc", "origin", &fetch_spec]);
             (c, None)
         });
         row(
