@@ -1700,14 +1700,20 @@ mod tests {
         assert!(p.conflicts.is_empty() && p.refused.is_empty(), "{p:?}");
     }
 
-    #[test]
-    fn changes_to_the_same_lines_conflict_and_refuse_unless_forced() {
+    /// `a.txt` changed here and in the snapshot on the same line; `b.txt` only in the snapshot.
+    fn same_lines_changed_on_both_sides() -> Fixture {
         let f = fixture(&[("a.txt", "base\n"), ("b.txt", "b\n")]);
         their_snapshot(
             &f,
             &[Their::File("a.txt", "theirs\n"), Their::File("b.txt", "b2\n")],
         );
         write(&f.dir, "a.txt", "local\n");
+        f
+    }
+
+    #[test]
+    fn changes_to_the_same_lines_conflict_and_refuse_unless_forced() {
+        let f = same_lines_changed_on_both_sides();
         let p = plan_of(&f, false, false);
         assert_eq!(
             conflicts(&p),
@@ -1848,12 +1854,7 @@ mod tests {
 
     #[test]
     fn a_refused_plan_writes_nothing() {
-        let f = fixture(&[("a.txt", "base\n"), ("b.txt", "b\n")]);
-        their_snapshot(
-            &f,
-            &[Their::File("a.txt", "theirs\n"), Their::File("b.txt", "b2\n")],
-        );
-        write(&f.dir, "a.txt", "local\n");
+        let f = same_lines_changed_on_both_sides();
         let p = plan_of(&f, false, false);
         let why = p.refusal().unwrap();
         let err = execute(p).unwrap_err();
