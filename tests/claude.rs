@@ -43,6 +43,40 @@ fn claude_bin() -> Option<PathBuf> {
     }
 }
 
+/// The harness's `run` with this checkout as the plugin, the built binary, the device and `env`;
+/// the caller adds what is particular to the run, then `--` and the prompt.
+fn harness(
+    claude: &Path,
+    cwd: &Path,
+    log: &Path,
+    replies_file: &Path,
+    device: &str,
+    env: &[(&str, String)],
+) -> Command {
+    let mut cmd = Command::new(harness_dir().join("run"));
+    cmd.arg("--plugin-dir")
+        .arg(env!("CARGO_MANIFEST_DIR"))
+        .arg("--cwd")
+        .arg(cwd)
+        .arg("--log")
+        .arg(log)
+        .arg("--replies")
+        .arg(replies_file)
+        .arg("--claude")
+        .arg(claude)
+        .arg("--bypass")
+        .args([
+            "--env",
+            &format!("CONVOSYNC_BIN={}", env!("CARGO_BIN_EXE_convosync")),
+        ])
+        .args(["--env", &format!("CONVOSYNC_DEVICE={device}")])
+        .args(["--env", "GIT_CONFIG_NOSYSTEM=1"]);
+    for (k, v) in env {
+        cmd.args(["--env", &format!("{k}={v}")]);
+    }
+    cmd
+}
+
 /// One `claude -p` run through the harness.
 struct Session {
     log: PathBuf,
@@ -62,27 +96,7 @@ impl Session {
     ) -> Session {
         let replies_file = log.with_extension("replies.json");
         std::fs::write(&replies_file, serde_json::to_string(replies).unwrap()).unwrap();
-        let mut cmd = Command::new(harness_dir().join("run"));
-        cmd.arg("--plugin-dir")
-            .arg(env!("CARGO_MANIFEST_DIR"))
-            .arg("--cwd")
-            .arg(cwd)
-            .arg("--log")
-            .arg(log)
-            .arg("--replies")
-            .arg(&replies_file)
-            .arg("--claude")
-            .arg(claude)
-            .arg("--bypass")
-            .args([
-                "--env",
-                &format!("CONVOSYNC_BIN={}", env!("CARGO_BIN_EXE_convosync")),
-            ])
-            .args(["--env", &format!("CONVOSYNC_DEVICE={device}")])
-            .args(["--env", "GIT_CONFIG_NOSYSTEM=1"]);
-        for (k, v) in env {
-            cmd.args(["--env", &format!("{k}={v}")]);
-        }
+        let mut cmd = harness(claude, cwd, log, &replies_file, device, env);
         cmd.arg("--").arg(prompt);
         let out = cmd.output().expect("harness runs");
         let stdout = std::fs::read_to_string(log.join("stdout")).unwrap_or_default();
@@ -110,30 +124,12 @@ impl Session {
     ) -> Session {
         let replies_file = log.with_extension("replies.json");
         std::fs::write(&replies_file, "[\"ok\"]").unwrap();
-        let mut cmd = Command::new(harness_dir().join("run"));
-        cmd.arg("--plugin-dir")
-            .arg(env!("CARGO_MANIFEST_DIR"))
-            .arg("--cwd")
-            .arg(cwd)
-            .arg("--log")
-            .arg(log)
-            .arg("--state")
+        let mut cmd = harness(claude, cwd, log, &replies_file, device, env);
+        cmd.arg("--state")
             .arg(state)
-            .arg("--replies")
-            .arg(&replies_file)
-            .arg("--claude")
-            .arg(claude)
-            .arg("--bypass")
-            .args([
-                "--env",
-                &format!("CONVOSYNC_BIN={}", env!("CARGO_BIN_EXE_convosync")),
-            ])
-            .args(["--env", &format!("CONVOSYNC_DEVICE={device}")])
-            .args(["--env", "GIT_CONFIG_NOSYSTEM=1"]);
-        for (k, v) in env {
-            cmd.args(["--env", &format!("{k}={v}")]);
-        }
-        cmd.arg("--continue").arg("--").arg(prompt);
+            .arg("--continue")
+            .arg("--")
+            .arg(prompt);
         let out = cmd.output().expect("harness runs");
         Session {
             log: log.to_path_buf(),
