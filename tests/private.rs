@@ -248,19 +248,52 @@ fn clone(root: &Path, remote: &Path, name: &str, notes: &Path) -> Device {
     d
 }
 
+/// A bare notes repository and two projects, `web` and `api`, each cloned on a desktop and a
+/// laptop that keep their notes there.
+struct NotesRepo {
+    /// The home directory git runs with outside the devices.
+    home: PathBuf,
+    notes: PathBuf,
+    /// The projects' own remotes.
+    web: PathBuf,
+    api: PathBuf,
+    /// Web desktop, web laptop, api desktop, api laptop.
+    devices: [Device; 4],
+}
+
+impl NotesRepo {
+    fn new(root: &Path) -> NotesRepo {
+        let home = root.join("notes-home");
+        std::fs::create_dir_all(&home).unwrap();
+        let notes = root.join("notes.git");
+        git(root, &home, &["init", "-q", "--bare", notes.to_str().unwrap()]);
+        let (web, api) = (project(root, "web"), project(root, "api"));
+        let devices = [
+            clone(root, &web, "web-desktop", &notes),
+            clone(root, &web, "web-laptop", &notes),
+            clone(root, &api, "api-desktop", &notes),
+            clone(root, &api, "api-laptop", &notes),
+        ];
+        NotesRepo {
+            home,
+            notes,
+            web,
+            api,
+            devices,
+        }
+    }
+}
+
 #[test]
 fn two_projects_share_one_notes_repository() {
     let root = tempfile::tempdir().unwrap();
-    let root = root.path();
-    let home = root.join("notes-home");
-    std::fs::create_dir_all(&home).unwrap();
-    let notes = root.join("notes.git");
-    git(root, &home, &["init", "-q", "--bare", notes.to_str().unwrap()]);
-    let (web, api) = (project(root, "web"), project(root, "api"));
-    let web1 = clone(root, &web, "web-desktop", &notes);
-    let web2 = clone(root, &web, "web-laptop", &notes);
-    let api1 = clone(root, &api, "api-desktop", &notes);
-    let api2 = clone(root, &api, "api-laptop", &notes);
+    let NotesRepo {
+        home,
+        notes,
+        web,
+        api,
+        devices: [web1, web2, api1, api2],
+    } = NotesRepo::new(root.path());
 
     save(&web1, "web-task-1111 redesign the landing page");
     save(&api1, "api-task-2222 paginate the orders endpoint");
@@ -478,16 +511,13 @@ fn plain_snapshots_stay_local_unless_turned_on() {
 #[test]
 fn a_notes_repository_keeps_projects_snapshots_apart() {
     let root = tempfile::tempdir().unwrap();
-    let root = root.path();
-    let home = root.join("notes-home");
-    std::fs::create_dir_all(&home).unwrap();
-    let notes = root.join("notes.git");
-    git(root, &home, &["init", "-q", "--bare", notes.to_str().unwrap()]);
-    let (web, api) = (project(root, "web"), project(root, "api"));
-    let web1 = clone(root, &web, "web-desktop", &notes);
-    let web2 = clone(root, &web, "web-laptop", &notes);
-    let api1 = clone(root, &api, "api-desktop", &notes);
-    let api2 = clone(root, &api, "api-laptop", &notes);
+    let NotesRepo {
+        home,
+        notes,
+        web,
+        api,
+        devices: [web1, web2, api1, api2],
+    } = NotesRepo::new(root.path());
     std::fs::write(web1.dir.join("README.md"), "# web\nweb-wip-3131\n").unwrap();
     std::fs::write(api1.dir.join("README.md"), "# api\napi-wip-4141\n").unwrap();
     for d in [&web1, &api1] {
