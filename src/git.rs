@@ -147,11 +147,8 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let mut cmd = command();
-    cmd.arg("-C")
-        .arg(workdir)
-        .args(["-c", "core.hooksPath=/dev/null"])
-        .args(args);
+    let mut cmd = in_worktree(workdir, &["-c", "core.hooksPath=/dev/null"]);
+    cmd.args(args);
     execute(cmd, workdir, deadline)
 }
 
@@ -164,12 +161,11 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let mut cmd = command();
-    cmd.env("GIT_OPTIONAL_LOCKS", "0")
-        .arg("-C")
-        .arg(workdir)
-        .args(["-c", "core.hooksPath=/dev/null", "-c", "submodule.recurse=false"])
-        .args(args);
+    let mut cmd = in_worktree(
+        workdir,
+        &["-c", "core.hooksPath=/dev/null", "-c", "submodule.recurse=false"],
+    );
+    cmd.env("GIT_OPTIONAL_LOCKS", "0").args(args);
     let (status, stdout, _) = execute_raw(cmd, workdir, deadline)?;
     Ok((status, stdout))
 }
@@ -181,9 +177,16 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let mut cmd = command();
-    cmd.arg("-C").arg(workdir).args(args);
+    let mut cmd = in_worktree(workdir, &[]);
+    cmd.args(args);
     execute(cmd, workdir, deadline)
+}
+
+/// `git -C <workdir>` with `settings` (`-c` options) before the command.
+fn in_worktree(workdir: &Path, settings: &[&str]) -> Command {
+    let mut cmd = command();
+    cmd.arg("-C").arg(workdir).args(settings);
+    cmd
 }
 
 /// `git` (or `$CONVOSYNC_GIT`) with the environment every run shares: no inherited repository
