@@ -35,7 +35,12 @@ fn parse_hook(out: std::process::Output) -> Option<Value> {
     Some(serde_json::from_str(trimmed).expect("stdout is JSON"))
 }
 
-fn start_json(d: &Device, session: &str, source: &str) -> String {
+/// The session-start hook of a new session: what it printed, if anything.
+pub fn start(d: &Device, session: &str) -> Option<Value> {
+    hook(d, "session-start", &start_json(d, session, "startup"))
+}
+
+pub fn start_json(d: &Device, session: &str, source: &str) -> String {
     serde_json::json!({"session_id": session, "cwd": d.dir, "hook_event_name": "SessionStart", "source": source}).to_string()
 }
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::common::{git, hermetic, Device, TestEnv};
 use crate::core::write_draft;
-use crate::hooks::{context, hook};
+use crate::hooks::{context, start, start_json};
 
 const REF: &str = "refs/convosync/handoffs";
 
@@ -104,11 +104,6 @@ fn hostile_tree(env: &TestEnv, extra: &[(&str, &[u8], &str)], root_extra: &[(&st
 fn save(d: &Device, task: &str) {
     write_draft(d, &format!("### Current Task\n{task}\n"));
     d.convosync().arg("save-handoff").assert().success();
-}
-
-fn start(d: &Device, session: &str) -> Option<Value> {
-    let input = serde_json::json!({"session_id": session, "cwd": d.dir, "hook_event_name": "SessionStart", "source": "startup"});
-    hook(d, "session-start", &input.to_string())
 }
 
 /// A character a terminal or a reader could be fooled by.
@@ -233,11 +228,10 @@ fn control_characters_from_the_ref_and_drafts_never_reach_output() {
 
 /// The session-start hook's raw stdout (JSON text).
 fn hook_stdout(d: &Device) -> String {
-    let input = serde_json::json!({"session_id": "raw", "cwd": d.dir, "hook_event_name": "SessionStart", "source": "startup"});
     let out = d
         .convosync()
         .args(["hook", "session-start"])
-        .write_stdin(input.to_string())
+        .write_stdin(start_json(d, "raw", "startup"))
         .output()
         .unwrap();
     String::from_utf8(out.stdout).unwrap()

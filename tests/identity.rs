@@ -1,11 +1,9 @@
 //! Who is "me": one person on two machines with two git emails, aliases, and real teammates,
 //! seen alike by the SessionStart hook and every command.
 
-use serde_json::Value;
-
 use crate::common::{Device, TestEnv};
 use crate::core::write_draft;
-use crate::hooks::{context, hook};
+use crate::hooks::{context, start};
 
 fn identity(d: &Device, name: &str, email: &str) {
     d.git(&["config", "user.name", name]);
@@ -15,11 +13,6 @@ fn identity(d: &Device, name: &str, email: &str) {
 fn saved(d: &Device, body: &str) {
     write_draft(d, body);
     d.convosync().arg("save-handoff").assert().success();
-}
-
-fn start(d: &Device, session: &str) -> Option<Value> {
-    let input = serde_json::json!({"session_id": session, "cwd": d.dir, "hook_event_name": "SessionStart", "source": "startup"});
-    hook(d, "session-start", &input.to_string())
 }
 
 fn stdout(d: &Device, args: &[&str]) -> String {

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::common::{git, Device, TestEnv};
 use crate::core::write_draft;
+use crate::hooks::start;
 
 const TASK: &str = "zebra-quantum-4711 rotate the signing keys";
 const PREF: &str = "favourite pizza: Margherita-8812";
@@ -17,24 +18,6 @@ fn save(d: &Device, task: &str) {
         &format!("### Current Task\n{task}\n\n### Important Context\n- {PREF}\n"),
     );
     d.convosync().arg("save-handoff").assert().success();
-}
-
-fn start(d: &Device, session: &str) -> (Option<Value>, String) {
-    let input = serde_json::json!({"session_id": session, "cwd": d.dir, "hook_event_name": "SessionStart", "source": "startup"});
-    let out = d
-        .convosync()
-        .args(["hook", "session-start"])
-        .write_stdin(input.to_string())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "hooks always exit 0");
-    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    if stdout.is_empty() {
-        return (None, stderr);
-    }
-    assert_eq!(stdout.lines().count(), 1, "one JSON object: {stdout}");
-    (Some(serde_json::from_str(&stdout).expect("JSON")), stderr)
 }
 
 fn run(d: &Device, args: &[&str]) -> (bool, String, String) {
@@ -102,7 +85,7 @@ fn keyed_devices_resume_and_the_remote_never_sees_the_text() {
     assert!(ok, "{err}");
     assert!(out.contains("encrypted with it"), "{out}");
 
-    let (v, _) = start(&b, "s1");
+    let v = start(&b, "s1");
     let v = v.expect("context");
     let ctx = v["hookSpecificOutput"]["additionalContext"].as_str().unwrap();
     assert!(
@@ -166,14 +149,14 @@ fn a_keyless_device_keeps_working_and_is_told_once() {
     assert!(run(&a, &["key", "init"]).0);
     save(&a, TASK);
 
-    let (v, _) = start(&c, "s1");
+    let v = start(&c, "s1");
     let msg = v.expect("a hint")["systemMessage"].as_str().unwrap().to_string();
     assert_eq!(msg.lines().count(), 1, "{msg}");
     assert!(
         msg.contains("desktop") && msg.contains("convosync key add"),
         "{msg}"
     );
-    let (again, _) = start(&c, "s2");
+    let again = start(&c, "s2");
     assert!(
         again
             .as_ref()
@@ -307,7 +290,7 @@ fn two_projects_share_one_notes_repository() {
         ok && out.contains("api-task-2222") && !out.contains("web-task-1111"),
         "{out}{err}"
     );
-    let (v, _) = start(&web2, "s");
+    let v = start(&web2, "s");
     let ctx = v.expect("context")["hookSpecificOutput"]["additionalContext"]
         .as_str()
         .unwrap()
@@ -424,7 +407,7 @@ fn encrypted_snapshots_hide_uncommitted_work_from_the_remote() {
     );
     let (ok, out, err) = run(&b, &["wip", "diff", "desktop"]);
     assert!(ok && out.contains(&format!("+{SECRET_CODE}")), "{out}{err}");
-    let (v, _) = start(&b, "s2");
+    let v = start(&b, "s2");
     let ctx = v.expect("context")["hookSpecificOutput"]["additionalContext"]
         .as_str()
         .unwrap()
@@ -466,7 +449,7 @@ fn encrypted_snapshots_hide_uncommitted_work_from_the_remote() {
         );
     }
     assert!(!c.dir.join(SECRET_FILE).exists());
-    let (v, _) = start(&c, "s3");
+    let v = start(&c, "s3");
     let ctx = v
         .as_ref()
         .and_then(|v| v["hookSpecificOutput"]["additionalContext"].as_str())
