@@ -994,6 +994,17 @@ fn validate_tree(git: &Repository, root: Oid, seen: &mut HashSet<Oid>) -> Result
     Ok(())
 }
 
+/// What a snapshot changes against its base (type changes included), once both trees passed the
+/// checks of [`checked_trees`].
+fn snapshot_diff<'r>(repo: &'r Repo, snap: &Snapshot) -> Result<git2::Diff<'r>> {
+    let (base, theirs) = checked_trees(repo, snap)?;
+    let mut dopts = DiffOptions::new();
+    dopts.include_typechange(true);
+    repo.git
+        .diff_tree_to_tree(Some(&base), Some(&theirs), Some(&mut dopts))
+        .with_context(|| format!("could not compare {}'s snapshot with its base", snap.device))
+}
+
 /// The snapshot's base tree and its own, both checked whole (see [`validate_tree`]).
 fn checked_trees<'r>(repo: &'r Repo, snap: &Snapshot) -> Result<(Tree<'r>, Tree<'r>)> {
     let their_id = sealed::tree_id(repo, snap)?;
@@ -1171,13 +1182,7 @@ fn applicable(repo: &Repo, device: &str) -> Result<Snapshot> {
 /// The base's and the snapshot's side of every path the snapshot changes, in the diff's (path)
 /// order, and apart from them the paths where a submodule commit changed.
 fn changed_sides(repo: &Repo, snap: &Snapshot) -> Result<(Vec<Sides>, Vec<String>)> {
-    let (base_tree, their_tree) = checked_trees(repo, snap)?;
-    let mut dopts = DiffOptions::new();
-    dopts.include_typechange(true);
-    let diff = repo
-        .git
-        .diff_tree_to_tree(Some(&base_tree), Some(&their_tree), Some(&mut dopts))
-        .with_context(|| format!("could not compare {}'s snapshot with its base", snap.device))?;
+    let diff = snapshot_diff(repo, snap)?;
     let blob = |id: Oid| {
         repo.git
             .find_blob(id)
@@ -1472,13 +1477,7 @@ pub fn changes(repo: &Repo, snap: &Snapshot) -> Result<Vec<Shown>> {
             })
             .collect());
     }
-    let (base, theirs) = checked_trees(repo, snap)?;
-    let mut dopts = DiffOptions::new();
-    dopts.include_typechange(true);
-    let diff = repo
-        .git
-        .diff_tree_to_tree(Some(&base), Some(&theirs), Some(&mut dopts))
-        .with_context(|| format!("could not compare {}'s snapshot with its base", snap.device))?;
+    let diff = snapshot_diff(repo, snap)?;
     Ok(diff
         .deltas()
         .filter_map(|d| {
