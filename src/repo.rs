@@ -58,12 +58,6 @@ impl Repo {
         })
     }
 
-    /// Open the repository of the current directory.
-    pub fn open_cwd() -> Result<Repo> {
-        let cwd = std::env::current_dir().context("could not read the current directory")?;
-        Repo::open(&cwd)
-    }
-
     /// The snapshot of the repository's configuration taken when it was opened.
     pub fn config(&self) -> Option<&git2::Config> {
         self.config.as_ref()

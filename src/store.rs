@@ -47,10 +47,6 @@ impl<'r> Store<'r> {
         }
     }
 
-    pub fn refname(&self) -> &str {
-        &self.refname
-    }
-
     /// The ref's tip commit; `None` when the ref does not exist yet.
     pub fn tip(&self) -> Result<Option<Commit<'r>>> {
         tip_of(self.repo, &self.refname)
