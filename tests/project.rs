@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::common::{Device, TestEnv};
+use crate::common::{git, Device, TestEnv};
 use crate::core::write_draft;
 use crate::hooks::hook;
 
@@ -79,4 +79,131 @@ fn convosyncs_own_git_runs_no_user_hook() {
 
     let ran = std::fs::read_to_string(&marker).unwrap_or_default();
     assert!(ran.is_empty(), "user git hooks ran inside convosync: {ran}");
+}
+
+/// A superproject and the submodule it holds at `sub/`, each with a bare remote of its own, and
+/// a device's clone of the superproject with the submodule checked out.
+struct WithSubmodule {
+    root: tempfile::TempDir,
+    device: Device,
+}
+
+impl WithSubmodule {
+    fn new() -> WithSubmodule {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        let home = r.join("seed-home");
+        let gitconfig = "[init]\n\tdefaultBranch = main\n[protocol \"file\"]\n\tallow = always\n";
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(home.join(".gitconfig"), gitconfig).unwrap();
+        for name in ["sub", "super"] {
+            git(r, &home, &["init", "-q", "--bare", &format!("{name}.git")]);
+            git(
+                r,
+                &home,
+                &["clone", "-q", &format!("{name}.git"), &format!("seed-{name}")],
+            );
+            let seed = r.join(format!("seed-{name}"));
+            std::fs::write(seed.join("README.md"), format!("# {name}\n")).unwrap();
+            git(&seed, &home, &["add", "README.md"]);
+            if name == "super" {
+                let url = r.join("sub.git");
+                git(
+                    &seed,
+                    &home,
+                    &["submodule", "add", "-q", url.to_str().unwrap(), "sub"],
+                );
+            }
+            git(&seed, &home, &["commit", "-q", "-m", "initial commit"]);
+            git(&seed, &home, &["push", "-q", "origin", "HEAD:main"]);
+        }
+        let dhome = r.join("home-laptop");
+        std::fs::create_dir_all(&dhome).unwrap();
+        std::fs::write(dhome.join(".gitconfig"), gitconfig).unwrap();
+        git(
+            r,
+            &dhome,
+            &["clone", "-q", "--recurse-submodules", "super.git", "laptop"],
+        );
+        let device = Device {
+            name: "laptop".into(),
+            dir: r.join("laptop"),
+            home: dhome,
+        };
+        assert!(device.dir.join("sub/README.md").exists());
+        WithSubmodule { root, device }
+    }
+
+    /// The convosync refs of the bare remote `name`.
+    fn notes_on(&self, name: &str) -> String {
+        git(
+            self.root.path(),
+            &self.device.home,
+            &[
+                "--git-dir",
+                &format!("{name}.git"),
+                "for-each-ref",
+                "refs/convosync",
+            ],
+        )
+    }
+
+    fn note_on(&self, name: &str) -> String {
+        git(
+            self.root.path(),
+            &self.device.home,
+            &[
+                "--git-dir",
+                &format!("{name}.git"),
+                "show",
+                "refs/convosync/handoffs:devices/laptop.md",
+            ],
+        )
+    }
+}
+
+#[test]
+fn a_stop_inside_a_submodule_saves_the_superprojects_note() {
+    let w = WithSubmodule::new();
+    let d = &w.device;
+    let sub = d.dir.join("sub");
+    // The session started at the top of the superproject; its shell is now in the submodule.
+    hook(d, "session-start", &start_json(&d.dir, "s1"));
+    write_draft(d, "### Current Task\nsuper-task-7171\n");
+    let v = hook(d, "stop", &stop_json(d, &sub, "s1")).expect("saved");
+    assert!(v.to_string().contains("pushed"), "{v}");
+    assert!(w.note_on("super").contains("super-task-7171"));
+    assert_eq!(w.notes_on("sub"), "", "nothing on the submodule's remote");
+    assert!(
+        git(&sub, &d.home, &["for-each-ref", "refs/convosync"]).is_empty(),
+        "nor on the submodule's own refs"
+    );
+
+    // A session whose start was not seen: the agent's project directory decides.
+    write_draft(d, "### Current Task\nsuper-task-8282\n");
+    let out = d
+        .convosync()
+        .args(["hook", "stop"])
+        .env("CLAUDE_PROJECT_DIR", &d.dir)
+        .write_stdin(stop_json(d, &sub, "s2"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pushed"), "{out:?}");
+    assert!(w.note_on("super").contains("super-task-8282"));
+    assert_eq!(w.notes_on("sub"), "");
+
+    // A session that asks for a note from inside the submodule asks for the superproject's draft.
+    let transcript = d.dir.join(".git/test-transcript.jsonl");
+    let line = serde_json::json!({"type": "assistant", "timestamp": chrono::Utc::now().to_rfc3339(),
+        "message": {"role": "assistant", "content": [{"type": "tool_use", "name": "Write",
+        "input": {"file_path": sub.join("x.rs"), "content": "x"}}]}});
+    std::fs::write(&transcript, format!("{line}\n")).unwrap();
+    hook(d, "session-start", &start_json(&d.dir, "s3"));
+    let input = serde_json::json!({"session_id": "s3", "cwd": sub, "hook_event_name": "Stop",
+        "stop_hook_active": false, "transcript_path": transcript})
+    .to_string();
+    let v = hook(d, "stop", &input).expect("asks for a note");
+    let asked = crate::hooks::stop_request(&v);
+    let top = d.dir.join(".convosync/session-handoff-draft.md");
+    assert!(asked.contains(top.to_str().unwrap()), "{asked}");
 }
