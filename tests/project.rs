@@ -207,3 +207,221 @@ fn a_stop_inside_a_submodule_saves_the_superprojects_note() {
     let top = d.dir.join(".convosync/session-handoff-draft.md");
     assert!(asked.contains(top.to_str().unwrap()), "{asked}");
 }
+
+/// A bare notes repository and a project's bare remote with three commits, in one temp dir.
+struct Notes {
+    root: tempfile::TempDir,
+    home: std::path::PathBuf,
+}
+
+impl Notes {
+    fn new() -> Notes {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        let home = r.join("seed-home");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(home.join(".gitconfig"), "[init]\n\tdefaultBranch = main\n").unwrap();
+        git(r, &home, &["init", "-q", "--bare", "notes.git"]);
+        git(r, &home, &["init", "-q", "--bare", "web.git"]);
+        git(r, &home, &["clone", "-q", "web.git", "seed"]);
+        let seed = r.join("seed");
+        for i in 0..3 {
+            std::fs::write(seed.join("README.md"), format!("# web {i}\n")).unwrap();
+            git(&seed, &home, &["add", "README.md"]);
+            git(&seed, &home, &["commit", "-q", "-m", &format!("commit {i}")]);
+        }
+        git(&seed, &home, &["push", "-q", "origin", "HEAD:main"]);
+        Notes { root, home }
+    }
+
+    fn path(&self, p: &str) -> std::path::PathBuf {
+        self.root.path().join(p)
+    }
+
+    /// A device `name` at `dir` (relative to the temp dir), made by `make` (run in the temp dir
+    /// with the device's home), keeping its notes in the notes repository.
+    fn device(&self, name: &str, dir: &str, make: &[&str]) -> Device {
+        let home = self.path(&format!("home-{name}"));
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::write(home.join(".gitconfig"), "[init]\n\tdefaultBranch = main\n").unwrap();
+        git(self.root.path(), &home, make);
+        let d = Device {
+            name: name.to_string(),
+            dir: self.path(dir),
+            home,
+        };
+        d.git(&[
+            "config",
+            "convosync.remote",
+            self.path("notes.git").to_str().unwrap(),
+        ]);
+        d
+    }
+
+    /// A clone of the project as `name`, with extra `git clone` options, its `origin` then set
+    /// to `url` (the project's remote as that machine spells it; never contacted by convosync,
+    /// which exchanges notes with the notes repository only).
+    fn clone(&self, name: &str, opts: &[&str], url: &str) -> Device {
+        let src = format!("file://{}", self.path("web.git").display());
+        let mut make = vec!["clone", "-q"];
+        make.extend_from_slice(opts);
+        make.extend_from_slice(&[&src, name]);
+        let d = self.device(name, name, &make);
+        d.git(&["remote", "set-url", "origin", url]);
+        d
+    }
+
+    /// The namespaces holding a handoff ref in the notes repository.
+    fn namespaces(&self) -> Vec<String> {
+        let refs = git(
+            self.root.path(),
+            &self.home,
+            &[
+                "--git-dir",
+                "notes.git",
+                "for-each-ref",
+                "--format=%(refname)",
+                "refs/convosync/p/",
+            ],
+        );
+        refs.lines()
+            .filter_map(|r| r.strip_suffix("/handoffs"))
+            .map(|r| r.trim_start_matches("refs/convosync/p/").to_string())
+            .collect()
+    }
+}
+
+fn save_note(d: &Device, task: &str) {
+    write_draft(d, &format!("### Current Task\n{task}\n"));
+    let out = d.convosync().arg("save-handoff").output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+fn resume(d: &Device) -> String {
+    let out = d.convosync().arg("resume").output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The namespace a device's clone uses now.
+fn namespace(d: &Device) -> String {
+    std::fs::read_to_string(d.dir.join(".git/convosync/project-id"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn one_project_meets_in_one_namespace_whatever_the_clone() {
+    let n = Notes::new();
+    let ssh = n.clone("ssh", &[], "git@example.com:me/web.git");
+    let https = n.clone("https", &[], "https://example.com/me/web");
+    let shallow = n.clone("shallow", &["--depth", "1"], "ssh://git@example.com:22/me/web/");
+    assert_eq!(shallow.git(&["rev-parse", "--is-shallow-repository"]), "true");
+
+    save_note(&ssh, "ssh-task-1001");
+    save_note(&shallow, "shallow-task-1002");
+    let seen = resume(&https);
+    assert!(
+        seen.contains("ssh-task-1001") && seen.contains("shallow-task-1002"),
+        "{seen}"
+    );
+    assert_eq!(n.namespaces().len(), 1, "{:?}", n.namespaces());
+    let ns = namespace(&ssh);
+    assert_eq!(namespace(&https), ns);
+    assert_eq!(namespace(&shallow), ns);
+
+    // The shallow clone gets its whole history: its namespace does not move.
+    let full = format!("file://{}", n.path("web.git").display());
+    shallow.git(&["fetch", "-q", "--unshallow", &full, "main"]);
+    assert_eq!(shallow.git(&["rev-parse", "--is-shallow-repository"]), "false");
+    save_note(&shallow, "shallow-task-1003");
+    assert_eq!(namespace(&shallow), ns);
+    assert!(resume(&ssh).contains("shallow-task-1003"));
+    assert_eq!(n.namespaces(), vec![ns.clone()]);
+}
+
+#[test]
+fn forks_and_unrelated_repositories_never_mix() {
+    let n = Notes::new();
+    let mine = n.clone("mine", &[], "git@example.com:me/web.git");
+    // A fork: the same history (root commit and all), another remote.
+    let fork = n.clone("fork", &[], "git@example.com:someone/web.git");
+    assert_eq!(
+        mine.git(&["rev-list", "--max-parents=0", "HEAD"]),
+        fork.git(&["rev-list", "--max-parents=0", "HEAD"])
+    );
+    // Two repositories with no commit and no remote, both called `web`.
+    let a = n.device("a", "a/web", &["init", "-q", "a/web"]);
+    let b = n.device("b", "b/web", &["init", "-q", "b/web"]);
+
+    save_note(&mine, "mine-task-2001");
+    save_note(&fork, "fork-task-2002");
+    save_note(&a, "a-task-2003");
+    save_note(&b, "b-task-2004");
+    let spaces = n.namespaces();
+    assert_eq!(spaces.len(), 4, "{spaces:?}");
+    for (d, own, others) in [
+        (&mine, "mine", ["fork", "a-task", "b-task"]),
+        (&fork, "fork", ["mine", "a-task", "b-task"]),
+        (&a, "a-task", ["mine", "fork", "b-task"]),
+        (&b, "b-task", ["mine", "fork", "a-task"]),
+    ] {
+        // Each sees its own notes (as `resume --all` lists them) and nobody else's.
+        let out = d.convosync().args(["resume", "--all"]).output().unwrap();
+        let seen = String::from_utf8_lossy(&out.stdout);
+        assert!(seen.contains(own), "{}: {seen}", d.name);
+        for o in others {
+            assert!(!seen.contains(o), "{} sees {o}: {seen}", d.name);
+        }
+    }
+    // Neither empty repository took its folder's name.
+    assert!(!spaces.iter().any(|s| s == "web"), "{spaces:?}");
+    // A commit later, still without a remote, the local namespace's notes come along.
+    std::fs::write(a.dir.join("f.txt"), "f\n").unwrap();
+    a.git(&["add", "f.txt"]);
+    a.git(&["commit", "-q", "-m", "first"]);
+    let before = namespace(&a);
+    let out = a.convosync().args(["resume", "--all"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("a-task-2003"),
+        "{out:?}"
+    );
+    assert_ne!(namespace(&a), before, "the namespace follows the root commit");
+}
+
+#[test]
+fn notes_of_the_earlier_namespace_are_carried_over() {
+    let n = Notes::new();
+    let old = n.clone("old", &[], "git@example.com:me/web.git");
+    // As an earlier version named every project: 12 digits of the root commit, remembered in
+    // the clone, with a note already on that namespace in the notes repository.
+    let root = old.git(&["rev-list", "--max-parents=0", "HEAD"]);
+    let earlier = root[..12].to_string();
+    write_draft(&old, "### Current Task\nlegacy-task-3001\n");
+    let out = old
+        .convosync()
+        .env("CONVOSYNC_REF", format!("refs/convosync/p/{earlier}/handoffs"))
+        .arg("save-handoff")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    std::fs::create_dir_all(old.dir.join(".git/convosync")).unwrap();
+    std::fs::write(old.dir.join(".git/convosync/project-id"), format!("{earlier}\n")).unwrap();
+    assert_eq!(n.namespaces(), vec![earlier.clone()]);
+
+    // Another device of the same project, upgraded, on a new clone: nothing yet.
+    let new = n.clone("new", &[], "https://example.com/me/web.git");
+    assert!(!resume(&new).contains("legacy-task-3001"));
+    // The upgraded old clone carries its earlier namespace over at its next exchange...
+    let out = old.convosync().arg("sync").output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(namespace(&old), namespace(&new));
+    // ... after which every device of the project reads the earlier notes.
+    assert!(resume(&new).contains("legacy-task-3001"));
+    let spaces = n.namespaces();
+    assert!(
+        spaces.contains(&earlier) && spaces.contains(&namespace(&new)),
+        "{spaces:?}"
+    );
+}
