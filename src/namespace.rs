@@ -112,16 +112,17 @@ fn project_url(git: &Repository, notes_remote: Option<&str>) -> Option<String> {
         upstream().or_else(|| names.first().map(|n| n.to_string()))?
     };
     let remote = git.find_remote(&chosen).ok()?;
-    let url = remote.url().ok()?;
-    let url = normalise_url(url);
-    (!url.is_empty()).then_some(url)
+    let url = remote.url().ok().filter(|u| !u.trim().is_empty())?;
+    Some(normalise_url(url, git.workdir().unwrap_or(git.path())))
 }
 
 /// One spelling for every way of writing one repository's URL: no scheme, user, password, port,
 /// trailing `/` or `.git`; host and path in lowercase (hosting services ignore case in both);
 /// `host/path`. scp-like `[user@]host:path` is read as git reads it (no `/` before the first
-/// `:`). A local path (or `file://` URL) stays a path, as given: `file:<path>`.
-pub fn normalise_url(url: &str) -> String {
+/// `:`). A local path (or `file://` URL) stays a path, `file:<path>`: made absolute from `base`
+/// (as git reads a relative remote path, from the worktree) and with symlinks resolved when it
+/// exists.
+pub fn normalise_url(url: &str, base: &Path) -> String {
     let url = url.trim();
     let (host, path) = if let Some((scheme, rest)) = url.split_once("://") {
         if scheme.eq_ignore_ascii_case("file") {
@@ -136,8 +137,8 @@ pub fn normalise_url(url: &str) -> String {
             _ => (None, url),
         }
     };
-    let path = path.trim_end_matches('/');
-    let path = path.strip_suffix(".git").unwrap_or(path).trim_end_matches('/');
+    let given = path.trim_end_matches('/');
+    let path = given.strip_suffix(".git").unwrap_or(given).trim_end_matches('/');
     match host {
         Some(authority) => {
             let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
@@ -149,7 +150,15 @@ pub fn normalise_url(url: &str) -> String {
             let path: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
             format!("{}/{}", host, path.join("/")).to_lowercase()
         }
-        None => format!("file:{path}"),
+        None => {
+            // As git finds a local repository: the path, else the path with `.git`.
+            let full = std::fs::canonicalize(base.join(given))
+                .or_else(|_| std::fs::canonicalize(base.join(format!("{given}.git"))))
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| base.join(given).to_string_lossy().into_owned());
+            let full = full.strip_suffix(".git").unwrap_or(&full);
+            format!("file:{full}")
+        }
     }
 }
 
@@ -236,17 +245,27 @@ mod tests {
             "http://github.com//me/web",
             "github.com:me/web",
         ];
+        let base = Path::new("/nonexistent/work/web");
         for u in same {
-            assert_eq!(normalise_url(u), "github.com/me/web", "{u}");
+            assert_eq!(normalise_url(u, base), "github.com/me/web", "{u}");
         }
         for (u, want) in [
             ("/srv/git/web.git", "file:/srv/git/web"),
             ("file:///srv/git/web.git", "file:/srv/git/web"),
-            ("./web.git", "file:./web"),
+            ("../web.git", "file:/nonexistent/work/web/../web"),
             ("https://gitlab.com/group/sub/web.git", "gitlab.com/group/sub/web"),
         ] {
-            assert_eq!(normalise_url(u), want, "{u}");
+            assert_eq!(normalise_url(u, base), want, "{u}");
         }
+        // An existing local remote, however it is reached, is one path.
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("web.git");
+        std::fs::create_dir_all(&real).unwrap();
+        std::fs::create_dir_all(tmp.path().join("a")).unwrap();
+        std::os::unix::fs::symlink(tmp.path(), tmp.path().join("link")).unwrap();
+        let by_path = normalise_url(real.to_str().unwrap(), base);
+        assert_eq!(normalise_url("../web.git", &tmp.path().join("a")), by_path);
+        assert_eq!(normalise_url("../link/web", &tmp.path().join("a")), by_path);
         // Another owner, another host, a local path: three other projects.
         let ids: Vec<String> = [
             "git@github.com:me/web.git",
@@ -255,7 +274,7 @@ mod tests {
             "/github.com/me/web",
         ]
         .iter()
-        .map(|u| remote_id(&normalise_url(u)))
+        .map(|u| remote_id(&normalise_url(u, Path::new("/"))))
         .collect();
         for (i, a) in ids.iter().enumerate() {
             assert!(crate::device::is_valid(a), "{a}");
