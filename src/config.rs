@@ -83,8 +83,10 @@ pub struct Settings {
     /// under a namespace of this project, `refs/convosync/p/<project>/handoffs`.
     pub notes_repo: bool,
     /// The project's name in a notes repository (`convosync.project`); by default derived from
-    /// the root commit.
+    /// the project's own remote (see [`crate::namespace`]).
     pub project: Option<String>,
+    /// In a notes repository (unless `convosync.ref` is set), the project's namespace there.
+    pub namespace: Option<crate::namespace::Namespace>,
     /// Whether `convosync.ref` was set explicitly (it then wins over the project namespace).
     pub ref_explicit: bool,
 }
@@ -107,6 +109,7 @@ impl Default for Settings {
             wip_push: None,
             notes_repo: false,
             project: None,
+            namespace: None,
             ref_explicit: false,
         }
     }
@@ -144,6 +147,7 @@ impl Settings {
                 .and_then(|v| parse_bool(&v))
                 .unwrap_or_else(|| remote.as_deref().is_some_and(crate::refs::is_url)),
             project: get("CONVOSYNC_PROJECT", "convosync.project"),
+            namespace: None,
             ref_explicit: explicit_ref.is_some(),
             refname: explicit_ref
                 .map(|r| crate::refs::normalize(&r))

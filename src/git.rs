@@ -124,7 +124,14 @@ pub fn fetch(git_dir: &Path, remote: &str, refspecs: &[&str], deadline: Deadline
     run(git_dir, args, deadline)
 }
 
-/// Run `git --git-dir <git_dir> <args>` with a clean environment and kill it at `deadline`.
+/// `-c` options that keep the user's git hooks out of convosync's own git commands: hooks are
+/// looked up under this path, where no file can be (git 2.47 takes `/dev/null`, a path that is not
+/// a directory, as "no hooks"). A `reference-transaction` hook would otherwise run inside every
+/// fetch, and a `pre-push` hook inside every push of the handoff ref.
+const NO_HOOKS: [&str; 2] = ["-c", "core.hooksPath=/dev/null"];
+
+/// Run `git --git-dir <git_dir> <args>` with a clean environment, none of the user's git hooks,
+/// and kill it at `deadline`.
 pub fn run<I, S>(git_dir: &Path, args: I, deadline: Deadline) -> Result<GitOutput>
 where
     I: IntoIterator<Item = S>,
@@ -133,6 +140,7 @@ where
     let mut cmd = command();
     cmd.arg("--git-dir")
         .arg(git_dir)
+        .args(NO_HOOKS)
         // core.fsmonitor can start a daemon that hangs (jj-vcs/jj#6440); submodules are not ours.
         .args(["-c", "core.fsmonitor=false", "-c", "submodule.recurse=false"])
         .args(args);
@@ -147,7 +155,7 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let mut cmd = in_worktree(workdir, &["-c", "core.hooksPath=/dev/null"]);
+    let mut cmd = in_worktree(workdir, &NO_HOOKS);
     cmd.args(args);
     execute(cmd, workdir, deadline)
 }
@@ -163,7 +171,7 @@ where
 {
     let mut cmd = in_worktree(
         workdir,
-        &["-c", "core.hooksPath=/dev/null", "-c", "submodule.recurse=false"],
+        &[NO_HOOKS[0], NO_HOOKS[1], "-c", "submodule.recurse=false"],
     );
     cmd.env("GIT_OPTIONAL_LOCKS", "0").args(args);
     let (status, stdout, _) = execute_raw(cmd, workdir, deadline)?;
@@ -344,6 +352,58 @@ mod tests {
         .unwrap();
         assert!(out.success(), "{}", out.stderr);
         assert!(out.stdout.trim().ends_with(".git"));
+    }
+
+    #[test]
+    fn ref_updates_run_no_user_hook() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(dir.path()).unwrap();
+        let sig = git2::Signature::now("t", "t@x").unwrap();
+        let tree = repo
+            .find_tree(repo.treebuilder(None).unwrap().write().unwrap())
+            .unwrap();
+        let commit = repo
+            .commit(None, &sig, &sig, "x", &tree, &[])
+            .unwrap()
+            .to_string();
+        let marker = dir.path().join("hook-ran");
+        let hooks = dir.path().join("my-hooks");
+        std::fs::create_dir_all(&hooks).unwrap();
+        let hook = hooks.join("reference-transaction");
+        std::fs::write(&hook, format!("#!/bin/sh\necho ran >> '{}'\n", marker.display())).unwrap();
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+        repo.config()
+            .unwrap()
+            .set_str("core.hooksPath", hooks.to_str().unwrap())
+            .unwrap();
+        let git_dir = dir.path().join(".git");
+        let deadline = Deadline::after(Duration::from_secs(20));
+        // The hook works: git run by hand calls it.
+        let by_hand = command()
+            .arg("--git-dir")
+            .arg(&git_dir)
+            .args(["update-ref", "refs/by-hand", &commit])
+            .status()
+            .unwrap();
+        assert!(
+            by_hand.success() && marker.exists(),
+            "the hook runs for a plain git"
+        );
+        std::fs::remove_file(&marker).unwrap();
+        // Through the runner it does not, in either mode; nor for libgit2's own ref updates.
+        let out = run(&git_dir, ["update-ref", "refs/convosync/x", &commit], deadline).unwrap();
+        assert!(out.success(), "{}", out.stderr);
+        let out = run_in(dir.path(), ["update-ref", "refs/convosync/y", &commit], deadline).unwrap();
+        assert!(out.success(), "{}", out.stderr);
+        repo.reference(
+            "refs/convosync/z",
+            repo.revparse_single(&commit).unwrap().id(),
+            true,
+            "t",
+        )
+        .unwrap();
+        assert!(!marker.exists(), "a user hook ran inside convosync's own git");
     }
 
     #[test]

@@ -33,7 +33,11 @@ impl Repo {
                 let config = git.config().and_then(|mut c| c.snapshot()).ok();
                 let mut settings = Settings::load(config.as_ref());
                 if settings.notes_repo && !settings.ref_explicit {
-                    settings.refname = project_ref(&git, settings.project.as_deref());
+                    // A notes repository named by a remote name is not the project's own remote.
+                    let notes = settings.remote.as_deref().filter(|r| !crate::refs::is_url(r));
+                    let ns = crate::namespace::of(&git, settings.project.as_deref(), notes);
+                    settings.refname = crate::namespace::handoffs_ref(&ns.id);
+                    settings.namespace = Some(ns);
                 }
                 Ok(Some(Repo {
                     git,
@@ -193,47 +197,6 @@ impl Repo {
             .or_else(|| Some("origin".to_string()))
             .filter(|r| self.git.find_remote(r).is_ok())
     }
-}
-
-/// The handoff ref of this project in a notes repository: `refs/convosync/p/<project>/handoffs`,
-/// where `<project>` is `convosync.project` (sanitised) or the first 12 hex digits of the root
-/// commit reached by following first parents from the default branch (`origin/HEAD`), else from
-/// HEAD. The id is remembered in `<common dir>/convosync/project-id` so the walk happens once per
-/// clone. Without any commit and without `convosync.project`, the worktree's directory name is
-/// used (not remembered).
-pub fn project_ref(git: &Repository, project: Option<&str>) -> String {
-    let id = project
-        .and_then(crate::device::sanitize)
-        .or_else(|| {
-            let file = state_dir_of(git).join("project-id");
-            if let Some(id) = std::fs::read_to_string(&file)
-                .ok()
-                .and_then(|s| crate::device::sanitize(&s))
-            {
-                return Some(id);
-            }
-            let id = root_commit(git)?.to_string()[..12].to_string();
-            let _ = crate::fsutil::replace_file(&file, format!("{id}\n").as_bytes());
-            Some(id)
-        })
-        .or_else(|| {
-            git.workdir()
-                .and_then(|w| w.file_name())
-                .and_then(|n| crate::device::sanitize(&n.to_string_lossy()))
-        })
-        .unwrap_or_else(|| "default".to_string());
-    format!("refs/convosync/p/{id}/handoffs")
-}
-
-/// The root commit reached by first parents from the default branch, else from HEAD.
-fn root_commit(git: &Repository) -> Option<git2::Oid> {
-    let start = ["refs/remotes/origin/HEAD", "HEAD"]
-        .iter()
-        .find_map(|r| git.revparse_single(r).ok()?.peel_to_commit().ok())?;
-    let mut walk = git.revwalk().ok()?;
-    walk.simplify_first_parent().ok()?;
-    walk.push(start.id()).ok()?;
-    walk.filter_map(Result::ok).last()
 }
 
 /// [`Repo::state_dir`] of a bare `git2::Repository`.

@@ -76,7 +76,7 @@ impl SessionState {
 }
 
 /// Remove stale session files, at most now and then (cheap: one directory read).
-fn prune(dir: &Path) {
+pub(crate) fn prune(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };

@@ -87,6 +87,9 @@ impl Report {
 
 /// Fetch the remote's handoff ref into its tracking ref.
 pub fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Result<Fetched> {
+    if let Err(e) = carry_over(repo, remote, deadline) {
+        crate::state::log(&repo.state_dir(), &format!("carrying notes over: {e:#}"));
+    }
     let refname = &repo.settings.refname;
     let spec = format!("+{refname}:{}", refs::tracking(refname, remote));
     // Other devices' snapshots of uncommitted work travel in the same round trip (in a notes
@@ -222,6 +225,37 @@ pub fn classify_push(out: &GitOutput) -> Pushed {
     Pushed::Failed(out.brief_error())
 }
 
+/// When this clone's namespace in a notes repository changed (see [`crate::namespace`]), bring
+/// the notes of the earlier one into the current ref once: fetch the earlier ref (a pattern, so
+/// that its absence is no error), merge it and the local copy into the current ref, and record
+/// the change as done. Until then every fetch tries again.
+fn carry_over(repo: &Repo, remote: &str, deadline: Deadline) -> Result<()> {
+    let Some(ns) = &repo.settings.namespace else {
+        return Ok(());
+    };
+    let Some(previous) = ns.previous.as_deref() else {
+        return Ok(());
+    };
+    let earlier = crate::namespace::handoffs_ref(previous);
+    let tracking = refs::tracking(&earlier, remote);
+    let spec = format!("+{earlier}*:{tracking}*");
+    let out = git::fetch(repo.git.path(), remote, &[&spec], deadline)?;
+    if !out.success() {
+        anyhow::bail!("could not fetch {earlier}: {}", out.brief_error());
+    }
+    for r in [&earlier, &tracking] {
+        if let Some(tip) = tip_of(&repo.git, r).ok().flatten().map(|c| c.id()) {
+            merge_into(repo, tip, deadline.remaining())?;
+        }
+    }
+    crate::namespace::settled(&repo.git, &ns.id)?;
+    crate::state::log(
+        &repo.state_dir(),
+        &format!("notes of {earlier} carried over into {}", repo.settings.refname),
+    );
+    Ok(())
+}
+
 /// Bring the remote-tracking copy into the local ref: fast-forward, or merge by path.
 /// Takes the repository lock for the local ref update.
 pub fn integrate(repo: &Repo, remote: &str, lock_wait: Duration) -> Result<()> {
@@ -233,6 +267,12 @@ pub fn integrate(repo: &Repo, remote: &str, lock_wait: Duration) -> Result<()> {
     else {
         return Ok(());
     };
+    merge_into(repo, theirs, lock_wait)
+}
+
+/// Bring the commit `theirs` into the local ref: fast-forward, or merge by path.
+fn merge_into(repo: &Repo, theirs: Oid, lock_wait: Duration) -> Result<()> {
+    let refname = &repo.settings.refname;
     let _lock = repo.lock(lock_wait)?;
     retry_cas(&repo.git, refname, "merge handoffs from remote", || {
         let ours = tip_of(&repo.git, refname)?.map(|c| c.id());

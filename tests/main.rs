@@ -11,6 +11,7 @@ mod hostile;
 mod identity;
 mod polish;
 mod private;
+mod project;
 mod proof;
 mod release;
 mod remotes;

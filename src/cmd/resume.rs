@@ -165,17 +165,19 @@ fn fast_forward(repo: &Repo, timeout: f64) -> Result<String> {
     if ahead > 0 {
         bail!("{name} and {remote}/{name} have diverged; merge or rebase yourself");
     }
-    // The user asked for this: `git merge --ff-only` moves the branch and the worktree together.
-    let out = std::process::Command::new("git")
-        .current_dir(workdir)
-        .args(["merge", "--ff-only", "--quiet", &up_ref])
-        .output()
-        .context("could not run git merge")?;
-    if !out.status.success() {
-        bail!(
-            "git merge --ff-only failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+    // The user asked for this: `git merge --ff-only` moves the branch and the worktree together,
+    // through the one runner (its deadline, `LC_ALL=C`, none of the user's git hooks).
+    let out = crate::git::run_in(
+        workdir,
+        ["merge", "--ff-only", "--quiet", &up_ref],
+        deadline(timeout),
+    )
+    .context("could not run git merge")?;
+    if out.timed_out() {
+        bail!("git merge --ff-only did not finish in time and was stopped; check `git status` on {name}");
+    }
+    if !out.success() {
+        bail!("git merge --ff-only failed: {}", out.brief_error());
     }
     Ok(format!(
         "✓ {name} fast-forwarded {behind} commit(s) from {remote}"

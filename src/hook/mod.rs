@@ -5,6 +5,7 @@
 //! user (`systemMessage`) or a line in `<git dir>/convosync/convosync.log`, the exit code is always
 //! 0, and all network work shares one hard deadline.
 
+pub mod project;
 pub mod prompt;
 pub mod session_start;
 use crate::state;
@@ -12,7 +13,6 @@ pub mod stop;
 pub mod wire;
 
 use std::io::Read;
-use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -82,12 +82,10 @@ pub struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     /// `None` (print nothing) outside a repository or when the device id cannot be had.
     fn new(input: &'a HookInput, event: Event) -> Option<Ctx<'a>> {
-        let cwd = input
-            .cwd
-            .as_ref()
-            .map(PathBuf::from)
-            .or_else(|| std::env::current_dir().ok())?;
-        let repo = Repo::discover(&cwd).ok().flatten()?;
+        let env = |k: &str| std::env::var_os(k);
+        project::remember_start(input, event, &env);
+        let dir = project::dir(input, &env).or_else(|| std::env::current_dir().ok())?;
+        let repo = Repo::discover(&dir).ok().flatten()?;
         let who = crate::team::Me::load(&repo);
         // The events that show notes read them all anyway: this device's id comes from them.
         let mut notes = None;
