@@ -203,7 +203,7 @@ pub fn classify_push(out: &GitOutput) -> Pushed {
             .filter_map(|l| l.strip_prefix("remote:"))
             .map(str::trim)
             .filter(|l| !l.is_empty())
-            .map(git::printable)
+            .map(|l| crate::untrusted::line(l).into_owned())
             .collect();
         let reason = status
             .trim_start_matches("[remote rejected]")
@@ -212,7 +212,7 @@ pub fn classify_push(out: &GitOutput) -> Pushed {
             .trim_end_matches(')')
             .trim();
         if !reason.is_empty() {
-            words.push(git::printable(reason));
+            words.push(crate::untrusted::line(reason).into_owned());
         }
         if words.is_empty() {
             words.push("no reason given".to_string());

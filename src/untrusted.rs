@@ -6,7 +6,10 @@
 //! or [`line`] (branch, commit subject, device, author: one line). Both drop every C0 and C1
 //! control character, DEL, whole escape sequences (CSI, OSC, DCS, SOS, PM, APC, in their 7-bit and
 //! 8-bit forms, and two-character ESC sequences) and the Unicode bidirectional controls that can
-//! make text display differently from what it is ("trojan source").
+//! make text display differently from what it is ("trojan source"). They are the one cleaner:
+//! git's own messages, snapshot trailers and everything else from outside go through them. The
+//! one variant is [`shown`], for a patch a person reads before applying it: there a control
+//! character is made visible (`\u{1b}`) instead of dropped, so a file's hidden bytes are seen.
 //!
 //! Invalid entries met while reading the ref are recorded with [`skipped`]; hooks write them to
 //! their log and commands print one warning line ([`take_skipped`]).
@@ -175,6 +178,29 @@ pub fn line(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// [`line`] as an owned string.
+pub fn line_owned(s: &str) -> String {
+    line(s).into_owned()
+}
+
+/// A body for a person to review (a patch): as [`text`] keeps it, except that each control
+/// character other than newline and tab is written out escaped (`\u{1b}`) rather than dropped,
+/// so what a file holds is seen, and nothing in it acts on the terminal.
+pub fn shown(s: &str) -> String {
+    if clean(s, true) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c != '\n' && c != '\t' && !allowed(c, true) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn own_line(s: &mut String) {
     if let Cow::Owned(c) = line(s) {
         *s = c;
@@ -304,6 +330,14 @@ mod tests {
         assert_eq!(text("un\x1b]0;terminated\nnext"), "un\nnext");
         assert_eq!(text("if a \u{202E}{ } \u{2066}x\u{2069}"), "if a { } x");
         assert!(matches!(text("plain ünïcode ✓"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn shown_makes_controls_visible() {
+        assert_eq!(shown("a\x1b[31mb\n\tc"), "a\\u{1b}[31mb\n\tc");
+        assert_eq!(shown("x\u{202e}y"), "x\\u{202e}y");
+        assert_eq!(shown("plain ✓\n"), "plain ✓\n");
+        assert!(no_controls(&shown("\x07\x1b]0;t\x07\u{9b}\r"), true));
     }
 
     #[test]

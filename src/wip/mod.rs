@@ -555,11 +555,6 @@ fn trailer<'a>(msg: &'a str, key: &str) -> impl Iterator<Item = &'a str> + 'a {
         .filter_map(move |l| l.strip_prefix(prefix.as_str()).map(str::trim))
 }
 
-/// Text from a snapshot's message, safe to print: no control characters.
-pub(crate) fn printable(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).collect()
-}
-
 pub(crate) fn read(device: &str, c: &Commit<'_>) -> Snapshot {
     let msg = c.message().unwrap_or_default();
     let base = trailer(msg, "Convosync-Base").next();
@@ -570,9 +565,11 @@ pub(crate) fn read(device: &str, c: &Commit<'_>) -> Snapshot {
         whole: base == Some("none"),
         branch: trailer(msg, "Convosync-Branch")
             .next()
-            .map(printable)
+            .map(crate::untrusted::line_owned)
             .filter(|b| !b.is_empty()),
-        files: trailer(msg, "Convosync-File").map(printable).collect(),
+        files: trailer(msg, "Convosync-File")
+            .map(crate::untrusted::line_owned)
+            .collect(),
         time: chrono::DateTime::from_timestamp(c.time().seconds(), 0).unwrap_or_default(),
         sealed: sealed::Sealed::Plain,
     }
@@ -1501,19 +1498,6 @@ pub fn changes(repo: &Repo, snap: &Snapshot) -> Result<Vec<Shown>> {
         .collect())
 }
 
-/// Text for a terminal: control characters other than newline and tab are shown escaped.
-fn terminal_safe(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() && c != '\n' && c != '\t' {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// The snapshot as a patch against its base, for `wip diff`, safe to print.
 pub fn patch(repo: &Repo, snap: &Snapshot) -> Result<String> {
     let (base, theirs) = checked_trees(repo, snap)?;
@@ -1528,7 +1512,7 @@ pub fn patch(repo: &Repo, snap: &Snapshot) -> Result<String> {
             _ => String::new(),
         };
         out.push_str(&prefix);
-        out.push_str(&terminal_safe(&String::from_utf8_lossy(line.content())));
+        out.push_str(&crate::untrusted::shown(&String::from_utf8_lossy(line.content())));
         true
     })?;
     Ok(out)

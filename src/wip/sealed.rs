@@ -236,9 +236,13 @@ pub fn read(repo: &Repo, device: &str, c: &Commit<'_>) -> Snapshot {
         Ok(meta) => {
             snap.branch = meta
                 .branch
-                .map(|b| super::printable(&b))
+                .map(|b| crate::untrusted::line_owned(&b))
                 .filter(|b| !b.is_empty());
-            snap.files = meta.files.iter().map(|f| super::printable(f)).collect();
+            snap.files = meta
+                .files
+                .iter()
+                .map(|f| crate::untrusted::line_owned(f))
+                .collect();
             Sealed::Open
         }
         Err(reason) => Sealed::Locked(reason),
