@@ -598,7 +598,13 @@ pub fn list(repo: &Repo) -> Result<Vec<Snapshot>> {
                 ));
                 continue;
             }
-            let Ok(c) = r.peel_to_commit() else { continue };
+            let Some(id) = r.resolve().ok().and_then(|r| r.target()) else {
+                continue;
+            };
+            let at = format_args!("the snapshot ref {}", crate::untrusted::quoted(name.as_bytes()));
+            let Ok(c) = crate::untrusted::commit(&repo.git, id, &at) else {
+                continue;
+            };
             let snap = sealed::read(repo, &device, &c);
             match out.iter_mut().find(|s| s.device == device) {
                 Some(existing) if existing.time < snap.time => *existing = snap,
@@ -969,11 +975,27 @@ fn validate_tree(git: &Repository, root: Oid, seen: &mut HashSet<Oid>) -> Result
         if depth > MAX_DEPTH {
             return Err(format!("trees nested deeper than {MAX_DEPTH} {place}"));
         }
-        let obj = odb.read(id).map_err(|_| format!("a missing tree {id} {place}"))?;
-        if obj.kind() != ObjectType::Tree {
-            return Err(format!("a {} where a tree belongs {place}", obj.kind().str()));
+        // The size from the header first: a tree over the cap is never inflated.
+        match crate::untrusted::check(
+            git,
+            id,
+            crate::untrusted::Object::Tree,
+            &format_args!("tree {id} {place}"),
+        ) {
+            Err(crate::untrusted::Refused::Unreadable(_)) => {
+                return Err(format!("a missing tree {id} {place}"))
+            }
+            Err(e) => return Err(format!("{e} {place}")),
+            Ok(_) => {}
         }
+        let obj = odb.read(id).map_err(|_| format!("a missing tree {id} {place}"))?;
         let entries = check::parse_tree(obj.data()).map_err(|e| format!("{e} {place}"))?;
+        if entries.len() > crate::untrusted::MAX_TREE_ENTRIES {
+            return Err(format!(
+                "{} {place}",
+                crate::untrusted::Refused::TooManyEntries(entries.len())
+            ));
+        }
         check::check_entries(&entries).map_err(|e| format!("{e} {place}"))?;
         for e in entries {
             if e.mode == check::MODE_TREE {
@@ -1181,10 +1203,10 @@ fn applicable(repo: &Repo, device: &str) -> Result<Snapshot> {
 fn changed_sides(repo: &Repo, snap: &Snapshot) -> Result<(Vec<Sides>, Vec<String>)> {
     let diff = snapshot_diff(repo, snap)?;
     let blob = |id: Oid| {
-        repo.git
-            .find_blob(id)
+        let at = format_args!("blob {id} of {}'s snapshot", snap.device);
+        crate::untrusted::blob(&repo.git, id, crate::untrusted::Object::WipFile, &at)
             .map(|b| b.content().to_vec())
-            .with_context(|| format!("could not read blob {id} of {}'s snapshot", snap.device))
+            .map_err(|e| anyhow!("could not read blob {id} of {}'s snapshot: {e}", snap.device))
     };
     let mut sides = Vec::new();
     let mut submodules = Vec::new();
@@ -1489,8 +1511,17 @@ pub fn changes(repo: &Repo, snap: &Snapshot) -> Result<Vec<Shown>> {
                 Delta::Deleted => 'D',
                 _ => 'M',
             };
+            let at = format_args!("the link {path} of {}'s snapshot", snap.device);
             let target = mode::is(d.new_file().mode(), Mode::Symlink)
-                .then(|| repo.git.find_blob(d.new_file().id()).ok())
+                .then(|| {
+                    crate::untrusted::blob(
+                        &repo.git,
+                        d.new_file().id(),
+                        crate::untrusted::Object::WipFile,
+                        &at,
+                    )
+                    .ok()
+                })
                 .flatten();
             let steering = check::steering(&path, target.as_ref().map(|b| b.content()));
             Some(Shown { kind, path, steering })
@@ -1505,6 +1536,24 @@ pub fn patch(repo: &Repo, snap: &Snapshot) -> Result<String> {
         .git
         .diff_tree_to_tree(Some(&base), Some(&theirs), None)
         .with_context(|| format!("could not compare {}'s snapshot with its base", snap.device))?;
+    // Every file the patch shows is size-checked before the patch reads it.
+    for d in diff.deltas() {
+        for f in [d.old_file(), d.new_file()] {
+            if f.id().is_zero() || mode::is(f.mode(), Mode::Submodule) {
+                continue;
+            }
+            let at = format_args!("blob {} of {}'s snapshot", f.id(), snap.device);
+            crate::untrusted::check(&repo.git, f.id(), crate::untrusted::Object::WipFile, &at).map_err(
+                |e| {
+                    anyhow!(
+                        "could not read blob {} of {}'s snapshot: {e}",
+                        f.id(),
+                        snap.device
+                    )
+                },
+            )?;
+        }
+    }
     let mut out = String::new();
     diff.print(git2::DiffFormat::Patch, |_, _, line| {
         let prefix = match line.origin() {
