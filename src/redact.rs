@@ -11,7 +11,6 @@
 //! ids, UUIDs and digests are left alone. Redaction is idempotent: redacted text passes through
 //! unchanged.
 
-use std::path::Path;
 use std::sync::LazyLock;
 
 use anyhow::{Context, Result};
@@ -816,66 +815,6 @@ pub(crate) fn redact_default(text: &str) -> Redacted {
     DEFAULT.redact(text)
 }
 
-/// File names that hold secrets by convention (`.env`, keys, credentials). Examples and
-/// templates (`.env.example`) and public keys are not secrets.
-pub fn looks_like_secret_file(path: &Path) -> bool {
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-        return false;
-    };
-    let name = name.to_ascii_lowercase();
-    if name.ends_with(".pub")
-        || [".example", ".sample", ".template", ".dist"]
-            .iter()
-            .any(|s| name.ends_with(s))
-    {
-        return false;
-    }
-    name == ".env"
-        || name.starts_with(".env.")
-        || name.ends_with(".env")
-        || [
-            ".pem",
-            ".key",
-            ".p12",
-            ".pfx",
-            ".keystore",
-            ".jks",
-            ".ppk",
-            ".asc",
-            ".gpg",
-        ]
-        .iter()
-        .any(|s| name.ends_with(s))
-        || ["id_rsa", "id_dsa", "id_ecdsa", "id_ed25519"]
-            .iter()
-            .any(|p| name.starts_with(p))
-        || [
-            "credentials",
-            "credentials.json",
-            ".netrc",
-            ".pgpass",
-            "secrets.yml",
-            "secrets.yaml",
-            "secrets.json",
-            ".htpasswd",
-        ]
-        .contains(&name.as_str())
-        || name.starts_with("service-account") && name.ends_with(".json")
-}
-
-/// A file that must never leave this machine: a secret-looking name, or (for small regular
-/// files; a private key is never megabytes long) a private key block inside.
-pub fn is_secret_file(path: &Path) -> bool {
-    if looks_like_secret_file(path) {
-        return true;
-    }
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_file() && m.len() <= 1 << 20 => std::fs::read(path)
-            .map(|b| contains_private_key(&b))
-            .unwrap_or(false),
-        _ => false,
-    }
-}
 /// The kind of the first high-confidence secret in `text` (a format that alone identifies a
 /// secret: a provider's prefix, a private key block), if any.
 pub fn high_confidence(text: &str) -> Option<&'static str> {
@@ -885,12 +824,6 @@ pub fn high_confidence(text: &str) -> Option<&'static str> {
         .filter(|r| r.high && r.may_match(&present))
         .find(|r| !spans(text, r.re(), |c| r.secret(c), |c| r.resume(c)).is_empty())
         .map(|r| r.kind)
-}
-
-/// Whether `bytes` contain a private key block.
-pub fn contains_private_key(bytes: &[u8]) -> bool {
-    let needle = b"PRIVATE KEY";
-    bytes.windows(needle.len()).any(|w| w == needle) && String::from_utf8_lossy(bytes).contains("-----BEGIN ")
 }
 
 /// The corpus shared with the end-to-end test.
@@ -1116,38 +1049,6 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("redactPattern"));
-    }
-
-    #[test]
-    fn secret_files() {
-        for yes in [
-            ".env",
-            ".env.local",
-            "prod.env",
-            "server.pem",
-            "tls.key",
-            "id_rsa",
-            "id_ed25519",
-            "credentials",
-            ".netrc",
-            "service-account-prod.json",
-            "keystore.jks",
-        ] {
-            assert!(looks_like_secret_file(Path::new(yes)), "{yes}");
-        }
-        for no in [
-            ".env.example",
-            ".env.sample",
-            "id_rsa.pub",
-            "main.rs",
-            "keys.md",
-            "environment.ts",
-            "README.md",
-        ] {
-            assert!(!looks_like_secret_file(Path::new(no)), "{no}");
-        }
-        assert!(contains_private_key(b"x\n-----BEGIN RSA PRIVATE KEY-----\nMII\n"));
-        assert!(!contains_private_key(b"public key only"));
     }
 
     /// Time per rule on a large input (`cargo test --release --lib redact::tests::rule_timings -- --ignored --nocapture`).

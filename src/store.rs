@@ -234,7 +234,7 @@ pub fn tip_of<'r>(repo: &'r Repository, refname: &str) -> Result<Option<Commit<'
                     crate::untrusted::Refused::Kind { found, .. } => {
                         anyhow!("{refname} points at a {} instead of a commit", found.str())
                     }
-                    e => anyhow!("could not read the tip of {refname}: {e}"),
+                    e => anyhow!("could not resolve {refname}: {e}"),
                 },
             )?;
             Ok(Some(commit))

@@ -8,7 +8,7 @@
 //! pushed travel only as changes inside the snapshot, never as commits; with no such commit the
 //! snapshot is the whole tree against nothing. Its message records the base and branch; its
 //! parents are the previous snapshot and the base. Credential files and convosync's own files are
-//! never included (see [`check::credential`]). When the worktree is clean again, one empty
+//! never included (see [`crate::secrets::file`]). When the worktree is clean again, one empty
 //! snapshot withdraws the last, so other devices are not offered work that was since committed or
 //! thrown away.
 //!
@@ -208,7 +208,7 @@ fn worktree_changes(repo: &Repo, workdir: &Path) -> Result<(Vec<Change>, Vec<Ski
         match std::fs::symlink_metadata(&full) {
             Err(_) => changes.push(Change::Gone(path.to_string())),
             Ok(m) if m.file_type().is_symlink() || m.is_file() => {
-                if let Some(reason) = check::credential(path, None) {
+                if let Some(reason) = crate::secrets::file(path, None) {
                     skipped.push(Skipped {
                         path: path.to_string(),
                         reason,
@@ -260,7 +260,7 @@ fn keep_base_for_secrets(
                 .find_blob(d.new_file().id())
                 .map(|b| b.content().to_vec())
                 .ok();
-            check::credential(p, content.as_deref())
+            crate::secrets::file(p, content.as_deref())
         };
         if from_worktree_skip || reason.is_some() {
             match base_tree.get_path(Path::new(p)) {
@@ -378,7 +378,7 @@ fn stage_changes(
             }
         }
         if *mode != Mode::Symlink {
-            if let Some(reason) = check::credential(path, Some(&data)) {
+            if let Some(reason) = crate::secrets::file(path, Some(&data)) {
                 // Not stored, and whatever HEAD had there stays as the base has it (see
                 // [`keep_base_for_secrets`]).
                 skipped.push(Skipped {
