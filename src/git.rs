@@ -99,14 +99,7 @@ pub fn brief(stderr: &str) -> String {
     } else {
         picked.join("; ")
     };
-    printable(&text)
-}
-
-/// `text` with control characters (terminal escapes included) replaced by `?`.
-pub fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+    crate::untrusted::line(&text).into_owned()
 }
 
 /// `git fetch` of exactly `refspecs` from `remote`: no tags, no FETCH_HEAD, no submodules, no gc.
@@ -334,7 +327,7 @@ mod tests {
         let hook = "remote: refs/convosync/* are not allowed here\x1b[31m\nTo /tmp/r.git\n ! [remote rejected] abc -> refs/convosync/handoffs (pre-receive hook declined)\nerror: failed to push some refs to '/tmp/r.git'\n";
         assert_eq!(
             brief(hook),
-            "remote: refs/convosync/* are not allowed here?[31m; failed to push some refs to '/tmp/r.git'"
+            "remote: refs/convosync/* are not allowed here; failed to push some refs to '/tmp/r.git'"
         );
         assert_eq!(brief("hint: nothing\n"), "git failed without a message");
         assert_eq!(brief("something odd\n"), "something odd");

@@ -111,10 +111,10 @@ fn walk(repo: &Repository, refname: &str, tip: Oid, known: Option<Oid>) -> Resul
         }
         let now = match carried.take() {
             Some((cid, tree)) if cid == id => tree,
-            _ => crate::store::commit_tree(&commit).and_then(|t| devices_tree(repo, &t)),
+            _ => crate::store::commit_tree(repo, &commit).and_then(|t| devices_tree(repo, &t)),
         };
         let before = match commit.parent(0) {
-            Ok(p) => crate::store::commit_tree(&p).and_then(|t| devices_tree(repo, &t)),
+            Ok(p) => crate::store::commit_tree(repo, &p).and_then(|t| devices_tree(repo, &t)),
             Err(_) => None,
         };
         if let Ok(pid) = commit.parent_id(0) {

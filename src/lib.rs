@@ -23,6 +23,7 @@ pub(crate) mod namespace;
 pub(crate) mod redact;
 pub(crate) mod refs;
 pub(crate) mod repo;
+pub(crate) mod secrets;
 pub(crate) mod state;
 pub mod store;
 pub(crate) mod sync;

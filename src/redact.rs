@@ -11,7 +11,6 @@
 //! ids, UUIDs and digests are left alone. Redaction is idempotent: redacted text passes through
 //! unchanged.
 
-use std::path::Path;
 use std::sync::LazyLock;
 
 use anyhow::{Context, Result};
@@ -137,6 +136,14 @@ fn rules() -> Vec<Rule> {
         t(
             "pypi-token",
             &["pypi-ag"], r"\bpypi-(?:AgEIcHlwaS5vcmc|AgENdGVzdC5weXBpLm9yZw)[A-Za-z0-9_-]{50,}".into()),
+        // An auth token passed beside its account SID (`Client("AC…", "…")`, `AC…:…`): before
+        // the SID itself is redacted, so the pair is still seen.
+        v(
+            "twilio-auth-token",
+            &["ac"],
+            r#"\bAC[0-9a-fA-F]{32}\b["']?[ \t]*[,:]?[ \t]*["']?([0-9a-fA-F]{32})\b"#,
+            true,
+        ),
         t(
             "twilio-key",
             &["sk", "ac"], format!(r"\b(?:SK|AC)[0-9a-fA-F]{{32}}{END}")),
@@ -190,9 +197,10 @@ fn rules() -> Vec<Rule> {
         t(
             "sentry-token",
             &["sntry"], r"\bsntry[us]_[A-Za-z0-9+/=_]{40,}".into()),
+        // Service, batch and recovery tokens, short (`hvs.` and 24 characters) or long.
         t(
             "vault-token",
-            &["hvs.", "hvb."], r"\bhv[sb]\.[A-Za-z0-9_-]{90,}".into()),
+            &["hvs.", "hvb.", "hvr."], r"\bhv[sbr]\.[A-Za-z0-9_-]{24,}".into()),
         t(
             "planetscale-token",
             &["pscale_"], r"\bpscale_(?:pw|tkn|oauth)_[A-Za-z0-9=._-]{32,64}".into()),
@@ -208,6 +216,26 @@ fn rules() -> Vec<Rule> {
         t(
             "notion-token",
             &["ntn_"], format!(r"\bntn_[0-9]{{11}}[A-Za-z0-9]{{35}}{END}")),
+        // Notion's older integration tokens: `secret_` and 43 random characters.
+        Rule {
+            group: Group::Check(random_token),
+            ..t("notion-token", &["secret_"], format!(r"\bsecret_[A-Za-z0-9]{{43}}{END}"))
+        },
+        t(
+            "supabase-token",
+            &["sbp_"], format!(r"\bsbp_[a-f0-9]{{40}}{END}")),
+        t(
+            "fly-token",
+            &["fo1_"], r"\bfo1_[A-Za-z0-9_-]{43,}".into()),
+        t(
+            "groq-key",
+            &["gsk_"], format!(r"\bgsk_[A-Za-z0-9]{{52}}{END}")),
+        t(
+            "replicate-token",
+            &["r8_"], format!(r"\br8_[A-Za-z0-9]{{37}}{END}")),
+        t(
+            "xai-key",
+            &["xai-"], format!(r"\bxai-[A-Za-z0-9]{{80}}{END}")),
         t(
             "dynatrace-token",
             &["dt0c01."], format!(r"\bdt0c01\.[A-Za-z0-9]{{24}}\.[A-Za-z0-9]{{64}}{END}")),
@@ -261,7 +289,7 @@ fn rules() -> Vec<Rule> {
             &["bearer"], r"(?i)\bBearer\s+([A-Za-z0-9._~+/-]{20,}=*)", false),
         v(
             "url-password",
-            &["://"], r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@\[\]]+:([^\s@/\[\]]+)@", false),
+            &["://"], r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@\[\]]*:([^\s@/\[\]]+)@", false),
         // Command lines: `mysql -pSECRET`, `sshpass -p SECRET`, `curl -u user:SECRET`,
         // `--password SECRET` / `--password=SECRET` (not psql's `--password`, which takes none).
         c(
@@ -382,6 +410,27 @@ fn cli_flag<'h>(caps: &Captures<'h>) -> Option<Match<'h>> {
     caps.iter().skip(2).flatten().next()
 }
 
+/// Words before `key` that make it the name of a record or an entry, never a secret.
+const NAMING_KEYS: &[&str] = &[
+    "cache",
+    "sort",
+    "partition",
+    "primary",
+    "foreign",
+    "lookup",
+    "index",
+    "routing",
+    "idempotency",
+    "dedup",
+    "dedupe",
+    "cursor",
+    "public",
+    "object",
+    "row",
+    "hash",
+    "map",
+];
+
 /// The secret words a name may end with, and whether the value is a password (which may be
 /// short and plain) rather than a key or token. `None`: not a secret's name.
 fn secret_name(name: &str) -> Option<bool> {
@@ -419,6 +468,14 @@ fn secret_name(name: &str) -> Option<bool> {
                     continue;
                 };
                 let start = prefix.len();
+                // A key that names a record, not a secret: `cache_key`, `sortKey`, `primary_key`.
+                if *w == "key"
+                    && NAMING_KEYS
+                        .iter()
+                        .any(|k| prefix.trim_end_matches(['_', '-', '.']).ends_with(k))
+                {
+                    continue;
+                }
                 // A short word must start the name or a part of it: `db_pass`, `accessKey`,
                 // `KEY`, not `bypass`, `monkey`, `hotkey`. Longer ones end any name
                 // (`PGPASSWORD`, `csrftoken`).
@@ -663,6 +720,8 @@ impl Redactor {
         }
         let found = kubernetes_secret_values(&out);
         out = self.replace(&out, text, "kubernetes-secret", found, &mut findings);
+        let found = cookie_values(&out);
+        out = self.replace(&out, text, "cookie", found, &mut findings);
         let found = if NAME_WORDS.iter().any(|k| present.contains(k)) {
             let current = out.as_str();
             spans(
@@ -804,6 +863,42 @@ fn kubernetes_secret_values(text: &str) -> Vec<(usize, usize)> {
     out
 }
 
+/// The values of a `Cookie:` header (every `name=value` pair) and of a `Set-Cookie:` header (its
+/// first pair; the rest are attributes), when they are at least 8 characters and not a
+/// placeholder: session ids, not `theme=dark`.
+fn cookie_values(text: &str) -> Vec<(usize, usize)> {
+    static HEADER: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?im)\b(set-cookie|cookie)[ \t]*:[ \t]*([^\n]*)").expect("cookie regex")
+    });
+    if !text.to_ascii_lowercase().contains("cookie") {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for caps in HEADER.captures_iter(text) {
+        let (Some(header), Some(pairs)) = (caps.get(1), caps.get(2)) else {
+            continue;
+        };
+        let set = header.as_str().len() > "cookie".len();
+        let mut at = pairs.start();
+        for (i, pair) in pairs.as_str().split(';').enumerate() {
+            let start = at;
+            at += pair.len() + 1;
+            if set && i > 0 {
+                break;
+            }
+            let Some(eq) = pair.find('=') else { continue };
+            let raw = &pair[eq + 1..];
+            let value = raw.trim_start_matches([' ', '"', '\'']);
+            let value = value.trim_end_matches([' ', '"', '\'', '\r']);
+            let from = start + eq + 1 + (raw.len() - raw.trim_start_matches([' ', '"', '\'']).len());
+            if value.chars().count() >= 8 && !is_placeholder(value) && !value.contains("[REDACTED:") {
+                out.push((from, from + value.len()));
+            }
+        }
+    }
+    out
+}
+
 fn line_of(text: &str, needle: &str) -> usize {
     text.find(needle)
         .map(|i| text[..i].matches('\n').count() + 1)
@@ -816,66 +911,6 @@ pub(crate) fn redact_default(text: &str) -> Redacted {
     DEFAULT.redact(text)
 }
 
-/// File names that hold secrets by convention (`.env`, keys, credentials). Examples and
-/// templates (`.env.example`) and public keys are not secrets.
-pub fn looks_like_secret_file(path: &Path) -> bool {
-    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-        return false;
-    };
-    let name = name.to_ascii_lowercase();
-    if name.ends_with(".pub")
-        || [".example", ".sample", ".template", ".dist"]
-            .iter()
-            .any(|s| name.ends_with(s))
-    {
-        return false;
-    }
-    name == ".env"
-        || name.starts_with(".env.")
-        || name.ends_with(".env")
-        || [
-            ".pem",
-            ".key",
-            ".p12",
-            ".pfx",
-            ".keystore",
-            ".jks",
-            ".ppk",
-            ".asc",
-            ".gpg",
-        ]
-        .iter()
-        .any(|s| name.ends_with(s))
-        || ["id_rsa", "id_dsa", "id_ecdsa", "id_ed25519"]
-            .iter()
-            .any(|p| name.starts_with(p))
-        || [
-            "credentials",
-            "credentials.json",
-            ".netrc",
-            ".pgpass",
-            "secrets.yml",
-            "secrets.yaml",
-            "secrets.json",
-            ".htpasswd",
-        ]
-        .contains(&name.as_str())
-        || name.starts_with("service-account") && name.ends_with(".json")
-}
-
-/// A file that must never leave this machine: a secret-looking name, or (for small regular
-/// files; a private key is never megabytes long) a private key block inside.
-pub fn is_secret_file(path: &Path) -> bool {
-    if looks_like_secret_file(path) {
-        return true;
-    }
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_file() && m.len() <= 1 << 20 => std::fs::read(path)
-            .map(|b| contains_private_key(&b))
-            .unwrap_or(false),
-        _ => false,
-    }
-}
 /// The kind of the first high-confidence secret in `text` (a format that alone identifies a
 /// secret: a provider's prefix, a private key block), if any.
 pub fn high_confidence(text: &str) -> Option<&'static str> {
@@ -885,12 +920,6 @@ pub fn high_confidence(text: &str) -> Option<&'static str> {
         .filter(|r| r.high && r.may_match(&present))
         .find(|r| !spans(text, r.re(), |c| r.secret(c), |c| r.resume(c)).is_empty())
         .map(|r| r.kind)
-}
-
-/// Whether `bytes` contain a private key block.
-pub fn contains_private_key(bytes: &[u8]) -> bool {
-    let needle = b"PRIVATE KEY";
-    bytes.windows(needle.len()).any(|w| w == needle) && String::from_utf8_lossy(bytes).contains("-----BEGIN ")
 }
 
 /// The corpus shared with the end-to-end test.
@@ -1066,6 +1095,109 @@ mod tests {
         );
     }
 
+    /// Kinds found missing with realistic values, each redacted whole, the rest of the line kept.
+    #[test]
+    fn newer_provider_formats_and_headers() {
+        let p = |a: &str, b: &str| format!("{a}{b}");
+        for (text, secret, kind) in [
+            (
+                p("NOTION_TOKEN=secret_", "4bQxZkP9mT2vW7nR1cY8hJ3sD6fG0aL5eK9uI2oP4qX"),
+                p("secret_", "4bQxZkP9mT2vW7nR1cY8hJ3sD6fG0aL5eK9uI2oP4qX"),
+                "notion-token",
+            ),
+            (
+                p("redis://:", "Zq8vR2mK9xT4wL7p@redis.internal:6379/0"),
+                "Zq8vR2mK9xT4wL7p".to_string(),
+                "url-password",
+            ),
+            (
+                p("supabase login --token sbp_", "0123456789abcdef0123456789abcdef01234567"),
+                p("sbp_", "0123456789abcdef0123456789abcdef01234567"),
+                "supabase-token",
+            ),
+            (
+                p("flyctl deploy -t fo1_", "Xy7kQ2mP9vR4tW8zL1cN6hJ3sD5fG0aB2eK7uI9oP4q"),
+                p("fo1_", "Xy7kQ2mP9vR4tW8zL1cN6hJ3sD5fG0aB2eK7uI9oP4q"),
+                "fly-token",
+            ),
+            (
+                p("client = Groq(api_key=\"gsk_", "8Hq2mX7vR4tW9zL1cN6hJ3sD5fG0aB2eK7uI9oP4qYx1Wm3Nb5Vc\")"),
+                p("gsk_", "8Hq2mX7vR4tW9zL1cN6hJ3sD5fG0aB2eK7uI9oP4qYx1Wm3Nb5Vc"),
+                "groq-key",
+            ),
+            (
+                p("export REPLICATE_API_TOKEN=r8_", "Kd7Qx2mP9vR4tW8zL1cN6hJ3sD5fG0aB2eK7u"),
+                p("r8_", "Kd7Qx2mP9vR4tW8zL1cN6hJ3sD5fG0aB2eK7u"),
+                "replicate-token",
+            ),
+            (
+                p(
+                    "the xAI key xai-",
+                    "Pq7Zx2mK9vR4tW8zL1cN6hJ3sD5fG0aB2eK7uI9oP4qYx1Wm3Nb5Vc8Hq2mX7vR4tW9zL1cN6hJ3sD5f",
+                ),
+                p(
+                    "xai-",
+                    "Pq7Zx2mK9vR4tW8zL1cN6hJ3sD5fG0aB2eK7uI9oP4qYx1Wm3Nb5Vc8Hq2mX7vR4tW9zL1cN6hJ3sD5f",
+                ),
+                "xai-key",
+            ),
+            (
+                p("VAULT_TOKEN=hvs.", "6j4cuewowBGit65rheNoceI7"),
+                p("hvs.", "6j4cuewowBGit65rheNoceI7"),
+                "vault-token",
+            ),
+            (
+                p("vault login hvs.", "CAESIJx7Q2mP9vR4tW8zL1cN6hJ3sD5fG0aB2eK7uI9oP4qYx1Wm3Nb5Vc8Hq2mX7vR4tW9zL1cN6hJ3sD5fG0aB2e"),
+                p("hvs.", "CAESIJx7Q2mP9vR4tW8zL1cN6hJ3sD5fG0aB2eK7uI9oP4qYx1Wm3Nb5Vc8Hq2mX7vR4tW9zL1cN6hJ3sD5fG0aB2e"),
+                "vault-token",
+            ),
+            (
+                p("Cookie: theme=dark; sessionid=", "k2Jd93Lmx81QpZr7vTn4"),
+                "k2Jd93Lmx81QpZr7vTn4".to_string(),
+                "cookie",
+            ),
+            (
+                p("client = Client(\"AC0123456789abcdef0123456789abcdef\", \"", "9f8e7d6c5b4a39281706f5e4d3c2b1a0\")"),
+                "9f8e7d6c5b4a39281706f5e4d3c2b1a0".to_string(),
+                "twilio-auth-token",
+            ),
+        ] {
+            let r = redact_default(&text);
+            assert!(!r.text.contains(&secret), "{kind}: {text} -> {}", r.text);
+            assert!(r.text.contains(&format!("[REDACTED:{kind}]")), "{kind}: {text} -> {}", r.text);
+            assert_eq!(redact_default(&r.text).text, r.text, "{kind}: not idempotent");
+        }
+        // The account SID goes too, and the cookie that is no secret stays.
+        let r = redact_default(
+            "Client(\"AC0123456789abcdef0123456789abcdef\", \"9f8e7d6c5b4a39281706f5e4d3c2b1a0\")",
+        );
+        assert!(!r.text.contains("AC0123456789abcdef"), "{}", r.text);
+        assert_eq!(
+            redact_default("Cookie: theme=dark; sessionid=k2Jd93Lmx81QpZr7vTn4").text,
+            "Cookie: theme=dark; sessionid=[REDACTED:cookie]"
+        );
+        assert_eq!(
+            redact_default("Set-Cookie: sid=k2Jd93Lmx81QpZr7vTn4; Path=/; HttpOnly; Max-Age=86400").text,
+            "Set-Cookie: sid=[REDACTED:cookie]; Path=/; HttpOnly; Max-Age=86400"
+        );
+    }
+
+    /// A cache key names an entry: its digest is not a secret.
+    #[test]
+    fn cache_keys_survive() {
+        for text in [
+            "cache_key: v2-deps-9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "cacheKey = \"v2-deps-9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"",
+            "sort_key: Zk3pQ9vX2mN7bR4tY8wL1cF6hJ0sD5gA",
+        ] {
+            assert_eq!(redact_default(text).text, text);
+        }
+        // A key that is a secret's name still is one.
+        assert!(redact_default("deploy_key: Zk3pQ9vX2mN7bR4tY8wL1cF6hJ0sD5gA")
+            .text
+            .contains("[REDACTED:"));
+    }
+
     #[test]
     fn anthropic_keys_are_not_openai_keys() {
         let r = redact_default("key sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789");
@@ -1116,38 +1248,6 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("redactPattern"));
-    }
-
-    #[test]
-    fn secret_files() {
-        for yes in [
-            ".env",
-            ".env.local",
-            "prod.env",
-            "server.pem",
-            "tls.key",
-            "id_rsa",
-            "id_ed25519",
-            "credentials",
-            ".netrc",
-            "service-account-prod.json",
-            "keystore.jks",
-        ] {
-            assert!(looks_like_secret_file(Path::new(yes)), "{yes}");
-        }
-        for no in [
-            ".env.example",
-            ".env.sample",
-            "id_rsa.pub",
-            "main.rs",
-            "keys.md",
-            "environment.ts",
-            "README.md",
-        ] {
-            assert!(!looks_like_secret_file(Path::new(no)), "{no}");
-        }
-        assert!(contains_private_key(b"x\n-----BEGIN RSA PRIVATE KEY-----\nMII\n"));
-        assert!(!contains_private_key(b"public key only"));
     }
 
     /// Time per rule on a large input (`cargo test --release --lib redact::tests::rule_timings -- --ignored --nocapture`).

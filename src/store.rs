@@ -18,8 +18,12 @@ pub use cache::{Head, Note};
 pub const DEVICES_DIR: &str = "devices";
 
 /// Files larger than this on the ref are not parsed (a hostile or broken ref must not make a
-/// hook read megabytes into Claude's context).
-pub const MAX_HANDOFF_BYTES: usize = 256 * 1024;
+/// hook read megabytes into Claude's context): the cap of [`crate::untrusted::Object::Note`].
+pub const MAX_HANDOFF_BYTES: usize = crate::untrusted::Object::Note.cap();
+
+/// The most bytes of notes one read of a tip takes in (each distinct blob counted once); the
+/// notes past it are skipped, so many large notes cost a bounded amount together.
+pub const MAX_NOTES_BYTES: usize = 16 << 20;
 
 /// One device's file on the ref, parsed when possible.
 #[derive(Debug, Clone)]
@@ -60,7 +64,7 @@ impl<'r> Store<'r> {
     /// Every device file on the tip, newest handoff first (unparseable files last).
     pub fn entries(&self) -> Result<Vec<Entry>> {
         match self.tip()? {
-            Some(c) => match commit_tree(&c) {
+            Some(c) => match commit_tree(self.repo, &c) {
                 Some(t) => entries_of(self.repo, &t),
                 None => Ok(Vec::new()),
             },
@@ -71,7 +75,7 @@ impl<'r> Store<'r> {
     /// The newest handoff of `device`, if any.
     pub fn get(&self, device: &str) -> Result<Option<Handoff>> {
         let Some(tip) = self.tip()? else { return Ok(None) };
-        let Some(tree) = commit_tree(&tip) else {
+        let Some(tree) = commit_tree(self.repo, &tip) else {
             return Ok(None);
         };
         Ok(device_file(self.repo, &tree, device)
@@ -180,7 +184,7 @@ impl<'r> Store<'r> {
         retry_cas(self.repo, &self.refname, message, || {
             let tip = self.tip()?;
             // A tip whose tree cannot be read is rebuilt from nothing rather than blocking saves.
-            let old_tree = tip.as_ref().and_then(commit_tree);
+            let old_tree = tip.as_ref().and_then(|c| commit_tree(self.repo, c));
             let tree_id = edit(old_tree.as_ref())?;
             if let (Some(t), Some(c)) = (&old_tree, &tip) {
                 if t.id() == tree_id {
@@ -211,19 +215,24 @@ pub fn device_path(device: &str) -> String {
     format!("{DEVICES_DIR}/{device}.md")
 }
 
+/// The commit `refname` points at (read through [`crate::untrusted::commit`], so its size is
+/// checked before it is inflated); `None` when the ref does not exist.
 pub fn tip_of<'r>(repo: &'r Repository, refname: &str) -> Result<Option<Commit<'r>>> {
     match repo.find_reference(refname) {
         Ok(r) => {
-            let obj = r
+            let id = r
                 .resolve()
-                .and_then(|r| r.peel(ObjectType::Any))
+                .with_context(|| format!("could not resolve {refname}"))?
+                .target()
                 .with_context(|| format!("could not resolve {refname}"))?;
-            let commit = obj.into_commit().map_err(|o| {
-                anyhow!(
-                    "{refname} points at a {} instead of a commit",
-                    kind_name(o.kind())
-                )
-            })?;
+            let commit = crate::untrusted::commit(repo, id, &format_args!("the tip of {refname}")).map_err(
+                |e| match e {
+                    crate::untrusted::Refused::Kind { found, .. } => {
+                        anyhow!("{refname} points at a {} instead of a commit", found.str())
+                    }
+                    e => anyhow!("could not resolve {refname}: {e}"),
+                },
+            )?;
             Ok(Some(commit))
         }
         Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
@@ -231,27 +240,20 @@ pub fn tip_of<'r>(repo: &'r Repository, refname: &str) -> Result<Option<Commit<'
     }
 }
 
-fn kind_name(k: Option<ObjectType>) -> &'static str {
-    match k {
-        Some(ObjectType::Blob) => "blob",
-        Some(ObjectType::Tree) => "tree",
-        Some(ObjectType::Tag) => "tag",
-        _ => "non-commit object",
-    }
-}
-
-/// The tree of a commit; `None` (recorded as skipped) when git cannot read it.
-pub fn commit_tree<'r>(c: &Commit<'r>) -> Option<Tree<'r>> {
-    match c.tree() {
+/// The tree of a commit, read through [`crate::untrusted::tree`]; `None` (recorded as skipped)
+/// when it cannot be read.
+pub fn commit_tree<'r>(repo: &'r Repository, c: &Commit<'_>) -> Option<Tree<'r>> {
+    let at = format_args!("the tree of commit {} on a convosync ref", c.id());
+    match crate::untrusted::commit_tree(repo, c, &at) {
         Ok(t) => Some(t),
-        Err(e) => {
+        Err(e @ crate::untrusted::Refused::Unreadable(_)) => {
             crate::untrusted::skipped(format_args!(
-                "skipped the unreadable tree of commit {} on the handoff ref ({})",
+                "skipped the unreadable tree of commit {} on the handoff ref ({e})",
                 c.id(),
-                e.message()
             ));
             None
         }
+        Err(_) => None,
     }
 }
 
@@ -261,7 +263,8 @@ pub fn devices_tree<'r>(repo: &'r Repository, root: &Tree<'_>) -> Option<Tree<'r
     // Iterate rather than look up by name: a hostile tree may hold the name twice, or unsorted.
     let mut found = None;
     for e in root.iter().filter(|e| e.name_bytes() == DEVICES_DIR.as_bytes()) {
-        match (e.kind(), repo.find_tree(e.id())) {
+        let tree = crate::untrusted::tree(repo, e.id(), &"devices/ on the handoff ref");
+        match (e.kind(), tree) {
             (Some(ObjectType::Tree), Ok(t)) if found.is_none() => found = Some(t),
             (Some(ObjectType::Tree), Ok(_)) => {
                 crate::untrusted::skipped("skipped a second `devices` entry on the handoff ref")
@@ -335,7 +338,7 @@ pub fn key_files(repo: &Repository, root: &Tree<'_>) -> std::collections::BTreeM
         .iter()
         .find(|e| e.name_bytes() == crate::crypt::KEYS_DIR.as_bytes())
         .filter(|e| e.kind() == Some(ObjectType::Tree))
-        .and_then(|e| repo.find_tree(e.id()).ok())
+        .and_then(|e| crate::untrusted::tree(repo, e.id(), &"keys/ on the handoff ref").ok())
     else {
         return out;
     };
@@ -358,7 +361,7 @@ pub fn recipients(repo: &Repository, refname: &str) -> Vec<String> {
     tip_of(repo, refname)
         .ok()
         .flatten()
-        .and_then(|c| c.tree().ok())
+        .and_then(|c| commit_tree(repo, &c))
         .map(|t| key_files(repo, &t).into_keys().collect())
         .unwrap_or_default()
 }
@@ -420,6 +423,9 @@ fn entries_reusing(
     tree: &Tree<'_>,
     mut known: std::collections::HashMap<(String, Oid), Entry>,
 ) -> Result<Vec<Entry>> {
+    // Each distinct blob is read once, and all of them together up to `MAX_NOTES_BYTES`.
+    let mut read: std::collections::HashMap<Oid, Result<Handoff, String>> = Default::default();
+    let mut budget = MAX_NOTES_BYTES;
     let mut out: Vec<Entry> = device_files(repo, tree)
         .into_iter()
         .map(|(device, blob)| {
@@ -429,7 +435,11 @@ fn entries_reusing(
                 }
                 return e;
             }
-            let (handoff, claimed) = match read_handoff(repo, blob) {
+            let parsed = read
+                .entry(blob)
+                .or_insert_with(|| read_within(repo, blob, &device, &mut budget))
+                .clone();
+            let (handoff, claimed) = match parsed {
                 Ok(h) => {
                     let (h, claimed) = own_device(h, &device);
                     (Ok(h), claimed)
@@ -471,18 +481,28 @@ fn sort_newest_first(entries: &mut [Entry]) {
     });
 }
 
-/// Read and parse the device file `id`, checking its size from the object header first so an
-/// enormous blob is never loaded.
+/// [`read_handoff`] of `device`'s note while `budget` (bytes) lasts, taking its size from it.
+fn read_within(repo: &Repository, id: Oid, device: &str, budget: &mut usize) -> Result<Handoff, String> {
+    let at = format_args!("devices/{device}.md on the handoff ref");
+    let size =
+        crate::untrusted::check(repo, id, crate::untrusted::Object::Note, &at).map_err(|e| e.to_string())?;
+    if size > *budget {
+        let why = format!("skipped: the notes read at once are capped at {MAX_NOTES_BYTES} bytes");
+        crate::untrusted::skipped(format_args!(
+            "skipped devices/{device}.md on the handoff ref ({why})"
+        ));
+        return Err(why);
+    }
+    *budget -= size;
+    read_handoff(repo, id)
+}
+
+/// Read and parse the device file `id` through [`crate::untrusted::blob`]: its size is checked
+/// from the object header first, so an enormous blob is never loaded.
 pub fn read_handoff(repo: &Repository, id: Oid) -> Result<Handoff, String> {
-    let odb = repo.odb().map_err(|e| format!("unreadable: {e}"))?;
-    let (size, kind) = odb.read_header(id).map_err(|e| format!("unreadable: {e}"))?;
-    if kind != ObjectType::Blob {
-        return Err("not a file".to_string());
-    }
-    if size > MAX_HANDOFF_BYTES {
-        return Err(format!("too large ({size} bytes)"));
-    }
-    let blob = repo.find_blob(id).map_err(|e| format!("unreadable: {e}"))?;
+    let at = format_args!("note {id} on the handoff ref");
+    let blob =
+        crate::untrusted::blob(repo, id, crate::untrusted::Object::Note, &at).map_err(|e| e.to_string())?;
     parse_blob(blob.content())
 }
 

@@ -206,7 +206,7 @@ pub fn classify_push(out: &GitOutput) -> Pushed {
             .filter_map(|l| l.strip_prefix("remote:"))
             .map(str::trim)
             .filter(|l| !l.is_empty())
-            .map(git::printable)
+            .map(|l| crate::untrusted::line(l).into_owned())
             .collect();
         let reason = status
             .trim_start_matches("[remote rejected]")
@@ -215,7 +215,7 @@ pub fn classify_push(out: &GitOutput) -> Pushed {
             .trim_end_matches(')')
             .trim();
         if !reason.is_empty() {
-            words.push(git::printable(reason));
+            words.push(crate::untrusted::line(reason).into_owned());
         }
         if words.is_empty() {
             words.push("no reason given".to_string());
@@ -308,14 +308,14 @@ fn merge_commit(repo: &Repository, ours: Oid, theirs: Oid) -> Result<Oid> {
         .merge_base(ours, theirs)
         .ok()
         .and_then(|b| repo.find_commit(b).ok());
-    let base_tree = base.as_ref().and_then(store::commit_tree);
+    let base_tree = base.as_ref().and_then(|c| store::commit_tree(repo, c));
     let empty = repo
         .treebuilder(None)
         .and_then(|b| b.write())
         .and_then(|id| repo.find_tree(id))
         .context("could not write an empty tree")?;
-    let ours_tree = store::commit_tree(&o).unwrap_or_else(|| empty.clone());
-    let theirs_tree = store::commit_tree(&t).unwrap_or(empty);
+    let ours_tree = store::commit_tree(repo, &o).unwrap_or_else(|| empty.clone());
+    let theirs_tree = store::commit_tree(repo, &t).unwrap_or(empty);
     let tree_id = merge_trees(repo, base_tree.as_ref(), &ours_tree, &theirs_tree)?;
     let tree = repo
         .find_tree(tree_id)
@@ -413,7 +413,15 @@ fn two_authors(repo: &Repository, device: &str, a: Oid, b: Oid) -> Result<Option
     };
     other.device = qualified;
     let mut text = crate::handoff::format::render(&other).into_bytes();
-    if let (Some(k), Ok(old)) = (crate::crypt::key(), repo.find_blob(if x_first { b } else { a })) {
+    if let (Some(k), Ok(old)) = (
+        crate::crypt::key(),
+        crate::untrusted::blob(
+            repo,
+            if x_first { b } else { a },
+            crate::untrusted::Object::Note,
+            &format_args!("the note of {device}"),
+        ),
+    ) {
         // It was readable, so encrypted to our key: it stays encrypted under its new name.
         if crate::crypt::is_encrypted(old.content()) {
             text = k.encrypt(&text)?;

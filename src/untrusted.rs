@@ -6,7 +6,14 @@
 //! or [`line`] (branch, commit subject, device, author: one line). Both drop every C0 and C1
 //! control character, DEL, whole escape sequences (CSI, OSC, DCS, SOS, PM, APC, in their 7-bit and
 //! 8-bit forms, and two-character ESC sequences) and the Unicode bidirectional controls that can
-//! make text display differently from what it is ("trojan source").
+//! make text display differently from what it is ("trojan source"). They are the one cleaner:
+//! git's own messages, snapshot trailers and everything else from outside go through them. The
+//! one variant is [`shown`], for a patch a person reads before applying it: there a control
+//! character is made visible (`\u{1b}`) instead of dropped, so a file's hidden bytes are seen.
+//!
+//! Objects are read through the same door: [`blob`], [`tree`] and [`commit`] check an object's
+//! size from its header, before it is inflated, against the cap of its kind ([`Object`]), so a
+//! few kilobytes pushed to a ref that inflate to gigabytes cost nothing.
 //!
 //! Invalid entries met while reading the ref are recorded with [`skipped`]; hooks write them to
 //! their log and commands print one warning line ([`take_skipped`]).
@@ -14,7 +21,148 @@
 use std::borrow::Cow;
 use std::sync::Mutex;
 
+use git2::{Blob, Commit, ObjectType, Oid, Repository, Tree};
+
 use crate::handoff::Handoff;
+
+/// The kinds of object read from a convosync ref (the handoff ref, the wip refs and their
+/// history), each with the largest size read. Anything larger is skipped, unread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Object {
+    /// A device's note (`devices/<device>.md`) or a key record (`keys/<recipient>`): 256 KiB.
+    Note,
+    /// A sealed snapshot's `meta.age` (branch and file list): 1 MiB.
+    WipMeta,
+    /// A snapshot's `snapshot.age` or one of its files: 64 MiB (snapshots are made under
+    /// `convosync.wipLimit`, 5 MiB by default).
+    WipFile,
+    /// A tree: 4 MiB, and at most [`MAX_TREE_ENTRIES`] entries.
+    Tree,
+    /// A commit: 1 MiB (a snapshot's message lists its files).
+    Commit,
+}
+
+/// The most entries a tree from a convosync ref may hold.
+pub const MAX_TREE_ENTRIES: usize = 100_000;
+
+impl Object {
+    /// The largest size, in bytes, read of this kind.
+    pub const fn cap(self) -> usize {
+        match self {
+            Object::Note => 256 * 1024,
+            Object::WipMeta => 1 << 20,
+            Object::WipFile => 64 << 20,
+            Object::Tree => 4 << 20,
+            Object::Commit => 1 << 20,
+        }
+    }
+
+    fn kind(self) -> ObjectType {
+        match self {
+            Object::Note | Object::WipMeta | Object::WipFile => ObjectType::Blob,
+            Object::Tree => ObjectType::Tree,
+            Object::Commit => ObjectType::Commit,
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Object::Note => "note",
+            Object::WipMeta => "snapshot's file list",
+            Object::WipFile => "snapshot file",
+            Object::Tree => "tree",
+            Object::Commit => "commit",
+        }
+    }
+}
+
+/// Why an object from a ref was not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("unreadable: {0}")]
+    Unreadable(String),
+    /// Another kind of object than the place expects.
+    #[error("a {} where a {} belongs", .found.str(), .expected.str())]
+    Kind { found: ObjectType, expected: ObjectType },
+    #[error("too large ({size} bytes; a {what} is read up to {cap} bytes)")]
+    TooLarge {
+        size: usize,
+        cap: usize,
+        what: &'static str,
+    },
+    #[error("a tree of {0} entries (at most {MAX_TREE_ENTRIES} are read)")]
+    TooManyEntries(usize),
+}
+
+/// The size of object `id` from its header (nothing inflated), when it is of `what`'s kind and
+/// within its cap. Over the cap, one line is recorded ([`skipped`]) naming `at`.
+pub fn check(repo: &Repository, id: Oid, what: Object, at: &dyn std::fmt::Display) -> Result<usize, Refused> {
+    let odb = repo
+        .odb()
+        .map_err(|e| Refused::Unreadable(e.message().to_string()))?;
+    let (size, kind) = odb
+        .read_header(id)
+        .map_err(|e| Refused::Unreadable(e.message().to_string()))?;
+    if kind != what.kind() {
+        return Err(Refused::Kind {
+            found: kind,
+            expected: what.kind(),
+        });
+    }
+    if size > what.cap() {
+        let e = Refused::TooLarge {
+            size,
+            cap: what.cap(),
+            what: what.what(),
+        };
+        skipped(format_args!("skipped {at}: {e}"));
+        return Err(e);
+    }
+    Ok(size)
+}
+
+/// The blob `id` of kind `what`, read only when its header says it is within the cap.
+pub fn blob<'r>(
+    repo: &'r Repository,
+    id: Oid,
+    what: Object,
+    at: &dyn std::fmt::Display,
+) -> Result<Blob<'r>, Refused> {
+    check(repo, id, what, at)?;
+    repo.find_blob(id)
+        .map_err(|e| Refused::Unreadable(e.message().to_string()))
+}
+
+/// The tree `id`, read only when its header says it is within [`Object::Tree`]'s cap, and kept
+/// only with at most [`MAX_TREE_ENTRIES`] entries.
+pub fn tree<'r>(repo: &'r Repository, id: Oid, at: &dyn std::fmt::Display) -> Result<Tree<'r>, Refused> {
+    check(repo, id, Object::Tree, at)?;
+    let t = repo
+        .find_tree(id)
+        .map_err(|e| Refused::Unreadable(e.message().to_string()))?;
+    if t.len() > MAX_TREE_ENTRIES {
+        let e = Refused::TooManyEntries(t.len());
+        skipped(format_args!("skipped {at}: {e}"));
+        return Err(e);
+    }
+    Ok(t)
+}
+
+/// The commit `id`, read only when its header says it is within [`Object::Commit`]'s cap.
+pub fn commit<'r>(repo: &'r Repository, id: Oid, at: &dyn std::fmt::Display) -> Result<Commit<'r>, Refused> {
+    check(repo, id, Object::Commit, at)?;
+    repo.find_commit(id)
+        .map_err(|e| Refused::Unreadable(e.message().to_string()))
+}
+
+/// The tree of commit `c`, through [`tree`].
+pub fn commit_tree<'r>(
+    repo: &'r Repository,
+    c: &Commit<'_>,
+    at: &dyn std::fmt::Display,
+) -> Result<Tree<'r>, Refused> {
+    tree(repo, c.tree_id(), at)
+}
 
 /// Bidirectional formatting characters: embeddings, overrides, isolates and marks.
 fn is_bidi(c: char) -> bool {
@@ -175,6 +323,29 @@ pub fn line(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// [`line`] as an owned string.
+pub fn line_owned(s: &str) -> String {
+    line(s).into_owned()
+}
+
+/// A body for a person to review (a patch): as [`text`] keeps it, except that each control
+/// character other than newline and tab is written out escaped (`\u{1b}`) rather than dropped,
+/// so what a file holds is seen, and nothing in it acts on the terminal.
+pub fn shown(s: &str) -> String {
+    if clean(s, true) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c != '\n' && c != '\t' && !allowed(c, true) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn own_line(s: &mut String) {
     if let Cow::Owned(c) = line(s) {
         *s = c;
@@ -304,6 +475,14 @@ mod tests {
         assert_eq!(text("un\x1b]0;terminated\nnext"), "un\nnext");
         assert_eq!(text("if a \u{202E}{ } \u{2066}x\u{2069}"), "if a { } x");
         assert!(matches!(text("plain ünïcode ✓"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn shown_makes_controls_visible() {
+        assert_eq!(shown("a\x1b[31mb\n\tc"), "a\\u{1b}[31mb\n\tc");
+        assert_eq!(shown("x\u{202e}y"), "x\\u{202e}y");
+        assert_eq!(shown("plain ✓\n"), "plain ✓\n");
+        assert!(no_controls(&shown("\x07\x1b]0;t\x07\u{9b}\r"), true));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One integration-test binary: real git repositories in temp dirs, a real bare remote, several
 //! clones acting as devices, and the real `convosync` binary run as Claude Code runs it.
 
+mod bounded;
 mod claude;
 mod common;
 mod core;

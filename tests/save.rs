@@ -68,6 +68,83 @@ fn save_commits_code_but_never_secret_files() {
         .any(|f| f == ".env"));
 }
 
+/// `save` and wip snapshots follow one secret-file policy: every file a snapshot leaves out,
+/// `save` leaves out of the commit and off the remote, and names with why.
+#[test]
+fn save_leaves_out_every_file_a_snapshot_would() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let files: &[(&str, &str)] = &[
+        (
+            ".npmrc",
+            "//registry.npmjs.org/:_authToken=npm-5150-not-in-any-table\n",
+        ),
+        (".pypirc", "[pypi]\nusername = __token__\npassword = pypi-5150\n"),
+        (".git-credentials", "https://me:pw-5150@example.com\n"),
+        ("kubeconfig", "apiVersion: v1\nkind: Config\n"),
+        ("deploy/prod.tfvars", "db_password = \"tf-5150\"\n"),
+        (".env", "DB_PASSWORD=hunter2\n"),
+        (
+            "docs/setup.txt",
+            "key:\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaA==\n-----END OPENSSH PRIVATE KEY-----\n",
+        ),
+    ];
+    for (path, content) in files {
+        let full = a.dir.join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, content).unwrap();
+    }
+    std::fs::write(a.dir.join("app.rs"), "fn main() {}\n").unwrap();
+    write_draft(&a, DRAFT);
+    let out = a.convosync().args(["save", "add the app"]).assert().success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    for (why, path) in [
+        ("a credentials file", ".npmrc"),
+        ("a credentials file", ".pypirc"),
+        ("a credentials file", ".git-credentials"),
+        ("a kubeconfig", "kubeconfig"),
+        ("Terraform variables", "deploy/prod.tfvars"),
+        ("an environment file", ".env"),
+        ("it contains a secret", "docs/setup.txt"),
+    ] {
+        assert!(
+            stdout.contains(&format!("skipped {path} ({why}; pass --include {path}")),
+            "{path}: {stdout}"
+        );
+    }
+    let committed = a.git(&["ls-tree", "-r", "--name-only", "HEAD"]);
+    assert!(committed.lines().any(|f| f == "app.rs"), "{committed}");
+    let on_remote = crate::common::git(&env.remote(), &a.home, &["ls-tree", "-r", "--name-only", "main"]);
+    for (path, _) in files {
+        assert!(
+            !committed.lines().any(|f| f == *path),
+            "{path} committed: {committed}"
+        );
+        assert!(
+            !on_remote.lines().any(|f| f == *path),
+            "{path} pushed: {on_remote}"
+        );
+    }
+    let objects = all_remote_objects(&env, &a.home);
+    for word in [
+        "npm-5150",
+        "pypi-5150",
+        "pw-5150",
+        "tf-5150",
+        "hunter2",
+        "b3BlbnNzaA",
+    ] {
+        assert!(!objects.contains(word), "{word} is on the remote");
+    }
+
+    // A wip snapshot of the same worktree leaves out the same files.
+    let out = a.convosync().args(["wip", "save"]).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    for (path, _) in files {
+        assert!(said.contains(path), "the snapshot names {path} too: {said}");
+    }
+}
+
 #[test]
 fn save_message_arrives_intact() {
     let env = TestEnv::new();

@@ -3,8 +3,8 @@
 //! It ensures a handoff (commits the draft, or asks for one), commits the user's code changes on
 //! the current branch with MESSAGE, and pushes the branch and the handoff ref. Unlike the original
 //! (`git add .`), it stages only tracked changes and new files that `.gitignore` does not exclude,
-//! never convosync's own drafts and state, and refuses secret-looking files unless named with
-//! `--include`. The commit goes through `git commit`, so the user's hooks (pre-commit) run; the
+//! never convosync's own drafts and state, and refuses the files that the one secret-file policy
+//! names ([`crate::secrets`], as wip snapshots do) unless named with `--include`. The commit goes through `git commit`, so the user's hooks (pre-commit) run; the
 //! push is never forced.
 
 use std::path::{Path, PathBuf};
@@ -109,9 +109,9 @@ fn commit_handoff(repo: &Repo, skip_handoff: bool) -> Result<bool> {
 /// commit.
 fn commit_code(repo: &Repo, workdir: &Path, args: &SaveArgs, message: &str, detached: bool) -> Result<bool> {
     let plan = plan(repo, workdir, &args.include)?;
-    for p in &plan.refused {
+    for (p, why) in &plan.refused {
         println!(
-            "  skipped {} (looks like a secret; pass --include {} to commit it)",
+            "  skipped {} ({why}; pass --include {} to commit it)",
             p.display(),
             p.display()
         );
@@ -179,7 +179,8 @@ fn push_handoff(repo: &Repo, args: &SaveArgs) -> Result<()> {
 /// What to stage.
 struct Plan {
     stage: Vec<PathBuf>,
-    refused: Vec<PathBuf>,
+    /// Secret files left out, each with why ([`crate::secrets`]).
+    refused: Vec<(PathBuf, &'static str)>,
     /// Changes already staged by the user (committed as they are).
     index_has_changes: bool,
 }
@@ -221,19 +222,19 @@ fn plan(repo: &Repo, workdir: &Path, include: &[PathBuf]) -> Result<Plan> {
                 | Status::WT_RENAMED
                 | Status::WT_TYPECHANGE,
         );
-        let secret = !s.contains(Status::WT_DELETED)
-            && crate::redact::is_secret_file(&workdir.join(&path))
-            && !include.contains(&path);
-        if secret {
+        let secret = (!s.contains(Status::WT_DELETED) && !include.contains(&path))
+            .then(|| crate::secrets::worktree_file(workdir, &path))
+            .flatten();
+        if let Some(why) = secret {
             if staged && !s.contains(Status::INDEX_DELETED) {
                 bail!(
-                    "{} is staged and looks like a secret; unstage it (git restore --staged {}) or pass --include {}",
+                    "{} is staged and looks like a secret ({why}); unstage it (git restore --staged {}) or pass --include {}",
                     path.display(),
                     path.display(),
                     path.display()
                 );
             }
-            plan.refused.push(path);
+            plan.refused.push((path, why));
             continue;
         }
         plan.index_has_changes |= staged;

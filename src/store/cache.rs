@@ -217,7 +217,7 @@ impl Store<'_> {
                 .map(|n| ((n.device.clone(), n.blob), n.entry()))
                 .collect();
         }
-        let entries = match commit_tree(&tip) {
+        let entries = match commit_tree(self.repo, &tip) {
             Some(t) => entries_reusing(self.repo, &t, reusable)?,
             None => Vec::new(),
         };

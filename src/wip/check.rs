@@ -1,6 +1,7 @@
 //! Pure checks on what a snapshot carries: raw tree objects from the remote (git's fsck tree
-//! rules, and the spellings of `.git` that HFS+ and NTFS treat as `.git`), paths that steer tools,
-//! and files that hold credentials. Nothing here touches the disk or a repository.
+//! rules, and the spellings of `.git` that HFS+ and NTFS treat as `.git`) and paths that steer
+//! tools. Which files hold credentials is [`crate::secrets`]'s to say. Nothing here touches the
+//! disk or a repository.
 
 /// One entry of a raw tree object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,59 +281,6 @@ pub fn steering(path: &str, link: Option<&[u8]>) -> Option<&'static str> {
     None
 }
 
-/// Why a file must not leave this machine in a snapshot (a credential by name or content), or
-/// `None`. `content` is `None` when only the name is known yet.
-pub fn credential(path: &str, content: Option<&[u8]>) -> Option<&'static str> {
-    let lower = path.to_ascii_lowercase();
-    let name = lower.rsplit('/').next().unwrap_or(&lower);
-    let by_name = if [
-        ".git-credentials",
-        ".netrc",
-        "_netrc",
-        ".npmrc",
-        ".pypirc",
-        ".pgpass",
-    ]
-    .contains(&name)
-    {
-        Some("a credentials file")
-    } else if lower == ".docker/config.json" || lower.ends_with("/.docker/config.json") {
-        Some("Docker registry credentials")
-    } else if lower == ".kube/config" || lower.ends_with("/.kube/config") || name.starts_with("kubeconfig") {
-        Some("a kubeconfig")
-    } else if name.ends_with(".tfvars") || name.ends_with(".tfvars.json") {
-        Some("Terraform variables")
-    } else if name.starts_with("credentials") && name.ends_with(".json") {
-        Some("a credentials file")
-    } else if !name.ends_with(".pub")
-        && ["id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "id_xmss"]
-            .iter()
-            .any(|p| name.starts_with(p))
-    {
-        Some("an SSH key")
-    } else if [".pem", ".key", ".p12", ".pfx"].iter().any(|s| name.ends_with(s)) {
-        Some("a key or certificate store")
-    } else if crate::redact::looks_like_secret_file(std::path::Path::new(path)) {
-        Some("a secret-looking file")
-    } else {
-        None
-    };
-    if by_name.is_some() {
-        return by_name;
-    }
-    let text = String::from_utf8_lossy(content?);
-    if name.ends_with(".json") && text.contains("\"private_key\"") && service_account(&text) {
-        return Some("a service-account key");
-    }
-    crate::redact::high_confidence(&text).map(|_| "it contains a secret")
-}
-
-/// `"type": "service_account"`, allowing any spacing.
-fn service_account(text: &str) -> bool {
-    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    compact.contains("\"type\":\"service_account\"")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,55 +441,5 @@ mod tests {
         assert!(steering("hooks", Some(b".git/hooks")).is_some());
         assert!(steering("hooks", Some(b"./.GIT/hooks")).is_some());
         assert_eq!(steering("a/link", Some(b"../b/c")), None);
-    }
-
-    #[test]
-    fn credential_files_are_named() {
-        for path in [
-            ".git-credentials",
-            ".netrc",
-            ".npmrc",
-            "sub/.pypirc",
-            ".docker/config.json",
-            ".kube/config",
-            "kubeconfig-prod.yaml",
-            "prod.tfvars",
-            "credentials.json",
-            "credentials-prod.json",
-            "server.pem",
-            "tls.key",
-            "cert.p12",
-            "cert.pfx",
-            "id_rsa",
-            "id_ed25519",
-            ".env",
-        ] {
-            assert!(credential(path, Some(b"x")).is_some(), "{path}");
-            assert!(credential(path, None).is_some(), "{path}");
-        }
-        for path in [
-            "id_map.rs",
-            "id_rsa.pub",
-            "config.json",
-            "src/key.rs",
-            "kube/config",
-            ".env.example",
-        ] {
-            assert_eq!(credential(path, Some(b"nothing here")), None, "{path}");
-        }
-        let sa = br#"{ "type" : "service_account", "project_id": "p", "private_key": "x" }"#;
-        assert!(credential("deploy.json", Some(sa)).is_some());
-        assert!(credential("deploy.json", Some(br#"{"type": "user", "private_key": "x"}"#)).is_none());
-        assert!(credential(
-            "notes.md",
-            Some(b"-----BEGIN RSA PRIVATE KEY-----\nMII\n-----END RSA PRIVATE KEY-----\n")
-        )
-        .is_some());
-        assert!(credential(
-            "main.py",
-            Some(b"token = 'ghp_16C7e42F292c6912E7710c838347Ae178B4a'")
-        )
-        .is_some());
-        assert!(credential("main.py", Some(b"max_tokens = 4096\ntokenizer = load()")).is_none());
     }
 }

@@ -8,7 +8,7 @@
 //! pushed travel only as changes inside the snapshot, never as commits; with no such commit the
 //! snapshot is the whole tree against nothing. Its message records the base and branch; its
 //! parents are the previous snapshot and the base. Credential files and convosync's own files are
-//! never included (see [`check::credential`]). When the worktree is clean again, one empty
+//! never included (see [`crate::secrets::file`]). When the worktree is clean again, one empty
 //! snapshot withdraws the last, so other devices are not offered work that was since committed or
 //! thrown away.
 //!
@@ -208,7 +208,7 @@ fn worktree_changes(repo: &Repo, workdir: &Path) -> Result<(Vec<Change>, Vec<Ski
         match std::fs::symlink_metadata(&full) {
             Err(_) => changes.push(Change::Gone(path.to_string())),
             Ok(m) if m.file_type().is_symlink() || m.is_file() => {
-                if let Some(reason) = check::credential(path, None) {
+                if let Some(reason) = crate::secrets::file(path, None) {
                     skipped.push(Skipped {
                         path: path.to_string(),
                         reason,
@@ -260,7 +260,7 @@ fn keep_base_for_secrets(
                 .find_blob(d.new_file().id())
                 .map(|b| b.content().to_vec())
                 .ok();
-            check::credential(p, content.as_deref())
+            crate::secrets::file(p, content.as_deref())
         };
         if from_worktree_skip || reason.is_some() {
             match base_tree.get_path(Path::new(p)) {
@@ -378,7 +378,7 @@ fn stage_changes(
             }
         }
         if *mode != Mode::Symlink {
-            if let Some(reason) = check::credential(path, Some(&data)) {
+            if let Some(reason) = crate::secrets::file(path, Some(&data)) {
                 // Not stored, and whatever HEAD had there stays as the base has it (see
                 // [`keep_base_for_secrets`]).
                 skipped.push(Skipped {
@@ -555,11 +555,6 @@ fn trailer<'a>(msg: &'a str, key: &str) -> impl Iterator<Item = &'a str> + 'a {
         .filter_map(move |l| l.strip_prefix(prefix.as_str()).map(str::trim))
 }
 
-/// Text from a snapshot's message, safe to print: no control characters.
-pub(crate) fn printable(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).collect()
-}
-
 pub(crate) fn read(device: &str, c: &Commit<'_>) -> Snapshot {
     let msg = c.message().unwrap_or_default();
     let base = trailer(msg, "Convosync-Base").next();
@@ -570,9 +565,11 @@ pub(crate) fn read(device: &str, c: &Commit<'_>) -> Snapshot {
         whole: base == Some("none"),
         branch: trailer(msg, "Convosync-Branch")
             .next()
-            .map(printable)
+            .map(crate::untrusted::line_owned)
             .filter(|b| !b.is_empty()),
-        files: trailer(msg, "Convosync-File").map(printable).collect(),
+        files: trailer(msg, "Convosync-File")
+            .map(crate::untrusted::line_owned)
+            .collect(),
         time: chrono::DateTime::from_timestamp(c.time().seconds(), 0).unwrap_or_default(),
         sealed: sealed::Sealed::Plain,
     }
@@ -601,7 +598,13 @@ pub fn list(repo: &Repo) -> Result<Vec<Snapshot>> {
                 ));
                 continue;
             }
-            let Ok(c) = r.peel_to_commit() else { continue };
+            let Some(id) = r.resolve().ok().and_then(|r| r.target()) else {
+                continue;
+            };
+            let at = format_args!("the snapshot ref {}", crate::untrusted::quoted(name.as_bytes()));
+            let Ok(c) = crate::untrusted::commit(&repo.git, id, &at) else {
+                continue;
+            };
             let snap = sealed::read(repo, &device, &c);
             match out.iter_mut().find(|s| s.device == device) {
                 Some(existing) if existing.time < snap.time => *existing = snap,
@@ -972,11 +975,27 @@ fn validate_tree(git: &Repository, root: Oid, seen: &mut HashSet<Oid>) -> Result
         if depth > MAX_DEPTH {
             return Err(format!("trees nested deeper than {MAX_DEPTH} {place}"));
         }
-        let obj = odb.read(id).map_err(|_| format!("a missing tree {id} {place}"))?;
-        if obj.kind() != ObjectType::Tree {
-            return Err(format!("a {} where a tree belongs {place}", obj.kind().str()));
+        // The size from the header first: a tree over the cap is never inflated.
+        match crate::untrusted::check(
+            git,
+            id,
+            crate::untrusted::Object::Tree,
+            &format_args!("tree {id} {place}"),
+        ) {
+            Err(crate::untrusted::Refused::Unreadable(_)) => {
+                return Err(format!("a missing tree {id} {place}"))
+            }
+            Err(e) => return Err(format!("{e} {place}")),
+            Ok(_) => {}
         }
+        let obj = odb.read(id).map_err(|_| format!("a missing tree {id} {place}"))?;
         let entries = check::parse_tree(obj.data()).map_err(|e| format!("{e} {place}"))?;
+        if entries.len() > crate::untrusted::MAX_TREE_ENTRIES {
+            return Err(format!(
+                "{} {place}",
+                crate::untrusted::Refused::TooManyEntries(entries.len())
+            ));
+        }
         check::check_entries(&entries).map_err(|e| format!("{e} {place}"))?;
         for e in entries {
             if e.mode == check::MODE_TREE {
@@ -1184,10 +1203,10 @@ fn applicable(repo: &Repo, device: &str) -> Result<Snapshot> {
 fn changed_sides(repo: &Repo, snap: &Snapshot) -> Result<(Vec<Sides>, Vec<String>)> {
     let diff = snapshot_diff(repo, snap)?;
     let blob = |id: Oid| {
-        repo.git
-            .find_blob(id)
+        let at = format_args!("blob {id} of {}'s snapshot", snap.device);
+        crate::untrusted::blob(&repo.git, id, crate::untrusted::Object::WipFile, &at)
             .map(|b| b.content().to_vec())
-            .with_context(|| format!("could not read blob {id} of {}'s snapshot", snap.device))
+            .map_err(|e| anyhow!("could not read blob {id} of {}'s snapshot: {e}", snap.device))
     };
     let mut sides = Vec::new();
     let mut submodules = Vec::new();
@@ -1492,26 +1511,22 @@ pub fn changes(repo: &Repo, snap: &Snapshot) -> Result<Vec<Shown>> {
                 Delta::Deleted => 'D',
                 _ => 'M',
             };
+            let at = format_args!("the link {path} of {}'s snapshot", snap.device);
             let target = mode::is(d.new_file().mode(), Mode::Symlink)
-                .then(|| repo.git.find_blob(d.new_file().id()).ok())
+                .then(|| {
+                    crate::untrusted::blob(
+                        &repo.git,
+                        d.new_file().id(),
+                        crate::untrusted::Object::WipFile,
+                        &at,
+                    )
+                    .ok()
+                })
                 .flatten();
             let steering = check::steering(&path, target.as_ref().map(|b| b.content()));
             Some(Shown { kind, path, steering })
         })
         .collect())
-}
-
-/// Text for a terminal: control characters other than newline and tab are shown escaped.
-fn terminal_safe(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() && c != '\n' && c != '\t' {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// The snapshot as a patch against its base, for `wip diff`, safe to print.
@@ -1521,6 +1536,24 @@ pub fn patch(repo: &Repo, snap: &Snapshot) -> Result<String> {
         .git
         .diff_tree_to_tree(Some(&base), Some(&theirs), None)
         .with_context(|| format!("could not compare {}'s snapshot with its base", snap.device))?;
+    // Every file the patch shows is size-checked before the patch reads it.
+    for d in diff.deltas() {
+        for f in [d.old_file(), d.new_file()] {
+            if f.id().is_zero() || mode::is(f.mode(), Mode::Submodule) {
+                continue;
+            }
+            let at = format_args!("blob {} of {}'s snapshot", f.id(), snap.device);
+            crate::untrusted::check(&repo.git, f.id(), crate::untrusted::Object::WipFile, &at).map_err(
+                |e| {
+                    anyhow!(
+                        "could not read blob {} of {}'s snapshot: {e}",
+                        f.id(),
+                        snap.device
+                    )
+                },
+            )?;
+        }
+    }
     let mut out = String::new();
     diff.print(git2::DiffFormat::Patch, |_, _, line| {
         let prefix = match line.origin() {
@@ -1528,7 +1561,7 @@ pub fn patch(repo: &Repo, snap: &Snapshot) -> Result<String> {
             _ => String::new(),
         };
         out.push_str(&prefix);
-        out.push_str(&terminal_safe(&String::from_utf8_lossy(line.content())));
+        out.push_str(&crate::untrusted::shown(&String::from_utf8_lossy(line.content())));
         true
     })?;
     Ok(out)

@@ -205,12 +205,21 @@ pub fn seal(
         .context("could not write the sealed snapshot's tree")?))
 }
 
-fn age_blob(git: &Repository, c: &Commit<'_>, name: &str) -> Result<Vec<u8>, String> {
-    let tree = c.tree().map_err(|e| e.to_string())?;
+/// The decrypted `name` of `device`'s sealed snapshot `c`, read through the one door
+/// ([`crate::untrusted::blob`]) with the cap of `what`: a blob over it is never inflated.
+fn age_blob(
+    git: &Repository,
+    device: &str,
+    c: &Commit<'_>,
+    name: &str,
+    what: crate::untrusted::Object,
+) -> Result<Vec<u8>, String> {
+    let at = format_args!("{name} of {device}'s snapshot {}", c.id());
+    let tree = crate::untrusted::commit_tree(git, c, &at).map_err(|e| e.to_string())?;
     let entry = tree
         .get_name(name)
         .ok_or_else(|| format!("the encrypted snapshot has no {name}"))?;
-    let blob = git.find_blob(entry.id()).map_err(|e| e.to_string())?;
+    let blob = crate::untrusted::blob(git, entry.id(), what, &at).map_err(|e| e.to_string())?;
     if !crypt::is_encrypted(blob.content()) {
         return Err(format!("{name} is not encrypted"));
     }
@@ -230,15 +239,19 @@ pub fn read(repo: &Repo, device: &str, c: &Commit<'_>) -> Snapshot {
         snap.sealed = Sealed::Open;
         return snap;
     }
-    snap.sealed = match age_blob(&repo.git, c, META)
+    snap.sealed = match age_blob(&repo.git, device, c, META, crate::untrusted::Object::WipMeta)
         .and_then(|m| serde_json::from_slice::<Meta>(&m).map_err(|e| format!("{} ({e})", crypt::ENCRYPTED)))
     {
         Ok(meta) => {
             snap.branch = meta
                 .branch
-                .map(|b| super::printable(&b))
+                .map(|b| crate::untrusted::line_owned(&b))
                 .filter(|b| !b.is_empty());
-            snap.files = meta.files.iter().map(|f| super::printable(f)).collect();
+            snap.files = meta
+                .files
+                .iter()
+                .map(|f| crate::untrusted::line_owned(f))
+                .collect();
             Sealed::Open
         }
         Err(reason) => Sealed::Locked(reason),
@@ -305,14 +318,16 @@ pub fn tree_id(repo: &Repo, snap: &Snapshot) -> Result<Oid> {
     } else {
         super::base_tree(repo, snap)?
     };
-    let tree = open(repo, &c, &base).map_err(|e| anyhow!("{}'s snapshot: {e:#}", snap.device))?;
+    let tree =
+        open(repo, &snap.device, &c, &base).map_err(|e| anyhow!("{}'s snapshot: {e:#}", snap.device))?;
     remember(repo, snap.commit, tree);
     Ok(tree)
 }
 
 /// Decrypt the sealed snapshot `c` and apply its records to `base`: the resulting tree's id.
-fn open(repo: &Repo, c: &Commit<'_>, base: &Tree<'_>) -> Result<Oid> {
-    let bytes = age_blob(&repo.git, c, DATA).map_err(|e| anyhow!("{e}"))?;
+fn open(repo: &Repo, device: &str, c: &Commit<'_>, base: &Tree<'_>) -> Result<Oid> {
+    let bytes = age_blob(&repo.git, device, c, DATA, crate::untrusted::Object::WipFile)
+        .map_err(|e| anyhow!("{e}"))?;
     let records = parse(&bytes)?;
     let mut index = Index::new()?;
     index

@@ -315,6 +315,32 @@ pub fn secrets() -> Vec<Secret> {
     );
     tok!("mailchimp-key", g.hex(32) + "-us21");
     tok!("onepassword-token", format!("{}_eyJ", "ops") + &g.b64(260));
+    tok!("notion-secret", format!("{}_", "secret") + &g.alnum(43));
+    let v = g.alnum(20);
+    out.push(s(
+        "url-password-empty-user",
+        format!("{}://:{v}@cache.internal:6379/0", "redis"),
+        &[&v],
+    ));
+    tok!("supabase-token", format!("{}_", "sbp") + &g.hex(40));
+    tok!("fly-token", format!("{}_", "fo1") + &g.url_safe(43));
+    tok!("groq-key", format!("{}_", "gsk") + &g.alnum(52));
+    tok!("replicate-token", format!("{}_", "r8") + &g.alnum(37));
+    tok!("xai-key", format!("{}-", "xai") + &g.alnum(80));
+    tok!("vault-token-short", format!("{}.", "hvs") + &g.url_safe(24));
+    tok!("vault-token-long", format!("{}.CAES", "hvs") + &g.url_safe(91));
+    let v = g.url_safe(32);
+    out.push(s(
+        "cookie",
+        format!("curl -H 'Cookie: theme=dark; sessionid={v}' https://app.example.com/api"),
+        &[&v],
+    ));
+    let (sid, token) = (g.hex(32), g.hex(32));
+    out.push(s(
+        "twilio-auth-token",
+        format!("client = Client(\"{}{sid}\", \"{token}\")", "AC"),
+        &[&sid, &token],
+    ));
     out
 }
 
@@ -386,5 +412,7 @@ pub fn look_alikes() -> Vec<String> {
     out.push(format!("Image sha256:{} pulled.", g.hex(64)));
     out.push(format!("git checkout {} -- src/auth/token.rs", g.hex(40)));
     out.push(format!("session_token_ttl = {}", g.digits(4)));
+    out.push(format!("cache_key: v2-deps-{}", g.hex(64)));
+    out.push("Cookie: theme=dark; lang=en".to_string());
     out
 }
