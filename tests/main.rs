@@ -22,3 +22,4 @@ mod shim;
 mod sync;
 mod truth;
 mod wip;
+mod worktree;
