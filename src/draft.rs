@@ -388,15 +388,10 @@ fn remove_draft(workdir: &Path, committed: &[u8], version: &Version) -> Result<(
     if !same {
         return Ok(());
     }
-    let path = workdir.join(DRAFT_PATH);
-    match std::fs::remove_file(&path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| {
-            format!(
-                "the handoff is committed but {} could not be deleted",
-                path.display()
-            )
-        }),
-    }
+    crate::worktree::remove(workdir, DRAFT_PATH).with_context(|| {
+        format!(
+            "the handoff is committed but {} could not be deleted",
+            workdir.join(DRAFT_PATH).display()
+        )
+    })
 }

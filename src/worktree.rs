@@ -37,10 +37,10 @@ impl std::fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
-/// Open `rel` (a relative path such as `.convosync/template.md`) below `workdir` for reading,
-/// without following a symlink at any component. `Ok(None)` when it does not exist; an error
-/// that downcasts to [`Refused`] when a component is a symlink or not what it should be.
-pub fn open(workdir: &Path, rel: &str) -> Result<Option<File>> {
+/// The directory holding `rel`'s last component, opened component by component without
+/// following a symlink, with that last component's name and `rel` as walked so far; `None` when
+/// a directory on the way does not exist.
+fn parent_of(workdir: &Path, rel: &str) -> Result<Option<(OwnedFd, std::ffi::OsString, std::path::PathBuf)>> {
     let parts: Vec<&std::ffi::OsStr> = Path::new(rel)
         .components()
         .map(|c| match c {
@@ -63,6 +63,35 @@ pub fn open(workdir: &Path, rel: &str) -> Result<Option<File>> {
         }
     }
     walked.push(last);
+    Ok(Some((dir, last.to_os_string(), walked)))
+}
+
+/// Remove the file `rel` below `workdir`, never through a symlink on the way (the file itself,
+/// were it a link, would be removed, not its target). A missing file is not an error.
+pub fn remove(workdir: &Path, rel: &str) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let Some((dir, name, _)) = parent_of(workdir, rel)? else {
+        return Ok(());
+    };
+    let c = CString::new(name.as_bytes()).context("NUL in a path")?;
+    // SAFETY: `dir` is an open directory and `c` a valid C string.
+    if unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), 0) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::NotFound {
+            return Err(e).with_context(|| format!("could not delete {rel}"));
+        }
+    }
+    Ok(())
+}
+
+/// Open `rel` (a relative path such as `.convosync/template.md`) below `workdir` for reading,
+/// without following a symlink at any component. `Ok(None)` when it does not exist; an error
+/// that downcasts to [`Refused`] when a component is a symlink or not what it should be.
+pub fn open(workdir: &Path, rel: &str) -> Result<Option<File>> {
+    let Some((dir, last, walked)) = parent_of(workdir, rel)? else {
+        return Ok(None);
+    };
+    let last = last.as_os_str();
     let fd = match open_at(
         Some(&dir),
         last,
@@ -195,6 +224,22 @@ mod tests {
             refused(read(w.path(), rel, 100)),
             Refused::Symlink(".convosync".into())
         );
+    }
+
+    #[test]
+    fn removes_without_following_a_symlink() {
+        let w = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("t.md"), "keep").unwrap();
+        symlink(outside.path(), w.path().join(".convosync")).unwrap();
+        assert!(remove(w.path(), ".convosync/t.md").is_err());
+        assert!(outside.path().join("t.md").exists());
+        std::fs::remove_file(w.path().join(".convosync")).unwrap();
+        std::fs::create_dir(w.path().join(".convosync")).unwrap();
+        remove(w.path(), ".convosync/t.md").unwrap();
+        std::fs::write(w.path().join(".convosync/t.md"), "x").unwrap();
+        remove(w.path(), ".convosync/t.md").unwrap();
+        assert!(!w.path().join(".convosync/t.md").exists());
     }
 
     #[test]

@@ -174,6 +174,9 @@ fn a_tracked_draft_is_never_published_nor_deleted() {
     let again = stop(&d, "s1");
     asks_nothing(&again);
     assert_eq!(again, None);
+    let end = serde_json::json!({"session_id": "s1", "cwd": d.dir, "hook_event_name": "SessionEnd"});
+    hook(&d, "session-end", &end.to_string());
+    assert!(!published(&env, &d) && d.dir.join(DRAFT).exists());
     // Nor does the command publish it.
     let out = d.convosync().arg("save-handoff").output().unwrap();
     assert!(!out.status.success());
@@ -214,7 +217,14 @@ fn a_symlinked_convosync_dir_is_neither_read_nor_written_through() {
     );
     work(&d);
     asks_nothing(&stop(&d, "s1"));
+    let end = serde_json::json!({"session_id": "s1", "cwd": d.dir, "hook_event_name": "SessionEnd"});
+    hook(&d, "session-end", &end.to_string());
     assert!(!published(&env, &d));
+    assert!(out.join("session-handoff-draft.md").exists());
+    // Nor does the command ask for a draft there.
+    let o = d.convosync().arg("generate-handoff").output().unwrap();
+    assert!(!o.status.success());
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("Write it to"));
 }
 
 #[test]
@@ -321,6 +331,31 @@ fn a_draft_older_than_the_session_is_kept_and_not_published() {
     let v = stop(&d, "s1").expect("saved");
     assert!(message(&v).contains("handoff saved"), "{v}");
     assert!(published(&env, &d) && !d.dir.join(DRAFT).exists());
+}
+
+#[test]
+fn a_session_whose_start_was_not_seen_is_dated_by_its_transcript() {
+    let env = TestEnv::new();
+    let d = env.device("laptop");
+    write_draft(
+        &d,
+        "### Current Task
+left from an older session
+",
+    );
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(d.dir.join(DRAFT))
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    // No session start for this session: its transcript's first line says when it began.
+    work(&d);
+    let v = stop(&d, "unseen");
+    asks_nothing(&v);
+    assert!(message(&v.expect("told")).contains("older than this session"));
+    assert!(!published(&env, &d) && d.dir.join(DRAFT).exists());
 }
 
 #[test]

@@ -110,7 +110,7 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
     // What is at the draft's path may be the repository's (tracked, or a symlink) or older than
     // the session: then it is neither committed nor deleted, Claude is not asked to write there,
     // and the user hears of it once per session.
-    let foreign = draft::foreign(&ctx.repo, state.started.map(std::time::SystemTime::from));
+    let foreign = draft::foreign(&ctx.repo, session_start(ctx, &state));
     let mut notice = None;
     if let Some(f) = &foreign {
         ctx.log(&format!("draft: {}", f.message()));
@@ -186,6 +186,18 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
     }
 }
 
+/// When the session began: as its session start recorded it, else as its transcript's first
+/// line says (a session whose start this version did not see).
+fn session_start(ctx: &Ctx<'_>, state: &SessionState) -> Option<std::time::SystemTime> {
+    state
+        .started
+        .or_else(|| {
+            let path = ctx.input.transcript_path.as_deref()?;
+            crate::transcript::started(Path::new(path))
+        })
+        .map(std::time::SystemTime::from)
+}
+
 /// Read the transcript lines not read before into `state`; whether `state` changed.
 fn observe(ctx: &Ctx<'_>, state: &mut SessionState) -> bool {
     let Some(path) = ctx.input.transcript_path.as_deref() else {
@@ -254,8 +266,7 @@ pub fn request(instructions: &str) -> Value {
 /// Claude Code cancels a plugin's SessionEnd hook after about 1.5 s whatever its `timeout`, so
 /// everything here is local and the push goes to a detached process ([`spawn_push`]).
 pub fn session_end(ctx: &Ctx<'_>) -> Option<Value> {
-    let started = ctx.session_state().1.started;
-    match draft::foreign(&ctx.repo, started.map(std::time::SystemTime::from)) {
+    match draft::foreign(&ctx.repo, session_start(ctx, &ctx.session_state().1)) {
         Some(f) => ctx.log(&format!("draft: {}", f.message())),
         None => {
             if let Some(reply) = commit_draft(ctx, false, Push::Background) {
