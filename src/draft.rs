@@ -139,9 +139,12 @@ impl Foreign {
 const MTIME_SLACK: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Whether the draft's path holds something other than this session's draft (see [`Foreign`]).
-/// `session_start` is when the session began, when known (the hooks); the commands have none
-/// and skip that check.
-pub fn foreign(repo: &Repo, session_start: Option<std::time::SystemTime>) -> Option<Foreign> {
+/// `session_start` tells when the session began, when known (the hooks); the commands have
+/// none and skip that check. It is asked only when there is a draft.
+pub fn foreign(
+    repo: &Repo,
+    session_start: impl FnOnce() -> Option<std::time::SystemTime>,
+) -> Option<Foreign> {
     let workdir = repo.workdir()?;
     if let Some(link) = crate::worktree::symlink_on_the_way(workdir, DRAFT_PATH) {
         return Some(Foreign::Symlink(link));
@@ -150,7 +153,7 @@ pub fn foreign(repo: &Repo, session_start: Option<std::time::SystemTime>) -> Opt
     if tracked(repo) {
         return Some(Foreign::Tracked);
     }
-    let older = match (session_start, meta.modified()) {
+    let older = match (session_start(), meta.modified()) {
         (Some(start), Ok(mtime)) => mtime + MTIME_SLACK < start,
         _ => false,
     };
@@ -348,7 +351,7 @@ pub fn commit(repo: &Repo, session: Option<&str>, lock_wait: Duration) -> Result
     let path = repo.draft_path()?;
     let workdir = repo.workdir().context("bare repository: no handoff draft")?;
     // Without a session's start only the repository's own files are refused here.
-    if let Some(f) = foreign(repo, None) {
+    if let Some(f) = foreign(repo, || None) {
         bail!("{}", f.message());
     }
     if std::fs::symlink_metadata(&path).is_err() {

@@ -15,7 +15,7 @@ pub fn generate(dir: &Path) -> Result<ExitCode> {
     let repo = Repo::open(dir)?;
     let path = repo.draft_path()?;
     // No one is asked to write where the repository put a symlink or a file of its own.
-    if let Some(f) = draft::foreign(&repo, None) {
+    if let Some(f) = draft::foreign(&repo, || None) {
         anyhow::bail!("{}", f.message());
     }
     repo.ensure_excluded()?;

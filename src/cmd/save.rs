@@ -70,7 +70,7 @@ pub fn run(dir: &Path, args: SaveArgs) -> Result<ExitCode> {
 /// command) the template and where to write the draft are printed.
 fn commit_handoff(repo: &Repo, skip_handoff: bool) -> Result<bool> {
     if skip_handoff {
-        if let Some(f) = draft::foreign(repo, None) {
+        if let Some(f) = draft::foreign(repo, || None) {
             println!("→ {}; saving code only", f.message());
             return Ok(true);
         }

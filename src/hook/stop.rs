@@ -110,7 +110,7 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
     // What is at the draft's path may be the repository's (tracked, or a symlink) or older than
     // the session: then it is neither committed nor deleted, Claude is not asked to write there,
     // and the user hears of it once per session.
-    let foreign = draft::foreign(&ctx.repo, session_start(ctx, &state));
+    let foreign = draft::foreign(&ctx.repo, || session_start(ctx, &state));
     let mut notice = None;
     if let Some(f) = &foreign {
         ctx.log(&format!("draft: {}", f.message()));
@@ -266,7 +266,7 @@ pub fn request(instructions: &str) -> Value {
 /// Claude Code cancels a plugin's SessionEnd hook after about 1.5 s whatever its `timeout`, so
 /// everything here is local and the push goes to a detached process ([`spawn_push`]).
 pub fn session_end(ctx: &Ctx<'_>) -> Option<Value> {
-    match draft::foreign(&ctx.repo, session_start(ctx, &ctx.session_state().1)) {
+    match draft::foreign(&ctx.repo, || session_start(ctx, &ctx.session_state().1)) {
         Some(f) => ctx.log(&format!("draft: {}", f.message())),
         None => {
             if let Some(reply) = commit_draft(ctx, false, Push::Background) {
