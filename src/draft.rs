@@ -111,6 +111,8 @@ fn read_draft(workdir: &Path) -> Result<Option<(Vec<u8>, Version)>> {
 pub enum Foreign {
     /// A component of the draft's path (`.convosync` or the draft itself) is a symlink.
     Symlink(String),
+    /// `.convosync` is there but is not a directory.
+    NotADirectory(String),
     /// The repository tracks the draft (it is in the index or in HEAD's tree).
     Tracked,
     /// The draft was last written before the session began.
@@ -123,6 +125,9 @@ impl Foreign {
         match self {
             Foreign::Symlink(p) => format!(
                 "{p} is a symlink (repository content?): no handoff draft is read or requested there"
+            ),
+            Foreign::NotADirectory(p) => format!(
+                "{p} is not a directory (repository content?): no handoff draft is read or requested there"
             ),
             Foreign::Tracked => format!(
                 "{DRAFT_PATH} is tracked by the repository: it is the repository's file, not your draft; not saved, not deleted"
@@ -148,6 +153,10 @@ pub fn foreign(
     let workdir = repo.workdir()?;
     if let Some(link) = crate::worktree::symlink_on_the_way(workdir, DRAFT_PATH) {
         return Some(Foreign::Symlink(link));
+    }
+    let dir = Path::new(DRAFT_PATH).parent()?;
+    if std::fs::symlink_metadata(workdir.join(dir)).is_ok_and(|m| !m.is_dir()) {
+        return Some(Foreign::NotADirectory(dir.display().to_string()));
     }
     let meta = std::fs::symlink_metadata(workdir.join(DRAFT_PATH)).ok()?;
     if tracked(repo) {

@@ -228,6 +228,27 @@ fn a_symlinked_convosync_dir_is_neither_read_nor_written_through() {
 }
 
 #[test]
+fn a_convosync_file_is_not_taken_for_a_directory() {
+    let env = TestEnv::new();
+    let seed = env.path().join("seed");
+    let home = env.path().join("seed-home");
+    std::fs::write(seed.join(".convosync"), "a file of the project\n").unwrap();
+    git(&seed, &home, &["add", ".convosync"]);
+    git(&seed, &home, &["commit", "-q", "-m", "a file named .convosync"]);
+    git(&seed, &home, &["push", "-q", "origin", "HEAD:main"]);
+    let d = env.device("laptop");
+    start(&d, "s1");
+    work(&d);
+    let v = stop(&d, "s1");
+    asks_nothing(&v);
+    assert!(
+        message(v.as_ref().unwrap()).contains(".convosync is not a directory"),
+        "{v:?}"
+    );
+    assert_eq!(d.git(&["status", "--porcelain"]), "");
+}
+
+#[test]
 fn a_symlinked_template_is_not_followed() {
     let env = TestEnv::new();
     let out = outside(
