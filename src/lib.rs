@@ -33,6 +33,7 @@ pub(crate) mod timefmt;
 pub(crate) mod transcript;
 pub(crate) mod untrusted;
 pub(crate) mod wip;
+pub(crate) mod worktree;
 
 /// Process-wide git settings, called once at start-up before any thread exists: ask libgit2 to
 /// fsync objects and refs so a committed handoff survives a power cut as well as a crash.

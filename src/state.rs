@@ -39,6 +39,13 @@ pub struct SessionState {
     /// HEAD (commit id and branch) when the session last asked, saved, or first looked.
     #[serde(default)]
     pub head: Option<HeadMark>,
+    /// When the session began (the clock of this machine, as file times are): a draft last
+    /// written before it is not this session's.
+    #[serde(default)]
+    pub started: Option<DateTime<Utc>>,
+    /// Whether the user was told that the file at the draft's path is not this session's draft.
+    #[serde(default)]
+    pub told_foreign_draft: bool,
 }
 
 /// How many of the latest prompt times a session remembers: enough for the "enough

@@ -164,6 +164,19 @@ fn is_work(block: &Value) -> bool {
     }
 }
 
+/// When the session of the transcript at `path` began, as far as its start tells: the time of
+/// the first line that has one, within the first 64 KB. A time still to come is no start.
+pub fn started(path: &Path) -> Option<DateTime<Utc>> {
+    let f = open_regular(path)?;
+    let mut buf = Vec::new();
+    f.take(64 * 1024).read_to_end(&mut buf).ok()?;
+    String::from_utf8_lossy(&buf)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find_map(|v| line_time(&v))
+        .filter(|t| *t <= Utc::now())
+}
+
 fn line_time(v: &Value) -> Option<DateTime<Utc>> {
     v.get("timestamp")
         .and_then(Value::as_str)

@@ -24,3 +24,4 @@ mod shim;
 mod sync;
 mod truth;
 mod wip;
+mod worktree;

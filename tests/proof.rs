@@ -371,7 +371,7 @@ fn symlinked_drafts_are_refused() {
         a.dir.join(".convosync/session-handoff-draft.md"),
     )
     .unwrap();
-    assert!(fails_clearly(&a, &["save-handoff"]).contains("not a regular file"));
+    assert!(fails_clearly(&a, &["save-handoff"]).contains("is a symlink"));
     assert!(elsewhere.join("secret.txt").exists());
     std::fs::remove_dir_all(a.dir.join(".convosync")).unwrap();
     std::fs::write(

@@ -279,7 +279,8 @@ fn templates_shape_drafts() {
     .unwrap();
     let generated = run(&a, "a", &["generate-handoff"]);
     assert!(
-        generated.starts_with("Answer in French.")
+        // The repository's template, quoted as repository content after convosync's request.
+        generated.contains("<repository-template>\nAnswer in French.")
             && generated.contains("### Goal")
             && generated.contains("### Risques"),
         "{generated}"

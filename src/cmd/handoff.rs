@@ -14,6 +14,10 @@ use crate::repo::Repo;
 pub fn generate(dir: &Path) -> Result<ExitCode> {
     let repo = Repo::open(dir)?;
     let path = repo.draft_path()?;
+    // No one is asked to write where the repository put a symlink or a file of its own.
+    if let Some(f) = draft::foreign(&repo, || None) {
+        anyhow::bail!("{}", f.message());
+    }
     repo.ensure_excluded()?;
     let template = draft::template(&repo)?;
     println!("{}", draft::instructions(&template, &path));

@@ -20,15 +20,21 @@ use crate::store::{self, commit_message, tip_of};
 
 pub fn run(dir: &Path, args: MigrateArgs) -> Result<ExitCode> {
     let repo = Repo::open(dir)?;
-    let path = match args.file {
-        Some(f) => f,
-        None => repo
-            .workdir()
-            .context("bare repository: pass --file")?
-            .join(LEGACY_PATH),
+    let (path, text) = match args.file {
+        Some(f) => {
+            let text =
+                std::fs::read_to_string(&f).with_context(|| format!("could not read {}", f.display()))?;
+            (f, text)
+        }
+        None => {
+            let workdir = repo.workdir().context("bare repository: pass --file")?;
+            let path = workdir.join(LEGACY_PATH);
+            let text = legacy::read_from(workdir)
+                .with_context(|| format!("could not read {}", path.display()))?
+                .with_context(|| format!("could not read {}: there is no such file", path.display()))?;
+            (path, text)
+        }
     };
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("could not read {}", path.display()))?;
     let file = legacy::parse_legacy(&text);
     let refname = &repo.settings.refname;
     let _lock = (!args.dry_run).then(|| repo.lock(CLI_LOCK_WAIT)).transpose()?;
@@ -76,6 +82,7 @@ fn pending(repo: &Repo, file: &LegacyFile) -> Result<Pending> {
         .into_iter()
         .map(|v| (v.device, v.handoff.timestamp.timestamp()))
         .collect();
+    let who = crate::team::Me::load(repo);
     let mut todo: Vec<Handoff> = Vec::new();
     let mut already = 0;
     for e in legacy::entries_oldest_first(file) {
@@ -85,6 +92,17 @@ fn pending(repo: &Repo, file: &LegacyFile) -> Result<Pending> {
                 handoff,
                 renamed_from,
             } => {
+                // The file is the repository's content: an entry goes onto the ref only when
+                // the one ownership rule says it is the user's own, as for notes on the ref.
+                if !who.owns(handoff.author.as_deref()) {
+                    skipped.push(format!(
+                        "the handoff from {} ({}): written by {}, not by you (`convosync status` shows who counts as you)",
+                        handoff.device,
+                        crate::timefmt::rfc3339(handoff.timestamp),
+                        crate::team::teammate_name(&handoff)
+                    ));
+                    continue;
+                }
                 if known.contains(&(handoff.device.clone(), handoff.timestamp.timestamp())) {
                     already += 1;
                     continue;

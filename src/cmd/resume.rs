@@ -80,22 +80,29 @@ pub fn gather(repo: &Repo, me: &str, branch: Option<&str>, include_me: bool) -> 
     let entries = store.entries()?;
     let mut devices: Vec<String> = entries.iter().map(|e| e.device.clone()).collect();
     let mut handoffs = context::others(entries, if include_me { "" } else { me }, branch);
-    if let Some(w) = repo.workdir() {
-        if let Ok(text) = std::fs::read_to_string(w.join(LEGACY_PATH)) {
-            // The legacy file arrives with the branch: as untrusted as the ref.
-            for h in legacy::newest_per_device(&legacy::parse_legacy(&text))
-                .into_iter()
-                .filter_map(|h| {
-                    let mut h = crate::untrusted::handoff(h);
-                    h.device = crate::device::sanitize(&h.device)?;
-                    Some(h)
-                })
-            {
-                if (include_me || h.device != me) && !devices.contains(&h.device) {
-                    devices.push(h.device.clone());
-                    handoffs.push(h);
-                }
-            }
+    // The legacy file arrives with the branch: as untrusted as the ref, and read as the
+    // repository's content. Whose each note is, `team::split` decides as for the ref's notes.
+    let legacy_text = match repo.workdir().map(legacy::read_from).transpose() {
+        Ok(text) => text.flatten().unwrap_or_default(),
+        Err(e) => {
+            eprintln!(
+                "convosync: {LEGACY_PATH} not read: {}",
+                crate::untrusted::line(&format!("{e:#}"))
+            );
+            String::new()
+        }
+    };
+    for h in legacy::newest_per_device(&legacy::parse_legacy(&legacy_text))
+        .into_iter()
+        .filter_map(|h| {
+            let mut h = crate::untrusted::handoff(h);
+            h.device = crate::device::sanitize(&h.device)?;
+            Some(h)
+        })
+    {
+        if (include_me || h.device != me) && !devices.contains(&h.device) {
+            devices.push(h.device.clone());
+            handoffs.push(h);
         }
     }
     handoffs.sort_by(|a, b| {

@@ -69,6 +69,12 @@ pub fn run(dir: &Path, args: SaveArgs) -> Result<ExitCode> {
 /// needed: at a terminal the person is told what to do; otherwise (Claude, through the slash
 /// command) the template and where to write the draft are printed.
 fn commit_handoff(repo: &Repo, skip_handoff: bool) -> Result<bool> {
+    if skip_handoff {
+        if let Some(f) = draft::foreign(repo, || None) {
+            println!("→ {}; saving code only", f.message());
+            return Ok(true);
+        }
+    }
     match draft::commit(repo, None, CLI_LOCK_WAIT)? {
         Outcome::Committed {
             handoff, redacted, ..

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 
 use crate::cli::{TemplateAction, TemplateArgs};
-use crate::handoff::template::{Template, REPO_TEMPLATE};
+use crate::handoff::template::{Origin, Template, REPO_TEMPLATE};
 use crate::repo::Repo;
 
 pub fn run(dir: &Path, args: TemplateArgs) -> Result<ExitCode> {
@@ -15,19 +15,15 @@ pub fn run(dir: &Path, args: TemplateArgs) -> Result<ExitCode> {
     let user_dir = crate::device::config_dir();
     match args.action.unwrap_or(TemplateAction::Show) {
         TemplateAction::Show => {
-            let repo_file = workdir
-                .as_ref()
-                .map(|w| w.join(REPO_TEMPLATE))
-                .filter(|p| p.exists());
-            let user_file = user_dir
-                .as_ref()
-                .map(|d| d.join("template.md"))
-                .filter(|p| p.exists());
-            let from = match (&repo_file, &user_file) {
-                (Some(p), _) | (None, Some(p)) => p.display().to_string(),
-                (None, None) => "built-in default".to_string(),
-            };
-            let t = Template::load(workdir.as_deref(), user_dir.as_deref())?;
+            let t = Template::load_reporting(workdir.as_deref(), user_dir.as_deref(), &mut |why| {
+                eprintln!("convosync: {}", crate::untrusted::line(why))
+            })?;
+            let from = match t.origin {
+                Origin::Repository => workdir.as_deref().map(|w| w.join(REPO_TEMPLATE)),
+                Origin::User => user_dir.as_ref().map(|d| d.join("template.md")),
+                Origin::Builtin => None,
+            }
+            .map_or_else(|| "built-in default".to_string(), |p| p.display().to_string());
             println!("<!-- template from {from} -->");
             print!("{}", t.render_template_file());
         }

@@ -5,8 +5,24 @@
 //! Here a new handoff starts only at a `## Handoff from ` line outside fenced code; the `---`
 //! separator just before it belongs to no body, and every other `---` stays where it is.
 
+use std::path::Path;
+
 use super::format::{fenced_lines, normalize_newlines, parse};
 use super::Handoff;
+
+/// A legacy file larger than this is not read.
+pub const MAX_LEGACY_BYTES: u64 = 8 * 1024 * 1024;
+
+/// The legacy file of `workdir` ([`crate::repo::LEGACY_PATH`]), `None` when there is none. It
+/// arrives with the branch, so it is read as the repository's content: never through a symlink
+/// (see [`crate::worktree`]) and at most [`MAX_LEGACY_BYTES`]. Whose notes it holds is decided
+/// per entry by the one ownership rule, [`crate::team::Me::owns`], as for notes on the ref.
+pub fn read_from(workdir: &Path) -> anyhow::Result<Option<String>> {
+    Ok(
+        crate::worktree::read(workdir, crate::repo::LEGACY_PATH, MAX_LEGACY_BYTES)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()),
+    )
+}
 
 /// What could be read from a legacy file.
 #[derive(Debug, Default)]

@@ -5,6 +5,11 @@
 //! their convosync config dir. A template file is markdown: free text first (the instructions
 //! Claude receives), then one `### Title` per section with an optional hint below it; a title
 //! ending in ` (required)` or `*` must be filled in.
+//!
+//! A repository's template is the repository's content, written by whoever can commit: it is
+//! read without following symlinks ([`crate::worktree`]), at most [`MAX_TEMPLATE_BYTES`], and
+//! remembered as such ([`Origin::Repository`]) so that it reaches Claude framed as repository
+//! content, never in convosync's own voice. The user's own template is trusted.
 
 use std::path::Path;
 
@@ -25,7 +30,24 @@ pub struct Template {
     pub sections: Vec<TemplateSection>,
     /// Free text given to Claude before the sections; empty means the built-in wording.
     pub instructions: String,
+    /// Where the template came from.
+    pub origin: Origin,
 }
+
+/// Where a template came from, which decides how far it is trusted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Origin {
+    /// convosync's own sections, or a template that was only parsed.
+    #[default]
+    Builtin,
+    /// The user's config dir: the user's own words.
+    User,
+    /// `.convosync/template.md` in the repository: the repository's content.
+    Repository,
+}
+
+/// A repository's template larger than this is not read.
+pub const MAX_TEMPLATE_BYTES: u64 = 16 * 1024;
 
 const DEFAULT_SECTIONS: [(&str, &str, bool); 7] = [
     (
@@ -69,6 +91,7 @@ impl Default for Template {
                 })
                 .collect(),
             instructions: String::new(),
+            origin: Origin::Builtin,
         }
     }
 }
@@ -104,22 +127,44 @@ impl Template {
         Ok(Template {
             sections,
             instructions: preamble.join("\n").trim().to_string(),
+            origin: Origin::Builtin,
         })
     }
 
     /// The repository's template, else the user's, else the default.
     pub fn load(workdir: Option<&Path>, config_dir: Option<&Path>) -> Result<Template> {
-        let candidates = [
-            workdir.map(|w| w.join(REPO_TEMPLATE)),
-            config_dir.map(|c| c.join("template.md")),
-        ];
-        for path in candidates.into_iter().flatten() {
+        Template::load_reporting(workdir, config_dir, &mut |_| {})
+    }
+
+    /// [`Template::load`], telling `refused` why a repository template that is there was not
+    /// read (a symlink on its path, not a regular file, too large): it is then skipped.
+    pub fn load_reporting(
+        workdir: Option<&Path>,
+        config_dir: Option<&Path>,
+        refused: &mut dyn FnMut(&str),
+    ) -> Result<Template> {
+        if let Some(w) = workdir {
+            match crate::worktree::read(w, REPO_TEMPLATE, MAX_TEMPLATE_BYTES) {
+                Ok(Some(bytes)) => {
+                    let text = String::from_utf8_lossy(&bytes);
+                    let mut t = Template::parse(&text)
+                        .with_context(|| format!("invalid template {}", w.join(REPO_TEMPLATE).display()))?;
+                    t.origin = Origin::Repository;
+                    return Ok(t);
+                }
+                Ok(None) => {}
+                Err(e) => refused(&format!("template not read: {e:#}")),
+            }
+        }
+        if let Some(path) = config_dir.map(|c| c.join("template.md")) {
             match std::fs::read_to_string(&path) {
                 Ok(text) => {
-                    return Template::parse(&text)
-                        .with_context(|| format!("invalid template {}", path.display()))
+                    let mut t = Template::parse(&text)
+                        .with_context(|| format!("invalid template {}", path.display()))?;
+                    t.origin = Origin::User;
+                    return Ok(t);
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
                     return Err(e).with_context(|| format!("could not read template {}", path.display()))
                 }
@@ -400,6 +445,7 @@ mod tests {
         (proptest::collection::vec(section, 1..8), text(5)).prop_map(|(sections, instructions)| Template {
             sections,
             instructions,
+            origin: Origin::Builtin,
         })
     }
 
@@ -437,5 +483,37 @@ mod tests {
         );
         std::fs::write(repo.path().join(REPO_TEMPLATE), "nothing").unwrap();
         assert!(Template::load(Some(repo.path()), None).is_err());
+    }
+
+    #[test]
+    fn load_knows_where_a_template_came_from_and_never_follows_a_symlink() {
+        let repo = tempfile::tempdir().unwrap();
+        let user = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let load = |why: &mut Vec<String>| {
+            Template::load_reporting(Some(repo.path()), Some(user.path()), &mut |w| why.push(w.into()))
+                .unwrap()
+        };
+        let mut why = Vec::new();
+        assert_eq!(load(&mut why).origin, Origin::Builtin);
+        std::fs::write(user.path().join("template.md"), "### User\n").unwrap();
+        assert_eq!(load(&mut why).origin, Origin::User);
+        std::fs::create_dir_all(repo.path().join(".convosync")).unwrap();
+        std::fs::write(repo.path().join(REPO_TEMPLATE), "### Team\n").unwrap();
+        assert_eq!(load(&mut why).origin, Origin::Repository);
+        assert!(why.is_empty(), "{why:?}");
+
+        std::fs::write(outside.path().join("t.md"), "### Outside\n").unwrap();
+        std::fs::remove_file(repo.path().join(REPO_TEMPLATE)).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("t.md"), repo.path().join(REPO_TEMPLATE)).unwrap();
+        let t = load(&mut why);
+        assert_eq!((t.origin, t.sections[0].title.as_str()), (Origin::User, "User"));
+        assert_eq!(why.len(), 1, "one line: {why:?}");
+        assert!(why[0].contains("symlink"), "{why:?}");
+
+        std::fs::remove_dir_all(repo.path().join(".convosync")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), repo.path().join(".convosync")).unwrap();
+        std::fs::write(outside.path().join("template.md"), "### Outside\n").unwrap();
+        assert_eq!(load(&mut why).sections[0].title, "User");
     }
 }

@@ -259,6 +259,12 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
             state.save(&state_dir, k);
         }
     };
+    if state.started.is_none() {
+        // Kept with the next save of this state (no write of its own: the Stop hook falls back
+        // on the transcript). Measured against file times: the machine's clock, not
+        // `CONVOSYNC_NOW`.
+        state.started = Some(chrono::Utc::now());
+    }
     // After compact or clear the context is gone but the ref has not changed: no network.
     // Asynchronous start: the fetch runs detached and what it brings reaches Claude with the
     // next prompt (see `prompt`); the answer below uses the local ref only.

@@ -107,7 +107,23 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
         }
     };
 
-    if let Some(reply) = commit_draft(ctx, true, Push::Now) {
+    // What is at the draft's path may be the repository's (tracked, or a symlink) or older than
+    // the session: then it is neither committed nor deleted, Claude is not asked to write there,
+    // and the user hears of it once per session.
+    let foreign = draft::foreign(&ctx.repo, || session_start(ctx, &state));
+    let mut notice = None;
+    if let Some(f) = &foreign {
+        ctx.log(&format!("draft: {}", f.message()));
+        if !std::mem::replace(&mut state.told_foreign_draft, true) {
+            save(&state);
+            notice = Some(super::message(&f.message()));
+        }
+    }
+    if let Some(reply) = foreign
+        .is_none()
+        .then(|| commit_draft(ctx, true, Push::Now))
+        .flatten()
+    {
         observe(ctx, &mut state);
         state.blocked_last_stop = false;
         state.head = Some(head_now(ctx));
@@ -141,11 +157,18 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
             (decision == Decision::PushQueued)
                 .then(|| push_queued(ctx))
                 .flatten()
+                .or(notice)
         }
         Decision::Auto => {
             state.head = Some(head);
             save(&state);
             auto_handoff(ctx, Push::Now)
+        }
+        Decision::Ask if foreign.is_some() => {
+            if changed {
+                save(&state);
+            }
+            notice
         }
         Decision::Ask => {
             if changed {
@@ -161,6 +184,18 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
             Some(request(&draft::instructions(&template, &path)))
         }
     }
+}
+
+/// When the session began: as its session start recorded it, else as its transcript's first
+/// line says (a session whose start this version did not see).
+fn session_start(ctx: &Ctx<'_>, state: &SessionState) -> Option<std::time::SystemTime> {
+    state
+        .started
+        .or_else(|| {
+            let path = ctx.input.transcript_path.as_deref()?;
+            crate::transcript::started(Path::new(path))
+        })
+        .map(std::time::SystemTime::from)
 }
 
 /// Read the transcript lines not read before into `state`; whether `state` changed.
@@ -231,8 +266,13 @@ pub fn request(instructions: &str) -> Value {
 /// Claude Code cancels a plugin's SessionEnd hook after about 1.5 s whatever its `timeout`, so
 /// everything here is local and the push goes to a detached process ([`spawn_push`]).
 pub fn session_end(ctx: &Ctx<'_>) -> Option<Value> {
-    if let Some(reply) = commit_draft(ctx, false, Push::Background) {
-        return reply;
+    match draft::foreign(&ctx.repo, || session_start(ctx, &ctx.session_state().1)) {
+        Some(f) => ctx.log(&format!("draft: {}", f.message())),
+        None => {
+            if let Some(reply) = commit_draft(ctx, false, Push::Background) {
+                return reply;
+            }
+        }
     }
     if ctx.repo.settings.stop == StopMode::Auto {
         let (key, mut state) = ctx.session_state();
