@@ -19,6 +19,7 @@ pub mod handoff;
 pub(crate) mod history;
 pub(crate) mod hook;
 pub(crate) mod lock;
+pub(crate) mod notes;
 pub(crate) mod redact;
 pub(crate) mod refs;
 pub(crate) mod repo;
