@@ -21,4 +21,5 @@ mod servers;
 mod shim;
 mod sync;
 mod truth;
+mod view;
 mod wip;
