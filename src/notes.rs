@@ -214,7 +214,11 @@ impl Notes {
             }
         }
         blocks.push_str(&crate::team::render_teammates(&mates, now));
-        let lines = unreadable_lines(&unreadable, true);
+        // A command says them on stderr, as every command does; a session reads them here.
+        let lines = match reader {
+            Reader::Session => unreadable_lines(&unreadable, true),
+            Reader::Command => Vec::new(),
+        };
         if !lines.is_empty() {
             blocks.push_str("\n# Notes from other devices that could not be read\n");
             for l in &lines {
@@ -307,7 +311,8 @@ pub struct View {
     pub own: usize,
     /// How many teammates' notes are listed.
     pub teammates: usize,
-    /// The short blocks: uncommitted work, teammates, notes that could not be read.
+    /// The short blocks: uncommitted work, teammates and, for a session, the notes that could not
+    /// be read.
     pub blocks: String,
     /// The one line for the user.
     pub line: String,

@@ -58,7 +58,7 @@ pub fn run(dir: &Path, args: ResumeArgs) -> Result<ExitCode> {
     if view.teammates > 0 {
         println!("(Not yours: `convosync history --device NAME` shows a teammate's note in full; `convosync status` shows who counts as you.)");
     }
-    // On stderr too, as every command names the notes it could not read.
+    // On stderr, as every command names the notes it could not read.
     for line in crate::notes::unreadable_lines(&view.unreadable, true) {
         eprintln!("convosync: {line}");
     }
