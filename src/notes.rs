@@ -226,13 +226,22 @@ impl Notes {
             }
         }
         let total = self.own.len();
+        // The short blocks come first in the budget, but never take more than half of it (a
+        // remote can hold any number of devices); the user's own devices get the rest.
         let (limit, max) = match reader {
-            Reader::Session => (
-                repo.settings
-                    .context_limit
-                    .saturating_sub(context::utf16_len(&blocks)),
-                context::MAX_SHOWN,
-            ),
+            Reader::Session => {
+                let limit = repo.settings.context_limit;
+                if context::utf16_len(&blocks) > limit / 2 {
+                    blocks = format!(
+                        "{}\n",
+                        context::truncate_utf16(&blocks, (limit / 2).saturating_sub(1))
+                    );
+                }
+                (
+                    limit.saturating_sub(context::utf16_len(&blocks)),
+                    context::MAX_SHOWN,
+                )
+            }
             Reader::Command => (usize::MAX, usize::MAX),
         };
         // Parsed one at a time, as the rendering reaches them.
@@ -349,7 +358,11 @@ pub fn unreadable_lines(unreadable: &[Unreadable], hint: bool) -> Vec<String> {
     }
     // No key first: it is the one the user can fix here.
     by_reason.sort_by_key(|(r, _)| (*r != NO_KEY, *r != OTHER_KEY));
-    by_reason
+    // Reasons come from the remote too (each size of a too large file is one): a few lines at
+    // most, then a count.
+    let rest: usize = by_reason.iter().skip(MAX_REASONS).map(|(_, d)| d.len()).sum();
+    by_reason.truncate(MAX_REASONS);
+    let mut lines: Vec<String> = by_reason
         .into_iter()
         .map(|(reason, devices)| {
             let n = devices.len();
@@ -366,12 +379,22 @@ pub fn unreadable_lines(unreadable: &[Unreadable], hint: bool) -> Vec<String> {
                 r => format!(
                     "could not read the note{} from {names}: {}",
                     plural(n),
-                    crate::untrusted::line(r)
+                    crate::timefmt::truncate_chars(&crate::untrusted::line(r), 100)
                 ),
             }
         })
-        .collect()
+        .collect();
+    if rest > 0 {
+        lines.push(format!(
+            "could not read {rest} more note{} from other devices",
+            plural(rest)
+        ));
+    }
+    lines
 }
+
+/// At most this many reasons are named, each with its devices.
+const MAX_REASONS: usize = 3;
 
 /// "a, b, c +2 more": a short list of device names for one line.
 fn names(devices: &[String]) -> String {
@@ -454,6 +477,39 @@ mod tests {
     }
 
     #[test]
+    fn short_blocks_never_take_more_than_half_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        git2::Repository::init(dir.path()).unwrap();
+        let repo = Repo::open(dir.path()).unwrap();
+        let now = Utc::now();
+        let notes = Notes {
+            keys: Vec::new(),
+            own: vec![item("laptop", now, "main")],
+            teammates: Vec::new(),
+            // A remote can hold any number of snapshot refs.
+            wip: (0..2_000)
+                .map(|i| format!("d{i} left uncommitted changes in 1 file on main"))
+                .collect(),
+            claims: HashMap::new(),
+            unreadable: Vec::new(),
+            branch: None,
+            now,
+        };
+        let view = notes.render(&repo, Reader::Session, false);
+        let limit = repo.settings.context_limit;
+        assert!(
+            context::utf16_len(&view.blocks) <= limit / 2,
+            "{}",
+            view.blocks.len()
+        );
+        assert!(context::utf16_len(&view.text()) <= limit);
+        assert!(
+            view.text().contains("## From laptop"),
+            "the user's note still fits"
+        );
+    }
+
+    #[test]
     fn unreadable_lines_group_by_reason_and_name_the_fix_when_asked() {
         let u = |d: &str, r: &str| Unreadable {
             device: d.into(),
@@ -478,6 +534,22 @@ mod tests {
         assert_eq!(
             unreadable_lines(&many, false),
             ["could not read the notes from d0, d1, d2 +2 more: x"]
+        );
+        // A reason per note (a hostile ref can make each one different): a few lines, then a count.
+        let hostile: Vec<Unreadable> = (0..1000)
+            .map(|i| {
+                u(
+                    &format!("d{i:04}"),
+                    &format!("too large ({} bytes) {}", 300_000 + i, "y".repeat(500)),
+                )
+            })
+            .collect();
+        let lines = unreadable_lines(&hostile, false);
+        assert_eq!(lines.len(), MAX_REASONS + 1, "{lines:?}");
+        assert!(lines.iter().all(|l| l.chars().count() < 200), "{lines:?}");
+        assert_eq!(
+            lines[MAX_REASONS],
+            "could not read 997 more notes from other devices"
         );
     }
 }
