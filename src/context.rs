@@ -9,7 +9,6 @@
 use chrono::{DateTime, Utc};
 
 use crate::handoff::Handoff;
-use crate::store::Entry;
 use crate::timefmt::ago;
 
 /// A handoff to show, with notes about where the code stands relative to it.
@@ -17,34 +16,6 @@ use crate::timefmt::ago;
 pub struct Shown {
     pub handoff: Handoff,
     pub notes: Vec<String>,
-}
-
-/// Parsed handoffs of devices other than `me`, in the order they are offered ([`offer_order`]).
-pub fn others(entries: Vec<Entry>, me: &str, current_branch: Option<&str>) -> Vec<Handoff> {
-    let mut hs: Vec<Handoff> = entries
-        .into_iter()
-        .filter(|e| e.device != me)
-        .filter_map(|e| e.handoff.ok())
-        .collect();
-    hs.sort_by(|a, b| {
-        offer_order(
-            current_branch,
-            (a.branch.as_deref(), a.timestamp, &a.device),
-            (b.branch.as_deref(), b.timestamp, &b.device),
-        )
-    });
-    hs
-}
-
-/// The order notes are offered in, each given as (branch, time, device): those written on
-/// `current_branch` first, then newest first.
-pub fn offer_order(
-    current_branch: Option<&str>,
-    a: (Option<&str>, DateTime<Utc>, &str),
-    b: (Option<&str>, DateTime<Utc>, &str),
-) -> std::cmp::Ordering {
-    let same = |branch: Option<&str>| current_branch.is_some() && branch == current_branch;
-    same(b.0).cmp(&same(a.0)).then(b.1.cmp(&a.1)).then(a.2.cmp(b.2))
 }
 
 pub const PREAMBLE: &str = "# convosync: handoff notes from earlier sessions on other devices\n\
@@ -438,34 +409,5 @@ mod tests {
         let text = render(&huge, Utc::now(), 9_500).unwrap();
         assert!(utf16_len(&text) <= 9_500, "{}", utf16_len(&text));
         assert!(text.contains("cut to fit"));
-    }
-
-    #[test]
-    fn orders_current_branch_first() {
-        let entries = vec![
-            Entry {
-                device: "a".into(),
-                blob: git2::Oid::ZERO_SHA1,
-                handoff: Ok(h("a", 1, "main", "t").handoff),
-                claimed: None,
-            },
-            Entry {
-                device: "b".into(),
-                blob: git2::Oid::ZERO_SHA1,
-                handoff: Ok(h("b", 5, "feat", "t").handoff),
-                claimed: None,
-            },
-            Entry {
-                device: "me".into(),
-                blob: git2::Oid::ZERO_SHA1,
-                handoff: Ok(h("me", 0, "feat", "t").handoff),
-                claimed: None,
-            },
-        ];
-        let got: Vec<String> = others(entries, "me", Some("feat"))
-            .into_iter()
-            .map(|h| h.device)
-            .collect();
-        assert_eq!(got, ["b", "a"]);
     }
 }

@@ -203,38 +203,14 @@ pub fn unreadable() -> BTreeSet<(String, String)> {
     UNREADABLE.lock().map(|s| s.clone()).unwrap_or_default()
 }
 
-/// Lines for the user naming the notes this process could not decrypt, if any.
+/// Lines for the user naming the notes this process could not decrypt, if any, worded as the
+/// view of other devices' notes words them ([`crate::notes::unreadable_lines`]).
 pub fn unreadable_summary() -> Vec<String> {
-    let Ok(set) = UNREADABLE.lock() else {
-        return Vec::new();
-    };
-    let names = |want: &str| -> Vec<String> {
-        let mut v: Vec<String> = set
-            .iter()
-            .filter(|(_, r)| r == want)
-            .map(|(d, _)| clean(d))
-            .collect();
-        v.dedup();
-        v
-    };
-    let mut out = Vec::new();
-    let no_key = names(NO_KEY);
-    if !no_key.is_empty() {
-        out.push(format!(
-            "could not read encrypted notes from {}: this device has no key; {KEY_HINT}",
-            no_key.join(", ")
-        ));
-    }
-    for d in names(OTHER_KEY) {
-        out.push(format!("encrypted note from {d} (another person's key)"));
-    }
-    let other: Vec<String> = set
-        .iter()
-        .filter(|(_, r)| r != NO_KEY && r != OTHER_KEY)
-        .map(|(d, r)| format!("{}: {r}", clean(d)))
+    let list: Vec<crate::notes::Unreadable> = unreadable()
+        .into_iter()
+        .map(|(device, reason)| crate::notes::Unreadable { device, reason })
         .collect();
-    out.extend(other);
-    out
+    crate::notes::unreadable_lines(&list, true)
 }
 
 /// A device name without control characters, for messages.

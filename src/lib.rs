@@ -20,6 +20,7 @@ pub(crate) mod history;
 pub(crate) mod hook;
 pub(crate) mod lock;
 pub(crate) mod namespace;
+pub(crate) mod notes;
 pub(crate) mod redact;
 pub(crate) mod refs;
 pub(crate) mod repo;

@@ -213,11 +213,6 @@ pub fn my_device_among(me: &Me, notes: &[crate::store::Note]) -> anyhow::Result<
     }))
 }
 
-/// Split other devices' handoffs into the user's own and teammates'.
-pub fn split(handoffs: Vec<Handoff>, me: &Me) -> (Vec<Handoff>, Vec<Handoff>) {
-    handoffs.into_iter().partition(|h| me.owns(h.author.as_deref()))
-}
-
 /// At most this many teammates' notes are listed.
 pub const TEAMMATES_SHOWN: usize = 10;
 
@@ -358,15 +353,15 @@ mod tests {
 
     #[test]
     fn splits_teammates() {
-        let (mine, team) = split(
-            vec![
-                h("a", Some("me@x")),
-                h("b", None),
-                h("c", Some("You <you@x>")),
-                h("d", Some("ME <me@elsewhere>")),
-            ],
-            &me(Some("Me"), Some("ME@x"), &[]),
-        );
+        let who = me(Some("Me"), Some("ME@x"), &[]);
+        let (mine, team): (Vec<Handoff>, Vec<Handoff>) = vec![
+            h("a", Some("me@x")),
+            h("b", None),
+            h("c", Some("You <you@x>")),
+            h("d", Some("ME <me@elsewhere>")),
+        ]
+        .into_iter()
+        .partition(|h| who.owns(h.author.as_deref()));
         assert_eq!(
             mine.iter().map(|h| h.device.as_str()).collect::<Vec<_>>(),
             ["a", "b", "d"]

@@ -23,5 +23,6 @@ mod servers;
 mod shim;
 mod sync;
 mod truth;
+mod view;
 mod wip;
 mod worktree;

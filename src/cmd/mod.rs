@@ -32,6 +32,8 @@ pub const CLI_LOCK_WAIT: Duration = Duration::from_secs(10);
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let dir = working_dir(cli.dir.as_deref())?;
     let hook = matches!(cli.command, Command::Hook { .. });
+    // `resume` names the notes it could not read from its view of them.
+    let says_unreadable = hook || matches!(cli.command, Command::Resume(_));
     if !hook {
         // Once per run, on stderr (hooks print nothing but their JSON).
         if let Some(note) = crate::device::env_note() {
@@ -55,7 +57,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
         );
     }
-    if !hook {
+    if !says_unreadable {
         // Every command names the notes it could not decrypt.
         for line in crate::crypt::unreadable_summary() {
             eprintln!("convosync: {line}");

@@ -7,11 +7,11 @@ use anyhow::Result;
 
 use super::{deadline, CLI_LOCK_WAIT};
 use crate::cli::ResumeArgs;
-use crate::context::{self, Shown};
 use crate::handoff::legacy;
 use crate::handoff::Handoff;
+use crate::notes::{Notes, Reader};
 use crate::repo::{Repo, LEGACY_PATH};
-use crate::store::Store;
+use crate::store::{Note, Store};
 
 pub fn run(dir: &Path, args: ResumeArgs) -> Result<ExitCode> {
     let repo = Repo::open(dir)?;
@@ -33,83 +33,60 @@ pub fn run(dir: &Path, args: ResumeArgs) -> Result<ExitCode> {
         }
     }
     let who = crate::team::Me::load(&repo);
-    let me = crate::team::my_device_as(&repo, &who)?;
-    let (_, branch) = repo.head_info();
-    let handoffs = gather(&repo, &me, branch.as_deref(), args.all)?;
-    // The same split as at session start: the user's own devices in full, teammates in brief.
-    let (handoffs, teammates) = crate::team::split(handoffs, &who);
+    // Read once, from the ref itself (so invalid entries are named every time): this device's id
+    // and the view both come from these notes.
     let entries = Store::new(&repo.git, &repo.settings.refname).entries()?;
-    let claims = context::claims(entries.iter().map(|e| (e.device.as_str(), e.claimed.as_deref())));
+    let notes: Vec<Note> = entries.iter().filter_map(Note::of).collect();
+    let me = crate::team::my_device_among(&who, &notes)?;
+    let legacy = legacy_notes(&repo);
     let now = crate::timefmt::now();
-    if handoffs.is_empty() {
-        println!("No handoffs from your other devices yet. They appear here after a session on another machine saves one.");
-    } else {
-        let shown: Vec<Shown> = handoffs
-            .into_iter()
-            .map(|h| Shown {
-                notes: claims
-                    .get(&h.device)
-                    .cloned()
-                    .into_iter()
-                    .chain(context::code_notes(&repo, &h, branch.as_deref()))
-                    .collect(),
-                handoff: h,
-            })
-            .collect();
+    // The same view as at session start: the user's own devices in full, teammates in brief.
+    let view =
+        Notes::gather(&repo, &who, &me, notes, legacy, args.all, now).render(&repo, Reader::Command, true);
+    if view.own > 0 {
         println!(
             "convosync: {} handoff(s) from other devices (you are {me})",
-            shown.len()
+            view.own
         );
-        if let Some(b) = context::behind_upstream(&repo) {
-            println!("Note: {b}");
-        }
-        for s in &shown {
-            print!("{}", context::render_one(s, now));
-        }
+        print!("{}", view.handoffs);
+    } else if view.unreadable.is_empty() {
+        println!("No handoffs from your other devices yet. They appear here after a session on another machine saves one.");
+    } else {
+        println!("No handoff from your other devices could be read here.");
     }
-    if !teammates.is_empty() {
-        print!("{}", crate::team::render_teammates(&teammates, now));
+    print!("{}", view.blocks);
+    if view.teammates > 0 {
         println!("(Not yours: `convosync history --device NAME` shows a teammate's note in full; `convosync status` shows who counts as you.)");
+    }
+    // On stderr, as every command names the notes it could not read.
+    for line in crate::notes::unreadable_lines(&view.unreadable, true) {
+        eprintln!("convosync: {line}");
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Handoffs to show: the ref's, plus the original plugin's file for devices the ref lacks.
-pub fn gather(repo: &Repo, me: &str, branch: Option<&str>, include_me: bool) -> Result<Vec<Handoff>> {
-    let store = Store::new(&repo.git, &repo.settings.refname);
-    let entries = store.entries()?;
-    let mut devices: Vec<String> = entries.iter().map(|e| e.device.clone()).collect();
-    let mut handoffs = context::others(entries, if include_me { "" } else { me }, branch);
-    // The legacy file arrives with the branch: as untrusted as the ref, and read as the
-    // repository's content. Whose each note is, `team::split` decides as for the ref's notes.
-    let legacy_text = match repo.workdir().map(legacy::read_from).transpose() {
+/// The original plugin's file in the worktree: the newest note of each device it holds. It
+/// arrives with the branch, so it is as untrusted as the ref, and read as the repository's
+/// content (no symlinks, bounded); whose each note is, the one view decides as for the ref's.
+fn legacy_notes(repo: &Repo) -> Vec<Handoff> {
+    let text = match repo.workdir().map(legacy::read_from).transpose() {
         Ok(text) => text.flatten().unwrap_or_default(),
         Err(e) => {
             eprintln!(
                 "convosync: {LEGACY_PATH} not read: {}",
                 crate::untrusted::line(&format!("{e:#}"))
             );
-            String::new()
+            return Vec::new();
         }
     };
-    for h in legacy::newest_per_device(&legacy::parse_legacy(&legacy_text))
+    legacy::newest_per_device(&legacy::parse_legacy(&text))
         .into_iter()
         .filter_map(|h| {
             let mut h = crate::untrusted::handoff(h);
             h.device = crate::device::sanitize(&h.device)?;
             Some(h)
         })
-    {
-        if (include_me || h.device != me) && !devices.contains(&h.device) {
-            devices.push(h.device.clone());
-            handoffs.push(h);
-        }
-    }
-    handoffs.sort_by(|a, b| {
-        let same = |h: &Handoff| branch.is_some() && h.branch.as_deref() == branch;
-        same(b).cmp(&same(a)).then(b.timestamp.cmp(&a.timestamp))
-    });
-    Ok(handoffs)
+        .collect()
 }
 
 /// Fetch the current branch's upstream and fast-forward to it when that is safe: a clean

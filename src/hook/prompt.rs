@@ -1,6 +1,7 @@
 //! UserPromptSubmit: notes that reached the local ref after the session received its notes (the
 //! detached fetch of an asynchronous SessionStart, or a `convosync sync` meanwhile) go to Claude
-//! with the next prompt, once. Local only: no network, no lock.
+//! with the next prompt, once, saying what the synchronous start would have said (a note that
+//! could not be read included). Local only: no network, no lock.
 
 use serde_json::{json, Value};
 
@@ -16,7 +17,7 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
     let key = ctx.input.session_key()?;
     ctx.wait_for_background_fetch();
     let (_, mut state) = ctx.session_state();
-    let Ok((Offer::Inject(text, line, keys), _)) = offer(ctx, Moment::Prompt, &state.injected) else {
+    let Ok(Offer::Inject { text, line, keys }) = offer(ctx, Moment::Prompt, &state.injected) else {
         return None;
     };
     state.injected = keys;

@@ -1,7 +1,7 @@
 //! SessionStart: put the other devices' newest handoffs into Claude's context, and the pure
 //! decision of what to inject ([`decide`]) that UserPromptSubmit shares.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use serde_json::{json, Value};
 
@@ -9,9 +9,7 @@ use super::state::SessionState;
 use super::wire::Source;
 use super::Ctx;
 use crate::config::StartMode;
-use crate::context::{self, Shown};
-use crate::handoff::Handoff;
-use crate::store::{Head, Note};
+use crate::notes::{Notes, Reader};
 
 /// When notes are offered to a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,191 +61,53 @@ pub fn decide(
     }
 }
 
-/// Other devices' notes on the local ref, with the key of each, in the order they are offered;
-/// a note's body is parsed only when it is rendered.
-pub(super) struct Notes {
-    pub keys: Vec<String>,
-    key_of: HashMap<String, String>,
-    /// The user's own other devices.
-    own: Vec<Note>,
-    teammates: Vec<Note>,
-    wip: Vec<String>,
-    claims: HashMap<String, String>,
-    /// Other devices whose notes this device cannot decrypt for want of the key.
-    locked: Vec<String>,
-    branch: Option<String>,
-}
-
-impl Notes {
-    /// Read from the local ref only (no network).
-    pub fn load(ctx: &Ctx<'_>) -> Result<Notes, String> {
-        let notes = ctx.notes().map_err(|e| {
-            ctx.log(&format!("read handoffs: {e:#}"));
-            format!("could not read handoffs ({e:#})")
-        })?;
-        let key_of: HashMap<String, String> = notes
-            .iter()
-            .filter(|n| n.device != ctx.me && n.head.is_ok())
-            .map(|n| (n.device.clone(), format!("{}:{}", n.device, n.blob)))
-            .collect();
-        let mut keys: Vec<String> = notes
-            .iter()
-            .filter_map(|n| key_of.get(&n.device).filter(|_| n.head.is_ok()).cloned())
-            .collect();
-        let (_, branch) = ctx.repo.head_info();
-        let claims = context::claims(notes.iter().map(|n| (n.device.as_str(), n.claimed.as_deref())));
-        let locked: Vec<String> = notes
-            .iter()
-            .filter(|n| n.device != ctx.me && n.lacks_key())
-            .map(|n| n.device.clone())
-            .collect();
-        let mut others: Vec<(Note, Head)> = notes
-            .into_iter()
-            .filter(|n| n.device != ctx.me)
-            .filter_map(|n| {
-                let head = n.head.clone().ok()?;
-                Some((n, head))
-            })
-            .collect();
-        others.sort_by(|(a, ah), (b, bh)| {
-            context::offer_order(
-                branch.as_deref(),
-                (ah.branch.as_deref(), ah.timestamp, &a.device),
-                (bh.branch.as_deref(), bh.timestamp, &b.device),
-            )
-        });
-        let (own, teammates): (Vec<_>, Vec<_>) = others
-            .into_iter()
-            .partition(|(_, h)| ctx.who.owns(h.author.as_deref()));
-        let teammates = match ctx.repo.settings.team {
-            crate::config::TeamMode::Show => teammates,
-            crate::config::TeamMode::Hide => Vec::new(),
-        };
-        let wip = crate::wip::others_summary(&ctx.repo, &ctx.me);
-        keys.extend(wip.iter().cloned());
-        Ok(Notes {
-            keys,
-            key_of,
-            own: own.into_iter().map(|(n, _)| n).collect(),
-            teammates: teammates.into_iter().map(|(n, _)| n).collect(),
-            wip,
-            claims,
-            locked,
-            branch,
-        })
-    }
-
-    /// Keep only the notes whose keys are in `only`.
-    fn retain(&mut self, only: &[String]) {
-        let only: HashSet<&String> = only.iter().collect();
-        let key_of = &self.key_of;
-        let keep = |n: &Note| key_of.get(&n.device).is_some_and(|k| only.contains(k));
-        self.own.retain(keep);
-        self.teammates.retain(keep);
-        self.wip.retain(|l| only.contains(l));
-    }
-
-    fn is_empty(&self) -> bool {
-        self.own.is_empty() && self.teammates.is_empty() && self.wip.is_empty()
-    }
-
-    /// The context text and the one line for the user.
-    fn render(self, ctx: &Ctx<'_>) -> (String, String) {
-        let parsed = |notes: &[Note], n: usize| -> Vec<Handoff> {
-            notes.iter().take(n).filter_map(|n| n.handoff().ok()).collect()
-        };
-        let mates = parsed(&self.teammates, crate::team::TEAMMATES_SHOWN);
-        let teammates_line = teammates_message(&mates, self.teammates.len());
-        let teammates = crate::team::render_teammates(&mates, ctx.now);
-        let wip_devices = self.wip.len();
-        let wip: String = self.wip.iter().map(|l| format!("- {l}\n")).collect();
-        // Short blocks after the handoffs: other devices' uncommitted work, then teammates.
-        let extra = if wip.is_empty() {
-            teammates
-        } else {
-            format!("\n# Uncommitted work on other devices\n{wip}{teammates}")
-        };
-        let total = self.own.len();
-        // Parsed one at a time, as the rendering reaches them.
-        let shown = self
-            .own
-            .iter()
-            .take(context::MAX_SHOWN)
-            .filter_map(|n| n.handoff().ok())
-            .map(|h| Shown {
-                notes: Vec::new(),
-                handoff: h,
-            });
-        // The short blocks come first in the budget; the user's own devices get the rest.
-        let limit = ctx
-            .repo
-            .settings
-            .context_limit
-            .saturating_sub(context::utf16_len(&extra));
-        let branch = self.branch.as_deref();
-        let mut first = true;
-        // Where the code stands costs object lookups: only for the handoffs rendered.
-        let rendered = context::render_counted(shown, total, ctx.now, limit, |s| {
-            if let Some(c) = self.claims.get(&s.handoff.device) {
-                s.notes.push(c.clone());
-            }
-            s.notes.extend(context::code_notes(&ctx.repo, &s.handoff, branch));
-            if std::mem::take(&mut first) {
-                s.notes.extend(context::behind_upstream(&ctx.repo));
-            }
-        });
-        let first = rendered.as_ref().and_then(|(_, shown)| shown.first());
-        let text = match &rendered {
-            Some((t, _)) => format!("{t}{extra}"),
-            None => format!("{}{extra}", context::PREAMBLE),
-        };
-        // Only the user's own notes make this a resumed session; say plainly when they are not there.
-        let line = first
-            .map(|s| context::system_message(&s.handoff, total, ctx.now))
-            .or(teammates_line)
-            .unwrap_or_else(|| {
-                format!(
-                    "convosync: no notes from your other devices; uncommitted work on {wip_devices} other device{} noted",
-                    if wip_devices == 1 { "" } else { "s" }
-                )
-            });
-        (text, line)
-    }
-}
-
 /// What [`offer`] found.
 pub(super) enum Offer {
     /// No notes from other devices at all.
     Nothing,
     /// Notes, but the session already has them.
     AlreadyThere,
-    /// The context text, the line for the user, and the keys the session now has.
-    Inject(String, String, Vec<String>),
+    /// What to add to the session's context.
+    Inject {
+        /// The context text.
+        text: String,
+        /// The one line for the user.
+        line: String,
+        /// The keys of every note on the ref: what the session now has.
+        keys: Vec<String>,
+    },
 }
 
-/// Read the local ref and decide what to inject at `moment` into a session that already
-/// received `injected`; also the devices whose notes could not be decrypted here.
-pub(super) fn offer(
-    ctx: &Ctx<'_>,
-    moment: Moment,
-    injected: &[String],
-) -> Result<(Offer, Vec<String>), String> {
-    let mut notes = Notes::load(ctx)?;
-    let locked = std::mem::take(&mut notes.locked);
+/// Read the local ref once and decide what to inject at `moment` into a session that already
+/// received `injected`, through the one view of other devices' notes ([`crate::notes`]). Every
+/// path that delivers notes (this start, synchronous or not, and the prompt after an asynchronous
+/// one) says the same, including which notes could not be read.
+pub(super) fn offer(ctx: &Ctx<'_>, moment: Moment, injected: &[String]) -> Result<Offer, String> {
+    let read = ctx.notes().map_err(|e| {
+        ctx.log(&format!("read handoffs: {e:#}"));
+        format!("could not read handoffs ({e:#})")
+    })?;
+    let mut notes = Notes::gather(&ctx.repo, &ctx.who, &ctx.me, read, Vec::new(), false, ctx.now);
     let keys = notes.keys.clone();
     if keys.is_empty() {
-        return Ok((Offer::Nothing, locked));
+        return Ok(Offer::Nothing);
     }
     match decide(moment, &keys, injected, || fork_parent_has(ctx, &keys)) {
-        Inject::Skip => return Ok((Offer::AlreadyThere, locked)),
+        Inject::Skip => return Ok(Offer::AlreadyThere),
         Inject::All => {}
         Inject::Only(only) => notes.retain(&only),
     }
     if notes.is_empty() {
-        return Ok((Offer::AlreadyThere, locked));
+        return Ok(Offer::AlreadyThere);
     }
-    let (text, line) = notes.render(ctx);
-    Ok((Offer::Inject(text, line, keys), locked))
+    // What to run on a device without the key: once per repository.
+    let hint = crate::crypt::session_hint(&ctx.repo.state_dir(), &notes.lacking_key()).is_some();
+    let view = notes.render(&ctx.repo, Reader::Session, hint);
+    Ok(Offer::Inject {
+        text: view.text(),
+        line: view.line,
+        keys,
+    })
 }
 
 pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
@@ -273,28 +133,19 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
         (true, StartMode::Sync) => ctx.refresh(true),
         (true, StartMode::Async) => ctx.refresh_in_background(),
     };
-    let (offered, locked) = match offer(ctx, Moment::Start(source), &state.injected) {
+    let offered = match offer(ctx, Moment::Start(source), &state.injected) {
         Ok(o) => o,
         Err(e) => return Some(super::message(&e)),
     };
-    // Notes this device cannot decrypt for want of the key: once per repository, what to run.
-    let key_hint = crate::crypt::session_hint(&ctx.repo.state_dir(), &locked);
     let (text, mut line, keys) = match offered {
-        Offer::Inject(text, line, keys) => (text, line, keys),
-        other => {
-            // Nothing from other devices: nothing at all, not even a network note. When this
-            // session already has exactly these notes: only the network note.
-            return match other {
-                Offer::AlreadyThere => key_hint.or(net_note).map(|n| super::message(&n)),
-                _ => key_hint.map(|h| super::message(&h)),
-            };
-        }
+        Offer::Inject { text, line, keys } => (text, line, keys),
+        // Nothing from other devices: nothing at all, not even a network note.
+        Offer::Nothing => return None,
+        // This session already has exactly these notes: only the network note.
+        Offer::AlreadyThere => return net_note.map(|n| super::message(&n)),
     };
     if let Some(n) = net_note {
         line.push_str(&format!(" ({n})"));
-    }
-    if let Some(h) = key_hint {
-        line = format!("{line}; {h}");
     }
     state.injected = keys;
     save(&state);
@@ -302,28 +153,6 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
         "hookSpecificOutput": { "hookEventName": "SessionStart", "additionalContext": text },
         "systemMessage": line,
     }))
-}
-
-/// "convosync: teammates' notes loaded: Bob (laptop-bob), …" when only teammates wrote.
-fn teammates_message(teammates: &[crate::handoff::Handoff], total: usize) -> Option<String> {
-    if teammates.is_empty() {
-        return None;
-    }
-    let mut names: Vec<String> = teammates
-        .iter()
-        .take(3)
-        .map(|h| {
-            let name = crate::timefmt::truncate_chars(&crate::team::teammate_name(h), 40);
-            format!("{name} ({})", h.device)
-        })
-        .collect();
-    if total > 3 {
-        names.push(format!("+{} more", total - 3));
-    }
-    Some(format!(
-        "convosync: teammates' notes loaded: {}; none from your other devices",
-        names.join(", ")
-    ))
 }
 
 /// Transcripts of other sessions looked at when a session is forked; past this, inject.

@@ -47,7 +47,8 @@ pub struct Note {
 }
 
 impl Note {
-    fn of(e: &Entry) -> Option<Note> {
+    /// The note of an entry read from the ref (`None` only if it cannot be held as JSON).
+    pub fn of(e: &Entry) -> Option<Note> {
         let head = e.handoff.as_ref().map(|h| Head {
             timestamp: h.timestamp,
             branch: h.branch.clone(),
