@@ -60,8 +60,11 @@ pub enum Command {
     /// Run a Claude Code hook: reads the event's JSON on stdin, prints at most one JSON object.
     #[command(hide = true)]
     Hook {
-        /// session-start, stop or session-end.
+        /// session-start, user-prompt-submit, stop or session-end.
         event: String,
+        /// The agent running the hook (claude, codex, gemini); told from its input when not given.
+        #[arg(long)]
+        agent: Option<String>,
     },
 }
 

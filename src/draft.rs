@@ -204,7 +204,26 @@ pub fn redact_summary(repo: &Repo, summary: &Summary) -> Summary {
 
 /// A handoff for this device and HEAD, now, with the given sections, redacted (see
 /// `redact_handoff`). Returns it with the number of secrets redacted.
-pub fn build(repo: &Repo, sections: Vec<Section>, session: Option<&str>) -> Result<(Handoff, usize)> {
+/// Who writes a handoff: the agent's session and the agent itself (`Codex 0.169.0`), when known.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub session: Option<String>,
+    pub agent: Option<String>,
+}
+
+impl Origin {
+    /// A command run by hand or by the agent's shell: the session given, the agent told from
+    /// the environment its shell tool sets.
+    pub fn of_command(session: Option<&str>) -> Origin {
+        let agent = crate::agent::Agent::from_tool_env(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+        Origin {
+            session: session.map(str::to_string),
+            agent: agent.map(|a| a.name().to_string()),
+        }
+    }
+}
+
+pub fn build(repo: &Repo, sections: Vec<Section>, origin: &Origin) -> Result<(Handoff, usize)> {
     let (commit, branch) = repo.head_info();
     let me = crate::team::Me::load(repo);
     let author = me.author_line();
@@ -216,8 +235,9 @@ pub fn build(repo: &Repo, sections: Vec<Section>, session: Option<&str>) -> Resu
             timestamp: crate::timefmt::now(),
             commit,
             branch,
-            session: session.map(str::to_string).filter(|s| !s.is_empty()),
+            session: origin.session.clone().filter(|s| !s.is_empty()),
             author,
+            agent: origin.agent.clone().filter(|s| !s.is_empty()),
             sections,
         },
     )
@@ -250,7 +270,7 @@ pub fn instructions(template: &Template, path: &Path) -> String {
 /// The draft is read, committed and removed under the repository lock, and removed only if it is
 /// still the very version that was committed: a draft written while this ran (Claude writing
 /// again, a second session) is kept for the next run.
-pub fn commit(repo: &Repo, session: Option<&str>, lock_wait: Duration) -> Result<Outcome> {
+pub fn commit(repo: &Repo, origin: &Origin, lock_wait: Duration) -> Result<Outcome> {
     let path = repo.draft_path()?;
     if std::fs::symlink_metadata(&path).is_err() {
         return Ok(Outcome::NoDraft);
@@ -263,7 +283,7 @@ pub fn commit(repo: &Repo, session: Option<&str>, lock_wait: Duration) -> Result
         r => r?,
     };
     let sections = parse_sections(repo, &path, bytes.clone())?;
-    let (handoff, redacted) = build(repo, sections, session)?;
+    let (handoff, redacted) = build(repo, sections, origin)?;
     if let Some(current) = store.get(&handoff.device)? {
         if current.sections == handoff.sections {
             remove_draft(&path, &bytes, &version)?;

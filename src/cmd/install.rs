@@ -35,8 +35,18 @@ pub const FILES: &[(&str, &[u8], bool)] = &[
         false,
     ),
     (
+        ".codex-plugin/plugin.json",
+        include_bytes!("../../.codex-plugin/plugin.json"),
+        false,
+    ),
+    (
         "hooks/hooks.json",
         include_bytes!("../../hooks/hooks.json"),
+        false,
+    ),
+    (
+        "hooks/codex.json",
+        include_bytes!("../../hooks/codex.json"),
         false,
     ),
     (
@@ -123,7 +133,7 @@ pub const FILES: &[(&str, &[u8], bool)] = &[
 ];
 
 /// Directories of the plugin that [`FILES`] fills completely (anything else in them is stale).
-const OWNED_DIRS: &[&str] = &[".claude-plugin", "hooks", "commands"];
+const OWNED_DIRS: &[&str] = &[".claude-plugin", ".codex-plugin", "hooks", "commands"];
 
 /// Where the clean plugin directory goes: `<data dir>/convosync/plugin`.
 pub fn plugin_dir() -> Result<PathBuf> {

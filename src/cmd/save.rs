@@ -69,7 +69,7 @@ pub fn run(dir: &Path, args: SaveArgs) -> Result<ExitCode> {
 /// needed: at a terminal the person is told what to do; otherwise (Claude, through the slash
 /// command) the template and where to write the draft are printed.
 fn commit_handoff(repo: &Repo, skip_handoff: bool) -> Result<bool> {
-    match draft::commit(repo, None, CLI_LOCK_WAIT)? {
+    match draft::commit(repo, &draft::Origin::of_command(None), CLI_LOCK_WAIT)? {
         Outcome::Committed {
             handoff, redacted, ..
         } => {
