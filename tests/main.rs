@@ -2,6 +2,7 @@
 //! clones acting as devices, and the real `convosync` binary run as Claude Code runs it.
 
 mod claude;
+mod codex;
 mod common;
 mod core;
 mod corrupt;
