@@ -373,3 +373,76 @@ fn resumed_codex_session_is_not_given_the_notes_twice() {
         "the note once (from the resumed history), not again"
     );
 }
+
+/// `convosync install --agent codex --run` with the real CLI: the plugin is added from a local
+/// marketplace and all four hooks are trusted at the hashes Codex computes (Codex itself lists
+/// them as trusted); `convosync status` says they run. Installing again (an upgrade) replaces the
+/// trust entries instead of adding a second copy.
+#[test]
+fn install_for_codex_trusts_its_hooks() {
+    let Some(codex_cli) = codex_bin() else { return };
+    let env = TestEnv::new();
+    let home = env.path().join("user-home");
+    let codex_home = home.join(".codex");
+    std::fs::create_dir_all(&codex_home).unwrap();
+    let path = format!("{}:/usr/bin:/bin", codex_cli.parent().unwrap().display());
+    let convosync = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_convosync"))
+            .args(args)
+            .env_clear()
+            .env("HOME", &home)
+            .env("CODEX_HOME", &codex_home)
+            .env("PATH", &path)
+            // Codex syncs its curated plugins at start; a dead proxy keeps this offline.
+            .env("HTTPS_PROXY", "http://127.0.0.1:9")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .current_dir(&home)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "convosync {args:?}: {text}");
+        text
+    };
+    let out = convosync(&["install", "--agent", "codex", "--run"]);
+    assert!(out.contains("4 hooks trusted"), "{out}");
+    let out = convosync(&["install", "--agent", "codex", "--run"]);
+    assert!(out.contains("4 hooks trusted"), "{out}");
+    let config = std::fs::read_to_string(codex_home.join("config.toml")).unwrap();
+    assert_eq!(
+        config.matches("[hooks.state.\"convosync@convosync:").count(),
+        4,
+        "{config}"
+    );
+    // Codex's own view.
+    let listed = Command::new("python3")
+        .arg(agent_harness_dir("codex").join("codex_rpc.py"))
+        .arg("hooks")
+        .arg(&codex_cli)
+        .arg(&home)
+        .env_clear()
+        .env("HOME", &home)
+        .env("CODEX_HOME", &codex_home)
+        .env("PATH", &path)
+        .env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let ours: Vec<&str> = listed
+        .lines()
+        .filter(|l| l.contains("convosync@convosync:hooks/codex.json"))
+        .collect();
+    assert_eq!(ours.len(), 4, "{listed}");
+    assert!(
+        ours.iter().all(|l| l.split('\t').nth(2) == Some("trusted")),
+        "{listed}"
+    );
+    let status = convosync(&["status"]);
+    assert!(
+        status.contains("Codex: installed, 4 hooks trusted (they run)"),
+        "{status}"
+    );
+}
