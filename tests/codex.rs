@@ -61,7 +61,7 @@ pub(crate) fn plugin_copy(dir: &Path) -> PathBuf {
         ".codex-plugin",
         "hooks",
         "commands",
-        "gemini-extension.json",
+        "gemini-extension",
     ] {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(sub);
         if src.exists() {

@@ -6,6 +6,7 @@ mod codex;
 mod common;
 mod core;
 mod corrupt;
+mod gemini;
 mod history_cache;
 mod hooks;
 mod hostile;
