@@ -446,3 +446,47 @@ fn install_for_codex_trusts_its_hooks() {
         "{status}"
     );
 }
+
+/// `convosync.stop auto` in Codex: no request to the model; the handoff is derived from the
+/// rollout (the prompt, the files apply_patch touched, the last reply) and pushed.
+#[test]
+fn auto_mode_derives_a_handoff_from_a_codex_rollout() {
+    let Some(codex_cli) = codex_bin() else { return };
+    let env = TestEnv::new();
+    let laptop = env.device("laptop");
+    laptop.git(&["config", "convosync.stop", "auto"]);
+    let logs = env.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let plugin = plugin_copy(env.path());
+    let r = codex(&codex_cli, &plugin).run(
+        &laptop.dir,
+        &logs.join("auto"),
+        &logs.join("auto-state"),
+        "laptop",
+        &[
+            apply_patch_edit("README.md", "# project", "# project: the oven"),
+            text("Renamed the project after the oven."),
+        ],
+        false,
+        "Rename the project after the oven.",
+    );
+    assert_eq!(r.exit, 0, "{}", r.stderr());
+    assert_no_failed_hook(&r);
+    assert!(
+        !r.requests().iter().any(|q| q.contains("<hook_prompt")),
+        "nothing asked of the model"
+    );
+    let pushed = crate::common::git(
+        &env.remote(),
+        &laptop.home,
+        &["show", "refs/convosync/handoffs:devices/laptop.md"],
+    );
+    for want in [
+        "**Agent:** Codex 0.169.0",
+        "### Current Task\nRename the project after the oven.",
+        "Renamed the project after the oven.",
+        "### Files Modified\n- README.md",
+    ] {
+        assert!(pushed.contains(want), "{want:?} in {pushed}");
+    }
+}
