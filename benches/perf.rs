@@ -40,6 +40,7 @@ fn handoff(device: &str, i: i64) -> Handoff {
         branch: Some("main".into()),
         session: Some(format!("session-{i}")),
         author: None,
+        agent: None,
         sections: vec![
             Section {
                 title: "Current Task".into(),

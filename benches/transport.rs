@@ -43,6 +43,7 @@ fn handoff(i: i64) -> Handoff {
         branch: Some("main".into()),
         session: None,
         author: None,
+        agent: None,
         sections: vec![Section {
             title: "Current Task".into(),
             body: format!("task {i}"),

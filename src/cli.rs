@@ -55,13 +55,16 @@ pub enum Command {
     Key(KeyArgs),
     /// Say whether convosync is set up here: device, remote, last sync, pending pushes, hooks.
     Status,
-    /// Register the Claude Code plugin for this user (prints the commands, or runs them).
+    /// Register the plugin with Claude Code, Codex and Gemini CLI (prints the commands, or runs them).
     Install(InstallArgs),
-    /// Run a Claude Code hook: reads the event's JSON on stdin, prints at most one JSON object.
+    /// Run an agent's hook: reads the event's JSON on stdin, prints at most one JSON object.
     #[command(hide = true)]
     Hook {
-        /// session-start, stop or session-end.
+        /// session-start, user-prompt-submit, stop or session-end.
         event: String,
+        /// The agent running the hook (claude, codex, gemini); told from its input when not given.
+        #[arg(long)]
+        agent: Option<String>,
     },
 }
 
@@ -179,9 +182,12 @@ pub struct SaveArgs {
 
 #[derive(Debug, Args)]
 pub struct InstallArgs {
-    /// Run the `claude plugin` commands instead of printing them.
+    /// Run the agents' plugin commands instead of printing them.
     #[arg(long)]
     pub run: bool,
+    /// Install for this agent only: claude, codex or gemini (default: every one found on PATH).
+    #[arg(long, value_name = "AGENT")]
+    pub agent: Option<String>,
 }
 
 /// Filters shared by history, search and export.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use git2::Oid;
 
-use crate::handoff::template::{Origin, Template, REPO_TEMPLATE};
+use crate::handoff::template::{Origin as TemplateOrigin, Template, REPO_TEMPLATE};
 use crate::handoff::{format, Handoff, Section};
 use crate::redact::Redactor;
 use crate::repo::{Repo, DRAFT_PATH};
@@ -270,7 +270,26 @@ pub fn redact_summary(repo: &Repo, summary: &Summary) -> Summary {
 
 /// A handoff for this device and HEAD, now, with the given sections, redacted (see
 /// `redact_handoff`). Returns it with the number of secrets redacted.
-pub fn build(repo: &Repo, sections: Vec<Section>, session: Option<&str>) -> Result<(Handoff, usize)> {
+/// Who writes a handoff: the agent's session and the agent itself (`Codex 0.169.0`), when known.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub session: Option<String>,
+    pub agent: Option<String>,
+}
+
+impl Origin {
+    /// A command run by hand or by the agent's shell: the session given, the agent told from
+    /// the environment its shell tool sets.
+    pub fn of_command(session: Option<&str>) -> Origin {
+        let agent = crate::agent::Agent::from_tool_env(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+        Origin {
+            session: session.map(str::to_string),
+            agent: agent.map(|a| a.name().to_string()),
+        }
+    }
+}
+
+pub fn build(repo: &Repo, sections: Vec<Section>, origin: &Origin) -> Result<(Handoff, usize)> {
     let (commit, branch) = repo.head_info();
     let me = crate::team::Me::load(repo);
     let author = me.author_line();
@@ -282,8 +301,9 @@ pub fn build(repo: &Repo, sections: Vec<Section>, session: Option<&str>) -> Resu
             timestamp: crate::timefmt::now(),
             commit,
             branch,
-            session: session.map(str::to_string).filter(|s| !s.is_empty()),
+            session: origin.session.clone().filter(|s| !s.is_empty()),
             author,
+            agent: origin.agent.clone().filter(|s| !s.is_empty()),
             sections,
         },
     )
@@ -297,7 +317,7 @@ pub const MAX_REPO_TEMPLATE_CHARS: usize = 4000;
 /// user's own template speaks as the user wrote it.
 pub fn instructions(template: &Template, path: &Path) -> String {
     let mut out = String::new();
-    if template.instructions.trim().is_empty() || template.origin == Origin::Repository {
+    if template.instructions.trim().is_empty() || template.origin == TemplateOrigin::Repository {
         out.push_str(
             "Write a short handoff note for the next session on another machine: what you were \
              doing, what is done, what was decided and why, what the user told you about their \
@@ -308,7 +328,7 @@ pub fn instructions(template: &Template, path: &Path) -> String {
         out.push_str(template.instructions.trim());
         out.push('\n');
     }
-    if template.origin == Origin::Repository {
+    if template.origin == TemplateOrigin::Repository {
         out.push_str(&format!(
             "\nWrite it to {} with the sections of this repository's template (metadata such as time, commit and branch is added automatically).\n\n",
             path.display()
@@ -356,7 +376,7 @@ fn repository_template(template: &Template) -> String {
 /// The draft is read, committed and removed under the repository lock, and removed only if it is
 /// still the very version that was committed: a draft written while this ran (Claude writing
 /// again, a second session) is kept for the next run.
-pub fn commit(repo: &Repo, session: Option<&str>, lock_wait: Duration) -> Result<Outcome> {
+pub fn commit(repo: &Repo, origin: &Origin, lock_wait: Duration) -> Result<Outcome> {
     let path = repo.draft_path()?;
     let workdir = repo.workdir().context("bare repository: no handoff draft")?;
     // Without a session's start only the repository's own files are refused here.
@@ -373,7 +393,7 @@ pub fn commit(repo: &Repo, session: Option<&str>, lock_wait: Duration) -> Result
         return Ok(Outcome::NoDraft);
     };
     let sections = parse_sections(repo, &path, bytes.clone())?;
-    let (handoff, redacted) = build(repo, sections, session)?;
+    let (handoff, redacted) = build(repo, sections, origin)?;
     if let Some(current) = store.get(&handoff.device)? {
         if current.sections == handoff.sections {
             remove_draft(workdir, &bytes, &version)?;

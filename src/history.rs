@@ -259,6 +259,7 @@ mod tests {
             branch: Some(if hour.is_multiple_of(2) { "main" } else { "feature" }.into()),
             session: None,
             author: None,
+            agent: None,
             sections: vec![Section {
                 title: "Current Task".into(),
                 body: task.into(),

@@ -5,6 +5,7 @@
 //! context; the Stop hook asks Claude for a note (or derives one) and commits it to the ref. Nothing
 //! here ever touches the user's worktree, index, HEAD or branches, except the explicit `save` command.
 
+pub(crate) mod agent;
 pub mod cli;
 pub mod cmd;
 pub(crate) mod config;

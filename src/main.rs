@@ -7,11 +7,15 @@ fn main() -> ExitCode {
     // Hooks run at every session start and every turn: `convosync hook <event>` goes straight to
     // the hook, without building the parser of the whole command line.
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    if let [hook, event] = &args[..] {
-        match (hook.to_str(), event.to_str()) {
-            (Some("hook"), Some(event)) if !event.starts_with('-') => return convosync::cmd::run_hook(event),
-            _ => {}
+    let args: Vec<Option<&str>> = args.iter().map(|a| a.to_str()).collect();
+    match args[..] {
+        [Some("hook"), Some(event)] if !event.starts_with('-') => {
+            return convosync::cmd::run_hook(event, None)
         }
+        [Some("hook"), Some("--agent"), Some(agent), Some(event)] if !event.starts_with('-') => {
+            return convosync::cmd::run_hook(event, Some(agent))
+        }
+        _ => {}
     }
     let cli = convosync::cli::Cli::parse();
     if !matches!(cli.command, convosync::cli::Command::Hook { .. }) {

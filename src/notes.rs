@@ -441,6 +441,7 @@ mod tests {
             branch: Some(branch.into()),
             session: None,
             author: None,
+            agent: None,
             sections: Vec::new(),
         };
         Item {

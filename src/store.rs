@@ -647,6 +647,7 @@ mod tests {
             branch: Some("main".into()),
             session: None,
             author: None,
+            agent: None,
             sections: vec![Section {
                 title: "Current Task".into(),
                 body: format!("{device} {n}"),

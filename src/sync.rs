@@ -535,6 +535,7 @@ mod tests {
                     branch: None,
                     session: None,
                     author: None,
+                    agent: None,
                     sections: vec![Section {
                         title: "Current Task".into(),
                         body: format!("at {ts}"),

@@ -260,6 +260,7 @@ mod tests {
             branch: Some("main".into()),
             session: None,
             author: author.map(str::to_string),
+            agent: None,
             sections: vec![Section {
                 title: "Current Task".into(),
                 body: format!("{device} work"),

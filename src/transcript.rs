@@ -1,4 +1,5 @@
-//! Reading Claude Code's transcript (JSONL), for the Stop hook, drafts and the hooks' state: the
+//! Reading an agent's transcript (JSONL: Claude Code's session file, Codex's rollout, Gemini CLI's
+//! chat file; see [`Format`]), for the Stop hook, drafts and the hooks' state: the
 //! evidence of work (the user's prompts, edits and shell commands, with their times), read
 //! incrementally from where the last Stop of the session stopped, and, for `auto` mode, a handoff
 //! derived without asking the model (the last requests, the files touched by editing tools, the
@@ -52,6 +53,235 @@ pub fn open_regular(path: &Path) -> Option<std::fs::File> {
     Some(f)
 }
 
+/// Which agent wrote a transcript; each has its own line format, read into the same [`Item`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// `{"type":"user"|"assistant","timestamp","message":{"role","content":[…]}}`, tools as
+    /// `tool_use` blocks (Write, Edit, MultiEdit, NotebookEdit, Bash).
+    #[default]
+    Claude,
+    /// Codex's rollout: `{"timestamp","type":"response_item","payload":{…}}` with `message`
+    /// (role user / assistant), `custom_tool_call` (apply_patch and its patch) and
+    /// `function_call` (exec_command, shell) payloads; `session_meta` first, with `cli_version`.
+    Codex,
+    /// Gemini CLI's chat file: `{"type":"user","content":[{"text"}]}`, `{"type":"gemini",
+    /// "content":"…","toolCalls":[{"name","args"}]}` (write_file, replace, run_shell_command).
+    Gemini,
+}
+
+/// What one transcript line says that matters here, whatever the format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Item {
+    /// Words of the user (maybe a wrapper the agent added: see [`is_prompt`]).
+    Prompt(String),
+    /// Text of the assistant.
+    Reply(String),
+    /// A file written or edited by a tool.
+    Edit(String),
+    /// A shell command run by a tool.
+    Shell(String),
+}
+
+impl Format {
+    /// Whether a line may hold an [`Item`] that counts as activity (most lines are tool results
+    /// and assistant text: not parsed at all).
+    fn may_be_activity(self, line: &str) -> bool {
+        match self {
+            Format::Claude => line.contains("\"user\"") || line.contains("\"tool_use\""),
+            Format::Codex => line.contains("\"response_item\""),
+            Format::Gemini => line.contains("\"user\"") || line.contains("\"toolCalls\""),
+        }
+    }
+
+    /// The items of one parsed line.
+    fn items(self, v: &Value) -> Vec<Item> {
+        match self {
+            Format::Claude => claude_items(v),
+            Format::Codex => codex_items(v),
+            Format::Gemini => gemini_items(v),
+        }
+    }
+}
+
+fn str_at<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+fn claude_items(v: &Value) -> Vec<Item> {
+    let mut out = Vec::new();
+    match line_role(v) {
+        (Some("user"), Some(content)) => out.extend(prompt_text(content).map(Item::Prompt)),
+        (Some("assistant"), Some(Value::Array(blocks))) => {
+            for b in blocks {
+                match str_at(b, "type") {
+                    Some("text") => out.extend(str_at(b, "text").map(|t| Item::Reply(t.to_string()))),
+                    Some("tool_use") => {
+                        let name = str_at(b, "name").unwrap_or("");
+                        let input = b.get("input").unwrap_or(&Value::Null);
+                        if EDIT_TOOLS.contains(&name) {
+                            let path = match str_at(input, "notebook_path") {
+                                Some(p) if name == "NotebookEdit" && !p.is_empty() => Some(p),
+                                _ => str_at(input, "file_path").or_else(|| str_at(input, "notebook_path")),
+                            };
+                            out.push(Item::Edit(path.unwrap_or("").to_string()));
+                        } else if name == "Bash" {
+                            out.push(Item::Shell(str_at(input, "command").unwrap_or("").to_string()));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        (Some("assistant"), Some(Value::String(t))) => out.push(Item::Reply(t.clone())),
+        _ => {}
+    }
+    out
+}
+
+/// The files an apply_patch patch adds, updates, deletes or moves to.
+fn patch_files(patch: &str) -> impl Iterator<Item = Item> + '_ {
+    const HEADS: [&str; 4] = [
+        "*** Add File: ",
+        "*** Update File: ",
+        "*** Delete File: ",
+        "*** Move to: ",
+    ];
+    patch.lines().filter_map(|l| {
+        let l = l.trim_start();
+        HEADS
+            .iter()
+            .find_map(|h| l.strip_prefix(h))
+            .map(|p| Item::Edit(p.trim().to_string()))
+    })
+}
+
+fn codex_items(v: &Value) -> Vec<Item> {
+    let mut out = Vec::new();
+    if str_at(v, "type") != Some("response_item") {
+        return out;
+    }
+    let Some(p) = v.get("payload") else {
+        return out;
+    };
+    let texts = |kind: &str| -> Vec<String> {
+        p.get("content")
+            .and_then(Value::as_array)
+            .map(|parts| {
+                parts
+                    .iter()
+                    .filter(|c| str_at(c, "type") == Some(kind))
+                    .filter_map(|c| str_at(c, "text").map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    match (str_at(p, "type"), str_at(p, "role")) {
+        (Some("message"), Some("user")) => out.extend(texts("input_text").into_iter().map(Item::Prompt)),
+        (Some("message"), Some("assistant")) => out.extend(texts("output_text").into_iter().map(Item::Reply)),
+        (Some("custom_tool_call"), _) if str_at(p, "name") == Some("apply_patch") => {
+            out.extend(patch_files(str_at(p, "input").unwrap_or("")));
+        }
+        (Some("function_call"), _) => {
+            let name = str_at(p, "name").unwrap_or("");
+            let args: Value = str_at(p, "arguments")
+                .and_then(|a| serde_json::from_str(a).ok())
+                .unwrap_or(Value::Null);
+            if name == "apply_patch" {
+                out.extend(patch_files(str_at(&args, "input").unwrap_or("")));
+            } else if ["exec_command", "shell", "shell_command", "local_shell"].contains(&name) {
+                let cmd = match args.get("cmd").or_else(|| args.get("command")) {
+                    Some(Value::String(c)) => c.clone(),
+                    Some(Value::Array(words)) => words
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    _ => String::new(),
+                };
+                // `apply_patch <<'PATCH'` through the shell is an edit (Codex intercepts it).
+                let edits: Vec<Item> = patch_files(&cmd).collect();
+                if edits.is_empty() {
+                    out.push(Item::Shell(cmd));
+                } else {
+                    out.extend(edits);
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+fn gemini_items(v: &Value) -> Vec<Item> {
+    let mut out = Vec::new();
+    match str_at(v, "type") {
+        Some("user") => {
+            if let Some(parts) = v.get("content").and_then(Value::as_array) {
+                let text: Vec<&str> = parts.iter().filter_map(|p| str_at(p, "text")).collect();
+                if !text.is_empty() {
+                    out.push(Item::Prompt(strip_hook_context(&text.join("\n")).to_string()));
+                }
+            }
+        }
+        Some("gemini") => {
+            if let Some(t) = str_at(v, "content") {
+                out.push(Item::Reply(t.to_string()));
+            }
+            for call in v.get("toolCalls").and_then(Value::as_array).into_iter().flatten() {
+                let args = call.get("args").unwrap_or(&Value::Null);
+                match str_at(call, "name").unwrap_or("") {
+                    "write_file" | "replace" | "edit" => {
+                        out.push(Item::Edit(str_at(args, "file_path").unwrap_or("").to_string()));
+                    }
+                    "run_shell_command" => {
+                        out.push(Item::Shell(str_at(args, "command").unwrap_or("").to_string()));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Gemini CLI glues SessionStart's context in front of the prompt: `<hook_context>…</hook_context>`.
+fn strip_hook_context(text: &str) -> &str {
+    let t = text.trim_start();
+    match t
+        .strip_prefix("<hook_context>")
+        .and_then(|r| r.find("</hook_context>").map(|i| &r[i + 15..]))
+    {
+        Some(rest) => rest.trim_start(),
+        None => text,
+    }
+}
+
+/// The agent's version, from the start of its transcript: Codex's `session_meta` `cli_version`,
+/// Claude Code's `version` on each line. Only a plain version string (digits, letters, `.+-`).
+pub fn agent_version(path: &Path, format: Format) -> Option<String> {
+    const HEAD: u64 = 64 << 10;
+    let f = open_regular(path)?;
+    let mut buf = Vec::new();
+    f.take(HEAD).read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    text.lines().take(50).find_map(|line| {
+        let v: Value = serde_json::from_str(line).ok()?;
+        let version = match format {
+            Format::Codex => v.pointer("/payload/cli_version"),
+            Format::Claude => v.get("version"),
+            Format::Gemini => None,
+        }?;
+        let version = version.as_str()?;
+        let ok = !version.is_empty()
+            && version.len() <= 32
+            && version
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".+-".contains(c));
+        ok.then(|| version.to_string())
+    })
+}
+
 /// Tools whose use is work on the code: the editing tools and the shell.
 const EDIT_TOOLS: [&str; 4] = ["Write", "Edit", "MultiEdit", "NotebookEdit"];
 
@@ -78,7 +308,12 @@ impl Activity {
     /// file is another one, or shorter than the mark: rotated or truncated). Returns what they
     /// tell and the new mark; a partial last line is left for the next read. `None` for a path
     /// that is not a readable regular file.
-    pub fn read_new(path: &Path, mark: Option<&Mark>, now: DateTime<Utc>) -> Option<(Activity, Mark)> {
+    pub fn read_new(
+        path: &Path,
+        format: Format,
+        mark: Option<&Mark>,
+        now: DateTime<Utc>,
+    ) -> Option<(Activity, Mark)> {
         use std::os::unix::fs::MetadataExt;
         let mut f = open_regular(path)?;
         let meta = f.metadata().ok()?;
@@ -106,7 +341,7 @@ impl Activity {
             body = &body[cut..];
         }
         let text = String::from_utf8_lossy(body);
-        let activity = Activity::parse(text.lines(), now);
+        let activity = Activity::parse(format, text.lines(), now);
         Some((
             activity,
             Mark {
@@ -117,50 +352,38 @@ impl Activity {
         ))
     }
 
-    pub fn parse<'a>(lines: impl Iterator<Item = &'a str>, now: DateTime<Utc>) -> Activity {
+    pub fn parse<'a>(format: Format, lines: impl Iterator<Item = &'a str>, now: DateTime<Utc>) -> Activity {
         let mut a = Activity::default();
         for line in lines {
-            // Most lines are tool results and assistant text: not parsed at all.
-            if !line.contains("\"user\"") && !line.contains("\"tool_use\"") {
+            if !format.may_be_activity(line) {
                 continue;
             }
             let Ok(v) = serde_json::from_str::<Value>(line) else {
                 continue;
             };
             let time = line_time(&v).unwrap_or(now);
-            match line_role(&v) {
-                (Some("user"), Some(content)) if prompt_text(content).is_some_and(|t| is_prompt(&t)) => {
-                    a.prompts.push(time);
+            for item in format.items(&v) {
+                match item {
+                    Item::Prompt(t) if is_prompt(&t) => a.prompts.push(time),
+                    Item::Edit(_) | Item::Shell(_) if is_work(&item) => {
+                        a.last_work = a.last_work.max(Some(time));
+                    }
+                    _ => {}
                 }
-                (Some("assistant"), Some(Value::Array(blocks))) if blocks.iter().any(is_work) => {
-                    a.last_work = a.last_work.max(Some(time));
-                }
-                _ => {}
             }
         }
         a
     }
 }
 
-/// Whether an assistant content block is a use of an editing tool or the shell that is not
-/// convosync's own handoff draft being written.
-fn is_work(block: &Value) -> bool {
-    if block.get("type").and_then(Value::as_str) != Some("tool_use") {
-        return false;
-    }
-    let name = block.get("name").and_then(Value::as_str).unwrap_or("");
-    let input = block.get("input");
-    let field = |k: &str| input.and_then(|i| i.get(k)).and_then(Value::as_str).unwrap_or("");
+/// Whether an edit or command is work on the code, not convosync's own handoff draft being
+/// written.
+fn is_work(item: &Item) -> bool {
     let own = |s: &str| s.contains(".convosync/");
-    if EDIT_TOOLS.contains(&name) {
-        let path = if name == "NotebookEdit" && !field("notebook_path").is_empty() {
-            field("notebook_path")
-        } else {
-            field("file_path")
-        };
-        !own(path)
-    } else {
-        name == "Bash" && !own(field("command"))
+    match item {
+        Item::Edit(path) => !own(path),
+        Item::Shell(command) => !own(command),
+        _ => false,
     }
 }
 
@@ -212,11 +435,20 @@ fn prompt_text(content: &Value) -> Option<String> {
 /// Command wrappers and hook feedback are not the user's words.
 fn is_prompt(text: &str) -> bool {
     let t = text.trim();
-    !(t.is_empty() || t.starts_with("<system-reminder>") || t.starts_with("<local-command"))
+    const WRAPPERS: [&str; 7] = [
+        "<system-reminder>",
+        "<local-command",
+        "<environment_context>",
+        "<user_instructions>",
+        "<hook_prompt",
+        "<session_context>",
+        "<turn_aborted>",
+    ];
+    !(t.is_empty() || WRAPPERS.iter().any(|w| t.starts_with(w)))
 }
 
 impl Summary {
-    pub fn read(path: &Path) -> Summary {
+    pub fn read(path: &Path, format: Format) -> Summary {
         let Some(mut f) = open_regular(path) else {
             return Summary::default();
         };
@@ -234,56 +466,23 @@ impl Summary {
         if start > 0 {
             lines.next(); // a partial line
         }
-        Summary::parse(lines)
+        Summary::parse(format, lines)
     }
 
-    pub fn parse<'a>(lines: impl Iterator<Item = &'a str>) -> Summary {
+    pub fn parse<'a>(format: Format, lines: impl Iterator<Item = &'a str>) -> Summary {
         let mut s = Summary::default();
         for line in lines {
             let Ok(v) = serde_json::from_str::<Value>(line) else {
                 continue;
             };
             let time = line_time(&v);
-            match line_role(&v) {
-                (Some("user"), Some(content)) => {
-                    if let Some(t) = prompt_text(content) {
-                        s.push_prompt(time, &t);
-                    }
+            for item in format.items(&v) {
+                match item {
+                    Item::Prompt(t) => s.push_prompt(time, &t),
+                    Item::Reply(t) if !t.trim().is_empty() => s.last_assistant = Some(t),
+                    Item::Edit(p) if !p.is_empty() && !s.files.contains(&p) => s.files.push(p),
+                    _ => {}
                 }
-                (Some("assistant"), Some(Value::Array(blocks))) => {
-                    for b in blocks {
-                        match b.get("type").and_then(Value::as_str) {
-                            Some("text") => {
-                                if let Some(t) = b
-                                    .get("text")
-                                    .and_then(Value::as_str)
-                                    .filter(|t| !t.trim().is_empty())
-                                {
-                                    s.last_assistant = Some(t.to_string());
-                                }
-                            }
-                            Some("tool_use") => {
-                                let name = b.get("name").and_then(Value::as_str).unwrap_or("");
-                                if EDIT_TOOLS.contains(&name) {
-                                    let input = b.get("input");
-                                    let path = input
-                                        .and_then(|i| i.get("file_path").or_else(|| i.get("notebook_path")))
-                                        .and_then(Value::as_str);
-                                    if let Some(p) = path {
-                                        if !s.files.iter().any(|f| f == p) {
-                                            s.files.push(p.to_string());
-                                        }
-                                    }
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-                (Some("assistant"), Some(Value::String(t))) if !t.trim().is_empty() => {
-                    s.last_assistant = Some(t.clone());
-                }
-                _ => {}
             }
         }
         s
@@ -382,7 +581,7 @@ garbage line
 
     #[test]
     fn derives_sections() {
-        let s = Summary::parse(SAMPLE.lines());
+        let s = Summary::parse(Format::Claude, SAMPLE.lines());
         assert_eq!(s.prompts.len(), 2);
         assert_eq!(s.files, vec!["/repo/src/login.rs"]);
         assert_eq!(s.last_assistant.as_deref(), Some("Logout works."));
@@ -410,13 +609,13 @@ garbage line
         // A FIFO with no writer would block a plain open forever; a device would stream forever.
         for p in [&fifo, &sock, &link, Path::new("/dev/zero"), Path::new("/dev/tty")] {
             assert!(open_regular(p).is_none(), "{}", p.display());
-            assert_eq!(Summary::read(p), Summary::default());
+            assert_eq!(Summary::read(p, Format::Claude), Summary::default());
         }
         let real = dir.path().join("t.jsonl");
         std::fs::write(&real, SAMPLE).unwrap();
         let to_real = dir.path().join("to-real.jsonl");
         std::os::unix::fs::symlink(&real, &to_real).unwrap();
-        assert_eq!(Summary::read(&to_real).prompts.len(), 2);
+        assert_eq!(Summary::read(&to_real, Format::Claude).prompts.len(), 2);
     }
 
     fn now() -> DateTime<Utc> {
@@ -427,15 +626,18 @@ garbage line
 
     #[test]
     fn activity_is_prompts_edits_and_commands_not_the_draft() {
-        let a = Activity::parse(SAMPLE.lines(), now());
+        let a = Activity::parse(Format::Claude, SAMPLE.lines(), now());
         assert_eq!(a.prompts.len(), 2);
         // The Edit and the Bash of the last line have no time: read now.
         assert_eq!(a.last_work, Some(now()));
         let draft = r#"{"type":"assistant","timestamp":"2026-11-24T11:00:00Z","message":{"role":"assistant","content":[{"type":"tool_use","name":"Write","input":{"file_path":"/repo/.convosync/session-handoff-draft.md"}},{"type":"tool_use","name":"Read","input":{"file_path":"/repo/a.rs"}}]}}"#;
-        assert_eq!(Activity::parse([draft].into_iter(), now()), Activity::default());
+        assert_eq!(
+            Activity::parse(Format::Claude, [draft].into_iter(), now()),
+            Activity::default()
+        );
         let bash = r#"{"type":"assistant","timestamp":"2026-11-24T11:00:00Z","message":{"role":"assistant","content":[{"type":"tool_use","name":"Bash","input":{"command":"cargo fmt"}}]}}"#;
         assert_eq!(
-            Activity::parse([bash].into_iter(), now())
+            Activity::parse(Format::Claude, [bash].into_iter(), now())
                 .last_work
                 .map(|t| t.to_rfc3339()),
             Some("2026-11-24T11:00:00+00:00".into())
@@ -448,42 +650,126 @@ garbage line
         let path = dir.path().join("t.jsonl");
         let (first, rest) = SAMPLE.split_at(SAMPLE.find("garbage").unwrap());
         std::fs::write(&path, first).unwrap();
-        let (a, mark) = Activity::read_new(&path, None, now()).unwrap();
+        let (a, mark) = Activity::read_new(&path, Format::Claude, None, now()).unwrap();
         assert_eq!((a.prompts.len(), mark.offset), (1, first.len() as u64));
         // Nothing new: nothing read.
-        let (a, same) = Activity::read_new(&path, Some(&mark), now()).unwrap();
+        let (a, same) = Activity::read_new(&path, Format::Claude, Some(&mark), now()).unwrap();
         assert_eq!((a, &same), (Activity::default(), &mark));
         // A line still being written is left for the next read.
         let (whole, partial) = rest.split_at(rest.len() - 20);
         std::fs::write(&path, format!("{first}{whole}")).unwrap();
-        let (a, mark2) = Activity::read_new(&path, Some(&mark), now()).unwrap();
+        let (a, mark2) = Activity::read_new(&path, Format::Claude, Some(&mark), now()).unwrap();
         assert_eq!(a.prompts.len(), 1);
         assert_eq!(
             mark2.offset,
             (first.len() + whole.rfind('\n').unwrap() + 1) as u64
         );
         std::fs::write(&path, format!("{first}{whole}{partial}")).unwrap();
-        let (a, mark3) = Activity::read_new(&path, Some(&mark2), now()).unwrap();
+        let (a, mark3) = Activity::read_new(&path, Format::Claude, Some(&mark2), now()).unwrap();
         assert_eq!(a.prompts.len(), 0);
         assert!(a.last_work.is_some() && mark3.offset == SAMPLE.len() as u64);
         // Truncated: read from the start again.
         std::fs::write(&path, first).unwrap();
-        let (a, _) = Activity::read_new(&path, Some(&mark3), now()).unwrap();
+        let (a, _) = Activity::read_new(&path, Format::Claude, Some(&mark3), now()).unwrap();
         assert_eq!(a.prompts.len(), 1);
         // Replaced by another file, longer than the mark: from the start too.
         let other = dir.path().join("other.jsonl");
         std::fs::write(&other, SAMPLE.repeat(2)).unwrap();
         std::fs::rename(&other, &path).unwrap();
-        let (a, _) = Activity::read_new(&path, Some(&mark3), now()).unwrap();
+        let (a, _) = Activity::read_new(&path, Format::Claude, Some(&mark3), now()).unwrap();
         assert_eq!(a.prompts.len(), 4);
+    }
+
+    /// Lines as Codex 0.169.0 writes its rollout (trimmed): the session's metadata, the
+    /// environment wrapper, a prompt, an apply_patch edit, a shell command, the draft written
+    /// through apply_patch, the reply.
+    const CODEX: &str = r#"{"timestamp":"2026-12-03T08:04:41.233Z","type":"session_meta","payload":{"id":"01a2","cwd":"/repo","originator":"codex_exec","cli_version":"0.169.0"}}
+{"timestamp":"2026-12-03T08:04:41.281Z","type":"response_item","payload":{"type":"message","role":"user","content":[{"type":"input_text","text":"<environment_context>\n  <cwd>/repo</cwd>\n</environment_context>"}]}}
+{"timestamp":"2026-12-03T08:04:41.310Z","type":"response_item","payload":{"type":"message","role":"user","content":[{"type":"input_text","text":"edit a"}]}}
+{"timestamp":"2026-12-03T08:04:41.511Z","type":"response_item","payload":{"type":"custom_tool_call","call_id":"c1","name":"apply_patch","input":"*** Begin Patch\n*** Update File: a.txt\n@@\n-a\n+b\n*** End Patch"}}
+{"timestamp":"2026-12-03T08:04:41.801Z","type":"response_item","payload":{"type":"function_call","name":"exec_command","arguments":"{\"cmd\": \"git commit -am 'edit a'\", \"yield_time_ms\": 10000}","call_id":"c2"}}
+{"timestamp":"2026-12-03T08:04:42.229Z","type":"response_item","payload":{"type":"custom_tool_call","call_id":"c3","name":"apply_patch","input":"*** Begin Patch\n*** Add File: .convosync/session-handoff-draft.md\n+### Current Task\n+x\n*** End Patch"}}
+{"timestamp":"2026-12-03T08:04:42.300Z","type":"response_item","payload":{"type":"message","role":"user","content":[{"type":"input_text","text":"<hook_prompt hook_run_id=\"stop:1\">write the draft</hook_prompt>"}]}}
+{"timestamp":"2026-12-03T08:04:42.619Z","type":"response_item","payload":{"type":"message","role":"assistant","content":[{"type":"output_text","text":"Done."}]}}
+"#;
+
+    /// Lines as Gemini CLI 0.61.0 writes its chat file (trimmed); a reply with tool calls is
+    /// written twice.
+    const GEMINI: &str = r#"{"sessionId":"86e6","projectHash":"dec1","startTime":"2026-12-03T08:06:22.281Z","kind":"main"}
+{"$set":{"messages":[{"id":"d0","timestamp":"2026-12-03T08:06:22.282Z","type":"user","content":[{"text":"<session_context>\nThis is the Gemini CLI.</session_context>"}]}]}}
+{"id":"26","timestamp":"2026-12-03T08:06:22.604Z","type":"user","content":[{"text":"<hook_context>notes</hook_context>\n\nedit a"}]}
+{"id":"b6","timestamp":"2026-12-03T08:06:23.886Z","type":"gemini","content":"","toolCalls":[{"id":"w","name":"write_file","args":{"file_path":"b.txt","content":"b\n"},"status":"success"}]}
+{"id":"22","timestamp":"2026-12-03T08:06:24.077Z","type":"user","content":[{"functionResponse":{"id":"w","name":"write_file","response":{"output":"ok"}}}]}
+{"id":"01","timestamp":"2026-12-03T08:06:24.165Z","type":"gemini","content":"","toolCalls":[{"id":"s","name":"run_shell_command","args":{"command":"git commit -am 'edit a'"}}]}
+{"id":"86","timestamp":"2026-12-03T08:06:24.834Z","type":"gemini","content":"Done."}
+"#;
+
+    #[test]
+    fn codex_rollout_gives_the_same_evidence() {
+        let a = Activity::parse(Format::Codex, CODEX.lines(), now());
+        assert_eq!(a.prompts.len(), 1, "the wrappers are not the user's words");
+        assert_eq!(
+            a.last_work.map(|t| t.to_rfc3339()),
+            Some("2026-12-03T08:04:41.801+00:00".into()),
+            "the shell command is the last work; the draft is not work"
+        );
+        let s = Summary::parse(Format::Codex, CODEX.lines());
+        assert_eq!(s.prompts.len(), 1);
+        assert_eq!(s.files, vec!["a.txt", ".convosync/session-handoff-draft.md"]);
+        assert_eq!(s.last_assistant.as_deref(), Some("Done."));
+        let secs = s.sections(Some(Path::new("/repo")));
+        assert_eq!(secs[0].body, "edit a");
+        // Claude Code's reader finds nothing in a rollout, and the other way round.
+        assert_eq!(
+            Activity::parse(Format::Claude, CODEX.lines(), now()),
+            Activity::default()
+        );
+        assert_eq!(
+            Activity::parse(Format::Codex, SAMPLE.lines(), now()),
+            Activity::default()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rollout.jsonl");
+        std::fs::write(&path, CODEX).unwrap();
+        assert_eq!(agent_version(&path, Format::Codex).as_deref(), Some("0.169.0"));
+        assert_eq!(agent_version(&path, Format::Claude), None);
+        std::fs::write(
+            &path,
+            r#"{"type":"session_meta","payload":{"cli_version":"1.0\n## Handoff from x"}}"#,
+        )
+        .unwrap();
+        assert_eq!(agent_version(&path, Format::Codex), None, "only a plain version");
+    }
+
+    #[test]
+    fn gemini_chat_gives_the_same_evidence() {
+        let a = Activity::parse(Format::Gemini, GEMINI.lines(), now());
+        assert_eq!(a.prompts.len(), 1);
+        assert_eq!(
+            a.last_work.map(|t| t.to_rfc3339()),
+            Some("2026-12-03T08:06:24.165+00:00".into())
+        );
+        let s = Summary::parse(Format::Gemini, GEMINI.lines());
+        assert_eq!(
+            s.prompts,
+            vec![(
+                line_time(&serde_json::json!({"timestamp":"2026-12-03T08:06:22.604Z"})),
+                "edit a".to_string()
+            )]
+        );
+        assert_eq!(s.files, vec!["b.txt"]);
+        assert_eq!(s.last_assistant.as_deref(), Some("Done."));
     }
 
     #[test]
     fn missing_or_junk_transcripts() {
         assert_eq!(
-            Summary::read(Path::new("/nonexistent/x.jsonl")),
+            Summary::read(Path::new("/nonexistent/x.jsonl"), Format::Claude),
             Summary::default()
         );
-        assert_eq!(Summary::parse("\u{0}\u{1}{[".lines()), Summary::default());
+        assert_eq!(
+            Summary::parse(Format::Codex, "\u{0}\u{1}{[".lines()),
+            Summary::default()
+        );
     }
 }

@@ -18,7 +18,7 @@ fn harness_dir() -> PathBuf {
 
 /// The pinned Claude Code binary, installed once per test run; `None` (with the reason printed)
 /// when it cannot be had.
-fn claude_bin() -> Option<PathBuf> {
+pub(crate) fn claude_bin() -> Option<PathBuf> {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let r = BIN.get_or_init(|| {
         let install = harness_dir().join("install");
@@ -78,14 +78,14 @@ fn harness(
 }
 
 /// One `claude -p` run through the harness.
-struct Session {
-    log: PathBuf,
-    exit: i32,
-    stdout: String,
+pub(crate) struct Session {
+    pub log: PathBuf,
+    pub exit: i32,
+    pub stdout: String,
 }
 
 impl Session {
-    fn run(
+    pub fn run(
         claude: &Path,
         cwd: &Path,
         log: &Path,
@@ -139,7 +139,7 @@ impl Session {
     }
 
     /// Request bodies the model received (main requests, in order).
-    fn requests(&self) -> Vec<String> {
+    pub fn requests(&self) -> Vec<String> {
         std::fs::read_to_string(self.log.join("requests.jsonl"))
             .unwrap_or_default()
             .lines()
@@ -150,11 +150,11 @@ impl Session {
     }
 }
 
-fn text(t: &str) -> Value {
+pub(crate) fn text(t: &str) -> Value {
     serde_json::json!({ "text": t })
 }
 
-fn write(path: &Path, content: &str) -> Value {
+pub(crate) fn write(path: &Path, content: &str) -> Value {
     serde_json::json!({ "tool": "Write", "input": { "file_path": path, "content": content } })
 }
 

@@ -3,9 +3,11 @@
 
 mod bounded;
 mod claude;
+mod codex;
 mod common;
 mod core;
 mod corrupt;
+mod gemini;
 mod history_cache;
 mod hooks;
 mod hostile;

@@ -9,7 +9,7 @@ fn main() {
     let missing = tools::missing();
     if missing.is_empty() {
         println!(
-            "tools: every tool the tests use is here (Claude Code CLI harness, sshd, python3, chromium)"
+            "tools: every tool the tests use is here (Claude Code, Codex and Gemini CLI harnesses, sshd, python3, chromium)"
         );
         return;
     }

@@ -26,7 +26,11 @@ pub fn generate(dir: &Path) -> Result<ExitCode> {
 
 pub fn save(dir: &Path, args: SaveHandoffArgs) -> Result<ExitCode> {
     let repo = Repo::open(dir)?;
-    match draft::commit(&repo, args.session.as_deref(), CLI_LOCK_WAIT)? {
+    match draft::commit(
+        &repo,
+        &draft::Origin::of_command(args.session.as_deref()),
+        CLI_LOCK_WAIT,
+    )? {
         Outcome::NoDraft => {
             anyhow::bail!(
                 "no handoff draft at {}; run `convosync generate-handoff` to see what to write",

@@ -12,6 +12,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context, Result};
 
+use crate::agent::{codex, Agent};
 use crate::cli::InstallArgs;
 
 /// Marketplace and plugin name (`convosync@convosync`), as in `.claude-plugin/marketplace.json`.
@@ -35,8 +36,28 @@ pub const FILES: &[(&str, &[u8], bool)] = &[
         false,
     ),
     (
+        ".codex-plugin/plugin.json",
+        include_bytes!("../../.codex-plugin/plugin.json"),
+        false,
+    ),
+    (
         "hooks/hooks.json",
         include_bytes!("../../hooks/hooks.json"),
+        false,
+    ),
+    (
+        "hooks/codex.json",
+        include_bytes!("../../hooks/codex.json"),
+        false,
+    ),
+    (
+        "gemini-extension/gemini-extension.json",
+        include_bytes!("../../gemini-extension/gemini-extension.json"),
+        false,
+    ),
+    (
+        "gemini-extension/hooks/hooks.json",
+        include_bytes!("../../gemini-extension/hooks/hooks.json"),
         false,
     ),
     (
@@ -123,7 +144,14 @@ pub const FILES: &[(&str, &[u8], bool)] = &[
 ];
 
 /// Directories of the plugin that [`FILES`] fills completely (anything else in them is stale).
-const OWNED_DIRS: &[&str] = &[".claude-plugin", "hooks", "commands"];
+const OWNED_DIRS: &[&str] = &[
+    ".claude-plugin",
+    ".codex-plugin",
+    "hooks",
+    "commands",
+    "gemini-extension",
+    "gemini-extension/hooks",
+];
 
 /// Where the clean plugin directory goes: `<data dir>/convosync/plugin`.
 pub fn plugin_dir() -> Result<PathBuf> {
@@ -207,8 +235,143 @@ fn shell_quote(s: &str) -> String {
 }
 
 pub fn run(args: InstallArgs) -> Result<ExitCode> {
+    let agents = match args.agent.as_deref() {
+        Some(name) => vec![Agent::parse(name)
+            .with_context(|| format!("unknown agent {name:?}: use claude, codex or gemini"))?],
+        None => {
+            let found: Vec<Agent> = Agent::ALL.into_iter().filter(|a| on_path(cli_of(*a))).collect();
+            if found.is_empty() {
+                vec![Agent::Claude]
+            } else {
+                found
+            }
+        }
+    };
     let dir = plugin_dir()?;
     assemble(&dir)?;
+    for (i, agent) in agents.iter().enumerate() {
+        if agents.len() > 1 {
+            println!("{}== {} ==", if i > 0 { "\n" } else { "" }, agent.name());
+        }
+        match agent {
+            Agent::Claude => install_claude(&dir, args.run)?,
+            Agent::Codex => install_codex(&dir, args.run)?,
+            Agent::Gemini => install_gemini(&dir, args.run)?,
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Gemini CLI: the plugin's `gemini-extension/` linked as an extension (`gemini extensions link`,
+/// so its hooks run from there and find the shims next to it), and the binary into Gemini's own
+/// directory of the extension, where the shim looks when Gemini runs it.
+fn install_gemini(dir: &Path, run: bool) -> Result<()> {
+    let ext = dir.join("gemini-extension");
+    let home = dirs::home_dir().context("could not find your home directory (is HOME set?)")?;
+    let bin = home.join(".gemini/extensions/convosync/bin/convosync");
+    println!("extension: {}", ext.display());
+    let ext_s = ext.display().to_string();
+    if !run {
+        println!("\nFrom a shell:\n");
+        println!("  gemini extensions link {} --consent", shell_quote(&ext_s));
+        println!("  convosync install --agent gemini --run   # also puts the binary where the hooks look");
+        return Ok(());
+    }
+    run_step("gemini", &["extensions", "link", &ext_s, "--consent"])?;
+    copy_self(&bin)?;
+    println!(
+        "binary:    {} (run `convosync install` again after upgrading)",
+        bin.display()
+    );
+    println!("convosync is installed; new Gemini CLI sessions will resume and save handoffs automatically.");
+    Ok(())
+}
+
+/// The command of each agent's CLI.
+fn cli_of(agent: Agent) -> &'static str {
+    match agent {
+        Agent::Claude => "claude",
+        Agent::Codex => "codex",
+        Agent::Gemini => "gemini",
+    }
+}
+
+/// The path of `cmd` when it is an executable on `PATH`.
+pub fn which(cmd: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(cmd))
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+}
+
+fn on_path(cmd: &str) -> bool {
+    which(cmd).is_some()
+}
+
+/// Run `cli args…`, failing with what to do by hand.
+fn run_step(cli: &str, args: &[&str]) -> Result<()> {
+    match Command::new(cli).args(args).status() {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => bail!("`{cli} {}` failed ({s})", args.join(" ")),
+        Err(e) => bail!("could not run `{cli}` ({e}); is it installed and on PATH?"),
+    }
+}
+
+/// Codex: a local marketplace offering the plugin directory, the binary into the plugin's data
+/// dir, `codex plugin marketplace add` + `codex plugin add`, then the hooks trusted at the hashes
+/// Codex computes (`codex app-server`'s `hooks/list`), written to `$CODEX_HOME/config.toml` as
+/// its `/hooks` review would: untrusted hooks never run, and any change to the plugin's files
+/// (an upgrade) needs this again.
+fn install_codex(dir: &Path, run: bool) -> Result<()> {
+    let home = codex::home().context("could not find Codex's home (set CODEX_HOME or HOME)")?;
+    let market = dir.with_file_name("codex-marketplace");
+    codex::write_marketplace(&market, dir)?;
+    let bin = codex::plugin_data_dir()
+        .context("could not find Codex's home")?
+        .join("bin/convosync");
+    copy_self(&bin)?;
+    println!("plugin:  {} (marketplace {})", dir.display(), market.display());
+    println!(
+        "binary:  {} (run `convosync install` again after upgrading)",
+        bin.display()
+    );
+    let market_s = market.display().to_string();
+    if !run {
+        println!("\nFrom a shell:\n");
+        println!("  codex plugin marketplace add {}", shell_quote(&market_s));
+        println!("  codex plugin add {}", codex::PLUGIN_ID);
+        println!("\nthen trust its hooks in Codex (`/hooks`), or run `convosync install --agent codex --run`, which does all of it.");
+        return Ok(());
+    }
+    let codex_bin = which("codex").context("could not find `codex` on PATH; is Codex installed?")?;
+    run_step("codex", &["plugin", "marketplace", "add", &market_s])?;
+    run_step("codex", &["plugin", "add", codex::PLUGIN_ID])?;
+    let cwd = dirs::home_dir().unwrap_or_else(|| PathBuf::from("/"));
+    let hooks = codex::list_hooks(&codex_bin, &cwd, std::time::Duration::from_secs(30))?;
+    if hooks.is_empty() {
+        bail!(
+            "Codex lists no hooks of {}; is the plugin enabled?",
+            codex::PLUGIN_ID
+        );
+    }
+    let config = home.join("config.toml");
+    let text = match std::fs::read_to_string(&config) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("could not read {}", config.display())),
+    };
+    crate::fsutil::atomic_write(&config, codex::trust(&text, &hooks).as_bytes())?;
+    println!(
+        "{} hooks trusted in {}; new Codex sessions will resume and save handoffs automatically.",
+        hooks.len(),
+        config.display()
+    );
+    Ok(())
+}
+
+/// Claude Code: the binary into the plugin's data dir, then `claude plugin marketplace add` and
+/// `claude plugin install` (printed, or run with `--run`).
+fn install_claude(dir: &Path, run: bool) -> Result<()> {
     let bin = plugin_data_dir()?.join("bin/convosync");
     copy_self(&bin)?;
     println!("plugin:  {} (manifest, hooks, commands)", dir.display());
@@ -230,10 +393,10 @@ pub fn run(args: InstallArgs) -> Result<ExitCode> {
             shell_quote(&dir_s)
         );
     };
-    if !args.run {
+    if !run {
         print_steps();
         println!("(`convosync install --run` does the latter for you)");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(());
     }
     for step in steps {
         match Command::new("claude").args(&step).status() {
@@ -246,7 +409,7 @@ pub fn run(args: InstallArgs) -> Result<ExitCode> {
         }
     }
     println!("convosync is installed; new Claude Code sessions will resume and save handoffs automatically.");
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -113,7 +113,7 @@ fn pending(repo: &Repo, file: &LegacyFile) -> Result<Pending> {
                         old, handoff.device
                     );
                 }
-                let (handoff, _) = crate::draft::redact_handoff(repo, handoff)?;
+                let (handoff, _) = crate::draft::redact_handoff(repo, *handoff)?;
                 todo.push(handoff);
             }
         }

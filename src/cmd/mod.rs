@@ -87,12 +87,12 @@ fn dispatch(cli: Cli, dir: &Path) -> Result<ExitCode> {
         Command::Export(a) => export::run(&dir, a),
         Command::Wip(a) => wip::run(&dir, a),
         Command::Install(a) => install::run(a),
-        Command::Hook { event } => Ok(run_hook(&event)),
+        Command::Hook { event, agent } => Ok(run_hook(&event, agent.as_deref())),
     }
 }
 
 /// `convosync hook <event>`: whatever happens, exit 0 with at most one JSON object on stdout.
-pub fn run_hook(event: &str) -> ExitCode {
+pub fn run_hook(event: &str, agent: Option<&str>) -> ExitCode {
     use std::io::{IsTerminal, Write};
     let stdin = std::io::stdin();
     // Run by hand from a terminal there is no event to read: do not wait for one.
@@ -101,7 +101,7 @@ pub fn run_hook(event: &str) -> ExitCode {
     } else {
         Box::new(stdin.lock())
     };
-    if let Some(out) = crate::hook::run(event, input) {
+    if let Some(out) = crate::hook::run(event, agent, input) {
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "{out}").and_then(|()| stdout.flush());
     }

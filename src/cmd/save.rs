@@ -75,7 +75,7 @@ fn commit_handoff(repo: &Repo, skip_handoff: bool) -> Result<bool> {
             return Ok(true);
         }
     }
-    match draft::commit(repo, None, CLI_LOCK_WAIT)? {
+    match draft::commit(repo, &draft::Origin::of_command(None), CLI_LOCK_WAIT)? {
         Outcome::Committed {
             handoff, redacted, ..
         } => {

@@ -19,6 +19,8 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
     let found = Repo::discover(dir)?;
     let project = found.as_ref().and_then(|r| r.workdir().map(Path::to_path_buf));
     println!("hooks:     {}", hooks_state(project.as_deref()));
+    println!("           {}", codex_state());
+    println!("           {}", gemini_state());
     let Some(repo) = found else {
         println!(
             "repo:      none here ({} is not inside a git repository)",
@@ -122,6 +124,67 @@ fn print_you(repo: &Repo) {
         println!("           handoffs by the same name or email are yours; anyone else's are teammates'");
     }
     println!("           another identity of yours: git config --add convosync.me \"Name or email\"");
+}
+
+/// The plugin's state as Codex sees it: installed (its copy under `$CODEX_HOME/plugins/cache`),
+/// and whether its hooks would run (trusted at their current hashes, as `codex app-server`
+/// reports them when `codex` is on PATH; else the trust entries in `config.toml`).
+fn codex_state() -> String {
+    use crate::agent::codex;
+    let installed = codex::plugin_cache_dir().is_some_and(|d| d.is_dir());
+    if !installed {
+        return match crate::cmd::install::which("codex") {
+            Some(_) => "Codex: not installed (run `convosync install --agent codex --run`)".into(),
+            None => "Codex: not found on PATH".into(),
+        };
+    }
+    let again = "run `convosync install --agent codex --run`";
+    if let Some(bin) = crate::cmd::install::which("codex") {
+        let cwd = dirs::home_dir().unwrap_or_else(|| PathBuf::from("/"));
+        if let Ok(hooks) = codex::list_hooks(&bin, &cwd, std::time::Duration::from_secs(10)) {
+            let trusted = hooks
+                .iter()
+                .filter(|h| h.trust == "trusted" || h.trust == "managed")
+                .count();
+            return match (trusted, hooks.len()) {
+                (0, 0) => format!("Codex: installed, but Codex lists none of its hooks (disabled?); {again}"),
+                (t, n) if t == n => format!("Codex: installed, {n} hooks trusted (they run)"),
+                (t, n) => format!(
+                    "Codex: installed, {t} of {n} hooks trusted; the others do not run until trusted ({again}, or `/hooks` in Codex)"
+                ),
+            };
+        }
+    }
+    let config = codex::home()
+        .and_then(|h| std::fs::read_to_string(h.join("config.toml")).ok())
+        .unwrap_or_default();
+    let entries = config
+        .lines()
+        .filter(|l| {
+            l.trim_start()
+                .starts_with(&format!("[hooks.state.\"{}:", codex::PLUGIN_ID))
+        })
+        .count();
+    match entries {
+        0 => format!("Codex: installed, hooks not trusted (they do not run; {again})"),
+        n => format!("Codex: installed, {n} hooks trusted in config.toml (not checked against the files: codex is not on PATH)"),
+    }
+}
+
+/// The extension's state as Gemini CLI sees it: linked or installed under `~/.gemini/extensions`.
+fn gemini_state() -> String {
+    let dir = dirs::home_dir().map(|h| h.join(".gemini/extensions/convosync"));
+    let installed = dir.as_ref().is_some_and(|d| {
+        d.join(".gemini-extension-install.json").is_file() || d.join("gemini-extension.json").is_file()
+    });
+    match (installed, crate::cmd::install::which("gemini")) {
+        (true, _) if dir.is_some_and(|d| d.join("bin/convosync").is_file()) => {
+            "Gemini CLI: extension installed (its hooks run)".into()
+        }
+        (true, _) => "Gemini CLI: extension installed; the hooks use convosync from PATH".into(),
+        (false, Some(_)) => "Gemini CLI: not installed (run `convosync install --agent gemini --run`)".into(),
+        (false, None) => "Gemini CLI: not found on PATH".into(),
+    }
 }
 
 /// The plugin's state as Claude Code sees it: installed (`plugins/installed_plugins.json` under

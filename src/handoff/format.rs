@@ -61,6 +61,9 @@ pub fn render(h: &Handoff) -> String {
     if let Some(a) = &h.author {
         s.push_str(&format!("**Author:** {a}\n"));
     }
+    if let Some(a) = &h.agent {
+        s.push_str(&format!("**Agent:** {a}\n"));
+    }
     for sec in &h.sections {
         s.push_str(&format!("\n### {}\n", sec.title));
         if !sec.body.is_empty() {
@@ -284,6 +287,7 @@ pub fn parse(text: &str) -> Result<Handoff, ParseError> {
         branch: None,
         session: None,
         author: None,
+        agent: None,
         sections: Vec::new(),
     };
     let mut timestamp = None;
@@ -302,6 +306,7 @@ pub fn parse(text: &str) -> Result<Handoff, ParseError> {
                 "branch" => h.branch = (value != DETACHED && !value.is_empty()).then(|| value.to_string()),
                 "session" => h.session = (!value.is_empty()).then(|| value.to_string()),
                 "author" => h.author = (!value.is_empty()).then(|| value.to_string()),
+                "agent" => h.agent = (!value.is_empty()).then(|| value.to_string()),
                 _ => {}
             }
         } else if !line.trim().is_empty() {
@@ -346,6 +351,7 @@ mod tests {
             branch: Some("feature/oauth".into()),
             session: Some("s-1".into()),
             author: Some("dev@example.com".into()),
+            agent: None,
             sections: vec![
                 Section { title: "Current Task".into(), body: "OAuth login".into() },
                 Section {
@@ -590,6 +596,7 @@ mod tests {
                     }),
                     branch,
                     session,
+                    agent: author.as_ref().map(|_| "Codex 0.169.0".to_string()),
                     author,
                     sections: sections
                         .into_iter()

@@ -73,7 +73,7 @@ pub enum Entry {
     /// The handoff under its device id; `renamed_from` holds the name the file used when the
     /// device-id rule changed it.
     Ready {
-        handoff: Handoff,
+        handoff: Box<Handoff>,
         renamed_from: Option<String>,
     },
     /// Not movable, and why.
@@ -107,7 +107,7 @@ pub fn entries_oldest_first(file: &LegacyFile) -> Vec<Entry> {
         }
         ready.push(h.clone());
         out.push(Entry::Ready {
-            handoff: h,
+            handoff: Box::new(h),
             renamed_from,
         });
     }

@@ -48,6 +48,10 @@ pub struct Handoff {
     /// Who wrote it: the git `user.email` of the device's user, when configured. Two people's
     /// "laptop" are told apart by it.
     pub author: Option<String>,
+    /// The agent that wrote it, with its version when known (`Codex 0.169.0`); `None` in notes
+    /// written before convosync recorded it.
+    #[serde(default)]
+    pub agent: Option<String>,
     pub sections: Vec<Section>,
 }
 

@@ -1,6 +1,7 @@
-//! `convosync hook <event>`: what runs inside every Claude Code session.
+//! `convosync hook <event>`: what runs inside every session of a coding agent.
 //!
-//! Each event reads Claude Code's JSON on stdin and prints at most one JSON object on stdout.
+//! Each event reads the agent's JSON on stdin and prints at most one JSON object on stdout, in
+//! the shape that agent accepts ([`crate::agent`]); the decisions here are the same for all.
 //! Nothing here may break or slow a session: every failure becomes at most one short line for the
 //! user (`systemMessage`) or a line in `<git dir>/convosync/convosync.log`, the exit code is always
 //! 0, and all network work shares one hard deadline.
@@ -17,6 +18,7 @@ use std::io::Read;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
+use crate::agent::{Agent, Reply};
 use crate::git::Deadline;
 use crate::repo::Repo;
 use crate::store::{Note, Store};
@@ -27,19 +29,25 @@ use wire::{Event, HookInput};
 /// Read stdin (bounded) and run the hook for `event`; returns what to print, if anything.
 /// An event this version does not answer does nothing, before reading stdin or looking for a
 /// repository. Input that cannot be read whole (over [`wire::MAX_INPUT`], truncated, not JSON)
-/// does nothing.
-pub fn run(event: &str, stdin: impl Read) -> Option<String> {
-    let event = Event::parse(event)?;
+/// does nothing. `agent` names the agent that runs the hook (`--agent`, as each agent's hooks
+/// file passes it); without it the agent is told from the input.
+pub fn run(event: &str, agent: Option<&str>, stdin: impl Read) -> Option<String> {
+    let event = Agent::event(event)?;
     let input = HookInput::read(stdin)?;
+    let agent = agent
+        .and_then(Agent::parse)
+        .unwrap_or_else(|| Agent::detect(&input, |k| std::env::var(k).ok().filter(|v| !v.is_empty())));
     // A bug must not take a session down with it: a panic becomes "no output".
-    let out = std::panic::catch_unwind(|| dispatch(event, &input))
+    let out = std::panic::catch_unwind(|| dispatch(event, agent, &input))
         .ok()
         .flatten()?;
+    let out = agent.render(event, &Reply::from_core(event, &out))?;
     serde_json::to_string(&crate::untrusted::json(out)).ok()
 }
 
-fn dispatch(event: Event, input: &HookInput) -> Option<Value> {
+fn dispatch(event: Event, agent: Agent, input: &HookInput) -> Option<Value> {
     let mut ctx = Ctx::new(input, event)?;
+    ctx.agent = agent;
     if event.is_background() {
         ctx.deadline = Deadline::after(std::time::Duration::from_secs(stop::BACKGROUND_PUSH_SECS));
     }
@@ -68,6 +76,9 @@ fn dispatch(event: Event, input: &HookInput) -> Option<Value> {
 /// What every hook needs: the repository of the session, this device, the clock.
 pub struct Ctx<'a> {
     pub input: &'a HookInput,
+    /// The agent that runs the hook: only its label for a note and its transcript's format are
+    /// read here; its output is shaped in [`run`].
+    pub agent: Agent,
     pub repo: Repo,
     pub me: String,
     /// The user's identity (name, email, aliases), to tell their notes from teammates'.
@@ -110,6 +121,7 @@ impl<'a> Ctx<'a> {
         let deadline = Deadline::after(repo.settings.timeout);
         Some(Ctx {
             input,
+            agent: Agent::Claude,
             repo,
             me,
             who,

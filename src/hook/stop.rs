@@ -203,8 +203,12 @@ fn observe(ctx: &Ctx<'_>, state: &mut SessionState) -> bool {
     let Some(path) = ctx.input.transcript_path.as_deref() else {
         return false;
     };
-    let Some((activity, mark)) = Activity::read_new(Path::new(path), state.transcript.as_ref(), ctx.now)
-    else {
+    let Some((activity, mark)) = Activity::read_new(
+        Path::new(path),
+        ctx.agent.transcript_format(),
+        state.transcript.as_ref(),
+        ctx.now,
+    ) else {
         return false;
     };
     if state.transcript.as_ref() == Some(&mark) {
@@ -422,7 +426,7 @@ fn commit_draft(ctx: &Ctx<'_>, may_block: bool, push: Push) -> Option<Option<Val
     let path = ctx.repo.draft_path().ok()?;
     std::fs::symlink_metadata(&path).ok()?;
     let step = || {
-        let outcome = draft::commit(&ctx.repo, ctx.input.session_id.as_deref(), HOOK_LOCK_WAIT);
+        let outcome = draft::commit(&ctx.repo, &origin(ctx), HOOK_LOCK_WAIT);
         // Only with a new handoff does anything look at the worktree.
         let wip = match &outcome {
             Ok(Outcome::Committed { .. }) => snapshot_wip(ctx),
@@ -486,6 +490,15 @@ fn commit_draft(ctx: &Ctx<'_>, may_block: bool, push: Push) -> Option<Option<Val
                 ))))
             }
         }
+    }
+}
+
+/// The session and the agent (with its version, from the transcript) that write a handoff.
+fn origin(ctx: &Ctx<'_>) -> draft::Origin {
+    let transcript = ctx.input.transcript_path.as_deref().map(Path::new);
+    draft::Origin {
+        session: ctx.input.session_id.clone(),
+        agent: Some(ctx.agent.label(transcript)),
     }
 }
 
@@ -573,7 +586,7 @@ fn auto_handoff(ctx: &Ctx<'_>, push: Push) -> Option<Value> {
         .input
         .transcript_path
         .as_deref()
-        .map(|p| Summary::read(Path::new(p)))
+        .map(|p| Summary::read(Path::new(p), ctx.agent.transcript_format()))
         .unwrap_or_default();
     // Redacted before it is cut to section length: a secret cut in half is not recognised.
     let sections = draft::redact_summary(&ctx.repo, &summary).sections(ctx.repo.workdir());
@@ -581,7 +594,7 @@ fn auto_handoff(ctx: &Ctx<'_>, push: Push) -> Option<Value> {
         return None;
     }
     let write = || -> anyhow::Result<()> {
-        let (handoff, _) = draft::build(&ctx.repo, sections, ctx.input.session_id.as_deref())?;
+        let (handoff, _) = draft::build(&ctx.repo, sections, &origin(ctx))?;
         let _lock = ctx.repo.lock(HOOK_LOCK_WAIT)?;
         Store::new(&ctx.repo.git, &ctx.repo.settings.refname).put(&handoff, &commit_message(&handoff))?;
         Ok(())

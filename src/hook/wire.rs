@@ -1,4 +1,4 @@
-//! What Claude Code sends a hook on stdin, read leniently: any field may be missing or of the
+//! What an agent (Claude Code, Codex, Gemini CLI) sends a hook on stdin, read leniently: any field may be missing or of the
 //! wrong type, and garbage is simply "no input". Unknown fields are ignored.
 
 use serde_json::Value;
@@ -95,6 +95,10 @@ pub struct HookInput {
     pub last_assistant_message: Option<String>,
     /// SessionEnd: why the session ended.
     pub reason: Option<String>,
+    /// Codex: the turn (UserPromptSubmit, Stop); tells Codex's input from Claude Code's.
+    pub turn_id: Option<String>,
+    /// Gemini CLI: when the event fired; tells Gemini CLI's input from the others'.
+    pub timestamp: Option<String>,
     /// Stop: background tasks (`background_tasks`) and scheduled prompts (`session_crons`)
     /// still running or pending; the session's work is not finished while there are any.
     pub running_work: usize,
@@ -135,8 +139,11 @@ impl HookInput {
                 .get("stop_hook_active")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
-            last_assistant_message: text("last_assistant_message"),
+            // Gemini CLI's AfterAgent calls it `prompt_response`.
+            last_assistant_message: text("last_assistant_message").or_else(|| text("prompt_response")),
             reason: text("reason"),
+            turn_id: text("turn_id"),
+            timestamp: text("timestamp"),
             running_work: running(map.get("background_tasks")) + running(map.get("session_crons")),
         }
     }

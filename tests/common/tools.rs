@@ -27,6 +27,14 @@ pub fn harness_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/claude-harness"))
 }
 
+/// The harness of another agent's CLI (`codex`, `gemini`): `$<NAME>_HARNESS_DIR`, else
+/// `../shared/<name>-harness` next to this checkout, as for Claude Code's.
+pub fn agent_harness_dir(name: &str) -> PathBuf {
+    std::env::var_os(format!("{}_HARNESS_DIR", name.to_ascii_uppercase()))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../shared/{name}-harness")))
+}
+
 /// Each tool some tests need, with the reason it is missing (`None` when present).
 pub fn missing() -> Vec<String> {
     let mut out = Vec::new();
@@ -36,6 +44,15 @@ pub fn missing() -> Vec<String> {
             "the Claude Code CLI (no harness at {}; it comes from ../shared/claude-harness)",
             install.display()
         ));
+    }
+    for (name, cli) in [("codex", "the Codex CLI"), ("gemini", "the Gemini CLI")] {
+        let install = agent_harness_dir(name).join("install");
+        if !install.exists() {
+            out.push(format!(
+                "{cli} (no harness at {}; it comes from ../shared/{name}-harness)",
+                install.display()
+            ));
+        }
     }
     if !Path::new("/usr/sbin/sshd").exists() || Command::new("ssh-agent").arg("-h").output().is_err() {
         out.push("sshd/ssh-agent (apt-get install openssh-server openssh-client)".into());

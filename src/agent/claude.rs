@@ -1,0 +1,35 @@
+//! Claude Code (the plugin's first home): its own event names, `hookSpecificOutput` context for
+//! SessionStart, UserPromptSubmit and Stop, `decision: block` for a problem, seconds for
+//! timeouts, `CLAUDE_PROJECT_DIR`, transcripts of `{"type":"user"|"assistant","message":…}`
+//! lines under `~/.claude/projects/`.
+//!
+//! A Stop request goes as Stop `additionalContext`, not `decision: block`: Claude Code 2.1.331
+//! feeds it to the model as hook context (the turn goes on, the next Stop has
+//! `stop_hook_active`) and shows the user "Stop hook says: …", whereas a block is shown as "Stop
+//! hook reported a problem" and sent to the model as a "blocking error".
+
+use serde_json::Value;
+
+use super::{context_output, decision_output, Reply};
+use crate::hook::wire::Event;
+
+pub fn render(event: Event, reply: &Reply) -> Option<Value> {
+    if let Some(p) = &reply.problem {
+        return Some(decision_output("block", p, reply.message.as_ref()));
+    }
+    let name = match event {
+        Event::SessionStart => "SessionStart",
+        Event::UserPromptSubmit => "UserPromptSubmit",
+        Event::Stop => "Stop",
+        _ => "",
+    };
+    let context = reply.context.clone().or_else(|| reply.request.clone());
+    context_output(
+        name,
+        &Reply {
+            context: context.filter(|_| !name.is_empty()),
+            message: reply.message.clone(),
+            ..Reply::default()
+        },
+    )
+}

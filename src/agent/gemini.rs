@@ -1,0 +1,36 @@
+//! Gemini CLI (0.61): the repository loads as an extension (`gemini-extension.json`, hooks in
+//! `hooks/hooks.json` next to Claude Code's, commands with `${extensionPath}`, timeouts in
+//! milliseconds). Events `SessionStart`, `BeforeAgent` (prompt submit), `AfterAgent` (stop),
+//! `SessionEnd`; the whole stdout must be one JSON object (plain text becomes a message for the
+//! user, never context). Context lands in the prompt inside `<hook_context>` tags; AfterAgent's
+//! `{"decision":"deny","reason":…}` sends the reason to the model as a new user message and the
+//! turn goes on (the next AfterAgent has `stop_hook_active`). It sets `GEMINI_PROJECT_DIR` and
+//! `GEMINI_SESSION_ID`; the transcript is `~/.gemini/tmp/<project>/chats/session-*.jsonl`.
+
+use serde_json::Value;
+
+use super::{context_output, decision_output, Reply};
+use crate::hook::wire::Event;
+
+pub const SESSION_VAR: &str = "GEMINI_SESSION_ID";
+
+/// Gemini CLI's names for the moments convosync answers.
+pub fn event(name: &str) -> Option<Event> {
+    match name {
+        "BeforeAgent" => Some(Event::UserPromptSubmit),
+        "AfterAgent" => Some(Event::Stop),
+        _ => None,
+    }
+}
+
+pub fn render(event: Event, reply: &Reply) -> Option<Value> {
+    match event {
+        Event::SessionStart => context_output("SessionStart", reply),
+        Event::UserPromptSubmit => context_output("BeforeAgent", reply),
+        Event::Stop => match reply.problem.as_ref().or(reply.request.as_ref()) {
+            Some(reason) => Some(decision_output("deny", reason, reply.message.as_ref())),
+            None => context_output("AfterAgent", &Reply::message(reply.message.clone()?)),
+        },
+        _ => context_output("SessionEnd", &Reply::message(reply.message.clone()?)),
+    }
+}

@@ -1,0 +1,295 @@
+//! The coding agents convosync serves, one adapter each: what the agent sends a hook (event names,
+//! input fields, environment), what it accepts back (exactly those fields: Codex fails a hook
+//! whose JSON has a key it does not know), how a Stop request reaches its model, the format of its
+//! transcript, its name and version for a note's `**Agent:**` line, and where it installs.
+//!
+//! Everything else (what to inject, when to ask, the draft, redaction, encryption, sync) is the
+//! shared core in [`crate::hook`], which answers in one agent-neutral [`Reply`]; nothing outside
+//! this module knows which agent called. A further agent with hooks of the same shape (session
+//! start, prompt submit, stop, session end; JSON on stdin) is one more file here and one more arm
+//! in each `match` below.
+
+pub mod claude;
+pub mod codex;
+pub mod gemini;
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::hook::wire::{Event, HookInput};
+use crate::transcript::Format;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agent {
+    Claude,
+    Codex,
+    Gemini,
+}
+
+/// What a hook answers, whatever the agent: each adapter turns it into its agent's JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reply {
+    /// Text for the model's context (SessionStart, UserPromptSubmit).
+    pub context: Option<String>,
+    /// Stop: ask the model to go on and do this (the routine request for a handoff).
+    pub request: Option<String>,
+    /// Stop: something the model must fix before it stops (a draft that could not be saved).
+    pub problem: Option<String>,
+    /// One short line for the user.
+    pub message: Option<String>,
+}
+
+impl Reply {
+    pub fn message(text: String) -> Reply {
+        Reply {
+            message: Some(text),
+            ..Reply::default()
+        }
+    }
+
+    /// The core's answer, given in Claude Code's JSON shape (the richest of the agents), read
+    /// into the neutral reply: `hookSpecificOutput.additionalContext` (a request when the event
+    /// is Stop), `decision: block` with its `reason`, `systemMessage`. Anything else is dropped.
+    pub fn from_core(event: Event, v: &Value) -> Reply {
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+        let context = text(v.pointer("/hookSpecificOutput/additionalContext"));
+        let blocked = v.get("decision").and_then(Value::as_str) == Some("block");
+        let (context, request) = match event {
+            Event::Stop => (None, context),
+            _ => (context, None),
+        };
+        Reply {
+            context,
+            request,
+            problem: blocked.then(|| text(v.get("reason"))).flatten(),
+            message: text(v.get("systemMessage")),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        *self == Reply::default()
+    }
+}
+
+impl Agent {
+    pub const ALL: [Agent; 3] = [Agent::Claude, Agent::Codex, Agent::Gemini];
+
+    /// `claude`, `codex` or `gemini` (as `--agent` takes them).
+    pub fn parse(id: &str) -> Option<Agent> {
+        Agent::ALL
+            .into_iter()
+            .find(|a| a.id() == id.trim().to_ascii_lowercase())
+    }
+
+    pub fn id(self) -> &'static str {
+        match self {
+            Agent::Claude => "claude",
+            Agent::Codex => "codex",
+            Agent::Gemini => "gemini",
+        }
+    }
+
+    /// The agent's name as people know it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Agent::Claude => "Claude Code",
+            Agent::Codex => "Codex",
+            Agent::Gemini => "Gemini CLI",
+        }
+    }
+
+    /// The agent that ran a hook without `--agent`: Gemini CLI sets `GEMINI_SESSION_ID` and
+    /// sends a `timestamp`; Codex's transcript is a `rollout-*.jsonl` under `sessions/` and its
+    /// Stop sends a `turn_id`; anything else is Claude Code.
+    pub fn detect(input: &HookInput, env: impl Fn(&str) -> Option<String>) -> Agent {
+        if env(gemini::SESSION_VAR).is_some() || input.timestamp.is_some() {
+            return Agent::Gemini;
+        }
+        let rollout = input
+            .transcript_path
+            .as_deref()
+            .and_then(|p| Path::new(p).file_name())
+            .is_some_and(|f| f.to_string_lossy().starts_with("rollout-"));
+        if rollout || input.turn_id.is_some() {
+            return Agent::Codex;
+        }
+        Agent::Claude
+    }
+
+    /// The event a hook name means: convosync's own names (`session-start`, …, as every
+    /// hooks file of this plugin passes them) and each agent's names for the same moments.
+    pub fn event(name: &str) -> Option<Event> {
+        Event::parse(name).or_else(|| gemini::event(name))
+    }
+
+    /// The JSON to print for `reply` at `event`, with exactly the fields this agent accepts
+    /// there; `None` prints nothing.
+    pub fn render(self, event: Event, reply: &Reply) -> Option<Value> {
+        if reply.is_empty() {
+            return None;
+        }
+        match self {
+            Agent::Claude => claude::render(event, reply),
+            Agent::Codex => codex::render(event, reply),
+            Agent::Gemini => gemini::render(event, reply),
+        }
+    }
+
+    pub fn transcript_format(self) -> Format {
+        match self {
+            Agent::Claude => Format::Claude,
+            Agent::Codex => Format::Codex,
+            Agent::Gemini => Format::Gemini,
+        }
+    }
+
+    /// What a note's `**Agent:**` line says: the name, and the version when the transcript
+    /// tells it (`Codex 0.169.0`).
+    pub fn label(self, transcript: Option<&Path>) -> String {
+        let version = transcript.and_then(|p| crate::transcript::agent_version(p, self.transcript_format()));
+        match version {
+            Some(v) => format!("{} {v}", self.name()),
+            None => self.name().to_string(),
+        }
+    }
+
+    /// The agent whose shell runs a convosync command (`save-handoff` run by the model), from the
+    /// variables each agent sets for its tools; `None` from a plain terminal.
+    pub fn from_tool_env(env: impl Fn(&str) -> Option<String>) -> Option<Agent> {
+        if env("CODEX_SESSION_ID").is_some() || env("CODEX_THREAD_ID").is_some() {
+            Some(Agent::Codex)
+        } else if env("GEMINI_CLI").is_some() || env(gemini::SESSION_VAR).is_some() {
+            Some(Agent::Gemini)
+        } else if env("CLAUDECODE").is_some() {
+            Some(Agent::Claude)
+        } else {
+            None
+        }
+    }
+}
+
+/// The agent's name from a note's `**Agent:**` line (`Codex 0.169.0` → `Codex`): the words
+/// before a version.
+pub fn name_of(label: &str) -> String {
+    label
+        .split_whitespace()
+        .take_while(|w| !w.starts_with(|c: char| c.is_ascii_digit()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `{"hookSpecificOutput":{"hookEventName":…,"additionalContext":…}}` plus a `systemMessage`, the
+/// shape all three agents share for context.
+fn context_output(event_name: &str, reply: &Reply) -> Option<Value> {
+    let mut out = serde_json::Map::new();
+    if let Some(c) = &reply.context {
+        out.insert(
+            "hookSpecificOutput".into(),
+            serde_json::json!({ "hookEventName": event_name, "additionalContext": c }),
+        );
+    }
+    if let Some(m) = &reply.message {
+        out.insert("systemMessage".into(), Value::String(m.clone()));
+    }
+    (!out.is_empty()).then_some(Value::Object(out))
+}
+
+/// A Stop that makes the model go on: `{"decision": <word>, "reason": …}` (+ `systemMessage`).
+fn decision_output(word: &str, reason: &str, message: Option<&String>) -> Value {
+    let mut v = serde_json::json!({ "decision": word, "reason": reason });
+    if let Some(m) = message {
+        v["systemMessage"] = Value::String(m.clone());
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_the_agent_from_its_input() {
+        let none = |_: &str| None;
+        let codex = HookInput::parse(br#"{"session_id":"s","transcript_path":"/h/.codex/sessions/2026/12/03/rollout-2026-12-03T07-06-09-s.jsonl","hook_event_name":"SessionStart","model":"gpt-5.5","source":"startup"}"#);
+        assert_eq!(Agent::detect(&codex, none), Agent::Codex);
+        let stop = HookInput::parse(br#"{"session_id":"s","turn_id":"t","hook_event_name":"Stop"}"#);
+        assert_eq!(Agent::detect(&stop, none), Agent::Codex);
+        let gemini = HookInput::parse(
+            br#"{"session_id":"s","hook_event_name":"AfterAgent","timestamp":"2026-12-03T07:13:54.436Z"}"#,
+        );
+        assert_eq!(Agent::detect(&gemini, none), Agent::Gemini);
+        let claude = HookInput::parse(br#"{"session_id":"s","transcript_path":"/h/.claude/projects/-x/s.jsonl","hook_event_name":"Stop"}"#);
+        assert_eq!(Agent::detect(&claude, none), Agent::Claude);
+        assert_eq!(
+            Agent::detect(&claude, |k| (k == "GEMINI_SESSION_ID").then(|| "g".into())),
+            Agent::Gemini
+        );
+        assert_eq!(Agent::parse("Codex"), Some(Agent::Codex));
+        assert_eq!(Agent::parse("cursor"), None);
+    }
+
+    #[test]
+    fn names_from_labels() {
+        assert_eq!(name_of("Codex 0.169.0"), "Codex");
+        assert_eq!(name_of("Claude Code 2.1.331"), "Claude Code");
+        assert_eq!(name_of("Gemini CLI"), "Gemini CLI");
+        assert_eq!(name_of(""), "");
+    }
+
+    /// What every agent gets for each kind of reply: only keys it accepts.
+    #[test]
+    fn replies_per_agent() {
+        let start = Reply {
+            context: Some("CTX".into()),
+            message: Some("convosync: resumed".into()),
+            ..Reply::default()
+        };
+        let ask = Reply {
+            request: Some("write the draft".into()),
+            ..Reply::default()
+        };
+        let end = Reply::message("convosync: handoff saved".into());
+        let s = |a: Agent, e: Event, r: &Reply| a.render(e, r).map(|v| v.to_string()).unwrap_or_default();
+        assert_eq!(
+            s(Agent::Claude, Event::SessionStart, &start),
+            r#"{"hookSpecificOutput":{"additionalContext":"CTX","hookEventName":"SessionStart"},"systemMessage":"convosync: resumed"}"#
+        );
+        assert_eq!(
+            s(Agent::Claude, Event::Stop, &ask),
+            r#"{"hookSpecificOutput":{"additionalContext":"write the draft","hookEventName":"Stop"}}"#
+        );
+        assert_eq!(
+            s(Agent::Codex, Event::SessionStart, &start),
+            s(Agent::Claude, Event::SessionStart, &start)
+        );
+        assert_eq!(
+            s(Agent::Codex, Event::Stop, &ask),
+            r#"{"decision":"block","reason":"write the draft"}"#
+        );
+        assert_eq!(s(Agent::Codex, Event::SessionEnd, &end), "");
+        assert_eq!(
+            s(Agent::Gemini, Event::UserPromptSubmit, &start),
+            r#"{"hookSpecificOutput":{"additionalContext":"CTX","hookEventName":"BeforeAgent"},"systemMessage":"convosync: resumed"}"#
+        );
+        assert_eq!(
+            s(Agent::Gemini, Event::Stop, &ask),
+            r#"{"decision":"deny","reason":"write the draft"}"#
+        );
+        assert_eq!(s(Agent::Gemini, Event::Stop, &Reply::default()), "");
+    }
+
+    #[test]
+    fn the_core_shape_reads_into_a_reply() {
+        let v = serde_json::json!({"decision":"block","reason":"fix it","systemMessage":"m","env":{"x":1}});
+        let r = Reply::from_core(Event::Stop, &v);
+        assert_eq!(r.problem.as_deref(), Some("fix it"));
+        assert_eq!(r.message.as_deref(), Some("m"));
+        let v = serde_json::json!({"hookSpecificOutput":{"hookEventName":"Stop","additionalContext":"ask"}});
+        assert_eq!(Reply::from_core(Event::Stop, &v).request.as_deref(), Some("ask"));
+        assert_eq!(
+            Reply::from_core(Event::SessionStart, &v).context.as_deref(),
+            Some("ask")
+        );
+    }
+}
