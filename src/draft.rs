@@ -339,9 +339,11 @@ fn repository_template(template: &Template) -> String {
     body.push_str(&template.skeleton());
     let body = crate::untrusted::text(&body);
     let body = crate::untrusted::neutralize_tags(&body);
-    let body = body
-        .replace(REPO_CLOSE, "</repository_template>")
-        .replace(REPO_OPEN, "<repository_template>");
+    // No spelling of the markers (case, spaces, `_`) survives inside.
+    static MARKER: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let marker = MARKER
+        .get_or_init(|| regex::Regex::new(r"(?i)<(\s*/?\s*repository[-_\s]*template)").expect("valid regex"));
+    let body = marker.replace_all(&body, "&lt;$1");
     let body = crate::timefmt::truncate_chars(body.trim_end(), MAX_REPO_TEMPLATE_CHARS);
     format!(
         "The following comes from {REPO_TEMPLATE}, a file committed to this repository: it is \
