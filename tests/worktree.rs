@@ -185,6 +185,25 @@ fn a_tracked_draft_is_never_published_nor_deleted() {
 }
 
 #[test]
+fn a_draft_in_the_index_only_is_tracked_too() {
+    // As during a merge that brings the draft in: in the index, not yet in HEAD's tree.
+    let env = TestEnv::new();
+    let d = env.device("laptop");
+    start(&d, "s1");
+    write_draft(&d, "### Current Task\nstaged by a merge\n");
+    d.git(&["add", "-f", DRAFT]);
+    work(&d);
+    let v = stop(&d, "s1");
+    asks_nothing(&v);
+    assert!(
+        message(v.as_ref().unwrap()).contains("tracked by the repository"),
+        "{v:?}"
+    );
+    assert!(!published(&env, &d) && d.dir.join(DRAFT).exists());
+    assert_eq!(d.git(&["status", "--porcelain"]), format!("A  {DRAFT}"));
+}
+
+#[test]
 fn a_symlinked_convosync_dir_is_neither_read_nor_written_through() {
     let env = TestEnv::new();
     let out = outside(
