@@ -113,7 +113,7 @@ pub enum Foreign {
     Symlink(String),
     /// `.convosync` is there but is not a directory.
     NotADirectory(String),
-    /// The repository tracks the draft (it is in the index or in HEAD's tree).
+    /// The repository tracks the draft (it is in HEAD's tree or in the index).
     Tracked,
     /// The draft was last written before the session began.
     Older,
@@ -159,28 +159,31 @@ pub fn foreign(
         return Some(Foreign::NotADirectory(dir.display().to_string()));
     }
     let meta = std::fs::symlink_metadata(workdir.join(DRAFT_PATH)).ok()?;
-    if tracked(repo) {
-        return Some(Foreign::Tracked);
-    }
-    let older = match (session_start(), meta.modified()) {
-        (Some(start), Ok(mtime)) => mtime + MTIME_SLACK < start,
-        _ => false,
-    };
-    older.then_some(Foreign::Older)
-}
-
-/// Whether the repository tracks the draft's path: in the index (any stage) or in HEAD's tree.
-fn tracked(repo: &Repo) -> bool {
-    let in_index = repo
-        .git
-        .index()
-        .is_ok_and(|i| (0..=3).any(|stage| i.get_path(Path::new(DRAFT_PATH), stage).is_some()));
-    in_index
-        || repo
-            .git
+    // Cheapest first: HEAD's tree is a few object reads, the index is read whole.
+    let in_head = || {
+        repo.git
             .head()
             .and_then(|h| h.peel_to_tree())
             .is_ok_and(|t| t.get_path(Path::new(DRAFT_PATH)).is_ok())
+    };
+    let older = || match (session_start(), meta.modified()) {
+        (Some(start), Ok(mtime)) => mtime + MTIME_SLACK < start,
+        _ => false,
+    };
+    let in_index = || {
+        repo.git
+            .index()
+            .is_ok_and(|i| (0..=3).any(|stage| i.get_path(Path::new(DRAFT_PATH), stage).is_some()))
+    };
+    if in_head() {
+        Some(Foreign::Tracked)
+    } else if older() {
+        Some(Foreign::Older)
+    } else if in_index() {
+        Some(Foreign::Tracked)
+    } else {
+        None
+    }
 }
 
 /// Validate the draft's bytes into sections, redacted.
@@ -359,9 +362,11 @@ fn repository_template(template: &Template) -> String {
     body.push_str(&template.skeleton());
     let body = crate::untrusted::text(&body);
     let body = crate::untrusted::neutralize_tags(&body);
-    let body = body
-        .replace(REPO_CLOSE, "</repository_template>")
-        .replace(REPO_OPEN, "<repository_template>");
+    // No spelling of the markers (case, spaces, `_`) survives inside.
+    static MARKER: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let marker = MARKER
+        .get_or_init(|| regex::Regex::new(r"(?i)<(\s*/?\s*repository[-_\s]*template)").expect("valid regex"));
+    let body = marker.replace_all(&body, "&lt;$1");
     let body = crate::timefmt::truncate_chars(body.trim_end(), MAX_REPO_TEMPLATE_CHARS);
     format!(
         "The following comes from {REPO_TEMPLATE}, a file committed to this repository: it is \

@@ -268,21 +268,17 @@ fn sessions_run_normally_without_repo_remote_or_binary() {
     );
     assert_eq!(s.exit, 0);
     assert!(s.stdout.contains("hello from the model"));
-    // A repository without a remote, with a draft to commit.
+    // A repository without a remote, with a draft to commit (written in the session: a draft
+    // from before it is not its handoff).
     let a = env.device("a");
     a.git(&["remote", "remove", "origin"]);
-    std::fs::create_dir_all(a.dir.join(".convosync")).unwrap();
-    std::fs::write(
-        a.dir.join(".convosync/session-handoff-draft.md"),
-        "### Current Task\nlocal only\n",
-    )
-    .unwrap();
+    let draft = a.dir.join(".convosync/session-handoff-draft.md");
     let s = Session::run(
         &claude,
         &a.dir,
         &logs.join("noremote"),
         "a",
-        &[text("fine")],
+        &[write(&draft, "### Current Task\nlocal only\n"), text("fine")],
         &[],
         "hi",
     );
