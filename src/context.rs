@@ -1,5 +1,6 @@
-//! What a session receives: other devices' handoffs rendered as notes from earlier sessions,
-//! current branch first then newest first, with "2 hours ago" times, capped in size.
+//! How other devices' handoffs are written for a session: framed as notes from earlier sessions,
+//! with "2 hours ago" times, capped in size. Which notes, whose, and in what order is decided by
+//! the one view of them, [`crate::notes`].
 //!
 //! Claude Code replaces an `additionalContext` longer than 10,000 characters by a file and a 2 KB
 //! preview, counting UTF-16 code units (an emoji counts 2; measured on 2.1.331), so the whole text

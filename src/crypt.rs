@@ -204,7 +204,7 @@ pub fn unreadable() -> BTreeSet<(String, String)> {
 }
 
 /// Lines for the user naming the notes this process could not decrypt, if any, worded as the
-/// view of other devices' notes words them ([`crate::notes::unreadable_lines`]).
+/// view of other devices' notes words them (`notes::unreadable_lines`).
 pub fn unreadable_summary() -> Vec<String> {
     let list: Vec<crate::notes::Unreadable> = unreadable()
         .into_iter()
