@@ -225,12 +225,15 @@ fn main() {
         );
         match kind.as_str() {
             "ref" => build(dir, commits, 100),
-            "encrypted" => {
+            "encrypted" | "inflating" => {
                 let repo = git2::Repository::init(dir).unwrap();
                 let key = convosync::crypt::key().expect("CONVOSYNC_CONFIG_DIR holds a key");
                 Store::new(&repo, REF).record_key(key.recipient()).unwrap();
                 drop(repo);
                 build(dir, commits, 100);
+                if kind == "inflating" {
+                    add_inflating_objects(dir);
+                }
             }
             _ => build_legacy(dir, commits, 100),
         }
@@ -252,6 +255,9 @@ fn main() {
     }
     if want("encrypted") {
         encrypted(bin);
+    }
+    if want("inflating") {
+        inflating(bin);
     }
     if args.iter().any(|a| a == "encrypted") {
         return;
@@ -500,6 +506,93 @@ fn encrypted(bin: &Path) {
                 "encrypted: < 1 ms over plain",
             );
         }
+    }
+}
+
+/// The size, inflated, of each object [`add_inflating_objects`] writes.
+const INFLATING: usize = 200 << 20;
+
+/// A blob of `prefix` then zeros up to [`INFLATING`] bytes, streamed into the object database
+/// (a few hundred kilobytes on disk).
+fn inflating_blob(repo: &git2::Repository, prefix: &[u8]) -> git2::Oid {
+    let odb = repo.odb().unwrap();
+    let mut w = odb.writer(INFLATING, git2::ObjectType::Blob).unwrap();
+    w.write_all(prefix).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    let mut left = INFLATING - prefix.len();
+    while left > 0 {
+        let n = left.min(zeros.len());
+        w.write_all(&zeros[..n]).unwrap();
+        left -= n;
+    }
+    w.finalize().unwrap()
+}
+
+/// What someone with push access can put on the refs: a note (`devices/evil.md`) and a sealed
+/// snapshot (`refs/convosync/wip/evil`, its `meta.age` and `snapshot.age`) that each inflate to
+/// 200 MB of zeros.
+fn add_inflating_objects(dir: &Path) {
+    let repo = git2::Repository::open(dir).unwrap();
+    let note = inflating_blob(&repo, b"## Handoff from evil\n\n### Current Task\n");
+    let age = inflating_blob(&repo, b"age-encryption.org/v1\n");
+    let tip = repo.find_reference(REF).unwrap().peel_to_commit().unwrap();
+    let root = tip.tree().unwrap();
+    let devices = repo.find_tree(root.get_name("devices").unwrap().id()).unwrap();
+    let mut d = repo.treebuilder(Some(&devices)).unwrap();
+    d.insert("evil.md", note, 0o100644).unwrap();
+    let mut r = repo.treebuilder(Some(&root)).unwrap();
+    r.insert("devices", d.write().unwrap(), 0o040000).unwrap();
+    let tree = repo.find_tree(r.write().unwrap()).unwrap();
+    let sig = git2::Signature::now("Evil", "evil@example.com").unwrap();
+    let id = repo
+        .commit(None, &sig, &sig, "handoff from evil", &tree, &[&tip])
+        .unwrap();
+    repo.reference(REF, id, true, "bench").unwrap();
+    let mut t = repo.treebuilder(None).unwrap();
+    t.insert("meta.age", age, 0o100644).unwrap();
+    t.insert("snapshot.age", age, 0o100644).unwrap();
+    let tree = repo.find_tree(t.write().unwrap()).unwrap();
+    let msg = "wip from evil (encrypted)\n\nConvosync-Device: evil\nConvosync-Base: none\nConvosync-Encrypted: yes\n";
+    let id = repo.commit(None, &sig, &sig, msg, &tree, &[]).unwrap();
+    repo.reference("refs/convosync/wip/evil", id, true, "bench")
+        .unwrap();
+}
+
+/// Session start on a keyed device whose refs hold objects that inflate to 200 MB each (see
+/// [`add_inflating_objects`]): each is refused from its header, so time and memory stay those of
+/// an ordinary session start.
+fn inflating(bin: &Path) {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let key = convosync::crypt::Key::generate();
+    std::fs::write(config.join("key.txt"), format!("{}\n", key.secret())).unwrap();
+    let dir = tmp.path().join("inflating");
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["--build", "inflating", "100"])
+        .arg(&dir)
+        .env("CONVOSYNC_CONFIG_DIR", &config)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = serde_json::json!({"session_id":"bench","cwd":dir,"source":"startup"}).to_string();
+    let cache = dir.join(".git/convosync/tip-cache.json");
+    for warm in [true, false] {
+        let s = sample(10, |_| {
+            if !warm {
+                let _ = std::fs::remove_file(&cache);
+            }
+            let mut c = convosync(bin, &dir, &["hook", "session-start"]);
+            c.env("CONVOSYNC_TIMEOUT", "0")
+                .env("CONVOSYNC_CONFIG_DIR", &config);
+            (c, Some(start.clone()))
+        });
+        let what = if warm { "warm cache" } else { "cold cache" };
+        row(
+            &format!("hook session-start, 100 devices' notes + a note and a sealed snapshot inflating to 200 MB, encrypted, {what}"),
+            &s,
+            "as without them",
+        );
     }
 }
 

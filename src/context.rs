@@ -290,6 +290,13 @@ pub fn system_message(first: &Handoff, devices: usize, now: DateTime<Utc>) -> St
     crate::untrusted::line(&line).into_owned()
 }
 
+/// Whether `id` (named by a note from the ref) is a commit here, told from its object header:
+/// an id that names a huge blob is never inflated.
+fn is_commit(repo: &crate::repo::Repo, id: git2::Oid) -> bool {
+    let at = format_args!("object {id} named by a note");
+    crate::untrusted::check(&repo.git, id, crate::untrusted::Object::Commit, &at).is_ok()
+}
+
 /// Where the code stands relative to `h`: its commit missing here, another branch, or this
 /// branch behind its upstream. Reads only local refs (no network).
 pub fn code_notes(repo: &crate::repo::Repo, h: &Handoff, current_branch: Option<&str>) -> Vec<String> {
@@ -305,13 +312,15 @@ pub fn code_notes(repo: &crate::repo::Repo, h: &Handoff, current_branch: Option<
                     .git
                     .odb()
                     .is_ok_and(|o| o.exists_ext(id, git2::OdbLookupFlags::NO_REFRESH));
-                known && repo.git.find_commit(id).is_ok()
+                known && is_commit(repo, id)
             }
-            _ => repo
+            // An abbreviation: the one object it names, if any.
+            Ok(prefix) if (4..40).contains(&c.sha.len()) => repo
                 .git
-                .revparse_single(&c.sha)
-                .and_then(|o| o.peel_to_commit())
-                .is_ok(),
+                .odb()
+                .and_then(|o| o.exists_prefix(prefix, c.sha.len()))
+                .is_ok_and(|id| is_commit(repo, id)),
+            _ => false,
         };
         if !present {
             notes.push(format!(

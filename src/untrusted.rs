@@ -478,6 +478,56 @@ mod tests {
     }
 
     #[test]
+    fn the_door_reads_nothing_over_its_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let small = repo.blob(b"note").unwrap();
+        let big = repo.blob(&vec![b'x'; Object::Note.cap() + 1]).unwrap();
+        assert_eq!(blob(&repo, small, Object::Note, &"a").unwrap().content(), b"note");
+        assert_eq!(
+            blob(&repo, big, Object::Note, &"devices/big.md").unwrap_err(),
+            Refused::TooLarge {
+                size: Object::Note.cap() + 1,
+                cap: Object::Note.cap(),
+                what: "note"
+            }
+        );
+        assert!(blob(&repo, big, Object::WipFile, &"a snapshot file").is_ok());
+        let empty = repo.treebuilder(None).unwrap().write().unwrap();
+        assert!(matches!(
+            blob(&repo, empty, Object::Note, &"x"),
+            Err(Refused::Kind {
+                found: ObjectType::Tree,
+                ..
+            })
+        ));
+        assert!(tree(&repo, empty, &"x").is_ok());
+        assert!(matches!(tree(&repo, small, &"x"), Err(Refused::Kind { .. })));
+        assert!(matches!(commit(&repo, empty, &"x"), Err(Refused::Kind { .. })));
+        assert!(matches!(
+            blob(
+                &repo,
+                Oid::from_str("1234567890123456789012345678901234567890").unwrap(),
+                Object::Note,
+                &"x"
+            ),
+            Err(Refused::Unreadable(_))
+        ));
+        // A tree of more entries than are read, each 28 bytes: under the byte cap, over the count.
+        let mut raw = Vec::new();
+        for i in 0..=MAX_TREE_ENTRIES {
+            raw.extend_from_slice(format!("100644 f{i:07}\0").as_bytes());
+            raw.extend_from_slice(small.as_bytes());
+        }
+        assert!(raw.len() < Object::Tree.cap());
+        let wide = repo.odb().unwrap().write(ObjectType::Tree, &raw).unwrap();
+        assert_eq!(
+            tree(&repo, wide, &"x").unwrap_err(),
+            Refused::TooManyEntries(MAX_TREE_ENTRIES + 1)
+        );
+    }
+
+    #[test]
     fn shown_makes_controls_visible() {
         assert_eq!(shown("a\x1b[31mb\n\tc"), "a\\u{1b}[31mb\n\tc");
         assert_eq!(shown("x\u{202e}y"), "x\\u{202e}y");

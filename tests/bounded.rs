@@ -57,8 +57,17 @@ fn push_bombs(env: &TestEnv) {
     );
     let age = bomb(env, "age-encryption.org/v1\\n");
     // The handoff ref: its devices plus `evil.md`.
+    // A small note whose commit line names the snapshot's bomb: looking the commit up must not
+    // inflate it either.
+    let named = format!("## Handoff from mallory\n**Timestamp:** 2026-01-01T00:00:00Z\n**Commit:** {age} (x)\n**Author:** Test User <test@example.com>\n\n### Current Task\nlook here\n");
+    let named = git_stdin(
+        &remote,
+        &home,
+        &["hash-object", "-w", "--stdin"],
+        named.as_bytes(),
+    );
     let devices = git(&remote, &home, &["ls-tree", &format!("{REF}:devices")]);
-    let listing = format!("{devices}\n100644 blob {note}\tevil.md\n");
+    let listing = format!("{devices}\n100644 blob {note}\tevil.md\n100644 blob {named}\tmallory.md\n");
     let devices = sh(
         &remote,
         &home,
@@ -107,6 +116,23 @@ fn push_bombs(env: &TestEnv) {
         &home,
         &["-c", "core.bigFileThreshold=1m", "repack", "-adq"],
     );
+}
+
+/// Run git in `dir` with `input` on stdin; returns stdout.
+fn git_stdin(dir: &Path, home: &Path, args: &[&str], input: &[u8]) -> String {
+    let mut cmd = Command::new("git");
+    hermetic(&mut cmd, home);
+    let mut child = cmd
+        .current_dir(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "git {args:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn run(d: &Device, args: &[&str]) -> (bool, String, String) {
