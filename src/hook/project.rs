@@ -44,7 +44,8 @@ pub fn remember_start(input: &HookInput, event: Event, env: Env<'_>) {
         return;
     };
     let opens = matches!(input.source(), Source::Startup | Source::Resume | Source::Fork);
-    if !opens && file.exists() {
+    let known = std::fs::read(&file).ok();
+    if known.is_some() && (!opens || known.as_deref() == Some(cwd.as_bytes())) {
         return;
     }
     let _ = crate::fsutil::replace_file(&file, cwd.as_bytes());
