@@ -490,3 +490,109 @@ fn auto_mode_derives_a_handoff_from_a_codex_rollout() {
         assert!(pushed.contains(want), "{want:?} in {pushed}");
     }
 }
+
+/// Without the CLI: each hook, given Codex's exact input, prints only keys Codex's closed
+/// schema for that event accepts (SessionEnd nothing), and a Stop after an apply_patch edit in
+/// the rollout asks with `decision: block`. Gemini CLI's AfterAgent asks with `decision: deny`.
+#[test]
+fn hooks_answer_each_agent_only_what_it_accepts() {
+    let env = TestEnv::new();
+    let desktop = env.device("desktop");
+    let laptop = env.device("laptop");
+    std::fs::create_dir_all(desktop.dir.join(".convosync")).unwrap();
+    std::fs::write(
+        desktop.dir.join(".convosync/session-handoff-draft.md"),
+        "### Current Task\nKneading\n",
+    )
+    .unwrap();
+    desktop.convosync().arg("save-handoff").assert().success();
+    let rollout = env.path().join("rollout-2026-12-03T07-06-09-s1.jsonl");
+    std::fs::write(
+        &rollout,
+        concat!(
+            r#"{"timestamp":"2026-12-03T07:06:09.000Z","type":"session_meta","payload":{"id":"s1","cli_version":"0.169.0"}}"#,
+            "\n",
+            r#"{"timestamp":"2026-12-03T07:06:10.000Z","type":"response_item","payload":{"type":"custom_tool_call","name":"apply_patch","input":"*** Begin Patch\n*** Update File: README.md\n@@\n-a\n+b\n*** End Patch"}}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let base = json!({
+        "session_id": "s1",
+        "transcript_path": rollout,
+        "cwd": laptop.dir,
+        "model": "gpt-5.5",
+        "permission_mode": "bypassPermissions",
+    });
+    let hook = |agent: &str, event: &str, extra: Value| -> String {
+        let mut input = base.clone();
+        for (k, v) in extra.as_object().unwrap() {
+            input[k] = v.clone();
+        }
+        let out = laptop
+            .convosync()
+            .args(["hook", "--agent", agent, event])
+            .write_stdin(input.to_string())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let keys = |out: &str| -> Vec<String> {
+        let v: Value = serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        if let Some(h) = v.get("hookSpecificOutput").and_then(Value::as_object) {
+            k.extend(h.keys().map(|x| format!("hookSpecificOutput.{x}")));
+        }
+        k.sort();
+        k
+    };
+    let start = hook(
+        "codex",
+        "session-start",
+        json!({"hook_event_name": "SessionStart", "source": "startup"}),
+    );
+    assert!(start.contains("Kneading"), "{start}");
+    for k in keys(&start) {
+        assert!(
+            [
+                "systemMessage",
+                "hookSpecificOutput",
+                "hookSpecificOutput.hookEventName",
+                "hookSpecificOutput.additionalContext"
+            ]
+            .contains(&k.as_str()),
+            "{k} in {start}"
+        );
+    }
+    let stop = hook(
+        "codex",
+        "stop",
+        json!({"hook_event_name": "Stop", "turn_id": "t1", "stop_hook_active": false, "last_assistant_message": "done"}),
+    );
+    assert_eq!(keys(&stop), ["decision", "reason"], "{stop}");
+    assert!(stop.contains(r#""decision":"block""#) && stop.contains("session-handoff-draft.md"));
+    let end = hook(
+        "codex",
+        "session-end",
+        json!({"hook_event_name": "SessionEnd", "reason": "other"}),
+    );
+    assert_eq!(end, "", "Codex's SessionEnd has no output schema");
+    // Gemini CLI: the same Stop, as AfterAgent, with a new session and its own transcript format.
+    let chat = env.path().join("session-2026-12-03T07-13-g1.jsonl");
+    std::fs::write(
+        &chat,
+        concat!(
+            r#"{"id":"b6","timestamp":"2026-12-03T07:14:00.000Z","type":"gemini","content":"","toolCalls":[{"name":"write_file","args":{"file_path":"b.txt","content":"b"}}]}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let stop = hook(
+        "gemini",
+        "stop",
+        json!({"session_id": "g1", "transcript_path": chat, "hook_event_name": "AfterAgent", "timestamp": "2026-12-03T07:13:54.436Z", "prompt": "p", "prompt_response": "r", "stop_hook_active": false}),
+    );
+    assert_eq!(keys(&stop), ["decision", "reason"], "{stop}");
+    assert!(stop.contains(r#""decision":"deny""#), "{stop}");
+}

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use super::{commit_tree, entries_reusing, Entry, Store};
 use crate::handoff::Handoff;
 
-/// 4: a line of flat heads, then the notes.
-const VERSION: u32 = 4;
+/// 4: a line of flat heads, then the notes. 5: notes carry the agent that wrote them.
+const VERSION: u32 = 5;
 
 const FILE: &str = "tip-cache.json";
 
