@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use super::wire::{Event, HookInput, Source};
 
 /// Environment variables that name the session's project directory, first found wins.
-const PROJECT_ENV: [&str; 1] = ["CLAUDE_PROJECT_DIR"];
+const PROJECT_ENV: [&str; 2] = ["CLAUDE_PROJECT_DIR", "GEMINI_PROJECT_DIR"];
 
 /// How a hook reads its environment (`std::env::var_os` in the binary).
 pub type Env<'e> = &'e dyn Fn(&str) -> Option<OsString>;
