@@ -228,7 +228,7 @@ fn main() {
             "encrypted" => {
                 let repo = git2::Repository::init(dir).unwrap();
                 let key = convosync::crypt::key().expect("CONVOSYNC_CONFIG_DIR holds a key");
-                Store::new(&repo, REF).record_key(key.recipient()).unwrap();
+                Store::new(&repo, REF).record_key(&key.id()).unwrap();
                 drop(repo);
                 build(dir, commits, 100);
             }
