@@ -168,6 +168,33 @@ fn a_remote_without_keys_never_turns_encryption_off() {
 }
 
 #[test]
+fn a_keyed_device_encrypts_in_a_repository_never_set_up() {
+    let env = TestEnv::new();
+    let a = env.device("desktop");
+    // The key arrives from elsewhere (`key add` on another repository): nothing here records it.
+    let key = convosync::crypt::Key::generate();
+    let dir = a.home.join(".config/convosync");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("key.txt"), format!("{}\n", key.secret())).unwrap();
+    std::fs::write(a.dir.join("README.md"), "# project\nwip-secret-4242\n").unwrap();
+    stop(&a, "secret-task-5150 the merger plan");
+    let objects = crate::private::all_objects(&env.remote(), &a.home);
+    for text in ["secret-task-5150", "merger", "wip-secret-4242"] {
+        assert!(!contains(&objects, text), "{text:?} reached the remote in plain");
+    }
+    let blob = remote_blob(&env, &a, "devices/desktop.md");
+    assert!(blob.starts_with(&[0xd0, 0x83]), "encrypted (COSE_Encrypt0)");
+    let keys = git(&env.remote(), &a.home, &["ls-tree", "--name-only", REF, "keys/"]);
+    assert_eq!(keys, format!("keys/{}", key.id()));
+    let log = git(
+        &env.remote(),
+        &a.home,
+        &["log", "-1", "--format=%B", "refs/convosync/wip/desktop"],
+    );
+    assert!(log.contains("Convosync-Encrypted: yes"), "{log}");
+}
+
+#[test]
 fn a_remote_without_keys_is_merged_back_on_a_plain_sync() {
     let env = TestEnv::new();
     let a = env.device("desktop");
