@@ -312,9 +312,10 @@ fn classify(bytes: &[u8]) -> Result<Option<&'static Key>, String> {
     key().map(Some).ok_or_else(|| NO_KEY.to_string())
 }
 
-/// Plaintexts (or reasons) kept of this many blobs at most; past that, blobs are decrypted
-/// again rather than held in memory. Notes are small, so this holds a few megabytes at most.
-const CACHED_BLOBS: usize = 4096;
+/// Plaintext bytes kept at most; past that, blobs are decrypted again rather than held in
+/// memory. Reasons (a few dozen bytes each) are kept for this many blobs at most.
+const CACHED_BYTES: usize = 32 * 1024 * 1024;
+const CACHED_BLOBS: usize = 65_536;
 
 /// A decrypted plaintext, shared, or why it could not be decrypted.
 type Plain = Result<Arc<Vec<u8>>, String>;
@@ -323,6 +324,8 @@ type Plain = Result<Arc<Vec<u8>>, String>;
 #[derive(Default)]
 pub struct Decrypted {
     done: HashMap<(Oid, Purpose), Plain>,
+    /// Plaintext bytes held in `done`.
+    held: usize,
     /// How many decryptions ran.
     pub count: usize,
 }
@@ -341,7 +344,9 @@ impl Decrypted {
         }
         self.count += 1;
         let r = key.decrypt(purpose, bytes).map(Arc::new);
-        if self.done.len() < CACHED_BLOBS {
+        let size = r.as_ref().map_or(0, |t| t.len());
+        if self.done.len() < CACHED_BLOBS && self.held + size <= CACHED_BYTES {
+            self.held += size;
             self.done.insert((id, purpose), r.clone());
         }
         r
