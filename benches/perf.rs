@@ -472,12 +472,18 @@ fn encrypted(bin: &Path) {
     std::fs::create_dir_all(&config).unwrap();
     let key = convosync::crypt::Key::generate();
     std::fs::write(config.join("key.txt"), format!("{}\n", key.secret())).unwrap();
+    // A device with a key encrypts every note it writes: the plain notes are written without one.
+    let keyless = tmp.path().join("keyless");
+    std::fs::create_dir_all(&keyless).unwrap();
     for kind in ["plain", "encrypted"] {
         let dir = tmp.path().join(kind);
         let status = Command::new(std::env::current_exe().unwrap())
             .args(["--build", if kind == "plain" { "ref" } else { kind }, "100"])
             .arg(&dir)
-            .env("CONVOSYNC_CONFIG_DIR", &config)
+            .env(
+                "CONVOSYNC_CONFIG_DIR",
+                if kind == "plain" { &keyless } else { &config },
+            )
             .status()
             .unwrap();
         assert!(status.success());
