@@ -228,7 +228,7 @@ fn main() {
             "encrypted" | "inflating" => {
                 let repo = git2::Repository::init(dir).unwrap();
                 let key = convosync::crypt::key().expect("CONVOSYNC_CONFIG_DIR holds a key");
-                Store::new(&repo, REF).record_key(key.recipient()).unwrap();
+                Store::new(&repo, REF).record_key(&key.id()).unwrap();
                 drop(repo);
                 build(dir, commits, 100);
                 if kind == "inflating" {
@@ -478,12 +478,18 @@ fn encrypted(bin: &Path) {
     std::fs::create_dir_all(&config).unwrap();
     let key = convosync::crypt::Key::generate();
     std::fs::write(config.join("key.txt"), format!("{}\n", key.secret())).unwrap();
+    // A device with a key encrypts every note it writes: the plain notes are written without one.
+    let keyless = tmp.path().join("keyless");
+    std::fs::create_dir_all(&keyless).unwrap();
     for kind in ["plain", "encrypted"] {
         let dir = tmp.path().join(kind);
         let status = Command::new(std::env::current_exe().unwrap())
             .args(["--build", if kind == "plain" { "ref" } else { kind }, "100"])
             .arg(&dir)
-            .env("CONVOSYNC_CONFIG_DIR", &config)
+            .env(
+                "CONVOSYNC_CONFIG_DIR",
+                if kind == "plain" { &keyless } else { &config },
+            )
             .status()
             .unwrap();
         assert!(status.success());

@@ -101,7 +101,8 @@ pub enum KeyAction {
     Show,
     /// Store your key on this device (the line `convosync key show` printed; `-` reads stdin).
     Add {
-        /// AGE-SECRET-KEY-1…, or `-` to read it from standard input.
+        /// CONVOSYNC-KEY-1… (or an earlier AGE-SECRET-KEY-1…), or `-` to read it from standard
+        /// input.
         key: String,
     },
 }

@@ -144,6 +144,8 @@ impl Notes {
                     timestamp: h.timestamp,
                     branch: h.branch.clone(),
                     author: h.author.clone(),
+                    // The legacy file is the repository's content: it proves nothing.
+                    proven: false,
                 },
                 body: Body::Legacy(Box::new(h)),
             });
@@ -151,7 +153,7 @@ impl Notes {
         items.sort_by(|a, b| order(branch.as_deref(), now, a, b));
         let (own, teammates): (Vec<Item>, Vec<Item>) = items
             .into_iter()
-            .partition(|i| who.owns(i.head.author.as_deref()));
+            .partition(|i| who.owns(i.head.author.as_deref(), i.head.proven));
         let wip = crate::wip::others_summary(repo, me);
         keys.extend(wip.iter().cloned());
         keys.extend(unreadable.iter().map(|(k, _)| k.clone()));
@@ -451,6 +453,7 @@ mod tests {
                 timestamp: at,
                 branch: h.branch.clone(),
                 author: None,
+                proven: false,
             },
             body: Body::Legacy(Box::new(h)),
         }

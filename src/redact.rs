@@ -82,6 +82,12 @@ fn rules() -> Vec<Rule> {
         t(
             "age-secret-key",
             &["age-secret-key-1"], r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}".into()),
+        // convosync's own key (`convosync key show`), bech32 like age's.
+        t(
+            "convosync-key",
+            &["convosync-key-1"],
+            r"(?i)CONVOSYNC-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}".into(),
+        ),
         // Webhook URLs carry their secret in the path: the whole URL goes.
         t(
             "slack-webhook",

@@ -32,6 +32,9 @@ pub struct Entry {
     pub device: String,
     pub blob: Oid,
     pub handoff: Result<Handoff, String>,
+    /// Whether the note was decrypted with this device's key, which proves it was written with
+    /// it (see [`crate::crypt`]). Known from how it was read, never from its text.
+    pub proven: bool,
     /// The device named in the file's own `## Handoff from` header when it differs from the
     /// file name: reported, never believed.
     pub claimed: Option<String>,
@@ -74,22 +77,22 @@ impl<'r> Store<'r> {
 
     /// The newest handoff of `device`, if any.
     pub fn get(&self, device: &str) -> Result<Option<Handoff>> {
+        Ok(self.entry(device)?.and_then(|e| e.handoff.ok()))
+    }
+
+    /// `device`'s file on the tip, readable or not; `None` when there is none.
+    pub fn entry(&self, device: &str) -> Result<Option<Entry>> {
         let Some(tip) = self.tip()? else { return Ok(None) };
         let Some(tree) = commit_tree(self.repo, &tip) else {
             return Ok(None);
         };
-        Ok(device_file(self.repo, &tree, device)
-            .and_then(|id| read_handoff(self.repo, id).ok())
-            .map(|mut h| {
-                h.device = device.to_string();
-                h
-            }))
+        Ok(device_file(self.repo, &tree, device).map(|blob| entry_of(self.repo, device, blob)))
     }
 
     /// Commit `handoff` as its device's file. Returns the new tip. The caller holds the repo lock;
     /// the ref update is still a compare-and-swap so a writer that does not is never overwritten.
-    /// On a ref that records encrypted notes, a device with a key commits the note encrypted to
-    /// its key (and records its key on the ref), with a message that names only the device.
+    /// A device with a key commits the note encrypted with it (and records its key id on the
+    /// ref), with a message that names only the device, whatever the ref records.
     pub fn put(&self, handoff: &Handoff, message: &str) -> Result<Oid> {
         let (blob, key, message) = self.seal(handoff, message)?;
         let sig = signature(self.repo, handoff.timestamp)?;
@@ -100,11 +103,11 @@ impl<'r> Store<'r> {
     }
 
     /// The blob for `handoff` (cleaned of control characters: drafts come from conversations),
-    /// the recipient it was encrypted to, and the commit message to use.
+    /// the key id it was encrypted with, and the commit message to use.
     fn seal(&self, handoff: &Handoff, message: &str) -> Result<(Oid, Option<String>, String)> {
         let handoff = crate::untrusted::handoff(handoff.clone());
         let text = format::render(&handoff).into_bytes();
-        let (content, key) = crate::crypt::seal(!recipients(self.repo, &self.refname).is_empty(), text)?;
+        let (content, key) = crate::crypt::seal(text)?;
         let message = match key {
             Some(_) => crate::crypt::sealed_message(&handoff.device),
             None => message.to_string(),
@@ -118,9 +121,9 @@ impl<'r> Store<'r> {
         Ok((blob, key, message))
     }
 
-    /// `root` with `keys/<recipient>` added when `recipient` is given.
-    fn with_key(&self, root: Oid, recipient: Option<&str>) -> Result<Oid> {
-        let Some(r) = recipient else { return Ok(root) };
+    /// `root` with `keys/<id>` added when a key id is given.
+    fn with_key(&self, root: Oid, id: Option<&str>) -> Result<Oid> {
+        let Some(r) = id else { return Ok(root) };
         let tree = self
             .repo
             .find_tree(root)
@@ -128,8 +131,8 @@ impl<'r> Store<'r> {
         upsert_key(self.repo, &self.refname, &tree, r)
     }
 
-    /// Record on the ref that notes are encrypted, to `recipient` among others.
-    pub fn record_key(&self, recipient: &str) -> Result<Oid> {
+    /// Record on the ref that notes are encrypted, with the key `id` among others.
+    pub fn record_key(&self, id: &str) -> Result<Oid> {
         let sig = signature(self.repo, crate::timefmt::now())?;
         self.update("encrypt handoffs", &sig, |tree| {
             let root = match tree {
@@ -140,7 +143,7 @@ impl<'r> Store<'r> {
                     .and_then(|b| b.write())
                     .with_context(|| format!("could not write an empty tree for {}", self.refname))?,
             };
-            self.with_key(root, Some(recipient))
+            self.with_key(root, Some(id))
         })
     }
 
@@ -329,9 +332,9 @@ pub fn device_file(repo: &Repository, root: &Tree<'_>, device: &str) -> Option<O
         .find_map(|e| device_entry(&e).map(|_| e.id()))
 }
 
-/// The recipients recorded under `keys/` of a root tree of the ref (see [`crate::crypt`]):
-/// recipient → blob. Entries that are not a file named like an age recipient are skipped and
-/// recorded, so a hostile entry there never reaches a path or an encryption call.
+/// The key ids recorded under `keys/` of a root tree of the ref (see [`crate::crypt`]):
+/// id → blob. Entries that are not a file named like a key id are skipped and recorded, so a
+/// hostile entry there never reaches a path or a message unchecked.
 pub fn key_files(repo: &Repository, root: &Tree<'_>) -> std::collections::BTreeMap<String, Oid> {
     let mut out = std::collections::BTreeMap::new();
     let Some(dir) = root
@@ -344,11 +347,11 @@ pub fn key_files(repo: &Repository, root: &Tree<'_>) -> std::collections::BTreeM
     };
     for e in dir.iter() {
         match std::str::from_utf8(e.name_bytes()) {
-            Ok(name) if e.kind() == Some(ObjectType::Blob) && crate::crypt::is_recipient(name) => {
+            Ok(name) if e.kind() == Some(ObjectType::Blob) && crate::crypt::is_key_id(name) => {
                 out.entry(name.to_string()).or_insert(e.id());
             }
             _ => crate::untrusted::skipped(format_args!(
-                "skipped keys/{} on the handoff ref (not an age recipient)",
+                "skipped keys/{} on the handoff ref (not a key id)",
                 crate::untrusted::quoted(e.name_bytes())
             )),
         }
@@ -356,8 +359,8 @@ pub fn key_files(repo: &Repository, root: &Tree<'_>) -> std::collections::BTreeM
     out
 }
 
-/// The recipients recorded on `refname`'s tip (empty: notes are not encrypted).
-pub fn recipients(repo: &Repository, refname: &str) -> Vec<String> {
+/// The key ids recorded on `refname`'s tip.
+pub fn key_ids(repo: &Repository, refname: &str) -> Vec<String> {
     tip_of(repo, refname)
         .ok()
         .flatten()
@@ -372,7 +375,7 @@ pub fn write_device_files(repo: &Repository, files: &std::collections::BTreeMap<
     write_ref_tree(repo, files, &std::collections::BTreeMap::new())
 }
 
-/// A root tree of `devices/<device>.md` files and `keys/<recipient>` records, nothing else.
+/// A root tree of `devices/<device>.md` files and `keys/<key id>` records, nothing else.
 pub fn write_ref_tree(
     repo: &Repository,
     files: &std::collections::BTreeMap<String, Oid>,
@@ -397,10 +400,10 @@ pub fn write_ref_tree(
     root.write().context("could not write a root tree")
 }
 
-/// `tree` with `recipient` recorded under `keys/`.
+/// `tree` with the key id `recipient` recorded under `keys/`.
 fn upsert_key(repo: &Repository, refname: &str, tree: &Tree<'_>, recipient: &str) -> Result<Oid> {
-    if !crate::crypt::is_recipient(recipient) {
-        bail!("invalid age recipient {recipient:?}");
+    if !crate::crypt::is_key_id(recipient) {
+        bail!("invalid key id {recipient:?}");
     }
     let mut keys = key_files(repo, tree);
     let blob = repo
@@ -424,7 +427,7 @@ fn entries_reusing(
     mut known: std::collections::HashMap<(String, Oid), Entry>,
 ) -> Result<Vec<Entry>> {
     // Each distinct blob is read once, and all of them together up to `MAX_NOTES_BYTES`.
-    let mut read: std::collections::HashMap<Oid, Result<Handoff, String>> = Default::default();
+    let mut read: std::collections::HashMap<Oid, Result<(Handoff, bool), String>> = Default::default();
     let mut budget = MAX_NOTES_BYTES;
     let mut out: Vec<Entry> = device_files(repo, tree)
         .into_iter()
@@ -439,26 +442,37 @@ fn entries_reusing(
                 .entry(blob)
                 .or_insert_with(|| read_within(repo, blob, &device, &mut budget))
                 .clone();
-            let (handoff, claimed) = match parsed {
-                Ok(h) => {
-                    let (h, claimed) = own_device(h, &device);
-                    (Ok(h), claimed)
-                }
-                Err(e) => {
-                    crate::crypt::note_unreadable(&device, &e);
-                    (Err(e), None)
-                }
-            };
-            Entry {
-                device,
-                blob,
-                handoff,
-                claimed,
-            }
+            entry_from(&device, blob, parsed)
         })
         .collect();
     sort_newest_first(&mut out);
     Ok(out)
+}
+
+/// `device`'s file `blob`, read (and decrypted once per process).
+fn entry_of(repo: &Repository, device: &str, blob: Oid) -> Entry {
+    entry_from(device, blob, read_note(repo, blob))
+}
+
+/// `device`'s file `blob` as read (with whether it was decrypted with this device's key).
+fn entry_from(device: &str, blob: Oid, read: Result<(Handoff, bool), String>) -> Entry {
+    let (handoff, proven, claimed) = match read {
+        Ok((h, proven)) => {
+            let (h, claimed) = own_device(h, device);
+            (Ok(h), proven, claimed)
+        }
+        Err(e) => {
+            crate::crypt::note_unreadable(device, &e);
+            (Err(e), false, None)
+        }
+    };
+    Entry {
+        device: device.to_string(),
+        blob,
+        handoff,
+        proven,
+        claimed,
+    }
 }
 
 /// Set the handoff's device to `device` (its file name on the ref); returns the name its header
@@ -482,7 +496,12 @@ fn sort_newest_first(entries: &mut [Entry]) {
 }
 
 /// [`read_handoff`] of `device`'s note while `budget` (bytes) lasts, taking its size from it.
-fn read_within(repo: &Repository, id: Oid, device: &str, budget: &mut usize) -> Result<Handoff, String> {
+fn read_within(
+    repo: &Repository,
+    id: Oid,
+    device: &str,
+    budget: &mut usize,
+) -> Result<(Handoff, bool), String> {
     let at = format_args!("devices/{device}.md on the handoff ref");
     let size =
         crate::untrusted::check(repo, id, crate::untrusted::Object::Note, &at).map_err(|e| e.to_string())?;
@@ -494,16 +513,26 @@ fn read_within(repo: &Repository, id: Oid, device: &str, budget: &mut usize) -> 
         return Err(why);
     }
     *budget -= size;
-    read_handoff(repo, id)
+    read_note(repo, id)
 }
 
 /// Read and parse the device file `id` through [`crate::untrusted::blob`]: its size is checked
 /// from the object header first, so an enormous blob is never loaded.
 pub fn read_handoff(repo: &Repository, id: Oid) -> Result<Handoff, String> {
+    read_note(repo, id).map(|(h, _)| h)
+}
+
+/// [`read_handoff`], and whether the note was decrypted with this device's key (each blob is
+/// decrypted at most once per process).
+pub fn read_note(repo: &Repository, id: Oid) -> Result<(Handoff, bool), String> {
     let at = format_args!("note {id} on the handoff ref");
     let blob =
         crate::untrusted::blob(repo, id, crate::untrusted::Object::Note, &at).map_err(|e| e.to_string())?;
-    parse_blob(blob.content())
+    if blob.content().len() > MAX_HANDOFF_BYTES {
+        return Err(format!("too large ({} bytes)", blob.content().len()));
+    }
+    let opened = crate::crypt::open_blob(id, crate::crypt::Purpose::Note, blob.content())?;
+    parse_text(&opened.text).map(|h| (h, opened.proven))
 }
 
 /// Parse a device file, refusing enormous or non-UTF-8 content with a reason.
@@ -511,8 +540,13 @@ pub fn parse_blob(bytes: &[u8]) -> Result<Handoff, String> {
     if bytes.len() > MAX_HANDOFF_BYTES {
         return Err(format!("too large ({} bytes)", bytes.len()));
     }
-    let bytes = crate::crypt::open(bytes)?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| "not UTF-8 text".to_string())?;
+    let opened = crate::crypt::open(crate::crypt::Purpose::Note, bytes)?;
+    parse_text(&opened.text)
+}
+
+/// Parse the text of an opened device file.
+fn parse_text(bytes: &[u8]) -> Result<Handoff, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
     // The ref is untrusted: every field is cleaned here, once, for every reader.
     format::parse(text)
         .map(crate::untrusted::handoff)

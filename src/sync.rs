@@ -258,6 +258,10 @@ fn carry_over(repo: &Repo, remote: &str, deadline: Deadline) -> Result<()> {
 
 /// Bring the remote-tracking copy into the local ref: fast-forward, or merge by path.
 /// Takes the repository lock for the local ref update.
+///
+/// Recorded key ids (`keys/`) are only ever added, on every path: a remote whose tip lost some
+/// that this ref had (someone pushed a tree without them) is not fast-forwarded to but built on,
+/// with the key ids put back. The user is then told once ([`take_restored`]).
 pub fn integrate(repo: &Repo, remote: &str, lock_wait: Duration) -> Result<()> {
     let refname = &repo.settings.refname;
     let Some(theirs) = tip_of(&repo.git, &refs::tracking(refname, remote))
@@ -274,18 +278,96 @@ pub fn integrate(repo: &Repo, remote: &str, lock_wait: Duration) -> Result<()> {
 fn merge_into(repo: &Repo, theirs: Oid, lock_wait: Duration) -> Result<()> {
     let refname = &repo.settings.refname;
     let _lock = repo.lock(lock_wait)?;
+    let mut lost = Vec::new();
     retry_cas(&repo.git, refname, "merge handoffs from remote", || {
         let ours = tip_of(&repo.git, refname)?.map(|c| c.id());
         let next = match ours {
             None => theirs,
             Some(o) if o == theirs || descends(&repo.git, refname, o, theirs)? => return Ok(Cas::Done(o)),
-            Some(o) if descends(&repo.git, refname, theirs, o)? => theirs,
-            Some(o) => merge_commit(&repo.git, o, theirs)
-                .with_context(|| format!("could not merge the remote's {theirs} into {refname} at {o}"))?,
+            Some(o) if descends(&repo.git, refname, theirs, o)? => {
+                lost = lost_keys(&repo.git, Some(o), theirs);
+                if lost.is_empty() {
+                    theirs
+                } else {
+                    restore_keys(&repo.git, o, theirs)
+                        .with_context(|| format!("could not restore the key ids of {refname} on {theirs}"))?
+                }
+            }
+            Some(o) => {
+                lost = lost_keys(&repo.git, repo.git.merge_base(o, theirs).ok(), theirs);
+                merge_commit(&repo.git, o, theirs)
+                    .with_context(|| format!("could not merge the remote's {theirs} into {refname} at {o}"))?
+            }
         };
         Ok(Cas::Move { from: ours, to: next })
     })?;
+    if lost.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = lost.iter().map(|k| crate::crypt::fingerprint(k)).collect();
+    let line = format!(
+        "the remote's handoff ref had lost the record that notes are encrypted (key {}); it is restored, and notes from keyed devices stay encrypted",
+        ids.join(", ")
+    );
+    crate::state::log(&repo.state_dir(), &line);
+    let _ = crate::fsutil::replace_file(&repo.state_dir().join(RESTORED), line.as_bytes());
     Ok(())
+}
+
+/// The file holding the line about key ids restored by [`integrate`], until it is shown.
+const RESTORED: &str = "keys-restored";
+
+/// The line about key ids [`integrate`] restored, once: the caller shows it to the user.
+pub fn take_restored(repo: &Repo) -> Option<String> {
+    let path = repo.state_dir().join(RESTORED);
+    let line = std::fs::read_to_string(&path).ok()?;
+    let _ = std::fs::remove_file(&path);
+    Some(crate::untrusted::line(line.trim()).into_owned()).filter(|l| !l.is_empty())
+}
+
+/// The key ids recorded at `base` (a commit of the ref) that `theirs` no longer records.
+fn lost_keys(repo: &Repository, base: Option<Oid>, theirs: Oid) -> Vec<String> {
+    let keys = |id: Oid| {
+        repo.find_commit(id)
+            .ok()
+            .and_then(|c| store::commit_tree(repo, &c))
+            .map(|t| store::key_files(repo, &t))
+            .unwrap_or_default()
+    };
+    let Some(base) = base else { return Vec::new() };
+    let now = keys(theirs);
+    keys(base).into_keys().filter(|k| !now.contains_key(k)).collect()
+}
+
+/// A commit on top of `theirs` whose tree is theirs with the key ids of `ours` recorded again.
+fn restore_keys(repo: &Repository, ours: Oid, theirs: Oid) -> Result<Oid> {
+    let read = |id: Oid| -> Result<(git2::Commit<'_>, Tree<'_>)> {
+        let c = repo
+            .find_commit(id)
+            .with_context(|| format!("could not read handoff commit {id}"))?;
+        let t = store::commit_tree(repo, &c).with_context(|| format!("could not read the tree of {id}"))?;
+        Ok((c, t))
+    };
+    let (_, ours_tree) = read(ours)?;
+    let (t, theirs_tree) = read(theirs)?;
+    let mut keys = store::key_files(repo, &theirs_tree);
+    for (k, id) in store::key_files(repo, &ours_tree) {
+        keys.entry(k).or_insert(id);
+    }
+    let tree_id = store::write_ref_tree(repo, &store::device_files(repo, &theirs_tree), &keys)?;
+    let tree = repo
+        .find_tree(tree_id)
+        .with_context(|| format!("could not read tree {tree_id}"))?;
+    let sig = store::signature(repo, crate::timefmt::now())?;
+    repo.commit(
+        None,
+        &sig,
+        &sig,
+        "restore recorded keys\n\nRecorded key ids are only ever added.\n",
+        &tree,
+        &[&t],
+    )
+    .with_context(|| format!("could not write a commit of tree {tree_id}"))
 }
 
 /// Whether `commit` descends from `ancestor`, two commits of the history of `refname`.
@@ -424,7 +506,7 @@ fn two_authors(repo: &Repository, device: &str, a: Oid, b: Oid) -> Result<Option
     ) {
         // It was readable, so encrypted to our key: it stays encrypted under its new name.
         if crate::crypt::is_encrypted(old.content()) {
-            text = k.encrypt(&text)?;
+            text = k.encrypt(crate::crypt::Purpose::Note, &text)?;
         }
     }
     let blob = repo

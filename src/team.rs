@@ -1,11 +1,16 @@
 //! Who is "me", and one repository shared by several people.
 //!
-//! Each handoff records its author (`**Author:** Name <email>`, from git `user.name` and
-//! `user.email`; older handoffs hold the email alone). A handoff is the user's own when its author
-//! is the same person as this machine's git identity: the same name (ignoring case and spacing)
-//! or the same email, or one of the aliases in `git config convosync.me` (multi-valued, each a
-//! name, an email or `Name <email>`). Everyone else is a teammate. [`Me`] is the one place that
-//! decides this, for the hooks and every command alike.
+//! [`Me::owns`] is the one place that decides whether a note is the user's own, for the hooks and
+//! every command alike:
+//! - On a device with a key, a note is the user's own only when it was decrypted with that key,
+//!   which proves it was written with it (see [`crate::crypt`]). Anything else (plain, encrypted
+//!   with another key, claiming the user's name) is not: it is shown as a teammate's, unverified.
+//! - Without a key, the author line (`**Author:** Name <email>`, from git `user.name` and
+//!   `user.email`; older handoffs hold the email alone) is a label: a note is the user's own when
+//!   its author is the same person as this machine's git identity (the same name, ignoring case
+//!   and spacing, or the same email, or one of the aliases in `git config convosync.me`, each a
+//!   name, an email or `Name <email>`). A note without an author is not, unless nothing at all is
+//!   known of the user (no git identity, no alias): then labels tell no one apart.
 //!
 //! When this machine's device id is already taken on the ref by someone else, this user's
 //! handoffs go to `<id>-<user>`.
@@ -112,6 +117,20 @@ pub struct Me {
     pub identity: Author,
     /// Each value of `convosync.me`.
     pub aliases: Vec<Author>,
+    /// Whether this device has the person's key: then only a proven note is theirs.
+    pub keyed: bool,
+}
+
+/// Whose a note is, as [`Me::whose`] decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whose {
+    /// The user's own: proven by their key, or (without a key) labelled with their name.
+    Mine,
+    /// Labelled with the user's name but not proven by the key this device has: not shown as the
+    /// user's, yet a device file holding it is the user's to overwrite.
+    Unproven,
+    /// Someone else's.
+    Theirs,
 }
 
 impl Me {
@@ -142,7 +161,11 @@ impl Me {
                 }
             }
         }
-        Me { identity, aliases }
+        Me {
+            identity,
+            aliases,
+            keyed: crate::crypt::key().is_some(),
+        }
     }
 
     /// Whether nothing is known about the user (no name, email or alias).
@@ -150,19 +173,31 @@ impl Me {
         self.identity.is_empty() && self.aliases.is_empty()
     }
 
-    /// Whether a handoff written by `author` (its `**Author:**` value) is the user's own. A
-    /// handoff without an author, or a user without any identity, counts as the user's own: with
-    /// nothing to tell people apart there is only one.
-    pub fn owns(&self, author: Option<&str>) -> bool {
-        let Some(author) = author.map(Author::parse).filter(|a| !a.is_empty()) else {
-            return true;
-        };
-        if self.is_unknown() {
-            return true;
+    /// Whether a note by `author` (its `**Author:**` value) is the user's own; `proven`: it was
+    /// decrypted with this device's key (never taken from the note's text).
+    pub fn owns(&self, author: Option<&str>, proven: bool) -> bool {
+        self.whose(author, proven) == Whose::Mine
+    }
+
+    /// The one decision behind [`Me::owns`] (see the module's rules).
+    pub fn whose(&self, author: Option<&str>, proven: bool) -> Whose {
+        if self.keyed && proven {
+            return Whose::Mine;
         }
-        std::iter::once(&self.identity)
-            .chain(&self.aliases)
-            .any(|me| me.same_person(&author))
+        let labelled = match author.map(Author::parse).filter(|a| !a.is_empty()) {
+            // With nothing known of the user (no git identity, no alias), labels tell no one
+            // apart: every note could be theirs, and their own notes carry no author either.
+            _ if self.is_unknown() => true,
+            None => false,
+            Some(a) => std::iter::once(&self.identity)
+                .chain(&self.aliases)
+                .any(|me| me.same_person(&a)),
+        };
+        match (labelled, self.keyed) {
+            (true, false) => Whose::Mine,
+            (true, true) => Whose::Unproven,
+            (false, _) => Whose::Theirs,
+        }
     }
 
     /// The `**Author:**` value for handoffs written here.
@@ -173,16 +208,28 @@ impl Me {
 
 /// The device id this user writes under: `id`, or `id-<user>` when `id` belongs to another author.
 pub fn device_for_author(store: &Store<'_>, id: &str, me: &Me) -> String {
-    device_for(id, me, |id| store.get(id).ok().flatten().map(|h| h.author))
+    device_for(id, me, |id| {
+        let e = store.entry(id).ok().flatten()?;
+        match &e.handoff {
+            Ok(h) => Some(me.whose(h.author.as_deref(), e.proven)),
+            Err(r) => taken_unread(r),
+        }
+    })
 }
 
-/// [`device_for_author`] with the author of the note filed under `id` from `note_author`
-/// (`None`: no readable note there).
-fn device_for(id: &str, me: &Me, note_author: impl FnOnce(&str) -> Option<Option<String>>) -> String {
+/// Whose an unreadable note is, when that is known: one encrypted with another person's key is
+/// theirs.
+fn taken_unread(reason: &str) -> Option<Whose> {
+    (reason == crate::crypt::OTHER_KEY).then_some(Whose::Theirs)
+}
+
+/// [`device_for_author`] with whose the note filed under `id` is from `note_whose` (`None`: no
+/// note there, or one that cannot tell).
+fn device_for(id: &str, me: &Me, note_whose: impl FnOnce(&str) -> Option<Whose>) -> String {
     let Some(handle) = me.identity.handle() else {
         return id.to_string();
     };
-    let taken_by_other = note_author(id).is_some_and(|a| !me.owns(a.as_deref()));
+    let taken_by_other = note_whose(id) == Some(Whose::Theirs);
     if !taken_by_other {
         return id.to_string();
     }
@@ -205,11 +252,11 @@ pub fn my_device_as(repo: &Repo, me: &Me) -> anyhow::Result<String> {
 pub fn my_device_among(me: &Me, notes: &[crate::store::Note]) -> anyhow::Result<String> {
     let id = crate::device::current()?;
     Ok(device_for(&id, me, |id| {
-        notes
-            .iter()
-            .find(|n| n.device == id)
-            .and_then(|n| n.head.as_ref().ok())
-            .map(|h| h.author.clone())
+        let n = notes.iter().find(|n| n.device == id)?;
+        match &n.head {
+            Ok(h) => Some(me.whose(h.author.as_deref(), h.proven)),
+            Err(r) => taken_unread(r),
+        }
     }))
 }
 
@@ -275,6 +322,7 @@ mod tests {
                 email: email.map(str::to_string),
             },
             aliases: aliases.iter().map(|a| Author::parse(a)).collect(),
+            keyed: false,
         }
     }
 
@@ -301,20 +349,49 @@ mod tests {
     #[test]
     fn same_name_with_another_email_is_me() {
         let ada = me(Some("ada lovelace"), Some("ada@home.example"), &[]);
-        assert!(ada.owns(Some("Ada Lovelace <ada@work.example>")));
-        assert!(ada.owns(Some(" ADA\tLOVELACE  <x@y>")));
-        assert!(ada.owns(Some("Someone Else <ADA@home.example>")), "same email");
-        assert!(ada.owns(Some("ada@home.example")), "an old email-only line");
+        assert!(ada.owns(Some("Ada Lovelace <ada@work.example>"), false));
+        assert!(ada.owns(Some(" ADA\tLOVELACE  <x@y>"), false));
         assert!(
-            !ada.owns(Some("ada@work.example")),
+            ada.owns(Some("Someone Else <ADA@home.example>"), false),
+            "same email"
+        );
+        assert!(
+            ada.owns(Some("ada@home.example"), false),
+            "an old email-only line"
+        );
+        assert!(
+            !ada.owns(Some("ada@work.example"), false),
             "an old line with another email"
         );
-        assert!(!ada.owns(Some("Grace Hopper <grace@work.example>")));
-        assert!(ada.owns(None), "no author recorded");
+        assert!(!ada.owns(Some("Grace Hopper <grace@work.example>"), false));
+        assert!(!ada.owns(None, false), "no author recorded: not the user's");
         assert!(
-            me(None, None, &[]).owns(Some("Grace Hopper <g@x>")),
+            me(None, None, &[]).owns(Some("Grace Hopper <g@x>"), false),
             "nothing known here"
         );
+        assert!(me(None, None, &[]).owns(None, false), "nothing known here either");
+    }
+
+    #[test]
+    fn with_a_key_only_proof_counts() {
+        let ada = Me {
+            keyed: true,
+            ..me(Some("Ada Lovelace"), Some("ada@home.example"), &[])
+        };
+        for author in [None, Some("Ada Lovelace <ada@home.example>"), Some("Grace <g@x>")] {
+            assert!(ada.owns(author, true), "{author:?}: decrypted with the key");
+        }
+        assert!(
+            !ada.owns(Some("Ada Lovelace <ada@home.example>"), false),
+            "a claim"
+        );
+        assert!(!ada.owns(None, false));
+        assert_eq!(ada.whose(Some("ada lovelace"), false), Whose::Unproven);
+        assert_eq!(ada.whose(Some("Grace <g@x>"), false), Whose::Theirs);
+        assert_eq!(ada.whose(None, false), Whose::Theirs);
+        // Without a key, "proven" cannot arise and changes nothing.
+        let keyless = me(Some("Ada Lovelace"), None, &[]);
+        assert!(!keyless.owns(Some("Grace <g@x>"), true));
     }
 
     #[test]
@@ -324,10 +401,10 @@ mod tests {
             Some("ada@home.example"),
             &["ada@work.example", "A. Lovelace", "Countess <countess@x>"],
         );
-        assert!(ada.owns(Some("ada@work.example")));
-        assert!(ada.owns(Some("a. lovelace <other@x>")));
-        assert!(ada.owns(Some("countess@x")));
-        assert!(!ada.owns(Some("Grace <grace@x>")));
+        assert!(ada.owns(Some("ada@work.example"), false));
+        assert!(ada.owns(Some("a. lovelace <other@x>"), false));
+        assert!(ada.owns(Some("countess@x"), false));
+        assert!(!ada.owns(Some("Grace <grace@x>"), false));
     }
 
     #[test]
@@ -362,12 +439,12 @@ mod tests {
             h("d", Some("ME <me@elsewhere>")),
         ]
         .into_iter()
-        .partition(|h| who.owns(h.author.as_deref()));
+        .partition(|h| who.owns(h.author.as_deref(), false));
         assert_eq!(
             mine.iter().map(|h| h.device.as_str()).collect::<Vec<_>>(),
-            ["a", "b", "d"]
+            ["a", "d"]
         );
-        assert_eq!(team.len(), 1);
+        assert_eq!(team.len(), 2);
         assert!(render_teammates(&team, Utc::now()).contains("- You (c, just now, branch main): c work"));
     }
 }

@@ -12,6 +12,7 @@ mod history_cache;
 mod hooks;
 mod hostile;
 mod identity;
+mod keys;
 mod polish;
 mod private;
 mod project;

@@ -63,15 +63,25 @@ fn list(repo: &Repo, store: &Store<'_>, json_out: bool) -> Result<ExitCode> {
     }
     let mut rows: Vec<Row<'_>> = devices.into_iter().map(|(d, (n, v))| (d, n, v)).collect();
     rows.sort_by_key(|r| std::cmp::Reverse(r.2.handoff.timestamp));
+    // Whose each device's latest note is: proven by this device's key (its blob decrypted with
+    // it), else by its author line when this device has no key.
+    let mine: Vec<String> = rows
+        .iter()
+        .filter(|(_, _, v)| {
+            let proven = crate::store::read_note(&repo.git, v.blob).is_ok_and(|(_, p)| p);
+            who.owns(v.handoff.author.as_deref(), proven)
+        })
+        .map(|(d, _, _)| d.to_string())
+        .collect();
     if json_out {
-        print_json(&rows, &me, &who, &current)?;
+        print_json(&rows, &me, &mine, &current)?;
         return Ok(ExitCode::SUCCESS);
     }
     if rows.is_empty() {
         println!("No device has written a handoff yet.");
         return Ok(ExitCode::SUCCESS);
     }
-    print_table(rows, &me, &who, &current);
+    print_table(rows, &me, &mine, &current);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -80,7 +90,7 @@ type Row<'a> = (&'a str, usize, &'a crate::history::Version);
 
 /// `devices --json`: every row as a JSON object; `current`: the devices whose note is on the
 /// ref (the others were forgotten).
-fn print_json(rows: &[Row<'_>], me: &str, who: &crate::team::Me, current: &[String]) -> Result<()> {
+fn print_json(rows: &[Row<'_>], me: &str, mine: &[String], current: &[String]) -> Result<()> {
     let items: Vec<_> = rows
         .iter()
         .map(|(d, n, v)| {
@@ -92,7 +102,7 @@ fn print_json(rows: &[Row<'_>], me: &str, who: &crate::team::Me, current: &[Stri
                 "author": v.handoff.author,
                 "handoffs": n,
                 "this_machine": *d == me,
-                "mine": who.owns(v.handoff.author.as_deref()),
+                "mine": mine.iter().any(|m| m == d),
                 "forgotten": !current.iter().any(|c| c == d),
             })
         })
@@ -102,7 +112,7 @@ fn print_json(rows: &[Row<'_>], me: &str, who: &crate::team::Me, current: &[Stri
 }
 
 /// The devices as a table, paged.
-fn print_table(rows: Vec<Row<'_>>, me: &str, who: &crate::team::Me, current: &[String]) {
+fn print_table(rows: Vec<Row<'_>>, me: &str, mine: &[String], current: &[String]) {
     let now = crate::timefmt::now();
     let mut out = String::new();
     if crate::term::interactive() {
@@ -119,7 +129,7 @@ fn print_table(rows: Vec<Row<'_>>, me: &str, who: &crate::team::Me, current: &[S
         if d == me {
             tags.push("this machine".to_string());
         }
-        if !who.owns(v.handoff.author.as_deref()) {
+        if !mine.iter().any(|m| m == d) {
             tags.push(format!("teammate: {}", crate::team::teammate_name(&v.handoff)));
         }
         if !current.iter().any(|c| c == d) {

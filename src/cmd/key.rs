@@ -40,8 +40,9 @@ fn status(dir: &Path) -> Result<ExitCode> {
         .unwrap_or_default();
     let mine = match load()? {
         Some(k) => {
-            println!("key: {} ({path})", k.recipient());
-            Some(k.recipient().to_string())
+            println!("key: {} ({path})", k.id());
+            println!("this device encrypts every note and snapshot it writes, in every repository");
+            Some(k.id())
         }
         None => {
             println!(
@@ -51,23 +52,30 @@ fn status(dir: &Path) -> Result<ExitCode> {
         }
     };
     if let Some(repo) = Repo::discover(dir)? {
-        let recorded = crate::store::recipients(&repo.git, &repo.settings.refname);
-        if recorded.is_empty() {
-            println!("this repository's notes: not encrypted (turn it on with `convosync key init`)");
-        } else {
-            let list: Vec<String> = recorded
-                .iter()
-                .map(|r| {
-                    let yours = if mine.as_deref() == Some(r) {
-                        " (yours)"
-                    } else {
-                        ""
-                    };
-                    format!("{}{yours}", fingerprint(r))
-                })
-                .collect();
-            println!("this repository's notes: encrypted, keys {}", list.join(", "));
-            if mine.is_none() {
+        let recorded = crate::store::key_ids(&repo.git, &repo.settings.refname);
+        let list: Vec<String> = recorded
+            .iter()
+            .map(|r| {
+                let whose = if mine.as_deref() == Some(r) {
+                    " (yours)"
+                } else if r.starts_with("age1") {
+                    " (recorded by an older convosync)"
+                } else {
+                    ""
+                };
+                format!("{}{whose}", fingerprint(r))
+            })
+            .collect();
+        match (&mine, recorded.is_empty()) {
+            (Some(_), true) => println!(
+                "this repository's notes: yours are encrypted (its ref records your key with your next note)"
+            ),
+            (Some(_), false) => println!("this repository's notes: encrypted, keys {}", list.join(", ")),
+            (None, true) => {
+                println!("this repository's notes: not encrypted (turn it on with `convosync key init`)")
+            }
+            (None, false) => {
+                println!("this repository's notes: encrypted, keys {}", list.join(", "));
                 println!("this device cannot read them: {}", crypt::KEY_HINT);
             }
         }
@@ -78,17 +86,13 @@ fn status(dir: &Path) -> Result<ExitCode> {
 fn init(dir: &Path) -> Result<ExitCode> {
     let key = match load()? {
         Some(k) => {
-            println!("using your existing key {}", fingerprint(k.recipient()));
+            println!("using your existing key {}", fingerprint(&k.id()));
             k
         }
         None => {
             let k = Key::generate();
             let path = crypt::store_key(&k)?;
-            println!(
-                "created your key {} in {}",
-                fingerprint(k.recipient()),
-                path.display()
-            );
+            println!("created your key {} in {}", fingerprint(&k.id()), path.display());
             eprintln!("keep it safe: without it, notes encrypted with it cannot be read by anyone.");
             eprintln!("carry it to your other devices with `convosync key show` here and `convosync key add KEY` there.");
             k
@@ -107,7 +111,7 @@ fn enable(repo: &Repo, key: &Key) -> Result<()> {
     let store = Store::new(&repo.git, &repo.settings.refname);
     {
         let _lock = repo.lock(CLI_LOCK_WAIT)?;
-        store.record_key(key.recipient())?;
+        store.record_key(&key.id())?;
         let me = crate::team::my_device(repo)?;
         let plain = store.tip()?.and_then(|tip| {
             let blob = tip
@@ -127,8 +131,8 @@ fn enable(repo: &Repo, key: &Key) -> Result<()> {
         }
     }
     println!(
-        "notes of this repository are now encrypted to {} (ref {})",
-        fingerprint(key.recipient()),
+        "notes of this repository are now encrypted with {} (ref {})",
+        fingerprint(&key.id()),
         repo.settings.refname
     );
     if let Some(remote) = repo.remote_name() {
@@ -160,21 +164,17 @@ fn add(dir: &Path, text: &str) -> Result<ExitCode> {
     };
     let key = Key::parse(&text)?;
     let path = crypt::store_key(&key)?;
-    println!(
-        "stored your key {} in {}",
-        fingerprint(key.recipient()),
-        path.display()
-    );
+    println!("stored your key {} in {}", fingerprint(&key.id()), path.display());
     if let Some(repo) = Repo::discover(dir)? {
         if let Some(remote) = repo.remote_name() {
             // Best effort: see what the ref records now.
             let _ = crate::sync::sync(&repo, &remote, deadline(10.0), CLI_LOCK_WAIT);
         }
-        let recorded = crate::store::recipients(&repo.git, &repo.settings.refname);
-        if recorded.iter().any(|r| r == key.recipient()) {
+        let recorded = crate::store::key_ids(&repo.git, &repo.settings.refname);
+        if recorded.iter().any(|r| *r == key.id()) {
             println!("this repository's notes are encrypted with it: this device reads and writes them now");
-        } else if recorded.is_empty() {
-            println!("this repository's notes are not encrypted; turn it on with `convosync key init`");
+        } else {
+            println!("this device encrypts every note it writes from now on, in every repository");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -94,7 +94,9 @@ fn pending(repo: &Repo, file: &LegacyFile) -> Result<Pending> {
             } => {
                 // The file is the repository's content: an entry goes onto the ref only when
                 // the one ownership rule says it is the user's own, as for notes on the ref.
-                if !who.owns(handoff.author.as_deref()) {
+                // The legacy file proves nothing: its author line decides (on a device with a
+                // key, an entry labelled as the user's is migrated, plain, and stays unproven).
+                if who.whose(handoff.author.as_deref(), false) == crate::team::Whose::Theirs {
                     skipped.push(format!(
                         "the handoff from {} ({}): written by {}, not by you (`convosync status` shows who counts as you)",
                         handoff.device,
@@ -169,10 +171,10 @@ fn write(repo: &Repository, refname: &str, handoffs: &[Handoff]) -> Result<()> {
         .context("could not write an empty tree")?;
     let mut parent: Option<Oid> = None;
     for h in handoffs {
-        // On a ref whose notes are encrypted, migrated notes are sealed like every other.
-        let text = crate::handoff::format::render(h).into_bytes();
-        let encrypted = !store::recipients(repo, refname).is_empty();
-        let (content, sealed) = crate::crypt::seal(encrypted, text)?;
+        // Migrated notes stay as they were: plain. They are already plain on the branch that
+        // carries the file, and anyone could have written them there, so sealing them with this
+        // person's key would make them pass for notes proven to be theirs.
+        let content = crate::handoff::format::render(h).into_bytes();
         let blob = repo
             .blob(&content)
             .with_context(|| format!("could not write the note of {} for {refname}", h.device))?;
@@ -197,10 +199,7 @@ fn write(repo: &Repository, refname: &str, handoffs: &[Handoff]) -> Result<()> {
             .into_iter()
             .collect();
         let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
-        let msg = match sealed {
-            Some(_) => format!("migrate: {}", crate::crypt::sealed_message(&h.device)),
-            None => format!("migrate: {}", commit_message(h)),
-        };
+        let msg = format!("migrate: {}", commit_message(h));
         let id = repo
             .commit(None, &sig, &sig, &msg, &tree, &parents)
             .with_context(|| {

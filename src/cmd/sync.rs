@@ -21,6 +21,9 @@ pub fn run(dir: &Path, args: NetArgs) -> Result<ExitCode> {
         Fetched::Failed(m) => format!("could not fetch from {remote}: {}", crate::untrusted::line(m)),
     };
     println!("{fetched}");
+    if let Some(line) = crate::sync::take_restored(&repo) {
+        println!("{line}");
+    }
     match &report.pushed {
         Pushed::Ok => println!("pushed handoffs to {remote}"),
         Pushed::UpToDate => println!("nothing to push"),

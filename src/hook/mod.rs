@@ -212,9 +212,12 @@ impl<'a> Ctx<'a> {
         }
         if push && sync::pending(&self.repo, &remote) {
             // No second fetch: the push goes out at once, and only a rejection fetches again.
-            return self.push_pending(&remote);
+            return self
+                .push_pending(&remote)
+                .or_else(|| sync::take_restored(&self.repo));
         }
-        None
+        // Key ids restored by this merge or an earlier one (a Stop hook has no line for it).
+        sync::take_restored(&self.repo)
     }
 
     /// Asynchronous session start: start `convosync hook fetch` detached (one fetch, merge and
@@ -247,7 +250,8 @@ impl<'a> Ctx<'a> {
         if crate::fsutil::replace_file(&marker, b"").is_ok() && !spawn_hook(self, "fetch") {
             let _ = std::fs::remove_file(&marker);
         }
-        None
+        // Key ids an earlier hook restored.
+        sync::take_restored(&self.repo)
     }
 
     /// Wait for a detached fetch in flight, but no longer than a synchronous start would have

@@ -18,8 +18,9 @@ use std::sync::Arc;
 use super::{commit_tree, entries_reusing, Entry, Store};
 use crate::handoff::Handoff;
 
-/// 4: a line of flat heads, then the notes. 5: notes carry the agent that wrote them.
-const VERSION: u32 = 5;
+/// 4: a line of flat heads, then the notes. 5: notes carry the agent that wrote them. 6: each
+/// head says whether its note was decrypted with this device's key.
+const VERSION: u32 = 6;
 
 const FILE: &str = "tip-cache.json";
 
@@ -29,6 +30,8 @@ pub struct Head {
     pub timestamp: DateTime<Utc>,
     pub branch: Option<String>,
     pub author: Option<String>,
+    /// As [`Entry::proven`].
+    pub proven: bool,
 }
 
 /// One device's note on the tip, its body parsed only on demand.
@@ -53,6 +56,7 @@ impl Note {
             timestamp: h.timestamp,
             branch: h.branch.clone(),
             author: h.author.clone(),
+            proven: e.proven,
         });
         let text = Arc::new(serde_json::to_string(&e.handoff).ok()?);
         Some(Note {
@@ -88,6 +92,7 @@ impl Note {
             device: self.device.clone(),
             blob: self.blob,
             handoff: self.handoff(),
+            proven: self.head.as_ref().is_ok_and(|h| h.proven),
             claimed: self.claimed.clone(),
         }
     }
@@ -122,6 +127,9 @@ struct Cached {
     branch: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     author: Option<String>,
+    /// Whether the note was decrypted with this device's key.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    proven: bool,
     /// Where the whole note lies in the text after the first line.
     at: usize,
     len: usize,
@@ -141,6 +149,7 @@ fn write(tree: &str, notes: &[Note]) -> Option<String> {
             time: head.map(|h| h.timestamp.timestamp_millis()),
             branch: head.and_then(|h| h.branch.clone()),
             author: head.and_then(|h| h.author.clone()),
+            proven: head.is_some_and(|h| h.proven),
             at: bodies.len(),
             len: n.body().len(),
         });
@@ -180,6 +189,7 @@ fn read(text: String) -> Option<(String, Vec<Note>)> {
                 timestamp: DateTime::from_timestamp_millis(time?)?,
                 branch: c.branch.map(line),
                 author: c.author.map(line),
+                proven: c.proven,
             }),
         };
         notes.push(Note {

@@ -1,14 +1,18 @@
 //! Encrypted snapshots of uncommitted work.
 //!
-//! When the handoff ref records that notes are encrypted (see [`crate::crypt`]) and this device
-//! has the key, a snapshot is sealed before it is committed: the commit's tree holds two age
-//! files, `meta.age` (the branch and the changed paths, small, so listing snapshots decrypts
-//! little) and `snapshot.age` (every changed path with its mode and content, and every deleted
-//! path, against the base). The commit message carries only the device, the base commit and
+//! When this device has a key (see [`crate::crypt`]), in every repository, a snapshot is sealed
+//! before it is committed: the commit's tree holds two encrypted files (COSE_Encrypt0 messages),
+//! `meta.age` (the branch and the changed paths, small, so listing snapshots decrypts little) and
+//! `snapshot.age` (every changed path with its mode and content, and every deleted path, against
+//! the base). The names are those of earlier versions, whose files were age's; such a snapshot is
+//! reported as unreadable until its device takes a new one. The commit message carries only the device, the base commit and
 //! `Convosync-Encrypted: yes`. A device with the key [`open`]s a snapshot by decrypting it into
 //! the local object database as the very tree the snapshot was made of (base tree plus changes),
 //! never referenced by a ref nor pushed, so the checks, `show`, `diff` and `apply` run on it
 //! unchanged.
+//!
+//! Each file is refused above [`crypt::MAX_CIPHERTEXT`] bytes, checked from the object header
+//! before it is read, and `meta.age` is decrypted at most once per process.
 //!
 //! `snapshot.age` decrypts to `convosync-wip-1\n` followed by records: a kind byte (`P` put, `D`
 //! delete), the git mode (u32), the path length (u32) and path, the data length (u64) and data,
@@ -22,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::mode::Mode;
 use super::Snapshot;
-use crate::crypt::{self, Key};
+use crate::crypt::{self, Key, Purpose};
 use crate::repo::Repo;
 
 /// The tree entry with the snapshot's branch and file list.
@@ -48,12 +52,9 @@ struct Meta {
     files: Vec<String>,
 }
 
-/// The key to seal this repository's snapshots with: when its handoff ref records that notes
-/// are encrypted and this device has a key.
-pub fn key_for(repo: &Repo) -> Option<&'static Key> {
-    if crate::store::recipients(&repo.git, &repo.settings.refname).is_empty() {
-        return None;
-    }
+/// The key to seal this repository's snapshots with: this device's, whenever it has one,
+/// whatever the ref records.
+pub fn key_for(_repo: &Repo) -> Option<&'static Key> {
     crypt::key()
 }
 
@@ -195,7 +196,7 @@ pub fn seal(
     for (name, plain) in [(META, &meta), (DATA, &data)] {
         let blob = repo
             .git
-            .blob(&key.encrypt(plain)?)
+            .blob(&key.encrypt(Purpose::Snapshot, plain)?)
             .with_context(|| format!("could not write the sealed {name}"))?;
         tb.insert(name, blob, FileMode::Blob.into())
             .with_context(|| format!("could not add the sealed {name} ({blob}) to a tree"))?;
@@ -223,7 +224,11 @@ fn age_blob(
     if !crypt::is_encrypted(blob.content()) {
         return Err(format!("{name} is not encrypted"));
     }
-    crypt::open(blob.content()).map(|b| b.into_owned())
+    if name == DATA {
+        // Large and read once per snapshot (the tree it opens to is remembered): not kept.
+        return crypt::open(Purpose::Snapshot, blob.content()).map(|o| o.text.into_owned());
+    }
+    crypt::open_blob(entry.id(), Purpose::Snapshot, blob.content()).map(|o| o.text.into_owned())
 }
 
 /// A snapshot read from its commit, with a sealed one's branch and files decrypted when this

@@ -266,6 +266,10 @@ pub fn secrets() -> Vec<Secret> {
         "age-secret-key",
         format!("{}-SECRET-KEY-1", "AGE") + &g.from("QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L", 58)
     );
+    tok!(
+        "convosync-key",
+        format!("{}-KEY-1", "CONVOSYNC") + &g.from("QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L", 58)
+    );
     tok!("vault-token", format!("{}.", "hvs") + &g.url_safe(95));
     let v = g.hex(40);
     out.push(s(
