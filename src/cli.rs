@@ -150,6 +150,10 @@ pub struct MigrateArgs {
     /// Read this file instead of .convosync/session-handoff.md.
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
+    /// Also move this device's entries when their author line does not name you (the first
+    /// release wrote none): you vouch for them (repeatable).
+    #[arg(long = "device", value_name = "NAME")]
+    pub devices: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -448,3 +448,40 @@ fn migrate_moves_only_the_users_own_legacy_entries() {
     let shown = String::from_utf8_lossy(&o.stdout);
     assert!(!shown.contains("## From desktop"), "{shown}");
 }
+
+#[test]
+fn migrate_moves_unlabelled_entries_only_for_the_devices_the_user_names() {
+    let env = TestEnv::new();
+    // The first release wrote no author line.
+    let legacy = "---\n## Handoff from old-desktop\n**Timestamp:** 2025-10-20T10:00:00Z\n\n### Current Task\nmine, unlabelled\n\n---\n## Handoff from stranger\n**Timestamp:** 2025-10-21T10:00:00Z\n\n### Current Task\nnot named\n";
+    plant(&env, None, &[("session-handoff.md", Node::File(legacy))]);
+    let d = env.device("laptop");
+    d.git(&["config", "user.name", "Test User"]);
+    d.git(&["config", "user.email", "test@example.com"]);
+    let o = d.convosync().arg("migrate").output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!o.status.success(), "nothing of the user's to move: {said}");
+    assert!(
+        said.contains("--device old-desktop"),
+        "the way to vouch is named: {said}"
+    );
+    let ref_made = std::process::Command::new("git")
+        .args(["rev-parse", "--verify", "--quiet", REF])
+        .current_dir(&d.dir)
+        .output()
+        .unwrap();
+    assert!(!ref_made.status.success(), "nothing moved without --device");
+    let o = d
+        .convosync()
+        .args(["migrate", "--device", "old-desktop"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let files = d.git(&["ls-tree", "-r", "--name-only", REF]);
+    assert!(files.contains("devices/old-desktop.md"), "{files}");
+    assert!(!files.contains("devices/stranger.md"), "{files}");
+}

@@ -38,7 +38,7 @@ pub fn run(dir: &Path, args: MigrateArgs) -> Result<ExitCode> {
     let file = legacy::parse_legacy(&text);
     let refname = &repo.settings.refname;
     let _lock = (!args.dry_run).then(|| repo.lock(CLI_LOCK_WAIT)).transpose()?;
-    let pending = pending(&repo, &file)?;
+    let pending = pending(&repo, &file, &args.devices)?;
     if pending.todo.is_empty() && pending.already == 0 {
         for s in &pending.skipped {
             eprintln!("convosync: skipped {}", crate::untrusted::line(s));
@@ -75,7 +75,9 @@ struct Pending {
 
 /// Sort the legacy `file`'s entries into those to write (redacted) and those that are already on
 /// the ref's history or cannot be read; a renamed device is said as it is met.
-fn pending(repo: &Repo, file: &LegacyFile) -> Result<Pending> {
+/// `vouched`: devices whose entries the user names as their own (`--device`), whatever their
+/// author line says.
+fn pending(repo: &Repo, file: &LegacyFile, vouched: &[String]) -> Result<Pending> {
     let mut skipped: Vec<String> = file.skipped.clone();
     // Entries already in the ref's history (an earlier migrate) are not written twice.
     let known: HashSet<(String, i64)> = crate::history::versions(&repo.git, &repo.settings.refname)?
@@ -96,12 +98,16 @@ fn pending(repo: &Repo, file: &LegacyFile) -> Result<Pending> {
                 // the one ownership rule says it is the user's own, as for notes on the ref.
                 // The legacy file proves nothing: its author line decides (on a device with a
                 // key, an entry labelled as the user's is migrated, plain, and stays unproven).
-                if who.whose(handoff.author.as_deref(), false) == crate::team::Whose::Theirs {
+                let vouched = vouched
+                    .iter()
+                    .any(|d| crate::device::sanitize(d).as_deref() == Some(&handoff.device));
+                if !vouched && who.whose(handoff.author.as_deref(), false) == crate::team::Whose::Theirs {
                     skipped.push(format!(
-                        "the handoff from {} ({}): written by {}, not by you (`convosync status` shows who counts as you)",
+                        "the handoff from {} ({}): written by {}, not by you (`convosync status` shows who counts as you; `--device {}` moves it if it is yours)",
                         handoff.device,
                         crate::timefmt::rfc3339(handoff.timestamp),
-                        crate::team::teammate_name(&handoff)
+                        crate::team::teammate_name(&handoff),
+                        handoff.device
                     ));
                     continue;
                 }
