@@ -20,6 +20,7 @@
 //! ever written through a symlink, under `.git` or outside the worktree.
 
 pub mod check;
+mod commit;
 mod mode;
 pub mod sealed;
 mod status;
@@ -29,45 +30,15 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use git2::{Commit, Delta, DiffOptions, Index, IndexEntry, IndexTime, ObjectType, Oid, Repository, Tree};
+use git2::{Commit, Delta, DiffOptions, Index, ObjectType, Oid, Repository, Tree};
 
 use crate::git::Deadline;
 use crate::refs;
 use crate::repo::Repo;
 use crate::store::{cas, is_race, tip_of};
+pub use commit::Snapshot;
+use commit::{base_commit, base_tree, empty_tree, entry, message, read};
 use mode::Mode;
-
-/// A snapshot commit, read back.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    pub device: String,
-    pub commit: Oid,
-    /// The commit the snapshot is a set of changes to.
-    pub base: Option<Oid>,
-    /// Made against nothing (no commit of the branch was on the remote): the whole tree.
-    pub whole: bool,
-    pub branch: Option<String>,
-    pub files: Vec<String>,
-    pub time: chrono::DateTime<chrono::Utc>,
-    /// Whether it was encrypted, and whether this device could read it.
-    pub sealed: sealed::Sealed,
-}
-
-impl Snapshot {
-    /// Encrypted, and this device cannot read it.
-    pub fn is_locked(&self) -> bool {
-        matches!(self.sealed, sealed::Sealed::Locked(_))
-    }
-
-    /// The base as shown to people: a short id, `none` for a whole-tree snapshot, `?` unknown.
-    pub fn base_label(&self) -> String {
-        match self.base {
-            Some(b) => crate::git::short_id(&b.to_string()).to_string(),
-            None if self.whole => "none".into(),
-            None => "?".into(),
-        }
-    }
-}
 
 /// A file left out of a snapshot, and why.
 #[derive(Debug, Clone)]
@@ -105,24 +76,6 @@ impl Outcome {
             }
             Outcome::TooLarge { .. } => &[],
         }
-    }
-}
-
-pub(crate) fn entry(path: &str, id: Oid, mode: u32, size: u32) -> IndexEntry {
-    let t = IndexTime::new(0, 0);
-    IndexEntry {
-        ctime: t,
-        mtime: t,
-        dev: 0,
-        ino: 0,
-        mode,
-        uid: 0,
-        gid: 0,
-        file_size: size,
-        id,
-        flags: (path.len().min(0xfff)) as u16,
-        flags_extended: 0,
-        path: path.as_bytes().to_vec(),
     }
 }
 
@@ -530,49 +483,6 @@ fn parents<'r>(
             }
     });
     Ok(chained.cloned().into_iter().chain(base_commit).collect())
-}
-
-/// The snapshot commit's message: a subject for `git log`, then trailers that [`read`] parses.
-fn message(device: &str, base: Option<Oid>, branch: Option<&str>, files: &[String]) -> String {
-    let mut msg = format!(
-        "wip from {device} on {} ({} file{})\n\nConvosync-Device: {device}\nConvosync-Base: {}\nConvosync-Branch: {}\nConvosync-Files: {}\n",
-        branch.unwrap_or("detached HEAD"),
-        files.len(),
-        if files.len() == 1 { "" } else { "s" },
-        base.map(|b| b.to_string()).unwrap_or_else(|| "none".into()),
-        branch.unwrap_or(""),
-        files.len()
-    );
-    for f in files {
-        msg.push_str(&format!("Convosync-File: {f}\n"));
-    }
-    msg
-}
-
-fn trailer<'a>(msg: &'a str, key: &str) -> impl Iterator<Item = &'a str> + 'a {
-    let prefix = format!("{key}: ");
-    msg.lines()
-        .filter_map(move |l| l.strip_prefix(prefix.as_str()).map(str::trim))
-}
-
-pub(crate) fn read(device: &str, c: &Commit<'_>) -> Snapshot {
-    let msg = c.message().unwrap_or_default();
-    let base = trailer(msg, "Convosync-Base").next();
-    Snapshot {
-        device: device.to_string(),
-        commit: c.id(),
-        base: base.and_then(|s| Oid::from_str(s).ok()),
-        whole: base == Some("none"),
-        branch: trailer(msg, "Convosync-Branch")
-            .next()
-            .map(crate::untrusted::line_owned)
-            .filter(|b| !b.is_empty()),
-        files: trailer(msg, "Convosync-File")
-            .map(crate::untrusted::line_owned)
-            .collect(),
-        time: chrono::DateTime::from_timestamp(c.time().seconds(), 0).unwrap_or_default(),
-        sealed: sealed::Sealed::Plain,
-    }
 }
 
 /// Every device's newest snapshot: remote-tracking copies, and local ones not fetched from there.
@@ -1052,26 +962,6 @@ fn checked_trees<'r>(repo: &'r Repo, snap: &Snapshot) -> Result<(Tree<'r>, Tree<
     Ok((base, theirs))
 }
 
-/// The empty tree, written to the object database.
-pub(crate) fn empty_tree(git: &Repository) -> Result<Tree<'_>> {
-    git.treebuilder(None)
-        .and_then(|b| b.write())
-        .and_then(|id| git.find_tree(id))
-        .context("could not write an empty tree")
-}
-
-/// The tree of the snapshot's base commit.
-pub(crate) fn base_tree<'r>(repo: &'r Repo, snap: &Snapshot) -> Result<Tree<'r>> {
-    let c = base_commit(repo, snap)?;
-    c.tree().with_context(|| {
-        format!(
-            "could not read the tree of {}'s snapshot base {}",
-            snap.device,
-            c.id()
-        )
-    })
-}
-
 /// Refuse to touch `rel` unless every directory on the way to it is a real directory (or not
 /// there yet) inside the worktree: checked again just before each write, whatever the plan said.
 fn guard(workdir: &Path, rel: &str) -> Result<()> {
@@ -1457,20 +1347,6 @@ fn write_file(path: &Path, data: &[u8], mode: Mode) -> Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(perm))
         .with_context(|| format!("could not set the mode of {}", path.display()))?;
     Ok(())
-}
-
-/// The snapshot's base commit, which must be here: the snapshot is a set of changes to it.
-pub(crate) fn base_commit<'r>(repo: &'r Repo, snap: &Snapshot) -> Result<Commit<'r>> {
-    let base_id = snap
-        .base
-        .context("the snapshot does not record its base commit")?;
-    repo.git.find_commit(base_id).map_err(|_| {
-        anyhow::anyhow!(
-            "the snapshot's base commit {} is not in this clone: fetch or pull {} first",
-            crate::git::short_id(&base_id.to_string()),
-            snap.branch.as_deref().unwrap_or("the branch it was on")
-        )
-    })
 }
 
 /// One path of a snapshot for `wip show`: `A`, `M` or `D` (`?` when the base is not here and
