@@ -106,7 +106,7 @@ fn emptied_by(dir: &Path, workdir: &Path, deleting: &[String]) -> bool {
     })
 }
 
-/// Options of [`super::apply`].
+/// Options of [`apply`](super::apply()).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ApplyOptions {
     /// Write conflict markers instead of refusing.
@@ -116,7 +116,7 @@ pub struct ApplyOptions {
 }
 
 /// What applying a snapshot would do, worked out by [`plan`] before anything is written and
-/// carried out by [`super::apply`].
+/// carried out by [`execute`](super::apply::execute).
 #[derive(Debug)]
 pub(super) struct Plan {
     pub(super) workdir: PathBuf,
