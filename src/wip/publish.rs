@@ -1,0 +1,227 @@
+//! What is published and listed: every device's latest snapshot as this clone sees it, fetching
+//! them, and pushing this device's own when the push setting says so and it would publish no
+//! commit the remote lacks.
+
+use anyhow::{bail, Context, Result};
+use git2::{Commit, Oid, Repository};
+
+use super::commit::Snapshot;
+use super::sealed;
+use crate::git::Deadline;
+use crate::refs;
+use crate::repo::Repo;
+use crate::store::tip_of;
+
+/// Every device's newest snapshot: remote-tracking copies, and local ones not fetched from there.
+pub fn list(repo: &Repo) -> Result<Vec<Snapshot>> {
+    let mut out: Vec<Snapshot> = Vec::new();
+    let mut prefixes = vec![refs::WIP_PREFIX.to_string()];
+    if let Some(r) = repo.remote_name() {
+        prefixes.insert(0, refs::wip_tracking_prefix(&r));
+    }
+    for prefix in prefixes {
+        let refs = repo
+            .git
+            .references_glob(&format!("{prefix}*"))
+            .with_context(|| format!("could not list {prefix}*"))?;
+        for r in refs.flatten() {
+            let Ok(name) = r.name() else { continue };
+            let device = name.trim_start_matches(&prefix).to_string();
+            // A ref name pushed by anyone: only a valid device id is ever shown or used.
+            if !crate::device::is_valid(&device) {
+                crate::untrusted::skipped(format_args!(
+                    "skipped the snapshot ref {} (not a device name)",
+                    crate::untrusted::quoted(name.as_bytes())
+                ));
+                continue;
+            }
+            let Some(id) = r.resolve().ok().and_then(|r| r.target()) else {
+                continue;
+            };
+            let at = format_args!("the snapshot ref {}", crate::untrusted::quoted(name.as_bytes()));
+            let Ok(c) = crate::untrusted::commit(&repo.git, id, &at) else {
+                continue;
+            };
+            let snap = sealed::read(repo, &device, &c);
+            match out.iter_mut().find(|s| s.device == device) {
+                Some(existing) if existing.time < snap.time => *existing = snap,
+                Some(_) => {}
+                None => out.push(snap),
+            }
+        }
+    }
+    out.sort_by_key(|s| std::cmp::Reverse(s.time));
+    Ok(out)
+}
+
+/// Lines for the session-start context about other devices' uncommitted work.
+pub fn others_summary(repo: &Repo, me: &str) -> Vec<String> {
+    list(repo)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| s.device != me && (!s.files.is_empty() || s.is_locked()))
+        .map(|s| {
+            if s.is_locked() {
+                return format!(
+                    "{} left an encrypted snapshot of uncommitted work that this device cannot read",
+                    s.device
+                );
+            }
+            format!(
+                "{} left uncommitted changes in {} file{} on {} (base {}): run /convosync:wip apply {} to bring them here",
+                s.device,
+                s.files.len(),
+                if s.files.len() == 1 { "" } else { "s" },
+                s.branch.as_deref().unwrap_or("a detached HEAD"),
+                s.base_label(),
+                s.device
+            )
+        })
+        .collect()
+}
+
+/// Fetch every device's wip ref.
+pub fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Result<bool> {
+    let out = crate::git::fetch(
+        repo.git.path(),
+        remote,
+        &[&refs::wip_fetch_refspec(
+            repo.settings.notes_repo,
+            &repo.settings.refname,
+            remote,
+        )],
+        deadline,
+    )?;
+    Ok(out.success())
+}
+
+/// Whether this device's snapshot `tip` goes to the remote without being asked: when it is
+/// encrypted (unless `convosync.wipPush` is false), or when `convosync.wipPush` is true.
+pub fn pushes_itself(repo: &Repo, tip: &Commit<'_>) -> bool {
+    match repo.settings.wip_push {
+        Some(on) => on,
+        None => sealed::is_sealed(tip),
+    }
+}
+
+/// Whether this device's latest snapshot stays local under the push setting (`None`: there is
+/// none).
+pub fn stays_local(repo: &Repo, device: &str) -> Option<bool> {
+    let tip = tip_of(&repo.git, &refs::wip(device)).ok().flatten()?;
+    Some(!pushes_itself(repo, &tip))
+}
+
+/// This device's wip ref as one more ref for the handoff push ([`crate::sync::push_with`]): `None`
+/// when there is none, the push setting keeps it local, or `remote` has it already (as last seen
+/// here). An error when the snapshot would publish a commit the remote does not have.
+pub fn push_extra(repo: &Repo, remote: &str, device: &str) -> Result<Option<crate::git::Extra>> {
+    extra(repo, remote, device, false)
+}
+
+/// [`push_extra`]; `asked`: the user asked for it (`wip save --push`), whatever the setting.
+fn extra(repo: &Repo, remote: &str, device: &str, asked: bool) -> Result<Option<crate::git::Extra>> {
+    let Some(tip) = tip_of(&repo.git, &refs::wip(device))? else {
+        return Ok(None);
+    };
+    if !asked && !pushes_itself(repo, &tip) {
+        return Ok(None);
+    }
+    let tracking = format!("{}{device}", refs::wip_tracking_prefix(remote));
+    if tip_of(&repo.git, &tracking).ok().flatten().map(|c| c.id()) == Some(tip.id()) {
+        return Ok(None);
+    }
+    check_publishable(repo, remote, tip.id())?;
+    Ok(Some(crate::git::Extra {
+        refname: format!(
+            "{}{device}",
+            refs::wip_remote_prefix(repo.settings.notes_repo, &repo.settings.refname)
+        ),
+        tip: tip.id(),
+        tracking,
+    }))
+}
+
+fn check_publishable(repo: &Repo, remote: &str, tip: Oid) -> Result<()> {
+    if let Some(local) = unpublished(&repo.git, remote, tip)? {
+        bail!(
+            "not pushed: the snapshot would publish commit {} that {remote} does not have (`convosync wip save` makes a new one)",
+            crate::git::short_id(&local.to_string())
+        );
+    }
+    Ok(())
+}
+
+/// Push this device's wip ref (each device owns its own, so a forced update is safe), when
+/// [`pushes_itself`] says so.
+pub fn push(repo: &Repo, remote: &str, device: &str, deadline: Deadline) -> Result<bool> {
+    push_with(repo, remote, device, false, deadline)
+}
+
+/// [`push`]; `asked`: the user asked for it (`wip save --push`), whatever the setting.
+pub fn push_with(repo: &Repo, remote: &str, device: &str, asked: bool, deadline: Deadline) -> Result<bool> {
+    let Some(e) = extra(repo, remote, device, asked)? else {
+        return Ok(true);
+    };
+    let spec = format!("+{}:{}", e.tip, e.refname);
+    let out = crate::git::run(
+        repo.git.path(),
+        ["push", "--porcelain", "--no-verify", "--quiet", remote, &spec],
+        deadline,
+    )?;
+    if out.success() {
+        // Remember that the remote has it, so the next push skips it.
+        let _ = repo
+            .git
+            .reference(&e.tracking, e.tip, true, "convosync: wip pushed");
+    }
+    Ok(out.success())
+}
+
+/// A commit other than a snapshot that pushing `tip` would send to `remote`: one reachable from
+/// it but from none of the remote's branches or wip refs as last seen here.
+pub(super) fn unpublished(git: &Repository, remote: &str, tip: Oid) -> Result<Option<Oid>> {
+    let walking = || format!("could not walk the history of snapshot {tip}");
+    let mut walk = git.revwalk().with_context(walking)?;
+    walk.push(tip).with_context(walking)?;
+    for t in remote_tips(git, remote)? {
+        walk.hide(t)
+            .with_context(|| format!("could not walk the history of snapshot {tip} past {t}"))?;
+    }
+    let prefix = refs::wip_tracking_prefix(remote);
+    for r in git
+        .references_glob(&format!("{prefix}*"))
+        .with_context(|| format!("could not list {prefix}*"))?
+        .flatten()
+    {
+        if let Ok(c) = r.peel_to_commit() {
+            let id = c.id();
+            walk.hide(id)
+                .with_context(|| format!("could not walk the history of snapshot {tip} past {id}"))?;
+        }
+    }
+    for id in walk {
+        let id = id.with_context(walking)?;
+        let c = git
+            .find_commit(id)
+            .with_context(|| format!("could not read commit {id} in the history of snapshot {tip}"))?;
+        if !c.message_bytes().windows(18).any(|w| w == b"\nConvosync-Device:") {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
+/// Tips of `remote`'s branches as this clone last saw them.
+pub(super) fn remote_tips(git: &Repository, remote: &str) -> Result<Vec<Oid>> {
+    let mut out = Vec::new();
+    for r in git
+        .references_glob(&format!("refs/remotes/{remote}/*"))
+        .with_context(|| format!("could not list refs/remotes/{remote}/*"))?
+        .flatten()
+    {
+        if let Ok(c) = r.peel_to_commit() {
+            out.push(c.id());
+        }
+    }
+    Ok(out)
+}
