@@ -4,8 +4,18 @@
 use anyhow::{Context, Result};
 use git2::{Commit, IndexEntry, IndexTime, Oid, Repository, Tree};
 
-use super::sealed;
 use crate::repo::Repo;
+
+/// Whether a snapshot was encrypted and, if so, whether this device could read it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Sealed {
+    #[default]
+    Plain,
+    /// Encrypted, and this device has the key.
+    Open,
+    /// Encrypted, and this device could not read it: the reason.
+    Locked(String),
+}
 
 /// A snapshot commit, read back.
 #[derive(Debug, Clone)]
@@ -20,13 +30,13 @@ pub struct Snapshot {
     pub files: Vec<String>,
     pub time: chrono::DateTime<chrono::Utc>,
     /// Whether it was encrypted, and whether this device could read it.
-    pub sealed: sealed::Sealed,
+    pub sealed: Sealed,
 }
 
 impl Snapshot {
     /// Encrypted, and this device cannot read it.
     pub fn is_locked(&self) -> bool {
-        matches!(self.sealed, sealed::Sealed::Locked(_))
+        matches!(self.sealed, Sealed::Locked(_))
     }
 
     /// The base as shown to people: a short id, `none` for a whole-tree snapshot, `?` unknown.
@@ -96,7 +106,7 @@ pub(super) fn read(device: &str, c: &Commit<'_>) -> Snapshot {
             .map(crate::untrusted::line_owned)
             .collect(),
         time: chrono::DateTime::from_timestamp(c.time().seconds(), 0).unwrap_or_default(),
-        sealed: sealed::Sealed::Plain,
+        sealed: Sealed::Plain,
     }
 }
 

@@ -38,6 +38,3 @@ pub use plan::ApplyOptions;
 pub use publish::{fetch, list, others_summary, push, push_extra, push_with, stays_local};
 pub use show::{changes, patch};
 pub use snapshot::{snapshot, Outcome};
-
-// sealed.rs reaches these through its parent (`super::read` and the like).
-use commit::{base_tree, empty_tree, entry, read};

@@ -25,7 +25,7 @@ use git2::{Commit, Delta, DiffOptions, FileMode, Index, Oid, Repository, Tree};
 use serde::{Deserialize, Serialize};
 
 use super::mode::Mode;
-use super::Snapshot;
+use super::commit::{base_tree, empty_tree, entry, Sealed, Snapshot};
 use crate::crypt::{self, Key, Purpose};
 use crate::repo::Repo;
 
@@ -34,17 +34,6 @@ pub const META: &str = "meta.age";
 /// The tree entry with the snapshot's changes.
 pub const DATA: &str = "snapshot.age";
 const MAGIC: &[u8] = b"convosync-wip-1\n";
-
-/// Whether a snapshot was encrypted and, if so, whether this device could read it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Sealed {
-    #[default]
-    Plain,
-    /// Encrypted, and this device has the key.
-    Open,
-    /// Encrypted, and this device could not read it: the reason.
-    Locked(String),
-}
 
 #[derive(Serialize, Deserialize)]
 struct Meta {
@@ -234,7 +223,7 @@ fn age_blob(
 /// A snapshot read from its commit, with a sealed one's branch and files decrypted when this
 /// device can.
 pub fn read(repo: &Repo, device: &str, c: &Commit<'_>) -> Snapshot {
-    let mut snap = super::read(device, c);
+    let mut snap = super::commit::read(device, c);
     if !is_sealed(c) {
         return snap;
     }
@@ -319,9 +308,9 @@ pub fn tree_id(repo: &Repo, snap: &Snapshot) -> Result<Oid> {
         return Ok(t);
     }
     let base = if snap.whole {
-        super::empty_tree(&repo.git)?
+        empty_tree(&repo.git)?
     } else {
-        super::base_tree(repo, snap)?
+        base_tree(repo, snap)?
     };
     let tree =
         open(repo, &snap.device, &c, &base).map_err(|e| anyhow!("{}'s snapshot: {e:#}", snap.device))?;
@@ -356,7 +345,7 @@ fn open(repo: &Repo, device: &str, c: &Commit<'_>, base: &Tree<'_>) -> Result<Oi
         };
         let size = if submodule { 0 } else { r.data.len() as u32 };
         index
-            .add(&super::entry(path, id, r.mode, size))
+            .add(&entry(path, id, r.mode, size))
             .with_context(|| format!("refused: the snapshot holds an invalid entry {path:?}"))?;
     }
     index

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use git2::{Commit, Delta, Index, ObjectType, Oid, Tree};
 
-use super::commit::{empty_tree, entry, message};
+use super::commit::{empty_tree, entry, message, Sealed};
 use super::mode::{self, Mode};
 use super::publish::{remote_tips, unpublished};
 use super::{sealed, status};
@@ -362,7 +362,7 @@ fn record(repo: &Repo, device: &str, made: Made<'_>, skipped: Vec<Skipped>, limi
         if sealed::tree_id(repo, last).ok() == Some(tree_id)
             && last.base == made.base
             && last.whole == made.base.is_none()
-            && (last.sealed == sealed::Sealed::Plain) == key.is_none()
+            && (last.sealed == Sealed::Plain) == key.is_none()
         {
             return Ok(Outcome::Unchanged { skipped });
         }
