@@ -24,8 +24,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use git2::{Commit, Delta, DiffOptions, FileMode, Index, Oid, Repository, Tree};
 use serde::{Deserialize, Serialize};
 
-use super::mode::Mode;
 use super::commit::{base_tree, empty_tree, entry, Sealed, Snapshot};
+use super::mode::Mode;
 use crate::crypt::{self, Key, Purpose};
 use crate::repo::Repo;
 
