@@ -386,7 +386,7 @@ pub fn sealed_message(device: &str) -> String {
 static UNREADABLE: Mutex<BTreeSet<(String, String)>> = Mutex::new(BTreeSet::new());
 
 /// Remember that `device`'s note could not be read because of `reason` (only encryption
-/// reasons are kept), for [`unreadable_summary`].
+/// reasons are kept), for `notes::unreadable_summary`.
 pub fn note_unreadable(device: &str, reason: &str) {
     if reason.starts_with(ENCRYPTED) {
         if let Ok(mut set) = UNREADABLE.lock() {
@@ -398,16 +398,6 @@ pub fn note_unreadable(device: &str, reason: &str) {
 /// The notes this process could not decrypt so far: (device, reason).
 pub fn unreadable() -> BTreeSet<(String, String)> {
     UNREADABLE.lock().map(|s| s.clone()).unwrap_or_default()
-}
-
-/// Lines for the user naming the notes this process could not decrypt, if any, worded as the
-/// view of other devices' notes words them (`notes::unreadable_lines`).
-pub fn unreadable_summary() -> Vec<String> {
-    let list: Vec<crate::notes::Unreadable> = unreadable()
-        .into_iter()
-        .map(|(device, reason)| crate::notes::Unreadable { device, reason })
-        .collect();
-    crate::notes::unreadable_lines(&list, true)
 }
 
 /// A device name without control characters, for messages.

@@ -19,14 +19,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-/// How many hex digits of an object id people are shown (git's own default).
-pub const SHORT_LEN: usize = 7;
-
-/// An object id, in hex, as people read it: its first [`SHORT_LEN`] digits.
-pub fn short_id(hex: &str) -> &str {
-    hex.get(..SHORT_LEN).unwrap_or(hex)
-}
-
 /// A point in time by which all network work of one run must be done.
 #[derive(Debug, Clone, Copy)]
 pub struct Deadline(Instant);

@@ -33,9 +33,9 @@ pub struct Version {
 }
 
 impl Version {
-    /// The version's commit as people read it ([`crate::git::short_id`]).
+    /// The version's commit as people read it ([`crate::refs::short_id`]).
     pub fn short_id(&self) -> String {
-        crate::git::short_id(&self.commit.to_string()).to_string()
+        crate::refs::short_id(&self.commit.to_string()).to_string()
     }
 }
 
@@ -65,7 +65,7 @@ pub fn versions(repo: &Repository, refname: &str) -> Result<Vec<Version>> {
         return Ok(Vec::new());
     };
     // The cache is shared by every worktree.
-    let state = crate::repo::state_dir_of(repo);
+    let state = crate::state::state_dir_of(repo);
     cache::versions(repo, &state, refname, tip.id())
 }
 

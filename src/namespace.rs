@@ -25,7 +25,7 @@ use std::path::Path;
 
 use git2::Repository;
 
-use crate::repo::state_dir_of;
+use crate::state::state_dir_of;
 
 /// The file naming the namespace this clone last used.
 const LAST_USED: &str = "project-id";

@@ -430,6 +430,16 @@ fn teammates_message(teammates: &[Handoff], total: usize) -> Option<String> {
     ))
 }
 
+/// Lines for the user naming the notes this process could not decrypt, if any, worded as the
+/// view words them ([`unreadable_lines`]).
+pub fn unreadable_summary() -> Vec<String> {
+    let list: Vec<Unreadable> = crate::crypt::unreadable()
+        .into_iter()
+        .map(|(device, reason)| Unreadable { device, reason })
+        .collect();
+    unreadable_lines(&list, true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,13 @@
 //! Every ref name convosync reads or writes, in one place: the handoff ref, each device's wip
-//! ref, and the remote-tracking copies a fetch writes them to.
+//! ref, and the remote-tracking copies a fetch writes them to; and object ids as people read them.
+
+/// How many hex digits of an object id people are shown (git's own default).
+pub const SHORT_LEN: usize = 7;
+
+/// An object id, in hex, as people read it: its first [`SHORT_LEN`] digits.
+pub fn short_id(hex: &str) -> &str {
+    hex.get(..SHORT_LEN).unwrap_or(hex)
+}
 
 /// The ref holding `devices/<device>.md`, unless `convosync.ref` names another.
 pub const DEFAULT_HANDOFFS: &str = "refs/convosync/handoffs";

@@ -74,7 +74,7 @@ impl Repo {
 
     /// convosync's local state, shared by all linked worktrees: `<git common dir>/convosync`.
     pub fn state_dir(&self) -> PathBuf {
-        state_dir_of(&self.git)
+        crate::state::state_dir_of(&self.git)
     }
 
     /// The draft file of this worktree.
@@ -197,9 +197,4 @@ impl Repo {
             .or_else(|| Some("origin".to_string()))
             .filter(|r| self.git.find_remote(r).is_ok())
     }
-}
-
-/// [`Repo::state_dir`] of a bare `git2::Repository`.
-pub fn state_dir_of(git: &Repository) -> PathBuf {
-    git.commondir().join("convosync")
 }

@@ -212,6 +212,12 @@ pub fn log(state_dir: &Path, msg: &str) {
     }
 }
 
+/// Where convosync keeps its state in a repository: `<git common dir>/convosync` (shared by every
+/// worktree of one clone); [`crate::repo::Repo::state_dir`] of a bare `git2::Repository`.
+pub fn state_dir_of(git: &git2::Repository) -> PathBuf {
+    git.commondir().join("convosync")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

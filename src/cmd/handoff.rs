@@ -52,7 +52,7 @@ pub fn save(dir: &Path, args: SaveHandoffArgs) -> Result<ExitCode> {
                 "handoff from {} committed to {} ({})",
                 handoff.device,
                 repo.settings.refname,
-                crate::git::short_id(&commit.to_string())
+                crate::refs::short_id(&commit.to_string())
             );
             if redacted > 0 {
                 println!("redacted {redacted} secret-looking value(s)");

@@ -59,7 +59,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
     if !says_unreadable {
         // Every command names the notes it could not decrypt.
-        for line in crate::crypt::unreadable_summary() {
+        for line in crate::notes::unreadable_summary() {
             eprintln!("convosync: {line}");
         }
     }

@@ -30,7 +30,7 @@ pub struct CommitRef {
 impl CommitRef {
     /// The id as people read it: 7 hex digits.
     pub fn short(&self) -> &str {
-        crate::git::short_id(&self.sha)
+        crate::refs::short_id(&self.sha)
     }
 }
 

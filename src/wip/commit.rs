@@ -42,7 +42,7 @@ impl Snapshot {
     /// The base as shown to people: a short id, `none` for a whole-tree snapshot, `?` unknown.
     pub fn base_label(&self) -> String {
         match self.base {
-            Some(b) => crate::git::short_id(&b.to_string()).to_string(),
+            Some(b) => crate::refs::short_id(&b.to_string()).to_string(),
             None if self.whole => "none".into(),
             None => "?".into(),
         }
@@ -138,7 +138,7 @@ pub(super) fn base_commit<'r>(repo: &'r Repo, snap: &Snapshot) -> Result<Commit<
     repo.git.find_commit(base_id).map_err(|_| {
         anyhow::anyhow!(
             "the snapshot's base commit {} is not in this clone: fetch or pull {} first",
-            crate::git::short_id(&base_id.to_string()),
+            crate::refs::short_id(&base_id.to_string()),
             snap.branch.as_deref().unwrap_or("the branch it was on")
         )
     })

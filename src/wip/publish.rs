@@ -145,7 +145,7 @@ fn check_publishable(repo: &Repo, remote: &str, tip: Oid) -> Result<()> {
     if let Some(local) = unpublished(&repo.git, remote, tip)? {
         bail!(
             "not pushed: the snapshot would publish commit {} that {remote} does not have (`convosync wip save` makes a new one)",
-            crate::git::short_id(&local.to_string())
+            crate::refs::short_id(&local.to_string())
         );
     }
     Ok(())
