@@ -2,7 +2,7 @@
 //! the handoff ref gone. Commands fail with one line that names the ref and the object; hooks
 //! still exit 0 with nothing on stdout but their JSON.
 
-use crate::common::{git_output, Device, TestEnv};
+use crate::common::{fails_clearly, git_output, hook_is_quiet_or_json, Device, TestEnv};
 use crate::core::write_draft;
 use crate::hooks::hook;
 
@@ -111,4 +111,24 @@ fn a_missing_tip_commit_or_tree_is_named() {
     let v = hooks_still_answer(&b).expect("the session start says what went wrong");
     let said = v["systemMessage"].as_str().unwrap_or_default();
     assert!(said.contains(REF), "{v}");
+}
+
+#[test]
+fn ref_pointing_at_a_non_commit() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let blob = a.git(&["hash-object", "-w", "README.md"]);
+    a.git(&["update-ref", "refs/convosync/handoffs", &blob]);
+    assert!(fails_clearly(&a, &["resume", "--offline"]).contains("points at a blob instead of a commit"));
+    write_draft(&a, "### Current Task\nkept\n");
+    assert!(fails_clearly(&a, &["save-handoff"]).contains("points at a blob"));
+    assert!(
+        a.dir.join(".convosync/session-handoff-draft.md").exists(),
+        "draft kept"
+    );
+    hook_is_quiet_or_json(&a, "session-start");
+    hook_is_quiet_or_json(&a, "stop");
+    let tree = a.git(&["rev-parse", "HEAD^{tree}"]);
+    a.git(&["update-ref", "refs/convosync/handoffs", &tree]);
+    assert!(fails_clearly(&a, &["resume", "--offline"]).contains("points at a tree"));
 }

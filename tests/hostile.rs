@@ -487,3 +487,74 @@ fn stop_hook_output_and_saved_handoffs_are_clean() {
     assert!(shown.contains("task with colour and bidi"), "{shown}");
     assert_clean("saved handoff", &shown);
 }
+
+#[test]
+fn unexpected_tree_contents_and_enormous_blobs() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let b = env.device("b");
+    write_draft(&b, "### Current Task\nthe real one\n");
+    b.convosync().arg("save-handoff").assert().success();
+    // Build a hostile tree by hand: stray files, a directory where a device file should be, a
+    // non-UTF-8 file, a 50 MB file, a file that is not .md.
+    let work = env.path().join("hostile");
+    git(
+        env.path(),
+        &a.home,
+        &["clone", "-q", &env.remote_url(), "hostile"],
+    );
+    git(
+        &work,
+        &a.home,
+        &[
+            "fetch",
+            "-q",
+            "origin",
+            "refs/convosync/handoffs:refs/convosync/handoffs",
+        ],
+    );
+    git(&work, &a.home, &["checkout", "-q", "refs/convosync/handoffs"]);
+    std::fs::write(work.join("ROOT.md"), "stray\n").unwrap();
+    std::fs::create_dir_all(work.join("devices/dir.md")).unwrap();
+    std::fs::write(work.join("devices/dir.md/x"), "x").unwrap();
+    std::fs::write(
+        work.join("devices/latin1.md"),
+        b"## Handoff from latin1\n\xe9\xe8\n",
+    )
+    .unwrap();
+    std::fs::write(work.join("devices/notes.txt"), "not a handoff\n").unwrap();
+    let mut big = b"## Handoff from huge\n**Timestamp:** 2026-01-01T00:00:00Z\n\n### Current Task\n".to_vec();
+    big.resize(50 << 20, b'x');
+    std::fs::write(work.join("devices/huge.md"), big).unwrap();
+    git(&work, &a.home, &["add", "-A"]);
+    git(&work, &a.home, &["commit", "-q", "-m", "hostile"]);
+    git(
+        &work,
+        &a.home,
+        &["push", "-q", "origin", "HEAD:refs/convosync/handoffs"],
+    );
+    let out = crate::common::within_guard(a.convosync().arg("resume"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("the real one"), "{text}");
+    assert!(
+        !text.contains("xxxxxxxxxx") && !text.contains("stray"),
+        "hostile files not shown"
+    );
+    let input = serde_json::json!({"session_id":"h","cwd":a.dir,"source":"startup"}).to_string();
+    let ctx = crate::hooks::context(&crate::hooks::hook(&a, "session-start", &input).unwrap());
+    assert!(ctx.contains("the real one") && ctx.len() < 10_000);
+    // Saving on top keeps working and keeps every device's file; what is not a device file is
+    // left out of the new tree, so the next push heals the ref.
+    write_draft(&a, "### Current Task\nstill fine\n");
+    a.convosync().arg("save-handoff").assert().success();
+    let files = a.git(&["ls-tree", "-r", "--name-only", "refs/convosync/handoffs"]);
+    assert!(
+        !files.contains("ROOT.md") && !files.contains("dir.md/x") && !files.contains("notes.txt"),
+        "{files}"
+    );
+    assert!(
+        files.contains("devices/huge.md") && files.contains("devices/latin1.md"),
+        "{files}"
+    );
+}

@@ -1,7 +1,7 @@
 //! Who is "me": one person on two machines with two git emails, aliases, and real teammates,
 //! seen alike by the SessionStart hook and every command.
 
-use crate::common::{Device, TestEnv};
+use crate::common::{err, out, Device, TestEnv};
 use crate::core::write_draft;
 use crate::hooks::{context, start};
 
@@ -152,4 +152,51 @@ fn email_only_authors_of_older_handoffs_still_match() {
     );
     b.git(&["config", "--add", "convosync.me", "ada@work.example"]);
     assert!(context(&start(&b, "s3").unwrap()).contains("Quattro Formaggi"));
+}
+
+#[test]
+fn device_names_follow_one_rule_from_set_and_from_the_environment() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let o = a
+        .convosync()
+        .env_remove("CONVOSYNC_DEVICE")
+        .args(["device", "set", "Laptop"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(out(&o).contains("device name set to laptop"), "{}", out(&o));
+    assert!(
+        err(&o).contains("\"Laptop\" is used as \"laptop\""),
+        "{}",
+        err(&o)
+    );
+    let o = a
+        .convosync()
+        .env("CONVOSYNC_DEVICE", "my laptop")
+        .args(["device", "show"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o).trim(), "my-laptop");
+    assert_eq!(
+        err(&o).matches("\"my laptop\" is used as \"my-laptop\"").count(),
+        1,
+        "{}",
+        err(&o)
+    );
+    // Nothing usable: both refuse.
+    let set = a
+        .convosync()
+        .env_remove("CONVOSYNC_DEVICE")
+        .args(["device", "set", "!!!"])
+        .output()
+        .unwrap();
+    let envd = a
+        .convosync()
+        .env("CONVOSYNC_DEVICE", "!!!")
+        .args(["device", "show"])
+        .output()
+        .unwrap();
+    assert!(!set.status.success() && !envd.status.success());
 }

@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::common::{Device, TestEnv};
+use crate::common::{ok, Device, TestEnv};
 use crate::core::{user_state, write_draft};
 
 fn setup() -> (TestEnv, Device, Device) {
@@ -993,4 +993,33 @@ fn stop_hook_snapshot_with_untracked_cache_leaves_the_index_alone() {
     assert_eq!(head, a.git(&["rev-parse", "HEAD"]));
     let applied = stdout(&b, &["wip", "apply", "a"]);
     assert!(applied.contains("fresh/dir/new file.txt"), "{applied}");
+}
+
+#[test]
+fn wip_apply_says_added_updated_and_deleted() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    std::fs::write(a.dir.join("keep.txt"), "one\n").unwrap();
+    std::fs::write(a.dir.join("gone.txt"), "bye\n").unwrap();
+    a.git(&["add", "."]);
+    a.git(&["commit", "-q", "-m", "files"]);
+    a.git(&["push", "-q"]);
+    let b = env.device("b");
+    std::fs::write(a.dir.join("keep.txt"), "one, edited\n").unwrap();
+    std::fs::remove_file(a.dir.join("gone.txt")).unwrap();
+    std::fs::create_dir_all(a.dir.join("src")).unwrap();
+    std::fs::write(a.dir.join("src/new.rs"), "fn new() {}\n").unwrap();
+    ok(&a, &["wip", "save", "--push"]);
+    let out = ok(&b, &["wip", "apply", "a"]);
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        ["added src/new.rs", "deleted gone.txt", "updated keep.txt"],
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(b.dir.join("src/new.rs")).unwrap(),
+        "fn new() {}\n"
+    );
 }

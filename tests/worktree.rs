@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::common::{git, hermetic, Device, TestEnv};
+use crate::common::{fails_clearly, git, hermetic, hook_is_quiet_or_json, Device, TestEnv};
 use crate::core::write_draft;
 use crate::hooks::{hook, start, stop_request};
 
@@ -484,4 +484,34 @@ fn migrate_moves_unlabelled_entries_only_for_the_devices_the_user_names() {
     let files = d.git(&["ls-tree", "-r", "--name-only", REF]);
     assert!(files.contains("devices/old-desktop.md"), "{files}");
     assert!(!files.contains("devices/stranger.md"), "{files}");
+}
+
+#[test]
+fn symlinked_drafts_are_refused() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let elsewhere = env.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("secret.txt"), "### Current Task\nnot yours\n").unwrap();
+    std::fs::create_dir_all(a.dir.join(".convosync")).unwrap();
+    std::os::unix::fs::symlink(
+        elsewhere.join("secret.txt"),
+        a.dir.join(".convosync/session-handoff-draft.md"),
+    )
+    .unwrap();
+    assert!(fails_clearly(&a, &["save-handoff"]).contains("is a symlink"));
+    assert!(elsewhere.join("secret.txt").exists());
+    std::fs::remove_dir_all(a.dir.join(".convosync")).unwrap();
+    std::fs::write(
+        elsewhere.join("session-handoff-draft.md"),
+        "### Current Task\nvia a linked dir\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&elsewhere, a.dir.join(".convosync")).unwrap();
+    assert!(fails_clearly(&a, &["save-handoff"]).contains("is a symlink"));
+    assert!(
+        elsewhere.join("session-handoff-draft.md").exists(),
+        "nothing deleted through the link"
+    );
+    hook_is_quiet_or_json(&a, "stop");
 }

@@ -1,7 +1,7 @@
 //! Shared fixtures: a hermetic git environment with a bare remote and clones acting as devices.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use tempfile::TempDir;
 
@@ -163,4 +163,96 @@ pub fn contacts(listener: &std::net::TcpListener) -> usize {
         n += 1;
     }
     n
+}
+
+/// A tiny deterministic generator (xorshift), so failures can be replayed from the seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+pub fn ok(d: &Device, args: &[&str]) -> String {
+    let out = d.convosync().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Run convosync on a pseudo-terminal (`script` from util-linux), as a person at a terminal
+/// does; `None` when `script` is missing (the test then skips, or fails under
+/// CONVOSYNC_REQUIRE_TOOLS). Returns stdout+stderr (as the terminal shows them) and the exit code.
+pub fn on_terminal(d: &Device, args: &[&str]) -> Option<(String, i32)> {
+    if Command::new("script").arg("--version").output().is_err() {
+        crate::common::skip("script (util-linux) is not installed");
+        return None;
+    }
+    let bin = assert_cmd::cargo::cargo_bin("convosync");
+    let line = std::iter::once(bin.to_str().unwrap())
+        .chain(args.iter().copied())
+        .map(quote)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut cmd = Command::new("script");
+    hermetic(&mut cmd, &d.home);
+    let out = cmd
+        .env("CONVOSYNC_DEVICE", &d.name)
+        .env("NO_COLOR", "1")
+        .env("PAGER", "cat")
+        .current_dir(&d.dir)
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    Some((text, out.status.code().unwrap_or(-1)))
+}
+
+pub fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn fails_clearly(d: &Device, args: &[&str]) -> String {
+    let out = d.convosync().args(args).output().unwrap();
+    assert!(!out.status.success(), "{args:?} should fail");
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    err
+}
+
+pub fn hook_is_quiet_or_json(d: &Device, event: &str) {
+    let input = serde_json::json!({"session_id":"h","cwd":d.dir,"source":"startup","stop_hook_active":false})
+        .to_string();
+    let out = d
+        .convosync()
+        .args(["hook", event])
+        .write_stdin(input)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let s = String::from_utf8_lossy(&out.stdout);
+    if !s.trim().is_empty() {
+        serde_json::from_str::<serde_json::Value>(s.trim()).expect("valid JSON");
+    }
 }

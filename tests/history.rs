@@ -1,13 +1,14 @@
-//! history, devices, search, diff, export and templates on a fixed history built in a temp repo.
-//! Outputs a user reads are snapshotted (ids and paths normalised).
+//! `history`, `devices`, `search` and `diff` on a fixed history built in a temp repo, and the
+//! dates people type for `--since`. Outputs a user reads are snapshotted (ids and paths
+//! normalised).
 
-use crate::common::{Device, TestEnv};
+use crate::common::{err, out, Device, TestEnv};
 use crate::core::write_draft;
 
 const NOW: &str = "2026-11-25T12:00:00Z";
 
 /// desk and laptop trade handoffs over two days, one on a feature branch.
-fn history_env() -> (TestEnv, Device) {
+pub fn history_env() -> (TestEnv, Device) {
     let env = TestEnv::new();
     let a = env.device("a");
     let steps = [
@@ -55,7 +56,7 @@ fn history_env() -> (TestEnv, Device) {
     (env, a)
 }
 
-fn run(d: &Device, device: &str, args: &[&str]) -> String {
+pub fn run(d: &Device, device: &str, args: &[&str]) -> String {
     normalize(&run_raw(d, device, args))
 }
 
@@ -79,6 +80,17 @@ fn run_raw(d: &Device, device: &str, args: &[&str]) -> String {
 fn normalize(s: &str) -> String {
     let re = regex::Regex::new(r"\b[0-9a-f]{40}\b|\b[0-9a-f]{8}\b|\b[0-9a-f]{7}\b").unwrap();
     re.replace_all(s, "<id>").into_owned()
+}
+
+/// Save a handoff as `device` at `when`, without pushing.
+fn save_as(d: &Device, device: &str, when: &str, draft: &str) {
+    write_draft(d, draft);
+    d.convosync()
+        .env("CONVOSYNC_DEVICE", device)
+        .env("CONVOSYNC_NOW", when)
+        .args(["save-handoff", "--no-push"])
+        .assert()
+        .success();
 }
 
 #[test]
@@ -186,115 +198,72 @@ fn diff_section_by_section() {
 }
 
 #[test]
-fn export_markdown_json_and_html() {
-    let (env, a) = history_env();
-    let md = run(&a, "desk", &["export"]);
-    assert_eq!(md.matches("## Handoff from").count(), 4);
-    let json: serde_json::Value = serde_json::from_str(&run(
+fn diff_never_shows_an_identical_last_line_as_changed_issue_14() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    save_as(
         &a,
         "desk",
-        &["export", "--format", "json", "--device", "desk"],
-    ))
-    .unwrap();
-    assert_eq!(json.as_array().unwrap().len(), 2);
-    let folder = env.path().join("export");
-    a.convosync()
-        .args(["export", "--split", "--output"])
-        .arg(&folder)
-        .assert()
-        .success();
-    assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 4);
-    let page = env.path().join("handoffs.html");
-    a.convosync()
-        .args(["export", "--format", "html", "--output"])
-        .arg(&page)
-        .assert()
-        .success();
-    let html = std::fs::read_to_string(&page).unwrap();
-    assert!(html.contains("<h2>Timeline</h2>") && html.contains("Margherita"));
-    assert!(
-        !html.contains("<script") && !html.contains("http://") && !html.contains("https://"),
-        "self-contained"
+        "2026-11-23T09:00:00Z",
+        "### Current Task\nsame task\n\n### Next Steps\n1. one\n2. two\n",
     );
-    // Opened in a real browser, the page shows the handoffs.
-    let Some(dom) = chromium_dom(&page) else { return };
-    assert!(
-        dom.contains("Refresh-token storage in Redis"),
-        "rendered DOM lacks the handoff"
+    save_as(
+        &a,
+        "laptop",
+        "2026-11-24T09:00:00Z",
+        "### Current Task\nsame task\n\n### Next Steps\n1. one\n2. two\n3. three\n",
     );
-    assert!(dom.contains("<td>laptop</td>") && dom.contains("favourite pizza: Margherita"));
-}
-
-/// The page's DOM after headless Chromium loaded it; `None` (with a message) without Chromium.
-fn chromium_dom(page: &std::path::Path) -> Option<String> {
-    let bin = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .find(|b| std::path::Path::new(b).exists());
-    let Some(bin) = bin else {
-        crate::common::skip("chromium not installed (apt-get install chromium)");
-        return None;
-    };
-    let profile = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(bin)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("file://{}", page.display()))
+    // Run as the newer device: the default order is still older → newer.
+    let o = a
+        .convosync()
+        .env("CONVOSYNC_DEVICE", "laptop")
+        .arg("diff")
         .output()
-        .ok()?;
-    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
+    let text = out(&o);
+    assert!(text.starts_with("--- desk "), "{text}");
+    assert!(text.contains("\n+++ laptop "), "{text}");
+    assert!(!text.contains("- 2. two"), "{text}");
+    assert!(text.contains("  2. two\n+ 3. three"), "{text}");
+    assert!(!text.contains("### Current Task"), "unchanged section: {text}");
+    // A bogus id says that device names are accepted too.
+    let o = a.convosync().args(["diff", "nosuch"]).output().unwrap();
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("neither a device") && err(&o).contains("desk, laptop"),
+        "{}",
+        err(&o)
+    );
 }
 
 #[test]
-fn templates_shape_drafts() {
+fn since_takes_the_words_people_type() {
     let env = TestEnv::new();
     let a = env.device("a");
-    let shown = run(&a, "a", &["template", "show"]);
-    assert!(
-        shown.contains("built-in default") && shown.contains("### Current Task (required)"),
-        "{shown}"
+    save_as(
+        &a,
+        "desk",
+        "2026-11-25T09:00:00Z",
+        "### Current Task\ntoday's work\n",
     );
-    a.convosync().args(["template", "init"]).assert().success();
-    assert!(
-        !a.convosync()
-            .args(["template", "init"])
+    save_as(&a, "desk", "2026-11-10T09:00:00Z", "### Current Task\nold work\n");
+    for since in [
+        "yesterday",
+        "today",
+        "last week",
+        "3 days",
+        "2 weeks ago",
+        "2026-11-24",
+    ] {
+        let o = a
+            .convosync()
+            .env("CONVOSYNC_NOW", "2026-11-25T12:00:00Z")
+            .args(["history", "--since", since])
             .output()
-            .unwrap()
-            .status
-            .success(),
-        "no overwrite without --force"
-    );
-    std::fs::write(
-        a.dir.join(".convosync/template.md"),
-        "Answer in French.\n\n### Goal (required)\n### Risques\n",
-    )
-    .unwrap();
-    let generated = run(&a, "a", &["generate-handoff"]);
-    assert!(
-        // The repository's template, quoted as repository content after convosync's request.
-        generated.contains("<repository-template>\nAnswer in French.")
-            && generated.contains("### Goal")
-            && generated.contains("### Risques"),
-        "{generated}"
-    );
-    write_draft(&a, "### Risques\naucun\n");
-    let out = a.convosync().arg("save-handoff").output().unwrap();
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("the required section `### Goal` is missing"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    write_draft(&a, "### goal\nmigrer la base\n\n### Risques\naucun\n");
-    a.convosync().arg("save-handoff").assert().success();
-    assert!(a
-        .git(&["show", "refs/convosync/handoffs:devices/a.md"])
-        .contains("### Goal\nmigrer la base"));
+            .unwrap();
+        assert!(o.status.success(), "{since}: {}", err(&o));
+        assert!(out(&o).contains("today's work"), "{since}: {}", out(&o));
+        assert!(!out(&o).contains("old work"), "{since}: {}", out(&o));
+    }
 }
