@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::common::TestEnv;
+use crate::common::{Device, TestEnv};
 
 fn harness_dir() -> PathBuf {
     std::env::var_os("CLAUDE_HARNESS_DIR")
@@ -43,40 +43,6 @@ pub(crate) fn claude_bin() -> Option<PathBuf> {
     }
 }
 
-/// The harness's `run` with this checkout as the plugin, the built binary, the device and `env`;
-/// the caller adds what is particular to the run, then `--` and the prompt.
-fn harness(
-    claude: &Path,
-    cwd: &Path,
-    log: &Path,
-    replies_file: &Path,
-    device: &str,
-    env: &[(&str, String)],
-) -> Command {
-    let mut cmd = Command::new(harness_dir().join("run"));
-    cmd.arg("--plugin-dir")
-        .arg(env!("CARGO_MANIFEST_DIR"))
-        .arg("--cwd")
-        .arg(cwd)
-        .arg("--log")
-        .arg(log)
-        .arg("--replies")
-        .arg(replies_file)
-        .arg("--claude")
-        .arg(claude)
-        .arg("--bypass")
-        .args([
-            "--env",
-            &format!("CONVOSYNC_BIN={}", env!("CARGO_BIN_EXE_convosync")),
-        ])
-        .args(["--env", &format!("CONVOSYNC_DEVICE={device}")])
-        .args(["--env", "GIT_CONFIG_NOSYSTEM=1"]);
-    for (k, v) in env {
-        cmd.args(["--env", &format!("{k}={v}")]);
-    }
-    cmd
-}
-
 /// One `claude -p` run through the harness.
 pub(crate) struct Session {
     pub log: PathBuf,
@@ -84,57 +50,98 @@ pub(crate) struct Session {
     pub stdout: String,
 }
 
-impl Session {
-    pub fn run(
-        claude: &Path,
-        cwd: &Path,
-        log: &Path,
-        device: &str,
-        replies: &[Value],
-        env: &[(&str, String)],
-        prompt: &str,
-    ) -> Session {
+/// A `claude -p` run being set up: this checkout as the plugin, the built binary, a device, and
+/// the model's scripted replies ("ok" unless [`Run::replies`] says otherwise). Made by
+/// [`Session::on`] or [`Session::at`], started by [`Run::run`].
+pub(crate) struct Run<'a> {
+    claude: &'a Path,
+    cwd: PathBuf,
+    device: String,
+    log: PathBuf,
+    replies: Vec<Value>,
+    env: Vec<(String, String)>,
+    resume: Option<PathBuf>,
+}
+
+impl Run<'_> {
+    /// What the model answers, in order.
+    pub fn replies(mut self, replies: &[Value]) -> Self {
+        self.replies = replies.to_vec();
+        self
+    }
+
+    /// Environment for the session and its hooks, on top of the device's.
+    pub fn env(mut self, env: &[(&str, String)]) -> Self {
+        self.env
+            .extend(env.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        self
+    }
+
+    /// Continue the session whose harness state is `state` (`claude -p --continue`).
+    pub fn resume(mut self, state: &Path) -> Self {
+        self.resume = Some(state.to_path_buf());
+        self
+    }
+
+    /// Run the session on `prompt`; it must reach the model.
+    pub fn run(self, prompt: &str) -> Session {
+        let log = self.log;
         let replies_file = log.with_extension("replies.json");
-        std::fs::write(&replies_file, serde_json::to_string(replies).unwrap()).unwrap();
-        let mut cmd = harness(claude, cwd, log, &replies_file, device, env);
-        cmd.arg("--").arg(prompt);
-        let out = cmd.output().expect("harness runs");
-        let stdout = std::fs::read_to_string(log.join("stdout")).unwrap_or_default();
+        std::fs::write(&replies_file, serde_json::to_string(&self.replies).unwrap()).unwrap();
+        let mut cmd = Command::new(harness_dir().join("run"));
+        cmd.arg("--plugin-dir")
+            .arg(env!("CARGO_MANIFEST_DIR"))
+            .arg("--cwd")
+            .arg(&self.cwd)
+            .arg("--log")
+            .arg(&log)
+            .arg("--replies")
+            .arg(&replies_file)
+            .arg("--claude")
+            .arg(self.claude)
+            .arg("--bypass")
+            .args([
+                "--env",
+                &format!("CONVOSYNC_BIN={}", env!("CARGO_BIN_EXE_convosync")),
+            ])
+            .args(["--env", &format!("CONVOSYNC_DEVICE={}", self.device)])
+            .args(["--env", "GIT_CONFIG_NOSYSTEM=1"]);
+        for (k, v) in &self.env {
+            cmd.args(["--env", &format!("{k}={v}")]);
+        }
+        if let Some(state) = &self.resume {
+            cmd.arg("--state").arg(state).arg("--continue");
+        }
+        let out = cmd.arg("--").arg(prompt).output().expect("harness runs");
         assert!(
             log.join("requests.jsonl").exists(),
             "the session never reached the model: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         Session {
-            log: log.to_path_buf(),
+            stdout: std::fs::read_to_string(log.join("stdout")).unwrap_or_default(),
+            log,
             exit: out.status.code().unwrap_or(-1),
-            stdout,
         }
     }
+}
 
-    /// A second `claude -p --continue` run in the same harness state (the same session).
-    fn run_continue(
-        claude: &Path,
-        cwd: &Path,
-        log: &Path,
-        state: &Path,
-        device: &str,
-        env: &[(&str, String)],
-        prompt: &str,
-    ) -> Session {
-        let replies_file = log.with_extension("replies.json");
-        std::fs::write(&replies_file, "[\"ok\"]").unwrap();
-        let mut cmd = harness(claude, cwd, log, &replies_file, device, env);
-        cmd.arg("--state")
-            .arg(state)
-            .arg("--continue")
-            .arg("--")
-            .arg(prompt);
-        let out = cmd.output().expect("harness runs");
-        Session {
-            log: log.to_path_buf(),
-            exit: out.status.code().unwrap_or(-1),
-            stdout: std::fs::read_to_string(log.join("stdout")).unwrap_or_default(),
+impl Session {
+    /// A session in `d`'s clone as device `d`, its harness log in `log`.
+    pub fn on<'a>(claude: &'a Path, d: &Device, log: PathBuf) -> Run<'a> {
+        Session::at(claude, &d.dir, &d.name, log)
+    }
+
+    /// A session in `cwd` (a clone or not) as `device`, its harness log in `log`.
+    pub fn at<'a>(claude: &'a Path, cwd: &Path, device: &str, log: PathBuf) -> Run<'a> {
+        Run {
+            claude,
+            cwd: cwd.to_path_buf(),
+            device: device.to_string(),
+            log,
+            replies: vec![text("ok")],
+            env: Vec::new(),
+            resume: None,
         }
     }
 
@@ -198,15 +205,9 @@ fn pizza_test_end_to_end() {
         ),
         text("Handoff written."),
     ];
-    let s1 = Session::run(
-        &claude,
-        &desktop.dir,
-        &logs.join("s1"),
-        "desktop",
-        &replies,
-        &[],
-        "My favourite pizza is Margherita. Start a menu file.",
-    );
+    let s1 = Session::on(&claude, &desktop, logs.join("s1"))
+        .replies(&replies)
+        .run("My favourite pizza is Margherita. Start a menu file.");
     assert_eq!(s1.exit, 0, "{}", s1.stdout);
     let asked = s1
         .requests()
@@ -225,15 +226,9 @@ fn pizza_test_end_to_end() {
         "pushed to the remote: {remote_file}"
     );
 
-    let s2 = Session::run(
-        &claude,
-        &laptop.dir,
-        &logs.join("s2"),
-        "laptop",
-        &[text("Margherita!")],
-        &[],
-        "What is my favourite pizza?",
-    );
+    let s2 = Session::on(&claude, &laptop, logs.join("s2"))
+        .replies(&[text("Margherita!")])
+        .run("What is my favourite pizza?");
     assert_eq!(s2.exit, 0);
     let first = s2.requests().into_iter().next().expect("a request");
     assert!(
@@ -257,15 +252,9 @@ fn sessions_run_normally_without_repo_remote_or_binary() {
     // Not a repository.
     let plain = env.path().join("plain");
     std::fs::create_dir_all(&plain).unwrap();
-    let s = Session::run(
-        &claude,
-        &plain,
-        &logs.join("plain"),
-        "x",
-        &[text("hello from the model")],
-        &[],
-        "hi",
-    );
+    let s = Session::at(&claude, &plain, "x", logs.join("plain"))
+        .replies(&[text("hello from the model")])
+        .run("hi");
     assert_eq!(s.exit, 0);
     assert!(s.stdout.contains("hello from the model"));
     // A repository without a remote, with a draft to commit (written in the session: a draft
@@ -273,15 +262,9 @@ fn sessions_run_normally_without_repo_remote_or_binary() {
     let a = env.device("a");
     a.git(&["remote", "remove", "origin"]);
     let draft = a.dir.join(".convosync/session-handoff-draft.md");
-    let s = Session::run(
-        &claude,
-        &a.dir,
-        &logs.join("noremote"),
-        "a",
-        &[write(&draft, "### Current Task\nlocal only\n"), text("fine")],
-        &[],
-        "hi",
-    );
+    let s = Session::on(&claude, &a, logs.join("noremote"))
+        .replies(&[write(&draft, "### Current Task\nlocal only\n"), text("fine")])
+        .run("hi");
     assert_eq!(s.exit, 0);
     assert!(s.stdout.contains("fine"));
     assert!(a
@@ -352,7 +335,9 @@ fn stop_never_blocks_more_than_once_per_turn() {
         write(&a.dir.join("two.txt"), "2"),
         text("done two"),
     ];
-    let s = Session::run(&claude, &a.dir, &logs.join("s"), "a", &replies, &[], "make files");
+    let s = Session::on(&claude, &a, logs.join("s"))
+        .replies(&replies)
+        .run("make files");
     assert_eq!(s.exit, 0);
     let asked = s
         .requests()
@@ -395,15 +380,9 @@ fn slash_commands_run_the_cli_with_arguments() {
     )
     .unwrap();
     desktop.convosync().arg("save-handoff").assert().success();
-    let s = Session::run(
-        &claude,
-        &laptop.dir,
-        &logs.join("resume"),
-        "laptop",
-        &[shim_call(&["resume"]), text("ok")],
-        &[],
-        "/convosync:resume",
-    );
+    let s = Session::on(&claude, &laptop, logs.join("resume"))
+        .replies(&[shim_call(&["resume"]), text("ok")])
+        .run("/convosync:resume");
     assert_eq!(s.exit, 0);
     let reqs = s.requests();
     assert!(reqs[0].contains("hooks/convosync-run resume"), "the instructions");
@@ -412,18 +391,12 @@ fn slash_commands_run_the_cli_with_arguments() {
             .is_some_and(|r| r.contains("convosync: 1 handoff(s) from other devices (you are laptop)")),
         "the command's output reached Claude"
     );
-    let s = Session::run(
-        &claude,
-        &laptop.dir,
-        &logs.join("history"),
-        "laptop",
-        &[
+    let s = Session::on(&claude, &laptop, logs.join("history"))
+        .replies(&[
             shim_call(&["history", "--device", "desktop", "--json"]),
             text("ok"),
-        ],
-        &[],
-        "/convosync:history --device desktop --json",
-    );
+        ])
+        .run("/convosync:history --device desktop --json");
     let reqs = s.requests();
     assert!(
         reqs[0].contains("<arguments>\\n--device desktop --json\\n</arguments>"),
@@ -465,15 +438,7 @@ fn slash_command_arguments_never_reach_a_shell() {
         let args = format!(
             r#"foo & touch {m}/amp-{name}; touch {m}/semi-{name} "it's" $(touch {m}/subst-{name}) `touch {m}/tick-{name}`"#
         );
-        let s = Session::run(
-            &claude,
-            &a.dir,
-            &logs.join(name),
-            "a",
-            &[text("ok")],
-            &[],
-            &format!("/convosync:{name} {args}"),
-        );
+        let s = Session::on(&claude, &a, logs.join(name)).run(&format!("/convosync:{name} {args}"));
         assert_eq!(s.exit, 0, "/convosync:{name}: {}", s.stdout);
         let first = s.requests().into_iter().next().unwrap_or_default();
         assert!(
@@ -509,15 +474,9 @@ fn a_failing_slash_command_still_reaches_claude() {
     a.git(&["remote", "remove", "origin"]);
     let logs = env.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
-    let s = Session::run(
-        &claude,
-        &a.dir,
-        &logs.join("sync"),
-        "a",
-        &[text("no remote")],
-        &[],
-        "/convosync:sync",
-    );
+    let s = Session::on(&claude, &a, logs.join("sync"))
+        .replies(&[text("no remote")])
+        .run("/convosync:sync");
     assert_eq!(s.exit, 0);
     let first = s
         .requests()
@@ -564,15 +523,10 @@ fn save_slash_command_commits_code_and_handoff() {
         ("GIT_COMMITTER_NAME", "Test User".to_string()),
         ("GIT_COMMITTER_EMAIL", "test@example.com".to_string()),
     ];
-    let s = Session::run(
-        &claude,
-        &a.dir,
-        &logs.join("save"),
-        "a",
-        &replies,
-        &identity,
-        &prompt,
-    );
+    let s = Session::on(&claude, &a, logs.join("save"))
+        .replies(&replies)
+        .env(&identity)
+        .run(&prompt);
     assert_eq!(s.exit, 0);
     let reqs = s.requests();
     assert!(reqs.len() >= 2, "Claude ran the command");
@@ -619,21 +573,15 @@ fn two_identity_pizza_test() {
     let logs = env.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     let draft = work.dir.join(".convosync/session-handoff-draft.md");
-    let s = Session::run(
-        &claude,
-        &work.dir,
-        &logs.join("work"),
-        "work",
-        &[
+    let s = Session::on(&claude, &work, logs.join("work"))
+        .replies(&[
             write(
                 &draft,
                 "### Current Task\nPlanning the office party\n\n### Important Context\n- The user's favourite pizza is Quattro Formaggi\n",
             ),
             text("Noted, and the handoff is written."),
-        ],
-        &[],
-        "My favourite pizza is Quattro Formaggi. Write a handoff.",
-    );
+        ])
+        .run("My favourite pizza is Quattro Formaggi. Write a handoff.");
     assert_eq!(s.exit, 0, "{}", s.stdout);
     let pushed = crate::common::git(
         &env.remote(),
@@ -645,15 +593,9 @@ fn two_identity_pizza_test() {
         "{pushed}"
     );
 
-    let s = Session::run(
-        &claude,
-        &home.dir,
-        &logs.join("home"),
-        "home",
-        &[text("Quattro Formaggi!")],
-        &[],
-        "What is my favourite pizza?",
-    );
+    let s = Session::on(&claude, &home, logs.join("home"))
+        .replies(&[text("Quattro Formaggi!")])
+        .run("What is my favourite pizza?");
     assert_eq!(s.exit, 0);
     let first = s.requests().into_iter().next().expect("a request");
     assert!(
@@ -668,15 +610,7 @@ fn two_identity_pizza_test() {
         "the user is told their notes were loaded"
     );
 
-    let s = Session::run(
-        &claude,
-        &grace.dir,
-        &logs.join("grace"),
-        "grace",
-        &[text("ok")],
-        &[],
-        "hello",
-    );
+    let s = Session::on(&claude, &grace, logs.join("grace")).run("hello");
     assert_eq!(s.exit, 0);
     let first = s.requests().into_iter().next().expect("a request");
     assert!(
@@ -831,15 +765,7 @@ fn slow_remote_note_reaches_the_model_with_the_next_prompt_once() {
         ("GIT_SSH_COMMAND", ssh.display().to_string()),
         ("GIT_SSH_VARIANT", "simple".to_string()),
     ];
-    let s = Session::run(
-        &claude,
-        &b.dir,
-        &logs.join("one"),
-        "b",
-        &[text("ok")],
-        &net,
-        "hello",
-    );
+    let s = Session::on(&claude, &b, logs.join("one")).env(&net).run("hello");
     assert_eq!(s.exit, 0, "{}", s.stdout);
     let first = s.requests().concat();
     assert!(
@@ -859,15 +785,10 @@ fn slow_remote_note_reaches_the_model_with_the_next_prompt_once() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert!(arrived(), "the background fetch delivered the note");
-    let s2 = Session::run_continue(
-        &claude,
-        &b.dir,
-        &logs.join("two"),
-        &logs.join("one/state"),
-        "b",
-        &net,
-        "and now?",
-    );
+    let s2 = Session::on(&claude, &b, logs.join("two"))
+        .env(&net)
+        .resume(&logs.join("one/state"))
+        .run("and now?");
     assert_eq!(s2.exit, 0, "{}", s2.stdout);
     let reqs = s2.requests();
     let last = reqs.last().expect("a request");

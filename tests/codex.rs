@@ -213,12 +213,8 @@ fn claude_code_and_codex_hand_off_both_ways() {
 
     // Claude Code on the desktop.
     let draft = desktop.dir.join(".convosync/session-handoff-draft.md");
-    let s = ClaudeSession::run(
-        &claude,
-        &desktop.dir,
-        &logs.join("claude1"),
-        "desktop",
-        &[
+    let s = ClaudeSession::on(&claude, &desktop, logs.join("claude1"))
+        .replies(&[
             write(&desktop.dir.join("menu.txt"), "pizza menu\n"),
             text("Menu started."),
             write(
@@ -226,10 +222,8 @@ fn claude_code_and_codex_hand_off_both_ways() {
                 "### Current Task\nBuilding the pizza menu\n\n### Important Context\n- The user's favourite pizza is Margherita\n",
             ),
             text("Handoff written."),
-        ],
-        &[],
-        "My favourite pizza is Margherita. Start a menu file.",
-    );
+        ])
+        .run("My favourite pizza is Margherita. Start a menu file.");
     assert_eq!(s.exit, 0, "{}", s.stdout);
     let pushed = crate::common::git(
         &env.remote(),
@@ -295,15 +289,7 @@ fn claude_code_and_codex_hand_off_both_ways() {
     assert_eq!(laptop.git(&["status", "--porcelain"]), "");
 
     // Claude Code on the desktop again: the Codex note, its agent named.
-    let s = ClaudeSession::run(
-        &claude,
-        &desktop.dir,
-        &logs.join("claude2"),
-        "desktop",
-        &[text("ok")],
-        &[],
-        "Where were we?",
-    );
+    let s = ClaudeSession::on(&claude, &desktop, logs.join("claude2")).run("Where were we?");
     assert_eq!(s.exit, 0);
     let first = s.requests().into_iter().next().expect("a request");
     assert!(

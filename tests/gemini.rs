@@ -35,21 +35,15 @@ fn claude_code_and_gemini_cli_hand_off_both_ways() {
     let extension = plugin.join("gemini-extension");
 
     let draft = desktop.dir.join(".convosync/session-handoff-draft.md");
-    let s = ClaudeSession::run(
-        &claude,
-        &desktop.dir,
-        &logs.join("claude1"),
-        "desktop",
-        &[
+    let s = ClaudeSession::on(&claude, &desktop, logs.join("claude1"))
+        .replies(&[
             write(
                 &draft,
                 "### Current Task\nPlanning the dinner\n\n### Important Context\n- The user's favourite pizza is Diavola\n",
             ),
             text("Handoff written."),
-        ],
-        &[],
-        "My favourite pizza is Diavola. Write a handoff.",
-    );
+        ])
+        .run("My favourite pizza is Diavola. Write a handoff.");
     assert_eq!(s.exit, 0, "{}", s.stdout);
 
     let gm = RunArgs {
@@ -99,15 +93,7 @@ fn claude_code_and_gemini_cli_hand_off_both_ways() {
     );
     assert!(pushed.contains("(Order the dinner)"), "{pushed}");
 
-    let s = ClaudeSession::run(
-        &claude,
-        &desktop.dir,
-        &logs.join("claude2"),
-        "desktop",
-        &[text("ok")],
-        &[],
-        "Where were we?",
-    );
+    let s = ClaudeSession::on(&claude, &desktop, logs.join("claude2")).run("Where were we?");
     assert_eq!(s.exit, 0);
     let first = s.requests().into_iter().next().expect("a request");
     assert!(
