@@ -21,13 +21,26 @@ use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use convosync::handoff::{format, CommitRef, Handoff, Section};
 use convosync::store::{commit_message, Store};
 
+#[path = "../tests/common/hermetic.rs"]
+mod hermetic;
+
+use hermetic::hermetic;
+
 const REF: &str = "refs/convosync/handoffs";
+
+/// The HOME of every git and convosync process the bench runs, empty: no user's config changes
+/// what is measured.
+fn home() -> &'static Path {
+    static HOME: OnceLock<tempfile::TempDir> = OnceLock::new();
+    HOME.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
 
 fn handoff(device: &str, i: i64) -> Handoff {
     Handoff {
@@ -59,25 +72,10 @@ fn handoff(device: &str, i: i64) -> Handoff {
 }
 
 fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .current_dir(dir)
-        // No automatic gc or maintenance started in the background of a measured loop (with
-        // 10,000 loose objects it would, and hold the repository's locks).
-        .args(["-c", "gc.auto=0", "-c", "maintenance.auto=false"])
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "Bench")
-        .env("GIT_AUTHOR_EMAIL", "bench@example.com")
-        .env("GIT_COMMITTER_NAME", "Bench")
-        .env("GIT_COMMITTER_EMAIL", "bench@example.com")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // No automatic gc or maintenance started in the background of a measured loop (with 10,000
+    // loose objects it would, and hold the repository's locks).
+    let quiet = ["-c", "gc.auto=0", "-c", "maintenance.auto=false"];
+    hermetic::git(dir, home(), &[&quiet[..], args].concat());
 }
 
 /// A repo at `dir` whose handoff ref has `commits` commits spread over `devices` devices.
@@ -184,10 +182,9 @@ fn sample(runs: usize, mut setup: impl FnMut(usize) -> (Command, Option<String>)
 
 fn convosync(bin: &Path, dir: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(bin);
-    c.current_dir(dir)
+    hermetic(&mut c, home())
+        .current_dir(dir)
         .env("CONVOSYNC_DEVICE", "bench-device")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .args(args);
     c
 }
@@ -288,7 +285,9 @@ fn main() {
         if want("git rev-parse") {
             let s = sample(30, |_| {
                 let mut c = Command::new("git");
-                c.current_dir(&dir).args(["rev-parse", "HEAD"]);
+                hermetic(&mut c, home())
+                    .current_dir(&dir)
+                    .args(["rev-parse", "HEAD"]);
                 (c, None)
             });
             row(
@@ -395,9 +394,8 @@ fn main() {
         let s = sample(20, |i| {
             writer(10_000 + i);
             let mut c = Command::new("git");
-            c.current_dir(&dir)
-                .env("GIT_CONFIG_NOSYSTEM", "1")
-                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            hermetic(&mut c, home())
+                .current_dir(&dir)
                 // As convosync fetches: no gc started in the background afterwards.
                 .args(["fetch", "-q", "--no-auto-gc", "origin", &fetch_spec]);
             (c, None)
@@ -453,13 +451,10 @@ fn main() {
             git(&legacy, &["commit", "-q", "-am", "handoff"]);
             git(&legacy, &["push", "-q", &lurl, "main"]);
             let mut c = Command::new("sh");
-            c.current_dir(&lwork)
-                .env("GIT_CONFIG_NOSYSTEM", "1")
-                .env("GIT_CONFIG_GLOBAL", "/dev/null")
-                .args([
-                    "-c",
-                    "git pull -q --no-rebase origin main && cat .convosync/session-handoff.md",
-                ]);
+            hermetic(&mut c, home()).current_dir(&lwork).args([
+                "-c",
+                "git pull -q --no-rebase origin main && cat .convosync/session-handoff.md",
+            ]);
             (c, None)
         });
         row(
@@ -720,9 +715,8 @@ fn wip_snapshot(bin: &Path, dir: &Path, label: &dyn Fn(&str) -> String) {
     );
     let s = sample(10, |_| {
         let mut c = Command::new("git");
-        c.current_dir(dir)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        hermetic(&mut c, home())
+            .current_dir(dir)
             .env("GIT_OPTIONAL_LOCKS", "0")
             .args(["status", "--porcelain=v2", "-z", "--untracked-files=all"]);
         (c, None)

@@ -6,6 +6,8 @@
 //!
 //! cargo bench --bench transport
 
+#[path = "../tests/common/hermetic.rs"]
+mod hermetic;
 #[path = "../tests/fixtures/servers.rs"]
 mod servers;
 
@@ -16,24 +18,9 @@ use std::time::{Duration, Instant};
 use chrono::{TimeZone, Utc};
 use convosync::handoff::{Handoff, Section};
 use convosync::store::{commit_message, Store};
+use hermetic::{git, hermetic};
 
 const REF: &str = "refs/convosync/handoffs";
-
-fn git(dir: &Path, home: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .env("HOME", home)
-        .env("GIT_CONFIG_GLOBAL", home.join(".gitconfig"))
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn handoff(i: i64) -> Handoff {
     Handoff {
@@ -74,10 +61,7 @@ fn sync_times(bin: &Path, work: &Path, writer: &Path, home: &Path, env: &[(&str,
             Store::new(&repo, REF).put(&h, &commit_message(&h)).unwrap();
         }
         let mut push = Command::new("git");
-        push.current_dir(writer)
-            .env("HOME", home)
-            .env("GIT_CONFIG_GLOBAL", home.join(".gitconfig"))
-            .env("GIT_CONFIG_NOSYSTEM", "1");
+        hermetic(&mut push, home).current_dir(writer);
         for (k, v) in env {
             push.env(k, v);
         }
@@ -87,10 +71,8 @@ fn sync_times(bin: &Path, work: &Path, writer: &Path, home: &Path, env: &[(&str,
             .unwrap()
             .success());
         let mut cmd = Command::new(bin);
-        cmd.current_dir(work)
-            .env("HOME", home)
-            .env("GIT_CONFIG_GLOBAL", home.join(".gitconfig"))
-            .env("GIT_CONFIG_NOSYSTEM", "1")
+        hermetic(&mut cmd, home)
+            .current_dir(work)
             .env("CONVOSYNC_DEVICE", "bench");
         for (k, v) in env {
             cmd.env(k, v);
@@ -208,10 +190,7 @@ fn main() {
         }
         let envs: Vec<(&str, &Path)> = env.iter().map(|(k, v)| (*k, v.as_path())).collect();
         let mut fetch = Command::new("git");
-        fetch
-            .current_dir(&writer)
-            .env("HOME", &home)
-            .env("GIT_CONFIG_GLOBAL", home.join(".gitconfig"));
+        hermetic(&mut fetch, &home).current_dir(&writer);
         for (k, v) in &envs {
             fetch.env(k, v);
         }

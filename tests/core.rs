@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::common::{Device, TestEnv};
+use crate::common::{hermetic, Device, TestEnv};
 
 const DRAFT: &str = "### Current Task\nImplementing OAuth login\n\n### Important Context\n- The user's favourite pizza is Margherita\n";
 
@@ -185,10 +185,8 @@ fn two_processes_saving_at_once_lose_nothing() {
         }
         for (d, device) in [(&a, "one"), (&side, "two")] {
             let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("convosync"));
-            cmd.current_dir(&d.dir)
-                .env("HOME", &d.home)
-                .env("GIT_CONFIG_GLOBAL", d.home.join(".gitconfig"))
-                .env("GIT_CONFIG_NOSYSTEM", "1")
+            hermetic(&mut cmd, &d.home)
+                .current_dir(&d.dir)
                 .env("CONVOSYNC_DEVICE", device)
                 .args(["save-handoff", "--no-push"]);
             children.push(cmd.spawn().unwrap());

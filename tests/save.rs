@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::common::corpus;
-use crate::common::{git, ok, on_terminal, Rng, TestEnv};
+use crate::common::{git, hermetic, ok, on_terminal, Rng, TestEnv};
 use crate::core::{draft_exists, write_draft};
 
 const DRAFT: &str = "### Current Task\nShipping the login page\n";
@@ -526,11 +526,8 @@ fn crash(iterations: usize) {
     for n in 0..iterations {
         let marker = format!("crash marker {n}");
         write_draft(&a, &format!("### Current Task\n{marker}\n"));
-        let mut child = std::process::Command::new(&bin)
+        let mut child = hermetic(&mut std::process::Command::new(&bin), &a.home)
             .current_dir(&a.dir)
-            .env("HOME", &a.home)
-            .env("GIT_CONFIG_GLOBAL", a.home.join(".gitconfig"))
-            .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("CONVOSYNC_DEVICE", "a")
             .args(["save-handoff", "--no-push"])
             .stdout(std::process::Stdio::null())
@@ -614,15 +611,13 @@ fn full_disk_keeps_the_draft() {
         &format!("### Current Task\nbig\n\n### Progress So Far\n{body}"),
     );
     let bin = assert_cmd::cargo::cargo_bin("convosync");
-    let out = std::process::Command::new("sh")
+    let out = hermetic(&mut std::process::Command::new("sh"), &a.home)
         .arg("-c")
         .arg(format!(
             "ulimit -f 2; exec '{}' save-handoff --no-push",
             bin.display()
         ))
         .current_dir(&a.dir)
-        .env("HOME", &a.home)
-        .env("GIT_CONFIG_GLOBAL", a.home.join(".gitconfig"))
         .env("CONVOSYNC_DEVICE", "a")
         .output()
         .unwrap();
@@ -655,11 +650,9 @@ fn read_only_git_dir() {
         git = a.dir.join(".git").display(),
         bin = bin.display()
     );
-    let out = std::process::Command::new("unshare")
+    let out = hermetic(&mut std::process::Command::new("unshare"), &a.home)
         .args(["-m", "sh", "-c", &script])
         .current_dir(&a.dir)
-        .env("HOME", &a.home)
-        .env("GIT_CONFIG_GLOBAL", a.home.join(".gitconfig"))
         .env("CONVOSYNC_DEVICE", "a")
         .output()
         .unwrap();

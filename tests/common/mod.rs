@@ -8,41 +8,8 @@ use tempfile::TempDir;
 /// The one rule for a missing tool (the file lives here; the fixtures that benches share load it).
 pub use crate::servers::tools::skip;
 pub mod corpus;
-
-/// Environment every git and convosync process in the tests gets: no user or system config,
-/// fixed identity, no prompts.
-pub fn hermetic(cmd: &mut Command, home: &Path) {
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("XDG_CONFIG_HOME", home.join(".config"))
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", home.join(".gitconfig"))
-        .env("GIT_AUTHOR_NAME", "Test User")
-        .env("GIT_AUTHOR_EMAIL", "test@example.com")
-        .env("GIT_COMMITTER_NAME", "Test User")
-        .env("GIT_COMMITTER_EMAIL", "test@example.com")
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("LC_ALL", "C");
-}
-
-/// Run git in `dir` and return its stdout; panics with stderr on failure.
-pub fn git(dir: &Path, home: &Path, args: &[&str]) -> String {
-    let out = git_output(dir, home, args);
-    assert!(
-        out.status.success(),
-        "git {args:?} in {} failed: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
-}
-
-pub fn git_output(dir: &Path, home: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new("git");
-    hermetic(&mut cmd, home);
-    cmd.current_dir(dir).args(args).output().expect("git runs")
-}
+mod hermetic;
+pub use hermetic::{git, git_output, hermetic};
 
 /// A temp dir holding `remote.git` (bare) and any number of device clones, each with its own HOME
 /// (and so its own convosync config dir and device id).
@@ -116,18 +83,8 @@ impl Device {
 
     /// The `convosync` binary with this device's hermetic environment, run in its clone.
     pub fn convosync(&self) -> assert_cmd::Command {
-        let mut cmd = assert_cmd::Command::cargo_bin("convosync").expect("binary built");
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", &self.home)
-            .env("XDG_CONFIG_HOME", self.home.join(".config"))
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", self.home.join(".gitconfig"))
-            .env("GIT_AUTHOR_NAME", "Test User")
-            .env("GIT_AUTHOR_EMAIL", "test@example.com")
-            .env("GIT_COMMITTER_NAME", "Test User")
-            .env("GIT_COMMITTER_EMAIL", "test@example.com")
-            .env("GIT_TERMINAL_PROMPT", "0")
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("convosync"));
+        hermetic(&mut cmd, &self.home)
             .env("CONVOSYNC_DEVICE", &self.name)
             // The hook tests read what a session start fetched in the same run: they pin the
             // synchronous start. The asynchronous start (the default) has tests of its own that
@@ -135,7 +92,7 @@ impl Device {
             .env("CONVOSYNC_START", "sync")
             .env("NO_COLOR", "1")
             .current_dir(&self.dir);
-        cmd
+        assert_cmd::Command::from_std(cmd)
     }
 }
 
