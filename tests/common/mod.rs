@@ -138,6 +138,7 @@ impl Rng {
     }
 }
 
+/// Run convosync on `d`; it must succeed. Returns its stdout.
 pub fn ok(d: &Device, args: &[&str]) -> String {
     let out = d.convosync().args(args).output().unwrap();
     assert!(
@@ -149,7 +150,8 @@ pub fn ok(d: &Device, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-pub fn quote(s: &str) -> String {
+/// `s` quoted for a POSIX shell.
+fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
@@ -182,14 +184,17 @@ pub fn on_terminal(d: &Device, args: &[&str]) -> Option<(String, i32)> {
     Some((text, out.status.code().unwrap_or(-1)))
 }
 
+/// A process's stdout, as text.
 pub fn out(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// A process's stderr, as text.
 pub fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Run convosync on `d`; it must fail with a one-line message, which is returned.
 pub fn fails_clearly(d: &Device, args: &[&str]) -> String {
     let out = d.convosync().args(args).output().unwrap();
     assert!(!out.status.success(), "{args:?} should fail");
@@ -198,6 +203,7 @@ pub fn fails_clearly(d: &Device, args: &[&str]) -> String {
     err
 }
 
+/// Run the hook for `event` on `d`: it exits 0 and prints nothing or one JSON value.
 pub fn hook_is_quiet_or_json(d: &Device, event: &str) {
     let input = serde_json::json!({"session_id":"h","cwd":d.dir,"source":"startup","stop_hook_active":false})
         .to_string();
