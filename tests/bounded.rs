@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{git, hermetic, Device, TestEnv};
+use crate::common::{git, git_input, hermetic, Device, TestEnv};
 use crate::core::write_draft;
 use crate::hooks::{context, start_json};
 
@@ -120,19 +120,9 @@ fn push_bombs(env: &TestEnv) {
 
 /// Run git in `dir` with `input` on stdin; returns stdout.
 fn git_stdin(dir: &Path, home: &Path, args: &[&str], input: &[u8]) -> String {
-    let mut cmd = Command::new("git");
-    hermetic(&mut cmd, home);
-    let mut child = cmd
-        .current_dir(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "git {args:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    String::from_utf8_lossy(&git_input(dir, home, args, input))
+        .trim()
+        .to_string()
 }
 
 fn run(d: &Device, args: &[&str]) -> (bool, String, String) {

@@ -3,12 +3,9 @@
 //! a terminal or Claude's context raw, name a file, forge a note's frame, or stop any device's
 //! sync.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use serde_json::Value;
 
-use crate::common::{git, hermetic, Device, TestEnv};
+use crate::common::{git, git_input, Device, TestEnv};
 use crate::core::write_draft;
 use crate::hooks::{context, start, start_json};
 
@@ -17,24 +14,9 @@ const REF: &str = "refs/convosync/handoffs";
 /// Run git in the bare remote with `input` on stdin; returns stdout.
 fn plumb(env: &TestEnv, args: &[&str], input: &[u8]) -> String {
     let home = env.path().join("seed-home");
-    let mut cmd = Command::new("git");
-    hermetic(&mut cmd, &home);
-    let mut child = cmd
-        .current_dir(env.remote())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    String::from_utf8_lossy(&git_input(&env.remote(), &home, args, input))
+        .trim()
+        .to_string()
 }
 
 fn blob(env: &TestEnv, content: &[u8]) -> String {

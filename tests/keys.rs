@@ -1,13 +1,12 @@
 //! Encryption no remote can switch off, and notes whose author is proven (issue 20). Every attack
 //! is built with git plumbing in a clone of its own and pushed to the bare remote.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
-use crate::common::{git, hermetic, Device, TestEnv};
+use crate::common::{git, git_input, hermetic, Device, TestEnv};
 use crate::hooks::start;
 use crate::private::{contains, run, save, stop};
 
@@ -15,24 +14,7 @@ const REF: &str = "refs/convosync/handoffs";
 
 /// git in `dir` with `input` on stdin; its stdout (bytes).
 fn git_with_input(dir: &Path, home: &Path, args: &[&str], input: &[u8]) -> Vec<u8> {
-    let mut cmd = Command::new("git");
-    hermetic(&mut cmd, home);
-    let mut child = cmd
-        .current_dir(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    git_input(dir, home, args, input)
 }
 
 /// The raw bytes of `path` on the remote's handoff ref.

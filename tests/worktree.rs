@@ -7,11 +7,10 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::common::{fails_clearly, git, hermetic, hook_is_quiet_or_json, Device, TestEnv};
+use crate::common::{fails_clearly, git, git_input, hook_is_quiet_or_json, Device, TestEnv};
 use crate::core::write_draft;
 use crate::hooks::{hook, start, stop_request};
 
@@ -20,24 +19,9 @@ const DRAFT: &str = ".convosync/session-handoff-draft.md";
 
 /// Run git in `dir` with `input` on stdin; returns stdout.
 fn plumb(dir: &Path, home: &Path, args: &[&str], input: &[u8]) -> String {
-    let mut cmd = Command::new("git");
-    hermetic(&mut cmd, home);
-    let mut child = cmd
-        .current_dir(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    String::from_utf8_lossy(&git_input(dir, home, args, input))
+        .trim()
+        .to_string()
 }
 
 /// What a commit puts at a path.

@@ -1,8 +1,9 @@
 //! The one hermetic git of the tests and the benches (which load this file with `#[path]`): no
 //! user or system config, a fixed identity, no prompts.
 
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 /// Environment every git and convosync process of the tests and benches gets: no user or system
 /// config (`home` is their HOME, its `.gitconfig` the only config git reads), a fixed identity, no
@@ -39,4 +40,30 @@ pub fn git_output(dir: &Path, home: &Path, args: &[&str]) -> Output {
     let mut cmd = Command::new("git");
     hermetic(&mut cmd, home);
     cmd.current_dir(dir).args(args).output().expect("git runs")
+}
+
+/// Run git in `dir` with `input` on its stdin (the plumbing that builds hostile objects:
+/// `hash-object --stdin`, `mktree`, `commit-tree`); its stdout, bytes as written. Panics with
+/// stderr on failure.
+#[allow(dead_code)] // the benches build no objects from stdin
+pub fn git_input(dir: &Path, home: &Path, args: &[&str], input: &[u8]) -> Vec<u8> {
+    let mut cmd = Command::new("git");
+    hermetic(&mut cmd, home);
+    let mut child = cmd
+        .current_dir(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("git runs");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?} in {} failed: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }

@@ -9,7 +9,7 @@ use tempfile::TempDir;
 pub use crate::servers::tools::skip;
 pub mod corpus;
 mod hermetic;
-pub use hermetic::{git, git_output, hermetic};
+pub use hermetic::{git, git_input, git_output, hermetic};
 
 /// A temp dir holding `remote.git` (bare) and any number of device clones, each with its own HOME
 /// (and so its own convosync config dir and device id).
