@@ -488,25 +488,14 @@ fn encrypted(bin: &Path) {
             .status()
             .unwrap();
         assert!(status.success());
-        let start = serde_json::json!({"session_id":"bench","cwd":dir,"source":"startup"}).to_string();
-        let cache = dir.join(".git/convosync/tip-cache.json");
-        for warm in [true, false] {
-            let s = sample(30, |_| {
-                if !warm {
-                    let _ = std::fs::remove_file(&cache);
-                }
-                let mut c = convosync(bin, &dir, &["hook", "session-start"]);
-                c.env("CONVOSYNC_TIMEOUT", "0")
-                    .env("CONVOSYNC_CONFIG_DIR", &config);
-                (c, Some(start.clone()))
-            });
-            let what = if warm { "warm cache" } else { "cold cache" };
-            row(
-                &format!("hook session-start, 100 devices' notes, {kind}, {what}"),
-                &s,
-                "encrypted: < 1 ms over plain",
-            );
-        }
+        session_start_rows(
+            bin,
+            &dir,
+            &config,
+            30,
+            &format!("hook session-start, 100 devices' notes, {kind}"),
+            "encrypted: < 1 ms over plain",
+        );
     }
 }
 
@@ -576,24 +565,32 @@ fn inflating(bin: &Path) {
         .status()
         .unwrap();
     assert!(status.success());
+    session_start_rows(
+        bin,
+        &dir,
+        &config,
+        10,
+        "hook session-start, 100 devices' notes + a note and a sealed snapshot inflating to 200 MB, encrypted",
+        "as without them",
+    );
+}
+
+/// Rows for a session start without network in `dir`, with the tip cache warm, then cold.
+fn session_start_rows(bin: &Path, dir: &Path, config: &Path, runs: usize, name: &str, target: &str) {
     let start = serde_json::json!({"session_id":"bench","cwd":dir,"source":"startup"}).to_string();
     let cache = dir.join(".git/convosync/tip-cache.json");
     for warm in [true, false] {
-        let s = sample(10, |_| {
+        let s = sample(runs, |_| {
             if !warm {
                 let _ = std::fs::remove_file(&cache);
             }
-            let mut c = convosync(bin, &dir, &["hook", "session-start"]);
+            let mut c = convosync(bin, dir, &["hook", "session-start"]);
             c.env("CONVOSYNC_TIMEOUT", "0")
-                .env("CONVOSYNC_CONFIG_DIR", &config);
+                .env("CONVOSYNC_CONFIG_DIR", config);
             (c, Some(start.clone()))
         });
         let what = if warm { "warm cache" } else { "cold cache" };
-        row(
-            &format!("hook session-start, 100 devices' notes + a note and a sealed snapshot inflating to 200 MB, encrypted, {what}"),
-            &s,
-            "as without them",
-        );
+        row(&format!("{name}, {what}"), &s, target);
     }
 }
 
