@@ -216,11 +216,7 @@ fn pizza_test_end_to_end() {
         .unwrap_or(0);
     assert_eq!(asked, 1, "the Stop hook asked exactly once");
     assert!(!draft.exists(), "the second Stop committed the draft");
-    let remote_file = crate::common::git(
-        &env.remote(),
-        &desktop.home,
-        &["show", "refs/convosync/handoffs:devices/desktop.md"],
-    );
+    let remote_file = env.pushed_note(&desktop);
     assert!(
         remote_file.contains("Margherita"),
         "pushed to the remote: {remote_file}"
@@ -583,11 +579,7 @@ fn two_identity_pizza_test() {
         ])
         .run("My favourite pizza is Quattro Formaggi. Write a handoff.");
     assert_eq!(s.exit, 0, "{}", s.stdout);
-    let pushed = crate::common::git(
-        &env.remote(),
-        &work.home,
-        &["show", "refs/convosync/handoffs:devices/work.md"],
-    );
+    let pushed = env.pushed_note(&work);
     assert!(
         pushed.contains("Quattro Formaggi") && pushed.contains("**Author:** Ada Lovelace <ada@work.example>"),
         "{pushed}"

@@ -225,11 +225,7 @@ fn claude_code_and_codex_hand_off_both_ways() {
         ])
         .run("My favourite pizza is Margherita. Start a menu file.");
     assert_eq!(s.exit, 0, "{}", s.stdout);
-    let pushed = crate::common::git(
-        &env.remote(),
-        &desktop.home,
-        &["show", "refs/convosync/handoffs:devices/desktop.md"],
-    );
+    let pushed = env.pushed_note(&desktop);
     assert!(
         pushed.contains("Margherita") && pushed.contains("**Agent:** Claude Code 2."),
         "{pushed}"
@@ -276,11 +272,7 @@ fn claude_code_and_codex_hand_off_both_ways() {
         "the request names the draft"
     );
     assert!(!laptop.dir.join(laptop_draft).exists(), "the draft was committed");
-    let pushed = crate::common::git(
-        &env.remote(),
-        &laptop.home,
-        &["show", "refs/convosync/handoffs:devices/laptop.md"],
-    );
+    let pushed = env.pushed_note(&laptop);
     assert!(
         pushed.contains("Quattro Formaggi") && pushed.contains("**Agent:** Codex 0.169.0"),
         "{pushed}"
@@ -462,11 +454,7 @@ fn auto_mode_derives_a_handoff_from_a_codex_rollout() {
         !r.requests().iter().any(|q| q.contains("<hook_prompt")),
         "nothing asked of the model"
     );
-    let pushed = crate::common::git(
-        &env.remote(),
-        &laptop.home,
-        &["show", "refs/convosync/handoffs:devices/laptop.md"],
-    );
+    let pushed = env.pushed_note(&laptop);
     for want in [
         "**Agent:** Codex 0.169.0",
         "### Current Task\nRename the project after the oven.",

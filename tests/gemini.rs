@@ -82,11 +82,7 @@ fn claude_code_and_gemini_cli_hand_off_both_ways() {
         .collect();
     assert_eq!(asked.last().copied(), Some(1), "asked exactly once: {asked:?}");
     assert!(!laptop.dir.join(laptop_draft).exists(), "the draft was committed");
-    let pushed = crate::common::git(
-        &env.remote(),
-        &laptop.home,
-        &["show", "refs/convosync/handoffs:devices/laptop.md"],
-    );
+    let pushed = env.pushed_note(&laptop);
     assert!(
         pushed.contains("Book the table for eight") && pushed.contains("**Agent:** Gemini CLI"),
         "{pushed}"

@@ -54,6 +54,18 @@ impl TestEnv {
         self.root.path().join("remote.git")
     }
 
+    /// The note `device` has on the bare remote's handoff ref, as git shows the blob.
+    pub fn pushed_note(&self, device: &Device) -> String {
+        git(
+            &self.remote(),
+            &device.home,
+            &[
+                "show",
+                &format!("refs/convosync/handoffs:devices/{}.md", device.name),
+            ],
+        )
+    }
+
     pub fn remote_url(&self) -> String {
         format!("file://{}", self.remote().display())
     }
