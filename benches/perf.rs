@@ -465,14 +465,20 @@ fn main() {
     }
 }
 
-/// Session start with 100 devices' notes, plain and encrypted to the reader's key: with the tip
-/// cache warm (the usual case) and cold (every note read, and decrypted, again).
-fn encrypted(bin: &Path) {
+/// A temp dir holding `config/`, a config dir with a new key in it (`CONVOSYNC_CONFIG_DIR`).
+fn keyed_config() -> (tempfile::TempDir, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("config");
     std::fs::create_dir_all(&config).unwrap();
     let key = convosync::crypt::Key::generate();
     std::fs::write(config.join("key.txt"), format!("{}\n", key.secret())).unwrap();
+    (tmp, config)
+}
+
+/// Session start with 100 devices' notes, plain and encrypted to the reader's key: with the tip
+/// cache warm (the usual case) and cold (every note read, and decrypted, again).
+fn encrypted(bin: &Path) {
+    let (tmp, config) = keyed_config();
     // A device with a key encrypts every note it writes: the plain notes are written without one.
     let keyless = tmp.path().join("keyless");
     std::fs::create_dir_all(&keyless).unwrap();
@@ -552,11 +558,7 @@ fn add_inflating_objects(dir: &Path) {
 /// [`add_inflating_objects`]): each is refused from its header, so time and memory stay those of
 /// an ordinary session start.
 fn inflating(bin: &Path) {
-    let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("config");
-    std::fs::create_dir_all(&config).unwrap();
-    let key = convosync::crypt::Key::generate();
-    std::fs::write(config.join("key.txt"), format!("{}\n", key.secret())).unwrap();
+    let (tmp, config) = keyed_config();
     let dir = tmp.path().join("inflating");
     let status = Command::new(std::env::current_exe().unwrap())
         .args(["--build", "inflating", "100"])
