@@ -6,7 +6,6 @@
 //! the next run sees the draft is already on the ref and only deletes it).
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use git2::Oid;
@@ -378,10 +377,10 @@ fn repository_template(template: &Template) -> String {
 
 /// Commit the draft of this worktree, if there is one.
 ///
-/// The draft is read, committed and removed under the repository lock, and removed only if it is
+/// The draft is read, committed and removed under the repository lock (`_lock`), and removed only if it is
 /// still the very version that was committed: a draft written while this ran (Claude writing
 /// again, a second session) is kept for the next run.
-pub fn commit(repo: &Repo, origin: &Origin, lock_wait: Duration) -> Result<Outcome> {
+pub fn commit(repo: &Repo, origin: &Origin, _lock: &crate::lock::RepoLock) -> Result<Outcome> {
     let path = repo.draft_path()?;
     let workdir = repo.workdir().context("bare repository: no handoff draft")?;
     // Without a session's start only the repository's own files are refused here.
@@ -392,7 +391,6 @@ pub fn commit(repo: &Repo, origin: &Origin, lock_wait: Duration) -> Result<Outco
         return Ok(Outcome::NoDraft);
     }
     let store = Store::new(&repo.git, &repo.settings.refname);
-    let _lock = repo.lock(lock_wait)?;
     crate::fsutil::failpoint("locked");
     let Some((bytes, version)) = read_draft(workdir)? else {
         return Ok(Outcome::NoDraft);

@@ -122,12 +122,7 @@ impl Backoff {
         })
     }
 
-    /// The fetch backoff.
-    pub fn load(state_dir: &Path) -> Backoff {
-        Self::load_for(state_dir, Channel::Fetch)
-    }
-
-    pub fn load_for(state_dir: &Path, ch: Channel) -> Backoff {
+    pub fn load(state_dir: &Path, ch: Channel) -> Backoff {
         std::fs::read(Self::path(state_dir, ch))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
@@ -139,14 +134,9 @@ impl Backoff {
         self.next_try.is_some_and(|t| t > now)
     }
 
-    /// Record a fetch failure.
-    pub fn failed(state_dir: &Path, now: DateTime<Utc>, error: &str) {
-        Self::failed_for(state_dir, Channel::Fetch, now, error);
-    }
-
     /// Record a failure: wait 30 s, then 1, 2, 4 … minutes, at most 15.
-    pub fn failed_for(state_dir: &Path, ch: Channel, now: DateTime<Utc>, error: &str) {
-        let mut b = Backoff::load_for(state_dir, ch);
+    pub fn failed(state_dir: &Path, ch: Channel, now: DateTime<Utc>, error: &str) {
+        let mut b = Backoff::load(state_dir, ch);
         b.failures = b.failures.saturating_add(1);
         let secs = (30u64 << (b.failures - 1).min(5)).min(15 * 60);
         b.next_try = Some(now + chrono::Duration::seconds(secs as i64));
@@ -156,12 +146,8 @@ impl Backoff {
         }
     }
 
-    /// A fetch worked: clear its backoff and the network note.
-    pub fn succeeded(state_dir: &Path, _now: DateTime<Utc>) {
-        Self::succeeded_for(state_dir, Channel::Fetch);
-    }
-
-    pub fn succeeded_for(state_dir: &Path, ch: Channel) {
+    /// It worked: clear the backoff (and, for fetching, the network note).
+    pub fn succeeded(state_dir: &Path, ch: Channel) {
         let _ = std::fs::remove_file(Self::path(state_dir, ch));
         if ch == Channel::Fetch {
             let _ = std::fs::remove_file(state_dir.join(NOTE_FILE));
@@ -226,19 +212,19 @@ mod tests {
     fn backoff_grows_and_clears() {
         let dir = tempfile::tempdir().unwrap();
         let now = Utc::now();
-        assert!(!Backoff::load(dir.path()).active(now));
-        Backoff::failed(dir.path(), now, "refused");
-        let b = Backoff::load(dir.path());
+        assert!(!Backoff::load(dir.path(), Channel::Fetch).active(now));
+        Backoff::failed(dir.path(), Channel::Fetch, now, "refused");
+        let b = Backoff::load(dir.path(), Channel::Fetch);
         assert!(b.active(now) && !b.active(now + chrono::Duration::seconds(31)));
-        Backoff::failed(dir.path(), now, "refused");
-        assert!(Backoff::load(dir.path()).active(now + chrono::Duration::seconds(45)));
+        Backoff::failed(dir.path(), Channel::Fetch, now, "refused");
+        assert!(Backoff::load(dir.path(), Channel::Fetch).active(now + chrono::Duration::seconds(45)));
         // A push failure is apart from fetching.
-        Backoff::failed_for(dir.path(), Channel::Push, now, "refused");
-        Backoff::succeeded(dir.path(), now);
-        assert!(!Backoff::load(dir.path()).active(now));
-        assert!(Backoff::load_for(dir.path(), Channel::Push).active(now));
-        Backoff::succeeded_for(dir.path(), Channel::Push);
-        assert!(!Backoff::load_for(dir.path(), Channel::Push).active(now));
+        Backoff::failed(dir.path(), Channel::Push, now, "refused");
+        Backoff::succeeded(dir.path(), Channel::Fetch);
+        assert!(!Backoff::load(dir.path(), Channel::Fetch).active(now));
+        assert!(Backoff::load(dir.path(), Channel::Push).active(now));
+        Backoff::succeeded(dir.path(), Channel::Push);
+        assert!(!Backoff::load(dir.path(), Channel::Push).active(now));
         record_sync(dir.path(), now);
         assert!(last_sync(dir.path()).is_some());
     }
@@ -249,7 +235,7 @@ mod tests {
         assert!(note_is_new(dir.path(), "origin is gone"));
         assert!(!note_is_new(dir.path(), "origin is gone"));
         assert!(note_is_new(dir.path(), "origin timed out"));
-        Backoff::succeeded(dir.path(), Utc::now());
+        Backoff::succeeded(dir.path(), Channel::Fetch);
         assert!(note_is_new(dir.path(), "origin timed out"));
     }
 

@@ -12,7 +12,9 @@ use git2::{Commit, ErrorCode, FileMode, ObjectType, Oid, Repository, Signature, 
 use crate::handoff::{format, Handoff};
 
 mod cache;
+mod merge;
 pub use cache::{Head, Note};
+pub use merge::{absorb, merge_commit};
 
 /// The directory in the ref's tree that holds one file per device.
 pub const DEVICES_DIR: &str = "devices";

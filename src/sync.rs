@@ -2,20 +2,20 @@
 //!
 //! The local ref is also the offline queue: when it is ahead of the remote-tracking copy
 //! (`refs/convosync/remote/<remote>/…`), something is waiting to be pushed, and the next hook or
-//! `convosync sync` pushes it. Merges never conflict: each device writes only its own file, and
-//! when the same device wrote on both sides (two sessions), the newer timestamp wins while the
-//! other version stays in history.
+//! `convosync sync` pushes it. What each hook and command does with the remote is one
+//! [`exchange`]: fetch, merge under the lock with the caller's local step, one push, retry on a
+//! lost race, a [`Report`]. Merging itself is the store's ([`store::absorb`]); this is transport.
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use git2::{Oid, Repository, Tree};
+use anyhow::Result;
+use git2::Oid;
 
 use crate::git::{self, Deadline, GitOutput};
+use crate::lock::RepoLock;
 use crate::refs;
 use crate::repo::Repo;
-use crate::store::{self, retry_cas, tip_of, Cas};
-use crate::team::Author;
+use crate::store::{self, tip_of};
 
 /// Rounds of fetch → merge → push when a push is rejected because another device pushed first.
 const PUSH_ROUNDS: usize = 5;
@@ -57,12 +57,33 @@ pub struct Report {
     pub pushed: Pushed,
     /// Whether local commits still wait to be pushed.
     pub pending: bool,
+    /// Why what the fetch brought could not be merged into the local ref (it is merged by the
+    /// next exchange).
+    pub unmerged: Option<String>,
 }
 
 impl Report {
+    fn new(remote: &str) -> Report {
+        Report {
+            remote: remote.to_string(),
+            fetched: Fetched::Ok,
+            pushed: Pushed::UpToDate,
+            pending: false,
+            unmerged: None,
+        }
+    }
+
+    /// Whether the remote answered the fetch (or was not asked).
+    pub fn reachable(&self) -> bool {
+        matches!(self.fetched, Fetched::Ok | Fetched::NoRemoteRef)
+    }
+
     /// One line for the user: `None` when everything went fine.
     pub fn problem(&self) -> Option<String> {
         let r = &self.remote;
+        if let Some(m) = &self.unmerged {
+            return Some(format!("could not merge the handoffs fetched from {r} ({m}); the next sync tries again"));
+        }
         if let Pushed::Refused(m) = &self.pushed {
             return Some(format!(
                 "{r} refused the handoff ref ({m}); handoffs stay on this machine until the server accepts refs/convosync/*"
@@ -86,7 +107,17 @@ impl Report {
 }
 
 /// Fetch the remote's handoff ref into its tracking ref.
-pub fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Result<Fetched> {
+fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Fetched {
+    match fetch_refs(repo, remote, deadline) {
+        Ok(f) => f,
+        Err(e) => {
+            crate::state::log(&repo.state_dir(), &format!("fetch: {e:#}"));
+            Fetched::Failed("could not run git".to_string())
+        }
+    }
+}
+
+fn fetch_refs(repo: &Repo, remote: &str, deadline: Deadline) -> Result<Fetched> {
     if let Err(e) = carry_over(repo, remote, deadline) {
         crate::state::log(&repo.state_dir(), &format!("carrying notes over: {e:#}"));
     }
@@ -123,15 +154,16 @@ fn classify_fetch(out: &GitOutput) -> Fetched {
 }
 
 /// Push the local tip to the remote if it is ahead of what we last saw there, with `extra` refs
-/// in the same invocation: one round trip for everything. The result
-/// is the handoff ref's (or, when it had nothing to push, the extras'); each ref the remote took
-/// is recorded in its tracking ref.
-pub fn push_with(
-    repo: &Repo,
-    remote: &str,
-    deadline: Deadline,
-    extra: &[crate::git::Extra],
-) -> Result<Pushed> {
+/// in the same invocation: one round trip for everything. The result is the handoff ref's (when
+/// it had nothing to push, `UpToDate`); each ref the remote took is recorded in its tracking ref.
+fn push(repo: &Repo, remote: &str, deadline: Deadline, extra: &[crate::git::Extra]) -> Pushed {
+    push_refs(repo, remote, deadline, extra).unwrap_or_else(|e| {
+        crate::state::log(&repo.state_dir(), &format!("push: {e:#}"));
+        Pushed::Failed("could not run git".to_string())
+    })
+}
+
+fn push_refs(repo: &Repo, remote: &str, deadline: Deadline, extra: &[crate::git::Extra]) -> Result<Pushed> {
     let refname = &repo.settings.refname;
     let tracking = refs::tracking(refname, remote);
     let local = tip_of(&repo.git, refname)?.map(|c| c.id());
@@ -243,9 +275,10 @@ fn carry_over(repo: &Repo, remote: &str, deadline: Deadline) -> Result<()> {
     if !out.success() {
         anyhow::bail!("could not fetch {earlier}: {}", out.brief_error());
     }
+    let lock = repo.lock(deadline.remaining())?;
     for r in [&earlier, &tracking] {
         if let Some(tip) = tip_of(&repo.git, r).ok().flatten().map(|c| c.id()) {
-            merge_into(repo, tip, deadline.remaining())?;
+            absorb(repo, tip, &lock)?;
         }
     }
     crate::namespace::settled(&repo.git, &ns.id)?;
@@ -256,51 +289,20 @@ fn carry_over(repo: &Repo, remote: &str, deadline: Deadline) -> Result<()> {
     Ok(())
 }
 
-/// Bring the remote-tracking copy into the local ref: fast-forward, or merge by path.
-/// Takes the repository lock for the local ref update.
-///
-/// Recorded key ids (`keys/`) are only ever added, on every path: a remote whose tip lost some
-/// that this ref had (someone pushed a tree without them) is not fast-forwarded to but built on,
-/// with the key ids put back. The user is then told once ([`take_restored`]).
-pub fn integrate(repo: &Repo, remote: &str, lock_wait: Duration) -> Result<()> {
+/// Bring the remote-tracking copy into the local ref: fast-forward, or merge by path (see
+/// [`store::absorb`]). Key ids the remote had lost are restored, and the user is told once
+/// ([`take_restored`]).
+fn integrate(repo: &Repo, remote: &str, lock: &RepoLock) -> Result<()> {
     let refname = &repo.settings.refname;
-    let Some(theirs) = tip_of(&repo.git, &refs::tracking(refname, remote))
-        .ok()
-        .flatten()
-        .map(|c| c.id())
-    else {
-        return Ok(());
-    };
-    merge_into(repo, theirs, lock_wait)
+    match tip_of(&repo.git, &refs::tracking(refname, remote))?.map(|c| c.id()) {
+        Some(theirs) => absorb(repo, theirs, lock),
+        None => Ok(()),
+    }
 }
 
-/// Bring the commit `theirs` into the local ref: fast-forward, or merge by path.
-fn merge_into(repo: &Repo, theirs: Oid, lock_wait: Duration) -> Result<()> {
-    let refname = &repo.settings.refname;
-    let _lock = repo.lock(lock_wait)?;
-    let mut lost = Vec::new();
-    retry_cas(&repo.git, refname, "merge handoffs from remote", || {
-        let ours = tip_of(&repo.git, refname)?.map(|c| c.id());
-        let next = match ours {
-            None => theirs,
-            Some(o) if o == theirs || descends(&repo.git, refname, o, theirs)? => return Ok(Cas::Done(o)),
-            Some(o) if descends(&repo.git, refname, theirs, o)? => {
-                lost = lost_keys(&repo.git, Some(o), theirs);
-                if lost.is_empty() {
-                    theirs
-                } else {
-                    restore_keys(&repo.git, o, theirs)
-                        .with_context(|| format!("could not restore the key ids of {refname} on {theirs}"))?
-                }
-            }
-            Some(o) => {
-                lost = lost_keys(&repo.git, repo.git.merge_base(o, theirs).ok(), theirs);
-                merge_commit(&repo.git, o, theirs)
-                    .with_context(|| format!("could not merge the remote's {theirs} into {refname} at {o}"))?
-            }
-        };
-        Ok(Cas::Move { from: ours, to: next })
-    })?;
+/// [`store::absorb`] into this repository's ref, recording restored key ids for the user.
+fn absorb(repo: &Repo, theirs: Oid, lock: &RepoLock) -> Result<()> {
+    let lost = store::absorb(&repo.git, &repo.settings.refname, theirs, lock)?;
     if lost.is_empty() {
         return Ok(());
     }
@@ -325,214 +327,6 @@ pub fn take_restored(repo: &Repo) -> Option<String> {
     Some(crate::untrusted::line(line.trim()).into_owned()).filter(|l| !l.is_empty())
 }
 
-/// The key ids recorded at `base` (a commit of the ref) that `theirs` no longer records.
-fn lost_keys(repo: &Repository, base: Option<Oid>, theirs: Oid) -> Vec<String> {
-    let keys = |id: Oid| {
-        repo.find_commit(id)
-            .ok()
-            .and_then(|c| store::commit_tree(repo, &c))
-            .map(|t| store::key_files(repo, &t))
-            .unwrap_or_default()
-    };
-    let Some(base) = base else { return Vec::new() };
-    let now = keys(theirs);
-    keys(base).into_keys().filter(|k| !now.contains_key(k)).collect()
-}
-
-/// A commit on top of `theirs` whose tree is theirs with the key ids of `ours` recorded again.
-fn restore_keys(repo: &Repository, ours: Oid, theirs: Oid) -> Result<Oid> {
-    let read = |id: Oid| -> Result<(git2::Commit<'_>, Tree<'_>)> {
-        let c = repo
-            .find_commit(id)
-            .with_context(|| format!("could not read handoff commit {id}"))?;
-        let t = store::commit_tree(repo, &c).with_context(|| format!("could not read the tree of {id}"))?;
-        Ok((c, t))
-    };
-    let (_, ours_tree) = read(ours)?;
-    let (t, theirs_tree) = read(theirs)?;
-    let mut keys = store::key_files(repo, &theirs_tree);
-    for (k, id) in store::key_files(repo, &ours_tree) {
-        keys.entry(k).or_insert(id);
-    }
-    let tree_id = store::write_ref_tree(repo, &store::device_files(repo, &theirs_tree), &keys)?;
-    let tree = repo
-        .find_tree(tree_id)
-        .with_context(|| format!("could not read tree {tree_id}"))?;
-    let sig = store::signature(repo, crate::timefmt::now())?;
-    repo.commit(
-        None,
-        &sig,
-        &sig,
-        "restore recorded keys\n\nRecorded key ids are only ever added.\n",
-        &tree,
-        &[&t],
-    )
-    .with_context(|| format!("could not write a commit of tree {tree_id}"))
-}
-
-/// Whether `commit` descends from `ancestor`, two commits of the history of `refname`.
-fn descends(repo: &Repository, refname: &str, commit: Oid, ancestor: Oid) -> Result<bool> {
-    repo.graph_descendant_of(commit, ancestor)
-        .with_context(|| format!("could not compare commits {commit} and {ancestor} of {refname}"))
-}
-
-/// A commit with both tips as parents whose tree is the path-wise merge of theirs and ours.
-/// Trees git cannot read count as empty (and are recorded), so one hostile commit never stops a
-/// merge; the merged tree holds only valid device files.
-fn merge_commit(repo: &Repository, ours: Oid, theirs: Oid) -> Result<Oid> {
-    let o = repo
-        .find_commit(ours)
-        .with_context(|| format!("could not read our handoff commit {ours}"))?;
-    let t = repo
-        .find_commit(theirs)
-        .with_context(|| format!("could not read the remote's handoff commit {theirs}"))?;
-    let base = repo
-        .merge_base(ours, theirs)
-        .ok()
-        .and_then(|b| repo.find_commit(b).ok());
-    let base_tree = base.as_ref().and_then(|c| store::commit_tree(repo, c));
-    let empty = repo
-        .treebuilder(None)
-        .and_then(|b| b.write())
-        .and_then(|id| repo.find_tree(id))
-        .context("could not write an empty tree")?;
-    let ours_tree = store::commit_tree(repo, &o).unwrap_or_else(|| empty.clone());
-    let theirs_tree = store::commit_tree(repo, &t).unwrap_or(empty);
-    let tree_id = merge_trees(repo, base_tree.as_ref(), &ours_tree, &theirs_tree)?;
-    let tree = repo
-        .find_tree(tree_id)
-        .with_context(|| format!("could not read the merged tree {tree_id}"))?;
-    let sig = store::signature(repo, crate::timefmt::now())?;
-    let msg = "merge handoffs\n\nEach device owns its own file; the newest handoff wins where a device wrote on both sides.\n";
-    repo.commit(None, &sig, &sig, msg, &tree, &[&o, &t])
-        .with_context(|| format!("could not write the merge commit of tree {tree_id}"))
-}
-
-/// Three-way merge of device files. A device changed on one side only takes that side
-/// (deletions included); changed on both, the handoff with the newer timestamp wins; a deletion
-/// on one side loses to a modification on the other. Only valid device files
-/// ([`store::device_files`]) take part: anything else on either side is skipped and recorded, and
-/// the result is always a tree git accepts.
-pub fn merge_trees(
-    repo: &Repository,
-    base: Option<&Tree<'_>>,
-    ours: &Tree<'_>,
-    theirs: &Tree<'_>,
-) -> Result<Oid> {
-    let b = base.map(|t| store::device_files(repo, t)).unwrap_or_default();
-    let o = store::device_files(repo, ours);
-    let t = store::device_files(repo, theirs);
-    let mut devices: Vec<&String> = o.keys().chain(t.keys()).collect();
-    devices.sort();
-    devices.dedup();
-    let mut merged = std::collections::BTreeMap::new();
-    let mut moved = Vec::new();
-    for d in devices {
-        let (bo, oo, to) = (b.get(d).copied(), o.get(d).copied(), t.get(d).copied());
-        let pick = if oo == to {
-            oo
-        } else if oo == bo {
-            to
-        } else if to == bo {
-            oo
-        } else {
-            match (oo, to) {
-                (Some(x), Some(y)) => match two_authors(repo, d, x, y)? {
-                    // Two people's devices with the same name wrote at once: the first keeps
-                    // the name, the other moves to its author-qualified name (as it would have
-                    // had it seen the first).
-                    Some((keep, other)) => {
-                        moved.push(other);
-                        Some(keep)
-                    }
-                    None => Some(newer(repo, x, y)),
-                },
-                (x, y) => x.or(y),
-            }
-        };
-        if let Some(id) = pick {
-            merged.insert(d.clone(), id);
-        }
-    }
-    for (device, id) in moved {
-        // A newer handoff already at the qualified name wins over the moved one.
-        let keep = match merged.get(&device) {
-            Some(&existing) => newer(repo, existing, id),
-            None => id,
-        };
-        merged.insert(device, keep);
-    }
-    // Recorded keys are only ever added: the union of both sides.
-    let mut keys = store::key_files(repo, ours);
-    for (k, id) in store::key_files(repo, theirs) {
-        keys.entry(k).or_insert(id);
-    }
-    store::write_ref_tree(repo, &merged, &keys)
-}
-
-/// When `a` and `b` are handoffs of device `device` by two different authors: the blob to keep
-/// (the older one) and the other rewritten under its author-qualified device name.
-fn two_authors(repo: &Repository, device: &str, a: Oid, b: Oid) -> Result<Option<(Oid, (String, Oid))>> {
-    let parse = |id: Oid| store::read_handoff(repo, id).ok();
-    let (Some(x), Some(y)) = (parse(a), parse(b)) else {
-        return Ok(None);
-    };
-    let (Some(ax), Some(ay)) = (&x.author, &y.author) else {
-        return Ok(None);
-    };
-    let (px, py) = (Author::parse(ax), Author::parse(ay));
-    if px.same_person(&py) {
-        return Ok(None);
-    }
-    // The older note keeps the name. Times are kept to the second, so two saves can tie: then
-    // `b`, the side already on the remote (theirs in a merge), was there first and keeps it.
-    let x_first = x.timestamp < y.timestamp;
-    let (keep, mut other, who) = if x_first { (a, y, py) } else { (b, x, px) };
-    let user = who.handle().unwrap_or_else(|| "other".into());
-    // The file name, not the header, says whose device this is.
-    let Some(qualified) = crate::device::sanitize(&format!("{device}-{user}")) else {
-        return Ok(None);
-    };
-    other.device = qualified;
-    let mut text = crate::handoff::format::render(&other).into_bytes();
-    if let (Some(k), Ok(old)) = (
-        crate::crypt::key(),
-        crate::untrusted::blob(
-            repo,
-            if x_first { b } else { a },
-            crate::untrusted::Object::Note,
-            &format_args!("the note of {device}"),
-        ),
-    ) {
-        // It was readable, so encrypted to our key: it stays encrypted under its new name.
-        if crate::crypt::is_encrypted(old.content()) {
-            text = k.encrypt(crate::crypt::Purpose::Note, &text)?;
-        }
-    }
-    let blob = repo
-        .blob(&text)
-        .with_context(|| format!("could not write the note of {device} moved to {}", other.device))?;
-    Ok(Some((keep, (other.device, blob))))
-}
-
-/// The blob whose handoff is newer; ties and unparseable files fall back to the larger id so
-/// every device picks the same one.
-fn newer(repo: &Repository, a: Oid, b: Oid) -> Oid {
-    let ts = |id: Oid| store::read_handoff(repo, id).ok().map(|h| h.timestamp);
-    match (ts(a), ts(b)) {
-        (Some(x), Some(y)) if x != y => {
-            if x > y {
-                a
-            } else {
-                b
-            }
-        }
-        (Some(_), None) => a,
-        (None, Some(_)) => b,
-        _ => a.max(b),
-    }
-}
-
 /// Whether the local ref holds commits the remote has not seen.
 pub fn pending(repo: &Repo, remote: &str) -> bool {
     let refname = &repo.settings.refname;
@@ -548,42 +342,117 @@ pub fn pending(repo: &Repo, remote: &str) -> bool {
     }
 }
 
-/// Fetch, merge, push, and on rejection go round again (a bounded number of times, with a
-/// little jitter so racing devices do not collide in lockstep). Stops at the first step that
-/// cannot reach the remote: a hung remote costs one deadline, not one per step.
-pub fn sync(repo: &Repo, remote: &str, deadline: Deadline, lock_wait: Duration) -> Result<Report> {
-    sync_with(repo, remote, &[], deadline, lock_wait)
+/// One exchange with the remote, as its caller wants it.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan<'a> {
+    pub remote: &'a str,
+    pub deadline: Deadline,
+    /// How long the local step waits for the repository lock.
+    pub lock_wait: Duration,
+    /// Fetch before the local step. Without it the push goes out at once, and only a push the
+    /// remote rejected (or one that failed: the fetch tells an unreachable remote from a broken
+    /// push) fetches.
+    pub fetch_first: bool,
+    /// Push (false: fetch and merge only).
+    pub push: bool,
+    /// The device whose wip ref goes out in the same `git push` as the handoff ref.
+    pub wip_of: Option<&'a str>,
 }
 
-/// [`sync`], pushing `extra` refs in the same `git push` as the handoff ref.
-pub fn sync_with(
-    repo: &Repo,
-    remote: &str,
-    extra: &[crate::git::Extra],
-    deadline: Deadline,
-    lock_wait: Duration,
-) -> Result<Report> {
-    let mut report = Report {
-        remote: remote.to_string(),
-        fetched: Fetched::Ok,
-        pushed: Pushed::UpToDate,
-        pending: false,
-    };
+impl<'a> Plan<'a> {
+    /// What `convosync sync` and the commands that sync do: fetch, merge, push the handoff ref.
+    pub fn sync(remote: &'a str, deadline: Deadline, lock_wait: Duration) -> Plan<'a> {
+        Plan {
+            remote,
+            deadline,
+            lock_wait,
+            fetch_first: true,
+            push: true,
+            wip_of: None,
+        }
+    }
+}
+
+/// [`exchange`] with no local step, as the commands sync.
+pub fn sync(repo: &Repo, remote: &str, deadline: Deadline, lock_wait: Duration) -> Report {
+    exchange(repo, &Plan::sync(remote, deadline, lock_wait), |_| Ok(())).1
+}
+
+/// The one exchange with the remote: fetch the handoff ref (and the other devices' wip refs),
+/// then under one hold of the repository lock merge what came and run the caller's `local` step
+/// (which gets the held lock), then push the handoff ref and this device's wip ref in one
+/// `git push`; when another device pushed first, fetch, merge and push again (a bounded number of
+/// rounds, with jitter so racing devices do not collide in lockstep). A remote that does not
+/// answer costs one deadline, not one per step: nothing is pushed after a failed fetch. `local`
+/// runs whatever the network does; a lock that could not be had is its error.
+pub fn exchange<T>(repo: &Repo, plan: &Plan<'_>, local: impl FnOnce(&RepoLock) -> Result<T>) -> (Result<T>, Report) {
+    let mut report = Report::new(plan.remote);
+    if plan.fetch_first {
+        report.fetched = fetch(repo, plan.remote, plan.deadline);
+    }
+    let merge = plan.fetch_first && report.fetched == Fetched::Ok;
+    let done = repo.lock(plan.lock_wait).and_then(|lock| {
+        if merge {
+            report.unmerged = integrate(repo, plan.remote, &lock).err().map(|e| format!("{e:#}"));
+        }
+        local(&lock)
+    });
+    if plan.push && report.reachable() {
+        push_rounds(repo, plan, &mut report);
+    }
+    report.pending = pending(repo, plan.remote);
+    (done, report)
+}
+
+/// The push half of [`exchange`]: push, and while the remote rejects the push because it moved,
+/// fetch, merge and push again.
+fn push_rounds(repo: &Repo, plan: &Plan<'_>, report: &mut Report) {
+    let (remote, deadline) = (plan.remote, plan.deadline);
+    let extra = plan.wip_of.and_then(|me| {
+        crate::wip::push_extra(repo, remote, me).unwrap_or_else(|e| {
+            crate::state::log(&repo.state_dir(), &format!("wip push: {e:#}"));
+            None
+        })
+    });
     for round in 0..PUSH_ROUNDS {
-        report.fetched = fetch(repo, remote, deadline)?;
+        report.pushed = push(repo, remote, deadline, extra.as_slice());
+        let again = match report.pushed {
+            Pushed::Rejected => true,
+            Pushed::Failed(_) => round == 0 && !plan.fetch_first,
+            // Not fetched first: the remote did not answer, as a fetch would have found it.
+            Pushed::TimedOut if !plan.fetch_first => {
+                report.fetched = Fetched::TimedOut;
+                false
+            }
+            _ => false,
+        };
+        if !again || deadline.passed() {
+            break;
+        }
+        if report.pushed == Pushed::Rejected {
+            std::thread::sleep(jitter(round).min(deadline.remaining()));
+        }
+        report.fetched = fetch(repo, remote, deadline);
         match report.fetched {
-            Fetched::Ok => integrate(repo, remote, lock_wait)?,
+            Fetched::Ok => {
+                let merged = repo
+                    .lock(plan.lock_wait)
+                    .and_then(|lock| integrate(repo, remote, &lock));
+                report.unmerged = merged.err().map(|e| format!("{e:#}"));
+            }
             Fetched::NoRemoteRef => {}
             Fetched::TimedOut | Fetched::Failed(_) => break,
         }
-        report.pushed = push_with(repo, remote, deadline, extra)?;
-        if report.pushed != Pushed::Rejected || deadline.passed() {
-            break;
-        }
-        std::thread::sleep(jitter(round).min(deadline.remaining()));
     }
-    report.pending = pending(repo, remote);
-    Ok(report)
+    if let Some(e) = &extra {
+        let tracked = tip_of(&repo.git, &e.tracking).ok().flatten().map(|c| c.id());
+        if tracked != Some(e.tip) {
+            crate::state::log(
+                &repo.state_dir(),
+                &format!("wip push to {remote}: not taken ({:?})", report.pushed),
+            );
+        }
+    }
 }
 
 /// 10–80 ms, growing with the round; the low bits of the clock are randomness enough here.
@@ -597,80 +466,7 @@ fn jitter(round: usize) -> Duration {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use chrono::{TimeZone, Utc};
-    use proptest::prelude::*;
-
     use super::*;
-    use crate::handoff::{Handoff, Section};
-
-    /// A tree of `devices/<name>.md` files, one handoff per (device, timestamp).
-    fn tree(repo: &Repository, files: &BTreeMap<u8, i64>) -> Oid {
-        let entries: BTreeMap<String, Oid> = files
-            .iter()
-            .map(|(d, ts)| {
-                let h = Handoff {
-                    device: format!("d{d}"),
-                    timestamp: Utc.timestamp_opt(*ts, 0).unwrap(),
-                    commit: None,
-                    branch: None,
-                    session: None,
-                    author: None,
-                    agent: None,
-                    sections: vec![Section {
-                        title: "Current Task".into(),
-                        body: format!("at {ts}"),
-                    }],
-                };
-                let blob = repo.blob(crate::handoff::format::render(&h).as_bytes()).unwrap();
-                (format!("d{d}"), blob)
-            })
-            .collect();
-        crate::store::write_device_files(repo, &entries).unwrap()
-    }
-
-    fn side() -> impl Strategy<Value = BTreeMap<u8, i64>> {
-        prop::collection::btree_map(0u8..8, 0i64..1_000_000, 0..8)
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
-
-        #[test]
-        fn merge_keeps_every_device_and_the_newest(base in side(), ours in side(), theirs in side()) {
-            let dir = tempfile::tempdir().unwrap();
-            let repo = Repository::init(dir.path()).unwrap();
-            let (b, o, t) = (tree(&repo, &base), tree(&repo, &ours), tree(&repo, &theirs));
-            let (bt, ot, tt) = (repo.find_tree(b).unwrap(), repo.find_tree(o).unwrap(), repo.find_tree(t).unwrap());
-            let merged = repo.find_tree(merge_trees(&repo, Some(&bt), &ot, &tt).unwrap()).unwrap();
-            let got: BTreeMap<String, i64> = crate::store::entries_of(&repo, &merged)
-                .unwrap()
-                .into_iter()
-                .map(|e| (e.device, e.handoff.unwrap().timestamp.timestamp()))
-                .collect();
-            for d in 0u8..8 {
-                let name = format!("d{d}");
-                let (bv, ov, tv) = (base.get(&d), ours.get(&d), theirs.get(&d));
-                let expected = if ov == tv {
-                    ov.copied()
-                } else if ov == bv {
-                    tv.copied()
-                } else if tv == bv {
-                    ov.copied()
-                } else {
-                    match (ov, tv) {
-                        (Some(x), Some(y)) => Some(*x.max(y)),
-                        (x, y) => x.or(y).copied(),
-                    }
-                };
-                prop_assert_eq!(got.get(&name).copied(), expected, "device {}", name);
-            }
-            // The same result whichever side merges, so every device converges on one tree.
-            let swapped = merge_trees(&repo, Some(&bt), &tt, &ot).unwrap();
-            prop_assert_eq!(swapped, merged.id());
-        }
-    }
 
     fn failed(stdout: &str, stderr: &str) -> GitOutput {
         use std::os::unix::process::ExitStatusExt;
@@ -718,6 +514,7 @@ mod tests {
             fetched: Fetched::Ok,
             pushed: classify_push(&hook),
             pending: true,
+            unmerged: None,
         };
         let p = r.problem().unwrap();
         assert!(
@@ -733,6 +530,7 @@ mod tests {
             fetched: Fetched::TimedOut,
             pushed: Pushed::UpToDate,
             pending: true,
+            unmerged: None,
         };
         assert_eq!(
             r.problem().unwrap(),
@@ -743,6 +541,7 @@ mod tests {
             fetched: Fetched::Ok,
             pushed: Pushed::Ok,
             pending: false,
+            unmerged: None,
         };
         assert_eq!(ok.problem(), None);
     }

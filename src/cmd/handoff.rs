@@ -26,11 +26,10 @@ pub fn generate(dir: &Path) -> Result<ExitCode> {
 
 pub fn save(dir: &Path, args: SaveHandoffArgs) -> Result<ExitCode> {
     let repo = Repo::open(dir)?;
-    match draft::commit(
-        &repo,
-        &draft::Origin::of_command(args.session.as_deref()),
-        CLI_LOCK_WAIT,
-    )? {
+    let lock = repo.lock(CLI_LOCK_WAIT)?;
+    let outcome = draft::commit(&repo, &draft::Origin::of_command(args.session.as_deref()), &lock)?;
+    drop(lock);
+    match outcome {
         Outcome::NoDraft => {
             anyhow::bail!(
                 "no handoff draft at {}; run `convosync generate-handoff` to see what to write",
@@ -79,7 +78,7 @@ pub fn push_or_queue_saying(repo: &Repo, deadline: crate::git::Deadline, pushed:
         );
         return Ok(ExitCode::SUCCESS);
     };
-    let report = crate::sync::sync(repo, &remote, deadline, super::CLI_LOCK_WAIT)?;
+    let report = crate::sync::sync(repo, &remote, deadline, super::CLI_LOCK_WAIT);
     match report.problem() {
         Some(p) => println!("{}", crate::untrusted::line(&p)),
         None => println!("{pushed} {remote}"),

@@ -136,7 +136,7 @@ fn enable(repo: &Repo, key: &Key) -> Result<()> {
         repo.settings.refname
     );
     if let Some(remote) = repo.remote_name() {
-        let report = crate::sync::sync(repo, &remote, deadline(30.0), CLI_LOCK_WAIT)?;
+        let report = crate::sync::sync(repo, &remote, deadline(30.0), CLI_LOCK_WAIT);
         match report.problem() {
             Some(p) => eprintln!("convosync: {p}"),
             None => println!("shared with {remote}"),

@@ -221,33 +221,8 @@ fn write(repo: &Repository, refname: &str, handoffs: &[Handoff]) -> Result<()> {
         let tip = tip_of(repo, refname)?;
         let to = match &tip {
             None => line,
-            Some(t) => {
-                let theirs = repo
-                    .find_commit(line)
-                    .with_context(|| format!("could not read migrated commit {line}"))?;
-                let ours_tree = t
-                    .tree()
-                    .with_context(|| format!("could not read the tree of {} on {refname}", t.id()))?;
-                let theirs_tree = theirs
-                    .tree()
-                    .with_context(|| format!("could not read the tree of migrated commit {line}"))?;
-                let merged = crate::sync::merge_trees(repo, None, &ours_tree, &theirs_tree)
-                    .and_then(|id| {
-                        repo.find_tree(id)
-                            .with_context(|| format!("could not read the merged tree {id}"))
-                    })
-                    .with_context(|| format!("could not merge the migrated handoffs into {refname}"))?;
-                let sig = store::signature(repo, crate::timefmt::now())?;
-                repo.commit(
-                    None,
-                    &sig,
-                    &sig,
-                    "migrate: merge the original plugin's handoffs\n",
-                    &merged,
-                    &[t, &theirs],
-                )
-                .with_context(|| format!("could not write a merge commit for {refname}"))?
-            }
+            Some(t) => store::merge_commit(repo, t.id(), line, "migrate: merge the original plugin's handoffs\n")
+                .with_context(|| format!("could not merge the migrated handoffs into {refname}"))?,
         };
         Ok(store::Cas::Move {
             from: tip.map(|t| t.id()),

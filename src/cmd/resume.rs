@@ -18,7 +18,7 @@ pub fn run(dir: &Path, args: ResumeArgs) -> Result<ExitCode> {
     if !args.offline {
         match repo.remote_name() {
             Some(remote) => {
-                let report = crate::sync::sync(&repo, &remote, deadline(args.net.timeout), CLI_LOCK_WAIT)?;
+                let report = crate::sync::sync(&repo, &remote, deadline(args.net.timeout), CLI_LOCK_WAIT);
                 if let Some(p) = report.problem() {
                     eprintln!("convosync: {}", crate::untrusted::line(&p));
                 }

@@ -75,7 +75,10 @@ fn commit_handoff(repo: &Repo, skip_handoff: bool) -> Result<bool> {
             return Ok(true);
         }
     }
-    match draft::commit(repo, &draft::Origin::of_command(None), CLI_LOCK_WAIT)? {
+    let lock = repo.lock(CLI_LOCK_WAIT)?;
+    let outcome = draft::commit(repo, &draft::Origin::of_command(None), &lock)?;
+    drop(lock);
+    match outcome {
         Outcome::Committed {
             handoff, redacted, ..
         } => {

@@ -94,7 +94,7 @@ fn print_remote(repo: &Repo, r: &str, now: DateTime<Utc>) -> Result<()> {
         "nothing".to_string()
     };
     println!("pending:   {queued}");
-    let b = Backoff::load(&repo.state_dir());
+    let b = Backoff::load(&repo.state_dir(), crate::state::Channel::Fetch);
     if b.active(now) {
         println!(
             "network:   backing off after an error ({})",

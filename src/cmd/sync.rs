@@ -13,7 +13,7 @@ use crate::sync::{Fetched, Pushed};
 pub fn run(dir: &Path, args: NetArgs) -> Result<ExitCode> {
     let repo = Repo::open(dir)?;
     let remote = remote_or_explain(&repo)?;
-    let report = crate::sync::sync(&repo, &remote, deadline(args.timeout), CLI_LOCK_WAIT)?;
+    let report = crate::sync::sync(&repo, &remote, deadline(args.timeout), CLI_LOCK_WAIT);
     let fetched = match &report.fetched {
         Fetched::Ok => format!("fetched handoffs from {remote}"),
         Fetched::NoRemoteRef => format!("{remote} has no handoffs yet"),
@@ -21,6 +21,9 @@ pub fn run(dir: &Path, args: NetArgs) -> Result<ExitCode> {
         Fetched::Failed(m) => format!("could not fetch from {remote}: {}", crate::untrusted::line(m)),
     };
     println!("{fetched}");
+    if let Some(m) = &report.unmerged {
+        println!("could not merge them into {}: {}", repo.settings.refname, crate::untrusted::line(m));
+    }
     if let Some(line) = crate::sync::take_restored(&repo) {
         println!("{line}");
     }
@@ -34,7 +37,7 @@ pub fn run(dir: &Path, args: NetArgs) -> Result<ExitCode> {
         Pushed::TimedOut => println!("push to {remote} timed out"),
         Pushed::Failed(m) => println!("could not push to {remote}: {}", crate::untrusted::line(m)),
     }
-    let failed = matches!(report.fetched, Fetched::TimedOut | Fetched::Failed(_)) || report.pending;
+    let failed = !report.reachable() || report.pending || report.unmerged.is_some();
     if report.pending && !matches!(report.pushed, Pushed::Refused(_)) {
         println!("handoffs are waiting to be pushed; they will go with the next sync");
     }

@@ -21,8 +21,9 @@ use serde_json::{json, Value};
 use crate::agent::{Agent, Reply};
 use crate::git::Deadline;
 use crate::repo::Repo;
+use crate::lock::RepoLock;
 use crate::store::{Note, Store};
-use crate::sync::{self, Fetched, Pushed};
+use crate::sync::{self, Pushed};
 use state::{Backoff, Channel};
 use wire::{Event, HookInput};
 
@@ -58,7 +59,7 @@ fn dispatch(event: Event, agent: Agent, input: &HookInput) -> Option<Value> {
         Event::SessionEnd => stop::session_end(&ctx),
         Event::Push => stop::background_push(&ctx),
         Event::Fetch => {
-            let note = ctx.refresh(true);
+            let note = ctx.refresh();
             let _ = std::fs::remove_file(ctx.repo.state_dir().join(FETCHING));
             if let Some(n) = note {
                 ctx.log(&format!("background fetch: {n}"));
@@ -159,10 +160,17 @@ impl<'a> Ctx<'a> {
 
     /// Fetch and merge the handoff ref, and push what is queued, within the deadline. Returns a
     /// one-line note for the user when the remote could not be used, once per distinct problem
-    /// (the same failure at the next session start stays in the log). Skips the network while a
-    /// backoff from an earlier failure is in force, so nothing is retried in a tight loop.
-    pub fn refresh(&self, push: bool) -> Option<String> {
-        let note = self.refresh_inner(push)?;
+    /// (the same failure at the next session start stays in the log).
+    pub fn refresh(&self) -> Option<String> {
+        let (_, exchanged) = self.exchange(Want::Notes, |_| Ok(()));
+        let note = exchanged
+            .and_then(|x| x.problem)
+            .or_else(|| sync::take_restored(&self.repo))?;
+        self.once(note)
+    }
+
+    /// `note`, unless the same note was the last one shown (then only logged).
+    fn once(&self, note: String) -> Option<String> {
         if state::note_is_new(&self.repo.state_dir(), &note) {
             Some(note)
         } else {
@@ -171,74 +179,15 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn refresh_inner(&self, push: bool) -> Option<String> {
-        let remote = self.repo.remote_name()?;
-        let state_dir = self.repo.state_dir();
-        let backoff = Backoff::load(&state_dir);
-        if backoff.active(self.now) {
-            return Some(
-                backoff
-                    .last_error
-                    .unwrap_or_else(|| format!("{remote} unreachable recently; using cached handoffs")),
-            );
-        }
-        if self.deadline.passed() {
-            return None;
-        }
-        let fetched = match sync::fetch(&self.repo, &remote, self.deadline) {
-            Ok(f) => f,
-            Err(e) => {
-                self.log(&format!("fetch: {e:#}"));
-                return Some("could not run git; using cached handoffs".to_string());
-            }
-        };
-        let failure = match &fetched {
-            Fetched::Ok | Fetched::NoRemoteRef => None,
-            Fetched::TimedOut => Some(format!("{remote} did not answer in time; using cached handoffs")),
-            Fetched::Failed(m) => {
-                self.log(&format!("fetch from {remote}: {m}"));
-                Some(format!("could not reach {remote} ({m}); using cached handoffs"))
-            }
-        };
-        if let Some(note) = failure {
-            Backoff::failed(&state_dir, self.now, &note);
-            return Some(note);
-        }
-        Backoff::succeeded(&state_dir, self.now);
-        if fetched == Fetched::Ok {
-            if let Err(e) = sync::integrate(&self.repo, &remote, self.deadline.remaining()) {
-                self.log(&format!("merge: {e:#}"));
-            }
-        }
-        if push && sync::pending(&self.repo, &remote) {
-            // No second fetch: the push goes out at once, and only a rejection fetches again.
-            return self
-                .push_pending(&remote)
-                .or_else(|| sync::take_restored(&self.repo));
-        }
-        // Key ids restored by this merge or an earlier one (a Stop hook has no line for it).
-        sync::take_restored(&self.repo)
-    }
-
-    /// Asynchronous session start: start `convosync hook fetch` detached (one fetch, merge and
-    /// push of what is queued, with a longer deadline of its own) and return at once. Returns the
-    /// note of an earlier failure while its backoff is in force (once per distinct problem), as
-    /// the synchronous start would. At most one such fetch runs at a time.
+    /// Asynchronous session start: start `convosync hook fetch` detached (one [`Want::Notes`]
+    /// exchange with a longer deadline of its own) and return at once. Returns the note of an
+    /// earlier failure while its backoff is in force (once per distinct problem), as the
+    /// synchronous start would. At most one such fetch runs at a time.
     pub fn refresh_in_background(&self) -> Option<String> {
-        let remote = self.repo.remote_name()?;
-        let state_dir = self.repo.state_dir();
-        let backoff = Backoff::load(&state_dir);
-        if backoff.active(self.now) {
-            let note = backoff
-                .last_error
-                .unwrap_or_else(|| format!("{remote} unreachable recently; using cached handoffs"));
-            if state::note_is_new(&state_dir, &note) {
-                return Some(note);
-            }
-            self.log(&format!("not repeated: {note}"));
-            return None;
+        if let Err(note) = self.gate(Want::Notes) {
+            return self.once(note?);
         }
-        let marker = state_dir.join(FETCHING);
+        let marker = self.repo.state_dir().join(FETCHING);
         let running = std::fs::metadata(&marker)
             .and_then(|m| m.modified())
             .ok()
@@ -274,92 +223,127 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Push queued handoffs and this device's wip snapshot in one `git push`, within the
-    /// deadline; only when the remote moved meanwhile (rejected) fetch, merge and go round again.
-    /// Returns the problem when they did not go out. A failed or refused push backs off pushing
-    /// only; fetching goes on.
-    pub fn push_pending(&self, remote: &str) -> Option<String> {
-        let state_dir = self.repo.state_dir();
-        let push_backoff = Backoff::load_for(&state_dir, Channel::Push);
-        if push_backoff.active(self.now) {
-            return Some(
-                push_backoff
-                    .last_error
-                    .unwrap_or_else(|| format!("push to {remote} failed recently; handoff queued")),
-            );
-        }
-        let extra: Vec<crate::git::Extra> = match crate::wip::push_extra(&self.repo, remote, &self.me) {
-            Ok(e) => e.into_iter().collect(),
-            Err(e) => {
-                self.log(&format!("wip push: {e:#}"));
-                Vec::new()
-            }
-        };
-        let report = (|| -> anyhow::Result<sync::Report> {
-            let pushed = sync::push_with(&self.repo, remote, self.deadline, &extra)?;
-            if matches!(pushed, Pushed::Rejected | Pushed::Failed(_)) && !self.deadline.passed() {
-                // Another device pushed first, or the remote may be out of reach: fetch (which
-                // tells the two apart and backs off as it should), merge, and go round again.
-                return sync::sync_with(
-                    &self.repo,
-                    remote,
-                    &extra,
-                    self.deadline,
-                    self.deadline.remaining(),
-                );
-            }
-            let fetched = match &pushed {
-                // The remote did not answer: as a fetch would have found it.
-                Pushed::TimedOut => Fetched::TimedOut,
-                _ => Fetched::Ok,
-            };
-            Ok(sync::Report {
-                remote: remote.to_string(),
-                fetched,
-                pushed,
-                pending: sync::pending(&self.repo, remote),
-            })
-        })();
-        let report = match report {
-            Ok(r) => r,
-            Err(e) => {
-                self.log(&format!("sync: {e:#}"));
-                return Some("handoff queued; it will be pushed later".to_string());
-            }
-        };
-        self.settle(remote, &report)
+    /// `local` under the repository lock, without the network.
+    pub fn locked<T>(&self, local: impl FnOnce(&RepoLock) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        self.repo.lock(HOOK_LOCK_WAIT).and_then(|l| local(&l))
     }
 
-    /// Record how an exchange with `remote` went in the backoffs; returns the problem, if any.
-    pub fn settle(&self, remote: &str, report: &sync::Report) -> Option<String> {
-        let state_dir = self.repo.state_dir();
+    /// Whether a hook may use the network for `want` now: the remote, or why not (with the line
+    /// for the user, if there is one). The one place that says when hooks try: never without a
+    /// remote or past the deadline; while a fetch backoff from an earlier failure is in force no
+    /// network for notes or queued handoffs (nothing is retried in a tight loop); while a push
+    /// backoff is in force no push of handoffs; queued handoffs only when there are some. A new
+    /// handoff is always worth one try.
+    pub fn gate(&self, want: Want) -> Result<String, Option<String>> {
+        let remote = self.repo.remote_name().ok_or(None)?;
+        let dir = self.repo.state_dir();
+        let fetch = Backoff::load(&dir, Channel::Fetch);
+        let push = Backoff::load(&dir, Channel::Push);
+        if want != Want::Handoff && fetch.active(self.now) {
+            let note = (want == Want::Notes).then(|| {
+                fetch
+                    .last_error
+                    .unwrap_or_else(|| format!("{remote} unreachable recently; using cached handoffs"))
+            });
+            return Err(note);
+        }
+        if want != Want::Notes && push.active(self.now) {
+            return Err(Some(
+                push.last_error
+                    .unwrap_or_else(|| format!("push to {remote} failed recently; handoff queued")),
+            ));
+        }
+        if (want == Want::Queued && !sync::pending(&self.repo, &remote)) || self.deadline.passed() {
+            return Err(None);
+        }
+        Ok(remote)
+    }
+
+    /// The one exchange of a hook with the remote ([`sync::exchange`]), for `want`, with `local`
+    /// run under the repository lock (also without a remote, or when [`Ctx::gate`] keeps the
+    /// network out). Records how it went in the backoffs; the second value is `None` when the
+    /// remote was not used.
+    pub fn exchange<T>(
+        &self,
+        want: Want,
+        local: impl FnOnce(&RepoLock) -> anyhow::Result<T>,
+    ) -> (anyhow::Result<T>, Option<Exchanged>) {
+        let remote = match self.gate(want) {
+            Ok(r) => r,
+            Err(note) => {
+                let done = self.locked(local);
+                let held = note.map(|n| Exchanged {
+                    problem: Some(n),
+                    pushed: false,
+                });
+                return (done, held);
+            }
+        };
+        let push_held = Backoff::load(&self.repo.state_dir(), Channel::Push);
+        let plan = sync::Plan {
+            remote: &remote,
+            deadline: self.deadline,
+            lock_wait: HOOK_LOCK_WAIT,
+            fetch_first: want != Want::Queued,
+            push: !push_held.active(self.now),
+            wip_of: Some(&self.me),
+        };
+        let (done, report) = sync::exchange(&self.repo, &plan, local);
+        let mut problem = self.settle(&report);
+        if !plan.push && report.pending {
+            problem = problem.or(push_held.last_error);
+        }
+        let pushed = report.pushed == Pushed::Ok;
+        (done, Some(Exchanged { problem, pushed }))
+    }
+
+    /// Record how an exchange went in the backoffs; returns the problem, if any.
+    fn settle(&self, report: &sync::Report) -> Option<String> {
+        let dir = self.repo.state_dir();
         let problem = report.problem();
-        match &report.fetched {
-            Fetched::TimedOut | Fetched::Failed(_) => {
-                Backoff::failed(&state_dir, self.now, &problem.clone().unwrap_or_default())
+        if let Some(p) = &problem {
+            self.log(&format!("{}: {p}", report.remote));
+        }
+        let said = problem.clone().unwrap_or_default();
+        if !report.reachable() {
+            Backoff::failed(&dir, Channel::Fetch, self.now, &said);
+            return problem;
+        }
+        Backoff::succeeded(&dir, Channel::Fetch);
+        match &report.pushed {
+            Pushed::TimedOut | Pushed::Failed(_) | Pushed::Refused(_) => {
+                Backoff::failed(&dir, Channel::Push, self.now, &said)
             }
-            Fetched::Ok | Fetched::NoRemoteRef => {
-                Backoff::succeeded(&state_dir, self.now);
-                match &report.pushed {
-                    Pushed::TimedOut | Pushed::Failed(_) | Pushed::Refused(_) => {
-                        if let Some(p) = &problem {
-                            self.log(&format!("push to {remote}: {p}"));
-                        }
-                        Backoff::failed_for(
-                            &state_dir,
-                            Channel::Push,
-                            self.now,
-                            &problem.clone().unwrap_or_default(),
-                        )
-                    }
-                    Pushed::Ok | Pushed::UpToDate => Backoff::succeeded_for(&state_dir, Channel::Push),
-                    Pushed::Rejected => {}
-                }
-            }
+            Pushed::Ok | Pushed::UpToDate => Backoff::succeeded(&dir, Channel::Push),
+            Pushed::Rejected => {}
         }
         problem
     }
 }
+
+/// What a hook's exchange with the remote is for ([`Ctx::exchange`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// Other devices' notes (session start, the detached fetch): fetch and merge, then push what
+    /// is queued.
+    Notes,
+    /// A handoff the local step writes: fetch, merge and write under one lock, push it with this
+    /// device's wip ref.
+    Handoff,
+    /// Only what an earlier run queued: push at once, fetch only when the push is rejected.
+    Queued,
+}
+
+/// How a hook's exchange with the remote went.
+pub struct Exchanged {
+    /// What went wrong, for the user.
+    pub problem: Option<String>,
+    /// Whether the handoff ref went out.
+    pub pushed: bool,
+}
+
+/// Hooks wait at most this long for the repository lock; a busy lock leaves the draft for later.
+pub const HOOK_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Marker of a detached fetch in flight (under the state directory).
 const FETCHING: &str = "fetching";

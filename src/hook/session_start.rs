@@ -130,7 +130,7 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
     // next prompt (see `prompt`); the answer below uses the local ref only.
     let net_note = match (source.wants_network(), ctx.repo.settings.start) {
         (false, _) => None,
-        (true, StartMode::Sync) => ctx.refresh(true),
+        (true, StartMode::Sync) => ctx.refresh(),
         (true, StartMode::Async) => ctx.refresh_in_background(),
     };
     let offered = match offer(ctx, Moment::Start(source), &state.injected) {

@@ -3,24 +3,20 @@
 //! `auto` mode derive one from the transcript without asking the model.
 
 use std::path::Path;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::state::{HeadMark, SessionState, RECENT_PROMPTS};
-use super::Ctx;
+use super::{Ctx, Exchanged, Want};
 use crate::config::StopMode;
 use crate::draft::{self, Outcome};
 use crate::handoff::Handoff;
 use crate::store::{commit_message, Store};
-use crate::sync::{Fetched, Pushed, Report};
 use crate::transcript::{Activity, Summary};
 
 /// User prompts since the last handoff that count as work even without edits.
 const TURNS_FOR_WORK: usize = 6;
-/// Hooks wait at most this long for the repository lock; a busy lock leaves the draft for later.
-const HOOK_LOCK_WAIT: Duration = Duration::from_secs(1);
 
 /// What a Stop decides to do (see [`decide`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -290,12 +286,8 @@ pub fn session_end(ctx: &Ctx<'_>) -> Option<Value> {
             return auto_handoff(ctx, Push::Background);
         }
     }
-    if let Some(remote) = ctx.repo.remote_name() {
-        if crate::sync::pending(&ctx.repo, &remote)
-            && !super::state::Backoff::load(&ctx.repo.state_dir()).active(ctx.now)
-        {
-            spawn_push(ctx);
-        }
+    if ctx.gate(Want::Queued).is_ok() {
+        spawn_push(ctx);
     }
     None
 }
@@ -321,125 +313,35 @@ fn spawn_push(ctx: &Ctx<'_>) -> bool {
 /// `convosync hook push`: the detached half of SessionEnd. Pushes the queued handoffs and the
 /// wip snapshot in one round trip, with [`BACKGROUND_PUSH_SECS`] as its deadline; prints nothing.
 pub fn background_push(ctx: &Ctx<'_>) -> Option<Value> {
-    ctx.repo.remote_name()?;
-    if super::state::Backoff::load(&ctx.repo.state_dir()).active(ctx.now) {
-        return None;
-    }
-    if let ((), Some(Exchanged { problem: Some(p), .. })) = exchange(ctx, || ()) {
+    if let (_, Some(Exchanged { problem: Some(p), .. })) = ctx.exchange(Want::Queued, |_| Ok(())) {
         ctx.log(&format!("background push: {p}"));
     }
     None
 }
 
-/// How the network half of [`exchange`] went.
-struct Exchanged {
-    /// What went wrong, for the user.
-    problem: Option<String>,
-    /// Whether the handoff ref went out.
-    pushed: bool,
-}
-
-/// One round trip and one lock: fetch the handoff and wip refs, then, under the repository lock,
-/// merge what came and run `locked` (which may take the lock again at no cost), then push the
-/// handoff ref and this device's wip ref in one `git push`. Without a remote only `locked` runs
-/// (second value `None`); while pushing is backed off, no network at all.
-fn exchange<T>(ctx: &Ctx<'_>, locked: impl FnOnce() -> T) -> (T, Option<Exchanged>) {
-    use super::state::{Backoff, Channel};
-    let run_locked = |fetched: &Fetched, remote: Option<&str>| {
-        let _lock = ctx.repo.lock(HOOK_LOCK_WAIT).ok();
-        if let (Fetched::Ok, Some(r)) = (fetched, remote) {
-            if let Err(e) = crate::sync::integrate(&ctx.repo, r, HOOK_LOCK_WAIT) {
-                ctx.log(&format!("merge: {e:#}"));
-            }
-        }
-        locked()
-    };
-    let Some(remote) = ctx.repo.remote_name() else {
-        return (run_locked(&Fetched::NoRemoteRef, None), None);
-    };
-    let backoff = Backoff::load_for(&ctx.repo.state_dir(), Channel::Push);
-    if backoff.active(ctx.now) {
-        let t = run_locked(&Fetched::NoRemoteRef, None);
-        let problem = backoff
-            .last_error
-            .unwrap_or_else(|| format!("push to {remote} failed recently; handoff queued"));
-        return (
-            t,
-            Some(Exchanged {
-                problem: Some(problem),
-                pushed: false,
-            }),
-        );
-    }
-    let fetched = crate::sync::fetch(&ctx.repo, &remote, ctx.deadline).unwrap_or_else(|e| {
-        ctx.log(&format!("fetch: {e:#}"));
-        Fetched::Failed("could not run git".into())
-    });
-    let t = run_locked(&fetched, Some(&remote));
-    let mut report = Report {
-        remote: remote.clone(),
-        fetched,
-        pushed: Pushed::UpToDate,
-        pending: false,
-    };
-    if matches!(report.fetched, Fetched::Ok | Fetched::NoRemoteRef) {
-        let extra = crate::wip::push_extra(&ctx.repo, &remote, &ctx.me).unwrap_or_else(|e| {
-            ctx.log(&format!("wip push: {e:#}"));
-            None
-        });
-        report.pushed = crate::sync::push_with(&ctx.repo, &remote, ctx.deadline, extra.as_slice())
-            .unwrap_or_else(|e| {
-                ctx.log(&format!("push: {e:#}"));
-                Pushed::Failed("could not run git".into())
-            });
-        if report.pushed == Pushed::Rejected && !ctx.deadline.passed() {
-            // Another device pushed in between: the full fetch, merge, push loop (rare).
-            let problem = ctx.push_pending(&remote);
-            if problem.is_none() && !ctx.deadline.passed() {
-                if let Err(e) = crate::wip::push(&ctx.repo, &remote, &ctx.me, ctx.deadline) {
-                    ctx.log(&format!("wip push: {e:#}"));
-                }
-            }
-            let pushed = problem.is_none();
-            return (t, Some(Exchanged { problem, pushed }));
-        }
-        if let Some(e) = &extra {
-            let tracked = crate::store::tip_of(&ctx.repo.git, &e.tracking)
-                .ok()
-                .flatten()
-                .map(|c| c.id());
-            if tracked != Some(e.tip) {
-                ctx.log(&format!("wip push to {remote}: not taken ({:?})", report.pushed));
-            }
-        }
-    }
-    report.pending = crate::sync::pending(&ctx.repo, &remote);
-    let problem = ctx.settle(&remote, &report);
-    let pushed = report.pushed == Pushed::Ok;
-    (t, Some(Exchanged { problem, pushed }))
-}
-
 /// `Some(reply)` when a draft was there (committed, or refused with a reason). The draft commit,
 /// the wip snapshot and the merge of what the fetch brought share one lock; the handoff and the
-/// snapshot go out in one push ([`exchange`]), or from a detached process ([`Push::Background`]).
+/// snapshot go out in one push ([`Ctx::exchange`]), or from a detached process
+/// ([`Push::Background`]).
 fn commit_draft(ctx: &Ctx<'_>, may_block: bool, push: Push) -> Option<Option<Value>> {
     let path = ctx.repo.draft_path().ok()?;
     std::fs::symlink_metadata(&path).ok()?;
-    let step = || {
-        let outcome = draft::commit(&ctx.repo, &origin(ctx), HOOK_LOCK_WAIT);
+    let step = |lock: &_| {
+        let outcome = draft::commit(&ctx.repo, &origin(ctx), lock)?;
         // Only with a new handoff does anything look at the worktree.
         let wip = match &outcome {
-            Ok(Outcome::Committed { .. }) => snapshot_wip(ctx),
+            Outcome::Committed { .. } => snapshot_wip(ctx, lock),
             _ => None,
         };
-        (outcome, wip)
+        Ok((outcome, wip))
     };
-    let ((outcome, wip_note), exchanged) = match push {
-        Push::Now => exchange(ctx, step),
-        Push::Background => {
-            let _lock = ctx.repo.lock(HOOK_LOCK_WAIT).ok();
-            (step(), None)
-        }
+    let (done, exchanged) = match push {
+        Push::Now => ctx.exchange(Want::Handoff, step),
+        Push::Background => (ctx.locked(step), None),
+    };
+    let (outcome, wip_note) = match done {
+        Ok((o, w)) => (Ok(o), w),
+        Err(e) => (Err(e), None),
     };
     match outcome {
         Ok(Outcome::NoDraft) => None,
@@ -503,10 +405,9 @@ fn origin(ctx: &Ctx<'_>) -> draft::Origin {
 }
 
 /// With a handoff, a snapshot of uncommitted work for the other devices (see [`crate::wip`]).
-fn snapshot_wip(ctx: &Ctx<'_>) -> Option<String> {
-    let lock = ctx.repo.lock(HOOK_LOCK_WAIT).ok()?;
+/// Runs under the repository lock (`_lock`).
+fn snapshot_wip(ctx: &Ctx<'_>, _lock: &crate::lock::RepoLock) -> Option<String> {
     let outcome = crate::wip::snapshot(&ctx.repo, &ctx.me, ctx.repo.settings.wip_limit);
-    drop(lock);
     match outcome {
         Ok(crate::wip::Outcome::Saved { files, skipped }) => {
             let local =
@@ -567,16 +468,9 @@ fn wip_push_hint(ctx: &Ctx<'_>) -> Option<String> {
 
 /// Push handoffs an earlier offline run left queued; silent when there are none.
 fn push_queued(ctx: &Ctx<'_>) -> Option<Value> {
-    let remote = ctx.repo.remote_name()?;
-    if !crate::sync::pending(&ctx.repo, &remote) {
-        return None;
-    }
-    if super::state::Backoff::load(&ctx.repo.state_dir()).active(ctx.now) {
-        return None;
-    }
-    match ctx.push_pending(&remote) {
-        None => Some(super::message("queued handoff pushed")),
-        Some(_) => None,
+    match ctx.exchange(Want::Queued, |_| Ok(())) {
+        (_, Some(Exchanged { pushed: true, .. })) => Some(super::message("queued handoff pushed")),
+        _ => None,
     }
 }
 
@@ -593,15 +487,14 @@ fn auto_handoff(ctx: &Ctx<'_>, push: Push) -> Option<Value> {
     if sections.is_empty() {
         return None;
     }
-    let write = || -> anyhow::Result<()> {
+    let write = |_lock: &_| -> anyhow::Result<()> {
         let (handoff, _) = draft::build(&ctx.repo, sections, &origin(ctx))?;
-        let _lock = ctx.repo.lock(HOOK_LOCK_WAIT)?;
         Store::new(&ctx.repo.git, &ctx.repo.settings.refname).put(&handoff, &commit_message(&handoff))?;
         Ok(())
     };
     let (result, exchanged) = match push {
-        Push::Now => exchange(ctx, write),
-        Push::Background => (write(), None),
+        Push::Now => ctx.exchange(Want::Handoff, write),
+        Push::Background => (ctx.locked(write), None),
     };
     if let Err(e) = result {
         ctx.log(&format!("auto handoff: {e:#}"));

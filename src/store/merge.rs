@@ -1,0 +1,329 @@
+//! Merging two tips of the handoff ref by path. Merges never conflict: each device writes only
+//! its own file, and when the same device wrote on both sides (two sessions), the newer timestamp
+//! wins while the other version stays in history. Recorded key ids (`keys/`) are only ever added.
+
+use anyhow::{Context, Result};
+use git2::{Commit, Oid, Repository, Tree};
+
+use super::{commit_tree, device_files, key_files, read_handoff, retry_cas, signature, tip_of, write_ref_tree, Cas};
+use crate::lock::RepoLock;
+use crate::team::Author;
+
+/// Bring the commit `theirs` into `refname`: fast-forward, or merge by path, under the
+/// repository lock. A tip of theirs that lost key ids this ref had recorded (someone pushed a tree
+/// without them) is not fast-forwarded to but built on, with the key ids put back: those ids are
+/// returned, for the user to be told.
+pub fn absorb(repo: &Repository, refname: &str, theirs: Oid, _lock: &RepoLock) -> Result<Vec<String>> {
+    let mut lost = Vec::new();
+    retry_cas(repo, refname, "merge handoffs from remote", || {
+        let ours = tip_of(repo, refname)?.map(|c| c.id());
+        let next = match ours {
+            None => theirs,
+            Some(o) if o == theirs || descends(repo, refname, o, theirs)? => return Ok(Cas::Done(o)),
+            Some(o) if descends(repo, refname, theirs, o)? => {
+                lost = lost_keys(repo, Some(o), theirs);
+                if lost.is_empty() {
+                    theirs
+                } else {
+                    restore_keys(repo, o, theirs)
+                        .with_context(|| format!("could not restore the key ids of {refname} on {theirs}"))?
+                }
+            }
+            Some(o) => {
+                lost = lost_keys(repo, repo.merge_base(o, theirs).ok(), theirs);
+                merge_commit(repo, o, theirs, MERGED)
+                    .with_context(|| format!("could not merge the remote's {theirs} into {refname} at {o}"))?
+            }
+        };
+        Ok(Cas::Move { from: ours, to: next })
+    })?;
+    Ok(lost)
+}
+
+const MERGED: &str = "merge handoffs\n\nEach device owns its own file; the newest handoff wins where a device wrote on both sides.\n";
+
+/// A commit of `tree` on `parents`, by the user at this moment: the one way the ref's merges are
+/// written.
+fn commit(repo: &Repository, tree: Oid, parents: &[&Commit<'_>], message: &str) -> Result<Oid> {
+    let tree = repo
+        .find_tree(tree)
+        .with_context(|| format!("could not read tree {tree}"))?;
+    let sig = signature(repo, crate::timefmt::now())?;
+    repo.commit(None, &sig, &sig, message, &tree, parents)
+        .with_context(|| format!("could not write a commit of tree {}", tree.id()))
+}
+
+/// The key ids recorded at `base` (a commit of the ref) that `theirs` no longer records.
+fn lost_keys(repo: &Repository, base: Option<Oid>, theirs: Oid) -> Vec<String> {
+    let keys = |id: Oid| {
+        repo.find_commit(id)
+            .ok()
+            .and_then(|c| commit_tree(repo, &c))
+            .map(|t| key_files(repo, &t))
+            .unwrap_or_default()
+    };
+    let Some(base) = base else { return Vec::new() };
+    let now = keys(theirs);
+    keys(base).into_keys().filter(|k| !now.contains_key(k)).collect()
+}
+
+/// A commit on top of `theirs` whose tree is theirs with the key ids of `ours` recorded again.
+fn restore_keys(repo: &Repository, ours: Oid, theirs: Oid) -> Result<Oid> {
+    let read = |id: Oid| -> Result<(git2::Commit<'_>, Tree<'_>)> {
+        let c = repo
+            .find_commit(id)
+            .with_context(|| format!("could not read handoff commit {id}"))?;
+        let t = commit_tree(repo, &c).with_context(|| format!("could not read the tree of {id}"))?;
+        Ok((c, t))
+    };
+    let (_, ours_tree) = read(ours)?;
+    let (t, theirs_tree) = read(theirs)?;
+    let mut keys = key_files(repo, &theirs_tree);
+    for (k, id) in key_files(repo, &ours_tree) {
+        keys.entry(k).or_insert(id);
+    }
+    let tree = write_ref_tree(repo, &device_files(repo, &theirs_tree), &keys)?;
+    commit(
+        repo,
+        tree,
+        &[&t],
+        "restore recorded keys\n\nRecorded key ids are only ever added.\n",
+    )
+}
+
+/// Whether `commit` descends from `ancestor`, two commits of the history of `refname`.
+fn descends(repo: &Repository, refname: &str, commit: Oid, ancestor: Oid) -> Result<bool> {
+    repo.graph_descendant_of(commit, ancestor)
+        .with_context(|| format!("could not compare commits {commit} and {ancestor} of {refname}"))
+}
+
+/// A commit with both tips as parents whose tree is the path-wise merge of theirs and ours.
+/// Trees git cannot read count as empty (and are recorded), so one hostile commit never stops a
+/// merge; the merged tree holds only valid device files.
+pub fn merge_commit(repo: &Repository, ours: Oid, theirs: Oid, message: &str) -> Result<Oid> {
+    let o = repo
+        .find_commit(ours)
+        .with_context(|| format!("could not read our handoff commit {ours}"))?;
+    let t = repo
+        .find_commit(theirs)
+        .with_context(|| format!("could not read the remote's handoff commit {theirs}"))?;
+    let base = repo
+        .merge_base(ours, theirs)
+        .ok()
+        .and_then(|b| repo.find_commit(b).ok());
+    let base_tree = base.as_ref().and_then(|c| commit_tree(repo, c));
+    let empty = repo
+        .treebuilder(None)
+        .and_then(|b| b.write())
+        .and_then(|id| repo.find_tree(id))
+        .context("could not write an empty tree")?;
+    let ours_tree = commit_tree(repo, &o).unwrap_or_else(|| empty.clone());
+    let theirs_tree = commit_tree(repo, &t).unwrap_or(empty);
+    let tree = merge_trees(repo, base_tree.as_ref(), &ours_tree, &theirs_tree)?;
+    commit(repo, tree, &[&o, &t], message)
+}
+
+/// Three-way merge of device files. A device changed on one side only takes that side
+/// (deletions included); changed on both, the handoff with the newer timestamp wins; a deletion
+/// on one side loses to a modification on the other. Only valid device files
+/// ([`device_files`]) take part: anything else on either side is skipped and recorded, and
+/// the result is always a tree git accepts.
+fn merge_trees(
+    repo: &Repository,
+    base: Option<&Tree<'_>>,
+    ours: &Tree<'_>,
+    theirs: &Tree<'_>,
+) -> Result<Oid> {
+    let b = base.map(|t| device_files(repo, t)).unwrap_or_default();
+    let o = device_files(repo, ours);
+    let t = device_files(repo, theirs);
+    let mut devices: Vec<&String> = o.keys().chain(t.keys()).collect();
+    devices.sort();
+    devices.dedup();
+    let mut merged = std::collections::BTreeMap::new();
+    let mut moved = Vec::new();
+    for d in devices {
+        let (bo, oo, to) = (b.get(d).copied(), o.get(d).copied(), t.get(d).copied());
+        let pick = if oo == to {
+            oo
+        } else if oo == bo {
+            to
+        } else if to == bo {
+            oo
+        } else {
+            match (oo, to) {
+                (Some(x), Some(y)) => match two_authors(repo, d, x, y)? {
+                    // Two people's devices with the same name wrote at once: the first keeps
+                    // the name, the other moves to its author-qualified name (as it would have
+                    // had it seen the first).
+                    Some((keep, other)) => {
+                        moved.push(other);
+                        Some(keep)
+                    }
+                    None => Some(newer(repo, x, y)),
+                },
+                (x, y) => x.or(y),
+            }
+        };
+        if let Some(id) = pick {
+            merged.insert(d.clone(), id);
+        }
+    }
+    for (device, id) in moved {
+        // A newer handoff already at the qualified name wins over the moved one.
+        let keep = match merged.get(&device) {
+            Some(&existing) => newer(repo, existing, id),
+            None => id,
+        };
+        merged.insert(device, keep);
+    }
+    // Recorded keys are only ever added: the union of both sides.
+    let mut keys = key_files(repo, ours);
+    for (k, id) in key_files(repo, theirs) {
+        keys.entry(k).or_insert(id);
+    }
+    write_ref_tree(repo, &merged, &keys)
+}
+
+/// When `a` and `b` are handoffs of device `device` by two different authors: the blob to keep
+/// (the older one) and the other rewritten under its author-qualified device name.
+fn two_authors(repo: &Repository, device: &str, a: Oid, b: Oid) -> Result<Option<(Oid, (String, Oid))>> {
+    let parse = |id: Oid| read_handoff(repo, id).ok();
+    let (Some(x), Some(y)) = (parse(a), parse(b)) else {
+        return Ok(None);
+    };
+    let (Some(ax), Some(ay)) = (&x.author, &y.author) else {
+        return Ok(None);
+    };
+    let (px, py) = (Author::parse(ax), Author::parse(ay));
+    if px.same_person(&py) {
+        return Ok(None);
+    }
+    // The older note keeps the name. Times are kept to the second, so two saves can tie: then
+    // `b`, the side already on the remote (theirs in a merge), was there first and keeps it.
+    let x_first = x.timestamp < y.timestamp;
+    let (keep, mut other, who) = if x_first { (a, y, py) } else { (b, x, px) };
+    let user = who.handle().unwrap_or_else(|| "other".into());
+    // The file name, not the header, says whose device this is.
+    let Some(qualified) = crate::device::sanitize(&format!("{device}-{user}")) else {
+        return Ok(None);
+    };
+    other.device = qualified;
+    let mut text = crate::handoff::format::render(&other).into_bytes();
+    if let (Some(k), Ok(old)) = (
+        crate::crypt::key(),
+        crate::untrusted::blob(
+            repo,
+            if x_first { b } else { a },
+            crate::untrusted::Object::Note,
+            &format_args!("the note of {device}"),
+        ),
+    ) {
+        // It was readable, so encrypted to our key: it stays encrypted under its new name.
+        if crate::crypt::is_encrypted(old.content()) {
+            text = k.encrypt(crate::crypt::Purpose::Note, &text)?;
+        }
+    }
+    let blob = repo
+        .blob(&text)
+        .with_context(|| format!("could not write the note of {device} moved to {}", other.device))?;
+    Ok(Some((keep, (other.device, blob))))
+}
+
+/// The blob whose handoff is newer; ties and unparseable files fall back to the larger id so
+/// every device picks the same one.
+fn newer(repo: &Repository, a: Oid, b: Oid) -> Oid {
+    let ts = |id: Oid| read_handoff(repo, id).ok().map(|h| h.timestamp);
+    match (ts(a), ts(b)) {
+        (Some(x), Some(y)) if x != y => {
+            if x > y {
+                a
+            } else {
+                b
+            }
+        }
+        (Some(_), None) => a,
+        (None, Some(_)) => b,
+        _ => a.max(b),
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::{TimeZone, Utc};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::handoff::{Handoff, Section};
+
+    /// A tree of `devices/<name>.md` files, one handoff per (device, timestamp).
+    fn tree(repo: &Repository, files: &BTreeMap<u8, i64>) -> Oid {
+        let entries: BTreeMap<String, Oid> = files
+            .iter()
+            .map(|(d, ts)| {
+                let h = Handoff {
+                    device: format!("d{d}"),
+                    timestamp: Utc.timestamp_opt(*ts, 0).unwrap(),
+                    commit: None,
+                    branch: None,
+                    session: None,
+                    author: None,
+                    agent: None,
+                    sections: vec![Section {
+                        title: "Current Task".into(),
+                        body: format!("at {ts}"),
+                    }],
+                };
+                let blob = repo.blob(crate::handoff::format::render(&h).as_bytes()).unwrap();
+                (format!("d{d}"), blob)
+            })
+            .collect();
+        crate::store::write_device_files(repo, &entries).unwrap()
+    }
+
+    fn side() -> impl Strategy<Value = BTreeMap<u8, i64>> {
+        prop::collection::btree_map(0u8..8, 0i64..1_000_000, 0..8)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn merge_keeps_every_device_and_the_newest(base in side(), ours in side(), theirs in side()) {
+            let dir = tempfile::tempdir().unwrap();
+            let repo = Repository::init(dir.path()).unwrap();
+            let (b, o, t) = (tree(&repo, &base), tree(&repo, &ours), tree(&repo, &theirs));
+            let (bt, ot, tt) = (repo.find_tree(b).unwrap(), repo.find_tree(o).unwrap(), repo.find_tree(t).unwrap());
+            let merged = repo.find_tree(merge_trees(&repo, Some(&bt), &ot, &tt).unwrap()).unwrap();
+            let got: BTreeMap<String, i64> = crate::store::entries_of(&repo, &merged)
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.device, e.handoff.unwrap().timestamp.timestamp()))
+                .collect();
+            for d in 0u8..8 {
+                let name = format!("d{d}");
+                let (bv, ov, tv) = (base.get(&d), ours.get(&d), theirs.get(&d));
+                let expected = if ov == tv {
+                    ov.copied()
+                } else if ov == bv {
+                    tv.copied()
+                } else if tv == bv {
+                    ov.copied()
+                } else {
+                    match (ov, tv) {
+                        (Some(x), Some(y)) => Some(*x.max(y)),
+                        (x, y) => x.or(y).copied(),
+                    }
+                };
+                prop_assert_eq!(got.get(&name).copied(), expected, "device {}", name);
+            }
+            // The same result whichever side merges, so every device converges on one tree.
+            let swapped = merge_trees(&repo, Some(&bt), &tt, &ot).unwrap();
+            prop_assert_eq!(swapped, merged.id());
+        }
+    }
+
+}
