@@ -83,7 +83,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let held = RepoLock::acquire(dir.path(), Duration::from_millis(10)).unwrap();
         let again = RepoLock::acquire(dir.path(), Duration::from_millis(20));
-        assert!(again.is_err(), "a second take in the same thread waits like any other");
+        assert!(
+            again.is_err(),
+            "a second take in the same thread waits like any other"
+        );
         drop(held);
         RepoLock::acquire(dir.path(), Duration::from_millis(20)).expect("free once dropped");
     }

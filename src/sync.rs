@@ -82,7 +82,9 @@ impl Report {
     pub fn problem(&self) -> Option<String> {
         let r = &self.remote;
         if let Some(m) = &self.unmerged {
-            return Some(format!("could not merge the handoffs fetched from {r} ({m}); the next sync tries again"));
+            return Some(format!(
+                "could not merge the handoffs fetched from {r} ({m}); the next sync tries again"
+            ));
         }
         if let Pushed::Refused(m) = &self.pushed {
             return Some(format!(
@@ -385,7 +387,11 @@ pub fn sync(repo: &Repo, remote: &str, deadline: Deadline, lock_wait: Duration) 
 /// rounds, with jitter so racing devices do not collide in lockstep). A remote that does not
 /// answer costs one deadline, not one per step: nothing is pushed after a failed fetch. `local`
 /// runs whatever the network does; a lock that could not be had is its error.
-pub fn exchange<T>(repo: &Repo, plan: &Plan<'_>, local: impl FnOnce(&RepoLock) -> Result<T>) -> (Result<T>, Report) {
+pub fn exchange<T>(
+    repo: &Repo,
+    plan: &Plan<'_>,
+    local: impl FnOnce(&RepoLock) -> Result<T>,
+) -> (Result<T>, Report) {
     let mut report = Report::new(plan.remote);
     if plan.fetch_first {
         report.fetched = fetch(repo, plan.remote, plan.deadline);
@@ -393,7 +399,9 @@ pub fn exchange<T>(repo: &Repo, plan: &Plan<'_>, local: impl FnOnce(&RepoLock) -
     let merge = plan.fetch_first && report.fetched == Fetched::Ok;
     let done = repo.lock(plan.lock_wait).and_then(|lock| {
         if merge {
-            report.unmerged = integrate(repo, plan.remote, &lock).err().map(|e| format!("{e:#}"));
+            report.unmerged = integrate(repo, plan.remote, &lock)
+                .err()
+                .map(|e| format!("{e:#}"));
         }
         local(&lock)
     });

@@ -492,3 +492,58 @@ fn garbage_remote_url() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("could not fetch from origin"));
 }
+
+/// A Stop whose push loses a race (another device pushes between its fetch and its push) fetches,
+/// merges and pushes again within the same hook, with the wip snapshot in the same pushes: both
+/// notes reach the remote, the snapshot is received once, and the ref is updated by two pushes
+/// only (the other device's, then the merge).
+#[test]
+fn a_stop_that_loses_the_race_merges_and_pushes_in_the_same_hook() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let b = env.device("b");
+    a.git(&["config", "convosync.wipPush", "true"]);
+    let received = env.path().join("received");
+    let hook = env.remote().join("hooks/post-receive");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nwhile read old new ref; do echo \"$ref\" >> '{}'; done\n",
+            received.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // b's note is committed but not pushed yet; it goes out while a's Stop holds its draft.
+    write_draft(&b, "### Current Task\nb was here first\n");
+    b.convosync()
+        .args(["save-handoff", "--no-push"])
+        .assert()
+        .success();
+    std::fs::write(a.dir.join("README.md"), "# project\nuncommitted on a\n").unwrap();
+    write_draft(&a, "### Current Task\na lost the race\n");
+    let race = format!(
+        "git -C '{}' push -q origin refs/convosync/handoffs:refs/convosync/handoffs",
+        b.dir.display()
+    );
+    let input = serde_json::json!({"session_id": "s", "cwd": a.dir, "hook_event_name": "Stop", "stop_hook_active": true});
+    let o = within_guard(
+        a.convosync()
+            .args(["hook", "stop"])
+            .env("CONVOSYNC_FAILPOINT", "committed")
+            .env("CONVOSYNC_FAILPOINT_RUN", &race)
+            .write_stdin(input.to_string()),
+    );
+    assert!(o.status.success());
+    assert!(out(&o).contains("handoff saved and pushed"), "{}", out(&o));
+    assert!(env.pushed_note(&a).contains("a lost the race"));
+    assert!(env.pushed_note(&b).contains("b was here first"));
+    let received = std::fs::read_to_string(&received).unwrap();
+    let count = |r: &str| received.lines().filter(|l| *l == r).count();
+    assert_eq!(count("refs/convosync/handoffs"), 2, "{received}");
+    assert_eq!(count("refs/convosync/wip/a"), 1, "{received}");
+    // Nothing is left queued.
+    let status = a.convosync().arg("status").output().unwrap();
+    assert!(!out(&status).contains("waiting to be pushed"), "{}", out(&status));
+}

@@ -221,8 +221,13 @@ fn write(repo: &Repository, refname: &str, handoffs: &[Handoff]) -> Result<()> {
         let tip = tip_of(repo, refname)?;
         let to = match &tip {
             None => line,
-            Some(t) => store::merge_commit(repo, t.id(), line, "migrate: merge the original plugin's handoffs\n")
-                .with_context(|| format!("could not merge the migrated handoffs into {refname}"))?,
+            Some(t) => store::merge_commit(
+                repo,
+                t.id(),
+                line,
+                "migrate: merge the original plugin's handoffs\n",
+            )
+            .with_context(|| format!("could not merge the migrated handoffs into {refname}"))?,
         };
         Ok(store::Cas::Move {
             from: tip.map(|t| t.id()),

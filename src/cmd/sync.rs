@@ -22,7 +22,11 @@ pub fn run(dir: &Path, args: NetArgs) -> Result<ExitCode> {
     };
     println!("{fetched}");
     if let Some(m) = &report.unmerged {
-        println!("could not merge them into {}: {}", repo.settings.refname, crate::untrusted::line(m));
+        println!(
+            "could not merge them into {}: {}",
+            repo.settings.refname,
+            crate::untrusted::line(m)
+        );
     }
     if let Some(line) = crate::sync::take_restored(&repo) {
         println!("{line}");

@@ -20,8 +20,8 @@ use serde_json::{json, Value};
 
 use crate::agent::{Agent, Reply};
 use crate::git::Deadline;
-use crate::repo::Repo;
 use crate::lock::RepoLock;
+use crate::repo::Repo;
 use crate::store::{Note, Store};
 use crate::sync::{self, Pushed};
 use state::{Backoff, Channel};
@@ -248,10 +248,9 @@ impl<'a> Ctx<'a> {
             return Err(note);
         }
         if want != Want::Notes && push.active(self.now) {
-            return Err(Some(
-                push.last_error
-                    .unwrap_or_else(|| format!("push to {remote} failed recently; handoff queued")),
-            ));
+            return Err(Some(push.last_error.unwrap_or_else(|| {
+                format!("push to {remote} failed recently; handoff queued")
+            })));
         }
         if (want == Want::Queued && !sync::pending(&self.repo, &remote)) || self.deadline.passed() {
             return Err(None);

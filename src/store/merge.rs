@@ -5,7 +5,9 @@
 use anyhow::{Context, Result};
 use git2::{Commit, Oid, Repository, Tree};
 
-use super::{commit_tree, device_files, key_files, read_handoff, retry_cas, signature, tip_of, write_ref_tree, Cas};
+use super::{
+    commit_tree, device_files, key_files, read_handoff, retry_cas, signature, tip_of, write_ref_tree, Cas,
+};
 use crate::lock::RepoLock;
 use crate::team::Author;
 
@@ -248,7 +250,6 @@ fn newer(repo: &Repository, a: Oid, b: Oid) -> Oid {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -325,5 +326,4 @@ mod tests {
             prop_assert_eq!(swapped, merged.id());
         }
     }
-
 }
