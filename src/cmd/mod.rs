@@ -101,7 +101,7 @@ pub fn run_hook(event: &str, agent: Option<&str>) -> ExitCode {
     } else {
         Box::new(stdin.lock())
     };
-    if let Some(out) = crate::hook::run(event, agent, input) {
+    if let Some(out) = crate::hook::run::run(event, agent, input) {
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "{out}").and_then(|()| stdout.flush());
     }

@@ -15,7 +15,7 @@ const NEWER: &str = "# convosync: newer notes arrived from other devices since t
 pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
     // Without a session id there is no record of what the session has: never guess.
     let key = ctx.input.session_key()?;
-    ctx.wait_for_background_fetch();
+    super::net::wait_for_background_fetch(ctx);
     let (_, mut state) = ctx.session_state();
     let Ok(Offer::Inject { text, line, keys }) = offer(ctx, Moment::Prompt, &state.injected) else {
         return None;

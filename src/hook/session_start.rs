@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::state::SessionState;
 use super::wire::Source;
-use super::Ctx;
+use super::{net, Ctx};
 use crate::config::StartMode;
 use crate::notes::{Notes, Reader};
 
@@ -130,8 +130,8 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
     // next prompt (see `prompt`); the answer below uses the local ref only.
     let net_note = match (source.wants_network(), ctx.repo.settings.start) {
         (false, _) => None,
-        (true, StartMode::Sync) => ctx.refresh(),
-        (true, StartMode::Async) => ctx.refresh_in_background(),
+        (true, StartMode::Sync) => net::refresh(ctx),
+        (true, StartMode::Async) => net::refresh_in_background(ctx),
     };
     let offered = match offer(ctx, Moment::Start(source), &state.injected) {
         Ok(o) => o,

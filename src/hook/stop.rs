@@ -7,8 +7,9 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
+use super::net::{self, Exchanged, Want};
 use super::state::{HeadMark, SessionState, RECENT_PROMPTS};
-use super::{Ctx, Exchanged, Want};
+use super::Ctx;
 use crate::config::StopMode;
 use crate::draft::{self, Outcome};
 use crate::handoff::Handoff;
@@ -286,7 +287,7 @@ pub fn session_end(ctx: &Ctx<'_>) -> Option<Value> {
             return auto_handoff(ctx, Push::Background);
         }
     }
-    if ctx.gate(Want::Queued).is_ok() {
+    if net::gate(ctx, Want::Queued).is_ok() {
         spawn_push(ctx);
     }
     None
@@ -301,19 +302,16 @@ enum Push {
     Background,
 }
 
-/// How long the detached push of [`spawn_push`] may take.
-pub const BACKGROUND_PUSH_SECS: u64 = 60;
-
-/// Start `convosync hook push` detached (see [`super::spawn_hook`]): it pushes what is queued
+/// Start `convosync hook push` detached (see [`net::spawn_hook`]): it pushes what is queued
 /// (and the wip snapshot) within its own deadline.
 fn spawn_push(ctx: &Ctx<'_>) -> bool {
-    super::spawn_hook(ctx, "push")
+    net::spawn_hook(ctx, "push")
 }
 
 /// `convosync hook push`: the detached half of SessionEnd. Pushes the queued handoffs and the
-/// wip snapshot in one round trip, with [`BACKGROUND_PUSH_SECS`] as its deadline; prints nothing.
+/// wip snapshot in one round trip, with [`super::BACKGROUND_SECS`] as its deadline; prints nothing.
 pub fn background_push(ctx: &Ctx<'_>) -> Option<Value> {
-    if let (_, Some(Exchanged { problem: Some(p), .. })) = ctx.exchange(Want::Queued, |_| Ok(())) {
+    if let (_, Some(Exchanged { problem: Some(p), .. })) = net::exchange(ctx, Want::Queued, |_| Ok(())) {
         ctx.log(&format!("background push: {p}"));
     }
     None
@@ -321,7 +319,7 @@ pub fn background_push(ctx: &Ctx<'_>) -> Option<Value> {
 
 /// `Some(reply)` when a draft was there (committed, or refused with a reason). The draft commit,
 /// the wip snapshot and the merge of what the fetch brought share one lock; the handoff and the
-/// snapshot go out in one push ([`Ctx::exchange`]), or from a detached process
+/// snapshot go out in one push ([`net::exchange`]), or from a detached process
 /// ([`Push::Background`]).
 fn commit_draft(ctx: &Ctx<'_>, may_block: bool, push: Push) -> Option<Option<Value>> {
     let path = ctx.repo.draft_path().ok()?;
@@ -336,8 +334,8 @@ fn commit_draft(ctx: &Ctx<'_>, may_block: bool, push: Push) -> Option<Option<Val
         Ok((outcome, wip))
     };
     let (done, exchanged) = match push {
-        Push::Now => ctx.exchange(Want::Handoff, step),
-        Push::Background => (ctx.locked(step), None),
+        Push::Now => net::exchange(ctx, Want::Handoff, step),
+        Push::Background => (net::locked(ctx, step), None),
     };
     let (outcome, wip_note) = match done {
         Ok((o, w)) => (Ok(o), w),
@@ -468,7 +466,7 @@ fn wip_push_hint(ctx: &Ctx<'_>) -> Option<String> {
 
 /// Push handoffs an earlier offline run left queued; silent when there are none.
 fn push_queued(ctx: &Ctx<'_>) -> Option<Value> {
-    match ctx.exchange(Want::Queued, |_| Ok(())) {
+    match net::exchange(ctx, Want::Queued, |_| Ok(())) {
         (_, Some(Exchanged { pushed: true, .. })) => Some(super::message("queued handoff pushed")),
         _ => None,
     }
@@ -493,8 +491,8 @@ fn auto_handoff(ctx: &Ctx<'_>, push: Push) -> Option<Value> {
         Ok(())
     };
     let (result, exchanged) = match push {
-        Push::Now => ctx.exchange(Want::Handoff, write),
-        Push::Background => (ctx.locked(write), None),
+        Push::Now => net::exchange(ctx, Want::Handoff, write),
+        Push::Background => (net::locked(ctx, write), None),
     };
     if let Err(e) = result {
         ctx.log(&format!("auto handoff: {e:#}"));

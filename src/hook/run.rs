@@ -1,0 +1,53 @@
+//! Running one hook: read the agent's input, build the context, dispatch the event, shape the
+//! answer for the agent.
+
+use std::io::Read;
+
+use serde_json::Value;
+
+use super::wire::{Event, HookInput};
+use super::{net, prompt, session_start, stop, Ctx};
+use crate::agent::{Agent, Reply};
+
+/// Read stdin (bounded) and run the hook for `event`; returns what to print, if anything.
+/// An event this version does not answer does nothing, before reading stdin or looking for a
+/// repository. Input that cannot be read whole (over [`wire::MAX_INPUT`], truncated, not JSON)
+/// does nothing. `agent` names the agent that runs the hook (`--agent`, as each agent's hooks
+/// file passes it); without it the agent is told from the input.
+pub fn run(event: &str, agent: Option<&str>, stdin: impl Read) -> Option<String> {
+    let event = Agent::event(event)?;
+    let input = HookInput::read(stdin)?;
+    let agent = agent
+        .and_then(Agent::parse)
+        .unwrap_or_else(|| Agent::detect(&input, |k| std::env::var(k).ok().filter(|v| !v.is_empty())));
+    // A bug must not take a session down with it: a panic becomes "no output".
+    let out = std::panic::catch_unwind(|| dispatch(event, agent, &input))
+        .ok()
+        .flatten()?;
+    let out = agent.render(event, &Reply::from_core(event, &out))?;
+    serde_json::to_string(&crate::untrusted::json(out)).ok()
+}
+
+fn dispatch(event: Event, agent: Agent, input: &HookInput) -> Option<Value> {
+    let ctx = Ctx::new(input, event, agent)?;
+    let out = match event {
+        Event::SessionStart => session_start::run(&ctx),
+        Event::UserPromptSubmit => prompt::run(&ctx),
+        Event::Stop => stop::run(&ctx),
+        Event::SessionEnd => stop::session_end(&ctx),
+        Event::Push => stop::background_push(&ctx),
+        Event::Fetch => {
+            let note = net::refresh(&ctx);
+            let _ = std::fs::remove_file(ctx.repo.state_dir().join(net::FETCHING));
+            if let Some(n) = note {
+                ctx.log(&format!("background fetch: {n}"));
+            }
+            None
+        }
+    };
+    // Invalid entries met on the ref: one log line each.
+    for s in crate::untrusted::take_skipped() {
+        ctx.log(&s);
+    }
+    out
+}
