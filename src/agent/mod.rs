@@ -48,25 +48,6 @@ impl Reply {
         }
     }
 
-    /// The core's answer, given in Claude Code's JSON shape (the richest of the agents), read
-    /// into the neutral reply: `hookSpecificOutput.additionalContext` (a request when the event
-    /// is Stop), `decision: block` with its `reason`, `systemMessage`. Anything else is dropped.
-    pub fn from_core(event: Event, v: &Value) -> Reply {
-        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
-        let context = text(v.pointer("/hookSpecificOutput/additionalContext"));
-        let blocked = v.get("decision").and_then(Value::as_str) == Some("block");
-        let (context, request) = match event {
-            Event::Stop => (None, context),
-            _ => (context, None),
-        };
-        Reply {
-            context,
-            request,
-            problem: blocked.then(|| text(v.get("reason"))).flatten(),
-            message: text(v.get("systemMessage")),
-        }
-    }
-
     fn is_empty(&self) -> bool {
         *self == Reply::default()
     }
@@ -277,19 +258,5 @@ mod tests {
             r#"{"decision":"deny","reason":"write the draft"}"#
         );
         assert_eq!(s(Agent::Gemini, Event::Stop, &Reply::default()), "");
-    }
-
-    #[test]
-    fn the_core_shape_reads_into_a_reply() {
-        let v = serde_json::json!({"decision":"block","reason":"fix it","systemMessage":"m","env":{"x":1}});
-        let r = Reply::from_core(Event::Stop, &v);
-        assert_eq!(r.problem.as_deref(), Some("fix it"));
-        assert_eq!(r.message.as_deref(), Some("m"));
-        let v = serde_json::json!({"hookSpecificOutput":{"hookEventName":"Stop","additionalContext":"ask"}});
-        assert_eq!(Reply::from_core(Event::Stop, &v).request.as_deref(), Some("ask"));
-        assert_eq!(
-            Reply::from_core(Event::SessionStart, &v).context.as_deref(),
-            Some("ask")
-        );
     }
 }

@@ -15,9 +15,8 @@ pub mod stop;
 pub mod wire;
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
 
-use crate::agent::Agent;
+use crate::agent::{Agent, Reply};
 use crate::git::Deadline;
 use crate::repo::Repo;
 use crate::state;
@@ -114,7 +113,7 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// `{"systemMessage": "convosync: …"}`
-pub fn message(text: &str) -> Value {
-    json!({ "systemMessage": format!("convosync: {text}") })
+/// One line for the user: `convosync: …`.
+pub fn message(text: &str) -> Reply {
+    Reply::message(format!("convosync: {text}"))
 }

@@ -3,7 +3,7 @@
 //! with the next prompt, once, saying what the synchronous start would have said (a note that
 //! could not be read included). Local only: no network, no lock.
 
-use serde_json::{json, Value};
+use crate::agent::Reply;
 
 use super::session_start::{offer, Moment, Offer};
 use super::Ctx;
@@ -12,7 +12,7 @@ use super::Ctx;
 const NEWER: &str = "# convosync: newer notes arrived from other devices since this session started \
 (they replace earlier notes from the same devices)\n\n";
 
-pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
+pub fn run(ctx: &Ctx<'_>) -> Option<Reply> {
     // Without a session id there is no record of what the session has: never guess.
     let key = ctx.input.session_key()?;
     super::net::wait_for_background_fetch(ctx);
@@ -23,8 +23,9 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
     state.injected = keys;
     state.save(&ctx.repo.state_dir(), &key);
     let line = line.replacen("convosync: ", "convosync: newer notes: ", 1);
-    Some(json!({
-        "hookSpecificOutput": { "hookEventName": "UserPromptSubmit", "additionalContext": format!("{NEWER}{text}") },
-        "systemMessage": line,
-    }))
+    Some(Reply {
+        context: Some(format!("{NEWER}{text}")),
+        message: Some(line),
+        ..Reply::default()
+    })
 }

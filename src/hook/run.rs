@@ -3,8 +3,6 @@
 
 use std::io::Read;
 
-use serde_json::Value;
-
 use super::wire::{Event, HookInput};
 use super::{net, prompt, session_start, stop, Ctx};
 use crate::agent::{Agent, Reply};
@@ -24,11 +22,11 @@ pub fn run(event: &str, agent: Option<&str>, stdin: impl Read) -> Option<String>
     let out = std::panic::catch_unwind(|| dispatch(event, agent, &input))
         .ok()
         .flatten()?;
-    let out = agent.render(event, &Reply::from_core(event, &out))?;
+    let out = agent.render(event, &out)?;
     serde_json::to_string(&crate::untrusted::json(out)).ok()
 }
 
-fn dispatch(event: Event, agent: Agent, input: &HookInput) -> Option<Value> {
+fn dispatch(event: Event, agent: Agent, input: &HookInput) -> Option<Reply> {
     let ctx = Ctx::new(input, event, agent)?;
     let out = match event {
         Event::SessionStart => session_start::run(&ctx),

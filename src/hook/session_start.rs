@@ -3,11 +3,10 @@
 
 use std::collections::HashSet;
 
-use serde_json::{json, Value};
-
 use super::state::SessionState;
 use super::wire::Source;
 use super::{net, Ctx};
+use crate::agent::Reply;
 use crate::config::StartMode;
 use crate::notes::{Notes, Reader};
 
@@ -110,7 +109,7 @@ pub(super) fn offer(ctx: &Ctx<'_>, moment: Moment, injected: &[String]) -> Resul
     })
 }
 
-pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
+pub fn run(ctx: &Ctx<'_>) -> Option<Reply> {
     let source = ctx.input.source();
     let (session, mut state) = ctx.session_state();
     let state_dir = ctx.repo.state_dir();
@@ -149,10 +148,11 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
     }
     state.injected = keys;
     save(&state);
-    Some(json!({
-        "hookSpecificOutput": { "hookEventName": "SessionStart", "additionalContext": text },
-        "systemMessage": line,
-    }))
+    Some(Reply {
+        context: Some(text),
+        message: Some(line),
+        ..Reply::default()
+    })
 }
 
 /// Transcripts of other sessions looked at when a session is forked; past this, inject.

@@ -5,11 +5,11 @@
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
 
 use super::net::{self, Exchanged, Want};
 use super::state::{HeadMark, SessionState, RECENT_PROMPTS};
 use super::Ctx;
+use crate::agent::Reply;
 use crate::config::StopMode;
 use crate::draft::{self, Outcome};
 use crate::handoff::Handoff;
@@ -95,7 +95,7 @@ pub fn decide(s: &Situation) -> Decision {
     }
 }
 
-pub fn run(ctx: &Ctx<'_>) -> Option<Value> {
+pub fn run(ctx: &Ctx<'_>) -> Option<Reply> {
     let (key, mut state) = ctx.session_state();
     let state_dir = ctx.repo.state_dir();
     let save = |state: &SessionState| {
@@ -249,24 +249,21 @@ fn evidence(ctx: &Ctx<'_>, state: &SessionState, head: &HeadMark) -> Evidence {
     }
 }
 
-/// The routine request for a handoff: Stop `additionalContext`, which Claude Code 2.1.331 feeds
-/// to the model as hook context (the turn goes on, and the next Stop has `stop_hook_active`) and
-/// shows the user as "Stop hook says: …", whereas `decision: block` is shown as "Stop hook
-/// reported a problem" and sent to the model as a "blocking error".
-pub fn request(instructions: &str) -> Value {
-    let text = format!(
-        "convosync: {}\nThen stop: convosync commits and pushes it.",
-        instructions.trim_end()
-    );
-    json!({
-        "hookSpecificOutput": { "hookEventName": "Stop", "additionalContext": text }
-    })
+/// The routine request for a handoff (each agent's adapter says how it reaches the model).
+pub fn request(instructions: &str) -> Reply {
+    Reply {
+        request: Some(format!(
+            "convosync: {}\nThen stop: convosync commits and pushes it.",
+            instructions.trim_end()
+        )),
+        ..Reply::default()
+    }
 }
 
 /// SessionEnd: no one to ask any more; commit a leftover draft, or derive one in `auto` mode.
 /// Claude Code cancels a plugin's SessionEnd hook after about 1.5 s whatever its `timeout`, so
 /// everything here is local and the push goes to a detached process ([`spawn_push`]).
-pub fn session_end(ctx: &Ctx<'_>) -> Option<Value> {
+pub fn session_end(ctx: &Ctx<'_>) -> Option<Reply> {
     match draft::foreign(&ctx.repo, || session_start(ctx, &ctx.session_state().1)) {
         Some(f) => ctx.log(&format!("draft: {}", f.message())),
         None => {
@@ -310,7 +307,7 @@ fn spawn_push(ctx: &Ctx<'_>) -> bool {
 
 /// `convosync hook push`: the detached half of SessionEnd. Pushes the queued handoffs and the
 /// wip snapshot in one round trip, with [`super::BACKGROUND_SECS`] as its deadline; prints nothing.
-pub fn background_push(ctx: &Ctx<'_>) -> Option<Value> {
+pub fn background_push(ctx: &Ctx<'_>) -> Option<Reply> {
     if let (_, Some(Exchanged { problem: Some(p), .. })) = net::exchange(ctx, Want::Queued, |_| Ok(())) {
         ctx.log(&format!("background push: {p}"));
     }
@@ -321,7 +318,7 @@ pub fn background_push(ctx: &Ctx<'_>) -> Option<Value> {
 /// the wip snapshot and the merge of what the fetch brought share one lock; the handoff and the
 /// snapshot go out in one push ([`net::exchange`]), or from a detached process
 /// ([`Push::Background`]).
-fn commit_draft(ctx: &Ctx<'_>, may_block: bool, push: Push) -> Option<Option<Value>> {
+fn commit_draft(ctx: &Ctx<'_>, may_block: bool, push: Push) -> Option<Option<Reply>> {
     let path = ctx.repo.draft_path().ok()?;
     std::fs::symlink_metadata(&path).ok()?;
     let step = |lock: &_| {
@@ -383,7 +380,10 @@ fn commit_draft(ctx: &Ctx<'_>, may_block: bool, push: Push) -> Option<Option<Val
                     "convosync: the handoff draft could not be saved: {e:#}. Fix {} and stop again.",
                     path.display()
                 );
-                Some(Some(json!({ "decision": "block", "reason": reason })))
+                Some(Some(Reply {
+                    problem: Some(reason),
+                    ..Reply::default()
+                }))
             } else {
                 Some(Some(super::message(&format!(
                     "handoff draft kept, not saved: {e:#}"
@@ -465,7 +465,7 @@ fn wip_push_hint(ctx: &Ctx<'_>) -> Option<String> {
 }
 
 /// Push handoffs an earlier offline run left queued; silent when there are none.
-fn push_queued(ctx: &Ctx<'_>) -> Option<Value> {
+fn push_queued(ctx: &Ctx<'_>) -> Option<Reply> {
     match net::exchange(ctx, Want::Queued, |_| Ok(())) {
         (_, Some(Exchanged { pushed: true, .. })) => Some(super::message("queued handoff pushed")),
         _ => None,
@@ -473,7 +473,7 @@ fn push_queued(ctx: &Ctx<'_>) -> Option<Value> {
 }
 
 /// `auto` mode: a handoff derived from the transcript, redacted, committed and pushed.
-fn auto_handoff(ctx: &Ctx<'_>, push: Push) -> Option<Value> {
+fn auto_handoff(ctx: &Ctx<'_>, push: Push) -> Option<Reply> {
     let summary = ctx
         .input
         .transcript_path
