@@ -5,7 +5,7 @@
 //! Claude Code replaces an `additionalContext` longer than 10,000 characters by a file and a 2 KB
 //! preview, counting UTF-16 code units (an emoji counts 2; measured on 2.1.331), so the whole text
 //! is kept under a limit (9,500 units by default) counted the same way, by dropping the oldest
-//! handoffs, with a pointer to `/convosync:resume` for the rest.
+//! handoffs, with a pointer to `convosync resume` (as the reader runs it) for the rest.
 
 use chrono::{DateTime, Utc};
 
@@ -173,20 +173,32 @@ pub const MAX_SHOWN: usize = 40;
 /// The whole context text, at most `limit` characters. `None` when there is nothing to show.
 #[cfg(test)]
 pub fn render(shown: &[Shown], now: DateTime<Utc>, limit: usize) -> Option<String> {
-    render_counted(shown.to_vec(), shown.len(), now, limit, |_| {}).map(|(text, _)| text)
+    render_counted(
+        shown.to_vec(),
+        shown.len(),
+        now,
+        limit,
+        "/convosync:resume",
+        |_| {},
+    )
+    .map(|(text, _)| text)
 }
 
 /// The whole context text of the first handoffs of `total` (the rest are counted as omitted),
 /// and the handoffs that made it in. Handoffs are taken and rendered one at a time, up to the
 /// first that does not fit; `prepare` completes each just before (notes that cost object
-/// lookups are only looked up for handoffs that may be shown).
+/// lookups are only looked up for handoffs that may be shown). `resume` is how the reader runs
+/// `convosync resume`, for what is cut or left out.
 pub fn render_counted(
     shown: impl IntoIterator<Item = Shown>,
     total: usize,
     now: DateTime<Utc>,
     limit: usize,
+    resume: &str,
     mut prepare: impl FnMut(&mut Shown),
 ) -> Option<(String, Vec<Shown>)> {
+    let omitted_line = |n| omitted_line(n, resume);
+    let cut_note = format!("\n[… cut to fit; run {resume} for the whole note]\n");
     let mut out = PREAMBLE.to_string();
     let mut used = utf16_len(&out);
     let mut included: Vec<Shown> = Vec::new();
@@ -211,13 +223,13 @@ pub fn render_counted(
             let room = limit.saturating_sub(
                 utf16_len(&out)
                     + utf16_len(&omitted_line(total.max(1) - 1))
-                    + utf16_len(CUT_NOTE)
+                    + utf16_len(&cut_note)
                     + utf16_len(&open)
                     + utf16_len(&close),
             );
             out.push_str(&open);
             out.push_str(&truncate_utf16(&render_inner(&s, now), room));
-            out.push_str(CUT_NOTE);
+            out.push_str(&cut_note);
             out.push_str(&close);
             included.push(s);
         }
@@ -257,13 +269,11 @@ pub fn truncate_utf16(s: &str, max: usize) -> String {
     out
 }
 
-const CUT_NOTE: &str = "\n[… cut to fit; run /convosync:resume for the whole note]\n";
-
-fn omitted_line(n: usize) -> String {
+fn omitted_line(n: usize, resume: &str) -> String {
     match n {
         0 => String::new(),
-        1 => "\n(1 older handoff omitted to save space: run /convosync:resume to see it.)\n".to_string(),
-        n => format!("\n({n} older handoffs omitted to save space: run /convosync:resume to see them.)\n"),
+        1 => format!("\n(1 older handoff omitted to save space: run {resume} to see it.)\n"),
+        n => format!("\n({n} older handoffs omitted to save space: run {resume} to see them.)\n"),
     }
 }
 

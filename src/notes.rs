@@ -11,19 +11,32 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
+use crate::agent::Agent;
 use crate::context::{self, Shown};
 use crate::handoff::Handoff;
 use crate::repo::Repo;
 use crate::store::{Head, Note};
 use crate::team::Me;
 
-/// Who reads the view, which decides the cap and whether teammates are left out.
+/// Who reads the view, which decides the cap, whether teammates are left out, and how a
+/// command is named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reader {
-    /// A session's context: capped at the configured limit, teammates as `convosync.team` says.
-    Session,
+    /// A session of this agent: capped at the configured limit, teammates as `convosync.team`
+    /// says.
+    Session(Agent),
     /// `convosync resume`: every note, in full.
     Command,
+}
+
+impl Reader {
+    /// How this reader runs the convosync command `what` (`resume`, `wip apply laptop`).
+    pub fn command(self, what: &str) -> String {
+        match self {
+            Reader::Session(agent) => agent.command(what),
+            Reader::Command => format!("`convosync {what}`"),
+        }
+    }
 }
 
 /// A note of another device that could not be read, and why.
@@ -84,7 +97,8 @@ pub struct Notes {
     /// The user's own other devices, in order.
     own: Vec<Item>,
     teammates: Vec<Item>,
-    wip: Vec<String>,
+    /// Each with the device whose snapshot `wip apply` brings here.
+    wip: Vec<(String, Option<String>)>,
     claims: HashMap<String, String>,
     /// With the key of each.
     unreadable: Vec<(String, Unreadable)>,
@@ -155,7 +169,7 @@ impl Notes {
             .into_iter()
             .partition(|i| who.owns(i.head.author.as_deref(), i.head.proven));
         let wip = crate::wip::others_summary(repo, me);
-        keys.extend(wip.iter().cloned());
+        keys.extend(wip.iter().map(|(line, _)| line.clone()));
         keys.extend(unreadable.iter().map(|(k, _)| k.clone()));
         Notes {
             keys,
@@ -174,7 +188,7 @@ impl Notes {
         let only: HashSet<&String> = only.iter().collect();
         self.own.retain(|i| only.contains(&i.key));
         self.teammates.retain(|i| only.contains(&i.key));
-        self.wip.retain(|l| only.contains(l));
+        self.wip.retain(|(l, _)| only.contains(l));
         self.unreadable.retain(|(k, _)| only.contains(k));
     }
 
@@ -197,7 +211,7 @@ impl Notes {
         let now = self.now;
         let unreadable: Vec<Unreadable> = self.unreadable.into_iter().map(|(_, u)| u).collect();
         let teammates = match (reader, repo.settings.team) {
-            (Reader::Session, crate::config::TeamMode::Hide) => Vec::new(),
+            (Reader::Session(_), crate::config::TeamMode::Hide) => Vec::new(),
             _ => self.teammates,
         };
         let mates: Vec<Handoff> = teammates
@@ -211,14 +225,20 @@ impl Notes {
         // notes that could not be read.
         if !self.wip.is_empty() {
             blocks.push_str("\n# Uncommitted work on other devices\n");
-            for l in &self.wip {
-                blocks.push_str(&format!("- {l}\n"));
+            for (l, device) in &self.wip {
+                match device {
+                    Some(d) => {
+                        let apply = reader.command(&format!("wip apply {d}"));
+                        blocks.push_str(&format!("- {l}: run {apply} to bring them here\n"));
+                    }
+                    None => blocks.push_str(&format!("- {l}\n")),
+                }
             }
         }
         blocks.push_str(&crate::team::render_teammates(&mates, now));
         // A command says them on stderr, as every command does; a session reads them here.
         let lines = match reader {
-            Reader::Session => unreadable_lines(&unreadable, true),
+            Reader::Session(_) => unreadable_lines(&unreadable, true),
             Reader::Command => Vec::new(),
         };
         if !lines.is_empty() {
@@ -231,7 +251,7 @@ impl Notes {
         // The short blocks come first in the budget, but never take more than half of it (a
         // remote can hold any number of devices); the user's own devices get the rest.
         let (limit, max) = match reader {
-            Reader::Session => {
+            Reader::Session(_) => {
                 let limit = repo.settings.context_limit;
                 if context::utf16_len(&blocks) > limit / 2 {
                     blocks = format!(
@@ -260,7 +280,7 @@ impl Notes {
         let claims = &self.claims;
         let mut first = true;
         // Where the code stands costs object lookups: only for the handoffs rendered.
-        let rendered = context::render_counted(shown, total, now, limit, |s| {
+        let rendered = context::render_counted(shown, total, now, limit, &reader.command("resume"), |s| {
             if let Some(c) = claims.get(&s.handoff.device) {
                 s.notes.push(c.clone());
             }
@@ -502,14 +522,19 @@ mod tests {
             teammates: Vec::new(),
             // A remote can hold any number of snapshot refs.
             wip: (0..2_000)
-                .map(|i| format!("d{i} left uncommitted changes in 1 file on main"))
+                .map(|i| {
+                    (
+                        format!("d{i} left uncommitted changes in 1 file on main"),
+                        Some(format!("d{i}")),
+                    )
+                })
                 .collect(),
             claims: HashMap::new(),
             unreadable: Vec::new(),
             branch: None,
             now,
         };
-        let view = notes.render(&repo, Reader::Session, false);
+        let view = notes.render(&repo, Reader::Session(Agent::Claude), false);
         let limit = repo.settings.context_limit;
         assert!(
             context::utf16_len(&view.blocks) <= limit / 2,

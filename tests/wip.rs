@@ -220,6 +220,22 @@ fn stop_hook_shares_work_and_session_start_mentions_it() {
         "{ctx}"
     );
     assert!(ctx.contains("/convosync:wip apply a"), "{ctx}");
+    // Codex has no slash commands: its model is told the command its shell runs, as the
+    // terminal is.
+    let out = b
+        .convosync()
+        .args(["hook", "--agent", "codex", "session-start"])
+        .write_stdin(serde_json::json!({"session_id":"u","cwd":b.dir,"source":"startup"}).to_string())
+        .output()
+        .unwrap();
+    let codex = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        codex.contains("run `convosync wip apply a` to bring them here"),
+        "{codex}"
+    );
+    assert!(!codex.contains("/convosync:"), "{codex}");
+    let resumed = stdout(&b, &["resume", "--offline"]);
+    assert!(resumed.contains("run `convosync wip apply a`"), "{resumed}");
 }
 
 /// Every file of a worktree outside `.git` and `.convosync`: content (a symlink's target) and

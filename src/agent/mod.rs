@@ -117,6 +117,15 @@ impl Agent {
         }
     }
 
+    /// How a session of this agent runs the convosync command `what`: Claude Code has the
+    /// plugin's slash commands (`/convosync:resume`); the others run the command in their shell.
+    pub fn command(self, what: &str) -> String {
+        match self {
+            Agent::Claude => format!("/convosync:{what}"),
+            Agent::Codex | Agent::Gemini => format!("`convosync {what}`"),
+        }
+    }
+
     pub fn transcript_format(self) -> Format {
         match self {
             Agent::Claude => Format::Claude,

@@ -101,7 +101,7 @@ pub(super) fn offer(ctx: &Ctx<'_>, moment: Moment, injected: &[String]) -> Resul
     }
     // What to run on a device without the key: once per repository.
     let hint = crate::crypt::session_hint(&ctx.repo.state_dir(), &notes.lacking_key()).is_some();
-    let view = notes.render(&ctx.repo, Reader::Session, hint);
+    let view = notes.render(&ctx.repo, Reader::Session(ctx.agent), hint);
     Ok(Offer::Inject {
         text: view.text(),
         line: view.line,

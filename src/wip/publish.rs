@@ -54,28 +54,31 @@ pub fn list(repo: &Repo) -> Result<Vec<Snapshot>> {
     Ok(out)
 }
 
-/// Lines for the session-start context about other devices' uncommitted work.
-pub fn others_summary(repo: &Repo, me: &str) -> Vec<String> {
+/// Lines for the session-start context about other devices' uncommitted work, each with the
+/// device whose snapshot `wip apply` would bring here (the reader's way to say the command is
+/// added where the line is shown).
+pub fn others_summary(repo: &Repo, me: &str) -> Vec<(String, Option<String>)> {
     list(repo)
         .unwrap_or_default()
         .into_iter()
         .filter(|s| s.device != me && (!s.files.is_empty() || s.is_locked()))
         .map(|s| {
             if s.is_locked() {
-                return format!(
+                let line = format!(
                     "{} left an encrypted snapshot of uncommitted work that this device cannot read",
                     s.device
                 );
+                return (line, None);
             }
-            format!(
-                "{} left uncommitted changes in {} file{} on {} (base {}): run /convosync:wip apply {} to bring them here",
+            let line = format!(
+                "{} left uncommitted changes in {} file{} on {} (base {})",
                 s.device,
                 s.files.len(),
                 if s.files.len() == 1 { "" } else { "s" },
                 s.branch.as_deref().unwrap_or("a detached HEAD"),
                 s.base_label(),
-                s.device
-            )
+            );
+            (line, Some(s.device))
         })
         .collect()
 }
