@@ -5,6 +5,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use crate::handoff::format::is_fence_line;
+
 use super::names::is_placeholder;
 
 /// Values under `data:` / `stringData:` in a Kubernetes `kind: Secret` manifest. A manifest is a
@@ -21,7 +23,7 @@ pub(super) fn kubernetes_secret_values(text: &str) -> Vec<(usize, usize)> {
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
         let t = line.trim();
-        if t == "---" || t.starts_with("```") || t.starts_with("~~~") {
+        if t == "---" || is_fence_line(line) {
             docs.push((start, offset));
             start = offset + line.len();
         }
