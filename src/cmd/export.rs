@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use crate::cli::{ExportArgs, ExportFormat};
+use crate::handoff::format::{Fence, FenceLine};
 use crate::history::{self, Version};
 use crate::repo::Repo;
 
@@ -91,25 +92,29 @@ fn esc(s: &str) -> String {
 fn md_to_html(body: &str) -> String {
     let mut out = String::new();
     let mut in_list = false;
-    let mut fence = crate::handoff::format::Fence::default();
+    let mut fence = Fence::default();
     let mut in_code = false;
     for line in body.lines() {
-        let fenced = fence.line(line);
-        if fenced {
-            if !in_code {
+        match fence.line(line) {
+            FenceLine::Outside => {}
+            FenceLine::Opens => {
                 if in_list {
                     out.push_str("</ul>");
                     in_list = false;
                 }
                 out.push_str("<pre><code>");
                 in_code = true;
-            } else if line.trim_start().starts_with("```") || line.trim_start().starts_with("~~~") {
+                continue;
+            }
+            FenceLine::Closes => {
                 out.push_str("</code></pre>");
                 in_code = false;
-            } else {
-                let _ = writeln!(out, "{}", esc(line));
+                continue;
             }
-            continue;
+            FenceLine::Inside => {
+                let _ = writeln!(out, "{}", esc(line));
+                continue;
+            }
         }
         let t = line.trim();
         let item = t.strip_prefix("- ").or_else(|| t.strip_prefix("* ")).or_else(|| {
@@ -225,6 +230,16 @@ mod tests {
         assert_eq!(
             html,
             "<ul><li>&lt;b&gt;bold&lt;/b&gt;</li><li>first</li></ul><p>text &amp; more</p><pre><code>&lt;script&gt;x&lt;/script&gt;\n</code></pre><h4>sub</h4>"
+        );
+    }
+
+    /// A fence closes only where the note's own fence rule closes it: a shorter fence inside a
+    /// longer one is code, as in the handoff's sections.
+    #[test]
+    fn a_shorter_fence_inside_a_longer_one_stays_code() {
+        assert_eq!(
+            md_to_html("````md\n```\n<i>x</i>\n```\n````\nafter"),
+            "<pre><code>```\n&lt;i&gt;x&lt;/i&gt;\n```\n</code></pre><p>after</p>"
         );
     }
 }

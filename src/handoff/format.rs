@@ -99,6 +99,21 @@ fn fence_marker(line: &str) -> Option<(char, usize, bool)> {
     Some((c, n, rest.trim().is_empty()))
 }
 
+/// Whether a line could open or close fenced code (the rule [`Fence`] and [`fenced_lines`]
+/// follow), for code that only needs to know where fenced blocks may begin or end.
+pub fn is_fence_line(line: &str) -> bool {
+    fence_marker(line).is_some()
+}
+
+/// Where one line stands with respect to fenced code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FenceLine {
+    Outside,
+    Opens,
+    Inside,
+    Closes,
+}
+
 /// Tracks fenced code blocks line by line (CommonMark: a fence closes only with the same
 /// character, at least as long, and nothing but spaces after it). Streaming, so it cannot know
 /// whether a fence is ever closed; splitting uses [`fenced_lines`] instead.
@@ -108,20 +123,21 @@ pub struct Fence {
 }
 
 impl Fence {
-    /// Feed one line; returns whether the line is inside (or opens or closes) a fence.
-    pub fn line(&mut self, line: &str) -> bool {
+    /// Feed one line; returns whether it is outside fenced code, opens a fence, is inside one
+    /// (a shorter or different fence line included), or closes it.
+    pub fn line(&mut self, line: &str) -> FenceLine {
         let marker = fence_marker(line);
         match (self.open, marker) {
             (Some((c, n)), Some((mc, mn, true))) if mc == c && mn >= n => {
                 self.open = None;
-                true
+                FenceLine::Closes
             }
-            (Some(_), _) => true,
+            (Some(_), _) => FenceLine::Inside,
             (None, Some((c, n, _))) => {
                 self.open = Some((c, n));
-                true
+                FenceLine::Opens
             }
-            (None, None) => false,
+            (None, None) => FenceLine::Outside,
         }
     }
 }
@@ -517,6 +533,27 @@ mod tests {
         assert_eq!(
             fenced_lines(&["```", "x", "```` trailing"]),
             [false, false, false]
+        );
+    }
+
+    /// The streaming tracker follows the same rule as [`fenced_lines`] and says which line
+    /// opens and which closes: a shorter or different fence inside a fence is content.
+    #[test]
+    fn fence_tracker_reports_opening_and_closing_lines() {
+        let lines = [
+            "x", "````md", "```", "~~~~", "````` ", "y", "    ```", "~~~ a`b", "```", "~~~",
+        ];
+        let mut fence = Fence::default();
+        let got: Vec<FenceLine> = lines.iter().map(|l| fence.line(l)).collect();
+        use FenceLine::*;
+        assert_eq!(
+            got,
+            [Outside, Opens, Inside, Inside, Closes, Outside, Outside, Opens, Inside, Closes]
+        );
+        let fence_lines: Vec<bool> = lines.iter().map(|l| is_fence_line(l)).collect();
+        assert_eq!(
+            fence_lines,
+            [false, true, true, true, true, false, false, true, true, true]
         );
     }
 

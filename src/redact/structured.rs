@@ -1,0 +1,105 @@
+//! Secrets found by walking a text's structure rather than by one regex: the values of a
+//! Kubernetes `kind: Secret` manifest and of `Cookie:` / `Set-Cookie:` headers.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::handoff::format::is_fence_line;
+
+use super::names::is_placeholder;
+
+/// Values under `data:` / `stringData:` in a Kubernetes `kind: Secret` manifest. A manifest is a
+/// YAML document: text between `---` lines or code fences.
+pub(super) fn kubernetes_secret_values(text: &str) -> Vec<(usize, usize)> {
+    static KIND: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r#"(?m)^\s*kind:\s*["']?Secret["']?\s*$"#).expect("kind regex"));
+    if !KIND.is_match(text) {
+        return Vec::new();
+    }
+    // Documents: split at `---` and fence lines, keeping byte offsets.
+    let mut docs = Vec::new();
+    let mut start = 0;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim();
+        if t == "---" || is_fence_line(line) {
+            docs.push((start, offset));
+            start = offset + line.len();
+        }
+        offset += line.len();
+    }
+    docs.push((start, text.len()));
+    let mut out = Vec::new();
+    for (from, to) in docs {
+        let doc = &text[from..to];
+        if !KIND.is_match(doc) {
+            continue;
+        }
+        let mut block: Option<usize> = None; // indent of the `data:` line
+        let mut offset = from;
+        for line in doc.split_inclusive('\n') {
+            let body = line.trim_end_matches(['\n', '\r']);
+            let indent = body.len() - body.trim_start().len();
+            let t = body.trim_start();
+            if let Some(i) = block {
+                if t.is_empty() || t.starts_with('#') {
+                    offset += line.len();
+                    continue;
+                }
+                if indent <= i {
+                    block = None;
+                } else if let Some(colon) = t.find(':') {
+                    let value = t[colon + 1..].trim();
+                    let value = value.trim_matches(['"', '\'']);
+                    if !value.is_empty() && value != "|" && value != ">" && !is_placeholder(value) {
+                        let at = offset + indent + colon + 1;
+                        let rel = text[at..offset + body.len()].find(value).expect("value in line");
+                        out.push((at + rel, at + rel + value.len()));
+                    }
+                }
+            }
+            if block.is_none() && (t == "data:" || t == "stringData:") {
+                block = Some(indent);
+            }
+            offset += line.len();
+        }
+    }
+    out
+}
+
+/// The values of a `Cookie:` header (every `name=value` pair) and of a `Set-Cookie:` header (its
+/// first pair; the rest are attributes), when they are at least 8 characters and not a
+/// placeholder: session ids, not `theme=dark`.
+pub(super) fn cookie_values(text: &str) -> Vec<(usize, usize)> {
+    static HEADER: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?im)\b(set-cookie|cookie)[ \t]*:[ \t]*([^\n]*)").expect("cookie regex")
+    });
+    if !text.to_ascii_lowercase().contains("cookie") {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for caps in HEADER.captures_iter(text) {
+        let (Some(header), Some(pairs)) = (caps.get(1), caps.get(2)) else {
+            continue;
+        };
+        let set = header.as_str().len() > "cookie".len();
+        let mut at = pairs.start();
+        for (i, pair) in pairs.as_str().split(';').enumerate() {
+            let start = at;
+            at += pair.len() + 1;
+            if set && i > 0 {
+                break;
+            }
+            let Some(eq) = pair.find('=') else { continue };
+            let raw = &pair[eq + 1..];
+            let value = raw.trim_start_matches([' ', '"', '\'']);
+            let value = value.trim_end_matches([' ', '"', '\'', '\r']);
+            let from = start + eq + 1 + (raw.len() - raw.trim_start_matches([' ', '"', '\'']).len());
+            if value.chars().count() >= 8 && !is_placeholder(value) && !value.contains("[REDACTED:") {
+                out.push((from, from + value.len()));
+            }
+        }
+    }
+    out
+}
