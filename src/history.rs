@@ -147,7 +147,8 @@ fn walk(repo: &Repository, refname: &str, tip: Oid, known: Option<Oid>) -> Resul
                         claimed,
                     });
                 }
-                Err(r) => crate::crypt::note_unreadable(&device, &r),
+                Err(crate::store::NoteError::Encrypted(r)) => crate::crypt::note_unreadable(&device, &r),
+                Err(_) => {}
             }
         }
     }

@@ -27,13 +27,64 @@ pub const MAX_HANDOFF_BYTES: usize = crate::untrusted::Object::Note.cap();
 /// notes past it are skipped, so many large notes cost a bounded amount together.
 pub const MAX_NOTES_BYTES: usize = 16 << 20;
 
+/// Why a device's file on the ref could not be read as a note. Each renders as the reason users
+/// see; it is kept in the tip and history caches, so a change here bumps their versions.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, thiserror::Error, serde::Serialize, serde::Deserialize,
+)]
+pub enum NoteError {
+    /// git could not read the object (its message).
+    #[error("unreadable: {0}")]
+    Unreadable(String),
+    /// Another kind of object (named) where a file belongs.
+    #[error("a {0} where a blob belongs")]
+    NotABlob(String),
+    /// Over [`MAX_HANDOFF_BYTES`], known from the object's header: never inflated.
+    #[error("too large ({size} bytes; a note is read up to {cap} bytes)")]
+    TooLarge { size: usize, cap: usize },
+    /// Past [`MAX_NOTES_BYTES`], the most one read of a tip takes in.
+    #[error("skipped: the notes read at once are capped at {MAX_NOTES_BYTES} bytes")]
+    OverBudget,
+    /// Encrypted, and this device could not decrypt it.
+    #[error(transparent)]
+    Encrypted(#[from] crate::crypt::OpenError),
+    #[error("not UTF-8 text")]
+    NotUtf8,
+    /// Not a note: the parser's reason, cleaned to one line.
+    #[error("{0}")]
+    BadFormat(String),
+    /// The tip cache's copy of the note could not be parsed.
+    #[error("the local cache of this note is unreadable ({0})")]
+    Cache(String),
+}
+
+impl From<crate::untrusted::Refused> for NoteError {
+    fn from(e: crate::untrusted::Refused) -> NoteError {
+        use crate::untrusted::Refused;
+        match e {
+            Refused::Unreadable(m) => NoteError::Unreadable(m),
+            Refused::Kind { found, .. } => NoteError::NotABlob(found.str().to_string()),
+            Refused::TooLarge { size, cap, .. } => NoteError::TooLarge { size, cap },
+            // Only trees have entries: a note never gets here.
+            e @ Refused::TooManyEntries(_) => NoteError::Unreadable(e.to_string()),
+        }
+    }
+}
+
+impl NoteError {
+    /// Whether the note is encrypted and this device has no key for it.
+    pub fn lacks_key(&self) -> bool {
+        *self == NoteError::Encrypted(crate::crypt::OpenError::NoKey)
+    }
+}
+
 /// One device's file on the ref, parsed when possible.
 #[derive(Debug, Clone)]
 pub struct Entry {
     /// The file name on the ref (a valid device id); the handoff's `device` is set to it.
     pub device: String,
     pub blob: Oid,
-    pub handoff: Result<Handoff, String>,
+    pub handoff: Result<Handoff, NoteError>,
     /// Whether the note was decrypted with this device's key, which proves it was written with
     /// it (see [`crate::crypt`]). Known from how it was read, never from its text.
     pub proven: bool,
@@ -429,13 +480,13 @@ fn entries_reusing(
     mut known: std::collections::HashMap<(String, Oid), Entry>,
 ) -> Result<Vec<Entry>> {
     // Each distinct blob is read once, and all of them together up to `MAX_NOTES_BYTES`.
-    let mut read: std::collections::HashMap<Oid, Result<(Handoff, bool), String>> = Default::default();
+    let mut read: std::collections::HashMap<Oid, Result<(Handoff, bool), NoteError>> = Default::default();
     let mut budget = MAX_NOTES_BYTES;
     let mut out: Vec<Entry> = device_files(repo, tree)
         .into_iter()
         .map(|(device, blob)| {
             if let Some(e) = known.remove(&(device.clone(), blob)) {
-                if let Err(r) = &e.handoff {
+                if let Err(NoteError::Encrypted(r)) = &e.handoff {
                     crate::crypt::note_unreadable(&device, r);
                 }
                 return e;
@@ -457,14 +508,16 @@ fn entry_of(repo: &Repository, device: &str, blob: Oid) -> Entry {
 }
 
 /// `device`'s file `blob` as read (with whether it was decrypted with this device's key).
-fn entry_from(device: &str, blob: Oid, read: Result<(Handoff, bool), String>) -> Entry {
+fn entry_from(device: &str, blob: Oid, read: Result<(Handoff, bool), NoteError>) -> Entry {
     let (handoff, proven, claimed) = match read {
         Ok((h, proven)) => {
             let (h, claimed) = own_device(h, device);
             (Ok(h), proven, claimed)
         }
         Err(e) => {
-            crate::crypt::note_unreadable(device, &e);
+            if let NoteError::Encrypted(r) = &e {
+                crate::crypt::note_unreadable(device, r);
+            }
             (Err(e), false, None)
         }
     };
@@ -503,12 +556,11 @@ fn read_within(
     id: Oid,
     device: &str,
     budget: &mut usize,
-) -> Result<(Handoff, bool), String> {
+) -> Result<(Handoff, bool), NoteError> {
     let at = format_args!("devices/{device}.md on the handoff ref");
-    let size =
-        crate::untrusted::check(repo, id, crate::untrusted::Object::Note, &at).map_err(|e| e.to_string())?;
+    let size = crate::untrusted::check(repo, id, crate::untrusted::Object::Note, &at)?;
     if size > *budget {
-        let why = format!("skipped: the notes read at once are capped at {MAX_NOTES_BYTES} bytes");
+        let why = NoteError::OverBudget;
         crate::untrusted::skipped(format_args!(
             "skipped devices/{device}.md on the handoff ref ({why})"
         ));
@@ -520,39 +572,39 @@ fn read_within(
 
 /// Read and parse the device file `id` through [`crate::untrusted::blob`]: its size is checked
 /// from the object header first, so an enormous blob is never loaded.
-pub fn read_handoff(repo: &Repository, id: Oid) -> Result<Handoff, String> {
+pub fn read_handoff(repo: &Repository, id: Oid) -> Result<Handoff, NoteError> {
     read_note(repo, id).map(|(h, _)| h)
 }
 
 /// [`read_handoff`], and whether the note was decrypted with this device's key (each blob is
 /// decrypted at most once per process).
-pub fn read_note(repo: &Repository, id: Oid) -> Result<(Handoff, bool), String> {
+pub fn read_note(repo: &Repository, id: Oid) -> Result<(Handoff, bool), NoteError> {
     let at = format_args!("note {id} on the handoff ref");
-    let blob =
-        crate::untrusted::blob(repo, id, crate::untrusted::Object::Note, &at).map_err(|e| e.to_string())?;
-    if blob.content().len() > MAX_HANDOFF_BYTES {
-        return Err(format!("too large ({} bytes)", blob.content().len()));
-    }
+    // Its header was checked against the cap of a note, `MAX_HANDOFF_BYTES`.
+    let blob = crate::untrusted::blob(repo, id, crate::untrusted::Object::Note, &at)?;
     let opened = crate::crypt::open_blob(id, crate::crypt::Purpose::Note, blob.content())?;
     parse_text(&opened.text).map(|h| (h, opened.proven))
 }
 
 /// Parse a device file, refusing enormous or non-UTF-8 content with a reason.
-pub fn parse_blob(bytes: &[u8]) -> Result<Handoff, String> {
+pub fn parse_blob(bytes: &[u8]) -> Result<Handoff, NoteError> {
     if bytes.len() > MAX_HANDOFF_BYTES {
-        return Err(format!("too large ({} bytes)", bytes.len()));
+        return Err(NoteError::TooLarge {
+            size: bytes.len(),
+            cap: MAX_HANDOFF_BYTES,
+        });
     }
     let opened = crate::crypt::open(crate::crypt::Purpose::Note, bytes)?;
     parse_text(&opened.text)
 }
 
 /// Parse the text of an opened device file.
-fn parse_text(bytes: &[u8]) -> Result<Handoff, String> {
-    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
+fn parse_text(bytes: &[u8]) -> Result<Handoff, NoteError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| NoteError::NotUtf8)?;
     // The ref is untrusted: every field is cleaned here, once, for every reader.
     format::parse(text)
         .map(crate::untrusted::handoff)
-        .map_err(|e| crate::untrusted::line(&e.to_string()).into_owned())
+        .map_err(|e| NoteError::BadFormat(crate::untrusted::line(&e.to_string()).into_owned()))
 }
 
 /// Replace (or with `None`, remove) `device`'s file in `tree`, returning the new root tree id.
@@ -750,6 +802,48 @@ mod tests {
             summary(&after),
             "a broken cache is ignored"
         );
+    }
+
+    #[test]
+    fn reasons_keep_their_kind_through_the_cache_and_older_caches_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let store = Store::new(&repo, "refs/convosync/handoffs");
+        let state = dir.path().join("state");
+        store.put(&h("a", 1), "m").unwrap();
+        // Files no note can be read from, next to `a`'s.
+        let tip = store.tip().unwrap().unwrap();
+        let mut files = device_files(&repo, &tip.tree().unwrap());
+        files.insert("b".into(), repo.blob(b"\xff\xfe not text").unwrap());
+        files.insert("c".into(), repo.blob(b"no header at all").unwrap());
+        let tree = repo
+            .find_tree(write_device_files(&repo, &files).unwrap())
+            .unwrap();
+        let sig = signature(&repo, crate::timefmt::now()).unwrap();
+        let next = repo.commit(None, &sig, &sig, "m", &tree, &[&tip]).unwrap();
+        cas(&repo, "refs/convosync/handoffs", Some(tip.id()), next, "m").unwrap();
+        let reasons = |entries: Vec<Entry>| -> Vec<(String, Option<NoteError>)> {
+            entries.into_iter().map(|e| (e.device, e.handoff.err())).collect()
+        };
+        let read = reasons(store.entries().unwrap());
+        assert_eq!(read[1], ("b".to_string(), Some(NoteError::NotUtf8)));
+        assert!(matches!(&read[2].1, Some(NoteError::BadFormat(_))), "{read:?}");
+        assert_eq!(NoteError::NotUtf8.to_string(), "not UTF-8 text");
+        assert_eq!(reasons(store.entries_cached(&state).unwrap()), read, "written");
+        assert_eq!(reasons(store.entries_cached(&state).unwrap()), read, "read back");
+        // A cache of the previous version, even one that names this very tip, is not read: its
+        // reasons were text, and its notes might say anything.
+        let text = std::fs::read_to_string(state.join("tip-cache.json")).unwrap();
+        let old = text
+            .replacen(&format!("\"version\":{}", cache::VERSION), "\"version\":6", 1)
+            .replace("a 1", "from an old cache");
+        assert_ne!(old, text);
+        std::fs::write(state.join("tip-cache.json"), old).unwrap();
+        assert_eq!(
+            summary(&store.entries_cached(&state).unwrap()[..1]),
+            [("a".to_string(), "a 1".to_string())]
+        );
+        crate::untrusted::take_skipped();
     }
 
     /// A raw tree object, entries in the order given (a hostile one may repeat a name).

@@ -19,7 +19,8 @@ use super::Version;
 
 /// Bump whenever the layout changes or a blob would parse to something else (a new field, other
 /// cleaning, decryption): every older file is then ignored and rebuilt.
-const FORMAT: u32 = 2;
+/// 3: why a note could not be decrypted is a [`crate::crypt::OpenError`], not its text.
+const FORMAT: u32 = 3;
 
 #[derive(Serialize, Deserialize)]
 struct CacheFile {
@@ -33,7 +34,7 @@ struct CacheFile {
     skipped: Vec<String>,
     /// Notes the walk could not decrypt (device, reason), told again on every read; a key added
     /// since makes the whole cache stale.
-    unreadable: Vec<(String, String)>,
+    unreadable: Vec<(String, crate::crypt::OpenError)>,
     /// Newest first, as [`super::versions`] returns them.
     versions: Vec<Version>,
 }
@@ -60,7 +61,10 @@ fn load(path: &Path, refname: &str) -> Option<CacheFile> {
     let current =
         file.format == FORMAT && file.writer == env!("CARGO_PKG_VERSION") && file.refname == refname;
     // Notes cached as unreadable for want of a key are read again once there is one.
-    let keyless = file.unreadable.iter().any(|(_, r)| r == crate::crypt::NO_KEY);
+    let keyless = file
+        .unreadable
+        .iter()
+        .any(|(_, r)| *r == crate::crypt::OpenError::NoKey);
     (current && !(keyless && crate::crypt::key().is_some())).then_some(file)
 }
 
@@ -91,7 +95,7 @@ pub fn versions(repo: &Repository, state: &Path, refname: &str, tip: Oid) -> Res
     let earlier = crate::untrusted::take_skipped();
     let locked_before = crate::crypt::unreadable();
     let found = super::walk(repo, refname, tip, base.as_ref().map(|c| c.tip));
-    let mut unreadable: Vec<(String, String)> = crate::crypt::unreadable()
+    let mut unreadable: Vec<(String, crate::crypt::OpenError)> = crate::crypt::unreadable()
         .difference(&locked_before)
         .cloned()
         .collect();

@@ -15,12 +15,13 @@ use git2::Oid;
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::{commit_tree, entries_reusing, Entry, Store};
+use super::{commit_tree, entries_reusing, Entry, NoteError, Store};
 use crate::handoff::Handoff;
 
 /// 4: a line of flat heads, then the notes. 5: notes carry the agent that wrote them. 6: each
-/// head says whether its note was decrypted with this device's key.
-const VERSION: u32 = 6;
+/// head says whether its note was decrypted with this device's key. 7: why a note cannot be read
+/// is a [`NoteError`], not its text.
+pub(super) const VERSION: u32 = 7;
 
 const FILE: &str = "tip-cache.json";
 
@@ -43,8 +44,8 @@ pub struct Note {
     /// As [`Entry::claimed`].
     pub claimed: Option<String>,
     /// The readable note's head, or why it cannot be read.
-    pub head: Result<Head, String>,
-    /// The whole note as JSON (`Result<Handoff, String>`): `span` of `text`.
+    pub head: Result<Head, NoteError>,
+    /// The whole note as JSON (`Result<Handoff, NoteError>`): `span` of `text`.
     text: Arc<String>,
     span: Range<usize>,
 }
@@ -75,14 +76,14 @@ impl Note {
     }
 
     /// The whole note, cleaned as everything read from the ref is.
-    pub fn handoff(&self) -> Result<Handoff, String> {
-        match serde_json::from_str::<Result<Handoff, String>>(self.body()) {
+    pub fn handoff(&self) -> Result<Handoff, NoteError> {
+        match serde_json::from_str::<Result<Handoff, NoteError>>(self.body()) {
             Ok(Ok(mut h)) => {
                 h.device = self.device.clone();
                 Ok(crate::untrusted::handoff(h))
             }
             Ok(Err(reason)) => Err(reason),
-            Err(e) => Err(format!("the local cache of this note is unreadable ({e})")),
+            Err(e) => Err(NoteError::Cache(e.to_string())),
         }
     }
 
@@ -99,7 +100,7 @@ impl Note {
 
     /// Whether the note could not be read for want of a key.
     pub fn lacks_key(&self) -> bool {
-        self.head.as_ref().is_err_and(|r| r == crate::crypt::NO_KEY)
+        self.head.as_ref().is_err_and(NoteError::lacks_key)
     }
 }
 
@@ -120,7 +121,7 @@ struct Cached {
     /// Why the note cannot be read; else its time (milliseconds since the epoch), branch and
     /// author.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
+    error: Option<NoteError>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     time: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

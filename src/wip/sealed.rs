@@ -24,9 +24,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use git2::{Commit, Delta, DiffOptions, FileMode, Index, Oid, Repository, Tree};
 use serde::{Deserialize, Serialize};
 
-use super::commit::{base_tree, empty_tree, entry, Sealed, Snapshot};
+use super::commit::{base_tree, empty_tree, entry, Locked, Sealed, Snapshot};
 use super::mode::Mode;
-use crate::crypt::{self, Key, Purpose};
+use crate::crypt::{self, Key, OpenError, Purpose};
 use crate::repo::Repo;
 
 /// The tree entry with the snapshot's branch and file list.
@@ -203,21 +203,24 @@ fn age_blob(
     c: &Commit<'_>,
     name: &str,
     what: crate::untrusted::Object,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, Locked> {
     let at = format_args!("{name} of {device}'s snapshot {}", c.id());
-    let tree = crate::untrusted::commit_tree(git, c, &at).map_err(|e| e.to_string())?;
+    let other = |e: &dyn std::fmt::Display| Locked::Other(e.to_string());
+    let tree = crate::untrusted::commit_tree(git, c, &at).map_err(|e| other(&e))?;
     let entry = tree
         .get_name(name)
-        .ok_or_else(|| format!("the encrypted snapshot has no {name}"))?;
-    let blob = crate::untrusted::blob(git, entry.id(), what, &at).map_err(|e| e.to_string())?;
+        .ok_or_else(|| other(&format_args!("the encrypted snapshot has no {name}")))?;
+    let blob = crate::untrusted::blob(git, entry.id(), what, &at).map_err(|e| other(&e))?;
     if !crypt::is_encrypted(blob.content()) {
-        return Err(format!("{name} is not encrypted"));
+        return Err(other(&format_args!("{name} is not encrypted")));
     }
     if name == DATA {
         // Large and read once per snapshot (the tree it opens to is remembered): not kept.
-        return crypt::open(Purpose::Snapshot, blob.content()).map(|o| o.text.into_owned());
+        return Ok(crypt::open(Purpose::Snapshot, blob.content())?.text.into_owned());
     }
-    crypt::open_blob(entry.id(), Purpose::Snapshot, blob.content()).map(|o| o.text.into_owned())
+    Ok(crypt::open_blob(entry.id(), Purpose::Snapshot, blob.content())?
+        .text
+        .into_owned())
 }
 
 /// A snapshot read from its commit, with a sealed one's branch and files decrypted when this
@@ -233,9 +236,10 @@ pub fn read(repo: &Repo, device: &str, c: &Commit<'_>) -> Snapshot {
         snap.sealed = Sealed::Open;
         return snap;
     }
-    snap.sealed = match age_blob(&repo.git, device, c, META, crate::untrusted::Object::WipMeta)
-        .and_then(|m| serde_json::from_slice::<Meta>(&m).map_err(|e| format!("{} ({e})", crypt::ENCRYPTED)))
-    {
+    let meta = age_blob(&repo.git, device, c, META, crate::untrusted::Object::WipMeta).and_then(|m| {
+        serde_json::from_slice::<Meta>(&m).map_err(|e| Locked::Other(format!("encrypted note ({e})")))
+    });
+    snap.sealed = match meta {
         Ok(meta) => {
             snap.branch = meta
                 .branch
@@ -256,12 +260,12 @@ pub fn read(repo: &Repo, device: &str, c: &Commit<'_>) -> Snapshot {
 /// Why this device cannot read `snap`, as a message for the user; `None` when it can.
 pub fn locked_reason(snap: &Snapshot) -> Option<String> {
     match &snap.sealed {
-        Sealed::Locked(r) if r == crypt::NO_KEY => Some(format!(
+        Sealed::Locked(Locked::Key(OpenError::NoKey)) => Some(format!(
             "{}'s snapshot is encrypted and this device has no key: {}",
             snap.device,
             crypt::KEY_HINT
         )),
-        Sealed::Locked(r) if r == crypt::OTHER_KEY => Some(format!(
+        Sealed::Locked(Locked::Key(OpenError::OtherKey)) => Some(format!(
             "{}'s snapshot is encrypted to another person's key",
             snap.device
         )),
