@@ -19,7 +19,7 @@
 //! becomes text, and each blob id is decrypted at most once per process ([`open_blob`]).
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -399,21 +399,6 @@ pub fn seal(text: Vec<u8>) -> Result<(Vec<u8>, Option<String>)> {
 /// The commit message of an encrypted handoff: the device only, nothing from the note.
 pub fn sealed_message(device: &str) -> String {
     format!("handoff from {device}\n\nConvosync-Device: {device}\nConvosync-Encrypted: yes\n")
-}
-
-static UNREADABLE: Mutex<BTreeSet<(String, OpenError)>> = Mutex::new(BTreeSet::new());
-
-/// Remember that `device`'s note could not be decrypted because of `reason`, for
-/// `notes::unreadable_summary`.
-pub fn note_unreadable(device: &str, reason: &OpenError) {
-    if let Ok(mut set) = UNREADABLE.lock() {
-        set.insert((device.to_string(), reason.clone()));
-    }
-}
-
-/// The notes this process could not decrypt so far: (device, reason).
-pub fn unreadable() -> BTreeSet<(String, OpenError)> {
-    UNREADABLE.lock().map(|s| s.clone()).unwrap_or_default()
 }
 
 /// A device name without control characters, for messages.

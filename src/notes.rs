@@ -17,6 +17,7 @@ use crate::handoff::Handoff;
 use crate::repo::Repo;
 use crate::store::{Head, Note, NoteError};
 use crate::team::Me;
+use crate::untrusted::Skipped;
 
 /// Who reads the view, which decides the cap, whether teammates are left out, and how a
 /// command is named.
@@ -104,6 +105,9 @@ pub struct Notes {
     unreadable: Vec<(String, Unreadable)>,
     branch: Option<String>,
     now: DateTime<Utc>,
+    /// What reading the other devices' uncommitted work skipped: for the hook's log or the
+    /// command's warning.
+    pub skipped: Skipped,
 }
 
 impl Notes {
@@ -168,7 +172,7 @@ impl Notes {
         let (own, teammates): (Vec<Item>, Vec<Item>) = items
             .into_iter()
             .partition(|i| who.owns(i.head.author.as_deref(), i.head.proven));
-        let wip = crate::wip::others_summary(repo, me);
+        let (wip, skipped) = crate::wip::others_summary(repo, me);
         keys.extend(wip.iter().map(|(line, _)| line.clone()));
         keys.extend(unreadable.iter().map(|(k, _)| k.clone()));
         Notes {
@@ -180,6 +184,7 @@ impl Notes {
             unreadable,
             branch,
             now,
+            skipped,
         }
     }
 
@@ -321,6 +326,7 @@ impl Notes {
             blocks,
             line: crate::untrusted::line(&line).into_owned(),
             unreadable,
+            skipped: self.skipped,
         }
     }
 }
@@ -349,6 +355,8 @@ pub struct View {
     pub line: String,
     /// The notes that could not be read, and why.
     pub unreadable: Vec<Unreadable>,
+    /// As [`Notes::skipped`].
+    pub skipped: Skipped,
 }
 
 impl View {
@@ -452,14 +460,16 @@ fn teammates_message(teammates: &[Handoff], total: usize) -> Option<String> {
     ))
 }
 
-/// Lines for the user naming the notes this process could not decrypt, if any, worded as the
-/// view words them ([`unreadable_lines`]).
-pub fn unreadable_summary() -> Vec<String> {
-    let list: Vec<Unreadable> = crate::crypt::unreadable()
-        .into_iter()
+/// Lines for the user naming the notes a read could not decrypt (device, why), if any, worded as
+/// the view words them ([`unreadable_lines`]).
+pub fn unreadable_summary(
+    unreadable: &std::collections::BTreeSet<(String, crate::crypt::OpenError)>,
+) -> Vec<String> {
+    let list: Vec<Unreadable> = unreadable
+        .iter()
         .map(|(device, reason)| Unreadable {
-            device,
-            reason: NoteError::Encrypted(reason),
+            device: device.clone(),
+            reason: NoteError::Encrypted(reason.clone()),
         })
         .collect();
     unreadable_lines(&list, true)
@@ -538,6 +548,7 @@ mod tests {
             unreadable: Vec::new(),
             branch: None,
             now,
+            skipped: Skipped::default(),
         };
         let view = notes.render(&repo, Reader::Session(Agent::Claude), false);
         let limit = repo.settings.context_limit;

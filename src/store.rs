@@ -13,6 +13,7 @@ use crate::handoff::{format, Handoff};
 
 mod cache;
 mod merge;
+pub use crate::untrusted::Skipped;
 pub use cache::{Head, Note};
 pub use merge::{absorb, merge_commit};
 
@@ -78,6 +79,48 @@ impl NoteError {
     }
 }
 
+/// What a read of the ref has to tell besides what it read: the entries it left out and the notes
+/// this device could not decrypt. It travels with what was read ([`Listing`]); the hook or the
+/// command that shows it takes it from there.
+#[derive(Debug, Default, Clone)]
+pub struct Warnings {
+    pub skipped: Skipped,
+    /// (device, why) of each note that could not be decrypted.
+    pub unreadable: std::collections::BTreeSet<(String, crate::crypt::OpenError)>,
+}
+
+impl Warnings {
+    /// Take in what another read had to tell.
+    pub fn extend(&mut self, other: Warnings) {
+        self.skipped.extend(other.skipped);
+        self.unreadable.extend(other.unreadable);
+    }
+
+    /// Record why `device`'s note could not be read, when it is that it could not be decrypted
+    /// (the other reasons stay with the note itself).
+    pub fn unreadable_note(&mut self, device: &str, why: &NoteError) {
+        if let NoteError::Encrypted(e) = why {
+            self.unreadable.insert((device.to_string(), e.clone()));
+        }
+    }
+}
+
+/// What a read of the ref found, with what it has to tell about it.
+#[derive(Debug, Clone)]
+pub struct Listing<T> {
+    pub items: Vec<T>,
+    pub warnings: Warnings,
+}
+
+impl<T> Default for Listing<T> {
+    fn default() -> Self {
+        Listing {
+            items: Vec::new(),
+            warnings: Warnings::default(),
+        }
+    }
+}
+
 /// One device's file on the ref, parsed when possible.
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -117,15 +160,15 @@ impl<'r> Store<'r> {
         self.repo.refname_to_id(&self.refname).ok()
     }
 
-    /// Every device file on the tip, newest handoff first (unparseable files last).
-    pub fn entries(&self) -> Result<Vec<Entry>> {
-        match self.tip()? {
-            Some(c) => match commit_tree(self.repo, &c) {
-                Some(t) => entries_of(self.repo, &t),
-                None => Ok(Vec::new()),
-            },
-            None => Ok(Vec::new()),
+    /// Every device file on the tip, newest handoff first (unparseable files last), with what
+    /// the read skipped and could not decrypt.
+    pub fn entries(&self) -> Result<Listing<Entry>> {
+        let mut out = Listing::default();
+        let Some(c) = self.tip()? else { return Ok(out) };
+        if let Some(t) = commit_tree(self.repo, &c, &mut out.warnings.skipped) {
+            out.items = entries_reusing(self.repo, &t, Default::default(), &mut out.warnings)?;
         }
+        Ok(out)
     }
 
     /// The newest handoff of `device`, if any.
@@ -133,13 +176,15 @@ impl<'r> Store<'r> {
         Ok(self.entry(device)?.and_then(|e| e.handoff.ok()))
     }
 
-    /// `device`'s file on the tip, readable or not; `None` when there is none.
+    /// `device`'s file on the tip, readable or not; `None` when there is none. A lookup: what
+    /// the listing would skip is left to the listing to tell.
     pub fn entry(&self, device: &str) -> Result<Option<Entry>> {
         let Some(tip) = self.tip()? else { return Ok(None) };
-        let Some(tree) = commit_tree(self.repo, &tip) else {
+        let skipped = &mut Skipped::default();
+        let Some(tree) = commit_tree(self.repo, &tip, skipped) else {
             return Ok(None);
         };
-        Ok(device_file(self.repo, &tree, device).map(|blob| entry_of(self.repo, device, blob)))
+        Ok(device_file(self.repo, &tree, device, skipped).map(|blob| entry_of(self.repo, device, blob)))
     }
 
     /// Commit `handoff` as its device's file. Returns the new tip. The caller holds the repo lock;
@@ -240,7 +285,9 @@ impl<'r> Store<'r> {
         retry_cas(self.repo, &self.refname, message, || {
             let tip = self.tip()?;
             // A tip whose tree cannot be read is rebuilt from nothing rather than blocking saves.
-            let old_tree = tip.as_ref().and_then(|c| commit_tree(self.repo, c));
+            let old_tree = tip
+                .as_ref()
+                .and_then(|c| commit_tree(self.repo, c, &mut Skipped::default()));
             let tree_id = edit(old_tree.as_ref())?;
             if let (Some(t), Some(c)) = (&old_tree, &tip) {
                 if t.id() == tree_id {
@@ -281,14 +328,12 @@ pub fn tip_of<'r>(repo: &'r Repository, refname: &str) -> Result<Option<Commit<'
                 .with_context(|| format!("could not resolve {refname}"))?
                 .target()
                 .with_context(|| format!("could not resolve {refname}"))?;
-            let commit = crate::untrusted::commit(repo, id, &format_args!("the tip of {refname}")).map_err(
-                |e| match e {
-                    crate::untrusted::Refused::Kind { found, .. } => {
-                        anyhow!("{refname} points at a {} instead of a commit", found.str())
-                    }
-                    e => anyhow!("could not resolve {refname}: {e}"),
-                },
-            )?;
+            let commit = crate::untrusted::commit(repo, id).map_err(|e| match e {
+                crate::untrusted::Refused::Kind { found, .. } => {
+                    anyhow!("{refname} points at a {} instead of a commit", found.str())
+                }
+                e => anyhow!("could not resolve {refname}: {e}"),
+            })?;
             Ok(Some(commit))
         }
         Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
@@ -296,36 +341,44 @@ pub fn tip_of<'r>(repo: &'r Repository, refname: &str) -> Result<Option<Commit<'
     }
 }
 
-/// The tree of a commit, read through [`crate::untrusted::tree`]; `None` (recorded as skipped)
+/// The tree of a commit, read through [`crate::untrusted::tree`]; `None` (recorded in `skipped`)
 /// when it cannot be read.
-pub fn commit_tree<'r>(repo: &'r Repository, c: &Commit<'_>) -> Option<Tree<'r>> {
-    let at = format_args!("the tree of commit {} on a convosync ref", c.id());
-    match crate::untrusted::commit_tree(repo, c, &at) {
+pub fn commit_tree<'r>(repo: &'r Repository, c: &Commit<'_>, skipped: &mut Skipped) -> Option<Tree<'r>> {
+    match crate::untrusted::commit_tree(repo, c) {
         Ok(t) => Some(t),
         Err(e @ crate::untrusted::Refused::Unreadable(_)) => {
-            crate::untrusted::skipped(format_args!(
+            skipped.note(format_args!(
                 "skipped the unreadable tree of commit {} on the handoff ref ({e})",
                 c.id(),
             ));
             None
         }
-        Err(_) => None,
+        Err(e) => {
+            skipped.refused(
+                &format_args!("the tree of commit {} on a convosync ref", c.id()),
+                &e,
+            );
+            None
+        }
     }
 }
 
 /// The `devices` subtree of a root tree of the ref; `None` when there is none or it is not a
-/// readable tree (recorded as skipped).
-pub fn devices_tree<'r>(repo: &'r Repository, root: &Tree<'_>) -> Option<Tree<'r>> {
+/// readable tree (recorded in `skipped`).
+pub fn devices_tree<'r>(repo: &'r Repository, root: &Tree<'_>, skipped: &mut Skipped) -> Option<Tree<'r>> {
     // Iterate rather than look up by name: a hostile tree may hold the name twice, or unsorted.
     let mut found = None;
     for e in root.iter().filter(|e| e.name_bytes() == DEVICES_DIR.as_bytes()) {
-        let tree = crate::untrusted::tree(repo, e.id(), &"devices/ on the handoff ref");
+        let tree = crate::untrusted::tree(repo, e.id());
+        if let Err(r) = &tree {
+            skipped.refused(&"devices/ on the handoff ref", r);
+        }
         match (e.kind(), tree) {
             (Some(ObjectType::Tree), Ok(t)) if found.is_none() => found = Some(t),
             (Some(ObjectType::Tree), Ok(_)) => {
-                crate::untrusted::skipped("skipped a second `devices` entry on the handoff ref")
+                skipped.note("skipped a second `devices` entry on the handoff ref")
             }
-            _ => crate::untrusted::skipped(format_args!(
+            _ => skipped.note(format_args!(
                 "skipped a `devices` entry on the handoff ref that is not a readable directory ({})",
                 e.id()
             )),
@@ -335,8 +388,8 @@ pub fn devices_tree<'r>(repo: &'r Repository, root: &Tree<'_>) -> Option<Tree<'r
 }
 
 /// Whether a `devices/` entry is a usable device file: a regular file named `<device id>.md`.
-/// Returns the device, or records why the entry is skipped.
-pub fn device_entry(e: &git2::TreeEntry<'_>) -> Option<String> {
+/// Returns the device, or records in `skipped` why the entry is left out.
+pub fn device_entry(e: &git2::TreeEntry<'_>, skipped: &mut Skipped) -> Option<String> {
     let bytes = e.name_bytes();
     let name = std::str::from_utf8(bytes).ok();
     let device = name.and_then(|n| n.strip_suffix(".md"));
@@ -345,7 +398,7 @@ pub fn device_entry(e: &git2::TreeEntry<'_>) -> Option<String> {
     match device {
         Some(d) if regular && crate::device::is_valid(d) => Some(d.to_string()),
         _ => {
-            crate::untrusted::skipped(format_args!(
+            skipped.note(format_args!(
                 "skipped devices/{} on the handoff ref (not a device file: a file named <device>.md, the device in lowercase letters, digits and dashes)",
                 crate::untrusted::quoted(bytes)
             ));
@@ -355,17 +408,23 @@ pub fn device_entry(e: &git2::TreeEntry<'_>) -> Option<String> {
 }
 
 /// The usable device files of a root tree of the ref: device → blob. Invalid entries (bad
-/// names, non-files, duplicates) are skipped and recorded; the first of duplicate names wins, so
-/// every device reads the same thing.
-pub fn device_files(repo: &Repository, root: &Tree<'_>) -> std::collections::BTreeMap<String, Oid> {
+/// names, non-files, duplicates) are left out and recorded in `skipped`; the first of duplicate
+/// names wins, so every device reads the same thing.
+pub fn device_files(
+    repo: &Repository,
+    root: &Tree<'_>,
+    skipped: &mut Skipped,
+) -> std::collections::BTreeMap<String, Oid> {
     let mut out = std::collections::BTreeMap::new();
-    let Some(dir) = devices_tree(repo, root) else {
+    let Some(dir) = devices_tree(repo, root, skipped) else {
         return out;
     };
     for e in dir.iter() {
-        let Some(device) = device_entry(&e) else { continue };
+        let Some(device) = device_entry(&e, skipped) else {
+            continue;
+        };
         if out.contains_key(&device) {
-            crate::untrusted::skipped(format_args!(
+            skipped.note(format_args!(
                 "skipped a second devices/{device}.md on the handoff ref"
             ));
             continue;
@@ -377,33 +436,42 @@ pub fn device_files(repo: &Repository, root: &Tree<'_>) -> std::collections::BTr
 
 /// The blob of `device`'s file in a root tree of the ref, the one [`device_files`] would give
 /// (the first usable entry of that name), without looking at the other devices' entries.
-pub fn device_file(repo: &Repository, root: &Tree<'_>, device: &str) -> Option<Oid> {
+pub fn device_file(repo: &Repository, root: &Tree<'_>, device: &str, skipped: &mut Skipped) -> Option<Oid> {
     let name = format!("{device}.md");
-    devices_tree(repo, root)?
+    devices_tree(repo, root, skipped)?
         .iter()
         .filter(|e| e.name_bytes() == name.as_bytes())
-        .find_map(|e| device_entry(&e).map(|_| e.id()))
+        .find_map(|e| device_entry(&e, skipped).map(|_| e.id()))
 }
 
 /// The key ids recorded under `keys/` of a root tree of the ref (see [`crate::crypt`]):
-/// id → blob. Entries that are not a file named like a key id are skipped and recorded, so a
-/// hostile entry there never reaches a path or a message unchecked.
-pub fn key_files(repo: &Repository, root: &Tree<'_>) -> std::collections::BTreeMap<String, Oid> {
+/// id → blob. Entries that are not a file named like a key id are left out and recorded in
+/// `skipped`, so a hostile entry there never reaches a path or a message unchecked.
+pub fn key_files(
+    repo: &Repository,
+    root: &Tree<'_>,
+    skipped: &mut Skipped,
+) -> std::collections::BTreeMap<String, Oid> {
     let mut out = std::collections::BTreeMap::new();
-    let Some(dir) = root
+    let dir = root
         .iter()
         .find(|e| e.name_bytes() == crate::crypt::KEYS_DIR.as_bytes())
         .filter(|e| e.kind() == Some(ObjectType::Tree))
-        .and_then(|e| crate::untrusted::tree(repo, e.id(), &"keys/ on the handoff ref").ok())
-    else {
-        return out;
+        .map(|e| crate::untrusted::tree(repo, e.id()));
+    let dir = match dir {
+        Some(Ok(t)) => t,
+        Some(Err(e)) => {
+            skipped.refused(&"keys/ on the handoff ref", &e);
+            return out;
+        }
+        None => return out,
     };
     for e in dir.iter() {
         match std::str::from_utf8(e.name_bytes()) {
             Ok(name) if e.kind() == Some(ObjectType::Blob) && crate::crypt::is_key_id(name) => {
                 out.entry(name.to_string()).or_insert(e.id());
             }
-            _ => crate::untrusted::skipped(format_args!(
+            _ => skipped.note(format_args!(
                 "skipped keys/{} on the handoff ref (not a key id)",
                 crate::untrusted::quoted(e.name_bytes())
             )),
@@ -412,13 +480,14 @@ pub fn key_files(repo: &Repository, root: &Tree<'_>) -> std::collections::BTreeM
     out
 }
 
-/// The key ids recorded on `refname`'s tip.
+/// The key ids recorded on `refname`'s tip (a lookup: entries left out are not told).
 pub fn key_ids(repo: &Repository, refname: &str) -> Vec<String> {
+    let skipped = &mut Skipped::default();
     tip_of(repo, refname)
         .ok()
         .flatten()
-        .and_then(|c| commit_tree(repo, &c))
-        .map(|t| key_files(repo, &t).into_keys().collect())
+        .and_then(|c| commit_tree(repo, &c, skipped))
+        .map(|t| key_files(repo, &t, skipped).into_keys().collect())
         .unwrap_or_default()
 }
 
@@ -458,46 +527,53 @@ fn upsert_key(repo: &Repository, refname: &str, tree: &Tree<'_>, recipient: &str
     if !crate::crypt::is_key_id(recipient) {
         bail!("invalid key id {recipient:?}");
     }
-    let mut keys = key_files(repo, tree);
+    // A write keeps only valid entries; telling what it leaves out is for the reads.
+    let skipped = &mut Skipped::default();
+    let mut keys = key_files(repo, tree, skipped);
     let blob = repo
         .blob(format!("{recipient}\n").as_bytes())
         .with_context(|| format!("could not write the key record of {recipient} for {refname}"))?;
     keys.entry(recipient.to_string()).or_insert(blob);
-    write_ref_tree(repo, &device_files(repo, tree), &keys)
+    write_ref_tree(repo, &device_files(repo, tree, skipped), &keys)
         .with_context(|| format!("could not write the tree of {refname} with key {recipient}"))
 }
 
 /// All device files of `tree`, newest first. Each handoff shows the device of its file name;
 /// a different name in its header is kept in [`Entry::claimed`].
 pub fn entries_of(repo: &Repository, tree: &Tree<'_>) -> Result<Vec<Entry>> {
-    entries_reusing(repo, tree, std::collections::HashMap::new())
+    entries_reusing(repo, tree, Default::default(), &mut Warnings::default())
 }
 
-/// [`entries_of`], taking entries from `known` (by device and blob id) instead of reading them.
+/// [`entries_of`], taking entries from `known` (by device and blob id) instead of reading them,
+/// and recording in `warnings` what was skipped and which notes could not be decrypted.
 fn entries_reusing(
     repo: &Repository,
     tree: &Tree<'_>,
     mut known: std::collections::HashMap<(String, Oid), Entry>,
+    warnings: &mut Warnings,
 ) -> Result<Vec<Entry>> {
     // Each distinct blob is read once, and all of them together up to `MAX_NOTES_BYTES`.
     let mut read: std::collections::HashMap<Oid, Result<(Handoff, bool), NoteError>> = Default::default();
     let mut budget = MAX_NOTES_BYTES;
-    let mut out: Vec<Entry> = device_files(repo, tree)
+    let skipped = &mut warnings.skipped;
+    let mut out: Vec<Entry> = device_files(repo, tree, skipped)
         .into_iter()
         .map(|(device, blob)| {
             if let Some(e) = known.remove(&(device.clone(), blob)) {
-                if let Err(NoteError::Encrypted(r)) = &e.handoff {
-                    crate::crypt::note_unreadable(&device, r);
-                }
                 return e;
             }
             let parsed = read
                 .entry(blob)
-                .or_insert_with(|| read_within(repo, blob, &device, &mut budget))
+                .or_insert_with(|| read_within(repo, blob, &device, &mut budget, skipped))
                 .clone();
             entry_from(&device, blob, parsed)
         })
         .collect();
+    for e in &out {
+        if let Err(why) = &e.handoff {
+            warnings.unreadable_note(&e.device, why);
+        }
+    }
     sort_newest_first(&mut out);
     Ok(out)
 }
@@ -514,12 +590,7 @@ fn entry_from(device: &str, blob: Oid, read: Result<(Handoff, bool), NoteError>)
             let (h, claimed) = own_device(h, device);
             (Ok(h), proven, claimed)
         }
-        Err(e) => {
-            if let NoteError::Encrypted(r) = &e {
-                crate::crypt::note_unreadable(device, r);
-            }
-            (Err(e), false, None)
-        }
+        Err(e) => (Err(e), false, None),
     };
     Entry {
         device: device.to_string(),
@@ -556,14 +627,14 @@ fn read_within(
     id: Oid,
     device: &str,
     budget: &mut usize,
+    skipped: &mut Skipped,
 ) -> Result<(Handoff, bool), NoteError> {
     let at = format_args!("devices/{device}.md on the handoff ref");
-    let size = crate::untrusted::check(repo, id, crate::untrusted::Object::Note, &at)?;
+    let size = crate::untrusted::check(repo, id, crate::untrusted::Object::Note)
+        .inspect_err(|e| skipped.refused(&at, e))?;
     if size > *budget {
         let why = NoteError::OverBudget;
-        crate::untrusted::skipped(format_args!(
-            "skipped devices/{device}.md on the handoff ref ({why})"
-        ));
+        skipped.note(format_args!("skipped {at} ({why})"));
         return Err(why);
     }
     *budget -= size;
@@ -579,9 +650,8 @@ pub fn read_handoff(repo: &Repository, id: Oid) -> Result<Handoff, NoteError> {
 /// [`read_handoff`], and whether the note was decrypted with this device's key (each blob is
 /// decrypted at most once per process).
 pub fn read_note(repo: &Repository, id: Oid) -> Result<(Handoff, bool), NoteError> {
-    let at = format_args!("note {id} on the handoff ref");
-    // Its header was checked against the cap of a note, `MAX_HANDOFF_BYTES`.
-    let blob = crate::untrusted::blob(repo, id, crate::untrusted::Object::Note, &at)?;
+    // Its header is checked against the cap of a note, `MAX_HANDOFF_BYTES`.
+    let blob = crate::untrusted::blob(repo, id, crate::untrusted::Object::Note)?;
     let opened = crate::crypt::open_blob(id, crate::crypt::Purpose::Note, blob.content())?;
     parse_text(&opened.text).map(|h| (h, opened.proven))
 }
@@ -620,8 +690,10 @@ fn upsert(
     if !crate::device::is_valid(device) {
         bail!("invalid device name {device:?}");
     }
-    let mut files = tree.map(|t| device_files(repo, t)).unwrap_or_default();
-    let keys = tree.map(|t| key_files(repo, t)).unwrap_or_default();
+    // A write keeps only valid entries; telling what it leaves out is for the reads.
+    let skipped = &mut Skipped::default();
+    let mut files = tree.map(|t| device_files(repo, t, skipped)).unwrap_or_default();
+    let keys = tree.map(|t| key_files(repo, t, skipped)).unwrap_or_default();
     let what = match blob {
         Some(b) => {
             files.insert(device.to_string(), b);
@@ -760,7 +832,7 @@ mod tests {
         store.put(&h("a", 1), "m").unwrap();
         store.put(&h("b", 2), "m").unwrap();
         let first = store.entries_cached(&state).unwrap();
-        assert_eq!(summary(&first), summary(&store.entries().unwrap()));
+        assert_eq!(summary(&first), summary(&store.entries().unwrap().items));
         assert!(state.join("tip-cache.json").exists());
         assert_eq!(
             summary(&store.entries_cached(&state).unwrap()),
@@ -788,7 +860,7 @@ mod tests {
             assert_eq!(summary(&store.entries_cached(&state).unwrap()), summary(&after));
         }
         // The notes' heads say what their bodies do.
-        let notes = store.notes_cached(&state).unwrap();
+        let notes = store.notes_cached(&state).unwrap().items;
         for n in &notes {
             let (head, h) = (n.head.as_ref().unwrap(), n.handoff().unwrap());
             assert_eq!(
@@ -813,7 +885,7 @@ mod tests {
         store.put(&h("a", 1), "m").unwrap();
         // Files no note can be read from, next to `a`'s.
         let tip = store.tip().unwrap().unwrap();
-        let mut files = device_files(&repo, &tip.tree().unwrap());
+        let mut files = device_files(&repo, &tip.tree().unwrap(), &mut Skipped::default());
         files.insert("b".into(), repo.blob(b"\xff\xfe not text").unwrap());
         files.insert("c".into(), repo.blob(b"no header at all").unwrap());
         let tree = repo
@@ -825,7 +897,7 @@ mod tests {
         let reasons = |entries: Vec<Entry>| -> Vec<(String, Option<NoteError>)> {
             entries.into_iter().map(|e| (e.device, e.handoff.err())).collect()
         };
-        let read = reasons(store.entries().unwrap());
+        let read = reasons(store.entries().unwrap().items);
         assert_eq!(read[1], ("b".to_string(), Some(NoteError::NotUtf8)));
         assert!(matches!(&read[2].1, Some(NoteError::BadFormat(_))), "{read:?}");
         assert_eq!(NoteError::NotUtf8.to_string(), "not UTF-8 text");
@@ -843,7 +915,6 @@ mod tests {
             summary(&store.entries_cached(&state).unwrap()[..1]),
             [("a".to_string(), "a 1".to_string())]
         );
-        crate::untrusted::take_skipped();
     }
 
     /// A raw tree object, entries in the order given (a hostile one may repeat a name).
@@ -876,11 +947,24 @@ mod tests {
         let root = repo
             .find_tree(raw_tree(&repo, &[("40000", "devices", devices)]))
             .unwrap();
-        let all = device_files(&repo, &root);
+        let mut skipped = Skipped::default();
+        let all = device_files(&repo, &root, &mut skipped);
         for d in ["a", "b", "c", "Bad Name", ""] {
-            assert_eq!(device_file(&repo, &root, d), all.get(d).copied(), "{d:?}");
+            let one = device_file(&repo, &root, d, &mut Skipped::default());
+            assert_eq!(one, all.get(d).copied(), "{d:?}");
         }
-        assert_eq!(device_file(&repo, &root, "a"), Some(first));
-        crate::untrusted::take_skipped();
+        assert_eq!(
+            device_file(&repo, &root, "a", &mut Skipped::default()),
+            Some(first)
+        );
+        // What was left out comes back with what was read, one line each.
+        assert_eq!(
+            skipped.lines(),
+            [
+                "skipped devices/\"a.md\" on the handoff ref (not a device file: a file named <device>.md, the device in lowercase letters, digits and dashes)",
+                "skipped a second devices/a.md on the handoff ref",
+                "skipped devices/\"Bad Name.md\" on the handoff ref (not a device file: a file named <device>.md, the device in lowercase letters, digits and dashes)",
+            ]
+        );
     }
 }

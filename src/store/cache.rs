@@ -15,7 +15,7 @@ use git2::Oid;
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::{commit_tree, entries_reusing, Entry, NoteError, Store};
+use super::{commit_tree, entries_reusing, Entry, Listing, NoteError, Store};
 use crate::handoff::Handoff;
 
 /// 4: a line of flat heads, then the notes. 5: notes carry the agent that wrote them. 6: each
@@ -206,10 +206,12 @@ fn read(text: String) -> Option<(String, Vec<Note>)> {
 }
 
 impl Store<'_> {
-    /// The notes of the tip, newest first, through the tip cache in `state_dir`.
-    pub fn notes_cached(&self, state_dir: &Path) -> Result<Vec<Note>> {
+    /// The notes of the tip, newest first, through the tip cache in `state_dir`, with what the
+    /// read had to tell (nothing when they came from the cache: it was told when they were read).
+    pub fn notes_cached(&self, state_dir: &Path) -> Result<Listing<Note>> {
+        let mut out = Listing::default();
         let Some(tip) = self.tip()? else {
-            return Ok(Vec::new());
+            return Ok(out);
         };
         let tree = tip.tree_id().to_string();
         let path = state_dir.join(FILE);
@@ -219,7 +221,8 @@ impl Store<'_> {
             // Notes cached as unreadable for want of a key are read again once a key is added.
             let key_now = notes.iter().any(Note::lacks_key) && crate::crypt::key_file_exists();
             if cached_tree == tree && !key_now {
-                return Ok(notes);
+                out.items = notes;
+                return Ok(out);
             }
             // The tip moved: notes whose blob is unchanged are taken as they were, so only
             // changed notes are read (and decrypted) again.
@@ -229,19 +232,24 @@ impl Store<'_> {
                 .map(|n| ((n.device.clone(), n.blob), n.entry()))
                 .collect();
         }
-        let entries = match commit_tree(self.repo, &tip) {
-            Some(t) => entries_reusing(self.repo, &t, reusable)?,
+        let entries = match commit_tree(self.repo, &tip, &mut out.warnings.skipped) {
+            Some(t) => entries_reusing(self.repo, &t, reusable, &mut out.warnings)?,
             None => Vec::new(),
         };
-        let notes: Vec<Note> = entries.iter().filter_map(Note::of).collect();
-        if let Some(text) = write(&tree, &notes) {
+        out.items = entries.iter().filter_map(Note::of).collect();
+        if let Some(text) = write(&tree, &out.items) {
             let _ = crate::fsutil::replace_file(&path, text.as_bytes());
         }
-        Ok(notes)
+        Ok(out)
     }
 
     /// [`Store::entries`] through the tip cache (every note parsed).
     pub fn entries_cached(&self, state_dir: &Path) -> Result<Vec<Entry>> {
-        Ok(self.notes_cached(state_dir)?.iter().map(Note::entry).collect())
+        Ok(self
+            .notes_cached(state_dir)?
+            .items
+            .iter()
+            .map(Note::entry)
+            .collect())
     }
 }

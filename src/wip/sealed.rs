@@ -28,6 +28,7 @@ use super::commit::{base_tree, empty_tree, entry, Locked, Sealed, Snapshot};
 use super::mode::Mode;
 use crate::crypt::{self, Key, OpenError, Purpose};
 use crate::repo::Repo;
+use crate::untrusted::Skipped;
 
 /// The tree entry with the snapshot's branch and file list.
 pub const META: &str = "meta.age";
@@ -203,16 +204,20 @@ fn age_blob(
     c: &Commit<'_>,
     name: &str,
     what: crate::untrusted::Object,
+    skipped: &mut Skipped,
 ) -> Result<Vec<u8>, Locked> {
     let at = format_args!("{name} of {device}'s snapshot {}", c.id());
-    let other = |e: &dyn std::fmt::Display| Locked::Other(e.to_string());
-    let tree = crate::untrusted::commit_tree(git, c, &at).map_err(|e| other(&e))?;
+    let mut refused = |e: crate::untrusted::Refused| {
+        skipped.refused(&at, &e);
+        Locked::Other(e.to_string())
+    };
+    let tree = crate::untrusted::commit_tree(git, c).map_err(&mut refused)?;
     let entry = tree
         .get_name(name)
-        .ok_or_else(|| other(&format_args!("the encrypted snapshot has no {name}")))?;
-    let blob = crate::untrusted::blob(git, entry.id(), what, &at).map_err(|e| other(&e))?;
+        .ok_or_else(|| Locked::Other(format!("the encrypted snapshot has no {name}")))?;
+    let blob = crate::untrusted::blob(git, entry.id(), what).map_err(&mut refused)?;
     if !crypt::is_encrypted(blob.content()) {
-        return Err(other(&format_args!("{name} is not encrypted")));
+        return Err(Locked::Other(format!("{name} is not encrypted")));
     }
     if name == DATA {
         // Large and read once per snapshot (the tree it opens to is remembered): not kept.
@@ -224,8 +229,8 @@ fn age_blob(
 }
 
 /// A snapshot read from its commit, with a sealed one's branch and files decrypted when this
-/// device can.
-pub fn read(repo: &Repo, device: &str, c: &Commit<'_>) -> Snapshot {
+/// device can; a file list refused for its size is recorded in `skipped`.
+pub fn read(repo: &Repo, device: &str, c: &Commit<'_>, skipped: &mut Skipped) -> Snapshot {
     let mut snap = super::commit::read(device, c);
     if !is_sealed(c) {
         return snap;
@@ -236,7 +241,15 @@ pub fn read(repo: &Repo, device: &str, c: &Commit<'_>) -> Snapshot {
         snap.sealed = Sealed::Open;
         return snap;
     }
-    let meta = age_blob(&repo.git, device, c, META, crate::untrusted::Object::WipMeta).and_then(|m| {
+    let meta = age_blob(
+        &repo.git,
+        device,
+        c,
+        META,
+        crate::untrusted::Object::WipMeta,
+        skipped,
+    )
+    .and_then(|m| {
         serde_json::from_slice::<Meta>(&m).map_err(|e| Locked::Other(format!("encrypted note ({e})")))
     });
     snap.sealed = match meta {
@@ -324,8 +337,16 @@ pub fn tree_id(repo: &Repo, snap: &Snapshot) -> Result<Oid> {
 
 /// Decrypt the sealed snapshot `c` and apply its records to `base`: the resulting tree's id.
 fn open(repo: &Repo, device: &str, c: &Commit<'_>, base: &Tree<'_>) -> Result<Oid> {
-    let bytes = age_blob(&repo.git, device, c, DATA, crate::untrusted::Object::WipFile)
-        .map_err(|e| anyhow!("{e}"))?;
+    // Refused, it fails with the reason: nothing to tell besides.
+    let bytes = age_blob(
+        &repo.git,
+        device,
+        c,
+        DATA,
+        crate::untrusted::Object::WipFile,
+        &mut Skipped::default(),
+    )
+    .map_err(|e| anyhow!("{e}"))?;
     let records = parse(&bytes)?;
     let mut index = Index::new()?;
     index
