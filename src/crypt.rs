@@ -19,7 +19,7 @@
 //! becomes text, and each blob id is decrypted at most once per process ([`open_blob`]).
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -41,15 +41,39 @@ const COSE_MAGIC: &[u8] = &[0xd0, 0x83];
 /// Encrypted files larger than this are refused before anything is decrypted. Notes are capped
 /// lower still ([`crate::store::MAX_HANDOFF_BYTES`]); this bounds a snapshot's changes.
 pub const MAX_CIPHERTEXT: usize = 64 * 1024 * 1024;
-/// Every decryption failure message starts with this, so commands can tell them apart.
-pub const ENCRYPTED: &str = "encrypted note";
-/// The reason for a note this device has no key for.
-pub const NO_KEY: &str = "encrypted note (this device has no key)";
-/// The reason for a note encrypted to someone else's key.
-pub const OTHER_KEY: &str = "encrypted note (another person's key)";
-/// The reason for a note in the format of earlier versions.
-pub const OLD_FORMAT: &str =
-    "encrypted note (encrypted by an older convosync; it is rewritten at that device's next handoff)";
+/// Why an encrypted file could not be opened. Each reason reads "encrypted note …", as users see
+/// it; the ones this device can do something about are variants of their own.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, thiserror::Error, serde::Serialize, serde::Deserialize,
+)]
+pub enum OpenError {
+    /// Encrypted, and this device has no key.
+    #[error("encrypted note (this device has no key)")]
+    NoKey,
+    /// Encrypted with someone else's key.
+    #[error("encrypted note (another person's key)")]
+    OtherKey,
+    /// In the format of earlier versions (age).
+    #[error(
+        "encrypted note (encrypted by an older convosync; it is rewritten at that device's next handoff)"
+    )]
+    OldFormat,
+    #[error("encrypted note too large to decrypt ({0} bytes)")]
+    TooLarge(usize),
+    /// Not a COSE message (the parser's reason).
+    #[error("encrypted note that is not a valid message ({0})")]
+    Invalid(String),
+    #[error("encrypted note in an algorithm this version does not read")]
+    Algorithm,
+    #[error("encrypted note with an invalid IV")]
+    Iv,
+    #[error("encrypted note without a ciphertext")]
+    NoCiphertext,
+    /// Altered, or made with another key claiming this key's id.
+    #[error("encrypted note that failed its integrity check (altered, or not written with this key)")]
+    Integrity,
+}
+
 /// What to run on a device without the key.
 pub const KEY_HINT: &str =
     "run `convosync key show` on a device that has your key, then `convosync key add KEY` here";
@@ -169,35 +193,29 @@ impl Key {
 
     /// The plaintext of a message made by [`Key::encrypt`] with this key for `purpose`; the
     /// reason it cannot be read otherwise.
-    pub fn decrypt(&self, purpose: Purpose, bytes: &[u8]) -> Result<Vec<u8>, String> {
+    pub fn decrypt(&self, purpose: Purpose, bytes: &[u8]) -> Result<Vec<u8>, OpenError> {
         if bytes.len() > MAX_CIPHERTEXT {
-            return Err(format!(
-                "{ENCRYPTED} too large to decrypt ({} bytes)",
-                bytes.len()
-            ));
+            return Err(OpenError::TooLarge(bytes.len()));
         }
-        let msg = CoseEncrypt0::from_tagged_slice(bytes)
-            .map_err(|e| format!("{ENCRYPTED} that is not a valid message ({e})"))?;
+        let msg = CoseEncrypt0::from_tagged_slice(bytes).map_err(|e| OpenError::Invalid(e.to_string()))?;
         let alg = msg.protected.header.alg.as_ref();
         if alg != Some(&coset::Algorithm::Assigned(iana::Algorithm::ChaCha20Poly1305)) {
-            return Err(format!("{ENCRYPTED} in an algorithm this version does not read"));
+            return Err(OpenError::Algorithm);
         }
         if msg.protected.header.key_id != self.id {
-            return Err(OTHER_KEY.to_string());
+            return Err(OpenError::OtherKey);
         }
         let iv = &msg.unprotected.iv;
         if iv.len() != 12 {
-            return Err(format!("{ENCRYPTED} with an invalid IV"));
+            return Err(OpenError::Iv);
         }
         msg.decrypt_ciphertext(
             purpose.aad(),
-            || format!("{ENCRYPTED} without a ciphertext"),
+            || OpenError::NoCiphertext,
             |ct, aad| {
                 self.cipher
                     .decrypt(Nonce::from_slice(iv), Payload { msg: ct, aad })
-                    .map_err(|_| {
-                        format!("{ENCRYPTED} that failed its integrity check (altered, or not written with this key)")
-                    })
+                    .map_err(|_| OpenError::Integrity)
             },
         )
     }
@@ -276,7 +294,7 @@ pub struct Opened<'a> {
 /// The text of a file of the ref: itself when plain, decrypted with this person's key when
 /// encrypted. Costs one prefix comparison for plain files. Prefer [`open_blob`] when the blob id
 /// is known.
-pub fn open(purpose: Purpose, bytes: &[u8]) -> Result<Opened<'_>, String> {
+pub fn open(purpose: Purpose, bytes: &[u8]) -> Result<Opened<'_>, OpenError> {
     match classify(bytes)? {
         None => Ok(Opened {
             text: Cow::Borrowed(bytes),
@@ -290,7 +308,7 @@ pub fn open(purpose: Purpose, bytes: &[u8]) -> Result<Opened<'_>, String> {
 }
 
 /// [`open`] for the blob `id` holding `bytes`, decrypting each blob at most once per process.
-pub fn open_blob(id: Oid, purpose: Purpose, bytes: &[u8]) -> Result<Opened<'_>, String> {
+pub fn open_blob(id: Oid, purpose: Purpose, bytes: &[u8]) -> Result<Opened<'_>, OpenError> {
     let Some(k) = classify(bytes)? else {
         return open(purpose, bytes);
     };
@@ -302,14 +320,14 @@ pub fn open_blob(id: Oid, purpose: Purpose, bytes: &[u8]) -> Result<Opened<'_>, 
 }
 
 /// `None` for a plain file; this device's key for one it may decrypt; else why it cannot.
-fn classify(bytes: &[u8]) -> Result<Option<&'static Key>, String> {
+fn classify(bytes: &[u8]) -> Result<Option<&'static Key>, OpenError> {
     if bytes.starts_with(AGE_MAGIC) {
-        return Err(OLD_FORMAT.to_string());
+        return Err(OpenError::OldFormat);
     }
     if !bytes.starts_with(COSE_MAGIC) {
         return Ok(None);
     }
-    key().map(Some).ok_or_else(|| NO_KEY.to_string())
+    key().map(Some).ok_or(OpenError::NoKey)
 }
 
 /// Plaintext bytes kept at most; past that, blobs are decrypted again rather than held in
@@ -318,7 +336,7 @@ const CACHED_BYTES: usize = 32 * 1024 * 1024;
 const CACHED_BLOBS: usize = 65_536;
 
 /// A decrypted plaintext, shared, or why it could not be decrypted.
-type Plain = Result<Arc<Vec<u8>>, String>;
+type Plain = Result<Arc<Vec<u8>>, OpenError>;
 
 /// The decryptions of a process, by blob id: many entries pointing at one blob cost one.
 #[derive(Default)]
@@ -338,7 +356,7 @@ impl Decrypted {
         purpose: Purpose,
         bytes: &[u8],
         key: &Key,
-    ) -> Result<Arc<Vec<u8>>, String> {
+    ) -> Result<Arc<Vec<u8>>, OpenError> {
         if let Some(r) = self.done.get(&(id, purpose)) {
             return r.clone();
         }
@@ -383,23 +401,6 @@ pub fn sealed_message(device: &str) -> String {
     format!("handoff from {device}\n\nConvosync-Device: {device}\nConvosync-Encrypted: yes\n")
 }
 
-static UNREADABLE: Mutex<BTreeSet<(String, String)>> = Mutex::new(BTreeSet::new());
-
-/// Remember that `device`'s note could not be read because of `reason` (only encryption
-/// reasons are kept), for `notes::unreadable_summary`.
-pub fn note_unreadable(device: &str, reason: &str) {
-    if reason.starts_with(ENCRYPTED) {
-        if let Ok(mut set) = UNREADABLE.lock() {
-            set.insert((device.to_string(), reason.to_string()));
-        }
-    }
-}
-
-/// The notes this process could not decrypt so far: (device, reason).
-pub fn unreadable() -> BTreeSet<(String, String)> {
-    UNREADABLE.lock().map(|s| s.clone()).unwrap_or_default()
-}
-
 /// A device name without control characters, for messages.
 fn clean(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).collect()
@@ -442,7 +443,7 @@ mod tests {
         // A note never passes for a snapshot's file.
         assert!(k.decrypt(Purpose::Snapshot, &c).is_err());
         let other = Key::generate();
-        assert_eq!(other.decrypt(Purpose::Note, &c).unwrap_err(), OTHER_KEY);
+        assert_eq!(other.decrypt(Purpose::Note, &c).unwrap_err(), OpenError::OtherKey);
         let again = Key::parse(&format!("# comment\n{}\n", k.secret())).unwrap();
         assert_eq!(again.id(), k.id());
         assert!(k.secret().starts_with("CONVOSYNC-KEY-1"));
@@ -464,7 +465,8 @@ mod tests {
             let mut bad = c.clone();
             bad[i] ^= 1;
             let e = k.decrypt(Purpose::Note, &bad).unwrap_err();
-            assert!(e.starts_with(ENCRYPTED), "{e}");
+            assert_eq!(e, OpenError::Integrity);
+            assert!(e.to_string().starts_with("encrypted note"), "{e}");
         }
         // A message claiming this key's id, made with another key, fails its integrity check.
         let other = Key::generate();
@@ -473,15 +475,16 @@ mod tests {
         forged.protected.header.key_id = k.id.to_vec();
         forged.protected.original_data = None;
         let forged = forged.to_tagged_vec().unwrap();
-        assert!(k
-            .decrypt(Purpose::Note, &forged)
-            .unwrap_err()
-            .contains("integrity"));
+        assert_eq!(
+            k.decrypt(Purpose::Note, &forged).unwrap_err(),
+            OpenError::Integrity
+        );
         assert!(k.decrypt(Purpose::Note, b"\xd0\x83junk").is_err());
-        assert!(k
-            .decrypt(Purpose::Note, &vec![0xd0; MAX_CIPHERTEXT + 1])
-            .unwrap_err()
-            .contains("too large"));
+        assert_eq!(
+            k.decrypt(Purpose::Note, &vec![0xd0; MAX_CIPHERTEXT + 1])
+                .unwrap_err(),
+            OpenError::TooLarge(MAX_CIPHERTEXT + 1)
+        );
     }
 
     #[test]
@@ -497,7 +500,7 @@ mod tests {
         );
         assert_eq!(
             open(Purpose::Note, b"age-encryption.org/v1\n-> X25519 abc\n").unwrap_err(),
-            OLD_FORMAT
+            OpenError::OldFormat
         );
     }
 
@@ -514,7 +517,10 @@ mod tests {
         let other = Key::generate();
         let mut d = Decrypted::default();
         for _ in 0..1000 {
-            assert_eq!(d.open(id, Purpose::Note, &c, &other).unwrap_err(), OTHER_KEY);
+            assert_eq!(
+                d.open(id, Purpose::Note, &c, &other).unwrap_err(),
+                OpenError::OtherKey
+            );
         }
         assert_eq!(d.count, 1, "failures are remembered too");
     }

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use git2::{Oid, Repository, Sort, Tree};
 
 use crate::handoff::Handoff;
-use crate::store::{devices_tree, read_handoff};
+use crate::store::{devices_tree, read_handoff, Listing, NoteError, Warnings};
 
 /// One saved version of a device's handoff.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -58,11 +58,12 @@ impl Filter {
     }
 }
 
-/// Every version on `refname`, newest first (by the handoff's own timestamp), each blob once.
-/// Served from the history cache in the repository's state dir, brought up to the ref's tip first.
-pub fn versions(repo: &Repository, refname: &str) -> Result<Vec<Version>> {
+/// Every version on `refname`, newest first (by the handoff's own timestamp), each blob once,
+/// with what the walk skipped and could not decrypt. Served from the history cache in the
+/// repository's state dir, brought up to the ref's tip first.
+pub fn versions(repo: &Repository, refname: &str) -> Result<Listing<Version>> {
     let Some(tip) = crate::store::tip_of(repo, refname)? else {
-        return Ok(Vec::new());
+        return Ok(Listing::default());
     };
     // The cache is shared by every worktree.
     let state = crate::state::state_dir_of(repo);
@@ -79,8 +80,15 @@ fn sort_newest_first(versions: &mut [Version]) {
 }
 
 /// The versions written by the commits reachable from `tip` but not from `known` (all of them
-/// without it), in no particular order, each blob once (the newest commit that wrote it).
-fn walk(repo: &Repository, refname: &str, tip: Oid, known: Option<Oid>) -> Result<Vec<Version>> {
+/// without it), in no particular order, each blob once (the newest commit that wrote it). What it
+/// skips and cannot decrypt goes to `warnings`.
+fn walk(
+    repo: &Repository,
+    refname: &str,
+    tip: Oid,
+    known: Option<Oid>,
+    warnings: &mut Warnings,
+) -> Result<Vec<Version>> {
     // Re-hashing every object read costs a fifth of a 10,000-commit walk; this is a read-only
     // listing and every blob is still parsed, so corruption shows as a skipped version.
     git2::opts::strict_hash_verification(false);
@@ -111,10 +119,12 @@ fn walk(repo: &Repository, refname: &str, tip: Oid, known: Option<Oid>) -> Resul
         }
         let now = match carried.take() {
             Some((cid, tree)) if cid == id => tree,
-            _ => crate::store::commit_tree(repo, &commit).and_then(|t| devices_tree(repo, &t)),
+            _ => crate::store::commit_tree(repo, &commit, &mut warnings.skipped)
+                .and_then(|t| devices_tree(repo, &t, &mut warnings.skipped)),
         };
         let before = match commit.parent(0) {
-            Ok(p) => crate::store::commit_tree(repo, &p).and_then(|t| devices_tree(repo, &t)),
+            Ok(p) => crate::store::commit_tree(repo, &p, &mut warnings.skipped)
+                .and_then(|t| devices_tree(repo, &t, &mut warnings.skipped)),
             Err(_) => None,
         };
         if let Ok(pid) = commit.parent_id(0) {
@@ -126,7 +136,7 @@ fn walk(repo: &Repository, refname: &str, tip: Oid, known: Option<Oid>) -> Resul
         }
         for e in now.iter() {
             // Only regular files named `<device id>.md`: anything else a push left is skipped.
-            let Some(device) = crate::store::device_entry(&e) else {
+            let Some(device) = crate::store::device_entry(&e, &mut warnings.skipped) else {
                 continue;
             };
             let unchanged = before
@@ -147,7 +157,10 @@ fn walk(repo: &Repository, refname: &str, tip: Oid, known: Option<Oid>) -> Resul
                         claimed,
                     });
                 }
-                Err(r) => crate::crypt::note_unreadable(&device, &r),
+                Err(big @ NoteError::TooLarge { .. }) => warnings
+                    .skipped
+                    .note(format_args!("skipped note {} on the handoff ref: {big}", e.id())),
+                Err(why) => warnings.unreadable_note(&device, &why),
             }
         }
     }
@@ -276,7 +289,7 @@ mod tests {
             store.put(&h(d, i as u32, &format!("task {i}")), "m").unwrap();
         }
         store.put(&h("a", 4, "task 4"), "same again").unwrap();
-        let v = versions(&repo, "refs/convosync/handoffs").unwrap();
+        let v = versions(&repo, "refs/convosync/handoffs").unwrap().items;
         let tasks: Vec<String> = v.iter().map(|v| v.handoff.task_line(20)).collect();
         assert_eq!(tasks, ["task 4", "task 3", "task 2", "task 1", "task 0"]);
         let f = Filter {
@@ -287,6 +300,58 @@ mod tests {
         assert_eq!(v.iter().filter(|x| f.accepts(x)).count(), 3);
         assert!(find(&v, &v[0].short_id()).is_ok());
         assert!(find(&v, "zz").is_err());
+    }
+
+    #[test]
+    fn what_the_walk_skipped_comes_back_with_the_versions_each_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let refname = "refs/convosync/handoffs";
+        let store = Store::new(&repo, refname);
+        store.put(&h("a", 2, "task a"), "m").unwrap();
+        // A push that adds a file no device may have.
+        let tip = store.tip().unwrap().unwrap();
+        let mut devices = repo
+            .treebuilder(Some(
+                &tip.tree()
+                    .unwrap()
+                    .get_path("devices".as_ref())
+                    .unwrap()
+                    .to_object(&repo)
+                    .unwrap()
+                    .peel_to_tree()
+                    .unwrap(),
+            ))
+            .unwrap();
+        let note = repo
+            .blob(crate::handoff::format::render(&h("x", 3, "evil")).as_bytes())
+            .unwrap();
+        devices.insert("UPPER.md", note, 0o100644).unwrap();
+        let mut root = repo.treebuilder(None).unwrap();
+        root.insert("devices", devices.write().unwrap(), 0o040000)
+            .unwrap();
+        let tree = repo.find_tree(root.write().unwrap()).unwrap();
+        let sig = crate::store::signature(&repo, crate::timefmt::now()).unwrap();
+        repo.commit(Some(refname), &sig, &sig, "push", &tree, &[&tip])
+            .unwrap();
+        let line = "skipped devices/\"UPPER.md\" on the handoff ref";
+        for round in ["walked", "from the cache"] {
+            let read = versions(&repo, refname).unwrap();
+            let tasks: Vec<String> = read.items.iter().map(|v| v.handoff.task_line(20)).collect();
+            assert_eq!(tasks, ["task a"], "{round}");
+            let skipped = read.warnings.skipped.lines();
+            assert!(
+                skipped.len() == 1 && skipped[0].starts_with(line),
+                "{round}: {skipped:?}"
+            );
+        }
+        // Another repository's read tells only its own.
+        let other = tempfile::tempdir().unwrap();
+        let clean = Repository::init(other.path()).unwrap();
+        Store::new(&clean, refname)
+            .put(&h("b", 1, "task b"), "m")
+            .unwrap();
+        assert!(versions(&clean, refname).unwrap().warnings.skipped.is_empty());
     }
 
     #[test]

@@ -15,8 +15,9 @@ use crate::agent::Agent;
 use crate::context::{self, Shown};
 use crate::handoff::Handoff;
 use crate::repo::Repo;
-use crate::store::{Head, Note};
+use crate::store::{Head, Note, NoteError};
 use crate::team::Me;
+use crate::untrusted::Skipped;
 
 /// Who reads the view, which decides the cap, whether teammates are left out, and how a
 /// command is named.
@@ -43,7 +44,7 @@ impl Reader {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Unreadable {
     pub device: String,
-    pub reason: String,
+    pub reason: NoteError,
 }
 
 /// Where a note's body comes from.
@@ -104,6 +105,9 @@ pub struct Notes {
     unreadable: Vec<(String, Unreadable)>,
     branch: Option<String>,
     now: DateTime<Utc>,
+    /// What reading the other devices' uncommitted work skipped: for the hook's log or the
+    /// command's warning.
+    pub skipped: Skipped,
 }
 
 impl Notes {
@@ -168,7 +172,7 @@ impl Notes {
         let (own, teammates): (Vec<Item>, Vec<Item>) = items
             .into_iter()
             .partition(|i| who.owns(i.head.author.as_deref(), i.head.proven));
-        let wip = crate::wip::others_summary(repo, me);
+        let (wip, skipped) = crate::wip::others_summary(repo, me);
         keys.extend(wip.iter().map(|(line, _)| line.clone()));
         keys.extend(unreadable.iter().map(|(k, _)| k.clone()));
         Notes {
@@ -180,6 +184,7 @@ impl Notes {
             unreadable,
             branch,
             now,
+            skipped,
         }
     }
 
@@ -200,7 +205,7 @@ impl Notes {
     pub fn lacking_key(&self) -> Vec<String> {
         self.unreadable
             .iter()
-            .filter(|(_, u)| u.reason == crate::crypt::NO_KEY)
+            .filter(|(_, u)| u.reason.lacks_key())
             .map(|(_, u)| u.device.clone())
             .collect()
     }
@@ -321,6 +326,7 @@ impl Notes {
             blocks,
             line: crate::untrusted::line(&line).into_owned(),
             unreadable,
+            skipped: self.skipped,
         }
     }
 }
@@ -349,6 +355,8 @@ pub struct View {
     pub line: String,
     /// The notes that could not be read, and why.
     pub unreadable: Vec<Unreadable>,
+    /// As [`Notes::skipped`].
+    pub skipped: Skipped,
 }
 
 impl View {
@@ -366,20 +374,22 @@ impl View {
 /// (joined), the agent's context and the commands' stderr. `hint`: say what to run on a device
 /// without the key.
 pub fn unreadable_lines(unreadable: &[Unreadable], hint: bool) -> Vec<String> {
-    use crate::crypt::{KEY_HINT, NO_KEY, OTHER_KEY};
-    let mut by_reason: Vec<(&str, Vec<String>)> = Vec::new();
+    use crate::crypt::{OpenError, KEY_HINT};
+    const NO_KEY: NoteError = NoteError::Encrypted(OpenError::NoKey);
+    const OTHER_KEY: NoteError = NoteError::Encrypted(OpenError::OtherKey);
+    let mut by_reason: Vec<(&NoteError, Vec<String>)> = Vec::new();
     let mut sorted: Vec<&Unreadable> = unreadable.iter().collect();
     sorted.sort();
     for u in sorted {
         let device = crate::untrusted::line(&u.device).into_owned();
-        match by_reason.iter_mut().find(|(r, _)| *r == u.reason) {
+        match by_reason.iter_mut().find(|(r, _)| **r == u.reason) {
             Some((_, devices)) if !devices.contains(&device) => devices.push(device),
             Some(_) => {}
             None => by_reason.push((&u.reason, vec![device])),
         }
     }
     // No key first: it is the one the user can fix here.
-    by_reason.sort_by_key(|(r, _)| (*r != NO_KEY, *r != OTHER_KEY));
+    by_reason.sort_by_key(|(r, _)| (**r != NO_KEY, **r != OTHER_KEY));
     // Reasons come from the remote too (each size of a too large file is one): a few lines at
     // most, then a count.
     let rest: usize = by_reason.iter().skip(MAX_REASONS).map(|(_, d)| d.len()).sum();
@@ -390,18 +400,18 @@ pub fn unreadable_lines(unreadable: &[Unreadable], hint: bool) -> Vec<String> {
             let n = devices.len();
             let names = names(&devices);
             match reason {
-                NO_KEY if hint => {
+                &NO_KEY if hint => {
                     format!("could not read encrypted notes from {names}: this device has no key; {KEY_HINT}")
                 }
-                NO_KEY => format!("could not read encrypted notes from {names}: this device has no key"),
-                OTHER_KEY => format!(
+                &NO_KEY => format!("could not read encrypted notes from {names}: this device has no key"),
+                &OTHER_KEY => format!(
                     "could not read the encrypted note{} from {names} (another person's key)",
                     plural(n)
                 ),
                 r => format!(
                     "could not read the note{} from {names}: {}",
                     plural(n),
-                    crate::timefmt::truncate_chars(&crate::untrusted::line(r), 100)
+                    crate::timefmt::truncate_chars(&crate::untrusted::line(&r.to_string()), 100)
                 ),
             }
         })
@@ -450,12 +460,17 @@ fn teammates_message(teammates: &[Handoff], total: usize) -> Option<String> {
     ))
 }
 
-/// Lines for the user naming the notes this process could not decrypt, if any, worded as the
-/// view words them ([`unreadable_lines`]).
-pub fn unreadable_summary() -> Vec<String> {
-    let list: Vec<Unreadable> = crate::crypt::unreadable()
-        .into_iter()
-        .map(|(device, reason)| Unreadable { device, reason })
+/// Lines for the user naming the notes a read could not decrypt (device, why), if any, worded as
+/// the view words them ([`unreadable_lines`]).
+pub fn unreadable_summary(
+    unreadable: &std::collections::BTreeSet<(String, crate::crypt::OpenError)>,
+) -> Vec<String> {
+    let list: Vec<Unreadable> = unreadable
+        .iter()
+        .map(|(device, reason)| Unreadable {
+            device: device.clone(),
+            reason: NoteError::Encrypted(reason.clone()),
+        })
         .collect();
     unreadable_lines(&list, true)
 }
@@ -533,6 +548,7 @@ mod tests {
             unreadable: Vec::new(),
             branch: None,
             now,
+            skipped: Skipped::default(),
         };
         let view = notes.render(&repo, Reader::Session(Agent::Claude), false);
         let limit = repo.settings.context_limit;
@@ -550,26 +566,34 @@ mod tests {
 
     #[test]
     fn unreadable_lines_group_by_reason_and_name_the_fix_when_asked() {
-        let u = |d: &str, r: &str| Unreadable {
+        use crate::crypt::OpenError;
+        let u = |d: &str, r: NoteError| Unreadable {
             device: d.into(),
-            reason: r.into(),
+            reason: r,
         };
+        let bad = |r: &str| NoteError::BadFormat(r.into());
         let list = [
-            u("laptop", crate::crypt::OTHER_KEY),
-            u("desk", crate::crypt::NO_KEY),
-            u("attic", crate::crypt::NO_KEY),
-            u("evil", "too large (300000 bytes)"),
+            u("laptop", NoteError::Encrypted(OpenError::OtherKey)),
+            u("desk", NoteError::Encrypted(OpenError::NoKey)),
+            u("attic", NoteError::Encrypted(OpenError::NoKey)),
+            u(
+                "evil",
+                NoteError::TooLarge {
+                    size: 300000,
+                    cap: 262144,
+                },
+            ),
         ];
         assert_eq!(
             unreadable_lines(&list, false),
             [
                 "could not read encrypted notes from attic, desk: this device has no key",
                 "could not read the encrypted note from laptop (another person's key)",
-                "could not read the note from evil: too large (300000 bytes)",
+                "could not read the note from evil: too large (300000 bytes; a note is read up to 262144 bytes)",
             ]
         );
         assert!(unreadable_lines(&list, true)[0].contains("convosync key add"));
-        let many: Vec<Unreadable> = (0..5).map(|i| u(&format!("d{i}"), "x")).collect();
+        let many: Vec<Unreadable> = (0..5).map(|i| u(&format!("d{i}"), bad("x"))).collect();
         assert_eq!(
             unreadable_lines(&many, false),
             ["could not read the notes from d0, d1, d2 +2 more: x"]
@@ -579,7 +603,7 @@ mod tests {
             .map(|i| {
                 u(
                     &format!("d{i:04}"),
-                    &format!("too large ({} bytes) {}", 300_000 + i, "y".repeat(500)),
+                    bad(&format!("too large ({} bytes) {}", 300_000 + i, "y".repeat(500))),
                 )
             })
             .collect();

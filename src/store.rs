@@ -13,6 +13,7 @@ use crate::handoff::{format, Handoff};
 
 mod cache;
 mod merge;
+pub use crate::untrusted::Skipped;
 pub use cache::{Head, Note};
 pub use merge::{absorb, merge_commit};
 
@@ -27,13 +28,106 @@ pub const MAX_HANDOFF_BYTES: usize = crate::untrusted::Object::Note.cap();
 /// notes past it are skipped, so many large notes cost a bounded amount together.
 pub const MAX_NOTES_BYTES: usize = 16 << 20;
 
+/// Why a device's file on the ref could not be read as a note. Each renders as the reason users
+/// see; it is kept in the tip and history caches, so a change here bumps their versions.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, thiserror::Error, serde::Serialize, serde::Deserialize,
+)]
+pub enum NoteError {
+    /// git could not read the object (its message).
+    #[error("unreadable: {0}")]
+    Unreadable(String),
+    /// Another kind of object (named) where a file belongs.
+    #[error("a {0} where a blob belongs")]
+    NotABlob(String),
+    /// Over [`MAX_HANDOFF_BYTES`], known from the object's header: never inflated.
+    #[error("too large ({size} bytes; a note is read up to {cap} bytes)")]
+    TooLarge { size: usize, cap: usize },
+    /// Past [`MAX_NOTES_BYTES`], the most one read of a tip takes in.
+    #[error("skipped: the notes read at once are capped at {MAX_NOTES_BYTES} bytes")]
+    OverBudget,
+    /// Encrypted, and this device could not decrypt it.
+    #[error(transparent)]
+    Encrypted(#[from] crate::crypt::OpenError),
+    #[error("not UTF-8 text")]
+    NotUtf8,
+    /// Not a note: the parser's reason, cleaned to one line.
+    #[error("{0}")]
+    BadFormat(String),
+    /// The tip cache's copy of the note could not be parsed.
+    #[error("the local cache of this note is unreadable ({0})")]
+    Cache(String),
+}
+
+impl From<crate::untrusted::Refused> for NoteError {
+    fn from(e: crate::untrusted::Refused) -> NoteError {
+        use crate::untrusted::Refused;
+        match e {
+            Refused::Unreadable(m) => NoteError::Unreadable(m),
+            Refused::Kind { found, .. } => NoteError::NotABlob(found.str().to_string()),
+            Refused::TooLarge { size, cap, .. } => NoteError::TooLarge { size, cap },
+            // Only trees have entries: a note never gets here.
+            e @ Refused::TooManyEntries(_) => NoteError::Unreadable(e.to_string()),
+        }
+    }
+}
+
+impl NoteError {
+    /// Whether the note is encrypted and this device has no key for it.
+    pub fn lacks_key(&self) -> bool {
+        *self == NoteError::Encrypted(crate::crypt::OpenError::NoKey)
+    }
+}
+
+/// What a read of the ref has to tell besides what it read: the entries it left out and the notes
+/// this device could not decrypt. It travels with what was read ([`Listing`]); the hook or the
+/// command that shows it takes it from there.
+#[derive(Debug, Default, Clone)]
+pub struct Warnings {
+    pub skipped: Skipped,
+    /// (device, why) of each note that could not be decrypted.
+    pub unreadable: std::collections::BTreeSet<(String, crate::crypt::OpenError)>,
+}
+
+impl Warnings {
+    /// Take in what another read had to tell.
+    pub fn extend(&mut self, other: Warnings) {
+        self.skipped.extend(other.skipped);
+        self.unreadable.extend(other.unreadable);
+    }
+
+    /// Record why `device`'s note could not be read, when it is that it could not be decrypted
+    /// (the other reasons stay with the note itself).
+    pub fn unreadable_note(&mut self, device: &str, why: &NoteError) {
+        if let NoteError::Encrypted(e) = why {
+            self.unreadable.insert((device.to_string(), e.clone()));
+        }
+    }
+}
+
+/// What a read of the ref found, with what it has to tell about it.
+#[derive(Debug, Clone)]
+pub struct Listing<T> {
+    pub items: Vec<T>,
+    pub warnings: Warnings,
+}
+
+impl<T> Default for Listing<T> {
+    fn default() -> Self {
+        Listing {
+            items: Vec::new(),
+            warnings: Warnings::default(),
+        }
+    }
+}
+
 /// One device's file on the ref, parsed when possible.
 #[derive(Debug, Clone)]
 pub struct Entry {
     /// The file name on the ref (a valid device id); the handoff's `device` is set to it.
     pub device: String,
     pub blob: Oid,
-    pub handoff: Result<Handoff, String>,
+    pub handoff: Result<Handoff, NoteError>,
     /// Whether the note was decrypted with this device's key, which proves it was written with
     /// it (see [`crate::crypt`]). Known from how it was read, never from its text.
     pub proven: bool,
@@ -66,15 +160,15 @@ impl<'r> Store<'r> {
         self.repo.refname_to_id(&self.refname).ok()
     }
 
-    /// Every device file on the tip, newest handoff first (unparseable files last).
-    pub fn entries(&self) -> Result<Vec<Entry>> {
-        match self.tip()? {
-            Some(c) => match commit_tree(self.repo, &c) {
-                Some(t) => entries_of(self.repo, &t),
-                None => Ok(Vec::new()),
-            },
-            None => Ok(Vec::new()),
+    /// Every device file on the tip, newest handoff first (unparseable files last), with what
+    /// the read skipped and could not decrypt.
+    pub fn entries(&self) -> Result<Listing<Entry>> {
+        let mut out = Listing::default();
+        let Some(c) = self.tip()? else { return Ok(out) };
+        if let Some(t) = commit_tree(self.repo, &c, &mut out.warnings.skipped) {
+            out.items = entries_reusing(self.repo, &t, Default::default(), &mut out.warnings)?;
         }
+        Ok(out)
     }
 
     /// The newest handoff of `device`, if any.
@@ -82,13 +176,15 @@ impl<'r> Store<'r> {
         Ok(self.entry(device)?.and_then(|e| e.handoff.ok()))
     }
 
-    /// `device`'s file on the tip, readable or not; `None` when there is none.
+    /// `device`'s file on the tip, readable or not; `None` when there is none. A lookup: what
+    /// the listing would skip is left to the listing to tell.
     pub fn entry(&self, device: &str) -> Result<Option<Entry>> {
         let Some(tip) = self.tip()? else { return Ok(None) };
-        let Some(tree) = commit_tree(self.repo, &tip) else {
+        let skipped = &mut Skipped::default();
+        let Some(tree) = commit_tree(self.repo, &tip, skipped) else {
             return Ok(None);
         };
-        Ok(device_file(self.repo, &tree, device).map(|blob| entry_of(self.repo, device, blob)))
+        Ok(device_file(self.repo, &tree, device, skipped).map(|blob| entry_of(self.repo, device, blob)))
     }
 
     /// Commit `handoff` as its device's file. Returns the new tip. The caller holds the repo lock;
@@ -189,7 +285,9 @@ impl<'r> Store<'r> {
         retry_cas(self.repo, &self.refname, message, || {
             let tip = self.tip()?;
             // A tip whose tree cannot be read is rebuilt from nothing rather than blocking saves.
-            let old_tree = tip.as_ref().and_then(|c| commit_tree(self.repo, c));
+            let old_tree = tip
+                .as_ref()
+                .and_then(|c| commit_tree(self.repo, c, &mut Skipped::default()));
             let tree_id = edit(old_tree.as_ref())?;
             if let (Some(t), Some(c)) = (&old_tree, &tip) {
                 if t.id() == tree_id {
@@ -230,14 +328,12 @@ pub fn tip_of<'r>(repo: &'r Repository, refname: &str) -> Result<Option<Commit<'
                 .with_context(|| format!("could not resolve {refname}"))?
                 .target()
                 .with_context(|| format!("could not resolve {refname}"))?;
-            let commit = crate::untrusted::commit(repo, id, &format_args!("the tip of {refname}")).map_err(
-                |e| match e {
-                    crate::untrusted::Refused::Kind { found, .. } => {
-                        anyhow!("{refname} points at a {} instead of a commit", found.str())
-                    }
-                    e => anyhow!("could not resolve {refname}: {e}"),
-                },
-            )?;
+            let commit = crate::untrusted::commit(repo, id).map_err(|e| match e {
+                crate::untrusted::Refused::Kind { found, .. } => {
+                    anyhow!("{refname} points at a {} instead of a commit", found.str())
+                }
+                e => anyhow!("could not resolve {refname}: {e}"),
+            })?;
             Ok(Some(commit))
         }
         Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
@@ -245,36 +341,44 @@ pub fn tip_of<'r>(repo: &'r Repository, refname: &str) -> Result<Option<Commit<'
     }
 }
 
-/// The tree of a commit, read through [`crate::untrusted::tree`]; `None` (recorded as skipped)
+/// The tree of a commit, read through [`crate::untrusted::tree`]; `None` (recorded in `skipped`)
 /// when it cannot be read.
-pub fn commit_tree<'r>(repo: &'r Repository, c: &Commit<'_>) -> Option<Tree<'r>> {
-    let at = format_args!("the tree of commit {} on a convosync ref", c.id());
-    match crate::untrusted::commit_tree(repo, c, &at) {
+pub fn commit_tree<'r>(repo: &'r Repository, c: &Commit<'_>, skipped: &mut Skipped) -> Option<Tree<'r>> {
+    match crate::untrusted::commit_tree(repo, c) {
         Ok(t) => Some(t),
         Err(e @ crate::untrusted::Refused::Unreadable(_)) => {
-            crate::untrusted::skipped(format_args!(
+            skipped.note(format_args!(
                 "skipped the unreadable tree of commit {} on the handoff ref ({e})",
                 c.id(),
             ));
             None
         }
-        Err(_) => None,
+        Err(e) => {
+            skipped.refused(
+                &format_args!("the tree of commit {} on a convosync ref", c.id()),
+                &e,
+            );
+            None
+        }
     }
 }
 
 /// The `devices` subtree of a root tree of the ref; `None` when there is none or it is not a
-/// readable tree (recorded as skipped).
-pub fn devices_tree<'r>(repo: &'r Repository, root: &Tree<'_>) -> Option<Tree<'r>> {
+/// readable tree (recorded in `skipped`).
+pub fn devices_tree<'r>(repo: &'r Repository, root: &Tree<'_>, skipped: &mut Skipped) -> Option<Tree<'r>> {
     // Iterate rather than look up by name: a hostile tree may hold the name twice, or unsorted.
     let mut found = None;
     for e in root.iter().filter(|e| e.name_bytes() == DEVICES_DIR.as_bytes()) {
-        let tree = crate::untrusted::tree(repo, e.id(), &"devices/ on the handoff ref");
+        let tree = crate::untrusted::tree(repo, e.id());
+        if let Err(r) = &tree {
+            skipped.refused(&"devices/ on the handoff ref", r);
+        }
         match (e.kind(), tree) {
             (Some(ObjectType::Tree), Ok(t)) if found.is_none() => found = Some(t),
             (Some(ObjectType::Tree), Ok(_)) => {
-                crate::untrusted::skipped("skipped a second `devices` entry on the handoff ref")
+                skipped.note("skipped a second `devices` entry on the handoff ref")
             }
-            _ => crate::untrusted::skipped(format_args!(
+            _ => skipped.note(format_args!(
                 "skipped a `devices` entry on the handoff ref that is not a readable directory ({})",
                 e.id()
             )),
@@ -284,8 +388,8 @@ pub fn devices_tree<'r>(repo: &'r Repository, root: &Tree<'_>) -> Option<Tree<'r
 }
 
 /// Whether a `devices/` entry is a usable device file: a regular file named `<device id>.md`.
-/// Returns the device, or records why the entry is skipped.
-pub fn device_entry(e: &git2::TreeEntry<'_>) -> Option<String> {
+/// Returns the device, or records in `skipped` why the entry is left out.
+pub fn device_entry(e: &git2::TreeEntry<'_>, skipped: &mut Skipped) -> Option<String> {
     let bytes = e.name_bytes();
     let name = std::str::from_utf8(bytes).ok();
     let device = name.and_then(|n| n.strip_suffix(".md"));
@@ -294,7 +398,7 @@ pub fn device_entry(e: &git2::TreeEntry<'_>) -> Option<String> {
     match device {
         Some(d) if regular && crate::device::is_valid(d) => Some(d.to_string()),
         _ => {
-            crate::untrusted::skipped(format_args!(
+            skipped.note(format_args!(
                 "skipped devices/{} on the handoff ref (not a device file: a file named <device>.md, the device in lowercase letters, digits and dashes)",
                 crate::untrusted::quoted(bytes)
             ));
@@ -304,17 +408,23 @@ pub fn device_entry(e: &git2::TreeEntry<'_>) -> Option<String> {
 }
 
 /// The usable device files of a root tree of the ref: device → blob. Invalid entries (bad
-/// names, non-files, duplicates) are skipped and recorded; the first of duplicate names wins, so
-/// every device reads the same thing.
-pub fn device_files(repo: &Repository, root: &Tree<'_>) -> std::collections::BTreeMap<String, Oid> {
+/// names, non-files, duplicates) are left out and recorded in `skipped`; the first of duplicate
+/// names wins, so every device reads the same thing.
+pub fn device_files(
+    repo: &Repository,
+    root: &Tree<'_>,
+    skipped: &mut Skipped,
+) -> std::collections::BTreeMap<String, Oid> {
     let mut out = std::collections::BTreeMap::new();
-    let Some(dir) = devices_tree(repo, root) else {
+    let Some(dir) = devices_tree(repo, root, skipped) else {
         return out;
     };
     for e in dir.iter() {
-        let Some(device) = device_entry(&e) else { continue };
+        let Some(device) = device_entry(&e, skipped) else {
+            continue;
+        };
         if out.contains_key(&device) {
-            crate::untrusted::skipped(format_args!(
+            skipped.note(format_args!(
                 "skipped a second devices/{device}.md on the handoff ref"
             ));
             continue;
@@ -326,33 +436,42 @@ pub fn device_files(repo: &Repository, root: &Tree<'_>) -> std::collections::BTr
 
 /// The blob of `device`'s file in a root tree of the ref, the one [`device_files`] would give
 /// (the first usable entry of that name), without looking at the other devices' entries.
-pub fn device_file(repo: &Repository, root: &Tree<'_>, device: &str) -> Option<Oid> {
+pub fn device_file(repo: &Repository, root: &Tree<'_>, device: &str, skipped: &mut Skipped) -> Option<Oid> {
     let name = format!("{device}.md");
-    devices_tree(repo, root)?
+    devices_tree(repo, root, skipped)?
         .iter()
         .filter(|e| e.name_bytes() == name.as_bytes())
-        .find_map(|e| device_entry(&e).map(|_| e.id()))
+        .find_map(|e| device_entry(&e, skipped).map(|_| e.id()))
 }
 
 /// The key ids recorded under `keys/` of a root tree of the ref (see [`crate::crypt`]):
-/// id → blob. Entries that are not a file named like a key id are skipped and recorded, so a
-/// hostile entry there never reaches a path or a message unchecked.
-pub fn key_files(repo: &Repository, root: &Tree<'_>) -> std::collections::BTreeMap<String, Oid> {
+/// id → blob. Entries that are not a file named like a key id are left out and recorded in
+/// `skipped`, so a hostile entry there never reaches a path or a message unchecked.
+pub fn key_files(
+    repo: &Repository,
+    root: &Tree<'_>,
+    skipped: &mut Skipped,
+) -> std::collections::BTreeMap<String, Oid> {
     let mut out = std::collections::BTreeMap::new();
-    let Some(dir) = root
+    let dir = root
         .iter()
         .find(|e| e.name_bytes() == crate::crypt::KEYS_DIR.as_bytes())
         .filter(|e| e.kind() == Some(ObjectType::Tree))
-        .and_then(|e| crate::untrusted::tree(repo, e.id(), &"keys/ on the handoff ref").ok())
-    else {
-        return out;
+        .map(|e| crate::untrusted::tree(repo, e.id()));
+    let dir = match dir {
+        Some(Ok(t)) => t,
+        Some(Err(e)) => {
+            skipped.refused(&"keys/ on the handoff ref", &e);
+            return out;
+        }
+        None => return out,
     };
     for e in dir.iter() {
         match std::str::from_utf8(e.name_bytes()) {
             Ok(name) if e.kind() == Some(ObjectType::Blob) && crate::crypt::is_key_id(name) => {
                 out.entry(name.to_string()).or_insert(e.id());
             }
-            _ => crate::untrusted::skipped(format_args!(
+            _ => skipped.note(format_args!(
                 "skipped keys/{} on the handoff ref (not a key id)",
                 crate::untrusted::quoted(e.name_bytes())
             )),
@@ -361,13 +480,14 @@ pub fn key_files(repo: &Repository, root: &Tree<'_>) -> std::collections::BTreeM
     out
 }
 
-/// The key ids recorded on `refname`'s tip.
+/// The key ids recorded on `refname`'s tip (a lookup: entries left out are not told).
 pub fn key_ids(repo: &Repository, refname: &str) -> Vec<String> {
+    let skipped = &mut Skipped::default();
     tip_of(repo, refname)
         .ok()
         .flatten()
-        .and_then(|c| commit_tree(repo, &c))
-        .map(|t| key_files(repo, &t).into_keys().collect())
+        .and_then(|c| commit_tree(repo, &c, skipped))
+        .map(|t| key_files(repo, &t, skipped).into_keys().collect())
         .unwrap_or_default()
 }
 
@@ -407,46 +527,53 @@ fn upsert_key(repo: &Repository, refname: &str, tree: &Tree<'_>, recipient: &str
     if !crate::crypt::is_key_id(recipient) {
         bail!("invalid key id {recipient:?}");
     }
-    let mut keys = key_files(repo, tree);
+    // A write keeps only valid entries; telling what it leaves out is for the reads.
+    let skipped = &mut Skipped::default();
+    let mut keys = key_files(repo, tree, skipped);
     let blob = repo
         .blob(format!("{recipient}\n").as_bytes())
         .with_context(|| format!("could not write the key record of {recipient} for {refname}"))?;
     keys.entry(recipient.to_string()).or_insert(blob);
-    write_ref_tree(repo, &device_files(repo, tree), &keys)
+    write_ref_tree(repo, &device_files(repo, tree, skipped), &keys)
         .with_context(|| format!("could not write the tree of {refname} with key {recipient}"))
 }
 
 /// All device files of `tree`, newest first. Each handoff shows the device of its file name;
 /// a different name in its header is kept in [`Entry::claimed`].
 pub fn entries_of(repo: &Repository, tree: &Tree<'_>) -> Result<Vec<Entry>> {
-    entries_reusing(repo, tree, std::collections::HashMap::new())
+    entries_reusing(repo, tree, Default::default(), &mut Warnings::default())
 }
 
-/// [`entries_of`], taking entries from `known` (by device and blob id) instead of reading them.
+/// [`entries_of`], taking entries from `known` (by device and blob id) instead of reading them,
+/// and recording in `warnings` what was skipped and which notes could not be decrypted.
 fn entries_reusing(
     repo: &Repository,
     tree: &Tree<'_>,
     mut known: std::collections::HashMap<(String, Oid), Entry>,
+    warnings: &mut Warnings,
 ) -> Result<Vec<Entry>> {
     // Each distinct blob is read once, and all of them together up to `MAX_NOTES_BYTES`.
-    let mut read: std::collections::HashMap<Oid, Result<(Handoff, bool), String>> = Default::default();
+    let mut read: std::collections::HashMap<Oid, Result<(Handoff, bool), NoteError>> = Default::default();
     let mut budget = MAX_NOTES_BYTES;
-    let mut out: Vec<Entry> = device_files(repo, tree)
+    let skipped = &mut warnings.skipped;
+    let mut out: Vec<Entry> = device_files(repo, tree, skipped)
         .into_iter()
         .map(|(device, blob)| {
             if let Some(e) = known.remove(&(device.clone(), blob)) {
-                if let Err(r) = &e.handoff {
-                    crate::crypt::note_unreadable(&device, r);
-                }
                 return e;
             }
             let parsed = read
                 .entry(blob)
-                .or_insert_with(|| read_within(repo, blob, &device, &mut budget))
+                .or_insert_with(|| read_within(repo, blob, &device, &mut budget, skipped))
                 .clone();
             entry_from(&device, blob, parsed)
         })
         .collect();
+    for e in &out {
+        if let Err(why) = &e.handoff {
+            warnings.unreadable_note(&e.device, why);
+        }
+    }
     sort_newest_first(&mut out);
     Ok(out)
 }
@@ -457,16 +584,13 @@ fn entry_of(repo: &Repository, device: &str, blob: Oid) -> Entry {
 }
 
 /// `device`'s file `blob` as read (with whether it was decrypted with this device's key).
-fn entry_from(device: &str, blob: Oid, read: Result<(Handoff, bool), String>) -> Entry {
+fn entry_from(device: &str, blob: Oid, read: Result<(Handoff, bool), NoteError>) -> Entry {
     let (handoff, proven, claimed) = match read {
         Ok((h, proven)) => {
             let (h, claimed) = own_device(h, device);
             (Ok(h), proven, claimed)
         }
-        Err(e) => {
-            crate::crypt::note_unreadable(device, &e);
-            (Err(e), false, None)
-        }
+        Err(e) => (Err(e), false, None),
     };
     Entry {
         device: device.to_string(),
@@ -503,15 +627,14 @@ fn read_within(
     id: Oid,
     device: &str,
     budget: &mut usize,
-) -> Result<(Handoff, bool), String> {
+    skipped: &mut Skipped,
+) -> Result<(Handoff, bool), NoteError> {
     let at = format_args!("devices/{device}.md on the handoff ref");
-    let size =
-        crate::untrusted::check(repo, id, crate::untrusted::Object::Note, &at).map_err(|e| e.to_string())?;
+    let size = crate::untrusted::check(repo, id, crate::untrusted::Object::Note)
+        .inspect_err(|e| skipped.refused(&at, e))?;
     if size > *budget {
-        let why = format!("skipped: the notes read at once are capped at {MAX_NOTES_BYTES} bytes");
-        crate::untrusted::skipped(format_args!(
-            "skipped devices/{device}.md on the handoff ref ({why})"
-        ));
+        let why = NoteError::OverBudget;
+        skipped.note(format_args!("skipped {at} ({why})"));
         return Err(why);
     }
     *budget -= size;
@@ -520,39 +643,38 @@ fn read_within(
 
 /// Read and parse the device file `id` through [`crate::untrusted::blob`]: its size is checked
 /// from the object header first, so an enormous blob is never loaded.
-pub fn read_handoff(repo: &Repository, id: Oid) -> Result<Handoff, String> {
+pub fn read_handoff(repo: &Repository, id: Oid) -> Result<Handoff, NoteError> {
     read_note(repo, id).map(|(h, _)| h)
 }
 
 /// [`read_handoff`], and whether the note was decrypted with this device's key (each blob is
 /// decrypted at most once per process).
-pub fn read_note(repo: &Repository, id: Oid) -> Result<(Handoff, bool), String> {
-    let at = format_args!("note {id} on the handoff ref");
-    let blob =
-        crate::untrusted::blob(repo, id, crate::untrusted::Object::Note, &at).map_err(|e| e.to_string())?;
-    if blob.content().len() > MAX_HANDOFF_BYTES {
-        return Err(format!("too large ({} bytes)", blob.content().len()));
-    }
+pub fn read_note(repo: &Repository, id: Oid) -> Result<(Handoff, bool), NoteError> {
+    // Its header is checked against the cap of a note, `MAX_HANDOFF_BYTES`.
+    let blob = crate::untrusted::blob(repo, id, crate::untrusted::Object::Note)?;
     let opened = crate::crypt::open_blob(id, crate::crypt::Purpose::Note, blob.content())?;
     parse_text(&opened.text).map(|h| (h, opened.proven))
 }
 
 /// Parse a device file, refusing enormous or non-UTF-8 content with a reason.
-pub fn parse_blob(bytes: &[u8]) -> Result<Handoff, String> {
+pub fn parse_blob(bytes: &[u8]) -> Result<Handoff, NoteError> {
     if bytes.len() > MAX_HANDOFF_BYTES {
-        return Err(format!("too large ({} bytes)", bytes.len()));
+        return Err(NoteError::TooLarge {
+            size: bytes.len(),
+            cap: MAX_HANDOFF_BYTES,
+        });
     }
     let opened = crate::crypt::open(crate::crypt::Purpose::Note, bytes)?;
     parse_text(&opened.text)
 }
 
 /// Parse the text of an opened device file.
-fn parse_text(bytes: &[u8]) -> Result<Handoff, String> {
-    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
+fn parse_text(bytes: &[u8]) -> Result<Handoff, NoteError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| NoteError::NotUtf8)?;
     // The ref is untrusted: every field is cleaned here, once, for every reader.
     format::parse(text)
         .map(crate::untrusted::handoff)
-        .map_err(|e| crate::untrusted::line(&e.to_string()).into_owned())
+        .map_err(|e| NoteError::BadFormat(crate::untrusted::line(&e.to_string()).into_owned()))
 }
 
 /// Replace (or with `None`, remove) `device`'s file in `tree`, returning the new root tree id.
@@ -568,8 +690,10 @@ fn upsert(
     if !crate::device::is_valid(device) {
         bail!("invalid device name {device:?}");
     }
-    let mut files = tree.map(|t| device_files(repo, t)).unwrap_or_default();
-    let keys = tree.map(|t| key_files(repo, t)).unwrap_or_default();
+    // A write keeps only valid entries; telling what it leaves out is for the reads.
+    let skipped = &mut Skipped::default();
+    let mut files = tree.map(|t| device_files(repo, t, skipped)).unwrap_or_default();
+    let keys = tree.map(|t| key_files(repo, t, skipped)).unwrap_or_default();
     let what = match blob {
         Some(b) => {
             files.insert(device.to_string(), b);
@@ -708,7 +832,7 @@ mod tests {
         store.put(&h("a", 1), "m").unwrap();
         store.put(&h("b", 2), "m").unwrap();
         let first = store.entries_cached(&state).unwrap();
-        assert_eq!(summary(&first), summary(&store.entries().unwrap()));
+        assert_eq!(summary(&first), summary(&store.entries().unwrap().items));
         assert!(state.join("tip-cache.json").exists());
         assert_eq!(
             summary(&store.entries_cached(&state).unwrap()),
@@ -736,7 +860,7 @@ mod tests {
             assert_eq!(summary(&store.entries_cached(&state).unwrap()), summary(&after));
         }
         // The notes' heads say what their bodies do.
-        let notes = store.notes_cached(&state).unwrap();
+        let notes = store.notes_cached(&state).unwrap().items;
         for n in &notes {
             let (head, h) = (n.head.as_ref().unwrap(), n.handoff().unwrap());
             assert_eq!(
@@ -749,6 +873,47 @@ mod tests {
             summary(&store.entries_cached(&state).unwrap()),
             summary(&after),
             "a broken cache is ignored"
+        );
+    }
+
+    #[test]
+    fn reasons_keep_their_kind_through_the_cache_and_older_caches_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let store = Store::new(&repo, "refs/convosync/handoffs");
+        let state = dir.path().join("state");
+        store.put(&h("a", 1), "m").unwrap();
+        // Files no note can be read from, next to `a`'s.
+        let tip = store.tip().unwrap().unwrap();
+        let mut files = device_files(&repo, &tip.tree().unwrap(), &mut Skipped::default());
+        files.insert("b".into(), repo.blob(b"\xff\xfe not text").unwrap());
+        files.insert("c".into(), repo.blob(b"no header at all").unwrap());
+        let tree = repo
+            .find_tree(write_device_files(&repo, &files).unwrap())
+            .unwrap();
+        let sig = signature(&repo, crate::timefmt::now()).unwrap();
+        let next = repo.commit(None, &sig, &sig, "m", &tree, &[&tip]).unwrap();
+        cas(&repo, "refs/convosync/handoffs", Some(tip.id()), next, "m").unwrap();
+        let reasons = |entries: Vec<Entry>| -> Vec<(String, Option<NoteError>)> {
+            entries.into_iter().map(|e| (e.device, e.handoff.err())).collect()
+        };
+        let read = reasons(store.entries().unwrap().items);
+        assert_eq!(read[1], ("b".to_string(), Some(NoteError::NotUtf8)));
+        assert!(matches!(&read[2].1, Some(NoteError::BadFormat(_))), "{read:?}");
+        assert_eq!(NoteError::NotUtf8.to_string(), "not UTF-8 text");
+        assert_eq!(reasons(store.entries_cached(&state).unwrap()), read, "written");
+        assert_eq!(reasons(store.entries_cached(&state).unwrap()), read, "read back");
+        // A cache of the previous version, even one that names this very tip, is not read: its
+        // reasons were text, and its notes might say anything.
+        let text = std::fs::read_to_string(state.join("tip-cache.json")).unwrap();
+        let old = text
+            .replacen(&format!("\"version\":{}", cache::VERSION), "\"version\":6", 1)
+            .replace("a 1", "from an old cache");
+        assert_ne!(old, text);
+        std::fs::write(state.join("tip-cache.json"), old).unwrap();
+        assert_eq!(
+            summary(&store.entries_cached(&state).unwrap()[..1]),
+            [("a".to_string(), "a 1".to_string())]
         );
     }
 
@@ -782,11 +947,24 @@ mod tests {
         let root = repo
             .find_tree(raw_tree(&repo, &[("40000", "devices", devices)]))
             .unwrap();
-        let all = device_files(&repo, &root);
+        let mut skipped = Skipped::default();
+        let all = device_files(&repo, &root, &mut skipped);
         for d in ["a", "b", "c", "Bad Name", ""] {
-            assert_eq!(device_file(&repo, &root, d), all.get(d).copied(), "{d:?}");
+            let one = device_file(&repo, &root, d, &mut Skipped::default());
+            assert_eq!(one, all.get(d).copied(), "{d:?}");
         }
-        assert_eq!(device_file(&repo, &root, "a"), Some(first));
-        crate::untrusted::take_skipped();
+        assert_eq!(
+            device_file(&repo, &root, "a", &mut Skipped::default()),
+            Some(first)
+        );
+        // What was left out comes back with what was read, one line each.
+        assert_eq!(
+            skipped.lines(),
+            [
+                "skipped devices/\"a.md\" on the handoff ref (not a device file: a file named <device>.md, the device in lowercase letters, digits and dashes)",
+                "skipped a second devices/a.md on the handoff ref",
+                "skipped devices/\"Bad Name.md\" on the handoff ref (not a device file: a file named <device>.md, the device in lowercase letters, digits and dashes)",
+            ]
+        );
     }
 }

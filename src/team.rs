@@ -219,8 +219,9 @@ pub fn device_for_author(store: &Store<'_>, id: &str, me: &Me) -> String {
 
 /// Whose an unreadable note is, when that is known: one encrypted with another person's key is
 /// theirs.
-fn taken_unread(reason: &str) -> Option<Whose> {
-    (reason == crate::crypt::OTHER_KEY).then_some(Whose::Theirs)
+fn taken_unread(reason: &crate::store::NoteError) -> Option<Whose> {
+    use crate::{crypt::OpenError, store::NoteError};
+    matches!(reason, NoteError::Encrypted(OpenError::OtherKey)).then_some(Whose::Theirs)
 }
 
 /// [`device_for_author`] with whose the note filed under `id` is from `note_whose` (`None`: no

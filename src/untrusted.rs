@@ -15,11 +15,10 @@
 //! size from its header, before it is inflated, against the cap of its kind ([`Object`]), so a
 //! few kilobytes pushed to a ref that inflate to gigabytes cost nothing.
 //!
-//! Invalid entries met while reading the ref are recorded with [`skipped`]; hooks write them to
-//! their log and commands print one warning line ([`take_skipped`]).
+//! Invalid entries met while reading the ref are returned with what was read, in a [`Skipped`]:
+//! hooks write them to their log and commands print one warning line ([`Skipped::warning`]).
 
 use std::borrow::Cow;
-use std::sync::Mutex;
 
 use git2::{Blob, Commit, ObjectType, Oid, Repository, Tree};
 
@@ -95,8 +94,9 @@ pub enum Refused {
 }
 
 /// The size of object `id` from its header (nothing inflated), when it is of `what`'s kind and
-/// within its cap. Over the cap, one line is recorded ([`skipped`]) naming `at`.
-pub fn check(repo: &Repository, id: Oid, what: Object, at: &dyn std::fmt::Display) -> Result<usize, Refused> {
+/// within its cap. A reader that reports what it skipped records the refusal with
+/// [`Skipped::refused`].
+pub fn check(repo: &Repository, id: Oid, what: Object) -> Result<usize, Refused> {
     let odb = repo
         .odb()
         .map_err(|e| Refused::Unreadable(e.message().to_string()))?;
@@ -110,58 +110,45 @@ pub fn check(repo: &Repository, id: Oid, what: Object, at: &dyn std::fmt::Displa
         });
     }
     if size > what.cap() {
-        let e = Refused::TooLarge {
+        return Err(Refused::TooLarge {
             size,
             cap: what.cap(),
             what: what.what(),
-        };
-        skipped(format_args!("skipped {at}: {e}"));
-        return Err(e);
+        });
     }
     Ok(size)
 }
 
 /// The blob `id` of kind `what`, read only when its header says it is within the cap.
-pub fn blob<'r>(
-    repo: &'r Repository,
-    id: Oid,
-    what: Object,
-    at: &dyn std::fmt::Display,
-) -> Result<Blob<'r>, Refused> {
-    check(repo, id, what, at)?;
+pub fn blob<'r>(repo: &'r Repository, id: Oid, what: Object) -> Result<Blob<'r>, Refused> {
+    check(repo, id, what)?;
     repo.find_blob(id)
         .map_err(|e| Refused::Unreadable(e.message().to_string()))
 }
 
 /// The tree `id`, read only when its header says it is within [`Object::Tree`]'s cap, and kept
 /// only with at most [`MAX_TREE_ENTRIES`] entries.
-pub fn tree<'r>(repo: &'r Repository, id: Oid, at: &dyn std::fmt::Display) -> Result<Tree<'r>, Refused> {
-    check(repo, id, Object::Tree, at)?;
+pub fn tree<'r>(repo: &'r Repository, id: Oid) -> Result<Tree<'r>, Refused> {
+    check(repo, id, Object::Tree)?;
     let t = repo
         .find_tree(id)
         .map_err(|e| Refused::Unreadable(e.message().to_string()))?;
     if t.len() > MAX_TREE_ENTRIES {
-        let e = Refused::TooManyEntries(t.len());
-        skipped(format_args!("skipped {at}: {e}"));
-        return Err(e);
+        return Err(Refused::TooManyEntries(t.len()));
     }
     Ok(t)
 }
 
 /// The commit `id`, read only when its header says it is within [`Object::Commit`]'s cap.
-pub fn commit<'r>(repo: &'r Repository, id: Oid, at: &dyn std::fmt::Display) -> Result<Commit<'r>, Refused> {
-    check(repo, id, Object::Commit, at)?;
+pub fn commit<'r>(repo: &'r Repository, id: Oid) -> Result<Commit<'r>, Refused> {
+    check(repo, id, Object::Commit)?;
     repo.find_commit(id)
         .map_err(|e| Refused::Unreadable(e.message().to_string()))
 }
 
 /// The tree of commit `c`, through [`tree`].
-pub fn commit_tree<'r>(
-    repo: &'r Repository,
-    c: &Commit<'_>,
-    at: &dyn std::fmt::Display,
-) -> Result<Tree<'r>, Refused> {
-    tree(repo, c.tree_id(), at)
+pub fn commit_tree<'r>(repo: &'r Repository, c: &Commit<'_>) -> Result<Tree<'r>, Refused> {
+    tree(repo, c.tree_id())
 }
 
 /// Bidirectional formatting characters: embeddings, overrides, isolates and marks.
@@ -390,24 +377,66 @@ pub fn json(v: serde_json::Value) -> serde_json::Value {
     }
 }
 
-static SKIPPED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// The entries of a convosync ref that a read left out, one cleaned line each: returned with what
+/// was read, for the hook's log or the command's one warning line.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Skipped(Vec<String>);
 
-/// Record an entry of the ref that was skipped (once per distinct message).
-pub fn skipped(what: impl std::fmt::Display) {
-    let msg = line(&what.to_string()).into_owned();
-    if let Ok(mut v) = SKIPPED.lock() {
-        if !v.contains(&msg) && v.len() < 100 {
-            v.push(msg);
+/// At most this many lines are kept (a hostile ref can hold any number of bad entries).
+const MAX_SKIPPED: usize = 100;
+
+impl Skipped {
+    /// Record an entry that was left out (once per distinct line).
+    pub fn note(&mut self, what: impl std::fmt::Display) {
+        let msg = line(&what.to_string()).into_owned();
+        if !self.0.contains(&msg) && self.0.len() < MAX_SKIPPED {
+            self.0.push(msg);
         }
     }
-}
 
-/// Everything recorded by [`skipped`] since the last call.
-pub fn take_skipped() -> Vec<String> {
-    SKIPPED
-        .lock()
-        .map(|mut v| std::mem::take(&mut *v))
-        .unwrap_or_default()
+    /// Record that the object at `at` was refused for its size or length, the refusals that
+    /// protect the reader; the others are the reader's to report (as an unreadable note, say).
+    pub fn refused(&mut self, at: &dyn std::fmt::Display, e: &Refused) {
+        if matches!(e, Refused::TooLarge { .. } | Refused::TooManyEntries(_)) {
+            self.note(format_args!("skipped {at}: {e}"));
+        }
+    }
+
+    /// Take in what another read skipped.
+    pub fn extend(&mut self, other: Skipped) {
+        for s in other.0 {
+            self.note(s);
+        }
+    }
+
+    /// One line per entry left out, for a log.
+    pub fn lines(&self) -> &[String] {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The one warning line a command prints, naming the first few; `None` when nothing was
+    /// skipped.
+    pub fn warning(&self) -> Option<String> {
+        let n = self.0.len();
+        if n == 0 {
+            return None;
+        }
+        let more = n.saturating_sub(3);
+        Some(format!(
+            "convosync: warning: {n} invalid entr{} on the ref ignored: {}{}",
+            if n == 1 { "y" } else { "ies" },
+            self.0.iter().take(3).cloned().collect::<Vec<_>>().join("; "),
+            if more > 0 {
+                format!("; and {more} more")
+            } else {
+                String::new()
+            }
+        ))
+    }
 }
 
 /// A name from the ref for a message: cleaned and cut short, in quotes.
@@ -483,33 +512,32 @@ mod tests {
         let repo = Repository::init(dir.path()).unwrap();
         let small = repo.blob(b"note").unwrap();
         let big = repo.blob(&vec![b'x'; Object::Note.cap() + 1]).unwrap();
-        assert_eq!(blob(&repo, small, Object::Note, &"a").unwrap().content(), b"note");
+        assert_eq!(blob(&repo, small, Object::Note).unwrap().content(), b"note");
         assert_eq!(
-            blob(&repo, big, Object::Note, &"devices/big.md").unwrap_err(),
+            blob(&repo, big, Object::Note).unwrap_err(),
             Refused::TooLarge {
                 size: Object::Note.cap() + 1,
                 cap: Object::Note.cap(),
                 what: "note"
             }
         );
-        assert!(blob(&repo, big, Object::WipFile, &"a snapshot file").is_ok());
+        assert!(blob(&repo, big, Object::WipFile).is_ok());
         let empty = repo.treebuilder(None).unwrap().write().unwrap();
         assert!(matches!(
-            blob(&repo, empty, Object::Note, &"x"),
+            blob(&repo, empty, Object::Note),
             Err(Refused::Kind {
                 found: ObjectType::Tree,
                 ..
             })
         ));
-        assert!(tree(&repo, empty, &"x").is_ok());
-        assert!(matches!(tree(&repo, small, &"x"), Err(Refused::Kind { .. })));
-        assert!(matches!(commit(&repo, empty, &"x"), Err(Refused::Kind { .. })));
+        assert!(tree(&repo, empty).is_ok());
+        assert!(matches!(tree(&repo, small), Err(Refused::Kind { .. })));
+        assert!(matches!(commit(&repo, empty), Err(Refused::Kind { .. })));
         assert!(matches!(
             blob(
                 &repo,
                 Oid::from_str("1234567890123456789012345678901234567890").unwrap(),
-                Object::Note,
-                &"x"
+                Object::Note
             ),
             Err(Refused::Unreadable(_))
         ));
@@ -522,7 +550,7 @@ mod tests {
         assert!(raw.len() < Object::Tree.cap());
         let wide = repo.odb().unwrap().write(ObjectType::Tree, &raw).unwrap();
         assert_eq!(
-            tree(&repo, wide, &"x").unwrap_err(),
+            tree(&repo, wide).unwrap_err(),
             Refused::TooManyEntries(MAX_TREE_ENTRIES + 1)
         );
     }

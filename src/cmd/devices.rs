@@ -51,8 +51,11 @@ pub fn run(dir: &Path, args: DevicesArgs) -> Result<ExitCode> {
 fn list(repo: &Repo, store: &Store<'_>, json_out: bool) -> Result<ExitCode> {
     let who = crate::team::Me::load(repo);
     let me = crate::team::my_device_as(repo, &who)?;
-    let versions = crate::history::versions(&repo.git, &repo.settings.refname)?;
-    let current: Vec<String> = store.entries()?.into_iter().map(|e| e.device).collect();
+    let mut versions = crate::history::versions(&repo.git, &repo.settings.refname)?;
+    let current = store.entries()?;
+    versions.warnings.extend(current.warnings);
+    let versions = super::told(versions);
+    let current: Vec<String> = current.items.into_iter().map(|e| e.device).collect();
     // Newest first, so the first version seen per device is its latest.
     let mut devices: BTreeMap<&str, (usize, &crate::history::Version)> = BTreeMap::new();
     for v in &versions {

@@ -14,7 +14,7 @@ use crate::term::{color, page, paint};
 
 pub fn run(dir: &Path, args: DiffArgs) -> Result<ExitCode> {
     let repo = Repo::open(dir)?;
-    let all = history::versions(&repo.git, &repo.settings.refname)?;
+    let all = super::told(history::versions(&repo.git, &repo.settings.refname)?);
     let me = crate::team::my_device(&repo)?;
     let newest_of = |d: &str| all.iter().find(|v| v.device == d);
     let resolve = |spec: &str| -> Result<&Version> {

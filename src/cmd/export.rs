@@ -15,7 +15,7 @@ use crate::repo::Repo;
 pub fn run(dir: &Path, args: ExportArgs) -> Result<ExitCode> {
     let repo = Repo::open(dir)?;
     let f = super::filter(&args.filter)?;
-    let versions: Vec<Version> = history::versions(&repo.git, &repo.settings.refname)?
+    let versions: Vec<Version> = super::told(history::versions(&repo.git, &repo.settings.refname)?)
         .into_iter()
         .filter(|v| f.accepts(v))
         .collect();

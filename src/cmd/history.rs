@@ -14,7 +14,7 @@ use crate::timefmt::ago;
 
 pub fn run(dir: &Path, args: HistoryArgs) -> Result<ExitCode> {
     let repo = Repo::open(dir)?;
-    let all = history::versions(&repo.git, &repo.settings.refname)?;
+    let all = super::told(history::versions(&repo.git, &repo.settings.refname)?);
     if let Some(HistoryAction::Show { id }) = args.action {
         let v = history::find(&all, &id)?;
         page(&crate::handoff::format::render(&v.handoff));
@@ -90,7 +90,7 @@ struct Hit<'v> {
 
 pub fn search(dir: &Path, args: SearchArgs) -> Result<ExitCode> {
     let repo = Repo::open(dir)?;
-    let all = history::versions(&repo.git, &repo.settings.refname)?;
+    let all = super::told(history::versions(&repo.git, &repo.settings.refname)?);
     let f = super::filter(&args.filter)?;
     let words: Vec<String> = args
         .query

@@ -80,10 +80,11 @@ struct Pending {
 fn pending(repo: &Repo, file: &LegacyFile, vouched: &[String]) -> Result<Pending> {
     let mut skipped: Vec<String> = file.skipped.clone();
     // Entries already in the ref's history (an earlier migrate) are not written twice.
-    let known: HashSet<(String, i64)> = crate::history::versions(&repo.git, &repo.settings.refname)?
-        .into_iter()
-        .map(|v| (v.device, v.handoff.timestamp.timestamp()))
-        .collect();
+    let known: HashSet<(String, i64)> =
+        super::told(crate::history::versions(&repo.git, &repo.settings.refname)?)
+            .into_iter()
+            .map(|v| (v.device, v.handoff.timestamp.timestamp()))
+            .collect();
     let who = crate::team::Me::load(repo);
     let mut todo: Vec<Handoff> = Vec::new();
     let mut already = 0;

@@ -25,6 +25,8 @@ use anyhow::{Context, Result};
 
 use crate::cli::{Cli, Command};
 use crate::repo::Repo;
+use crate::store::{Listing, Warnings};
+use crate::untrusted::Skipped;
 
 /// How long CLI commands wait for the repository lock.
 pub const CLI_LOCK_WAIT: Duration = Duration::from_secs(10);
@@ -32,38 +34,39 @@ pub const CLI_LOCK_WAIT: Duration = Duration::from_secs(10);
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let dir = working_dir(cli.dir.as_deref())?;
     let hook = matches!(cli.command, Command::Hook { .. });
-    // `resume` names the notes it could not read from its view of them.
-    let says_unreadable = hook || matches!(cli.command, Command::Resume(_));
     if !hook {
         // Once per run, on stderr (hooks print nothing but their JSON).
         if let Some(note) = crate::device::env_note() {
             eprintln!("note: {note}");
         }
     }
-    let result = dispatch(cli, &dir);
-    // Hooks log what they skipped; commands say it in one line.
-    let skipped = crate::untrusted::take_skipped();
-    if !hook && !skipped.is_empty() {
-        let more = skipped.len().saturating_sub(3);
-        eprintln!(
-            "convosync: warning: {} invalid entr{} on the ref ignored: {}{}",
-            skipped.len(),
-            if skipped.len() == 1 { "y" } else { "ies" },
-            skipped.iter().take(3).cloned().collect::<Vec<_>>().join("; "),
-            if more > 0 {
-                format!("; and {more} more")
-            } else {
-                String::new()
-            }
-        );
+    // Each command says what its reads skipped and could not decrypt ([`told`]); hooks log it.
+    dispatch(cli, &dir)
+}
+
+/// What a read of the ref had to tell, on stderr: one warning line naming the entries it skipped,
+/// then the notes it could not decrypt.
+pub fn warn(w: &Warnings) {
+    if let Some(line) = w.skipped.warning() {
+        eprintln!("{line}");
     }
-    if !says_unreadable {
-        // Every command names the notes it could not decrypt.
-        for line in crate::notes::unreadable_summary() {
-            eprintln!("convosync: {line}");
-        }
+    for line in crate::notes::unreadable_summary(&w.unreadable) {
+        eprintln!("convosync: {line}");
     }
-    result
+}
+
+/// The items of a read, its warnings said ([`warn`]).
+pub fn told<T>(read: Listing<T>) -> Vec<T> {
+    warn(&read.warnings);
+    read.items
+}
+
+/// [`told`] for a read that can only skip entries.
+pub fn told_skipped<T>((items, skipped): (Vec<T>, Skipped)) -> Vec<T> {
+    if let Some(line) = skipped.warning() {
+        eprintln!("{line}");
+    }
+    items
 }
 
 fn dispatch(cli: Cli, dir: &Path) -> Result<ExitCode> {

@@ -35,7 +35,8 @@ pub fn run(dir: &Path, args: ResumeArgs) -> Result<ExitCode> {
     let who = crate::team::Me::load(&repo);
     // Read once, from the ref itself (so invalid entries are named every time): this device's id
     // and the view both come from these notes.
-    let entries = Store::new(&repo.git, &repo.settings.refname).entries()?;
+    let read = Store::new(&repo.git, &repo.settings.refname).entries()?;
+    let (entries, mut skipped) = (read.items, read.warnings.skipped);
     let notes: Vec<Note> = entries.iter().filter_map(Note::of).collect();
     let me = crate::team::my_device_among(&who, &notes)?;
     let legacy = legacy_notes(&repo);
@@ -58,7 +59,11 @@ pub fn run(dir: &Path, args: ResumeArgs) -> Result<ExitCode> {
     if view.teammates > 0 {
         println!("(Not yours: `convosync history --device NAME` shows a teammate's note in full; `convosync status` shows who counts as you.)");
     }
-    // On stderr, as every command names the notes it could not read.
+    // On stderr, as every command names the entries it skipped and the notes it could not read.
+    skipped.extend(view.skipped);
+    if let Some(line) = skipped.warning() {
+        eprintln!("{line}");
+    }
     for line in crate::notes::unreadable_lines(&view.unreadable, true) {
         eprintln!("convosync: {line}");
     }

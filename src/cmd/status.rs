@@ -49,7 +49,7 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
 /// The handoff ref and this device's last save on it.
 fn print_ref(repo: &Repo, me: &str, now: DateTime<Utc>) -> Result<()> {
     let refname = &repo.settings.refname;
-    let entries = Store::new(&repo.git, refname).entries()?;
+    let entries = super::told(Store::new(&repo.git, refname).entries()?);
     println!("ref:       {refname} ({} device file(s))", entries.len());
     match entries
         .iter()

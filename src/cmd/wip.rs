@@ -40,7 +40,7 @@ fn list(repo: &Repo) -> Result<()> {
     refresh(repo);
     let me = crate::team::my_device(repo).unwrap_or_default();
     let now = crate::timefmt::now();
-    let snaps = wip::list(repo)?;
+    let snaps = super::told_skipped(wip::list(repo)?);
     if snaps.is_empty() {
         println!("No device has shared uncommitted work yet (`convosync wip save` does).");
     } else if crate::term::interactive() {
@@ -153,7 +153,7 @@ fn refresh(repo: &Repo) {
 
 /// The named device's snapshot, or without a name the one other device with changes to offer.
 fn find(repo: &Repo, device: Option<&str>) -> Result<wip::Snapshot> {
-    let snaps = wip::list(repo)?;
+    let snaps = super::told_skipped(wip::list(repo)?);
     if let Some(d) = device {
         return match snaps.into_iter().find(|s| s.device == d) {
             Some(s) => match wip::sealed::locked_reason(&s) {

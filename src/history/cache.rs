@@ -16,10 +16,12 @@ use git2::{Oid, Repository};
 use serde::{Deserialize, Serialize};
 
 use super::Version;
+use crate::store::{Listing, Warnings};
 
 /// Bump whenever the layout changes or a blob would parse to something else (a new field, other
 /// cleaning, decryption): every older file is then ignored and rebuilt.
-const FORMAT: u32 = 2;
+/// 3: why a note could not be decrypted is a [`crate::crypt::OpenError`], not its text.
+const FORMAT: u32 = 3;
 
 #[derive(Serialize, Deserialize)]
 struct CacheFile {
@@ -33,7 +35,7 @@ struct CacheFile {
     skipped: Vec<String>,
     /// Notes the walk could not decrypt (device, reason), told again on every read; a key added
     /// since makes the whole cache stale.
-    unreadable: Vec<(String, String)>,
+    unreadable: Vec<(String, crate::crypt::OpenError)>,
     /// Newest first, as [`super::versions`] returns them.
     versions: Vec<Version>,
 }
@@ -60,7 +62,10 @@ fn load(path: &Path, refname: &str) -> Option<CacheFile> {
     let current =
         file.format == FORMAT && file.writer == env!("CARGO_PKG_VERSION") && file.refname == refname;
     // Notes cached as unreadable for want of a key are read again once there is one.
-    let keyless = file.unreadable.iter().any(|(_, r)| r == crate::crypt::NO_KEY);
+    let keyless = file
+        .unreadable
+        .iter()
+        .any(|(_, r)| *r == crate::crypt::OpenError::NoKey);
     (current && !(keyless && crate::crypt::key().is_some())).then_some(file)
 }
 
@@ -71,48 +76,36 @@ fn store(path: &Path, file: &CacheFile) {
     }
 }
 
-/// Every version on `refname` whose tip is `tip`, newest first: from the cache in `state` when it
-/// is up to date, else brought up to date (and saved) first.
-pub fn versions(repo: &Repository, state: &Path, refname: &str, tip: Oid) -> Result<Vec<Version>> {
+/// Every version on `refname` whose tip is `tip`, newest first, with what the walks that found
+/// them skipped and could not decrypt: from the cache in `state` when it is up to date, else
+/// brought up to date (and saved) first.
+pub fn versions(repo: &Repository, state: &Path, refname: &str, tip: Oid) -> Result<Listing<Version>> {
     let path = path(state, refname);
     let cached = load(&path, refname);
-    if let Some(c) = cached.as_ref().filter(|c| c.tip == tip) {
+    // What the cached walks found to tell is told again on every read.
+    let told = |c: &CacheFile| {
+        let mut w = Warnings::default();
         for s in &c.skipped {
-            crate::untrusted::skipped(s);
+            w.skipped.note(s);
         }
-        for (device, reason) in &c.unreadable {
-            crate::crypt::note_unreadable(device, reason);
-        }
-        return Ok(cached.map(|c| c.versions).unwrap_or_default());
+        w.unreadable.extend(c.unreadable.iter().cloned());
+        w
+    };
+    if let Some(c) = cached.as_ref().filter(|c| c.tip == tip) {
+        let warnings = told(c);
+        return Ok(Listing {
+            items: cached.map(|c| c.versions).unwrap_or_default(),
+            warnings,
+        });
     }
     // Only a tip that descends from the cached one keeps the cached versions: anything else
     // (a rewrite, a reset, a cached commit gone) walks everything again.
     let base = cached.filter(|c| repo.graph_descendant_of(tip, c.tip).unwrap_or(false));
-    let earlier = crate::untrusted::take_skipped();
-    let locked_before = crate::crypt::unreadable();
-    let found = super::walk(repo, refname, tip, base.as_ref().map(|c| c.tip));
-    let mut unreadable: Vec<(String, String)> = crate::crypt::unreadable()
-        .difference(&locked_before)
-        .cloned()
-        .collect();
-    let mut skipped = crate::untrusted::take_skipped();
-    for s in &earlier {
-        crate::untrusted::skipped(s);
-    }
-    let found = found?;
+    let mut warnings = Warnings::default();
+    let found = super::walk(repo, refname, tip, base.as_ref().map(|c| c.tip), &mut warnings)?;
     let versions = match base {
         Some(old) => {
-            for s in old.skipped {
-                if !skipped.contains(&s) {
-                    skipped.push(s);
-                }
-            }
-            for u in old.unreadable {
-                if !unreadable.contains(&u) {
-                    crate::crypt::note_unreadable(&u.0, &u.1);
-                    unreadable.push(u);
-                }
-            }
+            warnings.extend(told(&old));
             // A blob the new commits wrote again belongs to the newest of them, as in a full walk.
             let fresh: HashSet<Oid> = found.iter().map(|v| v.blob).collect();
             let mut all = found;
@@ -126,18 +119,18 @@ pub fn versions(repo: &Repository, state: &Path, refname: &str, tip: Oid) -> Res
             all
         }
     };
-    for s in &skipped {
-        crate::untrusted::skipped(s);
-    }
     let file = CacheFile {
         format: FORMAT,
         writer: env!("CARGO_PKG_VERSION").to_string(),
         refname: refname.to_string(),
         tip,
-        skipped,
-        unreadable,
+        skipped: warnings.skipped.lines().to_vec(),
+        unreadable: warnings.unreadable.iter().cloned().collect(),
         versions,
     };
     store(&path, &file);
-    Ok(file.versions)
+    Ok(Listing {
+        items: file.versions,
+        warnings,
+    })
 }

@@ -57,7 +57,11 @@ impl<'a> Ctx<'a> {
             let store = Store::new(&repo.git, &repo.settings.refname);
             let tip = store.tip_id();
             if let Ok(n) = store.notes_cached(&repo.state_dir()) {
-                notes = Some((tip, n));
+                // Invalid entries met on the ref: one log line each.
+                for s in n.warnings.skipped.lines() {
+                    state::log(&repo.state_dir(), s);
+                }
+                notes = Some((tip, n.items));
             }
         }
         let me = match &notes {
@@ -94,7 +98,13 @@ impl<'a> Ctx<'a> {
         let store = Store::new(&self.repo.git, &self.repo.settings.refname);
         match &self.notes {
             Some((tip, notes)) if *tip == store.tip_id() => Ok(notes.clone()),
-            _ => store.notes_cached(&self.repo.state_dir()),
+            _ => {
+                let read = store.notes_cached(&self.repo.state_dir())?;
+                for s in read.warnings.skipped.lines() {
+                    self.log(s);
+                }
+                Ok(read.items)
+            }
         }
     }
 

@@ -28,7 +28,7 @@ pub fn run(event: &str, agent: Option<&str>, stdin: impl Read) -> Option<String>
 
 fn dispatch(event: Event, agent: Agent, input: &HookInput) -> Option<Reply> {
     let ctx = Ctx::new(input, event, agent)?;
-    let out = match event {
+    match event {
         Event::SessionStart => session_start::run(&ctx),
         Event::UserPromptSubmit => prompt::run(&ctx),
         Event::Stop => stop::run(&ctx),
@@ -42,10 +42,5 @@ fn dispatch(event: Event, agent: Agent, input: &HookInput) -> Option<Reply> {
             }
             None
         }
-    };
-    // Invalid entries met on the ref: one log line each.
-    for s in crate::untrusted::take_skipped() {
-        ctx.log(&s);
     }
-    out
 }

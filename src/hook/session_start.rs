@@ -87,6 +87,9 @@ pub(super) fn offer(ctx: &Ctx<'_>, moment: Moment, injected: &[String]) -> Resul
         format!("could not read handoffs ({e:#})")
     })?;
     let mut notes = Notes::gather(&ctx.repo, &ctx.who, &ctx.me, read, Vec::new(), false, ctx.now);
+    for s in notes.skipped.lines() {
+        ctx.log(s);
+    }
     let keys = notes.keys.clone();
     if keys.is_empty() {
         return Ok(Offer::Nothing);

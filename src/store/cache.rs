@@ -15,12 +15,13 @@ use git2::Oid;
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::{commit_tree, entries_reusing, Entry, Store};
+use super::{commit_tree, entries_reusing, Entry, Listing, NoteError, Store};
 use crate::handoff::Handoff;
 
 /// 4: a line of flat heads, then the notes. 5: notes carry the agent that wrote them. 6: each
-/// head says whether its note was decrypted with this device's key.
-const VERSION: u32 = 6;
+/// head says whether its note was decrypted with this device's key. 7: why a note cannot be read
+/// is a [`NoteError`], not its text.
+pub(super) const VERSION: u32 = 7;
 
 const FILE: &str = "tip-cache.json";
 
@@ -43,8 +44,8 @@ pub struct Note {
     /// As [`Entry::claimed`].
     pub claimed: Option<String>,
     /// The readable note's head, or why it cannot be read.
-    pub head: Result<Head, String>,
-    /// The whole note as JSON (`Result<Handoff, String>`): `span` of `text`.
+    pub head: Result<Head, NoteError>,
+    /// The whole note as JSON (`Result<Handoff, NoteError>`): `span` of `text`.
     text: Arc<String>,
     span: Range<usize>,
 }
@@ -75,14 +76,14 @@ impl Note {
     }
 
     /// The whole note, cleaned as everything read from the ref is.
-    pub fn handoff(&self) -> Result<Handoff, String> {
-        match serde_json::from_str::<Result<Handoff, String>>(self.body()) {
+    pub fn handoff(&self) -> Result<Handoff, NoteError> {
+        match serde_json::from_str::<Result<Handoff, NoteError>>(self.body()) {
             Ok(Ok(mut h)) => {
                 h.device = self.device.clone();
                 Ok(crate::untrusted::handoff(h))
             }
             Ok(Err(reason)) => Err(reason),
-            Err(e) => Err(format!("the local cache of this note is unreadable ({e})")),
+            Err(e) => Err(NoteError::Cache(e.to_string())),
         }
     }
 
@@ -99,7 +100,7 @@ impl Note {
 
     /// Whether the note could not be read for want of a key.
     pub fn lacks_key(&self) -> bool {
-        self.head.as_ref().is_err_and(|r| r == crate::crypt::NO_KEY)
+        self.head.as_ref().is_err_and(NoteError::lacks_key)
     }
 }
 
@@ -120,7 +121,7 @@ struct Cached {
     /// Why the note cannot be read; else its time (milliseconds since the epoch), branch and
     /// author.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
+    error: Option<NoteError>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     time: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -205,10 +206,12 @@ fn read(text: String) -> Option<(String, Vec<Note>)> {
 }
 
 impl Store<'_> {
-    /// The notes of the tip, newest first, through the tip cache in `state_dir`.
-    pub fn notes_cached(&self, state_dir: &Path) -> Result<Vec<Note>> {
+    /// The notes of the tip, newest first, through the tip cache in `state_dir`, with what the
+    /// read had to tell (nothing when they came from the cache: it was told when they were read).
+    pub fn notes_cached(&self, state_dir: &Path) -> Result<Listing<Note>> {
+        let mut out = Listing::default();
         let Some(tip) = self.tip()? else {
-            return Ok(Vec::new());
+            return Ok(out);
         };
         let tree = tip.tree_id().to_string();
         let path = state_dir.join(FILE);
@@ -218,7 +221,8 @@ impl Store<'_> {
             // Notes cached as unreadable for want of a key are read again once a key is added.
             let key_now = notes.iter().any(Note::lacks_key) && crate::crypt::key_file_exists();
             if cached_tree == tree && !key_now {
-                return Ok(notes);
+                out.items = notes;
+                return Ok(out);
             }
             // The tip moved: notes whose blob is unchanged are taken as they were, so only
             // changed notes are read (and decrypted) again.
@@ -228,19 +232,24 @@ impl Store<'_> {
                 .map(|n| ((n.device.clone(), n.blob), n.entry()))
                 .collect();
         }
-        let entries = match commit_tree(self.repo, &tip) {
-            Some(t) => entries_reusing(self.repo, &t, reusable)?,
+        let entries = match commit_tree(self.repo, &tip, &mut out.warnings.skipped) {
+            Some(t) => entries_reusing(self.repo, &t, reusable, &mut out.warnings)?,
             None => Vec::new(),
         };
-        let notes: Vec<Note> = entries.iter().filter_map(Note::of).collect();
-        if let Some(text) = write(&tree, &notes) {
+        out.items = entries.iter().filter_map(Note::of).collect();
+        if let Some(text) = write(&tree, &out.items) {
             let _ = crate::fsutil::replace_file(&path, text.as_bytes());
         }
-        Ok(notes)
+        Ok(out)
     }
 
     /// [`Store::entries`] through the tip cache (every note parsed).
     pub fn entries_cached(&self, state_dir: &Path) -> Result<Vec<Entry>> {
-        Ok(self.notes_cached(state_dir)?.iter().map(Note::entry).collect())
+        Ok(self
+            .notes_cached(state_dir)?
+            .items
+            .iter()
+            .map(Note::entry)
+            .collect())
     }
 }

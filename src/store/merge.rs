@@ -60,8 +60,8 @@ fn lost_keys(repo: &Repository, base: Option<Oid>, theirs: Oid) -> Vec<String> {
     let keys = |id: Oid| {
         repo.find_commit(id)
             .ok()
-            .and_then(|c| commit_tree(repo, &c))
-            .map(|t| key_files(repo, &t))
+            .and_then(|c| commit_tree(repo, &c, &mut Default::default()))
+            .map(|t| key_files(repo, &t, &mut Default::default()))
             .unwrap_or_default()
     };
     let Some(base) = base else { return Vec::new() };
@@ -75,16 +75,21 @@ fn restore_keys(repo: &Repository, ours: Oid, theirs: Oid) -> Result<Oid> {
         let c = repo
             .find_commit(id)
             .with_context(|| format!("could not read handoff commit {id}"))?;
-        let t = commit_tree(repo, &c).with_context(|| format!("could not read the tree of {id}"))?;
+        let t = commit_tree(repo, &c, &mut Default::default())
+            .with_context(|| format!("could not read the tree of {id}"))?;
         Ok((c, t))
     };
     let (_, ours_tree) = read(ours)?;
     let (t, theirs_tree) = read(theirs)?;
-    let mut keys = key_files(repo, &theirs_tree);
-    for (k, id) in key_files(repo, &ours_tree) {
+    let mut keys = key_files(repo, &theirs_tree, &mut Default::default());
+    for (k, id) in key_files(repo, &ours_tree, &mut Default::default()) {
         keys.entry(k).or_insert(id);
     }
-    let tree = write_ref_tree(repo, &device_files(repo, &theirs_tree), &keys)?;
+    let tree = write_ref_tree(
+        repo,
+        &device_files(repo, &theirs_tree, &mut Default::default()),
+        &keys,
+    )?;
     commit(
         repo,
         tree,
@@ -113,14 +118,16 @@ pub fn merge_commit(repo: &Repository, ours: Oid, theirs: Oid, message: &str) ->
         .merge_base(ours, theirs)
         .ok()
         .and_then(|b| repo.find_commit(b).ok());
-    let base_tree = base.as_ref().and_then(|c| commit_tree(repo, c));
+    let base_tree = base
+        .as_ref()
+        .and_then(|c| commit_tree(repo, c, &mut Default::default()));
     let empty = repo
         .treebuilder(None)
         .and_then(|b| b.write())
         .and_then(|id| repo.find_tree(id))
         .context("could not write an empty tree")?;
-    let ours_tree = commit_tree(repo, &o).unwrap_or_else(|| empty.clone());
-    let theirs_tree = commit_tree(repo, &t).unwrap_or(empty);
+    let ours_tree = commit_tree(repo, &o, &mut Default::default()).unwrap_or_else(|| empty.clone());
+    let theirs_tree = commit_tree(repo, &t, &mut Default::default()).unwrap_or(empty);
     let tree = merge_trees(repo, base_tree.as_ref(), &ours_tree, &theirs_tree)?;
     commit(repo, tree, &[&o, &t], message)
 }
@@ -136,9 +143,11 @@ fn merge_trees(
     ours: &Tree<'_>,
     theirs: &Tree<'_>,
 ) -> Result<Oid> {
-    let b = base.map(|t| device_files(repo, t)).unwrap_or_default();
-    let o = device_files(repo, ours);
-    let t = device_files(repo, theirs);
+    let b = base
+        .map(|t| device_files(repo, t, &mut Default::default()))
+        .unwrap_or_default();
+    let o = device_files(repo, ours, &mut Default::default());
+    let t = device_files(repo, theirs, &mut Default::default());
     let mut devices: Vec<&String> = o.keys().chain(t.keys()).collect();
     devices.sort();
     devices.dedup();
@@ -180,8 +189,8 @@ fn merge_trees(
         merged.insert(device, keep);
     }
     // Recorded keys are only ever added: the union of both sides.
-    let mut keys = key_files(repo, ours);
-    for (k, id) in key_files(repo, theirs) {
+    let mut keys = key_files(repo, ours, &mut Default::default());
+    for (k, id) in key_files(repo, theirs, &mut Default::default()) {
         keys.entry(k).or_insert(id);
     }
     write_ref_tree(repo, &merged, &keys)
@@ -214,12 +223,7 @@ fn two_authors(repo: &Repository, device: &str, a: Oid, b: Oid) -> Result<Option
     let mut text = crate::handoff::format::render(&other).into_bytes();
     if let (Some(k), Ok(old)) = (
         crate::crypt::key(),
-        crate::untrusted::blob(
-            repo,
-            if x_first { b } else { a },
-            crate::untrusted::Object::Note,
-            &format_args!("the note of {device}"),
-        ),
+        crate::untrusted::blob(repo, if x_first { b } else { a }, crate::untrusted::Object::Note),
     ) {
         // It was readable, so encrypted to our key: it stays encrypted under its new name.
         if crate::crypt::is_encrypted(old.content()) {

@@ -32,12 +32,7 @@ fn validate_tree(git: &Repository, root: Oid, seen: &mut HashSet<Oid>) -> Result
             return Err(format!("trees nested deeper than {MAX_DEPTH} {place}"));
         }
         // The size from the header first: a tree over the cap is never inflated.
-        match crate::untrusted::check(
-            git,
-            id,
-            crate::untrusted::Object::Tree,
-            &format_args!("tree {id} {place}"),
-        ) {
+        match crate::untrusted::check(git, id, crate::untrusted::Object::Tree) {
             Err(crate::untrusted::Refused::Unreadable(_)) => {
                 return Err(format!("a missing tree {id} {place}"))
             }

@@ -193,6 +193,7 @@ pub(super) fn plan(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Plan
 /// `device`'s snapshot, when it can be applied: readable here and not empty.
 fn applicable(repo: &Repo, device: &str) -> Result<Snapshot> {
     let snap = list(repo)?
+        .0
         .into_iter()
         .find(|s| s.device == device)
         .with_context(|| format!("no snapshot from {device} (see `convosync wip list`)"))?;
@@ -210,8 +211,7 @@ fn applicable(repo: &Repo, device: &str) -> Result<Snapshot> {
 fn changed_sides(repo: &Repo, snap: &Snapshot) -> Result<(Vec<Sides>, Vec<String>)> {
     let diff = snapshot_diff(repo, snap)?;
     let blob = |id: Oid| {
-        let at = format_args!("blob {id} of {}'s snapshot", snap.device);
-        crate::untrusted::blob(&repo.git, id, crate::untrusted::Object::WipFile, &at)
+        crate::untrusted::blob(&repo.git, id, crate::untrusted::Object::WipFile)
             .map(|b| b.content().to_vec())
             .map_err(|e| anyhow!("could not read blob {id} of {}'s snapshot: {e}", snap.device))
     };

@@ -11,10 +11,13 @@ use crate::git::Deadline;
 use crate::refs;
 use crate::repo::Repo;
 use crate::store::tip_of;
+use crate::untrusted::Skipped;
 
-/// Every device's newest snapshot: remote-tracking copies, and local ones not fetched from there.
-pub fn list(repo: &Repo) -> Result<Vec<Snapshot>> {
+/// Every device's newest snapshot: remote-tracking copies, and local ones not fetched from there,
+/// with the refs and objects that were skipped.
+pub fn list(repo: &Repo) -> Result<(Vec<Snapshot>, Skipped)> {
     let mut out: Vec<Snapshot> = Vec::new();
+    let mut skipped = Skipped::default();
     let mut prefixes = vec![refs::WIP_PREFIX.to_string()];
     if let Some(r) = repo.remote_name() {
         prefixes.insert(0, refs::wip_tracking_prefix(&r));
@@ -29,7 +32,7 @@ pub fn list(repo: &Repo) -> Result<Vec<Snapshot>> {
             let device = name.trim_start_matches(&prefix).to_string();
             // A ref name pushed by anyone: only a valid device id is ever shown or used.
             if !crate::device::is_valid(&device) {
-                crate::untrusted::skipped(format_args!(
+                skipped.note(format_args!(
                     "skipped the snapshot ref {} (not a device name)",
                     crate::untrusted::quoted(name.as_bytes())
                 ));
@@ -38,11 +41,15 @@ pub fn list(repo: &Repo) -> Result<Vec<Snapshot>> {
             let Some(id) = r.resolve().ok().and_then(|r| r.target()) else {
                 continue;
             };
-            let at = format_args!("the snapshot ref {}", crate::untrusted::quoted(name.as_bytes()));
-            let Ok(c) = crate::untrusted::commit(&repo.git, id, &at) else {
-                continue;
+            let c = match crate::untrusted::commit(&repo.git, id) {
+                Ok(c) => c,
+                Err(e) => {
+                    let at = format_args!("the snapshot ref {}", crate::untrusted::quoted(name.as_bytes()));
+                    skipped.refused(&at, &e);
+                    continue;
+                }
             };
-            let snap = sealed::read(repo, &device, &c);
+            let snap = sealed::read(repo, &device, &c, &mut skipped);
             match out.iter_mut().find(|s| s.device == device) {
                 Some(existing) if existing.time < snap.time => *existing = snap,
                 Some(_) => {}
@@ -51,15 +58,15 @@ pub fn list(repo: &Repo) -> Result<Vec<Snapshot>> {
         }
     }
     out.sort_by_key(|s| std::cmp::Reverse(s.time));
-    Ok(out)
+    Ok((out, skipped))
 }
 
 /// Lines for the session-start context about other devices' uncommitted work, each with the
 /// device whose snapshot `wip apply` would bring here (the reader's way to say the command is
-/// added where the line is shown).
-pub fn others_summary(repo: &Repo, me: &str) -> Vec<(String, Option<String>)> {
-    list(repo)
-        .unwrap_or_default()
+/// added where the line is shown), and the refs and objects skipped while reading them.
+pub fn others_summary(repo: &Repo, me: &str) -> (Vec<(String, Option<String>)>, Skipped) {
+    let (snaps, skipped) = list(repo).unwrap_or_default();
+    let lines = snaps
         .into_iter()
         .filter(|s| s.device != me && (!s.files.is_empty() || s.is_locked()))
         .map(|s| {
@@ -80,7 +87,8 @@ pub fn others_summary(repo: &Repo, me: &str) -> Vec<(String, Option<String>)> {
             );
             (line, Some(s.device))
         })
-        .collect()
+        .collect();
+    (lines, skipped)
 }
 
 /// Fetch every device's wip ref.

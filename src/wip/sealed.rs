@@ -24,10 +24,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use git2::{Commit, Delta, DiffOptions, FileMode, Index, Oid, Repository, Tree};
 use serde::{Deserialize, Serialize};
 
-use super::commit::{base_tree, empty_tree, entry, Sealed, Snapshot};
+use super::commit::{base_tree, empty_tree, entry, Locked, Sealed, Snapshot};
 use super::mode::Mode;
-use crate::crypt::{self, Key, Purpose};
+use crate::crypt::{self, Key, OpenError, Purpose};
 use crate::repo::Repo;
+use crate::untrusted::Skipped;
 
 /// The tree entry with the snapshot's branch and file list.
 pub const META: &str = "meta.age";
@@ -203,26 +204,33 @@ fn age_blob(
     c: &Commit<'_>,
     name: &str,
     what: crate::untrusted::Object,
-) -> Result<Vec<u8>, String> {
+    skipped: &mut Skipped,
+) -> Result<Vec<u8>, Locked> {
     let at = format_args!("{name} of {device}'s snapshot {}", c.id());
-    let tree = crate::untrusted::commit_tree(git, c, &at).map_err(|e| e.to_string())?;
+    let mut refused = |e: crate::untrusted::Refused| {
+        skipped.refused(&at, &e);
+        Locked::Other(e.to_string())
+    };
+    let tree = crate::untrusted::commit_tree(git, c).map_err(&mut refused)?;
     let entry = tree
         .get_name(name)
-        .ok_or_else(|| format!("the encrypted snapshot has no {name}"))?;
-    let blob = crate::untrusted::blob(git, entry.id(), what, &at).map_err(|e| e.to_string())?;
+        .ok_or_else(|| Locked::Other(format!("the encrypted snapshot has no {name}")))?;
+    let blob = crate::untrusted::blob(git, entry.id(), what).map_err(&mut refused)?;
     if !crypt::is_encrypted(blob.content()) {
-        return Err(format!("{name} is not encrypted"));
+        return Err(Locked::Other(format!("{name} is not encrypted")));
     }
     if name == DATA {
         // Large and read once per snapshot (the tree it opens to is remembered): not kept.
-        return crypt::open(Purpose::Snapshot, blob.content()).map(|o| o.text.into_owned());
+        return Ok(crypt::open(Purpose::Snapshot, blob.content())?.text.into_owned());
     }
-    crypt::open_blob(entry.id(), Purpose::Snapshot, blob.content()).map(|o| o.text.into_owned())
+    Ok(crypt::open_blob(entry.id(), Purpose::Snapshot, blob.content())?
+        .text
+        .into_owned())
 }
 
 /// A snapshot read from its commit, with a sealed one's branch and files decrypted when this
-/// device can.
-pub fn read(repo: &Repo, device: &str, c: &Commit<'_>) -> Snapshot {
+/// device can; a file list refused for its size is recorded in `skipped`.
+pub fn read(repo: &Repo, device: &str, c: &Commit<'_>, skipped: &mut Skipped) -> Snapshot {
     let mut snap = super::commit::read(device, c);
     if !is_sealed(c) {
         return snap;
@@ -233,9 +241,18 @@ pub fn read(repo: &Repo, device: &str, c: &Commit<'_>) -> Snapshot {
         snap.sealed = Sealed::Open;
         return snap;
     }
-    snap.sealed = match age_blob(&repo.git, device, c, META, crate::untrusted::Object::WipMeta)
-        .and_then(|m| serde_json::from_slice::<Meta>(&m).map_err(|e| format!("{} ({e})", crypt::ENCRYPTED)))
-    {
+    let meta = age_blob(
+        &repo.git,
+        device,
+        c,
+        META,
+        crate::untrusted::Object::WipMeta,
+        skipped,
+    )
+    .and_then(|m| {
+        serde_json::from_slice::<Meta>(&m).map_err(|e| Locked::Other(format!("encrypted note ({e})")))
+    });
+    snap.sealed = match meta {
         Ok(meta) => {
             snap.branch = meta
                 .branch
@@ -256,12 +273,12 @@ pub fn read(repo: &Repo, device: &str, c: &Commit<'_>) -> Snapshot {
 /// Why this device cannot read `snap`, as a message for the user; `None` when it can.
 pub fn locked_reason(snap: &Snapshot) -> Option<String> {
     match &snap.sealed {
-        Sealed::Locked(r) if r == crypt::NO_KEY => Some(format!(
+        Sealed::Locked(Locked::Key(OpenError::NoKey)) => Some(format!(
             "{}'s snapshot is encrypted and this device has no key: {}",
             snap.device,
             crypt::KEY_HINT
         )),
-        Sealed::Locked(r) if r == crypt::OTHER_KEY => Some(format!(
+        Sealed::Locked(Locked::Key(OpenError::OtherKey)) => Some(format!(
             "{}'s snapshot is encrypted to another person's key",
             snap.device
         )),
@@ -320,8 +337,16 @@ pub fn tree_id(repo: &Repo, snap: &Snapshot) -> Result<Oid> {
 
 /// Decrypt the sealed snapshot `c` and apply its records to `base`: the resulting tree's id.
 fn open(repo: &Repo, device: &str, c: &Commit<'_>, base: &Tree<'_>) -> Result<Oid> {
-    let bytes = age_blob(&repo.git, device, c, DATA, crate::untrusted::Object::WipFile)
-        .map_err(|e| anyhow!("{e}"))?;
+    // Refused, it fails with the reason: nothing to tell besides.
+    let bytes = age_blob(
+        &repo.git,
+        device,
+        c,
+        DATA,
+        crate::untrusted::Object::WipFile,
+        &mut Skipped::default(),
+    )
+    .map_err(|e| anyhow!("{e}"))?;
     let records = parse(&bytes)?;
     let mut index = Index::new()?;
     index

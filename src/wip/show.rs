@@ -47,16 +47,10 @@ pub fn changes(repo: &Repo, snap: &Snapshot) -> Result<Vec<Shown>> {
                 Delta::Deleted => 'D',
                 _ => 'M',
             };
-            let at = format_args!("the link {path} of {}'s snapshot", snap.device);
             let target = mode::is(d.new_file().mode(), Mode::Symlink)
                 .then(|| {
-                    crate::untrusted::blob(
-                        &repo.git,
-                        d.new_file().id(),
-                        crate::untrusted::Object::WipFile,
-                        &at,
-                    )
-                    .ok()
+                    crate::untrusted::blob(&repo.git, d.new_file().id(), crate::untrusted::Object::WipFile)
+                        .ok()
                 })
                 .flatten();
             let steering = check::steering(&path, target.as_ref().map(|b| b.content()));
@@ -78,16 +72,13 @@ pub fn patch(repo: &Repo, snap: &Snapshot) -> Result<String> {
             if f.id().is_zero() || mode::is(f.mode(), Mode::Submodule) {
                 continue;
             }
-            let at = format_args!("blob {} of {}'s snapshot", f.id(), snap.device);
-            crate::untrusted::check(&repo.git, f.id(), crate::untrusted::Object::WipFile, &at).map_err(
-                |e| {
-                    anyhow!(
-                        "could not read blob {} of {}'s snapshot: {e}",
-                        f.id(),
-                        snap.device
-                    )
-                },
-            )?;
+            crate::untrusted::check(&repo.git, f.id(), crate::untrusted::Object::WipFile).map_err(|e| {
+                anyhow!(
+                    "could not read blob {} of {}'s snapshot: {e}",
+                    f.id(),
+                    snap.device
+                )
+            })?;
         }
     }
     let mut out = String::new();

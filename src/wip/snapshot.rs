@@ -351,7 +351,9 @@ struct Made<'r> {
 fn record(repo: &Repo, device: &str, made: Made<'_>, skipped: Vec<Skipped>, limit: u64) -> Result<Outcome> {
     let refname = refs::wip(device);
     let previous = tip_of(&repo.git, &refname).ok().flatten();
-    let last = previous.as_ref().map(|p| sealed::read(repo, device, p));
+    let last = previous
+        .as_ref()
+        .map(|p| sealed::read(repo, device, p, &mut Default::default()));
     if made.files.is_empty() && last.as_ref().map_or(0, |l| l.files.len()) == 0 {
         // Clean, and nothing (or an empty marker) was offered before: nothing to say again.
         return Ok(Outcome::Clean { skipped });
