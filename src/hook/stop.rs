@@ -396,7 +396,7 @@ fn exchange<T>(ctx: &Ctx<'_>, locked: impl FnOnce() -> T) -> (T, Option<Exchange
             // Another device pushed in between: the full fetch, merge, push loop (rare).
             let problem = ctx.push_pending(&remote);
             if problem.is_none() && !ctx.deadline.passed() {
-                if let Err(e) = crate::wip::push(&ctx.repo, &remote, &ctx.me, ctx.deadline) {
+                if let Err(e) = crate::wip::push(&ctx.repo, &remote, &ctx.me, false, ctx.deadline) {
                     ctx.log(&format!("wip push: {e:#}"));
                 }
             }

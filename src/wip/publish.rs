@@ -152,13 +152,8 @@ fn check_publishable(repo: &Repo, remote: &str, tip: Oid) -> Result<()> {
 }
 
 /// Push this device's wip ref (each device owns its own, so a forced update is safe), when
-/// [`pushes_itself`] says so.
-pub fn push(repo: &Repo, remote: &str, device: &str, deadline: Deadline) -> Result<bool> {
-    push_with(repo, remote, device, false, deadline)
-}
-
-/// [`push`]; `asked`: the user asked for it (`wip save --push`), whatever the setting.
-pub fn push_with(repo: &Repo, remote: &str, device: &str, asked: bool, deadline: Deadline) -> Result<bool> {
+/// [`pushes_itself`] says so or `asked` (the user asked for it: `wip save --push`).
+pub fn push(repo: &Repo, remote: &str, device: &str, asked: bool, deadline: Deadline) -> Result<bool> {
     let Some(e) = extra(repo, remote, device, asked)? else {
         return Ok(true);
     };
