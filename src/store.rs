@@ -371,6 +371,7 @@ pub fn key_ids(repo: &Repository, refname: &str) -> Vec<String> {
 
 /// A root tree holding exactly `devices/<device>.md` for each pair: always valid for git and
 /// libgit2, whatever the tree it was read from held.
+#[cfg(test)]
 pub fn write_device_files(repo: &Repository, files: &std::collections::BTreeMap<String, Oid>) -> Result<Oid> {
     write_ref_tree(repo, files, &std::collections::BTreeMap::new())
 }
@@ -533,15 +534,6 @@ pub fn read_note(repo: &Repository, id: Oid) -> Result<(Handoff, bool), String> 
     }
     let opened = crate::crypt::open_blob(id, crate::crypt::Purpose::Note, blob.content())?;
     parse_text(&opened.text).map(|h| (h, opened.proven))
-}
-
-/// Parse a device file, refusing enormous or non-UTF-8 content with a reason.
-pub fn parse_blob(bytes: &[u8]) -> Result<Handoff, String> {
-    if bytes.len() > MAX_HANDOFF_BYTES {
-        return Err(format!("too large ({} bytes)", bytes.len()));
-    }
-    let opened = crate::crypt::open(crate::crypt::Purpose::Note, bytes)?;
-    parse_text(&opened.text)
 }
 
 /// Parse the text of an opened device file.
