@@ -39,6 +39,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         if let Some(note) = crate::device::env_note() {
             eprintln!("note: {note}");
         }
+        for bad in crate::repo::Repo::invalid_settings(&dir) {
+            eprintln!("convosync: warning: {bad}");
+        }
     }
     let result = dispatch(cli, &dir);
     // Hooks log what they skipped; commands say it in one line.
