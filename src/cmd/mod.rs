@@ -27,7 +27,7 @@ use crate::cli::{Cli, Command};
 use crate::repo::Repo;
 
 /// How long CLI commands wait for the repository lock.
-pub const CLI_LOCK_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const CLI_LOCK_WAIT: Duration = Duration::from_secs(10);
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let dir = working_dir(cli.dir.as_deref())?;
@@ -119,7 +119,7 @@ fn working_dir(dir: Option<&Path>) -> Result<PathBuf> {
 }
 
 /// The remote to sync with, or an error that says how to add one.
-pub fn remote_or_explain(repo: &Repo) -> Result<String> {
+pub(crate) fn remote_or_explain(repo: &Repo) -> Result<String> {
     repo.remote_name().with_context(|| match &repo.settings.remote {
         Some(r) => format!("convosync.remote is {r:?} but this repository has no remote of that name (see `git remote -v`)"),
         None => "this repository has no remote named origin; add one with `git remote add origin <url>` (handoffs stay local until then)".to_string(),
@@ -127,7 +127,7 @@ pub fn remote_or_explain(repo: &Repo) -> Result<String> {
 }
 
 /// Resolve `--device/--branch/--since` into a history filter.
-pub fn filter(args: &crate::cli::FilterArgs) -> Result<crate::history::Filter> {
+pub(crate) fn filter(args: &crate::cli::FilterArgs) -> Result<crate::history::Filter> {
     let since = args
         .since
         .as_deref()
@@ -141,7 +141,7 @@ pub fn filter(args: &crate::cli::FilterArgs) -> Result<crate::history::Filter> {
 }
 
 /// A CLI network deadline from `--timeout` seconds.
-pub fn deadline(secs: f64) -> crate::git::Deadline {
+pub(crate) fn deadline(secs: f64) -> crate::git::Deadline {
     let secs = if secs.is_finite() && secs > 0.0 {
         secs.min(3600.0)
     } else {
