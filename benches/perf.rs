@@ -25,8 +25,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use convosync::handoff::{format, CommitRef, Handoff, Section};
-use convosync::store::{commit_message, Store};
+use convosync::fixture::{commit_message, format, CommitRef, Handoff, Section, Store};
 
 #[path = "../tests/common/hermetic.rs"]
 mod hermetic;
@@ -224,7 +223,7 @@ fn main() {
             "ref" => build(dir, commits, 100),
             "encrypted" | "inflating" => {
                 let repo = git2::Repository::init(dir).unwrap();
-                let key = convosync::crypt::key().expect("CONVOSYNC_CONFIG_DIR holds a key");
+                let key = convosync::fixture::key().expect("CONVOSYNC_CONFIG_DIR holds a key");
                 Store::new(&repo, REF).record_key(&key.id()).unwrap();
                 drop(repo);
                 build(dir, commits, 100);
@@ -470,7 +469,7 @@ fn keyed_config() -> (tempfile::TempDir, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("config");
     std::fs::create_dir_all(&config).unwrap();
-    let key = convosync::crypt::Key::generate();
+    let key = convosync::fixture::Key::generate();
     std::fs::write(config.join("key.txt"), format!("{}\n", key.secret())).unwrap();
     (tmp, config)
 }

@@ -16,8 +16,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use convosync::handoff::{Handoff, Section};
-use convosync::store::{commit_message, Store};
+use convosync::fixture::{commit_message, Handoff, Section, Store};
 use hermetic::{git, hermetic};
 
 const REF: &str = "refs/convosync/handoffs";

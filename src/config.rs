@@ -1,5 +1,6 @@
 //! Settings, resolved once per run: the `CONVOSYNC_*` environment variable wins, then
-//! `git config convosync.*`, then a named default. A bad value falls back to the default.
+//! `git config convosync.*`, then a named default. A bad value falls back to the default, and
+//! says so once: a line in the repository's log, and on stderr for a command.
 
 use std::time::Duration;
 
@@ -89,6 +90,9 @@ pub struct Settings {
     pub namespace: Option<crate::namespace::Namespace>,
     /// Whether `convosync.ref` was set explicitly (it then wins over the project namespace).
     pub ref_explicit: bool,
+    /// Settings that are set but not valid, each as one line naming the key, the value and the
+    /// default used instead.
+    pub invalid: Vec<String>,
 }
 
 impl Default for Settings {
@@ -111,85 +115,175 @@ impl Default for Settings {
             project: None,
             namespace: None,
             ref_explicit: false,
+            invalid: Vec::new(),
         }
     }
 }
 
 impl Settings {
     /// Resolve every setting from a snapshot of a repository's configuration (or from the
-    /// environment alone when there is none).
+    /// environment alone when there is none). A value that is there but not valid gives the
+    /// default and one line in [`Settings::invalid`].
     pub fn load(cfg: Option<&git2::Config>) -> Settings {
-        let get = |env: &str, key: &str| -> Option<String> {
-            std::env::var(env)
-                .ok()
-                .filter(|v| !v.trim().is_empty())
-                .or_else(|| cfg.and_then(|c| c.get_string(key).ok()))
-                .map(|v| v.trim().to_string())
-        };
-        let multi = |key: &str| -> Vec<String> {
-            let mut out = Vec::new();
-            if let Some(c) = cfg {
-                if let Ok(mut entries) = c.multivar(key, None) {
-                    while let Some(Ok(e)) = entries.next() {
-                        if let Ok(v) = e.value() {
-                            out.push(v.to_string());
-                        }
-                    }
-                }
-            }
-            out
+        let mut r = Reader {
+            cfg,
+            invalid: Vec::new(),
         };
         let d = Settings::default();
-        let remote = get("CONVOSYNC_REMOTE", "convosync.remote");
-        let explicit_ref = get("CONVOSYNC_REF", "convosync.ref");
+        let remote = r.get("CONVOSYNC_REMOTE", "convosync.remote").map(|(_, v)| v);
+        let explicit_ref = r.get("CONVOSYNC_REF", "convosync.ref").map(|(_, v)| v);
+        let by_url = remote.as_deref().is_some_and(crate::refs::is_url);
+        let on_off = |b: bool| if b { "true" } else { "false" };
         Settings {
-            notes_repo: get("CONVOSYNC_NOTES_REPO", "convosync.notesRepo")
-                .and_then(|v| parse_bool(&v))
-                .unwrap_or_else(|| remote.as_deref().is_some_and(crate::refs::is_url)),
-            project: get("CONVOSYNC_PROJECT", "convosync.project"),
+            notes_repo: r
+                .parse(
+                    "CONVOSYNC_NOTES_REPO",
+                    "convosync.notesRepo",
+                    parse_bool,
+                    on_off(by_url),
+                )
+                .unwrap_or(by_url),
+            project: r.get("CONVOSYNC_PROJECT", "convosync.project").map(|(_, v)| v),
             namespace: None,
             ref_explicit: explicit_ref.is_some(),
             refname: explicit_ref
                 .map(|r| crate::refs::normalize(&r))
                 .unwrap_or(d.refname),
             remote,
-            timeout: get("CONVOSYNC_TIMEOUT", "convosync.timeout")
-                .and_then(|v| parse_duration(&v))
+            timeout: r
+                .parse(
+                    "CONVOSYNC_TIMEOUT",
+                    "convosync.timeout",
+                    parse_duration,
+                    &format!("{}s", d.timeout.as_secs_f64()),
+                )
                 .unwrap_or(d.timeout),
-            stop: get("CONVOSYNC_STOP", "convosync.stop")
-                .and_then(|v| StopMode::parse(&v))
+            stop: r
+                .parse(
+                    "CONVOSYNC_STOP",
+                    "convosync.stop",
+                    StopMode::parse,
+                    &d.stop.to_string(),
+                )
                 .unwrap_or(d.stop),
-            start: get("CONVOSYNC_START", "convosync.start")
-                .and_then(|v| match v.to_ascii_lowercase().as_str() {
-                    "async" => Some(StartMode::Async),
-                    "sync" => Some(StartMode::Sync),
-                    _ => None,
-                })
+            start: r
+                .parse(
+                    "CONVOSYNC_START",
+                    "convosync.start",
+                    |v| match v.to_ascii_lowercase().as_str() {
+                        "async" => Some(StartMode::Async),
+                        "sync" => Some(StartMode::Sync),
+                        _ => None,
+                    },
+                    "async",
+                )
                 .unwrap_or(d.start),
-            stop_interval: get("CONVOSYNC_STOP_INTERVAL", "convosync.stopInterval")
-                .and_then(|v| parse_duration_minutes(&v))
+            stop_interval: r
+                .parse(
+                    "CONVOSYNC_STOP_INTERVAL",
+                    "convosync.stopInterval",
+                    parse_duration_minutes,
+                    &format!("{} minutes", d.stop_interval.as_secs() / 60),
+                )
                 .unwrap_or(d.stop_interval),
-            redact: get("CONVOSYNC_REDACT", "convosync.redact")
-                .and_then(|v| parse_bool(&v))
+            redact: r
+                .parse(
+                    "CONVOSYNC_REDACT",
+                    "convosync.redact",
+                    parse_bool,
+                    on_off(d.redact),
+                )
                 .unwrap_or(d.redact),
-            redact_patterns: multi("convosync.redactPattern"),
-            redact_allow: multi("convosync.redactAllow"),
-            team: get("CONVOSYNC_TEAM", "convosync.team")
-                .and_then(|v| match v.to_ascii_lowercase().as_str() {
-                    "show" => Some(TeamMode::Show),
-                    "hide" => Some(TeamMode::Hide),
-                    _ => None,
-                })
+            redact_patterns: r.multi("convosync.redactPattern"),
+            redact_allow: r.multi("convosync.redactAllow"),
+            team: r
+                .parse(
+                    "CONVOSYNC_TEAM",
+                    "convosync.team",
+                    |v| match v.to_ascii_lowercase().as_str() {
+                        "show" => Some(TeamMode::Show),
+                        "hide" => Some(TeamMode::Hide),
+                        _ => None,
+                    },
+                    "show",
+                )
                 .unwrap_or(d.team),
-            context_limit: get("CONVOSYNC_CONTEXT_LIMIT", "convosync.contextLimit")
-                .and_then(|v| v.parse().ok())
-                .filter(|n: &usize| *n >= 500)
+            context_limit: r
+                .parse(
+                    "CONVOSYNC_CONTEXT_LIMIT",
+                    "convosync.contextLimit",
+                    |v| v.parse().ok().filter(|n: &usize| *n >= 500),
+                    &d.context_limit.to_string(),
+                )
                 .unwrap_or(d.context_limit),
-            wip_limit: get("CONVOSYNC_WIP_LIMIT", "convosync.wipLimit")
-                .and_then(|v| parse_size(&v))
+            wip_limit: r
+                .parse(
+                    "CONVOSYNC_WIP_LIMIT",
+                    "convosync.wipLimit",
+                    parse_size,
+                    &format!("{}MB", d.wip_limit >> 20),
+                )
                 .unwrap_or(d.wip_limit),
-            wip_push: get("CONVOSYNC_WIP_PUSH", "convosync.wipPush").and_then(|v| parse_bool(&v)),
+            wip_push: r.parse(
+                "CONVOSYNC_WIP_PUSH",
+                "convosync.wipPush",
+                parse_bool,
+                "unset (push only when encrypted)",
+            ),
+            invalid: r.invalid,
         }
+    }
+}
+
+/// Reads settings: the `CONVOSYNC_*` variable, else the git config key; notes the bad ones.
+struct Reader<'c> {
+    cfg: Option<&'c git2::Config>,
+    invalid: Vec<String>,
+}
+
+impl Reader<'_> {
+    /// The trimmed value and where it came from (the variable or the key).
+    fn get(&self, env: &'static str, key: &'static str) -> Option<(&'static str, String)> {
+        let from_env = std::env::var(env).ok().filter(|v| !v.trim().is_empty());
+        let (from, v) = match from_env {
+            Some(v) => (env, v),
+            None => (key, self.cfg?.get_string(key).ok()?),
+        };
+        Some((from, v.trim().to_string()))
+    }
+
+    /// The value parsed; `None` when it is not set, or when it is set but not valid: then one
+    /// line naming the key, the value and `default` (what is used instead) is noted.
+    fn parse<T>(
+        &mut self,
+        env: &'static str,
+        key: &'static str,
+        parse: impl FnOnce(&str) -> Option<T>,
+        default: &str,
+    ) -> Option<T> {
+        let (from, v) = self.get(env, key)?;
+        let out = parse(&v);
+        if out.is_none() {
+            self.invalid.push(format!(
+                "invalid {from} value {:?}; using {default}",
+                crate::untrusted::line(&v)
+            ));
+        }
+        out
+    }
+
+    fn multi(&self, key: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(c) = self.cfg {
+            if let Ok(mut entries) = c.multivar(key, None) {
+                while let Some(Ok(e)) = entries.next() {
+                    if let Ok(v) = e.value() {
+                        out.push(v.to_string());
+                    }
+                }
+            }
+        }
+        out
     }
 }
 

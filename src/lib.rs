@@ -10,13 +10,13 @@ pub mod cli;
 pub mod cmd;
 pub(crate) mod config;
 pub(crate) mod context;
-pub mod crypt;
+pub(crate) mod crypt;
 pub(crate) mod demo;
 pub(crate) mod device;
 pub(crate) mod draft;
 pub(crate) mod fsutil;
 pub(crate) mod git;
-pub mod handoff;
+pub(crate) mod handoff;
 pub(crate) mod history;
 pub(crate) mod hook;
 pub(crate) mod lock;
@@ -27,7 +27,7 @@ pub(crate) mod refs;
 pub(crate) mod repo;
 pub(crate) mod secrets;
 pub(crate) mod state;
-pub mod store;
+pub(crate) mod store;
 pub(crate) mod sync;
 pub(crate) mod team;
 pub(crate) mod term;
@@ -36,6 +36,15 @@ pub(crate) mod transcript;
 pub(crate) mod untrusted;
 pub(crate) mod wip;
 pub(crate) mod worktree;
+
+/// What the benchmarks and the key tests build their fixtures with (notes written straight to
+/// the ref, keys made without the CLI); not an API.
+#[doc(hidden)]
+pub mod fixture {
+    pub use crate::crypt::{key, Key, Purpose};
+    pub use crate::handoff::{format, CommitRef, Handoff, Section};
+    pub use crate::store::{commit_message, Store};
+}
 
 /// Process-wide git settings, called once at start-up before any thread exists: ask libgit2 to
 /// fsync objects and refs so a committed handoff survives a power cut as well as a crash.

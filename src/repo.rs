@@ -32,6 +32,9 @@ impl Repo {
             Ok(git) => {
                 let config = git.config().and_then(|mut c| c.snapshot()).ok();
                 let mut settings = Settings::load(config.as_ref());
+                for bad in &settings.invalid {
+                    crate::state::log(&crate::state::state_dir_of(&git), &format!("config: {bad}"));
+                }
                 if settings.notes_repo && !settings.ref_explicit {
                     // A notes repository named by a remote name is not the project's own remote.
                     let notes = settings.remote.as_deref().filter(|r| !crate::refs::is_url(r));
@@ -50,6 +53,16 @@ impl Repo {
                 Err(e).with_context(|| format!("could not open the git repository at {}", dir.display()))
             }
         }
+    }
+
+    /// The settings of the repository containing `dir` that are set but not valid (see
+    /// [`Settings::invalid`]), read without opening it as a [`Repo`] (nothing is logged).
+    pub fn invalid_settings(dir: &Path) -> Vec<String> {
+        let Ok(git) = Repository::discover(dir) else {
+            return Vec::new();
+        };
+        let config = git.config().and_then(|mut c| c.snapshot()).ok();
+        Settings::load(config.as_ref()).invalid
     }
 
     /// Like [`Repo::discover`], but a missing repository is an error with a clear message.

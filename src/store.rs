@@ -20,10 +20,6 @@ pub use merge::{absorb, merge_commit};
 /// The directory in the ref's tree that holds one file per device.
 pub const DEVICES_DIR: &str = "devices";
 
-/// Files larger than this on the ref are not parsed (a hostile or broken ref must not make a
-/// hook read megabytes into Claude's context): the cap of [`crate::untrusted::Object::Note`].
-pub const MAX_HANDOFF_BYTES: usize = crate::untrusted::Object::Note.cap();
-
 /// The most bytes of notes one read of a tip takes in (each distinct blob counted once); the
 /// notes past it are skipped, so many large notes cost a bounded amount together.
 pub const MAX_NOTES_BYTES: usize = 16 << 20;
@@ -40,7 +36,8 @@ pub enum NoteError {
     /// Another kind of object (named) where a file belongs.
     #[error("a {0} where a blob belongs")]
     NotABlob(String),
-    /// Over [`MAX_HANDOFF_BYTES`], known from the object's header: never inflated.
+    /// Over the cap of [`crate::untrusted::Object::Note`], known from the object's header:
+    /// never inflated (a hostile ref must not make a hook read megabytes into a context).
     #[error("too large ({size} bytes; a note is read up to {cap} bytes)")]
     TooLarge { size: usize, cap: usize },
     /// Past [`MAX_NOTES_BYTES`], the most one read of a tip takes in.
@@ -493,6 +490,7 @@ pub fn key_ids(repo: &Repository, refname: &str) -> Vec<String> {
 
 /// A root tree holding exactly `devices/<device>.md` for each pair: always valid for git and
 /// libgit2, whatever the tree it was read from held.
+#[cfg(test)]
 pub fn write_device_files(repo: &Repository, files: &std::collections::BTreeMap<String, Oid>) -> Result<Oid> {
     write_ref_tree(repo, files, &std::collections::BTreeMap::new())
 }
@@ -540,11 +538,12 @@ fn upsert_key(repo: &Repository, refname: &str, tree: &Tree<'_>, recipient: &str
 
 /// All device files of `tree`, newest first. Each handoff shows the device of its file name;
 /// a different name in its header is kept in [`Entry::claimed`].
+#[cfg(test)]
 pub fn entries_of(repo: &Repository, tree: &Tree<'_>) -> Result<Vec<Entry>> {
     entries_reusing(repo, tree, Default::default(), &mut Warnings::default())
 }
 
-/// [`entries_of`], taking entries from `known` (by device and blob id) instead of reading them,
+/// Every entry of `tree`, taking entries from `known` (by device and blob id) instead of reading them,
 /// and recording in `warnings` what was skipped and which notes could not be decrypted.
 fn entries_reusing(
     repo: &Repository,
@@ -654,18 +653,6 @@ pub fn read_note(repo: &Repository, id: Oid) -> Result<(Handoff, bool), NoteErro
     let blob = crate::untrusted::blob(repo, id, crate::untrusted::Object::Note)?;
     let opened = crate::crypt::open_blob(id, crate::crypt::Purpose::Note, blob.content())?;
     parse_text(&opened.text).map(|h| (h, opened.proven))
-}
-
-/// Parse a device file, refusing enormous or non-UTF-8 content with a reason.
-pub fn parse_blob(bytes: &[u8]) -> Result<Handoff, NoteError> {
-    if bytes.len() > MAX_HANDOFF_BYTES {
-        return Err(NoteError::TooLarge {
-            size: bytes.len(),
-            cap: MAX_HANDOFF_BYTES,
-        });
-    }
-    let opened = crate::crypt::open(crate::crypt::Purpose::Note, bytes)?;
-    parse_text(&opened.text)
 }
 
 /// Parse the text of an opened device file.

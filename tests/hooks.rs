@@ -978,3 +978,73 @@ fn async_start_answers_at_once_and_newer_notes_come_with_the_next_prompt_once() 
         .unwrap();
     assert!(out.status.success() && out.stdout.is_empty());
 }
+
+/// A setting that is set but not valid falls back to its default and says so once: a line in
+/// the repository's log for each run, a warning on stderr for a command, and nothing new on a
+/// hook's stdout.
+#[test]
+fn a_bad_setting_is_logged_and_warned_once() {
+    let env = TestEnv::new();
+    let good = env.device("good");
+    let bad = env.device("bad");
+    good.git(&["config", "convosync.stop", "prompt"]);
+    bad.git(&["config", "convosync.stop", "bogus"]);
+    bad.git(&["config", "convosync.timeout", "abc\u{1b}[2J"]);
+    let log =
+        |d: &Device| std::fs::read_to_string(d.dir.join(".git/convosync/convosync.log")).unwrap_or_default();
+    let count = |d: &Device, s: &str| log(d).matches(s).count();
+    let stop_line = r#"config: invalid convosync.stop value "bogus"; using prompt"#;
+    let timeout_line = r#"config: invalid convosync.timeout value "abc"; using 2s"#;
+
+    let run = |d: &Device, event: &str, input: String| {
+        let out = d
+            .convosync()
+            .args(["hook", event])
+            .write_stdin(input)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert!(
+            !crate::common::err(&out).contains("warning"),
+            "a hook warns in its log only"
+        );
+        crate::common::out(&out).replace(&d.name, "DEVICE")
+    };
+    for (event, input) in [
+        (
+            "session-start",
+            (|d| start_json(d, "s1", "startup")) as fn(&Device) -> String,
+        ),
+        ("stop", |d| stop_json(d, "s1", false)),
+    ] {
+        assert_eq!(
+            run(&bad, event, input(&bad)),
+            run(&good, event, input(&good)),
+            "{event}: the hook answers as with the default"
+        );
+    }
+    assert_eq!(count(&bad, stop_line), 2, "one line per hook run: {}", log(&bad));
+    assert_eq!(count(&bad, timeout_line), 2, "{}", log(&bad));
+    assert!(!log(&bad).contains('\u{1b}'), "the value is cleaned");
+    assert!(!log(&good).contains("config:"), "{}", log(&good));
+
+    let out = bad.convosync().arg("status").output().unwrap();
+    let stderr = crate::common::err(&out);
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.starts_with("convosync: warning: invalid convosync."))
+            .collect::<Vec<_>>(),
+        [
+            r#"convosync: warning: invalid convosync.timeout value "abc"; using 2s"#,
+            r#"convosync: warning: invalid convosync.stop value "bogus"; using prompt"#,
+        ],
+        "{stderr}"
+    );
+    assert_eq!(
+        count(&bad, stop_line),
+        3,
+        "a command logs it once too: {}",
+        log(&bad)
+    );
+}

@@ -154,7 +154,7 @@ fn a_keyed_device_encrypts_in_a_repository_never_set_up() {
     let env = TestEnv::new();
     let a = env.device("desktop");
     // The key arrives from elsewhere (`key add` on another repository): nothing here records it.
-    let key = convosync::crypt::Key::generate();
+    let key = convosync::fixture::Key::generate();
     let dir = a.home.join(".config/convosync");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("key.txt"), format!("{}\n", key.secret())).unwrap();
@@ -240,7 +240,7 @@ fn notes_claiming_the_user_without_their_key_are_not_theirs() {
         .step_by(2)
         .filter_map(|i| u8::from_str_radix(kid.get(i..i + 2)?, 16).ok())
         .collect();
-    let other = convosync::crypt::Key::generate();
+    let other = convosync::fixture::Key::generate();
     let claim = Some("Ada Lovelace <ada@example.com>");
     plant(
         &eve,
@@ -254,7 +254,7 @@ fn notes_claiming_the_user_without_their_key_are_not_theirs() {
                 "otherkey.md",
                 other
                     .encrypt(
-                        convosync::crypt::Purpose::Note,
+                        convosync::fixture::Purpose::Note,
                         &note("otherkey", claim, "forged-other-8080"),
                     )
                     .unwrap(),

@@ -201,15 +201,16 @@ mod tests {
     #[test]
     fn detects_the_agent_from_its_input() {
         let none = |_: &str| None;
-        let codex = HookInput::parse(br#"{"session_id":"s","transcript_path":"/h/.codex/sessions/2026/12/03/rollout-2026-12-03T07-06-09-s.jsonl","hook_event_name":"SessionStart","model":"gpt-5.5","source":"startup"}"#);
+        let codex = HookInput::parse(br#"{"session_id":"s","transcript_path":"/h/.codex/sessions/2026/12/03/rollout-2026-12-03T07-06-09-s.jsonl","hook_event_name":"SessionStart","model":"gpt-5.5","source":"startup"}"#).unwrap();
         assert_eq!(Agent::detect(&codex, none), Agent::Codex);
-        let stop = HookInput::parse(br#"{"session_id":"s","turn_id":"t","hook_event_name":"Stop"}"#);
+        let stop = HookInput::parse(br#"{"session_id":"s","turn_id":"t","hook_event_name":"Stop"}"#).unwrap();
         assert_eq!(Agent::detect(&stop, none), Agent::Codex);
         let gemini = HookInput::parse(
             br#"{"session_id":"s","hook_event_name":"AfterAgent","timestamp":"2026-12-03T07:13:54.436Z"}"#,
-        );
+        )
+        .unwrap();
         assert_eq!(Agent::detect(&gemini, none), Agent::Gemini);
-        let claude = HookInput::parse(br#"{"session_id":"s","transcript_path":"/h/.claude/projects/-x/s.jsonl","hook_event_name":"Stop"}"#);
+        let claude = HookInput::parse(br#"{"session_id":"s","transcript_path":"/h/.claude/projects/-x/s.jsonl","hook_event_name":"Stop"}"#).unwrap();
         assert_eq!(Agent::detect(&claude, none), Agent::Claude);
         assert_eq!(
             Agent::detect(&claude, |k| (k == "GEMINI_SESSION_ID").then(|| "g".into())),

@@ -61,17 +61,13 @@ pub fn save(dir: &Path, args: SaveHandoffArgs) -> Result<ExitCode> {
     if args.no_push {
         return Ok(ExitCode::SUCCESS);
     }
-    push_or_queue(&repo, deadline(args.net.timeout))
+    push_or_queue(&repo, deadline(args.net.timeout), "pushed to")
 }
 
 /// Sync after a local commit; an unreachable remote is not an error (the handoff is queued).
-pub fn push_or_queue(repo: &Repo, deadline: crate::git::Deadline) -> Result<ExitCode> {
-    push_or_queue_saying(repo, deadline, "pushed to")
-}
-
-/// [`push_or_queue`], saying `{pushed} {remote}` on success (`save` names what it pushed, as it
-/// pushes more than one thing).
-pub fn push_or_queue_saying(repo: &Repo, deadline: crate::git::Deadline, pushed: &str) -> Result<ExitCode> {
+/// Says `{pushed} {remote}` on success (`save` names what it pushed, as it pushes more than one
+/// thing).
+pub fn push_or_queue(repo: &Repo, deadline: crate::git::Deadline, pushed: &str) -> Result<ExitCode> {
     let Some(remote) = repo.remote_name() else {
         println!(
             "no remote to push to; the handoff stays local (add one with `git remote add origin <url>`)"

@@ -29,7 +29,7 @@ use crate::store::{Listing, Warnings};
 use crate::untrusted::Skipped;
 
 /// How long CLI commands wait for the repository lock.
-pub const CLI_LOCK_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const CLI_LOCK_WAIT: Duration = Duration::from_secs(10);
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let dir = working_dir(cli.dir.as_deref())?;
@@ -38,6 +38,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         // Once per run, on stderr (hooks print nothing but their JSON).
         if let Some(note) = crate::device::env_note() {
             eprintln!("note: {note}");
+        }
+        for bad in crate::repo::Repo::invalid_settings(&dir) {
+            eprintln!("convosync: warning: {bad}");
         }
     }
     // Each command says what its reads skipped and could not decrypt ([`told`]); hooks log it.
@@ -119,7 +122,7 @@ fn working_dir(dir: Option<&Path>) -> Result<PathBuf> {
 }
 
 /// The remote to sync with, or an error that says how to add one.
-pub fn remote_or_explain(repo: &Repo) -> Result<String> {
+pub(crate) fn remote_or_explain(repo: &Repo) -> Result<String> {
     repo.remote_name().with_context(|| match &repo.settings.remote {
         Some(r) => format!("convosync.remote is {r:?} but this repository has no remote of that name (see `git remote -v`)"),
         None => "this repository has no remote named origin; add one with `git remote add origin <url>` (handoffs stay local until then)".to_string(),
@@ -127,7 +130,7 @@ pub fn remote_or_explain(repo: &Repo) -> Result<String> {
 }
 
 /// Resolve `--device/--branch/--since` into a history filter.
-pub fn filter(args: &crate::cli::FilterArgs) -> Result<crate::history::Filter> {
+pub(crate) fn filter(args: &crate::cli::FilterArgs) -> Result<crate::history::Filter> {
     let since = args
         .since
         .as_deref()
@@ -141,7 +144,7 @@ pub fn filter(args: &crate::cli::FilterArgs) -> Result<crate::history::Filter> {
 }
 
 /// A CLI network deadline from `--timeout` seconds.
-pub fn deadline(secs: f64) -> crate::git::Deadline {
+pub(crate) fn deadline(secs: f64) -> crate::git::Deadline {
     let secs = if secs.is_finite() && secs > 0.0 {
         secs.min(3600.0)
     } else {

@@ -181,7 +181,7 @@ fn push_branch(workdir: &Path, branch: &str, remote: &str) -> Result<bool> {
 
 /// Push the handoff ref (or queue it), saying that it was the handoff that went out.
 fn push_handoff(repo: &Repo, args: &SaveArgs) -> Result<()> {
-    super::handoff::push_or_queue_saying(repo, deadline(args.net.timeout), "✓ pushed the handoff to")?;
+    super::handoff::push_or_queue(repo, deadline(args.net.timeout), "✓ pushed the handoff to")?;
     Ok(())
 }
 

@@ -220,7 +220,7 @@ pub fn save(repo: &Repo, push: bool) -> Result<ExitCode> {
             println!("  kept on this device, not pushed (it is not encrypted): `convosync wip save --push` pushes it, `git config convosync.wipPush true` always, `convosync key init` encrypts it");
             return Ok(ExitCode::SUCCESS);
         }
-        if wip::push_with(repo, &r, &me, push, deadline(NET_SECS))? {
+        if wip::push(repo, &r, &me, push, deadline(NET_SECS))? {
             println!("✓ pushed the snapshot to {r}");
         } else {
             println!("could not push the snapshot to {r}; `convosync wip save` again later");

@@ -131,13 +131,9 @@ impl Template {
         })
     }
 
-    /// The repository's template, else the user's, else the default.
-    pub fn load(workdir: Option<&Path>, config_dir: Option<&Path>) -> Result<Template> {
-        Template::load_reporting(workdir, config_dir, &mut |_| {})
-    }
-
-    /// [`Template::load`], telling `refused` why a repository template that is there was not
-    /// read (a symlink on its path, not a regular file, too large): it is then skipped.
+    /// The repository's template, else the user's, else the default; `refused` is told why a
+    /// repository template that is there was not read (a symlink on its path, not a regular
+    /// file, too large): it is then skipped.
     pub fn load_reporting(
         workdir: Option<&Path>,
         config_dir: Option<&Path>,
@@ -461,12 +457,12 @@ mod tests {
         let repo = tempfile::tempdir().unwrap();
         let user = tempfile::tempdir().unwrap();
         assert_eq!(
-            Template::load(Some(repo.path()), Some(user.path())).unwrap(),
+            Template::load_reporting(Some(repo.path()), Some(user.path()), &mut |_| {}).unwrap(),
             Template::default()
         );
         std::fs::write(user.path().join("template.md"), "### User\n").unwrap();
         assert_eq!(
-            Template::load(Some(repo.path()), Some(user.path()))
+            Template::load_reporting(Some(repo.path()), Some(user.path()), &mut |_| {})
                 .unwrap()
                 .sections[0]
                 .title,
@@ -475,14 +471,14 @@ mod tests {
         std::fs::create_dir_all(repo.path().join(".convosync")).unwrap();
         std::fs::write(repo.path().join(REPO_TEMPLATE), "### Team\n").unwrap();
         assert_eq!(
-            Template::load(Some(repo.path()), Some(user.path()))
+            Template::load_reporting(Some(repo.path()), Some(user.path()), &mut |_| {})
                 .unwrap()
                 .sections[0]
                 .title,
             "Team"
         );
         std::fs::write(repo.path().join(REPO_TEMPLATE), "nothing").unwrap();
-        assert!(Template::load(Some(repo.path()), None).is_err());
+        assert!(Template::load_reporting(Some(repo.path()), None, &mut |_| {}).is_err());
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The history cache: every version on the handoff ref, as [`super::walk`] found and
-//! [`crate::store::parse_blob`] parsed and cleaned it, keyed by the ref's tip.
+//! [`crate::store::read_note`] parsed and cleaned it, keyed by the ref's tip.
 //!
 //! One JSON file per ref in the repository's state dir (`<git common dir>/convosync`), replaced
 //! atomically. When the tip has only moved forward (new handoffs saved or fetched, merges from

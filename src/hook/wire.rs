@@ -87,14 +87,10 @@ pub struct HookInput {
     pub session_id: Option<String>,
     pub transcript_path: Option<String>,
     pub cwd: Option<String>,
-    pub hook_event_name: Option<String>,
     /// SessionStart: `startup`, `resume`, `fork`, `clear` or `compact` (see [`Source`]).
     pub source: Option<String>,
     /// Stop: true when Claude is already continuing because of a Stop hook.
     pub stop_hook_active: bool,
-    pub last_assistant_message: Option<String>,
-    /// SessionEnd: why the session ended.
-    pub reason: Option<String>,
     /// Codex: the turn (UserPromptSubmit, Stop); tells Codex's input from Claude Code's.
     pub turn_id: Option<String>,
     /// Gemini CLI: when the event fired; tells Gemini CLI's input from the others'.
@@ -115,13 +111,14 @@ impl HookInput {
         if buf.len() > MAX_INPUT {
             return None;
         }
-        matches!(serde_json::from_slice::<Value>(&buf), Ok(Value::Object(_))).then(|| HookInput::parse(&buf))
+        HookInput::parse(&buf)
     }
 
-    /// Parse stdin; anything that is not a JSON object gives the empty input.
-    pub fn parse(bytes: &[u8]) -> HookInput {
+    /// Parse stdin, once: `None` when it is not a JSON object. Fields of the wrong type are
+    /// missing; fields this binary does not read are ignored.
+    pub fn parse(bytes: &[u8]) -> Option<HookInput> {
         let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(bytes) else {
-            return HookInput::default();
+            return None;
         };
         let text = |k: &str| {
             map.get(k)
@@ -129,23 +126,19 @@ impl HookInput {
                 .map(str::to_string)
                 .filter(|s| !s.is_empty())
         };
-        HookInput {
+        Some(HookInput {
             session_id: text("session_id"),
             transcript_path: text("transcript_path"),
             cwd: text("cwd"),
-            hook_event_name: text("hook_event_name"),
             source: text("source"),
             stop_hook_active: map
                 .get("stop_hook_active")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
-            // Gemini CLI's AfterAgent calls it `prompt_response`.
-            last_assistant_message: text("last_assistant_message").or_else(|| text("prompt_response")),
-            reason: text("reason"),
             turn_id: text("turn_id"),
             timestamp: text("timestamp"),
             running_work: running(map.get("background_tasks")) + running(map.get("session_crons")),
-        }
+        })
     }
 
     /// SessionStart's source as the closed set.
@@ -197,7 +190,7 @@ mod tests {
 
     #[test]
     fn reads_claude_fields() {
-        let i = HookInput::parse(br#"{"session_id":"abc-1","cwd":"/x","source":"startup","stop_hook_active":true,"extra":{"deep":[1,2]}}"#);
+        let i = HookInput::parse(br#"{"session_id":"abc-1","cwd":"/x","source":"startup","stop_hook_active":true,"extra":{"deep":[1,2]}}"#).unwrap();
         assert_eq!(i.session_id.as_deref(), Some("abc-1"));
         assert_eq!(i.cwd.as_deref(), Some("/x"));
         assert!(i.stop_hook_active);
@@ -205,15 +198,16 @@ mod tests {
 
     #[test]
     fn wrong_types_and_garbage_are_no_input() {
-        assert_eq!(HookInput::parse(b"not json"), HookInput::default());
-        assert_eq!(HookInput::parse(b"[1,2,3]"), HookInput::default());
-        assert_eq!(HookInput::parse(b""), HookInput::default());
+        assert_eq!(HookInput::parse(b"not json"), None);
+        assert_eq!(HookInput::parse(b"[1,2,3]"), None);
+        assert_eq!(HookInput::parse(b""), None);
         let i = HookInput::parse(br#"{"session_id":42,"stop_hook_active":"yes","cwd":null}"#);
-        assert_eq!(i, HookInput::default());
+        assert_eq!(i, Some(HookInput::default()));
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-        assert_eq!(HookInput::parse(deep.as_bytes()), HookInput::default());
+        assert_eq!(HookInput::parse(deep.as_bytes()), None);
         assert_eq!(
             HookInput::parse(br#"{"session_id":"../../etc/passwd"}"#)
+                .unwrap()
                 .session_key()
                 .as_deref(),
             Some("etcpasswd")
@@ -223,16 +217,16 @@ mod tests {
     #[test]
     fn running_work_from_stop_input() {
         // As Claude Code 2.1.331 sends it while a `run_in_background` Bash task runs.
-        let i = HookInput::parse(br#"{"hook_event_name":"Stop","background_tasks":[{"id":"bs4mklyp8","type":"shell","status":"running","description":"long","command":"sleep 20"}],"session_crons":[]}"#);
+        let i = HookInput::parse(br#"{"hook_event_name":"Stop","background_tasks":[{"id":"bs4mklyp8","type":"shell","status":"running","description":"long","command":"sleep 20"}],"session_crons":[]}"#).unwrap();
         assert_eq!(i.running_work, 1);
-        let i = HookInput::parse(br#"{"background_tasks":[{"status":"completed"},{"status":"killed"}],"session_crons":[{"id":"c1","cron":"*/5 * * * *"}]}"#);
+        let i = HookInput::parse(br#"{"background_tasks":[{"status":"completed"},{"status":"killed"}],"session_crons":[{"id":"c1","cron":"*/5 * * * *"}]}"#).unwrap();
         assert_eq!(
             i.running_work, 1,
             "a scheduled prompt counts, finished tasks do not"
         );
-        let i = HookInput::parse(br#"{"background_tasks":[],"session_crons":[]}"#);
+        let i = HookInput::parse(br#"{"background_tasks":[],"session_crons":[]}"#).unwrap();
         assert_eq!(i.running_work, 0);
-        let i = HookInput::parse(br#"{"background_tasks":"junk","session_crons":7}"#);
+        let i = HookInput::parse(br#"{"background_tasks":"junk","session_crons":7}"#).unwrap();
         assert_eq!(i.running_work, 0);
     }
 

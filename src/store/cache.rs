@@ -244,6 +244,7 @@ impl Store<'_> {
     }
 
     /// [`Store::entries`] through the tip cache (every note parsed).
+    #[cfg(test)]
     pub fn entries_cached(&self, state_dir: &Path) -> Result<Vec<Entry>> {
         Ok(self
             .notes_cached(state_dir)?

@@ -47,12 +47,18 @@ pub(super) fn execute(plan: Plan) -> Result<Applied> {
     // Symlinks last, so no write can pass through one written here.
     actions.sort_by_key(|a| match a {
         Action::Delete(_) => 0,
-        Action::Write(_, _, Mode::Symlink) => 2,
-        Action::Write(..) => 1,
+        Action::Write {
+            mode: Mode::Symlink, ..
+        } => 2,
+        Action::Write { .. } => 1,
     });
     for a in actions {
         match a {
-            Action::Write(rel, data, mode) => {
+            Action::Write {
+                path: rel,
+                data,
+                mode,
+            } => {
                 guard(&workdir, &rel)?;
                 let full = workdir.join(&rel);
                 let existed = std::fs::symlink_metadata(&full).is_ok();
@@ -263,7 +269,11 @@ mod tests {
     }
 
     fn put(rel: &str, text: &str) -> Action {
-        Action::Write(rel.into(), text.as_bytes().to_vec(), Mode::Regular)
+        Action::Write {
+            path: rel.into(),
+            data: text.as_bytes().to_vec(),
+            mode: Mode::Regular,
+        }
     }
 
     fn conflicts(p: &Plan) -> Vec<(&str, &str, bool)> {
@@ -337,7 +347,12 @@ mod tests {
         // Forced: written with conflict markers, the rest as usual.
         let p = plan_of(&f, true, false);
         assert!(p.refused.is_empty(), "{p:?}");
-        let Action::Write(rel, data, Mode::Regular) = &p.actions[0] else {
+        let Action::Write {
+            path: rel,
+            data,
+            mode: Mode::Regular,
+        } = &p.actions[0]
+        else {
             panic!("{p:?}")
         };
         let text = String::from_utf8_lossy(data);

@@ -35,6 +35,6 @@ mod status;
 pub use apply::apply;
 pub use commit::Snapshot;
 pub use plan::ApplyOptions;
-pub use publish::{fetch, list, others_summary, push_extra, push_with, stays_local};
+pub use publish::{fetch, list, others_summary, push, push_extra, stays_local};
 pub use show::{changes, patch};
 pub use snapshot::{snapshot, Outcome};

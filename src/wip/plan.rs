@@ -46,7 +46,7 @@ fn here(path: &Path) -> Here {
 /// What apply will do with one path.
 #[derive(Debug, PartialEq)]
 pub(super) enum Action {
-    Write(String, Vec<u8>, Mode),
+    Write { path: String, data: Vec<u8>, mode: Mode },
     Delete(String),
 }
 
@@ -275,12 +275,16 @@ fn below_symlink(actions: &[Action]) -> Option<Refusal> {
     let links: Vec<String> = actions
         .iter()
         .filter_map(|a| match a {
-            Action::Write(rel, _, Mode::Symlink) => Some(check::fold_path(rel)),
+            Action::Write {
+                path: rel,
+                mode: Mode::Symlink,
+                ..
+            } => Some(check::fold_path(rel)),
             _ => None,
         })
         .collect();
     actions.iter().find_map(|a| {
-        let (Action::Write(rel, ..) | Action::Delete(rel)) = a;
+        let (Action::Write { path: rel, .. } | Action::Delete(rel)) = a;
         let folded = check::fold_path(rel);
         links
             .iter()
@@ -328,17 +332,29 @@ impl Plan {
         }
         if ours == *base {
             self.actions.push(match theirs {
-                Some((data, mode)) => Action::Write(rel.clone(), data.clone(), *mode),
+                Some((data, mode)) => Action::Write {
+                    path: rel.clone(),
+                    data: data.clone(),
+                    mode: *mode,
+                },
                 None => Action::Delete(rel.clone()),
             });
             return Ok(());
         }
         match merge3(rel, &self.device, base, &ours, theirs)? {
-            Merged::Clean(Some((data, mode))) => self.actions.push(Action::Write(rel.clone(), data, mode)),
+            Merged::Clean(Some((data, mode))) => self.actions.push(Action::Write {
+                path: rel.clone(),
+                data,
+                mode,
+            }),
             Merged::Clean(None) => self.actions.push(Action::Delete(rel.clone())),
             Merged::Conflict(reason, Some((data, mode))) => {
                 self.conflict(rel, reason, true);
-                self.actions.push(Action::Write(rel.clone(), data, mode));
+                self.actions.push(Action::Write {
+                    path: rel.clone(),
+                    data,
+                    mode,
+                });
             }
             Merged::Conflict(reason, None) => self.conflict(rel, reason, false),
         }

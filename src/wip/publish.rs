@@ -122,7 +122,7 @@ pub fn stays_local(repo: &Repo, device: &str) -> Option<bool> {
     Some(!pushes_itself(repo, &tip))
 }
 
-/// This device's wip ref as one more ref for the handoff push ([`crate::sync::push_with`]): `None`
+/// This device's wip ref as one more ref for the handoff push ([`crate::sync::exchange`]): `None`
 /// when there is none, the push setting keeps it local, or `remote` has it already (as last seen
 /// here). An error when the snapshot would publish a commit the remote does not have.
 pub fn push_extra(repo: &Repo, remote: &str, device: &str) -> Result<Option<crate::git::Extra>> {
@@ -162,9 +162,9 @@ fn check_publishable(repo: &Repo, remote: &str, tip: Oid) -> Result<()> {
     Ok(())
 }
 
-/// Push this device's wip ref (each device owns its own, so a forced update is safe) when
-/// [`pushes_itself`] says so, or `asked`: the user asked for it (`wip save --push`).
-pub fn push_with(repo: &Repo, remote: &str, device: &str, asked: bool, deadline: Deadline) -> Result<bool> {
+/// Push this device's wip ref (each device owns its own, so a forced update is safe), when
+/// [`pushes_itself`] says so or `asked` (the user asked for it: `wip save --push`).
+pub fn push(repo: &Repo, remote: &str, device: &str, asked: bool, deadline: Deadline) -> Result<bool> {
     let Some(e) = extra(repo, remote, device, asked)? else {
         return Ok(true);
     };
