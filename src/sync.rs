@@ -304,7 +304,13 @@ fn integrate(repo: &Repo, remote: &str, lock: &RepoLock) -> Result<()> {
 
 /// [`store::absorb`] into this repository's ref, recording restored key ids for the user.
 fn absorb(repo: &Repo, theirs: Oid, lock: &RepoLock) -> Result<()> {
-    let lost = store::absorb(&repo.git, &repo.settings.refname, theirs, lock)?;
+    let mut skipped = crate::untrusted::Skipped::default();
+    let lost = store::absorb(&repo.git, &repo.settings.refname, theirs, lock, &mut skipped);
+    // What either side held that is not a device file was left out of the merge: logged.
+    for line in skipped.lines() {
+        crate::state::log(&repo.state_dir(), line);
+    }
+    let lost = lost?;
     if lost.is_empty() {
         return Ok(());
     }

@@ -359,6 +359,9 @@ fn invalid_tree_entries_never_stop_anyones_sync() {
     for d in [a, b, c] {
         d.convosync().arg("sync").assert().success();
     }
+    // What the merge left out is named in the log of the device that merged it.
+    let log = std::fs::read_to_string(a.dir.join(".git/convosync/convosync.log")).unwrap_or_default();
+    assert!(log.contains("skipped") && log.contains("x/y.md"), "{log}");
     let trees: Vec<String> = [a, b, c]
         .iter()
         .map(|d| d.git(&["rev-parse", &format!("{REF}^{{tree}}")]))

@@ -218,6 +218,7 @@ fn write(repo: &Repository, refname: &str, handoffs: &[Handoff]) -> Result<()> {
         parent = Some(id);
     }
     let Some(line) = parent else { return Ok(()) };
+    let mut skipped = crate::untrusted::Skipped::default();
     store::retry_cas(repo, refname, "migrate handoffs", || {
         let tip = tip_of(repo, refname)?;
         let to = match &tip {
@@ -227,6 +228,7 @@ fn write(repo: &Repository, refname: &str, handoffs: &[Handoff]) -> Result<()> {
                 t.id(),
                 line,
                 "migrate: merge the original plugin's handoffs\n",
+                &mut skipped,
             )
             .with_context(|| format!("could not merge the migrated handoffs into {refname}"))?,
         };
@@ -235,5 +237,8 @@ fn write(repo: &Repository, refname: &str, handoffs: &[Handoff]) -> Result<()> {
             to,
         })
     })?;
+    if let Some(w) = skipped.warning() {
+        eprintln!("{w}");
+    }
     Ok(())
 }

@@ -10,12 +10,22 @@ use super::{
 };
 use crate::lock::RepoLock;
 use crate::team::Author;
+use crate::untrusted::Skipped;
 
 /// Bring the commit `theirs` into `refname`: fast-forward, or merge by path, under the
 /// repository lock. A tip of theirs that lost key ids this ref had recorded (someone pushed a tree
 /// without them) is not fast-forwarded to but built on, with the key ids put back: those ids are
 /// returned, for the user to be told.
-pub fn absorb(repo: &Repository, refname: &str, theirs: Oid, _lock: &RepoLock) -> Result<Vec<String>> {
+///
+/// Entries either side holds that are not valid device files are left out and recorded in
+/// `skipped`.
+pub fn absorb(
+    repo: &Repository,
+    refname: &str,
+    theirs: Oid,
+    _lock: &RepoLock,
+    skipped: &mut Skipped,
+) -> Result<Vec<String>> {
     let mut lost = Vec::new();
     retry_cas(repo, refname, "merge handoffs from remote", || {
         let ours = tip_of(repo, refname)?.map(|c| c.id());
@@ -23,17 +33,17 @@ pub fn absorb(repo: &Repository, refname: &str, theirs: Oid, _lock: &RepoLock) -
             None => theirs,
             Some(o) if o == theirs || descends(repo, refname, o, theirs)? => return Ok(Cas::Done(o)),
             Some(o) if descends(repo, refname, theirs, o)? => {
-                lost = lost_keys(repo, Some(o), theirs);
+                lost = lost_keys(repo, Some(o), theirs, skipped);
                 if lost.is_empty() {
                     theirs
                 } else {
-                    restore_keys(repo, o, theirs)
+                    restore_keys(repo, o, theirs, skipped)
                         .with_context(|| format!("could not restore the key ids of {refname} on {theirs}"))?
                 }
             }
             Some(o) => {
-                lost = lost_keys(repo, repo.merge_base(o, theirs).ok(), theirs);
-                merge_commit(repo, o, theirs, MERGED)
+                lost = lost_keys(repo, repo.merge_base(o, theirs).ok(), theirs, skipped);
+                merge_commit(repo, o, theirs, MERGED, skipped)
                     .with_context(|| format!("could not merge the remote's {theirs} into {refname} at {o}"))?
             }
         };
@@ -56,13 +66,14 @@ fn commit(repo: &Repository, tree: Oid, parents: &[&Commit<'_>], message: &str) 
 }
 
 /// The key ids recorded at `base` (a commit of the ref) that `theirs` no longer records.
-fn lost_keys(repo: &Repository, base: Option<Oid>, theirs: Oid) -> Vec<String> {
-    let keys = |id: Oid| {
-        repo.find_commit(id)
-            .ok()
-            .and_then(|c| commit_tree(repo, &c, &mut Default::default()))
-            .map(|t| key_files(repo, &t, &mut Default::default()))
-            .unwrap_or_default()
+fn lost_keys(repo: &Repository, base: Option<Oid>, theirs: Oid, skipped: &mut Skipped) -> Vec<String> {
+    let mut keys = |id: Oid| match repo
+        .find_commit(id)
+        .ok()
+        .and_then(|c| commit_tree(repo, &c, skipped))
+    {
+        Some(t) => key_files(repo, &t, skipped),
+        None => Default::default(),
     };
     let Some(base) = base else { return Vec::new() };
     let now = keys(theirs);
@@ -70,26 +81,21 @@ fn lost_keys(repo: &Repository, base: Option<Oid>, theirs: Oid) -> Vec<String> {
 }
 
 /// A commit on top of `theirs` whose tree is theirs with the key ids of `ours` recorded again.
-fn restore_keys(repo: &Repository, ours: Oid, theirs: Oid) -> Result<Oid> {
-    let read = |id: Oid| -> Result<(git2::Commit<'_>, Tree<'_>)> {
+fn restore_keys(repo: &Repository, ours: Oid, theirs: Oid, skipped: &mut Skipped) -> Result<Oid> {
+    let mut read = |id: Oid| -> Result<(git2::Commit<'_>, Tree<'_>)> {
         let c = repo
             .find_commit(id)
             .with_context(|| format!("could not read handoff commit {id}"))?;
-        let t = commit_tree(repo, &c, &mut Default::default())
-            .with_context(|| format!("could not read the tree of {id}"))?;
+        let t = commit_tree(repo, &c, skipped).with_context(|| format!("could not read the tree of {id}"))?;
         Ok((c, t))
     };
     let (_, ours_tree) = read(ours)?;
     let (t, theirs_tree) = read(theirs)?;
-    let mut keys = key_files(repo, &theirs_tree, &mut Default::default());
-    for (k, id) in key_files(repo, &ours_tree, &mut Default::default()) {
+    let mut keys = key_files(repo, &theirs_tree, skipped);
+    for (k, id) in key_files(repo, &ours_tree, skipped) {
         keys.entry(k).or_insert(id);
     }
-    let tree = write_ref_tree(
-        repo,
-        &device_files(repo, &theirs_tree, &mut Default::default()),
-        &keys,
-    )?;
+    let tree = write_ref_tree(repo, &device_files(repo, &theirs_tree, skipped), &keys)?;
     commit(
         repo,
         tree,
@@ -107,7 +113,13 @@ fn descends(repo: &Repository, refname: &str, commit: Oid, ancestor: Oid) -> Res
 /// A commit with both tips as parents whose tree is the path-wise merge of theirs and ours.
 /// Trees git cannot read count as empty (and are recorded), so one hostile commit never stops a
 /// merge; the merged tree holds only valid device files.
-pub fn merge_commit(repo: &Repository, ours: Oid, theirs: Oid, message: &str) -> Result<Oid> {
+pub fn merge_commit(
+    repo: &Repository,
+    ours: Oid,
+    theirs: Oid,
+    message: &str,
+    skipped: &mut Skipped,
+) -> Result<Oid> {
     let o = repo
         .find_commit(ours)
         .with_context(|| format!("could not read our handoff commit {ours}"))?;
@@ -118,17 +130,15 @@ pub fn merge_commit(repo: &Repository, ours: Oid, theirs: Oid, message: &str) ->
         .merge_base(ours, theirs)
         .ok()
         .and_then(|b| repo.find_commit(b).ok());
-    let base_tree = base
-        .as_ref()
-        .and_then(|c| commit_tree(repo, c, &mut Default::default()));
+    let base_tree = base.as_ref().and_then(|c| commit_tree(repo, c, skipped));
     let empty = repo
         .treebuilder(None)
         .and_then(|b| b.write())
         .and_then(|id| repo.find_tree(id))
         .context("could not write an empty tree")?;
-    let ours_tree = commit_tree(repo, &o, &mut Default::default()).unwrap_or_else(|| empty.clone());
-    let theirs_tree = commit_tree(repo, &t, &mut Default::default()).unwrap_or(empty);
-    let tree = merge_trees(repo, base_tree.as_ref(), &ours_tree, &theirs_tree)?;
+    let ours_tree = commit_tree(repo, &o, skipped).unwrap_or_else(|| empty.clone());
+    let theirs_tree = commit_tree(repo, &t, skipped).unwrap_or(empty);
+    let tree = merge_trees(repo, base_tree.as_ref(), &ours_tree, &theirs_tree, skipped)?;
     commit(repo, tree, &[&o, &t], message)
 }
 
@@ -142,12 +152,11 @@ fn merge_trees(
     base: Option<&Tree<'_>>,
     ours: &Tree<'_>,
     theirs: &Tree<'_>,
+    skipped: &mut Skipped,
 ) -> Result<Oid> {
-    let b = base
-        .map(|t| device_files(repo, t, &mut Default::default()))
-        .unwrap_or_default();
-    let o = device_files(repo, ours, &mut Default::default());
-    let t = device_files(repo, theirs, &mut Default::default());
+    let b = base.map(|t| device_files(repo, t, skipped)).unwrap_or_default();
+    let o = device_files(repo, ours, skipped);
+    let t = device_files(repo, theirs, skipped);
     let mut devices: Vec<&String> = o.keys().chain(t.keys()).collect();
     devices.sort();
     devices.dedup();
@@ -189,8 +198,8 @@ fn merge_trees(
         merged.insert(device, keep);
     }
     // Recorded keys are only ever added: the union of both sides.
-    let mut keys = key_files(repo, ours, &mut Default::default());
-    for (k, id) in key_files(repo, theirs, &mut Default::default()) {
+    let mut keys = key_files(repo, ours, skipped);
+    for (k, id) in key_files(repo, theirs, skipped) {
         keys.entry(k).or_insert(id);
     }
     write_ref_tree(repo, &merged, &keys)
@@ -302,7 +311,7 @@ mod tests {
             let repo = Repository::init(dir.path()).unwrap();
             let (b, o, t) = (tree(&repo, &base), tree(&repo, &ours), tree(&repo, &theirs));
             let (bt, ot, tt) = (repo.find_tree(b).unwrap(), repo.find_tree(o).unwrap(), repo.find_tree(t).unwrap());
-            let merged = repo.find_tree(merge_trees(&repo, Some(&bt), &ot, &tt).unwrap()).unwrap();
+            let merged = repo.find_tree(merge_trees(&repo, Some(&bt), &ot, &tt, &mut Skipped::default()).unwrap()).unwrap();
             let got: BTreeMap<String, i64> = crate::store::entries_of(&repo, &merged)
                 .unwrap()
                 .into_iter()
@@ -326,7 +335,7 @@ mod tests {
                 prop_assert_eq!(got.get(&name).copied(), expected, "device {}", name);
             }
             // The same result whichever side merges, so every device converges on one tree.
-            let swapped = merge_trees(&repo, Some(&bt), &tt, &ot).unwrap();
+            let swapped = merge_trees(&repo, Some(&bt), &tt, &ot, &mut Skipped::default()).unwrap();
             prop_assert_eq!(swapped, merged.id());
         }
     }
