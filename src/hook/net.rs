@@ -84,7 +84,7 @@ pub fn locked<T>(ctx: &Ctx<'_>, local: impl FnOnce(&RepoLock) -> anyhow::Result<
 /// network for notes or queued handoffs (nothing is retried in a tight loop); while a push
 /// backoff is in force no push of handoffs; queued handoffs only when there are some. A new
 /// handoff is always worth one try.
-pub fn gate(ctx: &Ctx<'_>, want: Want) -> Result<String, Option<String>> {
+pub fn gate(ctx: &Ctx<'_>, want: Want) -> Result<Open, Option<String>> {
     let remote = ctx.repo.remote_name().ok_or(None)?;
     let dir = ctx.repo.state_dir();
     let fetch = Backoff::load(&dir, Channel::Fetch);
@@ -105,7 +105,15 @@ pub fn gate(ctx: &Ctx<'_>, want: Want) -> Result<String, Option<String>> {
     if (want == Want::Queued && !sync::pending(&ctx.repo, &remote)) || ctx.deadline.passed() {
         return Err(None);
     }
-    Ok(remote)
+    let push_held = push.active(ctx.now).then_some(push);
+    Ok(Open { remote, push_held })
+}
+
+/// What [`gate`] lets through.
+pub struct Open {
+    pub remote: String,
+    /// A push backoff in force (only notes get this far with one): fetch, do not push.
+    pub push_held: Option<Backoff>,
 }
 
 /// The one exchange of a hook with the remote ([`sync::exchange`]), for `want`, with `local`
@@ -117,8 +125,8 @@ pub fn exchange<T>(
     want: Want,
     local: impl FnOnce(&RepoLock) -> anyhow::Result<T>,
 ) -> (anyhow::Result<T>, Option<Exchanged>) {
-    let remote = match gate(ctx, want) {
-        Ok(r) => r,
+    let Open { remote, push_held } = match gate(ctx, want) {
+        Ok(open) => open,
         Err(note) => {
             let done = locked(ctx, local);
             let held = note.map(|n| Exchanged {
@@ -128,19 +136,18 @@ pub fn exchange<T>(
             return (done, held);
         }
     };
-    let push_held = Backoff::load(&ctx.repo.state_dir(), Channel::Push);
     let plan = sync::Plan {
         remote: &remote,
         deadline: ctx.deadline,
         lock_wait: HOOK_LOCK_WAIT,
         fetch_first: want != Want::Queued,
-        push: !push_held.active(ctx.now),
+        push: push_held.is_none(),
         wip_of: Some(&ctx.me),
     };
     let (done, report) = sync::exchange(&ctx.repo, &plan, local);
     let mut problem = settle(ctx, &report);
     if !plan.push && report.pending {
-        problem = problem.or(push_held.last_error);
+        problem = problem.or(push_held.and_then(|b| b.last_error));
     }
     let pushed = report.pushed == Pushed::Ok;
     (done, Some(Exchanged { problem, pushed }))
