@@ -35,11 +35,9 @@ fn dispatch(event: Event, agent: Agent, input: &HookInput) -> Option<Reply> {
         Event::SessionEnd => stop::session_end(&ctx),
         Event::Push => stop::background_push(&ctx),
         Event::Fetch => {
-            let note = net::refresh(&ctx);
+            // Its problems are logged where the exchange is settled; nobody is there to tell.
+            let _ = net::refresh(&ctx);
             let _ = std::fs::remove_file(ctx.repo.state_dir().join(net::FETCHING));
-            if let Some(n) = note {
-                ctx.log(&format!("background fetch: {n}"));
-            }
             None
         }
     }

@@ -306,11 +306,10 @@ fn spawn_push(ctx: &Ctx<'_>) -> bool {
 }
 
 /// `convosync hook push`: the detached half of SessionEnd. Pushes the queued handoffs and the
-/// wip snapshot in one round trip, with [`super::BACKGROUND_SECS`] as its deadline; prints nothing.
+/// wip snapshot in one round trip, with [`super::BACKGROUND_SECS`] as its deadline; prints nothing
+/// (what went wrong is in the log, written where the exchange is settled).
 pub fn background_push(ctx: &Ctx<'_>) -> Option<Reply> {
-    if let (_, Some(Exchanged { problem: Some(p), .. })) = net::exchange(ctx, Want::Queued, |_| Ok(())) {
-        ctx.log(&format!("background push: {p}"));
-    }
+    let _ = net::exchange(ctx, Want::Queued, |_| Ok(()));
     None
 }
 
