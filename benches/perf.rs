@@ -198,13 +198,15 @@ fn row(name: &str, s: &Sample, target: &str) {
 }
 
 /// Build the fixtures in a child process of this bench, so the measuring process stays small:
-/// a child's peak RSS starts from the size of the process that forked it.
-fn build_in_child(kind: &str, dir: &Path, commits: usize) {
-    let status = Command::new(std::env::current_exe().unwrap())
-        .args(["--build", kind, &commits.to_string()])
-        .arg(dir)
-        .status()
-        .unwrap();
+/// a child's peak RSS starts from the size of the process that forked it. `config`: the config
+/// dir (and so the key) the notes are written with.
+fn build_in_child(kind: &str, dir: &Path, commits: usize, config: Option<&Path>) {
+    let mut child = Command::new(std::env::current_exe().unwrap());
+    child.args(["--build", kind, &commits.to_string()]).arg(dir);
+    if let Some(c) = config {
+        child.env("CONVOSYNC_CONFIG_DIR", c);
+    }
+    let status = child.status().unwrap();
     assert!(status.success());
     // Let the fsynced writes of the build settle before measuring anything.
     let _ = Command::new("sync").status();
@@ -262,7 +264,7 @@ fn main() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("work");
         let t = Instant::now();
-        build_in_child("ref", &dir, commits);
+        build_in_child("ref", &dir, commits, None);
         eprintln!(
             "(built a {commits}-commit handoff ref in {:.1}s)",
             t.elapsed().as_secs_f64()
@@ -427,7 +429,7 @@ fn main() {
         // read and print the appended handoff file.
         let legacy = tmp.path().join("legacy-seed");
         let t = Instant::now();
-        build_in_child("legacy", &legacy, commits);
+        build_in_child("legacy", &legacy, commits, None);
         eprintln!(
             "(built the original plugin's layout in {:.1}s)",
             t.elapsed().as_secs_f64()
@@ -483,16 +485,12 @@ fn encrypted(bin: &Path) {
     std::fs::create_dir_all(&keyless).unwrap();
     for kind in ["plain", "encrypted"] {
         let dir = tmp.path().join(kind);
-        let status = Command::new(std::env::current_exe().unwrap())
-            .args(["--build", if kind == "plain" { "ref" } else { kind }, "100"])
-            .arg(&dir)
-            .env(
-                "CONVOSYNC_CONFIG_DIR",
-                if kind == "plain" { &keyless } else { &config },
-            )
-            .status()
-            .unwrap();
-        assert!(status.success());
+        build_in_child(
+            if kind == "plain" { "ref" } else { kind },
+            &dir,
+            100,
+            Some(if kind == "plain" { &keyless } else { &config }),
+        );
         session_start_rows(
             bin,
             &dir,
@@ -559,13 +557,7 @@ fn add_inflating_objects(dir: &Path) {
 fn inflating(bin: &Path) {
     let (tmp, config) = keyed_config();
     let dir = tmp.path().join("inflating");
-    let status = Command::new(std::env::current_exe().unwrap())
-        .args(["--build", "inflating", "100"])
-        .arg(&dir)
-        .env("CONVOSYNC_CONFIG_DIR", &config)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    build_in_child("inflating", &dir, 100, Some(&config));
     session_start_rows(
         bin,
         &dir,
