@@ -369,12 +369,10 @@ fn slash_commands_run_the_cli_with_arguments() {
     let laptop = env.device("laptop");
     let logs = env.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
-    std::fs::create_dir_all(desktop.dir.join(".convosync")).unwrap();
-    std::fs::write(
-        desktop.dir.join(".convosync/session-handoff-draft.md"),
+    crate::core::write_draft(
+        &desktop,
         "### Current Task\nSlash commands\n\n### Important Context\n- favourite pizza: Margherita\n",
-    )
-    .unwrap();
+    );
     desktop.convosync().arg("save-handoff").assert().success();
     let s = Session::on(&claude, &laptop, logs.join("resume"))
         .replies(&[shim_call(&["resume"]), text("ok")])
@@ -496,12 +494,7 @@ fn save_slash_command_commits_code_and_handoff() {
     std::fs::create_dir_all(&logs).unwrap();
     std::fs::write(a.dir.join("menu.txt"), "margherita\n").unwrap();
     std::fs::write(a.dir.join(".env"), "TOKEN=abc123abc123\n").unwrap();
-    std::fs::create_dir_all(a.dir.join(".convosync")).unwrap();
-    std::fs::write(
-        a.dir.join(".convosync/session-handoff-draft.md"),
-        "### Current Task\nMenu\n",
-    )
-    .unwrap();
+    crate::core::write_draft(&a, "### Current Task\nMenu\n");
     let message = r#"add the menu — "quoted" & it's fine"#;
     let shell_quoted = format!("'{}'", message.replace('\'', r"'\''"));
     let command = format!(

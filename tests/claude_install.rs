@@ -51,12 +51,7 @@ fn installed_plugin_is_small_and_gets_the_other_devices_handoff() {
     let env = TestEnv::new();
     let desktop = env.device("desktop");
     let laptop = env.device("laptop");
-    std::fs::create_dir_all(desktop.dir.join(".convosync")).unwrap();
-    std::fs::write(
-        desktop.dir.join(".convosync/session-handoff-draft.md"),
-        "### Current Task\nThe pizza menu\n\n### Important Context\n- The user's favourite pizza is Margherita\n",
-    )
-    .unwrap();
+    crate::core::write_draft(&desktop, "### Current Task\nThe pizza menu\n\n### Important Context\n- The user's favourite pizza is Margherita\n");
     desktop.convosync().arg("save-handoff").assert().success();
 
     // The harness's HOME and config dir, with the pinned CLI on PATH as `claude`.

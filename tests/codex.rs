@@ -306,12 +306,10 @@ fn resumed_codex_session_is_not_given_the_notes_twice() {
     let logs = env.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     let plugin = plugin_copy(env.path());
-    std::fs::create_dir_all(desktop.dir.join(".convosync")).unwrap();
-    std::fs::write(
-        desktop.dir.join(".convosync/session-handoff-draft.md"),
+    crate::core::write_draft(
+        &desktop,
         "### Current Task\nTuning the oven\n\n### Important Context\n- Oven temperature: 485 C\n",
-    )
-    .unwrap();
+    );
     desktop.convosync().arg("save-handoff").assert().success();
 
     let cx = codex(&codex_cli, &plugin);
@@ -473,12 +471,7 @@ fn hooks_answer_each_agent_only_what_it_accepts() {
     let env = TestEnv::new();
     let desktop = env.device("desktop");
     let laptop = env.device("laptop");
-    std::fs::create_dir_all(desktop.dir.join(".convosync")).unwrap();
-    std::fs::write(
-        desktop.dir.join(".convosync/session-handoff-draft.md"),
-        "### Current Task\nKneading\n",
-    )
-    .unwrap();
+    crate::core::write_draft(&desktop, "### Current Task\nKneading\n");
     desktop.convosync().arg("save-handoff").assert().success();
     let rollout = env.path().join("rollout-2026-12-03T07-06-09-s1.jsonl");
     std::fs::write(
