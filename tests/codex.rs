@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use serde_json::{json, Value};
 
 use crate::claude::{claude_bin, text, write, Session as ClaudeSession};
-use crate::common::TestEnv;
+use crate::common::{Device, TestEnv};
 use crate::servers::tools::agent_harness_dir;
 
 /// The pinned CLI of the agent whose harness is `../shared/<name>-harness`, installed once per
@@ -111,38 +111,72 @@ pub(crate) struct RunArgs<'a> {
     pub open: &'static str,
 }
 
-impl RunArgs<'_> {
-    /// One run in `cwd` as device `device`; `state` is kept to resume with `--continue`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn run(
-        &self,
-        cwd: &Path,
-        log: &Path,
-        state: &Path,
-        device: &str,
-        replies: &[Value],
-        resume: bool,
-        prompt: &str,
-    ) -> Run {
+impl<'a> RunArgs<'a> {
+    /// A run as `device` in its clone, logged to `log`; its state (to resume with `--continue`)
+    /// beside the log unless [`AgentRun::state`] says where.
+    pub fn on(&'a self, device: &'a Device, log: PathBuf) -> AgentRun<'a> {
+        let mut state = log.clone().into_os_string();
+        state.push("-state");
+        AgentRun {
+            args: self,
+            device,
+            log,
+            state: PathBuf::from(state),
+            replies: Vec::new(),
+            resume: false,
+        }
+    }
+}
+
+/// One run of a harness, built up and then [`AgentRun::run`].
+pub(crate) struct AgentRun<'a> {
+    args: &'a RunArgs<'a>,
+    device: &'a Device,
+    log: PathBuf,
+    state: PathBuf,
+    replies: Vec<Value>,
+    resume: bool,
+}
+
+impl AgentRun<'_> {
+    pub fn state(mut self, state: &Path) -> Self {
+        self.state = state.to_path_buf();
+        self
+    }
+
+    /// What the mock model answers, in order.
+    pub fn replies(mut self, replies: &[Value]) -> Self {
+        self.replies = replies.to_vec();
+        self
+    }
+
+    /// Continue the session kept in the state dir.
+    pub fn resume(mut self) -> Self {
+        self.resume = true;
+        self
+    }
+
+    pub fn run(self, prompt: &str) -> Run {
+        let (a, log) = (self.args, &self.log);
         let replies_file = log.with_extension("replies.json");
-        std::fs::write(&replies_file, serde_json::to_string(replies).unwrap()).unwrap();
-        let mut cmd = Command::new(agent_harness_dir(self.harness).join("run"));
-        cmd.arg(self.plugin.0)
-            .arg(self.plugin.1)
+        std::fs::write(&replies_file, serde_json::to_string(&self.replies).unwrap()).unwrap();
+        let mut cmd = Command::new(agent_harness_dir(a.harness).join("run"));
+        cmd.arg(a.plugin.0)
+            .arg(a.plugin.1)
             .arg("--cwd")
-            .arg(cwd)
+            .arg(&self.device.dir)
             .arg("--log")
             .arg(log)
             .arg("--state")
-            .arg(state)
+            .arg(&self.state)
             .arg("--replies")
             .arg(&replies_file)
-            .arg(self.bin.0)
-            .arg(self.bin.1)
-            .arg(self.open);
+            .arg(a.bin.0)
+            .arg(a.bin.1)
+            .arg(a.open);
         for (k, v) in [
             ("CONVOSYNC_BIN", env!("CARGO_BIN_EXE_convosync").to_string()),
-            ("CONVOSYNC_DEVICE", device.to_string()),
+            ("CONVOSYNC_DEVICE", self.device.name.clone()),
             ("GIT_CONFIG_NOSYSTEM", "1".into()),
             ("GIT_AUTHOR_NAME", "Test User".into()),
             ("GIT_AUTHOR_EMAIL", "test@example.com".into()),
@@ -151,7 +185,7 @@ impl RunArgs<'_> {
         ] {
             cmd.args(["--env", &format!("{k}={v}")]);
         }
-        if resume {
+        if self.resume {
             cmd.arg("--continue");
         }
         let out = cmd.arg("--").arg(prompt).output().expect("harness runs");
@@ -242,15 +276,10 @@ fn claude_code_and_codex_hand_off_both_ways() {
         json!({ "write_file": { "path": laptop_draft, "content": "### Current Task\nNaming the pizza project\n\n### Next Steps\n- Add the Quattro Formaggi page\n" } }),
         text("Handoff written."),
     ];
-    let r = cx.run(
-        &laptop.dir,
-        &logs.join("codex1"),
-        &logs.join("codex1-state"),
-        "laptop",
-        &replies,
-        false,
-        "What is my favourite pizza? Then rename the project.",
-    );
+    let r = cx
+        .on(&laptop, logs.join("codex1"))
+        .replies(&replies)
+        .run("What is my favourite pizza? Then rename the project.");
     assert_eq!(r.exit, 0, "{}", r.stderr());
     assert_no_failed_hook(&r);
     let reqs = r.requests();
@@ -314,15 +343,11 @@ fn resumed_codex_session_is_not_given_the_notes_twice() {
 
     let cx = codex(&codex_cli, &plugin);
     let state = logs.join("state");
-    let r1 = cx.run(
-        &laptop.dir,
-        &logs.join("r1"),
-        &state,
-        "laptop",
-        &[text("hot")],
-        false,
-        "How hot?",
-    );
+    let r1 = cx
+        .on(&laptop, logs.join("r1"))
+        .state(&state)
+        .replies(&[text("hot")])
+        .run("How hot?");
     assert_eq!(r1.exit, 0, "{}", r1.stderr());
     assert_no_failed_hook(&r1);
     assert_eq!(r1.requests()[0].matches("Oven temperature: 485 C").count(), 1);
@@ -330,15 +355,12 @@ fn resumed_codex_session_is_not_given_the_notes_twice() {
         !r1.requests().iter().any(|r| r.contains("<hook_prompt")),
         "nothing done, nothing asked"
     );
-    let r2 = cx.run(
-        &laptop.dir,
-        &logs.join("r2"),
-        &state,
-        "laptop",
-        &[text("still")],
-        true,
-        "And now?",
-    );
+    let r2 = cx
+        .on(&laptop, logs.join("r2"))
+        .state(&state)
+        .replies(&[text("still")])
+        .resume()
+        .run("And now?");
     assert_eq!(r2.exit, 0, "{}", r2.stderr());
     assert_no_failed_hook(&r2);
     let last = r2.requests().pop().expect("a request");
@@ -434,18 +456,14 @@ fn auto_mode_derives_a_handoff_from_a_codex_rollout() {
     let logs = env.path().join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     let plugin = plugin_copy(env.path());
-    let r = codex(&codex_cli, &plugin).run(
-        &laptop.dir,
-        &logs.join("auto"),
-        &logs.join("auto-state"),
-        "laptop",
-        &[
+    let cx = codex(&codex_cli, &plugin);
+    let r = cx
+        .on(&laptop, logs.join("auto"))
+        .replies(&[
             apply_patch_edit("README.md", "# project", "# project: the oven"),
             text("Renamed the project after the oven."),
-        ],
-        false,
-        "Rename the project after the oven.",
-    );
+        ])
+        .run("Rename the project after the oven.");
     assert_eq!(r.exit, 0, "{}", r.stderr());
     assert_no_failed_hook(&r);
     assert!(

@@ -60,15 +60,10 @@ fn claude_code_and_gemini_cli_hand_off_both_ways() {
         json!({ "write_file": { "path": laptop_draft, "content": "### Current Task\nOrdering the dinner\n\n### Next Steps\n- Book the table for eight\n" } }),
         text("Handoff written."),
     ];
-    let r = gm.run(
-        &laptop.dir,
-        &logs.join("gemini1"),
-        &logs.join("gemini1-state"),
-        "laptop",
-        &replies,
-        false,
-        "What is my favourite pizza? Then order it.",
-    );
+    let r = gm
+        .on(&laptop, logs.join("gemini1"))
+        .replies(&replies)
+        .run("What is my favourite pizza? Then order it.");
     assert_eq!(r.exit, 0, "{}", r.stderr());
     let reqs = r.requests();
     let first = reqs.first().expect("a request");
