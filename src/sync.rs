@@ -367,23 +367,18 @@ pub struct Plan<'a> {
     pub wip_of: Option<&'a str>,
 }
 
-impl<'a> Plan<'a> {
-    /// What `convosync sync` and the commands that sync do: fetch, merge, push the handoff ref.
-    pub fn sync(remote: &'a str, deadline: Deadline, lock_wait: Duration) -> Plan<'a> {
-        Plan {
-            remote,
-            deadline,
-            lock_wait,
-            fetch_first: true,
-            push: true,
-            wip_of: None,
-        }
-    }
-}
-
-/// [`exchange`] with no local step, as the commands sync.
+/// What `convosync sync` and the commands that sync do: [`exchange`] with no local step, fetch,
+/// merge, push the handoff ref.
 pub fn sync(repo: &Repo, remote: &str, deadline: Deadline, lock_wait: Duration) -> Report {
-    exchange(repo, &Plan::sync(remote, deadline, lock_wait), |_| Ok(())).1
+    let plan = Plan {
+        remote,
+        deadline,
+        lock_wait,
+        fetch_first: true,
+        push: true,
+        wip_of: None,
+    };
+    exchange(repo, &plan, |_| Ok(())).1
 }
 
 /// The one exchange with the remote: fetch the handoff ref (and the other devices' wip refs),
