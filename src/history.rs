@@ -167,8 +167,8 @@ fn walk(
     Ok(out)
 }
 
-/// Object ids as hex in the cache.
-mod oid_hex {
+/// Object ids as hex in the caches.
+pub(crate) mod oid_hex {
     use git2::Oid;
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 

@@ -20,18 +20,23 @@ use crate::handoff::Handoff;
 
 /// 4: a line of flat heads, then the notes. 5: notes carry the agent that wrote them. 6: each
 /// head says whether its note was decrypted with this device's key. 7: why a note cannot be read
-/// is a [`NoteError`], not its text.
-pub(super) const VERSION: u32 = 7;
+/// is a [`NoteError`], not its text. 8: a head is its note's [`Head`] or why it cannot be read.
+pub(super) const VERSION: u32 = 8;
 
 const FILE: &str = "tip-cache.json";
 
-/// What choosing notes needs of a readable one.
-#[derive(Debug, Clone)]
+/// What choosing notes needs of a readable one (in the file: its time in milliseconds since the
+/// epoch, with what is absent left out, to be quick to read).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Head {
+    #[serde(with = "chrono::serde::ts_milliseconds")]
     pub timestamp: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
     /// As [`Entry::proven`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub proven: bool,
 }
 
@@ -111,26 +116,15 @@ struct Heads {
     notes: Vec<Cached>,
 }
 
-/// A note's line in the heads: flat, with what is absent left out, to be quick to read.
+/// A note's line in the heads.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Cached {
     device: String,
-    blob: String,
+    #[serde(with = "crate::history::oid_hex")]
+    blob: Oid,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     claimed: Option<String>,
-    /// Why the note cannot be read; else its time (milliseconds since the epoch), branch and
-    /// author.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    error: Option<NoteError>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    time: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    branch: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    author: Option<String>,
-    /// Whether the note was decrypted with this device's key.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    proven: bool,
+    head: Result<Head, NoteError>,
     /// Where the whole note lies in the text after the first line.
     at: usize,
     len: usize,
@@ -141,16 +135,11 @@ fn write(tree: &str, notes: &[Note]) -> Option<String> {
     let mut bodies = String::new();
     let mut heads = Vec::with_capacity(notes.len());
     for n in notes {
-        let head = n.head.as_ref().ok();
         heads.push(Cached {
             device: n.device.clone(),
-            blob: n.blob.to_string(),
+            blob: n.blob,
             claimed: n.claimed.clone(),
-            error: n.head.as_ref().err().cloned(),
-            time: head.map(|h| h.timestamp.timestamp_millis()),
-            branch: head.and_then(|h| h.branch.clone()),
-            author: head.and_then(|h| h.author.clone()),
-            proven: head.is_some_and(|h| h.proven),
+            head: n.head.clone(),
             at: bodies.len(),
             len: n.body().len(),
         });
@@ -184,17 +173,13 @@ fn read(text: String) -> Option<(String, Vec<Note>)> {
         if !crate::device::is_valid(&c.device) {
             continue;
         }
-        let head = match (c.error, c.time) {
-            (Some(reason), _) => Err(reason),
-            (None, time) => Ok(Head {
-                timestamp: DateTime::from_timestamp_millis(time?)?,
-                branch: c.branch.map(line),
-                author: c.author.map(line),
-                proven: c.proven,
-            }),
-        };
+        let head = c.head.map(|h| Head {
+            branch: h.branch.map(line),
+            author: h.author.map(line),
+            ..h
+        });
         notes.push(Note {
-            blob: Oid::from_str(&c.blob).ok()?,
+            blob: c.blob,
             claimed: c.claimed.map(line),
             head,
             device: c.device,
