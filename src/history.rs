@@ -117,16 +117,15 @@ fn walk(
         if commit.parent_count() > 1 {
             continue;
         }
+        let mut devices = |c: &git2::Commit<'_>| {
+            let skipped = &mut warnings.skipped;
+            crate::store::commit_tree(repo, c, skipped).and_then(|t| devices_tree(repo, &t, skipped))
+        };
         let now = match carried.take() {
             Some((cid, tree)) if cid == id => tree,
-            _ => crate::store::commit_tree(repo, &commit, &mut warnings.skipped)
-                .and_then(|t| devices_tree(repo, &t, &mut warnings.skipped)),
+            _ => devices(&commit),
         };
-        let before = match commit.parent(0) {
-            Ok(p) => crate::store::commit_tree(repo, &p, &mut warnings.skipped)
-                .and_then(|t| devices_tree(repo, &t, &mut warnings.skipped)),
-            Err(_) => None,
-        };
+        let before = commit.parent(0).ok().and_then(|p| devices(&p));
         if let Ok(pid) = commit.parent_id(0) {
             carried = Some((pid, before.clone()));
         }
@@ -234,9 +233,7 @@ pub fn parse_since(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
         _ => {}
     }
     let rest = lower.trim_end_matches(" ago").trim();
-    let (n, unit) = if let Some(unit) = rest.strip_prefix("last ") {
-        (1, unit.trim())
-    } else if let Some(unit) = rest.strip_prefix("an ").or_else(|| rest.strip_prefix("a ")) {
+    let (n, unit) = if let Some(unit) = ["last ", "an ", "a "].iter().find_map(|p| rest.strip_prefix(p)) {
         (1, unit.trim())
     } else {
         let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();

@@ -72,12 +72,6 @@ impl Item {
     }
 }
 
-/// The key of an unreadable note: apart from the key of the same note once it can be read, so
-/// a session told that it could not be read still gets it when a key makes it readable.
-fn unreadable_key(n: &Note) -> String {
-    format!("{}:{}:unreadable", n.device, n.blob)
-}
-
 /// The order notes are offered in: those written on `branch` first, then newest first, then by
 /// device name. A time in the future counts as `now` (the remote sets it: a note dated next year
 /// must not stay first for a year).
@@ -142,8 +136,10 @@ impl Notes {
                         body: Body::Ref(n),
                     });
                 }
+                // Apart from the key of the same note once it can be read, so a session told that
+                // it could not be read still gets it when a key makes it readable.
                 Err(reason) => unreadable.push((
-                    unreadable_key(&n),
+                    format!("{}:{}:unreadable", n.device, n.blob),
                     Unreadable {
                         device: n.device,
                         reason,
@@ -362,11 +358,12 @@ pub struct View {
 impl View {
     /// The whole text for the agent, within the cap for a session.
     pub fn text(&self) -> String {
-        if self.handoffs.is_empty() {
-            format!("{}{}", context::PREAMBLE, self.blocks)
+        let head = if self.handoffs.is_empty() {
+            context::PREAMBLE
         } else {
-            format!("{}{}", self.handoffs, self.blocks)
-        }
+            &self.handoffs
+        };
+        format!("{head}{}", self.blocks)
     }
 }
 
