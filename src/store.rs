@@ -164,7 +164,7 @@ impl<'r> Store<'r> {
         let mut out = Listing::default();
         let Some(c) = self.tip()? else { return Ok(out) };
         if let Some(t) = commit_tree(self.repo, &c, &mut out.warnings.skipped) {
-            out.items = entries_reusing(self.repo, &t, Default::default(), &mut out.warnings)?;
+            out.items = entries_reusing(self.repo, &t, Default::default(), &mut out.warnings);
         }
         Ok(out)
     }
@@ -179,10 +179,9 @@ impl<'r> Store<'r> {
     pub fn entry(&self, device: &str) -> Result<Option<Entry>> {
         let Some(tip) = self.tip()? else { return Ok(None) };
         let skipped = &mut Skipped::default();
-        let Some(tree) = commit_tree(self.repo, &tip, skipped) else {
-            return Ok(None);
-        };
-        Ok(device_file(self.repo, &tree, device, skipped).map(|blob| entry_of(self.repo, device, blob)))
+        let blob =
+            commit_tree(self.repo, &tip, skipped).and_then(|t| device_file(self.repo, &t, device, skipped));
+        Ok(blob.map(|blob| entry_from(device, blob, read_note(self.repo, blob))))
     }
 
     /// Commit `handoff` as its device's file. Returns the new tip. The caller holds the repo lock;
@@ -519,7 +518,7 @@ pub fn write_ref_tree(repo: &Repository, files: &Files, keys: &Files) -> Result<
 /// All device files of `tree`, newest first. Each handoff shows the device of its file name;
 /// a different name in its header is kept in [`Entry::claimed`].
 #[cfg(test)]
-pub fn entries_of(repo: &Repository, tree: &Tree<'_>) -> Result<Vec<Entry>> {
+pub fn entries_of(repo: &Repository, tree: &Tree<'_>) -> Vec<Entry> {
     entries_reusing(repo, tree, Default::default(), &mut Warnings::default())
 }
 
@@ -530,7 +529,7 @@ fn entries_reusing(
     tree: &Tree<'_>,
     mut known: std::collections::HashMap<(String, Oid), Entry>,
     warnings: &mut Warnings,
-) -> Result<Vec<Entry>> {
+) -> Vec<Entry> {
     // Each distinct blob is read once, and all of them together up to `MAX_NOTES_BYTES`.
     let mut read: std::collections::HashMap<Oid, Result<(Handoff, bool), NoteError>> = Default::default();
     let mut budget = MAX_NOTES_BYTES;
@@ -553,13 +552,14 @@ fn entries_reusing(
             warnings.unreadable_note(&e.device, why);
         }
     }
-    sort_newest_first(&mut out);
-    Ok(out)
-}
-
-/// `device`'s file `blob`, read (and decrypted once per process).
-fn entry_of(repo: &Repository, device: &str, blob: Oid) -> Entry {
-    entry_from(device, blob, read_note(repo, blob))
+    // Newest handoff first, unparseable files last, then by device.
+    out.sort_by_cached_key(|e| {
+        (
+            std::cmp::Reverse(e.handoff.as_ref().ok().map(|h| h.timestamp)),
+            e.device.clone(),
+        )
+    });
+    out
 }
 
 /// `device`'s file `blob` as read (with whether it was decrypted with this device's key).
@@ -586,18 +586,6 @@ pub fn own_device(mut h: Handoff, device: &str) -> (Handoff, Option<String>) {
     let claimed = (h.device != device).then(|| crate::timefmt::truncate_chars(&h.device, 60));
     h.device = device.to_string();
     (h, claimed)
-}
-
-fn sort_newest_first(entries: &mut [Entry]) {
-    entries.sort_by(|a, b| match (&a.handoff, &b.handoff) {
-        (Ok(x), Ok(y)) => y
-            .timestamp
-            .cmp(&x.timestamp)
-            .then_with(|| a.device.cmp(&b.device)),
-        (Ok(_), Err(_)) => std::cmp::Ordering::Less,
-        (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
-        (Err(_), Err(_)) => a.device.cmp(&b.device),
-    });
 }
 
 /// [`read_handoff`] of `device`'s note while `budget` (bytes) lasts, taking its size from it.

@@ -217,11 +217,10 @@ impl Store<'_> {
                 .map(|n| ((n.device.clone(), n.blob), n.entry()))
                 .collect();
         }
-        let entries = match commit_tree(self.repo, &tip, &mut out.warnings.skipped) {
-            Some(t) => entries_reusing(self.repo, &t, reusable, &mut out.warnings)?,
-            None => Vec::new(),
-        };
-        out.items = entries.iter().filter_map(Note::of).collect();
+        if let Some(t) = commit_tree(self.repo, &tip, &mut out.warnings.skipped) {
+            let entries = entries_reusing(self.repo, &t, reusable, &mut out.warnings);
+            out.items = entries.iter().filter_map(Note::of).collect();
+        }
         if let Some(text) = write(&tree, &out.items) {
             let _ = crate::fsutil::replace_file(&path, text.as_bytes());
         }

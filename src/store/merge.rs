@@ -300,7 +300,6 @@ mod tests {
             let (bt, ot, tt) = (Some(bt), Some(ot), Some(tt));
             let merged = repo.find_tree(merge_trees(&repo, [&bt, &ot, &tt], &mut Skipped::default()).unwrap()).unwrap();
             let got: BTreeMap<String, i64> = crate::store::entries_of(&repo, &merged)
-                .unwrap()
                 .into_iter()
                 .map(|e| (e.device, e.handoff.unwrap().timestamp.timestamp()))
                 .collect();
