@@ -126,9 +126,7 @@ fn walk(
             _ => devices(&commit),
         };
         let before = commit.parent(0).ok().and_then(|p| devices(&p));
-        if let Ok(pid) = commit.parent_id(0) {
-            carried = Some((pid, before.clone()));
-        }
+        carried = commit.parent_id(0).ok().map(|pid| (pid, before.clone()));
         let Some(now) = now else { continue };
         if before.as_ref().is_some_and(|b| b.id() == now.id()) {
             continue;
