@@ -775,8 +775,12 @@ mod tests {
         // Heads whose notes lie outside the file, or a file cut short: read from the ref again.
         let text = std::fs::read_to_string(state.join("tip-cache.json")).unwrap();
         let (heads, bodies) = text.split_once('\n').unwrap();
+        assert!(heads.contains("\"start\":0,\"end\":"), "{heads}");
         for broken in [
-            format!("{}\n{bodies}", heads.replace("\"at\":0", "\"at\":999999")),
+            format!(
+                "{}\n{bodies}",
+                heads.replace("\"start\":0,\"end\":", "\"start\":999999,\"end\":9999999")
+            ),
             format!("{heads}\n{}", &bodies[..bodies.len() / 2]),
             heads.to_string(),
         ] {
