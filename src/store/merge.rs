@@ -219,8 +219,11 @@ fn two_authors(repo: &Repository, device: &str, a: Oid, b: Oid) -> Result<Option
     }
     // The older note keeps the name. Times are kept to the second, so two saves can tie: then
     // `b`, the side already on the remote (theirs in a merge), was there first and keeps it.
-    let x_first = x.timestamp < y.timestamp;
-    let (keep, mut other, who) = if x_first { (a, y, py) } else { (b, x, px) };
+    let (keep, moved, mut other, who) = if x.timestamp < y.timestamp {
+        (a, b, y, py)
+    } else {
+        (b, a, x, px)
+    };
     let user = who.handle().unwrap_or_else(|| "other".into());
     // The file name, not the header, says whose device this is.
     let Some(qualified) = crate::device::sanitize(&format!("{device}-{user}")) else {
@@ -228,14 +231,11 @@ fn two_authors(repo: &Repository, device: &str, a: Oid, b: Oid) -> Result<Option
     };
     other.device = qualified;
     let mut text = crate::handoff::format::render(&other).into_bytes();
-    if let (Some(k), Ok(old)) = (
-        crate::crypt::key(),
-        crate::untrusted::blob(repo, if x_first { b } else { a }, crate::untrusted::Object::Note),
-    ) {
-        // It was readable, so encrypted to our key: it stays encrypted under its new name.
-        if crate::crypt::is_encrypted(old.content()) {
-            text = k.encrypt(crate::crypt::Purpose::Note, &text)?;
-        }
+    let sealed = crate::untrusted::blob(repo, moved, crate::untrusted::Object::Note)
+        .is_ok_and(|old| crate::crypt::is_encrypted(old.content()));
+    // It was readable, so encrypted to our key: it stays encrypted under its new name.
+    if let Some(k) = crate::crypt::key().filter(|_| sealed) {
+        text = k.encrypt(crate::crypt::Purpose::Note, &text)?;
     }
     let blob = repo
         .blob(&text)
