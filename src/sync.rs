@@ -268,12 +268,12 @@ fn carry_over(repo: &Repo, remote: &str, deadline: Deadline) -> Result<()> {
 
 /// Bring the remote-tracking copy into the local ref: fast-forward, or merge by path (see
 /// [`store::absorb`]). Key ids the remote had lost are restored, and the user is told once
-/// ([`take_restored`]).
-fn integrate(repo: &Repo, remote: &str, lock: &RepoLock) -> Result<()> {
-    match tip_of(&repo.git, &refs::tracking(&repo.settings.refname, remote))? {
-        Some(theirs) => absorb(repo, theirs.id(), lock),
-        None => Ok(()),
-    }
+/// ([`take_restored`]). Returns why it could not.
+fn integrate(repo: &Repo, remote: &str, lock: &RepoLock) -> Option<String> {
+    let tip = tip_of(&repo.git, &refs::tracking(&repo.settings.refname, remote));
+    tip.and_then(|t| t.map_or(Ok(()), |t| absorb(repo, t.id(), lock)))
+        .err()
+        .map(|e| format!("{e:#}"))
 }
 
 /// [`store::absorb`] into this repository's ref, recording restored key ids for the user.
@@ -378,9 +378,7 @@ pub fn exchange<T>(
     let merge = plan.fetch_first && report.fetched == Fetched::Ok;
     let done = repo.lock(plan.lock_wait).and_then(|lock| {
         if merge {
-            report.unmerged = integrate(repo, plan.remote, &lock)
-                .err()
-                .map(|e| format!("{e:#}"));
+            report.unmerged = integrate(repo, plan.remote, &lock);
         }
         local(&lock)
     });
@@ -422,10 +420,10 @@ fn push_rounds(repo: &Repo, plan: &Plan<'_>, report: &mut Report) {
         report.fetched = fetch(repo, remote, deadline);
         match report.fetched {
             Fetched::Ok => {
-                let merged = repo
-                    .lock(plan.lock_wait)
-                    .and_then(|lock| integrate(repo, remote, &lock));
-                report.unmerged = merged.err().map(|e| format!("{e:#}"));
+                report.unmerged = match repo.lock(plan.lock_wait) {
+                    Ok(lock) => integrate(repo, remote, &lock),
+                    Err(e) => Some(format!("{e:#}")),
+                }
             }
             Fetched::NoRemoteRef => {}
             Fetched::TimedOut | Fetched::Failed(_) => break,
