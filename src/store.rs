@@ -620,16 +620,11 @@ pub fn read_note(repo: &Repository, id: Oid) -> Result<(Handoff, bool), NoteErro
     // Its header is checked against the cap of a note, `MAX_HANDOFF_BYTES`.
     let blob = crate::untrusted::blob(repo, id, crate::untrusted::Object::Note)?;
     let opened = crate::crypt::open_blob(id, crate::crypt::Purpose::Note, blob.content())?;
-    parse_text(&opened.text).map(|h| (h, opened.proven))
-}
-
-/// Parse the text of an opened device file.
-fn parse_text(bytes: &[u8]) -> Result<Handoff, NoteError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| NoteError::NotUtf8)?;
+    let text = std::str::from_utf8(&opened.text).map_err(|_| NoteError::NotUtf8)?;
     // The ref is untrusted: every field is cleaned here, once, for every reader.
-    format::parse(text)
-        .map(crate::untrusted::handoff)
-        .map_err(|e| NoteError::BadFormat(crate::untrusted::line(&e.to_string()).into_owned()))
+    let h = format::parse(text)
+        .map_err(|e| NoteError::BadFormat(crate::untrusted::line(&e.to_string()).into_owned()))?;
+    Ok((crate::untrusted::handoff(h), opened.proven))
 }
 
 /// Move `refname` from `old` (`None`: must not exist) to `new`, failing if someone else moved it.
