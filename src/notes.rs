@@ -123,7 +123,8 @@ impl Notes {
         let mut keys = Vec::new();
         let mut unreadable = Vec::new();
         let mut items = Vec::new();
-        let on_ref: HashSet<String> = notes.iter().map(|n| n.device.clone()).collect();
+        // Legacy notes are taken for devices the ref lacks, once each.
+        let mut taken: HashSet<String> = notes.iter().map(|n| n.device.clone()).collect();
         for n in notes.into_iter().filter(|n| other(&n.device)) {
             match n.head.clone() {
                 Ok(head) => {
@@ -148,7 +149,7 @@ impl Notes {
             }
         }
         for h in legacy {
-            if !other(&h.device) || on_ref.contains(&h.device) || items.iter().any(|i| i.device == h.device) {
+            if !other(&h.device) || !taken.insert(h.device.clone()) {
                 continue;
             }
             items.push(Item {
