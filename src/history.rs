@@ -214,11 +214,10 @@ pub fn parse_since(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
         return Ok(t.with_timezone(&Utc));
     }
     let midnight = |d: chrono::NaiveDate| -> Result<DateTime<Utc>> {
-        let t = d.and_hms_opt(0, 0, 0).context("midnight")?;
+        let t = d.and_time(chrono::NaiveTime::MIN);
         Ok(t.and_local_timezone(chrono::Local)
             .earliest()
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_else(|| t.and_utc()))
+            .map_or_else(|| t.and_utc(), |t| t.with_timezone(&Utc)))
     };
     if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return midnight(d);
