@@ -240,15 +240,11 @@ pub fn key_file_exists() -> bool {
     key_path().is_some_and(|p| p.is_file())
 }
 
-fn read_key_file() -> Option<Key> {
-    let text = std::fs::read_to_string(key_path()?).ok()?;
-    Key::parse(&text).ok()
-}
-
 /// This person's key, read once per process.
 pub fn key() -> Option<&'static Key> {
     static KEY: OnceLock<Option<Key>> = OnceLock::new();
-    KEY.get_or_init(read_key_file).as_ref()
+    KEY.get_or_init(|| Key::parse(&std::fs::read_to_string(key_path()?).ok()?).ok())
+        .as_ref()
 }
 
 /// Store `key` as this person's key: a new file with mode 0600 from the start, renamed into
@@ -295,39 +291,36 @@ pub struct Opened<'a> {
 /// encrypted. Costs one prefix comparison for plain files. Prefer [`open_blob`] when the blob id
 /// is known.
 pub fn open(purpose: Purpose, bytes: &[u8]) -> Result<Opened<'_>, OpenError> {
-    match classify(bytes)? {
-        None => Ok(Opened {
-            text: Cow::Borrowed(bytes),
-            proven: false,
-        }),
-        Some(k) => k.decrypt(purpose, bytes).map(|t| Opened {
-            text: Cow::Owned(t),
-            proven: true,
-        }),
-    }
+    open_as(None, purpose, bytes)
 }
 
 /// [`open`] for the blob `id` holding `bytes`, decrypting each blob at most once per process.
 pub fn open_blob(id: Oid, purpose: Purpose, bytes: &[u8]) -> Result<Opened<'_>, OpenError> {
-    let Some(k) = classify(bytes)? else {
-        return open(purpose, bytes);
-    };
-    let mut done = DECRYPTED.lock().unwrap_or_else(|e| e.into_inner());
-    done.open(id, purpose, bytes, k).map(|t| Opened {
-        text: Cow::Owned(t.as_ref().clone()),
-        proven: true,
-    })
+    open_as(Some(id), purpose, bytes)
 }
 
-/// `None` for a plain file; this device's key for one it may decrypt; else why it cannot.
-fn classify(bytes: &[u8]) -> Result<Option<&'static Key>, OpenError> {
+fn open_as(id: Option<Oid>, purpose: Purpose, bytes: &[u8]) -> Result<Opened<'_>, OpenError> {
     if bytes.starts_with(AGE_MAGIC) {
         return Err(OpenError::OldFormat);
     }
     if !bytes.starts_with(COSE_MAGIC) {
-        return Ok(None);
+        return Ok(Opened {
+            text: Cow::Borrowed(bytes),
+            proven: false,
+        });
     }
-    key().map(Some).ok_or(OpenError::NoKey)
+    let k = key().ok_or(OpenError::NoKey)?;
+    let text = match id {
+        Some(id) => (DECRYPTED.lock().unwrap_or_else(|e| e.into_inner()))
+            .open(id, purpose, bytes, k)?
+            .as_ref()
+            .clone(),
+        None => k.decrypt(purpose, bytes)?,
+    };
+    Ok(Opened {
+        text: Cow::Owned(text),
+        proven: true,
+    })
 }
 
 /// Plaintext bytes kept at most; past that, blobs are decrypted again rather than held in
@@ -401,11 +394,6 @@ pub fn sealed_message(device: &str) -> String {
     format!("handoff from {device}\n\nConvosync-Device: {device}\nConvosync-Encrypted: yes\n")
 }
 
-/// A device name without control characters, for messages.
-fn clean(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).collect()
-}
-
 /// The one-line hint for a session start on a device without the key, once per repository
 /// (remembered in `state_dir`). `devices` are those whose notes it could not read.
 pub fn session_hint(state_dir: &Path, devices: &[String]) -> Option<String> {
@@ -419,7 +407,8 @@ pub fn session_hint(state_dir: &Path, devices: &[String]) -> Option<String> {
     let _ = crate::fsutil::replace_file(&marker, b"1\n");
     Some(format!(
         "notes from {} are encrypted and this device has no key; {KEY_HINT}",
-        devices.iter().map(|d| clean(d)).collect::<Vec<_>>().join(", ")
+        // Device names without control characters.
+        devices.join(", ").replace(char::is_control, "")
     ))
 }
 

@@ -117,19 +117,16 @@ fn walk(
         if commit.parent_count() > 1 {
             continue;
         }
+        let mut devices = |c: &git2::Commit<'_>| {
+            let skipped = &mut warnings.skipped;
+            crate::store::commit_tree(repo, c, skipped).and_then(|t| devices_tree(repo, &t, skipped))
+        };
         let now = match carried.take() {
             Some((cid, tree)) if cid == id => tree,
-            _ => crate::store::commit_tree(repo, &commit, &mut warnings.skipped)
-                .and_then(|t| devices_tree(repo, &t, &mut warnings.skipped)),
+            _ => devices(&commit),
         };
-        let before = match commit.parent(0) {
-            Ok(p) => crate::store::commit_tree(repo, &p, &mut warnings.skipped)
-                .and_then(|t| devices_tree(repo, &t, &mut warnings.skipped)),
-            Err(_) => None,
-        };
-        if let Ok(pid) = commit.parent_id(0) {
-            carried = Some((pid, before.clone()));
-        }
+        let before = commit.parent(0).ok().and_then(|p| devices(&p));
+        carried = commit.parent_id(0).ok().map(|pid| (pid, before.clone()));
         let Some(now) = now else { continue };
         if before.as_ref().is_some_and(|b| b.id() == now.id()) {
             continue;
@@ -167,8 +164,8 @@ fn walk(
     Ok(out)
 }
 
-/// Object ids as hex in the cache.
-mod oid_hex {
+/// Object ids as hex in the caches.
+pub(crate) mod oid_hex {
     use git2::Oid;
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
@@ -217,11 +214,10 @@ pub fn parse_since(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
         return Ok(t.with_timezone(&Utc));
     }
     let midnight = |d: chrono::NaiveDate| -> Result<DateTime<Utc>> {
-        let t = d.and_hms_opt(0, 0, 0).context("midnight")?;
+        let t = d.and_time(chrono::NaiveTime::MIN);
         Ok(t.and_local_timezone(chrono::Local)
             .earliest()
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_else(|| t.and_utc()))
+            .map_or_else(|| t.and_utc(), |t| t.with_timezone(&Utc)))
     };
     if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return midnight(d);
@@ -234,9 +230,7 @@ pub fn parse_since(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
         _ => {}
     }
     let rest = lower.trim_end_matches(" ago").trim();
-    let (n, unit) = if let Some(unit) = rest.strip_prefix("last ") {
-        (1, unit.trim())
-    } else if let Some(unit) = rest.strip_prefix("an ").or_else(|| rest.strip_prefix("a ")) {
+    let (n, unit) = if let Some(unit) = ["last ", "an ", "a "].iter().find_map(|p| rest.strip_prefix(p)) {
         (1, unit.trim())
     } else {
         let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();

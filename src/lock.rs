@@ -28,7 +28,6 @@ impl RepoLock {
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
-            .read(true)
             .write(true)
             .open(&path)
             .with_context(|| format!("could not open lock file {}", path.display()))?;

@@ -58,17 +58,13 @@ pub fn of(git: &Repository, configured: Option<&str>, notes_remote: Option<&str>
     let previous = std::fs::read_to_string(state.join(LAST_USED))
         .ok()
         .and_then(|s| crate::device::sanitize(&s));
-    match previous {
-        Some(p) if p != id => Namespace {
-            id,
-            previous: Some(p),
-        },
-        Some(_) => Namespace { id, previous: None },
-        None => {
-            // A clone's first namespace: nothing to carry over.
-            let _ = crate::fsutil::replace_file(&state.join(LAST_USED), format!("{id}\n").as_bytes());
-            Namespace { id, previous: None }
-        }
+    if previous.is_none() {
+        // A clone's first namespace: nothing to carry over.
+        let _ = crate::fsutil::replace_file(&state.join(LAST_USED), format!("{id}\n").as_bytes());
+    }
+    Namespace {
+        previous: previous.filter(|p| *p != id),
+        id,
     }
 }
 
@@ -79,12 +75,7 @@ pub fn settled(git: &Repository, id: &str) -> anyhow::Result<()> {
 
 /// `remote-` and 16 hex digits of the SHA-1 of the normalised URL.
 fn remote_id(normalised: &str) -> String {
-    let hash = git2::Oid::hash_object(
-        git2::ObjectType::Blob,
-        format!("convosync project\0{normalised}").as_bytes(),
-    )
-    .map(|o| o.to_string())
-    .unwrap_or_else(|_| "0".repeat(40));
+    let hash = crate::refs::hash_hex(format!("convosync project\0{normalised}").as_bytes());
     format!("remote-{}", &hash[..16])
 }
 
@@ -210,10 +201,7 @@ fn local_id(git: &Repository) -> String {
         git.path().display(),
         std::process::id()
     );
-    let hash = git2::Oid::hash_object(git2::ObjectType::Blob, material.as_bytes())
-        .map(|o| o.to_string())
-        .unwrap_or_else(|_| format!("{nanos:040x}"));
-    let id = format!("local-{}", &hash[..16]);
+    let id = format!("local-{}", &crate::refs::hash_hex(material.as_bytes())[..16]);
     let written = file.parent().and_then(|dir| {
         std::fs::create_dir_all(dir).ok()?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir).ok()?;

@@ -72,12 +72,6 @@ impl Item {
     }
 }
 
-/// The key of an unreadable note: apart from the key of the same note once it can be read, so
-/// a session told that it could not be read still gets it when a key makes it readable.
-fn unreadable_key(n: &Note) -> String {
-    format!("{}:{}:unreadable", n.device, n.blob)
-}
-
 /// The order notes are offered in: those written on `branch` first, then newest first, then by
 /// device name. A time in the future counts as `now` (the remote sets it: a note dated next year
 /// must not stay first for a year).
@@ -129,7 +123,8 @@ impl Notes {
         let mut keys = Vec::new();
         let mut unreadable = Vec::new();
         let mut items = Vec::new();
-        let on_ref: HashSet<String> = notes.iter().map(|n| n.device.clone()).collect();
+        // Legacy notes are taken for devices the ref lacks, once each.
+        let mut taken: HashSet<String> = notes.iter().map(|n| n.device.clone()).collect();
         for n in notes.into_iter().filter(|n| other(&n.device)) {
             match n.head.clone() {
                 Ok(head) => {
@@ -142,8 +137,10 @@ impl Notes {
                         body: Body::Ref(n),
                     });
                 }
+                // Apart from the key of the same note once it can be read, so a session told that
+                // it could not be read still gets it when a key makes it readable.
                 Err(reason) => unreadable.push((
-                    unreadable_key(&n),
+                    format!("{}:{}:unreadable", n.device, n.blob),
                     Unreadable {
                         device: n.device,
                         reason,
@@ -152,7 +149,7 @@ impl Notes {
             }
         }
         for h in legacy {
-            if !other(&h.device) || on_ref.contains(&h.device) || items.iter().any(|i| i.device == h.device) {
+            if !other(&h.device) || !taken.insert(h.device.clone()) {
                 continue;
             }
             items.push(Item {
@@ -225,32 +222,21 @@ impl Notes {
             .filter_map(Item::handoff)
             .collect();
         let teammates_line = teammates_message(&mates, teammates.len());
-        let mut blocks = String::new();
         // Short blocks after the handoffs: other devices' uncommitted work, teammates, then the
         // notes that could not be read.
-        if !self.wip.is_empty() {
-            blocks.push_str("\n# Uncommitted work on other devices\n");
-            for (l, device) in &self.wip {
-                match device {
-                    Some(d) => {
-                        let apply = reader.command(&format!("wip apply {d}"));
-                        blocks.push_str(&format!("- {l}: run {apply} to bring them here\n"));
-                    }
-                    None => blocks.push_str(&format!("- {l}\n")),
-                }
-            }
-        }
+        let wip = self.wip.iter().map(|(l, device)| match device {
+            Some(d) => format!(
+                "{l}: run {} to bring them here",
+                reader.command(&format!("wip apply {d}"))
+            ),
+            None => l.clone(),
+        });
+        let mut blocks = list("Uncommitted work on other devices", wip);
         blocks.push_str(&crate::team::render_teammates(&mates, now));
         // A command says them on stderr, as every command does; a session reads them here.
-        let lines = match reader {
-            Reader::Session(_) => unreadable_lines(&unreadable, true),
-            Reader::Command => Vec::new(),
-        };
-        if !lines.is_empty() {
-            blocks.push_str("\n# Notes from other devices that could not be read\n");
-            for l in &lines {
-                blocks.push_str(&format!("- {l}\n"));
-            }
+        if let Reader::Session(_) = reader {
+            let lines = unreadable_lines(&unreadable, true);
+            blocks.push_str(&list("Notes from other devices that could not be read", lines));
         }
         let total = self.own.len();
         // The short blocks come first in the budget, but never take more than half of it (a
@@ -294,30 +280,22 @@ impl Notes {
                 s.notes.extend(context::behind_upstream(repo));
             }
         });
-        let (handoffs, first) = match rendered {
-            Some((t, shown)) => (t, shown.into_iter().next()),
-            None => (String::new(), None),
-        };
+        let (handoffs, first) = rendered.map_or((String::new(), None), |(t, s)| (t, s.into_iter().next()));
         // Only the user's own notes make this a resumed session; say plainly when they are not
         // there, and never "no notes" when a note could not be read.
         let said = unreadable_lines(&unreadable, hint);
         let said = (!said.is_empty()).then(|| said.join("; "));
-        let wip_devices = self.wip.len();
+        let wip = self.wip.len();
+        let noted = format!("uncommitted work on {wip} other device{} noted", plural(wip));
         let primary = first
             .map(|s| context::system_message(&s.handoff, total, now))
             .or(teammates_line);
         let line = match (primary, said) {
             (Some(p), Some(u)) => format!("{p}; {u}"),
             (Some(p), None) => p,
-            (None, Some(u)) if wip_devices > 0 => format!(
-                "convosync: {u}; uncommitted work on {wip_devices} other device{} noted",
-                plural(wip_devices)
-            ),
+            (None, Some(u)) if wip > 0 => format!("convosync: {u}; {noted}"),
             (None, Some(u)) => format!("convosync: {u}"),
-            (None, None) => format!(
-                "convosync: no notes from your other devices; uncommitted work on {wip_devices} other device{} noted",
-                plural(wip_devices)
-            ),
+            (None, None) => format!("convosync: no notes from your other devices; {noted}"),
         };
         View {
             handoffs,
@@ -328,6 +306,15 @@ impl Notes {
             unreadable,
             skipped: self.skipped,
         }
+    }
+}
+
+/// A block headed `title` with one `- ` line per item; nothing without items.
+fn list(title: &str, items: impl IntoIterator<Item = String>) -> String {
+    let lines: String = items.into_iter().map(|l| format!("- {l}\n")).collect();
+    match lines.is_empty() {
+        true => lines,
+        false => format!("\n# {title}\n{lines}"),
     }
 }
 
@@ -362,11 +349,12 @@ pub struct View {
 impl View {
     /// The whole text for the agent, within the cap for a session.
     pub fn text(&self) -> String {
-        if self.handoffs.is_empty() {
-            format!("{}{}", context::PREAMBLE, self.blocks)
+        let head = if self.handoffs.is_empty() {
+            context::PREAMBLE
         } else {
-            format!("{}{}", self.handoffs, self.blocks)
-        }
+            &self.handoffs
+        };
+        format!("{head}{}", self.blocks)
     }
 }
 

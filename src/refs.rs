@@ -26,10 +26,12 @@ pub fn remote_component(remote: &str) -> String {
     if git2::Remote::is_valid_name(remote) && !is_url(remote) {
         return remote.to_string();
     }
-    let id = git2::Oid::hash_object(git2::ObjectType::Blob, remote.as_bytes())
-        .map(|o| o.to_string())
-        .unwrap_or_else(|_| "0".repeat(40));
-    format!("url-{}", &id[..12])
+    format!("url-{}", &hash_hex(remote.as_bytes())[..12])
+}
+
+/// The SHA-1 of `bytes` as a git blob, in hex (40 digits).
+pub fn hash_hex(bytes: &[u8]) -> String {
+    git2::Oid::hash_object(git2::ObjectType::Blob, bytes).map_or_else(|_| "0".repeat(40), |o| o.to_string())
 }
 
 /// A configured ref name: `handoffs` → `refs/heads/handoffs`; full ref names are kept.
@@ -58,13 +60,10 @@ pub fn wip(device: &str) -> String {
 /// Where the devices' wip refs live on the remote (`handoffs`: the handoff ref): `refs/convosync/wip/`, or in a notes
 /// repository the project's namespace next to its handoff ref (`refs/convosync/p/<id>/wip/`).
 pub fn wip_remote_prefix(notes_repo: bool, handoffs: &str) -> String {
-    if !notes_repo {
-        return WIP_PREFIX.to_string();
-    }
-    let r = handoffs;
-    match r.strip_suffix("/handoffs") {
+    match handoffs.strip_suffix("/handoffs") {
+        _ if !notes_repo => WIP_PREFIX.to_string(),
         Some(ns) => format!("{ns}/wip/"),
-        None => format!("{r}-wip/"),
+        None => format!("{handoffs}-wip/"),
     }
 }
 

@@ -7,6 +7,7 @@
 //! matter how long the history is.
 
 use anyhow::{anyhow, bail, Context, Result};
+use chrono::{DateTime, Utc};
 use git2::{Commit, ErrorCode, FileMode, ObjectType, Oid, Repository, Signature, Tree};
 
 use crate::handoff::{format, Handoff};
@@ -163,7 +164,7 @@ impl<'r> Store<'r> {
         let mut out = Listing::default();
         let Some(c) = self.tip()? else { return Ok(out) };
         if let Some(t) = commit_tree(self.repo, &c, &mut out.warnings.skipped) {
-            out.items = entries_reusing(self.repo, &t, Default::default(), &mut out.warnings)?;
+            out.items = entries_reusing(self.repo, &t, Default::default(), &mut out.warnings);
         }
         Ok(out)
     }
@@ -178,10 +179,9 @@ impl<'r> Store<'r> {
     pub fn entry(&self, device: &str) -> Result<Option<Entry>> {
         let Some(tip) = self.tip()? else { return Ok(None) };
         let skipped = &mut Skipped::default();
-        let Some(tree) = commit_tree(self.repo, &tip, skipped) else {
-            return Ok(None);
-        };
-        Ok(device_file(self.repo, &tree, device, skipped).map(|blob| entry_of(self.repo, device, blob)))
+        let blob =
+            commit_tree(self.repo, &tip, skipped).and_then(|t| device_file(self.repo, &t, device, skipped));
+        Ok(blob.map(|blob| entry_from(device, blob, read_note(self.repo, blob))))
     }
 
     /// Commit `handoff` as its device's file. Returns the new tip. The caller holds the repo lock;
@@ -189,20 +189,22 @@ impl<'r> Store<'r> {
     /// A device with a key commits the note encrypted with it (and records its key id on the
     /// ref), with a message that names only the device, whatever the ref records.
     pub fn put(&self, handoff: &Handoff, message: &str) -> Result<Oid> {
-        let (blob, key, message) = self.seal(handoff, message)?;
-        let sig = signature(self.repo, handoff.timestamp)?;
-        self.update(&message, &sig, |tree| {
-            let root = upsert(self.repo, &self.refname, tree, &handoff.device, Some(blob))?;
-            self.with_key(root, key.as_deref())
-        })
+        self.write(None, handoff, message, handoff.timestamp)
     }
 
-    /// The blob for `handoff` (cleaned of control characters: drafts come from conversations),
-    /// the key id it was encrypted with, and the commit message to use.
-    fn seal(&self, handoff: &Handoff, message: &str) -> Result<(Oid, Option<String>, String)> {
+    /// Move `old`'s file to `handoff.device`'s in one commit.
+    pub fn rename(&self, old: &str, handoff: &Handoff, message: &str) -> Result<Oid> {
+        self.write(Some(old), handoff, message, crate::timefmt::now())
+    }
+
+    /// Commit `handoff` (cleaned of control characters: drafts come from conversations) as its
+    /// device's file, sealed with this device's key when it has one, in place of `old`'s.
+    fn write(&self, old: Option<&str>, handoff: &Handoff, message: &str, when: DateTime<Utc>) -> Result<Oid> {
+        let device = handoff.device.clone();
+        valid_device(&device)?;
+        old.map(valid_device).transpose()?;
         let handoff = crate::untrusted::handoff(handoff.clone());
-        let text = format::render(&handoff).into_bytes();
-        let (content, key) = crate::crypt::seal(text)?;
+        let (content, key) = crate::crypt::seal(format::render(&handoff).into_bytes())?;
         let message = match key {
             Some(_) => crate::crypt::sealed_message(&handoff.device),
             None => message.to_string(),
@@ -213,79 +215,75 @@ impl<'r> Store<'r> {
                 handoff.device, self.refname
             )
         })?;
-        Ok((blob, key, message))
+        let key = key.map(|id| self.key_record(&id)).transpose()?;
+        self.update(&message, when, |files, keys| {
+            if let Some(old) = old {
+                files.remove(old);
+            }
+            files.insert(device.clone(), blob);
+            if let Some((id, record)) = &key {
+                keys.entry(id.clone()).or_insert(*record);
+            }
+        })
     }
 
-    /// `root` with `keys/<id>` added when a key id is given.
-    fn with_key(&self, root: Oid, id: Option<&str>) -> Result<Oid> {
-        let Some(r) = id else { return Ok(root) };
-        let tree = self
+    /// The key id `id` and the blob that records it under `keys/`.
+    fn key_record(&self, id: &str) -> Result<(String, Oid)> {
+        if !crate::crypt::is_key_id(id) {
+            bail!("invalid key id {id:?}");
+        }
+        let blob = self
             .repo
-            .find_tree(root)
-            .with_context(|| format!("could not read tree {root} for {}", self.refname))?;
-        upsert_key(self.repo, &self.refname, &tree, r)
+            .blob(format!("{id}\n").as_bytes())
+            .with_context(|| format!("could not write the key record of {id} for {}", self.refname))?;
+        Ok((id.to_string(), blob))
     }
 
     /// Record on the ref that notes are encrypted, with the key `id` among others.
     pub fn record_key(&self, id: &str) -> Result<Oid> {
-        let sig = signature(self.repo, crate::timefmt::now())?;
-        self.update("encrypt handoffs", &sig, |tree| {
-            let root = match tree {
-                Some(t) => t.id(),
-                None => self
-                    .repo
-                    .treebuilder(None)
-                    .and_then(|b| b.write())
-                    .with_context(|| format!("could not write an empty tree for {}", self.refname))?,
-            };
-            self.with_key(root, Some(id))
+        let (id, record) = self.key_record(id)?;
+        self.update("encrypt handoffs", crate::timefmt::now(), |_, keys| {
+            keys.entry(id.clone()).or_insert(record);
         })
     }
 
     /// Remove `device`'s file (its history stays in the ref's log).
     pub fn remove(&self, device: &str, message: &str) -> Result<Oid> {
-        let sig = signature(self.repo, crate::timefmt::now())?;
-        self.update(message, &sig, |tree| {
-            upsert(self.repo, &self.refname, tree, device, None)
+        valid_device(device)?;
+        self.update(message, crate::timefmt::now(), |files, _| {
+            files.remove(device);
         })
     }
 
-    /// Move `old`'s file to `handoff.device`'s in one commit.
-    pub fn rename(&self, old: &str, handoff: &Handoff, message: &str) -> Result<Oid> {
-        let (blob, key, message) = self.seal(handoff, message)?;
-        let sig = signature(self.repo, crate::timefmt::now())?;
-        self.update(&message, &sig, |tree| {
-            let without = upsert(self.repo, &self.refname, tree, old, None)?;
-            let without = self
-                .repo
-                .find_tree(without)
-                .with_context(|| format!("could not read tree {without} for {}", self.refname))?;
-            let root = upsert(
-                self.repo,
-                &self.refname,
-                Some(&without),
-                &handoff.device,
-                Some(blob),
-            )?;
-            self.with_key(root, key.as_deref())
-        })
-    }
-
-    /// Build a new tree from the tip with `edit`, commit it on top and move the ref with CAS.
-    /// Retries a few times when another writer moved the ref in between.
+    /// Commit on top of the tip the tree `edit` makes of its device files and key ids, and move
+    /// the ref with CAS. Retries a few times when another writer moved the ref in between. The
+    /// tree is rebuilt from the valid entries only, so whatever invalid entries a hostile push
+    /// left on the ref are gone from the next commit, and a remote that checks objects accepts it.
     fn update(
         &self,
         message: &str,
-        sig: &Signature<'_>,
-        edit: impl Fn(Option<&Tree<'_>>) -> Result<Oid>,
+        when: DateTime<Utc>,
+        edit: impl Fn(&mut Files, &mut Files),
     ) -> Result<Oid> {
+        let sig = signature(self.repo, when)?;
         retry_cas(self.repo, &self.refname, message, || {
             let tip = self.tip()?;
+            // A write keeps only valid entries; telling what it leaves out is for the reads.
+            let skipped = &mut Skipped::default();
             // A tip whose tree cannot be read is rebuilt from nothing rather than blocking saves.
-            let old_tree = tip
+            let old_tree = tip.as_ref().and_then(|c| commit_tree(self.repo, c, skipped));
+            let (mut files, mut keys) = old_tree
                 .as_ref()
-                .and_then(|c| commit_tree(self.repo, c, &mut Skipped::default()));
-            let tree_id = edit(old_tree.as_ref())?;
+                .map(|t| {
+                    (
+                        device_files(self.repo, t, skipped),
+                        key_files(self.repo, t, skipped),
+                    )
+                })
+                .unwrap_or_default();
+            edit(&mut files, &mut keys);
+            let tree_id = write_ref_tree(self.repo, &files, &keys)
+                .with_context(|| format!("could not write the tree of {}", self.refname))?;
             if let (Some(t), Some(c)) = (&old_tree, &tip) {
                 if t.id() == tree_id {
                     // Nothing changed: no empty commit.
@@ -299,7 +297,7 @@ impl<'r> Store<'r> {
             let parents: Vec<&Commit<'_>> = tip.iter().collect();
             let id = self
                 .repo
-                .commit(None, sig, sig, message, &tree, &parents)
+                .commit(None, &sig, &sig, message, &tree, &parents)
                 .with_context(|| format!("could not write a commit for {}", self.refname))?;
             crate::fsutil::failpoint("object-written");
             Ok(Cas::Move {
@@ -308,6 +306,17 @@ impl<'r> Store<'r> {
             })
         })
     }
+}
+
+/// Device files or key records of the ref's tree: name → blob.
+pub type Files = std::collections::BTreeMap<String, Oid>;
+
+/// An error unless `device` is a valid device id.
+fn valid_device(device: &str) -> Result<()> {
+    if !crate::device::is_valid(device) {
+        bail!("invalid device name {device:?}");
+    }
+    Ok(())
 }
 
 /// `devices/<device>.md`
@@ -341,42 +350,39 @@ pub fn tip_of<'r>(repo: &'r Repository, refname: &str) -> Result<Option<Commit<'
 /// The tree of a commit, read through [`crate::untrusted::tree`]; `None` (recorded in `skipped`)
 /// when it cannot be read.
 pub fn commit_tree<'r>(repo: &'r Repository, c: &Commit<'_>, skipped: &mut Skipped) -> Option<Tree<'r>> {
-    match crate::untrusted::commit_tree(repo, c) {
-        Ok(t) => Some(t),
-        Err(e @ crate::untrusted::Refused::Unreadable(_)) => {
-            skipped.note(format_args!(
-                "skipped the unreadable tree of commit {} on the handoff ref ({e})",
-                c.id(),
-            ));
-            None
-        }
-        Err(e) => {
-            skipped.refused(
-                &format_args!("the tree of commit {} on a convosync ref", c.id()),
-                &e,
-            );
-            None
-        }
-    }
+    let at = c.id();
+    crate::untrusted::commit_tree(repo, c)
+        .inspect_err(|e| match e {
+            crate::untrusted::Refused::Unreadable(_) => skipped.note(format_args!(
+                "skipped the unreadable tree of commit {at} on the handoff ref ({e})"
+            )),
+            e => skipped.refused(&format_args!("the tree of commit {at} on a convosync ref"), e),
+        })
+        .ok()
 }
 
 /// The `devices` subtree of a root tree of the ref; `None` when there is none or it is not a
 /// readable tree (recorded in `skipped`).
 pub fn devices_tree<'r>(repo: &'r Repository, root: &Tree<'_>, skipped: &mut Skipped) -> Option<Tree<'r>> {
+    subtree(repo, root, DEVICES_DIR, skipped)
+}
+
+/// The `name` subtree of a root tree of the ref, as [`devices_tree`].
+fn subtree<'r>(repo: &'r Repository, root: &Tree<'_>, name: &str, skipped: &mut Skipped) -> Option<Tree<'r>> {
     // Iterate rather than look up by name: a hostile tree may hold the name twice, or unsorted.
     let mut found = None;
-    for e in root.iter().filter(|e| e.name_bytes() == DEVICES_DIR.as_bytes()) {
+    for e in root.iter().filter(|e| e.name_bytes() == name.as_bytes()) {
         let tree = crate::untrusted::tree(repo, e.id());
         if let Err(r) = &tree {
-            skipped.refused(&"devices/ on the handoff ref", r);
+            skipped.refused(&format_args!("{name}/ on the handoff ref"), r);
         }
         match (e.kind(), tree) {
             (Some(ObjectType::Tree), Ok(t)) if found.is_none() => found = Some(t),
             (Some(ObjectType::Tree), Ok(_)) => {
-                skipped.note("skipped a second `devices` entry on the handoff ref")
+                skipped.note(format_args!("skipped a second `{name}` entry on the handoff ref"))
             }
             _ => skipped.note(format_args!(
-                "skipped a `devices` entry on the handoff ref that is not a readable directory ({})",
+                "skipped a `{name}` entry on the handoff ref that is not a readable directory ({})",
                 e.id()
             )),
         }
@@ -404,29 +410,58 @@ pub fn device_entry(e: &git2::TreeEntry<'_>, skipped: &mut Skipped) -> Option<St
     }
 }
 
+/// Whether a `keys/` entry is a key record: a file named like a key id (see [`crate::crypt`]).
+/// Returns the key id, or records in `skipped` why the entry is left out, so a hostile entry
+/// there never reaches a path or a message unchecked.
+fn key_entry(e: &git2::TreeEntry<'_>, skipped: &mut Skipped) -> Option<String> {
+    match std::str::from_utf8(e.name_bytes()) {
+        Ok(name) if e.kind() == Some(ObjectType::Blob) && crate::crypt::is_key_id(name) => {
+            Some(name.to_string())
+        }
+        _ => {
+            skipped.note(format_args!(
+                "skipped keys/{} on the handoff ref (not a key id)",
+                crate::untrusted::quoted(e.name_bytes())
+            ));
+            None
+        }
+    }
+}
+
 /// The usable device files of a root tree of the ref: device → blob. Invalid entries (bad
 /// names, non-files, duplicates) are left out and recorded in `skipped`; the first of duplicate
 /// names wins, so every device reads the same thing.
-pub fn device_files(
+pub fn device_files(repo: &Repository, root: &Tree<'_>, skipped: &mut Skipped) -> Files {
+    files_of(repo, root, DEVICES_DIR, device_entry, skipped)
+}
+
+/// The key ids recorded under `keys/` of a root tree of the ref: id → blob, chosen as
+/// [`device_files`] chooses device files.
+pub fn key_files(repo: &Repository, root: &Tree<'_>, skipped: &mut Skipped) -> Files {
+    files_of(repo, root, crate::crypt::KEYS_DIR, key_entry, skipped)
+}
+
+/// The entries of the `dir` subtree of a root tree that `usable` names, by name.
+fn files_of(
     repo: &Repository,
     root: &Tree<'_>,
+    dir: &str,
+    usable: fn(&git2::TreeEntry<'_>, &mut Skipped) -> Option<String>,
     skipped: &mut Skipped,
-) -> std::collections::BTreeMap<String, Oid> {
-    let mut out = std::collections::BTreeMap::new();
-    let Some(dir) = devices_tree(repo, root, skipped) else {
+) -> Files {
+    let mut out = Files::new();
+    let Some(tree) = subtree(repo, root, dir, skipped) else {
         return out;
     };
-    for e in dir.iter() {
-        let Some(device) = device_entry(&e, skipped) else {
-            continue;
-        };
-        if out.contains_key(&device) {
-            skipped.note(format_args!(
-                "skipped a second devices/{device}.md on the handoff ref"
-            ));
+    for e in tree.iter() {
+        let Some(name) = usable(&e, skipped) else { continue };
+        if out.contains_key(&name) {
+            // `usable` took the name: it is UTF-8.
+            let file = e.name().unwrap_or_default();
+            skipped.note(format_args!("skipped a second {dir}/{file} on the handoff ref"));
             continue;
         }
-        out.insert(device, e.id());
+        out.insert(name, e.id());
     }
     out
 }
@@ -439,42 +474,6 @@ pub fn device_file(repo: &Repository, root: &Tree<'_>, device: &str, skipped: &m
         .iter()
         .filter(|e| e.name_bytes() == name.as_bytes())
         .find_map(|e| device_entry(&e, skipped).map(|_| e.id()))
-}
-
-/// The key ids recorded under `keys/` of a root tree of the ref (see [`crate::crypt`]):
-/// id → blob. Entries that are not a file named like a key id are left out and recorded in
-/// `skipped`, so a hostile entry there never reaches a path or a message unchecked.
-pub fn key_files(
-    repo: &Repository,
-    root: &Tree<'_>,
-    skipped: &mut Skipped,
-) -> std::collections::BTreeMap<String, Oid> {
-    let mut out = std::collections::BTreeMap::new();
-    let dir = root
-        .iter()
-        .find(|e| e.name_bytes() == crate::crypt::KEYS_DIR.as_bytes())
-        .filter(|e| e.kind() == Some(ObjectType::Tree))
-        .map(|e| crate::untrusted::tree(repo, e.id()));
-    let dir = match dir {
-        Some(Ok(t)) => t,
-        Some(Err(e)) => {
-            skipped.refused(&"keys/ on the handoff ref", &e);
-            return out;
-        }
-        None => return out,
-    };
-    for e in dir.iter() {
-        match std::str::from_utf8(e.name_bytes()) {
-            Ok(name) if e.kind() == Some(ObjectType::Blob) && crate::crypt::is_key_id(name) => {
-                out.entry(name.to_string()).or_insert(e.id());
-            }
-            _ => skipped.note(format_args!(
-                "skipped keys/{} on the handoff ref (not a key id)",
-                crate::untrusted::quoted(e.name_bytes())
-            )),
-        }
-    }
-    out
 }
 
 /// The key ids recorded on `refname`'s tip (a lookup: entries left out are not told).
@@ -491,16 +490,12 @@ pub fn key_ids(repo: &Repository, refname: &str) -> Vec<String> {
 /// A root tree holding exactly `devices/<device>.md` for each pair: always valid for git and
 /// libgit2, whatever the tree it was read from held.
 #[cfg(test)]
-pub fn write_device_files(repo: &Repository, files: &std::collections::BTreeMap<String, Oid>) -> Result<Oid> {
+pub fn write_device_files(repo: &Repository, files: &Files) -> Result<Oid> {
     write_ref_tree(repo, files, &std::collections::BTreeMap::new())
 }
 
 /// A root tree of `devices/<device>.md` files and `keys/<key id>` records, nothing else.
-pub fn write_ref_tree(
-    repo: &Repository,
-    files: &std::collections::BTreeMap<String, Oid>,
-    keys: &std::collections::BTreeMap<String, Oid>,
-) -> Result<Oid> {
+pub fn write_ref_tree(repo: &Repository, files: &Files, keys: &Files) -> Result<Oid> {
     let mut root = repo.treebuilder(None).context("could not start a tree")?;
     for (name, entries, suffix) in [(DEVICES_DIR, files, ".md"), (crate::crypt::KEYS_DIR, keys, "")] {
         if entries.is_empty() {
@@ -520,26 +515,10 @@ pub fn write_ref_tree(
     root.write().context("could not write a root tree")
 }
 
-/// `tree` with the key id `recipient` recorded under `keys/`.
-fn upsert_key(repo: &Repository, refname: &str, tree: &Tree<'_>, recipient: &str) -> Result<Oid> {
-    if !crate::crypt::is_key_id(recipient) {
-        bail!("invalid key id {recipient:?}");
-    }
-    // A write keeps only valid entries; telling what it leaves out is for the reads.
-    let skipped = &mut Skipped::default();
-    let mut keys = key_files(repo, tree, skipped);
-    let blob = repo
-        .blob(format!("{recipient}\n").as_bytes())
-        .with_context(|| format!("could not write the key record of {recipient} for {refname}"))?;
-    keys.entry(recipient.to_string()).or_insert(blob);
-    write_ref_tree(repo, &device_files(repo, tree, skipped), &keys)
-        .with_context(|| format!("could not write the tree of {refname} with key {recipient}"))
-}
-
 /// All device files of `tree`, newest first. Each handoff shows the device of its file name;
 /// a different name in its header is kept in [`Entry::claimed`].
 #[cfg(test)]
-pub fn entries_of(repo: &Repository, tree: &Tree<'_>) -> Result<Vec<Entry>> {
+pub fn entries_of(repo: &Repository, tree: &Tree<'_>) -> Vec<Entry> {
     entries_reusing(repo, tree, Default::default(), &mut Warnings::default())
 }
 
@@ -550,7 +529,7 @@ fn entries_reusing(
     tree: &Tree<'_>,
     mut known: std::collections::HashMap<(String, Oid), Entry>,
     warnings: &mut Warnings,
-) -> Result<Vec<Entry>> {
+) -> Vec<Entry> {
     // Each distinct blob is read once, and all of them together up to `MAX_NOTES_BYTES`.
     let mut read: std::collections::HashMap<Oid, Result<(Handoff, bool), NoteError>> = Default::default();
     let mut budget = MAX_NOTES_BYTES;
@@ -573,13 +552,14 @@ fn entries_reusing(
             warnings.unreadable_note(&e.device, why);
         }
     }
-    sort_newest_first(&mut out);
-    Ok(out)
-}
-
-/// `device`'s file `blob`, read (and decrypted once per process).
-fn entry_of(repo: &Repository, device: &str, blob: Oid) -> Entry {
-    entry_from(device, blob, read_note(repo, blob))
+    // Newest handoff first, unparseable files last, then by device.
+    out.sort_by_cached_key(|e| {
+        (
+            std::cmp::Reverse(e.handoff.as_ref().ok().map(|h| h.timestamp)),
+            e.device.clone(),
+        )
+    });
+    out
 }
 
 /// `device`'s file `blob` as read (with whether it was decrypted with this device's key).
@@ -606,18 +586,6 @@ pub fn own_device(mut h: Handoff, device: &str) -> (Handoff, Option<String>) {
     let claimed = (h.device != device).then(|| crate::timefmt::truncate_chars(&h.device, 60));
     h.device = device.to_string();
     (h, claimed)
-}
-
-fn sort_newest_first(entries: &mut [Entry]) {
-    entries.sort_by(|a, b| match (&a.handoff, &b.handoff) {
-        (Ok(x), Ok(y)) => y
-            .timestamp
-            .cmp(&x.timestamp)
-            .then_with(|| a.device.cmp(&b.device)),
-        (Ok(_), Err(_)) => std::cmp::Ordering::Less,
-        (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
-        (Err(_), Err(_)) => a.device.cmp(&b.device),
-    });
 }
 
 /// [`read_handoff`] of `device`'s note while `budget` (bytes) lasts, taking its size from it.
@@ -652,47 +620,11 @@ pub fn read_note(repo: &Repository, id: Oid) -> Result<(Handoff, bool), NoteErro
     // Its header is checked against the cap of a note, `MAX_HANDOFF_BYTES`.
     let blob = crate::untrusted::blob(repo, id, crate::untrusted::Object::Note)?;
     let opened = crate::crypt::open_blob(id, crate::crypt::Purpose::Note, blob.content())?;
-    parse_text(&opened.text).map(|h| (h, opened.proven))
-}
-
-/// Parse the text of an opened device file.
-fn parse_text(bytes: &[u8]) -> Result<Handoff, NoteError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| NoteError::NotUtf8)?;
+    let text = std::str::from_utf8(&opened.text).map_err(|_| NoteError::NotUtf8)?;
     // The ref is untrusted: every field is cleaned here, once, for every reader.
-    format::parse(text)
-        .map(crate::untrusted::handoff)
-        .map_err(|e| NoteError::BadFormat(crate::untrusted::line(&e.to_string()).into_owned()))
-}
-
-/// Replace (or with `None`, remove) `device`'s file in `tree`, returning the new root tree id.
-/// The tree is rebuilt from its valid device files only, so whatever invalid entries a hostile
-/// push left on the ref are gone from the next commit, and a remote that checks objects accepts it.
-fn upsert(
-    repo: &Repository,
-    refname: &str,
-    tree: Option<&Tree<'_>>,
-    device: &str,
-    blob: Option<Oid>,
-) -> Result<Oid> {
-    if !crate::device::is_valid(device) {
-        bail!("invalid device name {device:?}");
-    }
-    // A write keeps only valid entries; telling what it leaves out is for the reads.
-    let skipped = &mut Skipped::default();
-    let mut files = tree.map(|t| device_files(repo, t, skipped)).unwrap_or_default();
-    let keys = tree.map(|t| key_files(repo, t, skipped)).unwrap_or_default();
-    let what = match blob {
-        Some(b) => {
-            files.insert(device.to_string(), b);
-            "with"
-        }
-        None => {
-            files.remove(device);
-            "without"
-        }
-    };
-    write_ref_tree(repo, &files, &keys)
-        .with_context(|| format!("could not write the tree of {refname} {what} the note of {device}"))
+    let h = format::parse(text)
+        .map_err(|e| NoteError::BadFormat(crate::untrusted::line(&e.to_string()).into_owned()))?;
+    Ok((crate::untrusted::handoff(h), opened.proven))
 }
 
 /// Move `refname` from `old` (`None`: must not exist) to `new`, failing if someone else moved it.
@@ -838,8 +770,12 @@ mod tests {
         // Heads whose notes lie outside the file, or a file cut short: read from the ref again.
         let text = std::fs::read_to_string(state.join("tip-cache.json")).unwrap();
         let (heads, bodies) = text.split_once('\n').unwrap();
+        assert!(heads.contains("\"start\":0,\"end\":"), "{heads}");
         for broken in [
-            format!("{}\n{bodies}", heads.replace("\"at\":0", "\"at\":999999")),
+            format!(
+                "{}\n{bodies}",
+                heads.replace("\"start\":0,\"end\":", "\"start\":999999,\"end\":9999999")
+            ),
             format!("{heads}\n{}", &bodies[..bodies.len() / 2]),
             heads.to_string(),
         ] {

@@ -63,16 +63,6 @@ pub struct Report {
 }
 
 impl Report {
-    fn new(remote: &str) -> Report {
-        Report {
-            remote: remote.to_string(),
-            fetched: Fetched::Ok,
-            pushed: Pushed::UpToDate,
-            pending: false,
-            unmerged: None,
-        }
-    }
-
     /// Whether the remote answered the fetch (or was not asked).
     pub fn reachable(&self) -> bool {
         matches!(self.fetched, Fetched::Ok | Fetched::NoRemoteRef)
@@ -110,13 +100,10 @@ impl Report {
 
 /// Fetch the remote's handoff ref into its tracking ref.
 fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Fetched {
-    match fetch_refs(repo, remote, deadline) {
-        Ok(f) => f,
-        Err(e) => {
-            crate::state::log(&repo.state_dir(), &format!("fetch: {e:#}"));
-            Fetched::Failed("could not run git".to_string())
-        }
-    }
+    fetch_refs(repo, remote, deadline).unwrap_or_else(|e| {
+        crate::state::log(&repo.state_dir(), &format!("fetch: {e:#}"));
+        Fetched::Failed("could not run git".to_string())
+    })
 }
 
 fn fetch_refs(repo: &Repo, remote: &str, deadline: Deadline) -> Result<Fetched> {
@@ -135,24 +122,19 @@ fn fetch_refs(repo: &Repo, remote: &str, deadline: Deadline) -> Result<Fetched> 
     if let Ok(odb) = repo.git.odb() {
         let _ = odb.refresh();
     }
-    let fetched = classify_fetch(&out);
-    if matches!(fetched, Fetched::Ok | Fetched::NoRemoteRef) {
-        // The one place that records a sync: every command and hook fetches through here.
-        crate::state::record_sync(&repo.state_dir(), crate::timefmt::now());
-    }
-    Ok(fetched)
-}
-
-fn classify_fetch(out: &GitOutput) -> Fetched {
     if out.timed_out() {
-        Fetched::TimedOut
-    } else if out.success() {
-        Fetched::Ok
-    } else if out.stderr.contains("couldn't find remote ref") {
-        Fetched::NoRemoteRef
-    } else {
-        Fetched::Failed(out.brief_error())
+        return Ok(Fetched::TimedOut);
     }
+    if !out.success() && !out.stderr.contains("couldn't find remote ref") {
+        return Ok(Fetched::Failed(out.brief_error()));
+    }
+    // The one place that records a sync: every command and hook fetches through here.
+    crate::state::record_sync(&repo.state_dir(), crate::timefmt::now());
+    Ok(if out.success() {
+        Fetched::Ok
+    } else {
+        Fetched::NoRemoteRef
+    })
 }
 
 /// Push the local tip to the remote if it is ahead of what we last saw there, with `extra` refs
@@ -169,7 +151,7 @@ fn push_refs(repo: &Repo, remote: &str, deadline: Deadline, extra: &[crate::git:
     let refname = &repo.settings.refname;
     let tracking = refs::tracking(refname, remote);
     let local = tip_of(&repo.git, refname)?.map(|c| c.id());
-    let ahead = local.filter(|&l| tip_of(&repo.git, &tracking).ok().flatten().map(|c| c.id()) != Some(l));
+    let ahead = local.filter(|&l| tip_id(repo, &tracking) != Some(l));
     let mut specs: Vec<String> = ahead.iter().map(|l| format!("{l}:{refname}")).collect();
     specs.extend(extra.iter().map(|e| format!("+{}:{}", e.tip, e.refname)));
     if specs.is_empty() {
@@ -221,8 +203,7 @@ pub fn classify_push(out: &GitOutput) -> Pushed {
         .lines()
         .find(|l| l.starts_with('!'))
         .and_then(|l| l.split('\t').nth(2))
-        .unwrap_or("")
-        .to_string();
+        .unwrap_or("");
     let text = format!("{status}\n{}", out.stderr);
     let race = text.contains("[rejected]")
         || text.contains("non-fast-forward")
@@ -233,28 +214,22 @@ pub fn classify_push(out: &GitOutput) -> Pushed {
         return Pushed::Rejected;
     }
     if text.contains("[remote rejected]") {
-        let mut words: Vec<String> = out
-            .stderr
-            .lines()
-            .map(str::trim)
-            .filter_map(|l| l.strip_prefix("remote:"))
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(|l| crate::untrusted::line(l).into_owned())
-            .collect();
         let reason = status
             .trim_start_matches("[remote rejected]")
             .trim()
             .trim_start_matches('(')
-            .trim_end_matches(')')
-            .trim();
-        if !reason.is_empty() {
-            words.push(crate::untrusted::line(reason).into_owned());
-        }
-        if words.is_empty() {
-            words.push("no reason given".to_string());
-        }
-        return Pushed::Refused(words.join("; "));
+            .trim_end_matches(')');
+        let words: Vec<_> = (out.stderr.lines())
+            .filter_map(|l| l.trim().strip_prefix("remote:"))
+            .chain([reason])
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(crate::untrusted::line)
+            .collect();
+        return Pushed::Refused(match words.is_empty() {
+            true => "no reason given".to_string(),
+            false => words.join("; "),
+        });
     }
     Pushed::Failed(out.brief_error())
 }
@@ -279,7 +254,7 @@ fn carry_over(repo: &Repo, remote: &str, deadline: Deadline) -> Result<()> {
     }
     let lock = repo.lock(deadline.remaining())?;
     for r in [&earlier, &tracking] {
-        if let Some(tip) = tip_of(&repo.git, r).ok().flatten().map(|c| c.id()) {
+        if let Some(tip) = tip_id(repo, r) {
             absorb(repo, tip, &lock)?;
         }
     }
@@ -293,13 +268,12 @@ fn carry_over(repo: &Repo, remote: &str, deadline: Deadline) -> Result<()> {
 
 /// Bring the remote-tracking copy into the local ref: fast-forward, or merge by path (see
 /// [`store::absorb`]). Key ids the remote had lost are restored, and the user is told once
-/// ([`take_restored`]).
-fn integrate(repo: &Repo, remote: &str, lock: &RepoLock) -> Result<()> {
-    let refname = &repo.settings.refname;
-    match tip_of(&repo.git, &refs::tracking(refname, remote))?.map(|c| c.id()) {
-        Some(theirs) => absorb(repo, theirs, lock),
-        None => Ok(()),
-    }
+/// ([`take_restored`]). Returns why it could not.
+fn integrate(repo: &Repo, remote: &str, lock: &RepoLock) -> Option<String> {
+    let tip = tip_of(&repo.git, &refs::tracking(&repo.settings.refname, remote));
+    tip.and_then(|t| t.map_or(Ok(()), |t| absorb(repo, t.id(), lock)))
+        .err()
+        .map(|e| format!("{e:#}"))
 }
 
 /// [`store::absorb`] into this repository's ref, recording restored key ids for the user.
@@ -338,12 +312,10 @@ pub fn take_restored(repo: &Repo) -> Option<String> {
 /// Whether the local ref holds commits the remote has not seen.
 pub fn pending(repo: &Repo, remote: &str) -> bool {
     let refname = &repo.settings.refname;
-    let local = tip_of(&repo.git, refname).ok().flatten().map(|c| c.id());
-    let remote_tip = tip_of(&repo.git, &refs::tracking(refname, remote))
-        .ok()
-        .flatten()
-        .map(|c| c.id());
-    match (local, remote_tip) {
+    match (
+        tip_id(repo, refname),
+        tip_id(repo, &refs::tracking(refname, remote)),
+    ) {
         (None, _) => false,
         (Some(_), None) => true,
         (Some(l), Some(r)) => l != r && !repo.git.graph_descendant_of(r, l).unwrap_or(false),
@@ -393,16 +365,20 @@ pub fn exchange<T>(
     plan: &Plan<'_>,
     local: impl FnOnce(&RepoLock) -> Result<T>,
 ) -> (Result<T>, Report) {
-    let mut report = Report::new(plan.remote);
+    let mut report = Report {
+        remote: plan.remote.to_string(),
+        fetched: Fetched::Ok,
+        pushed: Pushed::UpToDate,
+        pending: false,
+        unmerged: None,
+    };
     if plan.fetch_first {
         report.fetched = fetch(repo, plan.remote, plan.deadline);
     }
     let merge = plan.fetch_first && report.fetched == Fetched::Ok;
     let done = repo.lock(plan.lock_wait).and_then(|lock| {
         if merge {
-            report.unmerged = integrate(repo, plan.remote, &lock)
-                .err()
-                .map(|e| format!("{e:#}"));
+            report.unmerged = integrate(repo, plan.remote, &lock);
         }
         local(&lock)
     });
@@ -444,24 +420,28 @@ fn push_rounds(repo: &Repo, plan: &Plan<'_>, report: &mut Report) {
         report.fetched = fetch(repo, remote, deadline);
         match report.fetched {
             Fetched::Ok => {
-                let merged = repo
-                    .lock(plan.lock_wait)
-                    .and_then(|lock| integrate(repo, remote, &lock));
-                report.unmerged = merged.err().map(|e| format!("{e:#}"));
+                report.unmerged = match repo.lock(plan.lock_wait) {
+                    Ok(lock) => integrate(repo, remote, &lock),
+                    Err(e) => Some(format!("{e:#}")),
+                }
             }
             Fetched::NoRemoteRef => {}
             Fetched::TimedOut | Fetched::Failed(_) => break,
         }
     }
     if let Some(e) = &extra {
-        let tracked = tip_of(&repo.git, &e.tracking).ok().flatten().map(|c| c.id());
-        if tracked != Some(e.tip) {
+        if tip_id(repo, &e.tracking) != Some(e.tip) {
             crate::state::log(
                 &repo.state_dir(),
                 &format!("wip push to {remote}: not taken ({:?})", report.pushed),
             );
         }
     }
+}
+
+/// The commit `refname` points at, if it can be read.
+fn tip_id(repo: &Repo, refname: &str) -> Option<Oid> {
+    tip_of(&repo.git, refname).ok().flatten().map(|c| c.id())
 }
 
 /// 10–80 ms, growing with the round; the low bits of the clock are randomness enough here.

@@ -42,16 +42,10 @@ struct CacheFile {
 
 /// Where the cache of `refname` lives in the state dir `state`.
 pub fn path(state: &Path, refname: &str) -> PathBuf {
-    let name: String = refname
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let name = refname.replace(
+        |c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'),
+        "_",
+    );
     state.join(format!("history-{name}.json"))
 }
 
@@ -69,19 +63,11 @@ fn load(path: &Path, refname: &str) -> Option<CacheFile> {
     (current && !(keyless && crate::crypt::key().is_some())).then_some(file)
 }
 
-fn store(path: &Path, file: &CacheFile) {
-    // Best-effort: a read-only repository still lists its history, walking it each time.
-    if let Ok(bytes) = serde_json::to_vec(file) {
-        let _ = crate::fsutil::replace_file(path, &bytes);
-    }
-}
-
 /// Every version on `refname` whose tip is `tip`, newest first, with what the walks that found
 /// them skipped and could not decrypt: from the cache in `state` when it is up to date, else
 /// brought up to date (and saved) first.
 pub fn versions(repo: &Repository, state: &Path, refname: &str, tip: Oid) -> Result<Listing<Version>> {
     let path = path(state, refname);
-    let cached = load(&path, refname);
     // What the cached walks found to tell is told again on every read.
     let told = |c: &CacheFile| {
         let mut w = Warnings::default();
@@ -91,34 +77,27 @@ pub fn versions(repo: &Repository, state: &Path, refname: &str, tip: Oid) -> Res
         w.unreadable.extend(c.unreadable.iter().cloned());
         w
     };
-    if let Some(c) = cached.as_ref().filter(|c| c.tip == tip) {
-        let warnings = told(c);
-        return Ok(Listing {
-            items: cached.map(|c| c.versions).unwrap_or_default(),
-            warnings,
-        });
-    }
+    let cached = match load(&path, refname) {
+        Some(c) if c.tip == tip => {
+            return Ok(Listing {
+                warnings: told(&c),
+                items: c.versions,
+            })
+        }
+        cached => cached,
+    };
     // Only a tip that descends from the cached one keeps the cached versions: anything else
     // (a rewrite, a reset, a cached commit gone) walks everything again.
     let base = cached.filter(|c| repo.graph_descendant_of(tip, c.tip).unwrap_or(false));
     let mut warnings = Warnings::default();
-    let found = super::walk(repo, refname, tip, base.as_ref().map(|c| c.tip), &mut warnings)?;
-    let versions = match base {
-        Some(old) => {
-            warnings.extend(told(&old));
-            // A blob the new commits wrote again belongs to the newest of them, as in a full walk.
-            let fresh: HashSet<Oid> = found.iter().map(|v| v.blob).collect();
-            let mut all = found;
-            all.extend(old.versions.into_iter().filter(|v| !fresh.contains(&v.blob)));
-            super::sort_newest_first(&mut all);
-            all
-        }
-        None => {
-            let mut all = found;
-            super::sort_newest_first(&mut all);
-            all
-        }
-    };
+    let mut versions = super::walk(repo, refname, tip, base.as_ref().map(|c| c.tip), &mut warnings)?;
+    if let Some(old) = base {
+        warnings.extend(told(&old));
+        // A blob the new commits wrote again belongs to the newest of them, as in a full walk.
+        let fresh: HashSet<Oid> = versions.iter().map(|v| v.blob).collect();
+        versions.extend(old.versions.into_iter().filter(|v| !fresh.contains(&v.blob)));
+    }
+    super::sort_newest_first(&mut versions);
     let file = CacheFile {
         format: FORMAT,
         writer: env!("CARGO_PKG_VERSION").to_string(),
@@ -128,7 +107,10 @@ pub fn versions(repo: &Repository, state: &Path, refname: &str, tip: Oid) -> Res
         unreadable: warnings.unreadable.iter().cloned().collect(),
         versions,
     };
-    store(&path, &file);
+    // Best-effort: a read-only repository still lists its history, walking it each time.
+    if let Ok(bytes) = serde_json::to_vec(&file) {
+        let _ = crate::fsutil::replace_file(&path, &bytes);
+    }
     Ok(Listing {
         items: file.versions,
         warnings,

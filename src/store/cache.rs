@@ -18,34 +18,43 @@ use std::sync::Arc;
 use super::{commit_tree, entries_reusing, Entry, Listing, NoteError, Store};
 use crate::handoff::Handoff;
 
-/// 4: a line of flat heads, then the notes. 5: notes carry the agent that wrote them. 6: each
+/// 4: a line of heads, then the notes. 5: notes carry the agent that wrote them. 6: each
 /// head says whether its note was decrypted with this device's key. 7: why a note cannot be read
-/// is a [`NoteError`], not its text.
-pub(super) const VERSION: u32 = 7;
+/// is a [`NoteError`], not its text. 8: a note's line is its [`Note`], the head nested.
+pub(super) const VERSION: u32 = 8;
 
 const FILE: &str = "tip-cache.json";
 
-/// What choosing notes needs of a readable one.
-#[derive(Debug, Clone)]
+/// What choosing notes needs of a readable one (in the file: its time in milliseconds since the
+/// epoch, with what is absent left out, to be quick to read).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Head {
+    #[serde(with = "chrono::serde::ts_milliseconds")]
     pub timestamp: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
     /// As [`Entry::proven`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub proven: bool,
 }
 
-/// One device's note on the tip, its body parsed only on demand.
-#[derive(Debug, Clone)]
+/// One device's note on the tip, its body parsed only on demand. In the file's first line, its
+/// `span` is where the whole note lies in the text after that line.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Note {
     /// The file name on the ref (a valid device id).
     pub device: String,
+    #[serde(with = "crate::history::oid_hex")]
     pub blob: Oid,
     /// As [`Entry::claimed`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claimed: Option<String>,
     /// The readable note's head, or why it cannot be read.
     pub head: Result<Head, NoteError>,
     /// The whole note as JSON (`Result<Handoff, NoteError>`): `span` of `text`.
+    #[serde(skip)]
     text: Arc<String>,
     span: Range<usize>,
 }
@@ -108,58 +117,24 @@ impl Note {
 struct Heads {
     version: u32,
     tree: String,
-    notes: Vec<Cached>,
-}
-
-/// A note's line in the heads: flat, with what is absent left out, to be quick to read.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Cached {
-    device: String,
-    blob: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    claimed: Option<String>,
-    /// Why the note cannot be read; else its time (milliseconds since the epoch), branch and
-    /// author.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    error: Option<NoteError>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    time: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    branch: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    author: Option<String>,
-    /// Whether the note was decrypted with this device's key.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    proven: bool,
-    /// Where the whole note lies in the text after the first line.
-    at: usize,
-    len: usize,
+    notes: Vec<Note>,
 }
 
 /// The file's text for `notes` of `tree`.
 fn write(tree: &str, notes: &[Note]) -> Option<String> {
     let mut bodies = String::new();
-    let mut heads = Vec::with_capacity(notes.len());
-    for n in notes {
-        let head = n.head.as_ref().ok();
-        heads.push(Cached {
-            device: n.device.clone(),
-            blob: n.blob.to_string(),
-            claimed: n.claimed.clone(),
-            error: n.head.as_ref().err().cloned(),
-            time: head.map(|h| h.timestamp.timestamp_millis()),
-            branch: head.and_then(|h| h.branch.clone()),
-            author: head.and_then(|h| h.author.clone()),
-            proven: head.is_some_and(|h| h.proven),
-            at: bodies.len(),
-            len: n.body().len(),
-        });
+    let notes = notes.iter().map(|n| {
+        let at = bodies.len();
         bodies.push_str(n.body());
-    }
+        Note {
+            span: at..bodies.len(),
+            ..n.clone()
+        }
+    });
     let heads = Heads {
         version: VERSION,
         tree: tree.to_string(),
-        notes: heads,
+        notes: notes.collect(),
     };
     // Compact JSON has no line break: the first one ends the heads.
     Some(format!("{}\n{bodies}", serde_json::to_string(&heads).ok()?))
@@ -177,29 +152,24 @@ fn read(text: String) -> Option<(String, Vec<Note>)> {
     let text = Arc::new(text);
     let line = |s: String| crate::untrusted::line(&s).into_owned();
     let mut notes = Vec::with_capacity(heads.notes.len());
-    for c in heads.notes {
-        let span = start.checked_add(c.at)?..start.checked_add(c.at)?.checked_add(c.len)?;
+    for n in heads.notes {
+        let span = start.checked_add(n.span.start)?..start.checked_add(n.span.end)?;
         text.get(span.clone())?;
         // An entry no valid ref holds is left out.
-        if !crate::device::is_valid(&c.device) {
+        if !crate::device::is_valid(&n.device) {
             continue;
         }
-        let head = match (c.error, c.time) {
-            (Some(reason), _) => Err(reason),
-            (None, time) => Ok(Head {
-                timestamp: DateTime::from_timestamp_millis(time?)?,
-                branch: c.branch.map(line),
-                author: c.author.map(line),
-                proven: c.proven,
-            }),
-        };
+        let head = n.head.map(|h| Head {
+            branch: h.branch.map(line),
+            author: h.author.map(line),
+            ..h
+        });
         notes.push(Note {
-            blob: Oid::from_str(&c.blob).ok()?,
-            claimed: c.claimed.map(line),
+            claimed: n.claimed.map(line),
             head,
-            device: c.device,
             text: text.clone(),
             span,
+            ..n
         });
     }
     Some((heads.tree, notes))
@@ -232,11 +202,10 @@ impl Store<'_> {
                 .map(|n| ((n.device.clone(), n.blob), n.entry()))
                 .collect();
         }
-        let entries = match commit_tree(self.repo, &tip, &mut out.warnings.skipped) {
-            Some(t) => entries_reusing(self.repo, &t, reusable, &mut out.warnings)?,
-            None => Vec::new(),
-        };
-        out.items = entries.iter().filter_map(Note::of).collect();
+        if let Some(t) = commit_tree(self.repo, &tip, &mut out.warnings.skipped) {
+            let entries = entries_reusing(self.repo, &t, reusable, &mut out.warnings);
+            out.items = entries.iter().filter_map(Note::of).collect();
+        }
         if let Some(text) = write(&tree, &out.items) {
             let _ = crate::fsutil::replace_file(&path, text.as_bytes());
         }

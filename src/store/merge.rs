@@ -7,6 +7,7 @@ use git2::{Commit, Oid, Repository, Tree};
 
 use super::{
     commit_tree, device_files, key_files, read_handoff, retry_cas, signature, tip_of, write_ref_tree, Cas,
+    Files,
 };
 use crate::lock::RepoLock;
 use crate::team::Author;
@@ -67,15 +68,14 @@ fn commit(repo: &Repository, tree: Oid, parents: &[&Commit<'_>], message: &str) 
 
 /// The key ids recorded at `base` (a commit of the ref) that `theirs` no longer records.
 fn lost_keys(repo: &Repository, base: Option<Oid>, theirs: Oid, skipped: &mut Skipped) -> Vec<String> {
-    let mut keys = |id: Oid| match repo
-        .find_commit(id)
-        .ok()
-        .and_then(|c| commit_tree(repo, &c, skipped))
-    {
-        Some(t) => key_files(repo, &t, skipped),
-        None => Default::default(),
-    };
     let Some(base) = base else { return Vec::new() };
+    let mut keys = |id: Oid| {
+        let tree = repo
+            .find_commit(id)
+            .ok()
+            .and_then(|c| commit_tree(repo, &c, skipped));
+        tree.map(|t| key_files(repo, &t, skipped)).unwrap_or_default()
+    };
     let now = keys(theirs);
     keys(base).into_keys().filter(|k| !now.contains_key(k)).collect()
 }
@@ -91,10 +91,7 @@ fn restore_keys(repo: &Repository, ours: Oid, theirs: Oid, skipped: &mut Skipped
     };
     let (_, ours_tree) = read(ours)?;
     let (t, theirs_tree) = read(theirs)?;
-    let mut keys = key_files(repo, &theirs_tree, skipped);
-    for (k, id) in key_files(repo, &ours_tree, skipped) {
-        keys.entry(k).or_insert(id);
-    }
+    let keys = both_keys(repo, Some(&theirs_tree), Some(&ours_tree), skipped);
     let tree = write_ref_tree(repo, &device_files(repo, &theirs_tree, skipped), &keys)?;
     commit(
         repo,
@@ -131,14 +128,9 @@ pub fn merge_commit(
         .ok()
         .and_then(|b| repo.find_commit(b).ok());
     let base_tree = base.as_ref().and_then(|c| commit_tree(repo, c, skipped));
-    let empty = repo
-        .treebuilder(None)
-        .and_then(|b| b.write())
-        .and_then(|id| repo.find_tree(id))
-        .context("could not write an empty tree")?;
-    let ours_tree = commit_tree(repo, &o, skipped).unwrap_or_else(|| empty.clone());
-    let theirs_tree = commit_tree(repo, &t, skipped).unwrap_or(empty);
-    let tree = merge_trees(repo, base_tree.as_ref(), &ours_tree, &theirs_tree, skipped)?;
+    let ours_tree = commit_tree(repo, &o, skipped);
+    let theirs_tree = commit_tree(repo, &t, skipped);
+    let tree = merge_trees(repo, [&base_tree, &ours_tree, &theirs_tree], skipped)?;
     commit(repo, tree, &[&o, &t], message)
 }
 
@@ -147,19 +139,13 @@ pub fn merge_commit(
 /// on one side loses to a modification on the other. Only valid device files
 /// ([`device_files`]) take part: anything else on either side is skipped and recorded, and
 /// the result is always a tree git accepts.
-fn merge_trees(
-    repo: &Repository,
-    base: Option<&Tree<'_>>,
-    ours: &Tree<'_>,
-    theirs: &Tree<'_>,
-    skipped: &mut Skipped,
-) -> Result<Oid> {
-    let b = base.map(|t| device_files(repo, t, skipped)).unwrap_or_default();
-    let o = device_files(repo, ours, skipped);
-    let t = device_files(repo, theirs, skipped);
-    let mut devices: Vec<&String> = o.keys().chain(t.keys()).collect();
-    devices.sort();
-    devices.dedup();
+fn merge_trees(repo: &Repository, trees: [&Option<Tree<'_>>; 3], skipped: &mut Skipped) -> Result<Oid> {
+    let [b, o, t] = trees.map(|t| {
+        t.as_ref()
+            .map(|t| device_files(repo, t, skipped))
+            .unwrap_or_default()
+    });
+    let devices: std::collections::BTreeSet<&String> = o.keys().chain(t.keys()).collect();
     let mut merged = std::collections::BTreeMap::new();
     let mut moved = Vec::new();
     for d in devices {
@@ -197,12 +183,24 @@ fn merge_trees(
         };
         merged.insert(device, keep);
     }
-    // Recorded keys are only ever added: the union of both sides.
-    let mut keys = key_files(repo, ours, skipped);
-    for (k, id) in key_files(repo, theirs, skipped) {
-        keys.entry(k).or_insert(id);
-    }
+    let keys = both_keys(repo, trees[1].as_ref(), trees[2].as_ref(), skipped);
     write_ref_tree(repo, &merged, &keys)
+}
+
+/// Recorded keys are only ever added: the union of both sides' (`first`'s blob for an id both
+/// record).
+fn both_keys(
+    repo: &Repository,
+    first: Option<&Tree<'_>>,
+    second: Option<&Tree<'_>>,
+    skipped: &mut Skipped,
+) -> Files {
+    let mut keys = |t: Option<&Tree<'_>>| t.map(|t| key_files(repo, t, skipped)).unwrap_or_default();
+    let mut all = keys(first);
+    for (k, id) in keys(second) {
+        all.entry(k).or_insert(id);
+    }
+    all
 }
 
 /// When `a` and `b` are handoffs of device `device` by two different authors: the blob to keep
@@ -221,8 +219,11 @@ fn two_authors(repo: &Repository, device: &str, a: Oid, b: Oid) -> Result<Option
     }
     // The older note keeps the name. Times are kept to the second, so two saves can tie: then
     // `b`, the side already on the remote (theirs in a merge), was there first and keeps it.
-    let x_first = x.timestamp < y.timestamp;
-    let (keep, mut other, who) = if x_first { (a, y, py) } else { (b, x, px) };
+    let (keep, moved, mut other, who) = if x.timestamp < y.timestamp {
+        (a, b, y, py)
+    } else {
+        (b, a, x, px)
+    };
     let user = who.handle().unwrap_or_else(|| "other".into());
     // The file name, not the header, says whose device this is.
     let Some(qualified) = crate::device::sanitize(&format!("{device}-{user}")) else {
@@ -230,14 +231,11 @@ fn two_authors(repo: &Repository, device: &str, a: Oid, b: Oid) -> Result<Option
     };
     other.device = qualified;
     let mut text = crate::handoff::format::render(&other).into_bytes();
-    if let (Some(k), Ok(old)) = (
-        crate::crypt::key(),
-        crate::untrusted::blob(repo, if x_first { b } else { a }, crate::untrusted::Object::Note),
-    ) {
-        // It was readable, so encrypted to our key: it stays encrypted under its new name.
-        if crate::crypt::is_encrypted(old.content()) {
-            text = k.encrypt(crate::crypt::Purpose::Note, &text)?;
-        }
+    let sealed = crate::untrusted::blob(repo, moved, crate::untrusted::Object::Note)
+        .is_ok_and(|old| crate::crypt::is_encrypted(old.content()));
+    // It was readable, so encrypted to our key: it stays encrypted under its new name.
+    if let Some(k) = crate::crypt::key().filter(|_| sealed) {
+        text = k.encrypt(crate::crypt::Purpose::Note, &text)?;
     }
     let blob = repo
         .blob(&text)
@@ -248,19 +246,7 @@ fn two_authors(repo: &Repository, device: &str, a: Oid, b: Oid) -> Result<Option
 /// The blob whose handoff is newer; ties and unparseable files fall back to the larger id so
 /// every device picks the same one.
 fn newer(repo: &Repository, a: Oid, b: Oid) -> Oid {
-    let ts = |id: Oid| read_handoff(repo, id).ok().map(|h| h.timestamp);
-    match (ts(a), ts(b)) {
-        (Some(x), Some(y)) if x != y => {
-            if x > y {
-                a
-            } else {
-                b
-            }
-        }
-        (Some(_), None) => a,
-        (None, Some(_)) => b,
-        _ => a.max(b),
-    }
+    std::cmp::max_by_key(a, b, |&id| (read_handoff(repo, id).ok().map(|h| h.timestamp), id))
 }
 
 #[cfg(test)]
@@ -311,9 +297,9 @@ mod tests {
             let repo = Repository::init(dir.path()).unwrap();
             let (b, o, t) = (tree(&repo, &base), tree(&repo, &ours), tree(&repo, &theirs));
             let (bt, ot, tt) = (repo.find_tree(b).unwrap(), repo.find_tree(o).unwrap(), repo.find_tree(t).unwrap());
-            let merged = repo.find_tree(merge_trees(&repo, Some(&bt), &ot, &tt, &mut Skipped::default()).unwrap()).unwrap();
+            let (bt, ot, tt) = (Some(bt), Some(ot), Some(tt));
+            let merged = repo.find_tree(merge_trees(&repo, [&bt, &ot, &tt], &mut Skipped::default()).unwrap()).unwrap();
             let got: BTreeMap<String, i64> = crate::store::entries_of(&repo, &merged)
-                .unwrap()
                 .into_iter()
                 .map(|e| (e.device, e.handoff.unwrap().timestamp.timestamp()))
                 .collect();
@@ -335,7 +321,7 @@ mod tests {
                 prop_assert_eq!(got.get(&name).copied(), expected, "device {}", name);
             }
             // The same result whichever side merges, so every device converges on one tree.
-            let swapped = merge_trees(&repo, Some(&bt), &tt, &ot, &mut Skipped::default()).unwrap();
+            let swapped = merge_trees(&repo, [&bt, &tt, &ot], &mut Skipped::default()).unwrap();
             prop_assert_eq!(swapped, merged.id());
         }
     }
