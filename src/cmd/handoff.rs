@@ -58,26 +58,25 @@ pub fn save(dir: &Path, args: SaveHandoffArgs) -> Result<ExitCode> {
             }
         }
     }
-    if args.no_push {
-        return Ok(ExitCode::SUCCESS);
+    if !args.no_push {
+        push_or_queue(&repo, deadline(args.net.timeout), "pushed to");
     }
-    push_or_queue(&repo, deadline(args.net.timeout), "pushed to")
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Sync after a local commit; an unreachable remote is not an error (the handoff is queued).
 /// Says `{pushed} {remote}` on success (`save` names what it pushed, as it pushes more than one
 /// thing).
-pub fn push_or_queue(repo: &Repo, deadline: crate::git::Deadline, pushed: &str) -> Result<ExitCode> {
+pub fn push_or_queue(repo: &Repo, deadline: crate::git::Deadline, pushed: &str) {
     let Some(remote) = repo.remote_name() else {
         println!(
             "no remote to push to; the handoff stays local (add one with `git remote add origin <url>`)"
         );
-        return Ok(ExitCode::SUCCESS);
+        return;
     };
     let report = crate::sync::sync(repo, &remote, deadline, super::CLI_LOCK_WAIT);
     match report.problem() {
         Some(p) => println!("{}", crate::untrusted::line(&p)),
         None => println!("{pushed} {remote}"),
     }
-    Ok(ExitCode::SUCCESS)
 }
