@@ -131,39 +131,35 @@ fn print_you(repo: &Repo) {
 /// reports them when `codex` is on PATH; else the trust entries in `config.toml`).
 fn codex_state() -> String {
     use crate::agent::codex;
-    let installed = codex::plugin_cache_dir().is_some_and(|d| d.is_dir());
-    if !installed {
-        return match crate::cmd::install::which("codex") {
-            Some(_) => "Codex: not installed (run `convosync install --agent codex --run`)".into(),
+    let again = "run `convosync install --agent codex --run`";
+    let bin = crate::cmd::install::which("codex");
+    if !codex::plugin_cache_dir().is_some_and(|d| d.is_dir()) {
+        return match bin {
+            Some(_) => format!("Codex: not installed ({again})"),
             None => "Codex: not found on PATH".into(),
         };
     }
-    let again = "run `convosync install --agent codex --run`";
-    if let Some(bin) = crate::cmd::install::which("codex") {
-        let cwd = dirs::home_dir().unwrap_or_else(|| PathBuf::from("/"));
-        if let Ok(hooks) = codex::list_hooks(&bin, &cwd, std::time::Duration::from_secs(10)) {
-            let trusted = hooks
-                .iter()
-                .filter(|h| h.trust == "trusted" || h.trust == "managed")
-                .count();
-            return match (trusted, hooks.len()) {
-                (0, 0) => format!("Codex: installed, but Codex lists none of its hooks (disabled?); {again}"),
-                (t, n) if t == n => format!("Codex: installed, {n} hooks trusted (they run)"),
-                (t, n) => format!(
-                    "Codex: installed, {t} of {n} hooks trusted; the others do not run until trusted ({again}, or `/hooks` in Codex)"
-                ),
-            };
-        }
+    let cwd = dirs::home_dir().unwrap_or_else(|| PathBuf::from("/"));
+    if let Some(Ok(hooks)) = bin.map(|b| codex::list_hooks(&b, &cwd, std::time::Duration::from_secs(10))) {
+        let trusted = hooks
+            .iter()
+            .filter(|h| h.trust == "trusted" || h.trust == "managed")
+            .count();
+        return match (trusted, hooks.len()) {
+            (0, 0) => format!("Codex: installed, but Codex lists none of its hooks (disabled?); {again}"),
+            (t, n) if t == n => format!("Codex: installed, {n} hooks trusted (they run)"),
+            (t, n) => format!(
+                "Codex: installed, {t} of {n} hooks trusted; the others do not run until trusted ({again}, or `/hooks` in Codex)"
+            ),
+        };
     }
     let config = codex::home()
         .and_then(|h| std::fs::read_to_string(h.join("config.toml")).ok())
         .unwrap_or_default();
+    let ours = format!("[hooks.state.\"{}:", codex::PLUGIN_ID);
     let entries = config
         .lines()
-        .filter(|l| {
-            l.trim_start()
-                .starts_with(&format!("[hooks.state.\"{}:", codex::PLUGIN_ID))
-        })
+        .filter(|l| l.trim_start().starts_with(&ours))
         .count();
     match entries {
         0 => format!("Codex: installed, hooks not trusted (they do not run; {again})"),
@@ -216,23 +212,20 @@ fn hooks_state(project: Option<&Path>) -> String {
             })
         })
     });
-    let mut files = vec![config.join("settings.json")];
-    if let Some(p) = project {
-        files.push(p.join(".claude/settings.json"));
-        files.push(p.join(".claude/settings.local.json"));
-    }
-    let mut enabled = None;
-    for f in files {
-        if let Some(v) = read(f) {
-            if let Some(m) = v["enabledPlugins"].as_object() {
-                for (_, on) in m.iter().filter(|(k, _)| ours(k)) {
-                    if let Some(on) = on.as_bool() {
-                        enabled = Some(on);
-                    }
-                }
-            }
-        }
-    }
+    // The later files override the earlier.
+    let local = project
+        .into_iter()
+        .flat_map(|p| [".claude/settings.json", ".claude/settings.local.json"].map(|f| p.join(f)));
+    let enabled = std::iter::once(config.join("settings.json"))
+        .chain(local)
+        .filter_map(read)
+        .flat_map(|v| {
+            let m = v["enabledPlugins"].as_object().cloned().unwrap_or_default();
+            m.into_iter()
+                .filter(|(k, _)| ours(k))
+                .filter_map(|(_, on)| on.as_bool())
+        })
+        .last();
     match (installed, enabled) {
         (true, Some(true)) => "installed, enabled in Claude Code".into(),
         (true, _) => {
