@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use git2::{Oid, Repository};
+use git2::Repository;
 
 use super::CLI_LOCK_WAIT;
 use crate::cli::MigrateArgs;
@@ -176,48 +176,31 @@ fn write(repo: &Repository, refname: &str, handoffs: &[Handoff]) -> Result<()> {
         .and_then(|b| b.write())
         .and_then(|id| repo.find_tree(id))
         .context("could not write an empty tree")?;
-    let mut parent: Option<Oid> = None;
+    let mut parent: Option<git2::Commit<'_>> = None;
     for h in handoffs {
+        let failed = |what: &str| format!("could not write {what}the note of {} for {refname}", h.device);
         // Migrated notes stay as they were: plain. They are already plain on the branch that
         // carries the file, and anyone could have written them there, so sealing them with this
         // person's key would make them pass for notes proven to be theirs.
         let content = crate::handoff::format::render(h).into_bytes();
-        let blob = repo
-            .blob(&content)
-            .with_context(|| format!("could not write the note of {} for {refname}", h.device))?;
-        let id = git2::build::TreeUpdateBuilder::new()
+        let blob = repo.blob(&content).with_context(|| failed(""))?;
+        tree = git2::build::TreeUpdateBuilder::new()
             .upsert(store::device_path(&h.device), blob, git2::FileMode::Blob)
             .create_updated(repo, &tree)
             .and_then(|id| repo.find_tree(id))
-            .with_context(|| {
-                format!(
-                    "could not write a tree with the note of {} for {refname}",
-                    h.device
-                )
-            })?;
-        tree = id;
+            .with_context(|| failed("a tree with "))?;
         let sig = store::signature(repo, h.timestamp)?;
-        let parents: Vec<git2::Commit<'_>> = parent
-            .map(|p| {
-                repo.find_commit(p)
-                    .with_context(|| format!("could not read migrated commit {p}"))
-            })
-            .transpose()?
-            .into_iter()
-            .collect();
-        let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
         let msg = format!("migrate: {}", commit_message(h));
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
         let id = repo
             .commit(None, &sig, &sig, &msg, &tree, &parents)
-            .with_context(|| {
-                format!(
-                    "could not write a commit with the note of {} for {refname}",
-                    h.device
-                )
-            })?;
+            .and_then(|id| repo.find_commit(id))
+            .with_context(|| failed("a commit with "))?;
         parent = Some(id);
     }
-    let Some(line) = parent else { return Ok(()) };
+    let Some(line) = parent.map(|c| c.id()) else {
+        return Ok(());
+    };
     let mut skipped = crate::untrusted::Skipped::default();
     store::retry_cas(repo, refname, "migrate handoffs", || {
         let tip = tip_of(repo, refname)?;
