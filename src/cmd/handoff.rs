@@ -26,9 +26,9 @@ pub fn generate(dir: &Path) -> Result<ExitCode> {
 
 pub fn save(dir: &Path, args: SaveHandoffArgs) -> Result<ExitCode> {
     let repo = Repo::open(dir)?;
-    let lock = repo.lock(CLI_LOCK_WAIT)?;
-    let outcome = draft::commit(&repo, &draft::Origin::of_command(args.session.as_deref()), &lock)?;
-    drop(lock);
+    // The lock is held for the commit alone.
+    let origin = draft::Origin::of_command(args.session.as_deref());
+    let outcome = draft::commit(&repo, &origin, &repo.lock(CLI_LOCK_WAIT)?)?;
     match outcome {
         Outcome::NoDraft => {
             anyhow::bail!(

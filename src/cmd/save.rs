@@ -81,9 +81,8 @@ fn commit_handoff(repo: &Repo, skip_handoff: bool) -> Result<bool> {
             return Ok(true);
         }
     }
-    let lock = repo.lock(CLI_LOCK_WAIT)?;
-    let outcome = draft::commit(repo, &draft::Origin::of_command(None), &lock)?;
-    drop(lock);
+    // The lock is held for the commit alone.
+    let outcome = draft::commit(repo, &draft::Origin::of_command(None), &repo.lock(CLI_LOCK_WAIT)?)?;
     match outcome {
         Outcome::Committed {
             handoff, redacted, ..
@@ -125,11 +124,8 @@ fn commit_handoff(repo: &Repo, skip_handoff: bool) -> Result<bool> {
 fn commit_code(repo: &Repo, workdir: &Path, args: &SaveArgs, message: &str, detached: bool) -> Result<bool> {
     let plan = plan(repo, workdir, &args.include)?;
     for (p, why) in &plan.refused {
-        println!(
-            "  skipped {} ({why}; pass --include {} to commit it)",
-            p.display(),
-            p.display()
-        );
+        let p = p.display();
+        println!("  skipped {p} ({why}; pass --include {p} to commit it)");
     }
     if plan.stage.is_empty() && !plan.index_has_changes {
         println!("✓ no code changes to commit");
@@ -161,18 +157,19 @@ fn commit_code(repo: &Repo, workdir: &Path, args: &SaveArgs, message: &str, deta
 /// with the reason said.
 fn push_branch(workdir: &Path, branch: &str, remote: &str) -> Result<bool> {
     let has_upstream = git_output(workdir, ["rev-parse", "--abbrev-ref", "@{upstream}"], true)?.success();
-    let push: Vec<&str> = if has_upstream {
-        vec!["push", "--quiet"]
-    } else {
-        vec!["push", "--quiet", "--set-upstream", remote, branch]
-    };
+    let mut push = vec!["push", "--quiet"];
+    if !has_upstream {
+        push.extend(["--set-upstream", remote, branch]);
+    }
     let out = git_output(workdir, &push, true)?;
     if out.success() {
         println!("✓ pushed {branch} to {remote}");
         return Ok(true);
     }
-    let text = &out.stderr;
-    if text.contains("rejected") || text.contains("fetch first") || text.contains("non-fast-forward") {
+    if ["rejected", "fetch first", "non-fast-forward"]
+        .iter()
+        .any(|m| out.stderr.contains(m))
+    {
         println!("✗ {remote} has commits on {branch} that you don't have: run `git pull --rebase`, then save again");
     } else {
         println!(
@@ -184,6 +181,7 @@ fn push_branch(workdir: &Path, branch: &str, remote: &str) -> Result<bool> {
 }
 
 /// What to stage.
+#[derive(Default)]
 struct Plan {
     stage: Vec<PathBuf>,
     /// Secret files left out, each with why ([`crate::secrets`]).
@@ -203,11 +201,7 @@ fn plan(repo: &Repo, workdir: &Path, include: &[PathBuf]) -> Result<Plan> {
         .git
         .statuses(Some(&mut opts))
         .context("could not read the worktree status")?;
-    let mut plan = Plan {
-        stage: Vec::new(),
-        refused: Vec::new(),
-        index_has_changes: false,
-    };
+    let mut plan = Plan::default();
     for e in statuses.iter() {
         let Ok(path) = e.path() else { continue };
         let path = PathBuf::from(path);
@@ -234,12 +228,8 @@ fn plan(repo: &Repo, workdir: &Path, include: &[PathBuf]) -> Result<Plan> {
             .flatten();
         if let Some(why) = secret {
             if staged && !s.contains(Status::INDEX_DELETED) {
-                bail!(
-                    "{} is staged and looks like a secret ({why}); unstage it (git restore --staged {}) or pass --include {}",
-                    path.display(),
-                    path.display(),
-                    path.display()
-                );
+                let p = path.display();
+                bail!("{p} is staged and looks like a secret ({why}); unstage it (git restore --staged {p}) or pass --include {p}");
             }
             plan.refused.push((path, why));
             continue;

@@ -45,9 +45,5 @@ pub fn run(dir: &Path, args: NetArgs) -> Result<ExitCode> {
     if report.pending && !matches!(report.pushed, Pushed::Refused(_)) {
         println!("handoffs are waiting to be pushed; they will go with the next sync");
     }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(ExitCode::from(u8::from(failed)))
 }
