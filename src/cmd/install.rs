@@ -77,13 +77,15 @@ fn claude_plugins_dir() -> Result<PathBuf> {
     if let Some(d) = std::env::var_os("CLAUDE_CODE_PLUGIN_CACHE_DIR").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(d));
     }
-    let config = match std::env::var_os("CLAUDE_CONFIG_DIR").filter(|d| !d.is_empty()) {
-        Some(d) => PathBuf::from(d),
-        None => dirs::home_dir()
-            .context("could not find your home directory (is HOME set?)")?
-            .join(".claude"),
-    };
+    let config = claude_config_dir().context("could not find your home directory (is HOME set?)")?;
     Ok(config.join("plugins"))
+}
+
+/// Claude Code's config dir: `$CLAUDE_CONFIG_DIR`, else `~/.claude`.
+pub fn claude_config_dir() -> Option<PathBuf> {
+    let set = std::env::var_os("CLAUDE_CONFIG_DIR").filter(|d| !d.is_empty());
+    set.map(PathBuf::from)
+        .or_else(|| dirs::home_dir().map(|h| h.join(".claude")))
 }
 
 /// The installed plugin's persistent data dir, as Claude Code names it for hooks

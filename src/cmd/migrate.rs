@@ -47,18 +47,39 @@ pub fn run(dir: &Path, args: MigrateArgs) -> Result<ExitCode> {
     }
     let verb = if args.dry_run { "would move" } else { "moved" };
     for h in &pending.todo {
-        println!(
-            "{verb} the handoff from {} ({})",
-            h.device,
-            crate::timefmt::rfc3339(h.timestamp)
-        );
+        let when = crate::timefmt::rfc3339(h.timestamp);
+        println!("{verb} the handoff from {} ({when})", h.device);
     }
     if !args.dry_run && !pending.todo.is_empty() {
         write(&repo.git, refname, &pending.todo)?;
     }
-    summary(&pending, verb, refname);
-    if !args.dry_run {
-        next_steps(&repo, &pending, &path);
+    // How many handoffs moved (or would), then each skipped entry.
+    let devices: HashSet<&str> = pending.todo.iter().map(|h| h.device.as_str()).collect();
+    let already = match pending.already {
+        0 => String::new(),
+        n => format!(" ({n} already there)"),
+    };
+    println!(
+        "{verb} {} handoff(s) from {} device(s) into the history of {refname}; skipped {}{already}",
+        pending.todo.len(),
+        devices.len(),
+        pending.skipped.len(),
+    );
+    for s in &pending.skipped {
+        println!("  skipped {}", crate::untrusted::line(s));
+    }
+    if args.dry_run {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Whether to sync, and whether the legacy file can go.
+    if !pending.todo.is_empty() && repo.remote_name().is_some() {
+        println!("Run `convosync sync` to share them.");
+    }
+    let path = path.display();
+    if pending.skipped.is_empty() {
+        println!("Every entry is on the ref now; {path} can be removed from your branch once every device has upgraded.");
+    } else {
+        println!("Keep {path}: the skipped entries exist only there.");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -132,40 +153,6 @@ fn pending(repo: &Repo, file: &LegacyFile, vouched: &[String]) -> Result<Pending
         already,
         skipped,
     })
-}
-
-/// The line saying how many handoffs moved (or would), then each skipped entry.
-fn summary(pending: &Pending, verb: &str, refname: &str) {
-    let devices: HashSet<&str> = pending.todo.iter().map(|h| h.device.as_str()).collect();
-    println!(
-        "{verb} {} handoff(s) from {} device(s) into the history of {refname}; skipped {}{}",
-        pending.todo.len(),
-        devices.len(),
-        pending.skipped.len(),
-        if pending.already > 0 {
-            format!(" ({} already there)", pending.already)
-        } else {
-            String::new()
-        }
-    );
-    for s in &pending.skipped {
-        println!("  skipped {}", crate::untrusted::line(s));
-    }
-}
-
-/// After a migration: whether to sync, and whether the legacy file at `path` can go.
-fn next_steps(repo: &Repo, pending: &Pending, path: &Path) {
-    if !pending.todo.is_empty() && repo.remote_name().is_some() {
-        println!("Run `convosync sync` to share them.");
-    }
-    if pending.skipped.is_empty() {
-        println!(
-            "Every entry is on the ref now; {} can be removed from your branch once every device has upgraded.",
-            path.display()
-        );
-    } else {
-        println!("Keep {}: the skipped entries exist only there.", path.display());
-    }
 }
 
 /// Commit `handoffs` (oldest first) one by one on a new line of history, then merge that line

@@ -188,11 +188,7 @@ fn gemini_state() -> String {
 /// `settings.json`, then the project's `.claude/settings.json` and `.claude/settings.local.json`,
 /// the later overriding the earlier).
 fn hooks_state(project: Option<&Path>) -> String {
-    let config = std::env::var_os("CLAUDE_CONFIG_DIR")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| dirs::home_dir().map(|h| h.join(".claude")));
-    let Some(config) = config else {
+    let Some(config) = crate::cmd::install::claude_config_dir() else {
         return "unknown (no home directory)".into();
     };
     let read = |p: PathBuf| -> Option<serde_json::Value> {
