@@ -65,12 +65,6 @@ const OWNED_DIRS: &[&str] = &[
     "gemini-extension/hooks",
 ];
 
-/// Where the clean plugin directory goes: `<data dir>/convosync/plugin`.
-pub fn plugin_dir() -> Result<PathBuf> {
-    let data = dirs::data_dir().context("could not find your data directory (is HOME set?)")?;
-    Ok(data.join("convosync/plugin"))
-}
-
 /// Claude Code's plugins directory: `$CLAUDE_CODE_PLUGIN_CACHE_DIR`, else
 /// `$CLAUDE_CONFIG_DIR/plugins`, else `~/.claude/plugins`.
 fn claude_plugins_dir() -> Result<PathBuf> {
@@ -159,7 +153,9 @@ pub fn run(args: InstallArgs) -> Result<ExitCode> {
             }
         }
     };
-    let dir = plugin_dir()?;
+    // The clean plugin directory: `<data dir>/convosync/plugin`.
+    let data = dirs::data_dir().context("could not find your data directory (is HOME set?)")?;
+    let dir = data.join("convosync/plugin");
     assemble(&dir)?;
     for (i, agent) in agents.iter().enumerate() {
         if agents.len() > 1 {

@@ -69,24 +69,22 @@ fn print_ref(repo: &Repo, me: &str, now: DateTime<Utc>) -> Result<()> {
 /// The remote, when this device last synced with it, what waits to be pushed, and a backoff.
 fn print_remote(repo: &Repo, r: &str, now: DateTime<Utc>) -> Result<()> {
     let refname = &repo.settings.refname;
-    let url = repo
-        .git
-        .find_remote(r)
-        .ok()
-        .and_then(|x| x.url().ok().map(str::to_string))
-        .unwrap_or_default();
-    println!("remote:    {r} ({url})");
+    let remote = repo.git.find_remote(r);
+    println!(
+        "remote:    {r} ({})",
+        remote.as_ref().map_or("", |x| x.url().unwrap_or_default())
+    );
     let synced = last_sync(&repo.state_dir())
         .map(|t| crate::timefmt::ago(t, now))
         .unwrap_or_else(|| "never".into());
     println!("last sync: {synced}");
-    let tracking = crate::store::tip_of(&repo.git, &refs::tracking(refname, r))
-        .ok()
-        .flatten();
     let queued = if pending(repo, r) {
+        let tracking = crate::store::tip_of(&repo.git, &refs::tracking(refname, r))
+            .ok()
+            .flatten();
         let local = crate::store::tip_of(&repo.git, refname)?.map(|c| c.id());
         let n = match (local, tracking.map(|c| c.id())) {
-            (Some(l), Some(t)) => repo.git.graph_ahead_behind(l, t).map(|(a, _)| a).unwrap_or(1),
+            (Some(l), Some(t)) => repo.git.graph_ahead_behind(l, t).map_or(1, |(a, _)| a),
             _ => 1,
         };
         format!("{n} commit(s) waiting to be pushed (run `convosync sync`)")
