@@ -210,15 +210,10 @@ fn parse_context_limit(v: &str) -> Option<usize> {
 /// `2`, `2s`, `1.5`, `500ms` → a duration; plain numbers are seconds.
 pub fn parse_duration(v: &str) -> Option<Duration> {
     let v = v.trim();
-    let (num, scale) = if let Some(n) = v.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = v.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = v.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (v, 1.0)
-    };
+    let (num, scale) = [("ms", 0.001), ("s", 1.0), ("m", 60.0)]
+        .into_iter()
+        .find_map(|(unit, scale)| Some((v.strip_suffix(unit)?, scale)))
+        .unwrap_or((v, 1.0));
     let secs: f64 = num.trim().parse().ok()?;
     (secs.is_finite() && secs >= 0.0 && secs * scale <= 3600.0).then(|| Duration::from_secs_f64(secs * scale))
 }
@@ -243,19 +238,16 @@ fn parse_bool(v: &str) -> Option<bool> {
 /// `5242880`, `5MB`, `512k` → bytes.
 fn parse_size(v: &str) -> Option<u64> {
     let v = v.trim().to_ascii_lowercase();
-    let (num, mult) = [
-        ("gb", 1u64 << 30),
-        ("mb", 1 << 20),
-        ("kb", 1 << 10),
-        ("g", 1 << 30),
-        ("m", 1 << 20),
-        ("k", 1 << 10),
-        ("b", 1),
-    ]
-    .iter()
-    .find_map(|(s, m)| v.strip_suffix(s).map(|n| (n.trim().to_string(), *m)))
-    .unwrap_or((v.clone(), 1));
-    num.parse::<u64>().ok().map(|n| n.saturating_mul(mult))
+    // `b` may follow the unit (`5mb`) or stand alone (`100b`).
+    let v = v.strip_suffix('b').unwrap_or(&v);
+    let (num, shift) = [('g', 30), ('m', 20), ('k', 10)]
+        .into_iter()
+        .find_map(|(unit, shift)| Some((v.strip_suffix(unit)?, shift)))
+        .unwrap_or((v, 0));
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .map(|n| n.saturating_mul(1 << shift))
 }
 
 #[cfg(test)]
@@ -287,5 +279,8 @@ mod tests {
         assert_eq!(parse_size("5MB"), Some(5 << 20));
         assert_eq!(parse_size("512k"), Some(512 << 10));
         assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("2 gb"), Some(2 << 30));
+        assert_eq!(parse_size("64b"), Some(64));
+        assert_eq!(parse_size("5bb"), None);
     }
 }
