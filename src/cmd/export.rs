@@ -124,8 +124,8 @@ fn html(versions: &[Version], repo: &Repo) -> String {
     let name = repo
         .workdir()
         .and_then(|w| w.file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+        .map(|n| esc(&n.to_string_lossy()));
+    let name = name.unwrap_or_default();
     let mut devices: Vec<(&str, &Version, usize)> = Vec::new();
     for v in versions {
         match devices.iter_mut().find(|(d, _, _)| *d == v.device) {
@@ -136,14 +136,12 @@ fn html(versions: &[Version], repo: &Repo) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>convosync handoffs: {}</title>\n<style>\
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>convosync handoffs: {name}</title>\n<style>\
 body{{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}}\
 h1{{font-size:1.6rem}} table{{border-collapse:collapse}} td,th{{padding:.2rem .8rem;border-bottom:1px solid #ddd;text-align:left}}\
 .handoff{{border:1px solid #ccc;border-radius:8px;padding:.5rem 1rem;margin:1rem 0}} .meta{{color:#666;font-size:.9rem}}\
 ol.timeline li{{margin:.2rem 0}} pre{{background:#f5f5f5;padding:.5rem;overflow:auto}} h3{{margin-bottom:.2rem}}\
-</style></head><body>\n<h1>convosync handoffs: {}</h1>\n",
-        esc(&name),
-        esc(&name)
+</style></head><body>\n<h1>convosync handoffs: {name}</h1>\n"
     );
     let _ = write!(s, "<h2>Devices</h2>\n<table><tr><th>device</th><th>last seen</th><th>branch</th><th>handoffs</th></tr>\n");
     for (d, v, n) in &devices {

@@ -117,10 +117,8 @@ pub fn assemble(dir: &Path) -> Result<()> {
 /// Copy the running binary to `dest` (temp file + rename, so a running hook keeps its copy).
 fn copy_self(dest: &Path) -> Result<()> {
     let me = std::env::current_exe().context("could not find the running convosync binary")?;
-    if let (Ok(a), Ok(b)) = (me.canonicalize(), dest.canonicalize()) {
-        if a == b {
-            return Ok(());
-        }
+    if matches!((me.canonicalize(), dest.canonicalize()), (Ok(a), Ok(b)) if a == b) {
+        return Ok(());
     }
     let bytes = std::fs::read(&me).with_context(|| format!("could not read {}", me.display()))?;
     crate::fsutil::atomic_write_mode(dest, &bytes, 0o755)

@@ -103,14 +103,6 @@ pub fn run_hook(event: &str, agent: Option<&str>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The remote to sync with, or an error that says how to add one.
-pub(crate) fn remote_or_explain(repo: &Repo) -> Result<String> {
-    repo.remote_name().with_context(|| match &repo.settings.remote {
-        Some(r) => format!("convosync.remote is {r:?} but this repository has no remote of that name (see `git remote -v`)"),
-        None => "this repository has no remote named origin; add one with `git remote add origin <url>` (handoffs stay local until then)".to_string(),
-    })
-}
-
 /// Resolve `--device/--branch/--since` into a history filter.
 pub(crate) fn filter(args: &crate::cli::FilterArgs) -> Result<crate::history::Filter> {
     let since = args
