@@ -106,21 +106,15 @@ fn enable(repo: &Repo, key: &Key) -> Result<()> {
         let _lock = repo.lock(CLI_LOCK_WAIT)?;
         store.record_key(&key.id())?;
         let me = crate::team::my_device(repo)?;
-        let plain = store.tip()?.and_then(|tip| {
-            let entry = tip
-                .tree()
-                .ok()?
-                .get_path(Path::new(&crate::store::device_path(&me)))
-                .ok()?;
-            Some(!crypt::is_encrypted(
-                repo.git.find_blob(entry.id()).ok()?.content(),
-            ))
-        });
-        if plain == Some(true) {
-            if let Some(h) = store.get(&me)? {
-                // Its earlier versions stay readable in the ref's history.
-                store.put(&h, &crypt::sealed_message(&me))?;
-            }
+        // This device's own plain note is committed again, encrypted; its earlier versions stay
+        // readable in the ref's history.
+        let plain = |blob| {
+            repo.git
+                .find_blob(blob)
+                .is_ok_and(|b| !crypt::is_encrypted(b.content()))
+        };
+        if let Some(Ok(h)) = store.entry(&me)?.filter(|e| plain(e.blob)).map(|e| e.handoff) {
+            store.put(&h, &crypt::sealed_message(&me))?;
         }
     }
     println!(
