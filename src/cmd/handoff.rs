@@ -19,8 +19,7 @@ pub fn generate(dir: &Path) -> Result<ExitCode> {
         anyhow::bail!("{}", f.message());
     }
     repo.ensure_excluded()?;
-    let template = draft::template(&repo)?;
-    println!("{}", draft::instructions(&template, &path));
+    println!("{}", draft::instructions(&draft::template(&repo)?, &path));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -30,18 +29,14 @@ pub fn save(dir: &Path, args: SaveHandoffArgs) -> Result<ExitCode> {
     let origin = draft::Origin::of_command(args.session.as_deref());
     let outcome = draft::commit(&repo, &origin, &repo.lock(CLI_LOCK_WAIT)?)?;
     match outcome {
-        Outcome::NoDraft => {
-            anyhow::bail!(
-                "no handoff draft at {}; run `convosync generate-handoff` to see what to write",
-                repo.draft_path()?.display()
-            )
-        }
-        Outcome::AlreadyCommitted { handoff } => {
-            println!(
-                "handoff from {} was already committed; removed the leftover draft",
-                handoff.device
-            );
-        }
+        Outcome::NoDraft => anyhow::bail!(
+            "no handoff draft at {}; run `convosync generate-handoff` to see what to write",
+            repo.draft_path()?.display()
+        ),
+        Outcome::AlreadyCommitted { handoff } => println!(
+            "handoff from {} was already committed; removed the leftover draft",
+            handoff.device
+        ),
         Outcome::Committed {
             handoff,
             commit,
