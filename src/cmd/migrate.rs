@@ -124,12 +124,10 @@ fn pending(repo: &Repo, file: &LegacyFile, vouched: &[String]) -> Result<Pending
                     .iter()
                     .any(|d| crate::device::sanitize(d).as_deref() == Some(&handoff.device));
                 if !vouched && who.whose(handoff.author.as_deref(), false) == crate::team::Whose::Theirs {
+                    let (d, when) = (&handoff.device, crate::timefmt::rfc3339(handoff.timestamp));
                     skipped.push(format!(
-                        "the handoff from {} ({}): written by {}, not by you (`convosync status` shows who counts as you; `--device {}` moves it if it is yours)",
-                        handoff.device,
-                        crate::timefmt::rfc3339(handoff.timestamp),
+                        "the handoff from {d} ({when}): written by {}, not by you (`convosync status` shows who counts as you; `--device {d}` moves it if it is yours)",
                         crate::team::teammate_name(&handoff),
-                        handoff.device
                     ));
                     continue;
                 }
