@@ -320,17 +320,6 @@ pub enum ExportFormat {
     Html,
 }
 
-impl ExportFormat {
-    /// The file extension for this format.
-    pub fn extension(self) -> &'static str {
-        match self {
-            ExportFormat::Md => "md",
-            ExportFormat::Json => "json",
-            ExportFormat::Html => "html",
-        }
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct WipArgs {
     #[command(subcommand)]

@@ -4,47 +4,35 @@
 
 use std::time::Duration;
 
+use clap::ValueEnum;
+
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_STOP_INTERVAL: Duration = Duration::from_secs(20 * 60);
 pub const DEFAULT_CONTEXT_LIMIT: usize = 9_500;
 pub const DEFAULT_WIP_LIMIT: u64 = 5 * 1024 * 1024;
 
-/// What the Stop hook does when no draft exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the Stop hook does when no draft exists (`convosync.stop`, any case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StopMode {
     /// Ask Claude to write the draft (`decision: block`).
     Prompt,
     /// Derive a handoff from the transcript without asking the model.
     Auto,
-    /// Only commit drafts that already exist.
+    /// Only commit drafts that already exist (also `false` or `no`).
+    #[value(alias = "false", alias = "no")]
     Off,
-}
-
-impl StopMode {
-    /// The `convosync.stop` value: `prompt`, `auto`, `off` (or `false`/`no`), any case.
-    pub fn parse(v: &str) -> Option<StopMode> {
-        match v.to_ascii_lowercase().as_str() {
-            "prompt" => Some(StopMode::Prompt),
-            "auto" => Some(StopMode::Auto),
-            "off" | "false" | "no" => Some(StopMode::Off),
-            _ => None,
-        }
-    }
 }
 
 /// The setting's own spelling, as `git config convosync.stop` takes it.
 impl std::fmt::Display for StopMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            StopMode::Prompt => "prompt",
-            StopMode::Auto => "auto",
-            StopMode::Off => "off",
-        })
+        self.to_possible_value()
+            .map_or(Ok(()), |v| f.write_str(v.get_name()))
     }
 }
 
 /// How SessionStart treats the network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StartMode {
     /// Answer at once from the local ref; fetch in a detached process; notes that arrive
     /// reach Claude with the next prompt (UserPromptSubmit).
@@ -53,7 +41,7 @@ pub enum StartMode {
     Sync,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TeamMode {
     Show,
     Hide,
@@ -95,31 +83,6 @@ pub struct Settings {
     pub invalid: Vec<String>,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            refname: crate::refs::DEFAULT_HANDOFFS.to_string(),
-            remote: None,
-            timeout: DEFAULT_TIMEOUT,
-            stop: StopMode::Prompt,
-            start: StartMode::Async,
-            stop_interval: DEFAULT_STOP_INTERVAL,
-            redact: true,
-            redact_patterns: Vec::new(),
-            redact_allow: Vec::new(),
-            team: TeamMode::Show,
-            context_limit: DEFAULT_CONTEXT_LIMIT,
-            wip_limit: DEFAULT_WIP_LIMIT,
-            wip_push: None,
-            notes_repo: false,
-            project: None,
-            namespace: None,
-            ref_explicit: false,
-            invalid: Vec::new(),
-        }
-    }
-}
-
 impl Settings {
     /// Resolve every setting from a snapshot of a repository's configuration (or from the
     /// environment alone when there is none). A value that is there but not valid gives the
@@ -129,103 +92,50 @@ impl Settings {
             cfg,
             invalid: Vec::new(),
         };
-        let d = Settings::default();
-        let remote = r.get("CONVOSYNC_REMOTE", "convosync.remote").map(|(_, v)| v);
-        let explicit_ref = r.get("CONVOSYNC_REF", "convosync.ref").map(|(_, v)| v);
+        let remote = r.get("convosync.remote").map(|(_, v)| v);
+        let explicit_ref = r.get("convosync.ref").map(|(_, v)| v);
         let by_url = remote.as_deref().is_some_and(crate::refs::is_url);
-        let on_off = |b: bool| if b { "true" } else { "false" };
+        let timeout = format!("{}s", DEFAULT_TIMEOUT.as_secs_f64());
+        let interval = format!("{} minutes", DEFAULT_STOP_INTERVAL.as_secs() / 60);
+        let wip_limit = format!("{}MB", DEFAULT_WIP_LIMIT >> 20);
         Settings {
             notes_repo: r
-                .parse(
-                    "CONVOSYNC_NOTES_REPO",
-                    "convosync.notesRepo",
-                    parse_bool,
-                    on_off(by_url),
-                )
+                .parse("convosync.notesRepo", parse_bool, by_url)
                 .unwrap_or(by_url),
-            project: r.get("CONVOSYNC_PROJECT", "convosync.project").map(|(_, v)| v),
+            project: r.get("convosync.project").map(|(_, v)| v),
             namespace: None,
             ref_explicit: explicit_ref.is_some(),
-            refname: explicit_ref
-                .map(|r| crate::refs::normalize(&r))
-                .unwrap_or(d.refname),
+            refname: explicit_ref.map_or(crate::refs::DEFAULT_HANDOFFS.to_string(), |r| {
+                crate::refs::normalize(&r)
+            }),
             remote,
             timeout: r
-                .parse(
-                    "CONVOSYNC_TIMEOUT",
-                    "convosync.timeout",
-                    parse_duration,
-                    &format!("{}s", d.timeout.as_secs_f64()),
-                )
-                .unwrap_or(d.timeout),
+                .parse("convosync.timeout", parse_duration, timeout)
+                .unwrap_or(DEFAULT_TIMEOUT),
             stop: r
-                .parse(
-                    "CONVOSYNC_STOP",
-                    "convosync.stop",
-                    StopMode::parse,
-                    &d.stop.to_string(),
-                )
-                .unwrap_or(d.stop),
+                .parse("convosync.stop", mode, "prompt")
+                .unwrap_or(StopMode::Prompt),
             start: r
-                .parse(
-                    "CONVOSYNC_START",
-                    "convosync.start",
-                    |v| match v.to_ascii_lowercase().as_str() {
-                        "async" => Some(StartMode::Async),
-                        "sync" => Some(StartMode::Sync),
-                        _ => None,
-                    },
-                    "async",
-                )
-                .unwrap_or(d.start),
+                .parse("convosync.start", mode, "async")
+                .unwrap_or(StartMode::Async),
             stop_interval: r
-                .parse(
-                    "CONVOSYNC_STOP_INTERVAL",
-                    "convosync.stopInterval",
-                    parse_duration_minutes,
-                    &format!("{} minutes", d.stop_interval.as_secs() / 60),
-                )
-                .unwrap_or(d.stop_interval),
-            redact: r
-                .parse(
-                    "CONVOSYNC_REDACT",
-                    "convosync.redact",
-                    parse_bool,
-                    on_off(d.redact),
-                )
-                .unwrap_or(d.redact),
+                .parse("convosync.stopInterval", parse_duration_minutes, interval)
+                .unwrap_or(DEFAULT_STOP_INTERVAL),
+            redact: r.parse("convosync.redact", parse_bool, true).unwrap_or(true),
             redact_patterns: r.multi("convosync.redactPattern"),
             redact_allow: r.multi("convosync.redactAllow"),
-            team: r
-                .parse(
-                    "CONVOSYNC_TEAM",
-                    "convosync.team",
-                    |v| match v.to_ascii_lowercase().as_str() {
-                        "show" => Some(TeamMode::Show),
-                        "hide" => Some(TeamMode::Hide),
-                        _ => None,
-                    },
-                    "show",
-                )
-                .unwrap_or(d.team),
+            team: r.parse("convosync.team", mode, "show").unwrap_or(TeamMode::Show),
             context_limit: r
                 .parse(
-                    "CONVOSYNC_CONTEXT_LIMIT",
                     "convosync.contextLimit",
-                    |v| v.parse().ok().filter(|n: &usize| *n >= 500),
-                    &d.context_limit.to_string(),
+                    parse_context_limit,
+                    DEFAULT_CONTEXT_LIMIT,
                 )
-                .unwrap_or(d.context_limit),
+                .unwrap_or(DEFAULT_CONTEXT_LIMIT),
             wip_limit: r
-                .parse(
-                    "CONVOSYNC_WIP_LIMIT",
-                    "convosync.wipLimit",
-                    parse_size,
-                    &format!("{}MB", d.wip_limit >> 20),
-                )
-                .unwrap_or(d.wip_limit),
+                .parse("convosync.wipLimit", parse_size, wip_limit)
+                .unwrap_or(DEFAULT_WIP_LIMIT),
             wip_push: r.parse(
-                "CONVOSYNC_WIP_PUSH",
                 "convosync.wipPush",
                 parse_bool,
                 "unset (push only when encrypted)",
@@ -242,12 +152,19 @@ struct Reader<'c> {
 }
 
 impl Reader<'_> {
-    /// The trimmed value and where it came from (the variable or the key).
-    fn get(&self, env: &'static str, key: &'static str) -> Option<(&'static str, String)> {
-        let from_env = std::env::var(env).ok().filter(|v| !v.trim().is_empty());
-        let (from, v) = match from_env {
+    /// The trimmed value of `key` and where it came from: the variable named after it
+    /// (`convosync.stopInterval` → `CONVOSYNC_STOP_INTERVAL`), else the key itself.
+    fn get(&self, key: &str) -> Option<(String, String)> {
+        let mut env = String::new();
+        for c in key.chars() {
+            if c.is_ascii_uppercase() || c == '.' {
+                env.push('_');
+            }
+            env.extend((c != '.').then(|| c.to_ascii_uppercase()));
+        }
+        let (from, v) = match std::env::var(&env).ok().filter(|v| !v.trim().is_empty()) {
             Some(v) => (env, v),
-            None => (key, self.cfg?.get_string(key).ok()?),
+            None => (key.to_string(), self.cfg?.get_string(key).ok()?),
         };
         Some((from, v.trim().to_string()))
     }
@@ -256,12 +173,11 @@ impl Reader<'_> {
     /// line naming the key, the value and `default` (what is used instead) is noted.
     fn parse<T>(
         &mut self,
-        env: &'static str,
-        key: &'static str,
+        key: &str,
         parse: impl FnOnce(&str) -> Option<T>,
-        default: &str,
+        default: impl std::fmt::Display,
     ) -> Option<T> {
-        let (from, v) = self.get(env, key)?;
+        let (from, v) = self.get(key)?;
         let out = parse(&v);
         if out.is_none() {
             self.invalid.push(format!(
@@ -274,31 +190,30 @@ impl Reader<'_> {
 
     fn multi(&self, key: &str) -> Vec<String> {
         let mut out = Vec::new();
-        if let Some(c) = self.cfg {
-            if let Ok(mut entries) = c.multivar(key, None) {
-                while let Some(Ok(e)) = entries.next() {
-                    if let Ok(v) = e.value() {
-                        out.push(v.to_string());
-                    }
-                }
-            }
+        if let Some(Ok(entries)) = self.cfg.map(|c| c.multivar(key, None)) {
+            let _ = entries.for_each(|e| out.extend(e.value().ok().map(str::to_string)));
         }
         out
     }
 }
 
+/// One of a mode's names (or aliases), any case.
+fn mode<T: ValueEnum>(v: &str) -> Option<T> {
+    T::from_str(v, true).ok()
+}
+
+/// At least 500 characters.
+fn parse_context_limit(v: &str) -> Option<usize> {
+    v.parse().ok().filter(|n| *n >= 500)
+}
+
 /// `2`, `2s`, `1.5`, `500ms` → a duration; plain numbers are seconds.
 pub fn parse_duration(v: &str) -> Option<Duration> {
     let v = v.trim();
-    let (num, scale) = if let Some(n) = v.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = v.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = v.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (v, 1.0)
-    };
+    let (num, scale) = [("ms", 0.001), ("s", 1.0), ("m", 60.0)]
+        .into_iter()
+        .find_map(|(unit, scale)| Some((v.strip_suffix(unit)?, scale)))
+        .unwrap_or((v, 1.0));
     let secs: f64 = num.trim().parse().ok()?;
     (secs.is_finite() && secs >= 0.0 && secs * scale <= 3600.0).then(|| Duration::from_secs_f64(secs * scale))
 }
@@ -323,19 +238,16 @@ fn parse_bool(v: &str) -> Option<bool> {
 /// `5242880`, `5MB`, `512k` → bytes.
 fn parse_size(v: &str) -> Option<u64> {
     let v = v.trim().to_ascii_lowercase();
-    let (num, mult) = [
-        ("gb", 1u64 << 30),
-        ("mb", 1 << 20),
-        ("kb", 1 << 10),
-        ("g", 1 << 30),
-        ("m", 1 << 20),
-        ("k", 1 << 10),
-        ("b", 1),
-    ]
-    .iter()
-    .find_map(|(s, m)| v.strip_suffix(s).map(|n| (n.trim().to_string(), *m)))
-    .unwrap_or((v.clone(), 1));
-    num.parse::<u64>().ok().map(|n| n.saturating_mul(mult))
+    // `b` may follow the unit (`5mb`) or stand alone (`100b`).
+    let v = v.strip_suffix('b').unwrap_or(&v);
+    let (num, shift) = [('g', 30), ('m', 20), ('k', 10)]
+        .into_iter()
+        .find_map(|(unit, shift)| Some((v.strip_suffix(unit)?, shift)))
+        .unwrap_or((v, 0));
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .map(|n| n.saturating_mul(1 << shift))
 }
 
 #[cfg(test)]
@@ -356,10 +268,10 @@ mod tests {
     #[test]
     fn stop_modes_print_as_they_are_set() {
         for m in [StopMode::Prompt, StopMode::Auto, StopMode::Off] {
-            assert_eq!(StopMode::parse(&m.to_string()), Some(m));
+            assert_eq!(mode(&m.to_string()), Some(m));
         }
-        assert_eq!(StopMode::parse("No"), Some(StopMode::Off));
-        assert_eq!(StopMode::parse("sometimes"), None);
+        assert_eq!(mode("No"), Some(StopMode::Off));
+        assert_eq!(mode::<StopMode>("sometimes"), None);
     }
 
     #[test]
@@ -367,5 +279,8 @@ mod tests {
         assert_eq!(parse_size("5MB"), Some(5 << 20));
         assert_eq!(parse_size("512k"), Some(512 << 10));
         assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("2 gb"), Some(2 << 30));
+        assert_eq!(parse_size("64b"), Some(64));
+        assert_eq!(parse_size("5bb"), None);
     }
 }

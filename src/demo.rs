@@ -40,7 +40,6 @@ Implementing OAuth 2.0 login with refresh-token support
 struct Demo {
     root: PathBuf,
     exe: PathBuf,
-    config: PathBuf,
 }
 
 /// Run the demo in a new temp dir: inside `parent` when given (`convosync -C DIR demo`, which
@@ -63,7 +62,6 @@ pub fn run(parent: Option<&Path>, args: DemoArgs) -> Result<ExitCode> {
     let demo = Demo {
         root: tmp.path().to_path_buf(),
         exe: std::env::current_exe().context("could not find the convosync binary")?,
-        config: tmp.path().join("config"),
     };
     demo.play()?;
     if args.keep {
@@ -87,7 +85,7 @@ impl Demo {
     /// Step 1: the bare remote with one commit, cloned as `desktop` and `laptop`.
     fn clones(&self, desktop: &Path, laptop: &Path) -> Result<()> {
         let remote = self.root.join("remote.git");
-        step("1. A shared remote and two clones of it, one per device");
+        println!("\n1. A shared remote and two clones of it, one per device");
         self.git(&self.root, &["init", "-q", "--bare", "-b", "main", "remote.git"])?;
         let url = format!("file://{}", remote.display());
         self.git(&self.root, &["clone", "-q", &url, "desktop"])?;
@@ -107,7 +105,7 @@ impl Demo {
 
     /// Steps 2 to 4: the desktop's session writes a handoff, which is committed and pushed.
     fn desktop_hands_off(&self, desktop: &Path) -> Result<()> {
-        step("2. Desktop: Claude asks where and how to write the handoff");
+        println!("\n2. Desktop: Claude asks where and how to write the handoff");
         let out = self.convosync(desktop, "desktop", &["generate-handoff"])?;
         println!(
             "{}",
@@ -115,12 +113,12 @@ impl Demo {
         );
         println!("   …");
 
-        step("3. Desktop: Claude writes the draft (it mentions the user's favourite pizza)");
+        println!("\n3. Desktop: Claude writes the draft (it mentions the user's favourite pizza)");
         let draft = desktop.join(crate::repo::DRAFT_PATH);
         crate::fsutil::atomic_write(&draft, DRAFT.as_bytes())?;
         println!("   wrote {}", draft.display());
 
-        step("4. Desktop: the draft becomes a handoff on its own ref and is pushed");
+        println!("\n4. Desktop: the draft becomes a handoff on its own ref and is pushed");
         let out = self.convosync(
             desktop,
             "desktop",
@@ -140,7 +138,7 @@ impl Demo {
 
     /// Steps 5 and 6: the laptop's next session receives the handoff.
     fn laptop_receives(&self, laptop: &Path) -> Result<()> {
-        step("5. Laptop: a Claude Code session opens; the SessionStart hook runs");
+        println!("\n5. Laptop: a Claude Code session opens; the SessionStart hook runs");
         let input = serde_json::json!({
             "session_id": "demo-session-2",
             "cwd": laptop,
@@ -157,7 +155,7 @@ impl Demo {
         } else {
             println!("   the hook answered from the local copy: {out}");
         }
-        step("6. Laptop: the user types the first prompt; the UserPromptSubmit hook runs");
+        println!("\n6. Laptop: the user types the first prompt; the UserPromptSubmit hook runs");
         let input = serde_json::json!({
             "session_id": "demo-session-2",
             "cwd": laptop,
@@ -207,39 +205,21 @@ impl Demo {
     }
 
     fn git(&self, dir: &Path, args: &[&str]) -> Result<String> {
-        let out = self
-            .env(Command::new("git"))
-            .current_dir(dir)
-            .args(args)
-            .output()
-            .context("could not run git (is it installed?)")?;
-        if !out.status.success() {
-            bail!(
-                "git {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+        let mut cmd = self.env(Command::new("git"));
+        let out = cmd.current_dir(dir).args(args).output();
+        stdout_of("git", args, out.context("could not run git (is it installed?)")?)
     }
 
     fn convosync(&self, dir: &Path, device: &str, args: &[&str]) -> Result<String> {
         let mut cmd = self.env(Command::new(&self.exe));
-        let out = cmd
-            .current_dir(dir)
+        cmd.current_dir(dir)
             .env("CONVOSYNC_DEVICE", device)
-            .env("NO_COLOR", "1")
-            .args(args)
-            .output()
-            .context("could not run convosync")?;
-        if !out.status.success() {
-            bail!(
-                "convosync {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+            .env("NO_COLOR", "1");
+        stdout_of(
+            "convosync",
+            args,
+            cmd.args(args).output().context("could not run convosync")?,
+        )
     }
 
     /// No user or system git config; a fixed identity; convosync state inside the temp dir.
@@ -251,15 +231,23 @@ impl Demo {
             .env("GIT_COMMITTER_NAME", "Demo User")
             .env("GIT_COMMITTER_EMAIL", "demo@example.com")
             .env("GIT_TERMINAL_PROMPT", "0")
-            .env("CONVOSYNC_CONFIG_DIR", &self.config)
+            .env("CONVOSYNC_CONFIG_DIR", self.root.join("config"))
             .env_remove("GIT_DIR")
             .env_remove("GIT_WORK_TREE");
         cmd
     }
 }
 
-fn step(title: &str) {
-    println!("\n{title}");
+/// What a successful run of `name args…` printed, or an error with what it said on stderr.
+fn stdout_of(name: &str, args: &[&str], out: std::process::Output) -> Result<String> {
+    if !out.status.success() {
+        bail!(
+            "{name} {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
 }
 
 fn indent(text: &str) -> String {

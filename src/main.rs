@@ -8,14 +8,13 @@ fn main() -> ExitCode {
     // the hook, without building the parser of the whole command line.
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let args: Vec<Option<&str>> = args.iter().map(|a| a.to_str()).collect();
-    match args[..] {
-        [Some("hook"), Some(event)] if !event.starts_with('-') => {
-            return convosync::cmd::run_hook(event, None)
-        }
-        [Some("hook"), Some("--agent"), Some(agent), Some(event)] if !event.starts_with('-') => {
-            return convosync::cmd::run_hook(event, Some(agent))
-        }
-        _ => {}
+    let (event, agent) = match args[..] {
+        [Some("hook"), Some(event)] => (Some(event), None),
+        [Some("hook"), Some("--agent"), Some(agent), Some(event)] => (Some(event), Some(agent)),
+        _ => (None, None),
+    };
+    if let Some(event) = event.filter(|e| !e.starts_with('-')) {
+        return convosync::cmd::run_hook(event, agent);
     }
     let cli = convosync::cli::Cli::parse();
     if !matches!(cli.command, convosync::cli::Command::Hook { .. }) {

@@ -64,58 +64,42 @@ fn list(repo: &Repo, store: &Store<'_>, json_out: bool) -> Result<ExitCode> {
             .and_modify(|e| e.0 += 1)
             .or_insert((1, v));
     }
-    let mut rows: Vec<Row<'_>> = devices.into_iter().map(|(d, (n, v))| (d, n, v)).collect();
-    rows.sort_by_key(|r| std::cmp::Reverse(r.2.handoff.timestamp));
-    // Whose each device's latest note is: proven by this device's key (its blob decrypted with
-    // it), else by its author line when this device has no key.
-    let mine: Vec<String> = rows
-        .iter()
-        .filter(|(_, _, v)| {
+    let mut rows: Vec<_> = devices
+        .into_iter()
+        .map(|(d, (n, v))| {
+            // Whose each device's latest note is: proven by this device's key (its blob
+            // decrypted with it), else by its author line when this device has no key.
             let proven = crate::store::read_note(&repo.git, v.blob).is_ok_and(|(_, p)| p);
-            who.owns(v.handoff.author.as_deref(), proven)
+            let mine = who.owns(v.handoff.author.as_deref(), proven);
+            (d, n, v, mine, !current.iter().any(|c| c == d))
         })
-        .map(|(d, _, _)| d.to_string())
         .collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.2.handoff.timestamp));
     if json_out {
-        print_json(&rows, &me, &mine, &current)?;
+        // `forgotten`: the devices whose note is no longer on the ref.
+        let items: Vec<_> = rows
+            .iter()
+            .map(|(d, n, v, mine, forgotten)| {
+                json!({
+                    "device": d,
+                    "last_seen": crate::timefmt::rfc3339(v.handoff.timestamp),
+                    "branch": v.handoff.branch,
+                    "commit": v.handoff.commit.as_ref().map(|c| c.sha.clone()),
+                    "author": v.handoff.author,
+                    "handoffs": n,
+                    "this_machine": *d == me,
+                    "mine": mine,
+                    "forgotten": forgotten,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(ExitCode::SUCCESS);
     }
     if rows.is_empty() {
         println!("No device has written a handoff yet.");
         return Ok(ExitCode::SUCCESS);
     }
-    print_table(rows, &me, &mine, &current);
-    Ok(ExitCode::SUCCESS)
-}
-
-/// A device, its number of handoffs, and its latest.
-type Row<'a> = (&'a str, usize, &'a crate::history::Version);
-
-/// `devices --json`: every row as a JSON object; `current`: the devices whose note is on the
-/// ref (the others were forgotten).
-fn print_json(rows: &[Row<'_>], me: &str, mine: &[String], current: &[String]) -> Result<()> {
-    let items: Vec<_> = rows
-        .iter()
-        .map(|(d, n, v)| {
-            json!({
-                "device": d,
-                "last_seen": crate::timefmt::rfc3339(v.handoff.timestamp),
-                "branch": v.handoff.branch,
-                "commit": v.handoff.commit.as_ref().map(|c| c.sha.clone()),
-                "author": v.handoff.author,
-                "handoffs": n,
-                "this_machine": *d == me,
-                "mine": mine.iter().any(|m| m == d),
-                "forgotten": !current.iter().any(|c| c == d),
-            })
-        })
-        .collect();
-    println!("{}", serde_json::to_string_pretty(&items)?);
-    Ok(())
-}
-
-/// The devices as a table, paged.
-fn print_table(rows: Vec<Row<'_>>, me: &str, mine: &[String], current: &[String]) {
     let now = crate::timefmt::now();
     let mut out = String::new();
     if crate::term::interactive() {
@@ -127,17 +111,16 @@ fn print_table(rows: Vec<Row<'_>>, me: &str, mine: &[String], current: &[String]
             crate::term::color(),
         ));
     }
-    for (d, n, v) in rows {
-        let mut tags = Vec::new();
-        if d == me {
-            tags.push("this machine".to_string());
-        }
-        if !mine.iter().any(|m| m == d) {
-            tags.push(format!("teammate: {}", crate::team::teammate_name(&v.handoff)));
-        }
-        if !current.iter().any(|c| c == d) {
-            tags.push("forgotten".to_string());
-        }
+    for (d, n, v, mine, forgotten) in rows {
+        let teammate = format!("teammate: {}", crate::team::teammate_name(&v.handoff));
+        let tags: Vec<&str> = [
+            (d == me, "this machine"),
+            (!mine, &teammate),
+            (forgotten, "forgotten"),
+        ]
+        .into_iter()
+        .filter_map(|(on, tag)| on.then_some(tag))
+        .collect();
         out.push_str(&format!(
             "{:<20} {:<16} {:<20} {:<9} {:>3} handoff{}{}\n",
             d,
@@ -154,4 +137,5 @@ fn print_table(rows: Vec<Row<'_>>, me: &str, mine: &[String], current: &[String]
         ));
     }
     crate::term::page(&out);
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,9 +1,10 @@
 //! `convosync diff [A] [B]`: what changed between two handoffs, section by section.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use similar::{ChangeTag, TextDiff};
 
 use crate::cli::DiffArgs;
@@ -18,17 +19,14 @@ pub fn run(dir: &Path, args: DiffArgs) -> Result<ExitCode> {
     let me = crate::team::my_device(&repo)?;
     let newest_of = |d: &str| all.iter().find(|v| v.device == d);
     let resolve = |spec: &str| -> Result<&Version> {
-        match newest_of(spec) {
-            Some(v) => Ok(v),
-            None => history::find(&all, spec).map_err(|e| {
-                anyhow::anyhow!(
-                    "{spec:?} is neither a device with handoffs nor a handoff id ({e}); devices: {}",
-                    devices(&all)
-                )
-            }),
-        }
+        let by_id = || history::find(&all, spec);
+        newest_of(spec).map_or_else(by_id, Ok).map_err(|e| {
+            anyhow::anyhow!(
+                "{spec:?} is neither a device with handoffs nor a handoff id ({e}); devices: {}",
+                devices(&all)
+            )
+        })
     };
-    let newest_other = || all.iter().find(|v| v.device != me);
     let (a, b) = match (args.a.as_deref(), args.b.as_deref()) {
         (Some(a), Some(b)) => (resolve(a)?, resolve(b)?),
         (Some(d), None) if newest_of(d).is_some() => {
@@ -40,19 +38,14 @@ pub fn run(dir: &Path, args: DiffArgs) -> Result<ExitCode> {
         }
         (Some(a), None) => {
             let a = resolve(a)?;
-            let Some(b) = all.iter().find(|v| v.device != a.device) else {
-                bail!("no handoff from another device")
-            };
-            older_first(a, b)
+            let b = all.iter().find(|v| v.device != a.device);
+            older_first(a, b.context("no handoff from another device")?)
         }
         (None, _) => {
-            let Some(a) = newest_of(&me) else {
-                bail!("{me} has no handoff yet; name two: convosync diff A B")
-            };
-            let Some(b) = newest_other() else {
-                bail!("no handoff from another device yet")
-            };
-            older_first(a, b)
+            let a = newest_of(&me)
+                .with_context(|| format!("{me} has no handoff yet; name two: convosync diff A B"))?;
+            let b = all.iter().find(|v| v.device != me);
+            older_first(a, b.context("no handoff from another device yet")?)
         }
     };
     page(&render(a, b, color()));
@@ -70,13 +63,10 @@ fn older_first<'v>(a: &'v Version, b: &'v Version) -> (&'v Version, &'v Version)
 
 /// The devices that have handoffs, for error messages.
 fn devices(all: &[Version]) -> String {
-    let mut names: Vec<&str> = all.iter().map(|v| v.device.as_str()).collect();
-    names.sort_unstable();
-    names.dedup();
-    if names.is_empty() {
-        "none yet".to_string()
-    } else {
-        names.join(", ")
+    let names: BTreeSet<&str> = all.iter().map(|v| v.device.as_str()).collect();
+    match names.into_iter().collect::<Vec<_>>().join(", ") {
+        n if n.is_empty() => "none yet".to_string(),
+        n => n,
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use clap::ValueEnum;
 
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::handoff::format::{Fence, FenceLine};
@@ -22,45 +23,25 @@ pub fn run(dir: &Path, args: ExportArgs) -> Result<ExitCode> {
     if args.split {
         let out = args.output.as_deref().context("--split needs --output DIR")?;
         std::fs::create_dir_all(out).with_context(|| format!("could not create {}", out.display()))?;
+        let ext = args.format.to_possible_value().context("no extension")?;
         let mut written = 0;
-        for v in &versions {
-            // Only a valid device id (`[a-z0-9-]`) is ever part of a file name.
-            if !crate::device::is_valid(&v.device) {
-                continue;
-            }
+        // Only a valid device id (`[a-z0-9-]`) is ever part of a file name.
+        for v in versions.iter().filter(|v| crate::device::is_valid(&v.device)) {
             let name = format!(
                 "{}-{}-{}.{}",
                 v.handoff.timestamp.format("%Y%m%dT%H%M%SZ"),
                 v.device,
                 v.short_id(),
-                args.format.extension()
+                ext.get_name()
             );
-            let text = match args.format {
-                ExportFormat::Md => crate::handoff::format::render(&v.handoff),
-                ExportFormat::Json => serde_json::to_string_pretty(&super::history::version_json(v))? + "\n",
-                ExportFormat::Html => html(std::slice::from_ref(v), &repo),
-            };
-            let text = crate::untrusted::text(&text).into_owned();
+            let text = render(args.format, std::slice::from_ref(v), &repo, true)?;
             crate::fsutil::atomic_write(&out.join(name), text.as_bytes())?;
             written += 1;
         }
         println!("wrote {written} handoff(s) to {}", out.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let text = match args.format {
-        ExportFormat::Json => {
-            serde_json::to_string_pretty(
-                &versions
-                    .iter()
-                    .map(super::history::version_json)
-                    .collect::<Vec<_>>(),
-            )? + "\n"
-        }
-        ExportFormat::Html => html(&versions, &repo),
-        ExportFormat::Md => markdown(&versions),
-    };
-    // Everything from the ref was cleaned when read; this is the last check before a terminal.
-    let text = crate::untrusted::text(&text).into_owned();
+    let text = render(args.format, &versions, &repo, false)?;
     match args.output {
         Some(path) => {
             crate::fsutil::atomic_write(&path, text.as_bytes())?;
@@ -71,13 +52,24 @@ pub fn run(dir: &Path, args: ExportArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn markdown(versions: &[Version]) -> String {
-    let mut out = String::from("# convosync handoffs\n");
-    for v in versions {
-        out.push_str("\n---\n\n");
-        out.push_str(&crate::handoff::format::render(&v.handoff));
-    }
-    out
+/// `versions` in `format`; `one`: the file of one handoff in a --split export (its own note, or
+/// one JSON object).
+fn render(format: ExportFormat, versions: &[Version], repo: &Repo, one: bool) -> Result<String> {
+    let text = match format {
+        ExportFormat::Md if one => crate::handoff::format::render(&versions[0].handoff),
+        ExportFormat::Md => versions
+            .iter()
+            .fold("# convosync handoffs\n".to_string(), |out, v| {
+                out + "\n---\n\n" + &crate::handoff::format::render(&v.handoff)
+            }),
+        ExportFormat::Json => {
+            let mut json: Vec<_> = versions.iter().map(super::history::version_json).collect();
+            serde_json::to_string_pretty(&if one { json.swap_remove(0) } else { json.into() })? + "\n"
+        }
+        ExportFormat::Html => html(versions, repo),
+    };
+    // Everything from the ref was cleaned when read; this is the last check before a terminal.
+    Ok(crate::untrusted::text(&text).into_owned())
 }
 
 fn esc(s: &str) -> String {
@@ -91,56 +83,32 @@ fn esc(s: &str) -> String {
 /// Just enough markdown for handoffs: headings, lists, paragraphs, fenced code.
 fn md_to_html(body: &str) -> String {
     let mut out = String::new();
-    let mut in_list = false;
+    let (mut in_list, mut in_code) = (false, false);
     let mut fence = Fence::default();
-    let mut in_code = false;
     for line in body.lines() {
-        match fence.line(line) {
-            FenceLine::Outside => {}
-            FenceLine::Opens => {
-                if in_list {
-                    out.push_str("</ul>");
-                    in_list = false;
-                }
-                out.push_str("<pre><code>");
-                in_code = true;
-                continue;
-            }
-            FenceLine::Closes => {
-                out.push_str("</code></pre>");
-                in_code = false;
-                continue;
-            }
-            FenceLine::Inside => {
-                let _ = writeln!(out, "{}", esc(line));
-                continue;
-            }
-        }
+        let kind = fence.line(line);
         let t = line.trim();
         let item = t.strip_prefix("- ").or_else(|| t.strip_prefix("* ")).or_else(|| {
             let digits = t.chars().take_while(char::is_ascii_digit).count();
             (digits > 0).then(|| t[digits..].strip_prefix(". ")).flatten()
         });
-        match item {
-            Some(i) => {
-                if !in_list {
-                    out.push_str("<ul>");
-                    in_list = true;
-                }
-                let _ = write!(out, "<li>{}</li>", esc(i));
-            }
-            None => {
-                if in_list {
-                    out.push_str("</ul>");
-                    in_list = false;
-                }
-                if let Some(h) = t.strip_prefix("#### ") {
-                    let _ = write!(out, "<h4>{}</h4>", esc(h));
-                } else if !t.is_empty() {
-                    let _ = write!(out, "<p>{}</p>", esc(t));
-                }
-            }
+        let item = item.filter(|_| kind == FenceLine::Outside);
+        if in_list && item.is_none() {
+            out.push_str("</ul>");
         }
+        let _ = match (kind, item) {
+            (FenceLine::Opens, _) => write!(out, "<pre><code>"),
+            (FenceLine::Closes, _) => write!(out, "</code></pre>"),
+            (FenceLine::Inside, _) => writeln!(out, "{}", esc(line)),
+            (_, Some(i)) => write!(out, "{}<li>{}</li>", if in_list { "" } else { "<ul>" }, esc(i)),
+            _ => match t.strip_prefix("#### ") {
+                Some(h) => write!(out, "<h4>{}</h4>", esc(h)),
+                None if !t.is_empty() => write!(out, "<p>{}</p>", esc(t)),
+                None => Ok(()),
+            },
+        };
+        in_list = item.is_some();
+        in_code = matches!(kind, FenceLine::Opens | FenceLine::Inside);
     }
     if in_list {
         out.push_str("</ul>");
@@ -156,8 +124,8 @@ fn html(versions: &[Version], repo: &Repo) -> String {
     let name = repo
         .workdir()
         .and_then(|w| w.file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+        .map(|n| esc(&n.to_string_lossy()));
+    let name = name.unwrap_or_default();
     let mut devices: Vec<(&str, &Version, usize)> = Vec::new();
     for v in versions {
         match devices.iter_mut().find(|(d, _, _)| *d == v.device) {
@@ -168,14 +136,12 @@ fn html(versions: &[Version], repo: &Repo) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>convosync handoffs: {}</title>\n<style>\
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>convosync handoffs: {name}</title>\n<style>\
 body{{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}}\
 h1{{font-size:1.6rem}} table{{border-collapse:collapse}} td,th{{padding:.2rem .8rem;border-bottom:1px solid #ddd;text-align:left}}\
 .handoff{{border:1px solid #ccc;border-radius:8px;padding:.5rem 1rem;margin:1rem 0}} .meta{{color:#666;font-size:.9rem}}\
 ol.timeline li{{margin:.2rem 0}} pre{{background:#f5f5f5;padding:.5rem;overflow:auto}} h3{{margin-bottom:.2rem}}\
-</style></head><body>\n<h1>convosync handoffs: {}</h1>\n",
-        esc(&name),
-        esc(&name)
+</style></head><body>\n<h1>convosync handoffs: {name}</h1>\n"
     );
     let _ = write!(s, "<h2>Devices</h2>\n<table><tr><th>device</th><th>last seen</th><th>branch</th><th>handoffs</th></tr>\n");
     for (d, v, n) in &devices {

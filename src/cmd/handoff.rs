@@ -19,29 +19,24 @@ pub fn generate(dir: &Path) -> Result<ExitCode> {
         anyhow::bail!("{}", f.message());
     }
     repo.ensure_excluded()?;
-    let template = draft::template(&repo)?;
-    println!("{}", draft::instructions(&template, &path));
+    println!("{}", draft::instructions(&draft::template(&repo)?, &path));
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn save(dir: &Path, args: SaveHandoffArgs) -> Result<ExitCode> {
     let repo = Repo::open(dir)?;
-    let lock = repo.lock(CLI_LOCK_WAIT)?;
-    let outcome = draft::commit(&repo, &draft::Origin::of_command(args.session.as_deref()), &lock)?;
-    drop(lock);
+    // The lock is held for the commit alone.
+    let origin = draft::Origin::of_command(args.session.as_deref());
+    let outcome = draft::commit(&repo, &origin, &repo.lock(CLI_LOCK_WAIT)?)?;
     match outcome {
-        Outcome::NoDraft => {
-            anyhow::bail!(
-                "no handoff draft at {}; run `convosync generate-handoff` to see what to write",
-                repo.draft_path()?.display()
-            )
-        }
-        Outcome::AlreadyCommitted { handoff } => {
-            println!(
-                "handoff from {} was already committed; removed the leftover draft",
-                handoff.device
-            );
-        }
+        Outcome::NoDraft => anyhow::bail!(
+            "no handoff draft at {}; run `convosync generate-handoff` to see what to write",
+            repo.draft_path()?.display()
+        ),
+        Outcome::AlreadyCommitted { handoff } => println!(
+            "handoff from {} was already committed; removed the leftover draft",
+            handoff.device
+        ),
         Outcome::Committed {
             handoff,
             commit,
@@ -58,26 +53,25 @@ pub fn save(dir: &Path, args: SaveHandoffArgs) -> Result<ExitCode> {
             }
         }
     }
-    if args.no_push {
-        return Ok(ExitCode::SUCCESS);
+    if !args.no_push {
+        push_or_queue(&repo, deadline(args.net.timeout), "pushed to");
     }
-    push_or_queue(&repo, deadline(args.net.timeout), "pushed to")
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Sync after a local commit; an unreachable remote is not an error (the handoff is queued).
 /// Says `{pushed} {remote}` on success (`save` names what it pushed, as it pushes more than one
 /// thing).
-pub fn push_or_queue(repo: &Repo, deadline: crate::git::Deadline, pushed: &str) -> Result<ExitCode> {
+pub fn push_or_queue(repo: &Repo, deadline: crate::git::Deadline, pushed: &str) {
     let Some(remote) = repo.remote_name() else {
         println!(
             "no remote to push to; the handoff stays local (add one with `git remote add origin <url>`)"
         );
-        return Ok(ExitCode::SUCCESS);
+        return;
     };
     let report = crate::sync::sync(repo, &remote, deadline, super::CLI_LOCK_WAIT);
     match report.problem() {
         Some(p) => println!("{}", crate::untrusted::line(&p)),
         None => println!("{pushed} {remote}"),
     }
-    Ok(ExitCode::SUCCESS)
 }

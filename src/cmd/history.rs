@@ -28,14 +28,12 @@ pub fn run(dir: &Path, args: HistoryArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if shown.is_empty() {
-        println!(
-            "No handoffs yet{}.",
-            if all.is_empty() {
-                ""
-            } else {
-                " match those filters"
-            }
-        );
+        let why = if all.is_empty() {
+            ""
+        } else {
+            " match those filters"
+        };
+        println!("No handoffs yet{why}.");
         return Ok(ExitCode::SUCCESS);
     }
     let now = crate::timefmt::now();
@@ -81,13 +79,6 @@ pub fn version_json(v: &Version) -> serde_json::Value {
     })
 }
 
-/// One search hit: a line of a section that holds all the words.
-struct Hit<'v> {
-    version: &'v Version,
-    section: String,
-    lines: Vec<String>,
-}
-
 pub fn search(dir: &Path, args: SearchArgs) -> Result<ExitCode> {
     let repo = Repo::open(dir)?;
     let all = super::told(history::versions(&repo.git, &repo.settings.refname)?);
@@ -98,28 +89,24 @@ pub fn search(dir: &Path, args: SearchArgs) -> Result<ExitCode> {
         .flat_map(|q| q.split_whitespace())
         .map(str::to_lowercase)
         .collect();
-    let mut hits = Vec::new();
+    // Each hit: a section of a handoff that holds all the words, and its lines that hold any.
+    let mut hits: Vec<(&Version, &str, Vec<&str>)> = Vec::new();
     for v in all.iter().filter(|v| f.accepts(v)) {
         let whole = crate::handoff::format::render(&v.handoff).to_lowercase();
         if !words.iter().all(|w| whole.contains(w.as_str())) {
             continue;
         }
         for s in &v.handoff.sections {
-            let lines: Vec<String> = s
+            let lines: Vec<&str> = s
                 .body
                 .lines()
                 .filter(|l| {
                     let l = l.to_lowercase();
                     words.iter().any(|w| l.contains(w.as_str()))
                 })
-                .map(str::to_string)
                 .collect();
             if !lines.is_empty() {
-                hits.push(Hit {
-                    version: v,
-                    section: s.title.clone(),
-                    lines,
-                });
+                hits.push((v, &s.title, lines));
             }
         }
         if hits.len() >= args.limit {
@@ -130,7 +117,7 @@ pub fn search(dir: &Path, args: SearchArgs) -> Result<ExitCode> {
     if args.json {
         let items: Vec<_> = hits
             .iter()
-            .map(|h| json!({"id": h.version.commit.to_string(), "device": h.version.device, "timestamp": crate::timefmt::rfc3339(h.version.handoff.timestamp), "section": h.section, "lines": h.lines}))
+            .map(|(v, section, lines)| json!({"id": v.commit.to_string(), "device": v.device, "timestamp": crate::timefmt::rfc3339(v.handoff.timestamp), "section": section, "lines": lines}))
             .collect();
         println!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(ExitCode::SUCCESS);
@@ -142,15 +129,14 @@ pub fn search(dir: &Path, args: SearchArgs) -> Result<ExitCode> {
     let now = crate::timefmt::now();
     let c = color();
     let mut out = String::new();
-    for h in &hits {
+    for (v, section, lines) in &hits {
         out.push_str(&format!(
-            "{} {} ({}) · {}\n",
-            paint(&h.version.short_id(), "33", c),
-            paint(&h.version.device, "1", c),
-            ago(h.version.handoff.timestamp, now),
-            h.section
+            "{} {} ({}) · {section}\n",
+            paint(&v.short_id(), "33", c),
+            paint(&v.device, "1", c),
+            ago(v.handoff.timestamp, now),
         ));
-        for l in &h.lines {
+        for l in lines {
             out.push_str(&format!("    {}\n", highlight(l, &words, c)));
         }
     }
@@ -169,11 +155,8 @@ fn highlight(line: &str, words: &[String], on: bool) -> String {
     }
     let mut marks = vec![false; line.len()];
     for w in words.iter().filter(|w| !w.is_empty()) {
-        let mut from = 0;
-        while let Some(i) = lower[from..].find(w.as_str()) {
-            let start = from + i;
-            marks[start..start + w.len()].iter_mut().for_each(|m| *m = true);
-            from = start + w.len();
+        for (start, m) in lower.match_indices(w.as_str()) {
+            marks[start..start + m.len()].fill(true);
         }
     }
     let mut out = String::new();

@@ -18,130 +18,42 @@ use crate::cli::InstallArgs;
 /// Marketplace and plugin name (`convosync@convosync`), as in `.claude-plugin/marketplace.json`.
 pub const PLUGIN_ID: &str = "convosync@convosync";
 
-/// The plugin's files, relative to its root, with their contents and whether they are executable.
-pub const FILES: &[(&str, &[u8], bool)] = &[
-    (
-        ".claude-plugin/plugin.json",
-        include_bytes!("../../.claude-plugin/plugin.json"),
-        false,
-    ),
-    (
-        ".claude-plugin/icon.png",
-        include_bytes!("../../.claude-plugin/icon.png"),
-        false,
-    ),
-    (
-        ".claude-plugin/marketplace.json",
-        include_bytes!("../../.claude-plugin/marketplace.json"),
-        false,
-    ),
-    (
-        ".codex-plugin/plugin.json",
-        include_bytes!("../../.codex-plugin/plugin.json"),
-        false,
-    ),
-    (
-        "hooks/hooks.json",
-        include_bytes!("../../hooks/hooks.json"),
-        false,
-    ),
-    (
-        "hooks/codex.json",
-        include_bytes!("../../hooks/codex.json"),
-        false,
-    ),
-    (
-        "gemini-extension/gemini-extension.json",
-        include_bytes!("../../gemini-extension/gemini-extension.json"),
-        false,
-    ),
-    (
-        "gemini-extension/hooks/hooks.json",
-        include_bytes!("../../gemini-extension/hooks/hooks.json"),
-        false,
-    ),
-    (
-        "hooks/convosync-hook",
-        include_bytes!("../../hooks/convosync-hook"),
-        true,
-    ),
-    (
-        "hooks/convosync-run",
-        include_bytes!("../../hooks/convosync-run"),
-        true,
-    ),
-    (
-        "hooks/find-convosync",
-        include_bytes!("../../hooks/find-convosync"),
-        false,
-    ),
-    (
-        "commands/device.md",
-        include_bytes!("../../commands/device.md"),
-        false,
-    ),
-    (
-        "commands/devices.md",
-        include_bytes!("../../commands/devices.md"),
-        false,
-    ),
-    (
-        "commands/diff.md",
-        include_bytes!("../../commands/diff.md"),
-        false,
-    ),
-    (
-        "commands/export.md",
-        include_bytes!("../../commands/export.md"),
-        false,
-    ),
-    (
-        "commands/generate-handoff.md",
-        include_bytes!("../../commands/generate-handoff.md"),
-        false,
-    ),
-    (
-        "commands/history.md",
-        include_bytes!("../../commands/history.md"),
-        false,
-    ),
-    (
-        "commands/migrate.md",
-        include_bytes!("../../commands/migrate.md"),
-        false,
-    ),
-    (
-        "commands/resume.md",
-        include_bytes!("../../commands/resume.md"),
-        false,
-    ),
-    (
-        "commands/save.md",
-        include_bytes!("../../commands/save.md"),
-        false,
-    ),
-    (
-        "commands/search.md",
-        include_bytes!("../../commands/search.md"),
-        false,
-    ),
-    (
-        "commands/status.md",
-        include_bytes!("../../commands/status.md"),
-        false,
-    ),
-    (
-        "commands/sync.md",
-        include_bytes!("../../commands/sync.md"),
-        false,
-    ),
-    (
-        "commands/template.md",
-        include_bytes!("../../commands/template.md"),
-        false,
-    ),
-    ("commands/wip.md", include_bytes!("../../commands/wip.md"), false),
+/// Embeds each named file of the checkout as `(path, contents)`.
+macro_rules! embed {
+    ($($path:literal),* $(,)?) => { &[$(($path, include_bytes!(concat!("../../", $path)))),*] };
+}
+
+/// The plugin's files, relative to its root, with their contents.
+pub const FILES: &[(&str, &[u8])] = embed![
+    ".claude-plugin/plugin.json",
+    ".claude-plugin/icon.png",
+    ".claude-plugin/marketplace.json",
+    ".codex-plugin/plugin.json",
+    "hooks/hooks.json",
+    "hooks/codex.json",
+    "gemini-extension/gemini-extension.json",
+    "gemini-extension/hooks/hooks.json",
+    "hooks/convosync-hook",
+    "hooks/convosync-run",
+    "hooks/find-convosync",
+    "commands/device.md",
+    "commands/devices.md",
+    "commands/diff.md",
+    "commands/export.md",
+    "commands/generate-handoff.md",
+    "commands/history.md",
+    "commands/migrate.md",
+    "commands/resume.md",
+    "commands/save.md",
+    "commands/search.md",
+    "commands/status.md",
+    "commands/sync.md",
+    "commands/template.md",
+    "commands/wip.md",
 ];
+
+/// The files of [`FILES`] that are executable.
+const EXECUTABLE: &[&str] = &["hooks/convosync-hook", "hooks/convosync-run"];
 
 /// Directories of the plugin that [`FILES`] fills completely (anything else in them is stale).
 const OWNED_DIRS: &[&str] = &[
@@ -153,48 +65,39 @@ const OWNED_DIRS: &[&str] = &[
     "gemini-extension/hooks",
 ];
 
-/// Where the clean plugin directory goes: `<data dir>/convosync/plugin`.
-pub fn plugin_dir() -> Result<PathBuf> {
-    let data = dirs::data_dir().context("could not find your data directory (is HOME set?)")?;
-    Ok(data.join("convosync/plugin"))
-}
-
 /// Claude Code's plugins directory: `$CLAUDE_CODE_PLUGIN_CACHE_DIR`, else
 /// `$CLAUDE_CONFIG_DIR/plugins`, else `~/.claude/plugins`.
 fn claude_plugins_dir() -> Result<PathBuf> {
     if let Some(d) = std::env::var_os("CLAUDE_CODE_PLUGIN_CACHE_DIR").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(d));
     }
-    let config = match std::env::var_os("CLAUDE_CONFIG_DIR").filter(|d| !d.is_empty()) {
-        Some(d) => PathBuf::from(d),
-        None => dirs::home_dir()
-            .context("could not find your home directory (is HOME set?)")?
-            .join(".claude"),
-    };
+    let config = claude_config_dir().context("could not find your home directory (is HOME set?)")?;
     Ok(config.join("plugins"))
+}
+
+/// Claude Code's config dir: `$CLAUDE_CONFIG_DIR`, else `~/.claude`.
+pub fn claude_config_dir() -> Option<PathBuf> {
+    let set = std::env::var_os("CLAUDE_CONFIG_DIR").filter(|d| !d.is_empty());
+    set.map(PathBuf::from)
+        .or_else(|| dirs::home_dir().map(|h| h.join(".claude")))
 }
 
 /// The installed plugin's persistent data dir, as Claude Code names it for hooks
 /// (`${CLAUDE_PLUGIN_DATA}`): `<plugins>/data/<id with every other character than
 /// [A-Za-z0-9_-] replaced by ->`.
 pub fn plugin_data_dir() -> Result<PathBuf> {
-    let id: String = PLUGIN_ID
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let id = PLUGIN_ID.replace(
+        |c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+        "-",
+    );
     Ok(claude_plugins_dir()?.join("data").join(id))
 }
 
 /// Write the plugin's files into `dir` and remove files left there by an older version.
 pub fn assemble(dir: &Path) -> Result<()> {
-    for (rel, contents, exec) in FILES {
-        crate::fsutil::atomic_write_mode(&dir.join(rel), contents, if *exec { 0o755 } else { 0o644 })?;
+    for (rel, contents) in FILES {
+        let mode = if EXECUTABLE.contains(rel) { 0o755 } else { 0o644 };
+        crate::fsutil::atomic_write_mode(&dir.join(rel), contents, mode)?;
     }
     for sub in OWNED_DIRS {
         let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
@@ -202,7 +105,7 @@ pub fn assemble(dir: &Path) -> Result<()> {
         };
         for entry in entries.flatten() {
             let rel = format!("{sub}/{}", entry.file_name().to_string_lossy());
-            if !FILES.iter().any(|(f, _, _)| *f == rel) && entry.path().is_file() {
+            if !FILES.iter().any(|(f, _)| *f == rel) && entry.path().is_file() {
                 std::fs::remove_file(entry.path())
                     .with_context(|| format!("could not remove {}", entry.path().display()))?;
             }
@@ -214,10 +117,8 @@ pub fn assemble(dir: &Path) -> Result<()> {
 /// Copy the running binary to `dest` (temp file + rename, so a running hook keeps its copy).
 fn copy_self(dest: &Path) -> Result<()> {
     let me = std::env::current_exe().context("could not find the running convosync binary")?;
-    if let (Ok(a), Ok(b)) = (me.canonicalize(), dest.canonicalize()) {
-        if a == b {
-            return Ok(());
-        }
+    if matches!((me.canonicalize(), dest.canonicalize()), (Ok(a), Ok(b)) if a == b) {
+        return Ok(());
     }
     let bytes = std::fs::read(&me).with_context(|| format!("could not read {}", me.display()))?;
     crate::fsutil::atomic_write_mode(dest, &bytes, 0o755)
@@ -239,7 +140,10 @@ pub fn run(args: InstallArgs) -> Result<ExitCode> {
         Some(name) => vec![Agent::parse(name)
             .with_context(|| format!("unknown agent {name:?}: use claude, codex or gemini"))?],
         None => {
-            let found: Vec<Agent> = Agent::ALL.into_iter().filter(|a| on_path(cli_of(*a))).collect();
+            let found: Vec<Agent> = Agent::ALL
+                .into_iter()
+                .filter(|a| which(a.id()).is_some())
+                .collect();
             if found.is_empty() {
                 vec![Agent::Claude]
             } else {
@@ -247,7 +151,9 @@ pub fn run(args: InstallArgs) -> Result<ExitCode> {
             }
         }
     };
-    let dir = plugin_dir()?;
+    // The clean plugin directory: `<data dir>/convosync/plugin`.
+    let data = dirs::data_dir().context("could not find your data directory (is HOME set?)")?;
+    let dir = data.join("convosync/plugin");
     assemble(&dir)?;
     for (i, agent) in agents.iter().enumerate() {
         if agents.len() > 1 {
@@ -287,25 +193,12 @@ fn install_gemini(dir: &Path, run: bool) -> Result<()> {
     Ok(())
 }
 
-/// The command of each agent's CLI.
-fn cli_of(agent: Agent) -> &'static str {
-    match agent {
-        Agent::Claude => "claude",
-        Agent::Codex => "codex",
-        Agent::Gemini => "gemini",
-    }
-}
-
 /// The path of `cmd` when it is an executable on `PATH`.
 pub fn which(cmd: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|d| d.join(cmd))
         .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
-}
-
-fn on_path(cmd: &str) -> bool {
-    which(cmd).is_some()
 }
 
 /// Run `cli args…`, failing with what to do by hand.
@@ -431,14 +324,14 @@ mod tests {
             }
         }
         on_disk.sort();
-        let mut embedded: Vec<String> = FILES.iter().map(|(f, _, _)| f.to_string()).collect();
+        let mut embedded: Vec<String> = FILES.iter().map(|(f, _)| f.to_string()).collect();
         embedded.sort();
         assert_eq!(embedded, on_disk, "update FILES in src/cmd/install.rs");
-        for (rel, contents, exec) in FILES {
+        for (rel, contents) in FILES {
             let meta = std::fs::metadata(root.join(rel)).unwrap();
             assert_eq!(
                 meta.permissions().mode() & 0o111 != 0,
-                *exec,
+                EXECUTABLE.contains(rel),
                 "{rel}: executable bit"
             );
             assert_eq!(std::fs::read(root.join(rel)).unwrap(), *contents);

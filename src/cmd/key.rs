@@ -1,6 +1,5 @@
 //! `convosync key [status|init|show|add KEY]`: this person's encryption key.
 
-use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -38,30 +37,25 @@ fn status(dir: &Path) -> Result<ExitCode> {
     let path = crypt::key_path()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let mine = match load()? {
-        Some(k) => {
-            println!("key: {} ({path})", k.id());
+    let mine = load()?.map(|k| k.id());
+    match &mine {
+        Some(id) => {
+            println!("key: {id} ({path})");
             println!("this device encrypts every note and snapshot it writes, in every repository");
-            Some(k.id())
         }
-        None => {
-            println!(
-                "key: none (create one with `convosync key init`, or bring yours with `convosync key add`)"
-            );
-            None
-        }
-    };
+        None => println!(
+            "key: none (create one with `convosync key init`, or bring yours with `convosync key add`)"
+        ),
+    }
     if let Some(repo) = Repo::discover(dir)? {
         let recorded = crate::store::key_ids(&repo.git, &repo.settings.refname);
         let list: Vec<String> = recorded
             .iter()
             .map(|r| {
-                let whose = if mine.as_deref() == Some(r) {
-                    " (yours)"
-                } else if r.starts_with("age1") {
-                    " (recorded by an older convosync)"
-                } else {
-                    ""
+                let whose = match r {
+                    r if mine.as_ref() == Some(r) => " (yours)",
+                    r if r.starts_with("age1") => " (recorded by an older convosync)",
+                    _ => "",
                 };
                 format!("{}{whose}", fingerprint(r))
             })
@@ -70,14 +64,13 @@ fn status(dir: &Path) -> Result<ExitCode> {
             (Some(_), true) => println!(
                 "this repository's notes: yours are encrypted (its ref records your key with your next note)"
             ),
-            (Some(_), false) => println!("this repository's notes: encrypted, keys {}", list.join(", ")),
             (None, true) => {
                 println!("this repository's notes: not encrypted (turn it on with `convosync key init`)")
             }
-            (None, false) => {
-                println!("this repository's notes: encrypted, keys {}", list.join(", "));
-                println!("this device cannot read them: {}", crypt::KEY_HINT);
-            }
+            (_, false) => println!("this repository's notes: encrypted, keys {}", list.join(", ")),
+        }
+        if mine.is_none() && !recorded.is_empty() {
+            println!("this device cannot read them: {}", crypt::KEY_HINT);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -113,21 +106,15 @@ fn enable(repo: &Repo, key: &Key) -> Result<()> {
         let _lock = repo.lock(CLI_LOCK_WAIT)?;
         store.record_key(&key.id())?;
         let me = crate::team::my_device(repo)?;
-        let plain = store.tip()?.and_then(|tip| {
-            let blob = tip
-                .tree()
-                .ok()?
-                .get_path(Path::new(&crate::store::device_path(&me)))
-                .ok()?
-                .id();
-            let bytes = repo.git.find_blob(blob).ok()?.content().to_vec();
-            (!crypt::is_encrypted(&bytes)).then_some(())
-        });
-        if plain.is_some() {
-            if let Some(h) = store.get(&me)? {
-                // Its earlier versions stay readable in the ref's history.
-                store.put(&h, &crypt::sealed_message(&me))?;
-            }
+        // This device's own plain note is committed again, encrypted; its earlier versions stay
+        // readable in the ref's history.
+        let plain = |blob| {
+            repo.git
+                .find_blob(blob)
+                .is_ok_and(|b| !crypt::is_encrypted(b.content()))
+        };
+        if let Some(Ok(h)) = store.entry(&me)?.filter(|e| plain(e.blob)).map(|e| e.handoff) {
+            store.put(&h, &crypt::sealed_message(&me))?;
         }
     }
     println!(
@@ -153,14 +140,11 @@ fn show() -> Result<ExitCode> {
 }
 
 fn add(dir: &Path, text: &str) -> Result<ExitCode> {
-    let text = if text == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("could not read the key from standard input")?;
-        s
-    } else {
-        text.to_string()
+    let text = match text {
+        "-" => {
+            std::io::read_to_string(std::io::stdin()).context("could not read the key from standard input")?
+        }
+        t => t.to_string(),
     };
     let key = Key::parse(&text)?;
     let path = crypt::store_key(&key)?;

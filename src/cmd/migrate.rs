@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use git2::{Oid, Repository};
+use git2::Repository;
 
 use super::CLI_LOCK_WAIT;
 use crate::cli::MigrateArgs;
@@ -47,18 +47,39 @@ pub fn run(dir: &Path, args: MigrateArgs) -> Result<ExitCode> {
     }
     let verb = if args.dry_run { "would move" } else { "moved" };
     for h in &pending.todo {
-        println!(
-            "{verb} the handoff from {} ({})",
-            h.device,
-            crate::timefmt::rfc3339(h.timestamp)
-        );
+        let when = crate::timefmt::rfc3339(h.timestamp);
+        println!("{verb} the handoff from {} ({when})", h.device);
     }
     if !args.dry_run && !pending.todo.is_empty() {
         write(&repo.git, refname, &pending.todo)?;
     }
-    summary(&pending, verb, refname);
-    if !args.dry_run {
-        next_steps(&repo, &pending, &path);
+    // How many handoffs moved (or would), then each skipped entry.
+    let devices: HashSet<&str> = pending.todo.iter().map(|h| h.device.as_str()).collect();
+    let already = match pending.already {
+        0 => String::new(),
+        n => format!(" ({n} already there)"),
+    };
+    println!(
+        "{verb} {} handoff(s) from {} device(s) into the history of {refname}; skipped {}{already}",
+        pending.todo.len(),
+        devices.len(),
+        pending.skipped.len(),
+    );
+    for s in &pending.skipped {
+        println!("  skipped {}", crate::untrusted::line(s));
+    }
+    if args.dry_run {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Whether to sync, and whether the legacy file can go.
+    if !pending.todo.is_empty() && repo.remote_name().is_some() {
+        println!("Run `convosync sync` to share them.");
+    }
+    let path = path.display();
+    if pending.skipped.is_empty() {
+        println!("Every entry is on the ref now; {path} can be removed from your branch once every device has upgraded.");
+    } else {
+        println!("Keep {path}: the skipped entries exist only there.");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -103,12 +124,10 @@ fn pending(repo: &Repo, file: &LegacyFile, vouched: &[String]) -> Result<Pending
                     .iter()
                     .any(|d| crate::device::sanitize(d).as_deref() == Some(&handoff.device));
                 if !vouched && who.whose(handoff.author.as_deref(), false) == crate::team::Whose::Theirs {
+                    let (d, when) = (&handoff.device, crate::timefmt::rfc3339(handoff.timestamp));
                     skipped.push(format!(
-                        "the handoff from {} ({}): written by {}, not by you (`convosync status` shows who counts as you; `--device {}` moves it if it is yours)",
-                        handoff.device,
-                        crate::timefmt::rfc3339(handoff.timestamp),
+                        "the handoff from {d} ({when}): written by {}, not by you (`convosync status` shows who counts as you; `--device {d}` moves it if it is yours)",
                         crate::team::teammate_name(&handoff),
-                        handoff.device
                     ));
                     continue;
                 }
@@ -134,40 +153,6 @@ fn pending(repo: &Repo, file: &LegacyFile, vouched: &[String]) -> Result<Pending
     })
 }
 
-/// The line saying how many handoffs moved (or would), then each skipped entry.
-fn summary(pending: &Pending, verb: &str, refname: &str) {
-    let devices: HashSet<&str> = pending.todo.iter().map(|h| h.device.as_str()).collect();
-    println!(
-        "{verb} {} handoff(s) from {} device(s) into the history of {refname}; skipped {}{}",
-        pending.todo.len(),
-        devices.len(),
-        pending.skipped.len(),
-        if pending.already > 0 {
-            format!(" ({} already there)", pending.already)
-        } else {
-            String::new()
-        }
-    );
-    for s in &pending.skipped {
-        println!("  skipped {}", crate::untrusted::line(s));
-    }
-}
-
-/// After a migration: whether to sync, and whether the legacy file at `path` can go.
-fn next_steps(repo: &Repo, pending: &Pending, path: &Path) {
-    if !pending.todo.is_empty() && repo.remote_name().is_some() {
-        println!("Run `convosync sync` to share them.");
-    }
-    if pending.skipped.is_empty() {
-        println!(
-            "Every entry is on the ref now; {} can be removed from your branch once every device has upgraded.",
-            path.display()
-        );
-    } else {
-        println!("Keep {}: the skipped entries exist only there.", path.display());
-    }
-}
-
 /// Commit `handoffs` (oldest first) one by one on a new line of history, then merge that line
 /// into `refname` (the newest handoff of each device wins in the tree).
 fn write(repo: &Repository, refname: &str, handoffs: &[Handoff]) -> Result<()> {
@@ -176,48 +161,31 @@ fn write(repo: &Repository, refname: &str, handoffs: &[Handoff]) -> Result<()> {
         .and_then(|b| b.write())
         .and_then(|id| repo.find_tree(id))
         .context("could not write an empty tree")?;
-    let mut parent: Option<Oid> = None;
+    let mut parent: Option<git2::Commit<'_>> = None;
     for h in handoffs {
+        let failed = |what: &str| format!("could not write {what}the note of {} for {refname}", h.device);
         // Migrated notes stay as they were: plain. They are already plain on the branch that
         // carries the file, and anyone could have written them there, so sealing them with this
         // person's key would make them pass for notes proven to be theirs.
         let content = crate::handoff::format::render(h).into_bytes();
-        let blob = repo
-            .blob(&content)
-            .with_context(|| format!("could not write the note of {} for {refname}", h.device))?;
-        let id = git2::build::TreeUpdateBuilder::new()
+        let blob = repo.blob(&content).with_context(|| failed(""))?;
+        tree = git2::build::TreeUpdateBuilder::new()
             .upsert(store::device_path(&h.device), blob, git2::FileMode::Blob)
             .create_updated(repo, &tree)
             .and_then(|id| repo.find_tree(id))
-            .with_context(|| {
-                format!(
-                    "could not write a tree with the note of {} for {refname}",
-                    h.device
-                )
-            })?;
-        tree = id;
+            .with_context(|| failed("a tree with "))?;
         let sig = store::signature(repo, h.timestamp)?;
-        let parents: Vec<git2::Commit<'_>> = parent
-            .map(|p| {
-                repo.find_commit(p)
-                    .with_context(|| format!("could not read migrated commit {p}"))
-            })
-            .transpose()?
-            .into_iter()
-            .collect();
-        let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
         let msg = format!("migrate: {}", commit_message(h));
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
         let id = repo
             .commit(None, &sig, &sig, &msg, &tree, &parents)
-            .with_context(|| {
-                format!(
-                    "could not write a commit with the note of {} for {refname}",
-                    h.device
-                )
-            })?;
+            .and_then(|id| repo.find_commit(id))
+            .with_context(|| failed("a commit with "))?;
         parent = Some(id);
     }
-    let Some(line) = parent else { return Ok(()) };
+    let Some(line) = parent.map(|c| c.id()) else {
+        return Ok(());
+    };
     let mut skipped = crate::untrusted::Skipped::default();
     store::retry_cas(repo, refname, "migrate handoffs", || {
         let tip = tip_of(repo, refname)?;

@@ -17,7 +17,6 @@ mod sync;
 mod template;
 mod wip;
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -25,55 +24,27 @@ use anyhow::{Context, Result};
 
 use crate::cli::{Cli, Command};
 use crate::repo::Repo;
-use crate::store::{Listing, Warnings};
+use crate::store::Listing;
 use crate::untrusted::Skipped;
 
 /// How long CLI commands wait for the repository lock.
 pub(crate) const CLI_LOCK_WAIT: Duration = Duration::from_secs(10);
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let dir = working_dir(cli.dir.as_deref())?;
-    let hook = matches!(cli.command, Command::Hook { .. });
-    if !hook {
+    let dir = match cli.dir.clone() {
+        Some(d) => d,
+        None => std::env::current_dir().context("could not read the current directory")?,
+    };
+    if !matches!(cli.command, Command::Hook { .. }) {
         // Once per run, on stderr (hooks print nothing but their JSON).
         if let Some(note) = crate::device::env_note() {
             eprintln!("note: {note}");
         }
-        for bad in crate::repo::Repo::invalid_settings(&dir) {
+        for bad in Repo::invalid_settings(&dir) {
             eprintln!("convosync: warning: {bad}");
         }
     }
     // Each command says what its reads skipped and could not decrypt ([`told`]); hooks log it.
-    dispatch(cli, &dir)
-}
-
-/// What a read of the ref had to tell, on stderr: one warning line naming the entries it skipped,
-/// then the notes it could not decrypt.
-pub fn warn(w: &Warnings) {
-    if let Some(line) = w.skipped.warning() {
-        eprintln!("{line}");
-    }
-    for line in crate::notes::unreadable_summary(&w.unreadable) {
-        eprintln!("convosync: {line}");
-    }
-}
-
-/// The items of a read, its warnings said ([`warn`]).
-pub fn told<T>(read: Listing<T>) -> Vec<T> {
-    warn(&read.warnings);
-    read.items
-}
-
-/// [`told`] for a read that can only skip entries.
-pub fn told_skipped<T>((items, skipped): (Vec<T>, Skipped)) -> Vec<T> {
-    if let Some(line) = skipped.warning() {
-        eprintln!("{line}");
-    }
-    items
-}
-
-fn dispatch(cli: Cli, dir: &Path) -> Result<ExitCode> {
-    let dir = dir.to_path_buf();
     match cli.command {
         Command::Device(a) => device::run(a),
         Command::Save(a) => save::run(&dir, a),
@@ -97,6 +68,24 @@ fn dispatch(cli: Cli, dir: &Path) -> Result<ExitCode> {
     }
 }
 
+/// The items of a read, its warnings said on stderr: one warning line naming the entries it
+/// skipped, then the notes it could not decrypt.
+pub fn told<T>(read: Listing<T>) -> Vec<T> {
+    let items = told_skipped((read.items, read.warnings.skipped));
+    for line in crate::notes::unreadable_summary(&read.warnings.unreadable) {
+        eprintln!("convosync: {line}");
+    }
+    items
+}
+
+/// [`told`] for a read that can only skip entries.
+pub fn told_skipped<T>((items, skipped): (Vec<T>, Skipped)) -> Vec<T> {
+    if let Some(line) = skipped.warning() {
+        eprintln!("{line}");
+    }
+    items
+}
+
 /// `convosync hook <event>`: whatever happens, exit 0 with at most one JSON object on stdout.
 pub fn run_hook(event: &str, agent: Option<&str>) -> ExitCode {
     use std::io::{IsTerminal, Write};
@@ -112,21 +101,6 @@ pub fn run_hook(event: &str, agent: Option<&str>) -> ExitCode {
         let _ = writeln!(stdout, "{out}").and_then(|()| stdout.flush());
     }
     ExitCode::SUCCESS
-}
-
-fn working_dir(dir: Option<&Path>) -> Result<PathBuf> {
-    match dir {
-        Some(d) => Ok(d.to_path_buf()),
-        None => std::env::current_dir().context("could not read the current directory"),
-    }
-}
-
-/// The remote to sync with, or an error that says how to add one.
-pub(crate) fn remote_or_explain(repo: &Repo) -> Result<String> {
-    repo.remote_name().with_context(|| match &repo.settings.remote {
-        Some(r) => format!("convosync.remote is {r:?} but this repository has no remote of that name (see `git remote -v`)"),
-        None => "this repository has no remote named origin; add one with `git remote add origin <url>` (handoffs stay local until then)".to_string(),
-    })
 }
 
 /// Resolve `--device/--branch/--since` into a history filter.

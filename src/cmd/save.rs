@@ -16,7 +16,13 @@ use git2::{Status, StatusOptions};
 use super::{deadline, CLI_LOCK_WAIT};
 use crate::cli::SaveArgs;
 use crate::draft::{self, Outcome};
+use crate::git::GitOutput;
 use crate::repo::Repo;
+
+/// Push the handoff ref (or queue it), saying that it was the handoff that went out.
+fn push_handoff(repo: &Repo, args: &SaveArgs) {
+    super::handoff::push_or_queue(repo, deadline(args.net.timeout), "✓ pushed the handoff to");
+}
 
 /// Exit code when a handoff draft must be written first (the slash command reacts to it).
 pub const NEEDS_DRAFT: u8 = 3;
@@ -40,7 +46,7 @@ pub fn run(dir: &Path, args: SaveArgs) -> Result<ExitCode> {
         super::wip::save(&repo, false)?;
         if message.trim().is_empty() {
             if !args.no_push {
-                push_handoff(&repo, &args)?;
+                push_handoff(&repo, &args);
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -61,7 +67,7 @@ pub fn run(dir: &Path, args: SaveArgs) -> Result<ExitCode> {
             ok = push_branch(&workdir, branch, &remote)?;
         }
     }
-    push_handoff(&repo, &args)?;
+    push_handoff(&repo, &args);
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
@@ -75,9 +81,8 @@ fn commit_handoff(repo: &Repo, skip_handoff: bool) -> Result<bool> {
             return Ok(true);
         }
     }
-    let lock = repo.lock(CLI_LOCK_WAIT)?;
-    let outcome = draft::commit(repo, &draft::Origin::of_command(None), &lock)?;
-    drop(lock);
+    // The lock is held for the commit alone.
+    let outcome = draft::commit(repo, &draft::Origin::of_command(None), &repo.lock(CLI_LOCK_WAIT)?)?;
     match outcome {
         Outcome::Committed {
             handoff, redacted, ..
@@ -119,11 +124,8 @@ fn commit_handoff(repo: &Repo, skip_handoff: bool) -> Result<bool> {
 fn commit_code(repo: &Repo, workdir: &Path, args: &SaveArgs, message: &str, detached: bool) -> Result<bool> {
     let plan = plan(repo, workdir, &args.include)?;
     for (p, why) in &plan.refused {
-        println!(
-            "  skipped {} ({why}; pass --include {} to commit it)",
-            p.display(),
-            p.display()
-        );
+        let p = p.display();
+        println!("  skipped {p} ({why}; pass --include {p} to commit it)");
     }
     if plan.stage.is_empty() && !plan.index_has_changes {
         println!("✓ no code changes to commit");
@@ -136,8 +138,8 @@ fn commit_code(repo: &Repo, workdir: &Path, args: &SaveArgs, message: &str, deta
         bail!("HEAD is detached; check out a branch before saving code (the handoff is saved)");
     }
     stage(workdir, &plan.stage)?;
-    let out = git_output(workdir, &["commit", "--quiet", "-m", message])?;
-    if !out.status.success() {
+    let out = git_output(workdir, ["commit", "--quiet", "-m", message], true)?;
+    if !out.success() {
         bail!(
             "git commit failed (a pre-commit hook may have refused it): {}",
             last_line(&out.stderr).unwrap_or_else(|| last_line(&out.stdout).unwrap_or_default())
@@ -154,21 +156,20 @@ fn commit_code(repo: &Repo, workdir: &Path, args: &SaveArgs, message: &str, deta
 /// Push `branch` to `remote` (setting its upstream the first time); `false` when the push failed,
 /// with the reason said.
 fn push_branch(workdir: &Path, branch: &str, remote: &str) -> Result<bool> {
-    let has_upstream = git_output(workdir, &["rev-parse", "--abbrev-ref", "@{upstream}"])?
-        .status
-        .success();
-    let push: Vec<&str> = if has_upstream {
-        vec!["push", "--quiet"]
-    } else {
-        vec!["push", "--quiet", "--set-upstream", remote, branch]
-    };
-    let out = git_output(workdir, &push)?;
-    if out.status.success() {
+    let has_upstream = git_output(workdir, ["rev-parse", "--abbrev-ref", "@{upstream}"], true)?.success();
+    let mut push = vec!["push", "--quiet"];
+    if !has_upstream {
+        push.extend(["--set-upstream", remote, branch]);
+    }
+    let out = git_output(workdir, &push, true)?;
+    if out.success() {
         println!("✓ pushed {branch} to {remote}");
         return Ok(true);
     }
-    let text = String::from_utf8_lossy(&out.stderr);
-    if text.contains("rejected") || text.contains("fetch first") || text.contains("non-fast-forward") {
+    if ["rejected", "fetch first", "non-fast-forward"]
+        .iter()
+        .any(|m| out.stderr.contains(m))
+    {
         println!("✗ {remote} has commits on {branch} that you don't have: run `git pull --rebase`, then save again");
     } else {
         println!(
@@ -179,13 +180,8 @@ fn push_branch(workdir: &Path, branch: &str, remote: &str) -> Result<bool> {
     Ok(false)
 }
 
-/// Push the handoff ref (or queue it), saying that it was the handoff that went out.
-fn push_handoff(repo: &Repo, args: &SaveArgs) -> Result<()> {
-    super::handoff::push_or_queue(repo, deadline(args.net.timeout), "✓ pushed the handoff to")?;
-    Ok(())
-}
-
 /// What to stage.
+#[derive(Default)]
 struct Plan {
     stage: Vec<PathBuf>,
     /// Secret files left out, each with why ([`crate::secrets`]).
@@ -205,11 +201,7 @@ fn plan(repo: &Repo, workdir: &Path, include: &[PathBuf]) -> Result<Plan> {
         .git
         .statuses(Some(&mut opts))
         .context("could not read the worktree status")?;
-    let mut plan = Plan {
-        stage: Vec::new(),
-        refused: Vec::new(),
-        index_has_changes: false,
-    };
+    let mut plan = Plan::default();
     for e in statuses.iter() {
         let Ok(path) = e.path() else { continue };
         let path = PathBuf::from(path);
@@ -236,12 +228,8 @@ fn plan(repo: &Repo, workdir: &Path, include: &[PathBuf]) -> Result<Plan> {
             .flatten();
         if let Some(why) = secret {
             if staged && !s.contains(Status::INDEX_DELETED) {
-                bail!(
-                    "{} is staged and looks like a secret ({why}); unstage it (git restore --staged {}) or pass --include {}",
-                    path.display(),
-                    path.display(),
-                    path.display()
-                );
+                let p = path.display();
+                bail!("{p} is staged and looks like a secret ({why}); unstage it (git restore --staged {p}) or pass --include {p}");
             }
             plan.refused.push((path, why));
             continue;
@@ -255,35 +243,28 @@ fn plan(repo: &Repo, workdir: &Path, include: &[PathBuf]) -> Result<Plan> {
 }
 
 fn normalize(workdir: &Path, p: &Path) -> PathBuf {
-    let abs = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map(|c| c.join(p))
-            .unwrap_or_else(|_| p.to_path_buf())
-    };
+    // A relative path is the shell's, from the current directory (an absolute one stays as is).
+    let abs = std::env::current_dir().map_or_else(|_| p.to_path_buf(), |c| c.join(p));
     abs.strip_prefix(workdir)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|_| p.to_path_buf())
+        .map_or_else(|_| p.to_path_buf(), Path::to_path_buf)
 }
 
 fn ahead_of_upstream(repo: &Repo) -> bool {
     let Ok(head) = repo.git.head() else { return false };
-    let Ok(name) = head.shorthand() else { return false };
-    let Ok(branch) = repo.git.find_branch(name, git2::BranchType::Local) else {
+    let Some(Ok(branch)) = head
+        .shorthand()
+        .ok()
+        .map(|n| repo.git.find_branch(n, git2::BranchType::Local))
+    else {
         return false;
     };
     match (
         head.target(),
         branch.upstream().ok().and_then(|u| u.get().target()),
     ) {
-        (Some(l), Some(u)) => repo
-            .git
-            .graph_ahead_behind(l, u)
-            .map(|(a, _)| a > 0)
-            .unwrap_or(false),
-        (Some(_), None) => true,
-        _ => false,
+        (Some(l), Some(u)) => repo.git.graph_ahead_behind(l, u).is_ok_and(|(a, _)| a > 0),
+        (local, None) => local.is_some(),
+        (None, _) => false,
     }
 }
 
@@ -292,71 +273,56 @@ fn stage(workdir: &Path, paths: &[PathBuf]) -> Result<()> {
     if paths.is_empty() {
         return Ok(());
     }
-    let mut args: Vec<&std::ffi::OsStr> = ["--literal-pathspecs", "add", "--all", "--"]
-        .iter()
-        .map(std::ffi::OsStr::new)
-        .collect();
-    args.extend(paths.iter().map(|p| p.as_os_str()));
-    let out = git_output_in(workdir, args, false)?;
-    if !out.status.success() {
+    let args = ["--literal-pathspecs", "add", "--all", "--"].map(std::ffi::OsStr::new);
+    let out = git_output(
+        workdir,
+        args.into_iter().chain(paths.iter().map(|p| p.as_os_str())),
+        false,
+    )?;
+    if !out.success() {
         bail!("git add failed: {}", last_line(&out.stderr).unwrap_or_default());
     }
     Ok(())
 }
 
-fn git_output(dir: &Path, args: &[&str]) -> Result<std::process::Output> {
-    // A commit runs the user's pre-commit hook and a push their pre-push hook, as from their shell.
-    git_output_in(dir, args, true)
-}
-
-/// `git -C <dir> <args>` through [`crate::git`]'s runner (no prompts, `LC_ALL=C`, a deadline),
-/// as a [`std::process::Output`]; a run killed at the deadline says so on stderr.
-fn git_output_in<I, S>(dir: &Path, args: I, hooks: bool) -> Result<std::process::Output>
+/// `git -C <dir> <args>` through [`crate::git`]'s runner (no prompts, `LC_ALL=C`, a deadline);
+/// with `hooks`, a commit runs the user's pre-commit hook and a push their pre-push hook, as from
+/// their shell. A run killed at the deadline says so on stderr.
+fn git_output<I, S>(dir: &Path, args: I, hooks: bool) -> Result<GitOutput>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    use std::os::unix::process::ExitStatusExt;
     // Generous: a pre-commit hook may run a formatter or tests, a push may be large.
     const WAIT: std::time::Duration = std::time::Duration::from_secs(10 * 60);
     let deadline = crate::git::Deadline::after(WAIT);
-    let out = if hooks {
+    let mut out = if hooks {
         crate::git::run_in_with_hooks(dir, args, deadline)?
     } else {
         crate::git::run_in(dir, args, deadline)?
     };
-    let timed_out = out.timed_out();
-    let mut stderr = out.stderr;
-    if timed_out {
-        stderr.push_str(&format!(
-            "\ngit did not finish within {} minutes\n",
-            WAIT.as_secs() / 60
-        ));
+    if out.timed_out() {
+        let minutes = WAIT.as_secs() / 60;
+        out.stderr
+            .push_str(&format!("\ngit did not finish within {minutes} minutes\n"));
     }
-    Ok(std::process::Output {
-        status: out
-            .status
-            .unwrap_or_else(|| std::process::ExitStatus::from_raw(libc::SIGKILL)),
-        stdout: out.stdout.into_bytes(),
-        stderr: stderr.into_bytes(),
-    })
+    Ok(out)
 }
 
 fn git(dir: &Path, args: &[&str]) -> Result<String> {
-    let out = git_output(dir, args)?;
-    if !out.status.success() {
+    let out = git_output(dir, args, true)?;
+    if !out.success() {
         bail!(
             "git {} failed: {}",
             args.join(" "),
             last_line(&out.stderr).unwrap_or_default()
         );
     }
-    Ok(String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+    Ok(out.stdout.trim_end().to_string())
 }
 
-fn last_line(bytes: &[u8]) -> Option<String> {
-    String::from_utf8_lossy(bytes)
-        .lines()
+fn last_line(text: &str) -> Option<String> {
+    text.lines()
         .map(str::trim)
         .rfind(|l| !l.is_empty())
         .map(str::to_string)

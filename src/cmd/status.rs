@@ -69,24 +69,22 @@ fn print_ref(repo: &Repo, me: &str, now: DateTime<Utc>) -> Result<()> {
 /// The remote, when this device last synced with it, what waits to be pushed, and a backoff.
 fn print_remote(repo: &Repo, r: &str, now: DateTime<Utc>) -> Result<()> {
     let refname = &repo.settings.refname;
-    let url = repo
-        .git
-        .find_remote(r)
-        .ok()
-        .and_then(|x| x.url().ok().map(str::to_string))
-        .unwrap_or_default();
-    println!("remote:    {r} ({url})");
+    let remote = repo.git.find_remote(r);
+    println!(
+        "remote:    {r} ({})",
+        remote.as_ref().map_or("", |x| x.url().unwrap_or_default())
+    );
     let synced = last_sync(&repo.state_dir())
         .map(|t| crate::timefmt::ago(t, now))
         .unwrap_or_else(|| "never".into());
     println!("last sync: {synced}");
-    let tracking = crate::store::tip_of(&repo.git, &refs::tracking(refname, r))
-        .ok()
-        .flatten();
     let queued = if pending(repo, r) {
+        let tracking = crate::store::tip_of(&repo.git, &refs::tracking(refname, r))
+            .ok()
+            .flatten();
         let local = crate::store::tip_of(&repo.git, refname)?.map(|c| c.id());
         let n = match (local, tracking.map(|c| c.id())) {
-            (Some(l), Some(t)) => repo.git.graph_ahead_behind(l, t).map(|(a, _)| a).unwrap_or(1),
+            (Some(l), Some(t)) => repo.git.graph_ahead_behind(l, t).map_or(1, |(a, _)| a),
             _ => 1,
         };
         format!("{n} commit(s) waiting to be pushed (run `convosync sync`)")
@@ -131,39 +129,35 @@ fn print_you(repo: &Repo) {
 /// reports them when `codex` is on PATH; else the trust entries in `config.toml`).
 fn codex_state() -> String {
     use crate::agent::codex;
-    let installed = codex::plugin_cache_dir().is_some_and(|d| d.is_dir());
-    if !installed {
-        return match crate::cmd::install::which("codex") {
-            Some(_) => "Codex: not installed (run `convosync install --agent codex --run`)".into(),
+    let again = "run `convosync install --agent codex --run`";
+    let bin = crate::cmd::install::which("codex");
+    if !codex::plugin_cache_dir().is_some_and(|d| d.is_dir()) {
+        return match bin {
+            Some(_) => format!("Codex: not installed ({again})"),
             None => "Codex: not found on PATH".into(),
         };
     }
-    let again = "run `convosync install --agent codex --run`";
-    if let Some(bin) = crate::cmd::install::which("codex") {
-        let cwd = dirs::home_dir().unwrap_or_else(|| PathBuf::from("/"));
-        if let Ok(hooks) = codex::list_hooks(&bin, &cwd, std::time::Duration::from_secs(10)) {
-            let trusted = hooks
-                .iter()
-                .filter(|h| h.trust == "trusted" || h.trust == "managed")
-                .count();
-            return match (trusted, hooks.len()) {
-                (0, 0) => format!("Codex: installed, but Codex lists none of its hooks (disabled?); {again}"),
-                (t, n) if t == n => format!("Codex: installed, {n} hooks trusted (they run)"),
-                (t, n) => format!(
-                    "Codex: installed, {t} of {n} hooks trusted; the others do not run until trusted ({again}, or `/hooks` in Codex)"
-                ),
-            };
-        }
+    let cwd = dirs::home_dir().unwrap_or_else(|| PathBuf::from("/"));
+    if let Some(Ok(hooks)) = bin.map(|b| codex::list_hooks(&b, &cwd, std::time::Duration::from_secs(10))) {
+        let trusted = hooks
+            .iter()
+            .filter(|h| h.trust == "trusted" || h.trust == "managed")
+            .count();
+        return match (trusted, hooks.len()) {
+            (0, 0) => format!("Codex: installed, but Codex lists none of its hooks (disabled?); {again}"),
+            (t, n) if t == n => format!("Codex: installed, {n} hooks trusted (they run)"),
+            (t, n) => format!(
+                "Codex: installed, {t} of {n} hooks trusted; the others do not run until trusted ({again}, or `/hooks` in Codex)"
+            ),
+        };
     }
     let config = codex::home()
         .and_then(|h| std::fs::read_to_string(h.join("config.toml")).ok())
         .unwrap_or_default();
+    let ours = format!("[hooks.state.\"{}:", codex::PLUGIN_ID);
     let entries = config
         .lines()
-        .filter(|l| {
-            l.trim_start()
-                .starts_with(&format!("[hooks.state.\"{}:", codex::PLUGIN_ID))
-        })
+        .filter(|l| l.trim_start().starts_with(&ours))
         .count();
     match entries {
         0 => format!("Codex: installed, hooks not trusted (they do not run; {again})"),
@@ -192,11 +186,7 @@ fn gemini_state() -> String {
 /// `settings.json`, then the project's `.claude/settings.json` and `.claude/settings.local.json`,
 /// the later overriding the earlier).
 fn hooks_state(project: Option<&Path>) -> String {
-    let config = std::env::var_os("CLAUDE_CONFIG_DIR")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| dirs::home_dir().map(|h| h.join(".claude")));
-    let Some(config) = config else {
+    let Some(config) = crate::cmd::install::claude_config_dir() else {
         return "unknown (no home directory)".into();
     };
     let read = |p: PathBuf| -> Option<serde_json::Value> {
@@ -216,23 +206,20 @@ fn hooks_state(project: Option<&Path>) -> String {
             })
         })
     });
-    let mut files = vec![config.join("settings.json")];
-    if let Some(p) = project {
-        files.push(p.join(".claude/settings.json"));
-        files.push(p.join(".claude/settings.local.json"));
-    }
-    let mut enabled = None;
-    for f in files {
-        if let Some(v) = read(f) {
-            if let Some(m) = v["enabledPlugins"].as_object() {
-                for (_, on) in m.iter().filter(|(k, _)| ours(k)) {
-                    if let Some(on) = on.as_bool() {
-                        enabled = Some(on);
-                    }
-                }
-            }
-        }
-    }
+    // The later files override the earlier.
+    let local = project
+        .into_iter()
+        .flat_map(|p| [".claude/settings.json", ".claude/settings.local.json"].map(|f| p.join(f)));
+    let enabled = std::iter::once(config.join("settings.json"))
+        .chain(local)
+        .filter_map(read)
+        .flat_map(|v| {
+            let m = v["enabledPlugins"].as_object().cloned().unwrap_or_default();
+            m.into_iter()
+                .filter(|(k, _)| ours(k))
+                .filter_map(|(_, on)| on.as_bool())
+        })
+        .last();
     match (installed, enabled) {
         (true, Some(true)) => "installed, enabled in Claude Code".into(),
         (true, _) => {

@@ -3,16 +3,19 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
-use super::{deadline, remote_or_explain, CLI_LOCK_WAIT};
+use super::{deadline, CLI_LOCK_WAIT};
 use crate::cli::NetArgs;
 use crate::repo::Repo;
 use crate::sync::{Fetched, Pushed};
 
 pub fn run(dir: &Path, args: NetArgs) -> Result<ExitCode> {
     let repo = Repo::open(dir)?;
-    let remote = remote_or_explain(&repo)?;
+    let remote = repo.remote_name().with_context(|| match &repo.settings.remote {
+        Some(r) => format!("convosync.remote is {r:?} but this repository has no remote of that name (see `git remote -v`)"),
+        None => "this repository has no remote named origin; add one with `git remote add origin <url>` (handoffs stay local until then)".to_string(),
+    })?;
     let report = crate::sync::sync(&repo, &remote, deadline(args.timeout), CLI_LOCK_WAIT);
     let fetched = match &report.fetched {
         Fetched::Ok => format!("fetched handoffs from {remote}"),
@@ -45,9 +48,5 @@ pub fn run(dir: &Path, args: NetArgs) -> Result<ExitCode> {
     if report.pending && !matches!(report.pushed, Pushed::Refused(_)) {
         println!("handoffs are waiting to be pushed; they will go with the next sync");
     }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(ExitCode::from(u8::from(failed)))
 }
