@@ -2,7 +2,7 @@
 //! trees a snapshot is made against.
 
 use anyhow::{Context, Result};
-use git2::{Commit, IndexEntry, IndexTime, Oid, Repository, Tree};
+use git2::{Commit, Diff, DiffOptions, IndexEntry, IndexTime, Oid, Repository, Tree};
 
 use crate::repo::Repo;
 
@@ -121,6 +121,25 @@ pub(super) fn read(device: &str, c: &Commit<'_>) -> Snapshot {
     }
 }
 
+/// The changes from `base` to `tree`, a change of type as one when `typechange`.
+pub(super) fn diff<'r>(
+    git: &'r Repository,
+    base: &Tree<'_>,
+    tree: &Tree<'_>,
+    typechange: bool,
+) -> Result<Diff<'r>> {
+    let mut opts = DiffOptions::new();
+    opts.include_typechange(typechange);
+    git.diff_tree_to_tree(Some(base), Some(tree), Some(&mut opts))
+        .with_context(|| {
+            format!(
+                "could not compare tree {} with base tree {}",
+                tree.id(),
+                base.id()
+            )
+        })
+}
+
 /// The empty tree, written to the object database.
 pub(super) fn empty_tree(git: &Repository) -> Result<Tree<'_>> {
     git.treebuilder(None)
@@ -129,8 +148,11 @@ pub(super) fn empty_tree(git: &Repository) -> Result<Tree<'_>> {
         .context("could not write an empty tree")
 }
 
-/// The tree of the snapshot's base commit.
+/// The tree of the snapshot's base commit (the empty tree for a whole-tree snapshot).
 pub(super) fn base_tree<'r>(repo: &'r Repo, snap: &Snapshot) -> Result<Tree<'r>> {
+    if snap.whole {
+        return empty_tree(&repo.git);
+    }
     let c = base_commit(repo, snap)?;
     c.tree().with_context(|| {
         format!(

@@ -21,10 +21,10 @@
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
-use git2::{Commit, Delta, DiffOptions, FileMode, Index, Oid, Repository, Tree};
+use git2::{Commit, Delta, FileMode, Index, Oid, Repository, Tree};
 use serde::{Deserialize, Serialize};
 
-use super::commit::{base_tree, empty_tree, entry, Locked, Sealed, Snapshot};
+use super::commit::{base_tree, diff, entry, Locked, Sealed, Snapshot};
 use super::mode::Mode;
 use crate::crypt::{self, Key, OpenError, Purpose};
 use crate::repo::Repo;
@@ -42,12 +42,6 @@ struct Meta {
     files: Vec<String>,
 }
 
-/// The key to seal this repository's snapshots with: this device's, whenever it has one,
-/// whatever the ref records.
-pub fn key_for(_repo: &Repo) -> Option<&'static Key> {
-    crypt::key()
-}
-
 /// The commit message of a sealed snapshot: nothing from the worktree. An empty snapshot (the
 /// worktree is clean again) says so, so keyless devices are not offered it.
 pub fn message(device: &str, base: Option<Oid>, empty: bool) -> String {
@@ -61,28 +55,15 @@ pub fn message(device: &str, base: Option<Oid>, empty: bool) -> String {
     msg
 }
 
-fn is_sealed_message(msg: &str) -> bool {
-    msg.lines().any(|l| l.trim() == "Convosync-Encrypted: yes")
-}
-
 /// Whether the commit is a sealed snapshot.
 pub fn is_sealed(c: &Commit<'_>) -> bool {
-    is_sealed_message(c.message().unwrap_or_default())
+    let msg = c.message().unwrap_or_default();
+    msg.lines().any(|l| l.trim() == "Convosync-Encrypted: yes")
 }
 
 /// The serialised changes from `base` to `tree`.
 fn payload(git: &Repository, base: &Tree<'_>, tree: &Tree<'_>) -> Result<Vec<u8>> {
-    let mut dopts = DiffOptions::new();
-    dopts.include_typechange(true);
-    let diff = git
-        .diff_tree_to_tree(Some(base), Some(tree), Some(&mut dopts))
-        .with_context(|| {
-            format!(
-                "could not compare tree {} with base tree {}",
-                tree.id(),
-                base.id()
-            )
-        })?;
+    let diff = diff(git, base, tree, true)?;
     let mut out = MAGIC.to_vec();
     let mut record = |kind: u8, mode: u32, path: &[u8], data: &[u8]| {
         out.push(kind);
@@ -324,11 +305,7 @@ pub fn tree_id(repo: &Repo, snap: &Snapshot) -> Result<Oid> {
     if let Some(t) = cached {
         return Ok(t);
     }
-    let base = if snap.whole {
-        empty_tree(&repo.git)?
-    } else {
-        base_tree(repo, snap)?
-    };
+    let base = base_tree(repo, snap)?;
     let tree =
         open(repo, &snap.device, &c, &base).map_err(|e| anyhow!("{}'s snapshot: {e:#}", snap.device))?;
     remember(repo, snap.commit, tree);

@@ -1,11 +1,11 @@
 //! What a snapshot holds, for `wip show` and `wip diff`: its files against its base, and the patch.
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use git2::Delta;
 
 use super::check;
 use super::checked::{checked_trees, snapshot_diff};
-use super::commit::{base_commit, Snapshot};
+use super::commit::{base_commit, diff, Snapshot};
 use super::mode::{self, Mode};
 use crate::repo::Repo;
 
@@ -62,10 +62,7 @@ pub fn changes(repo: &Repo, snap: &Snapshot) -> Result<Vec<Shown>> {
 /// The snapshot as a patch against its base, for `wip diff`, safe to print.
 pub fn patch(repo: &Repo, snap: &Snapshot) -> Result<String> {
     let (base, theirs) = checked_trees(repo, snap)?;
-    let diff = repo
-        .git
-        .diff_tree_to_tree(Some(&base), Some(&theirs), None)
-        .with_context(|| format!("could not compare {}'s snapshot with its base", snap.device))?;
+    let diff = diff(&repo.git, &base, &theirs, false)?;
     // Every file the patch shows is size-checked before the patch reads it.
     for d in diff.deltas() {
         for f in [d.old_file(), d.new_file()] {
