@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use super::{deadline, CLI_LOCK_WAIT};
 use crate::cli::{WipAction, WipArgs};
@@ -24,13 +24,14 @@ pub fn run(dir: &Path, args: WipArgs) -> Result<ExitCode> {
             device,
             force,
             allow_steering,
-        } => {
-            let opts = wip::ApplyOptions {
+        } => apply(
+            &repo,
+            device.as_deref(),
+            wip::ApplyOptions {
                 force,
                 allow_steering,
-            };
-            apply(&repo, device.as_deref(), opts)?
-        }
+            },
+        )?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -110,9 +111,10 @@ fn diff(repo: &Repo, device: Option<&str>) -> Result<()> {
 /// `wip apply`: bring a snapshot into this worktree and say what changed.
 fn apply(repo: &Repo, device: Option<&str>, opts: wip::ApplyOptions) -> Result<()> {
     refresh(repo);
-    let device = find(repo, device)?.device;
     let _lock = repo.lock(CLI_LOCK_WAIT)?;
-    let applied = wip::apply(repo, &device, opts)?;
+    let snap = find(repo, device)?;
+    let device = &snap.device;
+    let applied = wip::apply(repo, &snap, opts)?;
     for f in &applied.written {
         if applied.conflicts.iter().any(|c| &c.path == f) {
             continue;
@@ -151,41 +153,39 @@ fn refresh(repo: &Repo) {
     }
 }
 
-/// The named device's snapshot, or without a name the one other device with changes to offer.
+/// The named device's snapshot, or without a name the one other device with changes to offer;
+/// an error when this device cannot read it.
 fn find(repo: &Repo, device: Option<&str>) -> Result<wip::Snapshot> {
     let snaps = super::told_skipped(wip::list(repo)?);
-    if let Some(d) = device {
-        return match snaps.into_iter().find(|s| s.device == d) {
-            Some(s) => match wip::sealed::locked_reason(&s) {
-                Some(reason) => bail!("{reason}"),
-                None => Ok(s),
-            },
-            None => bail!("no snapshot from {d} (see `convosync wip list`)"),
-        };
-    }
-    let me = crate::team::my_device(repo)?;
-    let mut offered: Vec<_> = snaps
-        .into_iter()
-        .filter(|s| s.device != me && (!s.files.is_empty() || s.is_locked()))
-        .collect();
-    match offered.len() {
-        0 => bail!("no other device has shared uncommitted work (see `convosync wip list`)"),
-        1 => {
-            let s = offered.remove(0);
-            match wip::sealed::locked_reason(&s) {
-                Some(reason) => bail!("{reason}"),
-                None => Ok(s),
+    let snap = match device {
+        Some(d) => snaps
+            .into_iter()
+            .find(|s| s.device == d)
+            .with_context(|| format!("no snapshot from {d} (see `convosync wip list`)"))?,
+        None => {
+            let me = crate::team::my_device(repo)?;
+            let mut offered: Vec<_> = snaps
+                .into_iter()
+                .filter(|s| s.device != me && (!s.files.is_empty() || s.is_locked()))
+                .collect();
+            match offered.len() {
+                0 => bail!("no other device has shared uncommitted work (see `convosync wip list`)"),
+                1 => offered.remove(0),
+                _ => bail!(
+                    "several devices have shared uncommitted work; name one: {}",
+                    offered
+                        .iter()
+                        .map(|s| s.device.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             }
         }
-        _ => bail!(
-            "several devices have shared uncommitted work; name one: {}",
-            offered
-                .iter()
-                .map(|s| s.device.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+    };
+    if let Some(reason) = wip::sealed::locked_reason(&snap) {
+        bail!("{reason}");
     }
+    Ok(snap)
 }
 
 /// Snapshot, and push when the snapshot pushes itself (encrypted, or `convosync.wipPush`) or

@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 use super::check;
+use super::commit::Snapshot;
 use super::mode::Mode;
 use super::plan::{plan, ApplyOptions, Conflict, Plan};
 use crate::repo::Repo;
@@ -22,10 +23,10 @@ pub struct Applied {
     pub conflicts: Vec<Conflict>,
 }
 
-/// Apply `device`'s snapshot onto this worktree (see the module doc). Every path is planned
+/// Apply `snap` (readable here) onto this worktree (see the module doc). Every path is planned
 /// before anything is written, so a refused apply writes nothing.
-pub fn apply(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Applied> {
-    execute(plan(repo, device, opts)?)
+pub fn apply(repo: &Repo, snap: &Snapshot, opts: ApplyOptions) -> Result<Applied> {
+    execute(plan(repo, snap, opts)?)
 }
 
 /// Carry out `plan` unless it is refused, recording what was written and deleted.
@@ -244,7 +245,9 @@ mod tests {
             force,
             allow_steering,
         };
-        let p = plan(&repo, OTHER, opts).unwrap();
+        let (snaps, _) = crate::wip::list(&repo).unwrap();
+        let snap = snaps.into_iter().find(|s| s.device == OTHER).unwrap();
+        let p = plan(&repo, &snap, opts).unwrap();
         let mut after = BTreeMap::new();
         files_under(f._tmp.path(), &mut after);
         assert_eq!(before, after, "planning wrote something");

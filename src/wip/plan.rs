@@ -12,8 +12,6 @@ use super::checked::snapshot_diff;
 use super::commit::Snapshot;
 use super::merge::{merge3, Merged, Side};
 use super::mode::{self, Mode};
-use super::publish::list;
-use super::sealed;
 use crate::repo::Repo;
 
 /// What is at a path in this worktree: a file or symlink, or nothing (`Some(None)`); `None` when a
@@ -113,17 +111,20 @@ pub(super) struct Plan {
 /// One path the snapshot changes: the path, its base's side and the snapshot's.
 type Sides = (String, Side, Side);
 
-/// Plan the apply of `device`'s snapshot onto this worktree from the snapshot, its base and the
+/// Plan the apply of `snap` (readable here) onto this worktree from the snapshot, its base and the
 /// worktree as they are: files the user has not touched take the snapshot's version, files both
 /// sides changed are merged, and every reason to refuse is listed. Nothing is written to the
 /// worktree, the index or any ref (reading an encrypted snapshot may leave its decrypted tree in
-/// the object database, unreferenced, as [`sealed::tree_id`] says).
-pub(super) fn plan(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Plan> {
+/// the object database, unreferenced, as [`super::sealed::tree_id`] says).
+pub(super) fn plan(repo: &Repo, snap: &Snapshot, opts: ApplyOptions) -> Result<Plan> {
+    let device = &snap.device;
     let workdir = repo
         .workdir()
         .context("bare repository: no worktree to apply to")?
         .to_path_buf();
-    let snap = applicable(repo, device)?;
+    if snap.files.is_empty() {
+        bail!("{device} has no uncommitted changes in its latest snapshot");
+    }
     let mut plan = Plan {
         workdir,
         device: device.to_string(),
@@ -131,7 +132,7 @@ pub(super) fn plan(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Plan
         conflicts: Vec::new(),
         refused: Vec::new(),
     };
-    let sides = plan.changed_sides(repo, &snap)?;
+    let sides = plan.changed_sides(repo, snap)?;
     let steering: Vec<String> = sides
         .iter()
         .filter_map(|(rel, _, theirs)| {
@@ -169,22 +170,6 @@ pub(super) fn plan(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Plan
         ));
     }
     Ok(plan)
-}
-
-/// `device`'s snapshot, when it can be applied: readable here and not empty.
-fn applicable(repo: &Repo, device: &str) -> Result<Snapshot> {
-    let snap = list(repo)?
-        .0
-        .into_iter()
-        .find(|s| s.device == device)
-        .with_context(|| format!("no snapshot from {device} (see `convosync wip list`)"))?;
-    if let Some(reason) = sealed::locked_reason(&snap) {
-        bail!("{reason}");
-    }
-    if snap.files.is_empty() {
-        bail!("{device} has no uncommitted changes in its latest snapshot");
-    }
-    Ok(snap)
 }
 
 /// Paths the snapshot deletes and this worktree still has as the base had them.
