@@ -18,24 +18,15 @@ use std::path::{Component, Path};
 use anyhow::{bail, Context, Result};
 
 /// Why a path below the worktree was not read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
     /// This component (relative to the worktree) is a symlink.
+    #[error("{0} is a symlink; convosync never reads through one")]
     Symlink(String),
     /// This component is neither a directory (on the way) nor a regular file (at the end).
+    #[error("{0} is not a regular file; refusing to read it")]
     NotRegular(String),
 }
-
-impl std::fmt::Display for Refused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Refused::Symlink(p) => write!(f, "{p} is a symlink; convosync never reads through one"),
-            Refused::NotRegular(p) => write!(f, "{p} is not a regular file; refusing to read it"),
-        }
-    }
-}
-
-impl std::error::Error for Refused {}
 
 /// The directory holding `rel`'s last component, opened component by component without
 /// following a symlink, with that last component's name and `rel` as walked so far; `None` when

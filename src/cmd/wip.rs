@@ -130,11 +130,12 @@ fn apply(repo: &Repo, device: Option<&str>, opts: wip::ApplyOptions) -> Result<(
         println!("deleted {f}");
     }
     for c in &applied.conflicts {
-        if c.markers {
-            println!("CONFLICT {} ({}; conflict markers written)", c.path, c.reason);
+        let kept = if c.markers {
+            "conflict markers written"
         } else {
-            println!("CONFLICT {} ({}; kept the local version)", c.path, c.reason);
-        }
+            "kept the local version"
+        };
+        println!("CONFLICT {} ({}; {kept})", c.path, c.reason);
     }
     if applied.written.is_empty() && applied.deleted.is_empty() && applied.conflicts.is_empty() {
         println!("nothing to apply: this worktree already has {device}'s changes");

@@ -81,18 +81,11 @@ fn ntfs_is(name: &str, needle: &str, short: &str) -> bool {
         let t = t.split(':').next().unwrap_or("");
         t.chars().all(|c| c == '.' || c == ' ')
     };
-    if let Some(t) = lower.strip_prefix(needle) {
-        if tail_ok(t) {
-            return true;
-        }
-    }
-    if let Some(t) = lower.strip_prefix(short) {
-        let mut cs = t.chars();
-        if matches!(cs.next(), Some('1'..='4')) && tail_ok(cs.as_str()) {
-            return true;
-        }
-    }
-    false
+    lower.strip_prefix(needle).is_some_and(tail_ok)
+        || lower
+            .strip_prefix(short)
+            .and_then(|t| t.strip_prefix(['1', '2', '3', '4']))
+            .is_some_and(tail_ok)
 }
 
 /// Whether a name is `.git` in any spelling a filesystem could take for it.
@@ -154,16 +147,7 @@ pub fn check_entries(entries: &[RawEntry]) -> Result<(), String> {
         if let Some(why) = bad_name(&e.name) {
             return Err(format!("{why}: \"{shown}\""));
         }
-        if ![
-            MODE_TREE,
-            MODE_BLOB,
-            MODE_BLOB_GROUP,
-            MODE_EXEC,
-            MODE_LINK,
-            MODE_GITLINK,
-        ]
-        .contains(&e.mode)
-        {
+        if e.mode != MODE_TREE && super::mode::Mode::from_raw(e.mode).is_err() {
             return Err(format!("a bad mode {:o} for \"{shown}\"", e.mode));
         }
         if !seen.insert(e.name.as_slice()) {
@@ -241,13 +225,13 @@ const STEERING_FILES: &[(&str, &str)] = &[
 pub fn steering(path: &str, link: Option<&[u8]>) -> Option<&'static str> {
     let parts: Vec<String> = path.split('/').map(fold).collect();
     let (name, dirs) = parts.split_last()?;
-    for (i, d) in dirs.iter().enumerate() {
-        if let Some((_, _, why)) = STEERING_DIRS
+    let dir = dirs.iter().enumerate().find_map(|(i, d)| {
+        STEERING_DIRS
             .iter()
             .find(|(n, root_only, _)| d == n && (!root_only || i == 0))
-        {
-            return Some(why);
-        }
+    });
+    if let Some((_, _, why)) = dir {
+        return Some(why);
     }
     if dirs.first().is_some_and(|d| d == ".github")
         && dirs.get(1).is_some_and(|d| d == "workflows" || d == "actions")

@@ -32,13 +32,10 @@ fn validate_tree(git: &Repository, root: Oid, seen: &mut HashSet<Oid>) -> Result
             return Err(format!("trees nested deeper than {MAX_DEPTH} {place}"));
         }
         // The size from the header first: a tree over the cap is never inflated.
-        match crate::untrusted::check(git, id, crate::untrusted::Object::Tree) {
-            Err(crate::untrusted::Refused::Unreadable(_)) => {
-                return Err(format!("a missing tree {id} {place}"))
-            }
-            Err(e) => return Err(format!("{e} {place}")),
-            Ok(_) => {}
-        }
+        crate::untrusted::check(git, id, crate::untrusted::Object::Tree).map_err(|e| match e {
+            crate::untrusted::Refused::Unreadable(_) => format!("a missing tree {id} {place}"),
+            e => format!("{e} {place}"),
+        })?;
         let obj = odb.read(id).map_err(|_| format!("a missing tree {id} {place}"))?;
         let entries = check::parse_tree(obj.data()).map_err(|e| format!("{e} {place}"))?;
         if entries.len() > crate::untrusted::MAX_TREE_ENTRIES {

@@ -67,20 +67,12 @@ pub(super) fn merge3(rel: &str, device: &str, base: &Side, ours: &Side, theirs: 
     mopts.our_label("local").their_label(device);
     let merged = git2::merge_file(&bi, &oi, &ti, Some(&mut mopts))
         .with_context(|| format!("could not merge {rel}"))?;
-    let content = merged.content().to_vec();
-    if merged.is_automergeable() {
-        Ok(Merged::Clean(Some((content, mode))))
-    } else if base.is_none() {
-        Ok(Merged::Conflict(
-            "added on both sides with different content",
-            Some((content, mode)),
-        ))
-    } else {
-        Ok(Merged::Conflict(
-            "both sides changed the same lines",
-            Some((content, mode)),
-        ))
-    }
+    let side = Some((merged.content().to_vec(), mode));
+    Ok(match base {
+        _ if merged.is_automergeable() => Merged::Clean(side),
+        None => Merged::Conflict("added on both sides with different content", side),
+        Some(_) => Merged::Conflict("both sides changed the same lines", side),
+    })
 }
 
 fn is_binary(b: &[u8]) -> bool {

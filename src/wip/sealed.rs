@@ -82,22 +82,23 @@ fn payload(git: &Repository, base: &Tree<'_>, tree: &Tree<'_>) -> Result<Vec<u8>
             record(b'D', 0, path, &[]);
             continue;
         }
-        let new = d.new_file();
-        let path = new.path_bytes().context("a changed path without a name")?;
-        // The mode as git has it: the record carries git's raw mode.
-        let mode = u32::from(new.mode());
-        if super::mode::is(new.mode(), Mode::Submodule) {
-            record(b'P', mode, path, new.id().as_bytes());
+        let (new, blob);
+        new = d.new_file();
+        let (id, path) = (
+            new.id(),
+            new.path_bytes().context("a changed path without a name")?,
+        );
+        let data = if super::mode::is(new.mode(), Mode::Submodule) {
+            id.as_bytes()
         } else {
-            let blob = git.find_blob(new.id()).with_context(|| {
-                format!(
-                    "could not read blob {} of {}",
-                    new.id(),
-                    String::from_utf8_lossy(path)
-                )
-            })?;
-            record(b'P', mode, path, blob.content());
-        }
+            let shown = String::from_utf8_lossy(path);
+            blob = git
+                .find_blob(id)
+                .with_context(|| format!("could not read blob {id} of {shown}"))?;
+            blob.content()
+        };
+        // The mode as git has it: the record carries git's raw mode.
+        record(b'P', u32::from(new.mode()), path, data);
     }
     Ok(out)
 }
@@ -113,10 +114,7 @@ struct Record<'a> {
 
 fn parse(bytes: &[u8]) -> Result<Vec<Record<'_>>> {
     fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
-        if rest.len() < n {
-            bail!("the snapshot is cut short");
-        }
-        let (head, tail) = rest.split_at(n);
+        let (head, tail) = rest.split_at_checked(n).context("the snapshot is cut short")?;
         *rest = tail;
         Ok(head)
     }
@@ -131,15 +129,16 @@ fn parse(bytes: &[u8]) -> Result<Vec<Record<'_>>> {
         let path = take(&mut rest, plen)?;
         let dlen = u64::from_be_bytes(take(&mut rest, 8)?.try_into()?);
         let data = take(&mut rest, usize::try_from(dlen)?)?;
-        match kind {
-            b'P' | b'D' => out.push(Record {
-                put: kind == b'P',
-                mode,
-                path,
-                data,
-            }),
-            _ => bail!("the snapshot holds an unknown record"),
+        if kind != b'P' && kind != b'D' {
+            bail!("the snapshot holds an unknown record");
         }
+        let put = kind == b'P';
+        out.push(Record {
+            put,
+            mode,
+            path,
+            data,
+        });
     }
     Ok(out)
 }
@@ -275,11 +274,7 @@ fn cache_path(repo: &Repo, commit: Oid) -> std::path::PathBuf {
 
 /// Remember that the sealed snapshot `commit` opens to `tree` (written by this device).
 pub fn remember(repo: &Repo, commit: Oid, tree: Oid) {
-    let path = cache_path(repo, commit);
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let _ = crate::fsutil::replace_file(&path, format!("{tree}\n").as_bytes());
+    let _ = crate::fsutil::replace_file(&cache_path(repo, commit), format!("{tree}\n").as_bytes());
 }
 
 /// The tree the snapshot is made of: its commit's tree when plain; when sealed, its changes
@@ -324,19 +319,21 @@ fn open(repo: &Repo, device: &str, c: &Commit<'_>, base: &Tree<'_>) -> Result<Oi
         &mut Skipped::default(),
     )
     .map_err(|e| anyhow!("{e}"))?;
-    let records = parse(&bytes)?;
+    let mut records = parse(&bytes)?;
+    // Deletions first, so a file that becomes a directory (or the reverse) never meets its old self.
+    records.sort_by_key(|r| r.put);
     let mut index = Index::new()?;
     index
         .read_tree(base)
         .with_context(|| format!("could not read base tree {}", base.id()))?;
-    for r in records.iter().filter(|r| !r.put) {
+    for r in records {
         let path = std::str::from_utf8(r.path).context("a path that is not UTF-8")?;
-        index
-            .remove_path(Path::new(path))
-            .with_context(|| format!("could not leave out {path}"))?;
-    }
-    for r in records.iter().filter(|r| r.put) {
-        let path = std::str::from_utf8(r.path).context("a path that is not UTF-8")?;
+        if !r.put {
+            index
+                .remove_path(Path::new(path))
+                .with_context(|| format!("could not leave out {path}"))?;
+            continue;
+        }
         let submodule = Mode::from_raw(r.mode).is_ok_and(|m| m == Mode::Submodule);
         let id = if submodule {
             Oid::from_bytes(r.data)?

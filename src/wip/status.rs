@@ -35,12 +35,11 @@ pub(crate) fn uses_git_status(git: &Repository) -> bool {
     };
     let untracked_cache = config.get_bool("core.untrackedCache").unwrap_or(false);
     // `core.fsmonitor` is a boolean (the built-in daemon) or the path of a hook.
-    let fsmonitor = match config.get_bool("core.fsmonitor") {
-        Ok(on) => on,
-        Err(_) => config
+    let fsmonitor = config.get_bool("core.fsmonitor").unwrap_or_else(|_| {
+        config
             .get_string("core.fsmonitor")
-            .is_ok_and(|s| !s.trim().is_empty()),
-    };
+            .is_ok_and(|s| !s.trim().is_empty())
+    });
     untracked_cache || fsmonitor
 }
 
