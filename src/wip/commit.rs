@@ -13,19 +13,8 @@ pub enum Sealed {
     Plain,
     /// Encrypted, and this device has the key.
     Open,
-    /// Encrypted, and this device could not read it: the reason.
-    Locked(Locked),
-}
-
-/// Why this device could not read a sealed snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Locked {
-    /// It could not be decrypted.
-    #[error(transparent)]
-    Key(#[from] crate::crypt::OpenError),
-    /// Its files could not be read or are not what a sealed snapshot holds.
-    #[error("{0}")]
-    Other(String),
+    /// Encrypted, and this device could not read it: why, as a message for the user.
+    Locked(String),
 }
 
 /// A snapshot commit, read back.

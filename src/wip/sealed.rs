@@ -24,7 +24,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use git2::{Commit, Delta, FileMode, Index, Oid, Repository, Tree};
 use serde::{Deserialize, Serialize};
 
-use super::commit::{base_tree, diff, entry, Locked, Sealed, Snapshot};
+use super::commit::{base_tree, diff, entry, Sealed, Snapshot};
 use super::mode::Mode;
 use crate::crypt::{self, Key, OpenError, Purpose};
 use crate::repo::Repo;
@@ -185,19 +185,19 @@ fn age_blob(
     name: &str,
     what: crate::untrusted::Object,
     skipped: &mut Skipped,
-) -> Result<Vec<u8>, Locked> {
+) -> Result<Vec<u8>> {
     let at = format_args!("{name} of {device}'s snapshot {}", c.id());
     let mut refused = |e: crate::untrusted::Refused| {
         skipped.refused(&at, &e);
-        Locked::Other(e.to_string())
+        anyhow!("{e}")
     };
     let tree = crate::untrusted::commit_tree(git, c).map_err(&mut refused)?;
     let entry = tree
         .get_name(name)
-        .ok_or_else(|| Locked::Other(format!("the encrypted snapshot has no {name}")))?;
+        .with_context(|| format!("the encrypted snapshot has no {name}"))?;
     let blob = crate::untrusted::blob(git, entry.id(), what).map_err(&mut refused)?;
     if !crypt::is_encrypted(blob.content()) {
-        return Err(Locked::Other(format!("{name} is not encrypted")));
+        bail!("{name} is not encrypted");
     }
     if name == DATA {
         // Large and read once per snapshot (the tree it opens to is remembered): not kept.
@@ -229,9 +229,7 @@ pub fn read(repo: &Repo, device: &str, c: &Commit<'_>, skipped: &mut Skipped) ->
         crate::untrusted::Object::WipMeta,
         skipped,
     )
-    .and_then(|m| {
-        serde_json::from_slice::<Meta>(&m).map_err(|e| Locked::Other(format!("encrypted note ({e})")))
-    });
+    .and_then(|m| serde_json::from_slice::<Meta>(&m).map_err(|e| anyhow!("encrypted note ({e})")));
     snap.sealed = match meta {
         Ok(meta) => {
             snap.branch = meta
@@ -245,7 +243,14 @@ pub fn read(repo: &Repo, device: &str, c: &Commit<'_>, skipped: &mut Skipped) ->
                 .collect();
             Sealed::Open
         }
-        Err(reason) => Sealed::Locked(reason),
+        Err(e) => Sealed::Locked(match e.downcast_ref::<OpenError>() {
+            Some(OpenError::NoKey) => format!(
+                "{device}'s snapshot is encrypted and this device has no key: {}",
+                crypt::KEY_HINT
+            ),
+            Some(OpenError::OtherKey) => format!("{device}'s snapshot is encrypted to another person's key"),
+            _ => format!("{device}'s snapshot could not be read: {e}"),
+        }),
     };
     snap
 }
@@ -253,16 +258,7 @@ pub fn read(repo: &Repo, device: &str, c: &Commit<'_>, skipped: &mut Skipped) ->
 /// Why this device cannot read `snap`, as a message for the user; `None` when it can.
 pub fn locked_reason(snap: &Snapshot) -> Option<String> {
     match &snap.sealed {
-        Sealed::Locked(Locked::Key(OpenError::NoKey)) => Some(format!(
-            "{}'s snapshot is encrypted and this device has no key: {}",
-            snap.device,
-            crypt::KEY_HINT
-        )),
-        Sealed::Locked(Locked::Key(OpenError::OtherKey)) => Some(format!(
-            "{}'s snapshot is encrypted to another person's key",
-            snap.device
-        )),
-        Sealed::Locked(r) => Some(format!("{}'s snapshot could not be read: {r}", snap.device)),
+        Sealed::Locked(why) => Some(why.clone()),
         _ => None,
     }
 }
@@ -317,8 +313,7 @@ fn open(repo: &Repo, device: &str, c: &Commit<'_>, base: &Tree<'_>) -> Result<Oi
         DATA,
         crate::untrusted::Object::WipFile,
         &mut Skipped::default(),
-    )
-    .map_err(|e| anyhow!("{e}"))?;
+    )?;
     let mut records = parse(&bytes)?;
     // Deletions first, so a file that becomes a directory (or the reverse) never meets its old self.
     records.sort_by_key(|r| r.put);
