@@ -45,16 +45,11 @@ fn list(repo: &Repo) -> Result<()> {
     if snaps.is_empty() {
         println!("No device has shared uncommitted work yet (`convosync wip save` does).");
     } else if crate::term::interactive() {
-        print!(
-            "{}",
-            crate::term::header(
-                &format!(
-                    "{:<20} {:>11}  {:<20} {}",
-                    "DEVICE", "FILES", "BRANCH", "BASE, SAVED"
-                ),
-                crate::term::color()
-            )
+        let header = format!(
+            "{:<20} {:>11}  {:<20} {}",
+            "DEVICE", "FILES", "BRANCH", "BASE, SAVED"
         );
+        print!("{}", crate::term::header(&header, crate::term::color()));
     }
     for s in snaps {
         if s.is_locked() {
@@ -202,8 +197,8 @@ pub fn save(repo: &Repo, push: bool) -> Result<ExitCode> {
             "✓ snapshot of {} uncommitted file(s) saved for your other devices",
             files.len()
         ),
-        Outcome::Clean { .. } => println!("✓ no uncommitted changes to share"),
-        Outcome::Unchanged { .. } => println!("✓ snapshot already up to date"),
+        Outcome::Clean(_) => println!("✓ no uncommitted changes to share"),
+        Outcome::Unchanged(_) => println!("✓ snapshot already up to date"),
         Outcome::TooLarge { bytes, limit } => {
             println!(
                 "skipped: {:.1} MB of changes exceed the {:.1} MB limit (git config convosync.wipLimit)",

@@ -6,10 +6,9 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use super::check;
 use super::commit::Snapshot;
 use super::mode::Mode;
-use super::plan::{plan, ApplyOptions, Conflict, Plan};
+use super::plan::{plan, unsafe_path, ApplyOptions, Conflict, Plan};
 use crate::repo::Repo;
 
 /// Result of an apply.
@@ -116,7 +115,7 @@ fn write_file(path: &Path, data: &[u8], mode: Mode) -> Result<()> {
 /// Refuse to touch `rel` unless every directory on the way to it is a real directory (or not
 /// there yet) inside the worktree: checked again just before each write, whatever the plan said.
 fn guard(workdir: &Path, rel: &str) -> Result<()> {
-    if let Some(why) = rel.split('/').find_map(|p| check::bad_name(p.as_bytes())) {
+    if let Some(why) = unsafe_path(rel) {
         bail!("refused to write {rel}: {why}");
     }
     let dirs = Path::new(rel).parent().and_then(Path::to_str).unwrap_or_default();
@@ -133,6 +132,7 @@ fn guard(workdir: &Path, rel: &str) -> Result<()> {
 mod tests {
     use super::*;
     use crate::refs;
+    use crate::wip::check;
     use crate::wip::commit::message;
     use crate::wip::plan::Action;
     use git2::build::TreeUpdateBuilder;

@@ -49,12 +49,9 @@ pub fn parse_tree(raw: &[u8]) -> Result<Vec<RawEntry>, String> {
             .ok_or("a tree entry without a name terminator")?;
         let name = rest[..nul].to_vec();
         rest = &rest[nul + 1..];
-        if rest.len() < 20 {
-            return Err("a truncated tree entry".into());
-        }
-        let mut id = [0u8; 20];
-        id.copy_from_slice(&rest[..20]);
-        rest = &rest[20..];
+        let (id, tail) = rest.split_at_checked(20).ok_or("a truncated tree entry")?;
+        let id = id.try_into().expect("20 bytes");
+        rest = tail;
         out.push(RawEntry { mode, name, id });
     }
     Ok(out)
@@ -105,28 +102,22 @@ const NO_SYMLINK: &[(&str, &str)] = &[
 
 /// Why one entry name is refused, or `None` when it is fine.
 pub fn bad_name(name: &[u8]) -> Option<&'static str> {
-    if name.is_empty() {
-        return Some("an empty name");
-    }
-    if name.contains(&b'/') {
-        return Some("a name containing '/'");
-    }
-    if name.contains(&0) {
-        return Some("a name containing NUL");
-    }
-    let Ok(name) = std::str::from_utf8(name) else {
-        return Some("a name that is not UTF-8");
-    };
-    if name == "." || name == ".." {
-        return Some("a '.' or '..' entry");
-    }
-    if name.chars().any(char::is_control) {
-        return Some("a name with control characters");
-    }
-    if is_dotgit(name) {
-        return Some("a .git entry (in some spelling)");
-    }
-    None
+    let text = std::str::from_utf8(name);
+    let is = |f: fn(&str) -> bool| text.is_ok_and(f);
+    [
+        (name.is_empty(), "an empty name"),
+        (name.contains(&b'/'), "a name containing '/'"),
+        (name.contains(&0), "a name containing NUL"),
+        (text.is_err(), "a name that is not UTF-8"),
+        (is(|n| n == "." || n == ".."), "a '.' or '..' entry"),
+        (
+            is(|n| n.chars().any(char::is_control)),
+            "a name with control characters",
+        ),
+        (is(is_dotgit), "a .git entry (in some spelling)"),
+    ]
+    .into_iter()
+    .find_map(|(bad, why)| bad.then_some(why))
 }
 
 /// Git's tree order: names compared bytewise, a directory as if it ended in '/'.

@@ -1,8 +1,7 @@
 //! Planning an apply: what applying a snapshot would write, delete, merge or refuse, worked out
 //! from the snapshot, its base and the worktree before anything is written.
 
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use git2::Delta;
@@ -35,14 +34,10 @@ pub struct Conflict {
     pub markers: bool,
 }
 
-/// Whether `rel`, a path from a snapshot, would leave the worktree or enter `.git` (a snapshot is
-/// data from a shared remote: such a path refuses the whole apply).
-fn unsafe_path(rel: &str) -> bool {
-    rel.is_empty()
-        || Path::new(rel).components().any(|c| match c {
-            Component::Normal(n) => check::bad_name(n.as_bytes()).is_some(),
-            _ => true,
-        })
+/// Why `rel`, a path from a snapshot, would leave the worktree or enter `.git` (a snapshot is
+/// data from a shared remote: such a path refuses the whole apply), or `None`.
+pub(super) fn unsafe_path(rel: &str) -> Option<&'static str> {
+    rel.split('/').find_map(|p| check::bad_name(p.as_bytes()))
 }
 
 /// Why the path `rel` cannot be applied as it stands, or `None` when it can: nothing is ever
@@ -50,9 +45,7 @@ fn unsafe_path(rel: &str) -> bool {
 /// apply deletes it).
 fn blocked(workdir: &Path, rel: &str, deleting: &[String]) -> Option<&'static str> {
     let mut prefix = PathBuf::new();
-    let parents: Vec<_> = Path::new(rel).components().collect();
-    let (_, dirs) = parents.split_last()?;
-    for c in dirs {
+    for c in Path::new(rel).parent()?.components() {
         prefix.push(c);
         match std::fs::symlink_metadata(workdir.join(&prefix)) {
             Err(_) => break,
@@ -250,7 +243,7 @@ impl Plan {
 
     /// Plan one path against what this worktree has there. `deleting`: see [`deleting`].
     fn path(&mut self, (rel, base, theirs): &Sides, deleting: &[String]) -> Result<()> {
-        if unsafe_path(rel) {
+        if unsafe_path(rel).is_some() {
             self.refused
                 .push(format!("not applied: the snapshot holds an unsafe path {rel:?}"));
             return Ok(());

@@ -28,14 +28,11 @@ pub enum Outcome {
         files: Vec<String>,
         skipped: Vec<Skipped>,
     },
-    /// Nothing uncommitted (an empty snapshot now tells other devices there is nothing to take).
-    Clean {
-        skipped: Vec<Skipped>,
-    },
-    /// Unchanged since the last snapshot.
-    Unchanged {
-        skipped: Vec<Skipped>,
-    },
+    /// Nothing uncommitted (an empty snapshot now tells other devices there is nothing to take),
+    /// with the files left out.
+    Clean(Vec<Skipped>),
+    /// Unchanged since the last snapshot, with the files left out.
+    Unchanged(Vec<Skipped>),
     TooLarge {
         bytes: u64,
         limit: u64,
@@ -46,9 +43,7 @@ impl Outcome {
     /// The files left out, whatever the outcome.
     pub fn skipped(&self) -> &[Skipped] {
         match self {
-            Outcome::Saved { skipped, .. } | Outcome::Clean { skipped } | Outcome::Unchanged { skipped } => {
-                skipped
-            }
+            Outcome::Saved { skipped, .. } | Outcome::Clean(skipped) | Outcome::Unchanged(skipped) => skipped,
             Outcome::TooLarge { .. } => &[],
         }
     }
@@ -171,7 +166,7 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
     if bytes > limit {
         return Ok(Outcome::TooLarge { bytes, limit });
     }
-    let mut index = match stage_changes(repo, &workdir, &head, &changes, &mut skipped, bytes, limit)? {
+    let mut index = match stage_changes(repo, &workdir, &head, changes, &mut skipped, bytes, limit)? {
         Ok(index) => index,
         Err(bytes) => return Ok(Outcome::TooLarge { bytes, limit }),
     };
@@ -203,7 +198,7 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
         .map(|p| sealed::read(repo, device, p, &mut Default::default()));
     if files.is_empty() && last.as_ref().map_or(0, |l| l.files.len()) == 0 {
         // Clean, and nothing (or an empty marker) was offered before: nothing to say again.
-        return Ok(Outcome::Clean { skipped });
+        return Ok(Outcome::Clean(skipped));
     }
     let key = crate::crypt::key();
     if let Some(last) = &last {
@@ -212,7 +207,7 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
             && last.whole == base.is_none()
             && (last.sealed == Sealed::Plain) == key.is_none()
         {
-            return Ok(Outcome::Unchanged { skipped });
+            return Ok(Outcome::Unchanged(skipped));
         }
     }
     let sig = crate::store::signature(&repo.git, crate::timefmt::now())?;
@@ -238,13 +233,8 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
     if key.is_some() {
         sealed::remember(repo, id, tree.id());
     }
-    match cas(
-        &repo.git,
-        &refname,
-        previous.as_ref().map(|c| c.id()),
-        id,
-        "wip snapshot",
-    ) {
+    let old = previous.as_ref().map(|c| c.id());
+    match cas(&repo.git, &refname, old, id, "wip snapshot") {
         Ok(()) => {}
         Err(e) if is_race(&e) => bail!("another snapshot was written at the same time; try again"),
         Err(e) => return Err(e).with_context(|| format!("could not update {refname}")),
@@ -252,7 +242,7 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
     if files.is_empty() {
         // The worktree is clean again: the empty snapshot just written withdraws the last one,
         // so no other device is offered changes that were since committed or thrown away.
-        return Ok(Outcome::Clean { skipped });
+        return Ok(Outcome::Clean(skipped));
     }
     Ok(Outcome::Saved { files, skipped })
 }
@@ -264,7 +254,7 @@ fn stage_changes(
     repo: &Repo,
     workdir: &Path,
     head: &Commit<'_>,
-    changes: &[Change],
+    mut changes: Vec<Change>,
     skipped: &mut Vec<Skipped>,
     mut bytes: u64,
     limit: u64,
@@ -274,15 +264,16 @@ fn stage_changes(
         .and_then(|t| index.read_tree(&t))
         .with_context(|| format!("could not read the tree of HEAD commit {}", head.id()))?;
     // Removals first, so a file that becomes a directory (or the reverse) never meets its old self.
-    for (path, _) in changes.iter().filter(|(_, m)| m.is_none()) {
-        index
-            .remove_path(Path::new(path))
-            .with_context(|| format!("could not leave out {path}"))?;
-    }
+    changes.sort_by_key(|(_, m)| m.is_some());
     for (path, m) in changes {
-        let Some(m) = m else { continue };
+        let Some(m) = m else {
+            index
+                .remove_path(Path::new(&path))
+                .with_context(|| format!("could not leave out {path}"))?;
+            continue;
+        };
         let (data, mode) =
-            mode::read_file(&workdir.join(path), m).with_context(|| format!("could not read {path}"))?;
+            mode::read_file(&workdir.join(&path), &m).with_context(|| format!("could not read {path}"))?;
         if data.len() as u64 > m.len() {
             // Grew since we looked: count it again so the limit holds.
             bytes += data.len() as u64 - m.len();
@@ -291,13 +282,10 @@ fn stage_changes(
             }
         }
         if mode != Mode::Symlink {
-            if let Some(reason) = crate::secrets::file(path, Some(&data)) {
+            if let Some(reason) = crate::secrets::file(&path, Some(&data)) {
                 // Not stored, and whatever HEAD had there stays as the base has it (see
                 // [`keep_base_for_secrets`]).
-                skipped.push(Skipped {
-                    path: path.clone(),
-                    reason,
-                });
+                skipped.push(Skipped { path, reason });
                 continue;
             }
         }
@@ -306,7 +294,7 @@ fn stage_changes(
             .blob(&data)
             .with_context(|| format!("could not store {path}"))?;
         index
-            .add(&entry(path, id, mode.raw(), data.len() as u32))
+            .add(&entry(&path, id, mode.raw(), data.len() as u32))
             .with_context(|| format!("could not add {path} ({id})"))?;
     }
     Ok(Ok(index))
@@ -333,10 +321,9 @@ fn parents<'r>(
         .transpose()?;
     let chained = previous.filter(|p| {
         (!encrypted || sealed::is_sealed(p))
-            && match &remote {
-                Some(r) => matches!(unpublished(&repo.git, r, p.id()), Ok(None)),
-                None => true,
-            }
+            && remote
+                .as_ref()
+                .is_none_or(|r| matches!(unpublished(&repo.git, r, p.id()), Ok(None)))
     });
     Ok(chained.cloned().into_iter().chain(base_commit).collect())
 }
