@@ -160,10 +160,7 @@ fn find(repo: &Repo, device: Option<&str>) -> Result<wip::Snapshot> {
             .with_context(|| format!("no snapshot from {d} (see `convosync wip list`)"))?,
         None => {
             let me = crate::team::my_device(repo)?;
-            let mut offered: Vec<_> = snaps
-                .into_iter()
-                .filter(|s| s.device != me && (!s.files.is_empty() || s.is_locked()))
-                .collect();
+            let mut offered: Vec<_> = snaps.into_iter().filter(|s| s.offered_to(&me)).collect();
             match offered.len() {
                 0 => bail!("no other device has shared uncommitted work (see `convosync wip list`)"),
                 1 => offered.remove(0),

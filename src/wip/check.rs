@@ -33,10 +33,8 @@ pub fn parse_tree(raw: &[u8]) -> Result<Vec<RawEntry>, String> {
             || mode_text[0] == b'0'
             || !mode_text.iter().all(|b| (b'0'..=b'7').contains(b))
         {
-            return Err(format!(
-                "a malformed mode {:?}",
-                String::from_utf8_lossy(mode_text)
-            ));
+            let shown = String::from_utf8_lossy(mode_text);
+            return Err(format!("a malformed mode {shown:?}"));
         }
         if mode_text.len() > 6 {
             return Err("a malformed mode".into());

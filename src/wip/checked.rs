@@ -39,10 +39,8 @@ fn validate_tree(git: &Repository, root: Oid, seen: &mut HashSet<Oid>) -> Result
         let obj = odb.read(id).map_err(|_| format!("a missing tree {id} {place}"))?;
         let entries = check::parse_tree(obj.data()).map_err(|e| format!("{e} {place}"))?;
         if entries.len() > crate::untrusted::MAX_TREE_ENTRIES {
-            return Err(format!(
-                "{} {place}",
-                crate::untrusted::Refused::TooManyEntries(entries.len())
-            ));
+            let refused = crate::untrusted::Refused::TooManyEntries(entries.len());
+            return Err(format!("{refused} {place}"));
         }
         check::check_entries(&entries).map_err(|e| format!("{e} {place}"))?;
         for e in entries {

@@ -65,23 +65,20 @@ pub fn others_summary(repo: &Repo, me: &str) -> (Vec<(String, Option<String>)>, 
     let (snaps, skipped) = list(repo).unwrap_or_default();
     let lines = snaps
         .into_iter()
-        .filter(|s| s.device != me && (!s.files.is_empty() || s.is_locked()))
+        .filter(|s| s.offered_to(me))
         .map(|s| {
+            let device = &s.device;
             if s.is_locked() {
                 let line = format!(
-                    "{} left an encrypted snapshot of uncommitted work that this device cannot read",
-                    s.device
+                    "{device} left an encrypted snapshot of uncommitted work that this device cannot read"
                 );
                 return (line, None);
             }
-            let line = format!(
-                "{} left uncommitted changes in {} file{} on {} (base {})",
-                s.device,
-                s.files.len(),
-                if s.files.len() == 1 { "" } else { "s" },
-                s.branch.as_deref().unwrap_or("a detached HEAD"),
-                s.base_label(),
-            );
+            let (n, base) = (s.files.len(), s.base_label());
+            let plural = if n == 1 { "" } else { "s" };
+            let branch = s.branch.as_deref().unwrap_or("a detached HEAD");
+            let line =
+                format!("{device} left uncommitted changes in {n} file{plural} on {branch} (base {base})");
             (line, Some(s.device))
         })
         .collect();
@@ -129,10 +126,7 @@ pub fn push_extra(repo: &Repo, remote: &str, device: &str, asked: bool) -> Resul
         );
     }
     Ok(Some(crate::git::Extra {
-        refname: format!(
-            "{}{device}",
-            refs::wip_remote_prefix(repo.settings.notes_repo, &repo.settings.refname)
-        ),
+        refname: refs::wip_remote_prefix(repo.settings.notes_repo, &repo.settings.refname) + device,
         tip: tip.id(),
         tracking,
     }))

@@ -28,7 +28,7 @@ use super::commit::{base_tree, diff, entry, Sealed, Snapshot};
 use super::mode::Mode;
 use crate::crypt::{self, Key, OpenError, Purpose};
 use crate::repo::Repo;
-use crate::untrusted::Skipped;
+use crate::untrusted::{self, Object, Skipped};
 
 /// The tree entry with the snapshot's branch and file list.
 pub const META: &str = "meta.age";
@@ -176,26 +176,31 @@ pub fn seal(
         .context("could not write the sealed snapshot's tree")?))
 }
 
-/// The decrypted `name` of `device`'s sealed snapshot `c`, read through the one door
-/// ([`crate::untrusted::blob`]) with the cap of `what`: a blob over it is never inflated.
+/// The decrypted `name` ([`META`] or [`DATA`]) of `device`'s sealed snapshot `c`, read through
+/// the one door ([`crate::untrusted::blob`]) with the cap of its kind: a blob over it is never
+/// inflated.
 fn age_blob(
     git: &Repository,
     device: &str,
     c: &Commit<'_>,
     name: &str,
-    what: crate::untrusted::Object,
     skipped: &mut Skipped,
 ) -> Result<Vec<u8>> {
     let at = format_args!("{name} of {device}'s snapshot {}", c.id());
-    let mut refused = |e: crate::untrusted::Refused| {
+    let mut refused = |e: untrusted::Refused| {
         skipped.refused(&at, &e);
         anyhow!("{e}")
     };
-    let tree = crate::untrusted::commit_tree(git, c).map_err(&mut refused)?;
+    let tree = untrusted::commit_tree(git, c).map_err(&mut refused)?;
     let entry = tree
         .get_name(name)
         .with_context(|| format!("the encrypted snapshot has no {name}"))?;
-    let blob = crate::untrusted::blob(git, entry.id(), what).map_err(&mut refused)?;
+    let what = if name == DATA {
+        Object::WipFile
+    } else {
+        Object::WipMeta
+    };
+    let blob = untrusted::blob(git, entry.id(), what).map_err(&mut refused)?;
     if !crypt::is_encrypted(blob.content()) {
         bail!("{name} is not encrypted");
     }
@@ -221,26 +226,11 @@ pub fn read(repo: &Repo, device: &str, c: &Commit<'_>, skipped: &mut Skipped) ->
         snap.sealed = Sealed::Open;
         return snap;
     }
-    let meta = age_blob(
-        &repo.git,
-        device,
-        c,
-        META,
-        crate::untrusted::Object::WipMeta,
-        skipped,
-    )
-    .and_then(|m| serde_json::from_slice::<Meta>(&m).map_err(|e| anyhow!("encrypted note ({e})")));
+    let meta = age_blob(&repo.git, device, c, META, skipped)
+        .and_then(|m| serde_json::from_slice::<Meta>(&m).map_err(|e| anyhow!("encrypted note ({e})")));
     snap.sealed = match meta {
         Ok(meta) => {
-            snap.branch = meta
-                .branch
-                .map(|b| crate::untrusted::line_owned(&b))
-                .filter(|b| !b.is_empty());
-            snap.files = meta
-                .files
-                .iter()
-                .map(|f| crate::untrusted::line_owned(f))
-                .collect();
+            snap.recorded(meta.branch.as_deref(), meta.files.iter().map(String::as_str));
             Sealed::Open
         }
         Err(e) => Sealed::Locked(match e.downcast_ref::<OpenError>() {
@@ -277,12 +267,11 @@ pub fn remember(repo: &Repo, commit: Oid, tree: Oid) {
 /// decrypted and applied to its base tree in the local object database (remembered per commit,
 /// so each snapshot is decrypted once). Nothing written here is ever referenced by a ref.
 pub fn tree_id(repo: &Repo, snap: &Snapshot) -> Result<Oid> {
-    let c = repo.git.find_commit(snap.commit).with_context(|| {
-        format!(
-            "could not read commit {} of {}'s snapshot",
-            snap.commit, snap.device
-        )
-    })?;
+    let (id, device) = (snap.commit, &snap.device);
+    let c = repo
+        .git
+        .find_commit(id)
+        .with_context(|| format!("could not read commit {id} of {device}'s snapshot"))?;
     if !is_sealed(&c) {
         return Ok(c.tree_id());
     }
@@ -306,14 +295,7 @@ pub fn tree_id(repo: &Repo, snap: &Snapshot) -> Result<Oid> {
 /// Decrypt the sealed snapshot `c` and apply its records to `base`: the resulting tree's id.
 fn open(repo: &Repo, device: &str, c: &Commit<'_>, base: &Tree<'_>) -> Result<Oid> {
     // Refused, it fails with the reason: nothing to tell besides.
-    let bytes = age_blob(
-        &repo.git,
-        device,
-        c,
-        DATA,
-        crate::untrusted::Object::WipFile,
-        &mut Skipped::default(),
-    )?;
+    let bytes = age_blob(&repo.git, device, c, DATA, &mut Skipped::default())?;
     let mut records = parse(&bytes)?;
     // Deletions first, so a file that becomes a directory (or the reverse) never meets its old self.
     records.sort_by_key(|r| r.put);
