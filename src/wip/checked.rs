@@ -9,6 +9,7 @@ use super::check;
 use super::commit::{base_tree, diff, Snapshot};
 use super::sealed;
 use crate::repo::Repo;
+use crate::untrusted::{self, Object, Refused};
 
 /// Deepest tree nesting a snapshot may have.
 const MAX_DEPTH: usize = 256;
@@ -32,15 +33,14 @@ fn validate_tree(git: &Repository, root: Oid, seen: &mut HashSet<Oid>) -> Result
             return Err(format!("trees nested deeper than {MAX_DEPTH} {place}"));
         }
         // The size from the header first: a tree over the cap is never inflated.
-        crate::untrusted::check(git, id, crate::untrusted::Object::Tree).map_err(|e| match e {
-            crate::untrusted::Refused::Unreadable(_) => format!("a missing tree {id} {place}"),
+        untrusted::check(git, id, Object::Tree).map_err(|e| match e {
+            Refused::Unreadable(_) => format!("a missing tree {id} {place}"),
             e => format!("{e} {place}"),
         })?;
         let obj = odb.read(id).map_err(|_| format!("a missing tree {id} {place}"))?;
         let entries = check::parse_tree(obj.data()).map_err(|e| format!("{e} {place}"))?;
-        if entries.len() > crate::untrusted::MAX_TREE_ENTRIES {
-            let refused = crate::untrusted::Refused::TooManyEntries(entries.len());
-            return Err(format!("{refused} {place}"));
+        if entries.len() > untrusted::MAX_TREE_ENTRIES {
+            return Err(format!("{} {place}", Refused::TooManyEntries(entries.len())));
         }
         check::check_entries(&entries).map_err(|e| format!("{e} {place}"))?;
         for e in entries {

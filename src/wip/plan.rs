@@ -43,7 +43,7 @@ pub(super) fn unsafe_path(rel: &str) -> Option<&'static str> {
 /// Why the path `rel` cannot be applied as it stands, or `None` when it can: nothing is ever
 /// written through a symlinked directory, or where a file stands for a directory (unless the
 /// apply deletes it).
-fn blocked(workdir: &Path, rel: &str, deleting: &[String]) -> Option<&'static str> {
+fn blocked(workdir: &Path, rel: &str, deleting: &[PathBuf]) -> Option<&'static str> {
     let mut prefix = PathBuf::new();
     for c in Path::new(rel).parent()?.components() {
         prefix.push(c);
@@ -51,7 +51,7 @@ fn blocked(workdir: &Path, rel: &str, deleting: &[String]) -> Option<&'static st
             Err(_) => break,
             Ok(m) if m.file_type().is_symlink() => return Some("a symlink is in the way here"),
             Ok(m) if m.is_dir() => {}
-            Ok(_) if deleting.iter().any(|d| Path::new(d) == prefix) => break,
+            Ok(_) if deleting.contains(&prefix) => break,
             Ok(_) => return Some("a file is in the way here"),
         }
     }
@@ -59,19 +59,16 @@ fn blocked(workdir: &Path, rel: &str, deleting: &[String]) -> Option<&'static st
 }
 
 /// Whether every file under `dir` is about to be deleted, so the directory goes with them.
-fn emptied_by(dir: &Path, workdir: &Path, deleting: &[String]) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    entries.flatten().all(|e| {
-        let p = e.path();
-        match e.file_type() {
-            Ok(t) if t.is_dir() => emptied_by(&p, workdir, deleting),
-            Ok(_) => p
+fn emptied_by(dir: &Path, workdir: &Path, deleting: &[PathBuf]) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().all(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => emptied_by(&e.path(), workdir, deleting),
+            Ok(_) => e
+                .path()
                 .strip_prefix(workdir)
-                .is_ok_and(|rel| deleting.iter().any(|d| Path::new(d) == rel)),
+                .is_ok_and(|rel| deleting.iter().any(|d| d == rel)),
             Err(_) => false,
-        }
+        })
     })
 }
 
@@ -166,11 +163,11 @@ pub(super) fn plan(repo: &Repo, snap: &Snapshot, opts: ApplyOptions) -> Result<P
 }
 
 /// Paths the snapshot deletes and this worktree still has as the base had them.
-fn deleting(workdir: &Path, sides: &[Sides]) -> Vec<String> {
+fn deleting(workdir: &Path, sides: &[Sides]) -> Vec<PathBuf> {
     sides
         .iter()
         .filter(|(rel, base, theirs)| theirs.is_none() && here(&workdir.join(rel)).as_ref() == Some(base))
-        .map(|(rel, ..)| rel.clone())
+        .map(|(rel, ..)| PathBuf::from(rel))
         .collect()
 }
 
@@ -242,7 +239,7 @@ impl Plan {
     }
 
     /// Plan one path against what this worktree has there. `deleting`: see [`deleting`].
-    fn path(&mut self, (rel, base, theirs): &Sides, deleting: &[String]) -> Result<()> {
+    fn path(&mut self, (rel, base, theirs): &Sides, deleting: &[PathBuf]) -> Result<()> {
         if unsafe_path(rel).is_some() {
             self.refused
                 .push(format!("not applied: the snapshot holds an unsafe path {rel:?}"));
