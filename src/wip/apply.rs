@@ -29,29 +29,20 @@ pub fn apply(repo: &Repo, snap: &Snapshot, opts: ApplyOptions) -> Result<Applied
 }
 
 /// Carry out `plan` unless it is refused, recording what was written and deleted.
-pub(super) fn execute(plan: Plan) -> Result<Applied> {
+pub(super) fn execute(mut plan: Plan) -> Result<Applied> {
     if let Some(why) = plan.refused.first() {
         bail!("{why}");
     }
-    let Plan {
-        workdir,
-        mut actions,
-        conflicts,
-        ..
-    } = plan;
-    let mut result = Applied {
-        conflicts,
-        ..Applied::default()
-    };
+    let (workdir, mut result) = (&plan.workdir, Applied::default());
     // Deletions first: a directory the snapshot turns into a file must be gone before the file.
     // Symlinks last, so no write can pass through one written here.
-    actions.sort_by_key(|(_, to)| match to {
+    plan.actions.sort_by_key(|(_, to)| match to {
         None => 0,
         Some((_, Mode::Symlink)) => 2,
         Some(_) => 1,
     });
-    for (rel, to) in actions {
-        guard(&workdir, &rel)?;
+    for (rel, to) in plan.actions {
+        guard(workdir, &rel)?;
         let full = workdir.join(&rel);
         match to {
             Some((data, mode)) => {
@@ -63,11 +54,12 @@ pub(super) fn execute(plan: Plan) -> Result<Applied> {
             }
             None => {
                 std::fs::remove_file(&full).with_context(|| format!("could not delete {rel}"))?;
-                remove_empty_parents(&full, &workdir);
+                remove_empty_parents(&full, workdir);
                 result.deleted.push(rel);
             }
         }
     }
+    result.conflicts = plan.conflicts;
     Ok(result)
 }
 

@@ -46,8 +46,7 @@ pub fn changes(repo: &Repo, snap: &Snapshot) -> Result<Vec<Shown>> {
             };
             let link = mode::is(new.mode(), Mode::Symlink);
             let target = link.then(|| untrusted::blob(&repo.git, new.id(), Object::WipFile).ok());
-            let target = target.flatten();
-            let steering = check::steering(&path, target.as_ref().map(|b| b.content()));
+            let steering = check::steering(&path, target.flatten().as_ref().map(|b| b.content()));
             Some(Shown { kind, path, steering })
         })
         .collect())
