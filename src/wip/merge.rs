@@ -42,14 +42,12 @@ pub(super) fn merge3(rel: &str, device: &str, base: &Side, ours: &Side, theirs: 
         *tm
     };
     let link = Mode::Symlink;
-    if o == t {
+    let unchanged = |x: &Vec<u8>| base.is_some() && x.as_slice() == b;
+    if o == t || unchanged(t) {
         return Ok(Merged::Clean(Some((o.clone(), mode))));
     }
-    if base.is_some() && o.as_slice() == b {
+    if unchanged(o) {
         return Ok(Merged::Clean(Some((t.clone(), mode))));
-    }
-    if base.is_some() && t.as_slice() == b {
-        return Ok(Merged::Clean(Some((o.clone(), mode))));
     }
     if *om == link || *tm == link || bm == Some(link) {
         return Ok(Merged::Conflict("a symlink changed on both sides", None));
@@ -57,12 +55,11 @@ pub(super) fn merge3(rel: &str, device: &str, base: &Side, ours: &Side, theirs: 
     if is_binary(b) || is_binary(o) || is_binary(t) {
         return Ok(Merged::Conflict("a binary file changed on both sides", None));
     }
-    let mut bi = git2::MergeFileInput::new();
-    bi.content(b);
-    let mut oi = git2::MergeFileInput::new();
-    oi.content(o).path(rel);
-    let mut ti = git2::MergeFileInput::new();
-    ti.content(t).path(rel);
+    let [bi, oi, ti] = [b, o, t].map(|content| {
+        let mut input = git2::MergeFileInput::new();
+        input.content(content).path(rel);
+        input
+    });
     let mut mopts = git2::MergeFileOptions::new();
     mopts.our_label("local").their_label(device);
     let merged = git2::merge_file(&bi, &oi, &ti, Some(&mut mopts))
