@@ -83,13 +83,10 @@ fn show(repo: &Repo, device: Option<&str>) -> Result<()> {
     }
     for c in &changes {
         // Paths come from a tree anyone could push.
-        let path = crate::untrusted::line(&c.path);
+        let (kind, path) = (c.kind, crate::untrusted::line(&c.path));
         match c.steering {
-            Some(why) => println!(
-                "{} {path}  [steers tools: {why}; applied only with --allow-steering]",
-                c.kind
-            ),
-            None => println!("{} {path}", c.kind),
+            Some(why) => println!("{kind} {path}  [steers tools: {why}; applied only with --allow-steering]"),
+            None => println!("{kind} {path}"),
         }
     }
     Ok(())
@@ -164,14 +161,11 @@ fn find(repo: &Repo, device: Option<&str>) -> Result<wip::Snapshot> {
             match offered.len() {
                 0 => bail!("no other device has shared uncommitted work (see `convosync wip list`)"),
                 1 => offered.remove(0),
-                _ => bail!(
-                    "several devices have shared uncommitted work; name one: {}",
-                    offered
-                        .iter()
-                        .map(|s| s.device.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                _ => {
+                    let names: Vec<&str> = offered.iter().map(|s| s.device.as_str()).collect();
+                    let names = names.join(", ");
+                    bail!("several devices have shared uncommitted work; name one: {names}")
+                }
             }
         }
     };
@@ -197,10 +191,9 @@ pub fn save(repo: &Repo, push: bool) -> Result<ExitCode> {
         Outcome::Clean(_) => println!("✓ no uncommitted changes to share"),
         Outcome::Unchanged(_) => println!("✓ snapshot already up to date"),
         Outcome::TooLarge { bytes, limit } => {
+            let (mb, max) = (*bytes as f64 / 1048576.0, *limit as f64 / 1048576.0);
             println!(
-                "skipped: {:.1} MB of changes exceed the {:.1} MB limit (git config convosync.wipLimit)",
-                *bytes as f64 / 1048576.0,
-                *limit as f64 / 1048576.0
+                "skipped: {mb:.1} MB of changes exceed the {max:.1} MB limit (git config convosync.wipLimit)"
             );
             return Ok(ExitCode::SUCCESS);
         }
