@@ -65,12 +65,10 @@ pub(super) fn execute(mut plan: Plan) -> Result<Applied> {
 
 /// After a deletion, remove the directories it left empty, as `git checkout` does.
 fn remove_empty_parents(path: &Path, workdir: &Path) {
-    let mut dir = path.parent();
-    while let Some(d) = dir {
+    for d in path.ancestors().skip(1) {
         if d == workdir || !d.starts_with(workdir) || std::fs::remove_dir(d).is_err() {
             break;
         }
-        dir = d.parent();
     }
 }
 
@@ -79,10 +77,6 @@ fn remove_empty_parents(path: &Path, workdir: &Path) {
 fn write_file(path: &Path, data: &[u8], mode: Mode) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
 
-    let existing = std::fs::symlink_metadata(path).ok();
-    if existing.as_ref().is_some_and(|m| m.file_type().is_symlink()) {
-        std::fs::remove_file(path).with_context(|| format!("could not replace {}", path.display()))?;
-    }
     if mode == Mode::Symlink {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
@@ -92,7 +86,9 @@ fn write_file(path: &Path, data: &[u8], mode: Mode) -> Result<()> {
             .with_context(|| format!("could not create symlink {}", path.display()))?;
         return Ok(());
     }
-    let rw = existing
+    // A symlink here is replaced, not written through: the new file is renamed over it.
+    let rw = std::fs::symlink_metadata(path)
+        .ok()
         .filter(|m| m.is_file())
         .map(|m| m.permissions().mode() & 0o666)
         .unwrap_or(0o644);

@@ -55,16 +55,15 @@ pub fn parse_tree(raw: &[u8]) -> Result<Vec<RawEntry>, String> {
     Ok(out)
 }
 
-/// Code points HFS+ ignores when comparing names (git's `next_hfs_char`).
-fn hfs_ignorable(c: char) -> bool {
-    matches!(c as u32, 0x200c..=0x200f | 0x202a..=0x202e | 0x206a..=0x206f | 0xfeff)
-}
-
-/// Whether `name` is `needle` (lower-case ASCII) on HFS+: ASCII case and ignorable code points
-/// do not count.
-fn hfs_is(name: &str, needle: &str) -> bool {
-    let folded: String = name.chars().filter(|&c| !hfs_ignorable(c)).collect();
-    folded.eq_ignore_ascii_case(needle)
+/// `name` as HFS+ compares it: ASCII case and the code points it ignores (git's
+/// `next_hfs_char`) do not count, so it equals a lower-case ASCII name it stands for.
+fn hfs_fold(name: &str) -> String {
+    let ignorable =
+        |c: &char| matches!(*c as u32, 0x200c..=0x200f | 0x202a..=0x202e | 0x206a..=0x206f | 0xfeff);
+    name.chars()
+        .filter(|c| !ignorable(c))
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
 }
 
 /// Whether `name` is `needle` (lower-case ASCII) on NTFS: ASCII case does not count, trailing
@@ -86,7 +85,7 @@ fn ntfs_is(name: &str, needle: &str, short: &str) -> bool {
 /// Whether a name is `.git` in any spelling a filesystem could take for it.
 pub fn is_dotgit(name: &str) -> bool {
     name.split('\\')
-        .any(|part| hfs_is(part, ".git") || ntfs_is(part, ".git", "git~"))
+        .any(|part| hfs_fold(part) == ".git" || ntfs_is(part, ".git", "git~"))
 }
 
 /// Files that git refuses as symlinks (fsck's `gitmodulesSymlink` and friends), with the short
@@ -120,11 +119,8 @@ pub fn bad_name(name: &[u8]) -> Option<&'static str> {
 
 /// Git's tree order: names compared bytewise, a directory as if it ended in '/'.
 fn sort_key(e: &RawEntry) -> Vec<u8> {
-    let mut k = e.name.clone();
-    if e.mode == MODE_TREE {
-        k.push(b'/');
-    }
-    k
+    let dir: &[u8] = if e.mode == MODE_TREE { b"/" } else { b"" };
+    [&e.name[..], dir].concat()
 }
 
 /// Check one tree's entries as `git fsck` does: names, modes, duplicates (a file or symlink and
@@ -146,7 +142,7 @@ pub fn check_entries(entries: &[RawEntry]) -> Result<(), String> {
             let name = std::str::from_utf8(&e.name).unwrap_or_default();
             if NO_SYMLINK
                 .iter()
-                .any(|(n, short)| hfs_is(name, n) || ntfs_is(name, n, short))
+                .any(|(n, short)| hfs_fold(name) == *n || ntfs_is(name, n, short))
             {
                 return Err(format!("a symlink named \"{shown}\""));
             }
@@ -161,12 +157,7 @@ pub fn check_entries(entries: &[RawEntry]) -> Result<(), String> {
 /// A name folded the way case-insensitive filesystems compare it (ASCII case, HFS+ ignorables,
 /// NTFS trailing dots and spaces), for matching names that steer tools.
 fn fold(name: &str) -> String {
-    let s: String = name
-        .chars()
-        .filter(|&c| !hfs_ignorable(c))
-        .collect::<String>()
-        .to_ascii_lowercase();
-    s.trim_end_matches(['.', ' ']).to_string()
+    hfs_fold(name).trim_end_matches(['.', ' ']).to_string()
 }
 
 /// A path with each name folded as in [`steering`], for comparing paths the way a
