@@ -56,11 +56,8 @@ fn list(repo: &Repo) -> Result<()> {
             println!("encrypted snapshot from {}", s.device);
             continue;
         }
-        let who = if s.device == me {
-            format!("{} (this device)", s.device)
-        } else {
-            s.device.clone()
-        };
+        let this = if s.device == me { " (this device)" } else { "" };
+        let who = format!("{}{this}", s.device);
         println!(
             "{:<20} {:>3} file(s)  {:<20} base {}  {}",
             who,

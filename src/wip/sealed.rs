@@ -22,7 +22,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use git2::{Commit, Delta, FileMode, Index, Oid, Repository, Tree};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::commit::{base_tree, diff, entry, Sealed, Snapshot};
 use super::mode::Mode;
@@ -36,7 +36,8 @@ pub const META: &str = "meta.age";
 pub const DATA: &str = "snapshot.age";
 const MAGIC: &[u8] = b"convosync-wip-1\n";
 
-#[derive(Serialize, Deserialize)]
+/// What [`META`] holds (written by [`seal`] in this shape).
+#[derive(Deserialize)]
 struct Meta {
     branch: Option<String>,
     files: Vec<String>,
@@ -158,10 +159,7 @@ pub fn seal(
     if data.len() as u64 > limit {
         return Ok(Err(data.len() as u64));
     }
-    let meta = serde_json::to_vec(&Meta {
-        branch: branch.map(str::to_string),
-        files: files.to_vec(),
-    })?;
+    let meta = serde_json::to_vec(&serde_json::json!({ "branch": branch, "files": files }))?;
     let mut tb = repo.git.treebuilder(None).context("could not start a tree")?;
     for (name, plain) in [(META, &meta), (DATA, &data)] {
         let blob = repo
