@@ -394,7 +394,7 @@ pub fn exchange<T>(
 fn push_rounds(repo: &Repo, plan: &Plan<'_>, report: &mut Report) {
     let (remote, deadline) = (plan.remote, plan.deadline);
     let extra = plan.wip_of.and_then(|me| {
-        crate::wip::push_extra(repo, remote, me).unwrap_or_else(|e| {
+        crate::wip::push_extra(repo, remote, me, false).unwrap_or_else(|e| {
             crate::state::log(&repo.state_dir(), &format!("wip push: {e:#}"));
             None
         })

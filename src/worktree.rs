@@ -13,66 +13,52 @@ use std::fs::File;
 use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
 /// Why a path below the worktree was not read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
     /// This component (relative to the worktree) is a symlink.
+    #[error("{0} is a symlink; convosync never reads through one")]
     Symlink(String),
     /// This component is neither a directory (on the way) nor a regular file (at the end).
+    #[error("{0} is not a regular file; refusing to read it")]
     NotRegular(String),
 }
 
-impl std::fmt::Display for Refused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Refused::Symlink(p) => write!(f, "{p} is a symlink; convosync never reads through one"),
-            Refused::NotRegular(p) => write!(f, "{p} is not a regular file; refusing to read it"),
-        }
-    }
-}
-
-impl std::error::Error for Refused {}
-
 /// The directory holding `rel`'s last component, opened component by component without
-/// following a symlink, with that last component's name and `rel` as walked so far; `None` when
-/// a directory on the way does not exist.
-fn parent_of(workdir: &Path, rel: &str) -> Result<Option<(OwnedFd, std::ffi::OsString, std::path::PathBuf)>> {
-    let parts: Vec<&std::ffi::OsStr> = Path::new(rel)
-        .components()
-        .map(|c| match c {
-            Component::Normal(p) => Ok(p),
-            _ => Err(anyhow::anyhow!("{rel} is not a plain relative path")),
-        })
-        .collect::<Result<_>>()?;
-    let Some((last, dirs)) = parts.split_last() else {
+/// following a symlink, with `rel` as walked; `None` when a directory on the way does not exist.
+fn parent_of(workdir: &Path, rel: &str) -> Result<Option<(OwnedFd, PathBuf)>> {
+    let path = Path::new(rel);
+    if !path.components().all(|c| matches!(c, Component::Normal(_))) {
+        bail!("{rel} is not a plain relative path");
+    }
+    let (Some(dirs), Some(name)) = (path.parent(), path.file_name()) else {
         bail!("empty path");
     };
     let mut dir = open_at(None, workdir.as_os_str(), libc::O_DIRECTORY)
         .with_context(|| format!("could not open {}", workdir.display()))?;
-    let mut walked = std::path::PathBuf::new();
-    for part in dirs {
+    let mut walked = PathBuf::new();
+    for part in dirs.components() {
         walked.push(part);
-        match open_at(Some(&dir), part, libc::O_DIRECTORY | libc::O_NOFOLLOW) {
-            Ok(fd) => dir = fd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(refusal(&dir, part, &walked, e)),
-        }
+        let Some(fd) = step(workdir, &dir, &walked, libc::O_DIRECTORY | libc::O_NOFOLLOW)? else {
+            return Ok(None);
+        };
+        dir = fd;
     }
-    walked.push(last);
-    Ok(Some((dir, last.to_os_string(), walked)))
+    Ok(Some((dir, walked.join(name))))
 }
 
 /// Remove the file `rel` below `workdir`, never through a symlink on the way (the file itself,
 /// were it a link, would be removed, not its target). A missing file is not an error.
 pub fn remove(workdir: &Path, rel: &str) -> Result<()> {
     use std::os::fd::AsRawFd;
-    let Some((dir, name, _)) = parent_of(workdir, rel)? else {
+    let Some((dir, walked)) = parent_of(workdir, rel)? else {
         return Ok(());
     };
+    let name = walked.file_name().unwrap_or_default();
     let c = CString::new(name.as_bytes()).context("NUL in a path")?;
     // SAFETY: `dir` is an open directory and `c` a valid C string.
     if unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), 0) } != 0 {
@@ -88,18 +74,12 @@ pub fn remove(workdir: &Path, rel: &str) -> Result<()> {
 /// without following a symlink at any component. `Ok(None)` when it does not exist; an error
 /// that downcasts to [`Refused`] when a component is a symlink or not what it should be.
 pub fn open(workdir: &Path, rel: &str) -> Result<Option<File>> {
-    let Some((dir, last, walked)) = parent_of(workdir, rel)? else {
+    let Some((dir, walked)) = parent_of(workdir, rel)? else {
         return Ok(None);
     };
-    let last = last.as_os_str();
-    let fd = match open_at(
-        Some(&dir),
-        last,
-        libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY,
-    ) {
-        Ok(fd) => fd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(refusal(&dir, last, &walked, e)),
+    let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+    let Some(fd) = step(workdir, &dir, &walked, flags)? else {
+        return Ok(None);
     };
     let file = File::from(fd);
     let meta = file
@@ -130,12 +110,10 @@ pub fn read(workdir: &Path, rel: &str, max: u64) -> Result<Option<Vec<u8>>> {
 /// The first component of `rel` below `workdir` that is a symlink, if any (whether or not the
 /// file itself exists): where convosync must neither read nor ask anyone to write.
 pub fn symlink_on_the_way(workdir: &Path, rel: &str) -> Option<String> {
-    let mut path = workdir.to_path_buf();
-    let mut walked = std::path::PathBuf::new();
+    let mut walked = PathBuf::new();
     for part in Path::new(rel).components() {
-        path.push(part);
         walked.push(part);
-        match std::fs::symlink_metadata(&path) {
+        match std::fs::symlink_metadata(workdir.join(&walked)) {
             Ok(m) if m.file_type().is_symlink() => return Some(walked.display().to_string()),
             Ok(_) => {}
             Err(_) => return None,
@@ -159,23 +137,25 @@ fn open_at(dir: Option<&OwnedFd>, name: &std::ffi::OsStr, flags: libc::c_int) ->
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// The error for a component `name` of `dir` that `O_NOFOLLOW` (or `O_DIRECTORY`) refused.
-fn refusal(dir: &OwnedFd, name: &std::ffi::OsStr, walked: &Path, e: std::io::Error) -> anyhow::Error {
-    use std::os::fd::AsRawFd;
-    let shown = walked.display().to_string();
-    let Ok(c) = CString::new(name.as_bytes()) else {
-        return e.into();
+/// Open `walked`'s last component in `dir` (its parent, opened by [`parent_of`]) with `flags`:
+/// `None` when it does not exist, an error that downcasts to [`Refused`] when `O_NOFOLLOW` (or
+/// `O_DIRECTORY`) refused it.
+fn step(workdir: &Path, dir: &OwnedFd, walked: &Path, flags: libc::c_int) -> Result<Option<OwnedFd>> {
+    let name = walked.file_name().context("empty path")?;
+    let e = match open_at(Some(dir), name, flags) {
+        Ok(fd) => return Ok(Some(fd)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => e,
     };
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `dir` is an open directory, `c` a valid C string, `st` a writable stat buffer.
-    let r = unsafe { libc::fstatat(dir.as_raw_fd(), c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
-    if r == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFLNK {
-        return Refused::Symlink(shown).into();
-    }
-    if r == 0 && matches!(e.raw_os_error(), Some(libc::ENOTDIR) | Some(libc::ELOOP)) {
-        return Refused::NotRegular(shown).into();
-    }
-    anyhow::Error::from(e).context(format!("could not open {shown}"))
+    let shown = walked.display().to_string();
+    // Only the message depends on what is there now: the open was refused either way.
+    Err(match std::fs::symlink_metadata(workdir.join(walked)) {
+        Ok(m) if m.file_type().is_symlink() => Refused::Symlink(shown).into(),
+        Ok(_) if matches!(e.raw_os_error(), Some(libc::ENOTDIR) | Some(libc::ELOOP)) => {
+            Refused::NotRegular(shown).into()
+        }
+        _ => anyhow::Error::from(e).context(format!("could not open {shown}")),
+    })
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use super::{deadline, CLI_LOCK_WAIT};
 use crate::cli::{WipAction, WipArgs};
@@ -24,13 +24,14 @@ pub fn run(dir: &Path, args: WipArgs) -> Result<ExitCode> {
             device,
             force,
             allow_steering,
-        } => {
-            let opts = wip::ApplyOptions {
+        } => apply(
+            &repo,
+            device.as_deref(),
+            wip::ApplyOptions {
                 force,
                 allow_steering,
-            };
-            apply(&repo, device.as_deref(), opts)?
-        }
+            },
+        )?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -44,27 +45,19 @@ fn list(repo: &Repo) -> Result<()> {
     if snaps.is_empty() {
         println!("No device has shared uncommitted work yet (`convosync wip save` does).");
     } else if crate::term::interactive() {
-        print!(
-            "{}",
-            crate::term::header(
-                &format!(
-                    "{:<20} {:>11}  {:<20} {}",
-                    "DEVICE", "FILES", "BRANCH", "BASE, SAVED"
-                ),
-                crate::term::color()
-            )
+        let header = format!(
+            "{:<20} {:>11}  {:<20} {}",
+            "DEVICE", "FILES", "BRANCH", "BASE, SAVED"
         );
+        print!("{}", crate::term::header(&header, crate::term::color()));
     }
     for s in snaps {
         if s.is_locked() {
             println!("encrypted snapshot from {}", s.device);
             continue;
         }
-        let who = if s.device == me {
-            format!("{} (this device)", s.device)
-        } else {
-            s.device.clone()
-        };
+        let this = if s.device == me { " (this device)" } else { "" };
+        let who = format!("{}{this}", s.device);
         println!(
             "{:<20} {:>3} file(s)  {:<20} base {}  {}",
             who,
@@ -87,13 +80,10 @@ fn show(repo: &Repo, device: Option<&str>) -> Result<()> {
     }
     for c in &changes {
         // Paths come from a tree anyone could push.
-        let path = crate::untrusted::line(&c.path);
+        let (kind, path) = (c.kind, crate::untrusted::line(&c.path));
         match c.steering {
-            Some(why) => println!(
-                "{} {path}  [steers tools: {why}; applied only with --allow-steering]",
-                c.kind
-            ),
-            None => println!("{} {path}", c.kind),
+            Some(why) => println!("{kind} {path}  [steers tools: {why}; applied only with --allow-steering]"),
+            None => println!("{kind} {path}"),
         }
     }
     Ok(())
@@ -110,9 +100,10 @@ fn diff(repo: &Repo, device: Option<&str>) -> Result<()> {
 /// `wip apply`: bring a snapshot into this worktree and say what changed.
 fn apply(repo: &Repo, device: Option<&str>, opts: wip::ApplyOptions) -> Result<()> {
     refresh(repo);
-    let device = find(repo, device)?.device;
     let _lock = repo.lock(CLI_LOCK_WAIT)?;
-    let applied = wip::apply(repo, &device, opts)?;
+    let snap = find(repo, device)?;
+    let device = &snap.device;
+    let applied = wip::apply(repo, &snap, opts)?;
     for f in &applied.written {
         if applied.conflicts.iter().any(|c| &c.path == f) {
             continue;
@@ -128,11 +119,12 @@ fn apply(repo: &Repo, device: Option<&str>, opts: wip::ApplyOptions) -> Result<(
         println!("deleted {f}");
     }
     for c in &applied.conflicts {
-        if c.markers {
-            println!("CONFLICT {} ({}; conflict markers written)", c.path, c.reason);
+        let kept = if c.markers {
+            "conflict markers written"
         } else {
-            println!("CONFLICT {} ({}; kept the local version)", c.path, c.reason);
-        }
+            "kept the local version"
+        };
+        println!("CONFLICT {} ({}; {kept})", c.path, c.reason);
     }
     if applied.written.is_empty() && applied.deleted.is_empty() && applied.conflicts.is_empty() {
         println!("nothing to apply: this worktree already has {device}'s changes");
@@ -151,41 +143,33 @@ fn refresh(repo: &Repo) {
     }
 }
 
-/// The named device's snapshot, or without a name the one other device with changes to offer.
+/// The named device's snapshot, or without a name the one other device with changes to offer;
+/// an error when this device cannot read it.
 fn find(repo: &Repo, device: Option<&str>) -> Result<wip::Snapshot> {
     let snaps = super::told_skipped(wip::list(repo)?);
-    if let Some(d) = device {
-        return match snaps.into_iter().find(|s| s.device == d) {
-            Some(s) => match wip::sealed::locked_reason(&s) {
-                Some(reason) => bail!("{reason}"),
-                None => Ok(s),
-            },
-            None => bail!("no snapshot from {d} (see `convosync wip list`)"),
-        };
-    }
-    let me = crate::team::my_device(repo)?;
-    let mut offered: Vec<_> = snaps
-        .into_iter()
-        .filter(|s| s.device != me && (!s.files.is_empty() || s.is_locked()))
-        .collect();
-    match offered.len() {
-        0 => bail!("no other device has shared uncommitted work (see `convosync wip list`)"),
-        1 => {
-            let s = offered.remove(0);
-            match wip::sealed::locked_reason(&s) {
-                Some(reason) => bail!("{reason}"),
-                None => Ok(s),
+    let snap = match device {
+        Some(d) => snaps
+            .into_iter()
+            .find(|s| s.device == d)
+            .with_context(|| format!("no snapshot from {d} (see `convosync wip list`)"))?,
+        None => {
+            let me = crate::team::my_device(repo)?;
+            let mut offered: Vec<_> = snaps.into_iter().filter(|s| s.offered_to(&me)).collect();
+            match offered.len() {
+                0 => bail!("no other device has shared uncommitted work (see `convosync wip list`)"),
+                1 => offered.remove(0),
+                _ => {
+                    let names: Vec<&str> = offered.iter().map(|s| s.device.as_str()).collect();
+                    let names = names.join(", ");
+                    bail!("several devices have shared uncommitted work; name one: {names}")
+                }
             }
         }
-        _ => bail!(
-            "several devices have shared uncommitted work; name one: {}",
-            offered
-                .iter()
-                .map(|s| s.device.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+    };
+    if let Some(reason) = wip::sealed::locked_reason(&snap) {
+        bail!("{reason}");
     }
+    Ok(snap)
 }
 
 /// Snapshot, and push when the snapshot pushes itself (encrypted, or `convosync.wipPush`) or
@@ -201,13 +185,12 @@ pub fn save(repo: &Repo, push: bool) -> Result<ExitCode> {
             "✓ snapshot of {} uncommitted file(s) saved for your other devices",
             files.len()
         ),
-        Outcome::Clean { .. } => println!("✓ no uncommitted changes to share"),
-        Outcome::Unchanged { .. } => println!("✓ snapshot already up to date"),
+        Outcome::Clean(_) => println!("✓ no uncommitted changes to share"),
+        Outcome::Unchanged(_) => println!("✓ snapshot already up to date"),
         Outcome::TooLarge { bytes, limit } => {
+            let (mb, max) = (*bytes as f64 / 1048576.0, *limit as f64 / 1048576.0);
             println!(
-                "skipped: {:.1} MB of changes exceed the {:.1} MB limit (git config convosync.wipLimit)",
-                *bytes as f64 / 1048576.0,
-                *limit as f64 / 1048576.0
+                "skipped: {mb:.1} MB of changes exceed the {max:.1} MB limit (git config convosync.wipLimit)"
             );
             return Ok(ExitCode::SUCCESS);
         }

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use super::check;
+use super::commit::Snapshot;
 use super::mode::Mode;
-use super::plan::{plan, Action, ApplyOptions, Conflict, Plan};
+use super::plan::{plan, unsafe_path, ApplyOptions, Conflict, Plan};
 use crate::repo::Repo;
 
 /// Result of an apply.
@@ -22,72 +22,53 @@ pub struct Applied {
     pub conflicts: Vec<Conflict>,
 }
 
-/// Apply `device`'s snapshot onto this worktree (see the module doc). Every path is planned
+/// Apply `snap` (readable here) onto this worktree (see the module doc). Every path is planned
 /// before anything is written, so a refused apply writes nothing.
-pub fn apply(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Applied> {
-    execute(plan(repo, device, opts)?)
+pub fn apply(repo: &Repo, snap: &Snapshot, opts: ApplyOptions) -> Result<Applied> {
+    execute(plan(repo, snap, opts)?)
 }
 
 /// Carry out `plan` unless it is refused, recording what was written and deleted.
-pub(super) fn execute(plan: Plan) -> Result<Applied> {
-    if let Some(why) = plan.refusal() {
+pub(super) fn execute(mut plan: Plan) -> Result<Applied> {
+    if let Some(why) = plan.refused.first() {
         bail!("{why}");
     }
-    let Plan {
-        workdir,
-        mut actions,
-        conflicts,
-        ..
-    } = plan;
-    let mut result = Applied {
-        conflicts,
-        ..Applied::default()
-    };
+    let (workdir, mut result) = (&plan.workdir, Applied::default());
     // Deletions first: a directory the snapshot turns into a file must be gone before the file.
     // Symlinks last, so no write can pass through one written here.
-    actions.sort_by_key(|a| match a {
-        Action::Delete(_) => 0,
-        Action::Write {
-            mode: Mode::Symlink, ..
-        } => 2,
-        Action::Write { .. } => 1,
+    plan.actions.sort_by_key(|(_, to)| match to {
+        None => 0,
+        Some((_, Mode::Symlink)) => 2,
+        Some(_) => 1,
     });
-    for a in actions {
-        match a {
-            Action::Write {
-                path: rel,
-                data,
-                mode,
-            } => {
-                guard(&workdir, &rel)?;
-                let full = workdir.join(&rel);
-                let existed = std::fs::symlink_metadata(&full).is_ok();
-                write_file(&full, &data, mode)?;
-                if !existed {
+    for (rel, to) in plan.actions {
+        guard(workdir, &rel)?;
+        let full = workdir.join(&rel);
+        match to {
+            Some((data, mode)) => {
+                if std::fs::symlink_metadata(&full).is_err() {
                     result.added.push(rel.clone());
                 }
+                write_file(&full, &data, mode)?;
                 result.written.push(rel);
             }
-            Action::Delete(rel) => {
-                guard(&workdir, &rel)?;
-                let full = workdir.join(&rel);
+            None => {
                 std::fs::remove_file(&full).with_context(|| format!("could not delete {rel}"))?;
-                remove_empty_parents(&full, &workdir);
+                remove_empty_parents(&full, workdir);
                 result.deleted.push(rel);
             }
         }
     }
+    result.conflicts = plan.conflicts;
     Ok(result)
 }
 
 /// After a deletion, remove the directories it left empty, as `git checkout` does.
 fn remove_empty_parents(path: &Path, workdir: &Path) {
-    let mut dir = path.parent();
-    while let Some(d) = dir {
+    for d in path.ancestors().skip(1) {
         if d == workdir || !d.starts_with(workdir) || std::fs::remove_dir(d).is_err() {
             break;
         }
-        dir = d.parent();
     }
 }
 
@@ -96,51 +77,41 @@ fn remove_empty_parents(path: &Path, workdir: &Path) {
 fn write_file(path: &Path, data: &[u8], mode: Mode) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
 
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
-    }
-    let existing = std::fs::symlink_metadata(path).ok();
-    if existing.as_ref().is_some_and(|m| m.file_type().is_symlink()) {
-        std::fs::remove_file(path).with_context(|| format!("could not replace {}", path.display()))?;
-    }
     if mode == Mode::Symlink {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+        }
         let _ = std::fs::remove_file(path);
         std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(data), path)
             .with_context(|| format!("could not create symlink {}", path.display()))?;
         return Ok(());
     }
-    let rw = existing
+    // A symlink here is replaced, not written through: the new file is renamed over it.
+    let rw = std::fs::symlink_metadata(path)
+        .ok()
         .filter(|m| m.is_file())
         .map(|m| m.permissions().mode() & 0o666)
         .unwrap_or(0o644);
-    let perm = if mode == Mode::Executable {
-        rw | (rw & 0o444) >> 2
+    let exec = if mode == Mode::Executable {
+        (rw & 0o444) >> 2
     } else {
-        rw
+        0
     };
-    crate::fsutil::atomic_write(path, data)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(perm))
-        .with_context(|| format!("could not set the mode of {}", path.display()))?;
-    Ok(())
+    crate::fsutil::atomic_write_mode(path, data, rw | exec)
 }
 
 /// Refuse to touch `rel` unless every directory on the way to it is a real directory (or not
 /// there yet) inside the worktree: checked again just before each write, whatever the plan said.
 fn guard(workdir: &Path, rel: &str) -> Result<()> {
-    let parts: Vec<&str> = rel.split('/').collect();
-    if let Some(why) = parts.iter().find_map(|p| check::bad_name(p.as_bytes())) {
+    if let Some(why) = unsafe_path(rel) {
         bail!("refused to write {rel}: {why}");
     }
-    let mut prefix = workdir.to_path_buf();
-    for p in &parts[..parts.len() - 1] {
-        prefix.push(p);
-        match std::fs::symlink_metadata(&prefix) {
-            Ok(m) if m.file_type().is_symlink() => {
-                bail!("refused to write {rel}: {} is a symlink", prefix.display())
-            }
-            Ok(_) => {}
-            Err(_) => break,
-        }
+    let dirs = Path::new(rel).parent().and_then(Path::to_str).unwrap_or_default();
+    if let Some(link) = crate::worktree::symlink_on_the_way(workdir, dirs) {
+        bail!(
+            "refused to write {rel}: {} is a symlink",
+            workdir.join(link).display()
+        );
     }
     Ok(())
 }
@@ -149,8 +120,9 @@ fn guard(workdir: &Path, rel: &str) -> Result<()> {
 mod tests {
     use super::*;
     use crate::refs;
+    use crate::wip::check;
     use crate::wip::commit::message;
-    use crate::wip::plan::Refusal;
+    use crate::wip::plan::Action;
     use git2::build::TreeUpdateBuilder;
     use git2::{FileMode, Oid, Repository, Signature};
     use std::collections::BTreeMap;
@@ -261,7 +233,9 @@ mod tests {
             force,
             allow_steering,
         };
-        let p = plan(&repo, OTHER, opts).unwrap();
+        let (snaps, _) = crate::wip::list(&repo).unwrap();
+        let snap = snaps.into_iter().find(|s| s.device == OTHER).unwrap();
+        let p = plan(&repo, &snap, opts).unwrap();
         let mut after = BTreeMap::new();
         files_under(f._tmp.path(), &mut after);
         assert_eq!(before, after, "planning wrote something");
@@ -269,11 +243,16 @@ mod tests {
     }
 
     fn put(rel: &str, text: &str) -> Action {
-        Action::Write {
-            path: rel.into(),
-            data: text.as_bytes().to_vec(),
-            mode: Mode::Regular,
-        }
+        (rel.into(), Some((text.as_bytes().to_vec(), Mode::Regular)))
+    }
+
+    /// Start of the refusal for the plan's conflicts.
+    const CONFLICTS: &str = "not applied: these files changed here and in other's snapshot";
+
+    /// The plan's one reason to refuse.
+    fn only_refusal(p: &Plan) -> &str {
+        assert_eq!(p.refused.len(), 1, "{p:?}");
+        &p.refused[0]
     }
 
     fn conflicts(p: &Plan) -> Vec<(&str, &str, bool)> {
@@ -293,7 +272,6 @@ mod tests {
         let p = plan_of(&f, false, false);
         assert_eq!(p.actions, vec![put("a.txt", "two\n"), put("new/b.txt", "new\n")]);
         assert!(p.conflicts.is_empty() && p.refused.is_empty(), "{p:?}");
-        assert_eq!(p.refusal(), None);
     }
 
     #[test]
@@ -337,22 +315,15 @@ mod tests {
             conflicts(&p),
             vec![("a.txt", "both sides changed the same lines", true)]
         );
-        assert_eq!(p.refused, vec![Refusal::Conflicts]);
-        let why = p.refusal().unwrap();
+        let why = only_refusal(&p);
         assert!(
-            why.starts_with("not applied: these files changed here and in other's snapshot")
-                && why.contains("\n  a.txt (both sides changed the same lines)\n"),
+            why.starts_with(CONFLICTS) && why.contains("\n  a.txt (both sides changed the same lines)\n"),
             "{why}"
         );
         // Forced: written with conflict markers, the rest as usual.
         let p = plan_of(&f, true, false);
         assert!(p.refused.is_empty(), "{p:?}");
-        let Action::Write {
-            path: rel,
-            data,
-            mode: Mode::Regular,
-        } = &p.actions[0]
-        else {
+        let (rel, Some((data, Mode::Regular))) = &p.actions[0] else {
             panic!("{p:?}")
         };
         let text = String::from_utf8_lossy(data);
@@ -386,16 +357,13 @@ mod tests {
         let p = plan_of(&f, false, false);
         assert_eq!(
             p.actions,
-            vec![
-                Action::Delete("dir/only.txt".into()),
-                Action::Delete("gone.txt".into())
-            ]
+            vec![("dir/only.txt".into(), None), ("gone.txt".into(), None)]
         );
         assert_eq!(
             conflicts(&p),
             vec![("edited.txt", "deleted in the snapshot, changed here", false)]
         );
-        assert_eq!(p.refused, vec![Refusal::Conflicts]);
+        assert!(only_refusal(&p).starts_with(CONFLICTS));
         // Forced, the local version stays: nothing is written for it.
         let p = plan_of(&f, true, false);
         assert!(p.refused.is_empty() && p.actions.len() == 2, "{p:?}");
@@ -413,14 +381,12 @@ mod tests {
         );
         let why = check::steering(".claude/settings.json", None).unwrap();
         let p = plan_of(&f, true, false);
-        assert_eq!(
-            p.refused,
-            vec![Refusal::Steering(vec![format!(".claude/settings.json ({why})")])]
+        let refused = only_refusal(&p);
+        assert!(
+            refused.starts_with("not applied: other's snapshot changes files that steer tools")
+                && refused.contains(&format!("\n  .claude/settings.json ({why})\n")),
+            "{refused}"
         );
-        assert!(p
-            .refusal()
-            .unwrap()
-            .starts_with("not applied: other's snapshot changes files that steer tools"));
         let p = plan_of(&f, false, true);
         assert!(p.refused.is_empty(), "{p:?}");
         assert_eq!(
@@ -445,7 +411,7 @@ mod tests {
             conflicts(&p),
             vec![("sub/a.txt", "a symlink is in the way here", false)]
         );
-        assert_eq!(p.refused, vec![Refusal::Conflicts]);
+        assert!(only_refusal(&p).starts_with(CONFLICTS));
         let p = plan_of(&f, true, true);
         assert!(p.refused.is_empty(), "{p:?}");
         assert_eq!(p.actions, vec![put("b.txt", "b2\n")]);
@@ -462,14 +428,7 @@ mod tests {
         for (force, allow_steering) in [(false, false), (true, true)] {
             let p = plan_of(&f, force, allow_steering);
             assert_eq!(
-                p.refused,
-                vec![Refusal::BelowSymlink {
-                    path: "sub/x.txt".into(),
-                    link: "sub".into()
-                }]
-            );
-            assert_eq!(
-                p.refusal().unwrap(),
+                only_refusal(&p),
                 "refused: other's snapshot writes sub/x.txt below a symlink it also writes (sub)"
             );
         }
@@ -479,7 +438,7 @@ mod tests {
     fn a_refused_plan_writes_nothing() {
         let f = same_lines_changed_on_both_sides();
         let p = plan_of(&f, false, false);
-        let why = p.refusal().unwrap();
+        let why = only_refusal(&p).to_string();
         let err = execute(p).unwrap_err();
         assert_eq!(err.to_string(), why);
         assert_eq!(std::fs::read_to_string(f.dir.join("b.txt")).unwrap(), "b\n");

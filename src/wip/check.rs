@@ -33,10 +33,8 @@ pub fn parse_tree(raw: &[u8]) -> Result<Vec<RawEntry>, String> {
             || mode_text[0] == b'0'
             || !mode_text.iter().all(|b| (b'0'..=b'7').contains(b))
         {
-            return Err(format!(
-                "a malformed mode {:?}",
-                String::from_utf8_lossy(mode_text)
-            ));
+            let shown = String::from_utf8_lossy(mode_text);
+            return Err(format!("a malformed mode {shown:?}"));
         }
         if mode_text.len() > 6 {
             return Err("a malformed mode".into());
@@ -49,27 +47,23 @@ pub fn parse_tree(raw: &[u8]) -> Result<Vec<RawEntry>, String> {
             .ok_or("a tree entry without a name terminator")?;
         let name = rest[..nul].to_vec();
         rest = &rest[nul + 1..];
-        if rest.len() < 20 {
-            return Err("a truncated tree entry".into());
-        }
-        let mut id = [0u8; 20];
-        id.copy_from_slice(&rest[..20]);
-        rest = &rest[20..];
+        let (id, tail) = rest.split_at_checked(20).ok_or("a truncated tree entry")?;
+        let id = id.try_into().expect("20 bytes");
+        rest = tail;
         out.push(RawEntry { mode, name, id });
     }
     Ok(out)
 }
 
-/// Code points HFS+ ignores when comparing names (git's `next_hfs_char`).
-fn hfs_ignorable(c: char) -> bool {
-    matches!(c as u32, 0x200c..=0x200f | 0x202a..=0x202e | 0x206a..=0x206f | 0xfeff)
-}
-
-/// Whether `name` is `needle` (lower-case ASCII) on HFS+: ASCII case and ignorable code points
-/// do not count.
-fn hfs_is(name: &str, needle: &str) -> bool {
-    let folded: String = name.chars().filter(|&c| !hfs_ignorable(c)).collect();
-    folded.eq_ignore_ascii_case(needle)
+/// `name` as HFS+ compares it: ASCII case and the code points it ignores (git's
+/// `next_hfs_char`) do not count, so it equals a lower-case ASCII name it stands for.
+fn hfs_fold(name: &str) -> String {
+    let ignorable =
+        |c: &char| matches!(*c as u32, 0x200c..=0x200f | 0x202a..=0x202e | 0x206a..=0x206f | 0xfeff);
+    name.chars()
+        .filter(|c| !ignorable(c))
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
 }
 
 /// Whether `name` is `needle` (lower-case ASCII) on NTFS: ASCII case does not count, trailing
@@ -81,24 +75,17 @@ fn ntfs_is(name: &str, needle: &str, short: &str) -> bool {
         let t = t.split(':').next().unwrap_or("");
         t.chars().all(|c| c == '.' || c == ' ')
     };
-    if let Some(t) = lower.strip_prefix(needle) {
-        if tail_ok(t) {
-            return true;
-        }
-    }
-    if let Some(t) = lower.strip_prefix(short) {
-        let mut cs = t.chars();
-        if matches!(cs.next(), Some('1'..='4')) && tail_ok(cs.as_str()) {
-            return true;
-        }
-    }
-    false
+    lower.strip_prefix(needle).is_some_and(tail_ok)
+        || lower
+            .strip_prefix(short)
+            .and_then(|t| t.strip_prefix(['1', '2', '3', '4']))
+            .is_some_and(tail_ok)
 }
 
 /// Whether a name is `.git` in any spelling a filesystem could take for it.
 pub fn is_dotgit(name: &str) -> bool {
     name.split('\\')
-        .any(|part| hfs_is(part, ".git") || ntfs_is(part, ".git", "git~"))
+        .any(|part| hfs_fold(part) == ".git" || ntfs_is(part, ".git", "git~"))
 }
 
 /// Files that git refuses as symlinks (fsck's `gitmodulesSymlink` and friends), with the short
@@ -112,37 +99,28 @@ const NO_SYMLINK: &[(&str, &str)] = &[
 
 /// Why one entry name is refused, or `None` when it is fine.
 pub fn bad_name(name: &[u8]) -> Option<&'static str> {
-    if name.is_empty() {
-        return Some("an empty name");
-    }
-    if name.contains(&b'/') {
-        return Some("a name containing '/'");
-    }
-    if name.contains(&0) {
-        return Some("a name containing NUL");
-    }
-    let Ok(name) = std::str::from_utf8(name) else {
-        return Some("a name that is not UTF-8");
-    };
-    if name == "." || name == ".." {
-        return Some("a '.' or '..' entry");
-    }
-    if name.chars().any(char::is_control) {
-        return Some("a name with control characters");
-    }
-    if is_dotgit(name) {
-        return Some("a .git entry (in some spelling)");
-    }
-    None
+    let text = std::str::from_utf8(name);
+    let is = |f: fn(&str) -> bool| text.is_ok_and(f);
+    [
+        (name.is_empty(), "an empty name"),
+        (name.contains(&b'/'), "a name containing '/'"),
+        (name.contains(&0), "a name containing NUL"),
+        (text.is_err(), "a name that is not UTF-8"),
+        (is(|n| n == "." || n == ".."), "a '.' or '..' entry"),
+        (
+            is(|n| n.chars().any(char::is_control)),
+            "a name with control characters",
+        ),
+        (is(is_dotgit), "a .git entry (in some spelling)"),
+    ]
+    .into_iter()
+    .find_map(|(bad, why)| bad.then_some(why))
 }
 
 /// Git's tree order: names compared bytewise, a directory as if it ended in '/'.
 fn sort_key(e: &RawEntry) -> Vec<u8> {
-    let mut k = e.name.clone();
-    if e.mode == MODE_TREE {
-        k.push(b'/');
-    }
-    k
+    let dir: &[u8] = if e.mode == MODE_TREE { b"/" } else { b"" };
+    [&e.name[..], dir].concat()
 }
 
 /// Check one tree's entries as `git fsck` does: names, modes, duplicates (a file or symlink and
@@ -154,16 +132,7 @@ pub fn check_entries(entries: &[RawEntry]) -> Result<(), String> {
         if let Some(why) = bad_name(&e.name) {
             return Err(format!("{why}: \"{shown}\""));
         }
-        if ![
-            MODE_TREE,
-            MODE_BLOB,
-            MODE_BLOB_GROUP,
-            MODE_EXEC,
-            MODE_LINK,
-            MODE_GITLINK,
-        ]
-        .contains(&e.mode)
-        {
+        if e.mode != MODE_TREE && super::mode::Mode::from_raw(e.mode).is_err() {
             return Err(format!("a bad mode {:o} for \"{shown}\"", e.mode));
         }
         if !seen.insert(e.name.as_slice()) {
@@ -173,7 +142,7 @@ pub fn check_entries(entries: &[RawEntry]) -> Result<(), String> {
             let name = std::str::from_utf8(&e.name).unwrap_or_default();
             if NO_SYMLINK
                 .iter()
-                .any(|(n, short)| hfs_is(name, n) || ntfs_is(name, n, short))
+                .any(|(n, short)| hfs_fold(name) == *n || ntfs_is(name, n, short))
             {
                 return Err(format!("a symlink named \"{shown}\""));
             }
@@ -188,12 +157,7 @@ pub fn check_entries(entries: &[RawEntry]) -> Result<(), String> {
 /// A name folded the way case-insensitive filesystems compare it (ASCII case, HFS+ ignorables,
 /// NTFS trailing dots and spaces), for matching names that steer tools.
 fn fold(name: &str) -> String {
-    let s: String = name
-        .chars()
-        .filter(|&c| !hfs_ignorable(c))
-        .collect::<String>()
-        .to_ascii_lowercase();
-    s.trim_end_matches(['.', ' ']).to_string()
+    hfs_fold(name).trim_end_matches(['.', ' ']).to_string()
 }
 
 /// A path with each name folded as in [`steering`], for comparing paths the way a
@@ -241,13 +205,13 @@ const STEERING_FILES: &[(&str, &str)] = &[
 pub fn steering(path: &str, link: Option<&[u8]>) -> Option<&'static str> {
     let parts: Vec<String> = path.split('/').map(fold).collect();
     let (name, dirs) = parts.split_last()?;
-    for (i, d) in dirs.iter().enumerate() {
-        if let Some((_, _, why)) = STEERING_DIRS
+    let dir = dirs.iter().enumerate().find_map(|(i, d)| {
+        STEERING_DIRS
             .iter()
             .find(|(n, root_only, _)| d == n && (!root_only || i == 0))
-        {
-            return Some(why);
-        }
+    });
+    if let Some((_, _, why)) = dir {
+        return Some(why);
     }
     if dirs.first().is_some_and(|d| d == ".github")
         && dirs.get(1).is_some_and(|d| d == "workflows" || d == "actions")

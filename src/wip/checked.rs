@@ -3,12 +3,13 @@
 use std::collections::HashSet;
 
 use anyhow::{anyhow, Context, Result};
-use git2::{DiffOptions, Oid, Repository, Tree};
+use git2::{Oid, Repository, Tree};
 
 use super::check;
-use super::commit::{base_tree, empty_tree, Snapshot};
+use super::commit::{base_tree, diff, Snapshot};
 use super::sealed;
 use crate::repo::Repo;
+use crate::untrusted::{self, Object, Refused};
 
 /// Deepest tree nesting a snapshot may have.
 const MAX_DEPTH: usize = 256;
@@ -32,20 +33,14 @@ fn validate_tree(git: &Repository, root: Oid, seen: &mut HashSet<Oid>) -> Result
             return Err(format!("trees nested deeper than {MAX_DEPTH} {place}"));
         }
         // The size from the header first: a tree over the cap is never inflated.
-        match crate::untrusted::check(git, id, crate::untrusted::Object::Tree) {
-            Err(crate::untrusted::Refused::Unreadable(_)) => {
-                return Err(format!("a missing tree {id} {place}"))
-            }
-            Err(e) => return Err(format!("{e} {place}")),
-            Ok(_) => {}
-        }
+        untrusted::check(git, id, Object::Tree).map_err(|e| match e {
+            Refused::Unreadable(_) => format!("a missing tree {id} {place}"),
+            e => format!("{e} {place}"),
+        })?;
         let obj = odb.read(id).map_err(|_| format!("a missing tree {id} {place}"))?;
         let entries = check::parse_tree(obj.data()).map_err(|e| format!("{e} {place}"))?;
-        if entries.len() > crate::untrusted::MAX_TREE_ENTRIES {
-            return Err(format!(
-                "{} {place}",
-                crate::untrusted::Refused::TooManyEntries(entries.len())
-            ));
+        if entries.len() > untrusted::MAX_TREE_ENTRIES {
+            return Err(format!("{} {place}", Refused::TooManyEntries(entries.len())));
         }
         check::check_entries(&entries).map_err(|e| format!("{e} {place}"))?;
         for e in entries {
@@ -68,21 +63,13 @@ fn validate_tree(git: &Repository, root: Oid, seen: &mut HashSet<Oid>) -> Result
 /// checks of [`checked_trees`].
 pub(super) fn snapshot_diff<'r>(repo: &'r Repo, snap: &Snapshot) -> Result<git2::Diff<'r>> {
     let (base, theirs) = checked_trees(repo, snap)?;
-    let mut dopts = DiffOptions::new();
-    dopts.include_typechange(true);
-    repo.git
-        .diff_tree_to_tree(Some(&base), Some(&theirs), Some(&mut dopts))
-        .with_context(|| format!("could not compare {}'s snapshot with its base", snap.device))
+    diff(&repo.git, &base, &theirs, true)
 }
 
 /// The snapshot's base tree and its own, both checked whole (see [`validate_tree`]).
 pub(super) fn checked_trees<'r>(repo: &'r Repo, snap: &Snapshot) -> Result<(Tree<'r>, Tree<'r>)> {
     let their_id = sealed::tree_id(repo, snap)?;
-    let base = if snap.whole {
-        empty_tree(&repo.git)?
-    } else {
-        base_tree(repo, snap)?
-    };
+    let base = base_tree(repo, snap)?;
     let mut seen = HashSet::new();
     validate_tree(&repo.git, their_id, &mut seen).map_err(|e| {
         anyhow!(

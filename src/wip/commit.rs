@@ -2,7 +2,7 @@
 //! trees a snapshot is made against.
 
 use anyhow::{Context, Result};
-use git2::{Commit, IndexEntry, IndexTime, Oid, Repository, Tree};
+use git2::{Commit, Diff, DiffOptions, IndexEntry, IndexTime, Oid, Repository, Tree};
 
 use crate::repo::Repo;
 
@@ -13,19 +13,8 @@ pub enum Sealed {
     Plain,
     /// Encrypted, and this device has the key.
     Open,
-    /// Encrypted, and this device could not read it: the reason.
-    Locked(Locked),
-}
-
-/// Why this device could not read a sealed snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Locked {
-    /// It could not be decrypted.
-    #[error(transparent)]
-    Key(#[from] crate::crypt::OpenError),
-    /// Its files could not be read or are not what a sealed snapshot holds.
-    #[error("{0}")]
-    Other(String),
+    /// Encrypted, and this device could not read it: why, as a message for the user.
+    Locked(String),
 }
 
 /// A snapshot commit, read back.
@@ -48,6 +37,19 @@ impl Snapshot {
     /// Encrypted, and this device cannot read it.
     pub fn is_locked(&self) -> bool {
         matches!(self.sealed, Sealed::Locked(_))
+    }
+
+    /// Set the branch and files the snapshot records: text anyone could push, so each is cleaned
+    /// to one safe line.
+    pub(super) fn recorded<'a>(&mut self, branch: Option<&str>, files: impl Iterator<Item = &'a str>) {
+        self.branch = branch.map(crate::untrusted::line_owned).filter(|b| !b.is_empty());
+        self.files = files.map(crate::untrusted::line_owned).collect();
+    }
+
+    /// Whether a device other than `me` is offered this snapshot: it holds changes, or this
+    /// device cannot read it.
+    pub fn offered_to(&self, me: &str) -> bool {
+        self.device != me && (!self.files.is_empty() || self.is_locked())
     }
 
     /// The base as shown to people: a short id, `none` for a whole-tree snapshot, `?` unknown.
@@ -104,21 +106,35 @@ fn trailer<'a>(msg: &'a str, key: &str) -> impl Iterator<Item = &'a str> + 'a {
 pub(super) fn read(device: &str, c: &Commit<'_>) -> Snapshot {
     let msg = c.message().unwrap_or_default();
     let base = trailer(msg, "Convosync-Base").next();
-    Snapshot {
+    let mut snap = Snapshot {
         device: device.to_string(),
         commit: c.id(),
         base: base.and_then(|s| Oid::from_str(s).ok()),
         whole: base == Some("none"),
-        branch: trailer(msg, "Convosync-Branch")
-            .next()
-            .map(crate::untrusted::line_owned)
-            .filter(|b| !b.is_empty()),
-        files: trailer(msg, "Convosync-File")
-            .map(crate::untrusted::line_owned)
-            .collect(),
+        branch: None,
+        files: Vec::new(),
         time: chrono::DateTime::from_timestamp(c.time().seconds(), 0).unwrap_or_default(),
         sealed: Sealed::Plain,
-    }
+    };
+    snap.recorded(
+        trailer(msg, "Convosync-Branch").next(),
+        trailer(msg, "Convosync-File"),
+    );
+    snap
+}
+
+/// The changes from `base` to `tree`, a change of type as one when `typechange`.
+pub(super) fn diff<'r>(
+    git: &'r Repository,
+    base: &Tree<'_>,
+    tree: &Tree<'_>,
+    typechange: bool,
+) -> Result<Diff<'r>> {
+    let mut opts = DiffOptions::new();
+    opts.include_typechange(typechange);
+    let (t, b) = (tree.id(), base.id());
+    git.diff_tree_to_tree(Some(base), Some(tree), Some(&mut opts))
+        .with_context(|| format!("could not compare tree {t} with base tree {b}"))
 }
 
 /// The empty tree, written to the object database.
@@ -129,16 +145,15 @@ pub(super) fn empty_tree(git: &Repository) -> Result<Tree<'_>> {
         .context("could not write an empty tree")
 }
 
-/// The tree of the snapshot's base commit.
+/// The tree of the snapshot's base commit (the empty tree for a whole-tree snapshot).
 pub(super) fn base_tree<'r>(repo: &'r Repo, snap: &Snapshot) -> Result<Tree<'r>> {
-    let c = base_commit(repo, snap)?;
-    c.tree().with_context(|| {
-        format!(
-            "could not read the tree of {}'s snapshot base {}",
-            snap.device,
-            c.id()
-        )
-    })
+    if snap.whole {
+        return empty_tree(&repo.git);
+    }
+    let (c, device) = (base_commit(repo, snap)?, &snap.device);
+    let id = c.id();
+    c.tree()
+        .with_context(|| format!("could not read the tree of {device}'s snapshot base {id}"))
 }
 
 /// The snapshot's base commit, which must be here: the snapshot is a set of changes to it.

@@ -42,14 +42,12 @@ pub(super) fn merge3(rel: &str, device: &str, base: &Side, ours: &Side, theirs: 
         *tm
     };
     let link = Mode::Symlink;
-    if o == t {
+    let unchanged = |x: &Vec<u8>| base.is_some() && x.as_slice() == b;
+    if o == t || unchanged(t) {
         return Ok(Merged::Clean(Some((o.clone(), mode))));
     }
-    if base.is_some() && o.as_slice() == b {
+    if unchanged(o) {
         return Ok(Merged::Clean(Some((t.clone(), mode))));
-    }
-    if base.is_some() && t.as_slice() == b {
-        return Ok(Merged::Clean(Some((o.clone(), mode))));
     }
     if *om == link || *tm == link || bm == Some(link) {
         return Ok(Merged::Conflict("a symlink changed on both sides", None));
@@ -57,30 +55,21 @@ pub(super) fn merge3(rel: &str, device: &str, base: &Side, ours: &Side, theirs: 
     if is_binary(b) || is_binary(o) || is_binary(t) {
         return Ok(Merged::Conflict("a binary file changed on both sides", None));
     }
-    let mut bi = git2::MergeFileInput::new();
-    bi.content(b);
-    let mut oi = git2::MergeFileInput::new();
-    oi.content(o).path(rel);
-    let mut ti = git2::MergeFileInput::new();
-    ti.content(t).path(rel);
+    let [bi, oi, ti] = [b, o, t].map(|content| {
+        let mut input = git2::MergeFileInput::new();
+        input.content(content).path(rel);
+        input
+    });
     let mut mopts = git2::MergeFileOptions::new();
     mopts.our_label("local").their_label(device);
     let merged = git2::merge_file(&bi, &oi, &ti, Some(&mut mopts))
         .with_context(|| format!("could not merge {rel}"))?;
-    let content = merged.content().to_vec();
-    if merged.is_automergeable() {
-        Ok(Merged::Clean(Some((content, mode))))
-    } else if base.is_none() {
-        Ok(Merged::Conflict(
-            "added on both sides with different content",
-            Some((content, mode)),
-        ))
-    } else {
-        Ok(Merged::Conflict(
-            "both sides changed the same lines",
-            Some((content, mode)),
-        ))
-    }
+    let side = Some((merged.content().to_vec(), mode));
+    Ok(match base {
+        _ if merged.is_automergeable() => Merged::Clean(side),
+        None => Merged::Conflict("added on both sides with different content", side),
+        Some(_) => Merged::Conflict("both sides changed the same lines", side),
+    })
 }
 
 fn is_binary(b: &[u8]) -> bool {

@@ -2,7 +2,9 @@
 //! and to git's raw modes only where a tree, an index entry or a diff is read or written.
 
 use std::fs::Metadata;
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 use anyhow::{bail, Result};
 use git2::FileMode;
@@ -59,6 +61,20 @@ impl Mode {
             Mode::Regular
         }
     }
+}
+
+/// The content (a symlink's target) and mode of the worktree file at `path`, whose `lstat` is
+/// `m`; an error for anything else (a directory, a socket).
+pub(crate) fn read_file(path: &Path, m: &Metadata) -> std::io::Result<(Vec<u8>, Mode)> {
+    let mode = Mode::of_file(m);
+    let data = if mode == Mode::Symlink {
+        std::fs::read_link(path)?.into_os_string().into_vec()
+    } else if m.is_file() {
+        std::fs::read(path)?
+    } else {
+        return Err(std::io::ErrorKind::InvalidInput.into());
+    };
+    Ok((data, mode))
 }
 
 /// Whether libgit2's mode `m` is `mode` (false for no file at all).

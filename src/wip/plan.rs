@@ -1,54 +1,29 @@
 //! Planning an apply: what applying a snapshot would write, delete, merge or refuse, worked out
 //! from the snapshot, its base and the worktree before anything is written.
 
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use git2::{Delta, Oid};
+use git2::Delta;
 
 use super::check;
 use super::checked::snapshot_diff;
 use super::commit::Snapshot;
 use super::merge::{merge3, Merged, Side};
 use super::mode::{self, Mode};
-use super::publish::list;
-use super::sealed;
 use crate::repo::Repo;
 
-/// What is at a path in this worktree.
-enum Here {
-    File(Vec<u8>, Mode),
-    Absent,
-    /// A directory (or something unreadable) where the snapshot has a file.
-    InTheWay,
-}
-
-fn here(path: &Path) -> Here {
-    let Ok(m) = std::fs::symlink_metadata(path) else {
-        return Here::Absent;
-    };
-    if m.file_type().is_symlink() {
-        return match std::fs::read_link(path) {
-            Ok(t) => Here::File(t.as_os_str().as_bytes().to_vec(), Mode::Symlink),
-            Err(_) => Here::InTheWay,
-        };
-    }
-    if !m.is_file() {
-        return Here::InTheWay;
-    }
-    match std::fs::read(path) {
-        Ok(data) => Here::File(data, Mode::of_file(&m)),
-        Err(_) => Here::InTheWay,
+/// What is at a path in this worktree: a file or symlink, or nothing (`Some(None)`); `None` when a
+/// directory (or something unreadable) is in the way.
+fn here(path: &Path) -> Option<Side> {
+    match std::fs::symlink_metadata(path) {
+        Err(_) => Some(None),
+        Ok(m) => mode::read_file(path, &m).ok().map(Some),
     }
 }
 
-/// What apply will do with one path.
-#[derive(Debug, PartialEq)]
-pub(super) enum Action {
-    Write { path: String, data: Vec<u8>, mode: Mode },
-    Delete(String),
-}
+/// What apply will do with one path: write the content with the mode, or (`None`) delete it.
+pub(super) type Action = (String, Side);
 
 /// A path the snapshot and this worktree both changed, in ways that do not combine cleanly.
 #[derive(Debug, Clone)]
@@ -59,30 +34,24 @@ pub struct Conflict {
     pub markers: bool,
 }
 
-/// Whether `rel`, a path from a snapshot, would leave the worktree or enter `.git` (a snapshot is
-/// data from a shared remote: such a path refuses the whole apply).
-fn unsafe_path(rel: &str) -> bool {
-    rel.is_empty()
-        || Path::new(rel).components().any(|c| match c {
-            Component::Normal(n) => check::bad_name(n.as_bytes()).is_some(),
-            _ => true,
-        })
+/// Why `rel`, a path from a snapshot, would leave the worktree or enter `.git` (a snapshot is
+/// data from a shared remote: such a path refuses the whole apply), or `None`.
+pub(super) fn unsafe_path(rel: &str) -> Option<&'static str> {
+    rel.split('/').find_map(|p| check::bad_name(p.as_bytes()))
 }
 
 /// Why the path `rel` cannot be applied as it stands, or `None` when it can: nothing is ever
 /// written through a symlinked directory, or where a file stands for a directory (unless the
 /// apply deletes it).
-fn blocked(workdir: &Path, rel: &str, deleting: &[String]) -> Option<&'static str> {
+fn blocked(workdir: &Path, rel: &str, deleting: &[PathBuf]) -> Option<&'static str> {
     let mut prefix = PathBuf::new();
-    let parents: Vec<_> = Path::new(rel).components().collect();
-    let (_, dirs) = parents.split_last()?;
-    for c in dirs {
+    for c in Path::new(rel).parent()?.components() {
         prefix.push(c);
         match std::fs::symlink_metadata(workdir.join(&prefix)) {
             Err(_) => break,
             Ok(m) if m.file_type().is_symlink() => return Some("a symlink is in the way here"),
             Ok(m) if m.is_dir() => {}
-            Ok(_) if deleting.iter().any(|d| Path::new(d) == prefix) => break,
+            Ok(_) if deleting.contains(&prefix) => break,
             Ok(_) => return Some("a file is in the way here"),
         }
     }
@@ -90,19 +59,16 @@ fn blocked(workdir: &Path, rel: &str, deleting: &[String]) -> Option<&'static st
 }
 
 /// Whether every file under `dir` is about to be deleted, so the directory goes with them.
-fn emptied_by(dir: &Path, workdir: &Path, deleting: &[String]) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    entries.flatten().all(|e| {
-        let p = e.path();
-        match e.file_type() {
-            Ok(t) if t.is_dir() => emptied_by(&p, workdir, deleting),
-            Ok(_) => p
+fn emptied_by(dir: &Path, workdir: &Path, deleting: &[PathBuf]) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().all(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => emptied_by(&e.path(), workdir, deleting),
+            Ok(_) => e
+                .path()
                 .strip_prefix(workdir)
-                .is_ok_and(|rel| deleting.iter().any(|d| Path::new(d) == rel)),
+                .is_ok_and(|rel| deleting.iter().any(|d| d == rel)),
             Err(_) => false,
-        }
+        })
     })
 }
 
@@ -127,42 +93,28 @@ pub(super) struct Plan {
     /// Paths that do not combine cleanly or cannot be applied here. Those with `markers` are
     /// also in `actions`; the others keep the local version.
     pub(super) conflicts: Vec<Conflict>,
-    /// Why the whole apply is refused, the first reason first; empty when it can go ahead.
-    pub(super) refused: Vec<Refusal>,
+    /// Why the whole apply is refused, for the user, the first reason first; empty when it can
+    /// go ahead.
+    pub(super) refused: Vec<String>,
 }
 
-/// A reason to refuse a whole apply.
-#[derive(Debug, PartialEq)]
-pub(super) enum Refusal {
-    /// Paths that steer tools, each with why, without `allow_steering`.
-    Steering(Vec<String>),
-    /// A path that would leave the worktree or enter `.git`.
-    UnsafePath(String),
-    /// A path written or deleted below a symlink the same apply writes.
-    BelowSymlink { path: String, link: String },
-    /// The plan's conflicts, without `force`.
-    Conflicts,
-}
+/// One path the snapshot changes: the path, its base's side and the snapshot's.
+type Sides = (String, Side, Side);
 
-/// One path the snapshot changes: its base's side and the snapshot's.
-struct Sides {
-    rel: String,
-    base: Side,
-    theirs: Side,
-}
-
-/// Plan the apply of `device`'s snapshot onto this worktree from the snapshot, its base and the
+/// Plan the apply of `snap` (readable here) onto this worktree from the snapshot, its base and the
 /// worktree as they are: files the user has not touched take the snapshot's version, files both
 /// sides changed are merged, and every reason to refuse is listed. Nothing is written to the
 /// worktree, the index or any ref (reading an encrypted snapshot may leave its decrypted tree in
-/// the object database, unreferenced, as [`sealed::tree_id`] says).
-pub(super) fn plan(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Plan> {
+/// the object database, unreferenced, as [`super::sealed::tree_id`] says).
+pub(super) fn plan(repo: &Repo, snap: &Snapshot, opts: ApplyOptions) -> Result<Plan> {
+    let device = &snap.device;
     let workdir = repo
         .workdir()
         .context("bare repository: no worktree to apply to")?
         .to_path_buf();
-    let snap = applicable(repo, device)?;
-    let (sides, submodules) = changed_sides(repo, &snap)?;
+    if snap.files.is_empty() {
+        bail!("{device} has no uncommitted changes in its latest snapshot");
+    }
     let mut plan = Plan {
         workdir,
         device: device.to_string(),
@@ -170,129 +122,70 @@ pub(super) fn plan(repo: &Repo, device: &str, opts: ApplyOptions) -> Result<Plan
         conflicts: Vec::new(),
         refused: Vec::new(),
     };
-    let steering = steering_paths(&sides);
+    let sides = plan.changed_sides(repo, snap)?;
+    let steering: Vec<String> = sides
+        .iter()
+        .filter_map(|(rel, _, theirs)| {
+            let target = match theirs {
+                Some((d, Mode::Symlink)) => Some(d.as_slice()),
+                _ => None,
+            };
+            check::steering(rel, target).map(|why| format!("{rel} ({why})"))
+        })
+        .collect();
     if !steering.is_empty() && !opts.allow_steering {
-        plan.refused.push(Refusal::Steering(steering));
-    }
-    for rel in &submodules {
-        plan.conflict(rel, "a submodule commit changed; not applied", false);
+        plan.refused.push(format!(
+            "not applied: {device}'s snapshot changes files that steer tools (run code or change how git, Claude Code, CI or an editor behave):\n  {}\n(read them with `convosync wip diff {device}`, then apply with --allow-steering)",
+            steering.join("\n  ")
+        ));
     }
     let deleting = deleting(&plan.workdir, &sides);
     for s in &sides {
         plan.path(s, &deleting)?;
     }
-    if let Some(r) = below_symlink(&plan.actions) {
-        plan.refused.push(r);
+    if let Some((path, link)) = below_symlink(&plan.actions) {
+        plan.refused.push(format!(
+            "refused: {device}'s snapshot writes {path} below a symlink it also writes ({link})"
+        ));
     }
     if !plan.conflicts.is_empty() && !opts.force {
-        plan.refused.push(Refusal::Conflicts);
+        let list: Vec<String> = plan
+            .conflicts
+            .iter()
+            .map(|c| format!("{} ({})", c.path, c.reason))
+            .collect();
+        plan.refused.push(format!(
+            "not applied: these files changed here and in {device}'s snapshot and do not combine cleanly:\n  {}\n(commit or stash your changes first, or use --force to write conflict markers and keep the local version of the rest)",
+            list.join("\n  ")
+        ));
     }
     Ok(plan)
 }
 
-/// `device`'s snapshot, when it can be applied: readable here and not empty.
-fn applicable(repo: &Repo, device: &str) -> Result<Snapshot> {
-    let snap = list(repo)?
-        .0
-        .into_iter()
-        .find(|s| s.device == device)
-        .with_context(|| format!("no snapshot from {device} (see `convosync wip list`)"))?;
-    if let Some(reason) = sealed::locked_reason(&snap) {
-        bail!("{reason}");
-    }
-    if snap.files.is_empty() {
-        bail!("{device} has no uncommitted changes in its latest snapshot");
-    }
-    Ok(snap)
-}
-
-/// The base's and the snapshot's side of every path the snapshot changes, in the diff's (path)
-/// order, and apart from them the paths where a submodule commit changed.
-fn changed_sides(repo: &Repo, snap: &Snapshot) -> Result<(Vec<Sides>, Vec<String>)> {
-    let diff = snapshot_diff(repo, snap)?;
-    let blob = |id: Oid| {
-        crate::untrusted::blob(&repo.git, id, crate::untrusted::Object::WipFile)
-            .map(|b| b.content().to_vec())
-            .map_err(|e| anyhow!("could not read blob {id} of {}'s snapshot: {e}", snap.device))
-    };
-    let mut sides = Vec::new();
-    let mut submodules = Vec::new();
-    for d in diff.deltas() {
-        let Some(path) = d.new_file().path().or(d.old_file().path()) else {
-            continue;
-        };
-        let rel = path
-            .to_str()
-            .context("the snapshot holds a path that is not UTF-8")?
-            .to_string();
-        if mode::is(d.old_file().mode(), Mode::Submodule) || mode::is(d.new_file().mode(), Mode::Submodule) {
-            submodules.push(rel);
-            continue;
-        }
-        let base = match d.status() {
-            Delta::Added => None,
-            _ => Some((blob(d.old_file().id())?, Mode::of(d.old_file().mode())?)),
-        };
-        let theirs = match d.status() {
-            Delta::Deleted => None,
-            _ => Some((blob(d.new_file().id())?, Mode::of(d.new_file().mode())?)),
-        };
-        sides.push(Sides { rel, base, theirs });
-    }
-    Ok((sides, submodules))
-}
-
-/// The paths among `sides` that steer tools, each with why.
-fn steering_paths(sides: &[Sides]) -> Vec<String> {
-    sides
-        .iter()
-        .filter_map(|s| {
-            let target = s
-                .theirs
-                .as_ref()
-                .filter(|(_, m)| *m == Mode::Symlink)
-                .map(|(d, _)| d.as_slice());
-            check::steering(&s.rel, target).map(|why| format!("{} ({why})", s.rel))
-        })
-        .collect()
-}
-
 /// Paths the snapshot deletes and this worktree still has as the base had them.
-fn deleting(workdir: &Path, sides: &[Sides]) -> Vec<String> {
+fn deleting(workdir: &Path, sides: &[Sides]) -> Vec<PathBuf> {
     sides
         .iter()
-        .filter(|s| {
-            s.theirs.is_none() && matches!(here(&workdir.join(&s.rel)), Here::File(d, m) if s.base.as_ref().is_some_and(|(bd, bm)| *bd == d && *bm == m))
-        })
-        .map(|s| s.rel.clone())
+        .filter(|(rel, base, theirs)| theirs.is_none() && here(&workdir.join(rel)).as_ref() == Some(base))
+        .map(|(rel, ..)| PathBuf::from(rel))
         .collect()
 }
 
 /// A symlink the plan writes is in the way of every path below it, as a case-insensitive
-/// filesystem sees names: the first path of `actions` below one refuses the snapshot rather than
-/// be written through it.
-fn below_symlink(actions: &[Action]) -> Option<Refusal> {
+/// filesystem sees names: the first path of `actions` below one (and that symlink) refuses the
+/// snapshot rather than be written through it.
+fn below_symlink(actions: &[Action]) -> Option<(String, String)> {
     let links: Vec<String> = actions
         .iter()
-        .filter_map(|a| match a {
-            Action::Write {
-                path: rel,
-                mode: Mode::Symlink,
-                ..
-            } => Some(check::fold_path(rel)),
-            _ => None,
-        })
+        .filter(|(_, to)| matches!(to, Some((_, Mode::Symlink))))
+        .map(|(rel, _)| check::fold_path(rel))
         .collect();
-    actions.iter().find_map(|a| {
-        let (Action::Write { path: rel, .. } | Action::Delete(rel)) = a;
+    actions.iter().find_map(|(rel, _)| {
         let folded = check::fold_path(rel);
         links
             .iter()
             .find(|l| folded.starts_with(&format!("{l}/")))
-            .map(|l| Refusal::BelowSymlink {
-                path: rel.clone(),
-                link: l.clone(),
-            })
+            .map(|l| (rel.clone(), l.clone()))
     })
 }
 
@@ -305,11 +198,51 @@ impl Plan {
         })
     }
 
+    /// The base's and the snapshot's side of every path the snapshot changes, in the diff's
+    /// (path) order; a path where a submodule commit changed is a conflict instead.
+    fn changed_sides(&mut self, repo: &Repo, snap: &Snapshot) -> Result<Vec<Sides>> {
+        let diff = snapshot_diff(repo, snap)?;
+        let side = |f: git2::DiffFile<'_>| -> Result<Side> {
+            let id = f.id();
+            let blob = crate::untrusted::blob(&repo.git, id, crate::untrusted::Object::WipFile)
+                .map_err(|e| anyhow!("could not read blob {id} of {}'s snapshot: {e}", snap.device))?;
+            Ok(Some((blob.content().to_vec(), Mode::of(f.mode())?)))
+        };
+        let mut sides = Vec::new();
+        for d in diff.deltas() {
+            let Some(path) = d.new_file().path().or(d.old_file().path()) else {
+                continue;
+            };
+            let rel = path
+                .to_str()
+                .context("the snapshot holds a path that is not UTF-8")?
+                .to_string();
+            if mode::is(d.old_file().mode(), Mode::Submodule)
+                || mode::is(d.new_file().mode(), Mode::Submodule)
+            {
+                self.conflict(&rel, "a submodule commit changed; not applied", false);
+                continue;
+            }
+            let base = if d.status() == Delta::Added {
+                None
+            } else {
+                side(d.old_file())?
+            };
+            let theirs = if d.status() == Delta::Deleted {
+                None
+            } else {
+                side(d.new_file())?
+            };
+            sides.push((rel, base, theirs));
+        }
+        Ok(sides)
+    }
+
     /// Plan one path against what this worktree has there. `deleting`: see [`deleting`].
-    fn path(&mut self, s: &Sides, deleting: &[String]) -> Result<()> {
-        let Sides { rel, base, theirs } = s;
-        if unsafe_path(rel) {
-            self.refused.push(Refusal::UnsafePath(rel.clone()));
+    fn path(&mut self, (rel, base, theirs): &Sides, deleting: &[PathBuf]) -> Result<()> {
+        if unsafe_path(rel).is_some() {
+            self.refused
+                .push(format!("not applied: the snapshot holds an unsafe path {rel:?}"));
             return Ok(());
         }
         if let Some(reason) = blocked(&self.workdir, rel, deleting) {
@@ -318,11 +251,10 @@ impl Plan {
         }
         let full = self.workdir.join(rel);
         let ours = match here(&full) {
-            Here::File(d, m) => Some((d, m)),
-            Here::Absent => None,
-            Here::InTheWay if theirs.is_none() => return Ok(()),
-            Here::InTheWay if full.is_dir() && emptied_by(&full, &self.workdir, deleting) => None,
-            Here::InTheWay => {
+            Some(ours) => ours,
+            None if theirs.is_none() => return Ok(()),
+            None if full.is_dir() && emptied_by(&full, &self.workdir, deleting) => None,
+            None => {
                 self.conflict(rel, "a directory is in the way here", false);
                 return Ok(());
             }
@@ -331,59 +263,18 @@ impl Plan {
             return Ok(());
         }
         if ours == *base {
-            self.actions.push(match theirs {
-                Some((data, mode)) => Action::Write {
-                    path: rel.clone(),
-                    data: data.clone(),
-                    mode: *mode,
-                },
-                None => Action::Delete(rel.clone()),
-            });
+            self.actions.push((rel.clone(), theirs.clone()));
             return Ok(());
         }
         match merge3(rel, &self.device, base, &ours, theirs)? {
-            Merged::Clean(Some((data, mode))) => self.actions.push(Action::Write {
-                path: rel.clone(),
-                data,
-                mode,
-            }),
-            Merged::Clean(None) => self.actions.push(Action::Delete(rel.clone())),
-            Merged::Conflict(reason, Some((data, mode))) => {
-                self.conflict(rel, reason, true);
-                self.actions.push(Action::Write {
-                    path: rel.clone(),
-                    data,
-                    mode,
-                });
+            Merged::Clean(to) => self.actions.push((rel.clone(), to)),
+            Merged::Conflict(reason, markers) => {
+                self.conflict(rel, reason, markers.is_some());
+                if markers.is_some() {
+                    self.actions.push((rel.clone(), markers));
+                }
             }
-            Merged::Conflict(reason, None) => self.conflict(rel, reason, false),
         }
         Ok(())
-    }
-
-    /// Why the apply is refused, for the user (the first reason); `None` when it can go ahead.
-    pub(super) fn refusal(&self) -> Option<String> {
-        let device = &self.device;
-        Some(match self.refused.first()? {
-            Refusal::Steering(paths) => format!(
-                "not applied: {device}'s snapshot changes files that steer tools (run code or change how git, Claude Code, CI or an editor behave):\n  {}\n(read them with `convosync wip diff {device}`, then apply with --allow-steering)",
-                paths.join("\n  ")
-            ),
-            Refusal::UnsafePath(rel) => format!("not applied: the snapshot holds an unsafe path {rel:?}"),
-            Refusal::BelowSymlink { path, link } => {
-                format!("refused: {device}'s snapshot writes {path} below a symlink it also writes ({link})")
-            }
-            Refusal::Conflicts => {
-                let list: Vec<String> = self
-                    .conflicts
-                    .iter()
-                    .map(|c| format!("{} ({})", c.path, c.reason))
-                    .collect();
-                format!(
-                    "not applied: these files changed here and in {device}'s snapshot and do not combine cleanly:\n  {}\n(commit or stash your changes first, or use --force to write conflict markers and keep the local version of the rest)",
-                    list.join("\n  ")
-                )
-            }
-        })
     }
 }

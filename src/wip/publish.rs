@@ -18,11 +18,8 @@ use crate::untrusted::Skipped;
 pub fn list(repo: &Repo) -> Result<(Vec<Snapshot>, Skipped)> {
     let mut out: Vec<Snapshot> = Vec::new();
     let mut skipped = Skipped::default();
-    let mut prefixes = vec![refs::WIP_PREFIX.to_string()];
-    if let Some(r) = repo.remote_name() {
-        prefixes.insert(0, refs::wip_tracking_prefix(&r));
-    }
-    for prefix in prefixes {
+    let tracking = repo.remote_name().map(|r| refs::wip_tracking_prefix(&r));
+    for prefix in tracking.into_iter().chain([refs::WIP_PREFIX.to_string()]) {
         let refs = repo
             .git
             .references_glob(&format!("{prefix}*"))
@@ -68,23 +65,20 @@ pub fn others_summary(repo: &Repo, me: &str) -> (Vec<(String, Option<String>)>, 
     let (snaps, skipped) = list(repo).unwrap_or_default();
     let lines = snaps
         .into_iter()
-        .filter(|s| s.device != me && (!s.files.is_empty() || s.is_locked()))
+        .filter(|s| s.offered_to(me))
         .map(|s| {
+            let device = &s.device;
             if s.is_locked() {
                 let line = format!(
-                    "{} left an encrypted snapshot of uncommitted work that this device cannot read",
-                    s.device
+                    "{device} left an encrypted snapshot of uncommitted work that this device cannot read"
                 );
                 return (line, None);
             }
-            let line = format!(
-                "{} left uncommitted changes in {} file{} on {} (base {})",
-                s.device,
-                s.files.len(),
-                if s.files.len() == 1 { "" } else { "s" },
-                s.branch.as_deref().unwrap_or("a detached HEAD"),
-                s.base_label(),
-            );
+            let (n, base) = (s.files.len(), s.base_label());
+            let plural = if n == 1 { "" } else { "s" };
+            let branch = s.branch.as_deref().unwrap_or("a detached HEAD");
+            let line =
+                format!("{device} left uncommitted changes in {n} file{plural} on {branch} (base {base})");
             (line, Some(s.device))
         })
         .collect();
@@ -93,26 +87,14 @@ pub fn others_summary(repo: &Repo, me: &str) -> (Vec<(String, Option<String>)>, 
 
 /// Fetch every device's wip ref.
 pub fn fetch(repo: &Repo, remote: &str, deadline: Deadline) -> Result<bool> {
-    let out = crate::git::fetch(
-        repo.git.path(),
-        remote,
-        &[&refs::wip_fetch_refspec(
-            repo.settings.notes_repo,
-            &repo.settings.refname,
-            remote,
-        )],
-        deadline,
-    )?;
-    Ok(out.success())
+    let spec = refs::wip_fetch_refspec(repo.settings.notes_repo, &repo.settings.refname, remote);
+    Ok(crate::git::fetch(repo.git.path(), remote, &[&spec], deadline)?.success())
 }
 
 /// Whether this device's snapshot `tip` goes to the remote without being asked: when it is
 /// encrypted (unless `convosync.wipPush` is false), or when `convosync.wipPush` is true.
-pub fn pushes_itself(repo: &Repo, tip: &Commit<'_>) -> bool {
-    match repo.settings.wip_push {
-        Some(on) => on,
-        None => sealed::is_sealed(tip),
-    }
+fn pushes_itself(repo: &Repo, tip: &Commit<'_>) -> bool {
+    repo.settings.wip_push.unwrap_or_else(|| sealed::is_sealed(tip))
 }
 
 /// Whether this device's latest snapshot stays local under the push setting (`None`: there is
@@ -123,14 +105,10 @@ pub fn stays_local(repo: &Repo, device: &str) -> Option<bool> {
 }
 
 /// This device's wip ref as one more ref for the handoff push ([`crate::sync::exchange`]): `None`
-/// when there is none, the push setting keeps it local, or `remote` has it already (as last seen
-/// here). An error when the snapshot would publish a commit the remote does not have.
-pub fn push_extra(repo: &Repo, remote: &str, device: &str) -> Result<Option<crate::git::Extra>> {
-    extra(repo, remote, device, false)
-}
-
-/// [`push_extra`]; `asked`: the user asked for it (`wip save --push`), whatever the setting.
-fn extra(repo: &Repo, remote: &str, device: &str, asked: bool) -> Result<Option<crate::git::Extra>> {
+/// when there is none, the push setting keeps it local (unless `asked`: the user asked for it,
+/// `wip save --push`), or `remote` has it already (as last seen here). An error when the
+/// snapshot would publish a commit the remote does not have.
+pub fn push_extra(repo: &Repo, remote: &str, device: &str, asked: bool) -> Result<Option<crate::git::Extra>> {
     let Some(tip) = tip_of(&repo.git, &refs::wip(device))? else {
         return Ok(None);
     };
@@ -141,31 +119,23 @@ fn extra(repo: &Repo, remote: &str, device: &str, asked: bool) -> Result<Option<
     if tip_of(&repo.git, &tracking).ok().flatten().map(|c| c.id()) == Some(tip.id()) {
         return Ok(None);
     }
-    check_publishable(repo, remote, tip.id())?;
-    Ok(Some(crate::git::Extra {
-        refname: format!(
-            "{}{device}",
-            refs::wip_remote_prefix(repo.settings.notes_repo, &repo.settings.refname)
-        ),
-        tip: tip.id(),
-        tracking,
-    }))
-}
-
-fn check_publishable(repo: &Repo, remote: &str, tip: Oid) -> Result<()> {
-    if let Some(local) = unpublished(&repo.git, remote, tip)? {
+    if let Some(local) = unpublished(&repo.git, remote, tip.id())? {
         bail!(
             "not pushed: the snapshot would publish commit {} that {remote} does not have (`convosync wip save` makes a new one)",
             crate::refs::short_id(&local.to_string())
         );
     }
-    Ok(())
+    Ok(Some(crate::git::Extra {
+        refname: refs::wip_remote_prefix(repo.settings.notes_repo, &repo.settings.refname) + device,
+        tip: tip.id(),
+        tracking,
+    }))
 }
 
 /// Push this device's wip ref (each device owns its own, so a forced update is safe), when
 /// [`pushes_itself`] says so or `asked` (the user asked for it: `wip save --push`).
 pub fn push(repo: &Repo, remote: &str, device: &str, asked: bool, deadline: Deadline) -> Result<bool> {
-    let Some(e) = extra(repo, remote, device, asked)? else {
+    let Some(e) = push_extra(repo, remote, device, asked)? else {
         return Ok(true);
     };
     let spec = format!("+{}:{}", e.tip, e.refname);
@@ -189,21 +159,11 @@ pub(super) fn unpublished(git: &Repository, remote: &str, tip: Oid) -> Result<Op
     let walking = || format!("could not walk the history of snapshot {tip}");
     let mut walk = git.revwalk().with_context(walking)?;
     walk.push(tip).with_context(walking)?;
-    for t in remote_tips(git, remote)? {
+    let mut hidden = remote_tips(git, remote)?;
+    hidden.extend(tips(git, &format!("{}*", refs::wip_tracking_prefix(remote)))?);
+    for t in hidden {
         walk.hide(t)
             .with_context(|| format!("could not walk the history of snapshot {tip} past {t}"))?;
-    }
-    let prefix = refs::wip_tracking_prefix(remote);
-    for r in git
-        .references_glob(&format!("{prefix}*"))
-        .with_context(|| format!("could not list {prefix}*"))?
-        .flatten()
-    {
-        if let Ok(c) = r.peel_to_commit() {
-            let id = c.id();
-            walk.hide(id)
-                .with_context(|| format!("could not walk the history of snapshot {tip} past {id}"))?;
-        }
     }
     for id in walk {
         let id = id.with_context(walking)?;
@@ -219,15 +179,16 @@ pub(super) fn unpublished(git: &Repository, remote: &str, tip: Oid) -> Result<Op
 
 /// Tips of `remote`'s branches as this clone last saw them.
 pub(super) fn remote_tips(git: &Repository, remote: &str) -> Result<Vec<Oid>> {
-    let mut out = Vec::new();
-    for r in git
-        .references_glob(&format!("refs/remotes/{remote}/*"))
-        .with_context(|| format!("could not list refs/remotes/{remote}/*"))?
+    tips(git, &format!("refs/remotes/{remote}/*"))
+}
+
+/// The commits the refs matching `glob` point to.
+fn tips(git: &Repository, glob: &str) -> Result<Vec<Oid>> {
+    Ok(git
+        .references_glob(glob)
+        .with_context(|| format!("could not list {glob}"))?
         .flatten()
-    {
-        if let Ok(c) = r.peel_to_commit() {
-            out.push(c.id());
-        }
-    }
-    Ok(out)
+        .filter_map(|r| r.peel_to_commit().ok())
+        .map(|c| c.id())
+        .collect())
 }

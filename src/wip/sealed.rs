@@ -21,14 +21,14 @@
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
-use git2::{Commit, Delta, DiffOptions, FileMode, Index, Oid, Repository, Tree};
-use serde::{Deserialize, Serialize};
+use git2::{Commit, Delta, FileMode, Index, Oid, Repository, Tree};
+use serde::Deserialize;
 
-use super::commit::{base_tree, empty_tree, entry, Locked, Sealed, Snapshot};
+use super::commit::{base_tree, diff, entry, Sealed, Snapshot};
 use super::mode::Mode;
 use crate::crypt::{self, Key, OpenError, Purpose};
 use crate::repo::Repo;
-use crate::untrusted::Skipped;
+use crate::untrusted::{self, Object, Skipped};
 
 /// The tree entry with the snapshot's branch and file list.
 pub const META: &str = "meta.age";
@@ -36,16 +36,11 @@ pub const META: &str = "meta.age";
 pub const DATA: &str = "snapshot.age";
 const MAGIC: &[u8] = b"convosync-wip-1\n";
 
-#[derive(Serialize, Deserialize)]
+/// What [`META`] holds (written by [`seal`] in this shape).
+#[derive(Deserialize)]
 struct Meta {
     branch: Option<String>,
     files: Vec<String>,
-}
-
-/// The key to seal this repository's snapshots with: this device's, whenever it has one,
-/// whatever the ref records.
-pub fn key_for(_repo: &Repo) -> Option<&'static Key> {
-    crypt::key()
 }
 
 /// The commit message of a sealed snapshot: nothing from the worktree. An empty snapshot (the
@@ -61,28 +56,15 @@ pub fn message(device: &str, base: Option<Oid>, empty: bool) -> String {
     msg
 }
 
-fn is_sealed_message(msg: &str) -> bool {
-    msg.lines().any(|l| l.trim() == "Convosync-Encrypted: yes")
-}
-
 /// Whether the commit is a sealed snapshot.
 pub fn is_sealed(c: &Commit<'_>) -> bool {
-    is_sealed_message(c.message().unwrap_or_default())
+    let msg = c.message().unwrap_or_default();
+    msg.lines().any(|l| l.trim() == "Convosync-Encrypted: yes")
 }
 
 /// The serialised changes from `base` to `tree`.
 fn payload(git: &Repository, base: &Tree<'_>, tree: &Tree<'_>) -> Result<Vec<u8>> {
-    let mut dopts = DiffOptions::new();
-    dopts.include_typechange(true);
-    let diff = git
-        .diff_tree_to_tree(Some(base), Some(tree), Some(&mut dopts))
-        .with_context(|| {
-            format!(
-                "could not compare tree {} with base tree {}",
-                tree.id(),
-                base.id()
-            )
-        })?;
+    let diff = diff(git, base, tree, true)?;
     let mut out = MAGIC.to_vec();
     let mut record = |kind: u8, mode: u32, path: &[u8], data: &[u8]| {
         out.push(kind);
@@ -101,22 +83,23 @@ fn payload(git: &Repository, base: &Tree<'_>, tree: &Tree<'_>) -> Result<Vec<u8>
             record(b'D', 0, path, &[]);
             continue;
         }
-        let new = d.new_file();
-        let path = new.path_bytes().context("a changed path without a name")?;
-        // The mode as git has it: the record carries git's raw mode.
-        let mode = u32::from(new.mode());
-        if super::mode::is(new.mode(), Mode::Submodule) {
-            record(b'P', mode, path, new.id().as_bytes());
+        let (new, blob);
+        new = d.new_file();
+        let (id, path) = (
+            new.id(),
+            new.path_bytes().context("a changed path without a name")?,
+        );
+        let data = if super::mode::is(new.mode(), Mode::Submodule) {
+            id.as_bytes()
         } else {
-            let blob = git.find_blob(new.id()).with_context(|| {
-                format!(
-                    "could not read blob {} of {}",
-                    new.id(),
-                    String::from_utf8_lossy(path)
-                )
-            })?;
-            record(b'P', mode, path, blob.content());
-        }
+            let shown = String::from_utf8_lossy(path);
+            blob = git
+                .find_blob(id)
+                .with_context(|| format!("could not read blob {id} of {shown}"))?;
+            blob.content()
+        };
+        // The mode as git has it: the record carries git's raw mode.
+        record(b'P', u32::from(new.mode()), path, data);
     }
     Ok(out)
 }
@@ -132,10 +115,7 @@ struct Record<'a> {
 
 fn parse(bytes: &[u8]) -> Result<Vec<Record<'_>>> {
     fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
-        if rest.len() < n {
-            bail!("the snapshot is cut short");
-        }
-        let (head, tail) = rest.split_at(n);
+        let (head, tail) = rest.split_at_checked(n).context("the snapshot is cut short")?;
         *rest = tail;
         Ok(head)
     }
@@ -150,15 +130,16 @@ fn parse(bytes: &[u8]) -> Result<Vec<Record<'_>>> {
         let path = take(&mut rest, plen)?;
         let dlen = u64::from_be_bytes(take(&mut rest, 8)?.try_into()?);
         let data = take(&mut rest, usize::try_from(dlen)?)?;
-        match kind {
-            b'P' | b'D' => out.push(Record {
-                put: kind == b'P',
-                mode,
-                path,
-                data,
-            }),
-            _ => bail!("the snapshot holds an unknown record"),
+        if kind != b'P' && kind != b'D' {
+            bail!("the snapshot holds an unknown record");
         }
+        let put = kind == b'P';
+        out.push(Record {
+            put,
+            mode,
+            path,
+            data,
+        });
     }
     Ok(out)
 }
@@ -178,10 +159,7 @@ pub fn seal(
     if data.len() as u64 > limit {
         return Ok(Err(data.len() as u64));
     }
-    let meta = serde_json::to_vec(&Meta {
-        branch: branch.map(str::to_string),
-        files: files.to_vec(),
-    })?;
+    let meta = serde_json::to_vec(&serde_json::json!({ "branch": branch, "files": files }))?;
     let mut tb = repo.git.treebuilder(None).context("could not start a tree")?;
     for (name, plain) in [(META, &meta), (DATA, &data)] {
         let blob = repo
@@ -196,28 +174,33 @@ pub fn seal(
         .context("could not write the sealed snapshot's tree")?))
 }
 
-/// The decrypted `name` of `device`'s sealed snapshot `c`, read through the one door
-/// ([`crate::untrusted::blob`]) with the cap of `what`: a blob over it is never inflated.
+/// The decrypted `name` ([`META`] or [`DATA`]) of `device`'s sealed snapshot `c`, read through
+/// the one door ([`crate::untrusted::blob`]) with the cap of its kind: a blob over it is never
+/// inflated.
 fn age_blob(
     git: &Repository,
     device: &str,
     c: &Commit<'_>,
     name: &str,
-    what: crate::untrusted::Object,
     skipped: &mut Skipped,
-) -> Result<Vec<u8>, Locked> {
+) -> Result<Vec<u8>> {
     let at = format_args!("{name} of {device}'s snapshot {}", c.id());
-    let mut refused = |e: crate::untrusted::Refused| {
+    let mut refused = |e: untrusted::Refused| {
         skipped.refused(&at, &e);
-        Locked::Other(e.to_string())
+        anyhow!("{e}")
     };
-    let tree = crate::untrusted::commit_tree(git, c).map_err(&mut refused)?;
+    let tree = untrusted::commit_tree(git, c).map_err(&mut refused)?;
     let entry = tree
         .get_name(name)
-        .ok_or_else(|| Locked::Other(format!("the encrypted snapshot has no {name}")))?;
-    let blob = crate::untrusted::blob(git, entry.id(), what).map_err(&mut refused)?;
+        .with_context(|| format!("the encrypted snapshot has no {name}"))?;
+    let what = if name == DATA {
+        Object::WipFile
+    } else {
+        Object::WipMeta
+    };
+    let blob = untrusted::blob(git, entry.id(), what).map_err(&mut refused)?;
     if !crypt::is_encrypted(blob.content()) {
-        return Err(Locked::Other(format!("{name} is not encrypted")));
+        bail!("{name} is not encrypted");
     }
     if name == DATA {
         // Large and read once per snapshot (the tree it opens to is remembered): not kept.
@@ -241,31 +224,21 @@ pub fn read(repo: &Repo, device: &str, c: &Commit<'_>, skipped: &mut Skipped) ->
         snap.sealed = Sealed::Open;
         return snap;
     }
-    let meta = age_blob(
-        &repo.git,
-        device,
-        c,
-        META,
-        crate::untrusted::Object::WipMeta,
-        skipped,
-    )
-    .and_then(|m| {
-        serde_json::from_slice::<Meta>(&m).map_err(|e| Locked::Other(format!("encrypted note ({e})")))
-    });
+    let meta = age_blob(&repo.git, device, c, META, skipped)
+        .and_then(|m| serde_json::from_slice::<Meta>(&m).map_err(|e| anyhow!("encrypted note ({e})")));
     snap.sealed = match meta {
         Ok(meta) => {
-            snap.branch = meta
-                .branch
-                .map(|b| crate::untrusted::line_owned(&b))
-                .filter(|b| !b.is_empty());
-            snap.files = meta
-                .files
-                .iter()
-                .map(|f| crate::untrusted::line_owned(f))
-                .collect();
+            snap.recorded(meta.branch.as_deref(), meta.files.iter().map(String::as_str));
             Sealed::Open
         }
-        Err(reason) => Sealed::Locked(reason),
+        Err(e) => Sealed::Locked(match e.downcast_ref::<OpenError>() {
+            Some(OpenError::NoKey) => format!(
+                "{device}'s snapshot is encrypted and this device has no key: {}",
+                crypt::KEY_HINT
+            ),
+            Some(OpenError::OtherKey) => format!("{device}'s snapshot is encrypted to another person's key"),
+            _ => format!("{device}'s snapshot could not be read: {e}"),
+        }),
     };
     snap
 }
@@ -273,16 +246,7 @@ pub fn read(repo: &Repo, device: &str, c: &Commit<'_>, skipped: &mut Skipped) ->
 /// Why this device cannot read `snap`, as a message for the user; `None` when it can.
 pub fn locked_reason(snap: &Snapshot) -> Option<String> {
     match &snap.sealed {
-        Sealed::Locked(Locked::Key(OpenError::NoKey)) => Some(format!(
-            "{}'s snapshot is encrypted and this device has no key: {}",
-            snap.device,
-            crypt::KEY_HINT
-        )),
-        Sealed::Locked(Locked::Key(OpenError::OtherKey)) => Some(format!(
-            "{}'s snapshot is encrypted to another person's key",
-            snap.device
-        )),
-        Sealed::Locked(r) => Some(format!("{}'s snapshot could not be read: {r}", snap.device)),
+        Sealed::Locked(why) => Some(why.clone()),
         _ => None,
     }
 }
@@ -294,23 +258,18 @@ fn cache_path(repo: &Repo, commit: Oid) -> std::path::PathBuf {
 
 /// Remember that the sealed snapshot `commit` opens to `tree` (written by this device).
 pub fn remember(repo: &Repo, commit: Oid, tree: Oid) {
-    let path = cache_path(repo, commit);
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let _ = crate::fsutil::replace_file(&path, format!("{tree}\n").as_bytes());
+    let _ = crate::fsutil::replace_file(&cache_path(repo, commit), format!("{tree}\n").as_bytes());
 }
 
 /// The tree the snapshot is made of: its commit's tree when plain; when sealed, its changes
 /// decrypted and applied to its base tree in the local object database (remembered per commit,
 /// so each snapshot is decrypted once). Nothing written here is ever referenced by a ref.
 pub fn tree_id(repo: &Repo, snap: &Snapshot) -> Result<Oid> {
-    let c = repo.git.find_commit(snap.commit).with_context(|| {
-        format!(
-            "could not read commit {} of {}'s snapshot",
-            snap.commit, snap.device
-        )
-    })?;
+    let (id, device) = (snap.commit, &snap.device);
+    let c = repo
+        .git
+        .find_commit(id)
+        .with_context(|| format!("could not read commit {id} of {device}'s snapshot"))?;
     if !is_sealed(&c) {
         return Ok(c.tree_id());
     }
@@ -324,11 +283,7 @@ pub fn tree_id(repo: &Repo, snap: &Snapshot) -> Result<Oid> {
     if let Some(t) = cached {
         return Ok(t);
     }
-    let base = if snap.whole {
-        empty_tree(&repo.git)?
-    } else {
-        base_tree(repo, snap)?
-    };
+    let base = base_tree(repo, snap)?;
     let tree =
         open(repo, &snap.device, &c, &base).map_err(|e| anyhow!("{}'s snapshot: {e:#}", snap.device))?;
     remember(repo, snap.commit, tree);
@@ -338,28 +293,22 @@ pub fn tree_id(repo: &Repo, snap: &Snapshot) -> Result<Oid> {
 /// Decrypt the sealed snapshot `c` and apply its records to `base`: the resulting tree's id.
 fn open(repo: &Repo, device: &str, c: &Commit<'_>, base: &Tree<'_>) -> Result<Oid> {
     // Refused, it fails with the reason: nothing to tell besides.
-    let bytes = age_blob(
-        &repo.git,
-        device,
-        c,
-        DATA,
-        crate::untrusted::Object::WipFile,
-        &mut Skipped::default(),
-    )
-    .map_err(|e| anyhow!("{e}"))?;
-    let records = parse(&bytes)?;
+    let bytes = age_blob(&repo.git, device, c, DATA, &mut Skipped::default())?;
+    let mut records = parse(&bytes)?;
+    // Deletions first, so a file that becomes a directory (or the reverse) never meets its old self.
+    records.sort_by_key(|r| r.put);
     let mut index = Index::new()?;
     index
         .read_tree(base)
         .with_context(|| format!("could not read base tree {}", base.id()))?;
-    for r in records.iter().filter(|r| !r.put) {
+    for r in records {
         let path = std::str::from_utf8(r.path).context("a path that is not UTF-8")?;
-        index
-            .remove_path(Path::new(path))
-            .with_context(|| format!("could not leave out {path}"))?;
-    }
-    for r in records.iter().filter(|r| r.put) {
-        let path = std::str::from_utf8(r.path).context("a path that is not UTF-8")?;
+        if !r.put {
+            index
+                .remove_path(Path::new(path))
+                .with_context(|| format!("could not leave out {path}"))?;
+            continue;
+        }
         let submodule = Mode::from_raw(r.mode).is_ok_and(|m| m == Mode::Submodule);
         let id = if submodule {
             Oid::from_bytes(r.data)?

@@ -1,13 +1,14 @@
 //! What a snapshot holds, for `wip show` and `wip diff`: its files against its base, and the patch.
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use git2::Delta;
 
 use super::check;
 use super::checked::{checked_trees, snapshot_diff};
-use super::commit::{base_commit, Snapshot};
+use super::commit::{base_commit, diff, Snapshot};
 use super::mode::{self, Mode};
 use crate::repo::Repo;
+use crate::untrusted::{self, Object};
 
 /// One path of a snapshot for `wip show`: `A`, `M` or `D` (`?` when the base is not here and
 /// only the recorded list is known), the path, and why it steers tools, if it does.
@@ -36,24 +37,16 @@ pub fn changes(repo: &Repo, snap: &Snapshot) -> Result<Vec<Shown>> {
     Ok(diff
         .deltas()
         .filter_map(|d| {
-            let path = d
-                .new_file()
-                .path()
-                .or(d.old_file().path())?
-                .to_string_lossy()
-                .into_owned();
+            let (new, old) = (d.new_file(), d.old_file());
+            let path = new.path().or(old.path())?.to_string_lossy().into_owned();
             let kind = match d.status() {
                 Delta::Added => 'A',
                 Delta::Deleted => 'D',
                 _ => 'M',
             };
-            let target = mode::is(d.new_file().mode(), Mode::Symlink)
-                .then(|| {
-                    crate::untrusted::blob(&repo.git, d.new_file().id(), crate::untrusted::Object::WipFile)
-                        .ok()
-                })
-                .flatten();
-            let steering = check::steering(&path, target.as_ref().map(|b| b.content()));
+            let link = mode::is(new.mode(), Mode::Symlink);
+            let target = link.then(|| untrusted::blob(&repo.git, new.id(), Object::WipFile).ok());
+            let steering = check::steering(&path, target.flatten().as_ref().map(|b| b.content()));
             Some(Shown { kind, path, steering })
         })
         .collect())
@@ -62,23 +55,16 @@ pub fn changes(repo: &Repo, snap: &Snapshot) -> Result<Vec<Shown>> {
 /// The snapshot as a patch against its base, for `wip diff`, safe to print.
 pub fn patch(repo: &Repo, snap: &Snapshot) -> Result<String> {
     let (base, theirs) = checked_trees(repo, snap)?;
-    let diff = repo
-        .git
-        .diff_tree_to_tree(Some(&base), Some(&theirs), None)
-        .with_context(|| format!("could not compare {}'s snapshot with its base", snap.device))?;
+    let diff = diff(&repo.git, &base, &theirs, false)?;
     // Every file the patch shows is size-checked before the patch reads it.
     for d in diff.deltas() {
         for f in [d.old_file(), d.new_file()] {
             if f.id().is_zero() || mode::is(f.mode(), Mode::Submodule) {
                 continue;
             }
-            crate::untrusted::check(&repo.git, f.id(), crate::untrusted::Object::WipFile).map_err(|e| {
-                anyhow!(
-                    "could not read blob {} of {}'s snapshot: {e}",
-                    f.id(),
-                    snap.device
-                )
-            })?;
+            let (id, device) = (f.id(), &snap.device);
+            untrusted::check(&repo.git, id, Object::WipFile)
+                .map_err(|e| anyhow!("could not read blob {id} of {device}'s snapshot: {e}"))?;
         }
     }
     let mut out = String::new();

@@ -1,13 +1,13 @@
 //! Taking a snapshot: the worktree's uncommitted changes (and unpushed commits' changes) as a
 //! commit on `refs/convosync/wip/<device>`, credential files left out.
 
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::fs::Metadata;
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use git2::{Commit, Delta, Index, ObjectType, Oid, Tree};
 
-use super::commit::{empty_tree, entry, message, Sealed};
+use super::commit::{diff, empty_tree, entry, message, Sealed};
 use super::mode::{self, Mode};
 use super::publish::{remote_tips, unpublished};
 use super::{sealed, status};
@@ -28,14 +28,11 @@ pub enum Outcome {
         files: Vec<String>,
         skipped: Vec<Skipped>,
     },
-    /// Nothing uncommitted (an empty snapshot now tells other devices there is nothing to take).
-    Clean {
-        skipped: Vec<Skipped>,
-    },
-    /// Unchanged since the last snapshot.
-    Unchanged {
-        skipped: Vec<Skipped>,
-    },
+    /// Nothing uncommitted (an empty snapshot now tells other devices there is nothing to take),
+    /// with the files left out.
+    Clean(Vec<Skipped>),
+    /// Unchanged since the last snapshot, with the files left out.
+    Unchanged(Vec<Skipped>),
     TooLarge {
         bytes: u64,
         limit: u64,
@@ -46,26 +43,14 @@ impl Outcome {
     /// The files left out, whatever the outcome.
     pub fn skipped(&self) -> &[Skipped] {
         match self {
-            Outcome::Saved { skipped, .. } | Outcome::Clean { skipped } | Outcome::Unchanged { skipped } => {
-                skipped
-            }
+            Outcome::Saved { skipped, .. } | Outcome::Clean(skipped) | Outcome::Unchanged(skipped) => skipped,
             Outcome::TooLarge { .. } => &[],
         }
     }
 }
 
-/// One changed path of the worktree, as found by the status walk.
-enum Change {
-    /// Deleted from the worktree.
-    Gone(String),
-    /// A regular file or symlink to store; `size` is what it adds to the snapshot.
-    Put {
-        path: String,
-        full: PathBuf,
-        mode: Mode,
-        size: u64,
-    },
-}
+/// A changed path of the worktree, with its `lstat` (`None`: deleted).
+type Change = (String, Option<Metadata>);
 
 /// The commit to base a snapshot on: one `remote` already has, so the snapshot never carries a
 /// commit that exists only here. HEAD when a remote-tracking branch contains it, else the nearest
@@ -76,65 +61,35 @@ fn remote_base(repo: &Repo, head: Oid) -> Result<Option<Oid>> {
         return Ok(Some(head));
     };
     let tips = remote_tips(&repo.git, &remote)?;
-    if tips
-        .iter()
-        .any(|&t| t == head || repo.git.graph_descendant_of(t, head).unwrap_or(false))
-    {
+    let descends = |a, b| repo.git.graph_descendant_of(a, b).unwrap_or(false);
+    if tips.iter().any(|&t| t == head || descends(t, head)) {
         return Ok(Some(head));
     }
-    let mut best: Option<Oid> = None;
-    for t in tips {
-        let Ok(mb) = repo.git.merge_base(head, t) else {
-            continue;
-        };
-        best = match best {
-            Some(b) if b == mb || !repo.git.graph_descendant_of(mb, b).unwrap_or(false) => Some(b),
-            _ => Some(mb),
-        };
-    }
-    Ok(best)
-}
-
-/// Read a worktree file, or a symlink's target, for the snapshot.
-fn read_change(path: &str, full: &Path, mode: Mode) -> Result<Vec<u8>> {
-    if mode == Mode::Symlink {
-        let target = std::fs::read_link(full).with_context(|| format!("could not read the link {path}"))?;
-        return Ok(target.as_os_str().as_bytes().to_vec());
-    }
-    std::fs::read(full).with_context(|| format!("could not read {path}"))
+    Ok(tips
+        .into_iter()
+        .filter_map(|t| repo.git.merge_base(head, t).ok())
+        .reduce(|best, mb| if descends(mb, best) { mb } else { best }))
 }
 
 /// The worktree's uncommitted changes (what `git status` lists, untracked files included, read
 /// as [`status`] says), with credential files set aside by name and the total size of what would
 /// be stored.
 fn worktree_changes(repo: &Repo, workdir: &Path) -> Result<(Vec<Change>, Vec<Skipped>, u64)> {
-    let paths = status::changed_paths(&repo.git, workdir)?;
-    let (mut changes, mut skipped, mut bytes): (Vec<Change>, Vec<Skipped>, u64) =
-        (Vec::new(), Vec::<Skipped>::new(), 0u64);
-    for path in &paths {
-        let path = path.as_str();
+    let (mut changes, mut skipped, mut bytes) = (Vec::new(), Vec::new(), 0u64);
+    for path in status::changed_paths(&repo.git, workdir)? {
         if path.ends_with('/') || path.starts_with(".convosync/") {
             // A path ending in `/` is a nested repository or an unreadable directory.
             continue;
         }
-        let full = workdir.join(path);
-        match std::fs::symlink_metadata(&full) {
-            Err(_) => changes.push(Change::Gone(path.to_string())),
+        match std::fs::symlink_metadata(workdir.join(&path)) {
+            Err(_) => changes.push((path, None)),
             Ok(m) if m.file_type().is_symlink() || m.is_file() => {
-                if let Some(reason) = crate::secrets::file(path, None) {
-                    skipped.push(Skipped {
-                        path: path.to_string(),
-                        reason,
-                    });
+                if let Some(reason) = crate::secrets::file(&path, None) {
+                    skipped.push(Skipped { path, reason });
                     continue;
                 }
                 bytes += m.len();
-                changes.push(Change::Put {
-                    path: path.to_string(),
-                    full,
-                    mode: Mode::of_file(&m),
-                    size: m.len(),
-                });
+                changes.push((path, Some(m)));
             }
             // Sockets, fifos, devices: not content git can carry.
             Ok(_) => {}
@@ -151,52 +106,47 @@ fn keep_base_for_secrets(
     base_tree: &Tree<'_>,
     skipped: &mut Vec<Skipped>,
 ) -> Result<()> {
-    let draft = index
-        .write_tree_to(&repo.git)
-        .and_then(|id| repo.git.find_tree(id))
-        .context("could not write the tree of the snapshot")?;
-    let diff = repo
-        .git
-        .diff_tree_to_tree(Some(base_tree), Some(&draft), None)
-        .with_context(|| format!("could not compare the snapshot with base tree {}", base_tree.id()))?;
-    for d in diff.deltas() {
+    let draft = write_tree(repo, index)?;
+    for d in diff(&repo.git, base_tree, &draft, false)?.deltas() {
         let Some(p) = d.new_file().path().and_then(Path::to_str) else {
             continue;
         };
-        let from_worktree_skip = skipped.iter().any(|s| s.path == p);
-        let link = mode::is(d.new_file().mode(), Mode::Symlink);
-        let reason = if from_worktree_skip || d.status() == Delta::Deleted || link {
-            None
-        } else {
-            let content = repo
-                .git
-                .find_blob(d.new_file().id())
-                .map(|b| b.content().to_vec())
-                .ok();
-            crate::secrets::file(p, content.as_deref())
-        };
-        if from_worktree_skip || reason.is_some() {
-            match base_tree.get_path(Path::new(p)) {
-                Ok(e) if e.kind() == Some(ObjectType::Blob) => index
-                    .add(&entry(p, e.id(), e.filemode() as u32, 0))
-                    .with_context(|| format!("could not put back the base's {p}"))?,
-                _ => {
-                    let _ = index.remove_path(Path::new(p));
-                }
+        if !skipped.iter().any(|s| s.path == p) {
+            if d.status() == Delta::Deleted || mode::is(d.new_file().mode(), Mode::Symlink) {
+                continue;
             }
-            if let Some(reason) = reason {
-                skipped.push(Skipped {
-                    path: p.to_string(),
-                    reason,
-                });
+            let blob = repo.git.find_blob(d.new_file().id()).ok();
+            let Some(reason) = crate::secrets::file(p, blob.as_ref().map(|b| b.content())) else {
+                continue;
+            };
+            skipped.push(Skipped {
+                path: p.to_string(),
+                reason,
+            });
+        }
+        match base_tree.get_path(Path::new(p)) {
+            Ok(e) if e.kind() == Some(ObjectType::Blob) => index
+                .add(&entry(p, e.id(), e.filemode() as u32, 0))
+                .with_context(|| format!("could not put back the base's {p}"))?,
+            _ => {
+                let _ = index.remove_path(Path::new(p));
             }
         }
     }
     Ok(())
 }
 
+/// The tree of `index`, written to the object database.
+fn write_tree<'r>(repo: &'r Repo, index: &mut Index) -> Result<Tree<'r>> {
+    index
+        .write_tree_to(&repo.git)
+        .and_then(|id| repo.git.find_tree(id))
+        .context("could not write the tree of the snapshot")
+}
+
 /// Snapshot this worktree's uncommitted changes (and unpushed commits' changes) onto
-/// `refs/convosync/wip/<device>`.
+/// `refs/convosync/wip/<device>` (encrypted when this device has a key), unless it says nothing
+/// the last snapshot did not.
 ///
 /// The changed files are first only looked at (`lstat`), so a worktree over `limit` is refused
 /// before anything is read or written to the object database. A credential file is left out by
@@ -216,7 +166,7 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
     if bytes > limit {
         return Ok(Outcome::TooLarge { bytes, limit });
     }
-    let mut index = match stage_changes(repo, &head, &changes, &mut skipped, bytes, limit)? {
+    let mut index = match stage_changes(repo, &workdir, &head, changes, &mut skipped, bytes, limit)? {
         Ok(index) => index,
         Err(bytes) => return Ok(Outcome::TooLarge { bytes, limit }),
     };
@@ -234,150 +184,34 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
     keep_base_for_secrets(repo, &mut index, &base_tree, &mut skipped)?;
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
     skipped.dedup_by(|a, b| a.path == b.path);
-    let tree = index
-        .write_tree_to(&repo.git)
-        .and_then(|id| repo.git.find_tree(id))
-        .context("could not write the tree of the snapshot")?;
-    let files = changed_files(repo, &base_tree, &tree)?;
-    let made = Made {
-        base,
-        base_tree,
-        tree,
-        branch,
-        files,
-    };
-    record(repo, device, made, skipped, limit)
-}
-
-/// HEAD's tree with the worktree's `changes` applied, in an in-memory index: each file read,
-/// checked for credentials by content (those go to `skipped`, not stored) and written as a blob.
-/// `Err` with the new total when files grew past `limit` since they were looked at.
-fn stage_changes(
-    repo: &Repo,
-    head: &Commit<'_>,
-    changes: &[Change],
-    skipped: &mut Vec<Skipped>,
-    mut bytes: u64,
-    limit: u64,
-) -> Result<Result<Index, u64>> {
-    let mut index = Index::new()?;
-    head.tree()
-        .and_then(|t| index.read_tree(&t))
-        .with_context(|| format!("could not read the tree of HEAD commit {}", head.id()))?;
-    // Removals first, so a file that becomes a directory (or the reverse) never meets its old self.
-    for c in changes {
-        if let Change::Gone(path) = c {
-            index
-                .remove_path(Path::new(path))
-                .with_context(|| format!("could not leave out {path}"))?;
-        }
-    }
-    for c in changes {
-        let Change::Put {
-            path,
-            full,
-            mode,
-            size,
-        } = c
-        else {
-            continue;
-        };
-        let data = read_change(path, full, *mode)?;
-        if data.len() as u64 > *size {
-            // Grew since we looked: count it again so the limit holds.
-            bytes += data.len() as u64 - size;
-            if bytes > limit {
-                return Ok(Err(bytes));
-            }
-        }
-        if *mode != Mode::Symlink {
-            if let Some(reason) = crate::secrets::file(path, Some(&data)) {
-                // Not stored, and whatever HEAD had there stays as the base has it (see
-                // [`keep_base_for_secrets`]).
-                skipped.push(Skipped {
-                    path: path.clone(),
-                    reason,
-                });
-                continue;
-            }
-        }
-        let id = repo
-            .git
-            .blob(&data)
-            .with_context(|| format!("could not store {path}"))?;
-        index
-            .add(&entry(path, id, mode.raw(), data.len() as u32))
-            .with_context(|| format!("could not add {path} ({id})"))?;
-    }
-    Ok(Ok(index))
-}
-
-/// The paths that differ between the base's tree and the snapshot's, sorted.
-fn changed_files(repo: &Repo, base_tree: &Tree<'_>, tree: &Tree<'_>) -> Result<Vec<String>> {
-    let mut files: Vec<String> = repo
-        .git
-        .diff_tree_to_tree(Some(base_tree), Some(tree), None)
-        .with_context(|| {
-            format!(
-                "could not compare tree {} with base tree {}",
-                tree.id(),
-                base_tree.id()
-            )
-        })?
+    let tree = write_tree(repo, &mut index)?;
+    let mut files: Vec<String> = diff(&repo.git, &base_tree, &tree, false)?
         .deltas()
-        .filter_map(|d| {
-            d.new_file()
-                .path()
-                .or(d.old_file().path())?
-                .to_str()
-                .map(str::to_string)
-        })
+        .filter_map(|d| Some(d.new_file().path().or(d.old_file().path())?.to_str()?.to_string()))
         .collect();
     files.sort();
-    Ok(files)
-}
 
-/// A snapshot built, not yet recorded.
-struct Made<'r> {
-    base: Option<Oid>,
-    base_tree: Tree<'r>,
-    tree: Tree<'r>,
-    branch: Option<String>,
-    files: Vec<String>,
-}
-
-/// Record `made` on `refs/convosync/wip/<device>` (encrypted when the notes are), unless it says
-/// nothing the last snapshot did not.
-fn record(repo: &Repo, device: &str, made: Made<'_>, skipped: Vec<Skipped>, limit: u64) -> Result<Outcome> {
     let refname = refs::wip(device);
     let previous = tip_of(&repo.git, &refname).ok().flatten();
     let last = previous
         .as_ref()
         .map(|p| sealed::read(repo, device, p, &mut Default::default()));
-    if made.files.is_empty() && last.as_ref().map_or(0, |l| l.files.len()) == 0 {
+    if files.is_empty() && last.as_ref().map_or(0, |l| l.files.len()) == 0 {
         // Clean, and nothing (or an empty marker) was offered before: nothing to say again.
-        return Ok(Outcome::Clean { skipped });
+        return Ok(Outcome::Clean(skipped));
     }
-    let key = sealed::key_for(repo);
-    let tree_id = made.tree.id();
+    let key = crate::crypt::key();
     if let Some(last) = &last {
-        if sealed::tree_id(repo, last).ok() == Some(tree_id)
-            && last.base == made.base
-            && last.whole == made.base.is_none()
+        if sealed::tree_id(repo, last).ok() == Some(tree.id())
+            && last.base == base
+            && last.whole == base.is_none()
             && (last.sealed == Sealed::Plain) == key.is_none()
         {
-            return Ok(Outcome::Unchanged { skipped });
+            return Ok(Outcome::Unchanged(skipped));
         }
     }
-    let Made {
-        base,
-        base_tree,
-        tree,
-        branch,
-        files,
-    } = made;
     let sig = crate::store::signature(&repo.git, crate::timefmt::now())?;
-    // Encrypted when the notes are: the committed tree then holds only age files.
+    // Encrypted when this device has a key: the committed tree then holds only sealed files.
     let (commit_tree, msg) = match key {
         Some(k) => match sealed::seal(repo, k, &base_tree, &tree, branch.as_deref(), &files, limit)? {
             Ok(t) => (
@@ -388,7 +222,7 @@ fn record(repo: &Repo, device: &str, made: Made<'_>, skipped: Vec<Skipped>, limi
             ),
             Err(bytes) => return Ok(Outcome::TooLarge { bytes, limit }),
         },
-        None => (tree, message(device, base, branch.as_deref(), &files)),
+        None => (tree.clone(), message(device, base, branch.as_deref(), &files)),
     };
     let parents = parents(repo, base, previous.as_ref(), key.is_some())?;
     let parents: Vec<&Commit<'_>> = parents.iter().collect();
@@ -397,15 +231,10 @@ fn record(repo: &Repo, device: &str, made: Made<'_>, skipped: Vec<Skipped>, limi
         .commit(None, &sig, &sig, &msg, &commit_tree, &parents)
         .with_context(|| format!("could not write a commit for {refname}"))?;
     if key.is_some() {
-        sealed::remember(repo, id, tree_id);
+        sealed::remember(repo, id, tree.id());
     }
-    match cas(
-        &repo.git,
-        &refname,
-        previous.as_ref().map(|c| c.id()),
-        id,
-        "wip snapshot",
-    ) {
+    let old = previous.as_ref().map(|c| c.id());
+    match cas(&repo.git, &refname, old, id, "wip snapshot") {
         Ok(()) => {}
         Err(e) if is_race(&e) => bail!("another snapshot was written at the same time; try again"),
         Err(e) => return Err(e).with_context(|| format!("could not update {refname}")),
@@ -413,9 +242,62 @@ fn record(repo: &Repo, device: &str, made: Made<'_>, skipped: Vec<Skipped>, limi
     if files.is_empty() {
         // The worktree is clean again: the empty snapshot just written withdraws the last one,
         // so no other device is offered changes that were since committed or thrown away.
-        return Ok(Outcome::Clean { skipped });
+        return Ok(Outcome::Clean(skipped));
     }
     Ok(Outcome::Saved { files, skipped })
+}
+
+/// HEAD's tree with the worktree's `changes` applied, in an in-memory index: each file read,
+/// checked for credentials by content (those go to `skipped`, not stored) and written as a blob.
+/// `Err` with the new total when files grew past `limit` since they were looked at.
+fn stage_changes(
+    repo: &Repo,
+    workdir: &Path,
+    head: &Commit<'_>,
+    mut changes: Vec<Change>,
+    skipped: &mut Vec<Skipped>,
+    mut bytes: u64,
+    limit: u64,
+) -> Result<Result<Index, u64>> {
+    let mut index = Index::new()?;
+    head.tree()
+        .and_then(|t| index.read_tree(&t))
+        .with_context(|| format!("could not read the tree of HEAD commit {}", head.id()))?;
+    // Removals first, so a file that becomes a directory (or the reverse) never meets its old self.
+    changes.sort_by_key(|(_, m)| m.is_some());
+    for (path, m) in changes {
+        let Some(m) = m else {
+            index
+                .remove_path(Path::new(&path))
+                .with_context(|| format!("could not leave out {path}"))?;
+            continue;
+        };
+        let (data, mode) =
+            mode::read_file(&workdir.join(&path), &m).with_context(|| format!("could not read {path}"))?;
+        if data.len() as u64 > m.len() {
+            // Grew since we looked: count it again so the limit holds.
+            bytes += data.len() as u64 - m.len();
+            if bytes > limit {
+                return Ok(Err(bytes));
+            }
+        }
+        if mode != Mode::Symlink {
+            if let Some(reason) = crate::secrets::file(&path, Some(&data)) {
+                // Not stored, and whatever HEAD had there stays as the base has it (see
+                // [`keep_base_for_secrets`]).
+                skipped.push(Skipped { path, reason });
+                continue;
+            }
+        }
+        let id = repo
+            .git
+            .blob(&data)
+            .with_context(|| format!("could not store {path}"))?;
+        index
+            .add(&entry(&path, id, mode.raw(), data.len() as u32))
+            .with_context(|| format!("could not add {path} ({id})"))?;
+    }
+    Ok(Ok(index))
 }
 
 /// The parents of a new snapshot commit: the previous snapshot only when pushing it publishes
@@ -439,10 +321,9 @@ fn parents<'r>(
         .transpose()?;
     let chained = previous.filter(|p| {
         (!encrypted || sealed::is_sealed(p))
-            && match &remote {
-                Some(r) => matches!(unpublished(&repo.git, r, p.id()), Ok(None)),
-                None => true,
-            }
+            && remote
+                .as_ref()
+                .is_none_or(|r| matches!(unpublished(&repo.git, r, p.id()), Ok(None)))
     });
     Ok(chained.cloned().into_iter().chain(base_commit).collect())
 }

@@ -35,12 +35,11 @@ pub(crate) fn uses_git_status(git: &Repository) -> bool {
     };
     let untracked_cache = config.get_bool("core.untrackedCache").unwrap_or(false);
     // `core.fsmonitor` is a boolean (the built-in daemon) or the path of a hook.
-    let fsmonitor = match config.get_bool("core.fsmonitor") {
-        Ok(on) => on,
-        Err(_) => config
+    let fsmonitor = config.get_bool("core.fsmonitor").unwrap_or_else(|_| {
+        config
             .get_string("core.fsmonitor")
-            .is_ok_and(|s| !s.trim().is_empty()),
-    };
+            .is_ok_and(|s| !s.trim().is_empty())
+    });
     untracked_cache || fsmonitor
 }
 
@@ -94,11 +93,11 @@ fn parse_porcelain_v2(out: &[u8]) -> Result<Vec<String>> {
     let mut records = out.split(|&b| b == 0).filter(|r| !r.is_empty());
     while let Some(record) = records.next() {
         // The fields before the path, which is the last field and may hold spaces.
-        let (fields, submodule) = match record.first() {
-            Some(b'1') => (8, true),
-            Some(b'2') => (9, true),
-            Some(b'u') => (10, true),
-            Some(b'?') => (1, false),
+        let fields = match record.first() {
+            Some(b'1') => 8,
+            Some(b'2') => 9,
+            Some(b'u') => 10,
+            Some(b'?') => 1,
             Some(b'!' | b'#') => continue,
             _ => bail!("unexpected git status output"),
         };
@@ -109,7 +108,8 @@ fn parse_porcelain_v2(out: &[u8]) -> Result<Vec<String>> {
             // A rename's original path follows as a record of its own.
             records.next();
         }
-        if submodule && head.get(2).is_some_and(|s| s.first() == Some(&b'S')) {
+        // The submodule state of a tracked entry (an untracked one has no such field).
+        if head.get(2).is_some_and(|s| s.first() == Some(&b'S')) {
             continue;
         }
         if let Ok(p) = std::str::from_utf8(path) {
