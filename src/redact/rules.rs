@@ -17,14 +17,14 @@ enum Group {
     /// One capture group (a value after a name or inside a URL).
     Index(usize),
     /// Decided by code: the span to redact, or `None` to keep the match.
-    Check(for<'h> fn(&Captures<'h>) -> Option<Match<'h>>),
+    Check(Check),
 }
 
 /// One kind of secret.
 pub(super) struct Rule {
     pub(super) kind: &'static str,
     /// Lowercase strings one of which any match contains: a text without them is not searched.
-    keywords: &'static [&'static str],
+    keywords: Words,
     /// Compiled on first use: a text without the rule's keywords never pays for it.
     pub(super) pattern: String,
     re: std::sync::OnceLock<Regex>,
@@ -37,34 +37,28 @@ pub(super) struct Rule {
 /// A token that ends where a token character would not continue it.
 const END: &str = r"(?:\b|$)";
 
-fn rules() -> Vec<Rule> {
-    // `t`: a high-confidence token matched whole. `v`: a value in group 1, found by context.
-    let t = |kind: &'static str, keywords: &'static [&'static str], pattern: String| Rule {
+type Check = for<'h> fn(&Captures<'h>) -> Option<Match<'h>>;
+type Words = &'static [&'static str];
+
+fn rule(kind: &'static str, keywords: Words, pattern: String, group: Group, high: bool) -> Rule {
+    let re = Default::default();
+    Rule {
         kind,
         keywords,
         pattern,
-        re: Default::default(),
-        group: Group::Whole,
-        high: true,
-    };
-    let v = |kind: &'static str, keywords: &'static [&'static str], pattern: &str, high: bool| Rule {
-        kind,
-        keywords,
-        pattern: pattern.to_string(),
-        re: Default::default(),
-        group: Group::Index(1),
+        re,
+        group,
         high,
-    };
-    let c = |kind: &'static str,
-             keywords: &'static [&'static str],
-             pattern: &str,
-             check: for<'h> fn(&Captures<'h>) -> Option<Match<'h>>| Rule {
-        kind,
-        keywords,
-        pattern: pattern.to_string(),
-        re: Default::default(),
-        group: Group::Check(check),
-        high: false,
+    }
+}
+
+fn rules() -> Vec<Rule> {
+    // `t`: a high-confidence token matched whole. `v`: a value in group 1, found by context.
+    // `c`: a match whose secret `check` picks.
+    let t = |kind, keywords, pattern| rule(kind, keywords, pattern, Group::Whole, true);
+    let v = |kind, keywords, pattern: &str, high| rule(kind, keywords, pattern.into(), Group::Index(1), high);
+    let c = |kind, keywords, pattern: &str, check| {
+        rule(kind, keywords, pattern.into(), Group::Check(check), false)
     };
     vec![
         t(
@@ -332,42 +326,32 @@ fn rules() -> Vec<Rule> {
 
 pub(super) static RULES: LazyLock<Vec<Rule>> = LazyLock::new(rules);
 
+/// Every rule keyword and name word.
+fn all_keywords() -> impl Iterator<Item = &'static str> {
+    RULES
+        .iter()
+        .flat_map(|r| r.keywords.iter().copied())
+        .chain(NAME_WORDS.iter().copied())
+}
+
 /// Every rule keyword (and name word) in one search, so a text is scanned once to learn which
 /// rules can match at all.
 static KEYWORDS: LazyLock<Regex> = LazyLock::new(|| {
-    let mut words: Vec<&str> = RULES.iter().flat_map(|r| r.keywords.iter().copied()).collect();
-    words.extend(NAME_WORDS);
+    let mut words: Vec<&str> = all_keywords().collect();
     words.sort_by_key(|w| std::cmp::Reverse(w.len()));
     words.dedup();
     let alternation: Vec<String> = words.iter().map(|w| regex::escape(w)).collect();
     Regex::new(&alternation.join("|")).expect("keyword regex")
 });
 
-/// The keywords present in `text` (lowercased).
+/// The keywords present in `text` (lowercased). Overlapping keywords (`sk` in `sk-ant-`): a
+/// match is also tried as each shorter keyword it contains.
 pub(super) fn keywords_in(text: &str) -> HashSet<&'static str> {
     let lower = text.to_ascii_lowercase();
-    let mut found = HashSet::new();
-    let all: Vec<&'static str> = RULES
-        .iter()
-        .flat_map(|r| r.keywords.iter().copied())
-        .chain(NAME_WORDS.iter().copied())
-        .collect();
-    // Overlapping keywords (`sk` in `sk-ant-`): a match is also tried as each shorter keyword
-    // it contains.
-    for m in KEYWORDS.find_iter(&lower) {
-        for w in &all {
-            if m.as_str().contains(w) {
-                found.insert(*w);
-            }
-        }
-    }
-    found
-}
-
-impl Rule {
-    pub(super) fn may_match(&self, present: &HashSet<&'static str>) -> bool {
-        self.keywords.is_empty() || self.keywords.iter().any(|k| present.contains(k))
-    }
+    KEYWORDS
+        .find_iter(&lower)
+        .flat_map(|m| all_keywords().filter(move |w| m.as_str().contains(w)))
+        .collect()
 }
 
 /// A whole match that looks generated (a digit and an upper-case letter): `sk-…` keys, not
@@ -439,6 +423,10 @@ fn prose<'h>(caps: &Captures<'h>) -> Option<Match<'h>> {
 }
 
 impl Rule {
+    pub(super) fn may_match(&self, present: &HashSet<&'static str>) -> bool {
+        self.keywords.is_empty() || self.keywords.iter().any(|k| present.contains(k))
+    }
+
     pub(super) fn re(&self) -> &Regex {
         self.re
             .get_or_init(|| Regex::new(&self.pattern).unwrap_or_else(|e| panic!("rule {}: {e}", self.kind)))
