@@ -35,7 +35,7 @@ impl CommitRef {
 }
 
 /// A complete handoff. Metadata is always filled in by convosync, never taken from the model.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Handoff {
     pub device: String,
     pub timestamp: DateTime<Utc>,
