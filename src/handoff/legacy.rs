@@ -86,23 +86,19 @@ pub enum Entry {
 pub fn entries_oldest_first(file: &LegacyFile) -> Vec<Entry> {
     let mut ready: Vec<Handoff> = Vec::new();
     let mut out = Vec::new();
+    let skip = |who: String, h: &Handoff, why: &str| {
+        let when = crate::timefmt::rfc3339(h.timestamp);
+        Entry::Skipped(format!("the handoff from {who} ({when}): {why}"))
+    };
     for h in &file.handoffs {
         let Some(device) = crate::device::sanitize(&h.device) else {
-            out.push(Entry::Skipped(format!(
-                "the handoff from {:?} ({}): not a usable device name",
-                h.device,
-                crate::timefmt::rfc3339(h.timestamp)
-            )));
+            out.push(skip(format!("{:?}", h.device), h, "not a usable device name"));
             continue;
         };
         let renamed_from = (device != h.device).then(|| h.device.clone());
         let h = Handoff { device, ..h.clone() };
         if ready.contains(&h) {
-            out.push(Entry::Skipped(format!(
-                "the handoff from {} ({}): a repeat of an earlier entry",
-                h.device,
-                crate::timefmt::rfc3339(h.timestamp)
-            )));
+            out.push(skip(h.device.clone(), &h, "a repeat of an earlier entry"));
             continue;
         }
         ready.push(h.clone());
