@@ -103,23 +103,22 @@ impl Redactor {
 
     pub fn redact(&self, text: &str) -> Redacted {
         let mut findings = Vec::new();
+        let mut apply = |out: &str, kind: &str, found| self.replace(out, text, kind, found, &mut findings);
         let mut out = text.to_string();
         let present = keywords_in(text);
         for rule in RULES.iter().filter(|r| r.may_match(&present)) {
             let found = spans(&out, rule.re(), |c| rule.secret(c), |c| rule.resume(c));
-            out = self.replace(&out, text, rule.kind, found, &mut findings);
+            out = apply(&out, rule.kind, found);
         }
         for re in &self.extra {
             let found = spans(&out, re, |c| c.get(0), |c| c.get(0).expect("match").end());
-            out = self.replace(&out, text, "custom", found, &mut findings);
+            out = apply(&out, "custom", found);
         }
-        let found = kubernetes_secret_values(&out);
-        out = self.replace(&out, text, "kubernetes-secret", found, &mut findings);
-        let found = cookie_values(&out);
-        out = self.replace(&out, text, "cookie", found, &mut findings);
-        let found = if NAME_WORDS.iter().any(|k| present.contains(k)) {
+        out = apply(&out, "kubernetes-secret", kubernetes_secret_values(&out));
+        out = apply(&out, "cookie", cookie_values(&out));
+        if NAME_WORDS.iter().any(|k| present.contains(k)) {
             let current = out.as_str();
-            spans(
+            let found = spans(
                 current,
                 &NEAR_NAME,
                 |c| {
@@ -131,11 +130,9 @@ impl Redactor {
                     near_name_secret(c).filter(|_| !in_marker)
                 },
                 |c| c.get(1).expect("name").end(),
-            )
-        } else {
-            Vec::new()
-        };
-        out = self.replace(&out, text, "high-entropy", found, &mut findings);
+            );
+            out = apply(&out, "high-entropy", found);
+        }
         findings.sort_by_key(|f| f.line);
         Redacted { text: out, findings }
     }
@@ -149,9 +146,6 @@ impl Redactor {
         spans: Vec<(usize, usize)>,
         findings: &mut Vec<Finding>,
     ) -> String {
-        if spans.is_empty() {
-            return current.to_string();
-        }
         let mut out = String::with_capacity(current.len());
         let mut last = 0;
         for (start, end) in spans {

@@ -370,21 +370,14 @@ fn any_group<'h>(caps: &Captures<'h>) -> Option<Match<'h>> {
 /// `--password X`: the value, unless the line runs psql (whose `--password` only asks for one).
 fn cli_flag<'h>(caps: &Captures<'h>) -> Option<Match<'h>> {
     let before = caps.get(1).map_or("", |m| m.as_str());
-    if [
-        "psql",
-        "pg_dump",
-        "pg_restore",
-        "pg_dumpall",
-        "createdb",
-        "dropdb",
-        "pgbench",
-    ]
-    .iter()
-    .any(|p| {
-        before
-            .split_whitespace()
-            .any(|w| w.rsplit('/').next() == Some(*p))
-    }) {
+    let psql = |w: &str| {
+        let program = w.rsplit('/').next();
+        matches!(
+            program,
+            Some("psql" | "pg_dump" | "pg_restore" | "pg_dumpall" | "createdb" | "dropdb" | "pgbench")
+        )
+    };
+    if before.split_whitespace().any(psql) {
         return None;
     }
     caps.iter().skip(2).flatten().next()
