@@ -232,14 +232,11 @@ fn execute_raw(mut cmd: Command, repo: &Path, deadline: Deadline) -> Result<Raw>
     let waiter = std::thread::spawn(move || {
         let _ = done.send(child.wait());
     });
-    let status = match ended.recv_timeout(deadline.remaining()) {
-        Ok(status) => Some(status?),
-        Err(_) => {
-            // SAFETY: kill(2) on the process group we created for this child.
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
-            None
-        }
-    };
+    let status = ended.recv_timeout(deadline.remaining()).ok().transpose()?;
+    if status.is_none() {
+        // SAFETY: kill(2) on the process group we created for this child.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+    }
     // The child is reaped either way (killed, its wait returns at once).
     let _ = waiter.join();
     Ok((status, read_all(&mut out), read_all(&mut err)))

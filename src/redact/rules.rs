@@ -112,14 +112,9 @@ fn rules() -> Vec<Rule> {
         t(
             "anthropic-key",
             &["sk-ant-"], r"\bsk-ant-[A-Za-z0-9_-]{20,}".into()),
-        Rule {
-            group: Group::Check(random_token),
-            ..t(
-                "openai-key",
-                &["sk-"],
-                r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}".into(),
-            )
-        },
+        rule(
+            "openai-key",
+            &["sk-"], r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}".into(), Group::Check(random_token), true),
         t(
             "huggingface-token",
             &["hf_", "api_org_"], format!(r"\b(?:hf_|api_org_)[A-Za-z0-9]{{34,}}{END}")),
@@ -210,10 +205,9 @@ fn rules() -> Vec<Rule> {
             "notion-token",
             &["ntn_"], format!(r"\bntn_[0-9]{{11}}[A-Za-z0-9]{{35}}{END}")),
         // Notion's older integration tokens: `secret_` and 43 random characters.
-        Rule {
-            group: Group::Check(random_token),
-            ..t("notion-token", &["secret_"], format!(r"\bsecret_[A-Za-z0-9]{{43}}{END}"))
-        },
+        rule(
+            "notion-token",
+            &["secret_"], format!(r"\bsecret_[A-Za-z0-9]{{43}}{END}"), Group::Check(random_token), true),
         t(
             "supabase-token",
             &["sbp_"], format!(r"\bsbp_[a-f0-9]{{40}}{END}")),
