@@ -270,14 +270,11 @@ fn parse_commit(v: &str) -> Option<CommitRef> {
 pub fn parse(text: &str) -> Result<Handoff, ParseError> {
     let text = normalize_newlines(text);
     let lines: Vec<&str> = text.split('\n').collect();
-    let mut i = 0;
     // Leading blank lines and the legacy `---` separator.
-    while i < lines.len() && (lines[i].trim().is_empty() || lines[i].trim() == "---") {
-        i += 1;
-    }
-    if i == lines.len() {
-        return Err(ParseError::Empty);
-    }
+    let mut i = lines
+        .iter()
+        .position(|l| !matches!(l.trim(), "" | "---"))
+        .ok_or(ParseError::Empty)?;
     let device = lines[i]
         .strip_prefix("## Handoff from")
         .ok_or(ParseError::MissingHeader { line: i + 1 })?

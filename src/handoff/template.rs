@@ -96,14 +96,11 @@ impl Template {
         let sections = sections
             .into_iter()
             .map(|s| {
-                let (title, required) = match required_marker(&s.title) {
-                    Some(t) => (t.to_string(), true),
-                    None => (s.title.clone(), false),
-                };
+                let required = required_marker(&s.title);
                 TemplateSection {
-                    title,
+                    title: required.unwrap_or(&s.title).to_string(),
                     hint: strip_comments(&s.body).trim().to_string(),
-                    required,
+                    required: required.is_some(),
                 }
             })
             .collect();
