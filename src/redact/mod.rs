@@ -97,13 +97,27 @@ impl Redactor {
         Ok(Redactor { extra, allow })
     }
 
-    fn allowed(&self, secret: &str) -> bool {
-        secret.starts_with("[REDACTED:") || self.allow.iter().any(|a| a.is_match(secret))
-    }
-
     pub fn redact(&self, text: &str) -> Redacted {
         let mut findings = Vec::new();
-        let mut apply = |out: &str, kind: &str, found| self.replace(out, text, kind, found, &mut findings);
+        // Replace each span of `current` (sorted, disjoint) by a marker, unless allowed or
+        // already redacted.
+        let mut apply = |current: &str, kind: &str, spans: Vec<(usize, usize)>| {
+            let mut out = String::with_capacity(current.len());
+            let mut last = 0;
+            for (start, end) in spans {
+                let value = &current[start..end];
+                if value.contains("[REDACTED:") || self.allow.iter().any(|a| a.is_match(value)) {
+                    continue;
+                }
+                out.push_str(&current[last..start]);
+                out.push_str(&format!("[REDACTED:{kind}]"));
+                let (kind, line) = (kind.to_string(), line_of(text, value));
+                findings.push(Finding { kind, line });
+                last = end;
+            }
+            out.push_str(&current[last..]);
+            out
+        };
         let mut out = text.to_string();
         let present = keywords_in(text);
         for rule in RULES.iter().filter(|r| r.may_match(&present)) {
@@ -136,40 +150,11 @@ impl Redactor {
         findings.sort_by_key(|f| f.line);
         Redacted { text: out, findings }
     }
-
-    /// Replace each span of `current` (sorted, disjoint) by a marker, unless allowed.
-    fn replace(
-        &self,
-        current: &str,
-        original: &str,
-        kind: &str,
-        spans: Vec<(usize, usize)>,
-        findings: &mut Vec<Finding>,
-    ) -> String {
-        let mut out = String::with_capacity(current.len());
-        let mut last = 0;
-        for (start, end) in spans {
-            let value = &current[start..end];
-            if self.allowed(value) || value.contains("[REDACTED:") {
-                continue;
-            }
-            findings.push(Finding {
-                kind: kind.to_string(),
-                line: line_of(original, value),
-            });
-            out.push_str(&current[last..start]);
-            out.push_str(&format!("[REDACTED:{kind}]"));
-            last = end;
-        }
-        out.push_str(&current[last..]);
-        out
-    }
 }
 
 fn line_of(text: &str, needle: &str) -> usize {
     text.find(needle)
-        .map(|i| text[..i].matches('\n').count() + 1)
-        .unwrap_or(0)
+        .map_or(0, |i| text[..i].matches('\n').count() + 1)
 }
 
 /// Redact with the built-in rules only.
