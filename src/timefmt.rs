@@ -40,9 +40,8 @@ pub fn truncate_chars(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_string();
     }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
+    let kept: String = s.chars().take(max.saturating_sub(1)).collect();
+    kept + "…"
 }
 
 #[cfg(test)]

@@ -112,9 +112,7 @@ pub(super) fn looks_like_code(v: &str) -> bool {
 /// Shannon entropy in bits per character.
 fn entropy(s: &str) -> f64 {
     let mut counts = [0usize; 256];
-    for b in s.bytes() {
-        counts[b as usize] += 1;
-    }
+    s.bytes().for_each(|b| counts[b as usize] += 1);
     let n = s.len() as f64;
     counts
         .iter()

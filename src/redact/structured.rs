@@ -80,22 +80,23 @@ pub(super) fn cookie_values(text: &str) -> Vec<(usize, usize)> {
     }
     let mut out = Vec::new();
     for caps in HEADER.captures_iter(text) {
-        let (Some(header), Some(pairs)) = (caps.get(1), caps.get(2)) else {
-            continue;
+        // Both groups take part in every match. A `Set-Cookie:` header's first pair is its
+        // cookie; the rest are attributes.
+        let (header, pairs) = (&caps[1], caps.get(2).expect("cookie pairs"));
+        let count = if header.len() > "cookie".len() {
+            1
+        } else {
+            usize::MAX
         };
-        let set = header.as_str().len() > "cookie".len();
         let mut at = pairs.start();
-        for (i, pair) in pairs.as_str().split(';').enumerate() {
+        for pair in pairs.as_str().split(';').take(count) {
             let start = at;
             at += pair.len() + 1;
-            if set && i > 0 {
-                break;
-            }
             let Some(eq) = pair.find('=') else { continue };
             let raw = &pair[eq + 1..];
             let value = raw.trim_start_matches([' ', '"', '\'']);
+            let from = start + eq + 1 + raw.len() - value.len();
             let value = value.trim_end_matches([' ', '"', '\'', '\r']);
-            let from = start + eq + 1 + (raw.len() - raw.trim_start_matches([' ', '"', '\'']).len());
             if value.chars().count() >= 8 && !is_placeholder(value) && !value.contains("[REDACTED:") {
                 out.push((from, from + value.len()));
             }
