@@ -3,6 +3,9 @@
 
 use std::io::{IsTerminal, Write};
 use std::process::{Command, Stdio};
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 /// Whether to colour standard output.
 pub fn color() -> bool {
@@ -35,11 +38,10 @@ pub fn clean(text: &str, colour: bool) -> String {
     if !colour {
         return crate::untrusted::text(text).into_owned();
     }
-    static SGR: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let re = SGR.get_or_init(|| regex::Regex::new("\x1b\\[[0-9;]{0,16}m").expect("valid regex"));
+    static SGR: LazyLock<Regex> = LazyLock::new(|| Regex::new("\x1b\\[[0-9;]{0,16}m").expect("valid regex"));
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
-    for m in re.find_iter(text) {
+    for m in SGR.find_iter(text) {
         out.push_str(&crate::untrusted::text(&text[last..m.start()]));
         out.push_str(m.as_str());
         last = m.end();

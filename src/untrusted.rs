@@ -345,9 +345,7 @@ impl Skipped {
 
     /// Take in what another read skipped.
     pub fn extend(&mut self, other: Skipped) {
-        for s in other.0 {
-            self.note(s);
-        }
+        other.0.into_iter().for_each(|s| self.note(s));
     }
 
     /// One line per entry left out, for a log.

@@ -158,13 +158,12 @@ pub fn fenced_lines(lines: &[&str]) -> Vec<bool> {
     // whether an opener is ever closed is known in one backward pass.
     let mut closers_after = vec![(0usize, 0usize); lines.len() + 1];
     for i in (0..lines.len()).rev() {
-        let (mut ticks, mut tildes) = closers_after[i + 1];
-        match markers[i] {
-            Some(('`', n, true)) => ticks = ticks.max(n),
-            Some((_, n, true)) => tildes = tildes.max(n),
-            _ => {}
-        }
-        closers_after[i] = (ticks, tildes);
+        let (ticks, tildes) = closers_after[i + 1];
+        closers_after[i] = match markers[i] {
+            Some(('`', n, true)) => (ticks.max(n), tildes),
+            Some((_, n, true)) => (ticks, tildes.max(n)),
+            _ => (ticks, tildes),
+        };
     }
     let mut fence = Fence::default();
     let closed = |i: usize, c: char, n: usize| {

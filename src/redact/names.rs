@@ -30,13 +30,10 @@ pub(super) fn secret_name(name: &str) -> Option<bool> {
     let stems = [Some(lower.as_str()), lower.strip_suffix('s')];
     for stem in stems.into_iter().flatten() {
         for (words, is_password) in [(PASSWORDS, true), (KEYS, false)] {
-            for w in words {
-                let Some(prefix) = stem.strip_suffix(w) else {
-                    continue;
-                };
+            for (w, prefix) in words.iter().filter_map(|w| Some((*w, stem.strip_suffix(w)?))) {
                 let start = prefix.len();
                 // A key that names a record, not a secret: `cache_key`, `sortKey`, `primary_key`.
-                if *w == "key" && NAMING_KEY.is_match(prefix.trim_end_matches(['_', '-', '.'])) {
+                if w == "key" && NAMING_KEY.is_match(prefix.trim_end_matches(['_', '-', '.'])) {
                     continue;
                 }
                 // A short word must start the name or a part of it: `db_pass`, `accessKey`,
