@@ -54,21 +54,22 @@ pub fn clean(text: &str, colour: bool) -> String {
 /// (`convosync history | head`) is not an error.
 pub fn page(text: &str) {
     let text = &clean(text, color());
-    let long = text.lines().count() > 40;
-    if long && std::io::stdout().is_terminal() {
-        let pager = std::env::var("PAGER")
-            .ok()
-            .filter(|p| !p.trim().is_empty())
-            .unwrap_or_else(|| "less -FRX".into());
+    if text.lines().count() > 40 && std::io::stdout().is_terminal() {
+        let pager = std::env::var("PAGER").ok().filter(|p| !p.trim().is_empty());
+        let pager = pager.unwrap_or_else(|| "less -FRX".into());
         let mut parts = pager.split_whitespace();
-        if let Some(prog) = parts.next() {
-            if let Ok(mut child) = Command::new(prog).args(parts).stdin(Stdio::piped()).spawn() {
-                if let Some(mut stdin) = child.stdin.take() {
-                    let _ = stdin.write_all(text.as_bytes());
-                }
-                let _ = child.wait();
-                return;
-            }
+        let spawned = Command::new(parts.next().unwrap_or_default())
+            .args(parts)
+            .stdin(Stdio::piped())
+            .spawn();
+        if let Ok(mut child) = spawned {
+            // Written, then closed (dropped), so the pager sees the end of its input.
+            let _ = child
+                .stdin
+                .take()
+                .map(|mut stdin| stdin.write_all(text.as_bytes()));
+            let _ = child.wait();
+            return;
         }
     }
     let mut out = std::io::stdout().lock();

@@ -47,12 +47,11 @@ pub fn parse_legacy(text: &str) -> LegacyFile {
     for (n, &start) in starts.iter().enumerate() {
         let mut end = starts.get(n + 1).copied().unwrap_or(lines.len());
         // Drop the separator (and blank lines around it) that opens the next entry.
-        while end > start + 1 && (lines[end - 1].trim().is_empty() || lines[end - 1].trim() == "---") {
-            let is_rule = lines[end - 1].trim() == "---";
+        while end > start + 1 && lines[end - 1].trim().is_empty() {
             end -= 1;
-            if is_rule {
-                break;
-            }
+        }
+        if end > start + 1 && lines[end - 1].trim() == "---" {
+            end -= 1;
         }
         let chunk = lines[start..end].join("\n");
         match parse(&chunk) {

@@ -18,12 +18,9 @@ pub(super) fn kubernetes_secret_values(text: &str) -> Vec<(usize, usize)> {
         return Vec::new();
     }
     // Documents: split at `---` and fence lines, keeping byte offsets.
-    let mut docs = Vec::new();
-    let mut start = 0;
-    let mut offset = 0;
+    let (mut docs, mut start, mut offset) = (Vec::new(), 0, 0);
     for line in text.split_inclusive('\n') {
-        let t = line.trim();
-        if t == "---" || is_fence_line(line) {
+        if line.trim() == "---" || is_fence_line(line) {
             docs.push((start, offset));
             start = offset + line.len();
         }
@@ -37,22 +34,22 @@ pub(super) fn kubernetes_secret_values(text: &str) -> Vec<(usize, usize)> {
             continue;
         }
         let mut block: Option<usize> = None; // indent of the `data:` line
-        let mut offset = from;
+        let mut next = from;
         for line in doc.split_inclusive('\n') {
+            let offset = next;
+            next += line.len();
             let body = line.trim_end_matches(['\n', '\r']);
-            let indent = body.len() - body.trim_start().len();
             let t = body.trim_start();
+            let indent = body.len() - t.len();
             if let Some(i) = block {
                 if t.is_empty() || t.starts_with('#') {
-                    offset += line.len();
                     continue;
                 }
                 if indent <= i {
                     block = None;
                 } else if let Some(colon) = t.find(':') {
-                    let value = t[colon + 1..].trim();
-                    let value = value.trim_matches(['"', '\'']);
-                    if !value.is_empty() && value != "|" && value != ">" && !is_placeholder(value) {
+                    let value = t[colon + 1..].trim().trim_matches(['"', '\'']);
+                    if !matches!(value, "" | "|" | ">") && !is_placeholder(value) {
                         let at = offset + indent + colon + 1;
                         let rel = text[at..offset + body.len()].find(value).expect("value in line");
                         out.push((at + rel, at + rel + value.len()));
@@ -62,7 +59,6 @@ pub(super) fn kubernetes_secret_values(text: &str) -> Vec<(usize, usize)> {
             if block.is_none() && (t == "data:" || t == "stringData:") {
                 block = Some(indent);
             }
-            offset += line.len();
         }
     }
     out
