@@ -105,18 +105,13 @@ impl Repo {
         let common = self.git.commondir();
         let mut stale = vec![common.join(format!("{}.lock", self.settings.refname))];
         if let Ok(dir) = std::fs::read_dir(common.join(crate::refs::WIP_PREFIX)) {
-            stale.extend(
-                dir.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "lock")),
-            );
+            let paths = dir.flatten().map(|e| e.path());
+            stale.extend(paths.filter(|p| p.extension().is_some_and(|x| x == "lock")));
         }
         for path in stale.into_iter().filter(|p| p.exists()) {
             if std::fs::remove_file(&path).is_ok() {
-                crate::state::log(
-                    &self.state_dir(),
-                    &format!("removed stale ref lock {}", path.display()),
-                );
+                let msg = format!("removed stale ref lock {}", path.display());
+                crate::state::log(&self.state_dir(), &msg);
             }
         }
         Ok(lock)

@@ -86,9 +86,7 @@ pub(super) fn is_placeholder(v: &str) -> bool {
         Regex::new(r#"(?ix)^(?:\$\{?[A-Za-z_]|%[A-Za-z_]+%|process\.env|os\.environ|os\.getenv|env\(|ENV\[|getenv|<[^>]*>?|\*{3,}|x{3,}$|\.{3}|\[REDACTED|your[_-]|changeme$|change[_-]me$|replace[_-]?me$|example|placeholder|dummy$|redacted$|null$|nil$|none$|true$|false$|undefined$|required$|optional$|string$|str$|text$|bool(?:ean)?$|int$|number$|secret$|password$|token$|hidden$|masked$|empty$|unset$|todo$|secrets\.|vault:|ref\+|\{\{|\(\)$)"#)
             .expect("placeholder regex")
     });
-    PLACEHOLDER.is_match(v)
-        || v.chars()
-            .all(|c| c == '*' || c == 'x' || c == 'X' || c == '•' || c == '.')
+    PLACEHOLDER.is_match(v) || v.chars().all(|c| matches!(c, '*' | 'x' | 'X' | '•' | '.'))
 }
 
 /// A named identifier, call or path rather than a value: `Token`, `user.token`, `&User`,
