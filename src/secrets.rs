@@ -33,12 +33,9 @@ pub fn worktree_file(workdir: &Path, rel: &Path) -> Option<&'static str> {
         return Some(why);
     }
     let full = workdir.join(rel);
-    match std::fs::symlink_metadata(&full) {
-        Ok(m) if m.is_file() && m.len() <= CONTENT_BYTES => {
-            std::fs::read(&full).ok().and_then(|b| file(&path, Some(&b)))
-        }
-        _ => None,
-    }
+    let m = std::fs::symlink_metadata(&full).ok()?;
+    let content = (m.is_file() && m.len() <= CONTENT_BYTES).then(|| std::fs::read(&full).ok());
+    file(&path, Some(&content.flatten()?))
 }
 
 /// Why a file is a secret by its name alone.

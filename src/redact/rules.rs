@@ -436,14 +436,11 @@ impl Rule {
     /// started it, so a secret later in the same match is still found (`x: password=…`).
     pub(super) fn resume(&self, caps: &Captures<'_>) -> usize {
         let whole = caps.get(0).expect("match");
-        match self.group {
-            Group::Check(_) => caps
-                .get(1)
-                .map(|g| g.end())
-                .filter(|&e| e > whole.start() && e < whole.end())
-                .unwrap_or(whole.end()),
-            _ => whole.end(),
-        }
+        let name = caps.get(1).filter(|_| matches!(self.group, Group::Check(_)));
+        let inside = name
+            .map(|g| g.end())
+            .filter(|&e| e > whole.start() && e < whole.end());
+        inside.unwrap_or(whole.end())
     }
 }
 
