@@ -78,9 +78,12 @@ pub fn normalize_newlines(text: &str) -> String {
         .replace('\r', "\n")
 }
 
+/// A fence line's character, length, and whether nothing but spaces follows it.
+type Marker = (char, usize, bool);
+
 /// A fence line (CommonMark: 3+ backticks or tildes, indented less than 4 spaces): its
 /// character, its length, and whether nothing but spaces follows (only such a line can close).
-fn fence_marker(line: &str) -> Option<(char, usize, bool)> {
+fn fence_marker(line: &str) -> Option<Marker> {
     let t = line.trim_start_matches(' ');
     if line.len() - t.len() >= 4 {
         return None;
@@ -127,11 +130,7 @@ impl Fence {
     }
 
     /// Feed one line's marker; an opening fence opens only when `closed_later` says so.
-    fn step(
-        &mut self,
-        marker: Option<(char, usize, bool)>,
-        closed_later: impl Fn(char, usize) -> bool,
-    ) -> FenceLine {
+    fn step(&mut self, marker: Option<Marker>, closed_later: impl Fn(char, usize) -> bool) -> FenceLine {
         match (self.open, marker) {
             (Some((c, n)), Some((mc, mn, true))) if mc == c && mn >= n => {
                 self.open = None;
@@ -153,7 +152,7 @@ impl Fence {
 /// a closing fence would otherwise fold every later section of its draft (and, in the legacy
 /// file, every later handoff) into one code block, and those would be lost as sections.
 pub fn fenced_lines(lines: &[&str]) -> Vec<bool> {
-    let markers: Vec<Option<(char, usize, bool)>> = lines.iter().map(|l| fence_marker(l)).collect();
+    let markers: Vec<Option<Marker>> = lines.iter().map(|l| fence_marker(l)).collect();
     // closers_after[i] = the longest closing-capable run of (backticks, tildes) after line i, so
     // whether an opener is ever closed is known in one backward pass.
     let mut closers_after = vec![(0usize, 0usize); lines.len() + 1];
