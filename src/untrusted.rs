@@ -126,17 +126,15 @@ pub fn commit_tree<'r>(repo: &'r Repository, c: &Commit<'_>) -> Result<Tree<'r>,
     tree(repo, c.tree_id())
 }
 
-/// Bidirectional formatting characters: embeddings, overrides, isolates and marks.
-fn is_bidi(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
-}
-
-/// Whether `c` may stay in a body.
+/// Whether `c` may stay in a body: not a control character, a bidirectional formatting
+/// character (embedding, override, isolate, mark) or a line or paragraph separator.
 fn allowed(c: char, keep_newlines: bool) -> bool {
-    if c == '\n' || c == '\t' {
-        return keep_newlines;
+    match c {
+        '\n' | '\t' => keep_newlines,
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}' => false,
+        '\u{2028}' | '\u{2029}' => false,
+        _ => !c.is_control(),
     }
-    !c.is_control() && !is_bidi(c) && c != '\u{2028}' && c != '\u{2029}'
 }
 
 /// Whether `s` is already clean; the common case costs one scan and no allocation. Printable
