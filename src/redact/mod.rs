@@ -132,19 +132,15 @@ impl Redactor {
         out = apply(&out, "cookie", cookie_values(&out));
         if NAME_WORDS.iter().any(|k| present.contains(k)) {
             let current = out.as_str();
-            let found = spans(
-                current,
-                &NEAR_NAME,
-                |c| {
-                    // A name inside one of our markers (`[REDACTED:github-token]`) is no name.
-                    let before = &current[..c.get(1)?.start()];
-                    let in_marker = before
-                        .rfind("[REDACTED:")
-                        .is_some_and(|i| !before[i..].contains(']'));
-                    near_name_secret(c).filter(|_| !in_marker)
-                },
-                |c| c.get(1).expect("name").end(),
-            );
+            // A name inside one of our markers (`[REDACTED:github-token]`) is no name.
+            let in_marker = |at| {
+                current[..at]
+                    .rfind("[REDACTED:")
+                    .is_some_and(|i| !current[i..at].contains(']'))
+            };
+            let name = |c: &Captures<'_>| c.get(1).expect("name").range();
+            let secret = |c: &_| near_name_secret(c).filter(|_| !in_marker(name(c).start));
+            let found = spans(current, &NEAR_NAME, secret, |c| name(c).end);
             out = apply(&out, "high-entropy", found);
         }
         findings.sort_by_key(|f| f.line);
