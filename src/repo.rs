@@ -162,11 +162,8 @@ impl Repo {
     /// else `origin`; `None` when that remote does not exist.
     pub fn remote_name(&self) -> Option<String> {
         if let Some(r) = &self.settings.remote {
-            if crate::refs::is_url(r) {
-                // A notes repository named by URL: git fetch and push take it in place of a name.
-                return Some(r.clone());
-            }
-            return self.git.find_remote(r).ok().map(|_| r.clone());
+            // A notes repository named by URL: git fetch and push take it in place of a name.
+            return (crate::refs::is_url(r) || self.git.find_remote(r).is_ok()).then(|| r.clone());
         }
         self.code_remote()
     }

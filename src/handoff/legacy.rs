@@ -18,10 +18,8 @@ pub const MAX_LEGACY_BYTES: u64 = 8 * 1024 * 1024;
 /// (see [`crate::worktree`]) and at most [`MAX_LEGACY_BYTES`]. Whose notes it holds is decided
 /// per entry by the one ownership rule, [`crate::team::Me::owns`], as for notes on the ref.
 pub fn read_from(workdir: &Path) -> anyhow::Result<Option<String>> {
-    Ok(
-        crate::worktree::read(workdir, crate::repo::LEGACY_PATH, MAX_LEGACY_BYTES)?
-            .map(|b| String::from_utf8_lossy(&b).into_owned()),
-    )
+    let bytes = crate::worktree::read(workdir, crate::repo::LEGACY_PATH, MAX_LEGACY_BYTES)?;
+    Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
 }
 
 /// What could be read from a legacy file.
@@ -56,11 +54,11 @@ pub fn parse_legacy(text: &str) -> LegacyFile {
         let chunk = lines[start..end].join("\n");
         match parse(&chunk) {
             Ok(h) => out.handoffs.push(h),
-            Err(e) => out.skipped.push(format!(
-                "entry at line {} (from {}): {e}",
-                start + 1,
-                lines[start].trim_start_matches("## Handoff from ").trim()
-            )),
+            Err(e) => {
+                let from = lines[start].trim_start_matches("## Handoff from ").trim();
+                out.skipped
+                    .push(format!("entry at line {} (from {from}): {e}", start + 1));
+            }
         }
     }
     out
