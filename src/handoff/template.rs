@@ -191,15 +191,12 @@ impl Template {
             .collect();
         let mut out = Vec::new();
         let mut problems = Vec::new();
-        let known = |s: &Section| {
-            self.sections
-                .iter()
-                .any(|t| title_key(&t.title) == title_key(&s.title))
-        };
-        for t in &self.sections {
+        let keys: Vec<String> = self.sections.iter().map(|t| title_key(&t.title)).collect();
+        let known = |s: &&Section| keys.contains(&title_key(&s.title));
+        for (t, key) in self.sections.iter().zip(&keys) {
             let bodies: Vec<&str> = cleaned
                 .iter()
-                .filter(|s| title_key(&s.title) == title_key(&t.title))
+                .filter(|s| title_key(&s.title) == *key)
                 .map(|s| s.body.as_str())
                 .collect();
             if !bodies.is_empty() {
