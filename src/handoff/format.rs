@@ -206,13 +206,10 @@ pub(crate) fn split_sections<'a>(lines: &[&'a str], heading: HeadingRule) -> (Ve
     let mut preamble = Vec::new();
     let mut sections: Vec<(String, Vec<&str>)> = Vec::new();
     for (line, fenced) in lines.iter().zip(fenced) {
-        if let Some(t) = heading(line).filter(|_| !fenced) {
-            sections.push((t.to_string(), Vec::new()));
-            continue;
-        }
-        match sections.last_mut() {
-            Some((_, body)) => body.push(line),
-            None => preamble.push(*line),
+        match (heading(line).filter(|_| !fenced), sections.last_mut()) {
+            (Some(title), _) => sections.push((title.to_string(), Vec::new())),
+            (None, Some((_, body))) => body.push(line),
+            (None, None) => preamble.push(*line),
         }
     }
     let sections = sections
