@@ -18,8 +18,10 @@ pub fn file(path: &str, content: Option<&[u8]>) -> Option<&'static str> {
     }
     let content = content?;
     let text = String::from_utf8_lossy(content);
-    let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
-    if name.ends_with(".json") && text.contains("\"private_key\"") && service_account(&text) {
+    if path.to_ascii_lowercase().ends_with(".json")
+        && text.contains("\"private_key\"")
+        && service_account(&text)
+    {
         return Some("a service-account key");
     }
     crate::redact::high_confidence(&text).map(|_| "it contains a secret")

@@ -39,15 +39,12 @@ pub fn clean(text: &str, colour: bool) -> String {
         return crate::untrusted::text(text).into_owned();
     }
     static SGR: LazyLock<Regex> = LazyLock::new(|| Regex::new("\x1b\\[[0-9;]{0,16}m").expect("valid regex"));
-    let mut out = String::with_capacity(text.len());
-    let mut last = 0;
-    for m in SGR.find_iter(text) {
-        out.push_str(&crate::untrusted::text(&text[last..m.start()]));
-        out.push_str(m.as_str());
-        last = m.end();
-    }
-    out.push_str(&crate::untrusted::text(&text[last..]));
-    out
+    // The text around each colour code cleaned, the code kept.
+    let codes = SGR.find_iter(text).map(|m| m.as_str()).chain([""]);
+    let pieces = SGR.split(text).zip(codes);
+    pieces
+        .map(|(plain, code)| format!("{}{code}", crate::untrusted::text(plain)))
+        .collect()
 }
 
 /// Print `text`, through a pager when it is long and stdout is a terminal. A closed pipe

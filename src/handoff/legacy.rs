@@ -35,11 +35,9 @@ pub fn parse_legacy(text: &str) -> LegacyFile {
     let lines: Vec<&str> = text.split('\n').collect();
     // An unclosed fence in one entry opens nothing (see `fenced_lines`), so it cannot hide
     // every later entry.
-    let starts: Vec<usize> = fenced_lines(&lines)
-        .into_iter()
-        .enumerate()
-        .filter(|&(i, fenced)| !fenced && lines[i].starts_with("## Handoff from "))
-        .map(|(i, _)| i)
+    let fenced = fenced_lines(&lines);
+    let starts: Vec<usize> = (0..lines.len())
+        .filter(|&i| !fenced[i] && lines[i].starts_with("## Handoff from "))
         .collect();
     let mut out = LegacyFile::default();
     for (n, &start) in starts.iter().enumerate() {
