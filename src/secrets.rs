@@ -16,8 +16,7 @@ pub fn file(path: &str, content: Option<&[u8]>) -> Option<&'static str> {
     if let Some(why) = by_name(path) {
         return Some(why);
     }
-    let content = content?;
-    let text = String::from_utf8_lossy(content);
+    let text = String::from_utf8_lossy(content?);
     if path.to_ascii_lowercase().ends_with(".json")
         && text.contains("\"private_key\"")
         && service_account(&text)
