@@ -67,12 +67,9 @@ impl Repo {
 
     /// Like [`Repo::discover`], but a missing repository is an error with a clear message.
     pub fn open(dir: &Path) -> Result<Repo> {
-        Repo::discover(dir)?.with_context(|| {
-            format!(
-                "not inside a git repository: {} (run convosync from a clone of your project)",
-                dir.display()
-            )
-        })
+        let hint = "run convosync from a clone of your project";
+        Repo::discover(dir)?
+            .with_context(|| format!("not inside a git repository: {} ({hint})", dir.display()))
     }
 
     /// The snapshot of the repository's configuration taken when it was opened.

@@ -324,10 +324,9 @@ pub fn parse_draft(text: &str) -> Result<Vec<Section>, ParseError> {
         .into_iter()
         .filter(|s| !s.body.trim().is_empty())
         .collect();
-    if sections.is_empty() {
-        return Err(ParseError::NoSections);
-    }
-    Ok(sections)
+    (!sections.is_empty())
+        .then_some(sections)
+        .ok_or(ParseError::NoSections)
 }
 
 #[cfg(test)]

@@ -34,10 +34,8 @@ fn spans<'h>(
 ) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut pos = 0;
-    while pos <= text.len() {
-        let Some(caps) = re.captures_at(text, pos) else {
-            break;
-        };
+    // A search may resume past the end (after an empty last match): there it stops.
+    while let Some(caps) = (pos <= text.len()).then(|| re.captures_at(text, pos)).flatten() {
         let whole = caps.get(0).expect("match");
         let next = match secret(&caps) {
             Some(m) if !m.is_empty() => {
