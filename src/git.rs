@@ -250,14 +250,13 @@ fn read_all(f: &mut std::fs::File) -> Vec<u8> {
 
 /// Whether the user chose their own ssh command, which we must not override.
 fn ssh_configured(repo: &Path) -> bool {
-    if std::env::var_os("GIT_SSH_COMMAND").is_some() || std::env::var_os("GIT_SSH").is_some() {
-        return true;
-    }
-    git2::Repository::open_bare(repo)
-        .or_else(|_| git2::Repository::open(repo))
-        .ok()
-        .and_then(|r| r.config().ok())
-        .is_some_and(|c| c.get_string("core.sshCommand").is_ok())
+    let by_env = std::env::var_os("GIT_SSH_COMMAND").is_some() || std::env::var_os("GIT_SSH").is_some();
+    by_env
+        || git2::Repository::open_bare(repo)
+            .or_else(|_| git2::Repository::open(repo))
+            .ok()
+            .and_then(|r| r.config().ok())
+            .is_some_and(|c| c.get_string("core.sshCommand").is_ok())
 }
 
 /// Another ref to force-push in the same `git push` as the handoff ref (a device's own wip ref),
