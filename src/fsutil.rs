@@ -32,25 +32,23 @@ fn write_via_temp(path: &Path, contents: &[u8], durable: bool, mode: Option<u32>
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+    let perms = mode.map(std::fs::Permissions::from_mode);
     let mut builder = tempfile::Builder::new();
     builder.prefix(".convosync-").suffix(".tmp");
-    if let Some(m) = mode {
-        builder.permissions(std::fs::Permissions::from_mode(m));
+    if let Some(p) = &perms {
+        builder.permissions(p.clone());
     }
     let mut tmp = builder
         .tempfile_in(dir)
         .with_context(|| format!("could not create a temp file in {}", dir.display()))?;
     tmp.write_all(contents)
-        .and_then(|()| match mode {
-            Some(m) => tmp.as_file().set_permissions(std::fs::Permissions::from_mode(m)),
-            None => Ok(()),
-        })
+        .and_then(|()| perms.map_or(Ok(()), |p| tmp.as_file().set_permissions(p)))
         .and_then(|()| if durable { tmp.as_file().sync_all() } else { Ok(()) })
         .with_context(|| format!("could not write {}", path.display()))?;
     tmp.persist(path)
+        .map(drop)
         .map_err(|e| e.error)
-        .with_context(|| format!("could not replace {}", path.display()))?;
-    Ok(())
+        .with_context(|| format!("could not replace {}", path.display()))
 }
 
 /// Crash-test hook: `CONVOSYNC_FAILPOINT=<name>` kills the process at that point, as a power cut

@@ -71,23 +71,20 @@ pub fn brief(stderr: &str) -> String {
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with("hint:"))
         .collect();
-    let mut picked: Vec<String> = lines
+    let mut picked: Vec<&str> = lines
         .iter()
         .filter(|l| MEANINGFUL.iter().any(|m| l.starts_with(m)))
         .map(|l| {
             l.trim_start_matches("fatal: ")
                 .trim_start_matches("error: ")
                 .trim()
-                .to_string()
         })
-        .filter(|l| !l.is_empty() && l != "remote:")
+        .filter(|l| !l.is_empty() && *l != "remote:")
         .collect();
     picked.dedup();
+    let last = lines.last().copied().unwrap_or("git failed without a message");
     let text = if picked.is_empty() {
-        lines
-            .last()
-            .map(|l| l.to_string())
-            .unwrap_or_else(|| "git failed without a message".to_string())
+        last.to_string()
     } else {
         picked.join("; ")
     };
@@ -109,25 +106,34 @@ pub fn fetch(git_dir: &Path, remote: &str, refspecs: &[&str], deadline: Deadline
     run(git_dir, args, deadline)
 }
 
+/// A git command line: strings or paths.
+pub trait Args: IntoIterator<Item = Self::Arg> {
+    type Arg: AsRef<OsStr>;
+}
+
+impl<I: IntoIterator<Item: AsRef<OsStr>>> Args for I {
+    type Arg = I::Item;
+}
+
 /// `-c` options that keep the user's git hooks out of convosync's own git commands: hooks are
 /// looked up under this path, where no file can be (git 2.47 takes `/dev/null`, a path that is not
 /// a directory, as "no hooks"). A `reference-transaction` hook would otherwise run inside every
 /// fetch, and a `pre-push` hook inside every push of the handoff ref.
 const NO_HOOKS: [&str; 2] = ["-c", "core.hooksPath=/dev/null"];
 
+/// Submodules are not convosync's to fetch or read.
+const NO_SUBMODULES: [&str; 2] = ["-c", "submodule.recurse=false"];
+
 /// Run `git --git-dir <git_dir> <args>` with a clean environment, none of the user's git hooks,
 /// and kill it at `deadline`.
-pub fn run<I, S>(git_dir: &Path, args: I, deadline: Deadline) -> Result<GitOutput>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
+pub fn run(git_dir: &Path, args: impl Args, deadline: Deadline) -> Result<GitOutput> {
     let mut cmd = command();
     cmd.arg("--git-dir")
         .arg(git_dir)
         .args(NO_HOOKS)
         // core.fsmonitor can start a daemon that hangs (jj-vcs/jj#6440); submodules are not ours.
-        .args(["-c", "core.fsmonitor=false", "-c", "submodule.recurse=false"])
+        .args(["-c", "core.fsmonitor=false"])
+        .args(NO_SUBMODULES)
         .args(args);
     execute(cmd, git_dir, deadline)
 }
@@ -135,50 +141,31 @@ where
 /// Run `git -C <workdir> <args>` on the user's worktree, as [`run`] does (clean environment,
 /// `LC_ALL=C`, stdin null, no terminal prompts, killed at `deadline`), with the repository's own
 /// git hooks turned off: for commands that only read or stage.
-pub fn run_in<I, S>(workdir: &Path, args: I, deadline: Deadline) -> Result<GitOutput>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let mut cmd = in_worktree(workdir, &NO_HOOKS);
-    cmd.args(args);
-    execute(cmd, workdir, deadline)
+pub fn run_in(workdir: &Path, args: impl Args, deadline: Deadline) -> Result<GitOutput> {
+    execute(in_worktree(workdir, &NO_HOOKS, args), workdir, deadline)
 }
 
 /// Run a read-only `git -C <workdir> <args>` as [`run_in`] does, with `GIT_OPTIONAL_LOCKS=0` so
 /// git never writes the index (not even to refresh its stat data), and the repository's own
 /// `core.fsmonitor` left as it is (the only runner that does not turn it off, since a status read
 /// is what the monitor speeds up). Returns stdout as bytes: paths need not be UTF-8.
-pub fn read_in<I, S>(workdir: &Path, args: I, deadline: Deadline) -> Result<(Option<ExitStatus>, Vec<u8>)>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let mut cmd = in_worktree(
-        workdir,
-        &[NO_HOOKS[0], NO_HOOKS[1], "-c", "submodule.recurse=false"],
-    );
-    cmd.env("GIT_OPTIONAL_LOCKS", "0").args(args);
+pub fn read_in(workdir: &Path, args: impl Args, deadline: Deadline) -> Result<(Option<ExitStatus>, Vec<u8>)> {
+    let mut cmd = in_worktree(workdir, &[NO_HOOKS, NO_SUBMODULES].concat(), args);
+    cmd.env("GIT_OPTIONAL_LOCKS", "0");
     let (status, stdout, _) = execute_raw(cmd, workdir, deadline)?;
     Ok((status, stdout))
 }
 
 /// Like [`run_in`], but the user's git hooks run (a `commit` with its pre-commit hook, a `push`
 /// with its pre-push hook), as they would from the user's own shell.
-pub fn run_in_with_hooks<I, S>(workdir: &Path, args: I, deadline: Deadline) -> Result<GitOutput>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let mut cmd = in_worktree(workdir, &[]);
-    cmd.args(args);
-    execute(cmd, workdir, deadline)
+pub fn run_in_with_hooks(workdir: &Path, args: impl Args, deadline: Deadline) -> Result<GitOutput> {
+    execute(in_worktree(workdir, &[], args), workdir, deadline)
 }
 
-/// `git -C <workdir>` with `settings` (`-c` options) before the command.
-fn in_worktree(workdir: &Path, settings: &[&str]) -> Command {
+/// `git -C <workdir>` with `settings` (`-c` options) before `args`.
+fn in_worktree(workdir: &Path, settings: &[&str], args: impl Args) -> Command {
     let mut cmd = command();
-    cmd.arg("-C").arg(workdir).args(settings);
+    cmd.arg("-C").arg(workdir).args(settings).args(args);
     cmd
 }
 
@@ -215,8 +202,8 @@ type Raw = (Option<ExitStatus>, Vec<u8>, Vec<u8>);
 /// Spawn `cmd` in its own session, collect its output in temp files, kill it at `deadline`.
 /// `repo` (a git dir or worktree) is where the user's ssh settings are looked up.
 fn execute_raw(mut cmd: Command, repo: &Path, deadline: Deadline) -> Result<Raw> {
-    let mut out = tempfile::tempfile().context("could not create a temp file for git output")?;
-    let mut err = tempfile::tempfile().context("could not create a temp file for git output")?;
+    let temp = || tempfile::tempfile().context("could not create a temp file for git output");
+    let (mut out, mut err) = (temp()?, temp()?);
     cmd.stdout(out.try_clone()?).stderr(err.try_clone()?);
     // A new session: its own process group (killed as a whole at the deadline) and no
     // controlling terminal, so ssh cannot stop to ask for a passphrase or host key on the tty.
@@ -245,14 +232,11 @@ fn execute_raw(mut cmd: Command, repo: &Path, deadline: Deadline) -> Result<Raw>
     let waiter = std::thread::spawn(move || {
         let _ = done.send(child.wait());
     });
-    let status = match ended.recv_timeout(deadline.remaining()) {
-        Ok(status) => Some(status?),
-        Err(_) => {
-            // SAFETY: kill(2) on the process group we created for this child.
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
-            None
-        }
-    };
+    let status = ended.recv_timeout(deadline.remaining()).ok().transpose()?;
+    if status.is_none() {
+        // SAFETY: kill(2) on the process group we created for this child.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+    }
     // The child is reaped either way (killed, its wait returns at once).
     let _ = waiter.join();
     Ok((status, read_all(&mut out), read_all(&mut err)))
@@ -266,14 +250,13 @@ fn read_all(f: &mut std::fs::File) -> Vec<u8> {
 
 /// Whether the user chose their own ssh command, which we must not override.
 fn ssh_configured(repo: &Path) -> bool {
-    if std::env::var_os("GIT_SSH_COMMAND").is_some() || std::env::var_os("GIT_SSH").is_some() {
-        return true;
-    }
-    git2::Repository::open_bare(repo)
-        .or_else(|_| git2::Repository::open(repo))
-        .ok()
-        .and_then(|r| r.config().ok())
-        .is_some_and(|c| c.get_string("core.sshCommand").is_ok())
+    let by_env = std::env::var_os("GIT_SSH_COMMAND").is_some() || std::env::var_os("GIT_SSH").is_some();
+    by_env
+        || git2::Repository::open_bare(repo)
+            .or_else(|_| git2::Repository::open(repo))
+            .ok()
+            .and_then(|r| r.config().ok())
+            .is_some_and(|c| c.get_string("core.sshCommand").is_ok())
 }
 
 /// Another ref to force-push in the same `git push` as the handoff ref (a device's own wip ref),

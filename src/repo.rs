@@ -67,12 +67,9 @@ impl Repo {
 
     /// Like [`Repo::discover`], but a missing repository is an error with a clear message.
     pub fn open(dir: &Path) -> Result<Repo> {
-        Repo::discover(dir)?.with_context(|| {
-            format!(
-                "not inside a git repository: {} (run convosync from a clone of your project)",
-                dir.display()
-            )
-        })
+        let hint = "run convosync from a clone of your project";
+        Repo::discover(dir)?
+            .with_context(|| format!("not inside a git repository: {} ({hint})", dir.display()))
     }
 
     /// The snapshot of the repository's configuration taken when it was opened.
@@ -105,18 +102,13 @@ impl Repo {
         let common = self.git.commondir();
         let mut stale = vec![common.join(format!("{}.lock", self.settings.refname))];
         if let Ok(dir) = std::fs::read_dir(common.join(crate::refs::WIP_PREFIX)) {
-            stale.extend(
-                dir.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "lock")),
-            );
+            let paths = dir.flatten().map(|e| e.path());
+            stale.extend(paths.filter(|p| p.extension().is_some_and(|x| x == "lock")));
         }
         for path in stale.into_iter().filter(|p| p.exists()) {
             if std::fs::remove_file(&path).is_ok() {
-                crate::state::log(
-                    &self.state_dir(),
-                    &format!("removed stale ref lock {}", path.display()),
-                );
+                let msg = format!("removed stale ref lock {}", path.display());
+                crate::state::log(&self.state_dir(), &msg);
             }
         }
         Ok(lock)
@@ -125,67 +117,50 @@ impl Repo {
     /// HEAD's commit (short sha and subject) and branch name; `None`s for an unborn or detached
     /// HEAD respectively.
     pub fn head_info(&self) -> (Option<CommitRef>, Option<String>) {
-        let head = match self.git.head() {
-            Ok(h) => h,
-            Err(_) => {
-                // Unborn branch: HEAD names a branch that has no commit yet.
-                let branch = self
-                    .git
-                    .find_reference("HEAD")
-                    .ok()
-                    .and_then(|r| r.symbolic_target().ok().flatten().map(str::to_string))
-                    .and_then(|t| t.strip_prefix("refs/heads/").map(str::to_string));
-                return (None, branch);
-            }
+        let Ok(head) = self.git.head() else {
+            // Unborn branch: HEAD names a branch that has no commit yet.
+            let head = self.git.find_reference("HEAD").ok();
+            let target = head.as_ref().and_then(|r| r.symbolic_target().ok().flatten());
+            let branch = target.and_then(|t| t.strip_prefix("refs/heads/"));
+            return (None, branch.map(str::to_string));
         };
-        let branch = head
-            .is_branch()
-            .then(|| head.shorthand().ok().map(str::to_string))
-            .flatten();
+        let branch = head.shorthand().ok().filter(|_| head.is_branch());
         // The full id is stored (display abbreviates it): looking up a full id is one stat, while
         // an abbreviation makes libgit2 scan loose-object directories, which grow with history.
         let commit = head.peel_to_commit().ok().map(|c| CommitRef {
             sha: c.id().to_string(),
             subject: c.summary().ok().flatten().unwrap_or_default().to_string(),
         });
-        (commit, branch)
+        (commit, branch.map(str::to_string))
     }
 
     /// Make sure git ignores the draft (and other local files) in this clone without touching
     /// `.gitignore`: append to `<common dir>/info/exclude` once.
     pub fn ensure_excluded(&self) -> Result<()> {
         let exclude = self.git.commondir().join("info").join("exclude");
-        let current = std::fs::read_to_string(&exclude).unwrap_or_default();
+        let mut current = std::fs::read_to_string(&exclude).unwrap_or_default();
         let wanted = ["/.convosync/session-handoff-draft.md", "/.convosync/*.tmp"];
         let missing: Vec<&str> = wanted
-            .iter()
-            .copied()
+            .into_iter()
             .filter(|w| !current.lines().any(|l| l.trim() == *w))
             .collect();
         if missing.is_empty() {
             return Ok(());
         }
-        let mut next = current;
-        if !next.is_empty() && !next.ends_with('\n') {
-            next.push('\n');
+        if !current.is_empty() && !current.ends_with('\n') {
+            current.push('\n');
         }
-        next.push_str("# convosync: local drafts, never committed\n");
-        for m in missing {
-            next.push_str(m);
-            next.push('\n');
-        }
-        crate::fsutil::atomic_write(&exclude, next.as_bytes())
+        let missing = missing.join("\n");
+        current += &format!("# convosync: local drafts, never committed\n{missing}\n");
+        crate::fsutil::atomic_write(&exclude, current.as_bytes())
     }
 
     /// The remote to sync with: `convosync.remote`, else the current branch's upstream remote,
     /// else `origin`; `None` when that remote does not exist.
     pub fn remote_name(&self) -> Option<String> {
         if let Some(r) = &self.settings.remote {
-            if crate::refs::is_url(r) {
-                // A notes repository named by URL: git fetch and push take it in place of a name.
-                return Some(r.clone());
-            }
-            return self.git.find_remote(r).ok().map(|_| r.clone());
+            // A notes repository named by URL: git fetch and push take it in place of a name.
+            return (crate::refs::is_url(r) || self.git.find_remote(r).is_ok()).then(|| r.clone());
         }
         self.code_remote()
     }

@@ -16,10 +16,11 @@ pub fn file(path: &str, content: Option<&[u8]>) -> Option<&'static str> {
     if let Some(why) = by_name(path) {
         return Some(why);
     }
-    let content = content?;
-    let text = String::from_utf8_lossy(content);
-    let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
-    if name.ends_with(".json") && text.contains("\"private_key\"") && service_account(&text) {
+    let text = String::from_utf8_lossy(content?);
+    if path.to_ascii_lowercase().ends_with(".json")
+        && text.contains("\"private_key\"")
+        && service_account(&text)
+    {
         return Some("a service-account key");
     }
     crate::redact::high_confidence(&text).map(|_| "it contains a secret")
@@ -33,71 +34,38 @@ pub fn worktree_file(workdir: &Path, rel: &Path) -> Option<&'static str> {
         return Some(why);
     }
     let full = workdir.join(rel);
-    match std::fs::symlink_metadata(&full) {
-        Ok(m) if m.is_file() && m.len() <= CONTENT_BYTES => {
-            std::fs::read(&full).ok().and_then(|b| file(&path, Some(&b)))
-        }
-        _ => None,
-    }
+    let m = std::fs::symlink_metadata(&full).ok()?;
+    let content = (m.is_file() && m.len() <= CONTENT_BYTES).then(|| std::fs::read(&full).ok());
+    file(&path, Some(&content.flatten()?))
 }
 
 /// Why a file is a secret by its name alone.
 fn by_name(path: &str) -> Option<&'static str> {
     let lower = path.to_ascii_lowercase();
     let name = lower.rsplit('/').next().unwrap_or(&lower);
-    if name.ends_with(".pub")
-        || [".example", ".sample", ".template", ".dist"]
-            .iter()
-            .any(|s| name.ends_with(s))
-    {
-        return None;
-    }
-    let is = |names: &[&str]| names.contains(&name);
-    let ends = |suffixes: &[&str]| suffixes.iter().any(|s| name.ends_with(s));
-    if is(&[
-        ".git-credentials",
-        ".netrc",
-        "_netrc",
-        ".npmrc",
-        ".pypirc",
-        ".pgpass",
-        ".htpasswd",
-        "credentials",
-    ]) || name.starts_with("credentials") && name.ends_with(".json")
-    {
-        Some("a credentials file")
-    } else if name == ".env" || name.starts_with(".env.") || name.ends_with(".env") {
-        Some("an environment file")
-    } else if lower == ".docker/config.json" || lower.ends_with("/.docker/config.json") {
-        Some("Docker registry credentials")
-    } else if lower == ".kube/config" || lower.ends_with("/.kube/config") || name.starts_with("kubeconfig") {
-        Some("a kubeconfig")
-    } else if ends(&[".tfvars", ".tfvars.json"]) {
-        Some("Terraform variables")
-    } else if ["id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "id_xmss"]
-        .iter()
-        .any(|p| name.starts_with(p))
-    {
-        Some("an SSH key")
-    } else if ends(&[
-        ".pem",
-        ".key",
-        ".p12",
-        ".pfx",
-        ".keystore",
-        ".jks",
-        ".ppk",
-        ".asc",
-        ".gpg",
-    ]) {
-        Some("a key or certificate store")
-    } else if is(&["secrets.yml", "secrets.yaml", "secrets.json"])
-        || name.starts_with("service-account") && name.ends_with(".json")
-    {
-        Some("a secrets file")
-    } else {
-        None
-    }
+    let ext = name.rsplit_once('.').map_or("", |(_, e)| e);
+    let at = |file: &str| lower == file || lower.ends_with(&format!("/{file}"));
+    let starts = |prefixes: &[&str]| prefixes.iter().any(|p| name.starts_with(p));
+    let why = match (name, ext) {
+        (_, "pub" | "example" | "sample" | "template" | "dist") => return None,
+        (".git-credentials" | ".netrc" | "_netrc" | ".npmrc" | ".pypirc" | ".pgpass" | ".htpasswd", _) => {
+            "a credentials file"
+        }
+        ("credentials", _) => "a credentials file",
+        (_, "json") if name.starts_with("credentials") => "a credentials file",
+        _ if name.starts_with(".env.") || ext == "env" => "an environment file",
+        _ if at(".docker/config.json") => "Docker registry credentials",
+        _ if at(".kube/config") || name.starts_with("kubeconfig") => "a kubeconfig",
+        _ if ext == "tfvars" || name.ends_with(".tfvars.json") => "Terraform variables",
+        _ if starts(&["id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "id_xmss"]) => "an SSH key",
+        (_, "pem" | "key" | "p12" | "pfx" | "keystore" | "jks" | "ppk" | "asc" | "gpg") => {
+            "a key or certificate store"
+        }
+        ("secrets.yml" | "secrets.yaml" | "secrets.json", _) => "a secrets file",
+        (_, "json") if name.starts_with("service-account") => "a secrets file",
+        _ => return None,
+    };
+    Some(why)
 }
 
 /// `"type": "service_account"`, allowing any spacing.

@@ -3,6 +3,9 @@
 
 use std::io::{IsTerminal, Write};
 use std::process::{Command, Stdio};
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 /// Whether to colour standard output.
 pub fn color() -> bool {
@@ -35,38 +38,35 @@ pub fn clean(text: &str, colour: bool) -> String {
     if !colour {
         return crate::untrusted::text(text).into_owned();
     }
-    static SGR: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let re = SGR.get_or_init(|| regex::Regex::new("\x1b\\[[0-9;]{0,16}m").expect("valid regex"));
-    let mut out = String::with_capacity(text.len());
-    let mut last = 0;
-    for m in re.find_iter(text) {
-        out.push_str(&crate::untrusted::text(&text[last..m.start()]));
-        out.push_str(m.as_str());
-        last = m.end();
-    }
-    out.push_str(&crate::untrusted::text(&text[last..]));
-    out
+    static SGR: LazyLock<Regex> = LazyLock::new(|| Regex::new("\x1b\\[[0-9;]{0,16}m").expect("valid regex"));
+    // The text around each colour code cleaned, the code kept.
+    let codes = SGR.find_iter(text).map(|m| m.as_str()).chain([""]);
+    let pieces = SGR.split(text).zip(codes);
+    pieces
+        .map(|(plain, code)| format!("{}{code}", crate::untrusted::text(plain)))
+        .collect()
 }
 
 /// Print `text`, through a pager when it is long and stdout is a terminal. A closed pipe
 /// (`convosync history | head`) is not an error.
 pub fn page(text: &str) {
     let text = &clean(text, color());
-    let long = text.lines().count() > 40;
-    if long && std::io::stdout().is_terminal() {
-        let pager = std::env::var("PAGER")
-            .ok()
-            .filter(|p| !p.trim().is_empty())
-            .unwrap_or_else(|| "less -FRX".into());
+    if text.lines().count() > 40 && std::io::stdout().is_terminal() {
+        let pager = std::env::var("PAGER").ok().filter(|p| !p.trim().is_empty());
+        let pager = pager.unwrap_or_else(|| "less -FRX".into());
         let mut parts = pager.split_whitespace();
-        if let Some(prog) = parts.next() {
-            if let Ok(mut child) = Command::new(prog).args(parts).stdin(Stdio::piped()).spawn() {
-                if let Some(mut stdin) = child.stdin.take() {
-                    let _ = stdin.write_all(text.as_bytes());
-                }
-                let _ = child.wait();
-                return;
-            }
+        let spawned = Command::new(parts.next().unwrap_or_default())
+            .args(parts)
+            .stdin(Stdio::piped())
+            .spawn();
+        if let Ok(mut child) = spawned {
+            // Written, then closed (dropped), so the pager sees the end of its input.
+            let _ = child
+                .stdin
+                .take()
+                .map(|mut stdin| stdin.write_all(text.as_bytes()));
+            let _ = child.wait();
+            return;
         }
     }
     let mut out = std::io::stdout().lock();

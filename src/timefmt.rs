@@ -20,12 +20,9 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
 /// "just now", "5 minutes ago", "3 hours ago", "2 days ago", "in the future".
 pub fn ago(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let secs = (now - then).num_seconds();
-    if secs < -60 {
-        return "in the future".to_string();
-    }
-    let secs = secs.max(0);
     let (n, unit) = match secs {
-        0..=59 => return "just now".to_string(),
+        ..=-61 => return "in the future".to_string(),
+        -60..=59 => return "just now".to_string(),
         60..=3599 => (secs / 60, "minute"),
         3600..=86_399 => (secs / 3600, "hour"),
         86_400..=2_591_999 => (secs / 86_400, "day"),
@@ -40,9 +37,8 @@ pub fn truncate_chars(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_string();
     }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
+    let kept: String = s.chars().take(max.saturating_sub(1)).collect();
+    kept + "…"
 }
 
 #[cfg(test)]

@@ -19,8 +19,10 @@
 //! hooks write them to their log and commands print one warning line ([`Skipped::warning`]).
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
 use git2::{Blob, Commit, ObjectType, Oid, Repository, Tree};
+use regex::Regex;
 
 use crate::handoff::Handoff;
 
@@ -45,32 +47,14 @@ pub enum Object {
 pub const MAX_TREE_ENTRIES: usize = 100_000;
 
 impl Object {
-    /// The largest size, in bytes, read of this kind.
-    pub const fn cap(self) -> usize {
+    /// The largest size, in bytes, read of this kind, its git type, and its name in messages.
+    const fn spec(self) -> (usize, ObjectType, &'static str) {
         match self {
-            Object::Note => 256 * 1024,
-            Object::WipMeta => 1 << 20,
-            Object::WipFile => 64 << 20,
-            Object::Tree => 4 << 20,
-            Object::Commit => 1 << 20,
-        }
-    }
-
-    fn kind(self) -> ObjectType {
-        match self {
-            Object::Note | Object::WipMeta | Object::WipFile => ObjectType::Blob,
-            Object::Tree => ObjectType::Tree,
-            Object::Commit => ObjectType::Commit,
-        }
-    }
-
-    fn what(self) -> &'static str {
-        match self {
-            Object::Note => "note",
-            Object::WipMeta => "snapshot's file list",
-            Object::WipFile => "snapshot file",
-            Object::Tree => "tree",
-            Object::Commit => "commit",
+            Object::Note => (256 * 1024, ObjectType::Blob, "note"),
+            Object::WipMeta => (1 << 20, ObjectType::Blob, "snapshot's file list"),
+            Object::WipFile => (64 << 20, ObjectType::Blob, "snapshot file"),
+            Object::Tree => (4 << 20, ObjectType::Tree, "tree"),
+            Object::Commit => (1 << 20, ObjectType::Commit, "commit"),
         }
     }
 }
@@ -93,28 +77,23 @@ pub enum Refused {
     TooManyEntries(usize),
 }
 
-/// The size of object `id` from its header (nothing inflated), when it is of `what`'s kind and
-/// within its cap. A reader that reports what it skipped records the refusal with
-/// [`Skipped::refused`].
-pub fn check(repo: &Repository, id: Oid, what: Object) -> Result<usize, Refused> {
-    let odb = repo
-        .odb()
-        .map_err(|e| Refused::Unreadable(e.message().to_string()))?;
-    let (size, kind) = odb
-        .read_header(id)
-        .map_err(|e| Refused::Unreadable(e.message().to_string()))?;
-    if kind != what.kind() {
-        return Err(Refused::Kind {
-            found: kind,
-            expected: what.kind(),
-        });
+impl From<git2::Error> for Refused {
+    fn from(e: git2::Error) -> Refused {
+        Refused::Unreadable(e.message().to_string())
     }
-    if size > what.cap() {
-        return Err(Refused::TooLarge {
-            size,
-            cap: what.cap(),
-            what: what.what(),
-        });
+}
+
+/// The size of object `id` from its header (nothing inflated), when it is of `object`'s kind
+/// and within its cap. A reader that reports what it skipped records the refusal with
+/// [`Skipped::refused`].
+pub fn check(repo: &Repository, id: Oid, object: Object) -> Result<usize, Refused> {
+    let (cap, expected, what) = object.spec();
+    let (size, found) = repo.odb()?.read_header(id)?;
+    if found != expected {
+        return Err(Refused::Kind { found, expected });
+    }
+    if size > cap {
+        return Err(Refused::TooLarge { size, cap, what });
     }
     Ok(size)
 }
@@ -122,17 +101,14 @@ pub fn check(repo: &Repository, id: Oid, what: Object) -> Result<usize, Refused>
 /// The blob `id` of kind `what`, read only when its header says it is within the cap.
 pub fn blob<'r>(repo: &'r Repository, id: Oid, what: Object) -> Result<Blob<'r>, Refused> {
     check(repo, id, what)?;
-    repo.find_blob(id)
-        .map_err(|e| Refused::Unreadable(e.message().to_string()))
+    Ok(repo.find_blob(id)?)
 }
 
 /// The tree `id`, read only when its header says it is within [`Object::Tree`]'s cap, and kept
 /// only with at most [`MAX_TREE_ENTRIES`] entries.
 pub fn tree<'r>(repo: &'r Repository, id: Oid) -> Result<Tree<'r>, Refused> {
     check(repo, id, Object::Tree)?;
-    let t = repo
-        .find_tree(id)
-        .map_err(|e| Refused::Unreadable(e.message().to_string()))?;
+    let t = repo.find_tree(id)?;
     if t.len() > MAX_TREE_ENTRIES {
         return Err(Refused::TooManyEntries(t.len()));
     }
@@ -142,8 +118,7 @@ pub fn tree<'r>(repo: &'r Repository, id: Oid) -> Result<Tree<'r>, Refused> {
 /// The commit `id`, read only when its header says it is within [`Object::Commit`]'s cap.
 pub fn commit<'r>(repo: &'r Repository, id: Oid) -> Result<Commit<'r>, Refused> {
     check(repo, id, Object::Commit)?;
-    repo.find_commit(id)
-        .map_err(|e| Refused::Unreadable(e.message().to_string()))
+    Ok(repo.find_commit(id)?)
 }
 
 /// The tree of commit `c`, through [`tree`].
@@ -151,17 +126,15 @@ pub fn commit_tree<'r>(repo: &'r Repository, c: &Commit<'_>) -> Result<Tree<'r>,
     tree(repo, c.tree_id())
 }
 
-/// Bidirectional formatting characters: embeddings, overrides, isolates and marks.
-fn is_bidi(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
-}
-
-/// Whether `c` may stay in a body.
+/// Whether `c` may stay in a body: not a control character, a bidirectional formatting
+/// character (embedding, override, isolate, mark) or a line or paragraph separator.
 fn allowed(c: char, keep_newlines: bool) -> bool {
-    if c == '\n' || c == '\t' {
-        return keep_newlines;
+    match c {
+        '\n' | '\t' => keep_newlines,
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}' => false,
+        '\u{2028}' | '\u{2029}' => false,
+        _ => !c.is_control(),
     }
-    !c.is_control() && !is_bidi(c) && c != '\u{2028}' && c != '\u{2029}'
 }
 
 /// Whether `s` is already clean; the common case costs one scan and no allocation. Printable
@@ -214,41 +187,22 @@ fn printable8(w: u64) -> bool {
 /// (`ESC \` or U+009C), or the end of the line (kept), so an unterminated one hides one line at
 /// most.
 fn skip_control_string(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
-    while let Some(&c) = chars.peek() {
+    while let Some(c) = chars.next_if(|&c| c != '\n') {
         match c {
-            '\u{7}' | '\u{9c}' => {
-                chars.next();
-                return;
-            }
-            '\n' => return,
+            '\u{7}' | '\u{9c}' => return,
             '\u{1b}' => {
-                chars.next();
-                if chars.peek() == Some(&'\\') {
-                    chars.next();
-                }
+                chars.next_if_eq(&'\\');
                 return;
             }
-            _ => {
-                chars.next();
-            }
+            _ => {}
         }
     }
 }
 
 /// Drop the rest of a CSI sequence: parameter bytes, intermediate bytes, one final byte.
 fn skip_csi(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
-    while let Some(&c) = chars.peek() {
-        match c {
-            '\u{30}'..='\u{3f}' | '\u{20}'..='\u{2f}' => {
-                chars.next();
-            }
-            '\u{40}'..='\u{7e}' => {
-                chars.next();
-                return;
-            }
-            _ => return,
-        }
-    }
+    while chars.next_if(|c| ('\u{20}'..='\u{3f}').contains(c)).is_some() {}
+    chars.next_if(|c| ('\u{40}'..='\u{7e}').contains(c));
 }
 
 fn strip(s: &str, keep_newlines: bool) -> String {
@@ -267,12 +221,8 @@ fn strip(s: &str, keep_newlines: bool) -> String {
                 }
                 Some(n) if ('\u{20}'..='\u{7e}').contains(&n) => {
                     // ESC, intermediates, one final character (`ESC c`, `ESC ( B`, `ESC 7`).
-                    while chars.peek().is_some_and(|x| ('\u{20}'..='\u{2f}').contains(x)) {
-                        chars.next();
-                    }
-                    if chars.peek().is_some_and(|x| ('\u{30}'..='\u{7e}').contains(x)) {
-                        chars.next();
-                    }
+                    while chars.next_if(|x| ('\u{20}'..='\u{2f}').contains(x)).is_some() {}
+                    chars.next_if(|x| ('\u{30}'..='\u{7e}').contains(x));
                 }
                 _ => {}
             },
@@ -333,20 +283,9 @@ pub fn shown(s: &str) -> String {
     out
 }
 
-fn own_line(s: &mut String) {
-    if let Cow::Owned(c) = line(s) {
-        *s = c;
-    }
-}
-
-fn own_text(s: &mut String) {
-    if let Cow::Owned(c) = text(s) {
-        *s = c;
-    }
-}
-
 /// Every field of a handoff read from the ref (or written from a transcript), cleaned.
 pub fn handoff(mut h: Handoff) -> Handoff {
+    let own_line = |s: &mut String| *s = changed_or(std::mem::take(s), line);
     own_line(&mut h.device);
     if let Some(c) = h.commit.as_mut() {
         own_line(&mut c.sha);
@@ -360,7 +299,7 @@ pub fn handoff(mut h: Handoff) -> Handoff {
     }
     for s in &mut h.sections {
         own_line(&mut s.title);
-        own_text(&mut s.body);
+        s.body = changed_or(std::mem::take(&mut s.body), text);
     }
     h
 }
@@ -404,9 +343,7 @@ impl Skipped {
 
     /// Take in what another read skipped.
     pub fn extend(&mut self, other: Skipped) {
-        for s in other.0 {
-            self.note(s);
-        }
+        other.0.into_iter().for_each(|s| self.note(s));
     }
 
     /// One line per entry left out, for a log.
@@ -422,20 +359,15 @@ impl Skipped {
     /// skipped.
     pub fn warning(&self) -> Option<String> {
         let n = self.0.len();
-        if n == 0 {
-            return None;
-        }
-        let more = n.saturating_sub(3);
-        Some(format!(
-            "convosync: warning: {n} invalid entr{} on the ref ignored: {}{}",
-            if n == 1 { "y" } else { "ies" },
-            self.0.iter().take(3).cloned().collect::<Vec<_>>().join("; "),
-            if more > 0 {
-                format!("; and {more} more")
-            } else {
-                String::new()
-            }
-        ))
+        let plural = if n == 1 { "y" } else { "ies" };
+        let more = match n.saturating_sub(3) {
+            0 => String::new(),
+            more => format!("; and {more} more"),
+        };
+        let first = self.0[..n.min(3)].join("; ");
+        (n > 0).then(|| {
+            format!("convosync: warning: {n} invalid entr{plural} on the ref ignored: {first}{more}")
+        })
     }
 }
 
@@ -451,10 +383,9 @@ pub fn neutralize_tags(text: &str) -> std::borrow::Cow<'_, str> {
     if !may_hold_tag(text) {
         return Cow::Borrowed(text);
     }
-    static TAG: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let re =
-        TAG.get_or_init(|| regex::Regex::new(r"(?i)<(\s*/?\s*system[-_\s]*reminder)").expect("valid regex"));
-    re.replace_all(text, "&lt;$1")
+    static TAG: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(?i)<(\s*/?\s*system[-_\s]*reminder)").expect("valid regex"));
+    TAG.replace_all(text, "&lt;$1")
 }
 
 /// [`neutralize_tags`] of an owned string, without a copy when there is nothing to change.
@@ -464,11 +395,10 @@ pub fn neutralize_tags_in(text: String) -> String {
 
 /// `f(s)` as an owned string, reusing `s` when `f` changed nothing.
 fn changed_or(s: String, f: impl for<'a> Fn(&'a str) -> Cow<'a, str>) -> String {
-    let changed = match f(&s) {
-        Cow::Owned(c) => Some(c),
-        Cow::Borrowed(_) => None,
-    };
-    changed.unwrap_or(s)
+    if let Cow::Owned(c) = f(&s) {
+        return c;
+    }
+    s
 }
 
 /// Whether `text` could hold what [`neutralize_tags`] looks for: a `<` and, in any case,
@@ -511,13 +441,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let repo = Repository::init(dir.path()).unwrap();
         let small = repo.blob(b"note").unwrap();
-        let big = repo.blob(&vec![b'x'; Object::Note.cap() + 1]).unwrap();
+        let big = repo.blob(&vec![b'x'; Object::Note.spec().0 + 1]).unwrap();
         assert_eq!(blob(&repo, small, Object::Note).unwrap().content(), b"note");
         assert_eq!(
             blob(&repo, big, Object::Note).unwrap_err(),
             Refused::TooLarge {
-                size: Object::Note.cap() + 1,
-                cap: Object::Note.cap(),
+                size: Object::Note.spec().0 + 1,
+                cap: Object::Note.spec().0,
                 what: "note"
             }
         );
@@ -547,7 +477,7 @@ mod tests {
             raw.extend_from_slice(format!("100644 f{i:07}\0").as_bytes());
             raw.extend_from_slice(small.as_bytes());
         }
-        assert!(raw.len() < Object::Tree.cap());
+        assert!(raw.len() < Object::Tree.spec().0);
         let wide = repo.odb().unwrap().write(ObjectType::Tree, &raw).unwrap();
         assert_eq!(
             tree(&repo, wide).unwrap_err(),

@@ -42,27 +42,24 @@ const NO_COMMIT: &str = "(none)";
 
 /// Render a handoff as stored on the ref.
 pub fn render(h: &Handoff) -> String {
-    let mut s = format!("## Handoff from {}\n", h.device);
-    s.push_str(&format!(
-        "**Timestamp:** {}\n",
-        crate::timefmt::rfc3339(h.timestamp)
-    ));
-    match &h.commit {
-        Some(c) => s.push_str(&format!("**Commit:** {} ({})\n", c.sha, c.subject)),
-        None => s.push_str(&format!("**Commit:** {NO_COMMIT}\n")),
-    }
-    s.push_str(&format!(
-        "**Branch:** {}\n",
+    let commit = h
+        .commit
+        .as_ref()
+        .map_or(NO_COMMIT.into(), |c| format!("{} ({})", c.sha, c.subject));
+    let mut s = format!(
+        "## Handoff from {}\n**Timestamp:** {}\n**Commit:** {commit}\n**Branch:** {}\n",
+        h.device,
+        crate::timefmt::rfc3339(h.timestamp),
         h.branch.as_deref().unwrap_or(DETACHED)
-    ));
-    if let Some(id) = &h.session {
-        s.push_str(&format!("**Session:** {id}\n"));
-    }
-    if let Some(a) = &h.author {
-        s.push_str(&format!("**Author:** {a}\n"));
-    }
-    if let Some(a) = &h.agent {
-        s.push_str(&format!("**Agent:** {a}\n"));
+    );
+    for (key, value) in [
+        ("Session", &h.session),
+        ("Author", &h.author),
+        ("Agent", &h.agent),
+    ] {
+        if let Some(v) = value {
+            s.push_str(&format!("**{key}:** {v}\n"));
+        }
     }
     for sec in &h.sections {
         s.push_str(&format!("\n### {}\n", sec.title));
@@ -81,9 +78,12 @@ pub fn normalize_newlines(text: &str) -> String {
         .replace('\r', "\n")
 }
 
+/// A fence line's character, length, and whether nothing but spaces follows it.
+type Marker = (char, usize, bool);
+
 /// A fence line (CommonMark: 3+ backticks or tildes, indented less than 4 spaces): its
 /// character, its length, and whether nothing but spaces follows (only such a line can close).
-fn fence_marker(line: &str) -> Option<(char, usize, bool)> {
+fn fence_marker(line: &str) -> Option<Marker> {
     let t = line.trim_start_matches(' ');
     if line.len() - t.len() >= 4 {
         return None;
@@ -126,18 +126,22 @@ impl Fence {
     /// Feed one line; returns whether it is outside fenced code, opens a fence, is inside one
     /// (a shorter or different fence line included), or closes it.
     pub fn line(&mut self, line: &str) -> FenceLine {
-        let marker = fence_marker(line);
+        self.step(fence_marker(line), |_, _| true)
+    }
+
+    /// Feed one line's marker; an opening fence opens only when `closed_later` says so.
+    fn step(&mut self, marker: Option<Marker>, closed_later: impl Fn(char, usize) -> bool) -> FenceLine {
         match (self.open, marker) {
             (Some((c, n)), Some((mc, mn, true))) if mc == c && mn >= n => {
                 self.open = None;
                 FenceLine::Closes
             }
             (Some(_), _) => FenceLine::Inside,
-            (None, Some((c, n, _))) => {
+            (None, Some((c, n, _))) if closed_later(c, n) => {
                 self.open = Some((c, n));
                 FenceLine::Opens
             }
-            (None, None) => FenceLine::Outside,
+            (None, _) => FenceLine::Outside,
         }
     }
 }
@@ -148,41 +152,26 @@ impl Fence {
 /// a closing fence would otherwise fold every later section of its draft (and, in the legacy
 /// file, every later handoff) into one code block, and those would be lost as sections.
 pub fn fenced_lines(lines: &[&str]) -> Vec<bool> {
-    let markers: Vec<Option<(char, usize, bool)>> = lines.iter().map(|l| fence_marker(l)).collect();
+    let markers: Vec<Option<Marker>> = lines.iter().map(|l| fence_marker(l)).collect();
     // closers_after[i] = the longest closing-capable run of (backticks, tildes) after line i, so
     // whether an opener is ever closed is known in one backward pass.
     let mut closers_after = vec![(0usize, 0usize); lines.len() + 1];
     for i in (0..lines.len()).rev() {
-        let (mut ticks, mut tildes) = closers_after[i + 1];
-        match markers[i] {
-            Some(('`', n, true)) => ticks = ticks.max(n),
-            Some((_, n, true)) => tildes = tildes.max(n),
-            _ => {}
-        }
-        closers_after[i] = (ticks, tildes);
-    }
-    let mut open: Option<(char, usize)> = None;
-    let mut out = Vec::with_capacity(lines.len());
-    for (i, marker) in markers.iter().enumerate() {
-        let fenced = match (open, *marker) {
-            (Some((c, n)), Some((mc, mn, true))) if mc == c && mn >= n => {
-                open = None;
-                true
-            }
-            (Some(_), _) => true,
-            (None, Some((c, n, _))) => {
-                let (ticks, tildes) = closers_after[i + 1];
-                let closed = if c == '`' { ticks >= n } else { tildes >= n };
-                if closed {
-                    open = Some((c, n));
-                }
-                closed
-            }
-            (None, None) => false,
+        let (ticks, tildes) = closers_after[i + 1];
+        closers_after[i] = match markers[i] {
+            Some(('`', n, true)) => (ticks.max(n), tildes),
+            Some((_, n, true)) => (ticks, tildes.max(n)),
+            _ => (ticks, tildes),
         };
-        out.push(fenced);
     }
-    out
+    let mut fence = Fence::default();
+    let closed = |i: usize, c: char, n: usize| {
+        let (ticks, tildes) = closers_after[i + 1];
+        (if c == '`' { ticks } else { tildes }) >= n
+    };
+    (0..lines.len())
+        .map(|i| fence.step(markers[i], |c, n| closed(i, c, n)) != FenceLine::Outside)
+        .collect()
 }
 
 /// The title when `line` is a section heading (`### Title`) of a stored handoff. The title is
@@ -217,13 +206,10 @@ pub(crate) fn split_sections<'a>(lines: &[&'a str], heading: HeadingRule) -> (Ve
     let mut preamble = Vec::new();
     let mut sections: Vec<(String, Vec<&str>)> = Vec::new();
     for (line, fenced) in lines.iter().zip(fenced) {
-        if let Some(t) = heading(line).filter(|_| !fenced) {
-            sections.push((t.to_string(), Vec::new()));
-            continue;
-        }
-        match sections.last_mut() {
-            Some((_, body)) => body.push(line),
-            None => preamble.push(*line),
+        match (heading(line).filter(|_| !fenced), sections.last_mut()) {
+            (Some(title), _) => sections.push((title.to_string(), Vec::new())),
+            (None, Some((_, body))) => body.push(line),
+            (None, None) => preamble.push(*line),
         }
     }
     let sections = sections
@@ -279,14 +265,11 @@ fn parse_commit(v: &str) -> Option<CommitRef> {
 pub fn parse(text: &str) -> Result<Handoff, ParseError> {
     let text = normalize_newlines(text);
     let lines: Vec<&str> = text.split('\n').collect();
-    let mut i = 0;
     // Leading blank lines and the legacy `---` separator.
-    while i < lines.len() && (lines[i].trim().is_empty() || lines[i].trim() == "---") {
-        i += 1;
-    }
-    if i == lines.len() {
-        return Err(ParseError::Empty);
-    }
+    let mut i = lines
+        .iter()
+        .position(|l| !matches!(l.trim(), "" | "---"))
+        .ok_or(ParseError::Empty)?;
     let device = lines[i]
         .strip_prefix("## Handoff from")
         .ok_or(ParseError::MissingHeader { line: i + 1 })?
@@ -298,18 +281,13 @@ pub fn parse(text: &str) -> Result<Handoff, ParseError> {
     i += 1;
     let mut h = Handoff {
         device,
-        timestamp: DateTime::<Utc>::MIN_UTC,
-        commit: None,
-        branch: None,
-        session: None,
-        author: None,
-        agent: None,
-        sections: Vec::new(),
+        ..Handoff::default()
     };
     let mut timestamp = None;
     while i < lines.len() && stored_heading(lines[i]).is_none() {
         let line = lines[i];
         if let Some((key, value)) = metadata(line) {
+            let given = (!value.is_empty()).then(|| value.to_string());
             match key.to_ascii_lowercase().as_str() {
                 "timestamp" => {
                     let t = DateTime::parse_from_rfc3339(value).map_err(|_| ParseError::BadTimestamp {
@@ -319,10 +297,10 @@ pub fn parse(text: &str) -> Result<Handoff, ParseError> {
                     timestamp = Some(t.with_timezone(&Utc));
                 }
                 "commit" => h.commit = parse_commit(value),
-                "branch" => h.branch = (value != DETACHED && !value.is_empty()).then(|| value.to_string()),
-                "session" => h.session = (!value.is_empty()).then(|| value.to_string()),
-                "author" => h.author = (!value.is_empty()).then(|| value.to_string()),
-                "agent" => h.agent = (!value.is_empty()).then(|| value.to_string()),
+                "branch" => h.branch = given.filter(|v| v != DETACHED),
+                "session" => h.session = given,
+                "author" => h.author = given,
+                "agent" => h.agent = given,
                 _ => {}
             }
         } else if !line.trim().is_empty() {
@@ -341,15 +319,14 @@ pub fn parse(text: &str) -> Result<Handoff, ParseError> {
 pub fn parse_draft(text: &str) -> Result<Vec<Section>, ParseError> {
     let text = normalize_newlines(text);
     let lines: Vec<&str> = text.split('\n').collect();
-    let (_, sections) = split_sections(&lines, draft_heading);
-    let sections: Vec<Section> = sections
+    let sections: Vec<Section> = split_sections(&lines, draft_heading)
+        .1
         .into_iter()
         .filter(|s| !s.body.trim().is_empty())
         .collect();
-    if sections.is_empty() {
-        return Err(ParseError::NoSections);
-    }
-    Ok(sections)
+    (!sections.is_empty())
+        .then_some(sections)
+        .ok_or(ParseError::NoSections)
 }
 
 #[cfg(test)]

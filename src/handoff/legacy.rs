@@ -18,10 +18,8 @@ pub const MAX_LEGACY_BYTES: u64 = 8 * 1024 * 1024;
 /// (see [`crate::worktree`]) and at most [`MAX_LEGACY_BYTES`]. Whose notes it holds is decided
 /// per entry by the one ownership rule, [`crate::team::Me::owns`], as for notes on the ref.
 pub fn read_from(workdir: &Path) -> anyhow::Result<Option<String>> {
-    Ok(
-        crate::worktree::read(workdir, crate::repo::LEGACY_PATH, MAX_LEGACY_BYTES)?
-            .map(|b| String::from_utf8_lossy(&b).into_owned()),
-    )
+    let bytes = crate::worktree::read(workdir, crate::repo::LEGACY_PATH, MAX_LEGACY_BYTES)?;
+    Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
 }
 
 /// What could be read from a legacy file.
@@ -37,31 +35,28 @@ pub fn parse_legacy(text: &str) -> LegacyFile {
     let lines: Vec<&str> = text.split('\n').collect();
     // An unclosed fence in one entry opens nothing (see `fenced_lines`), so it cannot hide
     // every later entry.
-    let starts: Vec<usize> = fenced_lines(&lines)
-        .into_iter()
-        .enumerate()
-        .filter(|&(i, fenced)| !fenced && lines[i].starts_with("## Handoff from "))
-        .map(|(i, _)| i)
+    let fenced = fenced_lines(&lines);
+    let starts: Vec<usize> = (0..lines.len())
+        .filter(|&i| !fenced[i] && lines[i].starts_with("## Handoff from "))
         .collect();
     let mut out = LegacyFile::default();
     for (n, &start) in starts.iter().enumerate() {
         let mut end = starts.get(n + 1).copied().unwrap_or(lines.len());
         // Drop the separator (and blank lines around it) that opens the next entry.
-        while end > start + 1 && (lines[end - 1].trim().is_empty() || lines[end - 1].trim() == "---") {
-            let is_rule = lines[end - 1].trim() == "---";
+        while end > start + 1 && lines[end - 1].trim().is_empty() {
             end -= 1;
-            if is_rule {
-                break;
-            }
+        }
+        if end > start + 1 && lines[end - 1].trim() == "---" {
+            end -= 1;
         }
         let chunk = lines[start..end].join("\n");
         match parse(&chunk) {
             Ok(h) => out.handoffs.push(h),
-            Err(e) => out.skipped.push(format!(
-                "entry at line {} (from {}): {e}",
-                start + 1,
-                lines[start].trim_start_matches("## Handoff from ").trim()
-            )),
+            Err(e) => {
+                let from = lines[start].trim_start_matches("## Handoff from ").trim();
+                out.skipped
+                    .push(format!("entry at line {} (from {from}): {e}", start + 1));
+            }
         }
     }
     out
@@ -86,23 +81,19 @@ pub enum Entry {
 pub fn entries_oldest_first(file: &LegacyFile) -> Vec<Entry> {
     let mut ready: Vec<Handoff> = Vec::new();
     let mut out = Vec::new();
+    let skip = |who: String, h: &Handoff, why: &str| {
+        let when = crate::timefmt::rfc3339(h.timestamp);
+        Entry::Skipped(format!("the handoff from {who} ({when}): {why}"))
+    };
     for h in &file.handoffs {
         let Some(device) = crate::device::sanitize(&h.device) else {
-            out.push(Entry::Skipped(format!(
-                "the handoff from {:?} ({}): not a usable device name",
-                h.device,
-                crate::timefmt::rfc3339(h.timestamp)
-            )));
+            out.push(skip(format!("{:?}", h.device), h, "not a usable device name"));
             continue;
         };
         let renamed_from = (device != h.device).then(|| h.device.clone());
         let h = Handoff { device, ..h.clone() };
         if ready.contains(&h) {
-            out.push(Entry::Skipped(format!(
-                "the handoff from {} ({}): a repeat of an earlier entry",
-                h.device,
-                crate::timefmt::rfc3339(h.timestamp)
-            )));
+            out.push(skip(h.device.clone(), &h, "a repeat of an earlier entry"));
             continue;
         }
         ready.push(h.clone());

@@ -35,7 +35,7 @@ impl CommitRef {
 }
 
 /// A complete handoff. Metadata is always filled in by convosync, never taken from the model.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Handoff {
     pub device: String,
     pub timestamp: DateTime<Utc>,
@@ -67,10 +67,8 @@ impl Handoff {
     /// A one-line summary: the first non-empty line of "Current Task" (or of the first section),
     /// stripped of list markers and cut to `max` characters.
     pub fn task_line(&self, max: usize) -> String {
-        let body = self
-            .section("Current Task")
-            .or_else(|| self.sections.first().map(|s| s.body.as_str()))
-            .unwrap_or("");
+        let first = self.sections.first().map(|s| s.body.as_str());
+        let body = self.section("Current Task").or(first).unwrap_or("");
         let line = body
             .lines()
             .map(|l| l.trim().trim_start_matches(['-', '*', '>', ' ']).trim())

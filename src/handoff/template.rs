@@ -49,50 +49,33 @@ pub enum Origin {
 /// A repository's template larger than this is not read.
 pub const MAX_TEMPLATE_BYTES: u64 = 16 * 1024;
 
-const DEFAULT_SECTIONS: [(&str, &str, bool); 7] = [
-    (
-        "Current Task",
-        "What you are working on, in one or two lines.",
-        true,
-    ),
-    (
-        "Progress So Far",
-        "What is done (✅) and what is in progress (⏳).",
-        false,
-    ),
-    (
-        "Key Decisions Made",
-        "Technical or design decisions and why they were made.",
-        false,
-    ),
-    (
-        "Important Context",
-        "Non-code context: the user's preferences, facts they shared, requirements, assumptions.",
-        false,
-    ),
-    ("Next Steps", "The next concrete actions, in order.", false),
-    ("Files Modified", "Changed files with a few words each.", false),
-    (
-        "Open Questions",
-        "Anything unresolved or waiting on the user.",
-        false,
-    ),
-];
+/// The original plugin's seven sections, as a template file.
+const DEFAULT_TEMPLATE: &str = "\
+### Current Task (required)
+What you are working on, in one or two lines.
+
+### Progress So Far
+What is done (✅) and what is in progress (⏳).
+
+### Key Decisions Made
+Technical or design decisions and why they were made.
+
+### Important Context
+Non-code context: the user's preferences, facts they shared, requirements, assumptions.
+
+### Next Steps
+The next concrete actions, in order.
+
+### Files Modified
+Changed files with a few words each.
+
+### Open Questions
+Anything unresolved or waiting on the user.
+";
 
 impl Default for Template {
     fn default() -> Self {
-        Template {
-            sections: DEFAULT_SECTIONS
-                .iter()
-                .map(|(t, h, r)| TemplateSection {
-                    title: t.to_string(),
-                    hint: h.to_string(),
-                    required: *r,
-                })
-                .collect(),
-            instructions: String::new(),
-            origin: Origin::Builtin,
-        }
+        Template::parse(DEFAULT_TEMPLATE).expect("the built-in template parses")
     }
 }
 
@@ -113,14 +96,11 @@ impl Template {
         let sections = sections
             .into_iter()
             .map(|s| {
-                let (title, required) = match required_marker(&s.title) {
-                    Some(t) => (t.to_string(), true),
-                    None => (s.title.clone(), false),
-                };
+                let required = required_marker(&s.title);
                 TemplateSection {
-                    title,
+                    title: required.unwrap_or(&s.title).to_string(),
                     hint: strip_comments(&s.body).trim().to_string(),
-                    required,
+                    required: required.is_some(),
                 }
             })
             .collect();
@@ -139,14 +119,15 @@ impl Template {
         config_dir: Option<&Path>,
         refused: &mut dyn FnMut(&str),
     ) -> Result<Template> {
+        let parse = |text: &str, origin, path: &Path| {
+            let t = Template::parse(text).with_context(|| format!("invalid template {}", path.display()))?;
+            anyhow::Ok(Template { origin, ..t })
+        };
         if let Some(w) = workdir {
             match crate::worktree::read(w, REPO_TEMPLATE, MAX_TEMPLATE_BYTES) {
                 Ok(Some(bytes)) => {
                     let text = String::from_utf8_lossy(&bytes);
-                    let mut t = Template::parse(&text)
-                        .with_context(|| format!("invalid template {}", w.join(REPO_TEMPLATE).display()))?;
-                    t.origin = Origin::Repository;
-                    return Ok(t);
+                    return parse(&text, Origin::Repository, &w.join(REPO_TEMPLATE));
                 }
                 Ok(None) => {}
                 Err(e) => refused(&format!("template not read: {e:#}")),
@@ -154,12 +135,7 @@ impl Template {
         }
         if let Some(path) = config_dir.map(|c| c.join("template.md")) {
             match std::fs::read_to_string(&path) {
-                Ok(text) => {
-                    let mut t = Template::parse(&text)
-                        .with_context(|| format!("invalid template {}", path.display()))?;
-                    t.origin = Origin::User;
-                    return Ok(t);
-                }
+                Ok(text) => return parse(&text, Origin::User, &path),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
                     return Err(e).with_context(|| format!("could not read template {}", path.display()))
@@ -188,18 +164,13 @@ impl Template {
     pub fn render_template_file(&self) -> String {
         let mut out = String::new();
         if !self.instructions.is_empty() {
-            out.push_str(&self.instructions);
-            out.push_str("\n\n");
+            out = format!("{}\n\n", self.instructions);
         }
         for s in &self.sections {
-            out.push_str(&format!(
-                "### {}{}\n",
-                s.title,
-                if s.required { " (required)" } else { "" }
-            ));
+            let required = if s.required { " (required)" } else { "" };
+            out.push_str(&format!("### {}{required}\n", s.title));
             if !s.hint.is_empty() {
-                out.push_str(&s.hint);
-                out.push('\n');
+                out.push_str(&format!("{}\n", s.hint));
             }
             out.push('\n');
         }
@@ -220,39 +191,27 @@ impl Template {
             .collect();
         let mut out = Vec::new();
         let mut problems = Vec::new();
-        for t in &self.sections {
-            let matching: Vec<&Section> = cleaned
+        let keys: Vec<String> = self.sections.iter().map(|t| title_key(&t.title)).collect();
+        let known = |s: &&Section| keys.contains(&title_key(&s.title));
+        for (t, key) in self.sections.iter().zip(&keys) {
+            let bodies: Vec<&str> = cleaned
                 .iter()
-                .filter(|s| title_key(&s.title) == title_key(&t.title))
-                .collect();
-            if matching.is_empty() {
-                if t.required {
-                    problems.push(format!(
-                        "the required section `### {}` is missing or empty",
-                        t.title
-                    ));
-                }
-                continue;
-            }
-            let body = matching
-                .iter()
+                .filter(|s| title_key(&s.title) == *key)
                 .map(|s| s.body.as_str())
-                .collect::<Vec<_>>()
-                .join("\n\n");
-            out.push(Section {
-                title: t.title.clone(),
-                body,
-            });
-        }
-        for s in &cleaned {
-            if !self
-                .sections
-                .iter()
-                .any(|t| title_key(&t.title) == title_key(&s.title))
-            {
-                out.push(s.clone());
+                .collect();
+            if !bodies.is_empty() {
+                out.push(Section {
+                    title: t.title.clone(),
+                    body: bodies.join("\n\n"),
+                });
+            } else if t.required {
+                problems.push(format!(
+                    "the required section `### {}` is missing or empty",
+                    t.title
+                ));
             }
         }
+        out.extend(cleaned.iter().filter(|s| !known(s)).cloned());
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -286,12 +245,9 @@ fn strip_comments(body: &str) -> String {
     let mut rest = body;
     while let Some(start) = rest.find("<!--") {
         out.push_str(&rest[..start]);
-        match rest[start..].find("-->") {
-            Some(end) => rest = &rest[start + end + 3..],
-            None => {
-                rest = "";
-            }
-        }
+        rest = rest[start..]
+            .find("-->")
+            .map_or("", |end| &rest[start + end + 3..]);
     }
     out.push_str(rest);
     out

@@ -34,10 +34,8 @@ fn spans<'h>(
 ) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut pos = 0;
-    while pos <= text.len() {
-        let Some(caps) = re.captures_at(text, pos) else {
-            break;
-        };
+    // A search may resume past the end (after an empty last match): there it stops.
+    while let Some(caps) = (pos <= text.len()).then(|| re.captures_at(text, pos)).flatten() {
         let whole = caps.get(0).expect("match");
         let next = match secret(&caps) {
             Some(m) if !m.is_empty() => {
@@ -97,85 +95,60 @@ impl Redactor {
         Ok(Redactor { extra, allow })
     }
 
-    fn allowed(&self, secret: &str) -> bool {
-        secret.starts_with("[REDACTED:") || self.allow.iter().any(|a| a.is_match(secret))
-    }
-
     pub fn redact(&self, text: &str) -> Redacted {
         let mut findings = Vec::new();
+        // Replace each span of `current` (sorted, disjoint) by a marker, unless allowed or
+        // already redacted.
+        let mut apply = |current: &str, kind: &str, spans: Vec<(usize, usize)>| {
+            let mut out = String::with_capacity(current.len());
+            let mut last = 0;
+            for (start, end) in spans {
+                let value = &current[start..end];
+                if value.contains("[REDACTED:") || self.allow.iter().any(|a| a.is_match(value)) {
+                    continue;
+                }
+                out.push_str(&current[last..start]);
+                out.push_str(&format!("[REDACTED:{kind}]"));
+                let (kind, line) = (kind.to_string(), line_of(text, value));
+                findings.push(Finding { kind, line });
+                last = end;
+            }
+            out.push_str(&current[last..]);
+            out
+        };
         let mut out = text.to_string();
         let present = keywords_in(text);
         for rule in RULES.iter().filter(|r| r.may_match(&present)) {
             let found = spans(&out, rule.re(), |c| rule.secret(c), |c| rule.resume(c));
-            out = self.replace(&out, text, rule.kind, found, &mut findings);
+            out = apply(&out, rule.kind, found);
         }
         for re in &self.extra {
             let found = spans(&out, re, |c| c.get(0), |c| c.get(0).expect("match").end());
-            out = self.replace(&out, text, "custom", found, &mut findings);
+            out = apply(&out, "custom", found);
         }
-        let found = kubernetes_secret_values(&out);
-        out = self.replace(&out, text, "kubernetes-secret", found, &mut findings);
-        let found = cookie_values(&out);
-        out = self.replace(&out, text, "cookie", found, &mut findings);
-        let found = if NAME_WORDS.iter().any(|k| present.contains(k)) {
+        out = apply(&out, "kubernetes-secret", kubernetes_secret_values(&out));
+        out = apply(&out, "cookie", cookie_values(&out));
+        if NAME_WORDS.iter().any(|k| present.contains(k)) {
             let current = out.as_str();
-            spans(
-                current,
-                &NEAR_NAME,
-                |c| {
-                    // A name inside one of our markers (`[REDACTED:github-token]`) is no name.
-                    let before = &current[..c.get(1)?.start()];
-                    let in_marker = before
-                        .rfind("[REDACTED:")
-                        .is_some_and(|i| !before[i..].contains(']'));
-                    near_name_secret(c).filter(|_| !in_marker)
-                },
-                |c| c.get(1).expect("name").end(),
-            )
-        } else {
-            Vec::new()
-        };
-        out = self.replace(&out, text, "high-entropy", found, &mut findings);
+            // A name inside one of our markers (`[REDACTED:github-token]`) is no name.
+            let in_marker = |at| {
+                current[..at]
+                    .rfind("[REDACTED:")
+                    .is_some_and(|i| !current[i..at].contains(']'))
+            };
+            let name = |c: &Captures<'_>| c.get(1).expect("name").range();
+            let secret = |c: &_| near_name_secret(c).filter(|_| !in_marker(name(c).start));
+            let found = spans(current, &NEAR_NAME, secret, |c| name(c).end);
+            out = apply(&out, "high-entropy", found);
+        }
         findings.sort_by_key(|f| f.line);
         Redacted { text: out, findings }
-    }
-
-    /// Replace each span of `current` (sorted, disjoint) by a marker, unless allowed.
-    fn replace(
-        &self,
-        current: &str,
-        original: &str,
-        kind: &str,
-        spans: Vec<(usize, usize)>,
-        findings: &mut Vec<Finding>,
-    ) -> String {
-        if spans.is_empty() {
-            return current.to_string();
-        }
-        let mut out = String::with_capacity(current.len());
-        let mut last = 0;
-        for (start, end) in spans {
-            let value = &current[start..end];
-            if self.allowed(value) || value.contains("[REDACTED:") {
-                continue;
-            }
-            findings.push(Finding {
-                kind: kind.to_string(),
-                line: line_of(original, value),
-            });
-            out.push_str(&current[last..start]);
-            out.push_str(&format!("[REDACTED:{kind}]"));
-            last = end;
-        }
-        out.push_str(&current[last..]);
-        out
     }
 }
 
 fn line_of(text: &str, needle: &str) -> usize {
     text.find(needle)
-        .map(|i| text[..i].matches('\n').count() + 1)
-        .unwrap_or(0)
+        .map_or(0, |i| text[..i].matches('\n').count() + 1)
 }
 
 /// Redact with the built-in rules only.

@@ -9,70 +9,31 @@ use regex::{Captures, Match, Regex};
 /// Words that let the name-based passes skip a text without them.
 pub(super) const NAME_WORDS: &[&str] = &["pass", "pwd", "secret", "token", "key", "credential", "auth"];
 
-/// Words before `key` that make it the name of a record or an entry, never a secret.
-const NAMING_KEYS: &[&str] = &[
-    "cache",
-    "sort",
-    "partition",
-    "primary",
-    "foreign",
-    "lookup",
-    "index",
-    "routing",
-    "idempotency",
-    "dedup",
-    "dedupe",
-    "cursor",
-    "public",
-    "object",
-    "row",
-    "hash",
-    "map",
-];
+/// A word before `key` that makes it the name of a record or an entry, never a secret.
+static NAMING_KEY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:cache|sort|partition|primary|foreign|lookup|index|routing|idempotency|dedupe?|cursor|public|object|row|hash|map)$")
+        .expect("naming-key regex")
+});
+
+/// A word that makes a secret word after it part of one name: `apikey`, `secretkey`, `authtoken`.
+static COMPOUND: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:api|access|secret|private|client|refresh|auth|session|master|app|bot|db|admin|root|user|csrf|oauth|bearer|signing|encryption)$")
+        .expect("compound regex")
+});
 
 /// The secret words a name may end with, and whether the value is a password (which may be
 /// short and plain) rather than a key or token. `None`: not a secret's name.
 pub(super) fn secret_name(name: &str) -> Option<bool> {
     const PASSWORDS: &[&str] = &["password", "passwd", "passphrase", "passcode", "pass", "pwd"];
     const KEYS: &[&str] = &["secret", "token", "key", "credential", "auth"];
-    // Words that make a secret word part of one name: `apikey`, `secretkey`, `authtoken`.
-    const COMPOUNDS: &[&str] = &[
-        "api",
-        "access",
-        "secret",
-        "private",
-        "client",
-        "refresh",
-        "auth",
-        "session",
-        "master",
-        "app",
-        "bot",
-        "db",
-        "admin",
-        "root",
-        "user",
-        "csrf",
-        "oauth",
-        "bearer",
-        "signing",
-        "encryption",
-    ];
     let lower = name.to_ascii_lowercase();
     let stems = [Some(lower.as_str()), lower.strip_suffix('s')];
     for stem in stems.into_iter().flatten() {
         for (words, is_password) in [(PASSWORDS, true), (KEYS, false)] {
-            for w in words {
-                let Some(prefix) = stem.strip_suffix(w) else {
-                    continue;
-                };
+            for (w, prefix) in words.iter().filter_map(|w| Some((*w, stem.strip_suffix(w)?))) {
                 let start = prefix.len();
                 // A key that names a record, not a secret: `cache_key`, `sortKey`, `primary_key`.
-                if *w == "key"
-                    && NAMING_KEYS
-                        .iter()
-                        .any(|k| prefix.trim_end_matches(['_', '-', '.']).ends_with(k))
-                {
+                if w == "key" && NAMING_KEY.is_match(prefix.trim_end_matches(['_', '-', '.'])) {
                     continue;
                 }
                 // A short word must start the name or a part of it: `db_pass`, `accessKey`,
@@ -86,7 +47,7 @@ pub(super) fn secret_name(name: &str) -> Option<bool> {
                 if prefix.is_empty()
                     || prefix.ends_with(['_', '-', '.'])
                     || camel
-                    || COMPOUNDS.iter().any(|p| prefix.ends_with(p))
+                    || COMPOUND.is_match(prefix)
                 {
                     return Some(is_password);
                 }
@@ -125,9 +86,7 @@ pub(super) fn is_placeholder(v: &str) -> bool {
         Regex::new(r#"(?ix)^(?:\$\{?[A-Za-z_]|%[A-Za-z_]+%|process\.env|os\.environ|os\.getenv|env\(|ENV\[|getenv|<[^>]*>?|\*{3,}|x{3,}$|\.{3}|\[REDACTED|your[_-]|changeme$|change[_-]me$|replace[_-]?me$|example|placeholder|dummy$|redacted$|null$|nil$|none$|true$|false$|undefined$|required$|optional$|string$|str$|text$|bool(?:ean)?$|int$|number$|secret$|password$|token$|hidden$|masked$|empty$|unset$|todo$|secrets\.|vault:|ref\+|\{\{|\(\)$)"#)
             .expect("placeholder regex")
     });
-    PLACEHOLDER.is_match(v)
-        || v.chars()
-            .all(|c| c == '*' || c == 'x' || c == 'X' || c == '•' || c == '.')
+    PLACEHOLDER.is_match(v) || v.chars().all(|c| matches!(c, '*' | 'x' | 'X' | '•' | '.'))
 }
 
 /// A named identifier, call or path rather than a value: `Token`, `user.token`, `&User`,
@@ -148,9 +107,7 @@ pub(super) fn looks_like_code(v: &str) -> bool {
 /// Shannon entropy in bits per character.
 fn entropy(s: &str) -> f64 {
     let mut counts = [0usize; 256];
-    for b in s.bytes() {
-        counts[b as usize] += 1;
-    }
+    s.bytes().for_each(|b| counts[b as usize] += 1);
     let n = s.len() as f64;
     counts
         .iter()

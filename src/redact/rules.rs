@@ -17,14 +17,14 @@ enum Group {
     /// One capture group (a value after a name or inside a URL).
     Index(usize),
     /// Decided by code: the span to redact, or `None` to keep the match.
-    Check(for<'h> fn(&Captures<'h>) -> Option<Match<'h>>),
+    Check(Check),
 }
 
 /// One kind of secret.
 pub(super) struct Rule {
     pub(super) kind: &'static str,
     /// Lowercase strings one of which any match contains: a text without them is not searched.
-    keywords: &'static [&'static str],
+    keywords: Words,
     /// Compiled on first use: a text without the rule's keywords never pays for it.
     pub(super) pattern: String,
     re: std::sync::OnceLock<Regex>,
@@ -37,34 +37,28 @@ pub(super) struct Rule {
 /// A token that ends where a token character would not continue it.
 const END: &str = r"(?:\b|$)";
 
-fn rules() -> Vec<Rule> {
-    // `t`: a high-confidence token matched whole. `v`: a value in group 1, found by context.
-    let t = |kind: &'static str, keywords: &'static [&'static str], pattern: String| Rule {
+type Check = for<'h> fn(&Captures<'h>) -> Option<Match<'h>>;
+type Words = &'static [&'static str];
+
+fn rule(kind: &'static str, keywords: Words, pattern: String, group: Group, high: bool) -> Rule {
+    let re = Default::default();
+    Rule {
         kind,
         keywords,
         pattern,
-        re: Default::default(),
-        group: Group::Whole,
-        high: true,
-    };
-    let v = |kind: &'static str, keywords: &'static [&'static str], pattern: &str, high: bool| Rule {
-        kind,
-        keywords,
-        pattern: pattern.to_string(),
-        re: Default::default(),
-        group: Group::Index(1),
+        re,
+        group,
         high,
-    };
-    let c = |kind: &'static str,
-             keywords: &'static [&'static str],
-             pattern: &str,
-             check: for<'h> fn(&Captures<'h>) -> Option<Match<'h>>| Rule {
-        kind,
-        keywords,
-        pattern: pattern.to_string(),
-        re: Default::default(),
-        group: Group::Check(check),
-        high: false,
+    }
+}
+
+fn rules() -> Vec<Rule> {
+    // `t`: a high-confidence token matched whole. `v`: a value in group 1, found by context.
+    // `c`: a match whose secret `check` picks.
+    let t = |kind, keywords, pattern| rule(kind, keywords, pattern, Group::Whole, true);
+    let v = |kind, keywords, pattern: &str, high| rule(kind, keywords, pattern.into(), Group::Index(1), high);
+    let c = |kind, keywords, pattern: &str, check| {
+        rule(kind, keywords, pattern.into(), Group::Check(check), false)
     };
     vec![
         t(
@@ -118,14 +112,9 @@ fn rules() -> Vec<Rule> {
         t(
             "anthropic-key",
             &["sk-ant-"], r"\bsk-ant-[A-Za-z0-9_-]{20,}".into()),
-        Rule {
-            group: Group::Check(random_token),
-            ..t(
-                "openai-key",
-                &["sk-"],
-                r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}".into(),
-            )
-        },
+        rule(
+            "openai-key",
+            &["sk-"], r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}".into(), Group::Check(random_token), true),
         t(
             "huggingface-token",
             &["hf_", "api_org_"], format!(r"\b(?:hf_|api_org_)[A-Za-z0-9]{{34,}}{END}")),
@@ -216,10 +205,9 @@ fn rules() -> Vec<Rule> {
             "notion-token",
             &["ntn_"], format!(r"\bntn_[0-9]{{11}}[A-Za-z0-9]{{35}}{END}")),
         // Notion's older integration tokens: `secret_` and 43 random characters.
-        Rule {
-            group: Group::Check(random_token),
-            ..t("notion-token", &["secret_"], format!(r"\bsecret_[A-Za-z0-9]{{43}}{END}"))
-        },
+        rule(
+            "notion-token",
+            &["secret_"], format!(r"\bsecret_[A-Za-z0-9]{{43}}{END}"), Group::Check(random_token), true),
         t(
             "supabase-token",
             &["sbp_"], format!(r"\bsbp_[a-f0-9]{{40}}{END}")),
@@ -332,42 +320,32 @@ fn rules() -> Vec<Rule> {
 
 pub(super) static RULES: LazyLock<Vec<Rule>> = LazyLock::new(rules);
 
+/// Every rule keyword and name word.
+fn all_keywords() -> impl Iterator<Item = &'static str> {
+    RULES
+        .iter()
+        .flat_map(|r| r.keywords.iter().copied())
+        .chain(NAME_WORDS.iter().copied())
+}
+
 /// Every rule keyword (and name word) in one search, so a text is scanned once to learn which
 /// rules can match at all.
 static KEYWORDS: LazyLock<Regex> = LazyLock::new(|| {
-    let mut words: Vec<&str> = RULES.iter().flat_map(|r| r.keywords.iter().copied()).collect();
-    words.extend(NAME_WORDS);
+    let mut words: Vec<&str> = all_keywords().collect();
     words.sort_by_key(|w| std::cmp::Reverse(w.len()));
     words.dedup();
     let alternation: Vec<String> = words.iter().map(|w| regex::escape(w)).collect();
     Regex::new(&alternation.join("|")).expect("keyword regex")
 });
 
-/// The keywords present in `text` (lowercased).
+/// The keywords present in `text` (lowercased). Overlapping keywords (`sk` in `sk-ant-`): a
+/// match is also tried as each shorter keyword it contains.
 pub(super) fn keywords_in(text: &str) -> HashSet<&'static str> {
     let lower = text.to_ascii_lowercase();
-    let mut found = HashSet::new();
-    let all: Vec<&'static str> = RULES
-        .iter()
-        .flat_map(|r| r.keywords.iter().copied())
-        .chain(NAME_WORDS.iter().copied())
-        .collect();
-    // Overlapping keywords (`sk` in `sk-ant-`): a match is also tried as each shorter keyword
-    // it contains.
-    for m in KEYWORDS.find_iter(&lower) {
-        for w in &all {
-            if m.as_str().contains(w) {
-                found.insert(*w);
-            }
-        }
-    }
-    found
-}
-
-impl Rule {
-    pub(super) fn may_match(&self, present: &HashSet<&'static str>) -> bool {
-        self.keywords.is_empty() || self.keywords.iter().any(|k| present.contains(k))
-    }
+    KEYWORDS
+        .find_iter(&lower)
+        .flat_map(|m| all_keywords().filter(move |w| m.as_str().contains(w)))
+        .collect()
 }
 
 /// A whole match that looks generated (a digit and an upper-case letter): `sk-…` keys, not
@@ -386,21 +364,14 @@ fn any_group<'h>(caps: &Captures<'h>) -> Option<Match<'h>> {
 /// `--password X`: the value, unless the line runs psql (whose `--password` only asks for one).
 fn cli_flag<'h>(caps: &Captures<'h>) -> Option<Match<'h>> {
     let before = caps.get(1).map_or("", |m| m.as_str());
-    if [
-        "psql",
-        "pg_dump",
-        "pg_restore",
-        "pg_dumpall",
-        "createdb",
-        "dropdb",
-        "pgbench",
-    ]
-    .iter()
-    .any(|p| {
-        before
-            .split_whitespace()
-            .any(|w| w.rsplit('/').next() == Some(*p))
-    }) {
+    let psql = |w: &str| {
+        let program = w.rsplit('/').next();
+        matches!(
+            program,
+            Some("psql" | "pg_dump" | "pg_restore" | "pg_dumpall" | "createdb" | "dropdb" | "pgbench")
+        )
+    };
+    if before.split_whitespace().any(psql) {
         return None;
     }
     caps.iter().skip(2).flatten().next()
@@ -439,6 +410,10 @@ fn prose<'h>(caps: &Captures<'h>) -> Option<Match<'h>> {
 }
 
 impl Rule {
+    pub(super) fn may_match(&self, present: &HashSet<&'static str>) -> bool {
+        self.keywords.is_empty() || self.keywords.iter().any(|k| present.contains(k))
+    }
+
     pub(super) fn re(&self) -> &Regex {
         self.re
             .get_or_init(|| Regex::new(&self.pattern).unwrap_or_else(|e| panic!("rule {}: {e}", self.kind)))
@@ -461,14 +436,11 @@ impl Rule {
     /// started it, so a secret later in the same match is still found (`x: password=…`).
     pub(super) fn resume(&self, caps: &Captures<'_>) -> usize {
         let whole = caps.get(0).expect("match");
-        match self.group {
-            Group::Check(_) => caps
-                .get(1)
-                .map(|g| g.end())
-                .filter(|&e| e > whole.start() && e < whole.end())
-                .unwrap_or(whole.end()),
-            _ => whole.end(),
-        }
+        let name = caps.get(1).filter(|_| matches!(self.group, Group::Check(_)));
+        let inside = name
+            .map(|g| g.end())
+            .filter(|&e| e > whole.start() && e < whole.end());
+        inside.unwrap_or(whole.end())
     }
 }
 

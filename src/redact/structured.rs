@@ -18,12 +18,9 @@ pub(super) fn kubernetes_secret_values(text: &str) -> Vec<(usize, usize)> {
         return Vec::new();
     }
     // Documents: split at `---` and fence lines, keeping byte offsets.
-    let mut docs = Vec::new();
-    let mut start = 0;
-    let mut offset = 0;
+    let (mut docs, mut start, mut offset) = (Vec::new(), 0, 0);
     for line in text.split_inclusive('\n') {
-        let t = line.trim();
-        if t == "---" || is_fence_line(line) {
+        if line.trim() == "---" || is_fence_line(line) {
             docs.push((start, offset));
             start = offset + line.len();
         }
@@ -37,22 +34,22 @@ pub(super) fn kubernetes_secret_values(text: &str) -> Vec<(usize, usize)> {
             continue;
         }
         let mut block: Option<usize> = None; // indent of the `data:` line
-        let mut offset = from;
+        let mut next = from;
         for line in doc.split_inclusive('\n') {
+            let offset = next;
+            next += line.len();
             let body = line.trim_end_matches(['\n', '\r']);
-            let indent = body.len() - body.trim_start().len();
             let t = body.trim_start();
+            let indent = body.len() - t.len();
             if let Some(i) = block {
                 if t.is_empty() || t.starts_with('#') {
-                    offset += line.len();
                     continue;
                 }
                 if indent <= i {
                     block = None;
                 } else if let Some(colon) = t.find(':') {
-                    let value = t[colon + 1..].trim();
-                    let value = value.trim_matches(['"', '\'']);
-                    if !value.is_empty() && value != "|" && value != ">" && !is_placeholder(value) {
+                    let value = t[colon + 1..].trim().trim_matches(['"', '\'']);
+                    if !matches!(value, "" | "|" | ">") && !is_placeholder(value) {
                         let at = offset + indent + colon + 1;
                         let rel = text[at..offset + body.len()].find(value).expect("value in line");
                         out.push((at + rel, at + rel + value.len()));
@@ -62,7 +59,6 @@ pub(super) fn kubernetes_secret_values(text: &str) -> Vec<(usize, usize)> {
             if block.is_none() && (t == "data:" || t == "stringData:") {
                 block = Some(indent);
             }
-            offset += line.len();
         }
     }
     out
@@ -80,22 +76,23 @@ pub(super) fn cookie_values(text: &str) -> Vec<(usize, usize)> {
     }
     let mut out = Vec::new();
     for caps in HEADER.captures_iter(text) {
-        let (Some(header), Some(pairs)) = (caps.get(1), caps.get(2)) else {
-            continue;
+        // Both groups take part in every match. A `Set-Cookie:` header's first pair is its
+        // cookie; the rest are attributes.
+        let (header, pairs) = (&caps[1], caps.get(2).expect("cookie pairs"));
+        let count = if header.len() > "cookie".len() {
+            1
+        } else {
+            usize::MAX
         };
-        let set = header.as_str().len() > "cookie".len();
         let mut at = pairs.start();
-        for (i, pair) in pairs.as_str().split(';').enumerate() {
+        for pair in pairs.as_str().split(';').take(count) {
             let start = at;
             at += pair.len() + 1;
-            if set && i > 0 {
-                break;
-            }
             let Some(eq) = pair.find('=') else { continue };
             let raw = &pair[eq + 1..];
             let value = raw.trim_start_matches([' ', '"', '\'']);
+            let from = start + eq + 1 + raw.len() - value.len();
             let value = value.trim_end_matches([' ', '"', '\'', '\r']);
-            let from = start + eq + 1 + (raw.len() - raw.trim_start_matches([' ', '"', '\'']).len());
             if value.chars().count() >= 8 && !is_placeholder(value) && !value.contains("[REDACTED:") {
                 out.push((from, from + value.len()));
             }
