@@ -78,9 +78,8 @@ fn read_draft(workdir: &Path) -> Result<Option<(Vec<u8>, Version)>> {
         return Ok(None);
     };
     let path = workdir.join(DRAFT_PATH);
-    let meta = file
-        .metadata()
-        .with_context(|| format!("could not read {}", path.display()))?;
+    let unreadable = || format!("could not read {}", path.display());
+    let meta = file.metadata().with_context(unreadable)?;
     if meta.len() > MAX_DRAFT_BYTES {
         bail!(
             "{} is {} KB; a handoff should be a short note (at most {} KB)",
@@ -93,10 +92,8 @@ fn read_draft(workdir: &Path) -> Result<Option<(Vec<u8>, Version)>> {
     (&file)
         .take(MAX_DRAFT_BYTES + 1)
         .read_to_end(&mut bytes)
-        .with_context(|| format!("could not read {}", path.display()))?;
-    let after = file
-        .metadata()
-        .with_context(|| format!("could not read {}", path.display()))?;
+        .with_context(unreadable)?;
+    let after = file.metadata().with_context(unreadable)?;
     if bytes.len() as u64 != after.len() || Version::of(&meta) != Version::of(&after) {
         bail!("{} changed while it was read; try again", path.display());
     }
@@ -106,36 +103,27 @@ fn read_draft(workdir: &Path) -> Result<Option<(Vec<u8>, Version)>> {
 /// Why the file at the draft's path is not the user's draft: it is the repository's content,
 /// or it was there before the session began. Such a file is never published and never deleted,
 /// and no one is asked to write there.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// (Its `Display` is one line for the user.)
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Foreign {
     /// A component of the draft's path (`.convosync` or the draft itself) is a symlink.
+    #[error("{0} is a symlink (repository content?): no handoff draft is read or requested there")]
     Symlink(String),
     /// `.convosync` is there but is not a directory.
+    #[error("{0} is not a directory (repository content?): no handoff draft is read or requested there")]
     NotADirectory(String),
     /// The repository tracks the draft (it is in HEAD's tree or in the index).
+    #[error(
+        "{} is tracked by the repository: it is the repository's file, not your draft; not saved, not deleted",
+        DRAFT_PATH
+    )]
     Tracked,
     /// The draft was last written before the session began.
+    #[error(
+        "{} is older than this session: not saved as its handoff, left in place (`convosync save-handoff` saves it, or delete it)",
+        DRAFT_PATH
+    )]
     Older,
-}
-
-impl Foreign {
-    /// One line for the user.
-    pub fn message(&self) -> String {
-        match self {
-            Foreign::Symlink(p) => format!(
-                "{p} is a symlink (repository content?): no handoff draft is read or requested there"
-            ),
-            Foreign::NotADirectory(p) => format!(
-                "{p} is not a directory (repository content?): no handoff draft is read or requested there"
-            ),
-            Foreign::Tracked => format!(
-                "{DRAFT_PATH} is tracked by the repository: it is the repository's file, not your draft; not saved, not deleted"
-            ),
-            Foreign::Older => format!(
-                "{DRAFT_PATH} is older than this session: not saved as its handoff, left in place (`convosync save-handoff` saves it, or delete it)"
-            ),
-        }
-    }
 }
 
 /// Filesystems that keep modification times to the second or two (FAT keeps two): a draft
@@ -239,20 +227,14 @@ pub fn redact_handoff(repo: &Repo, mut h: Handoff) -> Result<(Handoff, usize)> {
         return Ok((h, 0));
     };
     let mut count = 0;
-    let mut clean = |text: &mut String| {
+    let texts = h.sections.iter_mut().flat_map(|s| [&mut s.title, &mut s.body]);
+    for text in texts
+        .chain(h.commit.as_mut().map(|c| &mut c.subject))
+        .chain(h.branch.as_mut())
+    {
         let out = r.redact(text);
         count += out.findings.len();
         *text = out.text;
-    };
-    for s in &mut h.sections {
-        clean(&mut s.title);
-        clean(&mut s.body);
-    }
-    if let Some(c) = &mut h.commit {
-        clean(&mut c.subject);
-    }
-    if let Some(b) = &mut h.branch {
-        clean(b);
     }
     Ok((h, count))
 }
@@ -318,33 +300,31 @@ pub const MAX_REPO_TEMPLATE_CHARS: usize = 4000;
 /// from the repository is quoted as repository content (see [`repository_template`]); the
 /// user's own template speaks as the user wrote it.
 pub fn instructions(template: &Template, path: &Path) -> String {
-    let mut out = String::new();
-    if template.instructions.trim().is_empty() || template.origin == TemplateOrigin::Repository {
-        out.push_str(
-            "Write a short handoff note for the next session on another machine: what you were \
-             doing, what is done, what was decided and why, what the user told you about their \
-             preferences or constraints, and what comes next. Be concise (bullets, under 300 words). \
-             Do not include secrets, tokens or passwords.\n",
-        );
+    let from_repo = template.origin == TemplateOrigin::Repository;
+    let own = template.instructions.trim();
+    let intro = if own.is_empty() || from_repo { REQUEST } else { own };
+    let (sections, body) = if from_repo {
+        (
+            "the sections of this repository's template (metadata such as time, commit and branch is added automatically).",
+            repository_template(template),
+        )
     } else {
-        out.push_str(template.instructions.trim());
-        out.push('\n');
-    }
-    if template.origin == TemplateOrigin::Repository {
-        out.push_str(&format!(
-            "\nWrite it to {} with the sections of this repository's template (metadata such as time, commit and branch is added automatically).\n\n",
-            path.display()
-        ));
-        out.push_str(&repository_template(template));
-        return out;
-    }
-    out.push_str(&format!(
-        "\nWrite it to {} with these sections (metadata such as time, commit and branch is added automatically):\n\n",
+        (
+            "these sections (metadata such as time, commit and branch is added automatically):",
+            template.skeleton(),
+        )
+    };
+    format!(
+        "{intro}\n\nWrite it to {} with {sections}\n\n{body}",
         path.display()
-    ));
-    out.push_str(&template.skeleton());
-    out
+    )
 }
+
+/// What a draft should say, unless the user's own template says otherwise.
+const REQUEST: &str = "Write a short handoff note for the next session on another machine: what you were \
+     doing, what is done, what was decided and why, what the user told you about their \
+     preferences or constraints, and what comes next. Be concise (bullets, under 300 words). \
+     Do not include secrets, tokens or passwords.";
 
 /// The opening and closing lines around a repository's template.
 const REPO_OPEN: &str = "<repository-template>";
@@ -385,7 +365,7 @@ pub fn commit(repo: &Repo, origin: &Origin, _lock: &crate::lock::RepoLock) -> Re
     let workdir = repo.workdir().context("bare repository: no handoff draft")?;
     // Without a session's start only the repository's own files are refused here.
     if let Some(f) = foreign(repo, || None) {
-        bail!("{}", f.message());
+        return Err(f.into());
     }
     if std::fs::symlink_metadata(&path).is_err() {
         return Ok(Outcome::NoDraft);

@@ -17,34 +17,26 @@ const SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 const LOG_LIMIT: u64 = 512 * 1024;
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct SessionState {
     /// `device:blob` keys of the handoffs this session already received.
-    #[serde(default)]
     pub injected: Vec<String>,
     /// When the Stop hook last asked Claude for a handoff.
-    #[serde(default)]
     pub last_block: Option<DateTime<Utc>>,
     /// Whether the previous Stop of this session blocked.
-    #[serde(default)]
     pub blocked_last_stop: bool,
     /// Where the Stop hook stopped reading the transcript, so the next reads only new lines.
-    #[serde(default)]
     pub transcript: Option<crate::transcript::Mark>,
     /// Times of the user's latest prompts (at most [`RECENT_PROMPTS`]), from the transcript.
-    #[serde(default)]
     pub recent_prompts: Vec<DateTime<Utc>>,
     /// Time of the latest edit or shell command seen in the transcript.
-    #[serde(default)]
     pub last_work: Option<DateTime<Utc>>,
     /// HEAD (commit id and branch) when the session last asked, saved, or first looked.
-    #[serde(default)]
     pub head: Option<HeadMark>,
     /// When the session began (the clock of this machine, as file times are): a draft last
     /// written before it is not this session's.
-    #[serde(default)]
     pub started: Option<DateTime<Utc>>,
     /// Whether the user was told that the file at the draft's path is not this session's draft.
-    #[serde(default)]
     pub told_foreign_draft: bool,
 }
 
@@ -59,16 +51,21 @@ pub struct HeadMark {
     pub branch: Option<String>,
 }
 
+/// The value in the JSON file at `path`; the default when it is missing or unreadable.
+fn read_json<T: serde::de::DeserializeOwned + Default>(path: &Path) -> T {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
 fn sessions_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("sessions")
 }
 
 impl SessionState {
     pub fn load(state_dir: &Path, key: &str) -> SessionState {
-        std::fs::read(sessions_dir(state_dir).join(format!("{key}.json")))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+        read_json(&sessions_dir(state_dir).join(format!("{key}.json")))
     }
 
     pub fn save(&self, state_dir: &Path, key: &str) {
@@ -123,10 +120,7 @@ impl Backoff {
     }
 
     pub fn load(state_dir: &Path, ch: Channel) -> Backoff {
-        std::fs::read(Self::path(state_dir, ch))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+        read_json(&Self::path(state_dir, ch))
     }
 
     /// Whether hooks should leave the network alone for now.

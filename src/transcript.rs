@@ -1,5 +1,5 @@
 //! Reading an agent's transcript (JSONL: Claude Code's session file, Codex's rollout, Gemini CLI's
-//! chat file; see [`Format`]), for the Stop hook, drafts and the hooks' state: the
+//! chat file; see [`items`]), for the Stop hook, drafts and the hooks' state: the
 //! evidence of work (the user's prompts, edits and shell commands, with their times), read
 //! incrementally from where the last Stop of the session stopped, and, for `auto` mode, a handoff
 //! derived without asking the model (the last requests, the files touched by editing tools, the
@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::agent::Agent;
 use crate::handoff::Section;
 
 /// How much of the end of a transcript is read.
@@ -53,22 +54,6 @@ pub fn open_regular(path: &Path) -> Option<std::fs::File> {
     Some(f)
 }
 
-/// Which agent wrote a transcript; each has its own line format, read into the same [`Item`]s.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Format {
-    /// `{"type":"user"|"assistant","timestamp","message":{"role","content":[…]}}`, tools as
-    /// `tool_use` blocks (Write, Edit, MultiEdit, NotebookEdit, Bash).
-    #[default]
-    Claude,
-    /// Codex's rollout: `{"timestamp","type":"response_item","payload":{…}}` with `message`
-    /// (role user / assistant), `custom_tool_call` (apply_patch and its patch) and
-    /// `function_call` (exec_command, shell) payloads; `session_meta` first, with `cli_version`.
-    Codex,
-    /// Gemini CLI's chat file: `{"type":"user","content":[{"text"}]}`, `{"type":"gemini",
-    /// "content":"…","toolCalls":[{"name","args"}]}` (write_file, replace, run_shell_command).
-    Gemini,
-}
-
 /// What one transcript line says that matters here, whatever the format.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Item {
@@ -82,24 +67,23 @@ enum Item {
     Shell(String),
 }
 
-impl Format {
-    /// Whether a line may hold an [`Item`] that counts as activity (most lines are tool results
-    /// and assistant text: not parsed at all).
-    fn may_be_activity(self, line: &str) -> bool {
-        match self {
-            Format::Claude => line.contains("\"user\"") || line.contains("\"tool_use\""),
-            Format::Codex => line.contains("\"response_item\""),
-            Format::Gemini => line.contains("\"user\"") || line.contains("\"toolCalls\""),
-        }
+/// Whether a line may hold an [`Item`] that counts as activity (most lines are tool results
+/// and assistant text: not parsed at all).
+fn may_be_activity(agent: Agent, line: &str) -> bool {
+    match agent {
+        Agent::Claude => line.contains("\"user\"") || line.contains("\"tool_use\""),
+        Agent::Codex => line.contains("\"response_item\""),
+        Agent::Gemini => line.contains("\"user\"") || line.contains("\"toolCalls\""),
     }
+}
 
-    /// The items of one parsed line.
-    fn items(self, v: &Value) -> Vec<Item> {
-        match self {
-            Format::Claude => claude_items(v),
-            Format::Codex => codex_items(v),
-            Format::Gemini => gemini_items(v),
-        }
+/// The items of one parsed line; each agent has its own line format, read into the same
+/// [`Item`]s.
+fn items(agent: Agent, v: &Value) -> Vec<Item> {
+    match agent {
+        Agent::Claude => claude_items(v),
+        Agent::Codex => codex_items(v),
+        Agent::Gemini => gemini_items(v),
     }
 }
 
@@ -107,6 +91,8 @@ fn str_at<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
     v.get(key).and_then(Value::as_str)
 }
 
+/// Claude Code: `{"type":"user"|"assistant","timestamp","message":{"role","content":[…]}}`, tools
+/// as `tool_use` blocks (Write, Edit, MultiEdit, NotebookEdit, Bash).
 fn claude_items(v: &Value) -> Vec<Item> {
     let mut out = Vec::new();
     match line_role(v) {
@@ -155,6 +141,9 @@ fn patch_files(patch: &str) -> impl Iterator<Item = Item> + '_ {
     })
 }
 
+/// Codex's rollout: `{"timestamp","type":"response_item","payload":{…}}` with `message` (role
+/// user / assistant), `custom_tool_call` (apply_patch and its patch) and `function_call`
+/// (exec_command, shell) payloads; `session_meta` first, with `cli_version`.
 fn codex_items(v: &Value) -> Vec<Item> {
     let mut out = Vec::new();
     if str_at(v, "type") != Some("response_item") {
@@ -212,6 +201,8 @@ fn codex_items(v: &Value) -> Vec<Item> {
     out
 }
 
+/// Gemini CLI's chat file: `{"type":"user","content":[{"text"}]}`, `{"type":"gemini",
+/// "content":"…","toolCalls":[{"name","args"}]}` (write_file, replace, run_shell_command).
 fn gemini_items(v: &Value) -> Vec<Item> {
     let mut out = Vec::new();
     match str_at(v, "type") {
@@ -259,18 +250,13 @@ fn strip_hook_context(text: &str) -> &str {
 
 /// The agent's version, from the start of its transcript: Codex's `session_meta` `cli_version`,
 /// Claude Code's `version` on each line. Only a plain version string (digits, letters, `.+-`).
-pub fn agent_version(path: &Path, format: Format) -> Option<String> {
-    const HEAD: u64 = 64 << 10;
-    let f = open_regular(path)?;
-    let mut buf = Vec::new();
-    f.take(HEAD).read_to_end(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf);
-    text.lines().take(50).find_map(|line| {
+pub fn agent_version(path: &Path, agent: Agent) -> Option<String> {
+    head(path)?.lines().take(50).find_map(|line| {
         let v: Value = serde_json::from_str(line).ok()?;
-        let version = match format {
-            Format::Codex => v.pointer("/payload/cli_version"),
-            Format::Claude => v.get("version"),
-            Format::Gemini => None,
+        let version = match agent {
+            Agent::Codex => v.pointer("/payload/cli_version"),
+            Agent::Claude => v.get("version"),
+            Agent::Gemini => None,
         }?;
         let version = version.as_str()?;
         let ok = !version.is_empty()
@@ -310,7 +296,7 @@ impl Activity {
     /// that is not a readable regular file.
     pub fn read_new(
         path: &Path,
-        format: Format,
+        agent: Agent,
         mark: Option<&Mark>,
         now: DateTime<Utc>,
     ) -> Option<(Activity, Mark)> {
@@ -318,51 +304,32 @@ impl Activity {
         let mut f = open_regular(path)?;
         let meta = f.metadata().ok()?;
         let (dev, ino, len) = (meta.dev(), meta.ino(), meta.len());
-        let mut start = match mark {
+        let from = match mark {
             Some(m) if m.dev == dev && m.ino == ino && m.offset <= len => m.offset,
             _ => 0,
         };
-        let mut partial_first = false;
-        if len - start > TAIL_BYTES {
-            start = len - TAIL_BYTES;
-            partial_first = true;
-        }
-        f.seek(SeekFrom::Start(start)).ok()?;
-        let mut buf = Vec::new();
-        f.take(len - start).read_to_end(&mut buf).ok()?;
+        let (start, buf, first) = read_tail(&mut f, from, len)?;
         // Only whole lines: what follows the last newline is read again next time.
         let whole = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let mut body = &buf[..whole];
-        if partial_first {
-            let cut = body
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(body.len(), |i| i + 1);
-            body = &body[cut..];
-        }
-        let text = String::from_utf8_lossy(body);
-        let activity = Activity::parse(format, text.lines(), now);
+        let text = String::from_utf8_lossy(&buf[first.min(whole)..whole]);
+        let offset = start + whole as u64;
         Some((
-            activity,
-            Mark {
-                dev,
-                ino,
-                offset: start + whole as u64,
-            },
+            Activity::parse(agent, text.lines(), now),
+            Mark { dev, ino, offset },
         ))
     }
 
-    pub fn parse<'a>(format: Format, lines: impl Iterator<Item = &'a str>, now: DateTime<Utc>) -> Activity {
+    pub fn parse<'a>(agent: Agent, lines: impl Iterator<Item = &'a str>, now: DateTime<Utc>) -> Activity {
         let mut a = Activity::default();
         for line in lines {
-            if !format.may_be_activity(line) {
+            if !may_be_activity(agent, line) {
                 continue;
             }
             let Ok(v) = serde_json::from_str::<Value>(line) else {
                 continue;
             };
             let time = line_time(&v).unwrap_or(now);
-            for item in format.items(&v) {
+            for item in items(agent, &v) {
                 match item {
                     Item::Prompt(t) if is_prompt(&t) => a.prompts.push(time),
                     Item::Edit(_) | Item::Shell(_) if is_work(&item) => {
@@ -390,14 +357,33 @@ fn is_work(item: &Item) -> bool {
 /// When the session of the transcript at `path` began, as far as its start tells: the time of
 /// the first line that has one, within the first 64 KB. A time still to come is no start.
 pub fn started(path: &Path) -> Option<DateTime<Utc>> {
-    let f = open_regular(path)?;
-    let mut buf = Vec::new();
-    f.take(64 * 1024).read_to_end(&mut buf).ok()?;
-    String::from_utf8_lossy(&buf)
+    head(path)?
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .find_map(|v| line_time(&v))
         .filter(|t| *t <= Utc::now())
+}
+
+/// The first 64 KB of the transcript at `path`, as text.
+fn head(path: &Path) -> Option<String> {
+    let mut buf = Vec::new();
+    open_regular(path)?.take(64 << 10).read_to_end(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// The end of `f` (`len` bytes long) from offset `from`, at most its last [`TAIL_BYTES`]: where
+/// the bytes read start, the bytes, and where their first whole line starts (after the partial
+/// line that a start moved up lands in).
+fn read_tail(f: &mut std::fs::File, from: u64, len: u64) -> Option<(u64, Vec<u8>, usize)> {
+    let start = from.max(len.saturating_sub(TAIL_BYTES));
+    f.seek(SeekFrom::Start(start)).ok()?;
+    let mut buf = Vec::new();
+    f.take(len - start).read_to_end(&mut buf).ok()?;
+    let first = match start > from {
+        true => buf.iter().position(|&b| b == b'\n').map_or(buf.len(), |i| i + 1),
+        false => 0,
+    };
+    Some((start, buf, first))
 }
 
 fn line_time(v: &Value) -> Option<DateTime<Utc>> {
@@ -448,35 +434,25 @@ fn is_prompt(text: &str) -> bool {
 }
 
 impl Summary {
-    pub fn read(path: &Path, format: Format) -> Summary {
-        let Some(mut f) = open_regular(path) else {
+    pub fn read(path: &Path, agent: Agent) -> Summary {
+        let tail = open_regular(path).and_then(|mut f| {
+            let len = f.metadata().map_or(0, |m| m.len());
+            read_tail(&mut f, 0, len)
+        });
+        let Some((_, buf, first)) = tail else {
             return Summary::default();
         };
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        let start = len.saturating_sub(TAIL_BYTES);
-        if f.seek(SeekFrom::Start(start)).is_err() {
-            return Summary::default();
-        }
-        let mut buf = Vec::new();
-        if f.take(TAIL_BYTES).read_to_end(&mut buf).is_err() {
-            return Summary::default();
-        }
-        let text = String::from_utf8_lossy(&buf);
-        let mut lines = text.lines();
-        if start > 0 {
-            lines.next(); // a partial line
-        }
-        Summary::parse(format, lines)
+        Summary::parse(agent, String::from_utf8_lossy(&buf[first..]).lines())
     }
 
-    pub fn parse<'a>(format: Format, lines: impl Iterator<Item = &'a str>) -> Summary {
+    pub fn parse<'a>(agent: Agent, lines: impl Iterator<Item = &'a str>) -> Summary {
         let mut s = Summary::default();
         for line in lines {
             let Ok(v) = serde_json::from_str::<Value>(line) else {
                 continue;
             };
             let time = line_time(&v);
-            for item in format.items(&v) {
+            for item in items(agent, &v) {
                 match item {
                     Item::Prompt(t) => s.push_prompt(time, &t),
                     Item::Reply(t) if !t.trim().is_empty() => s.last_assistant = Some(t),
@@ -581,7 +557,7 @@ garbage line
 
     #[test]
     fn derives_sections() {
-        let s = Summary::parse(Format::Claude, SAMPLE.lines());
+        let s = Summary::parse(Agent::Claude, SAMPLE.lines());
         assert_eq!(s.prompts.len(), 2);
         assert_eq!(s.files, vec!["/repo/src/login.rs"]);
         assert_eq!(s.last_assistant.as_deref(), Some("Logout works."));
@@ -609,13 +585,13 @@ garbage line
         // A FIFO with no writer would block a plain open forever; a device would stream forever.
         for p in [&fifo, &sock, &link, Path::new("/dev/zero"), Path::new("/dev/tty")] {
             assert!(open_regular(p).is_none(), "{}", p.display());
-            assert_eq!(Summary::read(p, Format::Claude), Summary::default());
+            assert_eq!(Summary::read(p, Agent::Claude), Summary::default());
         }
         let real = dir.path().join("t.jsonl");
         std::fs::write(&real, SAMPLE).unwrap();
         let to_real = dir.path().join("to-real.jsonl");
         std::os::unix::fs::symlink(&real, &to_real).unwrap();
-        assert_eq!(Summary::read(&to_real, Format::Claude).prompts.len(), 2);
+        assert_eq!(Summary::read(&to_real, Agent::Claude).prompts.len(), 2);
     }
 
     fn now() -> DateTime<Utc> {
@@ -626,18 +602,18 @@ garbage line
 
     #[test]
     fn activity_is_prompts_edits_and_commands_not_the_draft() {
-        let a = Activity::parse(Format::Claude, SAMPLE.lines(), now());
+        let a = Activity::parse(Agent::Claude, SAMPLE.lines(), now());
         assert_eq!(a.prompts.len(), 2);
         // The Edit and the Bash of the last line have no time: read now.
         assert_eq!(a.last_work, Some(now()));
         let draft = r#"{"type":"assistant","timestamp":"2026-11-24T11:00:00Z","message":{"role":"assistant","content":[{"type":"tool_use","name":"Write","input":{"file_path":"/repo/.convosync/session-handoff-draft.md"}},{"type":"tool_use","name":"Read","input":{"file_path":"/repo/a.rs"}}]}}"#;
         assert_eq!(
-            Activity::parse(Format::Claude, [draft].into_iter(), now()),
+            Activity::parse(Agent::Claude, [draft].into_iter(), now()),
             Activity::default()
         );
         let bash = r#"{"type":"assistant","timestamp":"2026-11-24T11:00:00Z","message":{"role":"assistant","content":[{"type":"tool_use","name":"Bash","input":{"command":"cargo fmt"}}]}}"#;
         assert_eq!(
-            Activity::parse(Format::Claude, [bash].into_iter(), now())
+            Activity::parse(Agent::Claude, [bash].into_iter(), now())
                 .last_work
                 .map(|t| t.to_rfc3339()),
             Some("2026-11-24T11:00:00+00:00".into())
@@ -650,33 +626,33 @@ garbage line
         let path = dir.path().join("t.jsonl");
         let (first, rest) = SAMPLE.split_at(SAMPLE.find("garbage").unwrap());
         std::fs::write(&path, first).unwrap();
-        let (a, mark) = Activity::read_new(&path, Format::Claude, None, now()).unwrap();
+        let (a, mark) = Activity::read_new(&path, Agent::Claude, None, now()).unwrap();
         assert_eq!((a.prompts.len(), mark.offset), (1, first.len() as u64));
         // Nothing new: nothing read.
-        let (a, same) = Activity::read_new(&path, Format::Claude, Some(&mark), now()).unwrap();
+        let (a, same) = Activity::read_new(&path, Agent::Claude, Some(&mark), now()).unwrap();
         assert_eq!((a, &same), (Activity::default(), &mark));
         // A line still being written is left for the next read.
         let (whole, partial) = rest.split_at(rest.len() - 20);
         std::fs::write(&path, format!("{first}{whole}")).unwrap();
-        let (a, mark2) = Activity::read_new(&path, Format::Claude, Some(&mark), now()).unwrap();
+        let (a, mark2) = Activity::read_new(&path, Agent::Claude, Some(&mark), now()).unwrap();
         assert_eq!(a.prompts.len(), 1);
         assert_eq!(
             mark2.offset,
             (first.len() + whole.rfind('\n').unwrap() + 1) as u64
         );
         std::fs::write(&path, format!("{first}{whole}{partial}")).unwrap();
-        let (a, mark3) = Activity::read_new(&path, Format::Claude, Some(&mark2), now()).unwrap();
+        let (a, mark3) = Activity::read_new(&path, Agent::Claude, Some(&mark2), now()).unwrap();
         assert_eq!(a.prompts.len(), 0);
         assert!(a.last_work.is_some() && mark3.offset == SAMPLE.len() as u64);
         // Truncated: read from the start again.
         std::fs::write(&path, first).unwrap();
-        let (a, _) = Activity::read_new(&path, Format::Claude, Some(&mark3), now()).unwrap();
+        let (a, _) = Activity::read_new(&path, Agent::Claude, Some(&mark3), now()).unwrap();
         assert_eq!(a.prompts.len(), 1);
         // Replaced by another file, longer than the mark: from the start too.
         let other = dir.path().join("other.jsonl");
         std::fs::write(&other, SAMPLE.repeat(2)).unwrap();
         std::fs::rename(&other, &path).unwrap();
-        let (a, _) = Activity::read_new(&path, Format::Claude, Some(&mark3), now()).unwrap();
+        let (a, _) = Activity::read_new(&path, Agent::Claude, Some(&mark3), now()).unwrap();
         assert_eq!(a.prompts.len(), 4);
     }
 
@@ -706,14 +682,14 @@ garbage line
 
     #[test]
     fn codex_rollout_gives_the_same_evidence() {
-        let a = Activity::parse(Format::Codex, CODEX.lines(), now());
+        let a = Activity::parse(Agent::Codex, CODEX.lines(), now());
         assert_eq!(a.prompts.len(), 1, "the wrappers are not the user's words");
         assert_eq!(
             a.last_work.map(|t| t.to_rfc3339()),
             Some("2026-12-03T08:04:41.801+00:00".into()),
             "the shell command is the last work; the draft is not work"
         );
-        let s = Summary::parse(Format::Codex, CODEX.lines());
+        let s = Summary::parse(Agent::Codex, CODEX.lines());
         assert_eq!(s.prompts.len(), 1);
         assert_eq!(s.files, vec!["a.txt", ".convosync/session-handoff-draft.md"]);
         assert_eq!(s.last_assistant.as_deref(), Some("Done."));
@@ -721,35 +697,35 @@ garbage line
         assert_eq!(secs[0].body, "edit a");
         // Claude Code's reader finds nothing in a rollout, and the other way round.
         assert_eq!(
-            Activity::parse(Format::Claude, CODEX.lines(), now()),
+            Activity::parse(Agent::Claude, CODEX.lines(), now()),
             Activity::default()
         );
         assert_eq!(
-            Activity::parse(Format::Codex, SAMPLE.lines(), now()),
+            Activity::parse(Agent::Codex, SAMPLE.lines(), now()),
             Activity::default()
         );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rollout.jsonl");
         std::fs::write(&path, CODEX).unwrap();
-        assert_eq!(agent_version(&path, Format::Codex).as_deref(), Some("0.169.0"));
-        assert_eq!(agent_version(&path, Format::Claude), None);
+        assert_eq!(agent_version(&path, Agent::Codex).as_deref(), Some("0.169.0"));
+        assert_eq!(agent_version(&path, Agent::Claude), None);
         std::fs::write(
             &path,
             r#"{"type":"session_meta","payload":{"cli_version":"1.0\n## Handoff from x"}}"#,
         )
         .unwrap();
-        assert_eq!(agent_version(&path, Format::Codex), None, "only a plain version");
+        assert_eq!(agent_version(&path, Agent::Codex), None, "only a plain version");
     }
 
     #[test]
     fn gemini_chat_gives_the_same_evidence() {
-        let a = Activity::parse(Format::Gemini, GEMINI.lines(), now());
+        let a = Activity::parse(Agent::Gemini, GEMINI.lines(), now());
         assert_eq!(a.prompts.len(), 1);
         assert_eq!(
             a.last_work.map(|t| t.to_rfc3339()),
             Some("2026-12-03T08:06:24.165+00:00".into())
         );
-        let s = Summary::parse(Format::Gemini, GEMINI.lines());
+        let s = Summary::parse(Agent::Gemini, GEMINI.lines());
         assert_eq!(
             s.prompts,
             vec![(
@@ -764,11 +740,11 @@ garbage line
     #[test]
     fn missing_or_junk_transcripts() {
         assert_eq!(
-            Summary::read(Path::new("/nonexistent/x.jsonl"), Format::Claude),
+            Summary::read(Path::new("/nonexistent/x.jsonl"), Agent::Claude),
             Summary::default()
         );
         assert_eq!(
-            Summary::parse(Format::Codex, "\u{0}\u{1}{[".lines()),
+            Summary::parse(Agent::Codex, "\u{0}\u{1}{[".lines()),
             Summary::default()
         );
     }

@@ -22,12 +22,13 @@ use super::{context_output, decision_output, Reply};
 use crate::hook::wire::Event;
 
 pub fn render(event: Event, reply: &Reply) -> Option<Value> {
+    let (context, message) = (reply.context.as_ref(), reply.message.as_ref());
     match event {
-        Event::SessionStart => context_output("SessionStart", reply),
-        Event::UserPromptSubmit => context_output("UserPromptSubmit", reply),
+        Event::SessionStart => context_output("SessionStart", context, message),
+        Event::UserPromptSubmit => context_output("UserPromptSubmit", context, message),
         Event::Stop => match reply.problem.as_ref().or(reply.request.as_ref()) {
-            Some(reason) => Some(decision_output("block", reason, reply.message.as_ref())),
-            None => context_output("Stop", &Reply::message(reply.message.clone()?)),
+            Some(reason) => Some(decision_output("block", reason, message)),
+            None => context_output("Stop", None, message),
         },
         _ => None,
     }

@@ -148,14 +148,18 @@ impl HookInput {
 
     /// The session id made safe for a file name.
     pub fn session_key(&self) -> Option<String> {
-        let id = self.session_id.as_deref()?;
-        let key: String = id
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-            .take(100)
-            .collect();
-        (!key.is_empty()).then_some(key)
+        session_key(self.session_id.as_deref()?)
     }
+}
+
+/// A session id made safe for a file name.
+pub fn session_key(id: &str) -> Option<String> {
+    let key: String = id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(100)
+        .collect();
+    (!key.is_empty()).then_some(key)
 }
 
 /// Entries of a `background_tasks` / `session_crons` array that are not finished. Claude Code
