@@ -120,37 +120,16 @@ fn render_inner(s: &Shown, now: DateTime<Utc>) -> String {
     use std::fmt::Write;
     let h = &s.handoff;
     let mut out = String::with_capacity(256 + h.sections.iter().map(|s| s.body.len() + 8).sum::<usize>());
-    match &h.agent {
-        Some(agent) => {
-            let _ = writeln!(
-                out,
-                "## From {} ({}, {})",
-                line(&h.device),
-                line(agent),
-                ago(h.timestamp, now)
-            );
-        }
-        None => {
-            let _ = writeln!(out, "## From {} ({})", line(&h.device), ago(h.timestamp, now));
-        }
-    }
+    let (device, agent) = (line(&h.device), h.agent.as_deref().map(line));
+    let agent = agent.map(|a| format!("{a}, ")).unwrap_or_default();
+    let _ = writeln!(out, "## From {device} ({agent}{})", ago(h.timestamp, now));
     let branch = h.branch.as_deref().map_or("(detached HEAD)".into(), line);
-    match &h.commit {
-        Some(c) if c.subject.is_empty() => {
-            let _ = writeln!(out, "Branch: {branch} · Commit: {}", line(c.short()));
-        }
-        Some(c) => {
-            let _ = writeln!(
-                out,
-                "Branch: {branch} · Commit: {} ({})",
-                line(c.short()),
-                line(&c.subject)
-            );
-        }
-        None => {
-            let _ = writeln!(out, "Branch: {branch} · no commits yet");
-        }
-    }
+    let commit = match &h.commit {
+        Some(c) if c.subject.is_empty() => format!("Commit: {}", line(c.short())),
+        Some(c) => format!("Commit: {} ({})", line(c.short()), line(&c.subject)),
+        None => "no commits yet".to_string(),
+    };
+    let _ = writeln!(out, "Branch: {branch} · {commit}");
     for n in &s.notes {
         let _ = writeln!(out, "Note: {}", line(n));
     }
