@@ -180,16 +180,20 @@ pub fn note_is_new(state_dir: &Path, note: &str) -> bool {
 
 /// Append a line to `convosync.log` (hooks never print errors on stdout).
 pub fn log(state_dir: &Path, msg: &str) {
+    if let Ok(mut f) = log_file(state_dir) {
+        let _ = writeln!(f, "{} {msg}", crate::timefmt::rfc3339(Utc::now()));
+    }
+}
+
+/// `convosync.log`, opened to append (moved to `convosync.log.old` first when it has grown past
+/// [`LOG_LIMIT`]); also where the detached hooks write their stderr.
+pub fn log_file(state_dir: &Path) -> std::io::Result<std::fs::File> {
     let path = state_dir.join("convosync.log");
     if std::fs::metadata(&path).is_ok_and(|m| m.len() > LOG_LIMIT) {
         let _ = std::fs::rename(&path, state_dir.join("convosync.log.old"));
     }
-    if std::fs::create_dir_all(state_dir).is_err() {
-        return;
-    }
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&path) {
-        let _ = writeln!(f, "{} {msg}", crate::timefmt::rfc3339(Utc::now()));
-    }
+    std::fs::create_dir_all(state_dir)?;
+    std::fs::OpenOptions::new().create(true).append(true).open(&path)
 }
 
 /// Where convosync keeps its state in a repository: `<git common dir>/convosync` (shared by every

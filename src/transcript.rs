@@ -95,7 +95,9 @@ fn str_at<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
 /// as `tool_use` blocks (Write, Edit, MultiEdit, NotebookEdit, Bash).
 fn claude_items(v: &Value) -> Vec<Item> {
     let mut out = Vec::new();
-    match line_role(v) {
+    let msg = v.get("message");
+    let role = msg.and_then(|m| str_at(m, "role")).or(str_at(v, "type"));
+    match (role, msg.and_then(|m| m.get("content"))) {
         (Some("user"), Some(content)) => out.extend(prompt_text(content).map(Item::Prompt)),
         (Some("assistant"), Some(Value::Array(blocks))) => {
             for b in blocks {
@@ -146,27 +148,17 @@ fn patch_files(patch: &str) -> impl Iterator<Item = Item> + '_ {
 /// (exec_command, shell) payloads; `session_meta` first, with `cli_version`.
 fn codex_items(v: &Value) -> Vec<Item> {
     let mut out = Vec::new();
-    if str_at(v, "type") != Some("response_item") {
-        return out;
-    }
-    let Some(p) = v.get("payload") else {
+    let (Some("response_item"), Some(p)) = (str_at(v, "type"), v.get("payload")) else {
         return out;
     };
-    let texts = |kind: &str| -> Vec<String> {
-        p.get("content")
-            .and_then(Value::as_array)
-            .map(|parts| {
-                parts
-                    .iter()
-                    .filter(|c| str_at(c, "type") == Some(kind))
-                    .filter_map(|c| str_at(c, "text").map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
+    let texts = |kind| {
+        texts(p.get("content"), Some(kind))
+            .into_iter()
+            .map(str::to_string)
     };
     match (str_at(p, "type"), str_at(p, "role")) {
-        (Some("message"), Some("user")) => out.extend(texts("input_text").into_iter().map(Item::Prompt)),
-        (Some("message"), Some("assistant")) => out.extend(texts("output_text").into_iter().map(Item::Reply)),
+        (Some("message"), Some("user")) => out.extend(texts("input_text").map(Item::Prompt)),
+        (Some("message"), Some("assistant")) => out.extend(texts("output_text").map(Item::Reply)),
         (Some("custom_tool_call"), _) if str_at(p, "name") == Some("apply_patch") => {
             out.extend(patch_files(str_at(p, "input").unwrap_or("")));
         }
@@ -188,11 +180,9 @@ fn codex_items(v: &Value) -> Vec<Item> {
                     _ => String::new(),
                 };
                 // `apply_patch <<'PATCH'` through the shell is an edit (Codex intercepts it).
-                let edits: Vec<Item> = patch_files(&cmd).collect();
-                if edits.is_empty() {
+                out.extend(patch_files(&cmd));
+                if out.is_empty() {
                     out.push(Item::Shell(cmd));
-                } else {
-                    out.extend(edits);
                 }
             }
         }
@@ -207,11 +197,8 @@ fn gemini_items(v: &Value) -> Vec<Item> {
     let mut out = Vec::new();
     match str_at(v, "type") {
         Some("user") => {
-            if let Some(parts) = v.get("content").and_then(Value::as_array) {
-                let text: Vec<&str> = parts.iter().filter_map(|p| str_at(p, "text")).collect();
-                if !text.is_empty() {
-                    out.push(Item::Prompt(strip_hook_context(&text.join("\n")).to_string()));
-                }
+            if let Some(text) = joined(texts(v.get("content"), None)) {
+                out.push(Item::Prompt(strip_hook_context(&text).to_string()));
             }
         }
         Some("gemini") => {
@@ -321,36 +308,34 @@ impl Activity {
 
     pub fn parse<'a>(agent: Agent, lines: impl Iterator<Item = &'a str>, now: DateTime<Utc>) -> Activity {
         let mut a = Activity::default();
-        for line in lines {
-            if !may_be_activity(agent, line) {
-                continue;
-            }
-            let Ok(v) = serde_json::from_str::<Value>(line) else {
-                continue;
-            };
-            let time = line_time(&v).unwrap_or(now);
-            for item in items(agent, &v) {
+        each_item(
+            agent,
+            lines.filter(|l| may_be_activity(agent, l)),
+            |time, item| {
+                let time = time.unwrap_or(now);
                 match item {
                     Item::Prompt(t) if is_prompt(&t) => a.prompts.push(time),
-                    Item::Edit(_) | Item::Shell(_) if is_work(&item) => {
+                    // Work on the code, not convosync's own handoff draft being written.
+                    Item::Edit(s) | Item::Shell(s) if !s.contains(".convosync/") => {
                         a.last_work = a.last_work.max(Some(time));
                     }
                     _ => {}
                 }
-            }
-        }
+            },
+        );
         a
     }
 }
 
-/// Whether an edit or command is work on the code, not convosync's own handoff draft being
-/// written.
-fn is_work(item: &Item) -> bool {
-    let own = |s: &str| s.contains(".convosync/");
-    match item {
-        Item::Edit(path) => !own(path),
-        Item::Shell(command) => !own(command),
-        _ => false,
+/// Each item of the lines that are JSON, with the time of its line, to `f`.
+fn each_item<'a>(
+    agent: Agent,
+    lines: impl Iterator<Item = &'a str>,
+    mut f: impl FnMut(Option<DateTime<Utc>>, Item),
+) {
+    for v in lines.filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
+        let time = line_time(&v);
+        items(agent, &v).into_iter().for_each(|i| f(time, i));
     }
 }
 
@@ -393,29 +378,26 @@ fn line_time(v: &Value) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn line_role(v: &Value) -> (Option<&str>, Option<&Value>) {
-    let msg = v.get("message");
-    let role = msg
-        .and_then(|m| m.get("role"))
-        .and_then(Value::as_str)
-        .or(v.get("type").and_then(Value::as_str));
-    (role, msg.and_then(|m| m.get("content")))
-}
-
 /// The text a user line carries (not tool results), if any.
 fn prompt_text(content: &Value) -> Option<String> {
     match content {
         Value::String(t) => Some(t.clone()),
-        Value::Array(blocks) => {
-            let text: Vec<&str> = blocks
-                .iter()
-                .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
-                .filter_map(|b| b.get("text").and_then(Value::as_str))
-                .collect();
-            (!text.is_empty()).then(|| text.join("\n"))
-        }
-        _ => None,
+        _ => joined(texts(Some(content), Some("text"))),
     }
+}
+
+/// The `text` of each part in the array `parts` (of type `kind`, when one is given).
+fn texts<'v>(parts: Option<&'v Value>, kind: Option<&str>) -> Vec<&'v str> {
+    let parts = parts.and_then(Value::as_array).into_iter().flatten();
+    parts
+        .filter(|p| kind.is_none_or(|k| str_at(p, "type") == Some(k)))
+        .filter_map(|p| str_at(p, "text"))
+        .collect()
+}
+
+/// Texts as one, on separate lines; `None` for none.
+fn joined(texts: Vec<&str>) -> Option<String> {
+    (!texts.is_empty()).then(|| texts.join("\n"))
 }
 
 /// Command wrappers and hook feedback are not the user's words.
@@ -447,27 +429,13 @@ impl Summary {
 
     pub fn parse<'a>(agent: Agent, lines: impl Iterator<Item = &'a str>) -> Summary {
         let mut s = Summary::default();
-        for line in lines {
-            let Ok(v) = serde_json::from_str::<Value>(line) else {
-                continue;
-            };
-            let time = line_time(&v);
-            for item in items(agent, &v) {
-                match item {
-                    Item::Prompt(t) => s.push_prompt(time, &t),
-                    Item::Reply(t) if !t.trim().is_empty() => s.last_assistant = Some(t),
-                    Item::Edit(p) if !p.is_empty() && !s.files.contains(&p) => s.files.push(p),
-                    _ => {}
-                }
-            }
-        }
+        each_item(agent, lines, |time, item| match item {
+            Item::Prompt(t) if is_prompt(&t) => s.prompts.push((time, t.trim().to_string())),
+            Item::Reply(t) if !t.trim().is_empty() => s.last_assistant = Some(t),
+            Item::Edit(p) if !p.is_empty() && !s.files.contains(&p) => s.files.push(p),
+            _ => {}
+        });
         s
-    }
-
-    fn push_prompt(&mut self, time: Option<DateTime<Utc>>, text: &str) {
-        if is_prompt(text) {
-            self.prompts.push((time, text.trim().to_string()));
-        }
     }
 
     /// The same summary with `f` applied to every text in it (prompts, last reply, file paths).

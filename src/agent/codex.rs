@@ -113,14 +113,10 @@ pub fn list_hooks(
     let stdout = child.stdout.take().context("no stdout")?;
     let (tx, rx) = std::sync::mpsc::channel::<Value>();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        }
+        let lines = std::io::BufReader::new(stdout).lines().map_while(Result::ok);
+        let _ = lines
+            .filter_map(|line| serde_json::from_str::<Value>(&line).ok())
+            .try_for_each(|v| tx.send(v));
     });
     let deadline = std::time::Instant::now() + budget;
     let call = |stdin: &mut std::process::ChildStdin,
@@ -128,11 +124,8 @@ pub fn list_hooks(
                 method: &str,
                 params: Value|
      -> anyhow::Result<Value> {
-        writeln!(
-            stdin,
-            "{}",
-            serde_json::json!({ "id": id, "method": method, "params": params })
-        )?;
+        let request = serde_json::json!({ "id": id, "method": method, "params": params });
+        writeln!(stdin, "{request}")?;
         stdin.flush()?;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -206,10 +199,10 @@ pub fn trust(config: &str, hooks: &[Hook]) -> String {
     }
     let quote = |s: &str| Value::String(s.to_string()).to_string();
     for h in hooks {
-        let (hook, content) = match h.current_hash.split_once('/') {
-            Some((a, b)) => (a, Some(b)),
-            None => (h.current_hash.as_str(), None),
-        };
+        let (hook, content) = h
+            .current_hash
+            .split_once('/')
+            .map_or((h.current_hash.as_str(), None), |(a, b)| (a, Some(b)));
         if !out.is_empty() && !out.ends_with("\n\n") {
             out.push('\n');
         }

@@ -200,15 +200,7 @@ pub(super) fn spawn_hook(ctx: &Ctx<'_>, event: &str) -> bool {
     let (Some(dir), Ok(exe)) = (ctx.repo.workdir(), std::env::current_exe()) else {
         return false;
     };
-    let state_dir = ctx.repo.state_dir();
-    let log = std::fs::create_dir_all(&state_dir)
-        .and_then(|()| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(state_dir.join("convosync.log"))
-        })
-        .map_or_else(|_| std::process::Stdio::null(), Stdio::from);
+    let log = crate::state::log_file(&ctx.repo.state_dir()).map_or_else(|_| Stdio::null(), Stdio::from);
     let mut cmd = Command::new(exe);
     cmd.args(["hook", event])
         .current_dir(dir)
