@@ -32,17 +32,9 @@ another.\n";
 pub fn nonce() -> &'static str {
     static NONCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     NONCE.get_or_init(|| {
-        use std::hash::{BuildHasher, Hasher};
-        // The standard library seeds each RandomState from the OS's random source.
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_default(),
-        );
-        h.write_u32(std::process::id());
-        format!("{:016x}", h.finish())
+        use chacha20poly1305::aead::rand_core::RngCore;
+        // From the OS's random source, as the encryption's keys and nonces.
+        format!("{:016x}", chacha20poly1305::aead::OsRng.next_u64())
     })
 }
 

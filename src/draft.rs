@@ -47,26 +47,13 @@ pub fn template(repo: &Repo) -> Result<Template> {
 
 /// What identifies one version of the draft file: a rewrite in place or a new file renamed over
 /// it changes at least one of these.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Version {
-    dev: u64,
-    ino: u64,
-    len: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
+/// (Device, inode, length, modification and change times.)
+type Version = (u64, u64, u64, (i64, i64), (i64, i64));
 
-impl Version {
-    fn of(m: &std::fs::Metadata) -> Version {
-        use std::os::unix::fs::MetadataExt;
-        Version {
-            dev: m.dev(),
-            ino: m.ino(),
-            len: m.len(),
-            mtime: (m.mtime(), m.mtime_nsec()),
-            ctime: (m.ctime(), m.ctime_nsec()),
-        }
-    }
+fn version(m: &std::fs::Metadata) -> Version {
+    use std::os::unix::fs::MetadataExt;
+    let times = ((m.mtime(), m.mtime_nsec()), (m.ctime(), m.ctime_nsec()));
+    (m.dev(), m.ino(), m.len(), times.0, times.1)
 }
 
 /// The draft's bytes and the version they were read from, after the checks of
@@ -94,10 +81,10 @@ fn read_draft(workdir: &Path) -> Result<Option<(Vec<u8>, Version)>> {
         .read_to_end(&mut bytes)
         .with_context(unreadable)?;
     let after = file.metadata().with_context(unreadable)?;
-    if bytes.len() as u64 != after.len() || Version::of(&meta) != Version::of(&after) {
+    if bytes.len() as u64 != after.len() || version(&meta) != version(&after) {
         bail!("{} changed while it was read; try again", path.display());
     }
-    Ok(Some((bytes, Version::of(&after))))
+    Ok(Some((bytes, version(&after))))
 }
 
 /// Why the file at the draft's path is not the user's draft: it is the repository's content,
@@ -147,30 +134,19 @@ pub fn foreign(
     }
     let meta = std::fs::symlink_metadata(workdir.join(DRAFT_PATH)).ok()?;
     // Cheapest first: HEAD's tree is a few object reads, the index is read whole.
-    let in_head = || {
-        repo.git
-            .head()
-            .and_then(|h| h.peel_to_tree())
-            .is_ok_and(|t| t.get_path(Path::new(DRAFT_PATH)).is_ok())
-    };
-    let older = || match (session_start(), meta.modified()) {
-        (Some(start), Ok(mtime)) => mtime + MTIME_SLACK < start,
-        _ => false,
-    };
-    let in_index = || {
-        repo.git
-            .index()
-            .is_ok_and(|i| (0..=3).any(|stage| i.get_path(Path::new(DRAFT_PATH), stage).is_some()))
-    };
-    if in_head() {
-        Some(Foreign::Tracked)
-    } else if older() {
-        Some(Foreign::Older)
-    } else if in_index() {
-        Some(Foreign::Tracked)
-    } else {
-        None
+    let head = repo.git.head().and_then(|h| h.peel_to_tree());
+    if head.is_ok_and(|t| t.get_path(Path::new(DRAFT_PATH)).is_ok()) {
+        return Some(Foreign::Tracked);
     }
+    if let (Some(start), Ok(mtime)) = (session_start(), meta.modified()) {
+        if mtime + MTIME_SLACK < start {
+            return Some(Foreign::Older);
+        }
+    }
+    let index = repo.git.index();
+    index
+        .is_ok_and(|i| (0..=3).any(|stage| i.get_path(Path::new(DRAFT_PATH), stage).is_some()))
+        .then_some(Foreign::Tracked)
 }
 
 /// Validate the draft's bytes into sections, redacted.
@@ -396,11 +372,7 @@ pub fn commit(repo: &Repo, origin: &Origin, _lock: &crate::lock::RepoLock) -> Re
 /// Remove the draft if it is still the version (and the bytes) that was committed; a changed
 /// draft is left in place for the next run.
 fn remove_draft(workdir: &Path, committed: &[u8], version: &Version) -> Result<()> {
-    let same = match read_draft(workdir) {
-        Ok(Some((bytes, v))) => bytes == committed && v == *version,
-        _ => false,
-    };
-    if !same {
+    if !matches!(read_draft(workdir), Ok(Some((bytes, v))) if bytes == committed && v == *version) {
         return Ok(());
     }
     crate::worktree::remove(workdir, DRAFT_PATH).with_context(|| {

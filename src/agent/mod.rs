@@ -129,10 +129,7 @@ impl Agent {
     /// tells it (`Codex 0.169.0`).
     pub fn label(self, transcript: Option<&Path>) -> String {
         let version = transcript.and_then(|p| crate::transcript::agent_version(p, self));
-        match version {
-            Some(v) => format!("{} {v}", self.name()),
-            None => self.name().to_string(),
-        }
+        version.map_or_else(|| self.name().to_string(), |v| format!("{} {v}", self.name()))
     }
 
     /// The agent whose shell runs a convosync command (`save-handoff` run by the model), from the

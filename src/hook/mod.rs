@@ -53,8 +53,7 @@ impl<'a> Ctx<'a> {
         let who = crate::team::Me::load(&repo);
         // The events that show notes read them all anyway: this device's id comes from them.
         let store = Store::new(&repo.git, &repo.settings.refname);
-        let notes = event
-            .reads_notes()
+        let notes = matches!(event, Event::SessionStart | Event::UserPromptSubmit)
             .then(|| Some((store.tip_id(), read_notes(&repo, &store).ok()?)));
         let notes = notes.flatten();
         let me = match &notes {

@@ -83,10 +83,7 @@ pub fn decide(s: &Situation) -> Decision {
     if s.stop_hook_active || s.mode == StopMode::Off || s.asked_before || s.running_work {
         return Decision::PushQueued;
     }
-    if s.last_block.is_some_and(|t| s.now - t < s.interval) {
-        return Decision::Nothing;
-    }
-    if !s.evidence.work_since(s.last_block) {
+    if s.last_block.is_some_and(|t| s.now - t < s.interval) || !s.evidence.work_since(s.last_block) {
         return Decision::Nothing;
     }
     match s.mode {

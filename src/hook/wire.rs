@@ -33,11 +33,6 @@ impl Event {
         })
     }
 
-    /// The events that show other devices' notes, and so read them all.
-    pub fn reads_notes(self) -> bool {
-        matches!(self, Event::SessionStart | Event::UserPromptSubmit)
-    }
-
     /// The internal events run detached, with a longer deadline of their own.
     pub fn is_background(self) -> bool {
         matches!(self, Event::Push | Event::Fetch)
@@ -166,24 +161,15 @@ pub fn session_key(id: &str) -> Option<String> {
 /// 2.1.331 sends `[{"id","type":"shell","status":"running","description","command"}]`; an entry
 /// without a known final status counts as running (a session cron has no status: it fires again).
 fn running(v: Option<&Value>) -> usize {
-    const DONE: [&str; 6] = [
-        "completed",
-        "failed",
-        "killed",
-        "stopped",
-        "cancelled",
-        "canceled",
-    ];
-    v.and_then(Value::as_array).map_or(0, |items| {
-        items
-            .iter()
-            .filter(|t| {
-                !t.get("status")
-                    .and_then(Value::as_str)
-                    .is_some_and(|s| DONE.contains(&s))
-            })
-            .count()
-    })
+    let done = |t: &&Value| {
+        let status = t.get("status").and_then(Value::as_str);
+        matches!(
+            status,
+            Some("completed" | "failed" | "killed" | "stopped" | "cancelled" | "canceled")
+        )
+    };
+    v.and_then(Value::as_array)
+        .map_or(0, |items| items.iter().filter(|t| !done(t)).count())
 }
 
 #[cfg(test)]
