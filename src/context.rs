@@ -191,13 +191,14 @@ pub fn render_counted(
             // inside a whole frame.
             let open = format!("\n{}", open_line(&s.handoff.device));
             let close = close_line();
-            let room = limit.saturating_sub(
-                utf16_len(&out)
-                    + utf16_len(&omitted_line(total.max(1) - 1))
-                    + utf16_len(&cut_note)
-                    + utf16_len(&open)
-                    + utf16_len(&close),
-            );
+            let fixed = [
+                out.as_str(),
+                &omitted_line(total.max(1) - 1),
+                &cut_note,
+                &open,
+                &close,
+            ];
+            let room = limit.saturating_sub(fixed.iter().map(|s| utf16_len(s)).sum());
             out.push_str(&open);
             out.push_str(&truncate_utf16(&render_inner(&s, now), room));
             out.push_str(&cut_note);
@@ -226,14 +227,13 @@ pub fn truncate_utf16(s: &str, max: usize) -> String {
     }
     let budget = max.saturating_sub(1);
     let mut used = 0;
-    let mut out = String::new();
-    for c in s.chars() {
-        used += c.len_utf16();
-        if used > budget {
-            break;
-        }
-        out.push(c);
-    }
+    let mut out: String = s
+        .chars()
+        .take_while(|c| {
+            used += c.len_utf16();
+            used <= budget
+        })
+        .collect();
     if max > 0 {
         out.push('…');
     }

@@ -252,7 +252,6 @@ impl Origin {
 pub fn build(repo: &Repo, sections: Vec<Section>, origin: &Origin) -> Result<(Handoff, usize)> {
     let (commit, branch) = repo.head_info();
     let me = crate::team::Me::load(repo);
-    let author = me.author_line();
     let device = crate::team::my_device_as(repo, &me)?;
     redact_handoff(
         repo,
@@ -262,7 +261,7 @@ pub fn build(repo: &Repo, sections: Vec<Section>, origin: &Origin) -> Result<(Ha
             commit,
             branch,
             session: origin.session.clone().filter(|s| !s.is_empty()),
-            author,
+            author: me.identity.render(),
             agent: origin.agent.clone().filter(|s| !s.is_empty()),
             sections,
         },

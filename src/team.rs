@@ -190,11 +190,6 @@ impl Me {
             (false, _) => Whose::Theirs,
         }
     }
-
-    /// The `**Author:**` value for handoffs written here.
-    pub fn author_line(&self) -> Option<String> {
-        self.identity.render()
-    }
 }
 
 /// The device id this user writes under: `id`, or `id-<user>` when `id` belongs to another author.

@@ -458,32 +458,29 @@ impl Summary {
     pub fn sections(&self, workdir: Option<&Path>) -> Vec<Section> {
         let cut = |s: &str, n: usize| crate::timefmt::truncate_chars(s.trim(), n);
         let mut out = Vec::new();
-        if let Some((_, last)) = self.prompts.last() {
+        let mut add = |title: &str, body| {
             out.push(Section {
-                title: "Current Task".into(),
-                body: cut(last, 600),
-            });
+                title: title.into(),
+                body,
+            })
+        };
+        if let Some((_, last)) = self.prompts.last() {
+            add("Current Task", cut(last, 600));
         }
         if let Some(a) = &self.last_assistant {
-            out.push(Section {
-                title: "Progress So Far".into(),
-                body: cut(a, 1500),
-            });
+            add("Progress So Far", cut(a, 1500));
         }
-        if self.prompts.len() > 1 {
-            let earlier: Vec<String> = self
-                .prompts
+        let n = self.prompts.len();
+        if n > 1 {
+            // The (at most four) requests before the last.
+            let earlier: Vec<String> = self.prompts[n.saturating_sub(5)..n - 1]
                 .iter()
-                .rev()
-                .skip(1)
-                .take(4)
-                .rev()
                 .map(|(_, p)| format!("- {}", cut(p, 200).replace('\n', " ")))
                 .collect();
-            out.push(Section {
-                title: "Important Context".into(),
-                body: format!("Earlier requests in this session:\n{}", earlier.join("\n")),
-            });
+            add(
+                "Important Context",
+                format!("Earlier requests in this session:\n{}", earlier.join("\n")),
+            );
         }
         if !self.files.is_empty() {
             let files: Vec<String> = self
@@ -497,10 +494,7 @@ impl Summary {
                     format!("- {}", rel.unwrap_or_else(|| f.clone()))
                 })
                 .collect();
-            out.push(Section {
-                title: "Files Modified".into(),
-                body: files.join("\n"),
-            });
+            add("Files Modified", files.join("\n"));
         }
         out
     }

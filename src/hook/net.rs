@@ -21,12 +21,11 @@ pub fn refresh(ctx: &Ctx<'_>) -> Option<String> {
 
 /// `note`, unless the same note was the last one shown (then only logged).
 fn once(ctx: &Ctx<'_>, note: String) -> Option<String> {
-    if state::note_is_new(&ctx.repo.state_dir(), &note) {
-        Some(note)
-    } else {
+    let new = state::note_is_new(&ctx.repo.state_dir(), &note);
+    if !new {
         ctx.log(&format!("not repeated: {note}"));
-        None
     }
+    new.then_some(note)
 }
 
 /// Asynchronous session start: start `convosync hook fetch` detached (one [`Want::Notes`]

@@ -115,12 +115,9 @@ pub(super) fn offer(ctx: &Ctx<'_>, moment: Moment, injected: &[String]) -> Resul
 pub fn run(ctx: &Ctx<'_>) -> Option<Reply> {
     let source = ctx.input.source();
     let mut state = ctx.session_state();
-    if state.started.is_none() {
-        // Kept with the next save of this state (no write of its own: the Stop hook falls back
-        // on the transcript). Measured against file times: the machine's clock, not
-        // `CONVOSYNC_NOW`.
-        state.started = Some(chrono::Utc::now());
-    }
+    // Kept with the next save of this state (no write of its own: the Stop hook falls back on
+    // the transcript). Measured against file times: the machine's clock, not `CONVOSYNC_NOW`.
+    state.started.get_or_insert_with(chrono::Utc::now);
     // After compact or clear the context is gone but the ref has not changed: no network.
     // Asynchronous start: the fetch runs detached and what it brings reaches Claude with the
     // next prompt (see `prompt`); the answer below uses the local ref only.

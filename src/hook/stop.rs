@@ -173,17 +173,11 @@ fn session_start(ctx: &Ctx<'_>, state: &SessionState) -> Option<std::time::Syste
 
 /// Read the transcript lines not read before into `state`; whether `state` changed.
 fn observe(ctx: &Ctx<'_>, state: &mut SessionState) -> bool {
-    let Some(path) = ctx.input.transcript_path.as_deref() else {
+    let path = ctx.input.transcript_path.as_deref().map(Path::new);
+    let read = path.and_then(|p| Activity::read_new(p, ctx.agent, state.transcript.as_ref(), ctx.now));
+    let Some((activity, mark)) = read.filter(|(_, mark)| state.transcript.as_ref() != Some(mark)) else {
         return false;
     };
-    let Some((activity, mark)) =
-        Activity::read_new(Path::new(path), ctx.agent, state.transcript.as_ref(), ctx.now)
-    else {
-        return false;
-    };
-    if state.transcript.as_ref() == Some(&mark) {
-        return false;
-    }
     state.transcript = Some(mark);
     state.recent_prompts.extend(activity.prompts);
     let extra = state.recent_prompts.len().saturating_sub(RECENT_PROMPTS);
@@ -338,20 +332,17 @@ fn commit_draft(ctx: &Ctx<'_>, may_block: bool, push: Push) -> Option<Option<Rep
         }
         Err(e) => {
             ctx.log(&format!("draft: {e:#}"));
-            if may_block && !ctx.input.stop_hook_active && ctx.repo.settings.stop != StopMode::Off {
-                let reason = format!(
-                    "convosync: the handoff draft could not be saved: {e:#}. Fix {} and stop again.",
-                    path.display()
-                );
-                Some(Some(Reply {
-                    problem: Some(reason),
+            let blocks = may_block && !ctx.input.stop_hook_active && ctx.repo.settings.stop != StopMode::Off;
+            Some(Some(match blocks {
+                true => Reply {
+                    problem: Some(format!(
+                        "convosync: the handoff draft could not be saved: {e:#}. Fix {} and stop again.",
+                        path.display()
+                    )),
                     ..Reply::default()
-                }))
-            } else {
-                Some(Some(super::message(&format!(
-                    "handoff draft kept, not saved: {e:#}"
-                ))))
-            }
+                },
+                false => super::message(&format!("handoff draft kept, not saved: {e:#}")),
+            }))
         }
     }
 }
@@ -411,11 +402,8 @@ fn snapshot_wip(ctx: &Ctx<'_>, _lock: &crate::lock::RepoLock) -> Option<String> 
 /// Once per repository (remembered in the state dir), when a snapshot stays local because it is
 /// neither encrypted nor allowed to be pushed: how to share snapshots.
 fn wip_push_hint(ctx: &Ctx<'_>) -> Option<String> {
-    if ctx.repo.settings.wip_push == Some(false) {
-        return None;
-    }
     let marker = ctx.repo.state_dir().join("wip-push-hint-shown");
-    if marker.exists() {
+    if ctx.repo.settings.wip_push == Some(false) || marker.exists() {
         return None;
     }
     let _ = crate::fsutil::replace_file(&marker, b"1\n");
