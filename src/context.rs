@@ -57,12 +57,8 @@ fn frame_like(line: &str) -> bool {
     let starts = |p: &str| t.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
     // The frame's own lines ("[convosync note …", "[end of convosync note …") are covered by
     // the shorter prefixes.
-    starts("# ")
-        || starts("## ")
-        || t == "#"
-        || t == "##"
-        || starts("[convosync")
-        || starts("[end of convosync")
+    const STARTS: [&str; 4] = ["# ", "## ", "[convosync", "[end of convosync"];
+    matches!(t, "#" | "##") || STARTS.into_iter().any(starts)
 }
 
 /// A note's text with every line that could forge the frame escaped (a leading `\`, as
@@ -81,18 +77,17 @@ pub fn neutralize(body: &str) -> String {
     crate::untrusted::neutralize_tags_in(out)
 }
 
-/// The note about a handoff whose header names another device than its file on the ref.
-pub fn claim_note(claimed: &str) -> String {
-    format!("its header claims it is from {claimed:?}; shown under the name of its file on the ref")
-}
-
-/// Devices whose header claims another name (see [`claim_note`]), from (device, claimed) pairs.
+/// Devices whose header claims another name, from (device, claimed) pairs, with the note about
+/// each (its header names another device than its file on the ref).
 pub fn claims<'e>(
     entries: impl IntoIterator<Item = (&'e str, Option<&'e str>)>,
 ) -> std::collections::HashMap<String, String> {
+    let note = |claimed| {
+        format!("its header claims it is from {claimed:?}; shown under the name of its file on the ref")
+    };
     entries
         .into_iter()
-        .filter_map(|(device, claimed)| Some((device.to_string(), claim_note(claimed?))))
+        .filter_map(|(device, claimed)| Some((device.to_string(), note(claimed?))))
         .collect()
 }
 

@@ -142,15 +142,9 @@ impl Me {
             email: get("user.email").and_then(|e| Author::parse(&e).email),
         };
         let mut aliases = Vec::new();
-        if let Ok(mut entries) = cfg.multivar("convosync.me", None) {
-            while let Some(Ok(e)) = entries.next() {
-                if let Ok(v) = e.value() {
-                    let a = Author::parse(v);
-                    if !a.is_empty() {
-                        aliases.push(a);
-                    }
-                }
-            }
+        if let Ok(entries) = cfg.multivar("convosync.me", None) {
+            let known = |v: &str| Some(Author::parse(v)).filter(|a| !a.is_empty());
+            let _ = entries.for_each(|e| aliases.extend(e.value().ok().and_then(known)));
         }
         Me {
             identity,

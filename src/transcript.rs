@@ -220,27 +220,23 @@ fn gemini_items(v: &Value) -> Vec<Item> {
 
 /// Gemini CLI glues SessionStart's context in front of the prompt: `<hook_context>…</hook_context>`.
 fn strip_hook_context(text: &str) -> &str {
-    let t = text.trim_start();
-    match t
-        .strip_prefix("<hook_context>")
-        .and_then(|r| r.find("</hook_context>").map(|i| &r[i + 15..]))
-    {
-        Some(rest) => rest.trim_start(),
-        None => text,
-    }
+    let context = text.trim_start().strip_prefix("<hook_context>");
+    context
+        .and_then(|r| r.split_once("</hook_context>"))
+        .map_or(text, |(_, rest)| rest.trim_start())
 }
 
 /// The agent's version, from the start of its transcript: Codex's `session_meta` `cli_version`,
 /// Claude Code's `version` on each line. Only a plain version string (digits, letters, `.+-`).
 pub fn agent_version(path: &Path, agent: Agent) -> Option<String> {
+    let pointer = match agent {
+        Agent::Codex => "/payload/cli_version",
+        Agent::Claude => "/version",
+        Agent::Gemini => return None,
+    };
     head(path)?.lines().take(50).find_map(|line| {
         let v: Value = serde_json::from_str(line).ok()?;
-        let version = match agent {
-            Agent::Codex => v.pointer("/payload/cli_version"),
-            Agent::Claude => v.get("version"),
-            Agent::Gemini => None,
-        }?;
-        let version = version.as_str()?;
+        let version = v.pointer(pointer)?.as_str()?;
         let ok = !version.is_empty()
             && version.len() <= 32
             && version

@@ -46,10 +46,6 @@ impl Reply {
             ..Reply::default()
         }
     }
-
-    fn is_empty(&self) -> bool {
-        *self == Reply::default()
-    }
 }
 
 impl Agent {
@@ -106,7 +102,7 @@ impl Agent {
     /// The JSON to print for `reply` at `event`, with exactly the fields this agent accepts
     /// there; `None` prints nothing.
     pub fn render(self, event: Event, reply: &Reply) -> Option<Value> {
-        if reply.is_empty() {
+        if *reply == Reply::default() {
             return None;
         }
         match self {

@@ -359,43 +359,40 @@ fn origin(ctx: &Ctx<'_>) -> draft::Origin {
 /// With a handoff, a snapshot of uncommitted work for the other devices (see [`crate::wip`]).
 /// Runs under the repository lock (`_lock`).
 fn snapshot_wip(ctx: &Ctx<'_>, _lock: &crate::lock::RepoLock) -> Option<String> {
-    let outcome = crate::wip::snapshot(&ctx.repo, &ctx.me, ctx.repo.settings.wip_limit);
-    let names = |o: &crate::wip::Outcome| {
-        let names: Vec<&str> = o.skipped().iter().map(|s| s.path.as_str()).collect();
-        names.join(", ")
-    };
-    match outcome {
-        Ok(ref o @ crate::wip::Outcome::Saved { ref files, .. }) => {
+    use crate::wip::Outcome;
+    let outcome = crate::wip::snapshot(&ctx.repo, &ctx.me, ctx.repo.settings.wip_limit)
+        .map_err(|e| ctx.log(&format!("wip snapshot: {e:#}")))
+        .ok()?;
+    let names: Vec<&str> = outcome.skipped().iter().map(|s| s.path.as_str()).collect();
+    match &outcome {
+        Outcome::Saved { files, .. } => {
             let local =
                 ctx.repo.remote_name().is_some() && crate::wip::stays_local(&ctx.repo, &ctx.me) == Some(true);
             // The hint is looked at (and remembered as shown) only for a snapshot kept here.
             let mut note = match local.then(|| wip_push_hint(ctx)) {
                 None => format!("uncommitted changes in {} file(s) shared", files.len()),
                 Some(Some(hint)) => hint,
-                Some(None) if o.skipped().is_empty() => return None,
+                Some(None) if names.is_empty() => return None,
                 Some(None) => format!(
                     "uncommitted changes in {} file(s) kept on this device",
                     files.len()
                 ),
             };
-            if !o.skipped().is_empty() {
-                note.push_str(&format!(" (credential files left out: {})", names(o)));
+            if !names.is_empty() {
+                note.push_str(&format!(" (credential files left out: {})", names.join(", ")));
             }
             Some(note)
         }
-        Ok(o) if !o.skipped().is_empty() => {
-            Some(format!("uncommitted credential files not shared: {}", names(&o)))
-        }
-        Ok(crate::wip::Outcome::TooLarge { bytes, limit }) => Some(format!(
-            "uncommitted changes not shared ({:.1} MB over the {:.1} MB limit)",
-            bytes as f64 / 1_048_576.0,
-            limit as f64 / 1_048_576.0
+        _ if !names.is_empty() => Some(format!(
+            "uncommitted credential files not shared: {}",
+            names.join(", ")
         )),
-        Ok(_) => None,
-        Err(e) => {
-            ctx.log(&format!("wip snapshot: {e:#}"));
-            None
-        }
+        Outcome::TooLarge { bytes, limit } => Some(format!(
+            "uncommitted changes not shared ({:.1} MB over the {:.1} MB limit)",
+            *bytes as f64 / 1_048_576.0,
+            *limit as f64 / 1_048_576.0
+        )),
+        _ => None,
     }
 }
 
