@@ -219,12 +219,10 @@ pub fn redact_handoff(repo: &Repo, mut h: Handoff) -> Result<(Handoff, usize)> {
 /// length (a secret cut in half would no longer be recognised). Under an invalid user pattern the
 /// built-in rules still apply (writing the handoff then fails on the configuration).
 pub fn redact_summary(repo: &Repo, summary: &Summary) -> Summary {
-    if !repo.settings.redact {
-        return summary.clone();
-    }
     match redactor(repo) {
+        Ok(None) => summary.clone(),
         Ok(Some(r)) => summary.map_text(|t| r.redact(t).text),
-        _ => summary.map_text(|t| crate::redact::redact_default(t).text),
+        Err(_) => summary.map_text(|t| crate::redact::redact_default(t).text),
     }
 }
 

@@ -156,7 +156,7 @@ pub fn list_hooks(
     let _ = child.wait();
     let result = result?;
     let prefix = format!("{PLUGIN_ID}:");
-    let hooks = result["data"]
+    Ok(result["data"]
         .as_array()
         .into_iter()
         .flatten()
@@ -169,8 +169,7 @@ pub fn list_hooks(
                 current_hash: h["currentHash"].as_str().unwrap_or("").to_string(),
             })
         })
-        .collect();
-    Ok(hooks)
+        .collect())
 }
 
 /// `config` (Codex's `config.toml`) with the plugin's hooks trusted at their current hashes:
@@ -179,18 +178,13 @@ pub fn list_hooks(
 /// review writes them. Tables of the plugin written before (older hashes) are replaced; the
 /// rest of the file is kept as it is.
 pub fn trust(config: &str, hooks: &[Hook]) -> String {
-    let ours = |header: &str| {
-        header
-            .trim()
-            .strip_prefix("[hooks.state.\"")
-            .is_some_and(|k| k.starts_with(&format!("{PLUGIN_ID}:")))
-    };
+    let ours = format!("[hooks.state.\"{PLUGIN_ID}:");
     let mut out = String::with_capacity(config.len() + 200 * hooks.len());
     let mut skipping = false;
     for line in config.lines() {
         let t = line.trim_start();
         if t.starts_with('[') {
-            skipping = ours(t);
+            skipping = t.starts_with(&ours);
         }
         if !skipping {
             out.push_str(line);
@@ -199,10 +193,8 @@ pub fn trust(config: &str, hooks: &[Hook]) -> String {
     }
     let quote = |s: &str| Value::String(s.to_string()).to_string();
     for h in hooks {
-        let (hook, content) = h
-            .current_hash
-            .split_once('/')
-            .map_or((h.current_hash.as_str(), None), |(a, b)| (a, Some(b)));
+        let mut hashes = h.current_hash.splitn(2, '/');
+        let (hook, content) = (hashes.next().unwrap_or_default(), hashes.next());
         if !out.is_empty() && !out.ends_with("\n\n") {
             out.push('\n');
         }

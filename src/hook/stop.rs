@@ -156,7 +156,16 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Reply> {
         (Decision::PushQueued, _) => queued_pushed(net::exchange(ctx, Want::Queued, |_| Ok(())).1).or(notice),
         (_, Some((path, template))) => {
             let _ = ctx.repo.ensure_excluded();
-            Some(request(&draft::instructions(&template, &path)))
+            // The routine request for a handoff (each agent's adapter says how it reaches the model).
+            let instructions = draft::instructions(&template, &path);
+            let request = format!(
+                "convosync: {}\nThen stop: convosync commits and pushes it.",
+                instructions.trim_end()
+            );
+            Some(Reply {
+                request: Some(request),
+                ..Reply::default()
+            })
         }
         _ => notice,
     }
@@ -213,17 +222,6 @@ fn evidence(ctx: &Ctx<'_>, state: &SessionState, head: &HeadMark) -> Evidence {
         last_handoff: last.map(|h| h.timestamp),
         last_work: state.last_work,
         recent_prompts: state.recent_prompts.clone(),
-    }
-}
-
-/// The routine request for a handoff (each agent's adapter says how it reaches the model).
-pub fn request(instructions: &str) -> Reply {
-    Reply {
-        request: Some(format!(
-            "convosync: {}\nThen stop: convosync commits and pushes it.",
-            instructions.trim_end()
-        )),
-        ..Reply::default()
     }
 }
 
