@@ -110,8 +110,7 @@ pub fn current() -> Result<String> {
 /// Store `name` as this machine's device id.
 pub fn set(name: &str) -> Result<String> {
     let id = validate(name)?;
-    let file = id_file()?;
-    atomic_write(&file, format!("{id}\n").as_bytes())?;
+    atomic_write(&id_file()?, format!("{id}\n").as_bytes())?;
     Ok(id)
 }
 

@@ -350,11 +350,12 @@ pub fn commit(repo: &Repo, origin: &Origin, _lock: &crate::lock::RepoLock) -> Re
     };
     let sections = parse_sections(repo, &path, bytes.clone())?;
     let (handoff, redacted) = build(repo, sections, origin)?;
-    if let Some(current) = store.get(&handoff.device)? {
-        if current.sections == handoff.sections {
-            remove_draft(workdir, &bytes, &version)?;
-            return Ok(Outcome::AlreadyCommitted { handoff: current });
-        }
+    if let Some(current) = store
+        .get(&handoff.device)?
+        .filter(|c| c.sections == handoff.sections)
+    {
+        remove_draft(workdir, &bytes, &version)?;
+        return Ok(Outcome::AlreadyCommitted { handoff: current });
     }
     let commit = store.put(&handoff, &commit_message(&handoff))?;
     crate::fsutil::failpoint("committed");

@@ -81,10 +81,7 @@ impl SessionState {
 
 /// Remove stale session files, at most now and then (cheap: one directory read).
 pub(crate) fn prune(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten().take(1000) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten().take(1000) {
         let old = e
             .metadata()
             .ok()

@@ -282,10 +282,8 @@ impl Activity {
         let mut f = open_regular(path)?;
         let meta = f.metadata().ok()?;
         let (dev, ino, len) = (meta.dev(), meta.ino(), meta.len());
-        let from = match mark {
-            Some(m) if m.dev == dev && m.ino == ino && m.offset <= len => m.offset,
-            _ => 0,
-        };
+        let same_file = mark.filter(|m| m.dev == dev && m.ino == ino && m.offset <= len);
+        let from = same_file.map_or(0, |m| m.offset);
         let (start, buf, first) = read_tail(&mut f, from, len)?;
         // Only whole lines: what follows the last newline is read again next time.
         let whole = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
@@ -412,10 +410,8 @@ impl Summary {
             let len = f.metadata().map_or(0, |m| m.len());
             read_tail(&mut f, 0, len)
         });
-        let Some((_, buf, first)) = tail else {
-            return Summary::default();
-        };
-        Summary::parse(agent, String::from_utf8_lossy(&buf[first..]).lines())
+        tail.map(|(_, buf, first)| Summary::parse(agent, String::from_utf8_lossy(&buf[first..]).lines()))
+            .unwrap_or_default()
     }
 
     pub fn parse<'a>(agent: Agent, lines: impl Iterator<Item = &'a str>) -> Summary {

@@ -103,10 +103,7 @@ impl HookInput {
         use std::io::Read;
         let mut buf = Vec::new();
         stdin.take(MAX_INPUT as u64 + 1).read_to_end(&mut buf).ok()?;
-        if buf.len() > MAX_INPUT {
-            return None;
-        }
-        HookInput::parse(&buf)
+        (buf.len() <= MAX_INPUT).then(|| HookInput::parse(&buf))?
     }
 
     /// Parse stdin, once: `None` when it is not a JSON object. Fields of the wrong type are
