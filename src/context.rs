@@ -93,12 +93,8 @@ pub fn claims<'e>(
 
 /// One handoff as markdown for Claude (and for `convosync resume`), in its frame.
 pub fn render_one(s: &Shown, now: DateTime<Utc>) -> String {
-    format!(
-        "\n{}{}{}",
-        open_line(&s.handoff.device),
-        render_inner(s, now),
-        close_line()
-    )
+    let (open, inner, close) = (open_line(&s.handoff.device), render_inner(s, now), close_line());
+    format!("\n{open}{inner}{close}")
 }
 
 /// One handoff without its frame; every string from the ref is cleaned and neutralised.
@@ -257,12 +253,8 @@ pub fn system_message(first: &Handoff, devices: usize, now: DateTime<Utc>) -> St
         .filter(|a| !a.is_empty())
         .map(|a| format!("{a}, "))
         .unwrap_or_default();
-    let line = format!(
-        "convosync: resumed from {}, {agent}{}: {}{more}",
-        first.device,
-        ago(first.timestamp, now),
-        first.task_line(80)
-    );
+    let (device, when, task) = (&first.device, ago(first.timestamp, now), first.task_line(80));
+    let line = format!("convosync: resumed from {device}, {agent}{when}: {task}{more}");
     crate::untrusted::line(&line).into_owned()
 }
 
@@ -324,12 +316,8 @@ pub fn behind_upstream(repo: &crate::repo::Repo) -> Option<String> {
     let up_name = upstream.name().ok().flatten()?.to_string();
     let up = upstream.get().target()?;
     let (_, behind) = repo.git.graph_ahead_behind(local, up).ok()?;
-    (behind > 0).then(|| {
-        format!(
-            "this branch ({name}) is {behind} commit{} behind {up_name}",
-            if behind == 1 { "" } else { "s" }
-        )
-    })
+    let s = if behind == 1 { "" } else { "s" };
+    (behind > 0).then(|| format!("this branch ({name}) is {behind} commit{s} behind {up_name}"))
 }
 
 #[cfg(test)]

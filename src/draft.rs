@@ -306,12 +306,9 @@ const REPO_CLOSE: &str = "</repository-template>";
 /// A repository's template as Claude sees it: labelled as repository content, between markers
 /// it cannot contain, cleaned of control characters, and at most [`MAX_REPO_TEMPLATE_CHARS`].
 fn repository_template(template: &Template) -> String {
-    let mut body = String::new();
-    if !template.instructions.trim().is_empty() {
-        body.push_str(template.instructions.trim());
-        body.push_str("\n\n");
-    }
-    body.push_str(&template.skeleton());
+    let own = template.instructions.trim();
+    let sep = if own.is_empty() { "" } else { "\n\n" };
+    let body = format!("{own}{sep}{}", template.skeleton());
     let body = crate::untrusted::text(&body);
     let body = crate::untrusted::neutralize_tags(&body);
     // No spelling of the markers (case, spaces, `_`) survives inside.
