@@ -118,12 +118,8 @@ fn render_inner(s: &Shown, now: DateTime<Utc>) -> String {
     }
     for sec in &h.sections {
         let title = line(&sec.title);
-        let _ = write!(
-            out,
-            "\n### {}\n{}\n",
-            neutralize_tags(&title),
-            neutralize(&text(&sec.body))
-        );
+        let (title, body) = (neutralize_tags(&title), neutralize(&text(&sec.body)));
+        let _ = write!(out, "\n### {title}\n{body}\n");
     }
     crate::untrusted::neutralize_tags_in(out)
 }

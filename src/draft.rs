@@ -68,12 +68,8 @@ fn read_draft(workdir: &Path) -> Result<Option<(Vec<u8>, Version)>> {
     let unreadable = || format!("could not read {}", path.display());
     let meta = file.metadata().with_context(unreadable)?;
     if meta.len() > MAX_DRAFT_BYTES {
-        bail!(
-            "{} is {} KB; a handoff should be a short note (at most {} KB)",
-            path.display(),
-            meta.len() / 1024,
-            MAX_DRAFT_BYTES / 1024
-        );
+        let (shown, kb, max) = (path.display(), meta.len() / 1024, MAX_DRAFT_BYTES / 1024);
+        bail!("{shown} is {kb} KB; a handoff should be a short note (at most {max} KB)");
     }
     let mut bytes = Vec::new();
     (&file)
@@ -151,23 +147,19 @@ pub fn foreign(
 
 /// Validate the draft's bytes into sections, redacted.
 fn parse_sections(repo: &Repo, path: &Path, bytes: Vec<u8>) -> Result<Vec<Section>> {
-    let text = String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text", path.display()))?;
+    let shown = path.display();
+    let text = String::from_utf8(bytes).with_context(|| format!("{shown} is not UTF-8 text"))?;
     let template = template(repo)?;
     if is_blank(&text, &template) {
         bail!(
-            "the draft {} is empty: write the handoff under its headings (`convosync generate-handoff` shows them), or delete the file",
-            path.display()
+            "the draft {shown} is empty: write the handoff under its headings (`convosync generate-handoff` shows them), or delete the file"
         );
     }
-    let sections = format::parse_draft(&text)
-        .with_context(|| format!("the draft {} is not a handoff", path.display()))?;
-    template.validate(&sections).map_err(|problems| {
-        anyhow::anyhow!(
-            "the draft {} is incomplete: {}",
-            path.display(),
-            problems.join("; ")
-        )
-    })
+    let sections =
+        format::parse_draft(&text).with_context(|| format!("the draft {shown} is not a handoff"))?;
+    let incomplete =
+        |problems: Vec<String>| anyhow::anyhow!("the draft {shown} is incomplete: {}", problems.join("; "));
+    template.validate(&sections).map_err(incomplete)
 }
 
 /// Whether a draft says nothing: only blank lines, headings, comments and the template's own
@@ -287,10 +279,8 @@ pub fn instructions(template: &Template, path: &Path) -> String {
             template.skeleton(),
         )
     };
-    format!(
-        "{intro}\n\nWrite it to {} with {sections}\n\n{body}",
-        path.display()
-    )
+    let path = path.display();
+    format!("{intro}\n\nWrite it to {path} with {sections}\n\n{body}")
 }
 
 /// What a draft should say, unless the user's own template says otherwise.

@@ -148,10 +148,8 @@ impl Backoff {
 
 /// Record a successful fetch of the handoff ref (what `status` shows as the last sync).
 pub fn record_sync(state_dir: &Path, now: DateTime<Utc>) {
-    let _ = atomic_write(
-        &state_dir.join("last-sync"),
-        crate::timefmt::rfc3339(now).as_bytes(),
-    );
+    let now = crate::timefmt::rfc3339(now);
+    let _ = atomic_write(&state_dir.join("last-sync"), now.as_bytes());
 }
 
 /// When the handoff ref was last fetched successfully.

@@ -246,14 +246,10 @@ pub fn render_teammates(handoffs: &[Handoff], now: chrono::DateTime<chrono::Utc>
     }
     let mut out = String::from("\n# Teammates' recent sessions in this repository (for awareness only)\n");
     for h in handoffs.iter().take(TEAMMATES_SHOWN) {
-        out.push_str(&format!(
-            "- {} ({}, {}, branch {}): {}\n",
-            teammate_name(h),
-            h.device,
-            crate::timefmt::ago(h.timestamp, now),
-            h.branch.as_deref().unwrap_or("detached"),
-            h.task_line(120)
-        ));
+        let (name, when) = (teammate_name(h), crate::timefmt::ago(h.timestamp, now));
+        let (branch, task) = (h.branch.as_deref().unwrap_or("detached"), h.task_line(120));
+        let device = &h.device;
+        out.push_str(&format!("- {name} ({device}, {when}, branch {branch}): {task}\n"));
     }
     out
 }

@@ -289,29 +289,24 @@ impl Activity {
         let whole = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         let text = String::from_utf8_lossy(&buf[first.min(whole)..whole]);
         let offset = start + whole as u64;
-        Some((
-            Activity::parse(agent, text.lines(), now),
-            Mark { dev, ino, offset },
-        ))
+        let activity = Activity::parse(agent, text.lines(), now);
+        Some((activity, Mark { dev, ino, offset }))
     }
 
     pub fn parse<'a>(agent: Agent, lines: impl Iterator<Item = &'a str>, now: DateTime<Utc>) -> Activity {
         let mut a = Activity::default();
-        each_item(
-            agent,
-            lines.filter(|l| may_be_activity(agent, l)),
-            |time, item| {
-                let time = time.unwrap_or(now);
-                match item {
-                    Item::Prompt(t) if is_prompt(&t) => a.prompts.push(time),
-                    // Work on the code, not convosync's own handoff draft being written.
-                    Item::Edit(s) | Item::Shell(s) if !s.contains(".convosync/") => {
-                        a.last_work = a.last_work.max(Some(time));
-                    }
-                    _ => {}
+        let lines = lines.filter(|l| may_be_activity(agent, l));
+        each_item(agent, lines, |time, item| {
+            let time = time.unwrap_or(now);
+            match item {
+                Item::Prompt(t) if is_prompt(&t) => a.prompts.push(time),
+                // Work on the code, not convosync's own handoff draft being written.
+                Item::Edit(s) | Item::Shell(s) if !s.contains(".convosync/") => {
+                    a.last_work = a.last_work.max(Some(time));
                 }
-            },
-        );
+                _ => {}
+            }
+        });
         a
     }
 }

@@ -198,11 +198,8 @@ pub fn trust(config: &str, hooks: &[Hook]) -> String {
         if !out.is_empty() && !out.ends_with("\n\n") {
             out.push('\n');
         }
-        out.push_str(&format!(
-            "[hooks.state.{}]\ntrusted_hash = {}\n",
-            quote(&h.key),
-            quote(hook)
-        ));
+        let (key, hook) = (quote(&h.key), quote(hook));
+        out.push_str(&format!("[hooks.state.{key}]\ntrusted_hash = {hook}\n"));
         if let Some(c) = content {
             out.push_str(&format!("trusted_content_hash = {}\n", quote(c)));
         }

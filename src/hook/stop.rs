@@ -158,10 +158,8 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Reply> {
             let _ = ctx.repo.ensure_excluded();
             // The routine request for a handoff (each agent's adapter says how it reaches the model).
             let instructions = draft::instructions(&template, &path);
-            let request = format!(
-                "convosync: {}\nThen stop: convosync commits and pushes it.",
-                instructions.trim_end()
-            );
+            let instructions = instructions.trim_end();
+            let request = format!("convosync: {instructions}\nThen stop: convosync commits and pushes it.");
             Some(Reply {
                 request: Some(request),
                 ..Reply::default()
@@ -362,29 +360,25 @@ fn snapshot_wip(ctx: &Ctx<'_>, _lock: &crate::lock::RepoLock) -> Option<String> 
         .map_err(|e| ctx.log(&format!("wip snapshot: {e:#}")))
         .ok()?;
     let names: Vec<&str> = outcome.skipped().iter().map(|s| s.path.as_str()).collect();
+    let list = names.join(", ");
     match &outcome {
         Outcome::Saved { files, .. } => {
             let local =
                 ctx.repo.remote_name().is_some() && crate::wip::stays_local(&ctx.repo, &ctx.me) == Some(true);
             // The hint is looked at (and remembered as shown) only for a snapshot kept here.
+            let n = files.len();
             let mut note = match local.then(|| wip_push_hint(ctx)) {
-                None => format!("uncommitted changes in {} file(s) shared", files.len()),
+                None => format!("uncommitted changes in {n} file(s) shared"),
                 Some(Some(hint)) => hint,
                 Some(None) if names.is_empty() => return None,
-                Some(None) => format!(
-                    "uncommitted changes in {} file(s) kept on this device",
-                    files.len()
-                ),
+                Some(None) => format!("uncommitted changes in {n} file(s) kept on this device"),
             };
             if !names.is_empty() {
-                note.push_str(&format!(" (credential files left out: {})", names.join(", ")));
+                note.push_str(&format!(" (credential files left out: {list})"));
             }
             Some(note)
         }
-        _ if !names.is_empty() => Some(format!(
-            "uncommitted credential files not shared: {}",
-            names.join(", ")
-        )),
+        _ if !names.is_empty() => Some(format!("uncommitted credential files not shared: {list}")),
         Outcome::TooLarge { bytes, limit } => Some(format!(
             "uncommitted changes not shared ({:.1} MB over the {:.1} MB limit)",
             *bytes as f64 / 1_048_576.0,
