@@ -360,10 +360,8 @@ fn remove_draft(workdir: &Path, committed: &[u8], version: &Version) -> Result<(
     if !matches!(read_draft(workdir), Ok(Some((bytes, v))) if bytes == committed && v == *version) {
         return Ok(());
     }
-    crate::worktree::remove(workdir, DRAFT_PATH).with_context(|| {
-        format!(
-            "the handoff is committed but {} could not be deleted",
-            workdir.join(DRAFT_PATH).display()
-        )
-    })
+    let path = workdir.join(DRAFT_PATH);
+    let path = path.display();
+    crate::worktree::remove(workdir, DRAFT_PATH)
+        .with_context(|| format!("the handoff is committed but {path} could not be deleted"))
 }

@@ -64,10 +64,8 @@ pub fn write_marketplace(dir: &std::path::Path, plugin: &std::path::Path) -> any
         "name": "convosync",
         "plugins": [{ "name": "convosync", "source": { "source": "local", "path": "./plugins/convosync" } }]
     });
-    crate::fsutil::atomic_write(
-        &dir.join(".agents/plugins/marketplace.json"),
-        serde_json::to_string_pretty(&manifest)?.as_bytes(),
-    )?;
+    let manifest = serde_json::to_string_pretty(&manifest)?;
+    crate::fsutil::atomic_write(&dir.join(".agents/plugins/marketplace.json"), manifest.as_bytes())?;
     let link = dir.join("plugins/convosync");
     std::fs::create_dir_all(dir.join("plugins"))?;
     if std::fs::read_link(&link).ok().as_deref() != Some(plugin) {
@@ -141,13 +139,8 @@ pub fn list_hooks(
         }
     };
     let version = env!("CARGO_PKG_VERSION");
-    let result = call(
-        &mut stdin,
-        1,
-        "initialize",
-        serde_json::json!({ "clientInfo": { "name": "convosync", "version": version } }),
-    )
-    .and_then(|_| {
+    let client = serde_json::json!({ "clientInfo": { "name": "convosync", "version": version } });
+    let result = call(&mut stdin, 1, "initialize", client).and_then(|_| {
         writeln!(stdin, "{}", serde_json::json!({ "method": "initialized" }))?;
         call(&mut stdin, 2, "hooks/list", serde_json::json!({ "cwds": [cwd] }))
     });
