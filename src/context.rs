@@ -32,17 +32,9 @@ another.\n";
 pub fn nonce() -> &'static str {
     static NONCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     NONCE.get_or_init(|| {
-        use std::hash::{BuildHasher, Hasher};
-        // The standard library seeds each RandomState from the OS's random source.
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_default(),
-        );
-        h.write_u32(std::process::id());
-        format!("{:016x}", h.finish())
+        use chacha20poly1305::aead::rand_core::RngCore;
+        // From the OS's random source, as the encryption's keys and nonces.
+        format!("{:016x}", chacha20poly1305::aead::OsRng.next_u64())
     })
 }
 
@@ -65,12 +57,8 @@ fn frame_like(line: &str) -> bool {
     let starts = |p: &str| t.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p));
     // The frame's own lines ("[convosync note …", "[end of convosync note …") are covered by
     // the shorter prefixes.
-    starts("# ")
-        || starts("## ")
-        || t == "#"
-        || t == "##"
-        || starts("[convosync")
-        || starts("[end of convosync")
+    const STARTS: [&str; 4] = ["# ", "## ", "[convosync", "[end of convosync"];
+    matches!(t, "#" | "##") || STARTS.into_iter().any(starts)
 }
 
 /// A note's text with every line that could forge the frame escaped (a leading `\`, as
@@ -89,29 +77,24 @@ pub fn neutralize(body: &str) -> String {
     crate::untrusted::neutralize_tags_in(out)
 }
 
-/// The note about a handoff whose header names another device than its file on the ref.
-pub fn claim_note(claimed: &str) -> String {
-    format!("its header claims it is from {claimed:?}; shown under the name of its file on the ref")
-}
-
-/// Devices whose header claims another name (see [`claim_note`]), from (device, claimed) pairs.
+/// Devices whose header claims another name, from (device, claimed) pairs, with the note about
+/// each (its header names another device than its file on the ref).
 pub fn claims<'e>(
     entries: impl IntoIterator<Item = (&'e str, Option<&'e str>)>,
 ) -> std::collections::HashMap<String, String> {
+    let note = |claimed| {
+        format!("its header claims it is from {claimed:?}; shown under the name of its file on the ref")
+    };
     entries
         .into_iter()
-        .filter_map(|(device, claimed)| Some((device.to_string(), claim_note(claimed?))))
+        .filter_map(|(device, claimed)| Some((device.to_string(), note(claimed?))))
         .collect()
 }
 
 /// One handoff as markdown for Claude (and for `convosync resume`), in its frame.
 pub fn render_one(s: &Shown, now: DateTime<Utc>) -> String {
-    format!(
-        "\n{}{}{}",
-        open_line(&s.handoff.device),
-        render_inner(s, now),
-        close_line()
-    )
+    let (open, inner, close) = (open_line(&s.handoff.device), render_inner(s, now), close_line());
+    format!("\n{open}{inner}{close}")
 }
 
 /// One handoff without its frame; every string from the ref is cleaned and neutralised.
@@ -120,48 +103,23 @@ fn render_inner(s: &Shown, now: DateTime<Utc>) -> String {
     use std::fmt::Write;
     let h = &s.handoff;
     let mut out = String::with_capacity(256 + h.sections.iter().map(|s| s.body.len() + 8).sum::<usize>());
-    match &h.agent {
-        Some(agent) => {
-            let _ = writeln!(
-                out,
-                "## From {} ({}, {})",
-                line(&h.device),
-                line(agent),
-                ago(h.timestamp, now)
-            );
-        }
-        None => {
-            let _ = writeln!(out, "## From {} ({})", line(&h.device), ago(h.timestamp, now));
-        }
-    }
+    let (device, agent) = (line(&h.device), h.agent.as_deref().map(line));
+    let agent = agent.map(|a| format!("{a}, ")).unwrap_or_default();
+    let _ = writeln!(out, "## From {device} ({agent}{})", ago(h.timestamp, now));
     let branch = h.branch.as_deref().map_or("(detached HEAD)".into(), line);
-    match &h.commit {
-        Some(c) if c.subject.is_empty() => {
-            let _ = writeln!(out, "Branch: {branch} · Commit: {}", line(c.short()));
-        }
-        Some(c) => {
-            let _ = writeln!(
-                out,
-                "Branch: {branch} · Commit: {} ({})",
-                line(c.short()),
-                line(&c.subject)
-            );
-        }
-        None => {
-            let _ = writeln!(out, "Branch: {branch} · no commits yet");
-        }
-    }
+    let commit = match &h.commit {
+        Some(c) if c.subject.is_empty() => format!("Commit: {}", line(c.short())),
+        Some(c) => format!("Commit: {} ({})", line(c.short()), line(&c.subject)),
+        None => "no commits yet".to_string(),
+    };
+    let _ = writeln!(out, "Branch: {branch} · {commit}");
     for n in &s.notes {
         let _ = writeln!(out, "Note: {}", line(n));
     }
     for sec in &h.sections {
         let title = line(&sec.title);
-        let _ = write!(
-            out,
-            "\n### {}\n{}\n",
-            neutralize_tags(&title),
-            neutralize(&text(&sec.body))
-        );
+        let (title, body) = (neutralize_tags(&title), neutralize(&text(&sec.body)));
+        let _ = write!(out, "\n### {title}\n{body}\n");
     }
     crate::untrusted::neutralize_tags_in(out)
 }
@@ -220,13 +178,14 @@ pub fn render_counted(
             // inside a whole frame.
             let open = format!("\n{}", open_line(&s.handoff.device));
             let close = close_line();
-            let room = limit.saturating_sub(
-                utf16_len(&out)
-                    + utf16_len(&omitted_line(total.max(1) - 1))
-                    + utf16_len(&cut_note)
-                    + utf16_len(&open)
-                    + utf16_len(&close),
-            );
+            let fixed = [
+                out.as_str(),
+                &omitted_line(total.max(1) - 1),
+                &cut_note,
+                &open,
+                &close,
+            ];
+            let room = limit.saturating_sub(fixed.iter().map(|s| utf16_len(s)).sum());
             out.push_str(&open);
             out.push_str(&truncate_utf16(&render_inner(&s, now), room));
             out.push_str(&cut_note);
@@ -255,14 +214,13 @@ pub fn truncate_utf16(s: &str, max: usize) -> String {
     }
     let budget = max.saturating_sub(1);
     let mut used = 0;
-    let mut out = String::new();
-    for c in s.chars() {
-        used += c.len_utf16();
-        if used > budget {
-            break;
-        }
-        out.push(c);
-    }
+    let mut out: String = s
+        .chars()
+        .take_while(|c| {
+            used += c.len_utf16();
+            used <= budget
+        })
+        .collect();
     if max > 0 {
         out.push('…');
     }
@@ -291,12 +249,8 @@ pub fn system_message(first: &Handoff, devices: usize, now: DateTime<Utc>) -> St
         .filter(|a| !a.is_empty())
         .map(|a| format!("{a}, "))
         .unwrap_or_default();
-    let line = format!(
-        "convosync: resumed from {}, {agent}{}: {}{more}",
-        first.device,
-        ago(first.timestamp, now),
-        first.task_line(80)
-    );
+    let (device, when, task) = (&first.device, ago(first.timestamp, now), first.task_line(80));
+    let line = format!("convosync: resumed from {device}, {agent}{when}: {task}{more}");
     crate::untrusted::line(&line).into_owned()
 }
 
@@ -358,12 +312,8 @@ pub fn behind_upstream(repo: &crate::repo::Repo) -> Option<String> {
     let up_name = upstream.name().ok().flatten()?.to_string();
     let up = upstream.get().target()?;
     let (_, behind) = repo.git.graph_ahead_behind(local, up).ok()?;
-    (behind > 0).then(|| {
-        format!(
-            "this branch ({name}) is {behind} commit{} behind {up_name}",
-            if behind == 1 { "" } else { "s" }
-        )
-    })
+    let s = if behind == 1 { "" } else { "s" };
+    (behind > 0).then(|| format!("this branch ({name}) is {behind} commit{s} behind {up_name}"))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::fsutil::atomic_write;
 
@@ -63,12 +63,18 @@ pub fn is_valid(name: &str) -> bool {
 /// A name given by the user (`device set`, `CONVOSYNC_DEVICE`) as a device id, by the same rule
 /// everywhere: normalised with [`sanitize`], refused only when nothing usable is left.
 pub fn validate(name: &str) -> Result<String> {
-    match sanitize(name) {
-        Some(id) => Ok(id),
-        None => bail!(
+    sanitize(name).with_context(|| {
+        format!(
             "invalid device name {name:?}: use lowercase letters, digits and dashes (for example \"laptop\")"
-        ),
-    }
+        )
+    })
+}
+
+/// `CONVOSYNC_DEVICE`, unless unset or blank.
+fn env_device() -> Option<String> {
+    std::env::var("CONVOSYNC_DEVICE")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
 }
 
 /// What to tell the user when `raw` was normalised into `id` (`None` when kept as given).
@@ -80,10 +86,7 @@ pub fn normalised_note(raw: &str, id: &str) -> Option<String> {
 /// The note for a `CONVOSYNC_DEVICE` that is not already a device id, for commands to print
 /// once on stderr.
 pub fn env_note() -> Option<String> {
-    let v = std::env::var("CONVOSYNC_DEVICE").ok()?;
-    if v.trim().is_empty() {
-        return None;
-    }
+    let v = env_device()?;
     let id = sanitize(&v)?;
     normalised_note(&v, &id).map(|n| format!("CONVOSYNC_DEVICE: {n}"))
 }
@@ -91,17 +94,12 @@ pub fn env_note() -> Option<String> {
 /// This machine's device id: `CONVOSYNC_DEVICE`, else the stored id, else one created now from
 /// the hostname and stored.
 pub fn current() -> Result<String> {
-    if let Ok(v) = std::env::var("CONVOSYNC_DEVICE") {
-        if !v.trim().is_empty() {
-            return validate(&v)
-                .with_context(|| format!("CONVOSYNC_DEVICE={v:?} is not a usable device name"));
-        }
+    if let Some(v) = env_device() {
+        return validate(&v).with_context(|| format!("CONVOSYNC_DEVICE={v:?} is not a usable device name"));
     }
     let file = id_file()?;
-    if let Ok(stored) = std::fs::read_to_string(&file) {
-        if let Some(id) = sanitize(&stored) {
-            return Ok(id);
-        }
+    if let Some(id) = std::fs::read_to_string(&file).ok().and_then(|s| sanitize(&s)) {
+        return Ok(id);
     }
     let id = sanitize(&hostname()).unwrap_or_else(|| "device".to_string());
     // A failure to persist is not fatal: the same hostname gives the same id next time.
@@ -112,14 +110,13 @@ pub fn current() -> Result<String> {
 /// Store `name` as this machine's device id.
 pub fn set(name: &str) -> Result<String> {
     let id = validate(name)?;
-    let file = id_file()?;
-    atomic_write(&file, format!("{id}\n").as_bytes())?;
+    atomic_write(&id_file()?, format!("{id}\n").as_bytes())?;
     Ok(id)
 }
 
 /// Where the id comes from, for `convosync device show`.
 pub fn source() -> String {
-    if std::env::var("CONVOSYNC_DEVICE").is_ok_and(|v| !v.trim().is_empty()) {
+    if env_device().is_some() {
         "CONVOSYNC_DEVICE".to_string()
     } else {
         id_file().map(|p| p.display().to_string()).unwrap_or_default()

@@ -47,26 +47,13 @@ pub fn template(repo: &Repo) -> Result<Template> {
 
 /// What identifies one version of the draft file: a rewrite in place or a new file renamed over
 /// it changes at least one of these.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Version {
-    dev: u64,
-    ino: u64,
-    len: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
+/// (Device, inode, length, modification and change times.)
+type Version = (u64, u64, u64, (i64, i64), (i64, i64));
 
-impl Version {
-    fn of(m: &std::fs::Metadata) -> Version {
-        use std::os::unix::fs::MetadataExt;
-        Version {
-            dev: m.dev(),
-            ino: m.ino(),
-            len: m.len(),
-            mtime: (m.mtime(), m.mtime_nsec()),
-            ctime: (m.ctime(), m.ctime_nsec()),
-        }
-    }
+fn version(m: &std::fs::Metadata) -> Version {
+    use std::os::unix::fs::MetadataExt;
+    let times = ((m.mtime(), m.mtime_nsec()), (m.ctime(), m.ctime_nsec()));
+    (m.dev(), m.ino(), m.len(), times.0, times.1)
 }
 
 /// The draft's bytes and the version they were read from, after the checks of
@@ -78,64 +65,48 @@ fn read_draft(workdir: &Path) -> Result<Option<(Vec<u8>, Version)>> {
         return Ok(None);
     };
     let path = workdir.join(DRAFT_PATH);
-    let meta = file
-        .metadata()
-        .with_context(|| format!("could not read {}", path.display()))?;
+    let unreadable = || format!("could not read {}", path.display());
+    let meta = file.metadata().with_context(unreadable)?;
     if meta.len() > MAX_DRAFT_BYTES {
-        bail!(
-            "{} is {} KB; a handoff should be a short note (at most {} KB)",
-            path.display(),
-            meta.len() / 1024,
-            MAX_DRAFT_BYTES / 1024
-        );
+        let (shown, kb, max) = (path.display(), meta.len() / 1024, MAX_DRAFT_BYTES / 1024);
+        bail!("{shown} is {kb} KB; a handoff should be a short note (at most {max} KB)");
     }
     let mut bytes = Vec::new();
     (&file)
         .take(MAX_DRAFT_BYTES + 1)
         .read_to_end(&mut bytes)
-        .with_context(|| format!("could not read {}", path.display()))?;
-    let after = file
-        .metadata()
-        .with_context(|| format!("could not read {}", path.display()))?;
-    if bytes.len() as u64 != after.len() || Version::of(&meta) != Version::of(&after) {
+        .with_context(unreadable)?;
+    let after = file.metadata().with_context(unreadable)?;
+    if bytes.len() as u64 != after.len() || version(&meta) != version(&after) {
         bail!("{} changed while it was read; try again", path.display());
     }
-    Ok(Some((bytes, Version::of(&after))))
+    Ok(Some((bytes, version(&after))))
 }
 
 /// Why the file at the draft's path is not the user's draft: it is the repository's content,
 /// or it was there before the session began. Such a file is never published and never deleted,
 /// and no one is asked to write there.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// (Its `Display` is one line for the user.)
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Foreign {
     /// A component of the draft's path (`.convosync` or the draft itself) is a symlink.
+    #[error("{0} is a symlink (repository content?): no handoff draft is read or requested there")]
     Symlink(String),
     /// `.convosync` is there but is not a directory.
+    #[error("{0} is not a directory (repository content?): no handoff draft is read or requested there")]
     NotADirectory(String),
     /// The repository tracks the draft (it is in HEAD's tree or in the index).
+    #[error(
+        "{} is tracked by the repository: it is the repository's file, not your draft; not saved, not deleted",
+        DRAFT_PATH
+    )]
     Tracked,
     /// The draft was last written before the session began.
+    #[error(
+        "{} is older than this session: not saved as its handoff, left in place (`convosync save-handoff` saves it, or delete it)",
+        DRAFT_PATH
+    )]
     Older,
-}
-
-impl Foreign {
-    /// One line for the user.
-    pub fn message(&self) -> String {
-        match self {
-            Foreign::Symlink(p) => format!(
-                "{p} is a symlink (repository content?): no handoff draft is read or requested there"
-            ),
-            Foreign::NotADirectory(p) => format!(
-                "{p} is not a directory (repository content?): no handoff draft is read or requested there"
-            ),
-            Foreign::Tracked => format!(
-                "{DRAFT_PATH} is tracked by the repository: it is the repository's file, not your draft; not saved, not deleted"
-            ),
-            Foreign::Older => format!(
-                "{DRAFT_PATH} is older than this session: not saved as its handoff, left in place (`convosync save-handoff` saves it, or delete it)"
-            ),
-        }
-    }
 }
 
 /// Filesystems that keep modification times to the second or two (FAT keeps two): a draft
@@ -159,51 +130,36 @@ pub fn foreign(
     }
     let meta = std::fs::symlink_metadata(workdir.join(DRAFT_PATH)).ok()?;
     // Cheapest first: HEAD's tree is a few object reads, the index is read whole.
-    let in_head = || {
-        repo.git
-            .head()
-            .and_then(|h| h.peel_to_tree())
-            .is_ok_and(|t| t.get_path(Path::new(DRAFT_PATH)).is_ok())
-    };
-    let older = || match (session_start(), meta.modified()) {
-        (Some(start), Ok(mtime)) => mtime + MTIME_SLACK < start,
-        _ => false,
-    };
-    let in_index = || {
-        repo.git
-            .index()
-            .is_ok_and(|i| (0..=3).any(|stage| i.get_path(Path::new(DRAFT_PATH), stage).is_some()))
-    };
-    if in_head() {
-        Some(Foreign::Tracked)
-    } else if older() {
-        Some(Foreign::Older)
-    } else if in_index() {
-        Some(Foreign::Tracked)
-    } else {
-        None
+    let head = repo.git.head().and_then(|h| h.peel_to_tree());
+    if head.is_ok_and(|t| t.get_path(Path::new(DRAFT_PATH)).is_ok()) {
+        return Some(Foreign::Tracked);
     }
+    if let (Some(start), Ok(mtime)) = (session_start(), meta.modified()) {
+        if mtime + MTIME_SLACK < start {
+            return Some(Foreign::Older);
+        }
+    }
+    let index = repo.git.index();
+    index
+        .is_ok_and(|i| (0..=3).any(|stage| i.get_path(Path::new(DRAFT_PATH), stage).is_some()))
+        .then_some(Foreign::Tracked)
 }
 
 /// Validate the draft's bytes into sections, redacted.
 fn parse_sections(repo: &Repo, path: &Path, bytes: Vec<u8>) -> Result<Vec<Section>> {
-    let text = String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text", path.display()))?;
+    let shown = path.display();
+    let text = String::from_utf8(bytes).with_context(|| format!("{shown} is not UTF-8 text"))?;
     let template = template(repo)?;
     if is_blank(&text, &template) {
         bail!(
-            "the draft {} is empty: write the handoff under its headings (`convosync generate-handoff` shows them), or delete the file",
-            path.display()
+            "the draft {shown} is empty: write the handoff under its headings (`convosync generate-handoff` shows them), or delete the file"
         );
     }
-    let sections = format::parse_draft(&text)
-        .with_context(|| format!("the draft {} is not a handoff", path.display()))?;
-    template.validate(&sections).map_err(|problems| {
-        anyhow::anyhow!(
-            "the draft {} is incomplete: {}",
-            path.display(),
-            problems.join("; ")
-        )
-    })
+    let sections =
+        format::parse_draft(&text).with_context(|| format!("the draft {shown} is not a handoff"))?;
+    let incomplete =
+        |problems: Vec<String>| anyhow::anyhow!("the draft {shown} is incomplete: {}", problems.join("; "));
+    template.validate(&sections).map_err(incomplete)
 }
 
 /// Whether a draft says nothing: only blank lines, headings, comments and the template's own
@@ -239,20 +195,14 @@ pub fn redact_handoff(repo: &Repo, mut h: Handoff) -> Result<(Handoff, usize)> {
         return Ok((h, 0));
     };
     let mut count = 0;
-    let mut clean = |text: &mut String| {
+    let texts = h.sections.iter_mut().flat_map(|s| [&mut s.title, &mut s.body]);
+    for text in texts
+        .chain(h.commit.as_mut().map(|c| &mut c.subject))
+        .chain(h.branch.as_mut())
+    {
         let out = r.redact(text);
         count += out.findings.len();
         *text = out.text;
-    };
-    for s in &mut h.sections {
-        clean(&mut s.title);
-        clean(&mut s.body);
-    }
-    if let Some(c) = &mut h.commit {
-        clean(&mut c.subject);
-    }
-    if let Some(b) = &mut h.branch {
-        clean(b);
     }
     Ok((h, count))
 }
@@ -261,12 +211,10 @@ pub fn redact_handoff(repo: &Repo, mut h: Handoff) -> Result<(Handoff, usize)> {
 /// length (a secret cut in half would no longer be recognised). Under an invalid user pattern the
 /// built-in rules still apply (writing the handoff then fails on the configuration).
 pub fn redact_summary(repo: &Repo, summary: &Summary) -> Summary {
-    if !repo.settings.redact {
-        return summary.clone();
-    }
     match redactor(repo) {
+        Ok(None) => summary.clone(),
         Ok(Some(r)) => summary.map_text(|t| r.redact(t).text),
-        _ => summary.map_text(|t| crate::redact::redact_default(t).text),
+        Err(_) => summary.map_text(|t| crate::redact::redact_default(t).text),
     }
 }
 
@@ -294,7 +242,6 @@ impl Origin {
 pub fn build(repo: &Repo, sections: Vec<Section>, origin: &Origin) -> Result<(Handoff, usize)> {
     let (commit, branch) = repo.head_info();
     let me = crate::team::Me::load(repo);
-    let author = me.author_line();
     let device = crate::team::my_device_as(repo, &me)?;
     redact_handoff(
         repo,
@@ -304,7 +251,7 @@ pub fn build(repo: &Repo, sections: Vec<Section>, origin: &Origin) -> Result<(Ha
             commit,
             branch,
             session: origin.session.clone().filter(|s| !s.is_empty()),
-            author,
+            author: me.identity.render(),
             agent: origin.agent.clone().filter(|s| !s.is_empty()),
             sections,
         },
@@ -318,33 +265,29 @@ pub const MAX_REPO_TEMPLATE_CHARS: usize = 4000;
 /// from the repository is quoted as repository content (see [`repository_template`]); the
 /// user's own template speaks as the user wrote it.
 pub fn instructions(template: &Template, path: &Path) -> String {
-    let mut out = String::new();
-    if template.instructions.trim().is_empty() || template.origin == TemplateOrigin::Repository {
-        out.push_str(
-            "Write a short handoff note for the next session on another machine: what you were \
-             doing, what is done, what was decided and why, what the user told you about their \
-             preferences or constraints, and what comes next. Be concise (bullets, under 300 words). \
-             Do not include secrets, tokens or passwords.\n",
-        );
+    let from_repo = template.origin == TemplateOrigin::Repository;
+    let own = template.instructions.trim();
+    let intro = if own.is_empty() || from_repo { REQUEST } else { own };
+    let (sections, body) = if from_repo {
+        (
+            "the sections of this repository's template (metadata such as time, commit and branch is added automatically).",
+            repository_template(template),
+        )
     } else {
-        out.push_str(template.instructions.trim());
-        out.push('\n');
-    }
-    if template.origin == TemplateOrigin::Repository {
-        out.push_str(&format!(
-            "\nWrite it to {} with the sections of this repository's template (metadata such as time, commit and branch is added automatically).\n\n",
-            path.display()
-        ));
-        out.push_str(&repository_template(template));
-        return out;
-    }
-    out.push_str(&format!(
-        "\nWrite it to {} with these sections (metadata such as time, commit and branch is added automatically):\n\n",
-        path.display()
-    ));
-    out.push_str(&template.skeleton());
-    out
+        (
+            "these sections (metadata such as time, commit and branch is added automatically):",
+            template.skeleton(),
+        )
+    };
+    let path = path.display();
+    format!("{intro}\n\nWrite it to {path} with {sections}\n\n{body}")
 }
+
+/// What a draft should say, unless the user's own template says otherwise.
+const REQUEST: &str = "Write a short handoff note for the next session on another machine: what you were \
+     doing, what is done, what was decided and why, what the user told you about their \
+     preferences or constraints, and what comes next. Be concise (bullets, under 300 words). \
+     Do not include secrets, tokens or passwords.";
 
 /// The opening and closing lines around a repository's template.
 const REPO_OPEN: &str = "<repository-template>";
@@ -353,12 +296,9 @@ const REPO_CLOSE: &str = "</repository-template>";
 /// A repository's template as Claude sees it: labelled as repository content, between markers
 /// it cannot contain, cleaned of control characters, and at most [`MAX_REPO_TEMPLATE_CHARS`].
 fn repository_template(template: &Template) -> String {
-    let mut body = String::new();
-    if !template.instructions.trim().is_empty() {
-        body.push_str(template.instructions.trim());
-        body.push_str("\n\n");
-    }
-    body.push_str(&template.skeleton());
+    let own = template.instructions.trim();
+    let sep = if own.is_empty() { "" } else { "\n\n" };
+    let body = format!("{own}{sep}{}", template.skeleton());
     let body = crate::untrusted::text(&body);
     let body = crate::untrusted::neutralize_tags(&body);
     // No spelling of the markers (case, spaces, `_`) survives inside.
@@ -385,7 +325,7 @@ pub fn commit(repo: &Repo, origin: &Origin, _lock: &crate::lock::RepoLock) -> Re
     let workdir = repo.workdir().context("bare repository: no handoff draft")?;
     // Without a session's start only the repository's own files are refused here.
     if let Some(f) = foreign(repo, || None) {
-        bail!("{}", f.message());
+        return Err(f.into());
     }
     if std::fs::symlink_metadata(&path).is_err() {
         return Ok(Outcome::NoDraft);
@@ -397,11 +337,12 @@ pub fn commit(repo: &Repo, origin: &Origin, _lock: &crate::lock::RepoLock) -> Re
     };
     let sections = parse_sections(repo, &path, bytes.clone())?;
     let (handoff, redacted) = build(repo, sections, origin)?;
-    if let Some(current) = store.get(&handoff.device)? {
-        if current.sections == handoff.sections {
-            remove_draft(workdir, &bytes, &version)?;
-            return Ok(Outcome::AlreadyCommitted { handoff: current });
-        }
+    if let Some(current) = store
+        .get(&handoff.device)?
+        .filter(|c| c.sections == handoff.sections)
+    {
+        remove_draft(workdir, &bytes, &version)?;
+        return Ok(Outcome::AlreadyCommitted { handoff: current });
     }
     let commit = store.put(&handoff, &commit_message(&handoff))?;
     crate::fsutil::failpoint("committed");
@@ -416,17 +357,11 @@ pub fn commit(repo: &Repo, origin: &Origin, _lock: &crate::lock::RepoLock) -> Re
 /// Remove the draft if it is still the version (and the bytes) that was committed; a changed
 /// draft is left in place for the next run.
 fn remove_draft(workdir: &Path, committed: &[u8], version: &Version) -> Result<()> {
-    let same = match read_draft(workdir) {
-        Ok(Some((bytes, v))) => bytes == committed && v == *version,
-        _ => false,
-    };
-    if !same {
+    if !matches!(read_draft(workdir), Ok(Some((bytes, v))) if bytes == committed && v == *version) {
         return Ok(());
     }
-    crate::worktree::remove(workdir, DRAFT_PATH).with_context(|| {
-        format!(
-            "the handoff is committed but {} could not be deleted",
-            workdir.join(DRAFT_PATH).display()
-        )
-    })
+    let path = workdir.join(DRAFT_PATH);
+    let path = path.display();
+    crate::worktree::remove(workdir, DRAFT_PATH)
+        .with_context(|| format!("the handoff is committed but {path} could not be deleted"))
 }

@@ -17,34 +17,26 @@ const SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 const LOG_LIMIT: u64 = 512 * 1024;
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct SessionState {
     /// `device:blob` keys of the handoffs this session already received.
-    #[serde(default)]
     pub injected: Vec<String>,
     /// When the Stop hook last asked Claude for a handoff.
-    #[serde(default)]
     pub last_block: Option<DateTime<Utc>>,
     /// Whether the previous Stop of this session blocked.
-    #[serde(default)]
     pub blocked_last_stop: bool,
     /// Where the Stop hook stopped reading the transcript, so the next reads only new lines.
-    #[serde(default)]
     pub transcript: Option<crate::transcript::Mark>,
     /// Times of the user's latest prompts (at most [`RECENT_PROMPTS`]), from the transcript.
-    #[serde(default)]
     pub recent_prompts: Vec<DateTime<Utc>>,
     /// Time of the latest edit or shell command seen in the transcript.
-    #[serde(default)]
     pub last_work: Option<DateTime<Utc>>,
     /// HEAD (commit id and branch) when the session last asked, saved, or first looked.
-    #[serde(default)]
     pub head: Option<HeadMark>,
     /// When the session began (the clock of this machine, as file times are): a draft last
     /// written before it is not this session's.
-    #[serde(default)]
     pub started: Option<DateTime<Utc>>,
     /// Whether the user was told that the file at the draft's path is not this session's draft.
-    #[serde(default)]
     pub told_foreign_draft: bool,
 }
 
@@ -59,16 +51,21 @@ pub struct HeadMark {
     pub branch: Option<String>,
 }
 
+/// The value in the JSON file at `path`; the default when it is missing or unreadable.
+fn read_json<T: serde::de::DeserializeOwned + Default>(path: &Path) -> T {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
 fn sessions_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("sessions")
 }
 
 impl SessionState {
     pub fn load(state_dir: &Path, key: &str) -> SessionState {
-        std::fs::read(sessions_dir(state_dir).join(format!("{key}.json")))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+        read_json(&sessions_dir(state_dir).join(format!("{key}.json")))
     }
 
     pub fn save(&self, state_dir: &Path, key: &str) {
@@ -84,10 +81,7 @@ impl SessionState {
 
 /// Remove stale session files, at most now and then (cheap: one directory read).
 pub(crate) fn prune(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten().take(1000) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten().take(1000) {
         let old = e
             .metadata()
             .ok()
@@ -123,10 +117,7 @@ impl Backoff {
     }
 
     pub fn load(state_dir: &Path, ch: Channel) -> Backoff {
-        std::fs::read(Self::path(state_dir, ch))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+        read_json(&Self::path(state_dir, ch))
     }
 
     /// Whether hooks should leave the network alone for now.
@@ -157,10 +148,8 @@ impl Backoff {
 
 /// Record a successful fetch of the handoff ref (what `status` shows as the last sync).
 pub fn record_sync(state_dir: &Path, now: DateTime<Utc>) {
-    let _ = atomic_write(
-        &state_dir.join("last-sync"),
-        crate::timefmt::rfc3339(now).as_bytes(),
-    );
+    let now = crate::timefmt::rfc3339(now);
+    let _ = atomic_write(&state_dir.join("last-sync"), now.as_bytes());
 }
 
 /// When the handoff ref was last fetched successfully.
@@ -186,16 +175,20 @@ pub fn note_is_new(state_dir: &Path, note: &str) -> bool {
 
 /// Append a line to `convosync.log` (hooks never print errors on stdout).
 pub fn log(state_dir: &Path, msg: &str) {
+    if let Ok(mut f) = log_file(state_dir) {
+        let _ = writeln!(f, "{} {msg}", crate::timefmt::rfc3339(Utc::now()));
+    }
+}
+
+/// `convosync.log`, opened to append (moved to `convosync.log.old` first when it has grown past
+/// [`LOG_LIMIT`]); also where the detached hooks write their stderr.
+pub fn log_file(state_dir: &Path) -> std::io::Result<std::fs::File> {
     let path = state_dir.join("convosync.log");
     if std::fs::metadata(&path).is_ok_and(|m| m.len() > LOG_LIMIT) {
         let _ = std::fs::rename(&path, state_dir.join("convosync.log.old"));
     }
-    if std::fs::create_dir_all(state_dir).is_err() {
-        return;
-    }
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&path) {
-        let _ = writeln!(f, "{} {msg}", crate::timefmt::rfc3339(Utc::now()));
-    }
+    std::fs::create_dir_all(state_dir)?;
+    std::fs::OpenOptions::new().create(true).append(true).open(&path)
 }
 
 /// Where convosync keeps its state in a repository: `<git common dir>/convosync` (shared by every

@@ -63,9 +63,7 @@ impl Author {
     pub fn render(&self) -> Option<String> {
         match (&self.name, &self.email) {
             (Some(n), Some(e)) => Some(format!("{n} <{e}>")),
-            (Some(n), None) => Some(n.clone()),
-            (None, Some(e)) => Some(e.clone()),
-            (None, None) => None,
+            (n, e) => n.clone().or_else(|| e.clone()),
         }
     }
 
@@ -90,15 +88,8 @@ impl Author {
     /// Whether two authors are one person: the same name (case and spacing aside) or the same
     /// email (case aside). This needs no local configuration, so every device agrees on it.
     pub fn same_person(&self, other: &Author) -> bool {
-        let names = match (&self.name, &other.name) {
-            (Some(a), Some(b)) => norm_name(a) == norm_name(b),
-            _ => false,
-        };
-        let emails = match (&self.email, &other.email) {
-            (Some(a), Some(b)) => a.to_lowercase() == b.to_lowercase(),
-            _ => false,
-        };
-        names || emails
+        let same = |a: &Option<String>, b: &Option<String>, norm: fn(&str) -> String| matches!((a, b), (Some(a), Some(b)) if norm(a) == norm(b));
+        same(&self.name, &other.name, norm_name) || same(&self.email, &other.email, str::to_lowercase)
     }
 }
 
@@ -151,15 +142,9 @@ impl Me {
             email: get("user.email").and_then(|e| Author::parse(&e).email),
         };
         let mut aliases = Vec::new();
-        if let Ok(mut entries) = cfg.multivar("convosync.me", None) {
-            while let Some(Ok(e)) = entries.next() {
-                if let Ok(v) = e.value() {
-                    let a = Author::parse(v);
-                    if !a.is_empty() {
-                        aliases.push(a);
-                    }
-                }
-            }
+        if let Ok(entries) = cfg.multivar("convosync.me", None) {
+            let known = |v: &str| Some(Author::parse(v)).filter(|a| !a.is_empty());
+            let _ = entries.for_each(|e| aliases.extend(e.value().ok().and_then(known)));
         }
         Me {
             identity,
@@ -199,42 +184,35 @@ impl Me {
             (false, _) => Whose::Theirs,
         }
     }
-
-    /// The `**Author:**` value for handoffs written here.
-    pub fn author_line(&self) -> Option<String> {
-        self.identity.render()
-    }
 }
 
 /// The device id this user writes under: `id`, or `id-<user>` when `id` belongs to another author.
 pub fn device_for_author(store: &Store<'_>, id: &str, me: &Me) -> String {
     device_for(id, me, |id| {
         let e = store.entry(id).ok().flatten()?;
-        match &e.handoff {
-            Ok(h) => Some(me.whose(h.author.as_deref(), e.proven)),
-            Err(r) => taken_unread(r),
-        }
+        whose_note(me, e.handoff.as_ref().map(|h| (h.author.as_deref(), e.proven)))
     })
 }
 
-/// Whose an unreadable note is, when that is known: one encrypted with another person's key is
-/// theirs.
-fn taken_unread(reason: &crate::store::NoteError) -> Option<Whose> {
+/// Whose a note is, from its author and whether it is `proven`; an unreadable one is known to
+/// be another person's only when it is encrypted with their key.
+fn whose_note(me: &Me, note: Result<(Option<&str>, bool), &crate::store::NoteError>) -> Option<Whose> {
     use crate::{crypt::OpenError, store::NoteError};
-    matches!(reason, NoteError::Encrypted(OpenError::OtherKey)).then_some(Whose::Theirs)
+    match note {
+        Ok((author, proven)) => Some(me.whose(author, proven)),
+        Err(r) => matches!(r, NoteError::Encrypted(OpenError::OtherKey)).then_some(Whose::Theirs),
+    }
 }
 
 /// [`device_for_author`] with whose the note filed under `id` is from `note_whose` (`None`: no
 /// note there, or one that cannot tell).
 fn device_for(id: &str, me: &Me, note_whose: impl FnOnce(&str) -> Option<Whose>) -> String {
-    let Some(handle) = me.identity.handle() else {
-        return id.to_string();
-    };
-    let taken_by_other = note_whose(id) == Some(Whose::Theirs);
-    if !taken_by_other {
-        return id.to_string();
+    match me.identity.handle() {
+        Some(handle) if note_whose(id) == Some(Whose::Theirs) => {
+            crate::device::sanitize(&format!("{id}-{handle}")).unwrap_or_else(|| id.to_string())
+        }
+        _ => id.to_string(),
     }
-    crate::device::sanitize(&format!("{id}-{handle}")).unwrap_or_else(|| id.to_string())
 }
 
 /// This machine's device id in `repo`, qualified as above.
@@ -254,10 +232,7 @@ pub fn my_device_among(me: &Me, notes: &[crate::store::Note]) -> anyhow::Result<
     let id = crate::device::current()?;
     Ok(device_for(&id, me, |id| {
         let n = notes.iter().find(|n| n.device == id)?;
-        match &n.head {
-            Ok(h) => Some(me.whose(h.author.as_deref(), h.proven)),
-            Err(r) => taken_unread(r),
-        }
+        whose_note(me, n.head.as_ref().map(|h| (h.author.as_deref(), h.proven)))
     }))
 }
 
@@ -271,14 +246,10 @@ pub fn render_teammates(handoffs: &[Handoff], now: chrono::DateTime<chrono::Utc>
     }
     let mut out = String::from("\n# Teammates' recent sessions in this repository (for awareness only)\n");
     for h in handoffs.iter().take(TEAMMATES_SHOWN) {
-        out.push_str(&format!(
-            "- {} ({}, {}, branch {}): {}\n",
-            teammate_name(h),
-            h.device,
-            crate::timefmt::ago(h.timestamp, now),
-            h.branch.as_deref().unwrap_or("detached"),
-            h.task_line(120)
-        ));
+        let (name, when) = (teammate_name(h), crate::timefmt::ago(h.timestamp, now));
+        let (branch, task) = (h.branch.as_deref().unwrap_or("detached"), h.task_line(120));
+        let device = &h.device;
+        out.push_str(&format!("- {name} ({device}, {when}, branch {branch}): {task}\n"));
     }
     out
 }

@@ -1,5 +1,5 @@
 //! Reading an agent's transcript (JSONL: Claude Code's session file, Codex's rollout, Gemini CLI's
-//! chat file; see [`Format`]), for the Stop hook, drafts and the hooks' state: the
+//! chat file; see [`items`]), for the Stop hook, drafts and the hooks' state: the
 //! evidence of work (the user's prompts, edits and shell commands, with their times), read
 //! incrementally from where the last Stop of the session stopped, and, for `auto` mode, a handoff
 //! derived without asking the model (the last requests, the files touched by editing tools, the
@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::agent::Agent;
 use crate::handoff::Section;
 
 /// How much of the end of a transcript is read.
@@ -35,13 +36,8 @@ pub struct Summary {
 /// for a FIFO in between cannot stall a hook either.
 pub fn open_regular(path: &Path) -> Option<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    let link = std::fs::symlink_metadata(path).ok()?;
-    let target = if link.file_type().is_symlink() {
-        std::fs::metadata(path).ok()?
-    } else {
-        link
-    };
-    if !target.file_type().is_file() {
+    // What the path names, through a symlink.
+    if !std::fs::metadata(path).ok()?.file_type().is_file() {
         return None;
     }
     let f = std::fs::OpenOptions::new()
@@ -51,22 +47,6 @@ pub fn open_regular(path: &Path) -> Option<std::fs::File> {
         .ok()?;
     f.metadata().ok().filter(|m| m.file_type().is_file())?;
     Some(f)
-}
-
-/// Which agent wrote a transcript; each has its own line format, read into the same [`Item`]s.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Format {
-    /// `{"type":"user"|"assistant","timestamp","message":{"role","content":[…]}}`, tools as
-    /// `tool_use` blocks (Write, Edit, MultiEdit, NotebookEdit, Bash).
-    #[default]
-    Claude,
-    /// Codex's rollout: `{"timestamp","type":"response_item","payload":{…}}` with `message`
-    /// (role user / assistant), `custom_tool_call` (apply_patch and its patch) and
-    /// `function_call` (exec_command, shell) payloads; `session_meta` first, with `cli_version`.
-    Codex,
-    /// Gemini CLI's chat file: `{"type":"user","content":[{"text"}]}`, `{"type":"gemini",
-    /// "content":"…","toolCalls":[{"name","args"}]}` (write_file, replace, run_shell_command).
-    Gemini,
 }
 
 /// What one transcript line says that matters here, whatever the format.
@@ -82,24 +62,23 @@ enum Item {
     Shell(String),
 }
 
-impl Format {
-    /// Whether a line may hold an [`Item`] that counts as activity (most lines are tool results
-    /// and assistant text: not parsed at all).
-    fn may_be_activity(self, line: &str) -> bool {
-        match self {
-            Format::Claude => line.contains("\"user\"") || line.contains("\"tool_use\""),
-            Format::Codex => line.contains("\"response_item\""),
-            Format::Gemini => line.contains("\"user\"") || line.contains("\"toolCalls\""),
-        }
+/// Whether a line may hold an [`Item`] that counts as activity (most lines are tool results
+/// and assistant text: not parsed at all).
+fn may_be_activity(agent: Agent, line: &str) -> bool {
+    match agent {
+        Agent::Claude => line.contains("\"user\"") || line.contains("\"tool_use\""),
+        Agent::Codex => line.contains("\"response_item\""),
+        Agent::Gemini => line.contains("\"user\"") || line.contains("\"toolCalls\""),
     }
+}
 
-    /// The items of one parsed line.
-    fn items(self, v: &Value) -> Vec<Item> {
-        match self {
-            Format::Claude => claude_items(v),
-            Format::Codex => codex_items(v),
-            Format::Gemini => gemini_items(v),
-        }
+/// The items of one parsed line; each agent has its own line format, read into the same
+/// [`Item`]s.
+fn items(agent: Agent, v: &Value) -> Vec<Item> {
+    match agent {
+        Agent::Claude => claude_items(v),
+        Agent::Codex => codex_items(v),
+        Agent::Gemini => gemini_items(v),
     }
 }
 
@@ -107,9 +86,13 @@ fn str_at<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
     v.get(key).and_then(Value::as_str)
 }
 
+/// Claude Code: `{"type":"user"|"assistant","timestamp","message":{"role","content":[…]}}`, tools
+/// as `tool_use` blocks (Write, Edit, MultiEdit, NotebookEdit, Bash).
 fn claude_items(v: &Value) -> Vec<Item> {
     let mut out = Vec::new();
-    match line_role(v) {
+    let msg = v.get("message");
+    let role = msg.and_then(|m| str_at(m, "role")).or(str_at(v, "type"));
+    match (role, msg.and_then(|m| m.get("content"))) {
         (Some("user"), Some(content)) => out.extend(prompt_text(content).map(Item::Prompt)),
         (Some("assistant"), Some(Value::Array(blocks))) => {
             for b in blocks {
@@ -155,29 +138,22 @@ fn patch_files(patch: &str) -> impl Iterator<Item = Item> + '_ {
     })
 }
 
+/// Codex's rollout: `{"timestamp","type":"response_item","payload":{…}}` with `message` (role
+/// user / assistant), `custom_tool_call` (apply_patch and its patch) and `function_call`
+/// (exec_command, shell) payloads; `session_meta` first, with `cli_version`.
 fn codex_items(v: &Value) -> Vec<Item> {
     let mut out = Vec::new();
-    if str_at(v, "type") != Some("response_item") {
-        return out;
-    }
-    let Some(p) = v.get("payload") else {
+    let (Some("response_item"), Some(p)) = (str_at(v, "type"), v.get("payload")) else {
         return out;
     };
-    let texts = |kind: &str| -> Vec<String> {
-        p.get("content")
-            .and_then(Value::as_array)
-            .map(|parts| {
-                parts
-                    .iter()
-                    .filter(|c| str_at(c, "type") == Some(kind))
-                    .filter_map(|c| str_at(c, "text").map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
+    let texts = |kind| {
+        texts(p.get("content"), Some(kind))
+            .into_iter()
+            .map(str::to_string)
     };
     match (str_at(p, "type"), str_at(p, "role")) {
-        (Some("message"), Some("user")) => out.extend(texts("input_text").into_iter().map(Item::Prompt)),
-        (Some("message"), Some("assistant")) => out.extend(texts("output_text").into_iter().map(Item::Reply)),
+        (Some("message"), Some("user")) => out.extend(texts("input_text").map(Item::Prompt)),
+        (Some("message"), Some("assistant")) => out.extend(texts("output_text").map(Item::Reply)),
         (Some("custom_tool_call"), _) if str_at(p, "name") == Some("apply_patch") => {
             out.extend(patch_files(str_at(p, "input").unwrap_or("")));
         }
@@ -199,11 +175,9 @@ fn codex_items(v: &Value) -> Vec<Item> {
                     _ => String::new(),
                 };
                 // `apply_patch <<'PATCH'` through the shell is an edit (Codex intercepts it).
-                let edits: Vec<Item> = patch_files(&cmd).collect();
-                if edits.is_empty() {
+                out.extend(patch_files(&cmd));
+                if out.is_empty() {
                     out.push(Item::Shell(cmd));
-                } else {
-                    out.extend(edits);
                 }
             }
         }
@@ -212,15 +186,14 @@ fn codex_items(v: &Value) -> Vec<Item> {
     out
 }
 
+/// Gemini CLI's chat file: `{"type":"user","content":[{"text"}]}`, `{"type":"gemini",
+/// "content":"…","toolCalls":[{"name","args"}]}` (write_file, replace, run_shell_command).
 fn gemini_items(v: &Value) -> Vec<Item> {
     let mut out = Vec::new();
     match str_at(v, "type") {
         Some("user") => {
-            if let Some(parts) = v.get("content").and_then(Value::as_array) {
-                let text: Vec<&str> = parts.iter().filter_map(|p| str_at(p, "text")).collect();
-                if !text.is_empty() {
-                    out.push(Item::Prompt(strip_hook_context(&text.join("\n")).to_string()));
-                }
+            if let Some(text) = joined(texts(v.get("content"), None)) {
+                out.push(Item::Prompt(strip_hook_context(&text).to_string()));
             }
         }
         Some("gemini") => {
@@ -247,32 +220,23 @@ fn gemini_items(v: &Value) -> Vec<Item> {
 
 /// Gemini CLI glues SessionStart's context in front of the prompt: `<hook_context>…</hook_context>`.
 fn strip_hook_context(text: &str) -> &str {
-    let t = text.trim_start();
-    match t
-        .strip_prefix("<hook_context>")
-        .and_then(|r| r.find("</hook_context>").map(|i| &r[i + 15..]))
-    {
-        Some(rest) => rest.trim_start(),
-        None => text,
-    }
+    let context = text.trim_start().strip_prefix("<hook_context>");
+    context
+        .and_then(|r| r.split_once("</hook_context>"))
+        .map_or(text, |(_, rest)| rest.trim_start())
 }
 
 /// The agent's version, from the start of its transcript: Codex's `session_meta` `cli_version`,
 /// Claude Code's `version` on each line. Only a plain version string (digits, letters, `.+-`).
-pub fn agent_version(path: &Path, format: Format) -> Option<String> {
-    const HEAD: u64 = 64 << 10;
-    let f = open_regular(path)?;
-    let mut buf = Vec::new();
-    f.take(HEAD).read_to_end(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf);
-    text.lines().take(50).find_map(|line| {
+pub fn agent_version(path: &Path, agent: Agent) -> Option<String> {
+    let pointer = match agent {
+        Agent::Codex => "/payload/cli_version",
+        Agent::Claude => "/version",
+        Agent::Gemini => return None,
+    };
+    head(path)?.lines().take(50).find_map(|line| {
         let v: Value = serde_json::from_str(line).ok()?;
-        let version = match format {
-            Format::Codex => v.pointer("/payload/cli_version"),
-            Format::Claude => v.get("version"),
-            Format::Gemini => None,
-        }?;
-        let version = version.as_str()?;
+        let version = v.pointer(pointer)?.as_str()?;
         let ok = !version.is_empty()
             && version.len() <= 32
             && version
@@ -310,7 +274,7 @@ impl Activity {
     /// that is not a readable regular file.
     pub fn read_new(
         path: &Path,
-        format: Format,
+        agent: Agent,
         mark: Option<&Mark>,
         now: DateTime<Utc>,
     ) -> Option<(Activity, Mark)> {
@@ -318,86 +282,77 @@ impl Activity {
         let mut f = open_regular(path)?;
         let meta = f.metadata().ok()?;
         let (dev, ino, len) = (meta.dev(), meta.ino(), meta.len());
-        let mut start = match mark {
-            Some(m) if m.dev == dev && m.ino == ino && m.offset <= len => m.offset,
-            _ => 0,
-        };
-        let mut partial_first = false;
-        if len - start > TAIL_BYTES {
-            start = len - TAIL_BYTES;
-            partial_first = true;
-        }
-        f.seek(SeekFrom::Start(start)).ok()?;
-        let mut buf = Vec::new();
-        f.take(len - start).read_to_end(&mut buf).ok()?;
+        let same_file = mark.filter(|m| m.dev == dev && m.ino == ino && m.offset <= len);
+        let from = same_file.map_or(0, |m| m.offset);
+        let (start, buf, first) = read_tail(&mut f, from, len)?;
         // Only whole lines: what follows the last newline is read again next time.
         let whole = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let mut body = &buf[..whole];
-        if partial_first {
-            let cut = body
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(body.len(), |i| i + 1);
-            body = &body[cut..];
-        }
-        let text = String::from_utf8_lossy(body);
-        let activity = Activity::parse(format, text.lines(), now);
-        Some((
-            activity,
-            Mark {
-                dev,
-                ino,
-                offset: start + whole as u64,
-            },
-        ))
+        let text = String::from_utf8_lossy(&buf[first.min(whole)..whole]);
+        let offset = start + whole as u64;
+        let activity = Activity::parse(agent, text.lines(), now);
+        Some((activity, Mark { dev, ino, offset }))
     }
 
-    pub fn parse<'a>(format: Format, lines: impl Iterator<Item = &'a str>, now: DateTime<Utc>) -> Activity {
+    pub fn parse<'a>(agent: Agent, lines: impl Iterator<Item = &'a str>, now: DateTime<Utc>) -> Activity {
         let mut a = Activity::default();
-        for line in lines {
-            if !format.may_be_activity(line) {
-                continue;
-            }
-            let Ok(v) = serde_json::from_str::<Value>(line) else {
-                continue;
-            };
-            let time = line_time(&v).unwrap_or(now);
-            for item in format.items(&v) {
-                match item {
-                    Item::Prompt(t) if is_prompt(&t) => a.prompts.push(time),
-                    Item::Edit(_) | Item::Shell(_) if is_work(&item) => {
-                        a.last_work = a.last_work.max(Some(time));
-                    }
-                    _ => {}
+        let lines = lines.filter(|l| may_be_activity(agent, l));
+        each_item(agent, lines, |time, item| {
+            let time = time.unwrap_or(now);
+            match item {
+                Item::Prompt(t) if is_prompt(&t) => a.prompts.push(time),
+                // Work on the code, not convosync's own handoff draft being written.
+                Item::Edit(s) | Item::Shell(s) if !s.contains(".convosync/") => {
+                    a.last_work = a.last_work.max(Some(time));
                 }
+                _ => {}
             }
-        }
+        });
         a
     }
 }
 
-/// Whether an edit or command is work on the code, not convosync's own handoff draft being
-/// written.
-fn is_work(item: &Item) -> bool {
-    let own = |s: &str| s.contains(".convosync/");
-    match item {
-        Item::Edit(path) => !own(path),
-        Item::Shell(command) => !own(command),
-        _ => false,
+/// Each item of the lines that are JSON, with the time of its line, to `f`.
+fn each_item<'a>(
+    agent: Agent,
+    lines: impl Iterator<Item = &'a str>,
+    mut f: impl FnMut(Option<DateTime<Utc>>, Item),
+) {
+    for v in lines.filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
+        let time = line_time(&v);
+        items(agent, &v).into_iter().for_each(|i| f(time, i));
     }
 }
 
 /// When the session of the transcript at `path` began, as far as its start tells: the time of
 /// the first line that has one, within the first 64 KB. A time still to come is no start.
 pub fn started(path: &Path) -> Option<DateTime<Utc>> {
-    let f = open_regular(path)?;
-    let mut buf = Vec::new();
-    f.take(64 * 1024).read_to_end(&mut buf).ok()?;
-    String::from_utf8_lossy(&buf)
+    head(path)?
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .find_map(|v| line_time(&v))
         .filter(|t| *t <= Utc::now())
+}
+
+/// The first 64 KB of the transcript at `path`, as text.
+fn head(path: &Path) -> Option<String> {
+    let mut buf = Vec::new();
+    open_regular(path)?.take(64 << 10).read_to_end(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// The end of `f` (`len` bytes long) from offset `from`, at most its last [`TAIL_BYTES`]: where
+/// the bytes read start, the bytes, and where their first whole line starts (after the partial
+/// line that a start moved up lands in).
+fn read_tail(f: &mut std::fs::File, from: u64, len: u64) -> Option<(u64, Vec<u8>, usize)> {
+    let start = from.max(len.saturating_sub(TAIL_BYTES));
+    f.seek(SeekFrom::Start(start)).ok()?;
+    let mut buf = Vec::new();
+    f.take(len - start).read_to_end(&mut buf).ok()?;
+    let first = match start > from {
+        true => buf.iter().position(|&b| b == b'\n').map_or(buf.len(), |i| i + 1),
+        false => 0,
+    };
+    Some((start, buf, first))
 }
 
 fn line_time(v: &Value) -> Option<DateTime<Utc>> {
@@ -407,29 +362,26 @@ fn line_time(v: &Value) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn line_role(v: &Value) -> (Option<&str>, Option<&Value>) {
-    let msg = v.get("message");
-    let role = msg
-        .and_then(|m| m.get("role"))
-        .and_then(Value::as_str)
-        .or(v.get("type").and_then(Value::as_str));
-    (role, msg.and_then(|m| m.get("content")))
-}
-
 /// The text a user line carries (not tool results), if any.
 fn prompt_text(content: &Value) -> Option<String> {
     match content {
         Value::String(t) => Some(t.clone()),
-        Value::Array(blocks) => {
-            let text: Vec<&str> = blocks
-                .iter()
-                .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
-                .filter_map(|b| b.get("text").and_then(Value::as_str))
-                .collect();
-            (!text.is_empty()).then(|| text.join("\n"))
-        }
-        _ => None,
+        _ => joined(texts(Some(content), Some("text"))),
     }
+}
+
+/// The `text` of each part in the array `parts` (of type `kind`, when one is given).
+fn texts<'v>(parts: Option<&'v Value>, kind: Option<&str>) -> Vec<&'v str> {
+    let parts = parts.and_then(Value::as_array).into_iter().flatten();
+    parts
+        .filter(|p| kind.is_none_or(|k| str_at(p, "type") == Some(k)))
+        .filter_map(|p| str_at(p, "text"))
+        .collect()
+}
+
+/// Texts as one, on separate lines; `None` for none.
+fn joined(texts: Vec<&str>) -> Option<String> {
+    (!texts.is_empty()).then(|| texts.join("\n"))
 }
 
 /// Command wrappers and hook feedback are not the user's words.
@@ -448,50 +400,24 @@ fn is_prompt(text: &str) -> bool {
 }
 
 impl Summary {
-    pub fn read(path: &Path, format: Format) -> Summary {
-        let Some(mut f) = open_regular(path) else {
-            return Summary::default();
-        };
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        let start = len.saturating_sub(TAIL_BYTES);
-        if f.seek(SeekFrom::Start(start)).is_err() {
-            return Summary::default();
-        }
-        let mut buf = Vec::new();
-        if f.take(TAIL_BYTES).read_to_end(&mut buf).is_err() {
-            return Summary::default();
-        }
-        let text = String::from_utf8_lossy(&buf);
-        let mut lines = text.lines();
-        if start > 0 {
-            lines.next(); // a partial line
-        }
-        Summary::parse(format, lines)
+    pub fn read(path: &Path, agent: Agent) -> Summary {
+        let tail = open_regular(path).and_then(|mut f| {
+            let len = f.metadata().map_or(0, |m| m.len());
+            read_tail(&mut f, 0, len)
+        });
+        tail.map(|(_, buf, first)| Summary::parse(agent, String::from_utf8_lossy(&buf[first..]).lines()))
+            .unwrap_or_default()
     }
 
-    pub fn parse<'a>(format: Format, lines: impl Iterator<Item = &'a str>) -> Summary {
+    pub fn parse<'a>(agent: Agent, lines: impl Iterator<Item = &'a str>) -> Summary {
         let mut s = Summary::default();
-        for line in lines {
-            let Ok(v) = serde_json::from_str::<Value>(line) else {
-                continue;
-            };
-            let time = line_time(&v);
-            for item in format.items(&v) {
-                match item {
-                    Item::Prompt(t) => s.push_prompt(time, &t),
-                    Item::Reply(t) if !t.trim().is_empty() => s.last_assistant = Some(t),
-                    Item::Edit(p) if !p.is_empty() && !s.files.contains(&p) => s.files.push(p),
-                    _ => {}
-                }
-            }
-        }
+        each_item(agent, lines, |time, item| match item {
+            Item::Prompt(t) if is_prompt(&t) => s.prompts.push((time, t.trim().to_string())),
+            Item::Reply(t) if !t.trim().is_empty() => s.last_assistant = Some(t),
+            Item::Edit(p) if !p.is_empty() && !s.files.contains(&p) => s.files.push(p),
+            _ => {}
+        });
         s
-    }
-
-    fn push_prompt(&mut self, time: Option<DateTime<Utc>>, text: &str) {
-        if is_prompt(text) {
-            self.prompts.push((time, text.trim().to_string()));
-        }
     }
 
     /// The same summary with `f` applied to every text in it (prompts, last reply, file paths).
@@ -519,32 +445,29 @@ impl Summary {
     pub fn sections(&self, workdir: Option<&Path>) -> Vec<Section> {
         let cut = |s: &str, n: usize| crate::timefmt::truncate_chars(s.trim(), n);
         let mut out = Vec::new();
-        if let Some((_, last)) = self.prompts.last() {
+        let mut add = |title: &str, body| {
             out.push(Section {
-                title: "Current Task".into(),
-                body: cut(last, 600),
-            });
+                title: title.into(),
+                body,
+            })
+        };
+        if let Some((_, last)) = self.prompts.last() {
+            add("Current Task", cut(last, 600));
         }
         if let Some(a) = &self.last_assistant {
-            out.push(Section {
-                title: "Progress So Far".into(),
-                body: cut(a, 1500),
-            });
+            add("Progress So Far", cut(a, 1500));
         }
-        if self.prompts.len() > 1 {
-            let earlier: Vec<String> = self
-                .prompts
+        let n = self.prompts.len();
+        if n > 1 {
+            // The (at most four) requests before the last.
+            let earlier: Vec<String> = self.prompts[n.saturating_sub(5)..n - 1]
                 .iter()
-                .rev()
-                .skip(1)
-                .take(4)
-                .rev()
                 .map(|(_, p)| format!("- {}", cut(p, 200).replace('\n', " ")))
                 .collect();
-            out.push(Section {
-                title: "Important Context".into(),
-                body: format!("Earlier requests in this session:\n{}", earlier.join("\n")),
-            });
+            add(
+                "Important Context",
+                format!("Earlier requests in this session:\n{}", earlier.join("\n")),
+            );
         }
         if !self.files.is_empty() {
             let files: Vec<String> = self
@@ -558,10 +481,7 @@ impl Summary {
                     format!("- {}", rel.unwrap_or_else(|| f.clone()))
                 })
                 .collect();
-            out.push(Section {
-                title: "Files Modified".into(),
-                body: files.join("\n"),
-            });
+            add("Files Modified", files.join("\n"));
         }
         out
     }
@@ -581,7 +501,7 @@ garbage line
 
     #[test]
     fn derives_sections() {
-        let s = Summary::parse(Format::Claude, SAMPLE.lines());
+        let s = Summary::parse(Agent::Claude, SAMPLE.lines());
         assert_eq!(s.prompts.len(), 2);
         assert_eq!(s.files, vec!["/repo/src/login.rs"]);
         assert_eq!(s.last_assistant.as_deref(), Some("Logout works."));
@@ -609,13 +529,13 @@ garbage line
         // A FIFO with no writer would block a plain open forever; a device would stream forever.
         for p in [&fifo, &sock, &link, Path::new("/dev/zero"), Path::new("/dev/tty")] {
             assert!(open_regular(p).is_none(), "{}", p.display());
-            assert_eq!(Summary::read(p, Format::Claude), Summary::default());
+            assert_eq!(Summary::read(p, Agent::Claude), Summary::default());
         }
         let real = dir.path().join("t.jsonl");
         std::fs::write(&real, SAMPLE).unwrap();
         let to_real = dir.path().join("to-real.jsonl");
         std::os::unix::fs::symlink(&real, &to_real).unwrap();
-        assert_eq!(Summary::read(&to_real, Format::Claude).prompts.len(), 2);
+        assert_eq!(Summary::read(&to_real, Agent::Claude).prompts.len(), 2);
     }
 
     fn now() -> DateTime<Utc> {
@@ -626,18 +546,18 @@ garbage line
 
     #[test]
     fn activity_is_prompts_edits_and_commands_not_the_draft() {
-        let a = Activity::parse(Format::Claude, SAMPLE.lines(), now());
+        let a = Activity::parse(Agent::Claude, SAMPLE.lines(), now());
         assert_eq!(a.prompts.len(), 2);
         // The Edit and the Bash of the last line have no time: read now.
         assert_eq!(a.last_work, Some(now()));
         let draft = r#"{"type":"assistant","timestamp":"2026-11-24T11:00:00Z","message":{"role":"assistant","content":[{"type":"tool_use","name":"Write","input":{"file_path":"/repo/.convosync/session-handoff-draft.md"}},{"type":"tool_use","name":"Read","input":{"file_path":"/repo/a.rs"}}]}}"#;
         assert_eq!(
-            Activity::parse(Format::Claude, [draft].into_iter(), now()),
+            Activity::parse(Agent::Claude, [draft].into_iter(), now()),
             Activity::default()
         );
         let bash = r#"{"type":"assistant","timestamp":"2026-11-24T11:00:00Z","message":{"role":"assistant","content":[{"type":"tool_use","name":"Bash","input":{"command":"cargo fmt"}}]}}"#;
         assert_eq!(
-            Activity::parse(Format::Claude, [bash].into_iter(), now())
+            Activity::parse(Agent::Claude, [bash].into_iter(), now())
                 .last_work
                 .map(|t| t.to_rfc3339()),
             Some("2026-11-24T11:00:00+00:00".into())
@@ -650,33 +570,33 @@ garbage line
         let path = dir.path().join("t.jsonl");
         let (first, rest) = SAMPLE.split_at(SAMPLE.find("garbage").unwrap());
         std::fs::write(&path, first).unwrap();
-        let (a, mark) = Activity::read_new(&path, Format::Claude, None, now()).unwrap();
+        let (a, mark) = Activity::read_new(&path, Agent::Claude, None, now()).unwrap();
         assert_eq!((a.prompts.len(), mark.offset), (1, first.len() as u64));
         // Nothing new: nothing read.
-        let (a, same) = Activity::read_new(&path, Format::Claude, Some(&mark), now()).unwrap();
+        let (a, same) = Activity::read_new(&path, Agent::Claude, Some(&mark), now()).unwrap();
         assert_eq!((a, &same), (Activity::default(), &mark));
         // A line still being written is left for the next read.
         let (whole, partial) = rest.split_at(rest.len() - 20);
         std::fs::write(&path, format!("{first}{whole}")).unwrap();
-        let (a, mark2) = Activity::read_new(&path, Format::Claude, Some(&mark), now()).unwrap();
+        let (a, mark2) = Activity::read_new(&path, Agent::Claude, Some(&mark), now()).unwrap();
         assert_eq!(a.prompts.len(), 1);
         assert_eq!(
             mark2.offset,
             (first.len() + whole.rfind('\n').unwrap() + 1) as u64
         );
         std::fs::write(&path, format!("{first}{whole}{partial}")).unwrap();
-        let (a, mark3) = Activity::read_new(&path, Format::Claude, Some(&mark2), now()).unwrap();
+        let (a, mark3) = Activity::read_new(&path, Agent::Claude, Some(&mark2), now()).unwrap();
         assert_eq!(a.prompts.len(), 0);
         assert!(a.last_work.is_some() && mark3.offset == SAMPLE.len() as u64);
         // Truncated: read from the start again.
         std::fs::write(&path, first).unwrap();
-        let (a, _) = Activity::read_new(&path, Format::Claude, Some(&mark3), now()).unwrap();
+        let (a, _) = Activity::read_new(&path, Agent::Claude, Some(&mark3), now()).unwrap();
         assert_eq!(a.prompts.len(), 1);
         // Replaced by another file, longer than the mark: from the start too.
         let other = dir.path().join("other.jsonl");
         std::fs::write(&other, SAMPLE.repeat(2)).unwrap();
         std::fs::rename(&other, &path).unwrap();
-        let (a, _) = Activity::read_new(&path, Format::Claude, Some(&mark3), now()).unwrap();
+        let (a, _) = Activity::read_new(&path, Agent::Claude, Some(&mark3), now()).unwrap();
         assert_eq!(a.prompts.len(), 4);
     }
 
@@ -706,14 +626,14 @@ garbage line
 
     #[test]
     fn codex_rollout_gives_the_same_evidence() {
-        let a = Activity::parse(Format::Codex, CODEX.lines(), now());
+        let a = Activity::parse(Agent::Codex, CODEX.lines(), now());
         assert_eq!(a.prompts.len(), 1, "the wrappers are not the user's words");
         assert_eq!(
             a.last_work.map(|t| t.to_rfc3339()),
             Some("2026-12-03T08:04:41.801+00:00".into()),
             "the shell command is the last work; the draft is not work"
         );
-        let s = Summary::parse(Format::Codex, CODEX.lines());
+        let s = Summary::parse(Agent::Codex, CODEX.lines());
         assert_eq!(s.prompts.len(), 1);
         assert_eq!(s.files, vec!["a.txt", ".convosync/session-handoff-draft.md"]);
         assert_eq!(s.last_assistant.as_deref(), Some("Done."));
@@ -721,35 +641,35 @@ garbage line
         assert_eq!(secs[0].body, "edit a");
         // Claude Code's reader finds nothing in a rollout, and the other way round.
         assert_eq!(
-            Activity::parse(Format::Claude, CODEX.lines(), now()),
+            Activity::parse(Agent::Claude, CODEX.lines(), now()),
             Activity::default()
         );
         assert_eq!(
-            Activity::parse(Format::Codex, SAMPLE.lines(), now()),
+            Activity::parse(Agent::Codex, SAMPLE.lines(), now()),
             Activity::default()
         );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rollout.jsonl");
         std::fs::write(&path, CODEX).unwrap();
-        assert_eq!(agent_version(&path, Format::Codex).as_deref(), Some("0.169.0"));
-        assert_eq!(agent_version(&path, Format::Claude), None);
+        assert_eq!(agent_version(&path, Agent::Codex).as_deref(), Some("0.169.0"));
+        assert_eq!(agent_version(&path, Agent::Claude), None);
         std::fs::write(
             &path,
             r#"{"type":"session_meta","payload":{"cli_version":"1.0\n## Handoff from x"}}"#,
         )
         .unwrap();
-        assert_eq!(agent_version(&path, Format::Codex), None, "only a plain version");
+        assert_eq!(agent_version(&path, Agent::Codex), None, "only a plain version");
     }
 
     #[test]
     fn gemini_chat_gives_the_same_evidence() {
-        let a = Activity::parse(Format::Gemini, GEMINI.lines(), now());
+        let a = Activity::parse(Agent::Gemini, GEMINI.lines(), now());
         assert_eq!(a.prompts.len(), 1);
         assert_eq!(
             a.last_work.map(|t| t.to_rfc3339()),
             Some("2026-12-03T08:06:24.165+00:00".into())
         );
-        let s = Summary::parse(Format::Gemini, GEMINI.lines());
+        let s = Summary::parse(Agent::Gemini, GEMINI.lines());
         assert_eq!(
             s.prompts,
             vec![(
@@ -764,11 +684,11 @@ garbage line
     #[test]
     fn missing_or_junk_transcripts() {
         assert_eq!(
-            Summary::read(Path::new("/nonexistent/x.jsonl"), Format::Claude),
+            Summary::read(Path::new("/nonexistent/x.jsonl"), Agent::Claude),
             Summary::default()
         );
         assert_eq!(
-            Summary::parse(Format::Codex, "\u{0}\u{1}{[".lines()),
+            Summary::parse(Agent::Codex, "\u{0}\u{1}{[".lines()),
             Summary::default()
         );
     }

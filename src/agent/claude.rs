@@ -23,13 +23,6 @@ pub fn render(event: Event, reply: &Reply) -> Option<Value> {
         Event::Stop => "Stop",
         _ => "",
     };
-    let context = reply.context.clone().or_else(|| reply.request.clone());
-    context_output(
-        name,
-        &Reply {
-            context: context.filter(|_| !name.is_empty()),
-            message: reply.message.clone(),
-            ..Reply::default()
-        },
-    )
+    let context = reply.context.as_ref().or(reply.request.as_ref());
+    context_output(name, context.filter(|_| !name.is_empty()), reply.message.as_ref())
 }

@@ -22,12 +22,13 @@ use super::{context_output, decision_output, Reply};
 use crate::hook::wire::Event;
 
 pub fn render(event: Event, reply: &Reply) -> Option<Value> {
+    let (context, message) = (reply.context.as_ref(), reply.message.as_ref());
     match event {
-        Event::SessionStart => context_output("SessionStart", reply),
-        Event::UserPromptSubmit => context_output("UserPromptSubmit", reply),
+        Event::SessionStart => context_output("SessionStart", context, message),
+        Event::UserPromptSubmit => context_output("UserPromptSubmit", context, message),
         Event::Stop => match reply.problem.as_ref().or(reply.request.as_ref()) {
-            Some(reason) => Some(decision_output("block", reason, reply.message.as_ref())),
-            None => context_output("Stop", &Reply::message(reply.message.clone()?)),
+            Some(reason) => Some(decision_output("block", reason, message)),
+            None => context_output("Stop", None, message),
         },
         _ => None,
     }
@@ -63,10 +64,8 @@ pub fn write_marketplace(dir: &std::path::Path, plugin: &std::path::Path) -> any
         "name": "convosync",
         "plugins": [{ "name": "convosync", "source": { "source": "local", "path": "./plugins/convosync" } }]
     });
-    crate::fsutil::atomic_write(
-        &dir.join(".agents/plugins/marketplace.json"),
-        serde_json::to_string_pretty(&manifest)?.as_bytes(),
-    )?;
+    let manifest = serde_json::to_string_pretty(&manifest)?;
+    crate::fsutil::atomic_write(&dir.join(".agents/plugins/marketplace.json"), manifest.as_bytes())?;
     let link = dir.join("plugins/convosync");
     std::fs::create_dir_all(dir.join("plugins"))?;
     if std::fs::read_link(&link).ok().as_deref() != Some(plugin) {
@@ -112,14 +111,10 @@ pub fn list_hooks(
     let stdout = child.stdout.take().context("no stdout")?;
     let (tx, rx) = std::sync::mpsc::channel::<Value>();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        }
+        let lines = std::io::BufReader::new(stdout).lines().map_while(Result::ok);
+        let _ = lines
+            .filter_map(|line| serde_json::from_str::<Value>(&line).ok())
+            .try_for_each(|v| tx.send(v));
     });
     let deadline = std::time::Instant::now() + budget;
     let call = |stdin: &mut std::process::ChildStdin,
@@ -127,11 +122,8 @@ pub fn list_hooks(
                 method: &str,
                 params: Value|
      -> anyhow::Result<Value> {
-        writeln!(
-            stdin,
-            "{}",
-            serde_json::json!({ "id": id, "method": method, "params": params })
-        )?;
+        let request = serde_json::json!({ "id": id, "method": method, "params": params });
+        writeln!(stdin, "{request}")?;
         stdin.flush()?;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -147,13 +139,8 @@ pub fn list_hooks(
         }
     };
     let version = env!("CARGO_PKG_VERSION");
-    let result = call(
-        &mut stdin,
-        1,
-        "initialize",
-        serde_json::json!({ "clientInfo": { "name": "convosync", "version": version } }),
-    )
-    .and_then(|_| {
+    let client = serde_json::json!({ "clientInfo": { "name": "convosync", "version": version } });
+    let result = call(&mut stdin, 1, "initialize", client).and_then(|_| {
         writeln!(stdin, "{}", serde_json::json!({ "method": "initialized" }))?;
         call(&mut stdin, 2, "hooks/list", serde_json::json!({ "cwds": [cwd] }))
     });
@@ -162,7 +149,7 @@ pub fn list_hooks(
     let _ = child.wait();
     let result = result?;
     let prefix = format!("{PLUGIN_ID}:");
-    let hooks = result["data"]
+    Ok(result["data"]
         .as_array()
         .into_iter()
         .flatten()
@@ -175,8 +162,7 @@ pub fn list_hooks(
                 current_hash: h["currentHash"].as_str().unwrap_or("").to_string(),
             })
         })
-        .collect();
-    Ok(hooks)
+        .collect())
 }
 
 /// `config` (Codex's `config.toml`) with the plugin's hooks trusted at their current hashes:
@@ -185,18 +171,13 @@ pub fn list_hooks(
 /// review writes them. Tables of the plugin written before (older hashes) are replaced; the
 /// rest of the file is kept as it is.
 pub fn trust(config: &str, hooks: &[Hook]) -> String {
-    let ours = |header: &str| {
-        header
-            .trim()
-            .strip_prefix("[hooks.state.\"")
-            .is_some_and(|k| k.starts_with(&format!("{PLUGIN_ID}:")))
-    };
+    let ours = format!("[hooks.state.\"{PLUGIN_ID}:");
     let mut out = String::with_capacity(config.len() + 200 * hooks.len());
     let mut skipping = false;
     for line in config.lines() {
         let t = line.trim_start();
         if t.starts_with('[') {
-            skipping = ours(t);
+            skipping = t.starts_with(&ours);
         }
         if !skipping {
             out.push_str(line);
@@ -205,18 +186,13 @@ pub fn trust(config: &str, hooks: &[Hook]) -> String {
     }
     let quote = |s: &str| Value::String(s.to_string()).to_string();
     for h in hooks {
-        let (hook, content) = match h.current_hash.split_once('/') {
-            Some((a, b)) => (a, Some(b)),
-            None => (h.current_hash.as_str(), None),
-        };
+        let mut hashes = h.current_hash.splitn(2, '/');
+        let (hook, content) = (hashes.next().unwrap_or_default(), hashes.next());
         if !out.is_empty() && !out.ends_with("\n\n") {
             out.push('\n');
         }
-        out.push_str(&format!(
-            "[hooks.state.{}]\ntrusted_hash = {}\n",
-            quote(&h.key),
-            quote(hook)
-        ));
+        let (key, hook) = (quote(&h.key), quote(hook));
+        out.push_str(&format!("[hooks.state.{key}]\ntrusted_hash = {hook}\n"));
         if let Some(c) = content {
             out.push_str(&format!("trusted_content_hash = {}\n", quote(c)));
         }

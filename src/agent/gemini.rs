@@ -26,13 +26,14 @@ pub fn event(name: &str) -> Option<Event> {
 }
 
 pub fn render(event: Event, reply: &Reply) -> Option<Value> {
+    let (context, message) = (reply.context.as_ref(), reply.message.as_ref());
     match event {
-        Event::SessionStart => context_output("SessionStart", reply),
-        Event::UserPromptSubmit => context_output("BeforeAgent", reply),
+        Event::SessionStart => context_output("SessionStart", context, message),
+        Event::UserPromptSubmit => context_output("BeforeAgent", context, message),
         Event::Stop => match reply.problem.as_ref().or(reply.request.as_ref()) {
-            Some(reason) => Some(decision_output("deny", reason, reply.message.as_ref())),
-            None => context_output("AfterAgent", &Reply::message(reply.message.clone()?)),
+            Some(reason) => Some(decision_output("deny", reason, message)),
+            None => context_output("AfterAgent", None, message),
         },
-        _ => context_output("SessionEnd", &Reply::message(reply.message.clone()?)),
+        _ => context_output("SessionEnd", None, message),
     }
 }

@@ -18,7 +18,6 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::hook::wire::{Event, HookInput};
-use crate::transcript::Format;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Agent {
@@ -46,10 +45,6 @@ impl Reply {
             message: Some(text),
             ..Reply::default()
         }
-    }
-
-    fn is_empty(&self) -> bool {
-        *self == Reply::default()
     }
 }
 
@@ -107,7 +102,7 @@ impl Agent {
     /// The JSON to print for `reply` at `event`, with exactly the fields this agent accepts
     /// there; `None` prints nothing.
     pub fn render(self, event: Event, reply: &Reply) -> Option<Value> {
-        if reply.is_empty() {
+        if *reply == Reply::default() {
             return None;
         }
         match self {
@@ -126,22 +121,11 @@ impl Agent {
         }
     }
 
-    pub fn transcript_format(self) -> Format {
-        match self {
-            Agent::Claude => Format::Claude,
-            Agent::Codex => Format::Codex,
-            Agent::Gemini => Format::Gemini,
-        }
-    }
-
     /// What a note's `**Agent:**` line says: the name, and the version when the transcript
     /// tells it (`Codex 0.169.0`).
     pub fn label(self, transcript: Option<&Path>) -> String {
-        let version = transcript.and_then(|p| crate::transcript::agent_version(p, self.transcript_format()));
-        match version {
-            Some(v) => format!("{} {v}", self.name()),
-            None => self.name().to_string(),
-        }
+        let version = transcript.and_then(|p| crate::transcript::agent_version(p, self));
+        version.map_or_else(|| self.name().to_string(), |v| format!("{} {v}", self.name()))
     }
 
     /// The agent whose shell runs a convosync command (`save-handoff` run by the model), from the
@@ -171,15 +155,15 @@ pub fn name_of(label: &str) -> String {
 
 /// `{"hookSpecificOutput":{"hookEventName":…,"additionalContext":…}}` plus a `systemMessage`, the
 /// shape all three agents share for context.
-fn context_output(event_name: &str, reply: &Reply) -> Option<Value> {
+fn context_output(event_name: &str, context: Option<&String>, message: Option<&String>) -> Option<Value> {
     let mut out = serde_json::Map::new();
-    if let Some(c) = &reply.context {
+    if let Some(c) = context {
         out.insert(
             "hookSpecificOutput".into(),
             serde_json::json!({ "hookEventName": event_name, "additionalContext": c }),
         );
     }
-    if let Some(m) = &reply.message {
+    if let Some(m) = message {
         out.insert("systemMessage".into(), Value::String(m.clone()));
     }
     (!out.is_empty()).then_some(Value::Object(out))

@@ -16,7 +16,7 @@ pub fn generate(dir: &Path) -> Result<ExitCode> {
     let path = repo.draft_path()?;
     // No one is asked to write where the repository put a symlink or a file of its own.
     if let Some(f) = draft::foreign(&repo, || None) {
-        anyhow::bail!("{}", f.message());
+        return Err(f.into());
     }
     repo.ensure_excluded()?;
     println!("{}", draft::instructions(&draft::template(&repo)?, &path));

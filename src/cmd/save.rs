@@ -77,7 +77,7 @@ pub fn run(dir: &Path, args: SaveArgs) -> Result<ExitCode> {
 fn commit_handoff(repo: &Repo, skip_handoff: bool) -> Result<bool> {
     if skip_handoff {
         if let Some(f) = draft::foreign(repo, || None) {
-            println!("→ {}; saving code only", f.message());
+            println!("→ {f}; saving code only");
             return Ok(true);
         }
     }

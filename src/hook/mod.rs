@@ -52,29 +52,17 @@ impl<'a> Ctx<'a> {
         let repo = Repo::discover(&dir).ok().flatten()?;
         let who = crate::team::Me::load(&repo);
         // The events that show notes read them all anyway: this device's id comes from them.
-        let mut notes = None;
-        if event.reads_notes() {
-            let store = Store::new(&repo.git, &repo.settings.refname);
-            let tip = store.tip_id();
-            if let Ok(n) = store.notes_cached(&repo.state_dir()) {
-                // Invalid entries met on the ref: one log line each.
-                for s in n.warnings.skipped.lines() {
-                    state::log(&repo.state_dir(), s);
-                }
-                notes = Some((tip, n.items));
-            }
-        }
+        let store = Store::new(&repo.git, &repo.settings.refname);
+        let notes = matches!(event, Event::SessionStart | Event::UserPromptSubmit)
+            .then(|| Some((store.tip_id(), read_notes(&repo, &store).ok()?)));
+        let notes = notes.flatten();
         let me = match &notes {
             Some((_, e)) => crate::team::my_device_among(&who, e),
             None => crate::team::my_device_as(&repo, &who),
         };
-        let me = match me {
-            Ok(me) => me,
-            Err(e) => {
-                state::log(&repo.state_dir(), &format!("no device id: {e:#}"));
-                return None;
-            }
-        };
+        let me = me
+            .map_err(|e| state::log(&repo.state_dir(), &format!("no device id: {e:#}")))
+            .ok()?;
         // The detached processes have a deadline of their own.
         let deadline = Deadline::after(match event.is_background() {
             true => std::time::Duration::from_secs(BACKGROUND_SECS),
@@ -98,29 +86,38 @@ impl<'a> Ctx<'a> {
         let store = Store::new(&self.repo.git, &self.repo.settings.refname);
         match &self.notes {
             Some((tip, notes)) if *tip == store.tip_id() => Ok(notes.clone()),
-            _ => {
-                let read = store.notes_cached(&self.repo.state_dir())?;
-                for s in read.warnings.skipped.lines() {
-                    self.log(s);
-                }
-                Ok(read.items)
-            }
+            _ => read_notes(&self.repo, &store),
         }
     }
 
-    /// This session's key (when Claude Code sent an id) and its remembered state.
-    pub fn session_state(&self) -> (Option<String>, state::SessionState) {
-        let key = self.input.session_key();
-        let state = key
-            .as_deref()
-            .map(|k| state::SessionState::load(&self.repo.state_dir(), k))
-            .unwrap_or_default();
-        (key, state)
+    /// This session's remembered state (empty without a session id).
+    pub fn session_state(&self) -> state::SessionState {
+        self.input
+            .session_key()
+            .map(|k| state::SessionState::load(&self.repo.state_dir(), &k))
+            .unwrap_or_default()
+    }
+
+    /// Remember `state` as this session's (nothing without a session id).
+    pub fn save_state(&self, state: &state::SessionState) {
+        if let Some(k) = self.input.session_key() {
+            state.save(&self.repo.state_dir(), &k);
+        }
     }
 
     pub fn log(&self, msg: &str) {
         state::log(&self.repo.state_dir(), msg);
     }
+}
+
+/// Every note on the ref of `store`, through the tip cache; invalid entries met on the ref are
+/// logged, one line each.
+fn read_notes(repo: &Repo, store: &Store<'_>) -> anyhow::Result<Vec<Note>> {
+    let read = store.notes_cached(&repo.state_dir())?;
+    for s in read.warnings.skipped.lines() {
+        state::log(&repo.state_dir(), s);
+    }
+    Ok(read.items)
 }
 
 /// One line for the user: `convosync: …`.

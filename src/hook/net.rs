@@ -21,12 +21,11 @@ pub fn refresh(ctx: &Ctx<'_>) -> Option<String> {
 
 /// `note`, unless the same note was the last one shown (then only logged).
 fn once(ctx: &Ctx<'_>, note: String) -> Option<String> {
-    if state::note_is_new(&ctx.repo.state_dir(), &note) {
-        Some(note)
-    } else {
+    let new = state::note_is_new(&ctx.repo.state_dir(), &note);
+    if !new {
         ctx.log(&format!("not repeated: {note}"));
-        None
     }
+    new.then_some(note)
 }
 
 /// Asynchronous session start: start `convosync hook fetch` detached (one [`Want::Notes`]
@@ -37,15 +36,10 @@ pub fn refresh_in_background(ctx: &Ctx<'_>) -> Option<String> {
     if let Err(note) = gate(ctx, Want::Notes) {
         return once(ctx, note?);
     }
-    let marker = ctx.repo.state_dir().join(FETCHING);
-    let running = std::fs::metadata(&marker)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-        .is_some_and(|age| age.as_secs() < super::BACKGROUND_SECS);
-    if running {
+    if fetching_for(ctx).is_some_and(|age| age.as_secs() < super::BACKGROUND_SECS) {
         return None;
     }
+    let marker = ctx.repo.state_dir().join(FETCHING);
     if crate::fsutil::replace_file(&marker, b"").is_ok() && !spawn_hook(ctx, "fetch") {
         let _ = std::fs::remove_file(&marker);
     }
@@ -59,18 +53,16 @@ pub fn refresh_in_background(ctx: &Ctx<'_>) -> Option<String> {
 /// session start at once, gets what the fetch brought whenever a synchronous start would
 /// have.
 pub fn wait_for_background_fetch(ctx: &Ctx<'_>) {
-    let marker = ctx.repo.state_dir().join(FETCHING);
     let budget = ctx.repo.settings.timeout.min(std::time::Duration::from_secs(5));
-    loop {
-        let age = std::fs::metadata(&marker)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok());
-        match age {
-            Some(a) if a < budget => std::thread::sleep(std::time::Duration::from_millis(10)),
-            _ => return,
-        }
+    while fetching_for(ctx).is_some_and(|age| age < budget) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
+}
+
+/// How long a detached fetch has been running: the age of its marker, while there is one.
+fn fetching_for(ctx: &Ctx<'_>) -> Option<std::time::Duration> {
+    let marker = std::fs::metadata(ctx.repo.state_dir().join(FETCHING));
+    marker.and_then(|m| m.modified()).ok()?.elapsed().ok()
 }
 
 /// `local` under the repository lock, without the network.
@@ -83,8 +75,9 @@ pub fn locked<T>(ctx: &Ctx<'_>, local: impl FnOnce(&RepoLock) -> anyhow::Result<
 /// remote or past the deadline; while a fetch backoff from an earlier failure is in force no
 /// network for notes or queued handoffs (nothing is retried in a tight loop); while a push
 /// backoff is in force no push of handoffs; queued handoffs only when there are some. A new
-/// handoff is always worth one try.
-pub fn gate(ctx: &Ctx<'_>, want: Want) -> Result<Open, Option<String>> {
+/// handoff is always worth one try. With the remote comes a push backoff in force (only notes
+/// get this far with one): fetch, do not push.
+pub fn gate(ctx: &Ctx<'_>, want: Want) -> Result<(String, Option<Backoff>), Option<String>> {
     let remote = ctx.repo.remote_name().ok_or(None)?;
     let dir = ctx.repo.state_dir();
     let fetch = Backoff::load(&dir, Channel::Fetch);
@@ -106,14 +99,7 @@ pub fn gate(ctx: &Ctx<'_>, want: Want) -> Result<Open, Option<String>> {
         return Err(None);
     }
     let push_held = push.active(ctx.now).then_some(push);
-    Ok(Open { remote, push_held })
-}
-
-/// What [`gate`] lets through.
-pub struct Open {
-    pub remote: String,
-    /// A push backoff in force (only notes get this far with one): fetch, do not push.
-    pub push_held: Option<Backoff>,
+    Ok((remote, push_held))
 }
 
 /// The one exchange of a hook with the remote ([`sync::exchange`]), for `want`, with `local`
@@ -125,7 +111,7 @@ pub fn exchange<T>(
     want: Want,
     local: impl FnOnce(&RepoLock) -> anyhow::Result<T>,
 ) -> (anyhow::Result<T>, Option<Exchanged>) {
-    let Open { remote, push_held } = match gate(ctx, want) {
+    let (remote, push_held) = match gate(ctx, want) {
         Ok(open) => open,
         Err(note) => {
             let done = locked(ctx, local);
@@ -210,24 +196,13 @@ pub(super) fn spawn_hook(ctx: &Ctx<'_>, event: &str) -> bool {
     use std::io::Write;
     use std::os::unix::process::CommandExt;
     use std::process::{Command, Stdio};
-    let Some(dir) = ctx.repo.workdir().map(std::path::Path::to_path_buf) else {
+    let (Some(dir), Ok(exe)) = (ctx.repo.workdir(), std::env::current_exe()) else {
         return false;
     };
-    let Ok(exe) = std::env::current_exe() else {
-        return false;
-    };
-    let state_dir = ctx.repo.state_dir();
-    let log = std::fs::create_dir_all(&state_dir)
-        .and_then(|()| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(state_dir.join("convosync.log"))
-        })
-        .map_or_else(|_| std::process::Stdio::null(), Stdio::from);
+    let log = crate::state::log_file(&ctx.repo.state_dir()).map_or_else(|_| Stdio::null(), Stdio::from);
     let mut cmd = Command::new(exe);
     cmd.args(["hook", event])
-        .current_dir(&dir)
+        .current_dir(dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(log);
@@ -238,12 +213,11 @@ pub(super) fn spawn_hook(ctx: &Ctx<'_>, event: &str) -> bool {
             Ok(())
         });
     }
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            ctx.log(&format!("background {event}: {e}"));
-            return false;
-        }
+    let Ok(mut child) = cmd
+        .spawn()
+        .map_err(|e| ctx.log(&format!("background {event}: {e}")))
+    else {
+        return false;
     };
     let input = json!({ "cwd": dir, "session_id": ctx.input.session_id }).to_string();
     if let Some(mut stdin) = child.stdin.take() {

@@ -64,19 +64,16 @@ fn started_in(input: &HookInput, env: Env<'_>) -> Option<PathBuf> {
 /// Where the start directory of the session of `input` is remembered: one file per session id
 /// under this user's state directory (not a repository's: the session's later hooks may run
 /// inside another repository).
+/// The directory is `<state dir>/convosync/sessions` (`~/.local/state` on Linux, the cache
+/// directory where the platform has no state directory), or `$CONVOSYNC_CONFIG_DIR/sessions` when
+/// that is set.
 fn record(input: &HookInput, env: Env<'_>) -> Option<PathBuf> {
-    Some(sessions_dir(env)?.join(input.session_key()?))
-}
-
-/// `<state dir>/convosync/sessions` (`~/.local/state` on Linux, the cache directory where the
-/// platform has no state directory), or `$CONVOSYNC_CONFIG_DIR/sessions` when that is set.
-fn sessions_dir(env: Env<'_>) -> Option<PathBuf> {
     let base = var(env, "CONVOSYNC_CONFIG_DIR").map(PathBuf::from).or_else(|| {
         dirs::state_dir()
             .or_else(dirs::cache_dir)
             .map(|d| d.join("convosync"))
     })?;
-    Some(base.join("sessions"))
+    Some(base.join("sessions").join(input.session_key()?))
 }
 
 #[cfg(test)]

@@ -14,14 +14,14 @@ const NEWER: &str = "# convosync: newer notes arrived from other devices since t
 
 pub fn run(ctx: &Ctx<'_>) -> Option<Reply> {
     // Without a session id there is no record of what the session has: never guess.
-    let key = ctx.input.session_key()?;
+    ctx.input.session_key()?;
     super::net::wait_for_background_fetch(ctx);
-    let (_, mut state) = ctx.session_state();
+    let mut state = ctx.session_state();
     let Ok(Offer::Inject { text, line, keys }) = offer(ctx, Moment::Prompt, &state.injected) else {
         return None;
     };
     state.injected = keys;
-    state.save(&ctx.repo.state_dir(), &key);
+    ctx.save_state(&state);
     let line = line.replacen("convosync: ", "convosync: newer notes: ", 1);
     Some(Reply {
         context: Some(format!("{NEWER}{text}")),

@@ -33,9 +33,14 @@ fn dispatch(event: Event, agent: Agent, input: &HookInput) -> Option<Reply> {
         Event::UserPromptSubmit => prompt::run(&ctx),
         Event::Stop => stop::run(&ctx),
         Event::SessionEnd => stop::session_end(&ctx),
-        Event::Push => stop::background_push(&ctx),
+        // The detached halves of SessionEnd and of an asynchronous SessionStart, with
+        // [`super::BACKGROUND_SECS`] as their deadline: nobody is there to tell, so they print
+        // nothing (problems are logged where the exchange is settled).
+        Event::Push => {
+            let _ = net::exchange(&ctx, net::Want::Queued, |_| Ok(()));
+            None
+        }
         Event::Fetch => {
-            // Its problems are logged where the exchange is settled; nobody is there to tell.
             let _ = net::refresh(&ctx);
             let _ = std::fs::remove_file(ctx.repo.state_dir().join(net::FETCHING));
             None

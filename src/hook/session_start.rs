@@ -114,19 +114,10 @@ pub(super) fn offer(ctx: &Ctx<'_>, moment: Moment, injected: &[String]) -> Resul
 
 pub fn run(ctx: &Ctx<'_>) -> Option<Reply> {
     let source = ctx.input.source();
-    let (session, mut state) = ctx.session_state();
-    let state_dir = ctx.repo.state_dir();
-    let save = |state: &SessionState| {
-        if let Some(k) = session.as_deref() {
-            state.save(&state_dir, k);
-        }
-    };
-    if state.started.is_none() {
-        // Kept with the next save of this state (no write of its own: the Stop hook falls back
-        // on the transcript). Measured against file times: the machine's clock, not
-        // `CONVOSYNC_NOW`.
-        state.started = Some(chrono::Utc::now());
-    }
+    let mut state = ctx.session_state();
+    // Kept with the next save of this state (no write of its own: the Stop hook falls back on
+    // the transcript). Measured against file times: the machine's clock, not `CONVOSYNC_NOW`.
+    state.started.get_or_insert_with(chrono::Utc::now);
     // After compact or clear the context is gone but the ref has not changed: no network.
     // Asynchronous start: the fetch runs detached and what it brings reaches Claude with the
     // next prompt (see `prompt`); the answer below uses the local ref only.
@@ -135,22 +126,19 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Reply> {
         (true, StartMode::Sync) => net::refresh(ctx),
         (true, StartMode::Async) => net::refresh_in_background(ctx),
     };
-    let offered = match offer(ctx, Moment::Start(source), &state.injected) {
-        Ok(o) => o,
+    let (text, mut line, keys) = match offer(ctx, Moment::Start(source), &state.injected) {
         Err(e) => return Some(super::message(&e)),
-    };
-    let (text, mut line, keys) = match offered {
-        Offer::Inject { text, line, keys } => (text, line, keys),
+        Ok(Offer::Inject { text, line, keys }) => (text, line, keys),
         // Nothing from other devices: nothing at all, not even a network note.
-        Offer::Nothing => return None,
+        Ok(Offer::Nothing) => return None,
         // This session already has exactly these notes: only the network note.
-        Offer::AlreadyThere => return net_note.map(|n| super::message(&n)),
+        Ok(Offer::AlreadyThere) => return net_note.map(|n| super::message(&n)),
     };
     if let Some(n) = net_note {
         line.push_str(&format!(" ({n})"));
     }
     state.injected = keys;
-    save(&state);
+    ctx.save_state(&state);
     Some(Reply {
         context: Some(text),
         message: Some(line),
@@ -167,13 +155,10 @@ const MAX_FORK_CANDIDATES: usize = 100;
 /// transcripts sit in the same directory) must have received exactly these notes; any doubt means
 /// "no", and the notes are injected (a second copy costs tokens, a missing one loses the thread).
 fn fork_parent_has(ctx: &Ctx<'_>, keys: &[String]) -> bool {
-    let Some(path) = ctx.input.transcript_path.as_deref().map(std::path::Path::new) else {
-        return false;
-    };
-    let (Some(dir), Some(own)) = (path.parent(), path.file_stem()) else {
-        return false;
-    };
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    let path = ctx.input.transcript_path.as_deref().map(std::path::Path::new);
+    let Some((entries, own)) =
+        path.and_then(|p| Some((std::fs::read_dir(p.parent()?).ok()?, p.file_stem()?)))
+    else {
         return false;
     };
     let state_dir = ctx.repo.state_dir();
@@ -187,11 +172,10 @@ fn fork_parent_has(ctx: &Ctx<'_>, keys: &[String]) -> bool {
         if seen > MAX_FORK_CANDIDATES {
             return false;
         }
-        let input = super::wire::HookInput {
-            session_id: p.file_stem().map(|s| s.to_string_lossy().into_owned()),
-            ..Default::default()
-        };
-        let Some(key) = input.session_key() else {
+        let Some(key) = p
+            .file_stem()
+            .and_then(|s| super::wire::session_key(&s.to_string_lossy()))
+        else {
             return false;
         };
         if SessionState::load(&state_dir, &key).injected != keys {

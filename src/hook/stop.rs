@@ -83,10 +83,7 @@ pub fn decide(s: &Situation) -> Decision {
     if s.stop_hook_active || s.mode == StopMode::Off || s.asked_before || s.running_work {
         return Decision::PushQueued;
     }
-    if s.last_block.is_some_and(|t| s.now - t < s.interval) {
-        return Decision::Nothing;
-    }
-    if !s.evidence.work_since(s.last_block) {
+    if s.last_block.is_some_and(|t| s.now - t < s.interval) || !s.evidence.work_since(s.last_block) {
         return Decision::Nothing;
     }
     match s.mode {
@@ -96,38 +93,26 @@ pub fn decide(s: &Situation) -> Decision {
 }
 
 pub fn run(ctx: &Ctx<'_>) -> Option<Reply> {
-    let (key, mut state) = ctx.session_state();
-    let state_dir = ctx.repo.state_dir();
-    let save = |state: &SessionState| {
-        if let Some(k) = key.as_deref() {
-            state.save(&state_dir, k);
-        }
-    };
-
+    let mut state = ctx.session_state();
     // What is at the draft's path may be the repository's (tracked, or a symlink) or older than
     // the session: then it is neither committed nor deleted, Claude is not asked to write there,
     // and the user hears of it once per session.
     let foreign = draft::foreign(&ctx.repo, || session_start(ctx, &state));
-    let mut notice = None;
+    let (mut changed, mut notice) = (false, None);
     if let Some(f) = &foreign {
-        ctx.log(&format!("draft: {}", f.message()));
+        ctx.log(&format!("draft: {f}"));
         if !std::mem::replace(&mut state.told_foreign_draft, true) {
-            save(&state);
-            notice = Some(super::message(&f.message()));
+            changed = true;
+            notice = Some(super::message(&f.to_string()));
         }
-    }
-    if let Some(reply) = foreign
-        .is_none()
-        .then(|| commit_draft(ctx, true, Push::Now))
-        .flatten()
-    {
+    } else if let Some(reply) = commit_draft(ctx, true, Push::Now) {
         observe(ctx, &mut state);
         state.blocked_last_stop = false;
         state.head = Some(head_now(ctx));
-        save(&state);
+        ctx.save_state(&state);
         return reply;
     }
-    let mut changed = observe(ctx, &mut state);
+    changed |= observe(ctx, &mut state);
     let head = head_now(ctx);
     let evidence = evidence(ctx, &state, &head);
     if state.head.is_none() && !evidence.head_moved {
@@ -146,40 +131,41 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Reply> {
         evidence,
     });
     changed |= std::mem::take(&mut state.blocked_last_stop);
-    match decision {
-        Decision::PushQueued | Decision::Nothing => {
-            if changed {
-                save(&state);
-            }
-            (decision == Decision::PushQueued)
-                .then(|| push_queued(ctx))
-                .flatten()
-                .or(notice)
-        }
-        Decision::Auto => {
-            state.head = Some(head);
-            save(&state);
-            auto_handoff(ctx, Push::Now)
-        }
-        Decision::Ask if foreign.is_some() => {
-            if changed {
-                save(&state);
-            }
-            notice
-        }
-        Decision::Ask => {
-            if changed {
-                save(&state);
-            }
-            let path = ctx.repo.draft_path().ok()?;
-            let template = draft::template(&ctx.repo).ok()?;
+    // Claude is asked only where a draft of this session can be written.
+    let ask = match decision {
+        Decision::Ask if foreign.is_none() => ctx
+            .repo
+            .draft_path()
+            .ok()
+            .and_then(|path| Some((path, draft::template(&ctx.repo).ok()?))),
+        _ => None,
+    };
+    if decision == Decision::Auto || ask.is_some() {
+        state.head = Some(head);
+        changed = true;
+    }
+    if ask.is_some() {
+        state.last_block = Some(ctx.now);
+        state.blocked_last_stop = true;
+    }
+    if changed {
+        ctx.save_state(&state);
+    }
+    match (decision, ask) {
+        (Decision::Auto, _) => auto_handoff(ctx, Push::Now),
+        (Decision::PushQueued, _) => queued_pushed(net::exchange(ctx, Want::Queued, |_| Ok(())).1).or(notice),
+        (_, Some((path, template))) => {
             let _ = ctx.repo.ensure_excluded();
-            state.last_block = Some(ctx.now);
-            state.blocked_last_stop = true;
-            state.head = Some(head);
-            save(&state);
-            Some(request(&draft::instructions(&template, &path)))
+            // The routine request for a handoff (each agent's adapter says how it reaches the model).
+            let instructions = draft::instructions(&template, &path);
+            let instructions = instructions.trim_end();
+            let request = format!("convosync: {instructions}\nThen stop: convosync commits and pushes it.");
+            Some(Reply {
+                request: Some(request),
+                ..Reply::default()
+            })
         }
+        _ => notice,
     }
 }
 
@@ -188,29 +174,17 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Reply> {
 fn session_start(ctx: &Ctx<'_>, state: &SessionState) -> Option<std::time::SystemTime> {
     state
         .started
-        .or_else(|| {
-            let path = ctx.input.transcript_path.as_deref()?;
-            crate::transcript::started(Path::new(path))
-        })
+        .or_else(|| crate::transcript::started(Path::new(ctx.input.transcript_path.as_deref()?)))
         .map(std::time::SystemTime::from)
 }
 
 /// Read the transcript lines not read before into `state`; whether `state` changed.
 fn observe(ctx: &Ctx<'_>, state: &mut SessionState) -> bool {
-    let Some(path) = ctx.input.transcript_path.as_deref() else {
+    let path = ctx.input.transcript_path.as_deref().map(Path::new);
+    let read = path.and_then(|p| Activity::read_new(p, ctx.agent, state.transcript.as_ref(), ctx.now));
+    let Some((activity, mark)) = read.filter(|(_, mark)| state.transcript.as_ref() != Some(mark)) else {
         return false;
     };
-    let Some((activity, mark)) = Activity::read_new(
-        Path::new(path),
-        ctx.agent.transcript_format(),
-        state.transcript.as_ref(),
-        ctx.now,
-    ) else {
-        return false;
-    };
-    if state.transcript.as_ref() == Some(&mark) {
-        return false;
-    }
     state.transcript = Some(mark);
     state.recent_prompts.extend(activity.prompts);
     let extra = state.recent_prompts.len().saturating_sub(RECENT_PROMPTS);
@@ -249,38 +223,22 @@ fn evidence(ctx: &Ctx<'_>, state: &SessionState, head: &HeadMark) -> Evidence {
     }
 }
 
-/// The routine request for a handoff (each agent's adapter says how it reaches the model).
-pub fn request(instructions: &str) -> Reply {
-    Reply {
-        request: Some(format!(
-            "convosync: {}\nThen stop: convosync commits and pushes it.",
-            instructions.trim_end()
-        )),
-        ..Reply::default()
-    }
-}
-
 /// SessionEnd: no one to ask any more; commit a leftover draft, or derive one in `auto` mode.
 /// Claude Code cancels a plugin's SessionEnd hook after about 1.5 s whatever its `timeout`, so
-/// everything here is local and the push goes to a detached process ([`spawn_push`]).
+/// everything here is local and the push goes to a detached process (`convosync hook push`).
 pub fn session_end(ctx: &Ctx<'_>) -> Option<Reply> {
-    match draft::foreign(&ctx.repo, || session_start(ctx, &ctx.session_state().1)) {
-        Some(f) => ctx.log(&format!("draft: {}", f.message())),
-        None => {
-            if let Some(reply) = commit_draft(ctx, false, Push::Background) {
-                return reply;
-            }
-        }
+    if let Some(f) = draft::foreign(&ctx.repo, || session_start(ctx, &ctx.session_state())) {
+        ctx.log(&format!("draft: {f}"));
+    } else if let Some(reply) = commit_draft(ctx, false, Push::Background) {
+        return reply;
     }
     if ctx.repo.settings.stop == StopMode::Auto {
-        let (key, mut state) = ctx.session_state();
+        let mut state = ctx.session_state();
         observe(ctx, &mut state);
         let head = head_now(ctx);
         if evidence(ctx, &state, &head).work_since(state.last_block) {
             state.head = Some(head);
-            if let Some(k) = key.as_deref() {
-                state.save(&ctx.repo.state_dir(), k);
-            }
+            ctx.save_state(&state);
             return auto_handoff(ctx, Push::Background);
         }
     }
@@ -305,12 +263,37 @@ fn spawn_push(ctx: &Ctx<'_>) -> bool {
     net::spawn_hook(ctx, "push")
 }
 
-/// `convosync hook push`: the detached half of SessionEnd. Pushes the queued handoffs and the
-/// wip snapshot in one round trip, with [`super::BACKGROUND_SECS`] as its deadline; prints nothing
-/// (what went wrong is in the log, written where the exchange is settled).
-pub fn background_push(ctx: &Ctx<'_>) -> Option<Reply> {
-    let _ = net::exchange(ctx, Want::Queued, |_| Ok(()));
-    None
+/// `step` under the repository lock; with [`Push::Now`], inside one exchange with the remote
+/// ([`net::exchange`]) that pushes what it wrote.
+fn write<T>(
+    ctx: &Ctx<'_>,
+    push: Push,
+    step: impl FnOnce(&crate::lock::RepoLock) -> anyhow::Result<T>,
+) -> (anyhow::Result<T>, Option<Exchanged>) {
+    match push {
+        Push::Now => net::exchange(ctx, Want::Handoff, step),
+        Push::Background => (net::locked(ctx, step), None),
+    }
+}
+
+/// What the user hears after a new handoff was written (`what`): where it went.
+fn written(ctx: &Ctx<'_>, what: &str, push: Push, exchanged: Option<Exchanged>) -> String {
+    match (push, ctx.repo.remote_name(), exchanged) {
+        (_, None, _) => format!("{what} (no remote to push to)"),
+        (Push::Background, Some(_), _) if spawn_push(ctx) => format!("{what}; pushing it in the background"),
+        (Push::Background, Some(_), _) | (Push::Now, Some(_), None) => {
+            format!("{what}; it will be pushed later")
+        }
+        (Push::Now, Some(_), Some(Exchanged { problem: None, .. })) => format!("{what} and pushed"),
+        (Push::Now, Some(_), Some(Exchanged { problem: Some(p), .. })) => format!("{what}; {p}"),
+    }
+}
+
+/// "queued handoff pushed" when an exchange pushed handoffs an earlier run left queued.
+fn queued_pushed(exchanged: Option<Exchanged>) -> Option<Reply> {
+    exchanged
+        .filter(|x| x.pushed)
+        .map(|_| super::message("queued handoff pushed"))
 }
 
 /// `Some(reply)` when a draft was there (committed, or refused with a reason). The draft commit,
@@ -320,50 +303,21 @@ pub fn background_push(ctx: &Ctx<'_>) -> Option<Reply> {
 fn commit_draft(ctx: &Ctx<'_>, may_block: bool, push: Push) -> Option<Option<Reply>> {
     let path = ctx.repo.draft_path().ok()?;
     std::fs::symlink_metadata(&path).ok()?;
-    let step = |lock: &_| {
+    let (done, exchanged) = write(ctx, push, |lock| {
         let outcome = draft::commit(&ctx.repo, &origin(ctx), lock)?;
         // Only with a new handoff does anything look at the worktree.
-        let wip = match &outcome {
-            Outcome::Committed { .. } => snapshot_wip(ctx, lock),
-            _ => None,
-        };
-        Ok((outcome, wip))
-    };
-    let (done, exchanged) = match push {
-        Push::Now => net::exchange(ctx, Want::Handoff, step),
-        Push::Background => (net::locked(ctx, step), None),
-    };
-    let (outcome, wip_note) = match done {
-        Ok((o, w)) => (Ok(o), w),
-        Err(e) => (Err(e), None),
-    };
-    match outcome {
-        Ok(Outcome::NoDraft) => None,
-        Ok(Outcome::AlreadyCommitted { .. }) if push == Push::Background => {
+        let wip = matches!(outcome, Outcome::Committed { .. }).then(|| snapshot_wip(ctx, lock));
+        Ok((outcome, wip.flatten()))
+    });
+    match done {
+        Ok((Outcome::NoDraft, _)) => None,
+        Ok((Outcome::AlreadyCommitted { .. }, _)) if push == Push::Background => {
             spawn_push(ctx);
             Some(None)
         }
-        Ok(Outcome::AlreadyCommitted { .. }) => Some(
-            exchanged
-                .filter(|x| x.pushed)
-                .map(|_| super::message("queued handoff pushed")),
-        ),
-        Ok(Outcome::Committed { redacted, .. }) => {
-            let mut text = match (push, ctx.repo.remote_name(), exchanged) {
-                (_, None, _) => "handoff saved (no remote to push to)".to_string(),
-                (Push::Background, Some(_), _) if spawn_push(ctx) => {
-                    "handoff saved; pushing it in the background".to_string()
-                }
-                (Push::Background, Some(_), _) | (Push::Now, Some(_), None) => {
-                    "handoff saved; it will be pushed later".to_string()
-                }
-                (Push::Now, Some(_), Some(Exchanged { problem: None, .. })) => {
-                    "handoff saved and pushed".to_string()
-                }
-                (Push::Now, Some(_), Some(Exchanged { problem: Some(p), .. })) => {
-                    format!("handoff saved; {p}")
-                }
-            };
+        Ok((Outcome::AlreadyCommitted { .. }, _)) => Some(queued_pushed(exchanged)),
+        Ok((Outcome::Committed { redacted, .. }, wip_note)) => {
+            let mut text = written(ctx, "handoff saved", push, exchanged);
             if redacted > 0 {
                 text.push_str(&format!("; {redacted} secret-looking value(s) redacted"));
             }
@@ -374,20 +328,17 @@ fn commit_draft(ctx: &Ctx<'_>, may_block: bool, push: Push) -> Option<Option<Rep
         }
         Err(e) => {
             ctx.log(&format!("draft: {e:#}"));
-            if may_block && !ctx.input.stop_hook_active && ctx.repo.settings.stop != StopMode::Off {
-                let reason = format!(
-                    "convosync: the handoff draft could not be saved: {e:#}. Fix {} and stop again.",
-                    path.display()
-                );
-                Some(Some(Reply {
-                    problem: Some(reason),
+            let blocks = may_block && !ctx.input.stop_hook_active && ctx.repo.settings.stop != StopMode::Off;
+            Some(Some(match blocks {
+                true => Reply {
+                    problem: Some(format!(
+                        "convosync: the handoff draft could not be saved: {e:#}. Fix {} and stop again.",
+                        path.display()
+                    )),
                     ..Reply::default()
-                }))
-            } else {
-                Some(Some(super::message(&format!(
-                    "handoff draft kept, not saved: {e:#}"
-                ))))
-            }
+                },
+                false => super::message(&format!("handoff draft kept, not saved: {e:#}")),
+            }))
         }
     }
 }
@@ -404,57 +355,44 @@ fn origin(ctx: &Ctx<'_>) -> draft::Origin {
 /// With a handoff, a snapshot of uncommitted work for the other devices (see [`crate::wip`]).
 /// Runs under the repository lock (`_lock`).
 fn snapshot_wip(ctx: &Ctx<'_>, _lock: &crate::lock::RepoLock) -> Option<String> {
-    let outcome = crate::wip::snapshot(&ctx.repo, &ctx.me, ctx.repo.settings.wip_limit);
-    match outcome {
-        Ok(crate::wip::Outcome::Saved { files, skipped }) => {
+    use crate::wip::Outcome;
+    let outcome = crate::wip::snapshot(&ctx.repo, &ctx.me, ctx.repo.settings.wip_limit)
+        .map_err(|e| ctx.log(&format!("wip snapshot: {e:#}")))
+        .ok()?;
+    let names: Vec<&str> = outcome.skipped().iter().map(|s| s.path.as_str()).collect();
+    let list = names.join(", ");
+    match &outcome {
+        Outcome::Saved { files, .. } => {
             let local =
                 ctx.repo.remote_name().is_some() && crate::wip::stays_local(&ctx.repo, &ctx.me) == Some(true);
-            let mut note = if !local {
-                format!("uncommitted changes in {} file(s) shared", files.len())
-            } else {
-                match wip_push_hint(ctx) {
-                    Some(hint) => hint,
-                    None if skipped.is_empty() => return None,
-                    None => format!(
-                        "uncommitted changes in {} file(s) kept on this device",
-                        files.len()
-                    ),
-                }
+            // The hint is looked at (and remembered as shown) only for a snapshot kept here.
+            let n = files.len();
+            let mut note = match local.then(|| wip_push_hint(ctx)) {
+                None => format!("uncommitted changes in {n} file(s) shared"),
+                Some(Some(hint)) => hint,
+                Some(None) if names.is_empty() => return None,
+                Some(None) => format!("uncommitted changes in {n} file(s) kept on this device"),
             };
-            if !skipped.is_empty() {
-                let names: Vec<&str> = skipped.iter().map(|s| s.path.as_str()).collect();
-                note.push_str(&format!(" (credential files left out: {})", names.join(", ")));
+            if !names.is_empty() {
+                note.push_str(&format!(" (credential files left out: {list})"));
             }
             Some(note)
         }
-        Ok(o) if !o.skipped().is_empty() => {
-            let names: Vec<&str> = o.skipped().iter().map(|s| s.path.as_str()).collect();
-            Some(format!(
-                "uncommitted credential files not shared: {}",
-                names.join(", ")
-            ))
-        }
-        Ok(crate::wip::Outcome::TooLarge { bytes, limit }) => Some(format!(
+        _ if !names.is_empty() => Some(format!("uncommitted credential files not shared: {list}")),
+        Outcome::TooLarge { bytes, limit } => Some(format!(
             "uncommitted changes not shared ({:.1} MB over the {:.1} MB limit)",
-            bytes as f64 / 1_048_576.0,
-            limit as f64 / 1_048_576.0
+            *bytes as f64 / 1_048_576.0,
+            *limit as f64 / 1_048_576.0
         )),
-        Ok(_) => None,
-        Err(e) => {
-            ctx.log(&format!("wip snapshot: {e:#}"));
-            None
-        }
+        _ => None,
     }
 }
 
 /// Once per repository (remembered in the state dir), when a snapshot stays local because it is
 /// neither encrypted nor allowed to be pushed: how to share snapshots.
 fn wip_push_hint(ctx: &Ctx<'_>) -> Option<String> {
-    if ctx.repo.settings.wip_push == Some(false) {
-        return None;
-    }
     let marker = ctx.repo.state_dir().join("wip-push-hint-shown");
-    if marker.exists() {
+    if ctx.repo.settings.wip_push == Some(false) || marker.exists() {
         return None;
     }
     let _ = crate::fsutil::replace_file(&marker, b"1\n");
@@ -463,50 +401,29 @@ fn wip_push_hint(ctx: &Ctx<'_>) -> Option<String> {
     )
 }
 
-/// Push handoffs an earlier offline run left queued; silent when there are none.
-fn push_queued(ctx: &Ctx<'_>) -> Option<Reply> {
-    match net::exchange(ctx, Want::Queued, |_| Ok(())) {
-        (_, Some(Exchanged { pushed: true, .. })) => Some(super::message("queued handoff pushed")),
-        _ => None,
-    }
-}
-
 /// `auto` mode: a handoff derived from the transcript, redacted, committed and pushed.
 fn auto_handoff(ctx: &Ctx<'_>, push: Push) -> Option<Reply> {
     let summary = ctx
         .input
         .transcript_path
         .as_deref()
-        .map(|p| Summary::read(Path::new(p), ctx.agent.transcript_format()))
+        .map(|p| Summary::read(Path::new(p), ctx.agent))
         .unwrap_or_default();
     // Redacted before it is cut to section length: a secret cut in half is not recognised.
     let sections = draft::redact_summary(&ctx.repo, &summary).sections(ctx.repo.workdir());
     if sections.is_empty() {
         return None;
     }
-    let write = |_lock: &_| -> anyhow::Result<()> {
+    let (result, exchanged) = write(ctx, push, |_lock| {
         let (handoff, _) = draft::build(&ctx.repo, sections, &origin(ctx))?;
-        Store::new(&ctx.repo.git, &ctx.repo.settings.refname).put(&handoff, &commit_message(&handoff))?;
-        Ok(())
-    };
-    let (result, exchanged) = match push {
-        Push::Now => net::exchange(ctx, Want::Handoff, write),
-        Push::Background => (net::locked(ctx, write), None),
-    };
-    if let Err(e) = result {
-        ctx.log(&format!("auto handoff: {e:#}"));
-        return Some(super::message(&format!(
-            "could not write the automatic handoff: {e:#}"
-        )));
-    }
-    if push == Push::Background {
-        spawn_push(ctx);
-        return Some(super::message("handoff written from this session"));
-    }
-    Some(super::message(&match exchanged {
-        None => "handoff written from this session (no remote to push to)".to_string(),
-        Some(Exchanged { problem: None, .. }) => "handoff written from this session and pushed".to_string(),
-        Some(Exchanged { problem: Some(p), .. }) => format!("handoff written from this session; {p}"),
+        Store::new(&ctx.repo.git, &ctx.repo.settings.refname).put(&handoff, &commit_message(&handoff))
+    });
+    Some(super::message(&match result {
+        Ok(_) => written(ctx, "handoff written from this session", push, exchanged),
+        Err(e) => {
+            ctx.log(&format!("auto handoff: {e:#}"));
+            format!("could not write the automatic handoff: {e:#}")
+        }
     }))
 }
 

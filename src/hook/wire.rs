@@ -33,11 +33,6 @@ impl Event {
         })
     }
 
-    /// The events that show other devices' notes, and so read them all.
-    pub fn reads_notes(self) -> bool {
-        matches!(self, Event::SessionStart | Event::UserPromptSubmit)
-    }
-
     /// The internal events run detached, with a longer deadline of their own.
     pub fn is_background(self) -> bool {
         matches!(self, Event::Push | Event::Fetch)
@@ -108,10 +103,7 @@ impl HookInput {
         use std::io::Read;
         let mut buf = Vec::new();
         stdin.take(MAX_INPUT as u64 + 1).read_to_end(&mut buf).ok()?;
-        if buf.len() > MAX_INPUT {
-            return None;
-        }
-        HookInput::parse(&buf)
+        (buf.len() <= MAX_INPUT).then(|| HookInput::parse(&buf))?
     }
 
     /// Parse stdin, once: `None` when it is not a JSON object. Fields of the wrong type are
@@ -148,38 +140,33 @@ impl HookInput {
 
     /// The session id made safe for a file name.
     pub fn session_key(&self) -> Option<String> {
-        let id = self.session_id.as_deref()?;
-        let key: String = id
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-            .take(100)
-            .collect();
-        (!key.is_empty()).then_some(key)
+        session_key(self.session_id.as_deref()?)
     }
+}
+
+/// A session id made safe for a file name.
+pub fn session_key(id: &str) -> Option<String> {
+    let key: String = id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(100)
+        .collect();
+    (!key.is_empty()).then_some(key)
 }
 
 /// Entries of a `background_tasks` / `session_crons` array that are not finished. Claude Code
 /// 2.1.331 sends `[{"id","type":"shell","status":"running","description","command"}]`; an entry
 /// without a known final status counts as running (a session cron has no status: it fires again).
 fn running(v: Option<&Value>) -> usize {
-    const DONE: [&str; 6] = [
-        "completed",
-        "failed",
-        "killed",
-        "stopped",
-        "cancelled",
-        "canceled",
-    ];
-    v.and_then(Value::as_array).map_or(0, |items| {
-        items
-            .iter()
-            .filter(|t| {
-                !t.get("status")
-                    .and_then(Value::as_str)
-                    .is_some_and(|s| DONE.contains(&s))
-            })
-            .count()
-    })
+    let done = |t: &&Value| {
+        let status = t.get("status").and_then(Value::as_str);
+        matches!(
+            status,
+            Some("completed" | "failed" | "killed" | "stopped" | "cancelled" | "canceled")
+        )
+    };
+    v.and_then(Value::as_array)
+        .map_or(0, |items| items.iter().filter(|t| !done(t)).count())
 }
 
 #[cfg(test)]
