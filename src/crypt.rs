@@ -16,7 +16,7 @@
 //! The ref's `keys/` directory records one key id per person (`keys/<id>`): a one-way digest of
 //! the secret, neither the secret nor anything one could encrypt to. It only tells devices
 //! without the key that notes are encrypted. Reading is transparent: [`open`] sits where a blob
-//! becomes text, and each blob id is decrypted at most once per process ([`open_blob`]).
+//! becomes text, and each blob id is decrypted at most once per process.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -288,18 +288,9 @@ pub struct Opened<'a> {
 }
 
 /// The text of a file of the ref: itself when plain, decrypted with this person's key when
-/// encrypted. Costs one prefix comparison for plain files. Prefer [`open_blob`] when the blob id
-/// is known.
-pub fn open(purpose: Purpose, bytes: &[u8]) -> Result<Opened<'_>, OpenError> {
-    open_as(None, purpose, bytes)
-}
-
-/// [`open`] for the blob `id` holding `bytes`, decrypting each blob at most once per process.
-pub fn open_blob(id: Oid, purpose: Purpose, bytes: &[u8]) -> Result<Opened<'_>, OpenError> {
-    open_as(Some(id), purpose, bytes)
-}
-
-fn open_as(id: Option<Oid>, purpose: Purpose, bytes: &[u8]) -> Result<Opened<'_>, OpenError> {
+/// encrypted. Costs one prefix comparison for plain files. Given the blob's `id` (prefer that when
+/// it is known), each blob is decrypted at most once per process.
+pub fn open(id: Option<Oid>, purpose: Purpose, bytes: &[u8]) -> Result<Opened<'_>, OpenError> {
     if bytes.starts_with(AGE_MAGIC) {
         return Err(OpenError::OldFormat);
     }
@@ -440,7 +431,7 @@ mod tests {
         assert!(Key::parse("hello").is_err());
         assert!(Key::parse("CONVOSYNC-KEY-1XYZ").is_err());
         assert!(!is_encrypted(b"# Handoff"));
-        let plain = open(Purpose::Note, b"plain").unwrap();
+        let plain = open(None, Purpose::Note, b"plain").unwrap();
         assert_eq!((plain.text.as_ref(), plain.proven), (&b"plain"[..], false));
         assert!(is_key_id(&k.id()) && !is_key_id("../x") && !is_key_id(&k.id().to_uppercase()));
     }
@@ -488,7 +479,7 @@ mod tests {
             "the same key in the new form"
         );
         assert_eq!(
-            open(Purpose::Note, b"age-encryption.org/v1\n-> X25519 abc\n").unwrap_err(),
+            open(None, Purpose::Note, b"age-encryption.org/v1\n-> X25519 abc\n").unwrap_err(),
             OpenError::OldFormat
         );
     }

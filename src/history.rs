@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use git2::{Oid, Repository, Sort, Tree};
 
 use crate::handoff::Handoff;
-use crate::store::{devices_tree, read_handoff, Listing, NoteError, Warnings};
+use crate::store::{read_note, subtree, Listing, NoteError, Warnings, DEVICES_DIR};
 
 /// One saved version of a device's handoff.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -119,7 +119,7 @@ fn walk(
         }
         let mut devices = |c: &git2::Commit<'_>| {
             let skipped = &mut warnings.skipped;
-            crate::store::commit_tree(repo, c, skipped).and_then(|t| devices_tree(repo, &t, skipped))
+            crate::store::commit_tree(repo, c, skipped).and_then(|t| subtree(repo, &t, DEVICES_DIR, skipped))
         };
         let now = match carried.take() {
             Some((cid, tree)) if cid == id => tree,
@@ -143,8 +143,8 @@ fn walk(
             if unchanged || !seen.insert(e.id()) {
                 continue;
             }
-            match read_handoff(repo, e.id()) {
-                Ok(handoff) => {
+            match read_note(repo, e.id()) {
+                Ok((handoff, _)) => {
                     let (handoff, claimed) = crate::store::own_device(handoff, &device);
                     out.push(Version {
                         commit: commit.id(),

@@ -40,12 +40,8 @@ impl Reader {
     }
 }
 
-/// A note of another device that could not be read, and why.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Unreadable {
-    pub device: String,
-    pub reason: NoteError,
-}
+/// A note of another device that could not be read (its device), and why.
+pub type Unreadable = (String, NoteError);
 
 /// Where a note's body comes from.
 enum Body {
@@ -139,13 +135,9 @@ impl Notes {
                 }
                 // Apart from the key of the same note once it can be read, so a session told that
                 // it could not be read still gets it when a key makes it readable.
-                Err(reason) => unreadable.push((
-                    format!("{}:{}:unreadable", n.device, n.blob),
-                    Unreadable {
-                        device: n.device,
-                        reason,
-                    },
-                )),
+                Err(reason) => {
+                    unreadable.push((format!("{}:{}:unreadable", n.device, n.blob), (n.device, reason)))
+                }
             }
         }
         for h in legacy {
@@ -202,8 +194,8 @@ impl Notes {
     pub fn lacking_key(&self) -> Vec<String> {
         self.unreadable
             .iter()
-            .filter(|(_, u)| u.reason.lacks_key())
-            .map(|(_, u)| u.device.clone())
+            .filter(|(_, (_, reason))| reason.lacks_key())
+            .map(|(_, (device, _))| device.clone())
             .collect()
     }
 
@@ -361,19 +353,19 @@ impl View {
 /// The lines that name notes which could not be read, grouped by reason: for the user's one line
 /// (joined), the agent's context and the commands' stderr. `hint`: say what to run on a device
 /// without the key.
-pub fn unreadable_lines(unreadable: &[Unreadable], hint: bool) -> Vec<String> {
+pub fn unreadable_lines<'a>(unreadable: impl IntoIterator<Item = &'a Unreadable>, hint: bool) -> Vec<String> {
     use crate::crypt::{OpenError, KEY_HINT};
     const NO_KEY: NoteError = NoteError::Encrypted(OpenError::NoKey);
     const OTHER_KEY: NoteError = NoteError::Encrypted(OpenError::OtherKey);
     let mut by_reason: Vec<(&NoteError, Vec<String>)> = Vec::new();
-    let mut sorted: Vec<&Unreadable> = unreadable.iter().collect();
+    let mut sorted: Vec<&Unreadable> = unreadable.into_iter().collect();
     sorted.sort();
-    for u in sorted {
-        let device = crate::untrusted::line(&u.device).into_owned();
-        match by_reason.iter_mut().find(|(r, _)| **r == u.reason) {
+    for (device, reason) in sorted {
+        let device = crate::untrusted::line(device).into_owned();
+        match by_reason.iter_mut().find(|(r, _)| *r == reason) {
             Some((_, devices)) if !devices.contains(&device) => devices.push(device),
             Some(_) => {}
-            None => by_reason.push((&u.reason, vec![device])),
+            None => by_reason.push((reason, vec![device])),
         }
     }
     // No key first: it is the one the user can fix here.
@@ -446,21 +438,6 @@ fn teammates_message(teammates: &[Handoff], total: usize) -> Option<String> {
         "convosync: teammates' notes loaded: {}; none from your other devices",
         names.join(", ")
     ))
-}
-
-/// Lines for the user naming the notes a read could not decrypt (device, why), if any, worded as
-/// the view words them ([`unreadable_lines`]).
-pub fn unreadable_summary(
-    unreadable: &std::collections::BTreeSet<(String, crate::crypt::OpenError)>,
-) -> Vec<String> {
-    let list: Vec<Unreadable> = unreadable
-        .iter()
-        .map(|(device, reason)| Unreadable {
-            device: device.clone(),
-            reason: NoteError::Encrypted(reason.clone()),
-        })
-        .collect();
-    unreadable_lines(&list, true)
 }
 
 #[cfg(test)]
@@ -555,10 +532,7 @@ mod tests {
     #[test]
     fn unreadable_lines_group_by_reason_and_name_the_fix_when_asked() {
         use crate::crypt::OpenError;
-        let u = |d: &str, r: NoteError| Unreadable {
-            device: d.into(),
-            reason: r,
-        };
+        let u = |d: &str, r: NoteError| (d.to_string(), r);
         let bad = |r: &str| NoteError::BadFormat(r.into());
         let list = [
             u("laptop", NoteError::Encrypted(OpenError::OtherKey)),

@@ -83,8 +83,8 @@ impl NoteError {
 #[derive(Debug, Default, Clone)]
 pub struct Warnings {
     pub skipped: Skipped,
-    /// (device, why) of each note that could not be decrypted.
-    pub unreadable: std::collections::BTreeSet<(String, crate::crypt::OpenError)>,
+    /// (device, why) of each note that could not be decrypted (always [`NoteError::Encrypted`]).
+    pub unreadable: std::collections::BTreeSet<(String, NoteError)>,
 }
 
 impl Warnings {
@@ -97,8 +97,8 @@ impl Warnings {
     /// Record why `device`'s note could not be read, when it is that it could not be decrypted
     /// (the other reasons stay with the note itself).
     pub fn unreadable_note(&mut self, device: &str, why: &NoteError) {
-        if let NoteError::Encrypted(e) = why {
-            self.unreadable.insert((device.to_string(), e.clone()));
+        if let NoteError::Encrypted(_) = why {
+            self.unreadable.insert((device.to_string(), why.clone()));
         }
     }
 }
@@ -327,24 +327,18 @@ pub fn device_path(device: &str) -> String {
 /// The commit `refname` points at (read through [`crate::untrusted::commit`], so its size is
 /// checked before it is inflated); `None` when the ref does not exist.
 pub fn tip_of<'r>(repo: &'r Repository, refname: &str) -> Result<Option<Commit<'r>>> {
-    match repo.find_reference(refname) {
-        Ok(r) => {
-            let id = r
-                .resolve()
-                .with_context(|| format!("could not resolve {refname}"))?
-                .target()
-                .with_context(|| format!("could not resolve {refname}"))?;
-            let commit = crate::untrusted::commit(repo, id).map_err(|e| match e {
-                crate::untrusted::Refused::Kind { found, .. } => {
-                    anyhow!("{refname} points at a {} instead of a commit", found.str())
-                }
-                e => anyhow!("could not resolve {refname}: {e}"),
-            })?;
-            Ok(Some(commit))
+    let id = match repo.refname_to_id(refname) {
+        Ok(id) => id,
+        Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("could not read {refname}")),
+    };
+    let commit = crate::untrusted::commit(repo, id).map_err(|e| match e {
+        crate::untrusted::Refused::Kind { found, .. } => {
+            anyhow!("{refname} points at a {} instead of a commit", found.str())
         }
-        Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("could not read {refname}")),
-    }
+        e => anyhow!("could not resolve {refname}: {e}"),
+    })?;
+    Ok(Some(commit))
 }
 
 /// The tree of a commit, read through [`crate::untrusted::tree`]; `None` (recorded in `skipped`)
@@ -361,14 +355,14 @@ pub fn commit_tree<'r>(repo: &'r Repository, c: &Commit<'_>, skipped: &mut Skipp
         .ok()
 }
 
-/// The `devices` subtree of a root tree of the ref; `None` when there is none or it is not a
-/// readable tree (recorded in `skipped`).
-pub fn devices_tree<'r>(repo: &'r Repository, root: &Tree<'_>, skipped: &mut Skipped) -> Option<Tree<'r>> {
-    subtree(repo, root, DEVICES_DIR, skipped)
-}
-
-/// The `name` subtree of a root tree of the ref, as [`devices_tree`].
-fn subtree<'r>(repo: &'r Repository, root: &Tree<'_>, name: &str, skipped: &mut Skipped) -> Option<Tree<'r>> {
+/// The `name` subtree (`devices`, `keys`) of a root tree of the ref; `None` when there is none or
+/// it is not a readable tree (recorded in `skipped`).
+pub fn subtree<'r>(
+    repo: &'r Repository,
+    root: &Tree<'_>,
+    name: &str,
+    skipped: &mut Skipped,
+) -> Option<Tree<'r>> {
     // Iterate rather than look up by name: a hostile tree may hold the name twice, or unsorted.
     let mut found = None;
     for e in root.iter().filter(|e| e.name_bytes() == name.as_bytes()) {
@@ -470,7 +464,7 @@ fn files_of(
 /// (the first usable entry of that name), without looking at the other devices' entries.
 pub fn device_file(repo: &Repository, root: &Tree<'_>, device: &str, skipped: &mut Skipped) -> Option<Oid> {
     let name = format!("{device}.md");
-    devices_tree(repo, root, skipped)?
+    subtree(repo, root, DEVICES_DIR, skipped)?
         .iter()
         .filter(|e| e.name_bytes() == name.as_bytes())
         .find_map(|e| device_entry(&e, skipped).map(|_| e.id()))
@@ -588,7 +582,7 @@ pub fn own_device(mut h: Handoff, device: &str) -> (Handoff, Option<String>) {
     (h, claimed)
 }
 
-/// [`read_handoff`] of `device`'s note while `budget` (bytes) lasts, taking its size from it.
+/// [`read_note`] of `device`'s note while `budget` (bytes) lasts, taking its size from it.
 fn read_within(
     repo: &Repository,
     id: Oid,
@@ -608,18 +602,13 @@ fn read_within(
     read_note(repo, id)
 }
 
-/// Read and parse the device file `id` through [`crate::untrusted::blob`]: its size is checked
-/// from the object header first, so an enormous blob is never loaded.
-pub fn read_handoff(repo: &Repository, id: Oid) -> Result<Handoff, NoteError> {
-    read_note(repo, id).map(|(h, _)| h)
-}
-
-/// [`read_handoff`], and whether the note was decrypted with this device's key (each blob is
-/// decrypted at most once per process).
+/// Read and parse the device file `id` through [`crate::untrusted::blob`] (its size is checked
+/// from the object header first, so an enormous blob is never loaded), and whether the note was
+/// decrypted with this device's key (each blob is decrypted at most once per process).
 pub fn read_note(repo: &Repository, id: Oid) -> Result<(Handoff, bool), NoteError> {
     // Its header is checked against the cap of a note, `MAX_HANDOFF_BYTES`.
     let blob = crate::untrusted::blob(repo, id, crate::untrusted::Object::Note)?;
-    let opened = crate::crypt::open_blob(id, crate::crypt::Purpose::Note, blob.content())?;
+    let opened = crate::crypt::open(Some(id), crate::crypt::Purpose::Note, blob.content())?;
     let text = std::str::from_utf8(&opened.text).map_err(|_| NoteError::NotUtf8)?;
     // The ref is untrusted: every field is cleaned here, once, for every reader.
     let h = format::parse(text)

@@ -16,12 +16,13 @@ use git2::{Oid, Repository};
 use serde::{Deserialize, Serialize};
 
 use super::Version;
-use crate::store::{Listing, Warnings};
+use crate::store::{Listing, NoteError, Warnings};
 
 /// Bump whenever the layout changes or a blob would parse to something else (a new field, other
 /// cleaning, decryption): every older file is then ignored and rebuilt.
-/// 3: why a note could not be decrypted is a [`crate::crypt::OpenError`], not its text.
-const FORMAT: u32 = 3;
+/// 3: why a note could not be decrypted is a [`crate::crypt::OpenError`], not its text. 4: it is
+/// the whole [`crate::store::NoteError`].
+const FORMAT: u32 = 4;
 
 #[derive(Serialize, Deserialize)]
 struct CacheFile {
@@ -35,7 +36,7 @@ struct CacheFile {
     skipped: Vec<String>,
     /// Notes the walk could not decrypt (device, reason), told again on every read; a key added
     /// since makes the whole cache stale.
-    unreadable: Vec<(String, crate::crypt::OpenError)>,
+    unreadable: Vec<(String, NoteError)>,
     /// Newest first, as [`super::versions`] returns them.
     versions: Vec<Version>,
 }
@@ -56,10 +57,7 @@ fn load(path: &Path, refname: &str) -> Option<CacheFile> {
     let current =
         file.format == FORMAT && file.writer == env!("CARGO_PKG_VERSION") && file.refname == refname;
     // Notes cached as unreadable for want of a key are read again once there is one.
-    let keyless = file
-        .unreadable
-        .iter()
-        .any(|(_, r)| *r == crate::crypt::OpenError::NoKey);
+    let keyless = file.unreadable.iter().any(|(_, r)| r.lacks_key());
     (current && !(keyless && crate::crypt::key().is_some())).then_some(file)
 }
 

@@ -6,8 +6,7 @@ use anyhow::{Context, Result};
 use git2::{Commit, Oid, Repository, Tree};
 
 use super::{
-    commit_tree, device_files, key_files, read_handoff, retry_cas, signature, tip_of, write_ref_tree, Cas,
-    Files,
+    commit_tree, device_files, key_files, read_note, retry_cas, signature, tip_of, write_ref_tree, Cas, Files,
 };
 use crate::lock::RepoLock;
 use crate::team::Author;
@@ -206,7 +205,7 @@ fn both_keys(
 /// When `a` and `b` are handoffs of device `device` by two different authors: the blob to keep
 /// (the older one) and the other rewritten under its author-qualified device name.
 fn two_authors(repo: &Repository, device: &str, a: Oid, b: Oid) -> Result<Option<(Oid, (String, Oid))>> {
-    let parse = |id: Oid| read_handoff(repo, id).ok();
+    let parse = |id: Oid| read_note(repo, id).ok().map(|(h, _)| h);
     let (Some(x), Some(y)) = (parse(a), parse(b)) else {
         return Ok(None);
     };
@@ -246,7 +245,9 @@ fn two_authors(repo: &Repository, device: &str, a: Oid, b: Oid) -> Result<Option
 /// The blob whose handoff is newer; ties and unparseable files fall back to the larger id so
 /// every device picks the same one.
 fn newer(repo: &Repository, a: Oid, b: Oid) -> Oid {
-    std::cmp::max_by_key(a, b, |&id| (read_handoff(repo, id).ok().map(|h| h.timestamp), id))
+    std::cmp::max_by_key(a, b, |&id| {
+        (read_note(repo, id).ok().map(|(h, _)| h.timestamp), id)
+    })
 }
 
 #[cfg(test)]
