@@ -7,6 +7,7 @@
 //! only the commits added since the last listing are walked.
 
 mod cache;
+pub use cache::versions;
 
 use std::collections::HashSet;
 
@@ -15,7 +16,7 @@ use chrono::{DateTime, Utc};
 use git2::{Oid, Repository, Sort, Tree};
 
 use crate::handoff::Handoff;
-use crate::store::{read_note, subtree, Listing, NoteError, Warnings, DEVICES_DIR};
+use crate::store::{read_note, subtree, NoteError, Warnings, DEVICES_DIR};
 
 /// One saved version of a device's handoff.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -56,27 +57,6 @@ impl Filter {
                 .is_none_or(|b| v.handoff.branch.as_deref() == Some(b))
             && self.since.is_none_or(|s| v.handoff.timestamp >= s)
     }
-}
-
-/// Every version on `refname`, newest first (by the handoff's own timestamp), each blob once,
-/// with what the walk skipped and could not decrypt. Served from the history cache in the
-/// repository's state dir, brought up to the ref's tip first.
-pub fn versions(repo: &Repository, refname: &str) -> Result<Listing<Version>> {
-    let Some(tip) = crate::store::tip_of(repo, refname)? else {
-        return Ok(Listing::default());
-    };
-    // The cache is shared by every worktree.
-    let state = crate::state::state_dir_of(repo);
-    cache::versions(repo, &state, refname, tip.id())
-}
-
-fn sort_newest_first(versions: &mut [Version]) {
-    versions.sort_by(|a, b| {
-        b.handoff
-            .timestamp
-            .cmp(&a.handoff.timestamp)
-            .then(a.device.cmp(&b.device))
-    });
 }
 
 /// The versions written by the commits reachable from `tip` but not from `known` (all of them
@@ -213,21 +193,17 @@ pub fn parse_since(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    let midnight = |d: chrono::NaiveDate| -> Result<DateTime<Utc>> {
-        let t = d.and_time(chrono::NaiveTime::MIN);
-        Ok(t.and_local_timezone(chrono::Local)
-            .earliest()
-            .map_or_else(|| t.and_utc(), |t| t.with_timezone(&Utc)))
-    };
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return midnight(d);
-    }
     let lower = s.to_ascii_lowercase();
     let today = now.with_timezone(&chrono::Local).date_naive();
-    match lower.as_str() {
-        "today" => return midnight(today),
-        "yesterday" => return midnight(today.pred_opt().context("a day before")?),
-        _ => {}
+    let day = match lower.as_str() {
+        "today" => Some(today),
+        "yesterday" => today.pred_opt(),
+        _ => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok(),
+    };
+    if let Some(t) = day.map(|d| d.and_time(chrono::NaiveTime::MIN)) {
+        // Midnight, local time.
+        let local = t.and_local_timezone(chrono::Local).earliest();
+        return Ok(local.map_or_else(|| t.and_utc(), |t| t.with_timezone(&Utc)));
     }
     let rest = lower.trim_end_matches(" ago").trim();
     let (n, unit) = if let Some(unit) = ["last ", "an ", "a "].iter().find_map(|p| rest.strip_prefix(p)) {

@@ -9,7 +9,7 @@
 //! costs one walk, so writing it is best-effort.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
 use git2::{Oid, Repository};
@@ -41,15 +41,6 @@ struct CacheFile {
     versions: Vec<Version>,
 }
 
-/// Where the cache of `refname` lives in the state dir `state`.
-pub fn path(state: &Path, refname: &str) -> PathBuf {
-    let name = refname.replace(
-        |c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'),
-        "_",
-    );
-    state.join(format!("history-{name}.json"))
-}
-
 fn load(path: &Path, refname: &str) -> Option<CacheFile> {
     // Read as text: the JSON parser then need not check each string's UTF-8 again.
     let text = std::fs::read_to_string(path).ok()?;
@@ -61,11 +52,20 @@ fn load(path: &Path, refname: &str) -> Option<CacheFile> {
     (current && !(keyless && crate::crypt::key().is_some())).then_some(file)
 }
 
-/// Every version on `refname` whose tip is `tip`, newest first, with what the walks that found
-/// them skipped and could not decrypt: from the cache in `state` when it is up to date, else
-/// brought up to date (and saved) first.
-pub fn versions(repo: &Repository, state: &Path, refname: &str, tip: Oid) -> Result<Listing<Version>> {
-    let path = path(state, refname);
+/// Every version on `refname`, newest first (by the handoff's own timestamp), each blob once,
+/// with what the walks that found them skipped and could not decrypt: from the cache in the
+/// repository's state dir (shared by every worktree) when it is up to date with the ref's tip,
+/// else brought up to date (and saved) first.
+pub fn versions(repo: &Repository, refname: &str) -> Result<Listing<Version>> {
+    let Some(tip) = crate::store::tip_of(repo, refname)? else {
+        return Ok(Listing::default());
+    };
+    let tip = tip.id();
+    let name = refname.replace(
+        |c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'),
+        "_",
+    );
+    let path = crate::state::state_dir_of(repo).join(format!("history-{name}.json"));
     // What the cached walks found to tell is told again on every read.
     let told = |c: &CacheFile| {
         let mut w = Warnings::default();
@@ -95,7 +95,7 @@ pub fn versions(repo: &Repository, state: &Path, refname: &str, tip: Oid) -> Res
         let fresh: HashSet<Oid> = versions.iter().map(|v| v.blob).collect();
         versions.extend(old.versions.into_iter().filter(|v| !fresh.contains(&v.blob)));
     }
-    super::sort_newest_first(&mut versions);
+    versions.sort_by_cached_key(|v| (std::cmp::Reverse(v.handoff.timestamp), v.device.clone()));
     let file = CacheFile {
         format: FORMAT,
         writer: env!("CARGO_PKG_VERSION").to_string(),
