@@ -282,18 +282,12 @@ impl<'r> Store<'r> {
                 })
                 .unwrap_or_default();
             edit(&mut files, &mut keys);
-            let tree_id = write_ref_tree(self.repo, &files, &keys)
+            let tree = write_ref_tree(self.repo, &files, &keys)
                 .with_context(|| format!("could not write the tree of {}", self.refname))?;
-            if let (Some(t), Some(c)) = (&old_tree, &tip) {
-                if t.id() == tree_id {
-                    // Nothing changed: no empty commit.
-                    return Ok(Cas::Done(c.id()));
-                }
+            if let Some(c) = tip.as_ref().filter(|c| c.tree_id() == tree.id()) {
+                // Nothing changed: no empty commit.
+                return Ok(Cas::Done(c.id()));
             }
-            let tree = self
-                .repo
-                .find_tree(tree_id)
-                .with_context(|| format!("could not read tree {tree_id} for {}", self.refname))?;
             let parents: Vec<&Commit<'_>> = tip.iter().collect();
             let id = self
                 .repo
@@ -485,11 +479,11 @@ pub fn key_ids(repo: &Repository, refname: &str) -> Vec<String> {
 /// libgit2, whatever the tree it was read from held.
 #[cfg(test)]
 pub fn write_device_files(repo: &Repository, files: &Files) -> Result<Oid> {
-    write_ref_tree(repo, files, &std::collections::BTreeMap::new())
+    write_ref_tree(repo, files, &Files::new()).map(|t| t.id())
 }
 
 /// A root tree of `devices/<device>.md` files and `keys/<key id>` records, nothing else.
-pub fn write_ref_tree(repo: &Repository, files: &Files, keys: &Files) -> Result<Oid> {
+pub fn write_ref_tree<'r>(repo: &'r Repository, files: &Files, keys: &Files) -> Result<Tree<'r>> {
     let mut root = repo.treebuilder(None).context("could not start a tree")?;
     for (name, entries, suffix) in [(DEVICES_DIR, files, ".md"), (crate::crypt::KEYS_DIR, keys, "")] {
         if entries.is_empty() {
@@ -506,7 +500,9 @@ pub fn write_ref_tree(repo: &Repository, files: &Files, keys: &Files) -> Result<
         root.insert(name, id, FileMode::Tree.into())
             .with_context(|| format!("could not add {name} ({id}) to a tree"))?;
     }
-    root.write().context("could not write a root tree")
+    let id = root.write().context("could not write a root tree")?;
+    repo.find_tree(id)
+        .with_context(|| format!("could not read the tree {id} just written"))
 }
 
 /// All device files of `tree`, newest first. Each handoff shows the device of its file name;

@@ -95,13 +95,8 @@ pub fn merge_commit(
         .merge_base(ours, theirs)
         .ok()
         .and_then(|b| repo.find_commit(b).ok());
-    let base_tree = base.as_ref().and_then(|c| commit_tree(repo, c, skipped));
-    let ours_tree = commit_tree(repo, &o, skipped);
-    let theirs_tree = commit_tree(repo, &t, skipped);
-    let tree = merge_trees(repo, [&base_tree, &ours_tree, &theirs_tree], skipped)?;
-    let tree = repo
-        .find_tree(tree)
-        .with_context(|| format!("could not read tree {tree}"))?;
+    let trees = [base.as_ref(), Some(&o), Some(&t)].map(|c| c.and_then(|c| commit_tree(repo, c, skipped)));
+    let tree = merge_trees(repo, trees.each_ref(), skipped)?;
     let sig = signature(repo, crate::timefmt::now())?;
     repo.commit(None, &sig, &sig, message, &tree, &[&o, &t])
         .with_context(|| format!("could not write a commit of tree {}", tree.id()))
@@ -112,7 +107,11 @@ pub fn merge_commit(
 /// on one side loses to a modification on the other. Only valid device files
 /// ([`device_files`]) take part: anything else on either side is skipped and recorded, and
 /// the result is always a tree git accepts.
-fn merge_trees(repo: &Repository, trees: [&Option<Tree<'_>>; 3], skipped: &mut Skipped) -> Result<Oid> {
+fn merge_trees<'r>(
+    repo: &'r Repository,
+    trees: [&Option<Tree<'_>>; 3],
+    skipped: &mut Skipped,
+) -> Result<Tree<'r>> {
     let [b, o, t] = trees.map(|t| {
         t.as_ref()
             .map(|t| device_files(repo, t, skipped))
@@ -265,7 +264,7 @@ mod tests {
             let (b, o, t) = (tree(&repo, &base), tree(&repo, &ours), tree(&repo, &theirs));
             let (bt, ot, tt) = (repo.find_tree(b).unwrap(), repo.find_tree(o).unwrap(), repo.find_tree(t).unwrap());
             let (bt, ot, tt) = (Some(bt), Some(ot), Some(tt));
-            let merged = repo.find_tree(merge_trees(&repo, [&bt, &ot, &tt], &mut Skipped::default()).unwrap()).unwrap();
+            let merged = merge_trees(&repo, [&bt, &ot, &tt], &mut Skipped::default()).unwrap();
             let got: BTreeMap<String, i64> = crate::store::entries_of(&repo, &merged)
                 .into_iter()
                 .map(|e| (e.device, e.handoff.unwrap().timestamp.timestamp()))
@@ -288,7 +287,7 @@ mod tests {
                 prop_assert_eq!(got.get(&name).copied(), expected, "device {}", name);
             }
             // The same result whichever side merges, so every device converges on one tree.
-            let swapped = merge_trees(&repo, [&bt, &tt, &ot], &mut Skipped::default()).unwrap();
+            let swapped = merge_trees(&repo, [&bt, &tt, &ot], &mut Skipped::default()).unwrap().id();
             prop_assert_eq!(swapped, merged.id());
         }
     }
