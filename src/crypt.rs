@@ -139,18 +139,15 @@ impl Key {
             .find(|l| !l.is_empty() && !l.starts_with('#'))
             .unwrap_or("");
         let upper = line.to_ascii_uppercase();
-        let known = [HRP, AGE_HRP]
-            .iter()
-            .any(|h| upper.starts_with(&format!("{}1", h.to_ascii_uppercase())));
-        if !known {
+        let known = |hrp: &str| [HRP, AGE_HRP].iter().any(|h| hrp.eq_ignore_ascii_case(h));
+        if !upper.split_once('1').is_some_and(|(hrp, _)| known(hrp)) {
             bail!("not a convosync key: it starts with CONVOSYNC-KEY-1 (print it with `convosync key show` on a device that has it)");
         }
         let invalid = |e: &dyn std::fmt::Display| {
             anyhow!("not a valid key ({e}); copy the whole line `convosync key show` prints")
         };
         let (hrp, data) = bech32::decode(&upper).map_err(|e| invalid(&e))?;
-        let hrp = hrp.to_lowercase();
-        if hrp != HRP && hrp != AGE_HRP {
+        if !known(hrp.as_str()) {
             return Err(invalid(&"unknown prefix"));
         }
         let secret: [u8; 32] = data

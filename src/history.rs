@@ -123,17 +123,15 @@ fn walk(
             if unchanged || !seen.insert(e.id()) {
                 continue;
             }
-            match read_note(repo, e.id()) {
-                Ok((handoff, _)) => {
-                    let (handoff, claimed) = crate::store::own_device(handoff, &device);
-                    out.push(Version {
-                        commit: commit.id(),
-                        device,
-                        blob: e.id(),
-                        handoff,
-                        claimed,
-                    });
-                }
+            let read = crate::store::entry_from(&device, e.id(), read_note(repo, e.id()));
+            match read.handoff {
+                Ok(handoff) => out.push(Version {
+                    commit: commit.id(),
+                    device,
+                    blob: e.id(),
+                    handoff,
+                    claimed: read.claimed,
+                }),
                 Err(big @ NoteError::TooLarge { .. }) => warnings
                     .skipped
                     .note(format_args!("skipped note {} on the handoff ref: {big}", e.id())),

@@ -552,30 +552,25 @@ fn entries_reusing(
     out
 }
 
-/// `device`'s file `blob` as read (with whether it was decrypted with this device's key).
-fn entry_from(device: &str, blob: Oid, read: Result<(Handoff, bool), NoteError>) -> Entry {
-    let (handoff, proven, claimed) = match read {
-        Ok((h, proven)) => {
-            let (h, claimed) = own_device(h, device);
-            (Ok(h), proven, claimed)
-        }
-        Err(e) => (Err(e), false, None),
-    };
+/// `device`'s file `blob` as read (with whether it was decrypted with this device's key). The
+/// handoff's device is set to `device` (its file name on the ref); the name its header claimed is
+/// kept when that differs.
+pub fn entry_from(device: &str, blob: Oid, read: Result<(Handoff, bool), NoteError>) -> Entry {
+    let claimed = read
+        .as_ref()
+        .ok()
+        .map(|(h, _)| &h.device)
+        .filter(|d| *d != device);
     Entry {
         device: device.to_string(),
         blob,
-        handoff,
-        proven,
-        claimed,
+        claimed: claimed.map(|d| crate::timefmt::truncate_chars(d, 60)),
+        proven: read.as_ref().is_ok_and(|(_, proven)| *proven),
+        handoff: read.map(|(h, _)| Handoff {
+            device: device.to_string(),
+            ..h
+        }),
     }
-}
-
-/// Set the handoff's device to `device` (its file name on the ref); returns the name its header
-/// claimed when that differs.
-pub fn own_device(mut h: Handoff, device: &str) -> (Handoff, Option<String>) {
-    let claimed = (h.device != device).then(|| crate::timefmt::truncate_chars(&h.device, 60));
-    h.device = device.to_string();
-    (h, claimed)
 }
 
 /// [`read_note`] of `device`'s note while `budget` (bytes) lasts, taking its size from it.
