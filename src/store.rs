@@ -272,15 +272,8 @@ impl<'r> Store<'r> {
             let skipped = &mut Skipped::default();
             // A tip whose tree cannot be read is rebuilt from nothing rather than blocking saves.
             let old_tree = tip.as_ref().and_then(|c| commit_tree(self.repo, c, skipped));
-            let (mut files, mut keys) = old_tree
-                .as_ref()
-                .map(|t| {
-                    (
-                        device_files(self.repo, t, skipped),
-                        key_files(self.repo, t, skipped),
-                    )
-                })
-                .unwrap_or_default();
+            let mut files = device_files(self.repo, old_tree.as_ref(), skipped);
+            let mut keys = key_files(self.repo, old_tree.as_ref(), skipped);
             edit(&mut files, &mut keys);
             let tree = write_ref_tree(self.repo, &files, &keys)
                 .with_context(|| format!("could not write the tree of {}", self.refname))?;
@@ -419,26 +412,27 @@ fn key_entry(e: &git2::TreeEntry<'_>, skipped: &mut Skipped) -> Option<String> {
 /// The usable device files of a root tree of the ref: device → blob. Invalid entries (bad
 /// names, non-files, duplicates) are left out and recorded in `skipped`; the first of duplicate
 /// names wins, so every device reads the same thing.
-pub fn device_files(repo: &Repository, root: &Tree<'_>, skipped: &mut Skipped) -> Files {
+pub fn device_files(repo: &Repository, root: Option<&Tree<'_>>, skipped: &mut Skipped) -> Files {
     files_of(repo, root, DEVICES_DIR, device_entry, skipped)
 }
 
 /// The key ids recorded under `keys/` of a root tree of the ref: id → blob, chosen as
 /// [`device_files`] chooses device files.
-pub fn key_files(repo: &Repository, root: &Tree<'_>, skipped: &mut Skipped) -> Files {
+pub fn key_files(repo: &Repository, root: Option<&Tree<'_>>, skipped: &mut Skipped) -> Files {
     files_of(repo, root, crate::crypt::KEYS_DIR, key_entry, skipped)
 }
 
-/// The entries of the `dir` subtree of a root tree that `usable` names, by name.
+/// The entries of the `dir` subtree of a root tree that `usable` names, by name (none without a
+/// tree).
 fn files_of(
     repo: &Repository,
-    root: &Tree<'_>,
+    root: Option<&Tree<'_>>,
     dir: &str,
     usable: fn(&git2::TreeEntry<'_>, &mut Skipped) -> Option<String>,
     skipped: &mut Skipped,
 ) -> Files {
     let mut out = Files::new();
-    let Some(tree) = subtree(repo, root, dir, skipped) else {
+    let Some(tree) = root.and_then(|root| subtree(repo, root, dir, skipped)) else {
         return out;
     };
     for e in tree.iter() {
@@ -467,12 +461,9 @@ pub fn device_file(repo: &Repository, root: &Tree<'_>, device: &str, skipped: &m
 /// The key ids recorded on `refname`'s tip (a lookup: entries left out are not told).
 pub fn key_ids(repo: &Repository, refname: &str) -> Vec<String> {
     let skipped = &mut Skipped::default();
-    tip_of(repo, refname)
-        .ok()
-        .flatten()
-        .and_then(|c| commit_tree(repo, &c, skipped))
-        .map(|t| key_files(repo, &t, skipped).into_keys().collect())
-        .unwrap_or_default()
+    let tip = tip_of(repo, refname).ok().flatten();
+    let tree = tip.and_then(|c| commit_tree(repo, &c, skipped));
+    key_files(repo, tree.as_ref(), skipped).into_keys().collect()
 }
 
 /// A root tree holding exactly `devices/<device>.md` for each pair: always valid for git and
@@ -524,7 +515,7 @@ fn entries_reusing(
     let mut read: std::collections::HashMap<Oid, Result<(Handoff, bool), NoteError>> = Default::default();
     let mut budget = MAX_NOTES_BYTES;
     let skipped = &mut warnings.skipped;
-    let mut out: Vec<Entry> = device_files(repo, tree, skipped)
+    let mut out: Vec<Entry> = device_files(repo, Some(tree), skipped)
         .into_iter()
         .map(|(device, blob)| {
             if let Some(e) = known.remove(&(device.clone(), blob)) {
@@ -788,7 +779,7 @@ mod tests {
         store.put(&h("a", 1), "m").unwrap();
         // Files no note can be read from, next to `a`'s.
         let tip = store.tip().unwrap().unwrap();
-        let mut files = device_files(&repo, &tip.tree().unwrap(), &mut Skipped::default());
+        let mut files = device_files(&repo, Some(&tip.tree().unwrap()), &mut Skipped::default());
         files.insert("b".into(), repo.blob(b"\xff\xfe not text").unwrap());
         files.insert("c".into(), repo.blob(b"no header at all").unwrap());
         let tree = repo
@@ -851,7 +842,7 @@ mod tests {
             .find_tree(raw_tree(&repo, &[("40000", "devices", devices)]))
             .unwrap();
         let mut skipped = Skipped::default();
-        let all = device_files(&repo, &root, &mut skipped);
+        let all = device_files(&repo, Some(&root), &mut skipped);
         for d in ["a", "b", "c", "Bad Name", ""] {
             let one = device_file(&repo, &root, d, &mut Skipped::default());
             assert_eq!(one, all.get(d).copied(), "{d:?}");

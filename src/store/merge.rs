@@ -63,7 +63,7 @@ fn lost_keys(repo: &Repository, base: Option<Oid>, theirs: Oid, skipped: &mut Sk
             .find_commit(id)
             .ok()
             .and_then(|c| commit_tree(repo, &c, skipped));
-        tree.map(|t| key_files(repo, &t, skipped)).unwrap_or_default()
+        key_files(repo, tree.as_ref(), skipped)
     };
     let now = keys(theirs);
     keys(base).into_keys().filter(|k| !now.contains_key(k)).collect()
@@ -112,11 +112,7 @@ fn merge_trees<'r>(
     trees: [&Option<Tree<'_>>; 3],
     skipped: &mut Skipped,
 ) -> Result<Tree<'r>> {
-    let [b, o, t] = trees.map(|t| {
-        t.as_ref()
-            .map(|t| device_files(repo, t, skipped))
-            .unwrap_or_default()
-    });
+    let [b, o, t] = trees.map(|t| device_files(repo, t.as_ref(), skipped));
     let devices: std::collections::BTreeSet<&String> = o.keys().chain(t.keys()).collect();
     let mut merged = std::collections::BTreeMap::new();
     let mut moved = Vec::new();
@@ -156,13 +152,8 @@ fn merge_trees<'r>(
         merged.insert(device, keep);
     }
     // Recorded keys are only ever added: the union of both sides' (ours' blob for an id both record).
-    let mut keys = |t: &Option<Tree<'_>>| {
-        t.as_ref()
-            .map(|t| key_files(repo, t, skipped))
-            .unwrap_or_default()
-    };
-    let ours = keys(trees[1]);
-    let mut all = keys(trees[2]);
+    let ours = key_files(repo, trees[1].as_ref(), skipped);
+    let mut all = key_files(repo, trees[2].as_ref(), skipped);
     all.extend(ours);
     write_ref_tree(repo, &merged, &all)
 }
