@@ -374,39 +374,33 @@ pub fn subtree<'r>(
 /// Whether a `devices/` entry is a usable device file: a regular file named `<device id>.md`.
 /// Returns the device, or records in `skipped` why the entry is left out.
 pub fn device_entry(e: &git2::TreeEntry<'_>, skipped: &mut Skipped) -> Option<String> {
-    let bytes = e.name_bytes();
-    let name = std::str::from_utf8(bytes).ok();
-    let device = name.and_then(|n| n.strip_suffix(".md"));
     let regular =
         e.kind() == Some(ObjectType::Blob) && matches!(e.filemode(), 0o100644 | 0o100755 | 0o100664);
-    match device {
-        Some(d) if regular && crate::device::is_valid(d) => Some(d.to_string()),
-        _ => {
-            skipped.note(format_args!(
-                "skipped devices/{} on the handoff ref (not a device file: a file named <device>.md, the device in lowercase letters, digits and dashes)",
-                crate::untrusted::quoted(bytes)
-            ));
-            None
-        }
+    let name = std::str::from_utf8(e.name_bytes()).ok();
+    let device = name.and_then(|n| n.strip_suffix(".md"));
+    let device = device.filter(|d| regular && crate::device::is_valid(d));
+    if device.is_none() {
+        skipped.note(format_args!(
+            "skipped devices/{} on the handoff ref (not a device file: a file named <device>.md, the device in lowercase letters, digits and dashes)",
+            crate::untrusted::quoted(e.name_bytes())
+        ));
     }
+    device.map(str::to_string)
 }
 
 /// Whether a `keys/` entry is a key record: a file named like a key id (see [`crate::crypt`]).
 /// Returns the key id, or records in `skipped` why the entry is left out, so a hostile entry
 /// there never reaches a path or a message unchecked.
 fn key_entry(e: &git2::TreeEntry<'_>, skipped: &mut Skipped) -> Option<String> {
-    match std::str::from_utf8(e.name_bytes()) {
-        Ok(name) if e.kind() == Some(ObjectType::Blob) && crate::crypt::is_key_id(name) => {
-            Some(name.to_string())
-        }
-        _ => {
-            skipped.note(format_args!(
-                "skipped keys/{} on the handoff ref (not a key id)",
-                crate::untrusted::quoted(e.name_bytes())
-            ));
-            None
-        }
+    let name = std::str::from_utf8(e.name_bytes()).ok();
+    let id = name.filter(|n| e.kind() == Some(ObjectType::Blob) && crate::crypt::is_key_id(n));
+    if id.is_none() {
+        let file = crate::untrusted::quoted(e.name_bytes());
+        skipped.note(format_args!(
+            "skipped keys/{file} on the handoff ref (not a key id)"
+        ));
     }
+    id.map(str::to_string)
 }
 
 /// The usable device files of a root tree of the ref: device → blob. Invalid entries (bad
