@@ -207,17 +207,15 @@ impl Notes {
         // remote can hold any number of devices); the user's own devices get the rest.
         let (limit, max) = match reader {
             Reader::Session(_) => {
-                let limit = repo.settings.context_limit;
-                if context::utf16_len(&blocks) > limit / 2 {
-                    blocks = format!(
-                        "{}\n",
-                        context::truncate_utf16(&blocks, (limit / 2).saturating_sub(1))
-                    );
+                let half = repo.settings.context_limit / 2;
+                if context::utf16_len(&blocks) > half {
+                    blocks = format!("{}\n", context::truncate_utf16(&blocks, half.saturating_sub(1)));
                 }
-                (
-                    limit.saturating_sub(context::utf16_len(&blocks)),
-                    context::MAX_SHOWN,
-                )
+                let rest = repo
+                    .settings
+                    .context_limit
+                    .saturating_sub(context::utf16_len(&blocks));
+                (rest, context::MAX_SHOWN)
             }
             Reader::Command => (usize::MAX, usize::MAX),
         };
