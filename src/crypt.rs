@@ -16,7 +16,7 @@
 //! The ref's `keys/` directory records one key id per person (`keys/<id>`): a one-way digest of
 //! the secret, neither the secret nor anything one could encrypt to. It only tells devices
 //! without the key that notes are encrypted. Reading is transparent: [`open`] sits where a blob
-//! becomes text, and each blob id is decrypted at most once per process ([`open_blob`]).
+//! becomes text, and each blob id is decrypted at most once per process.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -139,18 +139,15 @@ impl Key {
             .find(|l| !l.is_empty() && !l.starts_with('#'))
             .unwrap_or("");
         let upper = line.to_ascii_uppercase();
-        let known = [HRP, AGE_HRP]
-            .iter()
-            .any(|h| upper.starts_with(&format!("{}1", h.to_ascii_uppercase())));
-        if !known {
+        let known = |hrp: &str| [HRP, AGE_HRP].iter().any(|h| hrp.eq_ignore_ascii_case(h));
+        if !upper.split_once('1').is_some_and(|(hrp, _)| known(hrp)) {
             bail!("not a convosync key: it starts with CONVOSYNC-KEY-1 (print it with `convosync key show` on a device that has it)");
         }
         let invalid = |e: &dyn std::fmt::Display| {
             anyhow!("not a valid key ({e}); copy the whole line `convosync key show` prints")
         };
         let (hrp, data) = bech32::decode(&upper).map_err(|e| invalid(&e))?;
-        let hrp = hrp.to_lowercase();
-        if hrp != HRP && hrp != AGE_HRP {
+        if !known(hrp.as_str()) {
             return Err(invalid(&"unknown prefix"));
         }
         let secret: [u8; 32] = data
@@ -288,18 +285,9 @@ pub struct Opened<'a> {
 }
 
 /// The text of a file of the ref: itself when plain, decrypted with this person's key when
-/// encrypted. Costs one prefix comparison for plain files. Prefer [`open_blob`] when the blob id
-/// is known.
-pub fn open(purpose: Purpose, bytes: &[u8]) -> Result<Opened<'_>, OpenError> {
-    open_as(None, purpose, bytes)
-}
-
-/// [`open`] for the blob `id` holding `bytes`, decrypting each blob at most once per process.
-pub fn open_blob(id: Oid, purpose: Purpose, bytes: &[u8]) -> Result<Opened<'_>, OpenError> {
-    open_as(Some(id), purpose, bytes)
-}
-
-fn open_as(id: Option<Oid>, purpose: Purpose, bytes: &[u8]) -> Result<Opened<'_>, OpenError> {
+/// encrypted. Costs one prefix comparison for plain files. Given the blob's `id` (prefer that when
+/// it is known), each blob is decrypted at most once per process.
+pub fn open(id: Option<Oid>, purpose: Purpose, bytes: &[u8]) -> Result<Opened<'_>, OpenError> {
     if bytes.starts_with(AGE_MAGIC) {
         return Err(OpenError::OldFormat);
     }
@@ -440,7 +428,7 @@ mod tests {
         assert!(Key::parse("hello").is_err());
         assert!(Key::parse("CONVOSYNC-KEY-1XYZ").is_err());
         assert!(!is_encrypted(b"# Handoff"));
-        let plain = open(Purpose::Note, b"plain").unwrap();
+        let plain = open(None, Purpose::Note, b"plain").unwrap();
         assert_eq!((plain.text.as_ref(), plain.proven), (&b"plain"[..], false));
         assert!(is_key_id(&k.id()) && !is_key_id("../x") && !is_key_id(&k.id().to_uppercase()));
     }
@@ -488,7 +476,7 @@ mod tests {
             "the same key in the new form"
         );
         assert_eq!(
-            open(Purpose::Note, b"age-encryption.org/v1\n-> X25519 abc\n").unwrap_err(),
+            open(None, Purpose::Note, b"age-encryption.org/v1\n-> X25519 abc\n").unwrap_err(),
             OpenError::OldFormat
         );
     }

@@ -7,6 +7,7 @@
 //! only the commits added since the last listing are walked.
 
 mod cache;
+pub use cache::versions;
 
 use std::collections::HashSet;
 
@@ -15,7 +16,7 @@ use chrono::{DateTime, Utc};
 use git2::{Oid, Repository, Sort, Tree};
 
 use crate::handoff::Handoff;
-use crate::store::{devices_tree, read_handoff, Listing, NoteError, Warnings};
+use crate::store::{read_note, subtree, NoteError, Warnings, DEVICES_DIR};
 
 /// One saved version of a device's handoff.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -58,27 +59,6 @@ impl Filter {
     }
 }
 
-/// Every version on `refname`, newest first (by the handoff's own timestamp), each blob once,
-/// with what the walk skipped and could not decrypt. Served from the history cache in the
-/// repository's state dir, brought up to the ref's tip first.
-pub fn versions(repo: &Repository, refname: &str) -> Result<Listing<Version>> {
-    let Some(tip) = crate::store::tip_of(repo, refname)? else {
-        return Ok(Listing::default());
-    };
-    // The cache is shared by every worktree.
-    let state = crate::state::state_dir_of(repo);
-    cache::versions(repo, &state, refname, tip.id())
-}
-
-fn sort_newest_first(versions: &mut [Version]) {
-    versions.sort_by(|a, b| {
-        b.handoff
-            .timestamp
-            .cmp(&a.handoff.timestamp)
-            .then(a.device.cmp(&b.device))
-    });
-}
-
 /// The versions written by the commits reachable from `tip` but not from `known` (all of them
 /// without it), in no particular order, each blob once (the newest commit that wrote it). What it
 /// skips and cannot decrypt goes to `warnings`.
@@ -119,7 +99,7 @@ fn walk(
         }
         let mut devices = |c: &git2::Commit<'_>| {
             let skipped = &mut warnings.skipped;
-            crate::store::commit_tree(repo, c, skipped).and_then(|t| devices_tree(repo, &t, skipped))
+            crate::store::commit_tree(repo, c, skipped).and_then(|t| subtree(repo, &t, DEVICES_DIR, skipped))
         };
         let now = match carried.take() {
             Some((cid, tree)) if cid == id => tree,
@@ -143,17 +123,15 @@ fn walk(
             if unchanged || !seen.insert(e.id()) {
                 continue;
             }
-            match read_handoff(repo, e.id()) {
-                Ok(handoff) => {
-                    let (handoff, claimed) = crate::store::own_device(handoff, &device);
-                    out.push(Version {
-                        commit: commit.id(),
-                        device,
-                        blob: e.id(),
-                        handoff,
-                        claimed,
-                    });
-                }
+            let read = crate::store::entry_from(&device, e.id(), read_note(repo, e.id()));
+            match read.handoff {
+                Ok(handoff) => out.push(Version {
+                    commit: commit.id(),
+                    device,
+                    blob: e.id(),
+                    handoff,
+                    claimed: read.claimed,
+                }),
                 Err(big @ NoteError::TooLarge { .. }) => warnings
                     .skipped
                     .note(format_args!("skipped note {} on the handoff ref: {big}", e.id())),
@@ -213,21 +191,17 @@ pub fn parse_since(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    let midnight = |d: chrono::NaiveDate| -> Result<DateTime<Utc>> {
-        let t = d.and_time(chrono::NaiveTime::MIN);
-        Ok(t.and_local_timezone(chrono::Local)
-            .earliest()
-            .map_or_else(|| t.and_utc(), |t| t.with_timezone(&Utc)))
-    };
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return midnight(d);
-    }
     let lower = s.to_ascii_lowercase();
     let today = now.with_timezone(&chrono::Local).date_naive();
-    match lower.as_str() {
-        "today" => return midnight(today),
-        "yesterday" => return midnight(today.pred_opt().context("a day before")?),
-        _ => {}
+    let day = match lower.as_str() {
+        "today" => Some(today),
+        "yesterday" => today.pred_opt(),
+        _ => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok(),
+    };
+    if let Some(t) = day.map(|d| d.and_time(chrono::NaiveTime::MIN)) {
+        // Midnight, local time.
+        let local = t.and_local_timezone(chrono::Local).earliest();
+        return Ok(local.map_or_else(|| t.and_utc(), |t| t.with_timezone(&Utc)));
     }
     let rest = lower.trim_end_matches(" ago").trim();
     let (n, unit) = if let Some(unit) = ["last ", "an ", "a "].iter().find_map(|p| rest.strip_prefix(p)) {

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-/// Held while alive; dropping it releases the lock.
+/// Held while alive; dropping it closes the file, which releases the lock.
 #[derive(Debug)]
 pub struct RepoLock {
-    file: File,
+    _file: File,
 }
 
 impl RepoLock {
@@ -35,7 +35,7 @@ impl RepoLock {
         let mut pause = Duration::from_millis(2);
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(RepoLock { file }),
+                Ok(()) => return Ok(RepoLock { _file: file }),
                 Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(50));
@@ -50,12 +50,6 @@ impl RepoLock {
                 }
             }
         }
-    }
-}
-
-impl Drop for RepoLock {
-    fn drop(&mut self) {
-        let _ = self.file.unlock();
     }
 }
 

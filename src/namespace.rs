@@ -115,18 +115,13 @@ fn project_url(git: &Repository, notes_remote: Option<&str>) -> Option<String> {
 /// exists.
 pub fn normalise_url(url: &str, base: &Path) -> String {
     let url = url.trim();
-    let (host, path) = if let Some((scheme, rest)) = url.split_once("://") {
-        if scheme.eq_ignore_ascii_case("file") {
-            (None, rest)
-        } else {
-            let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-            (Some(authority), path)
-        }
-    } else {
-        match url.split_once(':') {
-            Some((left, path)) if !left.is_empty() && !left.contains('/') => (Some(left), path),
-            _ => (None, url),
-        }
+    let (host, path) = match (url.split_once("://"), url.split_once(':')) {
+        (Some((scheme, rest)), _) if scheme.eq_ignore_ascii_case("file") => (None, rest),
+        (Some((_, rest)), _) => rest
+            .split_once('/')
+            .map_or((Some(rest), ""), |(a, p)| (Some(a), p)),
+        (None, Some((left, path))) if !left.is_empty() && !left.contains('/') => (Some(left), path),
+        _ => (None, url),
     };
     let given = path.trim_end_matches('/');
     let path = given.strip_suffix(".git").unwrap_or(given).trim_end_matches('/');

@@ -15,7 +15,7 @@ use crate::agent::Agent;
 use crate::context::{self, Shown};
 use crate::handoff::Handoff;
 use crate::repo::Repo;
-use crate::store::{Head, Note, NoteError};
+use crate::store::{Entry, Head, Note, NoteError};
 use crate::team::Me;
 use crate::untrusted::Skipped;
 
@@ -40,36 +40,15 @@ impl Reader {
     }
 }
 
-/// A note of another device that could not be read, and why.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Unreadable {
-    pub device: String,
-    pub reason: NoteError,
-}
-
-/// Where a note's body comes from.
-enum Body {
-    /// The handoff ref, parsed when shown.
-    Ref(Note),
-    /// The original plugin's file in the worktree (`convosync resume` only).
-    Legacy(Box<Handoff>),
-}
+/// A note of another device that could not be read (its device), and why.
+pub type Unreadable = (String, NoteError);
 
 /// One readable note of another device.
 struct Item {
-    device: String,
     key: String,
     head: Head,
-    body: Body,
-}
-
-impl Item {
-    fn handoff(&self) -> Option<Handoff> {
-        match &self.body {
-            Body::Ref(n) => n.handoff().ok(),
-            Body::Legacy(h) => Some((**h).clone()),
-        }
-    }
+    /// Parsed when shown.
+    note: Note,
 }
 
 /// The order notes are offered in: those written on `branch` first, then newest first, then by
@@ -81,7 +60,7 @@ fn order(branch: Option<&str>, now: DateTime<Utc>, a: &Item, b: &Item) -> std::c
     same(&b.head)
         .cmp(&same(&a.head))
         .then(time(&b.head).cmp(&time(&a.head)))
-        .then(a.device.cmp(&b.device))
+        .then(a.note.device.cmp(&b.note.device))
 }
 
 /// Other devices' notes, gathered once: ordered, split into the user's and teammates', with the
@@ -120,50 +99,35 @@ impl Notes {
         let other = |device: &str| include_me || device != me;
         let (_, branch) = repo.head_info();
         let claims = context::claims(notes.iter().map(|n| (n.device.as_str(), n.claimed.as_deref())));
+        // Legacy notes are taken for devices the ref lacks, once each. The legacy file is the
+        // repository's content: it proves nothing.
+        let mut taken: HashSet<String> = notes.iter().map(|n| n.device.clone()).collect();
+        let legacy = legacy
+            .into_iter()
+            .filter(|h| taken.insert(h.device.clone()))
+            .filter_map(|h| {
+                Note::of(&Entry {
+                    device: h.device.clone(),
+                    blob: git2::Oid::ZERO_SHA1,
+                    handoff: Ok(h),
+                    proven: false,
+                    claimed: None,
+                })
+            });
         let mut keys = Vec::new();
         let mut unreadable = Vec::new();
         let mut items = Vec::new();
-        // Legacy notes are taken for devices the ref lacks, once each.
-        let mut taken: HashSet<String> = notes.iter().map(|n| n.device.clone()).collect();
-        for n in notes.into_iter().filter(|n| other(&n.device)) {
+        for n in notes.into_iter().chain(legacy).filter(|n| other(&n.device)) {
+            let key = format!("{}:{}", n.device, n.blob);
             match n.head.clone() {
                 Ok(head) => {
-                    let key = format!("{}:{}", n.device, n.blob);
                     keys.push(key.clone());
-                    items.push(Item {
-                        device: n.device.clone(),
-                        key,
-                        head,
-                        body: Body::Ref(n),
-                    });
+                    items.push(Item { key, head, note: n });
                 }
                 // Apart from the key of the same note once it can be read, so a session told that
                 // it could not be read still gets it when a key makes it readable.
-                Err(reason) => unreadable.push((
-                    format!("{}:{}:unreadable", n.device, n.blob),
-                    Unreadable {
-                        device: n.device,
-                        reason,
-                    },
-                )),
+                Err(reason) => unreadable.push((format!("{key}:unreadable"), (n.device, reason))),
             }
-        }
-        for h in legacy {
-            if !other(&h.device) || !taken.insert(h.device.clone()) {
-                continue;
-            }
-            items.push(Item {
-                device: h.device.clone(),
-                key: format!("{}:legacy", h.device),
-                head: Head {
-                    timestamp: h.timestamp,
-                    branch: h.branch.clone(),
-                    author: h.author.clone(),
-                    // The legacy file is the repository's content: it proves nothing.
-                    proven: false,
-                },
-                body: Body::Legacy(Box::new(h)),
-            });
         }
         items.sort_by(|a, b| order(branch.as_deref(), now, a, b));
         let (own, teammates): (Vec<Item>, Vec<Item>) = items
@@ -202,8 +166,8 @@ impl Notes {
     pub fn lacking_key(&self) -> Vec<String> {
         self.unreadable
             .iter()
-            .filter(|(_, u)| u.reason.lacks_key())
-            .map(|(_, u)| u.device.clone())
+            .filter(|(_, (_, reason))| reason.lacks_key())
+            .map(|(_, (device, _))| device.clone())
             .collect()
     }
 
@@ -219,7 +183,7 @@ impl Notes {
         let mates: Vec<Handoff> = teammates
             .iter()
             .take(crate::team::TEAMMATES_SHOWN)
-            .filter_map(Item::handoff)
+            .filter_map(|i| i.note.handoff().ok())
             .collect();
         let teammates_line = teammates_message(&mates, teammates.len());
         // Short blocks after the handoffs: other devices' uncommitted work, teammates, then the
@@ -243,17 +207,15 @@ impl Notes {
         // remote can hold any number of devices); the user's own devices get the rest.
         let (limit, max) = match reader {
             Reader::Session(_) => {
-                let limit = repo.settings.context_limit;
-                if context::utf16_len(&blocks) > limit / 2 {
-                    blocks = format!(
-                        "{}\n",
-                        context::truncate_utf16(&blocks, (limit / 2).saturating_sub(1))
-                    );
+                let half = repo.settings.context_limit / 2;
+                if context::utf16_len(&blocks) > half {
+                    blocks = format!("{}\n", context::truncate_utf16(&blocks, half.saturating_sub(1)));
                 }
-                (
-                    limit.saturating_sub(context::utf16_len(&blocks)),
-                    context::MAX_SHOWN,
-                )
+                let rest = repo
+                    .settings
+                    .context_limit
+                    .saturating_sub(context::utf16_len(&blocks));
+                (rest, context::MAX_SHOWN)
             }
             Reader::Command => (usize::MAX, usize::MAX),
         };
@@ -262,7 +224,7 @@ impl Notes {
             .own
             .iter()
             .take(max)
-            .filter_map(Item::handoff)
+            .filter_map(|i| i.note.handoff().ok())
             .map(|h| Shown {
                 notes: Vec::new(),
                 handoff: h,
@@ -361,19 +323,19 @@ impl View {
 /// The lines that name notes which could not be read, grouped by reason: for the user's one line
 /// (joined), the agent's context and the commands' stderr. `hint`: say what to run on a device
 /// without the key.
-pub fn unreadable_lines(unreadable: &[Unreadable], hint: bool) -> Vec<String> {
+pub fn unreadable_lines<'a>(unreadable: impl IntoIterator<Item = &'a Unreadable>, hint: bool) -> Vec<String> {
     use crate::crypt::{OpenError, KEY_HINT};
     const NO_KEY: NoteError = NoteError::Encrypted(OpenError::NoKey);
     const OTHER_KEY: NoteError = NoteError::Encrypted(OpenError::OtherKey);
     let mut by_reason: Vec<(&NoteError, Vec<String>)> = Vec::new();
-    let mut sorted: Vec<&Unreadable> = unreadable.iter().collect();
+    let mut sorted: Vec<&Unreadable> = unreadable.into_iter().collect();
     sorted.sort();
-    for u in sorted {
-        let device = crate::untrusted::line(&u.device).into_owned();
-        match by_reason.iter_mut().find(|(r, _)| **r == u.reason) {
+    for (device, reason) in sorted {
+        let device = crate::untrusted::line(device).into_owned();
+        match by_reason.iter_mut().find(|(r, _)| *r == reason) {
             Some((_, devices)) if !devices.contains(&device) => devices.push(device),
             Some(_) => {}
-            None => by_reason.push((&u.reason, vec![device])),
+            None => by_reason.push((reason, vec![device])),
         }
     }
     // No key first: it is the one the user can fix here.
@@ -448,21 +410,6 @@ fn teammates_message(teammates: &[Handoff], total: usize) -> Option<String> {
     ))
 }
 
-/// Lines for the user naming the notes a read could not decrypt (device, why), if any, worded as
-/// the view words them ([`unreadable_lines`]).
-pub fn unreadable_summary(
-    unreadable: &std::collections::BTreeSet<(String, crate::crypt::OpenError)>,
-) -> Vec<String> {
-    let list: Vec<Unreadable> = unreadable
-        .iter()
-        .map(|(device, reason)| Unreadable {
-            device: device.clone(),
-            reason: NoteError::Encrypted(reason.clone()),
-        })
-        .collect();
-    unreadable_lines(&list, true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -479,16 +426,18 @@ mod tests {
             agent: None,
             sections: Vec::new(),
         };
-        Item {
+        let note = Note::of(&Entry {
             device: device.into(),
+            blob: git2::Oid::ZERO_SHA1,
+            handoff: Ok(h),
+            proven: false,
+            claimed: None,
+        })
+        .unwrap();
+        Item {
             key: device.into(),
-            head: Head {
-                timestamp: at,
-                branch: h.branch.clone(),
-                author: None,
-                proven: false,
-            },
-            body: Body::Legacy(Box::new(h)),
+            head: note.head.clone().unwrap(),
+            note,
         }
     }
 
@@ -505,11 +454,11 @@ mod tests {
             item("now", now, "feat"),
         ];
         items.sort_by(|a, b| order(Some("feat"), now, a, b));
-        let got: Vec<&str> = items.iter().map(|i| i.device.as_str()).collect();
+        let got: Vec<&str> = items.iter().map(|i| i.note.device.as_str()).collect();
         assert_eq!(got, ["future", "now", "alpha", "zeta", "old", "main-new"]);
         // Without a current branch: newest first, ties by device.
         items.sort_by(|a, b| order(None, now, a, b));
-        let got: Vec<&str> = items.iter().map(|i| i.device.as_str()).collect();
+        let got: Vec<&str> = items.iter().map(|i| i.note.device.as_str()).collect();
         assert_eq!(got, ["future", "main-new", "now", "alpha", "zeta", "old"]);
     }
 
@@ -555,10 +504,7 @@ mod tests {
     #[test]
     fn unreadable_lines_group_by_reason_and_name_the_fix_when_asked() {
         use crate::crypt::OpenError;
-        let u = |d: &str, r: NoteError| Unreadable {
-            device: d.into(),
-            reason: r,
-        };
+        let u = |d: &str, r: NoteError| (d.to_string(), r);
         let bad = |r: &str| NoteError::BadFormat(r.into());
         let list = [
             u("laptop", NoteError::Encrypted(OpenError::OtherKey)),

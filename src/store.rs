@@ -83,8 +83,8 @@ impl NoteError {
 #[derive(Debug, Default, Clone)]
 pub struct Warnings {
     pub skipped: Skipped,
-    /// (device, why) of each note that could not be decrypted.
-    pub unreadable: std::collections::BTreeSet<(String, crate::crypt::OpenError)>,
+    /// (device, why) of each note that could not be decrypted (always [`NoteError::Encrypted`]).
+    pub unreadable: std::collections::BTreeSet<(String, NoteError)>,
 }
 
 impl Warnings {
@@ -97,8 +97,8 @@ impl Warnings {
     /// Record why `device`'s note could not be read, when it is that it could not be decrypted
     /// (the other reasons stay with the note itself).
     pub fn unreadable_note(&mut self, device: &str, why: &NoteError) {
-        if let NoteError::Encrypted(e) = why {
-            self.unreadable.insert((device.to_string(), e.clone()));
+        if let NoteError::Encrypted(_) = why {
+            self.unreadable.insert((device.to_string(), why.clone()));
         }
     }
 }
@@ -272,28 +272,15 @@ impl<'r> Store<'r> {
             let skipped = &mut Skipped::default();
             // A tip whose tree cannot be read is rebuilt from nothing rather than blocking saves.
             let old_tree = tip.as_ref().and_then(|c| commit_tree(self.repo, c, skipped));
-            let (mut files, mut keys) = old_tree
-                .as_ref()
-                .map(|t| {
-                    (
-                        device_files(self.repo, t, skipped),
-                        key_files(self.repo, t, skipped),
-                    )
-                })
-                .unwrap_or_default();
+            let mut files = device_files(self.repo, old_tree.as_ref(), skipped);
+            let mut keys = key_files(self.repo, old_tree.as_ref(), skipped);
             edit(&mut files, &mut keys);
-            let tree_id = write_ref_tree(self.repo, &files, &keys)
+            let tree = write_ref_tree(self.repo, &files, &keys)
                 .with_context(|| format!("could not write the tree of {}", self.refname))?;
-            if let (Some(t), Some(c)) = (&old_tree, &tip) {
-                if t.id() == tree_id {
-                    // Nothing changed: no empty commit.
-                    return Ok(Cas::Done(c.id()));
-                }
+            if let Some(c) = tip.as_ref().filter(|c| c.tree_id() == tree.id()) {
+                // Nothing changed: no empty commit.
+                return Ok(Cas::Done(c.id()));
             }
-            let tree = self
-                .repo
-                .find_tree(tree_id)
-                .with_context(|| format!("could not read tree {tree_id} for {}", self.refname))?;
             let parents: Vec<&Commit<'_>> = tip.iter().collect();
             let id = self
                 .repo
@@ -327,24 +314,18 @@ pub fn device_path(device: &str) -> String {
 /// The commit `refname` points at (read through [`crate::untrusted::commit`], so its size is
 /// checked before it is inflated); `None` when the ref does not exist.
 pub fn tip_of<'r>(repo: &'r Repository, refname: &str) -> Result<Option<Commit<'r>>> {
-    match repo.find_reference(refname) {
-        Ok(r) => {
-            let id = r
-                .resolve()
-                .with_context(|| format!("could not resolve {refname}"))?
-                .target()
-                .with_context(|| format!("could not resolve {refname}"))?;
-            let commit = crate::untrusted::commit(repo, id).map_err(|e| match e {
-                crate::untrusted::Refused::Kind { found, .. } => {
-                    anyhow!("{refname} points at a {} instead of a commit", found.str())
-                }
-                e => anyhow!("could not resolve {refname}: {e}"),
-            })?;
-            Ok(Some(commit))
+    let id = match repo.refname_to_id(refname) {
+        Ok(id) => id,
+        Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("could not read {refname}")),
+    };
+    let commit = crate::untrusted::commit(repo, id).map_err(|e| match e {
+        crate::untrusted::Refused::Kind { found, .. } => {
+            anyhow!("{refname} points at a {} instead of a commit", found.str())
         }
-        Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("could not read {refname}")),
-    }
+        e => anyhow!("could not resolve {refname}: {e}"),
+    })?;
+    Ok(Some(commit))
 }
 
 /// The tree of a commit, read through [`crate::untrusted::tree`]; `None` (recorded in `skipped`)
@@ -361,14 +342,14 @@ pub fn commit_tree<'r>(repo: &'r Repository, c: &Commit<'_>, skipped: &mut Skipp
         .ok()
 }
 
-/// The `devices` subtree of a root tree of the ref; `None` when there is none or it is not a
-/// readable tree (recorded in `skipped`).
-pub fn devices_tree<'r>(repo: &'r Repository, root: &Tree<'_>, skipped: &mut Skipped) -> Option<Tree<'r>> {
-    subtree(repo, root, DEVICES_DIR, skipped)
-}
-
-/// The `name` subtree of a root tree of the ref, as [`devices_tree`].
-fn subtree<'r>(repo: &'r Repository, root: &Tree<'_>, name: &str, skipped: &mut Skipped) -> Option<Tree<'r>> {
+/// The `name` subtree (`devices`, `keys`) of a root tree of the ref; `None` when there is none or
+/// it is not a readable tree (recorded in `skipped`).
+pub fn subtree<'r>(
+    repo: &'r Repository,
+    root: &Tree<'_>,
+    name: &str,
+    skipped: &mut Skipped,
+) -> Option<Tree<'r>> {
     // Iterate rather than look up by name: a hostile tree may hold the name twice, or unsorted.
     let mut found = None;
     for e in root.iter().filter(|e| e.name_bytes() == name.as_bytes()) {
@@ -393,64 +374,59 @@ fn subtree<'r>(repo: &'r Repository, root: &Tree<'_>, name: &str, skipped: &mut 
 /// Whether a `devices/` entry is a usable device file: a regular file named `<device id>.md`.
 /// Returns the device, or records in `skipped` why the entry is left out.
 pub fn device_entry(e: &git2::TreeEntry<'_>, skipped: &mut Skipped) -> Option<String> {
-    let bytes = e.name_bytes();
-    let name = std::str::from_utf8(bytes).ok();
-    let device = name.and_then(|n| n.strip_suffix(".md"));
     let regular =
         e.kind() == Some(ObjectType::Blob) && matches!(e.filemode(), 0o100644 | 0o100755 | 0o100664);
-    match device {
-        Some(d) if regular && crate::device::is_valid(d) => Some(d.to_string()),
-        _ => {
-            skipped.note(format_args!(
-                "skipped devices/{} on the handoff ref (not a device file: a file named <device>.md, the device in lowercase letters, digits and dashes)",
-                crate::untrusted::quoted(bytes)
-            ));
-            None
-        }
+    let name = std::str::from_utf8(e.name_bytes()).ok();
+    let device = name.and_then(|n| n.strip_suffix(".md"));
+    let device = device.filter(|d| regular && crate::device::is_valid(d));
+    if device.is_none() {
+        skipped.note(format_args!(
+            "skipped devices/{} on the handoff ref (not a device file: a file named <device>.md, the device in lowercase letters, digits and dashes)",
+            crate::untrusted::quoted(e.name_bytes())
+        ));
     }
+    device.map(str::to_string)
 }
 
 /// Whether a `keys/` entry is a key record: a file named like a key id (see [`crate::crypt`]).
 /// Returns the key id, or records in `skipped` why the entry is left out, so a hostile entry
 /// there never reaches a path or a message unchecked.
 fn key_entry(e: &git2::TreeEntry<'_>, skipped: &mut Skipped) -> Option<String> {
-    match std::str::from_utf8(e.name_bytes()) {
-        Ok(name) if e.kind() == Some(ObjectType::Blob) && crate::crypt::is_key_id(name) => {
-            Some(name.to_string())
-        }
-        _ => {
-            skipped.note(format_args!(
-                "skipped keys/{} on the handoff ref (not a key id)",
-                crate::untrusted::quoted(e.name_bytes())
-            ));
-            None
-        }
+    let name = std::str::from_utf8(e.name_bytes()).ok();
+    let id = name.filter(|n| e.kind() == Some(ObjectType::Blob) && crate::crypt::is_key_id(n));
+    if id.is_none() {
+        let file = crate::untrusted::quoted(e.name_bytes());
+        skipped.note(format_args!(
+            "skipped keys/{file} on the handoff ref (not a key id)"
+        ));
     }
+    id.map(str::to_string)
 }
 
 /// The usable device files of a root tree of the ref: device → blob. Invalid entries (bad
 /// names, non-files, duplicates) are left out and recorded in `skipped`; the first of duplicate
 /// names wins, so every device reads the same thing.
-pub fn device_files(repo: &Repository, root: &Tree<'_>, skipped: &mut Skipped) -> Files {
+pub fn device_files(repo: &Repository, root: Option<&Tree<'_>>, skipped: &mut Skipped) -> Files {
     files_of(repo, root, DEVICES_DIR, device_entry, skipped)
 }
 
 /// The key ids recorded under `keys/` of a root tree of the ref: id → blob, chosen as
 /// [`device_files`] chooses device files.
-pub fn key_files(repo: &Repository, root: &Tree<'_>, skipped: &mut Skipped) -> Files {
+pub fn key_files(repo: &Repository, root: Option<&Tree<'_>>, skipped: &mut Skipped) -> Files {
     files_of(repo, root, crate::crypt::KEYS_DIR, key_entry, skipped)
 }
 
-/// The entries of the `dir` subtree of a root tree that `usable` names, by name.
+/// The entries of the `dir` subtree of a root tree that `usable` names, by name (none without a
+/// tree).
 fn files_of(
     repo: &Repository,
-    root: &Tree<'_>,
+    root: Option<&Tree<'_>>,
     dir: &str,
     usable: fn(&git2::TreeEntry<'_>, &mut Skipped) -> Option<String>,
     skipped: &mut Skipped,
 ) -> Files {
     let mut out = Files::new();
-    let Some(tree) = subtree(repo, root, dir, skipped) else {
+    let Some(tree) = root.and_then(|root| subtree(repo, root, dir, skipped)) else {
         return out;
     };
     for e in tree.iter() {
@@ -470,7 +446,7 @@ fn files_of(
 /// (the first usable entry of that name), without looking at the other devices' entries.
 pub fn device_file(repo: &Repository, root: &Tree<'_>, device: &str, skipped: &mut Skipped) -> Option<Oid> {
     let name = format!("{device}.md");
-    devices_tree(repo, root, skipped)?
+    subtree(repo, root, DEVICES_DIR, skipped)?
         .iter()
         .filter(|e| e.name_bytes() == name.as_bytes())
         .find_map(|e| device_entry(&e, skipped).map(|_| e.id()))
@@ -479,23 +455,20 @@ pub fn device_file(repo: &Repository, root: &Tree<'_>, device: &str, skipped: &m
 /// The key ids recorded on `refname`'s tip (a lookup: entries left out are not told).
 pub fn key_ids(repo: &Repository, refname: &str) -> Vec<String> {
     let skipped = &mut Skipped::default();
-    tip_of(repo, refname)
-        .ok()
-        .flatten()
-        .and_then(|c| commit_tree(repo, &c, skipped))
-        .map(|t| key_files(repo, &t, skipped).into_keys().collect())
-        .unwrap_or_default()
+    let tip = tip_of(repo, refname).ok().flatten();
+    let tree = tip.and_then(|c| commit_tree(repo, &c, skipped));
+    key_files(repo, tree.as_ref(), skipped).into_keys().collect()
 }
 
 /// A root tree holding exactly `devices/<device>.md` for each pair: always valid for git and
 /// libgit2, whatever the tree it was read from held.
 #[cfg(test)]
 pub fn write_device_files(repo: &Repository, files: &Files) -> Result<Oid> {
-    write_ref_tree(repo, files, &std::collections::BTreeMap::new())
+    write_ref_tree(repo, files, &Files::new()).map(|t| t.id())
 }
 
 /// A root tree of `devices/<device>.md` files and `keys/<key id>` records, nothing else.
-pub fn write_ref_tree(repo: &Repository, files: &Files, keys: &Files) -> Result<Oid> {
+pub fn write_ref_tree<'r>(repo: &'r Repository, files: &Files, keys: &Files) -> Result<Tree<'r>> {
     let mut root = repo.treebuilder(None).context("could not start a tree")?;
     for (name, entries, suffix) in [(DEVICES_DIR, files, ".md"), (crate::crypt::KEYS_DIR, keys, "")] {
         if entries.is_empty() {
@@ -512,7 +485,9 @@ pub fn write_ref_tree(repo: &Repository, files: &Files, keys: &Files) -> Result<
         root.insert(name, id, FileMode::Tree.into())
             .with_context(|| format!("could not add {name} ({id}) to a tree"))?;
     }
-    root.write().context("could not write a root tree")
+    let id = root.write().context("could not write a root tree")?;
+    repo.find_tree(id)
+        .with_context(|| format!("could not read the tree {id} just written"))
 }
 
 /// All device files of `tree`, newest first. Each handoff shows the device of its file name;
@@ -534,7 +509,7 @@ fn entries_reusing(
     let mut read: std::collections::HashMap<Oid, Result<(Handoff, bool), NoteError>> = Default::default();
     let mut budget = MAX_NOTES_BYTES;
     let skipped = &mut warnings.skipped;
-    let mut out: Vec<Entry> = device_files(repo, tree, skipped)
+    let mut out: Vec<Entry> = device_files(repo, Some(tree), skipped)
         .into_iter()
         .map(|(device, blob)| {
             if let Some(e) = known.remove(&(device.clone(), blob)) {
@@ -562,33 +537,28 @@ fn entries_reusing(
     out
 }
 
-/// `device`'s file `blob` as read (with whether it was decrypted with this device's key).
-fn entry_from(device: &str, blob: Oid, read: Result<(Handoff, bool), NoteError>) -> Entry {
-    let (handoff, proven, claimed) = match read {
-        Ok((h, proven)) => {
-            let (h, claimed) = own_device(h, device);
-            (Ok(h), proven, claimed)
-        }
-        Err(e) => (Err(e), false, None),
-    };
+/// `device`'s file `blob` as read (with whether it was decrypted with this device's key). The
+/// handoff's device is set to `device` (its file name on the ref); the name its header claimed is
+/// kept when that differs.
+pub fn entry_from(device: &str, blob: Oid, read: Result<(Handoff, bool), NoteError>) -> Entry {
+    let claimed = read
+        .as_ref()
+        .ok()
+        .map(|(h, _)| &h.device)
+        .filter(|d| *d != device);
     Entry {
         device: device.to_string(),
         blob,
-        handoff,
-        proven,
-        claimed,
+        claimed: claimed.map(|d| crate::timefmt::truncate_chars(d, 60)),
+        proven: read.as_ref().is_ok_and(|(_, proven)| *proven),
+        handoff: read.map(|(h, _)| Handoff {
+            device: device.to_string(),
+            ..h
+        }),
     }
 }
 
-/// Set the handoff's device to `device` (its file name on the ref); returns the name its header
-/// claimed when that differs.
-pub fn own_device(mut h: Handoff, device: &str) -> (Handoff, Option<String>) {
-    let claimed = (h.device != device).then(|| crate::timefmt::truncate_chars(&h.device, 60));
-    h.device = device.to_string();
-    (h, claimed)
-}
-
-/// [`read_handoff`] of `device`'s note while `budget` (bytes) lasts, taking its size from it.
+/// [`read_note`] of `device`'s note while `budget` (bytes) lasts, taking its size from it.
 fn read_within(
     repo: &Repository,
     id: Oid,
@@ -608,18 +578,13 @@ fn read_within(
     read_note(repo, id)
 }
 
-/// Read and parse the device file `id` through [`crate::untrusted::blob`]: its size is checked
-/// from the object header first, so an enormous blob is never loaded.
-pub fn read_handoff(repo: &Repository, id: Oid) -> Result<Handoff, NoteError> {
-    read_note(repo, id).map(|(h, _)| h)
-}
-
-/// [`read_handoff`], and whether the note was decrypted with this device's key (each blob is
-/// decrypted at most once per process).
+/// Read and parse the device file `id` through [`crate::untrusted::blob`] (its size is checked
+/// from the object header first, so an enormous blob is never loaded), and whether the note was
+/// decrypted with this device's key (each blob is decrypted at most once per process).
 pub fn read_note(repo: &Repository, id: Oid) -> Result<(Handoff, bool), NoteError> {
     // Its header is checked against the cap of a note, `MAX_HANDOFF_BYTES`.
     let blob = crate::untrusted::blob(repo, id, crate::untrusted::Object::Note)?;
-    let opened = crate::crypt::open_blob(id, crate::crypt::Purpose::Note, blob.content())?;
+    let opened = crate::crypt::open(Some(id), crate::crypt::Purpose::Note, blob.content())?;
     let text = std::str::from_utf8(&opened.text).map_err(|_| NoteError::NotUtf8)?;
     // The ref is untrusted: every field is cleaned here, once, for every reader.
     let h = format::parse(text)
@@ -808,7 +773,7 @@ mod tests {
         store.put(&h("a", 1), "m").unwrap();
         // Files no note can be read from, next to `a`'s.
         let tip = store.tip().unwrap().unwrap();
-        let mut files = device_files(&repo, &tip.tree().unwrap(), &mut Skipped::default());
+        let mut files = device_files(&repo, Some(&tip.tree().unwrap()), &mut Skipped::default());
         files.insert("b".into(), repo.blob(b"\xff\xfe not text").unwrap());
         files.insert("c".into(), repo.blob(b"no header at all").unwrap());
         let tree = repo
@@ -871,7 +836,7 @@ mod tests {
             .find_tree(raw_tree(&repo, &[("40000", "devices", devices)]))
             .unwrap();
         let mut skipped = Skipped::default();
-        let all = device_files(&repo, &root, &mut skipped);
+        let all = device_files(&repo, Some(&root), &mut skipped);
         for d in ["a", "b", "c", "Bad Name", ""] {
             let one = device_file(&repo, &root, d, &mut Skipped::default());
             assert_eq!(one, all.get(d).copied(), "{d:?}");

@@ -115,8 +115,7 @@ fn fetch_refs(repo: &Repo, remote: &str, deadline: Deadline) -> Result<Fetched> 
     // Other devices' snapshots of uncommitted work travel in the same round trip (in a notes
     // repository, from this project's namespace).
     let wip = refs::wip_fetch_refspec(repo.settings.notes_repo, &repo.settings.refname, remote);
-    let specs: Vec<&str> = vec![&spec, &wip];
-    let out = git::fetch(repo.git.path(), remote, &specs, deadline)?;
+    let out = git::fetch(repo.git.path(), remote, &[&spec, &wip], deadline)?;
     // The fetch may have added a pack: libgit2 sees it from now on even in lookups that do not
     // rescan the object directory for a missing object (see `context::code_notes`).
     if let Ok(odb) = repo.git.odb() {
@@ -418,15 +417,12 @@ fn push_rounds(repo: &Repo, plan: &Plan<'_>, report: &mut Report) {
             std::thread::sleep(jitter(round).min(deadline.remaining()));
         }
         report.fetched = fetch(repo, remote, deadline);
-        match report.fetched {
-            Fetched::Ok => {
-                report.unmerged = match repo.lock(plan.lock_wait) {
-                    Ok(lock) => integrate(repo, remote, &lock),
-                    Err(e) => Some(format!("{e:#}")),
-                }
-            }
-            Fetched::NoRemoteRef => {}
-            Fetched::TimedOut | Fetched::Failed(_) => break,
+        if !report.reachable() {
+            break;
+        }
+        if report.fetched == Fetched::Ok {
+            let lock = repo.lock(plan.lock_wait);
+            report.unmerged = lock.map_or_else(|e| Some(format!("{e:#}")), |l| integrate(repo, remote, &l));
         }
     }
     if let Some(e) = &extra {

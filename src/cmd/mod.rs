@@ -72,7 +72,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 /// skipped, then the notes it could not decrypt.
 pub fn told<T>(read: Listing<T>) -> Vec<T> {
     let items = told_skipped((read.items, read.warnings.skipped));
-    for line in crate::notes::unreadable_summary(&read.warnings.unreadable) {
+    for line in crate::notes::unreadable_lines(&read.warnings.unreadable, true) {
         eprintln!("convosync: {line}");
     }
     items

@@ -9,19 +9,20 @@
 //! costs one walk, so writing it is best-effort.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
 use git2::{Oid, Repository};
 use serde::{Deserialize, Serialize};
 
 use super::Version;
-use crate::store::{Listing, Warnings};
+use crate::store::{Listing, NoteError, Warnings};
 
 /// Bump whenever the layout changes or a blob would parse to something else (a new field, other
 /// cleaning, decryption): every older file is then ignored and rebuilt.
-/// 3: why a note could not be decrypted is a [`crate::crypt::OpenError`], not its text.
-const FORMAT: u32 = 3;
+/// 3: why a note could not be decrypted is a [`crate::crypt::OpenError`], not its text. 4: it is
+/// the whole [`crate::store::NoteError`].
+const FORMAT: u32 = 4;
 
 #[derive(Serialize, Deserialize)]
 struct CacheFile {
@@ -35,18 +36,9 @@ struct CacheFile {
     skipped: Vec<String>,
     /// Notes the walk could not decrypt (device, reason), told again on every read; a key added
     /// since makes the whole cache stale.
-    unreadable: Vec<(String, crate::crypt::OpenError)>,
+    unreadable: Vec<(String, NoteError)>,
     /// Newest first, as [`super::versions`] returns them.
     versions: Vec<Version>,
-}
-
-/// Where the cache of `refname` lives in the state dir `state`.
-pub fn path(state: &Path, refname: &str) -> PathBuf {
-    let name = refname.replace(
-        |c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'),
-        "_",
-    );
-    state.join(format!("history-{name}.json"))
 }
 
 fn load(path: &Path, refname: &str) -> Option<CacheFile> {
@@ -56,18 +48,24 @@ fn load(path: &Path, refname: &str) -> Option<CacheFile> {
     let current =
         file.format == FORMAT && file.writer == env!("CARGO_PKG_VERSION") && file.refname == refname;
     // Notes cached as unreadable for want of a key are read again once there is one.
-    let keyless = file
-        .unreadable
-        .iter()
-        .any(|(_, r)| *r == crate::crypt::OpenError::NoKey);
+    let keyless = file.unreadable.iter().any(|(_, r)| r.lacks_key());
     (current && !(keyless && crate::crypt::key().is_some())).then_some(file)
 }
 
-/// Every version on `refname` whose tip is `tip`, newest first, with what the walks that found
-/// them skipped and could not decrypt: from the cache in `state` when it is up to date, else
-/// brought up to date (and saved) first.
-pub fn versions(repo: &Repository, state: &Path, refname: &str, tip: Oid) -> Result<Listing<Version>> {
-    let path = path(state, refname);
+/// Every version on `refname`, newest first (by the handoff's own timestamp), each blob once,
+/// with what the walks that found them skipped and could not decrypt: from the cache in the
+/// repository's state dir (shared by every worktree) when it is up to date with the ref's tip,
+/// else brought up to date (and saved) first.
+pub fn versions(repo: &Repository, refname: &str) -> Result<Listing<Version>> {
+    let Some(tip) = crate::store::tip_of(repo, refname)? else {
+        return Ok(Listing::default());
+    };
+    let tip = tip.id();
+    let name = refname.replace(
+        |c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'),
+        "_",
+    );
+    let path = crate::state::state_dir_of(repo).join(format!("history-{name}.json"));
     // What the cached walks found to tell is told again on every read.
     let told = |c: &CacheFile| {
         let mut w = Warnings::default();
@@ -97,7 +95,7 @@ pub fn versions(repo: &Repository, state: &Path, refname: &str, tip: Oid) -> Res
         let fresh: HashSet<Oid> = versions.iter().map(|v| v.blob).collect();
         versions.extend(old.versions.into_iter().filter(|v| !fresh.contains(&v.blob)));
     }
-    super::sort_newest_first(&mut versions);
+    versions.sort_by_cached_key(|v| (std::cmp::Reverse(v.handoff.timestamp), v.device.clone()));
     let file = CacheFile {
         format: FORMAT,
         writer: env!("CARGO_PKG_VERSION").to_string(),

@@ -3,11 +3,10 @@
 //! wins while the other version stays in history. Recorded key ids (`keys/`) are only ever added.
 
 use anyhow::{Context, Result};
-use git2::{Commit, Oid, Repository, Tree};
+use git2::{Oid, Repository, Tree};
 
 use super::{
-    commit_tree, device_files, key_files, read_handoff, retry_cas, signature, tip_of, write_ref_tree, Cas,
-    Files,
+    commit_tree, device_files, key_files, read_note, retry_cas, signature, tip_of, write_ref_tree, Cas,
 };
 use crate::lock::RepoLock;
 use crate::team::Author;
@@ -15,7 +14,7 @@ use crate::untrusted::Skipped;
 
 /// Bring the commit `theirs` into `refname`: fast-forward, or merge by path, under the
 /// repository lock. A tip of theirs that lost key ids this ref had recorded (someone pushed a tree
-/// without them) is not fast-forwarded to but built on, with the key ids put back: those ids are
+/// without them) is not fast-forwarded to but merged, so the key ids are put back: those ids are
 /// returned, for the user to be told.
 ///
 /// Entries either side holds that are not valid device files are left out and recorded in
@@ -33,19 +32,19 @@ pub fn absorb(
         let next = match ours {
             None => theirs,
             Some(o) if o == theirs || descends(repo, refname, o, theirs)? => return Ok(Cas::Done(o)),
-            Some(o) if descends(repo, refname, theirs, o)? => {
-                lost = lost_keys(repo, Some(o), theirs, skipped);
-                if lost.is_empty() {
+            Some(o) => {
+                // Theirs is ahead: fast-forward, unless it lost key ids (then merged, to keep them).
+                let ahead = descends(repo, refname, theirs, o)?;
+                let base = ahead.then_some(o).or_else(|| repo.merge_base(o, theirs).ok());
+                lost = lost_keys(repo, base, theirs, skipped);
+                if ahead && lost.is_empty() {
                     theirs
                 } else {
-                    restore_keys(repo, o, theirs, skipped)
-                        .with_context(|| format!("could not restore the key ids of {refname} on {theirs}"))?
+                    let message = if ahead { RESTORED } else { MERGED };
+                    merge_commit(repo, o, theirs, message, skipped).with_context(|| {
+                        format!("could not merge the remote's {theirs} into {refname} at {o}")
+                    })?
                 }
-            }
-            Some(o) => {
-                lost = lost_keys(repo, repo.merge_base(o, theirs).ok(), theirs, skipped);
-                merge_commit(repo, o, theirs, MERGED, skipped)
-                    .with_context(|| format!("could not merge the remote's {theirs} into {refname} at {o}"))?
             }
         };
         Ok(Cas::Move { from: ours, to: next })
@@ -54,17 +53,7 @@ pub fn absorb(
 }
 
 const MERGED: &str = "merge handoffs\n\nEach device owns its own file; the newest handoff wins where a device wrote on both sides.\n";
-
-/// A commit of `tree` on `parents`, by the user at this moment: the one way the ref's merges are
-/// written.
-fn commit(repo: &Repository, tree: Oid, parents: &[&Commit<'_>], message: &str) -> Result<Oid> {
-    let tree = repo
-        .find_tree(tree)
-        .with_context(|| format!("could not read tree {tree}"))?;
-    let sig = signature(repo, crate::timefmt::now())?;
-    repo.commit(None, &sig, &sig, message, &tree, parents)
-        .with_context(|| format!("could not write a commit of tree {}", tree.id()))
-}
+const RESTORED: &str = "restore recorded keys\n\nRecorded key ids are only ever added.\n";
 
 /// The key ids recorded at `base` (a commit of the ref) that `theirs` no longer records.
 fn lost_keys(repo: &Repository, base: Option<Oid>, theirs: Oid, skipped: &mut Skipped) -> Vec<String> {
@@ -74,31 +63,10 @@ fn lost_keys(repo: &Repository, base: Option<Oid>, theirs: Oid, skipped: &mut Sk
             .find_commit(id)
             .ok()
             .and_then(|c| commit_tree(repo, &c, skipped));
-        tree.map(|t| key_files(repo, &t, skipped)).unwrap_or_default()
+        key_files(repo, tree.as_ref(), skipped)
     };
     let now = keys(theirs);
     keys(base).into_keys().filter(|k| !now.contains_key(k)).collect()
-}
-
-/// A commit on top of `theirs` whose tree is theirs with the key ids of `ours` recorded again.
-fn restore_keys(repo: &Repository, ours: Oid, theirs: Oid, skipped: &mut Skipped) -> Result<Oid> {
-    let mut read = |id: Oid| -> Result<(git2::Commit<'_>, Tree<'_>)> {
-        let c = repo
-            .find_commit(id)
-            .with_context(|| format!("could not read handoff commit {id}"))?;
-        let t = commit_tree(repo, &c, skipped).with_context(|| format!("could not read the tree of {id}"))?;
-        Ok((c, t))
-    };
-    let (_, ours_tree) = read(ours)?;
-    let (t, theirs_tree) = read(theirs)?;
-    let keys = both_keys(repo, Some(&theirs_tree), Some(&ours_tree), skipped);
-    let tree = write_ref_tree(repo, &device_files(repo, &theirs_tree, skipped), &keys)?;
-    commit(
-        repo,
-        tree,
-        &[&t],
-        "restore recorded keys\n\nRecorded key ids are only ever added.\n",
-    )
 }
 
 /// Whether `commit` descends from `ancestor`, two commits of the history of `refname`.
@@ -127,11 +95,11 @@ pub fn merge_commit(
         .merge_base(ours, theirs)
         .ok()
         .and_then(|b| repo.find_commit(b).ok());
-    let base_tree = base.as_ref().and_then(|c| commit_tree(repo, c, skipped));
-    let ours_tree = commit_tree(repo, &o, skipped);
-    let theirs_tree = commit_tree(repo, &t, skipped);
-    let tree = merge_trees(repo, [&base_tree, &ours_tree, &theirs_tree], skipped)?;
-    commit(repo, tree, &[&o, &t], message)
+    let trees = [base.as_ref(), Some(&o), Some(&t)].map(|c| c.and_then(|c| commit_tree(repo, c, skipped)));
+    let tree = merge_trees(repo, trees.each_ref(), skipped)?;
+    let sig = signature(repo, crate::timefmt::now())?;
+    repo.commit(None, &sig, &sig, message, &tree, &[&o, &t])
+        .with_context(|| format!("could not write a commit of tree {}", tree.id()))
 }
 
 /// Three-way merge of device files. A device changed on one side only takes that side
@@ -139,12 +107,12 @@ pub fn merge_commit(
 /// on one side loses to a modification on the other. Only valid device files
 /// ([`device_files`]) take part: anything else on either side is skipped and recorded, and
 /// the result is always a tree git accepts.
-fn merge_trees(repo: &Repository, trees: [&Option<Tree<'_>>; 3], skipped: &mut Skipped) -> Result<Oid> {
-    let [b, o, t] = trees.map(|t| {
-        t.as_ref()
-            .map(|t| device_files(repo, t, skipped))
-            .unwrap_or_default()
-    });
+fn merge_trees<'r>(
+    repo: &'r Repository,
+    trees: [&Option<Tree<'_>>; 3],
+    skipped: &mut Skipped,
+) -> Result<Tree<'r>> {
+    let [b, o, t] = trees.map(|t| device_files(repo, t.as_ref(), skipped));
     let devices: std::collections::BTreeSet<&String> = o.keys().chain(t.keys()).collect();
     let mut merged = std::collections::BTreeMap::new();
     let mut moved = Vec::new();
@@ -183,30 +151,17 @@ fn merge_trees(repo: &Repository, trees: [&Option<Tree<'_>>; 3], skipped: &mut S
         };
         merged.insert(device, keep);
     }
-    let keys = both_keys(repo, trees[1].as_ref(), trees[2].as_ref(), skipped);
-    write_ref_tree(repo, &merged, &keys)
-}
-
-/// Recorded keys are only ever added: the union of both sides' (`first`'s blob for an id both
-/// record).
-fn both_keys(
-    repo: &Repository,
-    first: Option<&Tree<'_>>,
-    second: Option<&Tree<'_>>,
-    skipped: &mut Skipped,
-) -> Files {
-    let mut keys = |t: Option<&Tree<'_>>| t.map(|t| key_files(repo, t, skipped)).unwrap_or_default();
-    let mut all = keys(first);
-    for (k, id) in keys(second) {
-        all.entry(k).or_insert(id);
-    }
-    all
+    // Recorded keys are only ever added: the union of both sides' (ours' blob for an id both record).
+    let ours = key_files(repo, trees[1].as_ref(), skipped);
+    let mut all = key_files(repo, trees[2].as_ref(), skipped);
+    all.extend(ours);
+    write_ref_tree(repo, &merged, &all)
 }
 
 /// When `a` and `b` are handoffs of device `device` by two different authors: the blob to keep
 /// (the older one) and the other rewritten under its author-qualified device name.
 fn two_authors(repo: &Repository, device: &str, a: Oid, b: Oid) -> Result<Option<(Oid, (String, Oid))>> {
-    let parse = |id: Oid| read_handoff(repo, id).ok();
+    let parse = |id: Oid| read_note(repo, id).ok().map(|(h, _)| h);
     let (Some(x), Some(y)) = (parse(a), parse(b)) else {
         return Ok(None);
     };
@@ -246,7 +201,9 @@ fn two_authors(repo: &Repository, device: &str, a: Oid, b: Oid) -> Result<Option
 /// The blob whose handoff is newer; ties and unparseable files fall back to the larger id so
 /// every device picks the same one.
 fn newer(repo: &Repository, a: Oid, b: Oid) -> Oid {
-    std::cmp::max_by_key(a, b, |&id| (read_handoff(repo, id).ok().map(|h| h.timestamp), id))
+    std::cmp::max_by_key(a, b, |&id| {
+        (read_note(repo, id).ok().map(|(h, _)| h.timestamp), id)
+    })
 }
 
 #[cfg(test)]
@@ -298,7 +255,7 @@ mod tests {
             let (b, o, t) = (tree(&repo, &base), tree(&repo, &ours), tree(&repo, &theirs));
             let (bt, ot, tt) = (repo.find_tree(b).unwrap(), repo.find_tree(o).unwrap(), repo.find_tree(t).unwrap());
             let (bt, ot, tt) = (Some(bt), Some(ot), Some(tt));
-            let merged = repo.find_tree(merge_trees(&repo, [&bt, &ot, &tt], &mut Skipped::default()).unwrap()).unwrap();
+            let merged = merge_trees(&repo, [&bt, &ot, &tt], &mut Skipped::default()).unwrap();
             let got: BTreeMap<String, i64> = crate::store::entries_of(&repo, &merged)
                 .into_iter()
                 .map(|e| (e.device, e.handoff.unwrap().timestamp.timestamp()))
@@ -321,7 +278,7 @@ mod tests {
                 prop_assert_eq!(got.get(&name).copied(), expected, "device {}", name);
             }
             // The same result whichever side merges, so every device converges on one tree.
-            let swapped = merge_trees(&repo, [&bt, &tt, &ot], &mut Skipped::default()).unwrap();
+            let swapped = merge_trees(&repo, [&bt, &tt, &ot], &mut Skipped::default()).unwrap().id();
             prop_assert_eq!(swapped, merged.id());
         }
     }

@@ -202,11 +202,9 @@ fn age_blob(
     if !crypt::is_encrypted(blob.content()) {
         bail!("{name} is not encrypted");
     }
-    if name == DATA {
-        // Large and read once per snapshot (the tree it opens to is remembered): not kept.
-        return Ok(crypt::open(Purpose::Snapshot, blob.content())?.text.into_owned());
-    }
-    Ok(crypt::open_blob(entry.id(), Purpose::Snapshot, blob.content())?
+    // The data is large and read once per snapshot (the tree it opens to is remembered): not kept.
+    let id = (name != DATA).then(|| entry.id());
+    Ok(crypt::open(id, Purpose::Snapshot, blob.content())?
         .text
         .into_owned())
 }
