@@ -98,19 +98,7 @@ fn claude_items(v: &Value) -> Vec<Item> {
             for b in blocks {
                 match str_at(b, "type") {
                     Some("text") => out.extend(str_at(b, "text").map(|t| Item::Reply(t.to_string()))),
-                    Some("tool_use") => {
-                        let name = str_at(b, "name").unwrap_or("");
-                        let input = b.get("input").unwrap_or(&Value::Null);
-                        if EDIT_TOOLS.contains(&name) {
-                            let path = match str_at(input, "notebook_path") {
-                                Some(p) if name == "NotebookEdit" && !p.is_empty() => Some(p),
-                                _ => str_at(input, "file_path").or_else(|| str_at(input, "notebook_path")),
-                            };
-                            out.push(Item::Edit(path.unwrap_or("").to_string()));
-                        } else if name == "Bash" {
-                            out.push(Item::Shell(str_at(input, "command").unwrap_or("").to_string()));
-                        }
-                    }
+                    Some("tool_use") => out.extend(tool_item(Agent::Claude, b, "input")),
                     _ => {}
                 }
             }
@@ -200,18 +188,8 @@ fn gemini_items(v: &Value) -> Vec<Item> {
             if let Some(t) = str_at(v, "content") {
                 out.push(Item::Reply(t.to_string()));
             }
-            for call in v.get("toolCalls").and_then(Value::as_array).into_iter().flatten() {
-                let args = call.get("args").unwrap_or(&Value::Null);
-                match str_at(call, "name").unwrap_or("") {
-                    "write_file" | "replace" | "edit" => {
-                        out.push(Item::Edit(str_at(args, "file_path").unwrap_or("").to_string()));
-                    }
-                    "run_shell_command" => {
-                        out.push(Item::Shell(str_at(args, "command").unwrap_or("").to_string()));
-                    }
-                    _ => {}
-                }
-            }
+            let calls = v.get("toolCalls").and_then(Value::as_array).into_iter().flatten();
+            out.extend(calls.filter_map(|call| tool_item(Agent::Gemini, call, "args")));
         }
         _ => {}
     }
@@ -246,8 +224,25 @@ pub fn agent_version(path: &Path, agent: Agent) -> Option<String> {
     })
 }
 
-/// Tools whose use is work on the code: the editing tools and the shell.
-const EDIT_TOOLS: [&str; 4] = ["Write", "Edit", "MultiEdit", "NotebookEdit"];
+/// A use of a tool that is work on the code (an editing tool, the shell) in Claude Code's or
+/// Gemini CLI's transcript: the tool's `name`, its input under `input_key`.
+fn tool_item(agent: Agent, call: &Value, input_key: &str) -> Option<Item> {
+    let input = call.get(input_key).unwrap_or(&Value::Null);
+    let arg = |k| str_at(input, k).filter(|p| !p.is_empty());
+    let text = |k| str_at(input, k).unwrap_or("").to_string();
+    match (agent, str_at(call, "name").unwrap_or("")) {
+        (Agent::Claude, "NotebookEdit") if arg("notebook_path").is_some() => {
+            Some(Item::Edit(text("notebook_path")))
+        }
+        (Agent::Claude, "Write" | "Edit" | "MultiEdit" | "NotebookEdit") => {
+            let path = str_at(input, "file_path").or_else(|| str_at(input, "notebook_path"));
+            Some(Item::Edit(path.unwrap_or("").to_string()))
+        }
+        (Agent::Gemini, "write_file" | "replace" | "edit") => Some(Item::Edit(text("file_path"))),
+        (Agent::Claude, "Bash") | (Agent::Gemini, "run_shell_command") => Some(Item::Shell(text("command"))),
+        _ => None,
+    }
+}
 
 /// Where the previous read of a transcript stopped: the file (device and inode, so a transcript
 /// replaced by another file is read from its start) and the byte after the last whole line read.

@@ -51,11 +51,9 @@ pub fn decide(
         Moment::Prompt => {
             let had: HashSet<&String> = injected.iter().collect();
             let new: Vec<String> = keys.iter().filter(|k| !had.contains(k)).cloned().collect();
-            if new.is_empty() {
-                Inject::Skip
-            } else {
-                Inject::Only(new)
-            }
+            Some(new)
+                .filter(|n| !n.is_empty())
+                .map_or(Inject::Skip, Inject::Only)
         }
     }
 }
@@ -161,28 +159,19 @@ fn fork_parent_has(ctx: &Ctx<'_>, keys: &[String]) -> bool {
     else {
         return false;
     };
-    let state_dir = ctx.repo.state_dir();
-    let mut seen = 0;
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.extension().is_none_or(|x| x != "jsonl") || p.file_stem() == Some(own) {
-            continue;
-        }
-        seen += 1;
-        if seen > MAX_FORK_CANDIDATES {
-            return false;
-        }
-        let Some(key) = p
+    let others: Vec<_> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl") && p.file_stem() != Some(own))
+        .take(MAX_FORK_CANDIDATES + 1)
+        .collect();
+    let had = |p: &std::path::PathBuf| {
+        let key = p
             .file_stem()
-            .and_then(|s| super::wire::session_key(&s.to_string_lossy()))
-        else {
-            return false;
-        };
-        if SessionState::load(&state_dir, &key).injected != keys {
-            return false;
-        }
-    }
-    seen > 0
+            .and_then(|s| super::wire::session_key(&s.to_string_lossy()));
+        key.is_some_and(|k| SessionState::load(&ctx.repo.state_dir(), &k).injected == keys)
+    };
+    (1..=MAX_FORK_CANDIDATES).contains(&others.len()) && others.iter().all(had)
 }
 
 #[cfg(test)]
