@@ -95,13 +95,11 @@ fn claude_items(v: &Value) -> Vec<Item> {
     match (role, msg.and_then(|m| m.get("content"))) {
         (Some("user"), Some(content)) => out.extend(prompt_text(content).map(Item::Prompt)),
         (Some("assistant"), Some(Value::Array(blocks))) => {
-            for b in blocks {
-                match str_at(b, "type") {
-                    Some("text") => out.extend(str_at(b, "text").map(|t| Item::Reply(t.to_string()))),
-                    Some("tool_use") => out.extend(tool_item(Agent::Claude, b, "input")),
-                    _ => {}
-                }
-            }
+            out.extend(blocks.iter().filter_map(|b| match str_at(b, "type") {
+                Some("text") => str_at(b, "text").map(|t| Item::Reply(t.to_string())),
+                Some("tool_use") => tool_item(Agent::Claude, b, "input"),
+                _ => None,
+            }))
         }
         (Some("assistant"), Some(Value::String(t))) => out.push(Item::Reply(t.clone())),
         _ => {}
@@ -439,46 +437,37 @@ impl Summary {
     /// Handoff sections derived from the transcript, for `auto` mode.
     pub fn sections(&self, workdir: Option<&Path>) -> Vec<Section> {
         let cut = |s: &str, n: usize| crate::timefmt::truncate_chars(s.trim(), n);
-        let mut out = Vec::new();
-        let mut add = |title: &str, body| {
-            out.push(Section {
-                title: title.into(),
-                body,
-            })
-        };
-        if let Some((_, last)) = self.prompts.last() {
-            add("Current Task", cut(last, 600));
-        }
-        if let Some(a) = &self.last_assistant {
-            add("Progress So Far", cut(a, 1500));
-        }
         let n = self.prompts.len();
-        if n > 1 {
-            // The (at most four) requests before the last.
-            let earlier: Vec<String> = self.prompts[n.saturating_sub(5)..n - 1]
-                .iter()
-                .map(|(_, p)| format!("- {}", cut(p, 200).replace('\n', " ")))
-                .collect();
-            add(
-                "Important Context",
-                format!("Earlier requests in this session:\n{}", earlier.join("\n")),
-            );
-        }
-        if !self.files.is_empty() {
-            let files: Vec<String> = self
-                .files
-                .iter()
-                .take(50)
-                .map(|f| {
-                    let rel = workdir
-                        .and_then(|w| Path::new(f).strip_prefix(w).ok())
-                        .map(|p| p.display().to_string());
-                    format!("- {}", rel.unwrap_or_else(|| f.clone()))
-                })
-                .collect();
-            add("Files Modified", files.join("\n"));
-        }
-        out
+        // The (at most four) requests before the last.
+        let earlier: Vec<String> = self.prompts[n.saturating_sub(5)..n.saturating_sub(1)]
+            .iter()
+            .map(|(_, p)| format!("- {}", cut(p, 200).replace('\n', " ")))
+            .collect();
+        let files: Vec<String> = self
+            .files
+            .iter()
+            .take(50)
+            .map(|f| {
+                let rel = workdir
+                    .and_then(|w| Path::new(f).strip_prefix(w).ok())
+                    .map(|p| p.display().to_string());
+                format!("- {}", rel.unwrap_or_else(|| f.clone()))
+            })
+            .collect();
+        let task = self.prompts.last().map(|(_, last)| cut(last, 600));
+        let progress = self.last_assistant.as_deref().map(|a| cut(a, 1500));
+        let context = (n > 1).then(|| format!("Earlier requests in this session:\n{}", earlier.join("\n")));
+        let files = (!files.is_empty()).then(|| files.join("\n"));
+        let titled = [
+            ("Current Task", task),
+            ("Progress So Far", progress),
+            ("Important Context", context),
+            ("Files Modified", files),
+        ];
+        let titled = titled
+            .into_iter()
+            .filter_map(|(title, body)| Some((title.to_string(), body?)));
+        titled.map(|(title, body)| Section { title, body }).collect()
     }
 }
 

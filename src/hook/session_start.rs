@@ -64,22 +64,16 @@ pub(super) enum Offer {
     Nothing,
     /// Notes, but the session already has them.
     AlreadyThere,
-    /// What to add to the session's context.
-    Inject {
-        /// The context text.
-        text: String,
-        /// The one line for the user.
-        line: String,
-        /// The keys of every note on the ref: what the session now has.
-        keys: Vec<String>,
-    },
+    /// What to add to the session's context (the notes) and the one line for the user; the
+    /// session's state now records every note on the ref as received.
+    Inject(Reply),
 }
 
 /// Read the local ref once and decide what to inject at `moment` into a session that already
-/// received `injected`, through the one view of other devices' notes ([`crate::notes`]). Every
-/// path that delivers notes (this start, synchronous or not, and the prompt after an asynchronous
-/// one) says the same, including which notes could not be read.
-pub(super) fn offer(ctx: &Ctx<'_>, moment: Moment, injected: &[String]) -> Result<Offer, String> {
+/// received `state.injected`, through the one view of other devices' notes ([`crate::notes`]).
+/// Every path that delivers notes (this start, synchronous or not, and the prompt after an
+/// asynchronous one) says the same, including which notes could not be read.
+pub(super) fn offer(ctx: &Ctx<'_>, moment: Moment, state: &mut SessionState) -> Result<Offer, String> {
     let read = ctx.notes().map_err(|e| {
         ctx.log(&format!("read handoffs: {e:#}"));
         format!("could not read handoffs ({e:#})")
@@ -92,7 +86,7 @@ pub(super) fn offer(ctx: &Ctx<'_>, moment: Moment, injected: &[String]) -> Resul
     if keys.is_empty() {
         return Ok(Offer::Nothing);
     }
-    match decide(moment, &keys, injected, || fork_parent_has(ctx, &keys)) {
+    match decide(moment, &keys, &state.injected, || fork_parent_has(ctx, &keys)) {
         Inject::Skip => return Ok(Offer::AlreadyThere),
         Inject::All => {}
         Inject::Only(only) => notes.retain(&only),
@@ -103,11 +97,13 @@ pub(super) fn offer(ctx: &Ctx<'_>, moment: Moment, injected: &[String]) -> Resul
     // What to run on a device without the key: once per repository.
     let hint = crate::crypt::session_hint(&ctx.repo.state_dir(), &notes.lacking_key()).is_some();
     let view = notes.render(&ctx.repo, Reader::Session(ctx.agent), hint);
-    Ok(Offer::Inject {
-        text: view.text(),
-        line: view.line,
-        keys,
-    })
+    state.injected = keys;
+    ctx.save_state(state);
+    Ok(Offer::Inject(Reply {
+        context: Some(view.text()),
+        message: Some(view.line),
+        ..Reply::default()
+    }))
 }
 
 pub fn run(ctx: &Ctx<'_>) -> Option<Reply> {
@@ -124,24 +120,18 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Reply> {
         (true, StartMode::Sync) => net::refresh(ctx),
         (true, StartMode::Async) => net::refresh_in_background(ctx),
     };
-    let (text, mut line, keys) = match offer(ctx, Moment::Start(source), &state.injected) {
+    let mut reply = match offer(ctx, Moment::Start(source), &mut state) {
         Err(e) => return Some(super::message(&e)),
-        Ok(Offer::Inject { text, line, keys }) => (text, line, keys),
+        Ok(Offer::Inject(reply)) => reply,
         // Nothing from other devices: nothing at all, not even a network note.
         Ok(Offer::Nothing) => return None,
         // This session already has exactly these notes: only the network note.
         Ok(Offer::AlreadyThere) => return net_note.map(|n| super::message(&n)),
     };
-    if let Some(n) = net_note {
+    if let (Some(n), Some(line)) = (net_note, &mut reply.message) {
         line.push_str(&format!(" ({n})"));
     }
-    state.injected = keys;
-    ctx.save_state(&state);
-    Some(Reply {
-        context: Some(text),
-        message: Some(line),
-        ..Reply::default()
-    })
+    Some(reply)
 }
 
 /// Transcripts of other sessions looked at when a session is forked; past this, inject.
