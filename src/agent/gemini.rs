@@ -9,15 +9,4 @@
 //! turn goes on (the next AfterAgent has `stop_hook_active`). It sets `GEMINI_PROJECT_DIR` and
 //! `GEMINI_SESSION_ID`; the transcript is `~/.gemini/tmp/<project>/chats/session-*.jsonl`.
 
-use crate::hook::wire::Event;
-
 pub const SESSION_VAR: &str = "GEMINI_SESSION_ID";
-
-/// Gemini CLI's names for the moments convosync answers.
-pub fn event(name: &str) -> Option<Event> {
-    match name {
-        "BeforeAgent" => Some(Event::UserPromptSubmit),
-        "AfterAgent" => Some(Event::Stop),
-        _ => None,
-    }
-}

@@ -93,12 +93,6 @@ impl Agent {
         Agent::Claude
     }
 
-    /// The event a hook name means: convosync's own names (`session-start`, …, as every
-    /// hooks file of this plugin passes them) and each agent's names for the same moments.
-    pub fn event(name: &str) -> Option<Event> {
-        Event::parse(name).or_else(|| gemini::event(name))
-    }
-
     /// The JSON to print for `reply` at `event`, with exactly the fields this agent accepts
     /// there; `None` prints nothing. Context goes as `hookSpecificOutput` under the agent's name
     /// for the event; a Stop that makes the model go on as `{"decision": <word>, "reason": …}`

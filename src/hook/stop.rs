@@ -133,11 +133,10 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Reply> {
     changed |= std::mem::take(&mut state.blocked_last_stop);
     // Claude is asked only where a draft of this session can be written.
     let ask = match decision {
-        Decision::Ask if foreign.is_none() => ctx
-            .repo
-            .draft_path()
-            .ok()
-            .and_then(|path| Some((path, draft::template(&ctx.repo).ok()?))),
+        Decision::Ask if foreign.is_none() => ctx.repo.draft_path().ok().and_then(|path| {
+            let template = draft::template(&ctx.repo).ok()?;
+            Some(draft::instructions(&template, &path))
+        }),
         _ => None,
     };
     if decision == Decision::Auto || ask.is_some() {
@@ -154,10 +153,9 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Reply> {
     match (decision, ask) {
         (Decision::Auto, _) => auto_handoff(ctx, Push::Now),
         (Decision::PushQueued, _) => queued_pushed(net::exchange(ctx, Want::Queued, |_| Ok(())).1).or(notice),
-        (_, Some((path, template))) => {
+        (_, Some(instructions)) => {
             let _ = ctx.repo.ensure_excluded();
             // The routine request for a handoff (each agent's adapter says how it reaches the model).
-            let instructions = draft::instructions(&template, &path);
             let instructions = instructions.trim_end();
             let request = format!("convosync: {instructions}\nThen stop: convosync commits and pushes it.");
             Some(Reply {

@@ -20,12 +20,15 @@ pub enum Event {
 }
 
 impl Event {
-    /// `session-start` (as `hooks.json` names it) or `SessionStart` (Claude Code's own name).
+    /// The event a hook name means: convosync's own names (`session-start`, …, as every hooks
+    /// file of this plugin passes them) and each agent's names for the same moments (Claude
+    /// Code's and Codex's `SessionStart`, Gemini CLI's `BeforeAgent` for a prompt submit and
+    /// `AfterAgent` for a stop).
     pub fn parse(name: &str) -> Option<Event> {
         Some(match name {
             "session-start" | "SessionStart" => Event::SessionStart,
-            "user-prompt-submit" | "UserPromptSubmit" => Event::UserPromptSubmit,
-            "stop" | "Stop" => Event::Stop,
+            "user-prompt-submit" | "UserPromptSubmit" | "BeforeAgent" => Event::UserPromptSubmit,
+            "stop" | "Stop" | "AfterAgent" => Event::Stop,
             "session-end" | "SessionEnd" => Event::SessionEnd,
             "push" => Event::Push,
             "fetch" => Event::Fetch,
@@ -247,6 +250,7 @@ mod tests {
         assert_eq!(Event::parse("SessionStart"), Some(Event::SessionStart));
         assert_eq!(Event::parse("UserPromptSubmit"), Some(Event::UserPromptSubmit));
         assert_eq!(Event::parse("fetch"), Some(Event::Fetch));
+        assert_eq!(Event::parse("AfterAgent"), Some(Event::Stop));
         assert_eq!(Event::parse("PreToolUse"), None);
         assert_eq!(Event::parse(""), None);
         assert!(Event::Push.is_background() && !Event::Stop.is_background());
