@@ -37,9 +37,7 @@ pub struct Summary {
 pub fn open_regular(path: &Path) -> Option<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     // What the path names, through a symlink.
-    if !std::fs::metadata(path).ok()?.file_type().is_file() {
-        return None;
-    }
+    std::fs::metadata(path).ok().filter(|m| m.is_file())?;
     let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
@@ -93,7 +91,9 @@ fn claude_items(v: &Value) -> Vec<Item> {
     let msg = v.get("message");
     let role = msg.and_then(|m| str_at(m, "role")).or(str_at(v, "type"));
     match (role, msg.and_then(|m| m.get("content"))) {
-        (Some("user"), Some(content)) => out.extend(prompt_text(content).map(Item::Prompt)),
+        (Some("user"), Some(Value::String(t))) => out.push(Item::Prompt(t.clone())),
+        // The text parts of a user line (not tool results), if any.
+        (Some("user"), Some(parts)) => out.extend(joined(texts(Some(parts), Some("text"))).map(Item::Prompt)),
         (Some("assistant"), Some(Value::Array(blocks))) => {
             out.extend(blocks.iter().filter_map(|b| match str_at(b, "type") {
                 Some("text") => str_at(b, "text").map(|t| Item::Reply(t.to_string())),
@@ -353,14 +353,6 @@ fn line_time(v: &Value) -> Option<DateTime<Utc>> {
         .and_then(Value::as_str)
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&Utc))
-}
-
-/// The text a user line carries (not tool results), if any.
-fn prompt_text(content: &Value) -> Option<String> {
-    match content {
-        Value::String(t) => Some(t.clone()),
-        _ => joined(texts(Some(content), Some("text"))),
-    }
 }
 
 /// The `text` of each part in the array `parts` (of type `kind`, when one is given).

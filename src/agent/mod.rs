@@ -39,15 +39,6 @@ pub struct Reply {
     pub message: Option<String>,
 }
 
-impl Reply {
-    pub fn message(text: String) -> Reply {
-        Reply {
-            message: Some(text),
-            ..Reply::default()
-        }
-    }
-}
-
 impl Agent {
     pub const ALL: [Agent; 3] = [Agent::Claude, Agent::Codex, Agent::Gemini];
 
@@ -218,7 +209,7 @@ mod tests {
             request: Some("write the draft".into()),
             ..Reply::default()
         };
-        let end = Reply::message("convosync: handoff saved".into());
+        let end = crate::hook::message("handoff saved");
         let s = |a: Agent, e: Event, r: &Reply| a.render(e, r).map(|v| v.to_string()).unwrap_or_default();
         assert_eq!(
             s(Agent::Claude, Event::SessionStart, &start),

@@ -126,10 +126,7 @@ impl HookInput {
             transcript_path: text("transcript_path"),
             cwd: text("cwd"),
             source: text("source"),
-            stop_hook_active: map
-                .get("stop_hook_active")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            stop_hook_active: map.get("stop_hook_active").and_then(Value::as_bool) == Some(true),
             turn_id: text("turn_id"),
             timestamp: text("timestamp"),
             running_work: running(map.get("background_tasks")) + running(map.get("session_crons")),
