@@ -178,14 +178,11 @@ fn gemini_items(v: &Value) -> Vec<Item> {
     let mut out = Vec::new();
     match str_at(v, "type") {
         Some("user") => {
-            if let Some(text) = joined(texts(v.get("content"), None)) {
-                out.push(Item::Prompt(strip_hook_context(&text).to_string()));
-            }
+            let text = joined(texts(v.get("content"), None));
+            out.extend(text.map(|t| Item::Prompt(strip_hook_context(&t).to_string())));
         }
         Some("gemini") => {
-            if let Some(t) = str_at(v, "content") {
-                out.push(Item::Reply(t.to_string()));
-            }
+            out.extend(str_at(v, "content").map(|t| Item::Reply(t.to_string())));
             let calls = v.get("toolCalls").and_then(Value::as_array).into_iter().flatten();
             out.extend(calls.filter_map(|call| tool_item(Agent::Gemini, call, "args")));
         }

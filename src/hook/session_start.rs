@@ -107,7 +107,7 @@ pub(super) fn offer(ctx: &Ctx<'_>, moment: Moment, state: &mut SessionState) -> 
 }
 
 pub fn run(ctx: &Ctx<'_>) -> Option<Reply> {
-    let source = ctx.input.source();
+    let source = ctx.input.source;
     let mut state = ctx.session_state();
     // Kept with the next save of this state (no write of its own: the Stop hook falls back on
     // the transcript). Measured against file times: the machine's clock, not `CONVOSYNC_NOW`.

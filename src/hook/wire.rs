@@ -43,9 +43,10 @@ impl Event {
 }
 
 /// Why a session (re)started, from SessionStart's `source`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Source {
     /// A new session (also when Claude Code sent no source).
+    #[default]
     Startup,
     Resume,
     /// A new session id over an earlier session's transcript.
@@ -86,7 +87,7 @@ pub struct HookInput {
     pub transcript_path: Option<String>,
     pub cwd: Option<String>,
     /// SessionStart: `startup`, `resume`, `fork`, `clear` or `compact` (see [`Source`]).
-    pub source: Option<String>,
+    pub source: Source,
     /// Stop: true when Claude is already continuing because of a Stop hook.
     pub stop_hook_active: bool,
     /// Codex: the turn (UserPromptSubmit, Stop); tells Codex's input from Claude Code's.
@@ -125,17 +126,12 @@ impl HookInput {
             session_id: text("session_id"),
             transcript_path: text("transcript_path"),
             cwd: text("cwd"),
-            source: text("source"),
+            source: Source::parse(text("source").as_deref()),
             stop_hook_active: map.get("stop_hook_active").and_then(Value::as_bool) == Some(true),
             turn_id: text("turn_id"),
             timestamp: text("timestamp"),
             running_work: running(map.get("background_tasks")) + running(map.get("session_crons")),
         })
-    }
-
-    /// SessionStart's source as the closed set.
-    pub fn source(&self) -> Source {
-        Source::parse(self.source.as_deref())
     }
 
     /// The session id made safe for a file name.
