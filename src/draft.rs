@@ -178,12 +178,9 @@ fn is_blank(text: &str, template: &Template) -> bool {
 
 /// The redactor configured for this repository, or `None` under `convosync.redact=false`.
 fn redactor(repo: &Repo) -> Result<Option<Redactor>> {
-    if !repo.settings.redact {
-        return Ok(None);
-    }
-    Redactor::new(&repo.settings.redact_patterns, &repo.settings.redact_allow)
-        .context("invalid convosync.redactPattern or convosync.redactAllow")
-        .map(Some)
+    let redactor = || Redactor::new(&repo.settings.redact_patterns, &repo.settings.redact_allow);
+    let redactor = repo.settings.redact.then(redactor).transpose();
+    redactor.context("invalid convosync.redactPattern or convosync.redactAllow")
 }
 
 /// The one gate between a handoff and the ref: secrets are redacted from everything that is

@@ -59,17 +59,13 @@ fn read_json<T: serde::de::DeserializeOwned + Default>(path: &Path) -> T {
         .unwrap_or_default()
 }
 
-fn sessions_dir(state_dir: &Path) -> PathBuf {
-    state_dir.join("sessions")
-}
-
 impl SessionState {
     pub fn load(state_dir: &Path, key: &str) -> SessionState {
-        read_json(&sessions_dir(state_dir).join(format!("{key}.json")))
+        read_json(&state_dir.join("sessions").join(format!("{key}.json")))
     }
 
     pub fn save(&self, state_dir: &Path, key: &str) {
-        let dir = sessions_dir(state_dir);
+        let dir = state_dir.join("sessions");
         if let Ok(bytes) = serde_json::to_vec(self) {
             if let Err(e) = atomic_write(&dir.join(format!("{key}.json")), &bytes) {
                 log(state_dir, &format!("could not save session state: {e:#}"));

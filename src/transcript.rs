@@ -37,9 +37,7 @@ pub struct Summary {
 pub fn open_regular(path: &Path) -> Option<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     // What the path names, through a symlink.
-    if !std::fs::metadata(path).ok()?.file_type().is_file() {
-        return None;
-    }
+    std::fs::metadata(path).ok().filter(|m| m.is_file())?;
     let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
@@ -93,27 +91,15 @@ fn claude_items(v: &Value) -> Vec<Item> {
     let msg = v.get("message");
     let role = msg.and_then(|m| str_at(m, "role")).or(str_at(v, "type"));
     match (role, msg.and_then(|m| m.get("content"))) {
-        (Some("user"), Some(content)) => out.extend(prompt_text(content).map(Item::Prompt)),
+        (Some("user"), Some(Value::String(t))) => out.push(Item::Prompt(t.clone())),
+        // The text parts of a user line (not tool results), if any.
+        (Some("user"), Some(parts)) => out.extend(joined(texts(Some(parts), Some("text"))).map(Item::Prompt)),
         (Some("assistant"), Some(Value::Array(blocks))) => {
-            for b in blocks {
-                match str_at(b, "type") {
-                    Some("text") => out.extend(str_at(b, "text").map(|t| Item::Reply(t.to_string()))),
-                    Some("tool_use") => {
-                        let name = str_at(b, "name").unwrap_or("");
-                        let input = b.get("input").unwrap_or(&Value::Null);
-                        if EDIT_TOOLS.contains(&name) {
-                            let path = match str_at(input, "notebook_path") {
-                                Some(p) if name == "NotebookEdit" && !p.is_empty() => Some(p),
-                                _ => str_at(input, "file_path").or_else(|| str_at(input, "notebook_path")),
-                            };
-                            out.push(Item::Edit(path.unwrap_or("").to_string()));
-                        } else if name == "Bash" {
-                            out.push(Item::Shell(str_at(input, "command").unwrap_or("").to_string()));
-                        }
-                    }
-                    _ => {}
-                }
-            }
+            out.extend(blocks.iter().filter_map(|b| match str_at(b, "type") {
+                Some("text") => str_at(b, "text").map(|t| Item::Reply(t.to_string())),
+                Some("tool_use") => tool_item(Agent::Claude, b, "input"),
+                _ => None,
+            }))
         }
         (Some("assistant"), Some(Value::String(t))) => out.push(Item::Reply(t.clone())),
         _ => {}
@@ -192,26 +178,13 @@ fn gemini_items(v: &Value) -> Vec<Item> {
     let mut out = Vec::new();
     match str_at(v, "type") {
         Some("user") => {
-            if let Some(text) = joined(texts(v.get("content"), None)) {
-                out.push(Item::Prompt(strip_hook_context(&text).to_string()));
-            }
+            let text = joined(texts(v.get("content"), None));
+            out.extend(text.map(|t| Item::Prompt(strip_hook_context(&t).to_string())));
         }
         Some("gemini") => {
-            if let Some(t) = str_at(v, "content") {
-                out.push(Item::Reply(t.to_string()));
-            }
-            for call in v.get("toolCalls").and_then(Value::as_array).into_iter().flatten() {
-                let args = call.get("args").unwrap_or(&Value::Null);
-                match str_at(call, "name").unwrap_or("") {
-                    "write_file" | "replace" | "edit" => {
-                        out.push(Item::Edit(str_at(args, "file_path").unwrap_or("").to_string()));
-                    }
-                    "run_shell_command" => {
-                        out.push(Item::Shell(str_at(args, "command").unwrap_or("").to_string()));
-                    }
-                    _ => {}
-                }
-            }
+            out.extend(str_at(v, "content").map(|t| Item::Reply(t.to_string())));
+            let calls = v.get("toolCalls").and_then(Value::as_array).into_iter().flatten();
+            out.extend(calls.filter_map(|call| tool_item(Agent::Gemini, call, "args")));
         }
         _ => {}
     }
@@ -246,8 +219,25 @@ pub fn agent_version(path: &Path, agent: Agent) -> Option<String> {
     })
 }
 
-/// Tools whose use is work on the code: the editing tools and the shell.
-const EDIT_TOOLS: [&str; 4] = ["Write", "Edit", "MultiEdit", "NotebookEdit"];
+/// A use of a tool that is work on the code (an editing tool, the shell) in Claude Code's or
+/// Gemini CLI's transcript: the tool's `name`, its input under `input_key`.
+fn tool_item(agent: Agent, call: &Value, input_key: &str) -> Option<Item> {
+    let input = call.get(input_key).unwrap_or(&Value::Null);
+    let arg = |k| str_at(input, k).filter(|p| !p.is_empty());
+    let text = |k| str_at(input, k).unwrap_or("").to_string();
+    match (agent, str_at(call, "name").unwrap_or("")) {
+        (Agent::Claude, "NotebookEdit") if arg("notebook_path").is_some() => {
+            Some(Item::Edit(text("notebook_path")))
+        }
+        (Agent::Claude, "Write" | "Edit" | "MultiEdit" | "NotebookEdit") => {
+            let path = str_at(input, "file_path").or_else(|| str_at(input, "notebook_path"));
+            Some(Item::Edit(path.unwrap_or("").to_string()))
+        }
+        (Agent::Gemini, "write_file" | "replace" | "edit") => Some(Item::Edit(text("file_path"))),
+        (Agent::Claude, "Bash") | (Agent::Gemini, "run_shell_command") => Some(Item::Shell(text("command"))),
+        _ => None,
+    }
+}
 
 /// Where the previous read of a transcript stopped: the file (device and inode, so a transcript
 /// replaced by another file is read from its start) and the byte after the last whole line read.
@@ -362,14 +352,6 @@ fn line_time(v: &Value) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// The text a user line carries (not tool results), if any.
-fn prompt_text(content: &Value) -> Option<String> {
-    match content {
-        Value::String(t) => Some(t.clone()),
-        _ => joined(texts(Some(content), Some("text"))),
-    }
-}
-
 /// The `text` of each part in the array `parts` (of type `kind`, when one is given).
 fn texts<'v>(parts: Option<&'v Value>, kind: Option<&str>) -> Vec<&'v str> {
     let parts = parts.and_then(Value::as_array).into_iter().flatten();
@@ -444,46 +426,37 @@ impl Summary {
     /// Handoff sections derived from the transcript, for `auto` mode.
     pub fn sections(&self, workdir: Option<&Path>) -> Vec<Section> {
         let cut = |s: &str, n: usize| crate::timefmt::truncate_chars(s.trim(), n);
-        let mut out = Vec::new();
-        let mut add = |title: &str, body| {
-            out.push(Section {
-                title: title.into(),
-                body,
-            })
-        };
-        if let Some((_, last)) = self.prompts.last() {
-            add("Current Task", cut(last, 600));
-        }
-        if let Some(a) = &self.last_assistant {
-            add("Progress So Far", cut(a, 1500));
-        }
         let n = self.prompts.len();
-        if n > 1 {
-            // The (at most four) requests before the last.
-            let earlier: Vec<String> = self.prompts[n.saturating_sub(5)..n - 1]
-                .iter()
-                .map(|(_, p)| format!("- {}", cut(p, 200).replace('\n', " ")))
-                .collect();
-            add(
-                "Important Context",
-                format!("Earlier requests in this session:\n{}", earlier.join("\n")),
-            );
-        }
-        if !self.files.is_empty() {
-            let files: Vec<String> = self
-                .files
-                .iter()
-                .take(50)
-                .map(|f| {
-                    let rel = workdir
-                        .and_then(|w| Path::new(f).strip_prefix(w).ok())
-                        .map(|p| p.display().to_string());
-                    format!("- {}", rel.unwrap_or_else(|| f.clone()))
-                })
-                .collect();
-            add("Files Modified", files.join("\n"));
-        }
-        out
+        // The (at most four) requests before the last.
+        let earlier: Vec<String> = self.prompts[n.saturating_sub(5)..n.saturating_sub(1)]
+            .iter()
+            .map(|(_, p)| format!("- {}", cut(p, 200).replace('\n', " ")))
+            .collect();
+        let files: Vec<String> = self
+            .files
+            .iter()
+            .take(50)
+            .map(|f| {
+                let rel = workdir
+                    .and_then(|w| Path::new(f).strip_prefix(w).ok())
+                    .map(|p| p.display().to_string());
+                format!("- {}", rel.unwrap_or_else(|| f.clone()))
+            })
+            .collect();
+        let task = self.prompts.last().map(|(_, last)| cut(last, 600));
+        let progress = self.last_assistant.as_deref().map(|a| cut(a, 1500));
+        let context = (n > 1).then(|| format!("Earlier requests in this session:\n{}", earlier.join("\n")));
+        let files = (!files.is_empty()).then(|| files.join("\n"));
+        let titled = [
+            ("Current Task", task),
+            ("Progress So Far", progress),
+            ("Important Context", context),
+            ("Files Modified", files),
+        ];
+        let titled = titled
+            .into_iter()
+            .filter_map(|(title, body)| Some((title.to_string(), body?)));
+        titled.map(|(title, body)| Section { title, body }).collect()
     }
 }
 

@@ -7,22 +7,3 @@
 //! feeds it to the model as hook context (the turn goes on, the next Stop has
 //! `stop_hook_active`) and shows the user "Stop hook says: …", whereas a block is shown as "Stop
 //! hook reported a problem" and sent to the model as a "blocking error".
-
-use serde_json::Value;
-
-use super::{context_output, decision_output, Reply};
-use crate::hook::wire::Event;
-
-pub fn render(event: Event, reply: &Reply) -> Option<Value> {
-    if let Some(p) = &reply.problem {
-        return Some(decision_output("block", p, reply.message.as_ref()));
-    }
-    let name = match event {
-        Event::SessionStart => "SessionStart",
-        Event::UserPromptSubmit => "UserPromptSubmit",
-        Event::Stop => "Stop",
-        _ => "",
-    };
-    let context = reply.context.as_ref().or(reply.request.as_ref());
-    context_output(name, context.filter(|_| !name.is_empty()), reply.message.as_ref())
-}

@@ -18,22 +18,6 @@
 
 use serde_json::Value;
 
-use super::{context_output, decision_output, Reply};
-use crate::hook::wire::Event;
-
-pub fn render(event: Event, reply: &Reply) -> Option<Value> {
-    let (context, message) = (reply.context.as_ref(), reply.message.as_ref());
-    match event {
-        Event::SessionStart => context_output("SessionStart", context, message),
-        Event::UserPromptSubmit => context_output("UserPromptSubmit", context, message),
-        Event::Stop => match reply.problem.as_ref().or(reply.request.as_ref()) {
-            Some(reason) => Some(decision_output("block", reason, message)),
-            None => context_output("Stop", None, message),
-        },
-        _ => None,
-    }
-}
-
 /// The marketplace and plugin name: the plugin is `convosync@convosync`.
 pub const PLUGIN_ID: &str = "convosync@convosync";
 

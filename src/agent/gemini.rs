@@ -9,31 +9,4 @@
 //! turn goes on (the next AfterAgent has `stop_hook_active`). It sets `GEMINI_PROJECT_DIR` and
 //! `GEMINI_SESSION_ID`; the transcript is `~/.gemini/tmp/<project>/chats/session-*.jsonl`.
 
-use serde_json::Value;
-
-use super::{context_output, decision_output, Reply};
-use crate::hook::wire::Event;
-
 pub const SESSION_VAR: &str = "GEMINI_SESSION_ID";
-
-/// Gemini CLI's names for the moments convosync answers.
-pub fn event(name: &str) -> Option<Event> {
-    match name {
-        "BeforeAgent" => Some(Event::UserPromptSubmit),
-        "AfterAgent" => Some(Event::Stop),
-        _ => None,
-    }
-}
-
-pub fn render(event: Event, reply: &Reply) -> Option<Value> {
-    let (context, message) = (reply.context.as_ref(), reply.message.as_ref());
-    match event {
-        Event::SessionStart => context_output("SessionStart", context, message),
-        Event::UserPromptSubmit => context_output("BeforeAgent", context, message),
-        Event::Stop => match reply.problem.as_ref().or(reply.request.as_ref()) {
-            Some(reason) => Some(decision_output("deny", reason, message)),
-            None => context_output("AfterAgent", None, message),
-        },
-        _ => context_output("SessionEnd", None, message),
-    }
-}

@@ -39,15 +39,6 @@ pub struct Reply {
     pub message: Option<String>,
 }
 
-impl Reply {
-    pub fn message(text: String) -> Reply {
-        Reply {
-            message: Some(text),
-            ..Reply::default()
-        }
-    }
-}
-
 impl Agent {
     pub const ALL: [Agent; 3] = [Agent::Claude, Agent::Codex, Agent::Gemini];
 
@@ -93,23 +84,42 @@ impl Agent {
         Agent::Claude
     }
 
-    /// The event a hook name means: convosync's own names (`session-start`, …, as every
-    /// hooks file of this plugin passes them) and each agent's names for the same moments.
-    pub fn event(name: &str) -> Option<Event> {
-        Event::parse(name).or_else(|| gemini::event(name))
-    }
-
     /// The JSON to print for `reply` at `event`, with exactly the fields this agent accepts
-    /// there; `None` prints nothing.
+    /// there; `None` prints nothing. Context goes as `hookSpecificOutput` under the agent's name
+    /// for the event; a Stop that makes the model go on as `{"decision": <word>, "reason": …}`
+    /// (Claude Code takes the routine request as Stop context and blocks only for a problem, see
+    /// [`claude`]); the line for the user as `systemMessage`. Codex has no output schema for
+    /// SessionEnd: nothing is printed there.
     pub fn render(self, event: Event, reply: &Reply) -> Option<Value> {
-        if *reply == Reply::default() {
-            return None;
+        let (context, request, problem) = (
+            reply.context.as_ref(),
+            reply.request.as_ref(),
+            reply.problem.as_ref(),
+        );
+        let (name, context, decision) = match (self, event) {
+            (Agent::Codex, Event::SessionEnd | Event::Push | Event::Fetch) => return None,
+            (Agent::Claude, _) if problem.is_some() => ("", None, problem.map(|p| ("block", p))),
+            (Agent::Claude, Event::Stop) => ("Stop", context.or(request), None),
+            (Agent::Codex, Event::Stop) => ("", None, problem.or(request).map(|r| ("block", r))),
+            (Agent::Gemini, Event::Stop) => ("", None, problem.or(request).map(|r| ("deny", r))),
+            (Agent::Gemini, Event::UserPromptSubmit) => ("BeforeAgent", context, None),
+            (_, Event::UserPromptSubmit) => ("UserPromptSubmit", context, None),
+            (_, Event::SessionStart) => ("SessionStart", context, None),
+            _ => ("", None, None),
+        };
+        let mut out = serde_json::Map::new();
+        if let Some((word, reason)) = decision {
+            out.insert("decision".into(), word.into());
+            out.insert("reason".into(), reason.as_str().into());
         }
-        match self {
-            Agent::Claude => claude::render(event, reply),
-            Agent::Codex => codex::render(event, reply),
-            Agent::Gemini => gemini::render(event, reply),
+        if let Some(c) = context {
+            let specific = serde_json::json!({ "hookEventName": name, "additionalContext": c });
+            out.insert("hookSpecificOutput".into(), specific);
         }
+        if let Some(m) = &reply.message {
+            out.insert("systemMessage".into(), m.as_str().into());
+        }
+        (!out.is_empty()).then_some(Value::Object(out))
     }
 
     /// How a session of this agent runs the convosync command `what`: Claude Code has the
@@ -151,31 +161,6 @@ pub fn name_of(label: &str) -> String {
         .take_while(|w| !w.starts_with(|c: char| c.is_ascii_digit()))
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// `{"hookSpecificOutput":{"hookEventName":…,"additionalContext":…}}` plus a `systemMessage`, the
-/// shape all three agents share for context.
-fn context_output(event_name: &str, context: Option<&String>, message: Option<&String>) -> Option<Value> {
-    let mut out = serde_json::Map::new();
-    if let Some(c) = context {
-        out.insert(
-            "hookSpecificOutput".into(),
-            serde_json::json!({ "hookEventName": event_name, "additionalContext": c }),
-        );
-    }
-    if let Some(m) = message {
-        out.insert("systemMessage".into(), Value::String(m.clone()));
-    }
-    (!out.is_empty()).then_some(Value::Object(out))
-}
-
-/// A Stop that makes the model go on: `{"decision": <word>, "reason": …}` (+ `systemMessage`).
-fn decision_output(word: &str, reason: &str, message: Option<&String>) -> Value {
-    let mut v = serde_json::json!({ "decision": word, "reason": reason });
-    if let Some(m) = message {
-        v["systemMessage"] = Value::String(m.clone());
-    }
-    v
 }
 
 #[cfg(test)]
@@ -224,7 +209,7 @@ mod tests {
             request: Some("write the draft".into()),
             ..Reply::default()
         };
-        let end = Reply::message("convosync: handoff saved".into());
+        let end = crate::hook::message("handoff saved");
         let s = |a: Agent, e: Event, r: &Reply| a.render(e, r).map(|v| v.to_string()).unwrap_or_default();
         assert_eq!(
             s(Agent::Claude, Event::SessionStart, &start),

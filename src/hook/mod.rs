@@ -122,5 +122,8 @@ fn read_notes(repo: &Repo, store: &Store<'_>) -> anyhow::Result<Vec<Note>> {
 
 /// One line for the user: `convosync: …`.
 pub fn message(text: &str) -> Reply {
-    Reply::message(format!("convosync: {text}"))
+    Reply {
+        message: Some(format!("convosync: {text}")),
+        ..Reply::default()
+    }
 }

@@ -43,7 +43,7 @@ pub fn remember_start(input: &HookInput, event: Event, env: Env<'_>) {
     let (Some(file), Some(cwd)) = (record(input, env), input.cwd.as_deref()) else {
         return;
     };
-    let opens = matches!(input.source(), Source::Startup | Source::Resume | Source::Fork);
+    let opens = matches!(input.source, Source::Startup | Source::Resume | Source::Fork);
     let known = std::fs::read(&file).ok();
     if known.is_some() && (!opens || known.as_deref() == Some(cwd.as_bytes())) {
         return;
@@ -84,7 +84,7 @@ mod tests {
         HookInput {
             session_id: Some(session.to_string()),
             cwd: Some(cwd.to_string()),
-            source: source.map(str::to_string),
+            source: Source::parse(source),
             ..HookInput::default()
         }
     }

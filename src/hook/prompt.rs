@@ -16,16 +16,14 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Reply> {
     // Without a session id there is no record of what the session has: never guess.
     ctx.input.session_key()?;
     super::net::wait_for_background_fetch(ctx);
-    let mut state = ctx.session_state();
-    let Ok(Offer::Inject { text, line, keys }) = offer(ctx, Moment::Prompt, &state.injected) else {
+    let Ok(Offer::Inject(reply)) = offer(ctx, Moment::Prompt, &mut ctx.session_state()) else {
         return None;
     };
-    state.injected = keys;
-    ctx.save_state(&state);
-    let line = line.replacen("convosync: ", "convosync: newer notes: ", 1);
     Some(Reply {
-        context: Some(format!("{NEWER}{text}")),
-        message: Some(line),
-        ..Reply::default()
+        context: reply.context.map(|text| format!("{NEWER}{text}")),
+        message: reply
+            .message
+            .map(|line| line.replacen("convosync: ", "convosync: newer notes: ", 1)),
+        ..reply
     })
 }

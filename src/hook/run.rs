@@ -13,7 +13,7 @@ use crate::agent::{Agent, Reply};
 /// does nothing. `agent` names the agent that runs the hook (`--agent`, as each agent's hooks
 /// file passes it); without it the agent is told from the input.
 pub fn run(event: &str, agent: Option<&str>, stdin: impl Read) -> Option<String> {
-    let event = Agent::event(event)?;
+    let event = Event::parse(event)?;
     let input = HookInput::read(stdin)?;
     let agent = agent
         .and_then(Agent::parse)

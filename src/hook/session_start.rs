@@ -51,11 +51,9 @@ pub fn decide(
         Moment::Prompt => {
             let had: HashSet<&String> = injected.iter().collect();
             let new: Vec<String> = keys.iter().filter(|k| !had.contains(k)).cloned().collect();
-            if new.is_empty() {
-                Inject::Skip
-            } else {
-                Inject::Only(new)
-            }
+            Some(new)
+                .filter(|n| !n.is_empty())
+                .map_or(Inject::Skip, Inject::Only)
         }
     }
 }
@@ -66,22 +64,16 @@ pub(super) enum Offer {
     Nothing,
     /// Notes, but the session already has them.
     AlreadyThere,
-    /// What to add to the session's context.
-    Inject {
-        /// The context text.
-        text: String,
-        /// The one line for the user.
-        line: String,
-        /// The keys of every note on the ref: what the session now has.
-        keys: Vec<String>,
-    },
+    /// What to add to the session's context (the notes) and the one line for the user; the
+    /// session's state now records every note on the ref as received.
+    Inject(Reply),
 }
 
 /// Read the local ref once and decide what to inject at `moment` into a session that already
-/// received `injected`, through the one view of other devices' notes ([`crate::notes`]). Every
-/// path that delivers notes (this start, synchronous or not, and the prompt after an asynchronous
-/// one) says the same, including which notes could not be read.
-pub(super) fn offer(ctx: &Ctx<'_>, moment: Moment, injected: &[String]) -> Result<Offer, String> {
+/// received `state.injected`, through the one view of other devices' notes ([`crate::notes`]).
+/// Every path that delivers notes (this start, synchronous or not, and the prompt after an
+/// asynchronous one) says the same, including which notes could not be read.
+pub(super) fn offer(ctx: &Ctx<'_>, moment: Moment, state: &mut SessionState) -> Result<Offer, String> {
     let read = ctx.notes().map_err(|e| {
         ctx.log(&format!("read handoffs: {e:#}"));
         format!("could not read handoffs ({e:#})")
@@ -94,7 +86,7 @@ pub(super) fn offer(ctx: &Ctx<'_>, moment: Moment, injected: &[String]) -> Resul
     if keys.is_empty() {
         return Ok(Offer::Nothing);
     }
-    match decide(moment, &keys, injected, || fork_parent_has(ctx, &keys)) {
+    match decide(moment, &keys, &state.injected, || fork_parent_has(ctx, &keys)) {
         Inject::Skip => return Ok(Offer::AlreadyThere),
         Inject::All => {}
         Inject::Only(only) => notes.retain(&only),
@@ -105,15 +97,17 @@ pub(super) fn offer(ctx: &Ctx<'_>, moment: Moment, injected: &[String]) -> Resul
     // What to run on a device without the key: once per repository.
     let hint = crate::crypt::session_hint(&ctx.repo.state_dir(), &notes.lacking_key()).is_some();
     let view = notes.render(&ctx.repo, Reader::Session(ctx.agent), hint);
-    Ok(Offer::Inject {
-        text: view.text(),
-        line: view.line,
-        keys,
-    })
+    state.injected = keys;
+    ctx.save_state(state);
+    Ok(Offer::Inject(Reply {
+        context: Some(view.text()),
+        message: Some(view.line),
+        ..Reply::default()
+    }))
 }
 
 pub fn run(ctx: &Ctx<'_>) -> Option<Reply> {
-    let source = ctx.input.source();
+    let source = ctx.input.source;
     let mut state = ctx.session_state();
     // Kept with the next save of this state (no write of its own: the Stop hook falls back on
     // the transcript). Measured against file times: the machine's clock, not `CONVOSYNC_NOW`.
@@ -126,24 +120,18 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Reply> {
         (true, StartMode::Sync) => net::refresh(ctx),
         (true, StartMode::Async) => net::refresh_in_background(ctx),
     };
-    let (text, mut line, keys) = match offer(ctx, Moment::Start(source), &state.injected) {
+    let mut reply = match offer(ctx, Moment::Start(source), &mut state) {
         Err(e) => return Some(super::message(&e)),
-        Ok(Offer::Inject { text, line, keys }) => (text, line, keys),
+        Ok(Offer::Inject(reply)) => reply,
         // Nothing from other devices: nothing at all, not even a network note.
         Ok(Offer::Nothing) => return None,
         // This session already has exactly these notes: only the network note.
         Ok(Offer::AlreadyThere) => return net_note.map(|n| super::message(&n)),
     };
-    if let Some(n) = net_note {
+    if let (Some(n), Some(line)) = (net_note, &mut reply.message) {
         line.push_str(&format!(" ({n})"));
     }
-    state.injected = keys;
-    ctx.save_state(&state);
-    Some(Reply {
-        context: Some(text),
-        message: Some(line),
-        ..Reply::default()
-    })
+    Some(reply)
 }
 
 /// Transcripts of other sessions looked at when a session is forked; past this, inject.
@@ -161,28 +149,19 @@ fn fork_parent_has(ctx: &Ctx<'_>, keys: &[String]) -> bool {
     else {
         return false;
     };
-    let state_dir = ctx.repo.state_dir();
-    let mut seen = 0;
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.extension().is_none_or(|x| x != "jsonl") || p.file_stem() == Some(own) {
-            continue;
-        }
-        seen += 1;
-        if seen > MAX_FORK_CANDIDATES {
-            return false;
-        }
-        let Some(key) = p
+    let others: Vec<_> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl") && p.file_stem() != Some(own))
+        .take(MAX_FORK_CANDIDATES + 1)
+        .collect();
+    let had = |p: &std::path::PathBuf| {
+        let key = p
             .file_stem()
-            .and_then(|s| super::wire::session_key(&s.to_string_lossy()))
-        else {
-            return false;
-        };
-        if SessionState::load(&state_dir, &key).injected != keys {
-            return false;
-        }
-    }
-    seen > 0
+            .and_then(|s| super::wire::session_key(&s.to_string_lossy()));
+        key.is_some_and(|k| SessionState::load(&ctx.repo.state_dir(), &k).injected == keys)
+    };
+    (1..=MAX_FORK_CANDIDATES).contains(&others.len()) && others.iter().all(had)
 }
 
 #[cfg(test)]

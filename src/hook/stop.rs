@@ -133,11 +133,10 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Reply> {
     changed |= std::mem::take(&mut state.blocked_last_stop);
     // Claude is asked only where a draft of this session can be written.
     let ask = match decision {
-        Decision::Ask if foreign.is_none() => ctx
-            .repo
-            .draft_path()
-            .ok()
-            .and_then(|path| Some((path, draft::template(&ctx.repo).ok()?))),
+        Decision::Ask if foreign.is_none() => ctx.repo.draft_path().ok().and_then(|path| {
+            let template = draft::template(&ctx.repo).ok()?;
+            Some(draft::instructions(&template, &path))
+        }),
         _ => None,
     };
     if decision == Decision::Auto || ask.is_some() {
@@ -154,10 +153,9 @@ pub fn run(ctx: &Ctx<'_>) -> Option<Reply> {
     match (decision, ask) {
         (Decision::Auto, _) => auto_handoff(ctx, Push::Now),
         (Decision::PushQueued, _) => queued_pushed(net::exchange(ctx, Want::Queued, |_| Ok(())).1).or(notice),
-        (_, Some((path, template))) => {
+        (_, Some(instructions)) => {
             let _ = ctx.repo.ensure_excluded();
             // The routine request for a handoff (each agent's adapter says how it reaches the model).
-            let instructions = draft::instructions(&template, &path);
             let instructions = instructions.trim_end();
             let request = format!("convosync: {instructions}\nThen stop: convosync commits and pushes it.");
             Some(Reply {
@@ -243,7 +241,7 @@ pub fn session_end(ctx: &Ctx<'_>) -> Option<Reply> {
         }
     }
     if net::gate(ctx, Want::Queued).is_ok() {
-        spawn_push(ctx);
+        net::spawn_hook(ctx, "push");
     }
     None
 }
@@ -253,14 +251,9 @@ pub fn session_end(ctx: &Ctx<'_>) -> Option<Reply> {
 enum Push {
     /// In this hook, within its deadline.
     Now,
-    /// In a detached process, so the hook returns at once (SessionEnd).
+    /// In a detached process, so the hook returns at once (SessionEnd): `convosync hook push`
+    /// ([`net::spawn_hook`]) pushes what is queued (and the wip snapshot) within its own deadline.
     Background,
-}
-
-/// Start `convosync hook push` detached (see [`net::spawn_hook`]): it pushes what is queued
-/// (and the wip snapshot) within its own deadline.
-fn spawn_push(ctx: &Ctx<'_>) -> bool {
-    net::spawn_hook(ctx, "push")
 }
 
 /// `step` under the repository lock; with [`Push::Now`], inside one exchange with the remote
@@ -280,7 +273,9 @@ fn write<T>(
 fn written(ctx: &Ctx<'_>, what: &str, push: Push, exchanged: Option<Exchanged>) -> String {
     match (push, ctx.repo.remote_name(), exchanged) {
         (_, None, _) => format!("{what} (no remote to push to)"),
-        (Push::Background, Some(_), _) if spawn_push(ctx) => format!("{what}; pushing it in the background"),
+        (Push::Background, Some(_), _) if net::spawn_hook(ctx, "push") => {
+            format!("{what}; pushing it in the background")
+        }
         (Push::Background, Some(_), _) | (Push::Now, Some(_), None) => {
             format!("{what}; it will be pushed later")
         }
@@ -312,7 +307,7 @@ fn commit_draft(ctx: &Ctx<'_>, may_block: bool, push: Push) -> Option<Option<Rep
     match done {
         Ok((Outcome::NoDraft, _)) => None,
         Ok((Outcome::AlreadyCommitted { .. }, _)) if push == Push::Background => {
-            spawn_push(ctx);
+            net::spawn_hook(ctx, "push");
             Some(None)
         }
         Ok((Outcome::AlreadyCommitted { .. }, _)) => Some(queued_pushed(exchanged)),
@@ -403,12 +398,8 @@ fn wip_push_hint(ctx: &Ctx<'_>) -> Option<String> {
 
 /// `auto` mode: a handoff derived from the transcript, redacted, committed and pushed.
 fn auto_handoff(ctx: &Ctx<'_>, push: Push) -> Option<Reply> {
-    let summary = ctx
-        .input
-        .transcript_path
-        .as_deref()
-        .map(|p| Summary::read(Path::new(p), ctx.agent))
-        .unwrap_or_default();
+    let path = ctx.input.transcript_path.as_deref().map(Path::new);
+    let summary = path.map(|p| Summary::read(p, ctx.agent)).unwrap_or_default();
     // Redacted before it is cut to section length: a secret cut in half is not recognised.
     let sections = draft::redact_summary(&ctx.repo, &summary).sections(ctx.repo.workdir());
     if sections.is_empty() {

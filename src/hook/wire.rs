@@ -20,12 +20,15 @@ pub enum Event {
 }
 
 impl Event {
-    /// `session-start` (as `hooks.json` names it) or `SessionStart` (Claude Code's own name).
+    /// The event a hook name means: convosync's own names (`session-start`, …, as every hooks
+    /// file of this plugin passes them) and each agent's names for the same moments (Claude
+    /// Code's and Codex's `SessionStart`, Gemini CLI's `BeforeAgent` for a prompt submit and
+    /// `AfterAgent` for a stop).
     pub fn parse(name: &str) -> Option<Event> {
         Some(match name {
             "session-start" | "SessionStart" => Event::SessionStart,
-            "user-prompt-submit" | "UserPromptSubmit" => Event::UserPromptSubmit,
-            "stop" | "Stop" => Event::Stop,
+            "user-prompt-submit" | "UserPromptSubmit" | "BeforeAgent" => Event::UserPromptSubmit,
+            "stop" | "Stop" | "AfterAgent" => Event::Stop,
             "session-end" | "SessionEnd" => Event::SessionEnd,
             "push" => Event::Push,
             "fetch" => Event::Fetch,
@@ -40,9 +43,10 @@ impl Event {
 }
 
 /// Why a session (re)started, from SessionStart's `source`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Source {
     /// A new session (also when Claude Code sent no source).
+    #[default]
     Startup,
     Resume,
     /// A new session id over an earlier session's transcript.
@@ -83,7 +87,7 @@ pub struct HookInput {
     pub transcript_path: Option<String>,
     pub cwd: Option<String>,
     /// SessionStart: `startup`, `resume`, `fork`, `clear` or `compact` (see [`Source`]).
-    pub source: Option<String>,
+    pub source: Source,
     /// Stop: true when Claude is already continuing because of a Stop hook.
     pub stop_hook_active: bool,
     /// Codex: the turn (UserPromptSubmit, Stop); tells Codex's input from Claude Code's.
@@ -122,20 +126,12 @@ impl HookInput {
             session_id: text("session_id"),
             transcript_path: text("transcript_path"),
             cwd: text("cwd"),
-            source: text("source"),
-            stop_hook_active: map
-                .get("stop_hook_active")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            source: Source::parse(text("source").as_deref()),
+            stop_hook_active: map.get("stop_hook_active").and_then(Value::as_bool) == Some(true),
             turn_id: text("turn_id"),
             timestamp: text("timestamp"),
             running_work: running(map.get("background_tasks")) + running(map.get("session_crons")),
         })
-    }
-
-    /// SessionStart's source as the closed set.
-    pub fn source(&self) -> Source {
-        Source::parse(self.source.as_deref())
     }
 
     /// The session id made safe for a file name.
@@ -247,6 +243,7 @@ mod tests {
         assert_eq!(Event::parse("SessionStart"), Some(Event::SessionStart));
         assert_eq!(Event::parse("UserPromptSubmit"), Some(Event::UserPromptSubmit));
         assert_eq!(Event::parse("fetch"), Some(Event::Fetch));
+        assert_eq!(Event::parse("AfterAgent"), Some(Event::Stop));
         assert_eq!(Event::parse("PreToolUse"), None);
         assert_eq!(Event::parse(""), None);
         assert!(Event::Push.is_background() && !Event::Stop.is_background());
