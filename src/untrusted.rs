@@ -121,11 +121,6 @@ pub fn commit<'r>(repo: &'r Repository, id: Oid) -> Result<Commit<'r>, Refused> 
     Ok(repo.find_commit(id)?)
 }
 
-/// The tree of commit `c`, through [`tree`].
-pub fn commit_tree<'r>(repo: &'r Repository, c: &Commit<'_>) -> Result<Tree<'r>, Refused> {
-    tree(repo, c.tree_id())
-}
-
 /// Whether `c` may stay in a body: not a control character, a bidirectional formatting
 /// character (embedding, override, isolate, mark) or a line or paragraph separator.
 fn allowed(c: char, keep_newlines: bool) -> bool {
@@ -269,15 +264,11 @@ pub fn line_owned(s: &str) -> String {
 /// character other than newline and tab is written out escaped (`\u{1b}`) rather than dropped,
 /// so what a file holds is seen, and nothing in it acts on the terminal.
 pub fn shown(s: &str) -> String {
-    if clean(s, true) {
-        return s.to_string();
-    }
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if c != '\n' && c != '\t' && !allowed(c, true) {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
+        match allowed(c, true) {
+            true => out.push(c),
+            false => out.extend(c.escape_default()),
         }
     }
     out
