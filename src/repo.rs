@@ -61,8 +61,7 @@ impl Repo {
         let Ok(git) = Repository::discover(dir) else {
             return Vec::new();
         };
-        let config = git.config().and_then(|mut c| c.snapshot()).ok();
-        Settings::load(config.as_ref()).invalid
+        Settings::load(git.config().and_then(|mut c| c.snapshot()).ok().as_ref()).invalid
     }
 
     /// Like [`Repo::discover`], but a missing repository is an error with a clear message.
@@ -140,10 +139,8 @@ impl Repo {
         let exclude = self.git.commondir().join("info").join("exclude");
         let mut current = std::fs::read_to_string(&exclude).unwrap_or_default();
         let wanted = ["/.convosync/session-handoff-draft.md", "/.convosync/*.tmp"];
-        let missing: Vec<&str> = wanted
-            .into_iter()
-            .filter(|w| !current.lines().any(|l| l.trim() == *w))
-            .collect();
+        let listed = |w: &&str| current.lines().any(|l| l.trim() == *w);
+        let missing: Vec<&str> = wanted.into_iter().filter(|w| !listed(w)).collect();
         if missing.is_empty() {
             return Ok(());
         }
@@ -168,10 +165,8 @@ impl Repo {
     /// The remote the project's code goes to: the handoffs' remote unless that is a notes
     /// repository, else the current branch's upstream remote, else `origin`.
     pub fn code_remote(&self) -> Option<String> {
-        if let Some(r) = &self.settings.remote {
-            if !self.settings.notes_repo {
-                return self.git.find_remote(r).ok().map(|_| r.clone());
-            }
+        if let (Some(r), false) = (&self.settings.remote, self.settings.notes_repo) {
+            return self.git.find_remote(r).ok().map(|_| r.clone());
         }
         let upstream = self
             .git
