@@ -76,14 +76,10 @@ pub(super) fn cookie_values(text: &str) -> Vec<(usize, usize)> {
     }
     let mut out = Vec::new();
     for caps in HEADER.captures_iter(text) {
-        // Both groups take part in every match. A `Set-Cookie:` header's first pair is its
-        // cookie; the rest are attributes.
+        // Both groups take part in every match. A `Set-Cookie:` header's (one longer than
+        // `cookie`) first pair is its cookie; the rest are attributes.
         let (header, pairs) = (&caps[1], caps.get(2).expect("cookie pairs"));
-        let count = if header.len() > "cookie".len() {
-            1
-        } else {
-            usize::MAX
-        };
+        let count = if header.len() > 6 { 1 } else { usize::MAX };
         let mut at = pairs.start();
         for pair in pairs.as_str().split(';').take(count) {
             let start = at;
