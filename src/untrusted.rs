@@ -136,30 +136,22 @@ fn allowed(c: char, keep_newlines: bool) -> bool {
 /// ASCII is recognised eight bytes at a time; only a word that holds something else is looked at
 /// a character at a time.
 fn clean(s: &str, keep_newlines: bool) -> bool {
-    let plain = |b: u8| (0x20..0x7f).contains(&b) || (keep_newlines && (b == b'\n' || b == b'\t'));
-    let bytes = s.as_bytes();
     let mut i = 0;
-    while i < bytes.len() {
-        let end = (i + 8).min(bytes.len());
-        if let Ok(word) = <[u8; 8]>::try_from(&bytes[i..end]) {
-            if printable8(u64::from_le_bytes(word)) {
-                i = end;
-                continue;
-            }
+    while i < s.len() {
+        let end = (i + 8).min(s.len());
+        let word = <[u8; 8]>::try_from(&s.as_bytes()[i..end]);
+        if word.is_ok_and(|w| printable8(u64::from_le_bytes(w))) {
+            i = end;
+            continue;
         }
-        while i < end {
-            if bytes[i].is_ascii() {
-                if !plain(bytes[i]) {
-                    return false;
-                }
-                i += 1;
-            } else {
-                // `i` starts a character: every byte before it belongs to a whole one.
-                let Some(c) = s[i..].chars().next() else { break };
-                if !allowed(c, keep_newlines) {
-                    return false;
-                }
-                i += c.len_utf8();
+        // `i` starts a character: every byte before it belongs to a whole one.
+        for c in s[i..].chars() {
+            if !allowed(c, keep_newlines) {
+                return false;
+            }
+            i += c.len_utf8();
+            if i >= end {
+                break;
             }
         }
     }
