@@ -192,29 +192,32 @@ fn skip_csi(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
     chars.next_if(|c| ('\u{40}'..='\u{7e}').contains(c));
 }
 
-fn strip(s: &str, keep_newlines: bool) -> String {
+/// `s` without control characters and escape sequences; borrowed when it is already clean.
+/// Without `keep_newlines`, line breaks and tabs become one space and the ends are trimmed.
+fn strip(s: &str, keep_newlines: bool) -> Cow<'_, str> {
+    if clean(s, keep_newlines) {
+        return Cow::Borrowed(s);
+    }
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
-            '\u{1b}' => match chars.peek().copied() {
-                Some('[') => {
-                    chars.next();
-                    skip_csi(&mut chars);
-                }
-                Some(']' | 'P' | 'X' | '^' | '_') => {
-                    chars.next();
-                    skip_control_string(&mut chars);
-                }
-                Some(n) if ('\u{20}'..='\u{7e}').contains(&n) => {
-                    // ESC, intermediates, one final character (`ESC c`, `ESC ( B`, `ESC 7`).
-                    while chars.next_if(|x| ('\u{20}'..='\u{2f}').contains(x)).is_some() {}
-                    chars.next_if(|x| ('\u{30}'..='\u{7e}').contains(x));
-                }
-                _ => {}
-            },
+            // CSI (7-bit and 8-bit), then OSC, DCS, SOS, PM and APC.
             '\u{9b}' => skip_csi(&mut chars),
+            '\u{1b}' if chars.next_if_eq(&'[').is_some() => skip_csi(&mut chars),
             '\u{9d}' | '\u{90}' | '\u{98}' | '\u{9e}' | '\u{9f}' => skip_control_string(&mut chars),
+            '\u{1b}'
+                if chars
+                    .next_if(|c| matches!(c, ']' | 'P' | 'X' | '^' | '_'))
+                    .is_some() =>
+            {
+                skip_control_string(&mut chars)
+            }
+            // ESC, intermediates, one final character (`ESC c`, `ESC ( B`, `ESC 7`).
+            '\u{1b}' => {
+                while chars.next_if(|x| ('\u{20}'..='\u{2f}').contains(x)).is_some() {}
+                chars.next_if(|x| ('\u{30}'..='\u{7e}').contains(x));
+            }
             // CRLF and lone CR end a line; they never overwrite one.
             '\r' if keep_newlines && chars.peek() != Some(&'\n') => out.push('\n'),
             '\u{2028}' | '\u{2029}' if keep_newlines => out.push('\n'),
@@ -225,26 +228,21 @@ fn strip(s: &str, keep_newlines: bool) -> String {
             _ => {}
         }
     }
-    out
+    if !keep_newlines {
+        out = out.trim().to_string();
+    }
+    Cow::Owned(out)
 }
 
 /// A body: control characters and escape sequences removed, newlines and tabs kept.
 pub fn text(s: &str) -> Cow<'_, str> {
-    if clean(s, true) {
-        Cow::Borrowed(s)
-    } else {
-        Cow::Owned(strip(s, true))
-    }
+    strip(s, true)
 }
 
 /// A single-line field (branch, commit subject, device, author): as [`text`], and line breaks
 /// and tabs become one space.
 pub fn line(s: &str) -> Cow<'_, str> {
-    if clean(s, false) {
-        Cow::Borrowed(s)
-    } else {
-        Cow::Owned(strip(s, false).trim().to_string())
-    }
+    strip(s, false)
 }
 
 /// [`line`] as an owned string.
