@@ -21,8 +21,9 @@ pub const LEGACY_PATH: &str = ".convosync/session-handoff.md";
 pub struct Repo {
     pub git: Repository,
     pub settings: Settings,
-    /// One snapshot of its configuration (with the global and system files), read once.
-    config: Option<git2::Config>,
+    /// One snapshot of its configuration (with the global and system files), read once when
+    /// the repository was opened.
+    pub config: Option<git2::Config>,
 }
 
 impl Repo {
@@ -69,11 +70,6 @@ impl Repo {
         let hint = "run convosync from a clone of your project";
         Repo::discover(dir)?
             .with_context(|| format!("not inside a git repository: {} ({hint})", dir.display()))
-    }
-
-    /// The snapshot of the repository's configuration taken when it was opened.
-    pub fn config(&self) -> Option<&git2::Config> {
-        self.config.as_ref()
     }
 
     /// The worktree root; `None` for a bare repository.
