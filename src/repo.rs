@@ -169,8 +169,7 @@ impl Repo {
             .head()
             .ok()
             .filter(|h| h.is_branch())
-            .and_then(|h| h.name().ok().map(str::to_string))
-            .and_then(|name| self.git.branch_upstream_remote(&name).ok())
+            .and_then(|h| self.git.branch_upstream_remote(h.name().ok()?).ok())
             .and_then(|buf| buf.as_str().ok().map(str::to_string));
         upstream
             .or_else(|| Some("origin".to_string()))

@@ -224,14 +224,9 @@ pub(crate) fn split_sections<'a>(lines: &[&'a str], heading: HeadingRule) -> (Ve
 
 /// The lines joined, without leading and trailing blank (or whitespace-only) lines.
 pub(crate) fn trim_blank_lines(lines: &[&str]) -> String {
-    let start = lines
-        .iter()
-        .position(|l| !l.trim().is_empty())
-        .unwrap_or(lines.len());
-    let end = lines
-        .iter()
-        .rposition(|l| !l.trim().is_empty())
-        .map_or(start, |e| e + 1);
+    let filled = |l: &&str| !l.trim().is_empty();
+    let start = lines.iter().position(filled).unwrap_or(lines.len());
+    let end = lines.iter().rposition(filled).map_or(start, |e| e + 1);
     lines[start..end].join("\n")
 }
 
@@ -244,8 +239,8 @@ fn metadata(line: &str) -> Option<(&str, &str)> {
     Some((rest[..end].trim(), rest[end + 3..].trim()))
 }
 
+/// A `**Commit:**` value (trimmed, as [`metadata`] gives it).
 fn parse_commit(v: &str) -> Option<CommitRef> {
-    let v = v.trim();
     if v.is_empty() || v == NO_COMMIT {
         return None;
     }
