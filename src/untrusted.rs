@@ -272,10 +272,8 @@ pub fn handoff(mut h: Handoff) -> Handoff {
         own_line(&mut c.sha);
         own_line(&mut c.subject);
     }
-    for f in [&mut h.branch, &mut h.session, &mut h.author]
-        .into_iter()
-        .flatten()
-    {
+    let optional = [&mut h.branch, &mut h.session, &mut h.author, &mut h.agent];
+    for f in optional.into_iter().flatten() {
         own_line(f);
     }
     for s in &mut h.sections {
@@ -484,7 +482,7 @@ mod tests {
     #[test]
     fn handoff_fields() {
         let h = crate::handoff::format::parse(
-            "## Handoff from x\u{1b}[31m\n**Timestamp:** 2026-01-01T00:00:00Z\n**Commit:** abc (s\u{9b}1mub)\n**Branch:** b\u{7}r\n**Author:** a\u{202e}b\n\n### T\u{1b}]0;x\u{7}itle\nbody\u{1b}[2J\n\tok\n",
+            "## Handoff from x\u{1b}[31m\n**Timestamp:** 2026-01-01T00:00:00Z\n**Commit:** abc (s\u{9b}1mub)\n**Branch:** b\u{7}r\n**Author:** a\u{202e}b\n**Agent:** Codex\u{1b}[2J 1.0\n\n### T\u{1b}]0;x\u{7}itle\nbody\u{1b}[2J\n\tok\n",
         )
         .unwrap();
         let h = handoff(h);
@@ -492,6 +490,7 @@ mod tests {
         assert_eq!(h.commit.as_ref().unwrap().subject, "sub");
         assert_eq!(h.branch.as_deref(), Some("br"));
         assert_eq!(h.author.as_deref(), Some("ab"));
+        assert_eq!(h.agent.as_deref(), Some("Codex 1.0"));
         assert_eq!(h.sections[0].title, "Title");
         assert_eq!(h.sections[0].body, "body\n\tok");
     }
