@@ -1,6 +1,6 @@
 //! Running the `git` executable: every child git process of convosync goes through here. Network
 //! work (fetch and push of the handoff and wip refs) uses [`run`]; `save`, which commits and pushes
-//! the user's own branch, uses the worktree mode ([`run_in`], [`run_in_with_hooks`]); the wip
+//! the user's own branch, uses the worktree mode ([`run_in`]); the wip
 //! snapshot's `git status` uses [`read_in`].
 //!
 //! The user's own `git push` already works with their ssh config, agent, credential helpers and
@@ -59,61 +59,41 @@ impl GitOutput {
     /// stderr (without the `fatal: ` / `error: ` prefix), else the last non-hint line. Control
     /// characters from the remote are replaced, so the text is safe for a terminal.
     pub fn brief_error(&self) -> String {
-        brief(&self.stderr)
+        const MEANINGFUL: [&str; 4] = ["fatal:", "error:", "ssh:", "remote:"];
+        let lines: Vec<&str> = self
+            .stderr
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("hint:"))
+            .collect();
+        let mut picked: Vec<&str> = lines
+            .iter()
+            .filter(|l| MEANINGFUL.iter().any(|m| l.starts_with(m)))
+            .map(|l| {
+                l.trim_start_matches("fatal: ")
+                    .trim_start_matches("error: ")
+                    .trim()
+            })
+            .filter(|l| !l.is_empty() && *l != "remote:")
+            .collect();
+        picked.dedup();
+        if picked.is_empty() {
+            picked.push(lines.last().copied().unwrap_or("git failed without a message"));
+        }
+        crate::untrusted::line(&picked.join("; ")).into_owned()
     }
-}
-
-/// See [`GitOutput::brief_error`].
-pub fn brief(stderr: &str) -> String {
-    const MEANINGFUL: [&str; 4] = ["fatal:", "error:", "ssh:", "remote:"];
-    let lines: Vec<&str> = stderr
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("hint:"))
-        .collect();
-    let mut picked: Vec<&str> = lines
-        .iter()
-        .filter(|l| MEANINGFUL.iter().any(|m| l.starts_with(m)))
-        .map(|l| {
-            l.trim_start_matches("fatal: ")
-                .trim_start_matches("error: ")
-                .trim()
-        })
-        .filter(|l| !l.is_empty() && *l != "remote:")
-        .collect();
-    picked.dedup();
-    let last = lines.last().copied().unwrap_or("git failed without a message");
-    let text = if picked.is_empty() {
-        last.to_string()
-    } else {
-        picked.join("; ")
-    };
-    crate::untrusted::line(&text).into_owned()
 }
 
 /// `git fetch` of exactly `refspecs` from `remote`: no tags, no FETCH_HEAD, no submodules, no gc.
 pub fn fetch(git_dir: &Path, remote: &str, refspecs: &[&str], deadline: Deadline) -> Result<GitOutput> {
-    let mut args = vec![
-        "fetch",
-        "--quiet",
-        "--no-tags",
-        "--no-write-fetch-head",
-        "--no-recurse-submodules",
-        "--no-auto-gc",
-        remote,
-    ];
-    args.extend_from_slice(refspecs);
+    let flags = "fetch --quiet --no-tags --no-write-fetch-head --no-recurse-submodules --no-auto-gc";
+    let args = flags.split(' ').chain([remote]).chain(refspecs.iter().copied());
     run(git_dir, args, deadline)
 }
 
 /// A git command line: strings or paths.
-pub trait Args: IntoIterator<Item = Self::Arg> {
-    type Arg: AsRef<OsStr>;
-}
-
-impl<I: IntoIterator<Item: AsRef<OsStr>>> Args for I {
-    type Arg = I::Item;
-}
+pub trait Args: IntoIterator<Item: AsRef<OsStr>> {}
+impl<I: IntoIterator<Item: AsRef<OsStr>>> Args for I {}
 
 /// `-c` options that keep the user's git hooks out of convosync's own git commands: hooks are
 /// looked up under this path, where no file can be (git 2.47 takes `/dev/null`, a path that is not
@@ -139,10 +119,12 @@ pub fn run(git_dir: &Path, args: impl Args, deadline: Deadline) -> Result<GitOut
 }
 
 /// Run `git -C <workdir> <args>` on the user's worktree, as [`run`] does (clean environment,
-/// `LC_ALL=C`, stdin null, no terminal prompts, killed at `deadline`), with the repository's own
-/// git hooks turned off: for commands that only read or stage.
-pub fn run_in(workdir: &Path, args: impl Args, deadline: Deadline) -> Result<GitOutput> {
-    execute(in_worktree(workdir, &NO_HOOKS, args), workdir, deadline)
+/// `LC_ALL=C`, stdin null, no terminal prompts, killed at `deadline`). With `hooks` the user's git
+/// hooks run (a `commit` with its pre-commit hook, a `push` with its pre-push hook), as they would
+/// from the user's own shell; without, they are turned off: for commands that only read or stage.
+pub fn run_in(workdir: &Path, hooks: bool, args: impl Args, deadline: Deadline) -> Result<GitOutput> {
+    let settings: &[&str] = if hooks { &[] } else { &NO_HOOKS };
+    execute(in_worktree(workdir, settings, args), workdir, deadline)
 }
 
 /// Run a read-only `git -C <workdir> <args>` as [`run_in`] does, with `GIT_OPTIONAL_LOCKS=0` so
@@ -154,12 +136,6 @@ pub fn read_in(workdir: &Path, args: impl Args, deadline: Deadline) -> Result<(O
     cmd.env("GIT_OPTIONAL_LOCKS", "0");
     let (status, stdout, _) = execute_raw(cmd, workdir, deadline)?;
     Ok((status, stdout))
-}
-
-/// Like [`run_in`], but the user's git hooks run (a `commit` with its pre-commit hook, a `push`
-/// with its pre-push hook), as they would from the user's own shell.
-pub fn run_in_with_hooks(workdir: &Path, args: impl Args, deadline: Deadline) -> Result<GitOutput> {
-    execute(in_worktree(workdir, &[], args), workdir, deadline)
 }
 
 /// `git -C <workdir>` with `settings` (`-c` options) before `args`.
@@ -294,6 +270,15 @@ mod tests {
 
     #[test]
     fn brief_keeps_the_meaningful_lines() {
+        let brief = |stderr: &str| {
+            let stderr = stderr.to_string();
+            GitOutput {
+                status: None,
+                stdout: String::new(),
+                stderr,
+            }
+            .brief_error()
+        };
         let moved = "fatal: '/tmp/x/remote.git' does not appear to be a git repository\nfatal: Could not read from remote repository.\n\nPlease make sure you have the correct access rights\nand the repository exists.\n";
         assert_eq!(
             brief(moved),
@@ -362,7 +347,13 @@ mod tests {
         // Through the runner it does not, in either mode; nor for libgit2's own ref updates.
         let out = run(&git_dir, ["update-ref", "refs/convosync/x", &commit], deadline).unwrap();
         assert!(out.success(), "{}", out.stderr);
-        let out = run_in(dir.path(), ["update-ref", "refs/convosync/y", &commit], deadline).unwrap();
+        let out = run_in(
+            dir.path(),
+            false,
+            ["update-ref", "refs/convosync/y", &commit],
+            deadline,
+        )
+        .unwrap();
         assert!(out.success(), "{}", out.stderr);
         repo.reference(
             "refs/convosync/z",
@@ -394,12 +385,12 @@ mod tests {
             "-m",
             "x",
         ];
-        let out = run_in_with_hooks(dir.path(), commit, deadline).unwrap();
+        let out = run_in(dir.path(), true, commit, deadline).unwrap();
         assert!(!out.success());
         assert!(out.stderr.contains("refused by hook"), "{}", out.stderr);
-        let out = run_in(dir.path(), commit, deadline).unwrap();
+        let out = run_in(dir.path(), false, commit, deadline).unwrap();
         assert!(out.success(), "{}", out.stderr);
-        let top = run_in(dir.path(), ["rev-parse", "--show-toplevel"], deadline).unwrap();
+        let top = run_in(dir.path(), false, ["rev-parse", "--show-toplevel"], deadline).unwrap();
         assert_eq!(
             std::fs::canonicalize(top.stdout.trim()).unwrap(),
             std::fs::canonicalize(dir.path()).unwrap()

@@ -21,8 +21,9 @@ pub const LEGACY_PATH: &str = ".convosync/session-handoff.md";
 pub struct Repo {
     pub git: Repository,
     pub settings: Settings,
-    /// One snapshot of its configuration (with the global and system files), read once.
-    config: Option<git2::Config>,
+    /// One snapshot of its configuration (with the global and system files), read once when
+    /// the repository was opened.
+    pub config: Option<git2::Config>,
 }
 
 impl Repo {
@@ -61,8 +62,7 @@ impl Repo {
         let Ok(git) = Repository::discover(dir) else {
             return Vec::new();
         };
-        let config = git.config().and_then(|mut c| c.snapshot()).ok();
-        Settings::load(config.as_ref()).invalid
+        Settings::load(git.config().and_then(|mut c| c.snapshot()).ok().as_ref()).invalid
     }
 
     /// Like [`Repo::discover`], but a missing repository is an error with a clear message.
@@ -70,11 +70,6 @@ impl Repo {
         let hint = "run convosync from a clone of your project";
         Repo::discover(dir)?
             .with_context(|| format!("not inside a git repository: {} ({hint})", dir.display()))
-    }
-
-    /// The snapshot of the repository's configuration taken when it was opened.
-    pub fn config(&self) -> Option<&git2::Config> {
-        self.config.as_ref()
     }
 
     /// The worktree root; `None` for a bare repository.
@@ -140,10 +135,8 @@ impl Repo {
         let exclude = self.git.commondir().join("info").join("exclude");
         let mut current = std::fs::read_to_string(&exclude).unwrap_or_default();
         let wanted = ["/.convosync/session-handoff-draft.md", "/.convosync/*.tmp"];
-        let missing: Vec<&str> = wanted
-            .into_iter()
-            .filter(|w| !current.lines().any(|l| l.trim() == *w))
-            .collect();
+        let listed = |w: &&str| current.lines().any(|l| l.trim() == *w);
+        let missing: Vec<&str> = wanted.into_iter().filter(|w| !listed(w)).collect();
         if missing.is_empty() {
             return Ok(());
         }
@@ -168,18 +161,15 @@ impl Repo {
     /// The remote the project's code goes to: the handoffs' remote unless that is a notes
     /// repository, else the current branch's upstream remote, else `origin`.
     pub fn code_remote(&self) -> Option<String> {
-        if let Some(r) = &self.settings.remote {
-            if !self.settings.notes_repo {
-                return self.git.find_remote(r).ok().map(|_| r.clone());
-            }
+        if let (Some(r), false) = (&self.settings.remote, self.settings.notes_repo) {
+            return self.git.find_remote(r).ok().map(|_| r.clone());
         }
         let upstream = self
             .git
             .head()
             .ok()
             .filter(|h| h.is_branch())
-            .and_then(|h| h.name().ok().map(str::to_string))
-            .and_then(|name| self.git.branch_upstream_remote(&name).ok())
+            .and_then(|h| self.git.branch_upstream_remote(h.name().ok()?).ok())
             .and_then(|buf| buf.as_str().ok().map(str::to_string));
         upstream
             .or_else(|| Some("origin".to_string()))

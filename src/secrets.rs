@@ -19,7 +19,8 @@ pub fn file(path: &str, content: Option<&[u8]>) -> Option<&'static str> {
     let text = String::from_utf8_lossy(content?);
     if path.to_ascii_lowercase().ends_with(".json")
         && text.contains("\"private_key\"")
-        && service_account(&text)
+        // `"type": "service_account"`, allowing any spacing.
+        && text.split_whitespace().collect::<String>().contains("\"type\":\"service_account\"")
     {
         return Some("a service-account key");
     }
@@ -30,13 +31,12 @@ pub fn file(path: &str, content: Option<&[u8]>) -> Option<&'static str> {
 /// of at most [`CONTENT_BYTES`] (a symlink is judged by its name only).
 pub fn worktree_file(workdir: &Path, rel: &Path) -> Option<&'static str> {
     let path = rel.to_string_lossy().replace('\\', "/");
-    if let Some(why) = by_name(&path) {
-        return Some(why);
-    }
     let full = workdir.join(rel);
-    let m = std::fs::symlink_metadata(&full).ok()?;
-    let content = (m.is_file() && m.len() <= CONTENT_BYTES).then(|| std::fs::read(&full).ok());
-    file(&path, Some(&content.flatten()?))
+    // Read only when the name alone does not decide.
+    let small = |m: std::fs::Metadata| m.is_file() && m.len() <= CONTENT_BYTES;
+    let read = by_name(&path).is_none() && std::fs::symlink_metadata(&full).is_ok_and(small);
+    let content = read.then(|| std::fs::read(&full).ok()).flatten();
+    file(&path, content.as_deref())
 }
 
 /// Why a file is a secret by its name alone.
@@ -66,12 +66,6 @@ fn by_name(path: &str) -> Option<&'static str> {
         _ => return None,
     };
     Some(why)
-}
-
-/// `"type": "service_account"`, allowing any spacing.
-fn service_account(text: &str) -> bool {
-    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    compact.contains("\"type\":\"service_account\"")
 }
 
 #[cfg(test)]

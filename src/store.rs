@@ -332,7 +332,7 @@ pub fn tip_of<'r>(repo: &'r Repository, refname: &str) -> Result<Option<Commit<'
 /// when it cannot be read.
 pub fn commit_tree<'r>(repo: &'r Repository, c: &Commit<'_>, skipped: &mut Skipped) -> Option<Tree<'r>> {
     let at = c.id();
-    crate::untrusted::commit_tree(repo, c)
+    crate::untrusted::tree(repo, c.tree_id())
         .inspect_err(|e| match e {
             crate::untrusted::Refused::Unreadable(_) => skipped.note(format_args!(
                 "skipped the unreadable tree of commit {at} on the handoff ref ({e})"

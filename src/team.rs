@@ -128,7 +128,7 @@ impl Me {
     /// Read `user.name`, `user.email` and every `convosync.me` from the repository's config
     /// (which includes the global and system files).
     pub fn load(repo: &Repo) -> Me {
-        let Some(cfg) = repo.config() else {
+        let Some(cfg) = repo.config.as_ref() else {
             return Me::default();
         };
         let get = |key: &str| {

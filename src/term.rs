@@ -61,10 +61,9 @@ pub fn page(text: &str) {
             .spawn();
         if let Ok(mut child) = spawned {
             // Written, then closed (dropped), so the pager sees the end of its input.
-            let _ = child
-                .stdin
-                .take()
-                .map(|mut stdin| stdin.write_all(text.as_bytes()));
+            if let Some(mut stdin) = child.stdin.take() {
+                let _ = stdin.write_all(text.as_bytes());
+            }
             let _ = child.wait();
             return;
         }

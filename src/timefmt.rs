@@ -34,11 +34,10 @@ pub fn ago(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
 
 /// Cut `s` to at most `max` characters, ending with `…` when cut.
 pub fn truncate_chars(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some(_) => s.chars().take(max.saturating_sub(1)).chain(['…']).collect(),
     }
-    let kept: String = s.chars().take(max.saturating_sub(1)).collect();
-    kept + "…"
 }
 
 #[cfg(test)]

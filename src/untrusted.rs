@@ -121,11 +121,6 @@ pub fn commit<'r>(repo: &'r Repository, id: Oid) -> Result<Commit<'r>, Refused> 
     Ok(repo.find_commit(id)?)
 }
 
-/// The tree of commit `c`, through [`tree`].
-pub fn commit_tree<'r>(repo: &'r Repository, c: &Commit<'_>) -> Result<Tree<'r>, Refused> {
-    tree(repo, c.tree_id())
-}
-
 /// Whether `c` may stay in a body: not a control character, a bidirectional formatting
 /// character (embedding, override, isolate, mark) or a line or paragraph separator.
 fn allowed(c: char, keep_newlines: bool) -> bool {
@@ -141,30 +136,22 @@ fn allowed(c: char, keep_newlines: bool) -> bool {
 /// ASCII is recognised eight bytes at a time; only a word that holds something else is looked at
 /// a character at a time.
 fn clean(s: &str, keep_newlines: bool) -> bool {
-    let plain = |b: u8| (0x20..0x7f).contains(&b) || (keep_newlines && (b == b'\n' || b == b'\t'));
-    let bytes = s.as_bytes();
     let mut i = 0;
-    while i < bytes.len() {
-        let end = (i + 8).min(bytes.len());
-        if let Ok(word) = <[u8; 8]>::try_from(&bytes[i..end]) {
-            if printable8(u64::from_le_bytes(word)) {
-                i = end;
-                continue;
-            }
+    while i < s.len() {
+        let end = (i + 8).min(s.len());
+        let word = <[u8; 8]>::try_from(&s.as_bytes()[i..end]);
+        if word.is_ok_and(|w| printable8(u64::from_le_bytes(w))) {
+            i = end;
+            continue;
         }
-        while i < end {
-            if bytes[i].is_ascii() {
-                if !plain(bytes[i]) {
-                    return false;
-                }
-                i += 1;
-            } else {
-                // `i` starts a character: every byte before it belongs to a whole one.
-                let Some(c) = s[i..].chars().next() else { break };
-                if !allowed(c, keep_newlines) {
-                    return false;
-                }
-                i += c.len_utf8();
+        // `i` starts a character: every byte before it belongs to a whole one.
+        for c in s[i..].chars() {
+            if !allowed(c, keep_newlines) {
+                return false;
+            }
+            i += c.len_utf8();
+            if i >= end {
+                break;
             }
         }
     }
@@ -205,29 +192,32 @@ fn skip_csi(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
     chars.next_if(|c| ('\u{40}'..='\u{7e}').contains(c));
 }
 
-fn strip(s: &str, keep_newlines: bool) -> String {
+/// `s` without control characters and escape sequences; borrowed when it is already clean.
+/// Without `keep_newlines`, line breaks and tabs become one space and the ends are trimmed.
+fn strip(s: &str, keep_newlines: bool) -> Cow<'_, str> {
+    if clean(s, keep_newlines) {
+        return Cow::Borrowed(s);
+    }
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
-            '\u{1b}' => match chars.peek().copied() {
-                Some('[') => {
-                    chars.next();
-                    skip_csi(&mut chars);
-                }
-                Some(']' | 'P' | 'X' | '^' | '_') => {
-                    chars.next();
-                    skip_control_string(&mut chars);
-                }
-                Some(n) if ('\u{20}'..='\u{7e}').contains(&n) => {
-                    // ESC, intermediates, one final character (`ESC c`, `ESC ( B`, `ESC 7`).
-                    while chars.next_if(|x| ('\u{20}'..='\u{2f}').contains(x)).is_some() {}
-                    chars.next_if(|x| ('\u{30}'..='\u{7e}').contains(x));
-                }
-                _ => {}
-            },
+            // CSI (7-bit and 8-bit), then OSC, DCS, SOS, PM and APC.
             '\u{9b}' => skip_csi(&mut chars),
+            '\u{1b}' if chars.next_if_eq(&'[').is_some() => skip_csi(&mut chars),
             '\u{9d}' | '\u{90}' | '\u{98}' | '\u{9e}' | '\u{9f}' => skip_control_string(&mut chars),
+            '\u{1b}'
+                if chars
+                    .next_if(|c| matches!(c, ']' | 'P' | 'X' | '^' | '_'))
+                    .is_some() =>
+            {
+                skip_control_string(&mut chars)
+            }
+            // ESC, intermediates, one final character (`ESC c`, `ESC ( B`, `ESC 7`).
+            '\u{1b}' => {
+                while chars.next_if(|x| ('\u{20}'..='\u{2f}').contains(x)).is_some() {}
+                chars.next_if(|x| ('\u{30}'..='\u{7e}').contains(x));
+            }
             // CRLF and lone CR end a line; they never overwrite one.
             '\r' if keep_newlines && chars.peek() != Some(&'\n') => out.push('\n'),
             '\u{2028}' | '\u{2029}' if keep_newlines => out.push('\n'),
@@ -238,26 +228,21 @@ fn strip(s: &str, keep_newlines: bool) -> String {
             _ => {}
         }
     }
-    out
+    if !keep_newlines {
+        out = out.trim().to_string();
+    }
+    Cow::Owned(out)
 }
 
 /// A body: control characters and escape sequences removed, newlines and tabs kept.
 pub fn text(s: &str) -> Cow<'_, str> {
-    if clean(s, true) {
-        Cow::Borrowed(s)
-    } else {
-        Cow::Owned(strip(s, true))
-    }
+    strip(s, true)
 }
 
 /// A single-line field (branch, commit subject, device, author): as [`text`], and line breaks
 /// and tabs become one space.
 pub fn line(s: &str) -> Cow<'_, str> {
-    if clean(s, false) {
-        Cow::Borrowed(s)
-    } else {
-        Cow::Owned(strip(s, false).trim().to_string())
-    }
+    strip(s, false)
 }
 
 /// [`line`] as an owned string.
@@ -269,15 +254,11 @@ pub fn line_owned(s: &str) -> String {
 /// character other than newline and tab is written out escaped (`\u{1b}`) rather than dropped,
 /// so what a file holds is seen, and nothing in it acts on the terminal.
 pub fn shown(s: &str) -> String {
-    if clean(s, true) {
-        return s.to_string();
-    }
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if c != '\n' && c != '\t' && !allowed(c, true) {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
+        match allowed(c, true) {
+            true => out.push(c),
+            false => out.extend(c.escape_default()),
         }
     }
     out
@@ -291,10 +272,8 @@ pub fn handoff(mut h: Handoff) -> Handoff {
         own_line(&mut c.sha);
         own_line(&mut c.subject);
     }
-    for f in [&mut h.branch, &mut h.session, &mut h.author]
-        .into_iter()
-        .flatten()
-    {
+    let optional = [&mut h.branch, &mut h.session, &mut h.author, &mut h.agent];
+    for f in optional.into_iter().flatten() {
         own_line(f);
     }
     for s in &mut h.sections {
@@ -503,7 +482,7 @@ mod tests {
     #[test]
     fn handoff_fields() {
         let h = crate::handoff::format::parse(
-            "## Handoff from x\u{1b}[31m\n**Timestamp:** 2026-01-01T00:00:00Z\n**Commit:** abc (s\u{9b}1mub)\n**Branch:** b\u{7}r\n**Author:** a\u{202e}b\n\n### T\u{1b}]0;x\u{7}itle\nbody\u{1b}[2J\n\tok\n",
+            "## Handoff from x\u{1b}[31m\n**Timestamp:** 2026-01-01T00:00:00Z\n**Commit:** abc (s\u{9b}1mub)\n**Branch:** b\u{7}r\n**Author:** a\u{202e}b\n**Agent:** Codex\u{1b}[2J 1.0\n\n### T\u{1b}]0;x\u{7}itle\nbody\u{1b}[2J\n\tok\n",
         )
         .unwrap();
         let h = handoff(h);
@@ -511,6 +490,7 @@ mod tests {
         assert_eq!(h.commit.as_ref().unwrap().subject, "sub");
         assert_eq!(h.branch.as_deref(), Some("br"));
         assert_eq!(h.author.as_deref(), Some("ab"));
+        assert_eq!(h.agent.as_deref(), Some("Codex 1.0"));
         assert_eq!(h.sections[0].title, "Title");
         assert_eq!(h.sections[0].body, "body\n\tok");
     }

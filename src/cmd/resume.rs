@@ -158,6 +158,7 @@ fn fast_forward(repo: &Repo, timeout: f64) -> Result<String> {
     // through the one runner (its deadline, `LC_ALL=C`, none of the user's git hooks).
     let out = crate::git::run_in(
         workdir,
+        false,
         ["merge", "--ff-only", "--quiet", &up_ref],
         deadline(timeout),
     )

@@ -296,11 +296,7 @@ where
     // Generous: a pre-commit hook may run a formatter or tests, a push may be large.
     const WAIT: std::time::Duration = std::time::Duration::from_secs(10 * 60);
     let deadline = crate::git::Deadline::after(WAIT);
-    let mut out = if hooks {
-        crate::git::run_in_with_hooks(dir, args, deadline)?
-    } else {
-        crate::git::run_in(dir, args, deadline)?
-    };
+    let mut out = crate::git::run_in(dir, hooks, args, deadline)?;
     if out.timed_out() {
         let minutes = WAIT.as_secs() / 60;
         out.stderr

@@ -196,7 +196,7 @@ pub(crate) fn draft_heading(line: &str) -> Option<&str> {
 }
 
 /// How a line is recognised as a section heading: [`stored_heading`] or [`draft_heading`].
-pub(crate) type HeadingRule = fn(&str) -> Option<&str>;
+type HeadingRule = fn(&str) -> Option<&str>;
 
 /// Split lines into sections at headings outside fenced code. The lines before the first heading
 /// (the preamble) are returned apart, verbatim; section bodies lose leading and trailing blank
@@ -224,14 +224,9 @@ pub(crate) fn split_sections<'a>(lines: &[&'a str], heading: HeadingRule) -> (Ve
 
 /// The lines joined, without leading and trailing blank (or whitespace-only) lines.
 pub(crate) fn trim_blank_lines(lines: &[&str]) -> String {
-    let start = lines
-        .iter()
-        .position(|l| !l.trim().is_empty())
-        .unwrap_or(lines.len());
-    let end = lines
-        .iter()
-        .rposition(|l| !l.trim().is_empty())
-        .map_or(start, |e| e + 1);
+    let filled = |l: &&str| !l.trim().is_empty();
+    let start = lines.iter().position(filled).unwrap_or(lines.len());
+    let end = lines.iter().rposition(filled).map_or(start, |e| e + 1);
     lines[start..end].join("\n")
 }
 
@@ -244,8 +239,8 @@ fn metadata(line: &str) -> Option<(&str, &str)> {
     Some((rest[..end].trim(), rest[end + 3..].trim()))
 }
 
+/// A `**Commit:**` value (trimmed, as [`metadata`] gives it).
 fn parse_commit(v: &str) -> Option<CommitRef> {
-    let v = v.trim();
     if v.is_empty() || v == NO_COMMIT {
         return None;
     }
@@ -266,7 +261,7 @@ pub fn parse(text: &str) -> Result<Handoff, ParseError> {
     let text = normalize_newlines(text);
     let lines: Vec<&str> = text.split('\n').collect();
     // Leading blank lines and the legacy `---` separator.
-    let mut i = lines
+    let i = lines
         .iter()
         .position(|l| !matches!(l.trim(), "" | "---"))
         .ok_or(ParseError::Empty)?;
@@ -278,20 +273,21 @@ pub fn parse(text: &str) -> Result<Handoff, ParseError> {
     if device.is_empty() {
         return Err(ParseError::EmptyDevice { line: i + 1 });
     }
-    i += 1;
+    // The lines before the first section are metadata (a fence line among them is stray text).
+    let (meta, sections) = split_sections(&lines[i + 1..], stored_heading);
     let mut h = Handoff {
         device,
+        sections,
         ..Handoff::default()
     };
     let mut timestamp = None;
-    while i < lines.len() && stored_heading(lines[i]).is_none() {
-        let line = lines[i];
+    for (line, number) in meta.into_iter().zip(i + 2..) {
         if let Some((key, value)) = metadata(line) {
             let given = (!value.is_empty()).then(|| value.to_string());
             match key.to_ascii_lowercase().as_str() {
                 "timestamp" => {
                     let t = DateTime::parse_from_rfc3339(value).map_err(|_| ParseError::BadTimestamp {
-                        line: i + 1,
+                        line: number,
                         value: value.to_string(),
                     })?;
                     timestamp = Some(t.with_timezone(&Utc));
@@ -304,12 +300,10 @@ pub fn parse(text: &str) -> Result<Handoff, ParseError> {
                 _ => {}
             }
         } else if !line.trim().is_empty() {
-            return Err(ParseError::Stray { line: i + 1 });
+            return Err(ParseError::Stray { line: number });
         }
-        i += 1;
     }
     h.timestamp = timestamp.ok_or(ParseError::MissingTimestamp)?;
-    h.sections = split_sections(&lines[i..], stored_heading).1;
     Ok(h)
 }
 

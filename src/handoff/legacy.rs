@@ -41,16 +41,13 @@ pub fn parse_legacy(text: &str) -> LegacyFile {
         .collect();
     let mut out = LegacyFile::default();
     for (n, &start) in starts.iter().enumerate() {
-        let mut end = starts.get(n + 1).copied().unwrap_or(lines.len());
-        // Drop the separator (and blank lines around it) that opens the next entry.
-        while end > start + 1 && lines[end - 1].trim().is_empty() {
-            end -= 1;
-        }
-        if end > start + 1 && lines[end - 1].trim() == "---" {
-            end -= 1;
-        }
-        let chunk = lines[start..end].join("\n");
-        match parse(&chunk) {
+        let entry = &lines[start..starts.get(n + 1).copied().unwrap_or(lines.len())];
+        // Drop the separator that opens the next entry: its last line that is not blank, a `---`.
+        let last = entry.iter().rposition(|l| !l.trim().is_empty());
+        let end = last
+            .filter(|&i| i > 0 && entry[i].trim() == "---")
+            .unwrap_or(entry.len());
+        match parse(&entry[..end].join("\n")) {
             Ok(h) => out.handoffs.push(h),
             Err(e) => {
                 let from = lines[start].trim_start_matches("## Handoff from ").trim();

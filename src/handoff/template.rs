@@ -168,11 +168,9 @@ impl Template {
         }
         for s in &self.sections {
             let required = if s.required { " (required)" } else { "" };
-            out.push_str(&format!("### {}{required}\n", s.title));
-            if !s.hint.is_empty() {
-                out.push_str(&format!("{}\n", s.hint));
-            }
-            out.push('\n');
+            // The hint, when there is one, on the lines below the heading.
+            let hint: String = s.hint.lines().map(|l| format!("{l}\n")).collect();
+            out.push_str(&format!("### {}{required}\n{hint}\n", s.title));
         }
         out
     }
@@ -189,10 +187,8 @@ impl Template {
             })
             .filter(|s| !s.body.trim().is_empty())
             .collect();
-        let mut out = Vec::new();
-        let mut problems = Vec::new();
+        let (mut out, mut problems) = (Vec::new(), Vec::new());
         let keys: Vec<String> = self.sections.iter().map(|t| title_key(&t.title)).collect();
-        let known = |s: &&Section| keys.contains(&title_key(&s.title));
         for (t, key) in self.sections.iter().zip(&keys) {
             let bodies: Vec<&str> = cleaned
                 .iter()
@@ -211,7 +207,8 @@ impl Template {
                 ));
             }
         }
-        out.extend(cleaned.iter().filter(|s| !known(s)).cloned());
+        let known = |s: &Section| keys.contains(&title_key(&s.title));
+        out.extend(cleaned.into_iter().filter(|s| !known(s)));
         if !problems.is_empty() {
             return Err(problems);
         }

@@ -112,10 +112,8 @@ fn entropy(s: &str) -> f64 {
     counts
         .iter()
         .filter(|&&c| c > 0)
-        .map(|&c| {
-            let p = c as f64 / n;
-            -p * p.log2()
-        })
+        .map(|&c| c as f64 / n)
+        .map(|p| -p * p.log2())
         .sum()
 }
 

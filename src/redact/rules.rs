@@ -41,12 +41,11 @@ type Check = for<'h> fn(&Captures<'h>) -> Option<Match<'h>>;
 type Words = &'static [&'static str];
 
 fn rule(kind: &'static str, keywords: Words, pattern: String, group: Group, high: bool) -> Rule {
-    let re = Default::default();
     Rule {
         kind,
         keywords,
         pattern,
-        re,
+        re: Default::default(),
         group,
         high,
     }
@@ -364,13 +363,8 @@ fn any_group<'h>(caps: &Captures<'h>) -> Option<Match<'h>> {
 /// `--password X`: the value, unless the line runs psql (whose `--password` only asks for one).
 fn cli_flag<'h>(caps: &Captures<'h>) -> Option<Match<'h>> {
     let before = caps.get(1).map_or("", |m| m.as_str());
-    let psql = |w: &str| {
-        let program = w.rsplit('/').next();
-        matches!(
-            program,
-            Some("psql" | "pg_dump" | "pg_restore" | "pg_dumpall" | "createdb" | "dropdb" | "pgbench")
-        )
-    };
+    const PSQL: &str = "psql pg_dump pg_restore pg_dumpall createdb dropdb pgbench";
+    let psql = |w: &str| PSQL.split(' ').any(|p| w.rsplit('/').next() == Some(p));
     if before.split_whitespace().any(psql) {
         return None;
     }
@@ -382,22 +376,24 @@ fn cli_flag<'h>(caps: &Captures<'h>) -> Option<Match<'h>> {
 fn assignment<'h>(caps: &Captures<'h>) -> Option<Match<'h>> {
     let name = caps.get(1)?.as_str();
     let is_password = secret_name(name)?;
-    let quoted = caps.get(3).or(caps.get(4)).or(caps.get(5));
-    let (value, quoted) = match quoted {
-        Some(q) => (q, true),
-        None => (caps.get(6)?, false),
-    };
+    let (value, quoted) = quoted_or_bare(caps, 3)?;
     secret_value(value.as_str(), is_password, quoted).then_some(value)
+}
+
+/// The value in the first of the three quoted groups from `first` on that took part (quoted),
+/// else in the bare group after them.
+fn quoted_or_bare<'h>(caps: &Captures<'h>, first: usize) -> Option<(Match<'h>, bool)> {
+    match (first..first + 3).find_map(|i| caps.get(i)) {
+        Some(q) => Some((q, true)),
+        None => Some((caps.get(first + 3)?, false)),
+    }
 }
 
 /// "the password is X", "my token: X".
 fn prose<'h>(caps: &Captures<'h>) -> Option<Match<'h>> {
     let word = caps.get(1)?.as_str().to_ascii_lowercase();
     let is_password = word.starts_with("pass") || word == "pwd";
-    let (value, quoted) = match caps.get(2).or(caps.get(3)).or(caps.get(4)) {
-        Some(q) => (q, true),
-        None => (caps.get(5)?, false),
-    };
+    let (value, quoted) = quoted_or_bare(caps, 2)?;
     let v = value.as_str();
     // "the token is expired", "the password is stored in Vault": words, not values.
     let word_like = v

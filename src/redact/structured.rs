@@ -17,49 +17,44 @@ pub(super) fn kubernetes_secret_values(text: &str) -> Vec<(usize, usize)> {
     if !KIND.is_match(text) {
         return Vec::new();
     }
-    // Documents: split at `---` and fence lines, keeping byte offsets.
-    let (mut docs, mut start, mut offset) = (Vec::new(), 0, 0);
+    // Line by line, each document's values kept until its end shows whether it is a Secret.
+    let (mut out, mut values, mut from, mut next) = (Vec::new(), Vec::new(), 0, 0);
+    let mut block: Option<usize> = None; // indent of the `data:` line
     for line in text.split_inclusive('\n') {
+        let offset = next;
+        next += line.len();
+        // Documents end at `---` and fence lines.
         if line.trim() == "---" || is_fence_line(line) {
-            docs.push((start, offset));
-            start = offset + line.len();
-        }
-        offset += line.len();
-    }
-    docs.push((start, text.len()));
-    let mut out = Vec::new();
-    for (from, to) in docs {
-        let doc = &text[from..to];
-        if !KIND.is_match(doc) {
+            if KIND.is_match(&text[from..offset]) {
+                out.append(&mut values);
+            }
+            (values, block, from) = (Vec::new(), None, next);
             continue;
         }
-        let mut block: Option<usize> = None; // indent of the `data:` line
-        let mut next = from;
-        for line in doc.split_inclusive('\n') {
-            let offset = next;
-            next += line.len();
-            let body = line.trim_end_matches(['\n', '\r']);
-            let t = body.trim_start();
-            let indent = body.len() - t.len();
-            if let Some(i) = block {
-                if t.is_empty() || t.starts_with('#') {
-                    continue;
-                }
-                if indent <= i {
-                    block = None;
-                } else if let Some(colon) = t.find(':') {
-                    let value = t[colon + 1..].trim().trim_matches(['"', '\'']);
-                    if !matches!(value, "" | "|" | ">") && !is_placeholder(value) {
-                        let at = offset + indent + colon + 1;
-                        let rel = text[at..offset + body.len()].find(value).expect("value in line");
-                        out.push((at + rel, at + rel + value.len()));
-                    }
-                }
+        let body = line.trim_end_matches(['\n', '\r']);
+        let t = body.trim_start();
+        let indent = body.len() - t.len();
+        if let Some(i) = block {
+            if t.is_empty() || t.starts_with('#') {
+                continue;
             }
-            if block.is_none() && (t == "data:" || t == "stringData:") {
-                block = Some(indent);
+            if indent <= i {
+                block = None;
+            } else if let Some(colon) = t.find(':') {
+                let value = t[colon + 1..].trim().trim_matches(['"', '\'']);
+                if !matches!(value, "" | "|" | ">") && !is_placeholder(value) {
+                    let at = offset + indent + colon + 1;
+                    let rel = text[at..offset + body.len()].find(value).expect("value in line");
+                    values.push((at + rel, at + rel + value.len()));
+                }
             }
         }
+        if block.is_none() && (t == "data:" || t == "stringData:") {
+            block = Some(indent);
+        }
+    }
+    if KIND.is_match(&text[from..]) {
+        out.append(&mut values);
     }
     out
 }
@@ -76,14 +71,10 @@ pub(super) fn cookie_values(text: &str) -> Vec<(usize, usize)> {
     }
     let mut out = Vec::new();
     for caps in HEADER.captures_iter(text) {
-        // Both groups take part in every match. A `Set-Cookie:` header's first pair is its
-        // cookie; the rest are attributes.
+        // Both groups take part in every match. A `Set-Cookie:` header's (one longer than
+        // `cookie`) first pair is its cookie; the rest are attributes.
         let (header, pairs) = (&caps[1], caps.get(2).expect("cookie pairs"));
-        let count = if header.len() > "cookie".len() {
-            1
-        } else {
-            usize::MAX
-        };
+        let count = if header.len() > 6 { 1 } else { usize::MAX };
         let mut at = pairs.start();
         for pair in pairs.as_str().split(';').take(count) {
             let start = at;

@@ -189,7 +189,7 @@ fn age_blob(
         skipped.refused(&at, &e);
         anyhow!("{e}")
     };
-    let tree = untrusted::commit_tree(git, c).map_err(&mut refused)?;
+    let tree = untrusted::tree(git, c.tree_id()).map_err(&mut refused)?;
     let entry = tree
         .get_name(name)
         .with_context(|| format!("the encrypted snapshot has no {name}"))?;
