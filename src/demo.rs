@@ -106,7 +106,7 @@ impl Demo {
     /// Steps 2 to 4: the desktop's session writes a handoff, which is committed and pushed.
     fn desktop_hands_off(&self, desktop: &Path) -> Result<()> {
         println!("\n2. Desktop: Claude asks where and how to write the handoff");
-        let out = self.convosync(desktop, "desktop", &["generate-handoff"])?;
+        let out = self.convosync(desktop, "desktop", &["generate-handoff"], "")?;
         println!(
             "{}",
             indent(out.lines().take(4).collect::<Vec<_>>().join("\n").as_str())
@@ -123,6 +123,7 @@ impl Demo {
             desktop,
             "desktop",
             &["save-handoff", "--session", "demo-session-1"],
+            "",
         )?;
         println!("{}", indent(&out));
         let status = self.git(desktop, &["status", "--porcelain"])?;
@@ -147,7 +148,7 @@ impl Demo {
         });
         // The session opens at once from the laptop's local copy (it has no note yet) while the
         // hook fetches in the background; what arrives reaches Claude with the first prompt.
-        let out = self.hook(laptop, "laptop", "session-start", &input.to_string())?;
+        let out = self.convosync(laptop, "laptop", &["hook", "session-start"], &input.to_string())?;
         if out.is_empty() {
             println!(
                 "   nothing local yet: the session opens at once, the note is fetched in the background"
@@ -162,7 +163,12 @@ impl Demo {
             "hook_event_name": "UserPromptSubmit",
             "prompt": "What is my favourite pizza?",
         });
-        let out = self.hook(laptop, "laptop", "user-prompt-submit", &input.to_string())?;
+        let out = self.convosync(
+            laptop,
+            "laptop",
+            &["hook", "user-prompt-submit"],
+            &input.to_string(),
+        )?;
         let reply: serde_json::Value = serde_json::from_str(&out)
             .with_context(|| format!("the hook printed something that is not JSON: {out:?}"))?;
         let context = reply["hookSpecificOutput"]["additionalContext"]
@@ -181,18 +187,27 @@ impl Demo {
         Ok(())
     }
 
-    /// Run a hook as Claude Code does: JSON on stdin, JSON on stdout.
-    fn hook(&self, dir: &Path, device: &str, event: &str, input: &str) -> Result<String> {
+    fn git(&self, dir: &Path, args: &[&str]) -> Result<String> {
+        let mut cmd = self.env(Command::new("git"));
+        let out = cmd.current_dir(dir).args(args).output();
+        stdout_of("git", args, out.context("could not run git (is it installed?)")?)
+    }
+
+    /// Run convosync as `device` in `dir`, with `input` on stdin (a hook's event JSON, as Claude
+    /// Code gives it).
+    fn convosync(&self, dir: &Path, device: &str, args: &[&str], input: &str) -> Result<String> {
         use std::io::Write;
         let mut child = self
             .env(Command::new(&self.exe))
             .current_dir(dir)
             .env("CONVOSYNC_DEVICE", device)
+            .env("NO_COLOR", "1")
             // The default start, whatever this shell says: answer at once, fetch behind.
             .env("CONVOSYNC_START", "async")
-            .args(["hook", event])
+            .args(args)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .context("could not run convosync")?;
         child
@@ -200,26 +215,7 @@ impl Demo {
             .take()
             .context("no stdin")?
             .write_all(input.as_bytes())?;
-        let out = child.wait_with_output()?;
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    }
-
-    fn git(&self, dir: &Path, args: &[&str]) -> Result<String> {
-        let mut cmd = self.env(Command::new("git"));
-        let out = cmd.current_dir(dir).args(args).output();
-        stdout_of("git", args, out.context("could not run git (is it installed?)")?)
-    }
-
-    fn convosync(&self, dir: &Path, device: &str, args: &[&str]) -> Result<String> {
-        let mut cmd = self.env(Command::new(&self.exe));
-        cmd.current_dir(dir)
-            .env("CONVOSYNC_DEVICE", device)
-            .env("NO_COLOR", "1");
-        stdout_of(
-            "convosync",
-            args,
-            cmd.args(args).output().context("could not run convosync")?,
-        )
+        stdout_of("convosync", args, child.wait_with_output()?)
     }
 
     /// No user or system git config; a fixed identity; convosync state inside the temp dir.

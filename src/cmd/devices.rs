@@ -101,16 +101,10 @@ fn list(repo: &Repo, store: &Store<'_>, json_out: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let now = crate::timefmt::now();
-    let mut out = String::new();
-    if crate::term::interactive() {
-        out.push_str(&crate::term::header(
-            &format!(
-                "{:<20} {:<16} {:<20} {:<9} {}",
-                "DEVICE", "LAST SEEN", "BRANCH", "COMMIT", "HANDOFFS"
-            ),
-            crate::term::color(),
-        ));
-    }
+    let mut out = super::header(&format!(
+        "{:<20} {:<16} {:<20} {:<9} {}",
+        "DEVICE", "LAST SEEN", "BRANCH", "COMMIT", "HANDOFFS"
+    ));
     for (d, n, v, mine, forgotten) in rows {
         let teammate = format!("teammate: {}", crate::team::teammate_name(&v.handoff));
         let tags: Vec<&str> = [

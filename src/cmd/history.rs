@@ -38,16 +38,10 @@ pub fn run(dir: &Path, args: HistoryArgs) -> Result<ExitCode> {
     }
     let now = crate::timefmt::now();
     let c = color();
-    let mut out = String::new();
-    if crate::term::interactive() {
-        out.push_str(&crate::term::header(
-            &format!(
-                "{:<8}  {:<16} {:<20} {:<16} {}",
-                "ID", "DEVICE", "BRANCH", "WHEN", "TASK"
-            ),
-            c,
-        ));
-    }
+    let mut out = super::header(&format!(
+        "{:<8}  {:<16} {:<20} {:<16} {}",
+        "ID", "DEVICE", "BRANCH", "WHEN", "TASK"
+    ));
     for v in shown {
         out.push_str(&format!(
             "{}  {:<16} {:<20} {:<16} {}\n",

@@ -86,6 +86,15 @@ pub fn told_skipped<T>((items, skipped): (Vec<T>, Skipped)) -> Vec<T> {
     items
 }
 
+/// A table's header line (bold when colouring), only when standard output is a terminal: piped
+/// output stays one record per line for scripts.
+fn header(line: &str) -> String {
+    match crate::term::interactive() {
+        true => crate::term::header(line, crate::term::color()),
+        false => String::new(),
+    }
+}
+
 /// `convosync hook <event>`: whatever happens, exit 0 with at most one JSON object on stdout.
 pub fn run_hook(event: &str, agent: Option<&str>) -> ExitCode {
     use std::io::{IsTerminal, Write};

@@ -24,14 +24,7 @@ pub fn run(dir: &Path, args: WipArgs) -> Result<ExitCode> {
             device,
             force,
             allow_steering,
-        } => apply(
-            &repo,
-            device.as_deref(),
-            wip::ApplyOptions {
-                force,
-                allow_steering,
-            },
-        )?,
+        } => apply(&repo, device.as_deref(), force, allow_steering)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -44,15 +37,17 @@ fn list(repo: &Repo) -> Result<()> {
     let snaps = super::told_skipped(wip::list(repo)?);
     if snaps.is_empty() {
         println!("No device has shared uncommitted work yet (`convosync wip save` does).");
-    } else if crate::term::interactive() {
-        let header = format!(
-            "{:<20} {:>11}  {:<20} {}",
-            "DEVICE", "FILES", "BRANCH", "BASE, SAVED"
+    } else {
+        print!(
+            "{}",
+            super::header(&format!(
+                "{:<20} {:>11}  {:<20} {}",
+                "DEVICE", "FILES", "BRANCH", "BASE, SAVED"
+            ))
         );
-        print!("{}", crate::term::header(&header, crate::term::color()));
     }
     for s in snaps {
-        if s.is_locked() {
+        if s.locked().is_some() {
             println!("encrypted snapshot from {}", s.device);
             continue;
         }
@@ -98,12 +93,12 @@ fn diff(repo: &Repo, device: Option<&str>) -> Result<()> {
 }
 
 /// `wip apply`: bring a snapshot into this worktree and say what changed.
-fn apply(repo: &Repo, device: Option<&str>, opts: wip::ApplyOptions) -> Result<()> {
+fn apply(repo: &Repo, device: Option<&str>, force: bool, allow_steering: bool) -> Result<()> {
     refresh(repo);
     let _lock = repo.lock(CLI_LOCK_WAIT)?;
     let snap = find(repo, device)?;
     let device = &snap.device;
-    let applied = wip::apply(repo, &snap, opts)?;
+    let applied = wip::apply(repo, &snap, force, allow_steering)?;
     for f in &applied.written {
         if applied.conflicts.iter().any(|c| &c.path == f) {
             continue;
@@ -166,7 +161,7 @@ fn find(repo: &Repo, device: Option<&str>) -> Result<wip::Snapshot> {
             }
         }
     };
-    if let Some(reason) = wip::sealed::locked_reason(&snap) {
+    if let Some(reason) = snap.locked() {
         bail!("{reason}");
     }
     Ok(snap)

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 
 use super::commit::Snapshot;
 use super::mode::Mode;
-use super::plan::{plan, unsafe_path, ApplyOptions, Conflict, Plan};
+use super::plan::{plan, unsafe_path, Conflict, Plan};
 use crate::repo::Repo;
 
 /// Result of an apply.
@@ -24,8 +24,8 @@ pub struct Applied {
 
 /// Apply `snap` (readable here) onto this worktree (see the module doc). Every path is planned
 /// before anything is written, so a refused apply writes nothing.
-pub fn apply(repo: &Repo, snap: &Snapshot, opts: ApplyOptions) -> Result<Applied> {
-    execute(plan(repo, snap, opts)?)
+pub fn apply(repo: &Repo, snap: &Snapshot, force: bool, allow_steering: bool) -> Result<Applied> {
+    execute(plan(repo, snap, force, allow_steering)?)
 }
 
 /// Carry out `plan` unless it is refused, recording what was written and deleted.
@@ -229,13 +229,9 @@ mod tests {
         let repo = Repo::open(&f.dir).unwrap();
         let mut before = BTreeMap::new();
         files_under(f._tmp.path(), &mut before);
-        let opts = ApplyOptions {
-            force,
-            allow_steering,
-        };
         let (snaps, _) = crate::wip::list(&repo).unwrap();
         let snap = snaps.into_iter().find(|s| s.device == OTHER).unwrap();
-        let p = plan(&repo, &snap, opts).unwrap();
+        let p = plan(&repo, &snap, force, allow_steering).unwrap();
         let mut after = BTreeMap::new();
         files_under(f._tmp.path(), &mut after);
         assert_eq!(before, after, "planning wrote something");

@@ -68,7 +68,7 @@ pub fn others_summary(repo: &Repo, me: &str) -> (Vec<(String, Option<String>)>, 
         .filter(|s| s.offered_to(me))
         .map(|s| {
             let device = &s.device;
-            if s.is_locked() {
+            if s.locked().is_some() {
                 let line = format!(
                     "{device} left an encrypted snapshot of uncommitted work that this device cannot read"
                 );
