@@ -103,28 +103,16 @@ fn fast_forward(repo: &Repo, timeout: f64) -> Result<String> {
     if !head.is_branch() {
         bail!("HEAD is detached; not pulling");
     }
-    let name = head.shorthand().context("branch name is not UTF-8")?.to_string();
-    let branch = repo
-        .git
-        .find_branch(&name, git2::BranchType::Local)
-        .with_context(|| format!("could not read branch {name}"))?;
-    let upstream = branch
-        .upstream()
-        .with_context(|| format!("{name} has no upstream; not pulling"))?;
-    let remote = repo
-        .git
-        .branch_upstream_remote(head.name().context("branch name is not UTF-8")?)?;
-    let remote = remote.as_str().context("remote name is not UTF-8")?.to_string();
-    let up_ref = upstream
-        .get()
-        .name()
-        .context("upstream name is not UTF-8")?
-        .to_string();
-    let src = repo
-        .git
-        .config()?
-        .get_string(&format!("branch.{name}.merge"))
-        .context("no branch.<name>.merge")?;
+    let refname = head.name().context("branch name is not UTF-8")?;
+    let name = head.shorthand().context("branch name is not UTF-8")?;
+    // What `git pull` would read: the upstream's remote, its branch there, its tracking ref.
+    let upstream = |b: Result<git2::Buf, git2::Error>| -> Result<String> {
+        let b = b.with_context(|| format!("{name} has no upstream; not pulling"))?;
+        Ok(b.as_str().context("upstream name is not UTF-8")?.to_string())
+    };
+    let remote = upstream(repo.git.branch_upstream_remote(refname))?;
+    let src = upstream(repo.git.branch_upstream_merge(refname))?;
+    let up_ref = upstream(repo.git.branch_upstream_name(refname))?;
     let out = crate::git::fetch(
         repo.git.path(),
         &remote,

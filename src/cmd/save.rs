@@ -249,22 +249,17 @@ fn normalize(workdir: &Path, p: &Path) -> PathBuf {
         .map_or_else(|_| p.to_path_buf(), Path::to_path_buf)
 }
 
+/// Whether HEAD has commits its upstream lacks (all of them when it has none).
 fn ahead_of_upstream(repo: &Repo) -> bool {
-    let Ok(head) = repo.git.head() else { return false };
-    let Some(Ok(branch)) = head
-        .shorthand()
-        .ok()
-        .map(|n| repo.git.find_branch(n, git2::BranchType::Local))
-    else {
+    let Some(local) = repo.git.head().ok().and_then(|h| h.target()) else {
         return false;
     };
-    match (
-        head.target(),
-        branch.upstream().ok().and_then(|u| u.get().target()),
-    ) {
-        (Some(l), Some(u)) => repo.git.graph_ahead_behind(l, u).is_ok_and(|(a, _)| a > 0),
-        (local, None) => local.is_some(),
-        (None, _) => false,
+    match repo.git.revparse_single("@{upstream}") {
+        Ok(up) => repo
+            .git
+            .graph_ahead_behind(local, up.id())
+            .is_ok_and(|(a, _)| a > 0),
+        Err(_) => true,
     }
 }
 

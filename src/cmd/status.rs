@@ -79,11 +79,8 @@ fn print_remote(repo: &Repo, r: &str, now: DateTime<Utc>) -> Result<()> {
         .unwrap_or_else(|| "never".into());
     println!("last sync: {synced}");
     let queued = if pending(repo, r) {
-        let tracking = crate::store::tip_of(&repo.git, &refs::tracking(refname, r))
-            .ok()
-            .flatten();
-        let local = crate::store::tip_of(&repo.git, refname)?.map(|c| c.id());
-        let n = match (local, tracking.map(|c| c.id())) {
+        let tip = |name: &str| repo.git.refname_to_id(name).ok();
+        let n = match (tip(refname), tip(&refs::tracking(refname, r))) {
             (Some(l), Some(t)) => repo.git.graph_ahead_behind(l, t).map_or(1, |(a, _)| a),
             _ => 1,
         };

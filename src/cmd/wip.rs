@@ -99,19 +99,8 @@ fn apply(repo: &Repo, device: Option<&str>, force: bool, allow_steering: bool) -
     let snap = find(repo, device)?;
     let device = &snap.device;
     let applied = wip::apply(repo, &snap, force, allow_steering)?;
-    for f in &applied.written {
-        if applied.conflicts.iter().any(|c| &c.path == f) {
-            continue;
-        }
-        let verb = if applied.added.contains(f) {
-            "added"
-        } else {
-            "updated"
-        };
+    for (verb, f) in &applied.done {
         println!("{verb} {f}");
-    }
-    for f in &applied.deleted {
-        println!("deleted {f}");
     }
     for c in &applied.conflicts {
         let kept = if c.markers {
@@ -121,7 +110,7 @@ fn apply(repo: &Repo, device: Option<&str>, force: bool, allow_steering: bool) -
         };
         println!("CONFLICT {} ({}; {kept})", c.path, c.reason);
     }
-    if applied.written.is_empty() && applied.deleted.is_empty() && applied.conflicts.is_empty() {
+    if applied.done.is_empty() && applied.conflicts.is_empty() {
         println!("nothing to apply: this worktree already has {device}'s changes");
     }
     Ok(())
@@ -173,7 +162,7 @@ pub fn save(repo: &Repo, push: bool) -> Result<ExitCode> {
     let me = crate::team::my_device(repo)?;
     let outcome = {
         let _lock = repo.lock(CLI_LOCK_WAIT)?;
-        wip::snapshot(repo, &me, repo.settings.wip_limit)?
+        wip::snapshot(repo, &me)?
     };
     match &outcome {
         Outcome::Saved { files, .. } => println!(

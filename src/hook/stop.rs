@@ -404,7 +404,7 @@ fn origin(ctx: &Ctx<'_>) -> draft::Origin {
 /// With a handoff, a snapshot of uncommitted work for the other devices (see [`crate::wip`]).
 /// Runs under the repository lock (`_lock`).
 fn snapshot_wip(ctx: &Ctx<'_>, _lock: &crate::lock::RepoLock) -> Option<String> {
-    let outcome = crate::wip::snapshot(&ctx.repo, &ctx.me, ctx.repo.settings.wip_limit);
+    let outcome = crate::wip::snapshot(&ctx.repo, &ctx.me);
     match outcome {
         Ok(crate::wip::Outcome::Saved { files, skipped }) => {
             let local =

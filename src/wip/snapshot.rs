@@ -148,10 +148,12 @@ fn write_tree<'r>(repo: &'r Repo, index: &mut Index) -> Result<Tree<'r>> {
 /// `refs/convosync/wip/<device>` (encrypted when this device has a key), unless it says nothing
 /// the last snapshot did not.
 ///
-/// The changed files are first only looked at (`lstat`), so a worktree over `limit` is refused
+/// The changed files are first only looked at (`lstat`), so a worktree over the size limit
+/// (`convosync.wipLimit`) is refused
 /// before anything is read or written to the object database. A credential file is left out by
 /// name before it is read, or by content before it is stored.
-pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
+pub fn snapshot(repo: &Repo, device: &str) -> Result<Outcome> {
+    let limit = repo.settings.wip_limit;
     let workdir = repo
         .workdir()
         .context("bare repository: no worktree to snapshot")?
