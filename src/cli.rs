@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show or set this machine's device name (stored outside every repository).
-    Device(DeviceArgs),
+    Device(Sub<DeviceAction>),
     /// Save the session: commit the handoff draft, commit your code changes with MESSAGE on the
     /// current branch (never secret-looking files), and push both.
     Save(SaveArgs),
@@ -41,7 +41,7 @@ pub enum Command {
     /// Every device that ever wrote a handoff; rename or forget one.
     Devices(DevicesArgs),
     /// Show the active handoff template or create one to customise.
-    Template(TemplateArgs),
+    Template(Sub<TemplateAction>),
     /// Full-text search over every handoff in history.
     Search(SearchArgs),
     /// What changed between two handoffs, section by section.
@@ -49,10 +49,10 @@ pub enum Command {
     /// Export handoffs as markdown, JSON or a self-contained HTML page.
     Export(ExportArgs),
     /// Carry uncommitted work between devices without touching branches.
-    Wip(WipArgs),
+    Wip(Sub<WipAction>),
     /// Your encryption key: create it, carry it to another device, see whether notes here are
     /// encrypted.
-    Key(KeyArgs),
+    Key(Sub<KeyAction>),
     /// Say whether convosync is set up here: device, remote, last sync, pending pushes, hooks.
     Status,
     /// Register the plugin with Claude Code, Codex and Gemini CLI (prints the commands, or runs them).
@@ -68,10 +68,11 @@ pub enum Command {
     },
 }
 
+/// A command whose subcommand may be left out (each command says which it then runs).
 #[derive(Debug, Args)]
-pub struct DeviceArgs {
+pub struct Sub<A: Subcommand> {
     #[command(subcommand)]
-    pub action: Option<DeviceAction>,
+    pub action: Option<A>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,12 +84,6 @@ pub enum DeviceAction {
         /// The new name, for example `laptop`.
         name: String,
     },
-}
-
-#[derive(Debug, Args)]
-pub struct KeyArgs {
-    #[command(subcommand)]
-    pub action: Option<KeyAction>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -249,12 +244,6 @@ pub enum DevicesAction {
     Forget { name: String },
 }
 
-#[derive(Debug, Args)]
-pub struct TemplateArgs {
-    #[command(subcommand)]
-    pub action: Option<TemplateAction>,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum TemplateAction {
     /// Print the template in force and where it comes from.
@@ -318,12 +307,6 @@ pub enum ExportFormat {
     Json,
     /// A self-contained HTML page.
     Html,
-}
-
-#[derive(Debug, Args)]
-pub struct WipArgs {
-    #[command(subcommand)]
-    pub action: Option<WipAction>,
 }
 
 #[derive(Debug, Subcommand)]

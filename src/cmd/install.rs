@@ -65,16 +65,6 @@ const OWNED_DIRS: &[&str] = &[
     "gemini-extension/hooks",
 ];
 
-/// Claude Code's plugins directory: `$CLAUDE_CODE_PLUGIN_CACHE_DIR`, else
-/// `$CLAUDE_CONFIG_DIR/plugins`, else `~/.claude/plugins`.
-fn claude_plugins_dir() -> Result<PathBuf> {
-    if let Some(d) = std::env::var_os("CLAUDE_CODE_PLUGIN_CACHE_DIR").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(d));
-    }
-    let config = claude_config_dir().context("could not find your home directory (is HOME set?)")?;
-    Ok(config.join("plugins"))
-}
-
 /// Claude Code's config dir: `$CLAUDE_CONFIG_DIR`, else `~/.claude`.
 pub fn claude_config_dir() -> Option<PathBuf> {
     let set = std::env::var_os("CLAUDE_CONFIG_DIR").filter(|d| !d.is_empty());
@@ -84,13 +74,20 @@ pub fn claude_config_dir() -> Option<PathBuf> {
 
 /// The installed plugin's persistent data dir, as Claude Code names it for hooks
 /// (`${CLAUDE_PLUGIN_DATA}`): `<plugins>/data/<id with every other character than
-/// [A-Za-z0-9_-] replaced by ->`.
-pub fn plugin_data_dir() -> Result<PathBuf> {
+/// [A-Za-z0-9_-] replaced by ->`, where `<plugins>` is `$CLAUDE_CODE_PLUGIN_CACHE_DIR`, else
+/// `$CLAUDE_CONFIG_DIR/plugins`, else `~/.claude/plugins`.
+fn plugin_data_dir() -> Result<PathBuf> {
+    let plugins = match std::env::var_os("CLAUDE_CODE_PLUGIN_CACHE_DIR").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => claude_config_dir()
+            .context("could not find your home directory (is HOME set?)")?
+            .join("plugins"),
+    };
     let id = PLUGIN_ID.replace(
         |c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'),
         "-",
     );
-    Ok(claude_plugins_dir()?.join("data").join(id))
+    Ok(plugins.join("data").join(id))
 }
 
 /// Write the plugin's files into `dir` and remove files left there by an older version.

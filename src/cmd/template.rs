@@ -5,11 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{TemplateAction, TemplateArgs};
+use crate::cli::{Sub, TemplateAction};
 use crate::handoff::template::{Origin, Template, REPO_TEMPLATE};
 use crate::repo::Repo;
 
-pub fn run(dir: &Path, args: TemplateArgs) -> Result<ExitCode> {
+pub fn run(dir: &Path, args: Sub<TemplateAction>) -> Result<ExitCode> {
     let repo = Repo::open(dir)?;
     let workdir = repo.workdir().map(Path::to_path_buf);
     let user_dir = crate::device::config_dir();

@@ -6,14 +6,14 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 
 use super::{deadline, CLI_LOCK_WAIT};
-use crate::cli::{WipAction, WipArgs};
+use crate::cli::{Sub, WipAction};
 use crate::repo::Repo;
 use crate::wip::{self, Outcome};
 
 /// Time allowed for fetching or pushing wip refs from the command line.
 const NET_SECS: f64 = 30.0;
 
-pub fn run(dir: &Path, args: WipArgs) -> Result<ExitCode> {
+pub fn run(dir: &Path, args: Sub<WipAction>) -> Result<ExitCode> {
     let repo = Repo::open(dir)?;
     match args.action.unwrap_or(WipAction::List) {
         WipAction::Save { push } => return save(&repo, push),
