@@ -119,11 +119,8 @@ fn apply(repo: &Repo, device: Option<&str>, force: bool, allow_steering: bool) -
 /// Fetch every device's snapshot within the time limit; offline, say so and use the last copy.
 fn refresh(repo: &Repo) {
     let Some(r) = repo.remote_name() else { return };
-    match wip::fetch(repo, &r, deadline(NET_SECS)) {
-        Ok(true) => {}
-        Ok(false) | Err(_) => {
-            eprintln!("note: could not fetch snapshots from {r}; using the last fetched copies")
-        }
+    if !wip::fetch(repo, &r, deadline(NET_SECS)).unwrap_or(false) {
+        eprintln!("note: could not fetch snapshots from {r}; using the last fetched copies")
     }
 }
 
@@ -144,8 +141,10 @@ fn find(repo: &Repo, device: Option<&str>) -> Result<wip::Snapshot> {
                 1 => offered.remove(0),
                 _ => {
                     let names: Vec<&str> = offered.iter().map(|s| s.device.as_str()).collect();
-                    let names = names.join(", ");
-                    bail!("several devices have shared uncommitted work; name one: {names}")
+                    bail!(
+                        "several devices have shared uncommitted work; name one: {}",
+                        names.join(", ")
+                    )
                 }
             }
         }
