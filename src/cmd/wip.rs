@@ -159,26 +159,29 @@ fn find(repo: &Repo, device: Option<&str>) -> Result<wip::Snapshot> {
 /// `push` asks; shared with `save --wip`.
 pub fn save(repo: &Repo, push: bool) -> Result<ExitCode> {
     let me = crate::team::my_device(repo)?;
-    let outcome = {
+    let (outcome, skipped) = {
         let _lock = repo.lock(CLI_LOCK_WAIT)?;
         wip::snapshot(repo, &me)?
     };
-    match &outcome {
-        Outcome::Saved { files, .. } => println!(
+    match outcome {
+        Outcome::Saved(files) => println!(
             "✓ snapshot of {} uncommitted file(s) saved for your other devices",
             files.len()
         ),
-        Outcome::Clean(_) => println!("✓ no uncommitted changes to share"),
-        Outcome::Unchanged(_) => println!("✓ snapshot already up to date"),
-        Outcome::TooLarge { bytes, limit } => {
-            let (mb, max) = (*bytes as f64 / 1048576.0, *limit as f64 / 1048576.0);
+        Outcome::Clean => println!("✓ no uncommitted changes to share"),
+        Outcome::Unchanged => println!("✓ snapshot already up to date"),
+        Outcome::TooLarge(bytes) => {
+            let (mb, max) = (
+                bytes as f64 / 1048576.0,
+                repo.settings.wip_limit as f64 / 1048576.0,
+            );
             println!(
                 "skipped: {mb:.1} MB of changes exceed the {max:.1} MB limit (git config convosync.wipLimit)"
             );
             return Ok(ExitCode::SUCCESS);
         }
     }
-    for s in outcome.skipped() {
+    for s in skipped {
         println!("  left out {} ({})", s.path, s.reason);
     }
     if let Some(r) = repo.remote_name() {

@@ -406,7 +406,7 @@ fn origin(ctx: &Ctx<'_>) -> draft::Origin {
 fn snapshot_wip(ctx: &Ctx<'_>, _lock: &crate::lock::RepoLock) -> Option<String> {
     let outcome = crate::wip::snapshot(&ctx.repo, &ctx.me);
     match outcome {
-        Ok(crate::wip::Outcome::Saved { files, skipped }) => {
+        Ok((crate::wip::Outcome::Saved(files), skipped)) => {
             let local =
                 ctx.repo.remote_name().is_some() && crate::wip::stays_local(&ctx.repo, &ctx.me) == Some(true);
             let mut note = if !local {
@@ -427,17 +427,17 @@ fn snapshot_wip(ctx: &Ctx<'_>, _lock: &crate::lock::RepoLock) -> Option<String> 
             }
             Some(note)
         }
-        Ok(o) if !o.skipped().is_empty() => {
-            let names: Vec<&str> = o.skipped().iter().map(|s| s.path.as_str()).collect();
+        Ok((_, skipped)) if !skipped.is_empty() => {
+            let names: Vec<&str> = skipped.iter().map(|s| s.path.as_str()).collect();
             Some(format!(
                 "uncommitted credential files not shared: {}",
                 names.join(", ")
             ))
         }
-        Ok(crate::wip::Outcome::TooLarge { bytes, limit }) => Some(format!(
+        Ok((crate::wip::Outcome::TooLarge(bytes), _)) => Some(format!(
             "uncommitted changes not shared ({:.1} MB over the {:.1} MB limit)",
             bytes as f64 / 1_048_576.0,
-            limit as f64 / 1_048_576.0
+            ctx.repo.settings.wip_limit as f64 / 1_048_576.0
         )),
         Ok(_) => None,
         Err(e) => {

@@ -22,31 +22,17 @@ pub struct Skipped {
     pub reason: &'static str,
 }
 
+/// What [`snapshot`] did (the files it left out come beside it).
 #[derive(Debug)]
 pub enum Outcome {
-    Saved {
-        files: Vec<String>,
-        skipped: Vec<Skipped>,
-    },
-    /// Nothing uncommitted (an empty snapshot now tells other devices there is nothing to take),
-    /// with the files left out.
-    Clean(Vec<Skipped>),
-    /// Unchanged since the last snapshot, with the files left out.
-    Unchanged(Vec<Skipped>),
-    TooLarge {
-        bytes: u64,
-        limit: u64,
-    },
-}
-
-impl Outcome {
-    /// The files left out, whatever the outcome.
-    pub fn skipped(&self) -> &[Skipped] {
-        match self {
-            Outcome::Saved { skipped, .. } | Outcome::Clean(skipped) | Outcome::Unchanged(skipped) => skipped,
-            Outcome::TooLarge { .. } => &[],
-        }
-    }
+    /// Saved, with the files it holds.
+    Saved(Vec<String>),
+    /// Nothing uncommitted (an empty snapshot now tells other devices there is nothing to take).
+    Clean,
+    /// Unchanged since the last snapshot.
+    Unchanged,
+    /// Over the size limit (`convosync.wipLimit`) with this many bytes; nothing left out is told.
+    TooLarge(u64),
 }
 
 /// A changed path of the worktree, with its `lstat` (`None`: deleted).
@@ -152,7 +138,7 @@ fn write_tree<'r>(repo: &'r Repo, index: &mut Index) -> Result<Tree<'r>> {
 /// (`convosync.wipLimit`) is refused
 /// before anything is read or written to the object database. A credential file is left out by
 /// name before it is read, or by content before it is stored.
-pub fn snapshot(repo: &Repo, device: &str) -> Result<Outcome> {
+pub fn snapshot(repo: &Repo, device: &str) -> Result<(Outcome, Vec<Skipped>)> {
     let limit = repo.settings.wip_limit;
     let workdir = repo
         .workdir()
@@ -166,11 +152,11 @@ pub fn snapshot(repo: &Repo, device: &str) -> Result<Outcome> {
     let (_, branch) = repo.head_info();
     let (changes, mut skipped, bytes) = worktree_changes(repo, &workdir)?;
     if bytes > limit {
-        return Ok(Outcome::TooLarge { bytes, limit });
+        return Ok((Outcome::TooLarge(bytes), Vec::new()));
     }
     let mut index = match stage_changes(repo, &workdir, &head, changes, &mut skipped, bytes, limit)? {
         Ok(index) => index,
-        Err(bytes) => return Ok(Outcome::TooLarge { bytes, limit }),
+        Err(bytes) => return Ok((Outcome::TooLarge(bytes), Vec::new())),
     };
     let base = remote_base(repo, head.id())?;
     let base_tree = match base {
@@ -200,7 +186,7 @@ pub fn snapshot(repo: &Repo, device: &str) -> Result<Outcome> {
         .map(|p| sealed::read(repo, device, p, &mut Default::default()));
     if files.is_empty() && last.as_ref().map_or(0, |l| l.files.len()) == 0 {
         // Clean, and nothing (or an empty marker) was offered before: nothing to say again.
-        return Ok(Outcome::Clean(skipped));
+        return Ok((Outcome::Clean, skipped));
     }
     let key = crate::crypt::key();
     if let Some(last) = &last {
@@ -209,7 +195,7 @@ pub fn snapshot(repo: &Repo, device: &str) -> Result<Outcome> {
             && last.whole == base.is_none()
             && (last.sealed == Sealed::Plain) == key.is_none()
         {
-            return Ok(Outcome::Unchanged(skipped));
+            return Ok((Outcome::Unchanged, skipped));
         }
     }
     let sig = crate::store::signature(&repo.git, crate::timefmt::now())?;
@@ -222,7 +208,7 @@ pub fn snapshot(repo: &Repo, device: &str) -> Result<Outcome> {
                     .with_context(|| format!("could not read the sealed tree {t} for {refname}"))?,
                 sealed::message(device, base, files.is_empty()),
             ),
-            Err(bytes) => return Ok(Outcome::TooLarge { bytes, limit }),
+            Err(bytes) => return Ok((Outcome::TooLarge(bytes), Vec::new())),
         },
         None => (tree.clone(), message(device, base, branch.as_deref(), &files)),
     };
@@ -244,9 +230,9 @@ pub fn snapshot(repo: &Repo, device: &str) -> Result<Outcome> {
     if files.is_empty() {
         // The worktree is clean again: the empty snapshot just written withdraws the last one,
         // so no other device is offered changes that were since committed or thrown away.
-        return Ok(Outcome::Clean(skipped));
+        return Ok((Outcome::Clean, skipped));
     }
-    Ok(Outcome::Saved { files, skipped })
+    Ok((Outcome::Saved(files), skipped))
 }
 
 /// HEAD's tree with the worktree's `changes` applied, in an in-memory index: each file read,
