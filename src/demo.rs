@@ -45,20 +45,15 @@ struct Demo {
 /// Run the demo in a new temp dir: inside `parent` when given (`convosync -C DIR demo`, which
 /// must exist, as with git), else in the system's temp dir.
 pub fn run(parent: Option<&Path>, args: DemoArgs) -> Result<ExitCode> {
-    let mut builder = tempfile::Builder::new();
-    builder.prefix("convosync-demo-");
-    let tmp = match parent {
-        Some(p) => {
-            if !p.is_dir() {
-                bail!("cannot run the demo in {}: not a directory", p.display());
-            }
-            let p = std::path::absolute(p)?;
-            builder
-                .tempdir_in(&p)
-                .with_context(|| format!("could not create a temp dir in {}", p.display()))?
-        }
-        None => builder.tempdir().context("could not create a temp dir")?,
+    let parent = match parent {
+        Some(p) if !p.is_dir() => bail!("cannot run the demo in {}: not a directory", p.display()),
+        Some(p) => std::path::absolute(p)?,
+        None => std::env::temp_dir(),
     };
+    let tmp = tempfile::Builder::new()
+        .prefix("convosync-demo-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("could not create a temp dir in {}", parent.display()))?;
     let demo = Demo {
         root: tmp.path().to_path_buf(),
         exe: std::env::current_exe().context("could not find the convosync binary")?,

@@ -83,31 +83,28 @@ pub fn search(dir: &Path, args: SearchArgs) -> Result<ExitCode> {
         .flat_map(|q| q.split_whitespace())
         .map(str::to_lowercase)
         .collect();
+    let holds = |text: &str, every: bool| {
+        let text = text.to_lowercase();
+        let found = |w: &String| text.contains(w.as_str());
+        if every {
+            words.iter().all(found)
+        } else {
+            words.iter().any(found)
+        }
+    };
     // Each hit: a section of a handoff that holds all the words, and its lines that hold any.
-    let mut hits: Vec<(&Version, &str, Vec<&str>)> = Vec::new();
-    for v in all.iter().filter(|v| f.accepts(v)) {
-        let whole = crate::handoff::format::render(&v.handoff).to_lowercase();
-        if !words.iter().all(|w| whole.contains(w.as_str())) {
-            continue;
-        }
-        for s in &v.handoff.sections {
-            let lines: Vec<&str> = s
-                .body
-                .lines()
-                .filter(|l| {
-                    let l = l.to_lowercase();
-                    words.iter().any(|w| l.contains(w.as_str()))
-                })
-                .collect();
-            if !lines.is_empty() {
-                hits.push((v, &s.title, lines));
-            }
-        }
-        if hits.len() >= args.limit {
-            break;
-        }
-    }
-    hits.truncate(args.limit);
+    let hits: Vec<(&Version, &str, Vec<&str>)> = all
+        .iter()
+        .filter(|v| f.accepts(v) && holds(&crate::handoff::format::render(&v.handoff), true))
+        .flat_map(|v| {
+            v.handoff.sections.iter().map(move |s| {
+                let lines: Vec<&str> = s.body.lines().filter(|l| holds(l, false)).collect();
+                (v, s.title.as_str(), lines)
+            })
+        })
+        .filter(|(.., lines)| !lines.is_empty())
+        .take(args.limit)
+        .collect();
     if args.json {
         let items: Vec<_> = hits
             .iter()
