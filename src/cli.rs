@@ -35,7 +35,11 @@ pub enum Command {
     /// Move the original plugin's .convosync/session-handoff.md onto the handoff ref.
     Migrate(MigrateArgs),
     /// Run a complete two-device round trip on throwaway repositories.
-    Demo(DemoArgs),
+    Demo {
+        /// Keep the temporary repositories and print where they are.
+        #[arg(long)]
+        keep: bool,
+    },
     /// List past handoffs from the handoff ref's history, newest first.
     History(HistoryArgs),
     /// Every device that ever wrote a handoff; rename or forget one.
@@ -149,13 +153,6 @@ pub struct MigrateArgs {
     /// release wrote none): you vouch for them (repeatable).
     #[arg(long = "device", value_name = "NAME")]
     pub devices: Vec<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Keep the temporary repositories and print where they are.
-    #[arg(long)]
-    pub keep: bool,
 }
 
 #[derive(Debug, Args)]

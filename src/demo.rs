@@ -12,8 +12,6 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::DemoArgs;
-
 const DRAFT: &str = "### Current Task
 Implementing OAuth 2.0 login with refresh-token support
 
@@ -44,7 +42,7 @@ struct Demo {
 
 /// Run the demo in a new temp dir: inside `parent` when given (`convosync -C DIR demo`, which
 /// must exist, as with git), else in the system's temp dir.
-pub fn run(parent: Option<&Path>, args: DemoArgs) -> Result<ExitCode> {
+pub fn run(parent: Option<&Path>, keep: bool) -> Result<ExitCode> {
     let parent = match parent {
         Some(p) if !p.is_dir() => bail!("cannot run the demo in {}: not a directory", p.display()),
         Some(p) => std::path::absolute(p)?,
@@ -59,7 +57,7 @@ pub fn run(parent: Option<&Path>, args: DemoArgs) -> Result<ExitCode> {
         exe: std::env::current_exe().context("could not find the convosync binary")?,
     };
     demo.play()?;
-    if args.keep {
+    if keep {
         let kept = tmp.keep();
         println!("\nKept the demo repositories in {}", kept.display());
     } else {

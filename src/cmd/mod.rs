@@ -51,7 +51,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sync(a) => sync::run(&dir, a),
         Command::Resume(a) => resume::run(&dir, a),
         Command::Migrate(a) => migrate::run(&dir, a),
-        Command::Demo(a) => crate::demo::run(cli.dir.as_deref(), a),
+        Command::Demo { keep } => crate::demo::run(cli.dir.as_deref(), keep),
         Command::Status => status::run(&dir),
         Command::Key(a) => key::run(&dir, a),
         Command::History(a) => history::run(&dir, a),

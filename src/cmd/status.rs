@@ -190,19 +190,16 @@ fn hooks_state(project: Option<&Path>) -> String {
         serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()
     };
     let ours = |k: &str| k.starts_with("convosync@");
-    let installed = read(config.join("plugins/installed_plugins.json")).is_some_and(|v| {
-        v["plugins"].as_object().is_some_and(|m| {
-            m.iter().filter(|(k, _)| ours(k)).any(|(_, installs)| {
-                // Project-scoped installs count only in their project.
-                installs.as_array().is_none_or(|list| {
-                    list.iter().any(|i| match i["projectPath"].as_str() {
-                        Some(p) => project.is_some_and(|here| here.starts_with(p)),
-                        None => true,
-                    })
-                })
-            })
-        })
-    });
+    let plugins = read(config.join("plugins/installed_plugins.json")).unwrap_or_default();
+    // Project-scoped installs count only in their project.
+    let here = |i: &serde_json::Value| {
+        i["projectPath"]
+            .as_str()
+            .is_none_or(|p| project.is_some_and(|here| here.starts_with(p)))
+    };
+    let installed = (plugins["plugins"].as_object().into_iter().flatten())
+        .filter(|(k, _)| ours(k))
+        .any(|(_, installs)| installs.as_array().is_none_or(|list| list.iter().any(here)));
     // The later files override the earlier.
     let local = project
         .into_iter()

@@ -40,10 +40,10 @@ pub fn run(dir: &Path, args: Sub<TemplateAction>) -> Result<ExitCode> {
             if path.exists() && !force {
                 bail!("{} already exists (use --force to overwrite)", path.display());
             }
-            let mut text = String::from(
-                "Write a short handoff note for the next session on another machine. Be concise; no secrets.\n\n",
+            let text = format!(
+                "Write a short handoff note for the next session on another machine. Be concise; no secrets.\n\n{}",
+                Template::default().render_template_file()
             );
-            text.push_str(&Template::default().render_template_file());
             crate::fsutil::atomic_write(&path, text.as_bytes())?;
             println!(
                 "wrote {}; edit its sections (a title ending in (required) must be filled in)",
