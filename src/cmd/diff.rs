@@ -92,11 +92,13 @@ fn label(v: &Version) -> String {
 
 /// The section-by-section diff of `a` → `b`.
 pub fn render(a: &Version, b: &Version, c: bool) -> String {
-    let mut out = format!(
-        "{}\n{}\n",
-        paint(&format!("--- {}", label(a)), "31", c),
-        paint(&format!("+++ {}", label(b)), "32", c)
-    );
+    // One line: what `-` marks in red, what `+` marks in green, anything else as it is.
+    let line = |sign: &str, text: &str| match sign.as_bytes()[0] {
+        b'-' => format!("{}\n", paint(&format!("{sign} {text}"), "31", c)),
+        b'+' => format!("{}\n", paint(&format!("{sign} {text}"), "32", c)),
+        _ => format!("{sign} {text}\n"),
+    };
+    let mut out = line("---", &label(a)) + &line("+++", &label(b));
     let meta = |h: &Handoff| {
         format!(
             "branch {} · commit {}",
@@ -105,11 +107,7 @@ pub fn render(a: &Version, b: &Version, c: bool) -> String {
         )
     };
     if meta(&a.handoff) != meta(&b.handoff) {
-        out.push_str(&format!(
-            "{}\n{}\n",
-            paint(&format!("- {}", meta(&a.handoff)), "31", c),
-            paint(&format!("+ {}", meta(&b.handoff)), "32", c)
-        ));
+        out += &(line("-", &meta(&a.handoff)) + &line("+", &meta(&b.handoff)));
     }
     let mut titles: Vec<&str> = a.handoff.sections.iter().map(|s| s.title.as_str()).collect();
     for s in &b.handoff.sections {
@@ -134,13 +132,12 @@ pub fn render(a: &Version, b: &Version, c: bool) -> String {
         out.push_str(&format!("\n{}\n", paint(&format!("### {t}{tag}"), "1", c)));
         let diff = TextDiff::from_lines(&x, &y);
         for change in diff.iter_all_changes() {
-            let line = change.to_string_lossy();
-            let line = line.trim_end_matches('\n');
-            match change.tag() {
-                ChangeTag::Delete => out.push_str(&format!("{}\n", paint(&format!("- {line}"), "31", c))),
-                ChangeTag::Insert => out.push_str(&format!("{}\n", paint(&format!("+ {line}"), "32", c))),
-                ChangeTag::Equal => out.push_str(&format!("  {line}\n")),
-            }
+            let sign = match change.tag() {
+                ChangeTag::Delete => "-",
+                ChangeTag::Insert => "+",
+                ChangeTag::Equal => " ",
+            };
+            out.push_str(&line(sign, change.to_string_lossy().trim_end_matches('\n')));
         }
     }
     if !changed {

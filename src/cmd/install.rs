@@ -270,9 +270,9 @@ fn install_claude(dir: &Path, run: bool) -> Result<()> {
         bin.display()
     );
     let dir_s = dir.display().to_string();
-    let steps: [Vec<&str>; 2] = [
-        vec!["plugin", "marketplace", "add", &dir_s],
-        vec!["plugin", "install", PLUGIN_ID],
+    let steps = [
+        &["plugin", "marketplace", "add", &dir_s][..],
+        &["plugin", "install", PLUGIN_ID],
     ];
     let print_steps = || {
         println!("\nIn Claude Code, run:\n");
@@ -289,7 +289,7 @@ fn install_claude(dir: &Path, run: bool) -> Result<()> {
         return Ok(());
     }
     for step in steps {
-        match Command::new("claude").args(&step).status() {
+        match Command::new("claude").args(step).status() {
             Ok(s) if s.success() => {}
             Ok(s) => bail!("`claude {}` failed ({s})", step.join(" ")),
             Err(e) => {

@@ -74,7 +74,7 @@ fn emptied_by(dir: &Path, workdir: &Path, deleting: &[PathBuf]) -> bool {
 
 /// What applying a snapshot would do, worked out by [`plan`] before anything is written and
 /// carried out by [`execute`](super::apply::execute).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(super) struct Plan {
     pub(super) workdir: PathBuf,
     pub(super) device: String,
@@ -111,9 +111,7 @@ pub(super) fn plan(repo: &Repo, snap: &Snapshot, force: bool, allow_steering: bo
     let mut plan = Plan {
         workdir,
         device: device.to_string(),
-        actions: Vec::new(),
-        conflicts: Vec::new(),
-        refused: Vec::new(),
+        ..Plan::default()
     };
     let sides = plan.changed_sides(repo, snap)?;
     let steering: Vec<String> = sides
@@ -216,17 +214,13 @@ impl Plan {
                 self.conflict(&rel, "a submodule commit changed; not applied", false);
                 continue;
             }
-            let base = if d.status() == Delta::Added {
-                None
-            } else {
-                side(d.old_file())?
-            };
-            let theirs = if d.status() == Delta::Deleted {
-                None
-            } else {
-                side(d.new_file())?
-            };
-            sides.push((rel, base, theirs));
+            let base = (d.status() != Delta::Added)
+                .then(|| side(d.old_file()))
+                .transpose()?;
+            let theirs = (d.status() != Delta::Deleted)
+                .then(|| side(d.new_file()))
+                .transpose()?;
+            sides.push((rel, base.flatten(), theirs.flatten()));
         }
         Ok(sides)
     }
