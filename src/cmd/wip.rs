@@ -73,10 +73,10 @@ fn show(repo: &Repo, device: Option<&str>) -> Result<()> {
     if changes.is_empty() {
         println!("{} has no uncommitted changes in its latest snapshot", s.device);
     }
-    for c in &changes {
+    for (kind, path, steering) in &changes {
         // Paths come from a tree anyone could push.
-        let (kind, path) = (c.kind, crate::untrusted::line(&c.path));
-        match c.steering {
+        let path = crate::untrusted::line(path);
+        match steering {
             Some(why) => println!("{kind} {path}  [steers tools: {why}; applied only with --allow-steering]"),
             None => println!("{kind} {path}"),
         }
@@ -102,13 +102,13 @@ fn apply(repo: &Repo, device: Option<&str>, force: bool, allow_steering: bool) -
     for (verb, f) in &applied.done {
         println!("{verb} {f}");
     }
-    for c in &applied.conflicts {
-        let kept = if c.markers {
+    for (path, reason, markers) in &applied.conflicts {
+        let kept = if *markers {
             "conflict markers written"
         } else {
             "kept the local version"
         };
-        println!("CONFLICT {} ({}; {kept})", c.path, c.reason);
+        println!("CONFLICT {path} ({reason}; {kept})");
     }
     if applied.done.is_empty() && applied.conflicts.is_empty() {
         println!("nothing to apply: this worktree already has {device}'s changes");

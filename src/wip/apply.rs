@@ -57,7 +57,7 @@ pub(super) fn execute(mut plan: Plan) -> Result<Applied> {
             }
         };
         // A file written with conflict markers is told as a conflict.
-        if !plan.conflicts.iter().any(|c| c.path == rel) {
+        if !plan.conflicts.iter().any(|c| c.0 == rel) {
             result.done.push((verb, rel));
         }
     }
@@ -257,7 +257,7 @@ mod tests {
     fn conflicts(p: &Plan) -> Vec<(&str, &str, bool)> {
         p.conflicts
             .iter()
-            .map(|c| (c.path.as_str(), c.reason, c.markers))
+            .map(|(path, reason, markers)| (path.as_str(), *reason, *markers))
             .collect()
     }
 
@@ -443,7 +443,7 @@ mod tests {
         assert_eq!(std::fs::read_to_string(f.dir.join("b.txt")).unwrap(), "b\n");
         let applied = execute(plan_of(&f, true, false)).unwrap();
         assert_eq!(applied.done, vec![("updated", "b.txt".to_string())]);
-        assert_eq!(applied.conflicts[0].path, "a.txt");
+        assert_eq!(applied.conflicts[0].0, "a.txt");
         assert!(std::fs::read_to_string(f.dir.join("a.txt"))
             .unwrap()
             .contains("<<<<<<< local"));
