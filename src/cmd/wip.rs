@@ -98,11 +98,11 @@ fn apply(repo: &Repo, device: Option<&str>, force: bool, allow_steering: bool) -
     let _lock = repo.lock(CLI_LOCK_WAIT)?;
     let snap = find(repo, device)?;
     let device = &snap.device;
-    let applied = wip::apply(repo, &snap, force, allow_steering)?;
-    for (verb, f) in &applied.done {
+    let (done, conflicts) = wip::apply(repo, &snap, force, allow_steering)?;
+    for (verb, f) in &done {
         println!("{verb} {f}");
     }
-    for (path, reason, markers) in &applied.conflicts {
+    for (path, reason, markers) in &conflicts {
         let kept = if *markers {
             "conflict markers written"
         } else {
@@ -110,7 +110,7 @@ fn apply(repo: &Repo, device: Option<&str>, force: bool, allow_steering: bool) -
         };
         println!("CONFLICT {path} ({reason}; {kept})");
     }
-    if applied.done.is_empty() && applied.conflicts.is_empty() {
+    if done.is_empty() && conflicts.is_empty() {
         println!("nothing to apply: this worktree already has {device}'s changes");
     }
     Ok(())
@@ -181,8 +181,8 @@ pub fn save(repo: &Repo, push: bool) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     }
-    for s in skipped {
-        println!("  left out {} ({})", s.path, s.reason);
+    for (path, reason) in skipped {
+        println!("  left out {path} ({reason})");
     }
     if let Some(r) = repo.remote_name() {
         if !push && wip::stays_local(repo, &me) == Some(true) {
