@@ -138,7 +138,7 @@ fn commit_code(repo: &Repo, workdir: &Path, args: &SaveArgs, message: &str, deta
         bail!("HEAD is detached; check out a branch before saving code (the handoff is saved)");
     }
     stage(workdir, &paths)?;
-    let out = git_output(workdir, ["commit", "--quiet", "-m", message], true)?;
+    let out = git_output(workdir, &["commit", "--quiet", "-m", message], true)?;
     if !out.success() {
         bail!(
             "git commit failed (a pre-commit hook may have refused it): {}",
@@ -156,7 +156,7 @@ fn commit_code(repo: &Repo, workdir: &Path, args: &SaveArgs, message: &str, deta
 /// Push `branch` to `remote` (setting its upstream the first time); `false` when the push failed,
 /// with the reason said.
 fn push_branch(workdir: &Path, branch: &str, remote: &str) -> Result<bool> {
-    let has_upstream = git_output(workdir, ["rev-parse", "--abbrev-ref", "@{upstream}"], true)?.success();
+    let has_upstream = git_output(workdir, &["rev-parse", "--abbrev-ref", "@{upstream}"], true)?.success();
     let mut push = vec!["push", "--quiet"];
     if !has_upstream {
         push.extend(["--set-upstream", remote, branch]);
@@ -263,12 +263,11 @@ fn stage(workdir: &Path, paths: &[PathBuf]) -> Result<()> {
     if paths.is_empty() {
         return Ok(());
     }
-    let args = ["--literal-pathspecs", "add", "--all", "--"].map(std::ffi::OsStr::new);
-    let out = git_output(
-        workdir,
-        args.into_iter().chain(paths.iter().map(|p| p.as_os_str())),
-        false,
-    )?;
+    let mut args = ["--literal-pathspecs", "add", "--all", "--"]
+        .map(std::ffi::OsStr::new)
+        .to_vec();
+    args.extend(paths.iter().map(|p| p.as_os_str()));
+    let out = git_output(workdir, &args, false)?;
     if !out.success() {
         bail!("git add failed: {}", last_line(&out.stderr).unwrap_or_default());
     }
@@ -278,19 +277,15 @@ fn stage(workdir: &Path, paths: &[PathBuf]) -> Result<()> {
 /// `git -C <dir> <args>` through [`crate::git`]'s runner (no prompts, `LC_ALL=C`, a deadline);
 /// with `hooks`, a commit runs the user's pre-commit hook and a push their pre-push hook, as from
 /// their shell. A run killed at the deadline says so on stderr.
-fn git_output<I, S>(dir: &Path, args: I, hooks: bool) -> Result<GitOutput>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<std::ffi::OsStr>,
-{
+fn git_output(dir: &Path, args: &[impl AsRef<std::ffi::OsStr>], hooks: bool) -> Result<GitOutput> {
     // Generous: a pre-commit hook may run a formatter or tests, a push may be large.
     const WAIT: std::time::Duration = std::time::Duration::from_secs(10 * 60);
-    let deadline = crate::git::Deadline::after(WAIT);
-    let mut out = if hooks {
-        crate::git::run_in_with_hooks(dir, args, deadline)?
+    let run = if hooks {
+        crate::git::run_in_with_hooks
     } else {
-        crate::git::run_in(dir, args, deadline)?
+        crate::git::run_in
     };
+    let mut out = run(dir, args, crate::git::Deadline::after(WAIT))?;
     if out.timed_out() {
         let minutes = WAIT.as_secs() / 60;
         out.stderr
