@@ -122,7 +122,8 @@ impl Settings {
             team: r.or("convosync.team", mode, TeamMode::Show, "show"),
             context_limit: r.or(
                 "convosync.contextLimit",
-                parse_context_limit,
+                // At least 500 characters.
+                |v| v.parse().ok().filter(|n| *n >= 500),
                 DEFAULT_CONTEXT_LIMIT,
                 DEFAULT_CONTEXT_LIMIT,
             ),
@@ -203,11 +204,6 @@ impl Reader<'_> {
 /// One of a mode's names (or aliases), any case.
 fn mode<T: ValueEnum>(v: &str) -> Option<T> {
     T::from_str(v, true).ok()
-}
-
-/// At least 500 characters.
-fn parse_context_limit(v: &str) -> Option<usize> {
-    v.parse().ok().filter(|n| *n >= 500)
 }
 
 /// `2`, `2s`, `1.5`, `500ms` → a duration; plain numbers are seconds.

@@ -151,8 +151,7 @@ fn add(dir: &Path, text: &str) -> Result<ExitCode> {
             // Best effort: see what the ref records now.
             let _ = crate::sync::sync(&repo, &remote, deadline(10.0), CLI_LOCK_WAIT);
         }
-        let recorded = crate::store::key_ids(&repo.git, &repo.settings.refname);
-        if recorded.iter().any(|r| *r == key.id()) {
+        if crate::store::key_ids(&repo.git, &repo.settings.refname).contains(&key.id()) {
             println!("this repository's notes are encrypted with it: this device reads and writes them now");
         } else {
             println!("this device encrypts every note it writes from now on, in every repository");
