@@ -83,22 +83,18 @@ pub fn search(dir: &Path, args: SearchArgs) -> Result<ExitCode> {
         .flat_map(|q| q.split_whitespace())
         .map(str::to_lowercase)
         .collect();
-    let holds = |text: &str, every: bool| {
+    // How many of the words the text holds.
+    let holds = |text: &str| {
         let text = text.to_lowercase();
-        let found = |w: &String| text.contains(w.as_str());
-        if every {
-            words.iter().all(found)
-        } else {
-            words.iter().any(found)
-        }
+        words.iter().filter(|w| text.contains(w.as_str())).count()
     };
     // Each hit: a section of a handoff that holds all the words, and its lines that hold any.
     let hits: Vec<(&Version, &str, Vec<&str>)> = all
         .iter()
-        .filter(|v| f.accepts(v) && holds(&crate::handoff::format::render(&v.handoff), true))
+        .filter(|v| f.accepts(v) && holds(&crate::handoff::format::render(&v.handoff)) == words.len())
         .flat_map(|v| {
             v.handoff.sections.iter().map(move |s| {
-                let lines: Vec<&str> = s.body.lines().filter(|l| holds(l, false)).collect();
+                let lines: Vec<&str> = s.body.lines().filter(|l| holds(l) > 0).collect();
                 (v, s.title.as_str(), lines)
             })
         })
