@@ -120,13 +120,10 @@ impl Demo {
         )?;
         println!("{}", indent(&out));
         let status = self.git(desktop, &["status", "--porcelain"])?;
-        println!(
-            "   desktop's branch and worktree untouched: `git status` is {}",
-            if status.is_empty() { "clean" } else { "NOT clean" }
-        );
         if !status.is_empty() {
             bail!("the demo left changes in the desktop worktree:\n{status}");
         }
+        println!("   desktop's branch and worktree untouched: `git status` is clean");
         Ok(())
     }
 

@@ -69,10 +69,7 @@ pub fn others_summary(repo: &Repo, me: &str) -> (Vec<(String, Option<String>)>, 
         .map(|s| {
             let device = &s.device;
             if s.locked().is_some() {
-                let line = format!(
-                    "{device} left an encrypted snapshot of uncommitted work that this device cannot read"
-                );
-                return (line, None);
+                return (format!("{device} left an encrypted snapshot of uncommitted work that this device cannot read"), None);
             }
             let (n, base) = (s.files.len(), s.base_label());
             let plural = if n == 1 { "" } else { "s" };
