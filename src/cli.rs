@@ -43,13 +43,25 @@ pub enum Command {
     /// List past handoffs from the handoff ref's history, newest first.
     History(HistoryArgs),
     /// Every device that ever wrote a handoff; rename or forget one.
-    Devices(DevicesArgs),
+    Devices {
+        #[command(subcommand)]
+        action: Option<DevicesAction>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the active handoff template or create one to customise.
     Template(Sub<TemplateAction>),
     /// Full-text search over every handoff in history.
     Search(SearchArgs),
     /// What changed between two handoffs, section by section.
-    Diff(DiffArgs),
+    Diff {
+        /// A handoff id or a device name (its newest handoff). Default: this device's last
+        /// handoff, or with one device name only, that device's previous handoff.
+        a: Option<String>,
+        /// A handoff id or a device name. Default: the newest handoff of another device.
+        b: Option<String>,
+    },
     /// Export handoffs as markdown, JSON or a self-contained HTML page.
     Export(ExportArgs),
     /// Carry uncommitted work between devices without touching branches.
@@ -60,7 +72,15 @@ pub enum Command {
     /// Say whether convosync is set up here: device, remote, last sync, pending pushes, hooks.
     Status,
     /// Register the plugin with Claude Code, Codex and Gemini CLI (prints the commands, or runs them).
-    Install(InstallArgs),
+    Install {
+        /// Run the agents' plugin commands instead of printing them.
+        #[arg(long)]
+        run: bool,
+        /// Install for this agent only: claude, codex or gemini (default: every one found on
+        /// PATH).
+        #[arg(long, value_name = "AGENT")]
+        agent: Option<String>,
+    },
     /// Run an agent's hook: reads the event's JSON on stdin, prints at most one JSON object.
     #[command(hide = true)]
     Hook {
@@ -177,16 +197,6 @@ pub struct SaveArgs {
     pub net: NetArgs,
 }
 
-#[derive(Debug, Args)]
-pub struct InstallArgs {
-    /// Run the agents' plugin commands instead of printing them.
-    #[arg(long)]
-    pub run: bool,
-    /// Install for this agent only: claude, codex or gemini (default: every one found on PATH).
-    #[arg(long, value_name = "AGENT")]
-    pub agent: Option<String>,
-}
-
 /// Filters shared by history, search and export.
 #[derive(Debug, Args, Clone, Default)]
 pub struct FilterArgs {
@@ -222,15 +232,6 @@ pub enum HistoryAction {
         /// The id `convosync history` shows (optionally `id:device`).
         id: String,
     },
-}
-
-#[derive(Debug, Args)]
-pub struct DevicesArgs {
-    #[command(subcommand)]
-    pub action: Option<DevicesAction>,
-    /// Machine-readable output.
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -269,15 +270,6 @@ pub struct SearchArgs {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct DiffArgs {
-    /// A handoff id or a device name (its newest handoff). Default: this device's last handoff,
-    /// or with one device name only, that device's previous handoff.
-    pub a: Option<String>,
-    /// A handoff id or a device name. Default: the newest handoff of another device.
-    pub b: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -7,13 +7,12 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use similar::{ChangeTag, TextDiff};
 
-use crate::cli::DiffArgs;
 use crate::handoff::Handoff;
 use crate::history::{self, Version};
 use crate::repo::Repo;
 use crate::term::{color, page, paint};
 
-pub fn run(dir: &Path, args: DiffArgs) -> Result<ExitCode> {
+pub fn run(dir: &Path, a: Option<&str>, b: Option<&str>) -> Result<ExitCode> {
     let repo = Repo::open(dir)?;
     let all = super::told(history::versions(&repo.git, &repo.settings.refname)?);
     let me = crate::team::my_device(&repo)?;
@@ -27,7 +26,7 @@ pub fn run(dir: &Path, args: DiffArgs) -> Result<ExitCode> {
             )
         })
     };
-    let (a, b) = match (args.a.as_deref(), args.b.as_deref()) {
+    let (a, b) = match (a, b) {
         (Some(a), Some(b)) => (resolve(a)?, resolve(b)?),
         (Some(d), None) if newest_of(d).is_some() => {
             let mut mine = all.iter().filter(|v| v.device == d);

@@ -13,7 +13,6 @@ use std::process::{Command, ExitCode};
 use anyhow::{bail, Context, Result};
 
 use crate::agent::{codex, Agent};
-use crate::cli::InstallArgs;
 
 /// Marketplace and plugin name (`convosync@convosync`), as in `.claude-plugin/marketplace.json`.
 pub const PLUGIN_ID: &str = "convosync@convosync";
@@ -132,8 +131,8 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
-pub fn run(args: InstallArgs) -> Result<ExitCode> {
-    let agents = match args.agent.as_deref() {
+pub fn run(run: bool, agent: Option<&str>) -> Result<ExitCode> {
+    let agents = match agent {
         Some(name) => vec![Agent::parse(name)
             .with_context(|| format!("unknown agent {name:?}: use claude, codex or gemini"))?],
         None => {
@@ -157,9 +156,9 @@ pub fn run(args: InstallArgs) -> Result<ExitCode> {
             println!("{}== {} ==", if i > 0 { "\n" } else { "" }, agent.name());
         }
         match agent {
-            Agent::Claude => install_claude(&dir, args.run)?,
-            Agent::Codex => install_codex(&dir, args.run)?,
-            Agent::Gemini => install_gemini(&dir, args.run)?,
+            Agent::Claude => install_claude(&dir, run)?,
+            Agent::Codex => install_codex(&dir, run)?,
+            Agent::Gemini => install_gemini(&dir, run)?,
         }
     }
     Ok(ExitCode::SUCCESS)

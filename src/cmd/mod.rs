@@ -56,12 +56,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Key(a) => key::run(&dir, a),
         Command::History(a) => history::run(&dir, a),
         Command::Search(a) => history::search(&dir, a),
-        Command::Devices(a) => devices::run(&dir, a),
+        Command::Devices { action, json } => devices::run(&dir, action, json),
         Command::Template(a) => template::run(&dir, a),
-        Command::Diff(a) => diff::run(&dir, a),
+        Command::Diff { a, b } => diff::run(&dir, a.as_deref(), b.as_deref()),
         Command::Export(a) => export::run(&dir, a),
         Command::Wip(a) => wip::run(&dir, a),
-        Command::Install(a) => install::run(a),
+        Command::Install { run, agent } => install::run(run, agent.as_deref()),
         Command::Hook { event, agent } => Ok(run_hook(&event, agent.as_deref())),
     }
 }
