@@ -96,10 +96,7 @@ pub fn assemble(dir: &Path) -> Result<()> {
         crate::fsutil::atomic_write_mode(&dir.join(rel), contents, mode)?;
     }
     for sub in OWNED_DIRS {
-        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
-            continue;
-        };
-        for entry in entries.flatten() {
+        for entry in std::fs::read_dir(dir.join(sub)).into_iter().flatten().flatten() {
             let rel = format!("{sub}/{}", entry.file_name().to_string_lossy());
             if !FILES.iter().any(|(f, _)| *f == rel) && entry.path().is_file() {
                 std::fs::remove_file(entry.path())
