@@ -129,16 +129,18 @@ impl Demo {
 
     /// Steps 5 and 6: the laptop's next session receives the handoff.
     fn laptop_receives(&self, laptop: &Path) -> Result<()> {
+        // Run the laptop's hook for `event` (`name` in the input, with one field of its own).
+        let hook = |event: &str, name: &str, (key, value): (&str, &str)| {
+            let mut input = serde_json::json!({
+                "session_id": "demo-session-2", "cwd": laptop, "hook_event_name": name,
+            });
+            input[key] = value.into();
+            self.convosync(laptop, "laptop", &["hook", event], &input.to_string())
+        };
         println!("\n5. Laptop: a Claude Code session opens; the SessionStart hook runs");
-        let input = serde_json::json!({
-            "session_id": "demo-session-2",
-            "cwd": laptop,
-            "hook_event_name": "SessionStart",
-            "source": "startup",
-        });
         // The session opens at once from the laptop's local copy (it has no note yet) while the
         // hook fetches in the background; what arrives reaches Claude with the first prompt.
-        let out = self.convosync(laptop, "laptop", &["hook", "session-start"], &input.to_string())?;
+        let out = hook("session-start", "SessionStart", ("source", "startup"))?;
         if out.is_empty() {
             println!(
                 "   nothing local yet: the session opens at once, the note is fetched in the background"
@@ -147,27 +149,18 @@ impl Demo {
             println!("   the hook answered from the local copy: {out}");
         }
         println!("\n6. Laptop: the user types the first prompt; the UserPromptSubmit hook runs");
-        let input = serde_json::json!({
-            "session_id": "demo-session-2",
-            "cwd": laptop,
-            "hook_event_name": "UserPromptSubmit",
-            "prompt": "What is my favourite pizza?",
-        });
-        let out = self.convosync(
-            laptop,
-            "laptop",
-            &["hook", "user-prompt-submit"],
-            &input.to_string(),
+        let out = hook(
+            "user-prompt-submit",
+            "UserPromptSubmit",
+            ("prompt", "What is my favourite pizza?"),
         )?;
         let reply: serde_json::Value = serde_json::from_str(&out)
             .with_context(|| format!("the hook printed something that is not JSON: {out:?}"))?;
         let context = reply["hookSpecificOutput"]["additionalContext"]
             .as_str()
             .unwrap_or_default();
-        println!(
-            "   the user sees: {}",
-            reply["systemMessage"].as_str().unwrap_or_default()
-        );
+        let seen = reply["systemMessage"].as_str().unwrap_or_default();
+        println!("   the user sees: {seen}");
         println!("   Claude's context receives:\n");
         println!("{}", indent(context));
         if !context.contains("Margherita") {
