@@ -22,16 +22,12 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
     println!("           {}", codex_state());
     println!("           {}", gemini_state());
     let Some(repo) = found else {
-        println!(
-            "repo:      none here ({} is not inside a git repository)",
-            dir.display()
-        );
+        let dir = dir.display();
+        println!("repo:      none here ({dir} is not inside a git repository)");
         return Ok(ExitCode::SUCCESS);
     };
-    println!(
-        "repo:      {}",
-        repo.workdir().unwrap_or(repo.git.path()).display()
-    );
+    let shown = repo.workdir().unwrap_or(repo.git.path()).display();
+    println!("repo:      {shown}");
     print_you(&repo);
     let me = crate::team::my_device(&repo)?;
     if me != id {
@@ -51,11 +47,8 @@ fn print_ref(repo: &Repo, me: &str, now: DateTime<Utc>) -> Result<()> {
     let refname = &repo.settings.refname;
     let entries = super::told(Store::new(&repo.git, refname).entries()?);
     println!("ref:       {refname} ({} device file(s))", entries.len());
-    match entries
-        .iter()
-        .find(|e| e.device == me)
-        .and_then(|e| e.handoff.as_ref().ok())
-    {
+    let mine = entries.iter().find(|e| e.device == me);
+    match mine.and_then(|e| e.handoff.as_ref().ok()) {
         Some(h) => println!(
             "last save: {} ({})",
             crate::timefmt::ago(h.timestamp, now),

@@ -147,7 +147,7 @@ pub fn snapshot(repo: &Repo, device: &str) -> Result<(Outcome, Vec<Skipped>)> {
     if bytes > limit {
         return Ok((Outcome::TooLarge(bytes), Vec::new()));
     }
-    let mut index = match stage_changes(repo, &workdir, &head, changes, &mut skipped, bytes, limit)? {
+    let mut index = match stage_changes(repo, &workdir, &head, changes, &mut skipped, bytes)? {
         Ok(index) => index,
         Err(bytes) => return Ok((Outcome::TooLarge(bytes), Vec::new())),
     };
@@ -230,7 +230,7 @@ pub fn snapshot(repo: &Repo, device: &str) -> Result<(Outcome, Vec<Skipped>)> {
 
 /// HEAD's tree with the worktree's `changes` applied, in an in-memory index: each file read,
 /// checked for credentials by content (those go to `skipped`, not stored) and written as a blob.
-/// `Err` with the new total when files grew past `limit` since they were looked at.
+/// `Err` with the new total when files grew past the size limit since they were looked at.
 fn stage_changes(
     repo: &Repo,
     workdir: &Path,
@@ -238,7 +238,6 @@ fn stage_changes(
     mut changes: Vec<Change>,
     skipped: &mut Vec<Skipped>,
     mut bytes: u64,
-    limit: u64,
 ) -> Result<Result<Index, u64>> {
     let mut index = Index::new()?;
     head.tree()
@@ -258,7 +257,7 @@ fn stage_changes(
         if data.len() as u64 > m.len() {
             // Grew since we looked: count it again so the limit holds.
             bytes += data.len() as u64 - m.len();
-            if bytes > limit {
+            if bytes > repo.settings.wip_limit {
                 return Ok(Err(bytes));
             }
         }
