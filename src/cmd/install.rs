@@ -178,10 +178,8 @@ fn install_gemini(dir: &Path, run: bool) -> Result<()> {
     }
     run_step("gemini", &["extensions", "link", &ext_s, "--consent"])?;
     copy_self(&bin)?;
-    println!(
-        "binary:    {} (run `convosync install` again after upgrading)",
-        bin.display()
-    );
+    let bin = bin.display();
+    println!("binary:    {bin} (run `convosync install` again after upgrading)");
     println!("convosync is installed; new Gemini CLI sessions will resume and save handoffs automatically.");
     Ok(())
 }
@@ -217,10 +215,8 @@ fn install_codex(dir: &Path, run: bool) -> Result<()> {
         .join("bin/convosync");
     copy_self(&bin)?;
     println!("plugin:  {} (marketplace {})", dir.display(), market.display());
-    println!(
-        "binary:  {} (run `convosync install` again after upgrading)",
-        bin.display()
-    );
+    let bin = bin.display();
+    println!("binary:  {bin} (run `convosync install` again after upgrading)");
     let market_s = market.display().to_string();
     if !run {
         println!("\nFrom a shell:\n");
@@ -261,10 +257,8 @@ fn install_claude(dir: &Path, run: bool) -> Result<()> {
     let bin = plugin_data_dir()?.join("bin/convosync");
     copy_self(&bin)?;
     println!("plugin:  {} (manifest, hooks, commands)", dir.display());
-    println!(
-        "binary:  {} (the hooks use this copy; run `convosync install` again after upgrading)",
-        bin.display()
-    );
+    let bin = bin.display();
+    println!("binary:  {bin} (the hooks use this copy; run `convosync install` again after upgrading)");
     let dir_s = dir.display().to_string();
     let steps = [
         &["plugin", "marketplace", "add", &dir_s][..],

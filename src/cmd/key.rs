@@ -114,11 +114,8 @@ fn enable(repo: &Repo, key: &Key) -> Result<()> {
             store.put(&h, &crypt::sealed_message(&me))?;
         }
     }
-    println!(
-        "notes of this repository are now encrypted with {} (ref {})",
-        fingerprint(&key.id()),
-        repo.settings.refname
-    );
+    let (fingerprint, refname) = (fingerprint(&key.id()), &repo.settings.refname);
+    println!("notes of this repository are now encrypted with {fingerprint} (ref {refname})");
     if let Some(remote) = repo.remote_name() {
         let report = crate::sync::sync(repo, &remote, deadline(30.0), CLI_LOCK_WAIT);
         match report.problem() {

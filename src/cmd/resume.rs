@@ -75,10 +75,8 @@ fn legacy_notes(repo: &Repo) -> Vec<Handoff> {
     let text = match repo.workdir().map(legacy::read_from).transpose() {
         Ok(text) => text.flatten().unwrap_or_default(),
         Err(e) => {
-            eprintln!(
-                "convosync: {LEGACY_PATH} not read: {}",
-                crate::untrusted::line(&format!("{e:#}"))
-            );
+            let why = crate::untrusted::line(&format!("{e:#}")).into_owned();
+            eprintln!("convosync: {LEGACY_PATH} not read: {why}");
             return Vec::new();
         }
     };

@@ -87,10 +87,8 @@ fn commit_handoff(repo: &Repo, skip_handoff: bool) -> Result<bool> {
         Outcome::Committed {
             handoff, redacted, ..
         } => {
-            println!(
-                "✓ handoff from {} saved to {}",
-                handoff.device, repo.settings.refname
-            );
+            let (device, refname) = (&handoff.device, &repo.settings.refname);
+            println!("✓ handoff from {device} saved to {refname}");
             if redacted > 0 {
                 println!("  redacted {redacted} secret-looking value(s) from it");
             }
