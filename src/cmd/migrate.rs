@@ -38,45 +38,45 @@ pub fn run(dir: &Path, args: MigrateArgs) -> Result<ExitCode> {
     let file = legacy::parse_legacy(&text);
     let refname = &repo.settings.refname;
     let _lock = (!args.dry_run).then(|| repo.lock(CLI_LOCK_WAIT)).transpose()?;
-    let (todo, already, skipped) = pending(&repo, &file, &args.devices)?;
-    if todo.is_empty() && already == 0 {
-        for s in &skipped {
+    let pending = pending(&repo, &file, &args.devices)?;
+    if pending.todo.is_empty() && pending.already == 0 {
+        for s in &pending.skipped {
             eprintln!("convosync: skipped {}", crate::untrusted::line(s));
         }
         anyhow::bail!("{} holds no readable handoffs", path.display());
     }
     let verb = if args.dry_run { "would move" } else { "moved" };
-    for h in &todo {
+    for h in &pending.todo {
         let when = crate::timefmt::rfc3339(h.timestamp);
         println!("{verb} the handoff from {} ({when})", h.device);
     }
-    if !args.dry_run && !todo.is_empty() {
-        write(&repo.git, refname, &todo)?;
+    if !args.dry_run && !pending.todo.is_empty() {
+        write(&repo.git, refname, &pending.todo)?;
     }
     // How many handoffs moved (or would), then each skipped entry.
-    let devices: HashSet<&str> = todo.iter().map(|h| h.device.as_str()).collect();
-    let already = match already {
+    let devices: HashSet<&str> = pending.todo.iter().map(|h| h.device.as_str()).collect();
+    let already = match pending.already {
         0 => String::new(),
         n => format!(" ({n} already there)"),
     };
     println!(
         "{verb} {} handoff(s) from {} device(s) into the history of {refname}; skipped {}{already}",
-        todo.len(),
+        pending.todo.len(),
         devices.len(),
-        skipped.len(),
+        pending.skipped.len(),
     );
-    for s in &skipped {
+    for s in &pending.skipped {
         println!("  skipped {}", crate::untrusted::line(s));
     }
     if args.dry_run {
         return Ok(ExitCode::SUCCESS);
     }
     // Whether to sync, and whether the legacy file can go.
-    if !todo.is_empty() && repo.remote_name().is_some() {
+    if !pending.todo.is_empty() && repo.remote_name().is_some() {
         println!("Run `convosync sync` to share them.");
     }
     let path = path.display();
-    if skipped.is_empty() {
+    if pending.skipped.is_empty() {
         println!("Every entry is on the ref now; {path} can be removed from your branch once every device has upgraded.");
     } else {
         println!("Keep {path}: the skipped entries exist only there.");
@@ -84,11 +84,21 @@ pub fn run(dir: &Path, args: MigrateArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Sort the legacy `file`'s entries into those to write (redacted, oldest first), how many are
-/// already in the ref's history (an earlier migrate), and why each of the others was skipped; a
-/// renamed device is said as it is met. `vouched`: devices whose entries the user names as their
-/// own (`--device`), whatever their author line says.
-fn pending(repo: &Repo, file: &LegacyFile, vouched: &[String]) -> Result<(Vec<Handoff>, usize, Vec<String>)> {
+/// The legacy file's handoffs to migrate, and what is left out.
+struct Pending {
+    /// Redacted, oldest first.
+    todo: Vec<Handoff>,
+    /// Entries already in the ref's history (an earlier migrate).
+    already: usize,
+    /// Why each unreadable entry was skipped.
+    skipped: Vec<String>,
+}
+
+/// Sort the legacy `file`'s entries into those to write (redacted) and those that are already on
+/// the ref's history or cannot be read; a renamed device is said as it is met.
+/// `vouched`: devices whose entries the user names as their own (`--device`), whatever their
+/// author line says.
+fn pending(repo: &Repo, file: &LegacyFile, vouched: &[String]) -> Result<Pending> {
     let mut skipped: Vec<String> = file.skipped.clone();
     // Entries already in the ref's history (an earlier migrate) are not written twice.
     let known: HashSet<(String, i64)> =
@@ -136,7 +146,11 @@ fn pending(repo: &Repo, file: &LegacyFile, vouched: &[String]) -> Result<(Vec<Ha
             }
         }
     }
-    Ok((todo, already, skipped))
+    Ok(Pending {
+        todo,
+        already,
+        skipped,
+    })
 }
 
 /// Commit `handoffs` (oldest first) one by one on a new line of history, then merge that line

@@ -31,8 +31,10 @@ use crate::untrusted::Skipped;
 pub(crate) const CLI_LOCK_WAIT: Duration = Duration::from_secs(10);
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let cwd = || std::env::current_dir().context("could not read the current directory");
-    let dir = cli.dir.clone().map_or_else(cwd, Ok)?;
+    let dir = match cli.dir.clone() {
+        Some(d) => d,
+        None => std::env::current_dir().context("could not read the current directory")?,
+    };
     if !matches!(cli.command, Command::Hook { .. }) {
         // Once per run, on stderr (hooks print nothing but their JSON).
         if let Some(note) = crate::device::env_note() {
@@ -126,8 +128,10 @@ pub(crate) fn filter(args: &crate::cli::FilterArgs) -> Result<crate::history::Fi
 
 /// A CLI network deadline from `--timeout` seconds.
 pub(crate) fn deadline(secs: f64) -> crate::git::Deadline {
-    let secs = Some(secs)
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map_or(30.0, |s| s.min(3600.0));
+    let secs = if secs.is_finite() && secs > 0.0 {
+        secs.min(3600.0)
+    } else {
+        30.0
+    };
     crate::git::Deadline::after(Duration::from_secs_f64(secs))
 }

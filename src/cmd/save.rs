@@ -120,12 +120,12 @@ fn commit_handoff(repo: &Repo, skip_handoff: bool) -> Result<bool> {
 /// Stage what the plan allows and commit it with `message`; `false` when there was nothing to
 /// commit.
 fn commit_code(repo: &Repo, workdir: &Path, args: &SaveArgs, message: &str, detached: bool) -> Result<bool> {
-    let (paths, refused, index_has_changes) = plan(repo, workdir, &args.include)?;
-    for (p, why) in &refused {
+    let plan = plan(repo, workdir, &args.include)?;
+    for (p, why) in &plan.refused {
         let p = p.display();
         println!("  skipped {p} ({why}; pass --include {p} to commit it)");
     }
-    if paths.is_empty() && !index_has_changes {
+    if plan.stage.is_empty() && !plan.index_has_changes {
         println!("✓ no code changes to commit");
         return Ok(false);
     }
@@ -135,7 +135,7 @@ fn commit_code(repo: &Repo, workdir: &Path, args: &SaveArgs, message: &str, deta
     if detached {
         bail!("HEAD is detached; check out a branch before saving code (the handoff is saved)");
     }
-    stage(workdir, &paths)?;
+    stage(workdir, &plan.stage)?;
     let out = git_output(workdir, &["commit", "--quiet", "-m", message], true)?;
     if !out.success() {
         bail!(
@@ -178,12 +178,17 @@ fn push_branch(workdir: &Path, branch: &str, remote: &str) -> Result<bool> {
     Ok(false)
 }
 
-/// Secret files left out, each with why ([`crate::secrets`]).
-type Refused = Vec<(PathBuf, &'static str)>;
+/// What to stage.
+#[derive(Default)]
+struct Plan {
+    stage: Vec<PathBuf>,
+    /// Secret files left out, each with why ([`crate::secrets`]).
+    refused: Vec<(PathBuf, &'static str)>,
+    /// Changes already staged by the user (committed as they are).
+    index_has_changes: bool,
+}
 
-/// What to stage, the secret files left out, and whether the user staged changes already
-/// (committed as they are).
-fn plan(repo: &Repo, workdir: &Path, include: &[PathBuf]) -> Result<(Vec<PathBuf>, Refused, bool)> {
+fn plan(repo: &Repo, workdir: &Path, include: &[PathBuf]) -> Result<Plan> {
     let include: Vec<PathBuf> = include.iter().map(|p| normalize(workdir, p)).collect();
     let mut opts = StatusOptions::new();
     opts.include_untracked(true)
@@ -194,7 +199,7 @@ fn plan(repo: &Repo, workdir: &Path, include: &[PathBuf]) -> Result<(Vec<PathBuf
         .git
         .statuses(Some(&mut opts))
         .context("could not read the worktree status")?;
-    let (mut stage, mut refused, mut index_has_changes) = (Vec::new(), Vec::new(), false);
+    let mut plan = Plan::default();
     for e in statuses.iter() {
         let Ok(path) = e.path() else { continue };
         let path = PathBuf::from(path);
@@ -224,15 +229,15 @@ fn plan(repo: &Repo, workdir: &Path, include: &[PathBuf]) -> Result<(Vec<PathBuf
                 let p = path.display();
                 bail!("{p} is staged and looks like a secret ({why}); unstage it (git restore --staged {p}) or pass --include {p}");
             }
-            refused.push((path, why));
+            plan.refused.push((path, why));
             continue;
         }
-        index_has_changes |= staged;
+        plan.index_has_changes |= staged;
         if unstaged {
-            stage.push(path);
+            plan.stage.push(path);
         }
     }
-    Ok((stage, refused, index_has_changes))
+    Ok(plan)
 }
 
 fn normalize(workdir: &Path, p: &Path) -> PathBuf {

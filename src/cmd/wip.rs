@@ -73,10 +73,10 @@ fn show(repo: &Repo, device: Option<&str>) -> Result<()> {
     if changes.is_empty() {
         println!("{} has no uncommitted changes in its latest snapshot", s.device);
     }
-    for (kind, path, steering) in &changes {
+    for c in &changes {
         // Paths come from a tree anyone could push.
-        let path = crate::untrusted::line(path);
-        match steering {
+        let (kind, path) = (c.kind, crate::untrusted::line(&c.path));
+        match c.steering {
             Some(why) => println!("{kind} {path}  [steers tools: {why}; applied only with --allow-steering]"),
             None => println!("{kind} {path}"),
         }
@@ -98,19 +98,19 @@ fn apply(repo: &Repo, device: Option<&str>, force: bool, allow_steering: bool) -
     let _lock = repo.lock(CLI_LOCK_WAIT)?;
     let snap = find(repo, device)?;
     let device = &snap.device;
-    let (done, conflicts) = wip::apply(repo, &snap, force, allow_steering)?;
-    for (verb, f) in &done {
+    let applied = wip::apply(repo, &snap, force, allow_steering)?;
+    for (verb, f) in &applied.done {
         println!("{verb} {f}");
     }
-    for (path, reason, markers) in &conflicts {
-        let kept = if *markers {
+    for c in &applied.conflicts {
+        let kept = if c.markers {
             "conflict markers written"
         } else {
             "kept the local version"
         };
-        println!("CONFLICT {path} ({reason}; {kept})");
+        println!("CONFLICT {} ({}; {kept})", c.path, c.reason);
     }
-    if done.is_empty() && conflicts.is_empty() {
+    if applied.done.is_empty() && applied.conflicts.is_empty() {
         println!("nothing to apply: this worktree already has {device}'s changes");
     }
     Ok(())
@@ -119,8 +119,11 @@ fn apply(repo: &Repo, device: Option<&str>, force: bool, allow_steering: bool) -
 /// Fetch every device's snapshot within the time limit; offline, say so and use the last copy.
 fn refresh(repo: &Repo) {
     let Some(r) = repo.remote_name() else { return };
-    if !wip::fetch(repo, &r, deadline(NET_SECS)).unwrap_or(false) {
-        eprintln!("note: could not fetch snapshots from {r}; using the last fetched copies")
+    match wip::fetch(repo, &r, deadline(NET_SECS)) {
+        Ok(true) => {}
+        Ok(false) | Err(_) => {
+            eprintln!("note: could not fetch snapshots from {r}; using the last fetched copies")
+        }
     }
 }
 
@@ -141,10 +144,8 @@ fn find(repo: &Repo, device: Option<&str>) -> Result<wip::Snapshot> {
                 1 => offered.remove(0),
                 _ => {
                     let names: Vec<&str> = offered.iter().map(|s| s.device.as_str()).collect();
-                    bail!(
-                        "several devices have shared uncommitted work; name one: {}",
-                        names.join(", ")
-                    )
+                    let names = names.join(", ");
+                    bail!("several devices have shared uncommitted work; name one: {names}")
                 }
             }
         }
@@ -181,8 +182,8 @@ pub fn save(repo: &Repo, push: bool) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     }
-    for (path, reason) in skipped {
-        println!("  left out {path} ({reason})");
+    for s in skipped {
+        println!("  left out {} ({})", s.path, s.reason);
     }
     if let Some(r) = repo.remote_name() {
         if !push && wip::stays_local(repo, &me) == Some(true) {

@@ -422,13 +422,13 @@ fn snapshot_wip(ctx: &Ctx<'_>, _lock: &crate::lock::RepoLock) -> Option<String> 
                 }
             };
             if !skipped.is_empty() {
-                let names: Vec<&str> = skipped.iter().map(|s| s.0.as_str()).collect();
+                let names: Vec<&str> = skipped.iter().map(|s| s.path.as_str()).collect();
                 note.push_str(&format!(" (credential files left out: {})", names.join(", ")));
             }
             Some(note)
         }
         Ok((_, skipped)) if !skipped.is_empty() => {
-            let names: Vec<&str> = skipped.iter().map(|s| s.0.as_str()).collect();
+            let names: Vec<&str> = skipped.iter().map(|s| s.path.as_str()).collect();
             Some(format!(
                 "uncommitted credential files not shared: {}",
                 names.join(", ")

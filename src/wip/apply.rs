@@ -12,8 +12,12 @@ use super::plan::{plan, unsafe_path, Conflict, Plan};
 use crate::repo::Repo;
 
 /// Result of an apply: each file changed with what was done to it (`added`, `updated` or
-/// `deleted`, in that order), and the conflicts.
-pub type Applied = (Vec<(&'static str, String)>, Vec<Conflict>);
+/// `deleted`, in that order), conflicts apart.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub done: Vec<(&'static str, String)>,
+    pub conflicts: Vec<Conflict>,
+}
 
 /// Apply `snap` (readable here) onto this worktree (see the module doc). Every path is planned
 /// before anything is written, so a refused apply writes nothing.
@@ -26,7 +30,7 @@ pub(super) fn execute(mut plan: Plan) -> Result<Applied> {
     if let Some(why) = plan.refused.first() {
         bail!("{why}");
     }
-    let (workdir, mut done) = (&plan.workdir, Vec::new());
+    let (workdir, mut result) = (&plan.workdir, Applied::default());
     // Deletions first: a directory the snapshot turns into a file must be gone before the file.
     // Symlinks last, so no write can pass through one written here.
     plan.actions.sort_by_key(|(_, to)| match to {
@@ -53,12 +57,13 @@ pub(super) fn execute(mut plan: Plan) -> Result<Applied> {
             }
         };
         // A file written with conflict markers is told as a conflict.
-        if !plan.conflicts.iter().any(|c| c.0 == rel) {
-            done.push((verb, rel));
+        if !plan.conflicts.iter().any(|c| c.path == rel) {
+            result.done.push((verb, rel));
         }
     }
-    done.sort_by_key(|(verb, _)| *verb == "deleted");
-    Ok((done, plan.conflicts))
+    result.done.sort_by_key(|(verb, _)| *verb == "deleted");
+    result.conflicts = plan.conflicts;
+    Ok(result)
 }
 
 /// After a deletion, remove the directories it left empty, as `git checkout` does.
@@ -252,7 +257,7 @@ mod tests {
     fn conflicts(p: &Plan) -> Vec<(&str, &str, bool)> {
         p.conflicts
             .iter()
-            .map(|(path, reason, markers)| (path.as_str(), *reason, *markers))
+            .map(|c| (c.path.as_str(), c.reason, c.markers))
             .collect()
     }
 
@@ -436,9 +441,9 @@ mod tests {
         let err = execute(p).unwrap_err();
         assert_eq!(err.to_string(), why);
         assert_eq!(std::fs::read_to_string(f.dir.join("b.txt")).unwrap(), "b\n");
-        let (done, conflicts) = execute(plan_of(&f, true, false)).unwrap();
-        assert_eq!(done, vec![("updated", "b.txt".to_string())]);
-        assert_eq!(conflicts[0].0, "a.txt");
+        let applied = execute(plan_of(&f, true, false)).unwrap();
+        assert_eq!(applied.done, vec![("updated", "b.txt".to_string())]);
+        assert_eq!(applied.conflicts[0].path, "a.txt");
         assert!(std::fs::read_to_string(f.dir.join("a.txt"))
             .unwrap()
             .contains("<<<<<<< local"));

@@ -1,7 +1,6 @@
 //! A snapshot's trees, read only once they pass git's fsck tree checks ([`super::check`]) whole.
 
 use std::collections::HashSet;
-use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
 use git2::{Oid, Repository, Tree};
@@ -47,8 +46,13 @@ fn validate_tree(git: &Repository, root: Oid, seen: &mut HashSet<Oid>) -> Result
         for e in entries {
             if e.mode == check::MODE_TREE {
                 let sub = Oid::from_bytes(&e.id).map_err(|e| e.message().to_string())?;
-                let path = Path::new(&at).join(&*String::from_utf8_lossy(&e.name));
-                stack.push((sub, depth + 1, path.display().to_string()));
+                let name = String::from_utf8_lossy(&e.name);
+                let path = if at.is_empty() {
+                    name.into_owned()
+                } else {
+                    format!("{at}/{name}")
+                };
+                stack.push((sub, depth + 1, path));
             }
         }
     }

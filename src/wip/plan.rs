@@ -25,10 +25,14 @@ fn here(path: &Path) -> Option<Side> {
 /// What apply will do with one path: write the content with the mode, or (`None`) delete it.
 pub(super) type Action = (String, Side);
 
-/// A path the snapshot and this worktree both changed, in ways that do not combine cleanly: the
-/// path, why, and whether `--force` writes the file with conflict markers (otherwise the local
-/// version stays).
-pub type Conflict = (String, &'static str, bool);
+/// A path the snapshot and this worktree both changed, in ways that do not combine cleanly.
+#[derive(Debug, Clone)]
+pub struct Conflict {
+    pub path: String,
+    pub reason: &'static str,
+    /// Whether `--force` writes the file with conflict markers; otherwise the local version stays.
+    pub markers: bool,
+}
 
 /// Why `rel`, a path from a snapshot, would leave the worktree or enter `.git` (a snapshot is
 /// data from a shared remote: such a path refuses the whole apply), or `None`.
@@ -139,7 +143,7 @@ pub(super) fn plan(repo: &Repo, snap: &Snapshot, force: bool, allow_steering: bo
         let list: Vec<String> = plan
             .conflicts
             .iter()
-            .map(|(path, reason, _)| format!("{path} ({reason})"))
+            .map(|c| format!("{} ({})", c.path, c.reason))
             .collect();
         plan.refused.push(format!(
             "not applied: these files changed here and in {device}'s snapshot and do not combine cleanly:\n  {}\n(commit or stash your changes first, or use --force to write conflict markers and keep the local version of the rest)",
@@ -178,7 +182,11 @@ fn below_symlink(actions: &[Action]) -> Option<(String, String)> {
 
 impl Plan {
     fn conflict(&mut self, path: &str, reason: &'static str, markers: bool) {
-        self.conflicts.push((path.to_string(), reason, markers))
+        self.conflicts.push(Conflict {
+            path: path.to_string(),
+            reason,
+            markers,
+        })
     }
 
     /// The base's and the snapshot's side of every path the snapshot changes, in the diff's

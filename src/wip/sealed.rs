@@ -104,9 +104,14 @@ fn payload(git: &Repository, base: &Tree<'_>, tree: &Tree<'_>) -> Result<Vec<u8>
     Ok(out)
 }
 
-/// One record of a payload: whether it puts the path (else deletes it), git's raw mode as the
-/// payload carries it (see [`super::mode`]), the path and the data.
-type Record<'a> = (bool, u32, &'a [u8], &'a [u8]);
+/// One record of a payload.
+struct Record<'a> {
+    put: bool,
+    /// git's raw mode, as the payload carries it (see [`super::mode`]).
+    mode: u32,
+    path: &'a [u8],
+    data: &'a [u8],
+}
 
 fn parse(bytes: &[u8]) -> Result<Vec<Record<'_>>> {
     fn take<'a>(rest: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
@@ -128,7 +133,13 @@ fn parse(bytes: &[u8]) -> Result<Vec<Record<'_>>> {
         if kind != b'P' && kind != b'D' {
             bail!("the snapshot holds an unknown record");
         }
-        out.push((kind == b'P', mode, path, data));
+        let put = kind == b'P';
+        out.push(Record {
+            put,
+            mode,
+            path,
+            data,
+        });
     }
     Ok(out)
 }
@@ -277,30 +288,30 @@ fn open(repo: &Repo, device: &str, c: &Commit<'_>, base: &Tree<'_>) -> Result<Oi
     let bytes = age_blob(&repo.git, device, c, DATA, &mut Skipped::default())?;
     let mut records = parse(&bytes)?;
     // Deletions first, so a file that becomes a directory (or the reverse) never meets its old self.
-    records.sort_by_key(|r| r.0);
+    records.sort_by_key(|r| r.put);
     let mut index = Index::new()?;
     index
         .read_tree(base)
         .with_context(|| format!("could not read base tree {}", base.id()))?;
-    for (put, mode, path, data) in records {
-        let path = std::str::from_utf8(path).context("a path that is not UTF-8")?;
-        if !put {
+    for r in records {
+        let path = std::str::from_utf8(r.path).context("a path that is not UTF-8")?;
+        if !r.put {
             index
                 .remove_path(Path::new(path))
                 .with_context(|| format!("could not leave out {path}"))?;
             continue;
         }
-        let submodule = Mode::from_raw(mode).is_ok_and(|m| m == Mode::Submodule);
+        let submodule = Mode::from_raw(r.mode).is_ok_and(|m| m == Mode::Submodule);
         let id = if submodule {
-            Oid::from_bytes(data)?
+            Oid::from_bytes(r.data)?
         } else {
             repo.git
-                .blob(data)
+                .blob(r.data)
                 .with_context(|| format!("could not store {path}"))?
         };
-        let size = if submodule { 0 } else { data.len() as u32 };
+        let size = if submodule { 0 } else { r.data.len() as u32 };
         index
-            .add(&entry(path, id, mode, size))
+            .add(&entry(path, id, r.mode, size))
             .with_context(|| format!("refused: the snapshot holds an invalid entry {path:?}"))?;
     }
     index
@@ -328,8 +339,8 @@ mod tests {
         }
         let r = parse(&out).unwrap();
         assert_eq!(r.len(), 2);
-        assert_eq!(r[0], (true, 0o100644, &b"a/b.txt"[..], &b"hello"[..]));
-        assert_eq!(r[1], (false, 0, &b"gone"[..], &b""[..]));
+        assert!(r[0].put && r[0].path == b"a/b.txt" && r[0].data == b"hello" && r[0].mode == 0o100644);
+        assert!(!r[1].put && r[1].path == b"gone");
         assert!(parse(&out[..out.len() - 3]).is_err());
         assert!(parse(b"nope").is_err());
     }

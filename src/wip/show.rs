@@ -12,7 +12,12 @@ use crate::untrusted::{self, Object};
 
 /// One path of a snapshot for `wip show`: `A`, `M` or `D` (`?` when the base is not here and
 /// only the recorded list is known), the path, and why it steers tools, if it does.
-pub type Shown = (char, String, Option<&'static str>);
+#[derive(Debug, Clone)]
+pub struct Shown {
+    pub kind: char,
+    pub path: String,
+    pub steering: Option<&'static str>,
+}
 
 /// The snapshot's files against its base, for `wip show`. A snapshot whose trees fail the
 /// checks is an error. Without the base here, the recorded file list with `?`.
@@ -21,7 +26,11 @@ pub fn changes(repo: &Repo, snap: &Snapshot) -> Result<Vec<Shown>> {
         return Ok(snap
             .files
             .iter()
-            .map(|f| ('?', f.clone(), check::steering(f, None)))
+            .map(|f| Shown {
+                kind: '?',
+                path: f.clone(),
+                steering: check::steering(f, None),
+            })
             .collect());
     }
     let diff = snapshot_diff(repo, snap)?;
@@ -38,7 +47,7 @@ pub fn changes(repo: &Repo, snap: &Snapshot) -> Result<Vec<Shown>> {
             let link = mode::is(new.mode(), Mode::Symlink);
             let target = link.then(|| untrusted::blob(&repo.git, new.id(), Object::WipFile).ok());
             let steering = check::steering(&path, target.flatten().as_ref().map(|b| b.content()));
-            Some((kind, path, steering))
+            Some(Shown { kind, path, steering })
         })
         .collect())
 }

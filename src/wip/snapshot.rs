@@ -15,8 +15,12 @@ use crate::refs;
 use crate::repo::Repo;
 use crate::store::{cas, is_race, tip_of};
 
-/// A file left out of a snapshot (its path), and why.
-pub type Skipped = (String, &'static str);
+/// A file left out of a snapshot, and why.
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    pub path: String,
+    pub reason: &'static str,
+}
 
 /// What [`snapshot`] did (the files it left out come beside it).
 #[derive(Debug)]
@@ -67,7 +71,7 @@ fn worktree_changes(repo: &Repo, workdir: &Path) -> Result<(Vec<Change>, Vec<Ski
             Err(_) => changes.push((path, None)),
             Ok(m) if m.file_type().is_symlink() || m.is_file() => {
                 if let Some(reason) = crate::secrets::file(&path, None) {
-                    skipped.push((path, reason));
+                    skipped.push(Skipped { path, reason });
                     continue;
                 }
                 bytes += m.len();
@@ -93,7 +97,7 @@ fn keep_base_for_secrets(
         let Some(p) = d.new_file().path().and_then(Path::to_str) else {
             continue;
         };
-        if !skipped.iter().any(|s| s.0 == p) {
+        if !skipped.iter().any(|s| s.path == p) {
             if d.status() == Delta::Deleted || mode::is(d.new_file().mode(), Mode::Symlink) {
                 continue;
             }
@@ -101,7 +105,10 @@ fn keep_base_for_secrets(
             let Some(reason) = crate::secrets::file(p, blob.as_ref().map(|b| b.content())) else {
                 continue;
             };
-            skipped.push((p.to_string(), reason));
+            skipped.push(Skipped {
+                path: p.to_string(),
+                reason,
+            });
         }
         match base_tree.get_path(Path::new(p)) {
             Ok(e) if e.kind() == Some(ObjectType::Blob) => index
@@ -163,8 +170,8 @@ pub fn snapshot(repo: &Repo, device: &str) -> Result<(Outcome, Vec<Skipped>)> {
     // Unpushed commits' changes travel too: leave out their credential files, and the worktree's
     // skipped ones, by taking the base's version (or none).
     keep_base_for_secrets(repo, &mut index, &base_tree, &mut skipped)?;
-    skipped.sort_by(|a, b| a.0.cmp(&b.0));
-    skipped.dedup_by(|a, b| a.0 == b.0);
+    skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    skipped.dedup_by(|a, b| a.path == b.path);
     let tree = write_tree(repo, &mut index)?;
     let mut files: Vec<String> = diff(&repo.git, &base_tree, &tree, false)?
         .deltas()
@@ -265,7 +272,7 @@ fn stage_changes(
             if let Some(reason) = crate::secrets::file(&path, Some(&data)) {
                 // Not stored, and whatever HEAD had there stays as the base has it (see
                 // [`keep_base_for_secrets`]).
-                skipped.push((path, reason));
+                skipped.push(Skipped { path, reason });
                 continue;
             }
         }
