@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show or set this machine's device name (stored outside every repository).
-    Device(DeviceArgs),
+    Device(Sub<DeviceAction>),
     /// Save the session: commit the handoff draft, commit your code changes with MESSAGE on the
     /// current branch (never secret-looking files), and push both.
     Save(SaveArgs),
@@ -35,28 +35,52 @@ pub enum Command {
     /// Move the original plugin's .convosync/session-handoff.md onto the handoff ref.
     Migrate(MigrateArgs),
     /// Run a complete two-device round trip on throwaway repositories.
-    Demo(DemoArgs),
+    Demo {
+        /// Keep the temporary repositories and print where they are.
+        #[arg(long)]
+        keep: bool,
+    },
     /// List past handoffs from the handoff ref's history, newest first.
     History(HistoryArgs),
     /// Every device that ever wrote a handoff; rename or forget one.
-    Devices(DevicesArgs),
+    Devices {
+        #[command(subcommand)]
+        action: Option<DevicesAction>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the active handoff template or create one to customise.
-    Template(TemplateArgs),
+    Template(Sub<TemplateAction>),
     /// Full-text search over every handoff in history.
     Search(SearchArgs),
     /// What changed between two handoffs, section by section.
-    Diff(DiffArgs),
+    Diff {
+        /// A handoff id or a device name (its newest handoff). Default: this device's last
+        /// handoff, or with one device name only, that device's previous handoff.
+        a: Option<String>,
+        /// A handoff id or a device name. Default: the newest handoff of another device.
+        b: Option<String>,
+    },
     /// Export handoffs as markdown, JSON or a self-contained HTML page.
     Export(ExportArgs),
     /// Carry uncommitted work between devices without touching branches.
-    Wip(WipArgs),
+    Wip(Sub<WipAction>),
     /// Your encryption key: create it, carry it to another device, see whether notes here are
     /// encrypted.
-    Key(KeyArgs),
+    Key(Sub<KeyAction>),
     /// Say whether convosync is set up here: device, remote, last sync, pending pushes, hooks.
     Status,
     /// Register the plugin with Claude Code, Codex and Gemini CLI (prints the commands, or runs them).
-    Install(InstallArgs),
+    Install {
+        /// Run the agents' plugin commands instead of printing them.
+        #[arg(long)]
+        run: bool,
+        /// Install for this agent only: claude, codex or gemini (default: every one found on
+        /// PATH).
+        #[arg(long, value_name = "AGENT")]
+        agent: Option<String>,
+    },
     /// Run an agent's hook: reads the event's JSON on stdin, prints at most one JSON object.
     #[command(hide = true)]
     Hook {
@@ -68,10 +92,11 @@ pub enum Command {
     },
 }
 
+/// A command whose subcommand may be left out (each command says which it then runs).
 #[derive(Debug, Args)]
-pub struct DeviceArgs {
+pub struct Sub<A: Subcommand> {
     #[command(subcommand)]
-    pub action: Option<DeviceAction>,
+    pub action: Option<A>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,12 +108,6 @@ pub enum DeviceAction {
         /// The new name, for example `laptop`.
         name: String,
     },
-}
-
-#[derive(Debug, Args)]
-pub struct KeyArgs {
-    #[command(subcommand)]
-    pub action: Option<KeyAction>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,13 +176,6 @@ pub struct MigrateArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Keep the temporary repositories and print where they are.
-    #[arg(long)]
-    pub keep: bool,
-}
-
-#[derive(Debug, Args)]
 pub struct SaveArgs {
     /// Commit message for your code changes.
     #[arg(value_name = "MESSAGE", num_args = 0.., trailing_var_arg = true)]
@@ -183,16 +195,6 @@ pub struct SaveArgs {
     pub no_push: bool,
     #[command(flatten)]
     pub net: NetArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct InstallArgs {
-    /// Run the agents' plugin commands instead of printing them.
-    #[arg(long)]
-    pub run: bool,
-    /// Install for this agent only: claude, codex or gemini (default: every one found on PATH).
-    #[arg(long, value_name = "AGENT")]
-    pub agent: Option<String>,
 }
 
 /// Filters shared by history, search and export.
@@ -232,27 +234,12 @@ pub enum HistoryAction {
     },
 }
 
-#[derive(Debug, Args)]
-pub struct DevicesArgs {
-    #[command(subcommand)]
-    pub action: Option<DevicesAction>,
-    /// Machine-readable output.
-    #[arg(long)]
-    pub json: bool,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum DevicesAction {
     /// Move a device's newest handoff to a new name (history is kept).
     Rename { old: String, new: String },
     /// Remove a device's handoff from the ref (history is kept).
     Forget { name: String },
-}
-
-#[derive(Debug, Args)]
-pub struct TemplateArgs {
-    #[command(subcommand)]
-    pub action: Option<TemplateAction>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -286,15 +273,6 @@ pub struct SearchArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct DiffArgs {
-    /// A handoff id or a device name (its newest handoff). Default: this device's last handoff,
-    /// or with one device name only, that device's previous handoff.
-    pub a: Option<String>,
-    /// A handoff id or a device name. Default: the newest handoff of another device.
-    pub b: Option<String>,
-}
-
-#[derive(Debug, Args)]
 pub struct ExportArgs {
     /// The output format.
     #[arg(long, value_enum, default_value_t = ExportFormat::Md)]
@@ -318,12 +296,6 @@ pub enum ExportFormat {
     Json,
     /// A self-contained HTML page.
     Html,
-}
-
-#[derive(Debug, Args)]
-pub struct WipArgs {
-    #[command(subcommand)]
-    pub action: Option<WipAction>,
 }
 
 #[derive(Debug, Subcommand)]

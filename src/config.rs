@@ -99,9 +99,7 @@ impl Settings {
         let interval = format!("{} minutes", DEFAULT_STOP_INTERVAL.as_secs() / 60);
         let wip_limit = format!("{}MB", DEFAULT_WIP_LIMIT >> 20);
         Settings {
-            notes_repo: r
-                .parse("convosync.notesRepo", parse_bool, by_url)
-                .unwrap_or(by_url),
+            notes_repo: r.or("convosync.notesRepo", parse_bool, by_url, by_url),
             project: r.get("convosync.project").map(|(_, v)| v),
             namespace: None,
             ref_explicit: explicit_ref.is_some(),
@@ -109,32 +107,27 @@ impl Settings {
                 crate::refs::normalize(&r)
             }),
             remote,
-            timeout: r
-                .parse("convosync.timeout", parse_duration, timeout)
-                .unwrap_or(DEFAULT_TIMEOUT),
-            stop: r
-                .parse("convosync.stop", mode, "prompt")
-                .unwrap_or(StopMode::Prompt),
-            start: r
-                .parse("convosync.start", mode, "async")
-                .unwrap_or(StartMode::Async),
-            stop_interval: r
-                .parse("convosync.stopInterval", parse_duration_minutes, interval)
-                .unwrap_or(DEFAULT_STOP_INTERVAL),
-            redact: r.parse("convosync.redact", parse_bool, true).unwrap_or(true),
+            timeout: r.or("convosync.timeout", parse_duration, DEFAULT_TIMEOUT, timeout),
+            stop: r.or("convosync.stop", mode, StopMode::Prompt, "prompt"),
+            start: r.or("convosync.start", mode, StartMode::Async, "async"),
+            stop_interval: r.or(
+                "convosync.stopInterval",
+                parse_duration_minutes,
+                DEFAULT_STOP_INTERVAL,
+                interval,
+            ),
+            redact: r.or("convosync.redact", parse_bool, true, true),
             redact_patterns: r.multi("convosync.redactPattern"),
             redact_allow: r.multi("convosync.redactAllow"),
-            team: r.parse("convosync.team", mode, "show").unwrap_or(TeamMode::Show),
-            context_limit: r
-                .parse(
-                    "convosync.contextLimit",
-                    parse_context_limit,
-                    DEFAULT_CONTEXT_LIMIT,
-                )
-                .unwrap_or(DEFAULT_CONTEXT_LIMIT),
-            wip_limit: r
-                .parse("convosync.wipLimit", parse_size, wip_limit)
-                .unwrap_or(DEFAULT_WIP_LIMIT),
+            team: r.or("convosync.team", mode, TeamMode::Show, "show"),
+            context_limit: r.or(
+                "convosync.contextLimit",
+                // At least 500 characters.
+                |v| v.parse().ok().filter(|n| *n >= 500),
+                DEFAULT_CONTEXT_LIMIT,
+                DEFAULT_CONTEXT_LIMIT,
+            ),
+            wip_limit: r.or("convosync.wipLimit", parse_size, DEFAULT_WIP_LIMIT, wip_limit),
             wip_push: r.parse(
                 "convosync.wipPush",
                 parse_bool,
@@ -188,6 +181,17 @@ impl Reader<'_> {
         out
     }
 
+    /// [`Reader::parse`], with `default` when not set or not valid (`shown`: how the line names it).
+    fn or<T>(
+        &mut self,
+        key: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+        default: T,
+        shown: impl std::fmt::Display,
+    ) -> T {
+        self.parse(key, parse, shown).unwrap_or(default)
+    }
+
     fn multi(&self, key: &str) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(Ok(entries)) = self.cfg.map(|c| c.multivar(key, None)) {
@@ -200,11 +204,6 @@ impl Reader<'_> {
 /// One of a mode's names (or aliases), any case.
 fn mode<T: ValueEnum>(v: &str) -> Option<T> {
     T::from_str(v, true).ok()
-}
-
-/// At least 500 characters.
-fn parse_context_limit(v: &str) -> Option<usize> {
-    v.parse().ok().filter(|n| *n >= 500)
 }
 
 /// `2`, `2s`, `1.5`, `500ms` → a duration; plain numbers are seconds.

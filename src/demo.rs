@@ -12,8 +12,6 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::DemoArgs;
-
 const DRAFT: &str = "### Current Task
 Implementing OAuth 2.0 login with refresh-token support
 
@@ -44,27 +42,22 @@ struct Demo {
 
 /// Run the demo in a new temp dir: inside `parent` when given (`convosync -C DIR demo`, which
 /// must exist, as with git), else in the system's temp dir.
-pub fn run(parent: Option<&Path>, args: DemoArgs) -> Result<ExitCode> {
-    let mut builder = tempfile::Builder::new();
-    builder.prefix("convosync-demo-");
-    let tmp = match parent {
-        Some(p) => {
-            if !p.is_dir() {
-                bail!("cannot run the demo in {}: not a directory", p.display());
-            }
-            let p = std::path::absolute(p)?;
-            builder
-                .tempdir_in(&p)
-                .with_context(|| format!("could not create a temp dir in {}", p.display()))?
-        }
-        None => builder.tempdir().context("could not create a temp dir")?,
+pub fn run(parent: Option<&Path>, keep: bool) -> Result<ExitCode> {
+    let parent = match parent {
+        Some(p) if !p.is_dir() => bail!("cannot run the demo in {}: not a directory", p.display()),
+        Some(p) => std::path::absolute(p)?,
+        None => std::env::temp_dir(),
     };
+    let tmp = tempfile::Builder::new()
+        .prefix("convosync-demo-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("could not create a temp dir in {}", parent.display()))?;
     let demo = Demo {
         root: tmp.path().to_path_buf(),
         exe: std::env::current_exe().context("could not find the convosync binary")?,
     };
     demo.play()?;
-    if args.keep {
+    if keep {
         let kept = tmp.keep();
         println!("\nKept the demo repositories in {}", kept.display());
     } else {
@@ -106,7 +99,7 @@ impl Demo {
     /// Steps 2 to 4: the desktop's session writes a handoff, which is committed and pushed.
     fn desktop_hands_off(&self, desktop: &Path) -> Result<()> {
         println!("\n2. Desktop: Claude asks where and how to write the handoff");
-        let out = self.convosync(desktop, "desktop", &["generate-handoff"])?;
+        let out = self.convosync(desktop, "desktop", &["generate-handoff"], "")?;
         println!(
             "{}",
             indent(out.lines().take(4).collect::<Vec<_>>().join("\n").as_str())
@@ -123,31 +116,31 @@ impl Demo {
             desktop,
             "desktop",
             &["save-handoff", "--session", "demo-session-1"],
+            "",
         )?;
         println!("{}", indent(&out));
         let status = self.git(desktop, &["status", "--porcelain"])?;
-        println!(
-            "   desktop's branch and worktree untouched: `git status` is {}",
-            if status.is_empty() { "clean" } else { "NOT clean" }
-        );
         if !status.is_empty() {
             bail!("the demo left changes in the desktop worktree:\n{status}");
         }
+        println!("   desktop's branch and worktree untouched: `git status` is clean");
         Ok(())
     }
 
     /// Steps 5 and 6: the laptop's next session receives the handoff.
     fn laptop_receives(&self, laptop: &Path) -> Result<()> {
+        // Run the laptop's hook for `event` (`name` in the input, with one field of its own).
+        let hook = |event: &str, name: &str, (key, value): (&str, &str)| {
+            let mut input = serde_json::json!({
+                "session_id": "demo-session-2", "cwd": laptop, "hook_event_name": name,
+            });
+            input[key] = value.into();
+            self.convosync(laptop, "laptop", &["hook", event], &input.to_string())
+        };
         println!("\n5. Laptop: a Claude Code session opens; the SessionStart hook runs");
-        let input = serde_json::json!({
-            "session_id": "demo-session-2",
-            "cwd": laptop,
-            "hook_event_name": "SessionStart",
-            "source": "startup",
-        });
         // The session opens at once from the laptop's local copy (it has no note yet) while the
         // hook fetches in the background; what arrives reaches Claude with the first prompt.
-        let out = self.hook(laptop, "laptop", "session-start", &input.to_string())?;
+        let out = hook("session-start", "SessionStart", ("source", "startup"))?;
         if out.is_empty() {
             println!(
                 "   nothing local yet: the session opens at once, the note is fetched in the background"
@@ -156,22 +149,18 @@ impl Demo {
             println!("   the hook answered from the local copy: {out}");
         }
         println!("\n6. Laptop: the user types the first prompt; the UserPromptSubmit hook runs");
-        let input = serde_json::json!({
-            "session_id": "demo-session-2",
-            "cwd": laptop,
-            "hook_event_name": "UserPromptSubmit",
-            "prompt": "What is my favourite pizza?",
-        });
-        let out = self.hook(laptop, "laptop", "user-prompt-submit", &input.to_string())?;
+        let out = hook(
+            "user-prompt-submit",
+            "UserPromptSubmit",
+            ("prompt", "What is my favourite pizza?"),
+        )?;
         let reply: serde_json::Value = serde_json::from_str(&out)
             .with_context(|| format!("the hook printed something that is not JSON: {out:?}"))?;
         let context = reply["hookSpecificOutput"]["additionalContext"]
             .as_str()
             .unwrap_or_default();
-        println!(
-            "   the user sees: {}",
-            reply["systemMessage"].as_str().unwrap_or_default()
-        );
+        let seen = reply["systemMessage"].as_str().unwrap_or_default();
+        println!("   the user sees: {seen}");
         println!("   Claude's context receives:\n");
         println!("{}", indent(context));
         if !context.contains("Margherita") {
@@ -181,18 +170,27 @@ impl Demo {
         Ok(())
     }
 
-    /// Run a hook as Claude Code does: JSON on stdin, JSON on stdout.
-    fn hook(&self, dir: &Path, device: &str, event: &str, input: &str) -> Result<String> {
+    fn git(&self, dir: &Path, args: &[&str]) -> Result<String> {
+        let mut cmd = self.env(Command::new("git"));
+        let out = cmd.current_dir(dir).args(args).output();
+        stdout_of("git", args, out.context("could not run git (is it installed?)")?)
+    }
+
+    /// Run convosync as `device` in `dir`, with `input` on stdin (a hook's event JSON, as Claude
+    /// Code gives it).
+    fn convosync(&self, dir: &Path, device: &str, args: &[&str], input: &str) -> Result<String> {
         use std::io::Write;
         let mut child = self
             .env(Command::new(&self.exe))
             .current_dir(dir)
             .env("CONVOSYNC_DEVICE", device)
+            .env("NO_COLOR", "1")
             // The default start, whatever this shell says: answer at once, fetch behind.
             .env("CONVOSYNC_START", "async")
-            .args(["hook", event])
+            .args(args)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .context("could not run convosync")?;
         child
@@ -200,26 +198,7 @@ impl Demo {
             .take()
             .context("no stdin")?
             .write_all(input.as_bytes())?;
-        let out = child.wait_with_output()?;
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    }
-
-    fn git(&self, dir: &Path, args: &[&str]) -> Result<String> {
-        let mut cmd = self.env(Command::new("git"));
-        let out = cmd.current_dir(dir).args(args).output();
-        stdout_of("git", args, out.context("could not run git (is it installed?)")?)
-    }
-
-    fn convosync(&self, dir: &Path, device: &str, args: &[&str]) -> Result<String> {
-        let mut cmd = self.env(Command::new(&self.exe));
-        cmd.current_dir(dir)
-            .env("CONVOSYNC_DEVICE", device)
-            .env("NO_COLOR", "1");
-        stdout_of(
-            "convosync",
-            args,
-            cmd.args(args).output().context("could not run convosync")?,
-        )
+        stdout_of("convosync", args, child.wait_with_output()?)
     }
 
     /// No user or system git config; a fixed identity; convosync state inside the temp dir.

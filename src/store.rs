@@ -306,11 +306,6 @@ fn valid_device(device: &str) -> Result<()> {
     Ok(())
 }
 
-/// `devices/<device>.md`
-pub fn device_path(device: &str) -> String {
-    format!("{DEVICES_DIR}/{device}.md")
-}
-
 /// The commit `refname` points at (read through [`crate::untrusted::commit`], so its size is
 /// checked before it is inflated); `None` when the ref does not exist.
 pub fn tip_of<'r>(repo: &'r Repository, refname: &str) -> Result<Option<Commit<'r>>> {

@@ -4,10 +4,10 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::cli::{DeviceAction, DeviceArgs};
+use crate::cli::{DeviceAction, Sub};
 use crate::device;
 
-pub fn run(args: DeviceArgs) -> Result<ExitCode> {
+pub fn run(args: Sub<DeviceAction>) -> Result<ExitCode> {
     match args.action.unwrap_or(DeviceAction::Show) {
         DeviceAction::Show => {
             println!("{}", device::current()?);

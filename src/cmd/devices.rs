@@ -8,15 +8,15 @@ use anyhow::{bail, Result};
 use serde_json::json;
 
 use super::CLI_LOCK_WAIT;
-use crate::cli::{DevicesAction, DevicesArgs};
+use crate::cli::DevicesAction;
 use crate::repo::Repo;
 use crate::store::Store;
 use crate::timefmt::ago;
 
-pub fn run(dir: &Path, args: DevicesArgs) -> Result<ExitCode> {
+pub fn run(dir: &Path, action: Option<DevicesAction>, json: bool) -> Result<ExitCode> {
     let repo = Repo::open(dir)?;
     let store = Store::new(&repo.git, &repo.settings.refname);
-    match args.action {
+    match action {
         Some(DevicesAction::Rename { old, new }) => {
             let new = crate::device::validate(&new)?;
             let _lock = repo.lock(CLI_LOCK_WAIT)?;
@@ -43,7 +43,7 @@ pub fn run(dir: &Path, args: DevicesArgs) -> Result<ExitCode> {
             store.remove(&name, &format!("forget device {name}"))?;
             println!("forgot {name} (its handoffs stay in history); run `convosync sync` to share it");
         }
-        None => return list(&repo, &store, args.json),
+        None => return list(&repo, &store, json),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -101,16 +101,10 @@ fn list(repo: &Repo, store: &Store<'_>, json_out: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let now = crate::timefmt::now();
-    let mut out = String::new();
-    if crate::term::interactive() {
-        out.push_str(&crate::term::header(
-            &format!(
-                "{:<20} {:<16} {:<20} {:<9} {}",
-                "DEVICE", "LAST SEEN", "BRANCH", "COMMIT", "HANDOFFS"
-            ),
-            crate::term::color(),
-        ));
-    }
+    let mut out = super::header(&format!(
+        "{:<20} {:<16} {:<20} {:<9} {}",
+        "DEVICE", "LAST SEEN", "BRANCH", "COMMIT", "HANDOFFS"
+    ));
     for (d, n, v, mine, forgotten) in rows {
         let teammate = format!("teammate: {}", crate::team::teammate_name(&v.handoff));
         let tags: Vec<&str> = [

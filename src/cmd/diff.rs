@@ -7,13 +7,12 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use similar::{ChangeTag, TextDiff};
 
-use crate::cli::DiffArgs;
 use crate::handoff::Handoff;
 use crate::history::{self, Version};
 use crate::repo::Repo;
 use crate::term::{color, page, paint};
 
-pub fn run(dir: &Path, args: DiffArgs) -> Result<ExitCode> {
+pub fn run(dir: &Path, a: Option<&str>, b: Option<&str>) -> Result<ExitCode> {
     let repo = Repo::open(dir)?;
     let all = super::told(history::versions(&repo.git, &repo.settings.refname)?);
     let me = crate::team::my_device(&repo)?;
@@ -27,7 +26,7 @@ pub fn run(dir: &Path, args: DiffArgs) -> Result<ExitCode> {
             )
         })
     };
-    let (a, b) = match (args.a.as_deref(), args.b.as_deref()) {
+    let (a, b) = match (a, b) {
         (Some(a), Some(b)) => (resolve(a)?, resolve(b)?),
         (Some(d), None) if newest_of(d).is_some() => {
             let mut mine = all.iter().filter(|v| v.device == d);
@@ -92,11 +91,13 @@ fn label(v: &Version) -> String {
 
 /// The section-by-section diff of `a` → `b`.
 pub fn render(a: &Version, b: &Version, c: bool) -> String {
-    let mut out = format!(
-        "{}\n{}\n",
-        paint(&format!("--- {}", label(a)), "31", c),
-        paint(&format!("+++ {}", label(b)), "32", c)
-    );
+    // One line: what `-` marks in red, what `+` marks in green, anything else as it is.
+    let line = |sign: &str, text: &str| match sign.as_bytes()[0] {
+        b'-' => format!("{}\n", paint(&format!("{sign} {text}"), "31", c)),
+        b'+' => format!("{}\n", paint(&format!("{sign} {text}"), "32", c)),
+        _ => format!("{sign} {text}\n"),
+    };
+    let mut out = line("---", &label(a)) + &line("+++", &label(b));
     let meta = |h: &Handoff| {
         format!(
             "branch {} · commit {}",
@@ -105,11 +106,7 @@ pub fn render(a: &Version, b: &Version, c: bool) -> String {
         )
     };
     if meta(&a.handoff) != meta(&b.handoff) {
-        out.push_str(&format!(
-            "{}\n{}\n",
-            paint(&format!("- {}", meta(&a.handoff)), "31", c),
-            paint(&format!("+ {}", meta(&b.handoff)), "32", c)
-        ));
+        out += &(line("-", &meta(&a.handoff)) + &line("+", &meta(&b.handoff)));
     }
     let mut titles: Vec<&str> = a.handoff.sections.iter().map(|s| s.title.as_str()).collect();
     for s in &b.handoff.sections {
@@ -134,13 +131,12 @@ pub fn render(a: &Version, b: &Version, c: bool) -> String {
         out.push_str(&format!("\n{}\n", paint(&format!("### {t}{tag}"), "1", c)));
         let diff = TextDiff::from_lines(&x, &y);
         for change in diff.iter_all_changes() {
-            let line = change.to_string_lossy();
-            let line = line.trim_end_matches('\n');
-            match change.tag() {
-                ChangeTag::Delete => out.push_str(&format!("{}\n", paint(&format!("- {line}"), "31", c))),
-                ChangeTag::Insert => out.push_str(&format!("{}\n", paint(&format!("+ {line}"), "32", c))),
-                ChangeTag::Equal => out.push_str(&format!("  {line}\n")),
-            }
+            let sign = match change.tag() {
+                ChangeTag::Delete => "-",
+                ChangeTag::Insert => "+",
+                ChangeTag::Equal => " ",
+            };
+            out.push_str(&line(sign, change.to_string_lossy().trim_end_matches('\n')));
         }
     }
     if !changed {

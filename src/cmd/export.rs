@@ -121,11 +121,8 @@ fn md_to_html(body: &str) -> String {
 
 fn html(versions: &[Version], repo: &Repo) -> String {
     let now = crate::timefmt::now();
-    let name = repo
-        .workdir()
-        .and_then(|w| w.file_name())
-        .map(|n| esc(&n.to_string_lossy()));
-    let name = name.unwrap_or_default();
+    let name = repo.workdir().and_then(|w| w.file_name());
+    let name = name.map(|n| esc(&n.to_string_lossy())).unwrap_or_default();
     let mut devices: Vec<(&str, &Version, usize)> = Vec::new();
     for v in versions {
         match devices.iter_mut().find(|(d, _, _)| *d == v.device) {

@@ -42,12 +42,9 @@ pub fn save(dir: &Path, args: SaveHandoffArgs) -> Result<ExitCode> {
             commit,
             redacted,
         } => {
-            println!(
-                "handoff from {} committed to {} ({})",
-                handoff.device,
-                repo.settings.refname,
-                crate::refs::short_id(&commit.to_string())
-            );
+            let (device, refname) = (&handoff.device, &repo.settings.refname);
+            let id = crate::refs::short_id(&commit.to_string()).to_string();
+            println!("handoff from {device} committed to {refname} ({id})");
             if redacted > 0 {
                 println!("redacted {redacted} secret-looking value(s)");
             }

@@ -38,16 +38,10 @@ pub fn run(dir: &Path, args: HistoryArgs) -> Result<ExitCode> {
     }
     let now = crate::timefmt::now();
     let c = color();
-    let mut out = String::new();
-    if crate::term::interactive() {
-        out.push_str(&crate::term::header(
-            &format!(
-                "{:<8}  {:<16} {:<20} {:<16} {}",
-                "ID", "DEVICE", "BRANCH", "WHEN", "TASK"
-            ),
-            c,
-        ));
-    }
+    let mut out = super::header(&format!(
+        "{:<8}  {:<16} {:<20} {:<16} {}",
+        "ID", "DEVICE", "BRANCH", "WHEN", "TASK"
+    ));
     for v in shown {
         out.push_str(&format!(
             "{}  {:<16} {:<20} {:<16} {}\n",
@@ -89,31 +83,24 @@ pub fn search(dir: &Path, args: SearchArgs) -> Result<ExitCode> {
         .flat_map(|q| q.split_whitespace())
         .map(str::to_lowercase)
         .collect();
+    // How many of the words the text holds.
+    let holds = |text: &str| {
+        let text = text.to_lowercase();
+        words.iter().filter(|w| text.contains(w.as_str())).count()
+    };
     // Each hit: a section of a handoff that holds all the words, and its lines that hold any.
-    let mut hits: Vec<(&Version, &str, Vec<&str>)> = Vec::new();
-    for v in all.iter().filter(|v| f.accepts(v)) {
-        let whole = crate::handoff::format::render(&v.handoff).to_lowercase();
-        if !words.iter().all(|w| whole.contains(w.as_str())) {
-            continue;
-        }
-        for s in &v.handoff.sections {
-            let lines: Vec<&str> = s
-                .body
-                .lines()
-                .filter(|l| {
-                    let l = l.to_lowercase();
-                    words.iter().any(|w| l.contains(w.as_str()))
-                })
-                .collect();
-            if !lines.is_empty() {
-                hits.push((v, &s.title, lines));
-            }
-        }
-        if hits.len() >= args.limit {
-            break;
-        }
-    }
-    hits.truncate(args.limit);
+    let hits: Vec<(&Version, &str, Vec<&str>)> = all
+        .iter()
+        .filter(|v| f.accepts(v) && holds(&crate::handoff::format::render(&v.handoff)) == words.len())
+        .flat_map(|v| {
+            v.handoff.sections.iter().map(move |s| {
+                let lines: Vec<&str> = s.body.lines().filter(|l| holds(l) > 0).collect();
+                (v, s.title.as_str(), lines)
+            })
+        })
+        .filter(|(.., lines)| !lines.is_empty())
+        .take(args.limit)
+        .collect();
     if args.json {
         let items: Vec<_> = hits
             .iter()

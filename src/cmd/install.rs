@@ -13,7 +13,6 @@ use std::process::{Command, ExitCode};
 use anyhow::{bail, Context, Result};
 
 use crate::agent::{codex, Agent};
-use crate::cli::InstallArgs;
 
 /// Marketplace and plugin name (`convosync@convosync`), as in `.claude-plugin/marketplace.json`.
 pub const PLUGIN_ID: &str = "convosync@convosync";
@@ -65,16 +64,6 @@ const OWNED_DIRS: &[&str] = &[
     "gemini-extension/hooks",
 ];
 
-/// Claude Code's plugins directory: `$CLAUDE_CODE_PLUGIN_CACHE_DIR`, else
-/// `$CLAUDE_CONFIG_DIR/plugins`, else `~/.claude/plugins`.
-fn claude_plugins_dir() -> Result<PathBuf> {
-    if let Some(d) = std::env::var_os("CLAUDE_CODE_PLUGIN_CACHE_DIR").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(d));
-    }
-    let config = claude_config_dir().context("could not find your home directory (is HOME set?)")?;
-    Ok(config.join("plugins"))
-}
-
 /// Claude Code's config dir: `$CLAUDE_CONFIG_DIR`, else `~/.claude`.
 pub fn claude_config_dir() -> Option<PathBuf> {
     let set = std::env::var_os("CLAUDE_CONFIG_DIR").filter(|d| !d.is_empty());
@@ -84,13 +73,20 @@ pub fn claude_config_dir() -> Option<PathBuf> {
 
 /// The installed plugin's persistent data dir, as Claude Code names it for hooks
 /// (`${CLAUDE_PLUGIN_DATA}`): `<plugins>/data/<id with every other character than
-/// [A-Za-z0-9_-] replaced by ->`.
-pub fn plugin_data_dir() -> Result<PathBuf> {
+/// [A-Za-z0-9_-] replaced by ->`, where `<plugins>` is `$CLAUDE_CODE_PLUGIN_CACHE_DIR`, else
+/// `$CLAUDE_CONFIG_DIR/plugins`, else `~/.claude/plugins`.
+fn plugin_data_dir() -> Result<PathBuf> {
+    let plugins = match std::env::var_os("CLAUDE_CODE_PLUGIN_CACHE_DIR").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => claude_config_dir()
+            .context("could not find your home directory (is HOME set?)")?
+            .join("plugins"),
+    };
     let id = PLUGIN_ID.replace(
         |c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'),
         "-",
     );
-    Ok(claude_plugins_dir()?.join("data").join(id))
+    Ok(plugins.join("data").join(id))
 }
 
 /// Write the plugin's files into `dir` and remove files left there by an older version.
@@ -100,10 +96,7 @@ pub fn assemble(dir: &Path) -> Result<()> {
         crate::fsutil::atomic_write_mode(&dir.join(rel), contents, mode)?;
     }
     for sub in OWNED_DIRS {
-        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
-            continue;
-        };
-        for entry in entries.flatten() {
+        for entry in std::fs::read_dir(dir.join(sub)).into_iter().flatten().flatten() {
             let rel = format!("{sub}/{}", entry.file_name().to_string_lossy());
             if !FILES.iter().any(|(f, _)| *f == rel) && entry.path().is_file() {
                 std::fs::remove_file(entry.path())
@@ -135,8 +128,8 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
-pub fn run(args: InstallArgs) -> Result<ExitCode> {
-    let agents = match args.agent.as_deref() {
+pub fn run(run: bool, agent: Option<&str>) -> Result<ExitCode> {
+    let agents = match agent {
         Some(name) => vec![Agent::parse(name)
             .with_context(|| format!("unknown agent {name:?}: use claude, codex or gemini"))?],
         None => {
@@ -160,9 +153,9 @@ pub fn run(args: InstallArgs) -> Result<ExitCode> {
             println!("{}== {} ==", if i > 0 { "\n" } else { "" }, agent.name());
         }
         match agent {
-            Agent::Claude => install_claude(&dir, args.run)?,
-            Agent::Codex => install_codex(&dir, args.run)?,
-            Agent::Gemini => install_gemini(&dir, args.run)?,
+            Agent::Claude => install_claude(&dir, run)?,
+            Agent::Codex => install_codex(&dir, run)?,
+            Agent::Gemini => install_gemini(&dir, run)?,
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -185,10 +178,8 @@ fn install_gemini(dir: &Path, run: bool) -> Result<()> {
     }
     run_step("gemini", &["extensions", "link", &ext_s, "--consent"])?;
     copy_self(&bin)?;
-    println!(
-        "binary:    {} (run `convosync install` again after upgrading)",
-        bin.display()
-    );
+    let bin = bin.display();
+    println!("binary:    {bin} (run `convosync install` again after upgrading)");
     println!("convosync is installed; new Gemini CLI sessions will resume and save handoffs automatically.");
     Ok(())
 }
@@ -224,10 +215,8 @@ fn install_codex(dir: &Path, run: bool) -> Result<()> {
         .join("bin/convosync");
     copy_self(&bin)?;
     println!("plugin:  {} (marketplace {})", dir.display(), market.display());
-    println!(
-        "binary:  {} (run `convosync install` again after upgrading)",
-        bin.display()
-    );
+    let bin = bin.display();
+    println!("binary:  {bin} (run `convosync install` again after upgrading)");
     let market_s = market.display().to_string();
     if !run {
         println!("\nFrom a shell:\n");
@@ -268,14 +257,12 @@ fn install_claude(dir: &Path, run: bool) -> Result<()> {
     let bin = plugin_data_dir()?.join("bin/convosync");
     copy_self(&bin)?;
     println!("plugin:  {} (manifest, hooks, commands)", dir.display());
-    println!(
-        "binary:  {} (the hooks use this copy; run `convosync install` again after upgrading)",
-        bin.display()
-    );
+    let bin = bin.display();
+    println!("binary:  {bin} (the hooks use this copy; run `convosync install` again after upgrading)");
     let dir_s = dir.display().to_string();
-    let steps: [Vec<&str>; 2] = [
-        vec!["plugin", "marketplace", "add", &dir_s],
-        vec!["plugin", "install", PLUGIN_ID],
+    let steps = [
+        &["plugin", "marketplace", "add", &dir_s][..],
+        &["plugin", "install", PLUGIN_ID],
     ];
     let print_steps = || {
         println!("\nIn Claude Code, run:\n");
@@ -292,7 +279,7 @@ fn install_claude(dir: &Path, run: bool) -> Result<()> {
         return Ok(());
     }
     for step in steps {
-        match Command::new("claude").args(&step).status() {
+        match Command::new("claude").args(step).status() {
             Ok(s) if s.success() => {}
             Ok(s) => bail!("`claude {}` failed ({s})", step.join(" ")),
             Err(e) => {

@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use super::{deadline, CLI_LOCK_WAIT};
-use crate::cli::{KeyAction, KeyArgs};
+use crate::cli::{KeyAction, Sub};
 use crate::crypt::{self, fingerprint, Key};
 use crate::repo::Repo;
 use crate::store::Store;
 
-pub fn run(dir: &Path, args: KeyArgs) -> Result<ExitCode> {
+pub fn run(dir: &Path, args: Sub<KeyAction>) -> Result<ExitCode> {
     match args.action.unwrap_or(KeyAction::Status) {
         KeyAction::Status => status(dir),
         KeyAction::Init => init(dir),
@@ -21,16 +21,13 @@ pub fn run(dir: &Path, args: KeyArgs) -> Result<ExitCode> {
 }
 
 fn load() -> Result<Option<Key>> {
-    let Some(path) = crypt::key_path() else {
+    let Some(path) = crypt::key_path().filter(|p| p.exists()) else {
         return Ok(None);
     };
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Key::parse(&text)
-            .map(Some)
-            .with_context(|| format!("{} holds no valid key", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("could not read {}", path.display())),
-    }
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("could not read {}", path.display()))?;
+    let key = Key::parse(&text).with_context(|| format!("{} holds no valid key", path.display()))?;
+    Ok(Some(key))
 }
 
 fn status(dir: &Path) -> Result<ExitCode> {
@@ -117,11 +114,8 @@ fn enable(repo: &Repo, key: &Key) -> Result<()> {
             store.put(&h, &crypt::sealed_message(&me))?;
         }
     }
-    println!(
-        "notes of this repository are now encrypted with {} (ref {})",
-        fingerprint(&key.id()),
-        repo.settings.refname
-    );
+    let (fingerprint, refname) = (fingerprint(&key.id()), &repo.settings.refname);
+    println!("notes of this repository are now encrypted with {fingerprint} (ref {refname})");
     if let Some(remote) = repo.remote_name() {
         let report = crate::sync::sync(repo, &remote, deadline(30.0), CLI_LOCK_WAIT);
         match report.problem() {
@@ -154,8 +148,7 @@ fn add(dir: &Path, text: &str) -> Result<ExitCode> {
             // Best effort: see what the ref records now.
             let _ = crate::sync::sync(&repo, &remote, deadline(10.0), CLI_LOCK_WAIT);
         }
-        let recorded = crate::store::key_ids(&repo.git, &repo.settings.refname);
-        if recorded.iter().any(|r| *r == key.id()) {
+        if crate::store::key_ids(&repo.git, &repo.settings.refname).contains(&key.id()) {
             println!("this repository's notes are encrypted with it: this device reads and writes them now");
         } else {
             println!("this device encrypts every note it writes from now on, in every repository");

@@ -156,11 +156,7 @@ fn pending(repo: &Repo, file: &LegacyFile, vouched: &[String]) -> Result<Pending
 /// Commit `handoffs` (oldest first) one by one on a new line of history, then merge that line
 /// into `refname` (the newest handoff of each device wins in the tree).
 fn write(repo: &Repository, refname: &str, handoffs: &[Handoff]) -> Result<()> {
-    let mut tree = repo
-        .treebuilder(None)
-        .and_then(|b| b.write())
-        .and_then(|id| repo.find_tree(id))
-        .context("could not write an empty tree")?;
+    let mut files = store::Files::new();
     let mut parent: Option<git2::Commit<'_>> = None;
     for h in handoffs {
         let failed = |what: &str| format!("could not write {what}the note of {} for {refname}", h.device);
@@ -169,10 +165,8 @@ fn write(repo: &Repository, refname: &str, handoffs: &[Handoff]) -> Result<()> {
         // person's key would make them pass for notes proven to be theirs.
         let content = crate::handoff::format::render(h).into_bytes();
         let blob = repo.blob(&content).with_context(|| failed(""))?;
-        tree = git2::build::TreeUpdateBuilder::new()
-            .upsert(store::device_path(&h.device), blob, git2::FileMode::Blob)
-            .create_updated(repo, &tree)
-            .and_then(|id| repo.find_tree(id))
+        files.insert(h.device.clone(), blob);
+        let tree = store::write_ref_tree(repo, &files, &store::Files::new())
             .with_context(|| failed("a tree with "))?;
         let sig = store::signature(repo, h.timestamp)?;
         let msg = format!("migrate: {}", commit_message(h));

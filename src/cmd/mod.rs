@@ -53,17 +53,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Sync(a) => sync::run(&dir, a),
         Command::Resume(a) => resume::run(&dir, a),
         Command::Migrate(a) => migrate::run(&dir, a),
-        Command::Demo(a) => crate::demo::run(cli.dir.as_deref(), a),
+        Command::Demo { keep } => crate::demo::run(cli.dir.as_deref(), keep),
         Command::Status => status::run(&dir),
         Command::Key(a) => key::run(&dir, a),
         Command::History(a) => history::run(&dir, a),
         Command::Search(a) => history::search(&dir, a),
-        Command::Devices(a) => devices::run(&dir, a),
+        Command::Devices { action, json } => devices::run(&dir, action, json),
         Command::Template(a) => template::run(&dir, a),
-        Command::Diff(a) => diff::run(&dir, a),
+        Command::Diff { a, b } => diff::run(&dir, a.as_deref(), b.as_deref()),
         Command::Export(a) => export::run(&dir, a),
         Command::Wip(a) => wip::run(&dir, a),
-        Command::Install(a) => install::run(a),
+        Command::Install { run, agent } => install::run(run, agent.as_deref()),
         Command::Hook { event, agent } => Ok(run_hook(&event, agent.as_deref())),
     }
 }
@@ -84,6 +84,15 @@ pub fn told_skipped<T>((items, skipped): (Vec<T>, Skipped)) -> Vec<T> {
         eprintln!("{line}");
     }
     items
+}
+
+/// A table's header line (bold when colouring), only when standard output is a terminal: piped
+/// output stays one record per line for scripts.
+fn header(line: &str) -> String {
+    match crate::term::interactive() {
+        true => crate::term::header(line, crate::term::color()),
+        false => String::new(),
+    }
 }
 
 /// `convosync hook <event>`: whatever happens, exit 0 with at most one JSON object on stdout.

@@ -61,9 +61,7 @@ pub fn run(dir: &Path, args: ResumeArgs) -> Result<ExitCode> {
     }
     // On stderr, as every command names the entries it skipped and the notes it could not read.
     skipped.extend(view.skipped);
-    if let Some(line) = skipped.warning() {
-        eprintln!("{line}");
-    }
+    super::told_skipped((Vec::<()>::new(), skipped));
     for line in crate::notes::unreadable_lines(&view.unreadable, true) {
         eprintln!("convosync: {line}");
     }
@@ -77,10 +75,8 @@ fn legacy_notes(repo: &Repo) -> Vec<Handoff> {
     let text = match repo.workdir().map(legacy::read_from).transpose() {
         Ok(text) => text.flatten().unwrap_or_default(),
         Err(e) => {
-            eprintln!(
-                "convosync: {LEGACY_PATH} not read: {}",
-                crate::untrusted::line(&format!("{e:#}"))
-            );
+            let why = crate::untrusted::line(&format!("{e:#}")).into_owned();
+            eprintln!("convosync: {LEGACY_PATH} not read: {why}");
             return Vec::new();
         }
     };
@@ -103,28 +99,16 @@ fn fast_forward(repo: &Repo, timeout: f64) -> Result<String> {
     if !head.is_branch() {
         bail!("HEAD is detached; not pulling");
     }
-    let name = head.shorthand().context("branch name is not UTF-8")?.to_string();
-    let branch = repo
-        .git
-        .find_branch(&name, git2::BranchType::Local)
-        .with_context(|| format!("could not read branch {name}"))?;
-    let upstream = branch
-        .upstream()
-        .with_context(|| format!("{name} has no upstream; not pulling"))?;
-    let remote = repo
-        .git
-        .branch_upstream_remote(head.name().context("branch name is not UTF-8")?)?;
-    let remote = remote.as_str().context("remote name is not UTF-8")?.to_string();
-    let up_ref = upstream
-        .get()
-        .name()
-        .context("upstream name is not UTF-8")?
-        .to_string();
-    let src = repo
-        .git
-        .config()?
-        .get_string(&format!("branch.{name}.merge"))
-        .context("no branch.<name>.merge")?;
+    let refname = head.name().context("branch name is not UTF-8")?;
+    let name = head.shorthand().context("branch name is not UTF-8")?;
+    // What `git pull` would read: the upstream's remote, its branch there, its tracking ref.
+    let upstream = |b: Result<git2::Buf, git2::Error>| -> Result<String> {
+        let b = b.with_context(|| format!("{name} has no upstream; not pulling"))?;
+        Ok(b.as_str().context("upstream name is not UTF-8")?.to_string())
+    };
+    let remote = upstream(repo.git.branch_upstream_remote(refname))?;
+    let src = upstream(repo.git.branch_upstream_merge(refname))?;
+    let up_ref = upstream(repo.git.branch_upstream_name(refname))?;
     let out = crate::git::fetch(
         repo.git.path(),
         &remote,

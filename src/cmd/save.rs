@@ -87,10 +87,8 @@ fn commit_handoff(repo: &Repo, skip_handoff: bool) -> Result<bool> {
         Outcome::Committed {
             handoff, redacted, ..
         } => {
-            println!(
-                "✓ handoff from {} saved to {}",
-                handoff.device, repo.settings.refname
-            );
+            let (device, refname) = (&handoff.device, &repo.settings.refname);
+            println!("✓ handoff from {device} saved to {refname}");
             if redacted > 0 {
                 println!("  redacted {redacted} secret-looking value(s) from it");
             }
@@ -138,7 +136,7 @@ fn commit_code(repo: &Repo, workdir: &Path, args: &SaveArgs, message: &str, deta
         bail!("HEAD is detached; check out a branch before saving code (the handoff is saved)");
     }
     stage(workdir, &plan.stage)?;
-    let out = git_output(workdir, ["commit", "--quiet", "-m", message], true)?;
+    let out = git_output(workdir, &["commit", "--quiet", "-m", message], true)?;
     if !out.success() {
         bail!(
             "git commit failed (a pre-commit hook may have refused it): {}",
@@ -156,7 +154,7 @@ fn commit_code(repo: &Repo, workdir: &Path, args: &SaveArgs, message: &str, deta
 /// Push `branch` to `remote` (setting its upstream the first time); `false` when the push failed,
 /// with the reason said.
 fn push_branch(workdir: &Path, branch: &str, remote: &str) -> Result<bool> {
-    let has_upstream = git_output(workdir, ["rev-parse", "--abbrev-ref", "@{upstream}"], true)?.success();
+    let has_upstream = git_output(workdir, &["rev-parse", "--abbrev-ref", "@{upstream}"], true)?.success();
     let mut push = vec!["push", "--quiet"];
     if !has_upstream {
         push.extend(["--set-upstream", remote, branch]);
@@ -249,22 +247,17 @@ fn normalize(workdir: &Path, p: &Path) -> PathBuf {
         .map_or_else(|_| p.to_path_buf(), Path::to_path_buf)
 }
 
+/// Whether HEAD has commits its upstream lacks (all of them when it has none).
 fn ahead_of_upstream(repo: &Repo) -> bool {
-    let Ok(head) = repo.git.head() else { return false };
-    let Some(Ok(branch)) = head
-        .shorthand()
-        .ok()
-        .map(|n| repo.git.find_branch(n, git2::BranchType::Local))
-    else {
+    let Some(local) = repo.git.head().ok().and_then(|h| h.target()) else {
         return false;
     };
-    match (
-        head.target(),
-        branch.upstream().ok().and_then(|u| u.get().target()),
-    ) {
-        (Some(l), Some(u)) => repo.git.graph_ahead_behind(l, u).is_ok_and(|(a, _)| a > 0),
-        (local, None) => local.is_some(),
-        (None, _) => false,
+    match repo.git.revparse_single("@{upstream}") {
+        Ok(up) => repo
+            .git
+            .graph_ahead_behind(local, up.id())
+            .is_ok_and(|(a, _)| a > 0),
+        Err(_) => true,
     }
 }
 
@@ -273,12 +266,11 @@ fn stage(workdir: &Path, paths: &[PathBuf]) -> Result<()> {
     if paths.is_empty() {
         return Ok(());
     }
-    let args = ["--literal-pathspecs", "add", "--all", "--"].map(std::ffi::OsStr::new);
-    let out = git_output(
-        workdir,
-        args.into_iter().chain(paths.iter().map(|p| p.as_os_str())),
-        false,
-    )?;
+    let mut args = ["--literal-pathspecs", "add", "--all", "--"]
+        .map(std::ffi::OsStr::new)
+        .to_vec();
+    args.extend(paths.iter().map(|p| p.as_os_str()));
+    let out = git_output(workdir, &args, false)?;
     if !out.success() {
         bail!("git add failed: {}", last_line(&out.stderr).unwrap_or_default());
     }
@@ -288,11 +280,7 @@ fn stage(workdir: &Path, paths: &[PathBuf]) -> Result<()> {
 /// `git -C <dir> <args>` through [`crate::git`]'s runner (no prompts, `LC_ALL=C`, a deadline);
 /// with `hooks`, a commit runs the user's pre-commit hook and a push their pre-push hook, as from
 /// their shell. A run killed at the deadline says so on stderr.
-fn git_output<I, S>(dir: &Path, args: I, hooks: bool) -> Result<GitOutput>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<std::ffi::OsStr>,
-{
+fn git_output(dir: &Path, args: &[impl AsRef<std::ffi::OsStr>], hooks: bool) -> Result<GitOutput> {
     // Generous: a pre-commit hook may run a formatter or tests, a push may be large.
     const WAIT: std::time::Duration = std::time::Duration::from_secs(10 * 60);
     let deadline = crate::git::Deadline::after(WAIT);

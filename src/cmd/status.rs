@@ -22,16 +22,12 @@ pub fn run(dir: &Path) -> Result<ExitCode> {
     println!("           {}", codex_state());
     println!("           {}", gemini_state());
     let Some(repo) = found else {
-        println!(
-            "repo:      none here ({} is not inside a git repository)",
-            dir.display()
-        );
+        let dir = dir.display();
+        println!("repo:      none here ({dir} is not inside a git repository)");
         return Ok(ExitCode::SUCCESS);
     };
-    println!(
-        "repo:      {}",
-        repo.workdir().unwrap_or(repo.git.path()).display()
-    );
+    let shown = repo.workdir().unwrap_or(repo.git.path()).display();
+    println!("repo:      {shown}");
     print_you(&repo);
     let me = crate::team::my_device(&repo)?;
     if me != id {
@@ -51,11 +47,8 @@ fn print_ref(repo: &Repo, me: &str, now: DateTime<Utc>) -> Result<()> {
     let refname = &repo.settings.refname;
     let entries = super::told(Store::new(&repo.git, refname).entries()?);
     println!("ref:       {refname} ({} device file(s))", entries.len());
-    match entries
-        .iter()
-        .find(|e| e.device == me)
-        .and_then(|e| e.handoff.as_ref().ok())
-    {
+    let mine = entries.iter().find(|e| e.device == me);
+    match mine.and_then(|e| e.handoff.as_ref().ok()) {
         Some(h) => println!(
             "last save: {} ({})",
             crate::timefmt::ago(h.timestamp, now),
@@ -79,11 +72,8 @@ fn print_remote(repo: &Repo, r: &str, now: DateTime<Utc>) -> Result<()> {
         .unwrap_or_else(|| "never".into());
     println!("last sync: {synced}");
     let queued = if pending(repo, r) {
-        let tracking = crate::store::tip_of(&repo.git, &refs::tracking(refname, r))
-            .ok()
-            .flatten();
-        let local = crate::store::tip_of(&repo.git, refname)?.map(|c| c.id());
-        let n = match (local, tracking.map(|c| c.id())) {
+        let tip = |name: &str| repo.git.refname_to_id(name).ok();
+        let n = match (tip(refname), tip(&refs::tracking(refname, r))) {
             (Some(l), Some(t)) => repo.git.graph_ahead_behind(l, t).map_or(1, |(a, _)| a),
             _ => 1,
         };
@@ -193,19 +183,16 @@ fn hooks_state(project: Option<&Path>) -> String {
         serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()
     };
     let ours = |k: &str| k.starts_with("convosync@");
-    let installed = read(config.join("plugins/installed_plugins.json")).is_some_and(|v| {
-        v["plugins"].as_object().is_some_and(|m| {
-            m.iter().filter(|(k, _)| ours(k)).any(|(_, installs)| {
-                // Project-scoped installs count only in their project.
-                installs.as_array().is_none_or(|list| {
-                    list.iter().any(|i| match i["projectPath"].as_str() {
-                        Some(p) => project.is_some_and(|here| here.starts_with(p)),
-                        None => true,
-                    })
-                })
-            })
-        })
-    });
+    let plugins = read(config.join("plugins/installed_plugins.json")).unwrap_or_default();
+    // Project-scoped installs count only in their project.
+    let here = |i: &serde_json::Value| {
+        i["projectPath"]
+            .as_str()
+            .is_none_or(|p| project.is_some_and(|here| here.starts_with(p)))
+    };
+    let installed = (plugins["plugins"].as_object().into_iter().flatten())
+        .filter(|(k, _)| ours(k))
+        .any(|(_, installs)| installs.as_array().is_none_or(|list| list.iter().any(here)));
     // The later files override the earlier.
     let local = project
         .into_iter()

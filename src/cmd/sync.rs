@@ -25,11 +25,8 @@ pub fn run(dir: &Path, args: NetArgs) -> Result<ExitCode> {
     };
     println!("{fetched}");
     if let Some(m) = &report.unmerged {
-        println!(
-            "could not merge them into {}: {}",
-            repo.settings.refname,
-            crate::untrusted::line(m)
-        );
+        let (refname, why) = (&repo.settings.refname, crate::untrusted::line(m));
+        println!("could not merge them into {refname}: {why}");
     }
     if let Some(line) = crate::sync::take_restored(&repo) {
         println!("{line}");

@@ -5,11 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::{TemplateAction, TemplateArgs};
+use crate::cli::{Sub, TemplateAction};
 use crate::handoff::template::{Origin, Template, REPO_TEMPLATE};
 use crate::repo::Repo;
 
-pub fn run(dir: &Path, args: TemplateArgs) -> Result<ExitCode> {
+pub fn run(dir: &Path, args: Sub<TemplateAction>) -> Result<ExitCode> {
     let repo = Repo::open(dir)?;
     let workdir = repo.workdir().map(Path::to_path_buf);
     let user_dir = crate::device::config_dir();
@@ -40,10 +40,10 @@ pub fn run(dir: &Path, args: TemplateArgs) -> Result<ExitCode> {
             if path.exists() && !force {
                 bail!("{} already exists (use --force to overwrite)", path.display());
             }
-            let mut text = String::from(
-                "Write a short handoff note for the next session on another machine. Be concise; no secrets.\n\n",
+            let text = format!(
+                "Write a short handoff note for the next session on another machine. Be concise; no secrets.\n\n{}",
+                Template::default().render_template_file()
             );
-            text.push_str(&Template::default().render_template_file());
             crate::fsutil::atomic_write(&path, text.as_bytes())?;
             println!(
                 "wrote {}; edit its sections (a title ending in (required) must be filled in)",

@@ -6,14 +6,14 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 
 use super::{deadline, CLI_LOCK_WAIT};
-use crate::cli::{WipAction, WipArgs};
+use crate::cli::{Sub, WipAction};
 use crate::repo::Repo;
 use crate::wip::{self, Outcome};
 
 /// Time allowed for fetching or pushing wip refs from the command line.
 const NET_SECS: f64 = 30.0;
 
-pub fn run(dir: &Path, args: WipArgs) -> Result<ExitCode> {
+pub fn run(dir: &Path, args: Sub<WipAction>) -> Result<ExitCode> {
     let repo = Repo::open(dir)?;
     match args.action.unwrap_or(WipAction::List) {
         WipAction::Save { push } => return save(&repo, push),
@@ -24,14 +24,7 @@ pub fn run(dir: &Path, args: WipArgs) -> Result<ExitCode> {
             device,
             force,
             allow_steering,
-        } => apply(
-            &repo,
-            device.as_deref(),
-            wip::ApplyOptions {
-                force,
-                allow_steering,
-            },
-        )?,
+        } => apply(&repo, device.as_deref(), force, allow_steering)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -44,15 +37,17 @@ fn list(repo: &Repo) -> Result<()> {
     let snaps = super::told_skipped(wip::list(repo)?);
     if snaps.is_empty() {
         println!("No device has shared uncommitted work yet (`convosync wip save` does).");
-    } else if crate::term::interactive() {
-        let header = format!(
-            "{:<20} {:>11}  {:<20} {}",
-            "DEVICE", "FILES", "BRANCH", "BASE, SAVED"
+    } else {
+        print!(
+            "{}",
+            super::header(&format!(
+                "{:<20} {:>11}  {:<20} {}",
+                "DEVICE", "FILES", "BRANCH", "BASE, SAVED"
+            ))
         );
-        print!("{}", crate::term::header(&header, crate::term::color()));
     }
     for s in snaps {
-        if s.is_locked() {
+        if s.locked().is_some() {
             println!("encrypted snapshot from {}", s.device);
             continue;
         }
@@ -98,25 +93,14 @@ fn diff(repo: &Repo, device: Option<&str>) -> Result<()> {
 }
 
 /// `wip apply`: bring a snapshot into this worktree and say what changed.
-fn apply(repo: &Repo, device: Option<&str>, opts: wip::ApplyOptions) -> Result<()> {
+fn apply(repo: &Repo, device: Option<&str>, force: bool, allow_steering: bool) -> Result<()> {
     refresh(repo);
     let _lock = repo.lock(CLI_LOCK_WAIT)?;
     let snap = find(repo, device)?;
     let device = &snap.device;
-    let applied = wip::apply(repo, &snap, opts)?;
-    for f in &applied.written {
-        if applied.conflicts.iter().any(|c| &c.path == f) {
-            continue;
-        }
-        let verb = if applied.added.contains(f) {
-            "added"
-        } else {
-            "updated"
-        };
+    let applied = wip::apply(repo, &snap, force, allow_steering)?;
+    for (verb, f) in &applied.done {
         println!("{verb} {f}");
-    }
-    for f in &applied.deleted {
-        println!("deleted {f}");
     }
     for c in &applied.conflicts {
         let kept = if c.markers {
@@ -126,7 +110,7 @@ fn apply(repo: &Repo, device: Option<&str>, opts: wip::ApplyOptions) -> Result<(
         };
         println!("CONFLICT {} ({}; {kept})", c.path, c.reason);
     }
-    if applied.written.is_empty() && applied.deleted.is_empty() && applied.conflicts.is_empty() {
+    if applied.done.is_empty() && applied.conflicts.is_empty() {
         println!("nothing to apply: this worktree already has {device}'s changes");
     }
     Ok(())
@@ -166,7 +150,7 @@ fn find(repo: &Repo, device: Option<&str>) -> Result<wip::Snapshot> {
             }
         }
     };
-    if let Some(reason) = wip::sealed::locked_reason(&snap) {
+    if let Some(reason) = snap.locked() {
         bail!("{reason}");
     }
     Ok(snap)
@@ -176,26 +160,29 @@ fn find(repo: &Repo, device: Option<&str>) -> Result<wip::Snapshot> {
 /// `push` asks; shared with `save --wip`.
 pub fn save(repo: &Repo, push: bool) -> Result<ExitCode> {
     let me = crate::team::my_device(repo)?;
-    let outcome = {
+    let (outcome, skipped) = {
         let _lock = repo.lock(CLI_LOCK_WAIT)?;
-        wip::snapshot(repo, &me, repo.settings.wip_limit)?
+        wip::snapshot(repo, &me)?
     };
-    match &outcome {
-        Outcome::Saved { files, .. } => println!(
+    match outcome {
+        Outcome::Saved(files) => println!(
             "✓ snapshot of {} uncommitted file(s) saved for your other devices",
             files.len()
         ),
-        Outcome::Clean(_) => println!("✓ no uncommitted changes to share"),
-        Outcome::Unchanged(_) => println!("✓ snapshot already up to date"),
-        Outcome::TooLarge { bytes, limit } => {
-            let (mb, max) = (*bytes as f64 / 1048576.0, *limit as f64 / 1048576.0);
+        Outcome::Clean => println!("✓ no uncommitted changes to share"),
+        Outcome::Unchanged => println!("✓ snapshot already up to date"),
+        Outcome::TooLarge(bytes) => {
+            let (mb, max) = (
+                bytes as f64 / 1048576.0,
+                repo.settings.wip_limit as f64 / 1048576.0,
+            );
             println!(
                 "skipped: {mb:.1} MB of changes exceed the {max:.1} MB limit (git config convosync.wipLimit)"
             );
             return Ok(ExitCode::SUCCESS);
         }
     }
-    for s in outcome.skipped() {
+    for s in skipped {
         println!("  left out {} ({})", s.path, s.reason);
     }
     if let Some(r) = repo.remote_name() {

@@ -351,13 +351,13 @@ fn origin(ctx: &Ctx<'_>) -> draft::Origin {
 /// Runs under the repository lock (`_lock`).
 fn snapshot_wip(ctx: &Ctx<'_>, _lock: &crate::lock::RepoLock) -> Option<String> {
     use crate::wip::Outcome;
-    let outcome = crate::wip::snapshot(&ctx.repo, &ctx.me, ctx.repo.settings.wip_limit)
+    let (outcome, skipped) = crate::wip::snapshot(&ctx.repo, &ctx.me)
         .map_err(|e| ctx.log(&format!("wip snapshot: {e:#}")))
         .ok()?;
-    let names: Vec<&str> = outcome.skipped().iter().map(|s| s.path.as_str()).collect();
+    let names: Vec<&str> = skipped.iter().map(|s| s.path.as_str()).collect();
     let list = names.join(", ");
     match &outcome {
-        Outcome::Saved { files, .. } => {
+        Outcome::Saved(files) => {
             let local =
                 ctx.repo.remote_name().is_some() && crate::wip::stays_local(&ctx.repo, &ctx.me) == Some(true);
             // The hint is looked at (and remembered as shown) only for a snapshot kept here.
@@ -374,10 +374,10 @@ fn snapshot_wip(ctx: &Ctx<'_>, _lock: &crate::lock::RepoLock) -> Option<String> 
             Some(note)
         }
         _ if !names.is_empty() => Some(format!("uncommitted credential files not shared: {list}")),
-        Outcome::TooLarge { bytes, limit } => Some(format!(
+        Outcome::TooLarge(bytes) => Some(format!(
             "uncommitted changes not shared ({:.1} MB over the {:.1} MB limit)",
             *bytes as f64 / 1_048_576.0,
-            *limit as f64 / 1_048_576.0
+            ctx.repo.settings.wip_limit as f64 / 1_048_576.0
         )),
         _ => None,
     }

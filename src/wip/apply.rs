@@ -8,24 +8,21 @@ use anyhow::{bail, Context, Result};
 
 use super::commit::Snapshot;
 use super::mode::Mode;
-use super::plan::{plan, unsafe_path, ApplyOptions, Conflict, Plan};
+use super::plan::{plan, unsafe_path, Conflict, Plan};
 use crate::repo::Repo;
 
-/// Result of an apply.
+/// Result of an apply: each file changed with what was done to it (`added`, `updated` or
+/// `deleted`, in that order), conflicts apart.
 #[derive(Debug, Default)]
 pub struct Applied {
-    /// Every file written, new or not.
-    pub written: Vec<String>,
-    /// The written files that did not exist here before.
-    pub added: Vec<String>,
-    pub deleted: Vec<String>,
+    pub done: Vec<(&'static str, String)>,
     pub conflicts: Vec<Conflict>,
 }
 
 /// Apply `snap` (readable here) onto this worktree (see the module doc). Every path is planned
 /// before anything is written, so a refused apply writes nothing.
-pub fn apply(repo: &Repo, snap: &Snapshot, opts: ApplyOptions) -> Result<Applied> {
-    execute(plan(repo, snap, opts)?)
+pub fn apply(repo: &Repo, snap: &Snapshot, force: bool, allow_steering: bool) -> Result<Applied> {
+    execute(plan(repo, snap, force, allow_steering)?)
 }
 
 /// Carry out `plan` unless it is refused, recording what was written and deleted.
@@ -44,21 +41,27 @@ pub(super) fn execute(mut plan: Plan) -> Result<Applied> {
     for (rel, to) in plan.actions {
         guard(workdir, &rel)?;
         let full = workdir.join(&rel);
-        match to {
+        let verb = match to {
             Some((data, mode)) => {
-                if std::fs::symlink_metadata(&full).is_err() {
-                    result.added.push(rel.clone());
-                }
+                let verb = match std::fs::symlink_metadata(&full) {
+                    Err(_) => "added",
+                    Ok(_) => "updated",
+                };
                 write_file(&full, &data, mode)?;
-                result.written.push(rel);
+                verb
             }
             None => {
                 std::fs::remove_file(&full).with_context(|| format!("could not delete {rel}"))?;
                 remove_empty_parents(&full, workdir);
-                result.deleted.push(rel);
+                "deleted"
             }
+        };
+        // A file written with conflict markers is told as a conflict.
+        if !plan.conflicts.iter().any(|c| c.path == rel) {
+            result.done.push((verb, rel));
         }
     }
+    result.done.sort_by_key(|(verb, _)| *verb == "deleted");
     result.conflicts = plan.conflicts;
     Ok(result)
 }
@@ -229,13 +232,9 @@ mod tests {
         let repo = Repo::open(&f.dir).unwrap();
         let mut before = BTreeMap::new();
         files_under(f._tmp.path(), &mut before);
-        let opts = ApplyOptions {
-            force,
-            allow_steering,
-        };
         let (snaps, _) = crate::wip::list(&repo).unwrap();
         let snap = snaps.into_iter().find(|s| s.device == OTHER).unwrap();
-        let p = plan(&repo, &snap, opts).unwrap();
+        let p = plan(&repo, &snap, force, allow_steering).unwrap();
         let mut after = BTreeMap::new();
         files_under(f._tmp.path(), &mut after);
         assert_eq!(before, after, "planning wrote something");
@@ -443,7 +442,11 @@ mod tests {
         assert_eq!(err.to_string(), why);
         assert_eq!(std::fs::read_to_string(f.dir.join("b.txt")).unwrap(), "b\n");
         let applied = execute(plan_of(&f, true, false)).unwrap();
-        assert_eq!(applied.written, vec!["a.txt", "b.txt"]);
+        assert_eq!(applied.done, vec![("updated", "b.txt".to_string())]);
+        assert_eq!(applied.conflicts[0].path, "a.txt");
+        assert!(std::fs::read_to_string(f.dir.join("a.txt"))
+            .unwrap()
+            .contains("<<<<<<< local"));
         assert_eq!(std::fs::read_to_string(f.dir.join("b.txt")).unwrap(), "b2\n");
     }
 }

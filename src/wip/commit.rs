@@ -34,9 +34,13 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Encrypted, and this device cannot read it.
-    pub fn is_locked(&self) -> bool {
-        matches!(self.sealed, Sealed::Locked(_))
+    /// Why this device cannot read it (encrypted, and not to its key), as a message for the user;
+    /// `None` when it can.
+    pub fn locked(&self) -> Option<&str> {
+        match &self.sealed {
+            Sealed::Locked(why) => Some(why),
+            _ => None,
+        }
     }
 
     /// Set the branch and files the snapshot records: text anyone could push, so each is cleaned
@@ -49,7 +53,7 @@ impl Snapshot {
     /// Whether a device other than `me` is offered this snapshot: it holds changes, or this
     /// device cannot read it.
     pub fn offered_to(&self, me: &str) -> bool {
-        self.device != me && (!self.files.is_empty() || self.is_locked())
+        self.device != me && (!self.files.is_empty() || self.locked().is_some())
     }
 
     /// The base as shown to people: a short id, `none` for a whole-tree snapshot, `?` unknown.

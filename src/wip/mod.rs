@@ -20,21 +20,20 @@
 //! ever written through a symlink, under `.git` or outside the worktree.
 
 mod apply;
-pub mod check;
+mod check;
 mod checked;
 mod commit;
 mod merge;
 mod mode;
 mod plan;
 mod publish;
-pub mod sealed;
+mod sealed;
 mod show;
 mod snapshot;
 mod status;
 
 pub use apply::apply;
 pub use commit::Snapshot;
-pub use plan::ApplyOptions;
 pub use publish::{fetch, list, others_summary, push, push_extra, stays_local};
 pub use show::{changes, patch};
 pub use snapshot::{snapshot, Outcome};

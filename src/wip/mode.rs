@@ -49,32 +49,24 @@ impl Mode {
             Mode::Submodule => MODE_GITLINK,
         }
     }
-
-    /// A worktree file or symlink, as git would record it: executable when any execute bit is
-    /// set.
-    pub(crate) fn of_file(m: &Metadata) -> Mode {
-        if m.file_type().is_symlink() {
-            Mode::Symlink
-        } else if m.permissions().mode() & 0o111 != 0 {
-            Mode::Executable
-        } else {
-            Mode::Regular
-        }
-    }
 }
 
 /// The content (a symlink's target) and mode of the worktree file at `path`, whose `lstat` is
-/// `m`; an error for anything else (a directory, a socket).
+/// `m`, as git would record it (executable when any execute bit is set); an error for anything
+/// else (a directory, a socket).
 pub(crate) fn read_file(path: &Path, m: &Metadata) -> std::io::Result<(Vec<u8>, Mode)> {
-    let mode = Mode::of_file(m);
-    let data = if mode == Mode::Symlink {
-        std::fs::read_link(path)?.into_os_string().into_vec()
-    } else if m.is_file() {
-        std::fs::read(path)?
-    } else {
+    if m.file_type().is_symlink() {
+        return Ok((
+            std::fs::read_link(path)?.into_os_string().into_vec(),
+            Mode::Symlink,
+        ));
+    }
+    if !m.is_file() {
         return Err(std::io::ErrorKind::InvalidInput.into());
-    };
-    Ok((data, mode))
+    }
+    let exec = m.permissions().mode() & 0o111 != 0;
+    let mode = if exec { Mode::Executable } else { Mode::Regular };
+    Ok((std::fs::read(path)?, mode))
 }
 
 /// Whether libgit2's mode `m` is `mode` (false for no file at all).

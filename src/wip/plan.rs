@@ -72,18 +72,9 @@ fn emptied_by(dir: &Path, workdir: &Path, deleting: &[PathBuf]) -> bool {
     })
 }
 
-/// Options of [`apply`](super::apply()).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ApplyOptions {
-    /// Write conflict markers instead of refusing.
-    pub force: bool,
-    /// Also apply files that steer tools ([`check::steering`]).
-    pub allow_steering: bool,
-}
-
 /// What applying a snapshot would do, worked out by [`plan`] before anything is written and
 /// carried out by [`execute`](super::apply::execute).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(super) struct Plan {
     pub(super) workdir: PathBuf,
     pub(super) device: String,
@@ -105,8 +96,10 @@ type Sides = (String, Side, Side);
 /// worktree as they are: files the user has not touched take the snapshot's version, files both
 /// sides changed are merged, and every reason to refuse is listed. Nothing is written to the
 /// worktree, the index or any ref (reading an encrypted snapshot may leave its decrypted tree in
-/// the object database, unreferenced, as [`super::sealed::tree_id`] says).
-pub(super) fn plan(repo: &Repo, snap: &Snapshot, opts: ApplyOptions) -> Result<Plan> {
+/// the object database, unreferenced, as [`super::sealed::tree_id`] says). `force`: write conflict
+/// markers instead of refusing; `allow_steering`: also apply files that steer tools
+/// ([`check::steering`]).
+pub(super) fn plan(repo: &Repo, snap: &Snapshot, force: bool, allow_steering: bool) -> Result<Plan> {
     let device = &snap.device;
     let workdir = repo
         .workdir()
@@ -118,9 +111,7 @@ pub(super) fn plan(repo: &Repo, snap: &Snapshot, opts: ApplyOptions) -> Result<P
     let mut plan = Plan {
         workdir,
         device: device.to_string(),
-        actions: Vec::new(),
-        conflicts: Vec::new(),
-        refused: Vec::new(),
+        ..Plan::default()
     };
     let sides = plan.changed_sides(repo, snap)?;
     let steering: Vec<String> = sides
@@ -133,7 +124,7 @@ pub(super) fn plan(repo: &Repo, snap: &Snapshot, opts: ApplyOptions) -> Result<P
             check::steering(rel, target).map(|why| format!("{rel} ({why})"))
         })
         .collect();
-    if !steering.is_empty() && !opts.allow_steering {
+    if !steering.is_empty() && !allow_steering {
         plan.refused.push(format!(
             "not applied: {device}'s snapshot changes files that steer tools (run code or change how git, Claude Code, CI or an editor behave):\n  {}\n(read them with `convosync wip diff {device}`, then apply with --allow-steering)",
             steering.join("\n  ")
@@ -148,7 +139,7 @@ pub(super) fn plan(repo: &Repo, snap: &Snapshot, opts: ApplyOptions) -> Result<P
             "refused: {device}'s snapshot writes {path} below a symlink it also writes ({link})"
         ));
     }
-    if !plan.conflicts.is_empty() && !opts.force {
+    if !plan.conflicts.is_empty() && !force {
         let list: Vec<String> = plan
             .conflicts
             .iter()
@@ -223,17 +214,13 @@ impl Plan {
                 self.conflict(&rel, "a submodule commit changed; not applied", false);
                 continue;
             }
-            let base = if d.status() == Delta::Added {
-                None
-            } else {
-                side(d.old_file())?
-            };
-            let theirs = if d.status() == Delta::Deleted {
-                None
-            } else {
-                side(d.new_file())?
-            };
-            sides.push((rel, base, theirs));
+            let base = (d.status() != Delta::Added)
+                .then(|| side(d.old_file()))
+                .transpose()?;
+            let theirs = (d.status() != Delta::Deleted)
+                .then(|| side(d.new_file()))
+                .transpose()?;
+            sides.push((rel, base.flatten(), theirs.flatten()));
         }
         Ok(sides)
     }

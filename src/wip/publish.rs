@@ -68,11 +68,8 @@ pub fn others_summary(repo: &Repo, me: &str) -> (Vec<(String, Option<String>)>, 
         .filter(|s| s.offered_to(me))
         .map(|s| {
             let device = &s.device;
-            if s.is_locked() {
-                let line = format!(
-                    "{device} left an encrypted snapshot of uncommitted work that this device cannot read"
-                );
-                return (line, None);
+            if s.locked().is_some() {
+                return (format!("{device} left an encrypted snapshot of uncommitted work that this device cannot read"), None);
             }
             let (n, base) = (s.files.len(), s.base_label());
             let plural = if n == 1 { "" } else { "s" };

@@ -241,14 +241,6 @@ pub fn read(repo: &Repo, device: &str, c: &Commit<'_>, skipped: &mut Skipped) ->
     snap
 }
 
-/// Why this device cannot read `snap`, as a message for the user; `None` when it can.
-pub fn locked_reason(snap: &Snapshot) -> Option<String> {
-    match &snap.sealed {
-        Sealed::Locked(why) => Some(why.clone()),
-        _ => None,
-    }
-}
-
 /// Where the tree a sealed snapshot opened to is remembered: `<state>/wip-open/<commit>`.
 fn cache_path(repo: &Repo, commit: Oid) -> std::path::PathBuf {
     repo.state_dir().join("wip-open").join(commit.to_string())
@@ -271,7 +263,7 @@ pub fn tree_id(repo: &Repo, snap: &Snapshot) -> Result<Oid> {
     if !is_sealed(&c) {
         return Ok(c.tree_id());
     }
-    if let Some(reason) = locked_reason(snap) {
+    if let Some(reason) = snap.locked() {
         bail!("{reason}");
     }
     let cached = std::fs::read_to_string(cache_path(repo, snap.commit))

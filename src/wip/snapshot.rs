@@ -22,31 +22,17 @@ pub struct Skipped {
     pub reason: &'static str,
 }
 
+/// What [`snapshot`] did (the files it left out come beside it).
 #[derive(Debug)]
 pub enum Outcome {
-    Saved {
-        files: Vec<String>,
-        skipped: Vec<Skipped>,
-    },
-    /// Nothing uncommitted (an empty snapshot now tells other devices there is nothing to take),
-    /// with the files left out.
-    Clean(Vec<Skipped>),
-    /// Unchanged since the last snapshot, with the files left out.
-    Unchanged(Vec<Skipped>),
-    TooLarge {
-        bytes: u64,
-        limit: u64,
-    },
-}
-
-impl Outcome {
-    /// The files left out, whatever the outcome.
-    pub fn skipped(&self) -> &[Skipped] {
-        match self {
-            Outcome::Saved { skipped, .. } | Outcome::Clean(skipped) | Outcome::Unchanged(skipped) => skipped,
-            Outcome::TooLarge { .. } => &[],
-        }
-    }
+    /// Saved, with the files it holds.
+    Saved(Vec<String>),
+    /// Nothing uncommitted (an empty snapshot now tells other devices there is nothing to take).
+    Clean,
+    /// Unchanged since the last snapshot.
+    Unchanged,
+    /// Over the size limit (`convosync.wipLimit`) with this many bytes; nothing left out is told.
+    TooLarge(u64),
 }
 
 /// A changed path of the worktree, with its `lstat` (`None`: deleted).
@@ -148,10 +134,12 @@ fn write_tree<'r>(repo: &'r Repo, index: &mut Index) -> Result<Tree<'r>> {
 /// `refs/convosync/wip/<device>` (encrypted when this device has a key), unless it says nothing
 /// the last snapshot did not.
 ///
-/// The changed files are first only looked at (`lstat`), so a worktree over `limit` is refused
+/// The changed files are first only looked at (`lstat`), so a worktree over the size limit
+/// (`convosync.wipLimit`) is refused
 /// before anything is read or written to the object database. A credential file is left out by
 /// name before it is read, or by content before it is stored.
-pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
+pub fn snapshot(repo: &Repo, device: &str) -> Result<(Outcome, Vec<Skipped>)> {
+    let limit = repo.settings.wip_limit;
     let workdir = repo
         .workdir()
         .context("bare repository: no worktree to snapshot")?
@@ -164,11 +152,11 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
     let (_, branch) = repo.head_info();
     let (changes, mut skipped, bytes) = worktree_changes(repo, &workdir)?;
     if bytes > limit {
-        return Ok(Outcome::TooLarge { bytes, limit });
+        return Ok((Outcome::TooLarge(bytes), Vec::new()));
     }
-    let mut index = match stage_changes(repo, &workdir, &head, changes, &mut skipped, bytes, limit)? {
+    let mut index = match stage_changes(repo, &workdir, &head, changes, &mut skipped, bytes)? {
         Ok(index) => index,
-        Err(bytes) => return Ok(Outcome::TooLarge { bytes, limit }),
+        Err(bytes) => return Ok((Outcome::TooLarge(bytes), Vec::new())),
     };
     let base = remote_base(repo, head.id())?;
     let base_tree = match base {
@@ -198,7 +186,7 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
         .map(|p| sealed::read(repo, device, p, &mut Default::default()));
     if files.is_empty() && last.as_ref().map_or(0, |l| l.files.len()) == 0 {
         // Clean, and nothing (or an empty marker) was offered before: nothing to say again.
-        return Ok(Outcome::Clean(skipped));
+        return Ok((Outcome::Clean, skipped));
     }
     let key = crate::crypt::key();
     if let Some(last) = &last {
@@ -207,7 +195,7 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
             && last.whole == base.is_none()
             && (last.sealed == Sealed::Plain) == key.is_none()
         {
-            return Ok(Outcome::Unchanged(skipped));
+            return Ok((Outcome::Unchanged, skipped));
         }
     }
     let sig = crate::store::signature(&repo.git, crate::timefmt::now())?;
@@ -220,7 +208,7 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
                     .with_context(|| format!("could not read the sealed tree {t} for {refname}"))?,
                 sealed::message(device, base, files.is_empty()),
             ),
-            Err(bytes) => return Ok(Outcome::TooLarge { bytes, limit }),
+            Err(bytes) => return Ok((Outcome::TooLarge(bytes), Vec::new())),
         },
         None => (tree.clone(), message(device, base, branch.as_deref(), &files)),
     };
@@ -242,14 +230,14 @@ pub fn snapshot(repo: &Repo, device: &str, limit: u64) -> Result<Outcome> {
     if files.is_empty() {
         // The worktree is clean again: the empty snapshot just written withdraws the last one,
         // so no other device is offered changes that were since committed or thrown away.
-        return Ok(Outcome::Clean(skipped));
+        return Ok((Outcome::Clean, skipped));
     }
-    Ok(Outcome::Saved { files, skipped })
+    Ok((Outcome::Saved(files), skipped))
 }
 
 /// HEAD's tree with the worktree's `changes` applied, in an in-memory index: each file read,
 /// checked for credentials by content (those go to `skipped`, not stored) and written as a blob.
-/// `Err` with the new total when files grew past `limit` since they were looked at.
+/// `Err` with the new total when files grew past the size limit since they were looked at.
 fn stage_changes(
     repo: &Repo,
     workdir: &Path,
@@ -257,7 +245,6 @@ fn stage_changes(
     mut changes: Vec<Change>,
     skipped: &mut Vec<Skipped>,
     mut bytes: u64,
-    limit: u64,
 ) -> Result<Result<Index, u64>> {
     let mut index = Index::new()?;
     head.tree()
@@ -277,7 +264,7 @@ fn stage_changes(
         if data.len() as u64 > m.len() {
             // Grew since we looked: count it again so the limit holds.
             bytes += data.len() as u64 - m.len();
-            if bytes > limit {
+            if bytes > repo.settings.wip_limit {
                 return Ok(Err(bytes));
             }
         }
