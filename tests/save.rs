@@ -212,6 +212,29 @@ fn rejected_branch_push_says_what_to_do() {
 }
 
 #[test]
+fn a_branch_push_the_server_refuses_is_named_as_refused_with_its_words_cleaned() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    let hook = env.remote().join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\nprintf 'pushes to main are closed \\033]0;owned\\007today\\n' >&2\nexit 1\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(a.dir.join("a.txt"), "a\n").unwrap();
+    write_draft(&a, DRAFT);
+    let out = a.convosync().args(["save", "from a"]).assert().failure();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    // A policy refusal is not a remote that moved on: no advice to pull.
+    assert!(stdout.contains("refused main"), "{stdout}");
+    assert!(stdout.contains("pushes to main are closed"), "{stdout}");
+    assert!(!stdout.contains("git pull --rebase"), "{stdout}");
+    assert!(!stdout.contains('\x1b') && !stdout.contains('\x07'), "{stdout:?}");
+}
+
+#[test]
 fn pre_commit_hooks_run() {
     let env = TestEnv::new();
     let a = env.device("a");

@@ -18,6 +18,7 @@ use crate::cli::SaveArgs;
 use crate::draft::{self, Outcome};
 use crate::git::GitOutput;
 use crate::repo::Repo;
+use crate::sync::Pushed;
 
 /// Push the handoff ref (or queue it), saying that it was the handoff that went out.
 fn push_handoff(repo: &Repo, args: &SaveArgs) {
@@ -164,16 +165,15 @@ fn push_branch(workdir: &Path, branch: &str, remote: &str) -> Result<bool> {
         println!("✓ pushed {branch} to {remote}");
         return Ok(true);
     }
-    if ["rejected", "fetch first", "non-fast-forward"]
-        .iter()
-        .any(|m| out.stderr.contains(m))
-    {
-        println!("✗ {remote} has commits on {branch} that you don't have: run `git pull --rebase`, then save again");
-    } else {
-        println!(
+    match crate::sync::classify_push(&out) {
+        Pushed::Rejected => println!(
+            "✗ {remote} has commits on {branch} that you don't have: run `git pull --rebase`, then save again"
+        ),
+        Pushed::Refused(words) => println!("✗ {remote} refused {branch}: {words}"),
+        _ => println!(
             "✗ could not push {branch}: {}",
             last_line(&out.stderr).unwrap_or_default()
-        );
+        ),
     }
     Ok(false)
 }
@@ -305,9 +305,10 @@ fn git(dir: &Path, args: &[&str]) -> Result<String> {
     Ok(out.stdout.trim_end().to_string())
 }
 
+/// The last non-blank line of git's output, cleaned: a server's hooks and the user's write it.
 fn last_line(text: &str) -> Option<String> {
     text.lines()
         .map(str::trim)
         .rfind(|l| !l.is_empty())
-        .map(str::to_string)
+        .map(|l| crate::untrusted::line(l).into_owned())
 }
