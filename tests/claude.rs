@@ -731,13 +731,10 @@ fn slow_remote_note_reaches_the_model_with_the_next_prompt_once() {
     crate::core::write_draft(&a, "### Current Task\nLate pizza: Diavola\n");
     a.convosync().arg("save-handoff").assert().success();
     let ssh = env.path().join("slow-ssh");
-    std::fs::write(
+    crate::common::script(
         &ssh,
         "#!/bin/sh\nsleep 3\nfor last; do :; done\nexec sh -c \"$last\"\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     b.git(&[
         "remote",
         "set-url",

@@ -728,16 +728,13 @@ fn gated_ssh(env: &TestEnv) -> (std::path::PathBuf, String) {
     let gate = env.path().join("gate");
     std::fs::create_dir_all(&gate).unwrap();
     let script = env.path().join("gated-ssh");
-    std::fs::write(
+    crate::common::script(
         &script,
-        format!(
+        &format!(
             "#!/bin/sh\ntouch '{g}/started'\ni=0\nwhile [ ! -e '{g}/release' ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done\nfor last; do :; done\nexec sh -c \"$last\"\n",
             g = gate.display()
         ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     (gate, script.display().to_string())
 }
 

@@ -10,15 +10,9 @@ use crate::hooks::hook;
 
 /// A git hook that appends its own name to `marker` whenever git runs it.
 fn marking_hook(dir: &Path, name: &str, marker: &Path) {
-    use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(
-        &path,
-        format!("#!/bin/sh\necho {name} >> '{}'\n", marker.display()),
-    )
-    .unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let text = format!("#!/bin/sh\necho {name} >> '{}'\n", marker.display());
+    crate::common::script(&dir.join(name), &text);
 }
 
 fn stop_json(d: &Device, cwd: &Path, session: &str) -> String {

@@ -215,14 +215,10 @@ fn rejected_branch_push_says_what_to_do() {
 fn a_branch_push_the_server_refuses_is_named_as_refused_with_its_words_cleaned() {
     let env = TestEnv::new();
     let a = env.device("a");
-    let hook = env.remote().join("hooks/pre-receive");
-    std::fs::write(
-        &hook,
+    crate::common::script(
+        &env.remote().join("hooks/pre-receive"),
         "#!/bin/sh\nprintf 'pushes to main are closed \\033]0;owned\\007today\\n' >&2\nexit 1\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     std::fs::write(a.dir.join("a.txt"), "a\n").unwrap();
     write_draft(&a, DRAFT);
     let out = a.convosync().args(["save", "from a"]).assert().failure();
@@ -239,8 +235,7 @@ fn pre_commit_hooks_run() {
     let env = TestEnv::new();
     let a = env.device("a");
     let hook = a.dir.join(".git/hooks/pre-commit");
-    std::fs::write(&hook, "#!/bin/sh\necho 'blocked by policy' >&2\nexit 1\n").unwrap();
-    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    crate::common::script(&hook, "#!/bin/sh\necho 'blocked by policy' >&2\nexit 1\n");
     std::fs::write(a.dir.join("x.txt"), "x\n").unwrap();
     write_draft(&a, DRAFT);
     let out = a.convosync().args(["save", "msg"]).assert().failure();

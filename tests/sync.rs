@@ -227,13 +227,10 @@ fn refuse_convosync_refs(env: &TestEnv, on: bool) {
         std::fs::remove_file(&hook).unwrap();
         return;
     }
-    std::fs::write(
+    crate::common::script(
         &hook,
         "#!/bin/sh\nwhile read old new ref; do\n  case \"$ref\" in refs/convosync/*) echo \"policy: $ref is not allowed on this server\" >&2; exit 1;; esac\ndone\nexit 0\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
 }
 
 fn stop_json(d: &Device, session: &str) -> String {
@@ -505,16 +502,13 @@ fn a_stop_that_loses_the_race_merges_and_pushes_in_the_same_hook() {
     a.git(&["config", "convosync.wipPush", "true"]);
     let received = env.path().join("received");
     let hook = env.remote().join("hooks/post-receive");
-    std::fs::write(
+    crate::common::script(
         &hook,
-        format!(
+        &format!(
             "#!/bin/sh\nwhile read old new ref; do echo \"$ref\" >> '{}'; done\n",
             received.display()
         ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     // b's note is committed but not pushed yet; it goes out while a's Stop holds its draft.
     write_draft(&b, "### Current Task\nb was here first\n");
     b.convosync()

@@ -231,3 +231,10 @@ pub fn hook_is_quiet_or_json(d: &Device, event: &str) {
         serde_json::from_str::<serde_json::Value>(s.trim()).expect("valid JSON");
     }
 }
+
+/// Writes an executable script (a git hook, a fake ssh) at `path`.
+pub fn script(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
