@@ -132,9 +132,8 @@ impl Agent {
     }
 
     /// What a note's `**Agent:**` line says: the name, and the version when the transcript
-    /// tells it (`Codex 0.169.0`).
-    pub fn label(self, transcript: Option<&Path>) -> String {
-        let version = transcript.and_then(|p| crate::transcript::agent_version(p, self));
+    /// tells it (`Codex 0.169.0`, see [`crate::transcript::agent_version`]).
+    pub fn label(self, version: Option<String>) -> String {
         version.map_or_else(|| self.name().to_string(), |v| format!("{} {v}", self.name()))
     }
 

@@ -343,7 +343,10 @@ fn origin(ctx: &Ctx<'_>) -> draft::Origin {
     let transcript = ctx.input.transcript_path.as_deref().map(Path::new);
     draft::Origin {
         session: ctx.input.session_id.clone(),
-        agent: Some(ctx.agent.label(transcript)),
+        agent: Some(
+            ctx.agent
+                .label(transcript.and_then(|p| crate::transcript::agent_version(p, ctx.agent))),
+        ),
     }
 }
 

@@ -3,6 +3,8 @@
 //! tools. Which files hold credentials is [`crate::secrets`]'s to say. Nothing here touches the
 //! disk or a repository.
 
+use super::mode::{Mode, MODE_LINK, MODE_TREE};
+
 /// One entry of a raw tree object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawEntry {
@@ -10,13 +12,6 @@ pub struct RawEntry {
     pub name: Vec<u8>,
     pub id: [u8; 20],
 }
-
-pub const MODE_TREE: u32 = 0o040000;
-pub const MODE_BLOB: u32 = 0o100644;
-pub const MODE_BLOB_GROUP: u32 = 0o100664;
-pub const MODE_EXEC: u32 = 0o100755;
-pub const MODE_LINK: u32 = 0o120000;
-pub const MODE_GITLINK: u32 = 0o160000;
 
 /// Parse a raw tree object (`<octal mode> <name>\0<20-byte id>`, repeated). Zero-padded modes,
 /// empty modes and truncated entries are refused, as `git fsck` does.
@@ -132,7 +127,7 @@ pub fn check_entries(entries: &[RawEntry]) -> Result<(), String> {
         if let Some(why) = bad_name(&e.name) {
             return Err(format!("{why}: \"{shown}\""));
         }
-        if e.mode != MODE_TREE && super::mode::Mode::from_raw(e.mode).is_err() {
+        if e.mode != MODE_TREE && Mode::from_raw(e.mode).is_err() {
             return Err(format!("a bad mode {:o} for \"{shown}\"", e.mode));
         }
         if !seen.insert(e.name.as_slice()) {

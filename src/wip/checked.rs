@@ -44,7 +44,7 @@ fn validate_tree(git: &Repository, root: Oid, seen: &mut HashSet<Oid>) -> Result
         }
         check::check_entries(&entries).map_err(|e| format!("{e} {place}"))?;
         for e in entries {
-            if e.mode == check::MODE_TREE {
+            if e.mode == super::mode::MODE_TREE {
                 let sub = Oid::from_bytes(&e.id).map_err(|e| e.message().to_string())?;
                 let name = String::from_utf8_lossy(&e.name);
                 let path = if at.is_empty() {

@@ -9,7 +9,13 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use git2::FileMode;
 
-use super::check::{MODE_BLOB, MODE_BLOB_GROUP, MODE_EXEC, MODE_GITLINK, MODE_LINK};
+/// git's raw modes of a tree entry.
+pub const MODE_TREE: u32 = 0o040000;
+pub const MODE_BLOB: u32 = 0o100644;
+pub const MODE_BLOB_GROUP: u32 = 0o100664;
+pub const MODE_EXEC: u32 = 0o100755;
+pub const MODE_LINK: u32 = 0o120000;
+pub const MODE_GITLINK: u32 = 0o160000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
