@@ -68,22 +68,27 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// The items of a read, its warnings said on stderr: one warning line naming the entries it
-/// skipped, then the notes it could not decrypt.
+/// The items of a read, its warnings said on stderr ([`tell`]).
 pub fn told<T>(read: Listing<T>) -> Vec<T> {
-    let items = told_skipped((read.items, read.warnings.skipped));
-    for line in crate::notes::unreadable_lines(&read.warnings.unreadable, true) {
-        eprintln!("convosync: {line}");
-    }
-    items
+    tell(&read.warnings.skipped, &read.warnings.unreadable);
+    read.items
 }
 
 /// [`told`] for a read that can only skip entries.
 pub fn told_skipped<T>((items, skipped): (Vec<T>, Skipped)) -> Vec<T> {
+    tell(&skipped, []);
+    items
+}
+
+/// Say on stderr what a read left out: one warning line naming the entries it skipped, then the
+/// notes it could not decrypt.
+pub fn tell<'a>(skipped: &Skipped, unreadable: impl IntoIterator<Item = &'a crate::notes::Unreadable>) {
     if let Some(line) = skipped.warning() {
         eprintln!("{line}");
     }
-    items
+    for line in crate::notes::unreadable_lines(unreadable, true) {
+        eprintln!("convosync: {line}");
+    }
 }
 
 /// A table's header line (bold when colouring), only when standard output is a terminal: piped

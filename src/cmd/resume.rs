@@ -61,10 +61,7 @@ pub fn run(dir: &Path, args: ResumeArgs) -> Result<ExitCode> {
     }
     // On stderr, as every command names the entries it skipped and the notes it could not read.
     skipped.extend(view.skipped);
-    super::told_skipped((Vec::<()>::new(), skipped));
-    for line in crate::notes::unreadable_lines(&view.unreadable, true) {
-        eprintln!("convosync: {line}");
-    }
+    super::tell(&skipped, &view.unreadable);
     Ok(ExitCode::SUCCESS)
 }
 
