@@ -9,13 +9,7 @@ use crate::common::{contacts, Device, TestEnv};
 use crate::core::{draft_exists, user_state, write_draft};
 
 pub fn hook(d: &Device, event: &str, input: &str) -> Option<Value> {
-    let out = d
-        .convosync()
-        .args(["hook", event])
-        .write_stdin(input.to_string())
-        .output()
-        .unwrap();
-    parse_hook(out)
+    parse_hook(crate::common::run_hook(d, event, input))
 }
 
 /// [`hook`] under the hang guard: fails if the hook had to be killed.
@@ -994,12 +988,7 @@ fn a_bad_setting_is_logged_and_warned_once() {
     let timeout_line = r#"config: invalid convosync.timeout value "abc"; using 2s"#;
 
     let run = |d: &Device, event: &str, input: String| {
-        let out = d
-            .convosync()
-            .args(["hook", event])
-            .write_stdin(input)
-            .output()
-            .unwrap();
+        let out = crate::common::run_hook(d, event, &input);
         assert!(out.status.success());
         assert!(
             !crate::common::err(&out).contains("warning"),

@@ -215,16 +215,20 @@ pub fn fails_clearly(d: &Device, args: &[&str]) -> String {
     err
 }
 
+/// Run convosync's hook for `event` on `d` as an agent does, with `input` (its JSON) on stdin.
+pub fn run_hook(d: &Device, event: &str, input: &str) -> Output {
+    d.convosync()
+        .args(["hook", event])
+        .write_stdin(input.to_string())
+        .output()
+        .unwrap()
+}
+
 /// Run the hook for `event` on `d`: it exits 0 and prints nothing or one JSON value.
 pub fn hook_is_quiet_or_json(d: &Device, event: &str) {
     let input = serde_json::json!({"session_id":"h","cwd":d.dir,"source":"startup","stop_hook_active":false})
         .to_string();
-    let out = d
-        .convosync()
-        .args(["hook", event])
-        .write_stdin(input)
-        .output()
-        .unwrap();
+    let out = run_hook(d, event, &input);
     assert!(out.status.success());
     let s = String::from_utf8_lossy(&out.stdout);
     if !s.trim().is_empty() {
