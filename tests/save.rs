@@ -230,6 +230,27 @@ fn a_branch_push_the_server_refuses_is_named_as_refused_with_its_words_cleaned()
     assert!(!stdout.contains('\x1b') && !stdout.contains('\x07'), "{stdout:?}");
 }
 
+/// A branch the remote does not have yet is pushed with its upstream set, as `git push -u`.
+#[test]
+fn a_new_branch_is_pushed_and_tracks_the_remote() {
+    let env = TestEnv::new();
+    let a = env.device("a");
+    a.git(&["checkout", "-q", "-b", "feature"]);
+    std::fs::write(a.dir.join("f.txt"), "f\n").unwrap();
+    write_draft(&a, DRAFT);
+    let out = a.convosync().args(["save", "on a branch"]).assert().success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(stdout.contains("pushed feature to origin"), "{stdout}");
+    assert_eq!(
+        crate::common::git(&env.remote(), &a.home, &["log", "-1", "--format=%s", "feature"]),
+        "on a branch"
+    );
+    assert_eq!(
+        a.git(&["rev-parse", "--abbrev-ref", "@{upstream}"]),
+        "origin/feature"
+    );
+}
+
 #[test]
 fn pre_commit_hooks_run() {
     let env = TestEnv::new();

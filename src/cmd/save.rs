@@ -65,7 +65,7 @@ pub fn run(dir: &Path, args: SaveArgs) -> Result<ExitCode> {
     let mut ok = true;
     if let (Some(branch), Some(remote)) = (&branch, repo.code_remote()) {
         if committed || ahead_of_upstream(&repo) {
-            ok = push_branch(&workdir, branch, &remote)?;
+            ok = push_branch(&repo, &workdir, branch, &remote)?;
         }
     }
     push_handoff(&repo, &args);
@@ -154,10 +154,9 @@ fn commit_code(repo: &Repo, workdir: &Path, args: &SaveArgs, message: &str, deta
 
 /// Push `branch` to `remote` (setting its upstream the first time); `false` when the push failed,
 /// with the reason said.
-fn push_branch(workdir: &Path, branch: &str, remote: &str) -> Result<bool> {
-    let has_upstream = git_output(workdir, &["rev-parse", "--abbrev-ref", "@{upstream}"], true)?.success();
+fn push_branch(repo: &Repo, workdir: &Path, branch: &str, remote: &str) -> Result<bool> {
     let mut push = vec!["push", "--quiet"];
-    if !has_upstream {
+    if repo.git.revparse_single("@{upstream}").is_err() {
         push.extend(["--set-upstream", remote, branch]);
     }
     let out = git_output(workdir, &push, true)?;
