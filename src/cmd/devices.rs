@@ -70,26 +70,31 @@ fn list(repo: &Repo, store: &Store<'_>, json_out: bool) -> Result<ExitCode> {
             // Whose each device's latest note is: proven by this device's key (its blob
             // decrypted with it), else by its author line when this device has no key.
             let proven = crate::store::read_note(&repo.git, v.blob).is_ok_and(|(_, p)| p);
-            let mine = who.owns(v.handoff.author.as_deref(), proven);
-            (d, n, v, mine, !current.iter().any(|c| c == d))
+            Row {
+                device: d,
+                handoffs: n,
+                latest: v,
+                mine: who.owns(v.handoff.author.as_deref(), proven),
+                forgotten: !current.iter().any(|c| c == d),
+            }
         })
         .collect();
-    rows.sort_by_key(|r| std::cmp::Reverse(r.2.handoff.timestamp));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.latest.handoff.timestamp));
     if json_out {
-        // `forgotten`: the devices whose note is no longer on the ref.
         let items: Vec<_> = rows
             .iter()
-            .map(|(d, n, v, mine, forgotten)| {
+            .map(|r| {
+                let (d, v) = (r.device, r.latest);
                 json!({
                     "device": d,
                     "last_seen": crate::timefmt::rfc3339(v.handoff.timestamp),
                     "branch": v.handoff.branch,
                     "commit": v.handoff.commit.as_ref().map(|c| c.sha.clone()),
                     "author": v.handoff.author,
-                    "handoffs": n,
-                    "this_machine": *d == me,
-                    "mine": mine,
-                    "forgotten": forgotten,
+                    "handoffs": r.handoffs,
+                    "this_machine": d == me,
+                    "mine": r.mine,
+                    "forgotten": r.forgotten,
                 })
             })
             .collect();
@@ -105,7 +110,14 @@ fn list(repo: &Repo, store: &Store<'_>, json_out: bool) -> Result<ExitCode> {
         "{:<20} {:<16} {:<20} {:<9} {}",
         "DEVICE", "LAST SEEN", "BRANCH", "COMMIT", "HANDOFFS"
     ));
-    for (d, n, v, mine, forgotten) in rows {
+    for Row {
+        device: d,
+        handoffs: n,
+        latest: v,
+        mine,
+        forgotten,
+    } in rows
+    {
         let teammate = format!("teammate: {}", crate::team::teammate_name(&v.handoff));
         let tags: Vec<&str> = [
             (d == me, "this machine"),
@@ -132,4 +144,14 @@ fn list(repo: &Repo, store: &Store<'_>, json_out: bool) -> Result<ExitCode> {
     }
     crate::term::page(&out);
     Ok(ExitCode::SUCCESS)
+}
+
+/// One device of the listing: its number of handoffs and its latest, whether that note is the
+/// user's own, and whether its note is gone from the ref (`forgotten`).
+struct Row<'a> {
+    device: &'a str,
+    handoffs: usize,
+    latest: &'a crate::history::Version,
+    mine: bool,
+    forgotten: bool,
 }
